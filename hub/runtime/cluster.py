@@ -1,0 +1,12 @@
+"""Builds the cluster area's services into the hub."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hub.runtime import Hub
+
+
+def build(hub: Hub) -> None:
+    """Nothing yet: the cluster issue fills this in."""

@@ -1,0 +1,273 @@
+"""Typed settings: the only module that reads ``os.environ`` or a config file.
+
+Every setting has an environment variable ``KUBEHUB_<GROUP>_<NAME>`` (``KUBEHUB_<NAME>`` for
+top-level ones) and a key ``group.name`` in the optional YAML file named by
+``KUBEHUB_CONFIG``. The environment wins over the file. Defaults run the hub with no external
+service at all: SQLite state and the embedded log store under the data directory.
+
+The README's settings table is generated from the field docs here (``kubehub settings``) and a
+test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hub.errors import ConfigError
+
+
+def _doc(text: str, **kw: Any) -> Any:
+    return field(metadata={"doc": text}, **kw)
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "kubehub"
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    host: str = _doc("Address the console and API listen on.", default="127.0.0.1")
+    port: int = _doc("TCP port of the console and API.", default=8080)
+    public_url: str = _doc("URL users reach the console at; used for links in emails. Empty: http://host:port.", default="")
+    secret_key: str = _doc(
+        "Key that signs session cookies. Empty: generated once and kept in the data directory.", default=""
+    )
+    secure_cookies: bool = _doc("Mark session cookies Secure (set when served over HTTPS).", default=False)
+    threads: int = _doc("Worker threads of the WSGI server.", default=8)
+
+
+@dataclass(frozen=True)
+class KubernetesSettings:
+    kubeconfig: str = _doc(
+        "Path of a kubeconfig. Empty: in-cluster service account when running in a pod, else ~/.kube/config "
+        "if present, else no cluster. 'none' disables the cluster connection.",
+        default="",
+    )
+    context: str = _doc("kubeconfig context to use. Empty: the current context.", default="")
+    request_timeout: float = _doc("Seconds before a Kubernetes API call is abandoned.", default=10.0)
+    resync_seconds: float = _doc("Seconds between full re-lists of the watch cache.", default=600.0)
+
+
+@dataclass(frozen=True)
+class PrometheusSettings:
+    url: str = _doc("Prometheus base URL, e.g. http://prometheus:9090. Empty: monitoring and alerting are off.", default="")
+    timeout: float = _doc("Seconds before a PromQL query is abandoned (answered with 503).", default=10.0)
+    max_points: int = _doc("Largest number of points a range query may ask for per series ((end-start)/step).", default=11000)
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    backend: str = _doc("Log store: 'embedded' (SQLite FTS5 in the data directory) or 'elasticsearch'.", default="embedded")
+    retention_days: int = _doc("Days of logs kept; older partitions or indices are dropped whole.", default=7)
+    export_cap: int = _doc("Most lines one export may stream.", default=100_000)
+    ship: bool = _doc("Pull container logs through the Kubernetes API into the store.", default=True)
+    ship_namespaces: str = _doc("Comma list of namespaces the shipper follows. Empty: all namespaces of projects.", default="")
+    ship_interval: float = _doc("Seconds between shipper polls of each container.", default=10.0)
+
+
+@dataclass(frozen=True)
+class ElasticsearchSettings:
+    url: str = _doc("Elasticsearch URL, e.g. http://es:9200 (used when logs.backend is elasticsearch).", default="")
+    index_prefix: str = _doc("Prefix of the hub's dated log indices.", default="kubehub-logs")
+    field_preset: str = _doc(
+        "Field names of the indices read: 'kubehub' (written by the hub) or 'kubesphere' (Fluent Bit's kubernetes.* fields).",
+        default="kubehub",
+    )
+    timeout: float = _doc("Seconds before an Elasticsearch request is abandoned.", default=10.0)
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str = _doc("SMTP server host. Empty: notices are queued but not sent.", default="")
+    port: int = _doc("SMTP server port.", default=25)
+    security: str = _doc("'none', 'starttls' or 'tls' (implicit TLS).", default="none")
+    username: str = _doc("SMTP login user. Empty: no authentication.", default="")
+    password: str = _doc("SMTP login password.", default="")
+    sender: str = _doc("From address of alert emails.", default="kubehub@localhost")
+    timeout: float = _doc("Seconds before an SMTP attempt is abandoned and retried later.", default=15.0)
+    connections: int = _doc("SMTP connections used in parallel when a batch of notices is sent.", default=2)
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    evaluate: bool = _doc("Run the rule engine in this process (false for web-only replicas).", default=True)
+    tick_seconds: float = _doc("Seconds between scheduler ticks; each tick evaluates the rules whose period is due.", default=15.0)
+    language: str = _doc("Default language of alert emails: 'en' or 'zh'.", default="en")
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    session_hours: float = _doc("Hours a console session stays valid.", default=12.0)
+    token_days: float = _doc("Default lifetime in days of API tokens.", default=90.0)
+    login_attempts: int = _doc("Failed logins allowed per user and per client address within login_window.", default=5)
+    login_window: float = _doc("Seconds over which failed logins are counted.", default=300.0)
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = _doc("Directory of the hub's state (SQLite), embedded logs and spool.", default_factory=_default_data_dir)
+    log_level: str = _doc("Log level of the hub's own log: debug, info, warning, error.", default="info")
+    http: HttpSettings = field(default_factory=HttpSettings)
+    kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
+    prometheus: PrometheusSettings = field(default_factory=PrometheusSettings)
+    logs: LogSettings = field(default_factory=LogSettings)
+    elasticsearch: ElasticsearchSettings = field(default_factory=ElasticsearchSettings)
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+
+    @property
+    def state_db(self) -> Path:
+        return self.data_dir / "state.sqlite3"
+
+    @property
+    def public_url(self) -> str:
+        return self.http.public_url or f"http://{self.http.host}:{self.http.port}"
+
+    def replace(self, **groups: Any) -> Settings:
+        """A copy with some groups or fields changed: ``s.replace(http={"port": 9000})``."""
+        changes: dict[str, Any] = {}
+        for name, value in groups.items():
+            current = getattr(self, name)
+            if isinstance(value, dict) and dataclasses.is_dataclass(current):
+                changes[name] = dataclasses.replace(current, **value)  # type: ignore[type-var]
+            else:
+                changes[name] = value
+        return dataclasses.replace(self, **changes)
+
+
+_GROUPS = {f.name: f for f in dataclasses.fields(Settings) if dataclasses.is_dataclass(f.default_factory)}  # type: ignore[arg-type]
+
+
+def _coerce(value: Any, typ: Any, setting: str) -> Any:
+    if isinstance(typ, str):
+        typ = {"str": str, "int": int, "float": float, "bool": bool, "Path": Path}[typ]
+    try:
+        if typ is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(value)
+        if typ is Path:
+            return Path(str(value)).expanduser()
+        if typ is int and isinstance(value, float):
+            raise ValueError(value)
+        return typ(value)
+    except (TypeError, ValueError) as exc:
+        name = getattr(typ, "__name__", str(typ))
+        raise ConfigError(setting, f"expected {name}, got {value!r}") from exc
+
+
+def env_name(group: str | None, name: str) -> str:
+    return "KUBEHUB_" + (f"{group}_{name}" if group else name).upper()
+
+
+def _field_type(cls: type, name: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    t = hints[name]
+    if isinstance(t, types.UnionType):
+        t = next(a for a in typing.get_args(t) if a is not type(None))
+    return t
+
+
+def load_settings(env: typing.Mapping[str, str] | None = None, config_file: str | Path | None = None) -> Settings:
+    """Build settings from the YAML file (if any) and then the environment.
+
+    Unknown keys in the file and unparseable values are ConfigErrors naming the setting, so a
+    typo never silently falls back to a default.
+    """
+    env = os.environ if env is None else env
+    path = config_file or env.get("KUBEHUB_CONFIG")
+    file_values: dict[str, Any] = {}
+    if path:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise ConfigError("KUBEHUB_CONFIG", f"cannot read {path}: {exc.strerror}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError("KUBEHUB_CONFIG", f"{path} is not valid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError("KUBEHUB_CONFIG", f"{path} must hold a mapping of settings")
+        file_values = loaded
+
+    top: dict[str, Any] = {}
+    for f in dataclasses.fields(Settings):
+        if f.name in _GROUPS:
+            group_cls = f.default_factory  # type: ignore[misc]
+            raw_group = file_values.get(f.name) or {}
+            if not isinstance(raw_group, dict):
+                raise ConfigError(f"{f.name}", "expected a mapping of settings")
+            known = {g.name for g in dataclasses.fields(group_cls)}  # type: ignore[arg-type]
+            for key in raw_group:
+                if key not in known:
+                    raise ConfigError(f"{f.name}.{key}", f"unknown setting; known: {', '.join(sorted(known))}")
+            values: dict[str, Any] = {}
+            for g in dataclasses.fields(group_cls):  # type: ignore[arg-type]
+                var = env_name(f.name, g.name)
+                typ = _field_type(group_cls, g.name)  # type: ignore[arg-type]
+                if var in env:
+                    values[g.name] = _coerce(env[var], typ, var)
+                elif g.name in raw_group:
+                    values[g.name] = _coerce(raw_group[g.name], typ, f"{f.name}.{g.name}")
+            top[f.name] = group_cls(**values)  # type: ignore[operator]
+        else:
+            var = env_name(None, f.name)
+            typ = _field_type(Settings, f.name)
+            if var in env:
+                top[f.name] = _coerce(env[var], typ, var)
+            elif f.name in file_values:
+                top[f.name] = _coerce(file_values[f.name], typ, f.name)
+    for key in file_values:
+        if key not in {f.name for f in dataclasses.fields(Settings)}:
+            raise ConfigError(key, "unknown setting")
+    settings = Settings(**top)
+    _validate(settings)
+    return settings
+
+
+def _validate(s: Settings) -> None:
+    if s.logs.backend not in {"embedded", "elasticsearch"}:
+        raise ConfigError("KUBEHUB_LOGS_BACKEND", f"must be 'embedded' or 'elasticsearch', got {s.logs.backend!r}")
+    if s.logs.backend == "elasticsearch" and not s.elasticsearch.url:
+        raise ConfigError("KUBEHUB_ELASTICSEARCH_URL", "must be set when KUBEHUB_LOGS_BACKEND is elasticsearch")
+    if s.smtp.security not in {"none", "starttls", "tls"}:
+        raise ConfigError("KUBEHUB_SMTP_SECURITY", f"must be none, starttls or tls, got {s.smtp.security!r}")
+    if s.elasticsearch.field_preset not in {"kubehub", "kubesphere"}:
+        raise ConfigError("KUBEHUB_ELASTICSEARCH_FIELD_PRESET", "must be 'kubehub' or 'kubesphere'")
+    if s.alerts.language not in {"en", "zh"}:
+        raise ConfigError("KUBEHUB_ALERTS_LANGUAGE", "must be 'en' or 'zh'")
+    if not 0 < s.http.port < 65536:
+        raise ConfigError("KUBEHUB_HTTP_PORT", f"must be a TCP port, got {s.http.port}")
+
+
+def settings_table() -> list[tuple[str, str, str, str]]:
+    """(environment variable, file key, default, meaning) for every setting; feeds the README."""
+    rows: list[tuple[str, str, str, str]] = []
+    for f in dataclasses.fields(Settings):
+        if f.name in _GROUPS:
+            for g in dataclasses.fields(f.default_factory):  # type: ignore[arg-type]
+                rows.append((env_name(f.name, g.name), f"{f.name}.{g.name}", repr(g.default), g.metadata["doc"]))
+        else:
+            default = "$XDG_DATA_HOME/kubehub (~/.local/share/kubehub)" if f.name == "data_dir" else repr(f.default)
+            rows.append((env_name(None, f.name), f.name, default, f.metadata["doc"]))
+    return rows
+
+
+def settings_markdown() -> str:
+    lines = ["| environment variable | file key | default | meaning |", "|---|---|---|---|"]
+    for var, key, default, doc in settings_table():
+        lines.append(f"| `{var}` | `{key}` | `{default}` | {doc} |")
+    return "\n".join(lines)

@@ -1,0 +1,11 @@
+MIGRATIONS = [
+    (
+        1,
+        """
+        CREATE TABLE meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        """,
+    ),
+]

@@ -1,0 +1,1 @@
+"""Tenancy: users, workspaces, projects, roles, and the one scope service every path uses."""

@@ -1,0 +1,138 @@
+"""The one place that decides what a principal may see and do.
+
+Every read and write elsewhere asks this module: metrics and log queries take
+:meth:`Scope.namespaces` (and the log floor from :meth:`Scope.floor`), routes call
+:func:`authorize`. Nothing else re-implements membership logic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from hub.errors import Forbidden
+from hub.tenancy.roles import (
+    PLATFORM_PERMISSIONS,
+    PROJECT_ROLE_PERMISSIONS,
+    WORKSPACE_IMPLIED_PROJECT_ROLE,
+    WORKSPACE_ROLE_PERMISSIONS,
+    PlatformRole,
+    ProjectRole,
+    WorkspaceRole,
+    stronger,
+)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller and its memberships, as loaded for one request."""
+
+    username: str
+    platform_role: PlatformRole = PlatformRole.REGULAR
+    workspaces: Mapping[str, WorkspaceRole] = field(default_factory=dict)
+    projects: Mapping[str, ProjectRole] = field(default_factory=dict)
+    via_token: bool = False
+
+    @property
+    def is_platform_admin(self) -> bool:
+        return self.platform_role is PlatformRole.ADMIN
+
+
+@dataclass(frozen=True)
+class Project:
+    """A namespace that belongs to a workspace; ``created`` is its creation time (epoch s)."""
+
+    namespace: str
+    workspace: str
+    created: float = 0.0
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The namespaces a principal may read, with each one's creation time.
+
+    ``all_namespaces`` is true only for platform admins; queries then carry no namespace
+    filter. Otherwise ``namespaces`` is the complete allow-list and an empty one means "see
+    nothing" (callers must not treat empty as "no filter").
+    """
+
+    all_namespaces: bool
+    namespaces: Mapping[str, float]
+
+    def allows(self, namespace: str) -> bool:
+        return self.all_namespaces or namespace in self.namespaces
+
+    def floor(self, namespace: str) -> float:
+        """Logs of a namespace are visible only from its creation on (a recreated namespace
+        does not inherit its predecessor's lines)."""
+        return self.namespaces.get(namespace, 0.0)
+
+    def restrict(self, requested: Iterable[str] | None) -> list[str] | None:
+        """Intersect a requested namespace list with the scope.
+
+        Returns None for "every namespace" (admins asking for no filter), else the allowed
+        subset (possibly empty, which must yield no data).
+        """
+        wanted = [n for n in (requested or []) if n]
+        if self.all_namespaces:
+            return wanted or None
+        if not wanted:
+            return sorted(self.namespaces)
+        return [n for n in wanted if n in self.namespaces]
+
+
+def project_role(principal: Principal, project: Project) -> ProjectRole | None:
+    """The effective role on one project: direct membership or implied by the workspace role."""
+    direct = principal.projects.get(project.namespace)
+    ws_role = principal.workspaces.get(project.workspace)
+    implied = WORKSPACE_IMPLIED_PROJECT_ROLE.get(ws_role) if ws_role else None
+    return stronger(direct, implied)
+
+
+def scope_for(principal: Principal, projects: Iterable[Project]) -> Scope:
+    """What ``principal`` may read among ``projects`` (every project the hub knows)."""
+    projects = list(projects)
+    if principal.is_platform_admin:
+        return Scope(all_namespaces=True, namespaces={p.namespace: p.created for p in projects})
+    visible = {p.namespace: p.created for p in projects if project_role(principal, p) is not None}
+    return Scope(all_namespaces=False, namespaces=visible)
+
+
+def has_permission(
+    principal: Principal,
+    permission: str,
+    *,
+    project: Project | None = None,
+    workspace: str | None = None,
+) -> bool:
+    if principal.is_platform_admin:
+        return True
+    if permission in PLATFORM_PERMISSIONS:
+        return False
+    if project is not None:
+        role = project_role(principal, project)
+        if role is not None and permission in PROJECT_ROLE_PERMISSIONS[role]:
+            return True
+        workspace = workspace or project.workspace
+    if workspace is not None:
+        ws_role = principal.workspaces.get(workspace)
+        if ws_role is not None and permission in WORKSPACE_ROLE_PERMISSIONS[ws_role]:
+            return True
+    return False
+
+
+def authorize(
+    principal: Principal,
+    permission: str,
+    *,
+    project: Project | None = None,
+    workspace: str | None = None,
+) -> None:
+    """Raise Forbidden unless the principal holds ``permission`` where asked.
+
+    The message names the permission but never whether the target exists, so a tenant
+    probing names learns nothing from the answer.
+    """
+    if not has_permission(principal, permission, project=project, workspace=workspace):
+        where = f" in {project.namespace}" if project else (f" in workspace {workspace}" if workspace else "")
+        raise Forbidden(f"you lack the permission {permission}{where}")

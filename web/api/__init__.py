@@ -1,0 +1,1 @@
+"""JSON API blueprints, one module per area, all under /api/v1."""

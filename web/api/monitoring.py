@@ -1,0 +1,7 @@
+"""monitoring endpoints under /api/v1 (see docs/api.md)."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("api_monitoring", __name__, url_prefix="/api/v1")

@@ -1,0 +1,48 @@
+"""Operations endpoints: liveness, readiness per backend, the hub's own metrics, OpenAPI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify
+
+from hub.metrics import CONTENT_TYPE
+from web.access import public
+from web.openapi import build_openapi
+from web.util import hub
+
+bp = Blueprint("ops", __name__)
+
+
+@bp.get("/healthz")
+@public
+def healthz() -> Any:
+    """Process liveness: answers 200 while the process serves requests."""
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+@public
+def readyz() -> Any:
+    """Readiness per backend: 200 when every configured backend answers, else 503 with reasons.
+
+    Disabled (unconfigured) backends are listed but do not make the hub unready.
+    """
+    statuses = hub().readiness()
+    ready = all(s.ok or not s.configured for s in statuses)
+    body = {"ready": ready, "backends": [s.to_dict() for s in statuses]}
+    return jsonify(body), 200 if ready else 503
+
+
+@bp.get("/metrics")
+@public
+def metrics() -> Any:
+    """The hub's own metrics in Prometheus exposition format."""
+    return Response(hub().metrics.exposition(), mimetype=None, content_type=CONTENT_TYPE)
+
+
+@bp.get("/api/v1/openapi.json")
+@public
+def openapi() -> Any:
+    """This API's OpenAPI 3 description, generated from the route table."""
+    return jsonify(build_openapi(current_app))
