@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from hub.errors import ConfigError
 from hub.metrics import HubMetrics
 from hub.settings import Settings, load_settings
 from hub.store import Database
@@ -119,7 +120,10 @@ def build_hub(settings: Settings | None = None, *, clock: Clock | None = None, b
     Elasticsearch shows in /readyz instead of stopping start-up.
     """
     settings = settings or load_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError("KUBEHUB_DATA_DIR", f"cannot create {settings.data_dir}: {exc.strerror}") from exc
     db = Database(settings.state_db)
     db.migrate()
     hub = Hub(settings=settings, db=db, metrics=HubMetrics(), clock=clock or SystemClock())

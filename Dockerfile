@@ -1,0 +1,29 @@
+# kubehub: console, API, rule engine and log shipper in one image.
+# Build:  docker build -t kubehub .
+# Run:    docker run -p 8080:8080 -v kubehub-data:/data \
+#           -e KUBEHUB_PROMETHEUS_URL=http://prometheus:9090 kubehub
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY hub ./hub
+COPY web ./web
+COPY sandbox ./sandbox
+RUN pip install --no-cache-dir build && python -m build --wheel --outdir /wheels .
+
+FROM python:3.11-slim
+RUN useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin kubehub \
+ && mkdir -p /data && chown kubehub /data
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+COPY rules /opt/kubehub/rules
+ENV KUBEHUB_DATA_DIR=/data \
+    KUBEHUB_HTTP_HOST=0.0.0.0 \
+    KUBEHUB_HTTP_PORT=8080 \
+    PYTHONUNBUFFERED=1
+USER kubehub
+VOLUME ["/data"]
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4).status == 200 else 1)"
+ENTRYPOINT ["kubehub"]
+CMD ["serve"]

@@ -1,0 +1,118 @@
+"""`kubehub serve` as a real process: what a new user sees on first start."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+KUBEHUB = [sys.executable, "-m", "hub.cli"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBEHUB_")}
+    env.update(
+        KUBEHUB_DATA_DIR=str(data_dir),
+        KUBEHUB_HTTP_PORT=str(port),
+        KUBEHUB_KUBERNETES_KUBECONFIG="none",
+        KUBEHUB_LOG_LEVEL="warning",
+        **extra,
+    )
+    return env
+
+
+def _get(url: str) -> tuple[int, str, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.headers.get("Content-Type", ""), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type", ""), e.read().decode()
+
+
+@pytest.fixture
+def served(tmp_path: Path):  # type: ignore[no-untyped-def]
+    port = _free_port()
+    proc = subprocess.Popen(
+        [*KUBEHUB, "serve"],
+        env=_env(tmp_path / "data", port, KUBEHUB_PROMETHEUS_URL="http://127.0.0.1:9"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if _get(base + "/healthz")[0] == 200:
+                break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("kubehub serve did not answer /healthz: " + (proc.stdout.read() if proc.stdout else ""))
+    yield base
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def test_a_fresh_data_dir_serves_health_readiness_metrics_and_openapi(served: str) -> None:
+    assert _get(served + "/healthz")[0] == 200
+    status, ctype, body = _get(served + "/readyz")
+    backends = {b["name"]: b for b in json.loads(body)["backends"]}
+    assert backends["state"]["state"] == "ok"
+    status, ctype, body = _get(served + "/metrics")
+    assert status == 200 and ctype.startswith("text/plain") and "kubehub_http_requests_total" in body
+    status, ctype, body = _get(served + "/api/v1/openapi.json")
+    from openapi_spec_validator import validate
+
+    validate(json.loads(body))
+
+
+def test_an_unreachable_optional_backend_shows_in_readyz_without_stopping_the_hub(served: str) -> None:
+    status, _, body = _get(served + "/readyz")
+    backends = {b["name"]: b for b in json.loads(body)["backends"]}
+    if "prometheus" not in backends:
+        pytest.fail("the prometheus backend should be listed once configured")
+    assert backends["prometheus"]["state"] == "unreachable"
+    assert status == 503
+    assert _get(served + "/healthz")[0] == 200
+
+
+def test_an_unwritable_data_dir_is_a_one_line_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    done = subprocess.run(
+        [*KUBEHUB, "serve"], env=_env(blocker / "data", _free_port()), capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    lines = [ln for ln in done.stderr.splitlines() if ln.startswith("kubehub:") and "preparing" not in ln]
+    assert lines and "KUBEHUB_DATA_DIR" in lines[-1]
+    assert "Traceback" not in done.stderr
+
+
+def test_a_port_in_use_says_how_to_choose_another(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        done = subprocess.run(
+            [*KUBEHUB, "serve"], env=_env(tmp_path / "data", port), capture_output=True, text=True, timeout=60
+        )
+    assert done.returncode == 1
+    assert "--port" in done.stderr and "Traceback" not in done.stderr
