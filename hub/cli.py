@@ -127,7 +127,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kubehub",
-        description="Kubernetes observability and alerting hub: metrics, logs, alerts and workloads, scoped per tenant.",
+        description="Kubernetes observability and alerting hub: metrics, logs, alerts and workloads, per tenant.",
     )
     parser.add_argument("--config", help="YAML settings file (default: $KUBEHUB_CONFIG)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -163,11 +163,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = users_sub.add_parser("create-admin", help="create the first platform admin (prompts for the password)")
     p.add_argument("username")
     p.add_argument(
-        "--password-env", metavar="VAR", help="read the password from this environment variable instead of prompting"
+        "--password-env",
+        metavar="VAR",
+        help="read the password from this environment variable instead of prompting",
     )
     p.set_defaults(func=cmd_users_create_admin)
 
-    sb = sub.add_parser("sandbox", help="a local real stack (Kubernetes API + KWOK, Prometheus, Elasticsearch, SMTP) with the hub")
+    sb = sub.add_parser(
+        "sandbox",
+        help="a local real stack (Kubernetes API + KWOK, Prometheus, Elasticsearch, SMTP) with the hub",
+    )
     try:
         from sandbox.cli import add_arguments as sandbox_arguments
     except ImportError:  # the sandbox ships with the source tree, not necessarily with every install
@@ -179,7 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _no_sandbox() -> int:
-    print("kubehub: the sandbox is not part of this installation; install kubehub from its source tree", file=sys.stderr)
+    print(
+        "kubehub: the sandbox is not part of this installation; install kubehub from its source tree",
+        file=sys.stderr,
+    )
     return 2
 
 

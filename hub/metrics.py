@@ -16,7 +16,10 @@ class HubMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.http_requests = Counter(
-            "kubehub_http_requests_total", "HTTP requests served", ["method", "endpoint", "status"], registry=r
+            "kubehub_http_requests_total",
+            "HTTP requests served",
+            ["method", "endpoint", "status"],
+            registry=r,
         )
         self.http_latency = Histogram(
             "kubehub_http_request_duration_seconds",
@@ -25,16 +28,24 @@ class HubMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,
         )
-        self.backend_up = Gauge("kubehub_backend_up", "Whether a backend answered its last probe", ["backend"], registry=r)
+        self.backend_up = Gauge(
+            "kubehub_backend_up", "Whether a backend answered its last probe", ["backend"], registry=r
+        )
         self.alert_cycles = Counter("kubehub_alert_cycles_total", "Rule engine cycles run", ["result"], registry=r)
         self.alert_cycle_seconds = Histogram(
             "kubehub_alert_cycle_seconds", "Wall time of one rule engine cycle", registry=r
         )
-        self.alert_queries = Counter("kubehub_alert_queries_total", "PromQL queries sent by the rule engine", registry=r)
+        self.alert_queries = Counter(
+            "kubehub_alert_queries_total", "PromQL queries sent by the rule engine", registry=r
+        )
         self.notices = Counter("kubehub_notices_total", "Notices by outcome", ["outcome"], registry=r)
         self.outbox_depth = Gauge("kubehub_outbox_depth", "Notices waiting in the outbox", registry=r)
-        self.log_lines_shipped = Counter("kubehub_log_lines_shipped_total", "Log lines written to the log store", registry=r)
-        self.cache_objects = Gauge("kubehub_cache_objects", "Objects in the Kubernetes watch cache", ["resource"], registry=r)
+        self.log_lines_shipped = Counter(
+            "kubehub_log_lines_shipped_total", "Log lines written to the log store", registry=r
+        )
+        self.cache_objects = Gauge(
+            "kubehub_cache_objects", "Objects in the Kubernetes watch cache", ["resource"], registry=r
+        )
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

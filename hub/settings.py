@@ -37,7 +37,9 @@ def _default_data_dir() -> Path:
 class HttpSettings:
     host: str = _doc("Address the console and API listen on.", default="127.0.0.1")
     port: int = _doc("TCP port of the console and API.", default=8080)
-    public_url: str = _doc("URL users reach the console at; used for links in emails. Empty: http://host:port.", default="")
+    public_url: str = _doc(
+        "URL users reach the console at; used for links in emails. Empty: http://host:port.", default=""
+    )
     secret_key: str = _doc(
         "Key that signs session cookies. Empty: generated once and kept in the data directory.", default=""
     )
@@ -59,18 +61,27 @@ class KubernetesSettings:
 
 @dataclass(frozen=True)
 class PrometheusSettings:
-    url: str = _doc("Prometheus base URL, e.g. http://prometheus:9090. Empty: monitoring and alerting are off.", default="")
+    url: str = _doc(
+        "Prometheus base URL, e.g. http://prometheus:9090. Empty: monitoring and alerting are off.",
+        default="",
+    )
     timeout: float = _doc("Seconds before a PromQL query is abandoned (answered with 503).", default=10.0)
-    max_points: int = _doc("Largest number of points a range query may ask for per series ((end-start)/step).", default=11000)
+    max_points: int = _doc(
+        "Largest number of points a range query may ask for per series ((end-start)/step).", default=11000
+    )
 
 
 @dataclass(frozen=True)
 class LogSettings:
-    backend: str = _doc("Log store: 'embedded' (SQLite FTS5 in the data directory) or 'elasticsearch'.", default="embedded")
+    backend: str = _doc(
+        "Log store: 'embedded' (SQLite FTS5 in the data directory) or 'elasticsearch'.", default="embedded"
+    )
     retention_days: int = _doc("Days of logs kept; older partitions or indices are dropped whole.", default=7)
     export_cap: int = _doc("Most lines one export may stream.", default=100_000)
     ship: bool = _doc("Pull container logs through the Kubernetes API into the store.", default=True)
-    ship_namespaces: str = _doc("Comma list of namespaces the shipper follows. Empty: all namespaces of projects.", default="")
+    ship_namespaces: str = _doc(
+        "Comma list of namespaces the shipper follows. Empty: all namespaces of projects.", default=""
+    )
     ship_interval: float = _doc("Seconds between shipper polls of each container.", default=10.0)
 
 
@@ -79,7 +90,8 @@ class ElasticsearchSettings:
     url: str = _doc("Elasticsearch URL, e.g. http://es:9200 (used when logs.backend is elasticsearch).", default="")
     index_prefix: str = _doc("Prefix of the hub's dated log indices.", default="kubehub-logs")
     field_preset: str = _doc(
-        "Field names of the indices read: 'kubehub' (written by the hub) or 'kubesphere' (Fluent Bit's kubernetes.* fields).",
+        "Field names of the indices read: 'kubehub' (written by the hub) or 'kubesphere' "
+        "(Fluent Bit's kubernetes.* fields).",
         default="kubehub",
     )
     timeout: float = _doc("Seconds before an Elasticsearch request is abandoned.", default=10.0)
@@ -100,7 +112,9 @@ class SmtpSettings:
 @dataclass(frozen=True)
 class AlertSettings:
     evaluate: bool = _doc("Run the rule engine in this process (false for web-only replicas).", default=True)
-    tick_seconds: float = _doc("Seconds between scheduler ticks; each tick evaluates the rules whose period is due.", default=15.0)
+    tick_seconds: float = _doc(
+        "Seconds between scheduler ticks; each tick evaluates the rules whose period is due.", default=15.0
+    )
     language: str = _doc("Default language of alert emails: 'en' or 'zh'.", default="en")
 
 
@@ -114,7 +128,9 @@ class AuthSettings:
 
 @dataclass(frozen=True)
 class Settings:
-    data_dir: Path = _doc("Directory of the hub's state (SQLite), embedded logs and spool.", default_factory=_default_data_dir)
+    data_dir: Path = _doc(
+        "Directory of the hub's state (SQLite), embedded logs and spool.", default_factory=_default_data_dir
+    )
     log_level: str = _doc("Log level of the hub's own log: debug, info, warning, error.", default="info")
     http: HttpSettings = field(default_factory=HttpSettings)
     kubernetes: KubernetesSettings = field(default_factory=KubernetesSettings)
@@ -145,7 +161,7 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
-_GROUPS = {f.name: f for f in dataclasses.fields(Settings) if dataclasses.is_dataclass(f.default_factory)}  # type: ignore[arg-type]
+_GROUPS = {f.name: f for f in dataclasses.fields(Settings) if dataclasses.is_dataclass(f.default_factory)}
 
 
 def _coerce(value: Any, typ: Any, setting: str) -> Any:
@@ -206,7 +222,7 @@ def load_settings(env: typing.Mapping[str, str] | None = None, config_file: str 
     top: dict[str, Any] = {}
     for f in dataclasses.fields(Settings):
         if f.name in _GROUPS:
-            group_cls = f.default_factory  # type: ignore[misc]
+            group_cls = f.default_factory
             raw_group = file_values.get(f.name) or {}
             if not isinstance(raw_group, dict):
                 raise ConfigError(f"{f.name}", "expected a mapping of settings")

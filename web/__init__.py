@@ -71,4 +71,4 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None, *, test
 
 
 def hub_of(app: Flask) -> Hub:
-    return app.extensions["kubehub"]  # type: ignore[no-any-return]
+    return app.extensions["kubehub"]

@@ -19,7 +19,7 @@ def _wants_json() -> bool:
 
 def register(app: Flask) -> None:
     @app.errorhandler(HubError)
-    def hub_error(exc: HubError):  # type: ignore[no-untyped-def]
+    def hub_error(exc: HubError):
         if _wants_json() or exc.status not in (401, 403, 404):
             return jsonify(exc.to_dict()), exc.status
         from web.views import render_error
@@ -27,7 +27,7 @@ def register(app: Flask) -> None:
         return render_error(exc.status, exc.message)
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+    def http_error(exc: HTTPException):
         if not _wants_json():
             from web.views import render_error
 
@@ -36,7 +36,7 @@ def register(app: Flask) -> None:
         return jsonify(body), exc.code or 500
 
     @app.errorhandler(Exception)
-    def unexpected(exc: Exception):  # type: ignore[no-untyped-def]
+    def unexpected(exc: Exception):
         ref = uuid.uuid4().hex[:12]
         log.exception("unhandled error (ref %s) on %s %s", ref, request.method, request.path)
         return jsonify({"error": f"internal error; the hub's log has the details under reference {ref}"}), 500

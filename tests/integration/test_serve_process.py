@@ -98,7 +98,11 @@ def test_an_unwritable_data_dir_is_a_one_line_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
     done = subprocess.run(
-        [*KUBEHUB, "serve"], env=_env(blocker / "data", _free_port()), capture_output=True, text=True, timeout=60
+        [*KUBEHUB, "serve"],
+        env=_env(blocker / "data", _free_port()),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 1
     lines = [ln for ln in done.stderr.splitlines() if ln.startswith("kubehub:") and "preparing" not in ln]
