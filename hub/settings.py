@@ -124,6 +124,11 @@ class AuthSettings:
     token_days: float = _doc("Default lifetime in days of API tokens.", default=90.0)
     login_attempts: int = _doc("Failed logins allowed per user and per client address within login_window.", default=5)
     login_window: float = _doc("Seconds over which failed logins are counted.", default=300.0)
+    password_hash_memory_kib: int = _doc(
+        "Memory cost of argon2id password hashing, in KiB (argon2-cffi's default, 64 MiB). Lower only for tests.",
+        default=65536,
+    )
+    password_hash_time_cost: int = _doc("Iterations of argon2id password hashing.", default=3)
 
 
 @dataclass(frozen=True)
@@ -267,6 +272,14 @@ def _validate(s: Settings) -> None:
         raise ConfigError("KUBEHUB_ALERTS_LANGUAGE", "must be 'en' or 'zh'")
     if not 0 < s.http.port < 65536:
         raise ConfigError("KUBEHUB_HTTP_PORT", f"must be a TCP port, got {s.http.port}")
+
+
+def secret_from_env(variable: str) -> str | None:
+    """The value of an environment variable named by the user (``--password-env VAR``).
+
+    Lives here because this module is the only reader of ``os.environ``.
+    """
+    return os.environ.get(variable)
 
 
 def settings_table() -> list[tuple[str, str, str, str]]:

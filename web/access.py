@@ -4,19 +4,35 @@ A view without a declaration is refused (403) at request time and fails the rout
 so a forgotten check cannot ship. The declaration names a permission from
 ``hub.tenancy.roles`` and, for namespaced or workspace routes, which URL argument holds the
 namespace or workspace it applies to.
+
+Authentication: ``Authorization: Bearer <token>`` (API tokens; no CSRF needed, a cross-site
+page cannot set that header) or the console's session cookie, which holds only a server-side
+session id. Session-authenticated state-changing requests must carry the session's CSRF token
+in the ``X-CSRF-Token`` header or a ``csrf_token`` form field.
+
+Views that take namespaces from the query or body use :func:`require` or
+:func:`namespaces_for`; views that list things use :func:`scope`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from flask import current_app, g, request, session
 
 from hub.errors import Forbidden, Unauthenticated
+from hub.tenancy.credentials import csrf_for_session, same_secret
+from hub.tenancy.roles import ALL_PERMISSIONS
+from hub.tenancy.scope import Principal, Scope
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
 
 
 @dataclass(frozen=True)
@@ -27,8 +43,19 @@ class RouteAccess:
     public: bool = False
 
 
-def permission(perm: str | None, *, namespace_arg: str | None = None, workspace_arg: str | None = None) -> Callable[[F], F]:
-    """Declare the permission a view needs (``None``: authenticated, scoped inside the view)."""
+def permission(
+    perm: str | None, *, namespace_arg: str | None = None, workspace_arg: str | None = None
+) -> Callable[[F], F]:
+    """Declare the permission a view needs (``None``: authenticated, scoped inside the view).
+
+    A project permission without ``namespace_arg`` (or a workspace one without
+    ``workspace_arg``) is held only by platform admins, because there is nothing to hold it
+    on; a view taking its namespace from the body declares ``None`` and calls :func:`require`.
+    An unknown permission string fails at import time, so a typo cannot deny (or allow)
+    silently.
+    """
+    if perm is not None and perm not in ALL_PERMISSIONS:
+        raise ValueError(f"unknown permission {perm!r}; see hub/tenancy/roles.py")
 
     def mark(view: F) -> F:
         view.__kubehub_access__ = RouteAccess(perm, namespace_arg, workspace_arg)  # type: ignore[attr-defined]
@@ -55,7 +82,12 @@ def bearer_token() -> str | None:
     return None
 
 
-def current_principal() -> Any:
+def tenancy() -> Any:
+    """The tenancy service of the current app."""
+    return current_app.extensions["kubehub"].services["tenancy"]
+
+
+def current_principal() -> Principal:
     """The authenticated principal of this request (set by :func:`enforce`)."""
     principal = g.get("principal")
     if principal is None:
@@ -63,8 +95,96 @@ def current_principal() -> Any:
     return principal
 
 
+def optional_principal() -> Principal | None:
+    """The principal if the caller is logged in, else None (for pages that render either way)."""
+    return g.get("principal")
+
+
+def require(perm: str, *, namespace: str | None = None, workspace: str | None = None) -> Principal:
+    """Check a permission on a namespace or workspace taken from the query or body."""
+    principal = current_principal()
+    tenancy().authorize(principal, perm, namespace=namespace, workspace=workspace)
+    return principal
+
+
+def scope() -> Scope:
+    """The namespaces the caller may read, with their creation times (log floors)."""
+    return tenancy().scope(current_principal())
+
+
+def namespaces_for(perm: str, requested: Iterable[str] | None) -> list[str] | None:
+    """Namespaces named by the caller, each checked (403 if any is not theirs), or all theirs.
+
+    None means "every namespace" and is only returned to platform admins who named none.
+    """
+    return tenancy().namespaces_for(current_principal(), perm, requested)
+
+
+def audit(action: str, target: str, result: str = "ok", detail: dict[str, Any] | None = None) -> None:
+    """Audit an action of the current caller (log searches, exports, writes with detail)."""
+    principal = g.get("principal")
+    tenancy().audit(principal.username if principal else "anonymous", action, target, result, detail)
+
+
+# -- CSRF ------------------------------------------------------------------------------------
+def csrf_token() -> str:
+    """The CSRF token to embed in forms (``csrf_token`` field) or send as ``X-CSRF-Token``.
+
+    For a logged-in session it is derived from the session id; before login (the login form)
+    it is a random value kept in the signed session cookie, which a cross-site page can
+    neither read nor, with SameSite=Lax, make the browser send with a POST.
+    """
+    if g.get("auth") == "session":
+        return csrf_for_session(g.sid)
+    value = session.get("pre_csrf")
+    if not value:
+        value = secrets.token_urlsafe(32)
+        session["pre_csrf"] = value
+    return str(value)
+
+
+def sent_csrf() -> str | None:
+    return request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD)
+
+
+def _check_csrf() -> None:
+    if not same_secret(sent_csrf(), csrf_for_session(g.sid)):
+        raise Forbidden(f"missing or wrong CSRF token; send the {CSRF_HEADER} header or the {CSRF_FIELD} form field")
+
+
+# -- the hook ----------------------------------------------------------------------------------
+def authenticate() -> None:
+    """Find the caller: bearer token first, else the session cookie.
+
+    Sets ``g.principal``, ``g.auth`` ("token", "session", "bad-token" or None) and ``g.sid``.
+    A bad token is only an error on non-public routes (a stale token must not break /healthz).
+    """
+    g.principal = None
+    g.auth = None
+    g.sid = None
+    service = current_app.extensions["kubehub"].services.get("tenancy")
+    if service is None:
+        return
+    g.audit_mark = service.audit_count()
+    token = bearer_token()
+    if token:
+        g.principal = service.principal_from_token(token)
+        if g.principal is None:
+            g.auth = "bad-token"
+        else:
+            g.auth = "token"
+        return
+    sid = session.get("sid")
+    if sid:
+        principal = service.principal_from_session(sid)
+        if principal is None:
+            session.pop("sid", None)  # expired or logged out elsewhere: forget it
+        else:
+            g.principal, g.auth, g.sid = principal, "session", sid
+
+
 def enforce() -> None:
-    """before_request hook: authenticate, then check the route's declared permission."""
+    """before_request hook: authenticate, check CSRF, then check the route's declared permission."""
     endpoint = request.endpoint
     if endpoint is None:
         return  # 404/405 are answered by Flask's own routing errors
@@ -73,22 +193,42 @@ def enforce() -> None:
     access = access_of(endpoint)
     if access is None:
         raise Forbidden("this route declares no permission and is closed")
-    hub = current_app.extensions["kubehub"]
-    tenancy = hub.services.get("tenancy")
-    g.principal = None
-    if tenancy is not None:
-        token = bearer_token()
-        if token:
-            g.principal = tenancy.principal_from_token(token)
-            if g.principal is None:
-                raise Unauthenticated("the API token is invalid, expired or revoked")
-        elif session.get("sid"):
-            g.principal = tenancy.principal_from_session(session["sid"])
+    authenticate()
+    if g.auth == "session" and request.method not in SAFE_METHODS:
+        _check_csrf()
     if access.public:
         return
+    if g.auth == "bad-token":
+        raise Unauthenticated("the API token is invalid, expired or revoked")
     principal = current_principal()
     if access.permission is None:
         return
-    namespace = (request.view_args or {}).get(access.namespace_arg) if access.namespace_arg else None
-    workspace = (request.view_args or {}).get(access.workspace_arg) if access.workspace_arg else None
-    tenancy.authorize(principal, access.permission, namespace=namespace, workspace=workspace)
+    args = request.view_args or {}
+    namespace = args.get(access.namespace_arg) if access.namespace_arg else None
+    workspace = args.get(access.workspace_arg) if access.workspace_arg else None
+    tenancy().authorize(principal, access.permission, namespace=namespace, workspace=workspace)
+
+
+def audit_unsafe_request(response: Any) -> Any:
+    """after_request hook: every state-changing request leaves an audit entry.
+
+    A view (or service) that audited itself with detail is left alone; anything else (another
+    area's write, a denied or failed attempt) gets a generic entry with method, path and status.
+    Anonymous requests are not recorded, so unauthenticated floods cannot fill the log.
+    """
+    if request.method in SAFE_METHODS or request.endpoint in (None, "static"):
+        return response
+    principal = g.get("principal")
+    service = current_app.extensions["kubehub"].services.get("tenancy")
+    if principal is None or service is None:
+        return response
+    if service.audit_count() != g.get("audit_mark", -1):
+        return response
+    status = response.status_code
+    result = "ok" if status < 400 else ("denied" if status in (401, 403) else "failed")
+    detail: dict[str, Any] = {"endpoint": request.endpoint, "status": status}
+    access = access_of(request.endpoint)
+    if access is not None and access.namespace_arg:
+        detail["namespace"] = (request.view_args or {}).get(access.namespace_arg)
+    service.audit(principal.username, f"http.{request.method.lower()}", request.path, result, detail)
+    return response

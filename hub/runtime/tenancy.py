@@ -1,12 +1,97 @@
-"""Builds the tenancy area's services into the hub."""
+"""Builds the tenancy area's service into the hub, and the ``kubehub users create-admin`` command.
+
+The cluster service is built after this one (``AREAS`` order), so the namespace callables
+handed to the tenancy service look the cluster service up when called, not now. If the cluster
+service offers ``ensure_namespace(name, labels) -> float`` and ``namespace_created(name) ->
+float | None``, projects get real namespaces and real creation times; otherwise projects are
+only recorded.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import getpass
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from hub.errors import HubError
+from hub.settings import AuthSettings, Settings, secret_from_env
+from hub.store import Database
+from hub.tenancy.credentials import PasswordHashing
+from hub.tenancy.roles import PlatformRole
+from hub.tenancy.service import TenancyService
+from hub.timeutil import Clock
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
 
 
+def hashing_from(auth: AuthSettings) -> PasswordHashing:
+    memory = max(8, auth.password_hash_memory_kib)
+    # argon2 needs at least 8 KiB per lane; tiny test settings get fewer lanes instead of an error.
+    return PasswordHashing(
+        memory_kib=memory, time_cost=max(1, auth.password_hash_time_cost), parallelism=max(1, min(4, memory // 8))
+    )
+
+
+def build_service(db: Any, settings: Settings, *, clock: Clock | None = None, hub: Hub | None = None) -> TenancyService:
+    def ensure_namespace(name: str, labels: Mapping[str, str]) -> float | None:
+        cluster = hub.services.get("cluster") if hub is not None else None
+        fn = getattr(cluster, "ensure_namespace", None)
+        return None if fn is None else fn(name, labels)
+
+    def namespace_created(name: str) -> float | None:
+        cluster = hub.services.get("cluster") if hub is not None else None
+        fn = getattr(cluster, "namespace_created", None)
+        return None if fn is None else fn(name)
+
+    return TenancyService(
+        db,
+        auth=settings.auth,
+        clock=clock,
+        hashing=hashing_from(settings.auth),
+        ensure_namespace=ensure_namespace if hub is not None else None,
+        namespace_created=namespace_created if hub is not None else None,
+    )
+
+
 def build(hub: Hub) -> None:
-    """Nothing yet: the tenancy issue fills this in."""
+    hub.services["tenancy"] = build_service(hub.db, hub.settings, clock=hub.clock, hub=hub)
+
+
+def create_admin_from_cli(settings: Settings, *, username: str, password_env: str | None) -> int:
+    """``kubehub users create-admin NAME [--password-env VAR]``: exit 0 created, 1 refused.
+
+    Every outcome is one line. There is no default password: it comes from the named
+    environment variable or is typed twice at a terminal.
+    """
+    if password_env:
+        password = secret_from_env(password_env)
+        if not password:
+            print(f"kubehub: environment variable {password_env} is empty or not set", file=sys.stderr)
+            return 1
+    else:
+        if not sys.stdin.isatty():
+            print("kubehub: no terminal to ask for the password on; use --password-env VAR", file=sys.stderr)
+            return 1
+        try:
+            password = getpass.getpass(f"Password for {username}: ")
+            again = getpass.getpass("Repeat the password: ")
+        except (EOFError, KeyboardInterrupt):
+            print("kubehub: no password given; nothing created", file=sys.stderr)
+            return 1
+        if password != again:
+            print("kubehub: the two passwords differ; nothing created", file=sys.stderr)
+            return 1
+    db = Database(settings.state_db)
+    try:
+        db.migrate()
+        service = build_service(db, settings)
+        user = service.create_user(username, password, platform_role=PlatformRole.ADMIN, actor="cli")
+    except HubError as exc:
+        print(f"kubehub: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        db.close()
+    print(f"created platform admin {user.name}")
+    return 0

@@ -2,12 +2,20 @@
 
 Permissions are ``resource:verb`` strings. A route declares the one it needs; the scope service
 decides whether a principal holds it for the namespace or workspace at hand. Keeping the table
-here, as data, is what lets the README print it and the route x role test enumerate it.
+here, as data, is what lets the docs print it (:func:`permission_table_markdown`) and the
+route x role test derive its expectations from it: code, docs and tests cannot drift apart.
+
+Three levels, as in KubeSphere: the platform (two roles), a workspace (three roles, which also
+reach every project of the workspace) and a project, i.e. one namespace (three roles).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
+
+from hub.errors import Unprocessable
 
 
 class PlatformRole(StrEnum):
@@ -26,6 +34,45 @@ class ProjectRole(StrEnum):
     OPERATOR = "operator"
     VIEWER = "viewer"
 
+
+# What each permission lets one do. Every permission must be listed here (a test checks it);
+# the docs' table is generated from this mapping.
+PERMISSION_DOCS: dict[str, str] = {
+    # platform
+    "nodes:read": "list and inspect nodes",
+    "nodes:write": "cordon and uncordon nodes",
+    "monitoring:cluster": "cluster, node and control-plane metrics; rankings across all namespaces",
+    "node-policies:read": "read node-level alert policies",
+    "node-policies:write": "create, change and delete node-level alert policies",
+    "users:read": "list users and their memberships",
+    "users:write": "create, change, disable and delete users",
+    "workspaces:create": "create workspaces",
+    "workspaces:delete": "delete workspaces",
+    "audit:read": "read the audit log",
+    "logs:all": "search and export logs of every namespace, including ones outside projects",
+    "alerts:all": "see and act on alerts of every namespace and of nodes",
+    # workspace
+    "workspaces:read": "see the workspace and the projects one may see in it",
+    "workspace-members:read": "list the workspace's members",
+    "workspace-members:write": "add, change and remove workspace members",
+    "projects:create": "create projects (namespaces) in the workspace",
+    "projects:delete": "remove projects from the workspace",
+    # project (one namespace)
+    "namespaces:read": "see the namespace and its quota",
+    "workloads:read": "list and inspect workloads and their revisions",
+    "workloads:write": "scale, restart, roll back, change image of and delete workloads",
+    "pods:read": "list and inspect pods",
+    "pods:log": "read container logs of pods",
+    "events:read": "read the namespace's events",
+    "monitoring:read": "metrics of the namespace, its workloads, pods and containers",
+    "logs:read": "search, histogram and export the namespace's logs",
+    "policies:read": "read workload-level alert policies",
+    "policies:write": "create, change, backtest and delete workload-level alert policies",
+    "alerts:read": "see alerts, history and silences",
+    "alerts:write": "comment on alerts, create and remove silences",
+    "members:read": "list the project's members",
+    "members:write": "add, change and remove project members",
+}
 
 # Permissions that only make sense cluster-wide; only platform admins hold them.
 PLATFORM_PERMISSIONS = frozenset(
@@ -86,13 +133,24 @@ WORKSPACE_IMPLIED_PROJECT_ROLE: dict[WorkspaceRole, ProjectRole | None] = {
     WorkspaceRole.REGULAR: None,
 }
 
-ALL_PERMISSIONS = (
-    PLATFORM_PERMISSIONS
-    | PROJECT_ADMIN
-    | frozenset().union(*WORKSPACE_ROLE_PERMISSIONS.values())
-)
+WORKSPACE_PERMISSIONS = frozenset().union(*WORKSPACE_ROLE_PERMISSIONS.values())
+
+ALL_PERMISSIONS = PLATFORM_PERMISSIONS | PROJECT_ADMIN | WORKSPACE_PERMISSIONS
 
 _PROJECT_RANK = {ProjectRole.VIEWER: 0, ProjectRole.OPERATOR: 1, ProjectRole.ADMIN: 2}
+
+Level = Literal["platform", "workspace", "project"]
+
+
+def permission_level(permission: str) -> Level:
+    """Where a permission is held: cluster-wide, on a workspace, or on one project."""
+    if permission in PLATFORM_PERMISSIONS:
+        return "platform"
+    if permission in WORKSPACE_PERMISSIONS:
+        return "workspace"
+    if permission in PROJECT_ADMIN:
+        return "project"
+    raise KeyError(f"unknown permission {permission!r}")
 
 
 def stronger(a: ProjectRole | None, b: ProjectRole | None) -> ProjectRole | None:
@@ -104,20 +162,78 @@ def stronger(a: ProjectRole | None, b: ProjectRole | None) -> ProjectRole | None
     return a if _PROJECT_RANK[a] >= _PROJECT_RANK[b] else b
 
 
+def workspace_role_permissions(role: WorkspaceRole) -> frozenset[str]:
+    """Everything a workspace role grants, on the workspace and on each of its projects."""
+    implied = WORKSPACE_IMPLIED_PROJECT_ROLE[role]
+    return WORKSPACE_ROLE_PERMISSIONS[role] | (PROJECT_ROLE_PERMISSIONS[implied] if implied else frozenset())
+
+
+_ROLE_ENUMS: dict[Level, type[StrEnum]] = {"platform": PlatformRole, "workspace": WorkspaceRole, "project": ProjectRole}
+
+
+def parse_role(level: Level, value: object, *, field: str = "role") -> StrEnum:
+    """A role name from user input, or an Unprocessable naming the field and the choices."""
+    enum = _ROLE_ENUMS[level]
+    if isinstance(value, str):
+        try:
+            return enum(value.strip().lower())
+        except ValueError:
+            pass
+    choices = ", ".join(r.value for r in enum)
+    raise Unprocessable(f"{field} must be one of {choices} for a {level} role, got {value!r}", field=field)
+
+
+@dataclass(frozen=True)
+class BuiltinRole:
+    """One column of the role table: a role at a level, with where it reaches."""
+
+    key: str  # e.g. "project-operator"; stable, used by tests and docs
+    level: Level
+    name: str
+    reach: str
+
+    @property
+    def label(self) -> str:
+        return self.key.replace("-", " ")
+
+    @property
+    def permissions(self) -> frozenset[str]:
+        if self.level == "platform":
+            return ALL_PERMISSIONS if self.name == PlatformRole.ADMIN else frozenset()
+        if self.level == "workspace":
+            return workspace_role_permissions(WorkspaceRole(self.name))
+        return PROJECT_ROLE_PERMISSIONS[ProjectRole(self.name)]
+
+
+BUILTIN_ROLES: tuple[BuiltinRole, ...] = (
+    BuiltinRole("platform-admin", "platform", PlatformRole.ADMIN, "everything: every workspace, project and namespace"),
+    BuiltinRole("platform-regular", "platform", PlatformRole.REGULAR, "nothing by itself; memberships grant the rest"),
+    BuiltinRole("workspace-admin", "workspace", WorkspaceRole.ADMIN, "its workspace and every project in it"),
+    BuiltinRole(
+        "workspace-regular", "workspace", WorkspaceRole.REGULAR, "its workspace; only projects it is a member of"
+    ),
+    BuiltinRole(
+        "workspace-viewer", "workspace", WorkspaceRole.VIEWER, "its workspace and every project in it, read-only"
+    ),
+    BuiltinRole("project-admin", "project", ProjectRole.ADMIN, "its project (namespace)"),
+    BuiltinRole("project-operator", "project", ProjectRole.OPERATOR, "its project (namespace)"),
+    BuiltinRole("project-viewer", "project", ProjectRole.VIEWER, "its project (namespace), read-only"),
+)
+
+
 def permission_table_markdown() -> str:
-    """The role -> permission table of the docs, generated from the sets above."""
-    perms = sorted(ALL_PERMISSIONS)
-    cols = [
-        ("platform admin", lambda p: True),
-        ("platform regular", lambda p: False),
-        ("workspace admin", lambda p: p in WORKSPACE_ROLE_PERMISSIONS[WorkspaceRole.ADMIN] or p in PROJECT_ADMIN),
-        ("workspace regular", lambda p: p in WORKSPACE_ROLE_PERMISSIONS[WorkspaceRole.REGULAR]),
-        ("workspace viewer", lambda p: p in WORKSPACE_ROLE_PERMISSIONS[WorkspaceRole.VIEWER] or p in PROJECT_READ),
-        ("project admin", lambda p: p in PROJECT_ADMIN),
-        ("project operator", lambda p: p in PROJECT_OPERATE),
-        ("project viewer", lambda p: p in PROJECT_READ),
-    ]
-    lines = ["| permission | " + " | ".join(c for c, _ in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    """The role -> permission table of the docs, generated from the sets above.
+
+    Rows are grouped by level (platform, workspace, project); a cell says "yes" where the
+    column's role holds the permission within its reach (the second table).
+    """
+    order = {"platform": 0, "workspace": 1, "project": 2}
+    perms = sorted(ALL_PERMISSIONS, key=lambda p: (order[permission_level(p)], p))
+    head = "| permission | held on | " + " | ".join(r.label for r in BUILTIN_ROLES) + " | meaning |"
+    lines = [head, "|---" * (len(BUILTIN_ROLES) + 3) + "|"]
     for p in perms:
-        lines.append(f"| `{p}` | " + " | ".join("yes" if f(p) else "" for _, f in cols) + " |")
+        cells = " | ".join("yes" if p in r.permissions else "" for r in BUILTIN_ROLES)
+        lines.append(f"| `{p}` | {permission_level(p)} | {cells} | {PERMISSION_DOCS[p]} |")
+    lines += ["", "| role | reaches |", "|---|---|"]
+    lines += [f"| {r.label} | {r.reach} |" for r in BUILTIN_ROLES]
     return "\n".join(lines)

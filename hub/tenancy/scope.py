@@ -1,8 +1,12 @@
 """The one place that decides what a principal may see and do.
 
-Every read and write elsewhere asks this module: metrics and log queries take
-:meth:`Scope.namespaces` (and the log floor from :meth:`Scope.floor`), routes call
-:func:`authorize`. Nothing else re-implements membership logic.
+Every read and write elsewhere asks this module (through the tenancy service, which loads the
+principal and the projects): metrics and log queries take :meth:`Scope.namespaces` (and the
+log floor from :meth:`Scope.floor`), routes call :func:`authorize`. Nothing else
+re-implements membership logic.
+
+Everything here is pure: no store, no clock. That is what lets the property tests throw
+random memberships at it.
 """
 
 from __future__ import annotations
@@ -15,17 +19,22 @@ from hub.tenancy.roles import (
     PLATFORM_PERMISSIONS,
     PROJECT_ROLE_PERMISSIONS,
     WORKSPACE_IMPLIED_PROJECT_ROLE,
-    WORKSPACE_ROLE_PERMISSIONS,
     PlatformRole,
     ProjectRole,
     WorkspaceRole,
     stronger,
+    workspace_role_permissions,
 )
 
 
 @dataclass(frozen=True)
 class Principal:
-    """An authenticated caller and its memberships, as loaded for one request."""
+    """An authenticated caller and its memberships, as loaded for one request.
+
+    Loaded fresh per request, so a revoked membership takes effect at the next request.
+    ``projects`` holds direct project memberships only; workspace roles reach further through
+    :func:`project_role`.
+    """
 
     username: str
     platform_role: PlatformRole = PlatformRole.REGULAR
@@ -40,7 +49,11 @@ class Principal:
 
 @dataclass(frozen=True)
 class Project:
-    """A namespace that belongs to a workspace; ``created`` is its creation time (epoch s)."""
+    """A namespace that belongs to a workspace; ``created`` is its creation time (epoch s).
+
+    ``created`` is the Kubernetes namespace's creationTimestamp when a cluster is connected,
+    so a recreated namespace gets a new log floor.
+    """
 
     namespace: str
     workspace: str
@@ -53,11 +66,13 @@ class Scope:
 
     ``all_namespaces`` is true only for platform admins; queries then carry no namespace
     filter. Otherwise ``namespaces`` is the complete allow-list and an empty one means "see
-    nothing" (callers must not treat empty as "no filter").
+    nothing" (callers must not treat empty as "no filter"). ``workspaces`` maps each listed
+    namespace to its workspace (for workspace-level aggregation).
     """
 
     all_namespaces: bool
     namespaces: Mapping[str, float]
+    workspaces: Mapping[str, str] = field(default_factory=dict)
 
     def allows(self, namespace: str) -> bool:
         return self.all_namespaces or namespace in self.namespaces
@@ -84,7 +99,7 @@ class Scope:
 def project_role(principal: Principal, project: Project) -> ProjectRole | None:
     """The effective role on one project: direct membership or implied by the workspace role."""
     direct = principal.projects.get(project.namespace)
-    ws_role = principal.workspaces.get(project.workspace)
+    ws_role = principal.workspaces.get(project.workspace) if project.workspace else None
     implied = WORKSPACE_IMPLIED_PROJECT_ROLE.get(ws_role) if ws_role else None
     return stronger(direct, implied)
 
@@ -93,9 +108,17 @@ def scope_for(principal: Principal, projects: Iterable[Project]) -> Scope:
     """What ``principal`` may read among ``projects`` (every project the hub knows)."""
     projects = list(projects)
     if principal.is_platform_admin:
-        return Scope(all_namespaces=True, namespaces={p.namespace: p.created for p in projects})
-    visible = {p.namespace: p.created for p in projects if project_role(principal, p) is not None}
-    return Scope(all_namespaces=False, namespaces=visible)
+        return Scope(
+            all_namespaces=True,
+            namespaces={p.namespace: p.created for p in projects},
+            workspaces={p.namespace: p.workspace for p in projects},
+        )
+    visible = [p for p in projects if project_role(principal, p) is not None]
+    return Scope(
+        all_namespaces=False,
+        namespaces={p.namespace: p.created for p in visible},
+        workspaces={p.namespace: p.workspace for p in visible},
+    )
 
 
 def has_permission(
@@ -105,6 +128,12 @@ def has_permission(
     project: Project | None = None,
     workspace: str | None = None,
 ) -> bool:
+    """Whether ``principal`` holds ``permission`` on ``project`` (or on ``workspace``).
+
+    With neither target, only platform admins hold anything: a project permission needs a
+    project to be held on, so a route that takes its namespace from the body must call
+    :func:`authorize` itself with that namespace.
+    """
     if principal.is_platform_admin:
         return True
     if permission in PLATFORM_PERMISSIONS:
@@ -113,10 +142,11 @@ def has_permission(
         role = project_role(principal, project)
         if role is not None and permission in PROJECT_ROLE_PERMISSIONS[role]:
             return True
-        workspace = workspace or project.workspace
+        # Workspace-level permissions (e.g. projects:delete) asked about one of its projects.
+        workspace = project.workspace or None
     if workspace is not None:
         ws_role = principal.workspaces.get(workspace)
-        if ws_role is not None and permission in WORKSPACE_ROLE_PERMISSIONS[ws_role]:
+        if ws_role is not None and permission in workspace_role_permissions(ws_role):
             return True
     return False
 
@@ -130,9 +160,14 @@ def authorize(
 ) -> None:
     """Raise Forbidden unless the principal holds ``permission`` where asked.
 
-    The message names the permission but never whether the target exists, so a tenant
-    probing names learns nothing from the answer.
+    The message names the permission and echoes only the caller's own input, never whether the
+    target exists, so a tenant probing names learns nothing from the answer.
     """
     if not has_permission(principal, permission, project=project, workspace=workspace):
-        where = f" in {project.namespace}" if project else (f" in workspace {workspace}" if workspace else "")
+        if project is not None:
+            where = f" in namespace {project.namespace}"
+        elif workspace is not None:
+            where = f" in workspace {workspace}"
+        else:
+            where = ""
         raise Forbidden(f"you lack the permission {permission}{where}")
