@@ -1,0 +1,628 @@
+"""PURE: the batched rule engine.
+
+Why batched: Prometheus evaluating 10,000 rules spends most of a 2-core machine per cycle
+(issue 8, "Performance"), because every rule is its own query over the same series. Here a
+cycle asks **one PromQL query per distinct (level, metric, aggregation, period)** for every
+entity at once, and compares each rule's threshold against the result with numpy. 10,000
+rules on a handful of metrics cost a handful of queries.
+
+Flow of one cycle (see :mod:`hub.alerts.cycle` for the I/O around it):
+
+1. :func:`compile_rules` flattens enabled policies into rules with their query key.
+2. :func:`plan` picks the rules whose period slot closed since the last cycle and the
+   queries they need; every query is evaluated at the slot boundary, so a replay of the same
+   data (backtest) sees exactly the same values.
+3. :func:`evaluate` takes the frames (or the error) per query and the tracked states, and
+   returns the new states and the transitions. Workload rules only ever see rows whose
+   ``namespace`` label equals their policy's namespace: the query is cluster-wide for
+   batching, the tenancy boundary is enforced here, per row.
+
+State machine per (rule, entity), one observation per period:
+``breach`` / ``ok`` / ``nodata`` (the entity is missing or NaN) / ``error`` (the query failed).
+
+- inactive --breach--> pending (count 1), or firing at once when ``consecutive`` is 1
+- pending --breach--> pending (count+1) --... count == consecutive--> firing
+- pending --ok or nodata--> inactive (the streak is broken; nobody was told, nobody needs to be)
+- firing --breach--> firing; --ok--> resolved; --nodata--> nodata
+- nodata --breach--> firing; --ok--> resolved (the data shows recovery); stays nodata, and is
+  closed with a notice after ``nodata_close_after`` (the entity is probably gone)
+- any tracked state --error--> error (the prior state is kept); the next real observation is
+  applied to the prior state. An error never counts, never resets and never resolves.
+
+Inactive entities are not stored: only tracked states travel between cycles, which keeps the
+per-cycle work proportional to what is breaching, not to rules x entities.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from hub.alerts.policy import Policy, Rule
+
+ACTIVE_STATES = ("pending", "firing", "nodata", "error")
+SAMPLES_KEPT = 12  # periods of values kept per tracked entity: the evidence in the email
+NODATA_CLOSE_MIN = 3600.0  # a firing alert with no data is closed after max(this, 10 periods)
+
+# Label names the catalogue may use for a workload's kind and name (first present wins).
+KIND_LABELS = ("workload_kind", "kind", "owner_kind")
+NAME_LABELS = ("workload", "name", "owner_name")
+
+
+class QueryBuilder(Protocol):
+    """Builds the PromQL for one batched alert query (the catalogue's ``alert_query``)."""
+
+    def __call__(
+        self, level: str, metric: str, aggregation: str, period_seconds: float, namespace: str | None = None
+    ) -> tuple[str, Sequence[str]]: ...
+
+
+@dataclass(frozen=True, order=True)
+class QueryKey:
+    level: str
+    metric: str
+    aggregation: str
+    period: float
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    policy_id: str
+    policy: Policy
+    rule: Rule
+    key: QueryKey
+
+    @property
+    def rule_id(self) -> str:
+        return f"{self.policy_id}/{self.rule.name}"
+
+    @property
+    def namespace(self) -> str | None:
+        return self.policy.namespace if self.policy.level == "workload" else None
+
+
+@dataclass(frozen=True)
+class PlannedQuery:
+    key: QueryKey
+    at: float  # evaluation time: the end of the period slot
+    promql: str
+    entity_labels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    now: float
+    due: tuple[CompiledRule, ...]
+    queries: tuple[PlannedQuery, ...]
+    slots: Mapping[float, float]  # period -> slot evaluated this cycle
+    missed: Mapping[float, int]  # period -> whole slots skipped since the last cycle
+
+
+@dataclass(frozen=True)
+class EntityState:
+    """A tracked (rule, entity): what the alert state store keeps between cycles."""
+
+    policy_id: str
+    rule: str
+    entity: str
+    labels: Mapping[str, str]
+    state: str  # pending | firing | nodata | error
+    alert_id: str
+    count: int  # breaching periods so far in this episode
+    started_at: float  # slot of the first breach of the episode
+    since: float  # when the current state began
+    last_eval: float
+    prior: str | None = None  # state before nodata/error
+    fired_at: float | None = None
+    last_breach: float | None = None
+    last_value: float | None = None
+    samples: tuple[tuple[float, float | None], ...] = ()
+    sends: int = 0
+    first_sent: float | None = None
+    last_sent: float | None = None
+
+    @property
+    def rule_id(self) -> str:
+        return f"{self.policy_id}/{self.rule}"
+
+    @property
+    def effective(self) -> str:
+        """The state that decides notices: firing stays firing while an error hides it."""
+        return self.prior if self.state == "error" and self.prior else self.state
+
+
+@dataclass(frozen=True)
+class Transition:
+    policy_id: str
+    rule: str
+    entity: str
+    labels: Mapping[str, str]
+    alert_id: str
+    from_state: str  # inactive | pending | firing | nodata | error
+    to_state: str  # pending | firing | resolved | nodata | error | inactive | closed
+    at: float
+    value: float | None
+    state: EntityState  # the state after (for ended episodes: the last one, with to_state set)
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RuleHealth:
+    status: str  # ok | nodata | error
+    detail: str = ""
+    entities: int = 0  # entities in the rule's scope this cycle
+    breaching: int = 0
+
+
+@dataclass
+class Evaluation:
+    states: dict[tuple[str, str, str], EntityState] = field(default_factory=dict)  # (policy, rule, entity)
+    ended: list[tuple[str, str, str]] = field(default_factory=list)  # keys no longer tracked
+    transitions: list[Transition] = field(default_factory=list)
+    health: dict[str, RuleHealth] = field(default_factory=dict)  # rule_id -> health
+
+
+def alert_id_for(policy_id: str, rule: str, entity: str, started_at: float) -> str:
+    """Deterministic, so a re-run cycle (after a crash) or a backtest names alerts the same."""
+    raw = f"{policy_id}\x00{rule}\x00{entity}\x00{started_at:.3f}"
+    return hashlib.sha1(raw.encode()).hexdigest()[:16]
+
+
+def compile_rules(policies: Iterable[tuple[str, Policy]]) -> list[CompiledRule]:
+    out: list[CompiledRule] = []
+    for policy_id, policy in policies:
+        if not policy.enabled:
+            continue
+        for rule in policy.rules:
+            key = QueryKey(policy.level, rule.metric, rule.aggregation, rule.period)
+            out.append(CompiledRule(policy_id=policy_id, policy=policy, rule=rule, key=key))
+    return out
+
+
+def slot_of(t: float, period: float) -> float:
+    """The end of the last whole period slot at or before ``t`` (slots align to the epoch)."""
+    return math.floor(t / period) * period
+
+
+def plan(
+    rules: Sequence[CompiledRule],
+    *,
+    now: float,
+    last_slots: Mapping[float, float],
+    build_query: QueryBuilder,
+) -> Plan:
+    """The rules due at ``now`` and the one query per distinct key they need."""
+    due: list[CompiledRule] = []
+    slots: dict[float, float] = {}
+    missed: dict[float, int] = {}
+    queries: dict[QueryKey, PlannedQuery] = {}
+    for cr in rules:
+        period = cr.key.period
+        slot = slots.get(period)
+        if slot is None:
+            slot = slot_of(now, period)
+            last = last_slots.get(period)
+            if last is not None and slot <= last:
+                slot = -1.0
+            elif last is not None and slot - last > period:
+                missed[period] = round((slot - last) / period) - 1
+            slots[period] = slot
+        if slot < 0:
+            continue
+        due.append(cr)
+        if cr.key not in queries:
+            promql, labels = build_query(cr.key.level, cr.key.metric, cr.key.aggregation, period)
+            queries[cr.key] = PlannedQuery(key=cr.key, at=slot, promql=promql, entity_labels=tuple(labels))
+    return Plan(
+        now=now,
+        due=tuple(due),
+        queries=tuple(sorted(queries.values(), key=lambda q: q.key)),
+        slots={p: s for p, s in slots.items() if s >= 0},
+        missed=missed,
+    )
+
+
+# -- one observation --------------------------------------------------------------------------
+
+
+def _with_sample(samples: tuple[tuple[float, float | None], ...], at: float, value: float | None) -> tuple:
+    return (*samples, (at, value))[-SAMPLES_KEPT:]
+
+
+def step(
+    prev: EntityState | None,
+    obs: str,
+    *,
+    at: float,
+    value: float | None,
+    consecutive: int,
+    period: float,
+    policy_id: str,
+    rule: str,
+    entity: str,
+    labels: Mapping[str, str],
+) -> tuple[EntityState | None, Transition | None]:
+    """Apply one observation to one (rule, entity); returns (state or None if inactive, transition)."""
+    if prev is None:
+        if obs != "breach":
+            return None, None
+        alert_id = alert_id_for(policy_id, rule, entity, at)
+        firing = consecutive <= 1
+        new = EntityState(
+            policy_id=policy_id,
+            rule=rule,
+            entity=entity,
+            labels=dict(labels),
+            state="firing" if firing else "pending",
+            alert_id=alert_id,
+            count=1,
+            started_at=at,
+            since=at,
+            last_eval=at,
+            fired_at=at if firing else None,
+            last_breach=at,
+            last_value=value,
+            samples=((at, value),),
+        )
+        return new, _transition(new, "inactive", new.state, at, value)
+
+    if obs == "error":
+        if prev.state == "error":
+            return replace(prev, last_eval=at), None
+        new = replace(prev, state="error", prior=prev.state, since=at, last_eval=at)
+        return new, _transition(new, prev.state, "error", at, None, "the metric query failed")
+
+    base = prev
+    recovered_from_error = prev.state == "error"
+    if recovered_from_error:
+        base = replace(prev, state=prev.prior or "pending", prior=None)
+
+    samples = _with_sample(base.samples, at, value)
+    cur = base.state
+
+    def moved(new: EntityState | None, to: str, reason: str = "") -> tuple[EntityState | None, Transition | None]:
+        final = new if new is not None else replace(base, last_eval=at, samples=samples, last_value=value)
+        return new, _transition(final, prev.state, to, at, value, reason)
+
+    if obs == "breach":
+        count = base.count + 1
+        if cur == "pending":
+            if count >= consecutive:
+                new = replace(
+                    base,
+                    state="firing",
+                    count=count,
+                    since=at,
+                    fired_at=at,
+                    last_breach=at,
+                    last_value=value,
+                    last_eval=at,
+                    samples=samples,
+                )
+                return moved(new, "firing")
+            new = replace(base, count=count, last_breach=at, last_value=value, last_eval=at, samples=samples)
+            return (new, None) if not recovered_from_error else moved(new, "pending")
+        if cur in ("firing", "nodata"):
+            new = replace(
+                base,
+                state="firing",
+                count=count,
+                prior=None,
+                since=at if cur == "nodata" else base.since,
+                last_breach=at,
+                last_value=value,
+                last_eval=at,
+                samples=samples,
+            )
+            if cur == "nodata":
+                return moved(new, "firing", "data is back and still breaching")
+            return (new, None) if not recovered_from_error else moved(new, "firing")
+    if obs == "ok":
+        if cur == "pending":
+            return moved(None, "inactive", "the value recovered before the rule fired")
+        if cur in ("firing", "nodata"):
+            return moved(None, "resolved")
+    if obs == "nodata":
+        if cur == "pending":
+            return moved(None, "inactive", "no data broke the streak")
+        if cur == "firing":
+            new = replace(
+                base, state="nodata", prior="firing", since=at, last_eval=at, last_value=None, samples=samples
+            )
+            return moved(new, "nodata", "the entity returned no data")
+        if cur == "nodata":
+            if at - base.since >= max(NODATA_CLOSE_MIN, 10 * period):
+                return moved(None, "closed", "no data for too long; the entity is probably gone")
+            new = replace(base, last_eval=at, samples=samples)
+            return (new, None) if not recovered_from_error else moved(new, "nodata")
+    raise ValueError(f"unknown observation {obs!r} in state {cur!r}")
+
+
+def _transition(state: EntityState, frm: str, to: str, at: float, value: float | None, reason: str = "") -> Transition:
+    return Transition(
+        policy_id=state.policy_id,
+        rule=state.rule,
+        entity=state.entity,
+        labels=state.labels,
+        alert_id=state.alert_id,
+        from_state=frm,
+        to_state=to,
+        at=at,
+        value=value,
+        state=state,
+        reason=reason,
+    )
+
+
+# -- frames ------------------------------------------------------------------------------------
+
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+    ">": np.greater,
+    ">=": np.greater_equal,
+    "<": np.less,
+    "<=": np.less_equal,
+    "==": np.isclose,  # float equality with a tolerance: 0.1 + 0.2 == 0.3 should hold
+    "!=": lambda a, b: ~np.isclose(a, b),
+}
+
+
+@dataclass
+class _Frame:
+    """One query result prepared for matching: entity keys, values, labels, per-namespace rows."""
+
+    keys: np.ndarray
+    values: np.ndarray
+    labels: pd.DataFrame
+    label_names: tuple[str, ...]
+    by_namespace: dict[str, np.ndarray]
+    all_rows: np.ndarray
+    _positions: dict[str | None, dict[str, int]] = field(default_factory=dict)
+
+    def rows_for(self, namespace: str | None) -> np.ndarray:
+        if namespace is None:
+            return self.all_rows
+        return self.by_namespace.get(namespace, _EMPTY)
+
+    def positions(self, namespace: str | None) -> dict[str, int]:
+        """entity key -> row, within a namespace (built lazily: only needed for tracked states)."""
+        pos = self._positions.get(namespace)
+        if pos is None:
+            rows = self.rows_for(namespace)
+            pos = {str(self.keys[r]): int(r) for r in rows}
+            self._positions[namespace] = pos
+        return pos
+
+    def row_labels(self, row: int) -> dict[str, str]:
+        rec = self.labels.iloc[row]
+        return {name: str(rec[name]) for name in self.label_names if name in rec.index and pd.notna(rec[name])}
+
+
+_EMPTY = np.array([], dtype=np.int64)
+
+
+def prepare_frame(frame: pd.DataFrame, entity_labels: Sequence[str], level: str) -> _Frame:
+    """Index a query result: the entity key of every row and, for workloads, rows per namespace.
+
+    Raises ValueError when a workload result carries no ``namespace`` label, because without
+    it the per-tenant boundary cannot be enforced (better an error state than a leak).
+    """
+    names = tuple(n for n in entity_labels if n in frame.columns)
+    if level == "workload" and "namespace" not in frame.columns and len(frame):
+        raise ValueError("the workload query result has no namespace label; refusing to evaluate it")
+    n = len(frame)
+    if n == 0 or not names:
+        values = frame["value"].to_numpy(dtype=float) if "value" in frame.columns and n else np.array([], dtype=float)
+        keys = np.array(["" for _ in range(len(values))], dtype=object)
+        return _Frame(keys, values, frame, names, {}, np.arange(len(values)))
+    parts = [frame[c].astype(str) for c in names]
+    key_series = parts[0]
+    for p in parts[1:]:
+        key_series = key_series + "/" + p
+    keys = key_series.to_numpy(dtype=object)
+    values = pd.to_numeric(frame["value"], errors="coerce").to_numpy(dtype=float)
+    by_ns: dict[str, np.ndarray] = {}
+    if "namespace" in frame.columns:
+        codes, uniques = pd.factorize(frame["namespace"].astype(str))
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
+        for i, ns in enumerate(uniques):
+            by_ns[str(ns)] = order[bounds[i] : bounds[i + 1]]
+    return _Frame(keys, values, frame.reset_index(drop=True), names, by_ns, np.arange(n))
+
+
+def _label_column(frame: _Frame, candidates: Sequence[str]) -> str | None:
+    return next((c for c in candidates if c in frame.labels.columns), None)
+
+
+def target_mask(cr: CompiledRule, frame: _Frame, rows: np.ndarray) -> np.ndarray:
+    """Which of ``rows`` the rule's target selects (all of them for the default target)."""
+    target = cr.policy.target
+    if target.everything or len(rows) == 0:
+        return np.ones(len(rows), dtype=bool)
+    mask = np.ones(len(rows), dtype=bool)
+    lab = frame.labels
+    if target.nodes:
+        col = "node" if "node" in lab.columns else (frame.label_names[0] if frame.label_names else None)
+        names = lab[col].to_numpy(dtype=object)[rows] if col else np.array([""] * len(rows), dtype=object)
+        mask &= np.array([any(fnmatch.fnmatchcase(str(v), pat) for pat in target.nodes) for v in names], dtype=bool)
+    if target.workloads:
+        kcol, ncol = _label_column(frame, KIND_LABELS), _label_column(frame, NAME_LABELS)
+        kinds = lab[kcol].to_numpy(dtype=object)[rows] if kcol else np.array([""] * len(rows), dtype=object)
+        wnames = lab[ncol].to_numpy(dtype=object)[rows] if ncol else np.array([""] * len(rows), dtype=object)
+        sel = np.zeros(len(rows), dtype=bool)
+        for ref in target.workloads:
+            sel |= np.array(
+                [
+                    (ref.kind == "*" or str(k).lower() == ref.kind) and fnmatch.fnmatchcase(str(w), ref.name)
+                    for k, w in zip(kinds, wnames, strict=True)
+                ],
+                dtype=bool,
+            )
+        mask &= sel
+    for label, pattern in target.selector:
+        if label not in lab.columns:
+            return np.zeros(len(rows), dtype=bool)
+        vals = lab[label].to_numpy(dtype=object)[rows]
+        mask &= np.array([fnmatch.fnmatchcase(str(v), pattern) for v in vals], dtype=bool)
+    return mask
+
+
+# -- a whole cycle -------------------------------------------------------------------------------
+
+
+def evaluate(
+    plan_: Plan,
+    results: Mapping[QueryKey, pd.DataFrame | BaseException],
+    tracked: Mapping[tuple[str, str, str], EntityState],
+) -> Evaluation:
+    """Evaluate every due rule against its query result and advance the state machine.
+
+    ``results`` holds a frame (label columns + ``value``) or the exception per query key;
+    ``tracked`` the states of the previous cycle keyed by (policy id, rule name, entity).
+    States of rules that are not due this cycle are carried over untouched.
+    """
+    out = Evaluation()
+    due_ids = {(cr.policy_id, cr.rule.name) for cr in plan_.due}
+    by_rule: dict[tuple[str, str], dict[str, EntityState]] = defaultdict(dict)
+    for key, st in tracked.items():
+        if (key[0], key[1]) in due_ids:
+            by_rule[(key[0], key[1])][key[2]] = st
+        else:
+            out.states[key] = st
+
+    queries = {q.key: q for q in plan_.queries}
+    rules_by_key: dict[QueryKey, list[CompiledRule]] = defaultdict(list)
+    for cr in plan_.due:
+        rules_by_key[cr.key].append(cr)
+
+    for qkey, rules in rules_by_key.items():
+        q = queries[qkey]
+        at = q.at
+        result = results.get(qkey)
+        frame: _Frame | None = None
+        error: str | None = None
+        if result is None:
+            error = "the query was not run"
+        elif isinstance(result, BaseException):
+            error = str(result) or type(result).__name__
+        else:
+            try:
+                frame = prepare_frame(result, q.entity_labels, qkey.level)
+            except ValueError as exc:
+                error = str(exc)
+        if frame is None:
+            for cr in rules:
+                out.health[cr.rule_id] = RuleHealth("error", error or "")
+                for entity, prev in by_rule.get((cr.policy_id, cr.rule.name), {}).items():
+                    _apply(out, cr, prev, "error", at, None, entity, prev.labels)
+            continue
+        _evaluate_key(out, frame, rules, at, by_rule)
+    return out
+
+
+def _evaluate_key(
+    out: Evaluation,
+    frame: _Frame,
+    rules: list[CompiledRule],
+    at: float,
+    by_rule: Mapping[tuple[str, str], Mapping[str, EntityState]],
+) -> None:
+    """All rules of one query key: vectorised comparison per namespace group, then the state
+    machine only for breaching rows and tracked entities."""
+    groups: dict[str | None, list[CompiledRule]] = defaultdict(list)
+    for cr in rules:
+        groups[cr.namespace].append(cr)
+    for namespace, group in groups.items():
+        rows = frame.rows_for(namespace)
+        values = frame.values[rows]
+        finite = np.isfinite(values)
+        thresholds = np.array([cr.rule.threshold_base for cr in group], dtype=float)
+        # breach[i, j]: rule i of the group breaches on row j. Comparators are applied in
+        # sub-batches so that one numpy call covers every rule sharing a comparator.
+        breach = np.zeros((len(group), len(rows)), dtype=bool)
+        by_cmp: dict[str, list[int]] = defaultdict(list)
+        for i, cr in enumerate(group):
+            by_cmp[cr.rule.comparator].append(i)
+        with np.errstate(invalid="ignore"):
+            for cmp, idx in by_cmp.items():
+                sel = np.array(idx)
+                breach[sel] = _COMPARE[cmp](values[None, :], thresholds[sel][:, None]) & finite[None, :]
+        for i, cr in enumerate(group):
+            scope = target_mask(cr, frame, rows)
+            hits = breach[i] & scope
+            prev_states = by_rule.get((cr.policy_id, cr.rule.name), {})
+            n_scope = int(scope.sum())
+            n_hits = int(hits.sum())
+            out.health[cr.rule_id] = RuleHealth(
+                "ok" if n_scope else "nodata",
+                "" if n_scope else "no entity in the rule's scope returned data",
+                n_scope,
+                n_hits,
+            )
+            if not n_hits and not prev_states:
+                continue
+            seen: set[str] = set()
+            for j in np.nonzero(hits)[0]:
+                row = int(rows[j])
+                entity = str(frame.keys[row])
+                seen.add(entity)
+                labels = prev_states[entity].labels if entity in prev_states else frame.row_labels(row)
+                _apply(out, cr, prev_states.get(entity), "breach", at, float(values[j]), entity, labels)
+            if not prev_states:
+                continue
+            positions = frame.positions(namespace)
+            in_rows = {int(r): k for k, r in enumerate(rows)} if len(positions) else {}
+            for entity, prev in prev_states.items():
+                if entity in seen:
+                    continue
+                row_or_none = positions.get(entity)
+                if row_or_none is None:
+                    _apply(out, cr, prev, "nodata", at, None, entity, prev.labels)
+                    continue
+                k = in_rows[row_or_none]
+                if not scope[k]:
+                    # The entity left the target (e.g. a label changed): no data for this rule.
+                    _apply(out, cr, prev, "nodata", at, None, entity, prev.labels)
+                elif not finite[k]:
+                    _apply(out, cr, prev, "nodata", at, None, entity, prev.labels)
+                else:
+                    _apply(out, cr, prev, "ok", at, float(values[k]), entity, prev.labels)
+
+
+def _apply(
+    out: Evaluation,
+    cr: CompiledRule,
+    prev: EntityState | None,
+    obs: str,
+    at: float,
+    value: float | None,
+    entity: str,
+    labels: Mapping[str, str],
+) -> None:
+    new, transition = step(
+        prev,
+        obs,
+        at=at,
+        value=value,
+        consecutive=cr.rule.consecutive,
+        period=cr.rule.period,
+        policy_id=cr.policy_id,
+        rule=cr.rule.name,
+        entity=entity,
+        labels=labels,
+    )
+    key = (cr.policy_id, cr.rule.name, entity)
+    if new is not None:
+        out.states[key] = new
+    elif prev is not None:
+        out.ended.append(key)
+    if transition is not None:
+        out.transitions.append(transition)
