@@ -100,8 +100,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
     from hub.alerts.policy import check_policy_files
+    from hub.collectors.catalogue import default_catalogue
 
-    problems, checked = check_policy_files(args.files)
+    # Metric names (and units) per level come from the monitoring catalogue; hub.alerts may
+    # not import the collectors, so the CLI hands them over.
+    catalogue = default_catalogue()
+    metrics: dict[str, Any] = {level: catalogue.units(level) for level in ("nodes", "workloads")}
+    problems, checked = check_policy_files(args.files, metrics=metrics)
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:

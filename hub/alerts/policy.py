@@ -1004,6 +1004,9 @@ def _parse_flap(c: _Check, value: Any) -> FlapDamping:
 def _closest(word: str, options: list[str]) -> str | None:
     import difflib
 
+    prefixed = sorted((o for o in options if o.startswith(word) or word.startswith(o)), key=len)
+    if prefixed:  # a truncated or over-long name is the commonest typo
+        return prefixed[0]
     found = difflib.get_close_matches(word, options, n=1, cutoff=0.75)
     return found[0] if found else None
 
