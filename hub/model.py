@@ -21,7 +21,7 @@ REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 RESTARTED_AT_ANNOTATION = "kubectl.kubernetes.io/restartedAt"
 
 
-def _iso(ts: float | None) -> str | None:
+def iso_or_none(ts: float | None) -> str | None:
     """RFC 3339 in UTC, as hub.timeutil.iso (not imported: model sits below every other module)."""
     if ts is None:
         return None
@@ -70,7 +70,7 @@ class Condition:
             "status": self.status,
             "reason": self.reason,
             "message": self.message,
-            "last_transition": _iso(self.last_transition),
+            "last_transition": iso_or_none(self.last_transition),
         }
 
 
@@ -143,7 +143,7 @@ class Namespace:
             "workspace": self.workspace or None,
             "phase": self.phase,
             "labels": dict(self.labels),
-            "created": _iso(self.created),
+            "created": iso_or_none(self.created),
             "uid": self.uid,
         }
 
@@ -181,7 +181,7 @@ class ContainerStatus:
             "restarts": self.restarts,
             "state": self.state,
             "reason": self.reason,
-            "started": _iso(self.started),
+            "started": iso_or_none(self.started),
         }
 
 
@@ -332,7 +332,7 @@ class Service:
             "ports": [p.to_dict() for p in self.ports],
             "selector": dict(self.selector),
             "labels": dict(self.labels),
-            "created": _iso(self.created),
+            "created": iso_or_none(self.created),
             "uid": self.uid,
         }
 
@@ -361,7 +361,7 @@ class ConfigMeta:
             "name": self.name,
             "labels": dict(self.labels),
             "owners": [o.to_dict() for o in self.owners],
-            "created": _iso(self.created),
+            "created": iso_or_none(self.created),
             "uid": self.uid,
         }
 
@@ -396,7 +396,7 @@ class Event:
             "message": self.message,
             "object": {"kind": self.object_kind, "name": self.object_name, "uid": self.object_uid},
             "count": self.count,
-            "first_seen": _iso(self.first_seen),
-            "last_seen": _iso(self.last_seen),
+            "first_seen": iso_or_none(self.first_seen),
+            "last_seen": iso_or_none(self.last_seen),
             "source": self.source,
         }
