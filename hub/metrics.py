@@ -38,6 +38,12 @@ class HubMetrics:
         self.alert_queries = Counter(
             "kubehub_alert_queries_total", "PromQL queries sent by the rule engine", registry=r
         )
+        self.prometheus_queries = Counter(
+            "kubehub_prometheus_queries_total",
+            "PromQL queries the hub sent to Prometheus, by kind (instant|range) and outcome",
+            ["kind", "outcome"],
+            registry=r,
+        )
         self.notices = Counter("kubehub_notices_total", "Notices by outcome", ["outcome"], registry=r)
         self.outbox_depth = Gauge("kubehub_outbox_depth", "Notices waiting in the outbox", registry=r)
         self.log_lines_shipped = Counter(

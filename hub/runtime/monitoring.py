@@ -1,12 +1,33 @@
-"""Builds the monitoring area's services into the hub."""
+"""Builds the monitoring area's services into the hub.
+
+``hub.services["monitoring"]`` is always there (the catalogue needs no backend);
+``hub.services["prometheus"]`` only when a Prometheus URL is configured, so that /readyz lists
+Prometheus by name and an unconfigured one is not reported as down.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+from hub.collectors.catalogue import default_catalogue
+from hub.collectors.monitoring import MonitoringService
+from hub.collectors.prometheus import PrometheusClient
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
 
 
 def build(hub: Hub) -> None:
-    """Nothing yet: the monitoring issue fills this in."""
+    settings = hub.settings.prometheus
+    client = None
+    if settings.url:
+        counter = hub.metrics.prometheus_queries
+
+        def count(kind: str, outcome: str) -> None:
+            counter.labels(kind, outcome).inc()
+
+        client = PrometheusClient(settings.url, timeout=settings.timeout, on_query=count)
+        hub.services["prometheus"] = client
+    hub.services["monitoring"] = MonitoringService(
+        default_catalogue(), client, clock=hub.clock, timeout=settings.timeout, max_points=settings.max_points
+    )

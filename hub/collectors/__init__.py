@@ -1,0 +1,1 @@
+"""Adapters and catalogues that read the cluster, Prometheus and the log stores."""

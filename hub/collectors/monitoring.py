@@ -1,0 +1,486 @@
+"""The monitoring query service behind ``GET /api/v1/monitoring/{level}``.
+
+It turns a validated :class:`MonitoringRequest` into PromQL through the catalogue, sends the
+queries (concurrently, within one deadline), ranks with pandas and shapes the answer of
+API.md "Monitoring". Parsing of the query parameters is here too (pure, with field names in
+every error) so that the web layer only adds the caller's namespace scope.
+
+The scope arrives as ``MonitoringRequest.filters.namespaces`` (None: every namespace; a tuple:
+exactly these) and is rendered into every namespaced selector by ``catalogue.Query.s``; this
+module never writes a matcher itself.
+"""
+
+from __future__ import annotations
+
+import math
+import time as _time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hub.collectors import rankings
+from hub.collectors.catalogue import (
+    ENTITY_LABELS,
+    LEVEL_FILTERS,
+    STATS,
+    WORKLOAD_KINDS,
+    Catalogue,
+    EmptyScope,
+    Filters,
+)
+from hub.collectors.prometheus import QueryBackend, QuerySpec, label_names
+from hub.collectors.promql import validate_names
+from hub.errors import BackendUnavailable, InvalidInput, Unprocessable
+from hub.timeutil import Clock, format_duration, parse_duration, parse_time
+
+# Request parameter -> (Filters field, Kubernetes name grammar).
+FILTER_PARAMS: dict[str, tuple[str, str]] = {
+    "nodes": ("nodes", "subdomain"),
+    "workspace": ("workspaces", "label_value"),
+    "workspaces": ("workspaces", "label_value"),
+    "namespaces": ("namespaces", "label"),
+    "kind": ("kinds", "kind"),
+    "workloads": ("workloads", "subdomain"),
+    "pods": ("pods", "subdomain"),
+    "containers": ("containers", "label"),
+}
+# Filters field -> the entity label it restricts (used to narrow a query to one page).
+FILTER_LABEL = {
+    "nodes": "node",
+    "workspaces": "workspace",
+    "namespaces": "namespace",
+    "kinds": "kind",
+    "workloads": "workload",
+    "pods": "pod",
+    "containers": "container",
+}
+MAX_LIMIT = 1000  # rows per page: beyond this a ranking is an export, not a page
+DEFAULT_LIMIT = 10
+DEFAULT_RANGE_POINTS = 240  # points per series when a range query gives no step
+
+
+@dataclass(frozen=True)
+class MonitoringRequest:
+    level: str
+    metrics: tuple[str, ...]
+    time: float | None = None
+    start: float | None = None
+    end: float | None = None
+    step: float | None = None
+    filters: Filters = field(default_factory=Filters)
+    sort_metric: str | None = None
+    descending: bool = True
+    page: int = 1
+    limit: int | None = None
+    window: float | None = None
+    stat: str = "avg"
+
+    @property
+    def is_range(self) -> bool:
+        return self.start is not None
+
+    def with_namespaces(self, namespaces: Sequence[str] | None) -> MonitoringRequest:
+        """The request restricted to ``namespaces`` (None: every namespace). The web layer
+        calls this with the tenancy scope's answer; nothing else sets the scope."""
+        ns = None if namespaces is None else tuple(sorted(set(namespaces)))
+        return replace(self, filters=replace(self.filters, namespaces=ns))
+
+
+def _csv(args: Mapping[str, str], name: str) -> list[str]:
+    raw = args.get(name) or ""
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def _int(args: Mapping[str, str], name: str, default: int | None, *, lo: int, hi: int) -> int | None:
+    raw = args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise InvalidInput(f"{name} must be a whole number, got {raw!r}", field=name) from exc
+    if not lo <= value <= hi:
+        raise InvalidInput(f"{name} must be between {lo} and {hi}, got {value}", field=name)
+    return value
+
+
+def _seconds(raw: str, name: str) -> float:
+    """A duration as Prometheus takes it: plain seconds (``60``, ``0.5``) or ``5m``, ``1h30m``."""
+    try:
+        value = float(raw)
+    except ValueError:
+        return parse_duration(raw, field=name)
+    if not math.isfinite(value) or value <= 0:
+        raise InvalidInput(f"{name} must be a positive duration, got {raw!r}", field=name)
+    return value
+
+
+def parse_request(
+    catalogue: Catalogue, level: str, args: Mapping[str, str], *, now: float, max_points: int
+) -> MonitoringRequest:
+    """Validate the query parameters of API.md "Monitoring" into a request.
+
+    Unknown level or metric: 400 listing the valid names. A filter that does not apply at the
+    level: 400 naming it (silently ignoring it would show more than the caller asked for).
+    A range with more points than ``max_points`` per series: 422 with the limit.
+    """
+    level = catalogue.level(level)
+    names = _csv(args, "metrics")
+    metrics = tuple(dict.fromkeys(catalogue.metric(level, n).name for n in names)) or tuple(
+        catalogue.metric_names(level)
+    )
+
+    filters: dict[str, tuple[str, ...]] = {}
+    for param, (target, grammar) in FILTER_PARAMS.items():
+        values = _csv(args, param)
+        if not values:
+            continue
+        if target not in LEVEL_FILTERS[level]:
+            allowed = sorted(p for p, (t, _) in FILTER_PARAMS.items() if t in LEVEL_FILTERS[level])
+            raise InvalidInput(
+                f"{param} does not filter the {level} level; filters here: {', '.join(allowed) or 'none'}", field=param
+            )
+        if grammar == "kind":
+            bad = [v for v in values if v not in WORKLOAD_KINDS]
+            if bad:
+                raise InvalidInput(f"unknown kind {bad[0]!r}; valid: {', '.join(WORKLOAD_KINDS)}", field=param)
+            checked = tuple(sorted(set(values)))
+        else:
+            checked = validate_names(values, grammar=grammar, field=param)
+        filters[target] = tuple(sorted(set(filters.get(target, ()) + checked)))
+
+    time_arg, start_arg = args.get("time"), args.get("start")
+    if time_arg and start_arg:
+        raise InvalidInput("give either time (instant) or start/end/step (range), not both", field="time")
+    at = parse_time(time_arg, field="time") if time_arg else None
+    start = end = step = None
+    if start_arg:
+        start = parse_time(start_arg, field="start")
+        end = parse_time(args["end"], field="end") if args.get("end") else now
+        if end <= start:
+            raise InvalidInput("end must be after start", field="end")
+        span = end - start
+        step = (
+            _seconds(args["step"], "step")
+            if args.get("step")
+            else float(max(15, math.ceil(span / DEFAULT_RANGE_POINTS)))
+        )
+        points = math.floor(span / step) + 1
+        if points > max_points:
+            least = math.ceil(span / (max_points - 1))
+            raise Unprocessable(
+                f"a {format_duration(span)} range at step {format_duration(step)} needs {points} points per series; "
+                f"the limit is {max_points} (use step >= {least}s or a shorter range)",
+                field="step",
+            )
+    elif args.get("end") or args.get("step"):
+        raise InvalidInput("a range query needs start (end and step are optional)", field="start")
+
+    sort_metric = args.get("sort_metric") or None
+    if sort_metric:
+        sort_metric = catalogue.metric(level, sort_metric, field="sort_metric").name
+        if not ENTITY_LABELS[level]:
+            raise InvalidInput(f"the {level} level has a single entity; there is nothing to rank", field="sort_metric")
+    sort_type = (args.get("sort_type") or "desc").lower()
+    if sort_type not in ("desc", "asc"):
+        raise InvalidInput(f"sort_type must be desc or asc, got {sort_type!r}", field="sort_type")
+    page = _int(args, "page", 1, lo=1, hi=1_000_000) or 1
+    limit = _int(args, "limit", DEFAULT_LIMIT if sort_metric else None, lo=1, hi=MAX_LIMIT)
+
+    window = _seconds(args["window"], "window") if args.get("window") else None
+    stat = (args.get("stat") or "avg").lower()
+    if stat not in STATS:
+        raise InvalidInput(f"unknown stat {stat!r}; valid: {', '.join(STATS)}", field="stat")
+    if window is not None and start is not None:
+        raise InvalidInput("window applies to instant queries; a range query ranks over its own span", field="window")
+    if args.get("stat") and window is None and start is None:
+        raise InvalidInput("stat needs a window (e.g. window=24h&stat=p95)", field="stat")
+
+    return MonitoringRequest(
+        level=level,
+        metrics=metrics,
+        time=at,
+        start=start,
+        end=end,
+        step=step,
+        filters=Filters(**filters),
+        sort_metric=sort_metric,
+        descending=sort_type == "desc",
+        page=page,
+        limit=limit,
+        window=window,
+        stat=stat,
+    )
+
+
+class _Deadline:
+    """One time budget for all queries of a request, so a slow Prometheus costs the caller at
+    most the configured timeout (plus our own small overhead), not a timeout per query."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.until = _time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        left = self.until - _time.monotonic()
+        if left <= 0:
+            raise BackendUnavailable("prometheus", f"no complete answer within {self.seconds:g} s")
+        return left
+
+
+class MonitoringService:
+    """Runs monitoring requests against a query backend (Prometheus, or a test's fake)."""
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        backend: QueryBackend | None,
+        *,
+        clock: Clock,
+        timeout: float = 10.0,
+        max_points: int = 11000,
+    ) -> None:
+        self.catalogue = catalogue
+        self.backend = backend
+        self.clock = clock
+        self.timeout = timeout
+        self.max_points = max_points
+
+    def parse(self, level: str, args: Mapping[str, str]) -> MonitoringRequest:
+        """Validate API query parameters (see :func:`parse_request`)."""
+        return parse_request(self.catalogue, level, args, now=self.clock.now(), max_points=self.max_points)
+
+    # -- what the runtime hands to other areas (alerting) ------------------------------
+    def metric_table(self) -> dict[str, dict[str, str]]:
+        """{level: {metric: unit}} for every level: alert policy validation checks names and
+        units against it."""
+        return {level: self.catalogue.units(level) for level in ENTITY_LABELS}
+
+    def alert_query(
+        self, level: str, metric: str, aggregation: str, period_seconds: float, namespace: str | None = None
+    ) -> tuple[str, list[str]]:
+        """See :meth:`Catalogue.alert_query`."""
+        return self.catalogue.alert_query(level, metric, aggregation, period_seconds, namespace=namespace)
+
+    def instant(self, promql: str, *, time: float | None = None) -> pd.DataFrame:
+        """One instant query as a long frame (labels..., series, timestamp, value)."""
+        return self._backend().instant(promql, time=time)
+
+    def range(self, promql: str, *, start: float, end: float, step: float) -> pd.DataFrame:
+        """One range query as a long frame (labels..., series, timestamp, value)."""
+        return self._backend().range(promql, start=start, end=end, step=step)
+
+    def _backend(self) -> QueryBackend:
+        if self.backend is None:
+            raise BackendUnavailable("prometheus", "not configured (set KUBEHUB_PROMETHEUS_URL)")
+        return self.backend
+
+    # -- the endpoint ----------------------------------------------------------------------
+    def query(self, req: MonitoringRequest) -> dict[str, Any]:
+        keys = ENTITY_LABELS[req.level]
+        deadline = _Deadline(self.timeout)
+        if req.filters.namespaces == ():
+            # The caller may see no namespace of this request: answer empty without a query.
+            return self._shape(req, {m: None for m in req.metrics}, page_keys=_empty_keys(keys), total=0)
+        at = req.end if req.is_range else (req.time if req.time is not None else self.clock.now())
+        assert at is not None
+        try:
+            if req.sort_metric:
+                return self._ranked(req, keys, at, deadline)
+            frames = self._fetch(req, req.metrics, req.filters, at, deadline)
+        except EmptyScope:
+            return self._shape(req, {m: None for m in req.metrics}, page_keys=_empty_keys(keys), total=0)
+        union = _entity_union(frames.values(), keys)
+        ordered = rankings.rank(union.assign(value=np.nan), keys) if keys else union
+        total = len(ordered) if keys else (1 if any(f is not None and not f.empty for f in frames.values()) else 0)
+        page_keys = ordered
+        if req.limit is not None and keys:
+            page_keys = rankings.page_of(ordered, page=req.page, limit=req.limit)
+        return self._shape(req, frames, page_keys=page_keys, total=total)
+
+    def _ranked(self, req: MonitoringRequest, keys: tuple[str, ...], at: float, deadline: _Deadline) -> dict[str, Any]:
+        assert req.sort_metric is not None and req.limit is not None
+        backend = self._backend()
+        needed = req.page * req.limit
+        fetched = needed + rankings.slack(needed)
+        expr = self._value_expr(req, req.sort_metric, req.filters)
+        # ">= -Inf" drops NaN (which topk would otherwise rank arbitrarily) and keeps ±Inf.
+        guarded = f"({expr}) >= -Inf"
+        pick = "topk" if req.descending else "bottomk"
+        universe_expr = self.catalogue.entities_expr(req.level, req.filters)
+        specs = [QuerySpec(f"{pick}({fetched}, {guarded})", time=at)]
+        if universe_expr is not None:
+            specs.append(QuerySpec(f"count({universe_expr})", time=at))
+        answers = backend.many(specs, timeout=deadline.remaining())
+        top = answers[0]
+        counted = int(answers[1]["value"].iloc[0]) if len(answers) > 1 and not answers[1].empty else 0
+        values = rankings.entity_values(top, keys)
+        if not rankings.topk_is_exact(values, needed=needed, fetched=fetched, descending=req.descending):
+            top = backend.instant(guarded, time=at, timeout=deadline.remaining())
+            values = rankings.entity_values(top, keys)
+        universe = None
+        if values["value"].notna().sum() < needed and universe_expr is not None:
+            # The page reaches past the entities with a value: list the others (missing last).
+            universe = rankings.entity_values(
+                backend.instant(universe_expr, time=at, timeout=deadline.remaining()), keys
+            )
+        ranked = rankings.rank(values, keys, descending=req.descending, universe=universe)
+        total = len(ranked) if universe is not None else max(counted, len(ranked))
+        page_keys = rankings.page_of(ranked, page=req.page, limit=req.limit)
+        frames: dict[str, pd.DataFrame | None] = {}
+        rest = list(req.metrics)
+        if not req.is_range and req.sort_metric in rest:
+            frames[req.sort_metric] = rankings.select(top, keys, page_keys)
+            rest.remove(req.sort_metric)
+        if rest and not page_keys.empty:
+            narrowed = _narrow(req.filters, keys, page_keys)
+            frames.update(self._fetch(req, rest, narrowed, at, deadline))
+        return self._shape(req, {m: frames.get(m) for m in req.metrics}, page_keys=page_keys, total=total)
+
+    # -- queries ---------------------------------------------------------------------------
+    def _value_expr(self, req: MonitoringRequest, metric: str, filters: Filters) -> str:
+        """What a ranking orders by: the instant value, the window stat, or for a range
+        request the stat over the whole range."""
+        if req.window is not None or req.is_range:
+            assert req.end is not None or req.window is not None
+            window = req.window if req.window is not None else (req.end or 0) - (req.start or 0)
+            return self.catalogue.window_expr(req.level, metric, stat=req.stat, window_seconds=window, filters=filters)
+        return self.catalogue.expr(req.level, metric, filters)
+
+    def _fetch(
+        self, req: MonitoringRequest, metrics: Sequence[str], filters: Filters, at: float, deadline: _Deadline
+    ) -> dict[str, pd.DataFrame | None]:
+        specs = []
+        for name in metrics:
+            if req.is_range:
+                assert req.start is not None and req.end is not None and req.step is not None
+                specs.append(
+                    QuerySpec(
+                        self.catalogue.expr(req.level, name, filters), start=req.start, end=req.end, step=req.step
+                    )
+                )
+            else:
+                specs.append(QuerySpec(self._value_expr(req, name, filters), time=at))
+        if not specs:
+            return {}
+        frames = self._backend().many(specs, timeout=deadline.remaining())
+        return dict(zip(metrics, frames, strict=True))
+
+    # -- answer ----------------------------------------------------------------------------
+    def _shape(
+        self,
+        req: MonitoringRequest,
+        frames: Mapping[str, pd.DataFrame | None],
+        *,
+        page_keys: pd.DataFrame,
+        total: int,
+    ) -> dict[str, Any]:
+        keys = ENTITY_LABELS[req.level]
+        results = []
+        partial = False
+        for name in req.metrics:
+            metric = self.catalogue.metric(req.level, name)
+            frame = frames.get(name)
+            if frame is None:
+                frame = pd.DataFrame()
+            if keys and not frame.empty:
+                frame = rankings.select(frame, keys, page_keys)
+            series = _series(frame, keys, page_keys)
+            missing = _missing(frame, keys, page_keys)
+            if not keys and frame.empty and total:
+                missing = [{}]
+            partial = partial or bool(missing)
+            results.append(
+                {
+                    "metric": name,
+                    "level": req.level,
+                    "unit": metric.unit,
+                    "series": series,
+                    "missing": missing,
+                }
+            )
+        body: dict[str, Any] = {"results": results, "page": req.page, "total": total, "partial": partial}
+        if req.limit is not None:
+            body["limit"] = req.limit
+        if req.window is not None:
+            body["window"] = format_duration(req.window)
+            body["stat"] = req.stat
+        elif req.is_range and req.sort_metric:
+            body["stat"] = req.stat
+        return body
+
+
+def _empty_keys(keys: Sequence[str]) -> pd.DataFrame:
+    return pd.DataFrame({k: pd.Series([], dtype=object) for k in keys})
+
+
+def _entity_union(frames: Any, keys: Sequence[str]) -> pd.DataFrame:
+    cols = list(keys)
+    parts = []
+    for frame in frames:
+        if frame is None or frame.empty:
+            continue
+        part = frame.copy()
+        for k in cols:
+            if k not in part.columns:
+                part[k] = ""
+        parts.append(part[cols].drop_duplicates())
+    if not parts or not cols:
+        return _empty_keys(cols)
+    return pd.concat(parts, ignore_index=True).drop_duplicates().reset_index(drop=True)
+
+
+def _narrow(filters: Filters, keys: Sequence[str], page_keys: pd.DataFrame) -> Filters:
+    """``filters`` further restricted to the names on one page (then joined exactly)."""
+    names: dict[str, list[str]] = {}
+    for field_name, label in FILTER_LABEL.items():
+        if label in keys:
+            names[field_name] = sorted({str(v) for v in page_keys[label] if v})
+    return filters.narrowed(**names)
+
+
+def _series(frame: pd.DataFrame, keys: Sequence[str], page_keys: pd.DataFrame) -> list[dict[str, Any]]:
+    """Frame -> API series, in page order (entities) or by labels (levels without entities)."""
+    if frame.empty:
+        return []
+    labels = label_names(frame)
+    frame = frame.sort_values(["series", "timestamp"], kind="mergesort")
+    ids = frame["series"].to_numpy()
+    bounds = np.flatnonzero(np.diff(ids)) + 1
+    starts = np.concatenate(([0], bounds))
+    ts = frame["timestamp"].to_numpy(dtype=float)
+    values = frame["value"].to_numpy(dtype=float)
+    shown = values.astype(object)
+    shown[~np.isfinite(values)] = None  # JSON has no NaN/Inf
+    pairs = np.column_stack((ts, shown))
+    label_rows = frame[labels].iloc[starts].to_dict("records") if labels else [{} for _ in starts]
+    out = []
+    for i, (row, chunk) in enumerate(zip(label_rows, np.split(pairs, bounds), strict=True)):
+        out.append(({k: v for k, v in row.items() if v != ""}, chunk.tolist(), i))
+    if keys and not page_keys.empty:
+        order = {tuple(r): n for n, r in enumerate(page_keys[list(keys)].itertuples(index=False, name=None))}
+        out.sort(key=lambda item: (order.get(tuple(item[0].get(k, "") for k in keys), len(order)), item[2]))
+    else:
+        out.sort(key=lambda item: tuple(sorted(item[0].items())))
+    return [{"labels": labels_, "values": vals} for labels_, vals, _ in out]
+
+
+def _missing(frame: pd.DataFrame, keys: Sequence[str], page_keys: pd.DataFrame) -> list[dict[str, str]]:
+    """Entities of the page for which the metric has no series."""
+    if not keys or page_keys.empty:
+        return []
+    cols = list(keys)
+    wanted = page_keys[cols].drop_duplicates()
+    if frame.empty:
+        absent = wanted
+    else:
+        have = frame.copy()
+        for k in cols:
+            if k not in have.columns:
+                have[k] = ""
+        merged = wanted.merge(have[cols].drop_duplicates(), on=cols, how="left", indicator=True)
+        absent = merged.loc[merged["_merge"] == "left_only", cols]
+    return [{k: str(v) for k, v in row.items()} for row in absent.to_dict("records")]

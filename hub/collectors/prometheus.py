@@ -1,0 +1,318 @@
+"""Prometheus query adapter: the only importer of ``prometheus_api_client``.
+
+Instant and range queries come back as pandas frames in long form, one row per sample:
+the label columns (absent labels are ``""``, as PromQL treats them), then ``series`` (the
+position of the series in Prometheus's answer), ``timestamp`` and ``value`` (float64; NaN and
+±Inf kept). Conversion is vectorised: the per-sample ``[ts, "value"]`` pairs of the JSON
+answer go through numpy in one pass, never one Python object per sample.
+
+Every failure is translated here: no answer within the timeout, a refused connection, or a
+server-side overload becomes ``BackendUnavailable("prometheus", ...)`` (503); a query Prometheus
+rejects becomes :class:`PrometheusQueryError` (502) carrying Prometheus's message.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import logging
+import re
+import threading
+import time as _time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import chain
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import requests
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from urllib3.util.retry import Retry
+
+from hub.errors import BackendUnavailable, HubError
+
+log = logging.getLogger("kubehub.prometheus")
+
+BACKEND = "prometheus"
+VALUE_COLUMNS = ("series", "timestamp", "value")
+
+
+class PrometheusQueryError(HubError):
+    """Prometheus answered but refused the query (a bad expression or data shape)."""
+
+    status = 502
+
+    def __init__(self, message: str, *, query: str) -> None:
+        super().__init__(f"prometheus rejected the query: {message}")
+        self.query = query
+
+
+@dataclass(frozen=True)
+class QuerySpec:
+    """One query to send: instant when ``start`` is None, else a range query."""
+
+    promql: str
+    time: float | None = None
+    start: float | None = None
+    end: float | None = None
+    step: float | None = None
+
+
+class QueryBackend(Protocol):
+    """What the monitoring service needs from Prometheus (tests give it a fake of their own)."""
+
+    def instant(self, promql: str, *, time: float | None = None, timeout: float | None = None) -> pd.DataFrame: ...
+
+    def range(
+        self, promql: str, *, start: float, end: float, step: float, timeout: float | None = None
+    ) -> pd.DataFrame: ...
+
+    def many(self, specs: Sequence[QuerySpec], *, timeout: float | None = None) -> list[pd.DataFrame]: ...
+
+
+# ---------------------------------------------------------------------------------------
+# JSON result -> frame (pure; unit-tested without a server)
+# ---------------------------------------------------------------------------------------
+
+
+def empty_frame(labels: Sequence[str] = ()) -> pd.DataFrame:
+    data: dict[str, Any] = {name: pd.Series([], dtype=object) for name in labels}
+    data["series"] = pd.Series([], dtype=np.int64)
+    data["timestamp"] = pd.Series([], dtype=np.float64)
+    data["value"] = pd.Series([], dtype=np.float64)
+    return pd.DataFrame(data)
+
+
+def _pairs_to_arrays(pairs: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """[[ts, "v"], ...] -> (float64 timestamps, float64 values) in one numpy pass.
+
+    Prometheus writes values as strings ("1.5", "NaN", "+Inf"); numpy's str -> float cast
+    understands all of them.
+    """
+    if not pairs:
+        return np.empty(0, dtype=np.float64), np.empty(0, dtype=np.float64)
+    arr = np.array(pairs, dtype=object)
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise ValueError("samples are not [timestamp, value] pairs")
+    ts = arr[:, 0].astype(np.float64)
+    values = arr[:, 1].astype(str).astype(np.float64)
+    return ts, values
+
+
+def _label_columns(metrics: list[dict[str, str]], repeats: np.ndarray | None) -> dict[str, np.ndarray]:
+    names = sorted({k for m in metrics for k in m})
+    columns: dict[str, np.ndarray] = {}
+    for name in names:
+        per_series = np.array([m.get(name, "") for m in metrics], dtype=object)
+        columns[name] = per_series if repeats is None else np.repeat(per_series, repeats)
+    return columns
+
+
+def vector_frame(result: list[dict[str, Any]]) -> pd.DataFrame:
+    """An instant vector answer (``[{"metric": {...}, "value": [ts, "v"]}, ...]``) as a frame."""
+    if not result:
+        return empty_frame()
+    ts, values = _pairs_to_arrays([r["value"] for r in result])
+    data: dict[str, Any] = _label_columns([r.get("metric", {}) for r in result], None)
+    data["series"] = np.arange(len(result), dtype=np.int64)
+    data["timestamp"] = ts
+    data["value"] = values
+    return pd.DataFrame(data)
+
+
+def matrix_frame(result: list[dict[str, Any]]) -> pd.DataFrame:
+    """A range answer (``[{"metric": {...}, "values": [[ts, "v"], ...]}, ...]``) as a long frame."""
+    if not result:
+        return empty_frame()
+    counts = np.fromiter((len(r["values"]) for r in result), dtype=np.int64, count=len(result))
+    ts, values = _pairs_to_arrays(list(chain.from_iterable(r["values"] for r in result)))
+    data: dict[str, Any] = _label_columns([r.get("metric", {}) for r in result], counts)
+    data["series"] = np.repeat(np.arange(len(result), dtype=np.int64), counts)
+    data["timestamp"] = ts
+    data["value"] = values
+    return pd.DataFrame(data)
+
+
+def result_frame(result: Any) -> pd.DataFrame:
+    """Any query answer as a frame: vector, matrix, or a scalar (one row without labels)."""
+    if isinstance(result, list) and result and not isinstance(result[0], dict):
+        # scalar / string results are a bare [ts, "v"] pair
+        ts, values = _pairs_to_arrays([result])
+        return pd.DataFrame({"series": np.zeros(1, dtype=np.int64), "timestamp": ts, "value": values})
+    if not result:
+        return empty_frame()
+    return matrix_frame(result) if "values" in result[0] else vector_frame(result)
+
+
+def label_names(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if c not in VALUE_COLUMNS]
+
+
+# ---------------------------------------------------------------------------------------
+# The adapter
+# ---------------------------------------------------------------------------------------
+
+_STATUS = re.compile(r"HTTP Status Code (\d+)")
+
+
+class PrometheusClient:
+    """Queries one Prometheus with a bounded timeout; thread-safe (one session per thread).
+
+    ``on_query(kind, outcome)`` is called once per query sent (the hub counts them in its
+    own metrics; the alerting benchmark reads :attr:`queries_sent`).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 10.0,
+        workers: int = 4,
+        on_query: Callable[[str, str], None] | None = None,
+    ) -> None:
+        if not url:
+            raise ValueError("a Prometheus URL is required")
+        self.url = url.rstrip("/")
+        self.timeout = float(timeout)
+        self._on_query = on_query
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._sent = 0
+        self._clients: list[PrometheusConnect] = []
+        # Few workers: Prometheus shares the machine's cores; more would only queue there.
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prometheus")
+
+    # -- plumbing -----------------------------------------------------------------------
+    @property
+    def queries_sent(self) -> int:
+        return self._sent
+
+    def _client(self) -> PrometheusConnect:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            # No retries: a retry with back-off would stretch a bounded timeout several-fold.
+            client = PrometheusConnect(url=self.url, disable_ssl=False, retry=Retry(total=0), timeout=self.timeout)
+            self._local.client = client
+            with self._lock:
+                self._clients.append(client)
+        return client
+
+    def _count(self, kind: str, outcome: str) -> None:
+        with self._lock:
+            self._sent += 1
+        if self._on_query is not None:
+            self._on_query(kind, outcome)
+
+    def _call(self, kind: str, promql: str, fn: Callable[[float], Any], timeout: float | None) -> Any:
+        budget = self.timeout if timeout is None else max(0.1, min(timeout, self.timeout))
+        started = _time.perf_counter()
+        try:
+            data = fn(budget)
+        except requests.exceptions.Timeout as exc:
+            self._count(kind, "timeout")
+            raise BackendUnavailable(BACKEND, f"no answer from {self.url} within {budget:g} s") from exc
+        except requests.exceptions.ConnectionError as exc:
+            self._count(kind, "unreachable")
+            raise BackendUnavailable(BACKEND, f"cannot connect to {self.url}") from exc
+        except requests.exceptions.RequestException as exc:
+            self._count(kind, "error")
+            raise BackendUnavailable(BACKEND, f"request to {self.url} failed: {exc}") from exc
+        except PrometheusApiClientException as exc:
+            self._count(kind, "error")
+            raise _translate(str(exc), promql) from exc
+        except ValueError as exc:  # a body that is not the query API's JSON
+            self._count(kind, "error")
+            raise BackendUnavailable(BACKEND, f"{self.url} did not answer like the Prometheus query API") from exc
+        self._count(kind, "ok")
+        log.debug("%s query in %.1f ms: %s", kind, (_time.perf_counter() - started) * 1000, promql)
+        return data
+
+    # -- queries --------------------------------------------------------------------------
+    def instant(self, promql: str, *, time: float | None = None, timeout: float | None = None) -> pd.DataFrame:
+        def run(budget: float) -> Any:
+            params = {"timeout": _server_timeout(budget)}
+            if time is not None:
+                params["time"] = f"{time:.3f}"
+            return self._client().custom_query(promql, params=params, timeout=budget)
+
+        return result_frame(self._call("instant", promql, run, timeout))
+
+    def range(
+        self, promql: str, *, start: float, end: float, step: float, timeout: float | None = None
+    ) -> pd.DataFrame:
+        def run(budget: float) -> Any:
+            return self._client().custom_query_range(
+                promql,
+                start_time=datetime.fromtimestamp(start, tz=UTC),
+                end_time=datetime.fromtimestamp(end, tz=UTC),
+                step=f"{step:g}",
+                params={"timeout": _server_timeout(budget)},
+                timeout=budget,
+            )
+
+        return result_frame(self._call("range", promql, run, timeout))
+
+    def many(self, specs: Sequence[QuerySpec], *, timeout: float | None = None) -> list[pd.DataFrame]:
+        """Send several queries concurrently; the first failure is raised after all finished."""
+        if len(specs) == 1:
+            return [self._one(specs[0], timeout)]
+        futures = [self._pool.submit(self._one, spec, timeout) for spec in specs]
+        results: list[pd.DataFrame] = []
+        error: BaseException | None = None
+        for future in futures:
+            try:
+                results.append(future.result())
+            except BaseException as exc:
+                error = error or exc
+        if error is not None:
+            raise error
+        return results
+
+    def _one(self, spec: QuerySpec, timeout: float | None) -> pd.DataFrame:
+        if spec.start is None:
+            return self.instant(spec.promql, time=spec.time, timeout=timeout)
+        assert spec.end is not None and spec.step is not None
+        return self.range(spec.promql, start=spec.start, end=spec.end, step=spec.step, timeout=timeout)
+
+    def probe(self) -> str:
+        """For /readyz: a trivial query proves the query API answers (raises BackendUnavailable)."""
+        self.instant("vector(1)", timeout=min(self.timeout, 5.0))
+        return self.url
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            for client in self._clients:
+                client.close()
+            self._clients.clear()
+
+    stop = close
+
+
+def _server_timeout(budget: float) -> str:
+    """Prometheus's own evaluation timeout, so it stops working on a query we gave up on.
+    Whole milliseconds: Prometheus durations take no fractions."""
+    return f"{max(1, int(budget * 1000))}ms"
+
+
+def _translate(message: str, promql: str) -> HubError:
+    """PrometheusApiClientException text -> our error. The client keeps the status and body
+    only in the message ("HTTP Status Code 400 (b'{...json...}')"), hence the parse."""
+    found = _STATUS.search(message)
+    status = int(found.group(1)) if found else 0
+    detail = message
+    start, end = message.find("("), message.rfind(")")
+    if 0 <= start < end:
+        try:
+            body = ast.literal_eval(message[start + 1 : end])
+            if isinstance(body, bytes):
+                body = body.decode("utf-8", "replace")
+            detail = str(json.loads(body).get("error") or detail)
+        except (ValueError, SyntaxError, AttributeError):
+            pass
+    if status >= 500 or status in (0, 429) or "timeout" in detail or "timed out" in detail:
+        return BackendUnavailable(BACKEND, f"answered {status or 'with an error'}: {detail}")
+    return PrometheusQueryError(detail, query=promql)
