@@ -145,12 +145,15 @@ class ClusterService:
         resync_seconds: float = 600.0,
         initial_wait: float = 10.0,
         cache: WatchCache | None = None,
+        autostart: bool = True,
     ) -> None:
         self.api = api
         self.clock = clock
         # How long a read waits for the first LIST after start before answering 503.
         self.initial_wait = initial_wait
         self.cache = cache or WatchCache(api, RESOURCE_KINDS, clock=clock, resync_seconds=resync_seconds)
+        # Tests that drive the cache by hand turn this off; everyone else gets the watch threads.
+        self.autostart = autostart
 
     # -- lifecycle (Hub.start_background / Hub.close / readiness) ---------------------------------
     def start(self) -> None:
@@ -162,7 +165,7 @@ class ClusterService:
 
     def ensure_started(self) -> None:
         """Reads start the watches if nobody did (a web-only process, a test app)."""
-        if not self.cache.running:
+        if self.autostart and not self.cache.running:
             self.cache.start()
 
     def probe(self) -> str:

@@ -28,8 +28,15 @@ def _status_body(body: bytes | str | Mapping[str, Any] | None) -> dict[str, Any]
     return data if isinstance(data, dict) else {}
 
 
+def _singular(resource: str) -> str:
+    """``deployments`` -> ``deployment``, ``pods/log`` -> ``pod``: how a sentence names one object."""
+    base = resource.split("/", 1)[0]
+    return base[:-1] if base.endswith("s") else base
+
+
 def _what(resource: str, namespace: str | None, name: str | None) -> str:
     if name:
+        resource = _singular(resource)
         return f"{resource} {namespace}/{name}" if namespace else f"{resource} {name}"
     return f"{resource} in {namespace}" if namespace else resource
 

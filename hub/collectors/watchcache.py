@@ -259,12 +259,25 @@ class WatchCache:
         self.stores: dict[str, Store] = {k.name: Store(k) for k in kinds}
         self._backoff = {name: backoff() for name in self.stores}
         self._needs_list = dict.fromkeys(self.stores, True)
+        self._listeners: dict[str, list[Callable[[str, Any], None]]] = {name: [] for name in self.stores}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._start_lock = threading.Lock()
 
     def __getitem__(self, name: str) -> Store:
         return self.stores[name]
+
+    def subscribe(self, name: str, listener: Callable[[str, Any], None]) -> None:
+        """Call ``listener(event_type, obj)`` from the watch thread after each change of a kind
+        (every listed object counts as ADDED). Listeners must be quick and must not block."""
+        self._listeners[name].append(listener)
+
+    def _notify(self, name: str, event_type: str, obj: Any) -> None:
+        for listener in self._listeners[name]:
+            try:
+                listener(event_type, obj)
+            except Exception:  # a listener's bug must not stop the cache
+                log.exception("a listener of %s failed", name)
 
     # -- lifecycle ----------------------------------------------------------------------------
     @property
@@ -356,6 +369,9 @@ class WatchCache:
             if not token:
                 break
         store.replace(objects, page.resource_version)
+        if self._listeners[store.kind.name]:
+            for obj in objects:
+                self._notify(store.kind.name, "ADDED", obj)
         now = self.clock.now()
         store.last_sync = now
         self._needs_list[store.kind.name] = False
@@ -365,8 +381,10 @@ class WatchCache:
     def _apply(self, store: Store, event: WatchEvent) -> None:
         rv = (event.object.get("metadata") or {}).get("resourceVersion")
         if event.type != "BOOKMARK":
-            store.apply(event.type, store.kind.parse(event.object))
+            obj = store.kind.parse(event.object)
+            store.apply(event.type, obj)
             store.last_event = self.clock.now()
+            self._notify(store.kind.name, event.type, obj)
         if rv:
             store.resource_version = rv
 

@@ -3,18 +3,23 @@
 ``hub.services["cluster"]`` is a :class:`~hub.collectors.cluster.ClusterService`, or None when
 no cluster is configured (KUBEHUB_KUBERNETES_KUBECONFIG=none, or nothing to connect with); the
 web layer answers 503 naming the API server in that case. The tenancy service reaches
-``ensure_namespace`` and ``namespace_created`` through ``hub.services`` when it needs them.
+``ensure_namespace`` and ``namespace_created`` through ``hub.services`` when it needs them, and
+is told each namespace's creation time as the watch sees it (a recreated namespace moves its
+project's log floor).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+from typing import TYPE_CHECKING, Any
 
 from hub.collectors.cluster import ClusterService
 from hub.collectors.kubernetes import connect
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
+
+log = logging.getLogger("kubehub.cluster")
 
 
 def build(hub: Hub) -> None:
@@ -23,9 +28,18 @@ def build(hub: Hub) -> None:
     if api is None:
         hub.services["cluster"] = None
         return
-    hub.services["cluster"] = ClusterService(
+    service = ClusterService(
         api,
         clock=hub.clock,
         resync_seconds=settings.resync_seconds,
         initial_wait=settings.request_timeout,
     )
+    hub.services["cluster"] = service
+
+    def namespace_seen(event_type: str, namespace: Any) -> None:
+        tenancy = hub.services.get("tenancy")
+        observe = getattr(tenancy, "observe_namespace", None)
+        if observe is not None and event_type in ("ADDED", "MODIFIED") and namespace.created:
+            observe(namespace.name, created=namespace.created)
+
+    service.cache.subscribe("namespaces", namespace_seen)

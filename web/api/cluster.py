@@ -1,7 +1,261 @@
-"""cluster endpoints under /api/v1 (see docs/api.md)."""
+"""Cluster and workload endpoints under /api/v1 (API.md "Cluster and workloads").
+
+Every route declares its permission; namespaced routes name ``ns`` so web.access checks the
+caller's role on that namespace before the view runs. Reads answer from the watch cache and
+carry ``stale_since`` (null while the cache is live); writes go to the API server and return the
+object as it now is. Lists accept ``limit`` (default 500, at most 5000), ``continue`` (the token
+a previous page returned) or ``page`` (1-based), ``label_selector`` and ``name`` (substring).
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+
+from hub.collectors.inventory import ListQuery, Page, decode_continue
+from hub.errors import BackendUnavailable, InvalidInput
+from web.access import audit, permission, scope
+from web.util import hub, int_param, json_body
 
 bp = Blueprint("api_cluster", __name__, url_prefix="/api/v1")
+
+DEFAULT_LIMIT = 500
+MAX_LIMIT = 5000  # a page bigger than this is an export, not a table
+
+
+def cluster() -> Any:
+    """The cluster service, or a 503 naming the API server when no cluster is configured."""
+    service = hub().services.get("cluster")
+    if service is None:
+        raise BackendUnavailable(
+            "kubernetes API server", "no cluster is configured (set KUBEHUB_KUBERNETES_KUBECONFIG)"
+        )
+    return service
+
+
+def list_query() -> ListQuery:
+    limit = int_param("limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
+    token = request.args.get("continue", "")
+    if token:
+        offset = decode_continue(token)
+    else:
+        offset = (int_param("page", 1, minimum=1) - 1) * limit
+    return ListQuery(
+        limit=limit,
+        offset=offset,
+        label_selector=request.args.get("label_selector", ""),
+        name=request.args.get("name", ""),
+    )
+
+
+def page_response(page: Page) -> Any:
+    return jsonify(page.to_dict())
+
+
+def _body_field(body: dict[str, Any], name: str, *, required: bool = True) -> Any:
+    if name not in body:
+        if required:
+            raise InvalidInput(f"the request body needs {name!r}", field=name)
+        return None
+    return body[name]
+
+
+# -- nodes ---------------------------------------------------------------------------------------
+@bp.get("/nodes")
+@permission("nodes:read")
+def list_nodes() -> Any:
+    """Nodes with readiness, taints, conditions and requested vs allocatable resources."""
+    return page_response(cluster().list_nodes(list_query()))
+
+
+@bp.get("/nodes/<node>")
+@permission("nodes:read")
+def get_node(node: str) -> Any:
+    """One node, its pods and its recent events."""
+    return jsonify(cluster().get_node(node))
+
+
+@bp.post("/nodes/<node>/cordon")
+@permission("nodes:write")
+def cordon_node(node: str) -> Any:
+    """Mark a node unschedulable (running pods stay)."""
+    out = cluster().cordon(node)
+    audit("cluster.cordon", f"node/{node}")
+    return jsonify(out)
+
+
+@bp.post("/nodes/<node>/uncordon")
+@permission("nodes:write")
+def uncordon_node(node: str) -> Any:
+    """Make a cordoned node schedulable again."""
+    out = cluster().uncordon(node)
+    audit("cluster.uncordon", f"node/{node}")
+    return jsonify(out)
+
+
+# -- namespaces ------------------------------------------------------------------------------------
+@bp.get("/namespaces")
+@permission(None)
+def list_namespaces() -> Any:
+    """The namespaces the caller may see (all of them for platform admins)."""
+    visible = scope()
+    allows = None if visible.all_namespaces else visible.allows
+    return page_response(cluster().list_namespaces(list_query(), allows=allows))
+
+
+# -- workloads -------------------------------------------------------------------------------------
+@bp.get("/namespaces/<ns>/workloads")
+@permission("workloads:read", namespace_arg="ns")
+def list_workloads(ns: str) -> Any:
+    """Workloads of a namespace with their health; ``kind`` narrows to one kind."""
+    kind = request.args.get("kind") or None
+    return page_response(cluster().list_workloads(ns, list_query(), kind=kind))
+
+
+@bp.get("/namespaces/<ns>/workloads/<kind>/<name>")
+@permission("workloads:read", namespace_arg="ns")
+def get_workload(ns: str, kind: str, name: str) -> Any:
+    """One workload: health, pods, revisions (deployments), jobs (cronjobs) and events."""
+    return jsonify(cluster().get_workload(ns, kind, name))
+
+
+@bp.post("/namespaces/<ns>/workloads/<kind>/<name>/scale")
+@permission("workloads:write", namespace_arg="ns")
+def scale_workload(ns: str, kind: str, name: str) -> Any:
+    """Set the replica count of a deployment or statefulset: ``{"replicas": 5}``."""
+    replicas = _body_field(json_body(), "replicas")
+    out = cluster().scale(ns, kind, name, replicas)
+    audit("cluster.scale", f"{ns}/{kind}/{name}", detail={"replicas": replicas})
+    return jsonify(out)
+
+
+@bp.post("/namespaces/<ns>/workloads/<kind>/<name>/restart")
+@permission("workloads:write", namespace_arg="ns")
+def restart_workload(ns: str, kind: str, name: str) -> Any:
+    """Replace every pod, as ``kubectl rollout restart`` does."""
+    out = cluster().restart(ns, kind, name)
+    audit("cluster.restart", f"{ns}/{kind}/{name}")
+    return jsonify(out)
+
+
+@bp.post("/namespaces/<ns>/workloads/<kind>/<name>/rollback")
+@permission("workloads:write", namespace_arg="ns")
+def rollback_workload(ns: str, kind: str, name: str) -> Any:
+    """Roll a deployment back to a revision: ``{"revision": 2}`` (omitted or 0: the previous one)."""
+    revision = _body_field(json_body(required=False), "revision", required=False)
+    out = cluster().rollback(ns, kind, name, revision)
+    audit("cluster.rollback", f"{ns}/{kind}/{name}", detail={"revision": out.get("revision")})
+    return jsonify(out)
+
+
+@bp.post("/namespaces/<ns>/workloads/<kind>/<name>/image")
+@permission("workloads:write", namespace_arg="ns")
+def set_workload_image(ns: str, kind: str, name: str) -> Any:
+    """Change one container's image: ``{"container": "web", "image": "nginx:1.27"}``."""
+    body = json_body()
+    container = _body_field(body, "container")
+    image = _body_field(body, "image")
+    out = cluster().set_image(ns, kind, name, container, image)
+    audit("cluster.image", f"{ns}/{kind}/{name}", detail={"container": container, "image": image})
+    return jsonify(out)
+
+
+@bp.delete("/namespaces/<ns>/workloads/<kind>/<name>")
+@permission("workloads:write", namespace_arg="ns")
+def delete_workload(ns: str, kind: str, name: str) -> Any:
+    """Delete a workload and its pods (``propagation=background|foreground|orphan``, default background)."""
+    propagation = request.args.get("propagation", "background")
+    out = cluster().delete_workload(ns, kind, name, propagation)
+    audit("cluster.delete", f"{ns}/{kind}/{name}", detail={"propagation": out["propagation"]})
+    return jsonify(out)
+
+
+# -- pods ----------------------------------------------------------------------------------------
+@bp.get("/namespaces/<ns>/pods")
+@permission("pods:read", namespace_arg="ns")
+def list_pods(ns: str) -> Any:
+    """Pods of a namespace; filters ``node``, ``status`` (phase or status word), ``workload=kind/name``."""
+    workload = None
+    raw = request.args.get("workload", "")
+    if raw:
+        kind, _, name = raw.partition("/")
+        if not kind or not name:
+            raise InvalidInput(f"workload must be kind/name, e.g. deployment/web, got {raw!r}", field="workload")
+        workload = (kind, name)
+    page = cluster().list_pods(
+        ns,
+        list_query(),
+        node=request.args.get("node") or None,
+        status=request.args.get("status") or None,
+        workload=workload,
+    )
+    return page_response(page)
+
+
+@bp.get("/namespaces/<ns>/pods/<pod>")
+@permission("pods:read", namespace_arg="ns")
+def get_pod(ns: str, pod: str) -> Any:
+    """One pod: containers, statuses, conditions, owner workload and events."""
+    return jsonify(cluster().get_pod(ns, pod))
+
+
+@bp.get("/namespaces/<ns>/pods/<pod>/log")
+@permission("pods:log", namespace_arg="ns")
+def pod_log(ns: str, pod: str) -> Any:
+    """The last ``tail`` lines (default 100, at most 10000) of a container's log."""
+    tail = int_param("tail", 100, minimum=1, maximum=10_000)
+    return jsonify(cluster().pod_log(ns, pod, container=request.args.get("container") or None, tail=tail))
+
+
+# -- events, services, config metadata --------------------------------------------------------------
+@bp.get("/namespaces/<ns>/events")
+@permission("events:read", namespace_arg="ns")
+def list_events(ns: str) -> Any:
+    """Events of a namespace, newest first; filters ``kind`` and ``object`` (the object's name), ``type``."""
+    page = cluster().list_events(
+        ns,
+        list_query(),
+        object_kind=request.args.get("kind") or None,
+        object_name=request.args.get("object") or None,
+        type=request.args.get("type") or None,
+    )
+    return page_response(page)
+
+
+@bp.get("/namespaces/<ns>/services")
+@permission("workloads:read", namespace_arg="ns")
+def list_services(ns: str) -> Any:
+    """Services of a namespace: type, cluster IP, ports, selector."""
+    return page_response(cluster().list_services(ns, list_query()))
+
+
+@bp.get("/namespaces/<ns>/configmaps")
+@permission("workloads:read", namespace_arg="ns")
+def list_configmaps(ns: str) -> Any:
+    """ConfigMap metadata of a namespace (names, labels, owners; never data)."""
+    return page_response(cluster().list_configmaps(ns, list_query()))
+
+
+@bp.get("/namespaces/<ns>/secrets")
+@permission("workloads:read", namespace_arg="ns")
+def list_secrets(ns: str) -> Any:
+    """Secret metadata of a namespace (names, labels, owners; the hub never holds the values)."""
+    return page_response(cluster().list_secrets(ns, list_query()))
+
+
+@bp.get("/cluster/freshness")
+@permission(None)
+def cache_freshness() -> Any:
+    """How current the cluster cache is, per resource (the console's stale banner reads this).
+
+    Tenants get the times only: object counts and errors are cluster-wide facts.
+    """
+    out = cluster().freshness()
+    if not scope().all_namespaces:
+        keep = ("resource", "synced", "last_sync", "stale_since")
+        out = {
+            "stale_since": out["stale_since"],
+            "resources": [{k: r[k] for k in keep} for r in out["resources"]],
+        }
+    return jsonify(out)
