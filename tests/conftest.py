@@ -33,3 +33,8 @@ def app(settings: Settings):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def client(app):  # type: ignore[no-untyped-def]
     return app.test_client()
+
+
+# The tenancy world (two workspaces, four projects, a user and token per role) for any area's
+# scoping and escape tests; see docs/tenancy.md "Testing helpers".
+from tests.unit.conftest_tenancy import tenancy_world  # noqa: E402, F401

@@ -83,8 +83,9 @@ def create_admin_from_cli(settings: Settings, *, username: str, password_env: st
         if password != again:
             print("kubehub: the two passwords differ; nothing created", file=sys.stderr)
             return 1
-    db = Database(settings.state_db)
+    db: Database | None = None
     try:
+        db = Database(settings.state_db)
         db.migrate()
         service = build_service(db, settings)
         user = service.create_user(username, password, platform_role=PlatformRole.ADMIN, actor="cli")
@@ -92,6 +93,7 @@ def create_admin_from_cli(settings: Settings, *, username: str, password_env: st
         print(f"kubehub: {exc.message}", file=sys.stderr)
         return 1
     finally:
-        db.close()
+        if db is not None:
+            db.close()
     print(f"created platform admin {user.name}")
     return 0

@@ -187,6 +187,7 @@ class TenancyService:
     def _failed_login(self, keys: list[str], now: float, username: str | None, client: str) -> NoReturn:
         for key in keys:
             self.store.record_failure(key, now)
+        log.info("failed login for %s from %s", username or "an unknown user name", client or "?")
         self.audit(username or "(unknown user)", "auth.login", "session", "failed", {"client": client})
         raise Unauthenticated("invalid user name or password")
 
@@ -196,6 +197,7 @@ class TenancyService:
         for key in keys:
             failures = self.store.failures_since(key, now - window)
             if len(failures) >= self.auth.login_attempts:
+                log.warning("login throttled: %d failures within %.0f s", len(failures), window)
                 # Locked until enough of the counted failures have aged out of the window.
                 oldest_needed = failures[len(failures) - self.auth.login_attempts]
                 raise LoginThrottled(oldest_needed + window - now)
@@ -218,6 +220,7 @@ class TenancyService:
             expires_at=now + self.auth.session_hours * 3600,
             client=client[:100],
         )
+        log.info("console session started for %s from %s", username, client or "?")
         self.audit(username, "auth.login", "session", "ok", {"client": client})
         return sid
 
@@ -252,6 +255,7 @@ class TenancyService:
             now=now,
             expires_at=now + lifetime,
         )
+        log.info("issued %s token %d (%s) to %s", kind, token_id, token_hint(token), username)
         self.audit(username, "token.create", f"token/{token_id}", "ok", {"name": name, "kind": kind})
         return IssuedToken(id=token_id, token=token, name=name, expires_at=now + lifetime)
 
@@ -525,7 +529,12 @@ class TenancyService:
         if self.store.project(ns) is not None:
             # Deliberately silent about which workspace holds it.
             raise Conflict(f"namespace {ns} is already a project", field="namespace")
-        stamp = self._ensure_namespace(ns, {WORKSPACE_LABEL: workspace}) if self._ensure_namespace else None
+        try:
+            stamp = self._ensure_namespace(ns, {WORKSPACE_LABEL: workspace}) if self._ensure_namespace else None
+        except Conflict:
+            # The cluster knows the namespace under another workspace's label; say so without
+            # naming that workspace.
+            raise Conflict(f"namespace {ns} is already a project", field="namespace") from None
         now = self.clock.now()
         floor = stamp if stamp is not None else (created if created is not None else now)
         with self.store.transaction():

@@ -58,6 +58,8 @@ def _expires_in(body: dict[str, Any]) -> float | None:
 def _login_session(username: str) -> str:
     """Start a session: the old cookie's content (pre-login CSRF, any stale id) is dropped, so
     a session id planted before login is never the one that becomes authenticated."""
+    if g.get("auth") == "session":
+        tenancy().end_session(g.sid)
     session.clear()
     sid = tenancy().start_session(username, client=client_address())
     session["sid"] = sid
