@@ -83,6 +83,11 @@ class LogSettings:
         "Comma list of namespaces the shipper follows. Empty: all namespaces of projects.", default=""
     )
     ship_interval: float = _doc("Seconds between shipper polls of each container.", default=10.0)
+    spool_max_lines: int = _doc(
+        "Lines the shipper may hold on disk while the log store is down; beyond this it stops reading "
+        "(backpressure) and the kubelet keeps the lines.",
+        default=500_000,
+    )
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,12 @@ class ElasticsearchSettings:
         default="kubehub",
     )
     timeout: float = _doc("Seconds before an Elasticsearch request is abandoned.", default=10.0)
+    replicas: int = _doc("Replica shards of each dated index the hub creates (0 on a single-node cluster).", default=0)
+    manage_retention: bool = _doc(
+        "Delete dated indices older than logs.retention_days. Turn off when another tool (e.g. a curator "
+        "of Fluent Bit's indices) owns their lifecycle.",
+        default=True,
+    )
 
 
 @dataclass(frozen=True)

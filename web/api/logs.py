@@ -1,7 +1,80 @@
-"""logs endpoints under /api/v1 (see docs/api.md)."""
+"""Log endpoints under /api/v1 (API.md "Logs"; syntax and limits in docs/logs.md).
+
+The search, histogram and export routes declare ``@permission(None)``: any signed-in caller may
+ask, and the logs service narrows the question to the caller's scope (namespaces and their
+floors) inside the store query. Naming a namespace outside the scope is a 403. The store
+routes are for platform admins (``logs:all``).
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request, stream_with_context
+
+from hub.errors import BackendUnavailable
+from web.access import current_principal, permission
+from web.util import hub, int_param
 
 bp = Blueprint("api_logs", __name__, url_prefix="/api/v1")
+
+
+def logs() -> Any:
+    service = hub().services.get("logs")
+    if service is None:
+        raise BackendUnavailable("log store", "the logs service is not running")
+    return service
+
+
+@bp.get("/logs")
+@permission(None)
+def search_logs() -> Any:
+    """Search log lines of the namespaces the caller may read.
+
+    Parameters: namespaces, workloads, pods, containers (comma lists), q (keywords: a b = AND,
+    a OR b, "exact phrase", Chinese text), start, end (epoch seconds or RFC 3339), sort=desc|asc,
+    from, size. Answers {"items": [...], "total", "total_relation"}.
+    """
+    return jsonify(logs().search(current_principal(), request.args))
+
+
+@bp.get("/logs/histogram")
+@permission(None)
+def log_histogram() -> Any:
+    """Counts of matching log lines per interval (e.g. interval=1m), empty buckets included."""
+    return jsonify(logs().histogram(current_principal(), request.args))
+
+
+@bp.get("/logs/export")
+@permission(None)
+def export_logs() -> Any:
+    """Matching log lines as a streamed file (format=csv|jsonl), capped at logs.export_cap lines."""
+    service = logs()
+    cap = service.settings.logs.export_cap
+    fmt = (request.args.get("format") or "csv").strip().lower()
+    limit = int_param("limit", cap, minimum=1, maximum=cap)
+    result = service.export(current_principal(), request.args, fmt=fmt, limit=limit)
+    return Response(
+        stream_with_context(result.chunks),
+        content_type=result.content_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{result.filename}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@bp.get("/logs/stores")
+@permission("logs:all")
+def log_stores() -> Any:
+    """The log store's partitions (day files or dated indices) with lines and bytes, retention and shipper state."""
+    return jsonify(logs().stores())
+
+
+@bp.post("/logs/stores/retention")
+@permission("logs:all")
+def apply_log_retention() -> Any:
+    """Drop the partitions older than logs.retention_days now (it also runs every hour)."""
+    principal = current_principal()
+    dropped = logs().apply_retention(actor=principal.username)
+    return jsonify({"dropped": dropped})

@@ -1,0 +1,576 @@
+"""The Elasticsearch 8 log store (the only importer of the ``elasticsearch`` client).
+
+- **Dated indices** ``<prefix>-YYYY.MM.DD`` (UTC day of the line) under one index template with
+  explicit mappings; retention deletes whole indices.
+- **Reads indices it did not write.** Field names come from a preset: ``kubehub`` (flat keyword
+  fields, what the hub writes) or ``kubesphere`` (what Fluent Bit's kubernetes filter writes:
+  ``kubernetes.namespace_name`` etc. with ``.keyword`` sub-fields from dynamic mapping, ``log``,
+  ``time``). That preset has no workload field, so a workload filter matches the pod names a
+  Deployment, StatefulSet, DaemonSet or Job gives its pods, as KubeSphere does.
+- **Chinese.** The standard analyzer emits one token per Han character, so ``match_phrase``
+  finds any Chinese substring; every term is a ``match_phrase``, which is what the embedded
+  store's tokens reproduce.
+- **Tenant scope** is one clause: namespaces whose floor is older than anything stored (or than
+  the query's start) share a single ``terms``; the others are grouped by floor, each group a
+  ``terms`` plus a ``range``. A tenant with 1,500 namespaces created long ago costs one clause.
+- **Idempotent bulk writes:** each line's ``_id`` is the hash of its uid and the op is
+  ``create``, so a re-sent batch adds nothing (409 per line, counted as already stored).
+- **Export** opens a point in time and walks it with ``search_after`` (no deep from/size).
+
+Every client or server failure becomes ``BackendUnavailable("elasticsearch", ...)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from elasticsearch import ApiError, Elasticsearch, TransportError
+
+from hub.collectors.logs.query import And, Expr, Or, Term
+from hub.collectors.logs.store import (
+    MAX_MESSAGE_CHARS,
+    TOTAL_CAP,
+    Bucket,
+    LogLine,
+    LogQuery,
+    LogRecord,
+    Partition,
+    SearchResult,
+    bucket_bounds,
+    fill_buckets,
+    iso_micro,
+    parse_rfc3339_ns,
+    strip_ansi,
+    uid_hash,
+)
+from hub.errors import BackendUnavailable, ConfigError
+
+log = logging.getLogger("kubehub.logs.elasticsearch")
+
+BACKEND = "elasticsearch"
+EXPORT_PAGE = 2_000
+PIT_KEEP_ALIVE = "2m"  # long enough for a slow client to read one page of the export
+OLDEST_TTL = 60.0  # seconds the oldest stored time is trusted before it is asked again
+_DATED = re.compile(r"-(\d{4})\.(\d{2})\.(\d{2})$")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    """Where each log field lives in a document; ``keyword`` is appended for exact filters."""
+
+    time: str
+    message: str
+    namespace: str
+    pod: str
+    container: str
+    node: str
+    pod_uid: str
+    workload: str | None  # None: derived from the pod name
+    keyword: str = ""
+
+    def exact(self, name: str) -> str:
+        return name + self.keyword
+
+
+PRESETS: dict[str, FieldMap] = {
+    "kubehub": FieldMap(
+        time="time",
+        message="message",
+        namespace="namespace",
+        pod="pod",
+        container="container",
+        node="node",
+        pod_uid="pod_uid",
+        workload="workload",
+    ),
+    "kubesphere": FieldMap(
+        time="time",
+        message="log",
+        namespace="kubernetes.namespace_name",
+        pod="kubernetes.pod_name",
+        container="kubernetes.container_name",
+        node="kubernetes.host",
+        pod_uid="kubernetes.pod_id",
+        workload=None,
+        keyword=".keyword",
+    ),
+}
+
+# Pod names a controller generates: Deployment <name>-<rs hash>-<5>, DaemonSet/Job <name>-<5>,
+# StatefulSet <name>-<ordinal>. Used only when the indices carry no workload field.
+_POD_SUFFIX = re.compile(r"^(?P<w>.+?)(?:-[a-z0-9]{6,10}-[a-z0-9]{5}|-[a-z0-9]{5}|-\d+)$")
+_REGEXP_RESERVED = re.compile(r'([.?+*|{}\[\]()"\\#@&<>~])')
+
+
+def workload_of_pod(pod: str) -> str:
+    m = _POD_SUFFIX.match(pod)
+    return m.group("w") if m else ""
+
+
+def _pod_pattern(workload: str) -> str:
+    w = _REGEXP_RESERVED.sub(r"\\\1", workload)
+    return f"{w}-[a-z0-9]{{6,10}}-[a-z0-9]{{5}}|{w}-[a-z0-9]{{5}}|{w}-[0-9]+"
+
+
+def _get(doc: Mapping[str, Any], path: str) -> Any:
+    if path in doc:
+        return doc[path]
+    node: Any = doc
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _put(doc: dict[str, Any], path: str, value: Any) -> None:
+    parts = path.split(".")
+    node = doc
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
+def _parse_time(value: Any) -> float:
+    if isinstance(value, int | float):
+        return float(value) / 1000.0  # epoch_millis, the only numeric form ES dates take
+    if isinstance(value, str):
+        ns = parse_rfc3339_ns(value)
+        if ns is not None:
+            return ns / 1e9
+    return 0.0
+
+
+def compile_text(expr: Expr, field: str) -> dict[str, Any]:
+    if isinstance(expr, Term):
+        return {"match_phrase": {field: {"query": expr.text}}}
+    if isinstance(expr, And):
+        return {"bool": {"filter": [compile_text(i, field) for i in expr.items]}}
+    if isinstance(expr, Or):
+        return {"bool": {"should": [compile_text(i, field) for i in expr.items], "minimum_should_match": 1}}
+    raise TypeError(expr)
+
+
+class ElasticsearchLogStore:
+    name = BACKEND
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        index_prefix: str = "kubehub-logs",
+        field_preset: str = "kubehub",
+        timeout: float = 10.0,
+        replicas: int = 0,
+        client: Elasticsearch | None = None,
+    ) -> None:
+        if field_preset not in PRESETS:
+            raise ConfigError("KUBEHUB_ELASTICSEARCH_FIELD_PRESET", f"unknown preset {field_preset!r}")
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", index_prefix):
+            raise ConfigError("KUBEHUB_ELASTICSEARCH_INDEX_PREFIX", f"not a valid index name prefix: {index_prefix!r}")
+        self.url = url
+        self.prefix = index_prefix
+        self.pattern = f"{index_prefix}-*"
+        self.fields = PRESETS[field_preset]
+        self.preset = field_preset
+        self.replicas = replicas
+        self._es = client or Elasticsearch(url, request_timeout=timeout, max_retries=1, retry_on_timeout=False)
+        self._template_ready = False
+        self._lock = threading.Lock()
+        self._oldest: tuple[float, float | None] = (0.0, None)  # (asked at, oldest stored time)
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    def _call(self, what: str, fn: Callable[..., T], **kwargs: Any) -> T:
+        try:
+            return fn(**kwargs)
+        except ApiError as exc:
+            reason = _reason(exc)
+            raise BackendUnavailable(BACKEND, f"{what} failed with HTTP {exc.meta.status}: {reason}") from exc
+        except TransportError as exc:
+            detail = exc.message or type(exc).__name__
+            raise BackendUnavailable(BACKEND, f"{what} failed: {detail} ({self.url})") from exc
+
+    def index_for(self, ts: float) -> str:
+        return f"{self.prefix}-{time.strftime('%Y.%m.%d', time.gmtime(ts))}"
+
+    def template(self) -> dict[str, Any]:
+        """The index template body: explicit mappings for the preset's fields."""
+        f = self.fields
+        if self.preset == "kubehub":
+            keyword = {"type": "keyword", "ignore_above": 1024}
+            properties: dict[str, Any] = {
+                f.time: {"type": "date_nanos"},
+                f.message: {"type": "text", "analyzer": "standard"},
+                f.namespace: keyword,
+                f.pod: keyword,
+                f.container: keyword,
+                f.node: keyword,
+                f.pod_uid: keyword,
+                "workload": keyword,
+            }
+        else:  # the shape Fluent Bit's dynamic mapping produces, so both can share indices
+            text_kw = {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}}
+            properties = {
+                f.time: {"type": "date_nanos"},
+                f.message: {"type": "text", "analyzer": "standard"},
+                "kubernetes": {
+                    "properties": {
+                        "namespace_name": text_kw,
+                        "pod_name": text_kw,
+                        "container_name": text_kw,
+                        "host": text_kw,
+                        "pod_id": text_kw,
+                    }
+                },
+            }
+        return {
+            "index_patterns": [self.pattern],
+            "priority": 90,
+            "template": {
+                "settings": {"number_of_shards": 1, "number_of_replicas": self.replicas, "refresh_interval": "1s"},
+                "mappings": {"dynamic": False, "properties": properties},
+            },
+            "_meta": {"managed_by": "kubehub", "preset": self.preset},
+        }
+
+    def ensure_template(self) -> None:
+        if self._template_ready:
+            return
+        body = self.template()
+        self._call(
+            "installing the index template",
+            self._es.indices.put_index_template,
+            name=f"kubehub-{self.prefix}",
+            index_patterns=body["index_patterns"],
+            priority=body["priority"],
+            template=body["template"],
+            meta=body["_meta"],
+        )
+        self._template_ready = True
+
+    # -- writing ----------------------------------------------------------------------------------
+    def document(self, rec: LogRecord) -> dict[str, Any]:
+        f = self.fields
+        message = strip_ansi(rec.message)
+        if len(message) > MAX_MESSAGE_CHARS:
+            message = message[:MAX_MESSAGE_CHARS] + " …[truncated]"
+        doc: dict[str, Any] = {}
+        _put(doc, f.time, iso_micro(rec.time))
+        _put(doc, f.namespace, rec.namespace)
+        _put(doc, f.pod, rec.pod)
+        _put(doc, f.container, rec.container)
+        _put(doc, f.node, rec.node)
+        _put(doc, f.pod_uid, rec.pod_uid)
+        if f.workload:
+            _put(doc, f.workload, rec.workload)
+        _put(doc, f.message, message)
+        return doc
+
+    def write(self, records: Sequence[LogRecord]) -> int:
+        if not records:
+            return 0
+        self.ensure_template()
+        ops: list[dict[str, Any]] = []
+        for rec in records:
+            ops.append({"create": {"_index": self.index_for(rec.time), "_id": f"{uid_hash(rec.identity()):016x}"}})
+            ops.append(self.document(rec))
+        resp = self._call("bulk write", self._es.bulk, operations=ops, refresh=False)
+        if not resp.get("errors"):
+            return len(records)
+        created = 0
+        rejected: list[str] = []
+        for item in resp["items"]:
+            result = item.get("create", {})
+            status = int(result.get("status", 500))
+            if 200 <= status < 300:
+                created += 1
+            elif status == 409:
+                continue  # this line is already stored
+            elif status == 429 or status >= 500:
+                # the cluster is overloaded or a shard is down: let the caller retry the batch
+                raise BackendUnavailable(BACKEND, f"bulk write rejected with HTTP {status}: {_item_reason(result)}")
+            else:
+                rejected.append(_item_reason(result))
+        if rejected:
+            log.warning("elasticsearch refused %d log line(s), e.g. %s", len(rejected), rejected[0])
+        return created
+
+    def refresh(self) -> None:
+        self._call(
+            "refresh", self._es.indices.refresh, index=self.pattern, ignore_unavailable=True, allow_no_indices=True
+        )
+
+    # -- queries ----------------------------------------------------------------------------------
+    def _oldest_time(self) -> float | None:
+        asked, value = self._oldest
+        now = time.monotonic()
+        if now - asked < OLDEST_TTL and asked:
+            return value
+        try:
+            resp = self._es.search(
+                index=self.pattern,
+                body={"size": 0, "aggs": {"oldest": {"min": {"field": self.fields.time}}}},
+                ignore_unavailable=True,
+                allow_no_indices=True,
+            )
+            raw = resp.get("aggregations", {}).get("oldest", {}).get("value")
+            value = float(raw) / 1000.0 if raw is not None else None
+        except (ApiError, TransportError):
+            value = None  # unknown: every recent floor then gets its own range (still exact)
+        self._oldest = (now, value)
+        return value
+
+    def _scope_clause(self, q: LogQuery) -> dict[str, Any] | None:
+        if q.visibility is None:
+            return None
+        field = self.fields.exact(self.fields.namespace)
+        oldest = self._oldest_time()
+        cutoff = max(q.start if q.start is not None else float("-inf"), oldest if oldest is not None else float("-inf"))
+        plain: list[str] = []
+        by_floor: dict[float, list[str]] = defaultdict(list)
+        for ns, floor in q.visibility.items():
+            if floor <= cutoff:
+                plain.append(ns)
+            else:
+                by_floor[floor].append(ns)
+        should: list[dict[str, Any]] = []
+        if plain:
+            should.append({"terms": {field: sorted(plain)}})
+        for floor, names in sorted(by_floor.items()):
+            should.append(
+                {
+                    "bool": {
+                        "filter": [
+                            {"terms": {field: sorted(names)}},
+                            {"range": {self.fields.time: {"gte": iso_micro(floor)}}},
+                        ]
+                    }
+                }
+            )
+        if len(should) == 1:
+            return should[0]
+        return {"bool": {"should": should, "minimum_should_match": 1}}
+
+    def compile_query(self, q: LogQuery) -> dict[str, Any]:
+        """The bool query for ``q`` (scope, filters, time range, keywords)."""
+        f = self.fields
+        filters: list[dict[str, Any]] = []
+        scope = self._scope_clause(q)
+        if scope is not None:
+            filters.append(scope)
+        if q.workloads:
+            if f.workload:
+                filters.append({"terms": {f.exact(f.workload): list(q.workloads)}})
+            else:
+                filters.append(
+                    {
+                        "bool": {
+                            "should": [{"regexp": {f.exact(f.pod): _pod_pattern(w)}} for w in q.workloads],
+                            "minimum_should_match": 1,
+                        }
+                    }
+                )
+        if q.pods:
+            filters.append({"terms": {f.exact(f.pod): list(q.pods)}})
+        if q.containers:
+            filters.append({"terms": {f.exact(f.container): list(q.containers)}})
+        if q.start is not None or q.end is not None:
+            rng: dict[str, Any] = {}
+            if q.start is not None:
+                rng["gte"] = iso_micro(q.start)
+            if q.end is not None:
+                rng["lt"] = iso_micro(q.end)
+            filters.append({"range": {f.time: rng}})
+        if q.text is not None:
+            filters.append(compile_text(q.text, f.message))
+        return {"bool": {"filter": filters}}
+
+    def _sort(self, q: LogQuery) -> list[dict[str, Any]]:
+        return [{self.fields.time: {"order": q.sort, "unmapped_type": "date_nanos"}}]
+
+    def _source_fields(self) -> list[str]:
+        f = self.fields
+        return [x for x in (f.time, f.message, f.namespace, f.pod, f.container, f.node, f.workload) if x]
+
+    def compile_search(self, q: LogQuery) -> dict[str, Any]:
+        """The whole search body (for the store and for the benchmark's raw baseline)."""
+        return {
+            "query": self.compile_query(q),
+            "sort": self._sort(q),
+            "from": q.offset,
+            "size": q.size,
+            "track_total_hits": TOTAL_CAP,
+            "_source": self._source_fields(),
+        }
+
+    def _line(self, src: Mapping[str, Any]) -> LogLine:
+        f = self.fields
+        pod = str(_get(src, f.pod) or "")
+        workload = str(_get(src, f.workload) or "") if f.workload else workload_of_pod(pod)
+        return LogLine(
+            time=_parse_time(_get(src, f.time)),
+            namespace=str(_get(src, f.namespace) or ""),
+            pod=pod,
+            container=str(_get(src, f.container) or ""),
+            message=str(_get(src, f.message) or ""),
+            workload=workload,
+            node=str(_get(src, f.node) or ""),
+        )
+
+    def search(self, query: LogQuery) -> SearchResult:
+        if query.sees_nothing:
+            return SearchResult(items=[], total=0)
+        resp = self._call(
+            "search",
+            self._es.search,
+            index=self.pattern,
+            body=self.compile_search(query),
+            ignore_unavailable=True,
+            allow_no_indices=True,
+        )
+        hits = resp.get("hits", {})
+        total = hits.get("total", {"value": 0, "relation": "eq"})
+        return SearchResult(
+            items=[self._line(h.get("_source", {})) for h in hits.get("hits", [])],
+            total=int(total.get("value", 0)),
+            total_exact=total.get("relation", "eq") == "eq",
+        )
+
+    def histogram(self, query: LogQuery, *, interval: float) -> list[Bucket]:
+        bounds = bucket_bounds(query, interval)
+        counts: dict[int, int] = {}
+        if not query.sees_nothing:
+            body = {
+                "size": 0,
+                "track_total_hits": False,
+                "query": self.compile_query(query),
+                "aggs": {
+                    "h": {
+                        "date_histogram": {
+                            "field": self.fields.time,
+                            "fixed_interval": f"{int(interval)}s",
+                            "min_doc_count": 1,
+                        }
+                    }
+                },
+            }
+            resp = self._call(
+                "histogram",
+                self._es.search,
+                index=self.pattern,
+                body=body,
+                ignore_unavailable=True,
+                allow_no_indices=True,
+            )
+            for b in resp.get("aggregations", {}).get("h", {}).get("buckets", []):
+                counts[round(b["key"] / 1000.0 / interval)] = int(b["doc_count"])
+        return fill_buckets(counts, interval, bounds)
+
+    def export(self, query: LogQuery, *, limit: int) -> Iterator[LogLine]:
+        if query.sees_nothing or limit <= 0:
+            return
+        opened = self._call(
+            "opening a point in time",
+            self._es.open_point_in_time,
+            index=self.pattern,
+            keep_alive=PIT_KEEP_ALIVE,
+            ignore_unavailable=True,
+        )
+        pit_id = opened["id"]
+        try:
+            sent = 0
+            after: list[Any] | None = None
+            sort = [*self._sort(query), {"_shard_doc": query.sort}]
+            compiled = self.compile_query(query)
+            while sent < limit:
+                body: dict[str, Any] = {
+                    "query": compiled,
+                    "sort": sort,
+                    "size": min(EXPORT_PAGE, limit - sent),
+                    "track_total_hits": False,
+                    "_source": self._source_fields(),
+                    "pit": {"id": pit_id, "keep_alive": PIT_KEEP_ALIVE},
+                }
+                if after is not None:
+                    body["search_after"] = after
+                resp = self._call("export page", self._es.search, body=body)
+                pit_id = resp.get("pit_id", pit_id)
+                hits = resp.get("hits", {}).get("hits", [])
+                if not hits:
+                    return
+                for h in hits:
+                    yield self._line(h.get("_source", {}))
+                sent += len(hits)
+                after = hits[-1]["sort"]
+        finally:
+            try:
+                self._es.close_point_in_time(id=pit_id)
+            except (ApiError, TransportError):
+                pass  # it expires by itself after the keep-alive
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def partitions(self) -> list[Partition]:
+        rows = self._call(
+            "listing indices",
+            self._es.cat.indices,
+            index=self.pattern,
+            format="json",
+            bytes="b",
+            h="index,docs.count,store.size",
+            expand_wildcards="open",
+        )
+        out = []
+        listed: Any = rows.body if hasattr(rows, "body") else rows
+        for row in listed:
+            name = row.get("index", "")
+            m = _DATED.search(name)
+            if not m or not name.startswith(self.prefix + "-"):
+                continue
+            out.append(
+                Partition(
+                    name=name,
+                    day=f"{m.group(1)}-{m.group(2)}-{m.group(3)}",
+                    lines=int(row.get("docs.count") or 0),
+                    bytes=int(row.get("store.size") or 0),
+                )
+            )
+        return sorted(out, key=lambda p: p.day)
+
+    def drop_before(self, day: str) -> list[str]:
+        doomed = [p.name for p in self.partitions() if p.day < day]
+        if doomed:
+            self._call("deleting old indices", self._es.indices.delete, index=",".join(doomed))
+            self._oldest = (0.0, None)
+        return doomed
+
+    def probe(self) -> str:
+        health = self._call("cluster health", self._es.cluster.health)
+        status = health.get("status", "unknown")
+        return f"elasticsearch at {self.url}: cluster {status}, preset {self.preset}, indices {self.pattern}"
+
+    def close(self) -> None:
+        self._es.close()
+
+
+def _reason(exc: ApiError) -> str:
+    body = exc.body if isinstance(exc.body, Mapping) else {}
+    err = body.get("error")
+    if isinstance(err, Mapping):
+        return str(err.get("reason") or err.get("type") or exc.message)
+    return str(err or exc.message)
+
+
+def _item_reason(result: Mapping[str, Any]) -> str:
+    err = result.get("error")
+    if isinstance(err, Mapping):
+        return f"{err.get('type', '')}: {err.get('reason', '')}"
+    return str(err)

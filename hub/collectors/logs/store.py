@@ -1,0 +1,358 @@
+"""The log store contract: what every backend (embedded SQLite FTS5, Elasticsearch) implements.
+
+Interfaces live here, one module per backend (as APScheduler does it), and one test suite runs
+against every backend. The query model is deliberately backend-neutral: the web layer and the
+shipper never see SQL or DSL, and tenant scope is part of the query itself (``visibility``) so
+that no backend can be asked a question without it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+from hub.collectors.logs.query import Expr, parse_keywords
+from hub.errors import InvalidInput
+from hub.timeutil import parse_time
+
+# ``total`` is exact up to this many hits and reported as "at least" beyond it. Elasticsearch's
+# own default for track_total_hits is the same number, so both backends answer alike, and the
+# embedded store can stop counting early instead of walking every match of a common word.
+TOTAL_CAP = 10_000
+# Deepest hit a page may reach (from + size), as Elasticsearch's index.max_result_window.
+MAX_WINDOW = 10_000
+MAX_PAGE_SIZE = 1_000
+# Histogram answers beyond this many buckets are refused rather than drawn as noise.
+MAX_BUCKETS = 10_000
+# Longest message kept; kubelet already splits lines at 16 KiB, so this only trims other writers.
+MAX_MESSAGE_CHARS = 64 * 1024
+
+Sort = Literal["desc", "asc"]
+
+# CSI sequences (colours, cursor moves) and OSC sequences (titles, hyperlinks).
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+
+
+def strip_ansi(text: str) -> str:
+    """Drop terminal colour and control sequences, which are noise in a search result or a file."""
+    if "\x1b" not in text:
+        return text
+    return _ANSI.sub("", text)
+
+
+def uid_hash(identity: str) -> int:
+    """A 63-bit hash of a line's identity (fits SQLite's signed INTEGER; hex is an ES ``_id``)."""
+    digest = hashlib.blake2b(identity.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
+_RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:?\d{2})$")
+
+
+def parse_rfc3339_ns(text: str) -> int | None:
+    """RFC 3339 with up to nanoseconds (kubelet's ``timestamps=true`` prefix) -> epoch ns, or None.
+
+    Written out because ``datetime.fromisoformat`` keeps only microseconds, and the shipper's
+    positions need the exact nanosecond the kubelet printed to tell lines apart.
+    """
+    m = _RFC3339.match(text)
+    if not m:
+        return None
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    try:
+        base = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+    except ValueError:
+        return None
+    frac = m.group(7) or ""
+    ns = int(frac.ljust(9, "0")) if frac else 0
+    zone = m.group(8)
+    offset = 0
+    if zone not in ("Z", "z"):
+        sign = 1 if zone[0] == "+" else -1
+        digits = zone[1:].replace(":", "")
+        offset = sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
+    return (int(base.timestamp()) - offset) * 1_000_000_000 + ns
+
+
+def iso_micro(ts: float) -> str:
+    """Epoch seconds -> RFC 3339 UTC with microseconds (log lines are finer than milliseconds).
+
+    Rounded to the microsecond in integers, the same way the embedded store keys its rows, so
+    both backends print the same time for the same line.
+    """
+    seconds, micros = divmod(round(ts * 1_000_000), 1_000_000)
+    stamp = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}.{micros:06d}Z"
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """One line as written to a store.
+
+    ``uid`` identifies the line across retries: the shipper derives it from the pod UID,
+    container, timestamp and ordinal, so a batch written twice (a crash between the store's
+    commit and the spool's acknowledgement) lands once. Empty: derived from the other fields.
+    """
+
+    time: float
+    namespace: str
+    pod: str
+    container: str
+    message: str
+    workload: str = ""
+    node: str = ""
+    pod_uid: str = ""
+    uid: str = ""
+
+    def identity(self) -> str:
+        if self.uid:
+            return self.uid
+        return f"{self.namespace}/{self.pod}/{self.container}/{self.pod_uid}/{self.time!r}/{self.message}"
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line as read back."""
+
+    time: float
+    namespace: str
+    pod: str
+    container: str
+    message: str
+    workload: str = ""
+    node: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "time": iso_micro(self.time),
+            "namespace": self.namespace,
+            "pod": self.pod,
+            "container": self.container,
+            "workload": self.workload,
+            "node": self.node,
+            "message": strip_ansi(self.message),
+        }
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    """A fully scoped question to a store.
+
+    ``visibility`` maps each namespace the caller may read (already intersected with the
+    namespaces asked for) to its floor: lines older than the floor belong to an earlier
+    namespace of the same name and stay hidden. None means every namespace with no floor
+    (platform admins asking for no namespace filter). An empty mapping means nothing is
+    visible; stores must answer it with no lines, never treat it as "no filter".
+    """
+
+    visibility: Mapping[str, float] | None
+    workloads: tuple[str, ...] = ()
+    pods: tuple[str, ...] = ()
+    containers: tuple[str, ...] = ()
+    text: Expr | None = None
+    start: float | None = None  # inclusive, epoch seconds
+    end: float | None = None  # exclusive
+    sort: Sort = "desc"
+    offset: int = 0
+    size: int = 50
+
+    @property
+    def sees_nothing(self) -> bool:
+        return self.visibility is not None and not self.visibility
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    items: list[LogLine]
+    total: int
+    total_exact: bool = True
+
+
+@dataclass(frozen=True)
+class Bucket:
+    time: float
+    count: int
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One unit of retention: a day file of the embedded store or a dated index."""
+
+    name: str
+    day: str  # YYYY-MM-DD (UTC)
+    lines: int
+    bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "day": self.day, "lines": self.lines, "bytes": self.bytes}
+
+
+class LogStore(Protocol):
+    """What a log backend does. Every method raises BackendUnavailable(name, ...) on an outage."""
+
+    name: str
+
+    def write(self, records: Sequence[LogRecord]) -> int:
+        """Store a batch; returns how many lines were new (lines already stored are skipped)."""
+        ...
+
+    def refresh(self) -> None:
+        """Make every written line searchable now (Elasticsearch refreshes about once a second)."""
+        ...
+
+    def search(self, query: LogQuery) -> SearchResult: ...
+
+    def histogram(self, query: LogQuery, *, interval: float) -> list[Bucket]:
+        """Counts per ``interval`` seconds, buckets aligned to the epoch, empty buckets included."""
+        ...
+
+    def export(self, query: LogQuery, *, limit: int) -> Iterator[LogLine]:
+        """Every matching line in ``query.sort`` order (offset/size ignored), at most ``limit``."""
+        ...
+
+    def partitions(self) -> list[Partition]: ...
+
+    def drop_before(self, day: str) -> list[str]:
+        """Drop whole partitions of days before ``day`` (YYYY-MM-DD); returns their names."""
+        ...
+
+    def probe(self) -> str: ...
+
+    def close(self) -> None: ...
+
+
+# -- request parsing shared by the API and the console ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogParams:
+    """A validated log request as a user sent it (before scoping)."""
+
+    namespaces: tuple[str, ...] = ()
+    workloads: tuple[str, ...] = ()
+    pods: tuple[str, ...] = ()
+    containers: tuple[str, ...] = ()
+    q: str = ""
+    text: Expr | None = None
+    start: float | None = None
+    end: float | None = None
+    sort: Sort = "desc"
+    offset: int = 0
+    size: int = 50
+    interval: float | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> LogParams:
+        """Parse query-string style arguments; every error names the parameter at fault."""
+
+        def text(name: str) -> str:
+            value = args.get(name)
+            if value is None:
+                return ""
+            if isinstance(value, list | tuple):
+                return ",".join(str(v) for v in value)
+            return str(value)
+
+        def names(name: str) -> tuple[str, ...]:
+            items = tuple(dict.fromkeys(p.strip() for p in text(name).split(",") if p.strip()))
+            if len(items) > 5000:
+                raise InvalidInput(f"{name}: at most 5000 values, got {len(items)}", field=name)
+            return items
+
+        def integer(name: str, default: int, lo: int, hi: int) -> int:
+            raw = text(name).strip()
+            if not raw:
+                return default
+            try:
+                value = int(raw)
+            except ValueError as exc:
+                raise InvalidInput(f"{name} must be a whole number, got {raw!r}", field=name) from exc
+            if not lo <= value <= hi:
+                raise InvalidInput(f"{name} must be between {lo} and {hi}, got {value}", field=name)
+            return value
+
+        start = parse_time(text("start"), field="start") if text("start").strip() else None
+        end = parse_time(text("end"), field="end") if text("end").strip() else None
+        if start is not None and end is not None and end <= start:
+            raise InvalidInput("the time range is reversed or empty: end must be after start", field="end")
+        sort = text("sort").strip().lower() or "desc"
+        if sort not in ("desc", "asc"):
+            raise InvalidInput(f"sort must be 'desc' or 'asc', got {sort!r}", field="sort")
+        offset = integer("from", 0, 0, MAX_WINDOW)
+        size = integer("size", 50, 1, MAX_PAGE_SIZE)
+        if offset + size > MAX_WINDOW:
+            raise InvalidInput(
+                f"from + size may reach at most {MAX_WINDOW} lines; narrow the time range instead of paging deeper",
+                field="from",
+            )
+        q = text("q")
+        interval = None
+        if text("interval").strip():
+            from hub.timeutil import parse_duration
+
+            interval = parse_duration(text("interval").strip(), field="interval")
+            if interval < 1 or interval != int(interval):
+                raise InvalidInput("interval must be a whole number of seconds (1s or more)", field="interval")
+        return cls(
+            namespaces=names("namespaces"),
+            workloads=names("workloads"),
+            pods=names("pods"),
+            containers=names("containers"),
+            q=q,
+            text=parse_keywords(q),
+            start=start,
+            end=end,
+            sort=sort,  # type: ignore[arg-type]
+            offset=offset,
+            size=size,
+            interval=interval,
+        )
+
+    def to_query(self, visibility: Mapping[str, float] | None) -> LogQuery:
+        return LogQuery(
+            visibility=visibility,
+            workloads=self.workloads,
+            pods=self.pods,
+            containers=self.containers,
+            text=self.text,
+            start=self.start,
+            end=self.end,
+            sort=self.sort,
+            offset=self.offset,
+            size=self.size,
+        )
+
+
+def bucket_bounds(query: LogQuery, interval: float) -> tuple[int, int] | None:
+    """The first and last bucket (as multiples of ``interval``) a histogram must fill, or None."""
+    if query.start is None or query.end is None:
+        return None
+    first = int(query.start // interval)
+    last = int((query.end - 1e-6) // interval)
+    if last - first + 1 > MAX_BUCKETS:
+        raise InvalidInput(
+            f"the histogram would have {last - first + 1} buckets; "
+            f"use a longer interval (at most {MAX_BUCKETS} buckets)",
+            field="interval",
+        )
+    return first, last
+
+
+def fill_buckets(counts: Mapping[int, int], interval: float, bounds: tuple[int, int] | None) -> list[Bucket]:
+    """Buckets from ``bounds`` (or from the first to the last non-empty one), empty ones as zero."""
+    if bounds is None:
+        if not counts:
+            return []
+        bounds = (min(counts), max(counts))
+        if bounds[1] - bounds[0] + 1 > MAX_BUCKETS:
+            raise InvalidInput(
+                f"the histogram would have {bounds[1] - bounds[0] + 1} buckets; give a time range or a longer interval",
+                field="interval",
+            )
+    first, last = bounds
+    return [Bucket(time=k * interval, count=counts.get(k, 0)) for k in range(first, last + 1)]
