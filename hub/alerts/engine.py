@@ -364,7 +364,7 @@ def _transition(state: EntityState, frm: str, to: str, at: float, value: float |
 
 # -- frames ------------------------------------------------------------------------------------
 
-_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+COMPARE: dict[str, Callable[[Any, Any], Any]] = {
     ">": np.greater,
     ">=": np.greater_equal,
     "<": np.less,
@@ -554,7 +554,7 @@ def _evaluate_key(
         with np.errstate(invalid="ignore"):
             for cmp, idx in by_cmp.items():
                 sel = np.array(idx)
-                breach[sel] = _COMPARE[cmp](values[None, :], thresholds[sel][:, None]) & finite[None, :]
+                breach[sel] = COMPARE[cmp](values[None, :], thresholds[sel][:, None]) & finite[None, :]
         for i, cr in enumerate(group):
             scope = target_mask(cr, frame, rows)
             hits = breach[i] & scope

@@ -1,0 +1,64 @@
+"""The notifier protocol the outbox delivers through, and a recording notifier.
+
+``SmtpNotifier`` (email.py) is the real one. ``RecordingNotifier`` keeps what it was given:
+backtests use it to list every notice a policy *would* have sent, and tests use it (and its
+scripted failures) to check the outbox without a mail server. Both implement this protocol;
+nothing here touches a vendor library.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    message_id: str
+    recipient: str
+    subject: str
+    text: str
+    html: str
+    images: tuple[tuple[str, bytes], ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """``retry`` says whether a failure is worth trying again (connection trouble, 4xx) or not
+    (the server refused the address for good)."""
+
+    message_id: str
+    ok: bool
+    retry: bool = False
+    error: str = ""
+
+
+class Notifier(Protocol):
+    def send(self, emails: Sequence[OutgoingEmail]) -> list[DeliveryResult]: ...
+
+
+@dataclass
+class RecordingNotifier:
+    """Records every email; ``fail`` may script a failure per email (None: deliver)."""
+
+    sent: list[tuple[float, OutgoingEmail]] = field(default_factory=list)
+    attempts: list[OutgoingEmail] = field(default_factory=list)
+    fail: Callable[[OutgoingEmail], DeliveryResult | None] | None = None
+    clock: Callable[[], float] = lambda: 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def send(self, emails: Sequence[OutgoingEmail]) -> list[DeliveryResult]:
+        out: list[DeliveryResult] = []
+        with self._lock:
+            for e in emails:
+                self.attempts.append(e)
+                scripted = self.fail(e) if self.fail else None
+                if scripted is not None:
+                    out.append(scripted)
+                    continue
+                self.sent.append((self.clock(), e))
+                out.append(DeliveryResult(e.message_id, ok=True))
+        return out

@@ -1,0 +1,137 @@
+"""Stage: the persisted outbox and its dispatcher.
+
+Messages wait in the state store (``alert_outbox``) until their release time. Delivery marks
+them ``sending`` (committed) before talking to the server and ``sent`` right after, so:
+
+- a crash, restart or SMTP outage loses nothing: waiting messages stay waiting, and on start
+  :meth:`Dispatcher.recover` puts messages caught in ``sending`` back in the queue;
+- nothing is sent twice, except in the one window no outbox can close without the server's
+  help: the server accepted the message and the hub died before recording it. Those few are
+  re-sent (at-least-once), flagged in the body, with the SAME Message-ID as the first attempt
+  so people and mail systems can recognise the duplicate. docs/alerting.md explains why
+  exactly-once is not promised.
+- each recipient gets its messages in order: a recipient whose earlier message is backing off
+  gets nothing newer until it went out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+from hub.alerts.notify.delivery import Notifier, OutgoingEmail
+from hub.alerts.notify.notice import Notice
+from hub.alerts.notify.render import Renderer
+from hub.alerts.notify.retry import backoff
+from hub.store.alerts import AlertStore
+from hub.timeutil import Clock
+
+log = logging.getLogger("kubehub.alerts")
+
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+
+    def __iadd__(self, other: DeliveryReport) -> DeliveryReport:
+        self.sent += other.sent
+        self.retried += other.retried
+        self.failed += other.failed
+        return self
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        store: AlertStore,
+        notifier: Notifier,
+        renderer: Renderer,
+        clock: Clock,
+        retry_initial: float = 10.0,
+        retry_max: float = 600.0,
+        batch: int = 200,
+    ) -> None:
+        self.store = store
+        self.notifier = notifier
+        self.renderer = renderer
+        self.clock = clock
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
+        self.batch = batch
+
+    def recover(self) -> int:
+        n = self.store.recover_sending(self.clock.now())
+        if n:
+            log.warning("%d message(s) were being sent when the hub stopped; they go out again (same Message-ID)", n)
+        return n
+
+    def deliver_due(self) -> DeliveryReport:
+        """Send one batch of due messages; returns what happened to them."""
+        report = DeliveryReport()
+        now = self.clock.now()
+        rows = self.store.due_messages(now, self.batch)
+        if not rows:
+            return report
+        self.store.mark_sending([r["id"] for r in rows], now)
+        emails: list[tuple[int, int, OutgoingEmail]] = []
+        for row in rows:
+            keys = json.loads(row["notices"])
+            try:
+                notices = [Notice.from_json(n["payload"]) for n in self.store.notices_by_keys(keys)]
+                if not notices:
+                    self.store.mark_failed(row["id"], now=now, error="the message holds no notices")
+                    report.failed += 1
+                    continue
+                rendered = self.renderer.render(
+                    notices, language=row["language"], reason=row["reason"], resent=bool(row["resent"])
+                )
+            except Exception as exc:  # a rendering bug must not lose the message: keep it, retry later
+                log.exception("rendering message %s failed", row["id"])
+                wait = backoff(row["attempts"] + 1, initial=self.retry_initial, maximum=self.retry_max)
+                self.store.mark_retry(row["id"], now=now, next_attempt=now + wait, error=f"rendering failed: {exc}")
+                report.retried += 1
+                continue
+            headers = (
+                ("X-Kubehub-Tenant", row["tenant"]),
+                ("X-Kubehub-Alerts", ",".join(sorted({n.alert_id for n in notices}))),
+            )
+            email = OutgoingEmail(
+                message_id=row["message_id"],
+                recipient=row["recipient"],
+                subject=rendered.subject,
+                text=rendered.text,
+                html=rendered.html,
+                images=rendered.images,
+                headers=headers,
+            )
+            emails.append((row["id"], row["attempts"], email))
+        results = self.notifier.send([e for _, _, e in emails]) if emails else []
+        done = self.clock.now()
+        for (msg_id, attempts, email), res in zip(emails, results, strict=True):
+            if res.ok:
+                self.store.mark_sent(msg_id, now=done, subject=email.subject)
+                report.sent += 1
+            elif res.retry:
+                wait = backoff(attempts + 1, initial=self.retry_initial, maximum=self.retry_max)
+                self.store.mark_retry(
+                    msg_id, now=done, next_attempt=done + wait, error=res.error, subject=email.subject
+                )
+                report.retried += 1
+            else:
+                self.store.mark_failed(msg_id, now=done, error=res.error, subject=email.subject)
+                report.failed += 1
+        return report
+
+    def deliver_all_due(self, *, max_batches: int = 50) -> DeliveryReport:
+        """Deliver until nothing is due (or a batch made no progress, e.g. the server is down)."""
+        total = DeliveryReport()
+        for _ in range(max_batches):
+            r = self.deliver_due()
+            total += r
+            if r.sent == 0 and r.failed == 0:
+                break
+        return total

@@ -1,0 +1,236 @@
+"""One pass of the notification pipeline over an engine cycle's result.
+
+Input: the cycle's transitions and the tracked states after it. Output: the states with their
+send counters advanced, every notice decided (with its status: queued, silenced, flap_held,
+no_receivers), the outbox messages, and the flap records. Nothing here does I/O except through
+the two callables the caller passes (the notification log lookup and the quota count), so the
+same code serves the live cycle, policy edits and backtests.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+from hub.alerts.engine import EntityState, Transition
+from hub.alerts.notify import damping, dedup, quota, repeating, window
+from hub.alerts.notify.damping import FlapKey, FlapRecord
+from hub.alerts.notify.notice import Notice
+from hub.alerts.notify.silence import Silence, silenced_by
+from hub.alerts.policy import FlapDamping, Policy
+
+StateKey = tuple[str, str, str]
+
+
+@dataclass
+class PipelineInput:
+    now: float
+    transitions: list[Transition]
+    states: dict[StateKey, EntityState]
+    policies: Mapping[str, Policy]
+    tenants: Mapping[str, str]  # policy id -> tenant (namespace, or "cluster")
+    silences: list[Silence]
+    flaps: dict[FlapKey, FlapRecord]
+    query_text: Callable[[str, str], str]
+    existing_keys: Callable[[Iterable[str]], set[str]]
+    count_since: Callable[[str, float], int]
+    resolve_user: Callable[[str], str | None] = lambda name: None
+    default_language: str = "en"
+    quota_per_hour: int = 0
+    quota_exempt: Collection[str] = ()
+
+
+@dataclass
+class PipelineOutput:
+    states: dict[StateKey, EntityState]
+    notices: list[tuple[Notice, str]] = field(default_factory=list)
+    messages: list[window.MessagePlan] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def build_notice(
+    *,
+    kind: str,
+    key: str,
+    st: EntityState,
+    policy: Policy,
+    policy_id: str,
+    tenant: str,
+    query: str,
+    at: float,
+    reason: str = "",
+    send_number: int = 0,
+    detail: Mapping[str, object] | None = None,
+    ended_at: float | None = None,
+) -> Notice | None:
+    rule = policy.rule(st.rule)
+    if rule is None:
+        return None
+    return Notice(
+        key=key,
+        kind=kind,
+        at=at,
+        alert_id=st.alert_id,
+        policy_id=policy_id,
+        policy_name=policy.name,
+        level=policy.level,
+        namespace=policy.namespace,
+        tenant=tenant,
+        rule=rule.name,
+        severity=rule.severity,
+        entity=st.entity,
+        labels=dict(st.labels),
+        metric=rule.metric,
+        aggregation=rule.aggregation,
+        comparator=rule.comparator,
+        threshold=rule.threshold,
+        unit=rule.unit,
+        value=st.last_value,
+        query=query,
+        period=rule.period,
+        consecutive=rule.consecutive,
+        started_at=st.started_at,
+        fired_at=st.fired_at,
+        ended_at=ended_at,
+        last_breach=st.last_breach,
+        periods=st.count,
+        samples=tuple(st.samples),
+        send_number=send_number,
+        reason=reason,
+        detail=dict(detail or {}),
+    )
+
+
+def process(inp: PipelineInput) -> PipelineOutput:
+    now = inp.now
+    states = dict(inp.states)
+    out = PipelineOutput(states=states)
+    flap_cfg: dict[str, FlapDamping] = {pid: p.flap for pid, p in inp.policies.items()}
+
+    # 1. flap damping learns this cycle's changes first, so the change that tips a pair into
+    #    flapping is already held.
+    damping.observe(inp.flaps, inp.transitions, flap_cfg, now)
+
+    # 2. which alerts owe a notice
+    wanted = repeating.candidates(now=now, transitions=inp.transitions, states=states, policies=inp.policies)
+    decided: list[tuple[Notice, repeating.Candidate]] = []
+    for c in wanted:
+        policy = inp.policies.get(c.state.policy_id)
+        if policy is None:
+            continue
+        at = c.transition.at if c.transition is not None else now
+        n = build_notice(
+            kind=c.kind,
+            key=c.key,
+            st=c.state,
+            policy=policy,
+            policy_id=c.state.policy_id,
+            tenant=inp.tenants.get(c.state.policy_id, "cluster"),
+            query=inp.query_text(c.state.policy_id, c.state.rule),
+            at=at,
+            reason=c.reason,
+            send_number=c.state.sends + 1 if c.counts_as_send else c.state.sends,
+            ended_at=c.transition.at if c.kind in ("resolved", "closed") and c.transition is not None else None,
+        )
+        if n is not None:
+            decided.append((n, c))
+
+    # 3. de-duplicate against the notification log before anything is counted
+    fresh_keys = {n.key for n in dedup.fresh([n for n, _ in decided], inp.existing_keys)}
+    sendable: list[Notice] = []
+    for n, c in decided:
+        if n.key not in fresh_keys:
+            continue
+        fresh_keys.discard(n.key)  # the same key twice in one batch counts once
+        skey = (c.state.policy_id, c.state.rule, c.state.entity)
+        silence = silenced_by(n, inp.silences, now)
+        if silence is not None:
+            # A silenced first notice is not recorded, so it is decided again (and sent) when
+            # the silence ends; other silenced notices are recorded once, as silenced.
+            if not c.counts_as_send:
+                out.notices.append((replace(n, detail={**n.detail, "silence": silence.id}), "silenced"))
+            continue
+        if damping.is_holding(inp.flaps, skey):
+            rec = inp.flaps[skey]
+            rec.held += 1
+            rec.dirty = True
+            if not c.counts_as_send:
+                out.notices.append((n, "flap_held"))
+            continue
+        sendable.append(n)
+        out.notices.append((n, "queued"))
+        if c.counts_as_send and skey in states:
+            st = states[skey]
+            states[skey] = replace(st, sends=st.sends + 1, last_sent=now, first_sent=st.first_sent or now)
+
+    # 4. flap summaries for pairs that calmed down
+    for fkey in damping.settled(inp.flaps, flap_cfg, now):
+        rec = inp.flaps[fkey]
+        policy = inp.policies.get(fkey[0])
+        rec.holding = False
+        rec.dirty = True
+        if policy is None:
+            continue
+        current = states.get(fkey)
+        st = current or EntityState(
+            policy_id=fkey[0],
+            rule=fkey[1],
+            entity=fkey[2],
+            labels=rec.labels,
+            state="ok",
+            alert_id=rec.alert_id,
+            count=0,
+            started_at=rec.held_since or now,
+            since=now,
+            last_eval=now,
+        )
+        detail = {
+            "changes": len(rec.changes),
+            "held": rec.held,
+            "since": rec.held_since,
+            "state": current.state if current else "ok",
+        }
+        n = build_notice(
+            kind="flap_summary",
+            key=f"flap:{fkey[0]}/{fkey[1]}/{fkey[2]}:{now:.0f}",
+            st=st,
+            policy=policy,
+            policy_id=fkey[0],
+            tenant=inp.tenants.get(fkey[0], "cluster"),
+            query=inp.query_text(fkey[0], fkey[1]),
+            at=now,
+            detail=detail,
+        )
+        if n is None or n.key in inp.existing_keys([n.key]):
+            continue
+        sendable.append(n)
+        out.notices.append((n, "queued"))
+        if current is not None and current.state == "firing" and current.sends == 0:
+            states[fkey] = replace(current, sends=1, last_sent=now, first_sent=now)
+        rec.held = 0
+        rec.held_since = None
+
+    # 5. route per policy and receiver (window, quiet hours), then the tenant quota
+    by_policy: dict[str, list[Notice]] = defaultdict(list)
+    for n in sendable:
+        by_policy[n.policy_id].append(n)
+    messages: list[window.MessagePlan] = []
+    routed: set[str] = set()
+    for policy_id, notices in by_policy.items():
+        policy = inp.policies[policy_id]
+        to, problems = window.recipients(policy, resolve_user=inp.resolve_user, default_language=inp.default_language)
+        out.problems += [f"policy {policy.name}: {p}" for p in problems]
+        plans = window.route(
+            notices, policy_id=policy_id, policy=policy, tenant=inp.tenants.get(policy_id, "cluster"), to=to, now=now
+        )
+        if plans:
+            routed |= {n.key for n in notices}
+        messages += plans
+    out.messages = quota.apply(
+        messages, now=now, limit=inp.quota_per_hour, count_since=inp.count_since, exempt=inp.quota_exempt
+    )
+    out.notices = [
+        (n, "no_receivers" if status == "queued" and n.key not in routed else status) for n, status in out.notices
+    ]
+    return out
