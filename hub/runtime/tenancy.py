@@ -97,3 +97,45 @@ def create_admin_from_cli(settings: Settings, *, username: str, password_env: st
             db.close()
     print(f"created platform admin {user.name}")
     return 0
+
+
+def seed_sandbox(settings: Settings, state: Mapping[str, Any]) -> str:
+    """Sandbox hook (``sandbox/seed.py`` HUB_HOOKS): the demo workspaces, projects and users.
+
+    Idempotent: run again, it brings users, roles and memberships back to what the sandbox's
+    credentials say (passwords included, which the sandbox generated and keeps in its own
+    state; the hub has no default password of its own). Projects are created through the
+    cluster service when the sandbox's API server is configured, so their namespaces carry the
+    workspace label and their real creation times.
+    """
+    from hub.runtime import build_hub
+
+    hub = build_hub(settings)
+    try:
+        svc: TenancyService = hub.services["tenancy"]
+        workspaces: Mapping[str, Any] = state.get("workspaces") or {}
+        projects = 0
+        for ws, namespaces in workspaces.items():
+            if svc.workspace(ws) is None:
+                svc.create_workspace(ws, actor="sandbox")
+            for ns in namespaces:
+                if svc.project(ns) is None:
+                    svc.create_project(ws, ns, actor="sandbox")
+                projects += 1
+        users = 0
+        for cred in state.get("credentials") or []:
+            name, password = cred["username"], cred["password"]
+            role = cred.get("platform_role", "regular")
+            if svc.user(name) is None:
+                svc.create_user(name, password, platform_role=role, actor="sandbox")
+            else:
+                svc.update_user(name, password=password, platform_role=role, disabled=False, actor="sandbox")
+            for ws, ws_role in (cred.get("workspaces") or {}).items():
+                svc.set_workspace_member(ws, name, ws_role, actor="sandbox")
+            for ns, ns_role in (cred.get("projects") or {}).items():
+                svc.set_project_member(ns, name, ns_role, actor="sandbox")
+            users += 1
+        svc.refresh_floors()
+        return f"tenancy: {users} users, {len(workspaces)} workspaces, {projects} projects"
+    finally:
+        hub.close()

@@ -1,0 +1,137 @@
+"""Projects against the sandbox's real kube-apiserver (with its controller-manager).
+
+A project created over the API becomes a real namespace carrying its workspace's label, with
+the namespace's creationTimestamp as its log floor; deleting and recreating the namespace
+moves the floor (through the cluster watch); a namespace already labelled for another
+workspace is refused without naming that workspace.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.runtime import Hub, build_hub
+from hub.settings import Settings
+from hub.tenancy.service import WORKSPACE_LABEL
+from tests.integration.cluster_support import wait_until
+from tests.unit.conftest_tenancy import FAST_AUTH, assert_no_leak
+
+pytestmark = pytest.mark.integration
+
+ADMIN_PASSWORD = "Integration-pass-3"
+
+
+def _kubeconfig(request: pytest.FixtureRequest) -> Path:
+    """The sandbox's kubeconfig: from the session ``sandbox`` fixture when there is one, else
+    from the sandbox already running (never a second copy)."""
+    try:
+        sb: Any = request.getfixturevalue("sandbox")
+    except pytest.FixtureLookupError:
+        from sandbox.core import Sandbox
+
+        sb = Sandbox(quiet=True)
+        up = {c["name"] for c in sb.status()["components"] if c["state"] == "up"}
+        if not {"kube-apiserver", "kube-controller-manager"} <= up:
+            pytest.fail("the sandbox's API server and controller-manager must be up: run `make sandbox`")
+    path = sb["kubeconfig"] if isinstance(sb, dict) else sb.kubeconfig
+    return Path(path)
+
+
+@pytest.fixture(scope="module")
+def hub_and_client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    settings = Settings(data_dir=tmp_path_factory.mktemp("tenancy-it") / "data").replace(
+        kubernetes={"kubeconfig": str(_kubeconfig(request)), "request_timeout": 10.0},
+        logs={"ship": False},
+        alerts={"evaluate": False},
+        prometheus={"url": ""},
+        auth=dict(FAST_AUTH),
+    )
+    hub = build_hub(settings, background=True)
+    from web import create_app
+
+    app = create_app(hub=hub, testing=True)
+    tenancy = hub.services["tenancy"]
+    tenancy.create_user("root", ADMIN_PASSWORD, platform_role="admin")
+    tenancy.create_user("wsowner", ADMIN_PASSWORD)
+    client = app.test_client()
+    token = client.post("/api/v1/auth/token", json={"username": "root", "password": ADMIN_PASSWORD}).get_json()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token['token']}"
+    created: list[str] = []
+    yield hub, client, created
+    for ns in created:
+        try:
+            _api(hub, "DELETE", f"/api/v1/namespaces/{ns}", verb="delete", name=ns)
+        except Exception:  # cleanup of the shared sandbox: best effort, the test result stands
+            pass
+    hub.close()
+
+
+def _api(hub: Hub, method: str, path: str, **kwargs: Any) -> Any:
+    return hub.services["cluster"].api.request(method, path, resource="namespaces", **kwargs)
+
+
+def _namespace(hub: Hub, name: str) -> dict[str, Any] | None:
+    try:
+        return _api(hub, "GET", f"/api/v1/namespaces/{name}", verb="get", name=name)  # type: ignore[no-any-return]
+    except Exception as exc:
+        if getattr(exc, "status", None) == 404:
+            return None
+        raise
+
+
+def _created(obj: dict[str, Any]) -> float:
+    from hub.timeutil import parse_time
+
+    return parse_time(obj["metadata"]["creationTimestamp"])
+
+
+def test_a_project_is_a_labelled_namespace_whose_creation_time_is_the_log_floor(hub_and_client: Any) -> None:
+    hub, client, created = hub_and_client
+    suffix = secrets.token_hex(3)
+    ws, ns = f"it-ws-{suffix}", f"it-tenancy-{suffix}"
+    assert client.post("/api/v1/workspaces", json={"name": ws, "admin": "wsowner"}).status_code == 201
+    r = client.post(f"/api/v1/workspaces/{ws}/projects", json={"namespace": ns})
+    assert r.status_code == 201, r.get_data(as_text=True)
+    created.append(ns)
+
+    obj = _namespace(hub, ns)
+    assert obj is not None
+    assert obj["metadata"]["labels"][WORKSPACE_LABEL] == ws
+    tenancy = hub.services["tenancy"]
+    first = _created(obj)
+    assert tenancy.project(ns).created == first
+    owner = tenancy.principal_for("wsowner")
+    assert tenancy.scope(owner).floor(ns) == first
+
+    # Delete the namespace and make it again: the new namespace has a new floor, seen by the watch.
+    _api(hub, "DELETE", f"/api/v1/namespaces/{ns}", verb="delete", name=ns)
+    wait_until(lambda: _namespace(hub, ns) is None, timeout=120, what=f"namespace {ns} to be deleted")
+    again = hub.services["cluster"].ensure_namespace(ns, {WORKSPACE_LABEL: ws})
+    assert again > first
+    wait_until(lambda: tenancy.project(ns).created == again, timeout=60, what="the log floor to move")
+    assert tenancy.scope(owner).floor(ns) == again
+
+
+def test_a_namespace_labelled_for_another_workspace_is_refused_without_naming_it(hub_and_client: Any) -> None:
+    hub, client, created = hub_and_client
+    suffix = secrets.token_hex(3)
+    ws, ns, other = f"it-ws2-{suffix}", f"it-foreign-{suffix}", f"secret-ws-{suffix}"
+    _api(
+        hub,
+        "POST",
+        "/api/v1/namespaces",
+        verb="create",
+        body={"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {WORKSPACE_LABEL: other}}},
+    )
+    created.append(ns)
+    assert client.post("/api/v1/workspaces", json={"name": ws}).status_code == 201
+    r = client.post(f"/api/v1/workspaces/{ws}/projects", json={"namespace": ns})
+    assert r.status_code == 409
+    assert_no_leak(r, requested=(ns, ws), names=(other,))
+    assert hub.services["tenancy"].project(ns) is None
+    assert _namespace(hub, ns)["metadata"]["labels"][WORKSPACE_LABEL] == other
