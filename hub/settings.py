@@ -127,6 +127,21 @@ class AlertSettings:
         "Seconds between scheduler ticks; each tick evaluates the rules whose period is due.", default=15.0
     )
     language: str = _doc("Default language of alert emails: 'en' or 'zh'.", default="en")
+    admin_emails: str = _doc(
+        "Comma list of addresses that get the hub's own alerts (e.g. Prometheus unreachable), besides platform "
+        "admins with an email address.",
+        default="",
+    )
+    quota_per_hour: int = _doc(
+        "Emails one tenant (a project, or the cluster for node policies) may get per clock hour; beyond it, "
+        "notices are collected into one digest per receiver at the end of the hour. 0: no quota.",
+        default=100,
+    )
+    delivery_seconds: float = _doc("Seconds between outbox delivery rounds.", default=5.0)
+    retry_initial_seconds: float = _doc(
+        "Wait before retrying a message after a retryable SMTP failure; doubles per attempt.", default=10.0
+    )
+    retry_max_seconds: float = _doc("Longest wait between retries of one message.", default=600.0)
 
 
 @dataclass(frozen=True)
