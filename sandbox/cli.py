@@ -1,0 +1,120 @@
+"""``kubehub sandbox up | down | status | reset``: the command-line face of :class:`sandbox.Sandbox`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from sandbox.config import DEFAULT_NODES, DEFAULT_PODS, DEFAULT_PORT_BASE, PORT_OFFSETS
+from sandbox.core import Sandbox
+from sandbox.procs import ComponentError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="sandbox_command", metavar="ACTION")
+    sub.required = True
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--dir", help="sandbox directory (default: $KUBEHUB_DATA_DIR/sandbox or ~/.local/share/kubehub/sandbox)"
+        )
+
+    up = sub.add_parser("up", help="start (or repair) the sandbox and seed it; reuses running components")
+    common(up)
+    up.add_argument("--nodes", type=int, help=f"simulated nodes (default {DEFAULT_NODES}; kept from the first up)")
+    up.add_argument("--pods", type=int, help=f"seeded pods, about (default {DEFAULT_PODS}; kept from the first up)")
+    up.add_argument("--no-hub", action="store_true", help="start everything except the hub (tests start their own)")
+    up.add_argument(
+        "--port-base",
+        type=int,
+        help=f"ports are BASE+offset, e.g. API server BASE+443, Prometheus BASE+90 (default {DEFAULT_PORT_BASE})",
+    )
+    up.add_argument("--json", action="store_true", help="print the status as JSON when done")
+
+    p = sub.add_parser("down", help="stop every process of the sandbox (state is kept)")
+    common(p)
+    p = sub.add_parser("status", help="components, versions, URLs and demo logins")
+    common(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = sub.add_parser("reset", help="stop the sandbox and delete its state (built engines and downloads are kept)")
+    common(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    sb = Sandbox(args.dir)
+    cmd = args.sandbox_command
+    try:
+        if cmd == "up":
+            if args.nodes is not None and args.nodes < 1:
+                print("kubehub sandbox: --nodes must be at least 1", file=sys.stderr)
+                return 2
+            if args.pods is not None and args.pods < 1:
+                print("kubehub sandbox: --pods must be at least 1", file=sys.stderr)
+                return 2
+            if args.port_base is not None and not 1024 <= args.port_base <= 65535 - max(PORT_OFFSETS.values()):
+                print(
+                    f"kubehub sandbox: --port-base must be within 1024..{65535 - max(PORT_OFFSETS.values())}",
+                    file=sys.stderr,
+                )
+                return 2
+            status = sb.up(
+                nodes=args.nodes, pods=args.pods, hub=False if args.no_hub else None, port_base=args.port_base
+            )
+            if args.json:
+                print(json.dumps(status, indent=2, ensure_ascii=False))
+            else:
+                print(summary(status))
+            return 0
+        if cmd == "down":
+            stopped = sb.down()
+            print(f"stopped {len(stopped)} process(es)" + (f": {', '.join(stopped)}" if stopped else ""))
+            return 0
+        if cmd == "status":
+            status = sb.status()
+            if args.json:
+                print(json.dumps(status, indent=2, ensure_ascii=False))
+            else:
+                print(summary(status))
+            return 0 if all(c["state"] == "up" for c in status["components"]) else 3
+        if cmd == "reset":
+            sb.reset()
+            return 0
+    except ComponentError as exc:
+        print(f"kubehub sandbox: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # one line for the user, the traceback in a file for us
+        import traceback
+
+        log = sb.logs_dir / "sandbox-errors.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(traceback.format_exc() + "\n")
+        print(f"kubehub sandbox: {cmd} failed: {exc!r:.300} (traceback: {log})", file=sys.stderr)
+        return 1
+    raise AssertionError(cmd)
+
+
+def summary(status: dict[str, Any]) -> str:
+    lines = [f"sandbox {status['dir']}"]
+    width = max(len(c["name"]) for c in status["components"])
+    for c in status["components"]:
+        lines.append(f"  {c['name']:<{width}}  {c['state']:<8}  {c['version']:<16}  {c['url']}")
+    lines.append(f"  kubeconfig: {status['kubeconfig']}")
+    lines.append(f"  mailbox:    {status['mailbox']}  (Maildir; new mail under new/)")
+    if status.get("hub_url"):
+        lines.append(f"\nkubehub console: {status['hub_url']}")
+    if status["credentials"]:
+        lines.append("demo logins:")
+        for cred in status["credentials"]:
+            scope = (
+                cred["platform_role"]
+                if cred["platform_role"] == "admin"
+                else ", ".join(
+                    [f"workspace {k}: {v}" for k, v in cred["workspaces"].items()]
+                    + [f"project {k}: {v}" for k, v in cred["projects"].items()]
+                )
+            )
+            lines.append(f"  {cred['username']:<14} {cred['password']:<18} ({scope})")
+    return "\n".join(lines)

@@ -1,0 +1,822 @@
+"""The sandbox: one directory, a port base, and the processes started for them.
+
+``Sandbox.up`` is idempotent: a component already running (same pid, same start time, healthy) is
+left alone, a dead one is started again, and seeding only creates what is missing. Anything that
+fails to start stops everything this ``up`` started and raises :class:`ComponentError` with one
+line and the component's log path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import socket
+import ssl
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sandbox import config as cfgmod
+from sandbox import pki, prereqs
+from sandbox.config import SCRAPE_INTERVAL_SECONDS, SandboxConfig
+from sandbox.procs import ComponentError, ProcSpec, Supervisor, tail, wait_for
+
+# Order of `status` and of starting; `down` stops in reverse.
+COMPONENTS = [
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "kube-state-metrics",
+    "nodesim",
+    "node-exporter",
+    "elasticsearch",
+    "smtp",
+    "prometheus",
+    "hub",
+]
+NODE_LEASE_SECONDS = 40
+
+
+class Progress:
+    """One line per step on stderr, with seconds since the command started."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.t0 = time.monotonic()
+        self.quiet = quiet
+        self._counter_open = False
+
+    def __call__(self, message: str) -> None:
+        if self.quiet:
+            return
+        if self._counter_open:
+            sys.stderr.write("\n")
+            self._counter_open = False
+        sys.stderr.write(f"[sandbox {time.monotonic() - self.t0:6.1f}s] {message}\n")
+        sys.stderr.flush()
+
+    def counter(self, label: str, done: int, total: int) -> None:
+        """A counter rewritten in place on a terminal, printed every 10 % otherwise."""
+        if self.quiet:
+            return
+        line = f"[sandbox {time.monotonic() - self.t0:6.1f}s] {label}: {done}/{total}"
+        if sys.stderr.isatty():
+            sys.stderr.write("\r" + line)
+            self._counter_open = done < total
+            if done >= total:
+                sys.stderr.write("\n")
+        elif total and (done == total or done % max(1, total // 10) == 0):
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    name: str
+    state: str  # up | down | starting
+    version: str
+    url: str
+    pid: int | None = None
+    log: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "state": self.state,
+            "version": self.version,
+            "url": self.url,
+            "pid": self.pid,
+            "log": self.log,
+        }
+
+
+class Sandbox:
+    """A sandbox instance rooted at ``dir`` (see docs/sandbox.md for the Python API)."""
+
+    def __init__(self, dir: str | Path | None = None, *, port_base: int | None = None, quiet: bool = False) -> None:
+        self.dir = Path(dir).expanduser().resolve() if dir else cfgmod.default_sandbox_dir()
+        stored = SandboxConfig.load(self.dir / "sandbox.json")
+        self.config = stored or SandboxConfig()
+        if port_base is not None:
+            self.config.port_base = port_base
+        self.sup = Supervisor(self.dir / "run")
+        self.say = Progress(quiet=quiet)
+
+    # ---- paths and addresses -------------------------------------------------------------------
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.dir / "pki"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.dir / "kubeconfig"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.dir / "logs"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.dir / "state"
+
+    @property
+    def mailbox(self) -> Path:
+        """A Maildir: one file per message under ``new/``."""
+        return self.dir / "mailbox"
+
+    @property
+    def pod_logs_dir(self) -> Path:
+        return self.dir / "pod-logs"
+
+    @property
+    def hub_data_dir(self) -> Path:
+        return self.dir / "hub-data"
+
+    def port(self, name: str) -> int:
+        return self.config.port(name)
+
+    @property
+    def apiserver_url(self) -> str:
+        return f"https://127.0.0.1:{self.port('kube-apiserver')}"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.port('prometheus')}"
+
+    @property
+    def elasticsearch_url(self) -> str:
+        return f"http://127.0.0.1:{self.port('elasticsearch')}"
+
+    @property
+    def smtp_host(self) -> str:
+        return "127.0.0.1"
+
+    @property
+    def smtp_port(self) -> int:
+        return self.port("smtp")
+
+    @property
+    def hub_url(self) -> str:
+        return f"http://127.0.0.1:{self.port('hub')}"
+
+    @property
+    def credentials(self) -> list[dict[str, Any]]:
+        from sandbox.seed import load_credentials
+
+        return load_credentials(self.state_dir)
+
+    @property
+    def es_dir(self) -> Path:
+        """Elasticsearch's data and logs: inside the sandbox unless its user cannot reach it."""
+        inside = self.dir / "elasticsearch"
+        if prereqs.es_runs_as() is None or prereqs._traversable_by_others(self.dir):
+            return inside
+        import hashlib
+
+        digest = hashlib.sha1(str(self.dir).encode()).hexdigest()[:12]
+        return Path("/var/lib/kubehub") / f"sandbox-es-{digest}"
+
+    def url_of(self, name: str) -> str:
+        p = self.port
+        return {
+            "etcd": f"http://127.0.0.1:{p('etcd')}",
+            "kube-apiserver": self.apiserver_url,
+            "kube-controller-manager": f"https://127.0.0.1:{p('kube-controller-manager')}",
+            "kube-scheduler": f"https://127.0.0.1:{p('kube-scheduler')}",
+            "kwok": f"https://127.0.0.1:{p('kwok')}",
+            "kube-state-metrics": f"http://127.0.0.1:{p('kube-state-metrics')}",
+            "nodesim": f"http://127.0.0.1:{p('nodesim')}",
+            "node-exporter": f"http://127.0.0.1:{p('node-exporter')}",
+            "elasticsearch": self.elasticsearch_url,
+            "smtp": f"smtp://127.0.0.1:{p('smtp')}",
+            "prometheus": self.prometheus_url,
+            "hub": self.hub_url,
+        }[name]
+
+    # ---- HTTP probes ----------------------------------------------------------------------------
+
+    def _tls(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE  # controller and KWOK serving certificates are self-signed
+        if (self.pki_dir / "admin.crt").exists():
+            ctx.load_cert_chain(str(self.pki_dir / "admin.crt"), str(self.pki_dir / "admin.key"))
+        return ctx
+
+    def http(self, url: str, *, timeout: float = 3.0, method: str = "GET", body: bytes | None = None,
+             headers: dict[str, str] | None = None) -> tuple[int, bytes]:  # fmt: skip
+        req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+        ctx = self._tls() if url.startswith("https") else None
+        try:
+            with urllib.request.urlopen(req, timeout=timeout, context=ctx) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def _ok(self, url: str, *, expect: bytes | None = None, timeout: float = 3.0) -> bool:
+        try:
+            code, body = self.http(url, timeout=timeout)
+        except (OSError, urllib.error.URLError):
+            return False
+        return code == 200 and (expect is None or expect in body)
+
+    def healthy(self, name: str) -> bool:
+        base = self.url_of(name)
+        if name == "etcd":
+            return self._ok(base + "/health", expect=b'"true"')
+        if name == "kube-apiserver":
+            return self._ok(base + "/readyz")
+        if name in ("kube-controller-manager", "kube-scheduler", "kwok", "kube-state-metrics", "nodesim"):
+            return self._ok(base + "/healthz")
+        if name == "node-exporter":
+            return self._ok(base + "/metrics")
+        if name == "prometheus":
+            return self._ok(base + "/-/ready")
+        if name == "elasticsearch":
+            return self._ok(base + "/_cluster/health", timeout=5)
+        if name == "hub":
+            return self._ok(base + "/healthz")
+        if name == "smtp":
+            try:
+                with socket.create_connection(("127.0.0.1", self.port("smtp")), timeout=2) as s:
+                    return s.recv(64).startswith(b"220")
+            except OSError:
+                return False
+        raise KeyError(name)
+
+    def version_of(self, name: str) -> str:
+        """The running component's version (asked from it where it can tell), else the binary's."""
+        cache = self._versions()
+        try:
+            if name == "etcd":
+                return "v" + json.loads(self.http(self.url_of(name) + "/version")[1])["etcdserver"]
+            if name == "kube-apiserver":
+                return str(json.loads(self.http(self.apiserver_url + "/version")[1])["gitVersion"])
+            if name == "prometheus":
+                data = json.loads(self.http(self.prometheus_url + "/api/v1/status/buildinfo")[1])
+                return str(data["data"]["version"])
+            if name == "elasticsearch":
+                data = json.loads(self.http(self.elasticsearch_url + "/_nodes/_local?filter_path=nodes.*.version")[1])
+                return next(iter(data["nodes"].values()))["version"]
+        except (OSError, ValueError, KeyError, StopIteration, urllib.error.URLError):
+            pass
+        return cache.get(name, "unknown")
+
+    def _versions(self) -> dict[str, str]:
+        """Versions of the binaries, asked once per sandbox and kept in state/versions.json."""
+        path = self.state_dir / "versions.json"
+        try:
+            return dict(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            pass
+        import aiosmtpd
+
+        import hub
+
+        out = {
+            "etcd": "v" + prereqs.binary_version([str(prereqs.engine("etcd")), "--version"]).lstrip("v"),
+            "kube-apiserver": prereqs.binary_version([str(prereqs.engine("kube-apiserver")), "--version"]),
+            "kube-controller-manager": prereqs.binary_version(
+                [str(prereqs.engine("kube-controller-manager")), "--version"]
+            ),
+            "kube-scheduler": prereqs.binary_version([str(prereqs.engine("kube-scheduler")), "--version"]),
+            "kwok": prereqs.binary_version([str(prereqs.engine("kwok")), "--version"]),
+            "kube-state-metrics": "v"
+            + prereqs.binary_version([str(prereqs.engine("kube-state-metrics")), "version"]).lstrip("v"),
+            "nodesim": f"kubehub-sandbox {hub.__version__}",
+            "node-exporter": prereqs.binary_version(["prometheus-node-exporter", "--version"]),
+            "prometheus": prereqs.binary_version(["prometheus", "--version"]),
+            "elasticsearch": cfgmod.ES_VERSION,
+            "smtp": f"aiosmtpd {aiosmtpd.__version__}",
+            "hub": hub.__version__,
+        }
+        if all(v != "unknown" for v in out.values()):
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(out, indent=2))
+        return out
+
+    # ---- status ---------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """The shape of ``kubehub sandbox status --json`` (see the issue and docs/sandbox.md)."""
+        comps = []
+        expected = self._expected_components()
+        for name in COMPONENTS:
+            pid = self.sup.pid(name)
+            state = "down" if pid is None else "up" if self.healthy(name) else "starting"
+            if name not in expected and state == "down":
+                continue  # e.g. the hub of a --no-hub sandbox: not part of it
+            comps.append(
+                ComponentStatus(
+                    name=name,
+                    state=state,
+                    version=self.version_of(name) if state == "up" else self._versions().get(name, "unknown"),
+                    url=self.url_of(name),
+                    pid=pid,
+                    log=str(self.logs_dir / f"{name}.log"),
+                ).to_dict()
+            )
+        return {
+            "dir": str(self.dir),
+            "port_base": self.config.port_base,
+            "nodes": self.config.nodes,
+            "pods": self.config.pods,
+            "components": comps,
+            "credentials": self.credentials,
+            "mailbox": str(self.mailbox),
+            "kubeconfig": str(self.kubeconfig),
+            "prometheus_url": self.prometheus_url,
+            "elasticsearch_url": self.elasticsearch_url,
+            "smtp": {"host": self.smtp_host, "port": self.smtp_port},
+            "hub_url": self.hub_url if "hub" in expected else None,
+        }
+
+    def _expected_components(self) -> list[str]:
+        return [c for c in COMPONENTS if c != "hub" or self.config.hub]
+
+    def is_up(self) -> bool:
+        """Every expected component runs and answers its health check."""
+        return all(self.sup.alive(n) and self.healthy(n) for n in self._expected_components())
+
+    # ---- locking --------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / ".lock", "w") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self.say("another `kubehub sandbox` command works on this sandbox; waiting for it")
+                fcntl.flock(fh, fcntl.LOCK_EX)
+            yield
+
+    # ---- up -------------------------------------------------------------------------------------
+
+    def up(self, *, nodes: int | None = None, pods: int | None = None, hub: bool | None = None,
+           port_base: int | None = None) -> dict[str, Any]:  # fmt: skip
+        """Bring every component up (reusing running ones) and seed what is missing."""
+        with self._locked():
+            if port_base is not None:
+                self.config.port_base = port_base
+            if nodes is not None:
+                self.config.nodes = nodes
+            if pods is not None:
+                self.config.pods = pods
+            if hub is not None:
+                self.config.hub = hub
+            self.config.save(self.dir / "sandbox.json")
+            started: list[str] = []
+            try:
+                self._up(started)
+            except BaseException as exc:
+                if isinstance(exc, ComponentError):
+                    self.say(f"FAILED {exc}")
+                if started:
+                    self.say(f"stopping what this run started: {', '.join(started)}")
+                    for name in reversed(started):
+                        self.sup.stop(name)
+                raise
+            self.say(f"sandbox up in {self.say.elapsed:.1f}s")
+            return self.status()
+
+    def _up(self, started: list[str]) -> None:
+        from sandbox import seed
+
+        say = self.say
+        for d in (self.logs_dir, self.state_dir, self.mailbox, self.pod_logs_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        if self.is_up():
+            say("every component is already up")
+            return
+        prereqs.ensure_debian_packages(say)
+        prereqs.ensure_engines(say)
+        es_home = prereqs.ensure_elasticsearch(say)
+        prereqs.ensure_es_user()
+        pki.ensure_pki(self.pki_dir)
+        pki.write_kubeconfig(self.kubeconfig, pki=self.pki_dir, server=self.apiserver_url)
+        self._versions()
+
+        # Elasticsearch takes the longest to start: launch it first, wait for it last.
+        self._ensure("elasticsearch", self._spec_elasticsearch(es_home), started, wait=False)
+        self._ensure("smtp", self._spec_smtp(), started)
+        self._ensure("etcd", self._spec_etcd(), started, timeout=60)
+        self._ensure("kube-apiserver", self._spec_apiserver(), started, timeout=120)
+
+        from sandbox import kube
+
+        api = kube.KubeRest(self.kubeconfig)
+        kube.apply_kwok_crds(api)
+        if not wait_for(lambda: kube.kwok_crds_established(api), timeout=60):
+            raise ComponentError(
+                "kube-apiserver", "KWOK's CRDs did not become established", self.logs_dir / "kube-apiserver.log"
+            )
+        kube.apply_cluster_object(api, kube.cadvisor_metric())
+        kube.apply_cluster_object(api, kube.usage_object())
+        kube.kwok_config(self.dir / "kwok" / "kwok.yaml", node_lease_seconds=NODE_LEASE_SECONDS)
+
+        self._ensure("kube-controller-manager", self._spec_kcm(), started, timeout=90)
+        self._ensure("kube-scheduler", self._spec_scheduler(), started, timeout=90)
+        self._ensure("kwok", self._spec_kwok(), started, timeout=60)
+        self._ensure("kube-state-metrics", self._spec_ksm(), started, timeout=60)
+        self._ensure("nodesim", self._spec_nodesim(), started, timeout=30)
+        self._ensure("node-exporter", self._spec_node_exporter(), started, timeout=30)
+
+        seeder = seed.Seeder(self, api)
+        seeder.seed_cluster()
+        self._wait_component("elasticsearch", timeout=180)
+        seeder.seed_logs()
+        seeder.seed_credentials()
+
+        from sandbox import backfill
+
+        backfill.ensure_backfill(self)  # only before Prometheus's first start
+        self._ensure("prometheus", self._spec_prometheus(), started, timeout=120)
+        if self.config.hub:
+            self._ensure("hub", self._spec_hub(), started, timeout=120)
+            seeder.seed_hub()
+
+    def _ensure(self, name: str, spec: ProcSpec, started: list[str], *, timeout: float = 60, wait: bool = True) -> None:
+        if self.sup.alive(name):
+            if self.healthy(name):
+                self.say(f"{name}: already up")
+                return
+            if not wait:
+                return
+            if wait_for(lambda: self.healthy(name), timeout=timeout, alive=lambda: self.sup.alive(name)):
+                self.say(f"{name}: already up")
+                return
+            self.say(f"{name}: running but not healthy; restarting it")
+            self.sup.stop(name)
+        self.say(f"{name}: starting")
+        self.sup.start(spec)
+        started.append(name)
+        if wait:
+            self._wait_component(name, timeout=timeout)
+
+    def _wait_component(self, name: str, *, timeout: float) -> None:
+        log = self.logs_dir / f"{name}.log"
+        ok = wait_for(lambda: self.healthy(name), timeout=timeout, alive=lambda: self.sup.alive(name))
+        if ok:
+            self.say(f"{name}: up")
+            return
+        if not self.sup.alive(name):
+            last = tail(log, 1).strip()
+            raise ComponentError(name, f"exited during start-up ({last[-200:] or 'no output'})", log)
+        raise ComponentError(name, f"not healthy after {timeout:.0f}s", log)
+
+    # ---- process specs --------------------------------------------------------------------------
+
+    def _log(self, name: str) -> Path:
+        return self.logs_dir / f"{name}.log"
+
+    def _spec_etcd(self) -> ProcSpec:
+        p, pp = self.port("etcd"), self.port("etcd-peer")
+        return ProcSpec(
+            name="etcd",
+            argv=[
+                str(prereqs.engine("etcd")),
+                "--name=sandbox",
+                f"--data-dir={self.dir / 'etcd'}",
+                f"--listen-client-urls=http://127.0.0.1:{p}",
+                f"--advertise-client-urls=http://127.0.0.1:{p}",
+                f"--listen-peer-urls=http://127.0.0.1:{pp}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{pp}",
+                f"--initial-cluster=sandbox=http://127.0.0.1:{pp}",
+                "--quota-backend-bytes=8589934592",
+                "--auto-compaction-retention=1",
+                # A sandbox on a shared disk: skipping fsync makes seeding thousands of objects
+                # fast; only a kernel crash (not a process crash) could lose writes.
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+            ],
+            log=self._log("etcd"),
+            ports=[p, pp],
+        )
+
+    def _spec_apiserver(self) -> ProcSpec:
+        k = self.pki_dir
+        return ProcSpec(
+            name="kube-apiserver",
+            argv=[
+                str(prereqs.engine("kube-apiserver")),
+                f"--etcd-servers=http://127.0.0.1:{self.port('etcd')}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={self.port('kube-apiserver')}",
+                f"--tls-cert-file={k / 'apiserver.crt'}",
+                f"--tls-private-key-file={k / 'apiserver.key'}",
+                f"--client-ca-file={k / 'ca.crt'}",
+                f"--service-account-key-file={k / 'sa.pub'}",
+                f"--service-account-signing-key-file={k / 'sa.key'}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                "--service-cluster-ip-range=10.96.0.0/16",
+                "--authorization-mode=Node,RBAC",
+                "--allow-privileged=true",
+                f"--kubelet-client-certificate={k / 'admin.crt'}",
+                f"--kubelet-client-key={k / 'admin.key'}",
+                # KWOK's nodes carry InternalIP 127.0.0.1 and KWOK's port: `kubectl logs` reaches KWOK.
+                "--kubelet-preferred-address-types=InternalIP",
+                f"--proxy-client-cert-file={k / 'admin.crt'}",
+                f"--proxy-client-key-file={k / 'admin.key'}",
+                "--enable-priority-and-fairness=false",
+                "--max-requests-inflight=2000",
+                "--max-mutating-requests-inflight=1000",
+                "--event-ttl=2h",
+                "--profiling=false",
+            ],
+            log=self._log("kube-apiserver"),
+            ports=[self.port("kube-apiserver")],
+        )
+
+    def _spec_kcm(self) -> ProcSpec:
+        k = self.pki_dir
+        return ProcSpec(
+            name="kube-controller-manager",
+            argv=[
+                str(prereqs.engine("kube-controller-manager")),
+                f"--kubeconfig={self.kubeconfig}",
+                f"--authentication-kubeconfig={self.kubeconfig}",
+                f"--authorization-kubeconfig={self.kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={self.port('kube-controller-manager')}",
+                f"--root-ca-file={k / 'ca.crt'}",
+                f"--service-account-private-key-file={k / 'sa.key'}",
+                "--use-service-account-credentials=false",
+                "--leader-elect=false",
+                "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics",
+                "--node-monitor-period=25s",
+                f"--node-monitor-grace-period={NODE_LEASE_SECONDS * 5}s",
+                # Scale runs create tens of thousands of pods through the ReplicaSet controller.
+                "--kube-api-qps=1000",
+                "--kube-api-burst=2000",
+                "--concurrent-replicaset-syncs=16",
+                "--concurrent-deployment-syncs=16",
+                "--controllers=*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle,-persistentvolume-binder",
+            ],
+            log=self._log("kube-controller-manager"),
+            ports=[self.port("kube-controller-manager")],
+        )
+
+    def _spec_scheduler(self) -> ProcSpec:
+        return ProcSpec(
+            name="kube-scheduler",
+            argv=[
+                str(prereqs.engine("kube-scheduler")),
+                f"--kubeconfig={self.kubeconfig}",
+                f"--authentication-kubeconfig={self.kubeconfig}",
+                f"--authorization-kubeconfig={self.kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={self.port('kube-scheduler')}",
+                "--leader-elect=false",
+                "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics",
+                "--kube-api-qps=1000",
+                "--kube-api-burst=2000",
+            ],
+            log=self._log("kube-scheduler"),
+            ports=[self.port("kube-scheduler")],
+        )
+
+    def _spec_kwok(self) -> ProcSpec:
+        k = self.pki_dir
+        p = self.port("kwok")
+        return ProcSpec(
+            name="kwok",
+            argv=[
+                str(prereqs.engine("kwok")),
+                f"--kubeconfig={self.kubeconfig}",
+                f"--config={self.dir / 'kwok' / 'kwok.yaml'}",
+                "--manage-all-nodes=true",
+                f"--tls-cert-file={k / 'kwok.crt'}",
+                f"--tls-private-key-file={k / 'kwok.key'}",
+                "--node-ip=127.0.0.1",
+                "--node-name=localhost",
+                f"--node-port={p}",
+                f"--server-address=127.0.0.1:{p}",
+                f"--node-lease-duration-seconds={NODE_LEASE_SECONDS}",
+                "--enable-crds=" + ",".join(["Metric", "ClusterResourceUsage", "ResourceUsage", "Logs", "ClusterLogs"]),
+            ],
+            log=self._log("kwok"),
+            ports=[p],
+        )
+
+    def _spec_ksm(self) -> ProcSpec:
+        return ProcSpec(
+            name="kube-state-metrics",
+            argv=[
+                str(prereqs.engine("kube-state-metrics")),
+                f"--kubeconfig={self.kubeconfig}",
+                "--host=127.0.0.1",
+                f"--port={self.port('kube-state-metrics')}",
+                "--telemetry-host=127.0.0.1",
+                f"--telemetry-port={self.port('kube-state-metrics-telemetry')}",
+                "--metric-labels-allowlist=namespaces=[kubesphere.io/workspace]",
+            ],
+            log=self._log("kube-state-metrics"),
+            ports=[self.port("kube-state-metrics"), self.port("kube-state-metrics-telemetry")],
+        )
+
+    def _python(self, module: str, *args: str, name: str, ports: list[int]) -> ProcSpec:
+        root = str(Path(__file__).resolve().parent.parent)
+        env = {"PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""), "PYTHONUNBUFFERED": "1"}
+        return ProcSpec(
+            name=name, argv=[sys.executable, "-m", module, *args], log=self._log(name), env=env, ports=ports
+        )
+
+    def _spec_nodesim(self) -> ProcSpec:
+        return self._python(
+            "sandbox.nodesim",
+            f"--kubeconfig={self.kubeconfig}",
+            f"--port={self.port('nodesim')}",
+            f"--state={self.state_dir / 'nodesim.json'}",
+            name="nodesim",
+            ports=[self.port("nodesim")],
+        )
+
+    def _spec_smtp(self) -> ProcSpec:
+        return self._python(
+            "sandbox.smtp",
+            f"--port={self.port('smtp')}",
+            f"--maildir={self.mailbox}",
+            name="smtp",
+            ports=[self.port("smtp")],
+        )
+
+    def _spec_node_exporter(self) -> ProcSpec:
+        return ProcSpec(
+            name="node-exporter",
+            argv=[
+                "prometheus-node-exporter",
+                f"--web.listen-address=127.0.0.1:{self.port('node-exporter')}",
+                # Only what the host dashboard needs; the systemd/textfile collectors need setup.
+                "--collector.disable-defaults",
+                *[
+                    f"--collector.{c}"
+                    for c in ("cpu", "meminfo", "loadavg", "filesystem", "diskstats", "netdev", "uname", "stat", "time")
+                ],
+            ],
+            log=self._log("node-exporter"),
+            ports=[self.port("node-exporter")],
+        )
+
+    def _spec_elasticsearch(self, home: Path) -> ProcSpec:
+        es = self.es_dir
+        user = prereqs.es_runs_as()
+        conf = es / "config"
+        for sub in ("data", "logs"):
+            (es / sub).mkdir(parents=True, exist_ok=True)
+        if not (conf / "jvm.options").exists():
+            shutil.copytree(home / "config", conf, dirs_exist_ok=True)
+        # The stock options write GC and crash logs relative to the (read-only) distribution.
+        jvm = conf / "jvm.options"
+        text = jvm.read_text()
+        fixed = text.replace("file=logs/gc.log", f"file={es / 'logs' / 'gc.log'}").replace(
+            "-XX:ErrorFile=logs/", f"-XX:ErrorFile={es / 'logs'}/"
+        )
+        if fixed != text:
+            jvm.write_text(fixed)
+        if user:
+            import pwd
+
+            pw = pwd.getpwnam(user)
+            for root, _dirs, files in os.walk(es):
+                os.chown(root, pw.pw_uid, pw.pw_gid)
+                for f in files:
+                    os.chown(os.path.join(root, f), pw.pw_uid, pw.pw_gid)
+        java = prereqs.find_java_home()
+        if java is None:
+            raise ComponentError("elasticsearch", "no Java 17+ found (apt-get install openjdk-17-jre-headless)")
+        return ProcSpec(
+            name="elasticsearch",
+            argv=[
+                str(home / "bin" / "elasticsearch"),
+                "-E",
+                "discovery.type=single-node",
+                "-E",
+                "xpack.security.enabled=false",
+                "-E",
+                "network.host=127.0.0.1",
+                "-E",
+                f"http.port={self.port('elasticsearch')}",
+                "-E",
+                f"transport.port={self.port('elasticsearch-transport')}",
+                "-E",
+                f"path.data={es / 'data'}",
+                "-E",
+                f"path.logs={es / 'logs'}",
+                "-E",
+                "cluster.name=kubehub-sandbox",
+                "-E",
+                "cluster.routing.allocation.disk.threshold_enabled=false",
+                "-E",
+                "action.destructive_requires_name=false",
+            ],
+            env={"ES_JAVA_HOME": str(java), "ES_JAVA_OPTS": "-Xms1g -Xmx1g", "ES_PATH_CONF": str(conf)},
+            cwd=es,
+            user=user,
+            log=self._log("elasticsearch"),
+            ports=[self.port("elasticsearch"), self.port("elasticsearch-transport")],
+        )
+
+    def _spec_prometheus(self) -> ProcSpec:
+        from sandbox import promcfg
+
+        pdir = self.dir / "prometheus"
+        cfg = promcfg.write_config(self, pdir / "prometheus.yml")
+        return ProcSpec(
+            name="prometheus",
+            argv=[
+                "prometheus",
+                f"--config.file={cfg}",
+                f"--storage.tsdb.path={pdir / 'data'}",
+                "--storage.tsdb.retention.time=30d",
+                f"--web.listen-address=127.0.0.1:{self.port('prometheus')}",
+                "--web.enable-lifecycle",
+                "--web.enable-admin-api",
+                f"--web.external-url={self.prometheus_url}",
+                "--log.level=warn",
+            ],
+            cwd=pdir,
+            log=self._log("prometheus"),
+            ports=[self.port("prometheus")],
+        )
+
+    def _spec_hub(self) -> ProcSpec:
+        self.hub_data_dir.mkdir(parents=True, exist_ok=True)
+        kubehub = Path(sys.executable).with_name("kubehub")
+        argv = [str(kubehub)] if kubehub.exists() else [sys.executable, "-m", "hub.cli"]
+        root = str(Path(__file__).resolve().parent.parent)
+        return ProcSpec(
+            name="hub",
+            argv=[*argv, "serve", "--host", "127.0.0.1", "--port", str(self.port("hub"))],
+            env={
+                "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                "KUBEHUB_DATA_DIR": str(self.hub_data_dir),
+                "KUBEHUB_KUBERNETES_KUBECONFIG": str(self.kubeconfig),
+                "KUBEHUB_PROMETHEUS_URL": self.prometheus_url,
+                "KUBEHUB_SMTP_HOST": self.smtp_host,
+                "KUBEHUB_SMTP_PORT": str(self.smtp_port),
+                "KUBEHUB_ELASTICSEARCH_URL": self.elasticsearch_url,
+                "KUBEHUB_HTTP_PUBLIC_URL": self.hub_url,
+            },
+            log=self._log("hub"),
+            ports=[self.port("hub")],
+        )
+
+    # ---- down / reset ---------------------------------------------------------------------------
+
+    def down(self) -> list[str]:
+        """Stop every process this sandbox started; returns the names that were running."""
+        with self._locked():
+            stopped = []
+            names = [*reversed(COMPONENTS), *[n for n in self.sup.names() if n not in COMPONENTS]]
+            for name in names:
+                if self.sup.stop(name):
+                    stopped.append(name)
+                    self.say(f"{name}: stopped")
+            return stopped
+
+    def reset(self) -> None:
+        """Stop everything and delete the sandbox's state (built engines and downloads are kept)."""
+        self.down()
+        es = self.es_dir
+        with self._locked():
+            keep = {".lock"}
+            for child in self.dir.iterdir():
+                if child.name in keep:
+                    continue
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+            if es != self.dir / "elasticsearch":
+                shutil.rmtree(es, ignore_errors=True)
+        self.say(f"removed the state under {self.dir}")
+
+    def wait_up(self, timeout: float = 60) -> bool:
+        return wait_for(self.is_up, timeout=timeout, interval=1)
+
+
+def ports_table(cfg: SandboxConfig) -> list[tuple[str, int]]:
+    return sorted(((n, cfg.port(n)) for n in cfgmod.PORT_OFFSETS), key=lambda x: x[1])
+
+
+def scrape_interval() -> int:
+    return SCRAPE_INTERVAL_SECONDS
+
+
+Callback = Callable[[str], None]

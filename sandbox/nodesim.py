@@ -1,0 +1,278 @@
+"""node-exporter-style series for every simulated (KWOK) node, from one HTTP endpoint.
+
+KWOK plays kubelets but has no node-exporter; this process watches the nodes through the API and
+serves, for each, the node-exporter series of docs/metrics-conventions.md with ``node`` and
+``instance`` set to the node's name (Prometheus scrapes it with ``honor_labels``). Values come
+from :mod:`sandbox.model`: deterministic per node, shaped by the time of day, overridden by the
+node's ``kubehub.io/cpu`` / ``kubehub.io/memory`` annotations (utilisation 0..1).
+
+Counters are integrated from the model and saved to a state file every few seconds, so they stay
+monotonic across restarts of this process; the backfill writes the same file with the values at
+the end of the history, so the live counters continue the backfilled ones.
+
+Run: ``python -m sandbox.nodesim --kubeconfig K --port P --state FILE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from sandbox import model
+
+Key = tuple[str, tuple[tuple[str, str], ...]]
+INTEGRATION_STEP = 60.0  # seconds per step when catching up over a gap (restart, backfill)
+
+HELP = {
+    "node_cpu_seconds_total": ("counter", "Seconds the CPUs spent in each mode."),
+    "node_memory_MemTotal_bytes": ("gauge", "Memory information field MemTotal_bytes."),
+    "node_memory_MemAvailable_bytes": ("gauge", "Memory information field MemAvailable_bytes."),
+    "node_load1": ("gauge", "1m load average."),
+    "node_load5": ("gauge", "5m load average."),
+    "node_load15": ("gauge", "15m load average."),
+    "node_filesystem_size_bytes": ("gauge", "Filesystem size in bytes."),
+    "node_filesystem_avail_bytes": ("gauge", "Filesystem space available to non-root users in bytes."),
+    "node_filesystem_files": ("gauge", "Filesystem total file nodes."),
+    "node_filesystem_files_free": ("gauge", "Filesystem total free file nodes."),
+    "node_disk_read_bytes_total": ("counter", "The total number of bytes read successfully."),
+    "node_disk_written_bytes_total": ("counter", "The total number of bytes written successfully."),
+    "node_disk_reads_completed_total": ("counter", "The total number of reads completed successfully."),
+    "node_disk_writes_completed_total": ("counter", "The total number of writes completed successfully."),
+    "node_network_receive_bytes_total": ("counter", "Network device statistic receive_bytes."),
+    "node_network_transmit_bytes_total": ("counter", "Network device statistic transmit_bytes."),
+}
+
+
+def key_str(k: Key) -> str:
+    return k[0] + "|" + ",".join(f"{a}={b}" for a, b in k[1])
+
+
+def key_parse(s: str) -> Key:
+    name, _, rest = s.partition("|")
+    labels = tuple(tuple(p.split("=", 1)) for p in rest.split(",") if p)
+    return name, labels  # type: ignore[return-value]
+
+
+def node_profile_from(obj: dict[str, Any]) -> model.NodeProfile:
+    cap = obj.get("status", {}).get("capacity", {}) or {}
+    cores = int(model.parse_quantity(cap.get("cpu")) or 4)
+    mem = model.parse_quantity(cap.get("memory")) or 16 * 1024**3
+    return model.NodeProfile.of(obj["metadata"]["name"], cores, mem)
+
+
+def overrides_from(annotations: dict[str, str] | None) -> tuple[float | None, float | None]:
+    ann = annotations or {}
+    return model.parse_quantity(ann.get(model.ANN_CPU)), model.parse_quantity(ann.get(model.ANN_MEMORY))
+
+
+def integrate(
+    p: model.NodeProfile, counters: dict[Key, float], t_from: float, t_to: float, cpu_override: float | None = None
+) -> None:
+    """Advance a node's counters from t_from to t_to in steps of at most INTEGRATION_STEP."""
+    t = t_from
+    while t < t_to:
+        dt = min(INTEGRATION_STEP, t_to - t)
+        util = model.node_cpu_util(p, t + dt / 2, cpu_override)
+        for k, rate in model.node_rates(p, util).items():
+            counters[k] = counters.get(k, 0.0) + rate * dt
+        t += dt
+
+
+class NodeSim:
+    def __init__(self, state_path: Path) -> None:
+        self.state_path = state_path
+        self.lock = threading.Lock()
+        self.nodes: dict[str, tuple[model.NodeProfile, float | None, float | None]] = {}
+        self.counters: dict[str, dict[Key, float]] = {}
+        self.last: dict[str, float] = {}
+        self.synced = False
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            raw = json.loads(self.state_path.read_text())
+        except (OSError, ValueError):
+            return
+        for name, rec in raw.get("nodes", {}).items():
+            self.counters[name] = {key_parse(k): float(v) for k, v in rec["counters"].items()}
+            self.last[name] = float(rec["t"])
+
+    def save(self) -> None:
+        with self.lock:
+            data = {
+                "nodes": {
+                    n: {"t": self.last[n], "counters": {key_str(k): v for k, v in c.items()}}
+                    for n, c in self.counters.items()
+                    if n in self.last
+                }
+            }
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(self.state_path)
+
+    def set_node(self, obj: dict[str, Any]) -> None:
+        name = obj["metadata"]["name"]
+        prof = node_profile_from(obj)
+        cpu, mem = overrides_from(obj["metadata"].get("annotations"))
+        now = time.time()
+        with self.lock:
+            if name not in self.counters:
+                # A node we have no history of: it has been up for its uptime at its base load.
+                self.counters[name] = model.node_initial_counters(prof)
+                self.last[name] = now
+            elif name not in self.nodes:
+                # Known from the state file: catch up over the time this process was down.
+                integrate(prof, self.counters[name], self.last[name], now)
+                self.last[name] = now
+            else:
+                self._advance_one(name, now)
+            self.nodes[name] = (prof, cpu, mem)
+
+    def drop_node(self, name: str) -> None:
+        with self.lock:
+            self.nodes.pop(name, None)
+            self.counters.pop(name, None)
+            self.last.pop(name, None)
+
+    def _advance_one(self, name: str, now: float) -> None:
+        prof, cpu, _ = self.nodes[name]
+        last = self.last.get(name, now)
+        if now > last:
+            integrate(prof, self.counters[name], last, now, cpu)
+        self.last[name] = now
+
+    def advance(self) -> None:
+        now = time.time()
+        with self.lock:
+            for name in list(self.nodes):
+                self._advance_one(name, now)
+
+    def exposition(self) -> str:
+        self.advance()
+        now = time.time()
+        families: dict[str, list[str]] = {}
+        with self.lock:
+            for name in sorted(self.nodes):
+                prof, cpu, mem = self.nodes[name]
+                ident = f'instance="{name}",node="{name}"'
+                for (metric, labels), value in self.counters[name].items():
+                    lab = ident + "".join(f',{a}="{b}"' for a, b in labels)
+                    families.setdefault(metric, []).append(f"{metric}{{{lab}}} {value:.3f}")
+                for (metric, labels), value in model.node_gauges(
+                    prof, now, cpu_override=cpu, memory_override=mem
+                ).items():
+                    lab = ident + "".join(f',{a}="{b}"' for a, b in labels)
+                    families.setdefault(metric, []).append(f"{metric}{{{lab}}} {value:g}")
+        out: list[str] = []
+        for metric in sorted(families):
+            kind, text = HELP.get(metric, ("gauge", metric))
+            out.append(f"# HELP {metric} {text} (simulated node)")
+            out.append(f"# TYPE {metric} {kind}")
+            out.extend(families[metric])
+        return "\n".join(out) + "\n"
+
+
+def watch_nodes(sim: NodeSim, kubeconfig: str, stop: threading.Event) -> None:
+    from sandbox.kube import KubeRest
+
+    api = KubeRest(Path(kubeconfig), pool=2)
+    while not stop.is_set():
+        try:
+            listing = api.get("/api/v1/nodes")
+            names = set()
+            for obj in listing["items"]:
+                sim.set_node(obj)
+                names.add(obj["metadata"]["name"])
+            for gone in set(sim.nodes) - names:
+                sim.drop_node(gone)
+            sim.synced = True
+            rv = listing["metadata"]["resourceVersion"]
+            for ev in api.watch("/api/v1/nodes", rv):
+                if stop.is_set():
+                    break
+                obj = ev["object"]
+                if ev["type"] == "DELETED":
+                    sim.drop_node(obj["metadata"]["name"])
+                elif ev["type"] in ("ADDED", "MODIFIED"):
+                    sim.set_node(obj)
+                elif ev["type"] == "ERROR":
+                    break  # e.g. 410 Gone: list again
+        except Exception as exc:  # any API or transport error: keep serving, list and watch again
+            print(f"node watch: {exc!r}; retrying", file=sys.stderr, flush=True)
+            stop.wait(2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--kubeconfig", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--state", required=True)
+    args = parser.parse_args(argv)
+
+    sim = NodeSim(Path(args.state))
+    stop = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.startswith("/metrics"):
+                body = sim.exposition().encode()
+                ctype = "text/plain; version=0.0.4; charset=utf-8"
+            elif self.path.startswith("/healthz"):
+                body = b"ok" if sim.synced else b"waiting for the node list"
+                ctype = "text/plain"
+                if not sim.synced:
+                    self.send_response(503)
+                    self.send_header("Content-Type", ctype)
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+            else:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer((args.host, args.port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=watch_nodes, args=(sim, args.kubeconfig, stop), daemon=True).start()
+
+    def saver() -> None:
+        while not stop.wait(15):
+            with contextlib.suppress(OSError):
+                sim.advance()
+                sim.save()
+
+    threading.Thread(target=saver, daemon=True).start()
+
+    def _stop(*_: Any) -> None:
+        stop.set()
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    print(f"nodesim serving on {args.host}:{args.port} (pid {os.getpid()})", flush=True)
+    server.serve_forever()
+    with contextlib.suppress(OSError):
+        sim.advance()
+        sim.save()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

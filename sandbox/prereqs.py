@@ -1,0 +1,218 @@
+"""Everything the sandbox needs on the machine before it starts a process.
+
+Go engines are built from the Go module proxy by ``engines/build-go-engines.sh`` into a cache
+keyed by version; Debian packages (Prometheus, node-exporter, a JDK, Maven) are installed with
+apt when missing (as root; otherwise the exact command is printed); Elasticsearch's integ-test
+zip comes from Maven Central through ``mvn dependency:get``. Each step reports progress, because
+a cold machine spends minutes here.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+from sandbox.config import ES_VERSION, ETCD_VERSION, K8S_VERSION, KSM_VERSION, KWOK_VERSION, cache_root, engines_dir
+from sandbox.procs import ComponentError
+
+ENGINE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "kwok", "kube-state-metrics")
+ES_USER = "kubehub"
+
+Say = Callable[[str], None]
+
+
+def engine(name: str) -> Path:
+    return engines_dir() / "bin" / name
+
+
+def kwok_kustomize() -> Path:
+    return engines_dir() / "kwok-kustomize"
+
+
+def ensure_engines(say: Say) -> None:
+    """Build whichever Go engine is missing; the script skips the ones already cached."""
+    missing = [b for b in ENGINE_BINARIES if not engine(b).exists()]
+    if not missing and kwok_kustomize().exists():
+        return
+    script = Path(__file__).parent / "engines" / "build-go-engines.sh"
+    if not shutil.which("go"):
+        raise ComponentError(
+            "engines",
+            f"Go is needed to build {', '.join(missing)} (install Go >= 1.24 from https://go.dev/dl or "
+            "`apt-get install golang-go`, then run `kubehub sandbox up` again)",
+        )
+    say(f"building Go engines {', '.join(missing)} into {engines_dir()} (cold: ~10 min on 2 cores)")
+    argv = ["bash", str(script), str(engines_dir()), K8S_VERSION, ETCD_VERSION, KWOK_VERSION, KSM_VERSION]
+    log = cache_root() / "engines-build.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w", encoding="utf-8") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE, text=True)
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            out.write(line)
+            out.flush()
+            if line.startswith("[build]"):
+                say(line[len("[build] ") :].rstrip())
+        rc = proc.wait()
+    if rc != 0:
+        raise ComponentError("engines", f"building the Go engines failed (exit {rc})", log)
+
+
+# Debian package -> a file that shows it is installed.
+DEBIAN_PACKAGES: dict[str, str] = {
+    "prometheus": "/usr/bin/prometheus",
+    "prometheus-node-exporter": "/usr/bin/prometheus-node-exporter",
+    "openssl": "/usr/bin/openssl",
+    "maven": "/usr/bin/mvn",
+}
+
+
+def find_java_home() -> Path | None:
+    """A JDK >= 17 for Elasticsearch 8: JAVA_HOME, else the newest under /usr/lib/jvm that is 17..24."""
+    candidates: list[Path] = []
+    if os.environ.get("ES_JAVA_HOME"):
+        candidates.append(Path(os.environ["ES_JAVA_HOME"]))
+    jvm = Path("/usr/lib/jvm")
+    if jvm.is_dir():
+        # Elasticsearch 8.19 supports Java 17..24; Debian's openjdk-17/21 are the usual ones here.
+        for major in (21, 17):
+            candidates.extend(sorted(jvm.glob(f"java-{major}-openjdk-*")))
+    if os.environ.get("JAVA_HOME"):
+        candidates.append(Path(os.environ["JAVA_HOME"]))
+    for c in candidates:
+        if (c / "bin" / "java").exists() and not c.is_symlink():
+            return c
+    for c in candidates:
+        if (c / "bin" / "java").exists():
+            return c
+    return None
+
+
+def ensure_debian_packages(say: Say) -> None:
+    missing = [pkg for pkg, marker in DEBIAN_PACKAGES.items() if not Path(marker).exists()]
+    if find_java_home() is None:
+        missing.append("openjdk-17-jre-headless")
+    if not missing:
+        return
+    command = "apt-get update && apt-get install -y " + " ".join(missing)
+    if os.geteuid() != 0:
+        raise ComponentError("packages", f"missing Debian packages {', '.join(missing)}; run as root: {command}")
+    say(f"installing Debian packages: {', '.join(missing)} (apt-get)")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    log = cache_root() / "apt.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w", encoding="utf-8") as out:
+        for argv in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", *missing]):
+            say("  " + " ".join(argv))
+            rc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=env, check=False).returncode
+            if rc != 0:
+                raise ComponentError("packages", f"`{' '.join(argv)}` failed (exit {rc})", log)
+    # Debian's packages start their own services; the sandbox runs its own copies on its ports.
+    for unit in ("prometheus", "prometheus-node-exporter"):
+        if shutil.which("systemctl"):
+            subprocess.run(["systemctl", "disable", "--now", unit], capture_output=True, check=False)
+
+
+def es_home() -> Path:
+    """Where the Elasticsearch distribution is unpacked.
+
+    Elasticsearch refuses to run as root, so as root it runs as the system user ``kubehub``,
+    which cannot enter /root: the distribution then lives under /var/cache/kubehub.
+    """
+    if os.geteuid() == 0 and not _traversable_by_others(cache_root()):
+        return Path("/var/cache/kubehub") / f"elasticsearch-{ES_VERSION}"
+    return cache_root() / f"elasticsearch-{ES_VERSION}"
+
+
+def _traversable_by_others(path: Path) -> bool:
+    p = path.resolve()
+    return all(not (parent.exists() and not parent.stat().st_mode & 1) for parent in [p, *p.parents])
+
+
+def es_runs_as() -> str | None:
+    return ES_USER if os.geteuid() == 0 else None
+
+
+def ensure_es_user() -> None:
+    if os.geteuid() != 0:
+        return
+    try:
+        pwd.getpwnam(ES_USER)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", ES_USER],
+            check=True,
+            capture_output=True,
+        )
+
+
+def ensure_elasticsearch(say: Say) -> Path:
+    home = es_home()
+    if (home / "bin" / "elasticsearch").exists():
+        return home
+    m2 = Path.home() / ".m2" / "repository"
+    zip_path = (
+        m2
+        / "org/elasticsearch/distribution/integ-test-zip/elasticsearch"
+        / ES_VERSION
+        / f"elasticsearch-{ES_VERSION}.zip"
+    )
+    if not zip_path.exists():
+        say(f"downloading Elasticsearch {ES_VERSION} (integ-test-zip, ~90 MB) from Maven Central")
+        argv = [
+            "mvn", "-q", "-B", "dependency:get",
+            f"-Dartifact=org.elasticsearch.distribution.integ-test-zip:elasticsearch:{ES_VERSION}:zip",
+            "-Dtransitive=false",
+        ]  # fmt: skip
+        log = cache_root() / "elasticsearch-download.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "w", encoding="utf-8") as out:
+            rc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, check=False).returncode
+        if rc != 0 or not zip_path.exists():
+            raise ComponentError("elasticsearch", f"downloading the Elasticsearch zip failed (exit {rc})", log)
+    say(f"unpacking Elasticsearch into {home}")
+    tmp = home.with_name(home.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    with zipfile.ZipFile(zip_path) as zf:
+        for info in zf.infolist():
+            target = zf.extract(info, tmp)
+            mode = (info.external_attr >> 16) & 0o777
+            if mode:
+                os.chmod(target, mode)
+    inner = tmp / f"elasticsearch-{ES_VERSION}"
+    shutil.rmtree(home, ignore_errors=True)
+    inner.rename(home)
+    shutil.rmtree(tmp, ignore_errors=True)
+    for d in [home, *home.parents]:
+        if d == Path("/"):
+            break
+        if os.geteuid() == 0 and str(d).startswith("/var/cache/kubehub"):
+            d.chmod(0o755)
+    return home
+
+
+def prometheus_version() -> str:
+    out = subprocess.run(["prometheus", "--version"], capture_output=True, text=True, check=False)
+    text = (out.stdout or out.stderr).split()
+    return text[2] if len(text) > 2 else "unknown"
+
+
+def binary_version(argv: list[str]) -> str:
+    """First token that looks like a version in a program's version output."""
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    for tok in (out.stdout + " " + out.stderr).replace(",", " ").split():
+        t = tok.strip("()")
+        if t[:1] == "v" and t[1:2].isdigit():
+            return t
+        if t[:1].isdigit() and t.count(".") >= 2:
+            return t
+    return "unknown"
