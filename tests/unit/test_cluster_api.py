@@ -1,0 +1,302 @@
+"""The cluster endpoints over a cache fed by our fake API: scoping, staleness, paging, validation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hub.collectors.cluster import RESOURCE_KINDS, ClusterService
+from hub.collectors.watchcache import WatchCache
+from hub.timeutil import FakeClock, iso
+from tests.unit.cluster_fakes import (
+    FakeKube,
+    deployment_json,
+    event_json,
+    namespace_json,
+    node_json,
+    pod_json,
+    replicaset_json,
+    secret_json,
+)
+from tests.unit.conftest_tenancy import TenancyWorld, assert_no_leak, build_world
+
+pytestmark = pytest.mark.unit
+
+
+class Cluster:
+    def __init__(self, kube: FakeKube, service: ClusterService, clock: FakeClock) -> None:
+        self.kube, self.service, self.clock = kube, service, clock
+
+    def sync(self) -> None:
+        for name in self.service.cache.stores:
+            self.service.cache.step(name)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[tuple[TenancyWorld, Cluster]]:
+    w = build_world(tmp_path)
+    kube, clock = FakeKube(), FakeClock(1_795_000_000)
+    kube.put("namespaces", namespace_json("ns-a1", {"kubesphere.io/workspace": "ws-a"}))
+    kube.put("namespaces", namespace_json("ns-a2", {"kubesphere.io/workspace": "ws-a"}))
+    kube.put("namespaces", namespace_json("ns-b1", {"kubesphere.io/workspace": "ws-b"}))
+    kube.put("namespaces", namespace_json("kube-system"))
+    for i in range(3):
+        kube.put("nodes", node_json(f"node-{i}", cpu="4", memory="8Gi"))
+    dep = kube.put("deployments", deployment_json("ns-a1", "web", replicas=2, ready=2))
+    rs = kube.put(
+        "replicasets",
+        replicaset_json("ns-a1", "web-5d9", deployment=("web", dep["metadata"]["uid"]), revision="1", replicas=2),
+    )
+    for i in range(2):
+        kube.put(
+            "pods",
+            pod_json(
+                "ns-a1",
+                f"web-5d9-{i}",
+                node="node-0",
+                owned_by=("ReplicaSet", "web-5d9", rs["metadata"]["uid"]),
+                labels={"app": "web"},
+                cpu="1",
+                memory="2Gi",
+            ),
+        )
+    for i in range(7):
+        kube.put("pods", pod_json("ns-b1", f"secret-project-{i}", node="node-1", labels={"app": "b"}))
+    kube.put("secrets", secret_json("ns-a1", "db-password", "top-secret-value"))
+    kube.put(
+        "events", event_json("ns-a1", "e1", kind="Pod", obj="web-5d9-0", reason="Pulled", last="2026-11-01T10:00:00Z")
+    )
+    kube.put(
+        "events", event_json("ns-a1", "e2", kind="Pod", obj="web-5d9-0", reason="Started", last="2026-11-01T10:01:00Z")
+    )
+    cache = WatchCache(kube, RESOURCE_KINDS, clock=clock)
+    service = ClusterService(kube, clock=clock, cache=cache, autostart=False, initial_wait=0.05)
+    cluster = Cluster(kube, service, clock)
+    cluster.sync()
+    w.hub.services["cluster"] = service
+    yield w, cluster
+    w.hub.close()
+
+
+def test_tenants_list_only_their_own_namespaces(world: tuple[TenancyWorld, Cluster]) -> None:
+    w, _ = world
+    r = w.client("project-operator").get("/api/v1/namespaces")
+    assert r.status_code == 200
+    assert [n["name"] for n in r.get_json()["items"]] == ["ns-a1"]
+    assert_no_leak(r)
+    r = w.client("workspace-viewer").get("/api/v1/namespaces")
+    assert [n["name"] for n in r.get_json()["items"]] == ["ns-a1", "ns-a2"]
+    r = w.client("platform-regular").get("/api/v1/namespaces")
+    assert r.get_json() == {"items": [], "total": 0, "stale_since": None}
+    r = w.client("platform-admin").get("/api/v1/namespaces")
+    assert [n["name"] for n in r.get_json()["items"]] == ["kube-system", "ns-a1", "ns-a2", "ns-b1"]
+    assert r.get_json()["items"][1]["workspace"] == "ws-a" and r.get_json()["items"][1]["pods"] == 2
+
+
+def test_a_tenant_cannot_read_another_tenants_pods_or_nodes(world: tuple[TenancyWorld, Cluster]) -> None:
+    w, _ = world
+    client = w.client("project-admin")
+    for path in (
+        "/api/v1/namespaces/ns-b1/pods",
+        "/api/v1/namespaces/ns-b1/workloads",
+        "/api/v1/namespaces/ns-b1/pods/secret-project-0/log",
+        "/api/v1/namespaces/ns-b1/secrets",
+        "/api/v1/nodes",
+        "/api/v1/nodes/node-1",
+    ):
+        r = client.get(path)
+        assert r.status_code == 403, path
+        assert_no_leak(r, requested="ns-b1")
+        assert "secret-project" not in r.get_data(as_text=True)
+    r = client.post("/api/v1/namespaces/ns-b1/workloads/deployment/web/scale", json={"replicas": 1})
+    assert r.status_code == 403
+
+
+def test_tenants_see_cache_times_but_not_cluster_wide_counts(world: tuple[TenancyWorld, Cluster]) -> None:
+    w, _ = world
+    tenant = w.client("project-viewer").get("/api/v1/cluster/freshness").get_json()
+    assert set(tenant["resources"][0]) == {"resource", "synced", "last_sync", "stale_since"}
+    admin = w.client("platform-admin").get("/api/v1/cluster/freshness").get_json()
+    pods = next(r for r in admin["resources"] if r["resource"] == "pods")
+    assert pods["objects"] == 9 and pods["synced"]
+
+
+def test_nodes_show_requested_against_allocatable(world: tuple[TenancyWorld, Cluster]) -> None:
+    w, _ = world
+    body = w.client("platform-admin").get("/api/v1/nodes").get_json()
+    assert body["total"] == 3 and body["stale_since"] is None
+    node0 = body["items"][0]
+    assert node0["name"] == "node-0" and node0["ready"]
+    assert node0["allocation"]["requested"] == {"cpu_millis": 2000, "memory_bytes": 4 * 2**30}
+    assert node0["allocation"]["cpu_ratio"] == 0.5 and node0["allocation"]["pods"] == 2
+    detail = w.client("platform-admin").get("/api/v1/nodes/node-0").get_json()
+    assert [p["name"] for p in detail["pods"]] == ["web-5d9-0", "web-5d9-1"]
+    assert detail["pods"][0]["workload"] == {"kind": "deployment", "name": "web"}
+
+
+def test_lists_page_with_limit_and_continue(world: tuple[TenancyWorld, Cluster]) -> None:
+    w, _ = world
+    client = w.client("platform-admin")
+    first = client.get("/api/v1/namespaces/ns-b1/pods?limit=3").get_json()
+    assert first["total"] == 7 and len(first["items"]) == 3 and first["continue"]
+    second = client.get(f"/api/v1/namespaces/ns-b1/pods?limit=3&continue={first['continue']}").get_json()
+    third = client.get("/api/v1/namespaces/ns-b1/pods?limit=3&page=3").get_json()
+    names = [p["name"] for p in first["items"] + second["items"] + third["items"]]
+    assert names == [f"secret-project-{i}" for i in range(7)]
+    assert "continue" not in third
+    filtered = client.get("/api/v1/namespaces/ns-b1/pods?name=PROJECT-6").get_json()
+    assert [p["name"] for p in filtered["items"]] == ["secret-project-6"]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [("limit=0", "limit"), ("limit=99999", "limit"), ("page=x", "page"), ("continue=@@", "continue")],
+)
+def test_bad_paging_parameters_are_400_naming_the_field(
+    world: tuple[TenancyWorld, Cluster], query: str, field: str
+) -> None:
+    w, _ = world
+    r = w.client("platform-admin").get(f"/api/v1/namespaces/ns-a1/pods?{query}")
+    assert r.status_code == 400 and r.get_json()["field"] == field
+
+
+def test_pods_filter_by_label_selector_and_workload(world: tuple[TenancyWorld, Cluster]) -> None:
+    w, _ = world
+    client = w.client("project-viewer")
+    r = client.get("/api/v1/namespaces/ns-a1/pods?label_selector=app%3Dweb")
+    assert r.get_json()["total"] == 2
+    r = client.get("/api/v1/namespaces/ns-a1/pods?workload=deployment/web")
+    assert [p["name"] for p in r.get_json()["items"]] == ["web-5d9-0", "web-5d9-1"]
+    r = client.get("/api/v1/namespaces/ns-a1/pods?label_selector=app%3D%3D%3D")
+    assert r.status_code == 400 and r.get_json()["field"] == "label_selector"
+    r = client.get("/api/v1/namespaces/ns-a1/pods?workload=web")
+    assert r.status_code == 400 and r.get_json()["field"] == "workload"
+
+
+def test_workload_detail_has_health_pods_revisions_and_events(world: tuple[TenancyWorld, Cluster]) -> None:
+    w, _ = world
+    client = w.client("project-viewer")
+    body = client.get("/api/v1/namespaces/ns-a1/workloads/deployment/web").get_json()
+    assert body["health"]["status"] == "running" and body["health"]["pods"]["running"] == 2
+    assert [r["revision"] for r in body["revisions"]] == [1]
+    assert [p["name"] for p in body["pods"]] == ["web-5d9-0", "web-5d9-1"]
+    listing = client.get("/api/v1/namespaces/ns-a1/workloads?kind=deployment").get_json()
+    assert [x["name"] for x in listing["items"]] == ["web"]
+    pod = client.get("/api/v1/namespaces/ns-a1/pods/web-5d9-0").get_json()
+    assert [e["reason"] for e in pod["events"]] == ["Started", "Pulled"]
+    events = client.get("/api/v1/namespaces/ns-a1/events?object=web-5d9-0").get_json()
+    assert [e["reason"] for e in events["items"]] == ["Started", "Pulled"]
+    r = client.get("/api/v1/namespaces/ns-a1/workloads?kind=pod")
+    assert r.status_code == 400 and r.get_json()["field"] == "kind"
+    r = client.get("/api/v1/namespaces/ns-a1/workloads/deployment/nope")
+    assert r.status_code == 404
+
+
+def test_secret_listing_has_names_and_labels_but_never_values(world: tuple[TenancyWorld, Cluster]) -> None:
+    w, _ = world
+    r = w.client("project-viewer").get("/api/v1/namespaces/ns-a1/secrets")
+    body = r.get_json()
+    assert [s["name"] for s in body["items"]] == ["db-password"] and body["items"][0]["labels"] == {"team": "a"}
+    assert "top-secret-value" not in r.get_data(as_text=True)
+
+
+def test_when_the_api_server_is_down_reads_serve_the_cache_with_stale_since_and_writes_are_503(
+    world: tuple[TenancyWorld, Cluster],
+) -> None:
+    w, cluster = world
+    cluster.kube.down = True
+    cluster.clock.advance(60)
+    cluster.sync()  # every watch fails once: the cache is stale from now on
+    client = w.client("platform-admin")
+    body = client.get("/api/v1/namespaces/ns-a1/pods").get_json()
+    assert body["total"] == 2 and body["stale_since"] == iso(1_795_000_060)
+    assert client.get("/api/v1/nodes/node-0").get_json()["stale_since"] == iso(1_795_000_060)
+    r = client.post("/api/v1/namespaces/ns-a1/workloads/deployment/web/scale", json={"replicas": 3})
+    assert r.status_code == 503 and r.get_json()["backend"] == "kubernetes API server"
+    r = client.post("/api/v1/nodes/node-0/cordon")
+    assert r.status_code == 503 and "kubernetes API server" in r.get_json()["error"]
+    cluster.kube.down = False
+    cluster.sync()
+    assert client.get("/api/v1/namespaces/ns-a1/pods").get_json()["stale_since"] is None
+
+
+def test_a_cache_that_never_loaded_answers_503_rather_than_an_empty_list(tmp_path: Path) -> None:
+    w = build_world(tmp_path)
+    kube, clock = FakeKube(), FakeClock(0)
+    kube.down = True
+    service = ClusterService(kube, clock=clock, autostart=False, initial_wait=0.05)
+    for name in service.cache.stores:
+        service.cache.step(name)
+    w.hub.services["cluster"] = service
+    try:
+        r = w.client("platform-admin").get("/api/v1/nodes")
+        assert r.status_code == 503
+        assert "has not loaded" in r.get_json()["error"] and r.get_json()["backend"] == "kubernetes API server"
+    finally:
+        w.hub.close()
+
+
+def test_without_a_cluster_every_cluster_route_is_503_naming_the_api_server(tmp_path: Path) -> None:
+    w = build_world(tmp_path)
+    try:
+        assert w.hub.services["cluster"] is None
+        r = w.client("platform-admin").get("/api/v1/nodes")
+        assert r.status_code == 503 and r.get_json()["backend"] == "kubernetes API server"
+        assert "KUBEHUB_KUBERNETES_KUBECONFIG" in r.get_json()["error"]
+    finally:
+        w.hub.close()
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("workloads/deployment/web/scale", {}, "replicas"),
+        ("workloads/deployment/web/scale", {"replicas": "3"}, "replicas"),
+        ("workloads/deployment/web/scale", {"replicas": -1}, "replicas"),
+        ("workloads/deployment/web/scale", {"replicas": True}, "replicas"),
+        ("workloads/daemonset/web/scale", {"replicas": 2}, "kind"),
+        ("workloads/widget/web/scale", {"replicas": 2}, "kind"),
+        ("workloads/job/web/restart", None, "kind"),
+        ("workloads/statefulset/web/rollback", {"revision": 1}, "kind"),
+        ("workloads/deployment/web/rollback", {"revision": "two"}, "revision"),
+        ("workloads/deployment/web/image", {"image": "x:1"}, "container"),
+        ("workloads/deployment/web/image", {"container": "web", "image": "bad image"}, "image"),
+        ("workloads/job/web/image", {"container": "web", "image": "x:1"}, "kind"),
+    ],
+)
+def test_bad_action_input_is_refused_before_reaching_kubernetes(
+    world: tuple[TenancyWorld, Cluster], path: str, body: dict | None, field: str
+) -> None:
+    w, cluster = world
+    r = w.client("project-operator").post(f"/api/v1/namespaces/ns-a1/{path}", json=body)
+    assert r.status_code in (400, 422), r.get_json()
+    assert r.get_json()["field"] == field
+    assert cluster.kube.requests == []
+
+
+def test_a_bad_deletion_propagation_is_a_400(world: tuple[TenancyWorld, Cluster]) -> None:
+    w, cluster = world
+    r = w.client("project-operator").delete("/api/v1/namespaces/ns-a1/workloads/deployment/web?propagation=later")
+    assert r.status_code == 400 and r.get_json()["field"] == "propagation"
+    assert cluster.kube.requests == []
+
+
+def test_viewers_may_not_act_on_workloads(world: tuple[TenancyWorld, Cluster]) -> None:
+    w, cluster = world
+    r = w.client("project-viewer").post("/api/v1/namespaces/ns-a1/workloads/deployment/web/restart")
+    assert r.status_code == 403
+    assert cluster.kube.requests == []
+
+
+def test_log_tail_names_a_missing_container(world: tuple[TenancyWorld, Cluster]) -> None:
+    w, cluster = world
+    cluster.kube.logs[("ns-a1", "web-5d9-0", "app")] = "one\ntwo\nthree\n"
+    client = w.client("project-viewer")
+    body = client.get("/api/v1/namespaces/ns-a1/pods/web-5d9-0/log?tail=2").get_json()
+    assert body["container"] == "app" and body["lines"] == ["two", "three"]
+    r = client.get("/api/v1/namespaces/ns-a1/pods/web-5d9-0/log?container=sidecar")
+    assert r.status_code == 422 and r.get_json()["field"] == "container"
+    r = client.get("/api/v1/namespaces/ns-a1/pods/web-5d9-0/log?tail=0")
+    assert r.status_code == 400 and r.get_json()["field"] == "tail"
