@@ -24,12 +24,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from hub.collectors.promql import duration, one_of, quote, selector
+from hub.collectors.promql import duration, one_of, quote, selector, validate_name
 from hub.errors import InvalidInput
 
 # rate() window: wide enough to hold at least four samples at a 60 s scrape interval (the
 # backfill's resolution) so that rates exist at every step of the history too.
 RATE_WINDOW = "5m"
+RATE_SECONDS = 300
 
 LEVELS = ("cluster", "nodes", "workspaces", "namespaces", "workloads", "pods", "containers", "components")
 
@@ -290,6 +291,11 @@ def eq(label: str, value: str) -> str:
 def rx(label: str, regex: str) -> str:
     """A static regex matcher of a template (catalogue constants only, never user input)."""
     return f"{label}=~{quote(regex)}"
+
+
+def nrx(label: str, regex: str) -> str:
+    """A static negative regex matcher of a template (catalogue constants only)."""
+    return f"{label}!~{quote(regex)}"
 
 
 def _relabel(expr: str, dst: str, src: str) -> str:
@@ -723,7 +729,7 @@ _COMPONENTS: list[tuple[str, str, str, Template, tuple[str, ...]]] = [
         "apiserver_request_latency_p99",
         "seconds",
         "99th percentile of API request duration by verb (long-running WATCH and CONNECT excluded)",
-        _p99("apiserver_request_duration_seconds_bucket", "verb, le", _job("apiserver"), rx("verb", "WATCH|CONNECT")),
+        _p99("apiserver_request_duration_seconds_bucket", "verb, le", _job("apiserver"), nrx("verb", "WATCH|CONNECT")),
         ("verb",),
     ),
     ("scheduler_up", "count", "Schedulers answering scrapes", _sel("sum({})", "up", _job("kube-scheduler")), ()),
@@ -946,16 +952,19 @@ _AVAILABLE = {
 }
 
 # Universe of entities per level, for rankings (entities without a value come last) and totals.
+# Entities per level, for rankings (entities without a value come last) and totals. Raw
+# series where one series is one entity: counting them is what makes a ranking's total cheap
+# (no aggregation over 20,000 pods); duplicates are merged by the ranking itself.
 _ENTITIES: dict[str, Template] = {
-    "nodes": lambda q: f"max by (node) ({q.s('kube_node_info', *_NODE_SEL)})",
+    "nodes": _raw_t("kube_node_info", *_NODE_SEL),
     "workspaces": lambda q: f"max by (workspace) ({q.ns_workspace()})",
-    "namespaces": lambda q: f"max by (namespace) ({q.s('kube_namespace_created')})",
+    "namespaces": _raw_t("kube_namespace_created"),
     "workloads": lambda q: (
         f"max by (namespace, kind, workload) (({q.workload_series(_DESIRED)}) or "
         f"max by (namespace, kind, workload) ({q.pod_workload()}))"
     ),
-    "pods": lambda q: f"max by (namespace, pod) ({q.s('kube_pod_info')})",
-    "containers": lambda q: f"max by (namespace, pod, container) ({q.s('kube_pod_container_status_restarts_total')})",
+    "pods": _raw_t("kube_pod_info"),
+    "containers": _raw_t("kube_pod_container_status_restarts_total"),
 }
 
 AGGREGATIONS = ("avg", "max", "min", "last")
@@ -1020,9 +1029,14 @@ class Catalogue:
         }
 
     # -- query shapes ---------------------------------------------------------------------
-    def expr(self, level: str, name: str, filters: Filters | None = None) -> str:
-        """The PromQL of one metric with scope and filters applied (raises EmptyScope)."""
-        return self.metric(level, name).render(Query(filters or Filters()))
+    def expr(self, level: str, name: str, filters: Filters | None = None, *, rate_seconds: float | None = None) -> str:
+        """The PromQL of one metric with scope and filters applied (raises EmptyScope).
+
+        ``rate_seconds`` widens the rate() window (range queries pass twice their step, so a
+        long chart stays continuous over coarse history and reads fewer samples per point).
+        """
+        rate = RATE_WINDOW if rate_seconds is None or rate_seconds <= RATE_SECONDS else duration(rate_seconds)
+        return self.metric(level, name).render(Query(filters or Filters(), rate=rate))
 
     def entities_expr(self, level: str, filters: Filters | None = None) -> str | None:
         """Every entity of a level (value 1), or None for levels without entities."""
@@ -1039,8 +1053,9 @@ class Catalogue:
         """The metric's ``stat`` (avg, max, min, pNN) over the window ending at the query time."""
         if stat not in STATS:
             raise InvalidInput(f"unknown stat {stat!r}; valid: {', '.join(STATS)}", field="stat")
-        inner = self.expr(level, name, filters)
-        rng = f"[{duration(window_seconds)}:{duration(resolution(window_seconds))}]"
+        step = resolution(window_seconds)
+        inner = self.expr(level, name, filters, rate_seconds=2 * step)
+        rng = f"[{duration(window_seconds)}:{duration(step)}]"
         how = STATS[stat]
         if isinstance(how, float):
             return f"quantile_over_time({how}, ({inner}){rng})"
@@ -1064,8 +1079,6 @@ class Catalogue:
         Evaluated over a range (``query_range`` with step = period) it gives the per-period
         series a backtest needs: the raw series are used, so it works over the backfill.
         """
-        from hub.collectors.promql import validate_name
-
         level = self.level(level)
         if aggregation not in AGGREGATIONS:
             raise InvalidInput(

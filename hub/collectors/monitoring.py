@@ -359,7 +359,10 @@ class MonitoringService:
                 assert req.start is not None and req.end is not None and req.step is not None
                 specs.append(
                     QuerySpec(
-                        self.catalogue.expr(req.level, name, filters), start=req.start, end=req.end, step=req.step
+                        self.catalogue.expr(req.level, name, filters, rate_seconds=2 * req.step),
+                        start=req.start,
+                        end=req.end,
+                        step=req.step,
                     )
                 )
             else:

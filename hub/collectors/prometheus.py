@@ -193,8 +193,10 @@ class PrometheusClient:
     def _client(self) -> PrometheusConnect:
         client = getattr(self._local, "client", None)
         if client is None:
-            # No retries: a retry with back-off would stretch a bounded timeout several-fold.
-            client = PrometheusConnect(url=self.url, disable_ssl=False, retry=Retry(total=0), timeout=self.timeout)
+            # No retries (a retry with back-off would stretch a bounded timeout several-fold);
+            # read=False re-raises a read timeout as such instead of as a connection error.
+            retry = Retry(total=0, read=False)
+            client = PrometheusConnect(url=self.url, disable_ssl=False, retry=retry, timeout=self.timeout)
             self._local.client = client
             with self._lock:
                 self._clients.append(client)

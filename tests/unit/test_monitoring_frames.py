@@ -1,0 +1,215 @@
+"""Prometheus answers -> frames, and the adapter's error translation and timeouts.
+
+The adapter tests talk HTTP to a small server of our own that answers like the Prometheus
+query API (no mock of prometheus_api_client: the real client makes real requests).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import numpy as np
+import pytest
+
+from hub.collectors.prometheus import (
+    PrometheusClient,
+    PrometheusQueryError,
+    QuerySpec,
+    _translate,
+    label_names,
+    matrix_frame,
+    result_frame,
+    vector_frame,
+)
+from hub.errors import BackendUnavailable
+
+pytestmark = pytest.mark.unit
+
+
+def test_a_vector_becomes_one_row_per_series_with_absent_labels_empty() -> None:
+    frame = vector_frame(
+        [
+            {"metric": {"namespace": "a", "pod": "p1"}, "value": [100.5, "1.25"]},
+            {"metric": {"namespace": "b"}, "value": [100.5, "NaN"]},
+            {"metric": {"namespace": "c", "pod": "p3"}, "value": [100.5, "+Inf"]},
+        ]
+    )
+    assert label_names(frame) == ["namespace", "pod"]
+    assert frame["pod"].tolist() == ["p1", "", "p3"]
+    assert frame["series"].tolist() == [0, 1, 2]
+    assert frame["value"].dtype == np.float64
+    assert frame["value"].iloc[0] == 1.25
+    assert np.isnan(frame["value"].iloc[1])
+    assert np.isposinf(frame["value"].iloc[2])
+    assert frame["timestamp"].tolist() == [100.5, 100.5, 100.5]
+
+
+def test_a_matrix_becomes_a_long_frame_with_series_ids() -> None:
+    frame = matrix_frame(
+        [
+            {"metric": {"node": "n1"}, "values": [[10, "1"], [20, "2"], [30, "3"]]},
+            {"metric": {"node": "n2"}, "values": [[20, "-Inf"]]},
+        ]
+    )
+    assert frame["node"].tolist() == ["n1", "n1", "n1", "n2"]
+    assert frame["series"].tolist() == [0, 0, 0, 1]
+    assert frame["timestamp"].tolist() == [10.0, 20.0, 30.0, 20.0]
+    assert frame["value"].tolist()[:3] == [1.0, 2.0, 3.0]
+    assert np.isneginf(frame["value"].iloc[3])
+
+
+def test_empty_and_scalar_answers() -> None:
+    empty = result_frame([])
+    assert empty.empty and list(empty.columns) == ["series", "timestamp", "value"]
+    scalar = result_frame([5.0, "42"])
+    assert scalar["value"].tolist() == [42.0] and label_names(scalar) == []
+
+
+def test_a_large_matrix_converts_without_losing_samples() -> None:
+    result = [{"metric": {"pod": f"p{i}"}, "values": [[t, str(i * 1000 + t)] for t in range(50)]} for i in range(400)]
+    frame = matrix_frame(result)
+    assert len(frame) == 20_000
+    assert frame.loc[frame["pod"] == "p7", "value"].tolist() == [7000.0 + t for t in range(50)]
+
+
+@pytest.mark.parametrize(
+    ("message", "kind"),
+    [
+        ('HTTP Status Code 503 (b\'{"status":"error","errorType":"timeout","error":"query timed out"}\')', 503),
+        (
+            'HTTP Status Code 422 (b\'{"status":"error","errorType":"execution",'
+            '"error":"query processing would load too many samples into memory"}\')',
+            502,
+        ),
+        (
+            'HTTP Status Code 400 (b\'{"status":"error","errorType":"bad_data",'
+            '"error":"1:5: parse error: unexpected \\\\"}\\\\""}\')',
+            502,
+        ),
+        ("HTTP Status Code 502 (b'<html>bad gateway</html>')", 503),
+    ],
+)
+def test_prometheus_errors_are_translated(message: str, kind: int) -> None:
+    error = _translate(message, "up")
+    assert error.status == kind
+    assert "prometheus" in error.message
+    if kind == 502:
+        assert isinstance(error, PrometheusQueryError)
+        assert "HTTP Status Code" not in error.message  # Prometheus's own sentence, not the wrapper
+    else:
+        assert isinstance(error, BackendUnavailable) and error.backend == "prometheus"
+
+
+# -- the adapter over HTTP -------------------------------------------------------------------
+
+
+class _Api(BaseHTTPRequestHandler):
+    delay = 0.0
+    seen: list[dict[str, list[str]]] = []
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        url = urlparse(self.path)
+        params = parse_qs(url.query)
+        type(self).seen.append(params)
+        time.sleep(type(self).delay)
+        query = params.get("query", [""])[0]
+        if query == "bad(":
+            body = {"status": "error", "errorType": "bad_data", "error": "parse error: unexpected end of input"}
+            code = 400
+        elif url.path.endswith("/query_range"):
+            body = {
+                "status": "success",
+                "data": {"resultType": "matrix", "result": [{"metric": {"pod": "p"}, "values": [[1, "1"], [2, "2"]]}]},
+            }
+            code = 200
+        else:
+            body = {
+                "status": "success",
+                "data": {"resultType": "vector", "result": [{"metric": {"pod": query}, "value": [1, "3"]}]},
+            }
+            code = 200
+        data = json.dumps(body).encode()
+        try:
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (the timeout test): nothing to answer
+
+
+@pytest.fixture
+def api() -> Iterator[str]:
+    _Api.delay = 0.0
+    _Api.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Api)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_instant_and_range_queries_come_back_as_frames_and_are_counted(api: str) -> None:
+    counted: list[tuple[str, str]] = []
+    client = PrometheusClient(api, timeout=5, on_query=lambda k, o: counted.append((k, o)))
+    try:
+        frame = client.instant("up", time=1000)
+        assert frame["pod"].tolist() == ["up"] and frame["value"].tolist() == [3.0]
+        rng = client.range("up", start=0, end=60, step=15)
+        assert rng["value"].tolist() == [1.0, 2.0]
+        frames = client.many([QuerySpec("a"), QuerySpec("b"), QuerySpec("c", start=0, end=10, step=5)])
+        assert [f["pod"].iloc[0] for f in frames] == ["a", "b", "p"]
+        assert client.queries_sent == 5
+        assert counted.count(("instant", "ok")) == 3 and counted.count(("range", "ok")) == 2
+        first = _Api.seen[0]
+        assert first["time"] == ["1000.000"]
+        # Prometheus gets its own evaluation timeout, in whole milliseconds
+        assert first["timeout"][0].endswith("ms") and first["timeout"][0][:-2].isdigit()
+    finally:
+        client.close()
+
+
+def test_a_rejected_query_is_a_502_with_prometheus_words(api: str) -> None:
+    client = PrometheusClient(api, timeout=5)
+    try:
+        with pytest.raises(PrometheusQueryError) as info:
+            client.instant("bad(")
+        assert "unexpected end of input" in info.value.message
+    finally:
+        client.close()
+
+
+def test_a_slow_prometheus_is_a_503_naming_it_within_the_timeout(api: str) -> None:
+    _Api.delay = 1.0
+    client = PrometheusClient(api, timeout=0.2)
+    try:
+        with pytest.raises(BackendUnavailable) as info:
+            client.instant("up")
+        assert info.value.backend == "prometheus" and "within" in info.value.message
+    finally:
+        client.close()
+
+
+def test_an_unreachable_prometheus_is_a_503_naming_it() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound but never listening: connection refused
+        client = PrometheusClient(f"http://127.0.0.1:{port}", timeout=2)
+        try:
+            with pytest.raises(BackendUnavailable) as info:
+                client.probe()
+            assert "cannot connect" in info.value.message and info.value.status == 503
+        finally:
+            client.close()

@@ -1,0 +1,186 @@
+"""The monitoring service over a fake query backend: what it sends and how it shapes answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hub.collectors.catalogue import Catalogue
+from hub.collectors.monitoring import MonitoringService
+from hub.errors import BackendUnavailable, InvalidInput, Unprocessable
+from hub.timeutil import FakeClock
+from tests.unit.monitoring_fakes import FakeBackend, unavailable
+
+pytestmark = pytest.mark.unit
+
+CPU = "container_cpu_usage_seconds_total"
+MEM = "container_memory_working_set_bytes"
+NOW = 1_800_000_000.0
+
+
+def service(values: dict, pods: list[tuple[str, str]]) -> tuple[MonitoringService, FakeBackend]:
+    backend = FakeBackend(values, pods)
+    return MonitoringService(Catalogue(), backend, clock=FakeClock(NOW), max_points=1000), backend
+
+
+def run(svc: MonitoringService, level: str, scope: list[str] | None = None, **args: Any) -> dict:
+    req = svc.parse(level, {k: str(v) for k, v in args.items()})
+    if scope is not None:
+        req = req.with_namespaces(scope)
+    return svc.query(req)
+
+
+def series_names(body: dict, metric: int = 0) -> list[str]:
+    return [f"{s['labels']['namespace']}/{s['labels']['pod']}" for s in body["results"][metric]["series"]]
+
+
+PODS = [("ns", f"p{i:02d}") for i in range(30)]
+
+
+def test_a_ranking_page_costs_one_topk_and_one_count_query() -> None:
+    svc, backend = service({CPU: {k: float(i) for i, k in enumerate(PODS)}}, PODS)
+    body = run(svc, "pods", metrics="pod_cpu_usage", sort_metric="pod_cpu_usage", page=2, limit=5)
+    assert series_names(body) == ["ns/p24", "ns/p23", "ns/p22", "ns/p21", "ns/p20"]
+    assert [s["values"][0][1] for s in body["results"][0]["series"]] == [24.0, 23.0, 22.0, 21.0, 20.0]
+    assert body["total"] == 30 and body["page"] == 2 and body["partial"] is False
+    sent = [q.promql for q in backend.sent]
+    assert len(sent) == 2
+    assert sent[0].startswith("topk(15, (") and sent[0].endswith(") >= -Inf)")
+    assert sent[1].startswith("count(")
+
+
+def test_ascending_rankings_ask_for_bottomk() -> None:
+    svc, backend = service({CPU: {k: float(i) for i, k in enumerate(PODS)}}, PODS)
+    body = run(svc, "pods", metrics="pod_cpu_usage", sort_metric="pod_cpu_usage", sort_type="asc", limit=3)
+    assert series_names(body) == ["ns/p00", "ns/p01", "ns/p02"]
+    assert backend.sent[0].promql.startswith("bottomk(")
+
+
+def test_a_tie_across_the_page_boundary_is_resolved_by_name_with_every_value() -> None:
+    values = {k: 1.0 for k in PODS}
+    values[("ns", "p29")] = 5.0
+    svc, backend = service({CPU: values}, PODS)
+    body = run(svc, "pods", metrics="pod_cpu_usage", sort_metric="pod_cpu_usage", limit=3)
+    assert series_names(body) == ["ns/p29", "ns/p00", "ns/p01"]
+    assert len(backend.sent) == 3  # topk, count, then every value because the tie went past topk
+
+
+def test_entities_without_a_value_come_last_and_are_reported_missing() -> None:
+    pods = [("ns", "a"), ("ns", "b"), ("ns", "c"), ("ns", "d"), ("ns", "e")]
+    svc, _ = service({CPU: {("ns", "d"): 1.0, ("ns", "b"): 2.0}}, pods)
+    body = run(svc, "pods", metrics="pod_cpu_usage", sort_metric="pod_cpu_usage", limit=4)
+    result = body["results"][0]
+    assert series_names(body) == ["ns/b", "ns/d"]
+    assert result["missing"] == [{"namespace": "ns", "pod": "a"}, {"namespace": "ns", "pod": "c"}]
+    assert body["partial"] is True and body["total"] == 5
+
+
+def test_other_metrics_are_fetched_only_for_the_entities_of_the_page() -> None:
+    svc, backend = service(
+        {CPU: {k: float(i) for i, k in enumerate(PODS)}, MEM: {k: 100.0 + i for i, k in enumerate(PODS)}}, PODS
+    )
+    body = run(svc, "pods", metrics="pod_cpu_usage,pod_memory_usage", sort_metric="pod_cpu_usage", limit=2)
+    assert series_names(body, 1) == ["ns/p29", "ns/p28"]
+    memory_query = backend.sent[-1].promql
+    assert MEM in memory_query and 'pod=~"p28|p29"' in memory_query
+
+
+def test_a_window_ranking_asks_prometheus_for_the_stat_over_the_window() -> None:
+    svc, backend = service({CPU: {k: float(i) for i, k in enumerate(PODS)}}, PODS)
+    body = run(svc, "pods", metrics="pod_cpu_usage", sort_metric="pod_cpu_usage", window="24h", stat="p95", limit=3)
+    top = backend.sent[0].promql
+    assert "quantile_over_time(0.95, (" in top and "[86400s:300s]" in top
+    assert "[600s]" in top  # the inner rate window follows the subquery step
+    assert body["window"] == "1d" and body["stat"] == "p95"
+    assert backend.sent[0].time == NOW
+
+
+def test_a_range_ranking_orders_by_the_stat_over_the_range_and_returns_the_series() -> None:
+    svc, backend = service({CPU: {k: float(i) for i, k in enumerate(PODS)}}, PODS)
+    body = run(
+        svc, "pods", metrics="pod_cpu_usage", sort_metric="pod_cpu_usage", stat="max", limit=2,
+        start=NOW - 3600, end=NOW, step=600,
+    )  # fmt: skip
+    assert backend.sent[0].promql.startswith("topk(") and "max_over_time(" in backend.sent[0].promql
+    assert backend.sent[-1].start == NOW - 3600 and backend.sent[-1].step == 600
+    assert series_names(body) == ["ns/p29", "ns/p28"]
+    assert len(body["results"][0]["series"][0]["values"]) == 7
+
+
+def test_a_caller_who_may_see_no_namespace_gets_nothing_and_nothing_is_sent() -> None:
+    svc, backend = service({CPU: {k: 1.0 for k in PODS}}, PODS)
+    body = run(svc, "pods", scope=[], metrics="pod_cpu_usage", sort_metric="pod_cpu_usage")
+    assert body["total"] == 0 and body["results"][0]["series"] == []
+    assert backend.sent == []
+
+
+def test_the_scope_restricts_what_prometheus_returns() -> None:
+    pods = [("mine", "a"), ("theirs", "b")]
+    svc, backend = service({CPU: {pods[0]: 1.0, pods[1]: 9.0}}, pods)
+    body = run(svc, "pods", scope=["mine"], metrics="pod_cpu_usage")
+    assert series_names(body) == ["mine/a"]
+    assert all('namespace="mine"' in q.promql and "theirs" not in q.promql for q in backend.sent)
+
+
+def test_unranked_answers_mark_entities_missing_from_some_metrics() -> None:
+    pods = [("ns", "a"), ("ns", "b")]
+    svc, _ = service({CPU: {("ns", "a"): 1.0}, MEM: {("ns", "a"): 5.0, ("ns", "b"): 6.0}}, pods)
+    body = run(svc, "pods", metrics="pod_cpu_usage,pod_memory_usage")
+    assert body["partial"] is True
+    assert body["results"][0]["missing"] == [{"namespace": "ns", "pod": "b"}]
+    assert body["results"][1]["missing"] == []
+    assert body["total"] == 2
+
+
+def test_a_range_with_too_many_points_is_a_422_naming_the_limit() -> None:
+    svc, _ = service({}, [])
+    with pytest.raises(Unprocessable) as info:
+        run(svc, "pods", metrics="pod_cpu_usage", start=NOW - 86400, end=NOW, step=15)
+    assert info.value.field == "step" and "1000" in info.value.message and "87s" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("level", "args", "field"),
+    [
+        ("pods", {"metrics": "node_cpu_utilisation"}, "metrics"),
+        ("workloads", {"nodes": "n1"}, "nodes"),
+        ("workloads", {"kind": "cronjob"}, "kind"),
+        ("cluster", {"sort_metric": "cluster_cpu_usage"}, "sort_metric"),
+        ("pods", {"sort_metric": "pod_cpu_usage", "sort_type": "up"}, "sort_type"),
+        ("pods", {"sort_metric": "pod_cpu_usage", "limit": "0"}, "limit"),
+        ("pods", {"stat": "p95"}, "stat"),
+        ("pods", {"window": "24h", "stat": "p42"}, "stat"),
+        ("pods", {"time": "100", "start": "50"}, "time"),
+        ("pods", {"start": "200", "end": "100"}, "end"),
+        ("pods", {"window": "soon"}, "window"),
+        ("moons", {}, "level"),
+    ],
+)
+def test_bad_parameters_are_400s_naming_the_field(level: str, args: dict, field: str) -> None:
+    svc, _ = service({}, [])
+    with pytest.raises(InvalidInput) as info:
+        run(svc, level, **args)
+    assert info.value.field == field
+
+
+def test_an_unknown_metric_error_lists_the_valid_names() -> None:
+    svc, _ = service({}, [])
+    with pytest.raises(InvalidInput) as info:
+        run(svc, "workloads", metrics="workload_cpu")
+    assert "workload_cpu_usage" in info.value.message and "workload_unavailable_ratio" in info.value.message
+
+
+def test_a_prometheus_outage_surfaces_as_a_503_naming_prometheus() -> None:
+    svc, backend = service({CPU: {}}, PODS)
+    backend.fail = unavailable()
+    with pytest.raises(BackendUnavailable) as info:
+        run(svc, "pods", metrics="pod_cpu_usage", sort_metric="pod_cpu_usage")
+    assert info.value.backend == "prometheus"
+
+
+def test_without_a_configured_prometheus_queries_are_503_but_the_catalogue_works() -> None:
+    svc = MonitoringService(Catalogue(), None, clock=FakeClock(NOW))
+    with pytest.raises(BackendUnavailable):
+        svc.query(svc.parse("nodes", {}))
+    assert "nodes" in svc.metric_table() and svc.metric_table()["nodes"]["node_cpu_utilisation"] == "ratio"
