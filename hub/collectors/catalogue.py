@@ -1116,3 +1116,53 @@ def default_catalogue() -> Catalogue:
     if _DEFAULT is None:
         _DEFAULT = Catalogue()
     return _DEFAULT
+
+
+# ---------------------------------------------------------------------------------------
+# deploy/prometheus/kubehub-rules.yaml
+# ---------------------------------------------------------------------------------------
+
+# Cheap, low-cardinality metrics worth having as series for dashboards and Prometheus-side
+# alerting outside the hub. The hub itself never reads them (see the module docstring).
+RECORDED = (
+    ("cluster", "cluster_cpu_utilisation"),
+    ("cluster", "cluster_memory_utilisation"),
+    ("cluster", "cluster_pod_running_count"),
+    ("cluster", "cluster_node_offline_count"),
+    ("nodes", "node_cpu_utilisation"),
+    ("nodes", "node_memory_utilisation"),
+    ("nodes", "node_disk_size_utilisation"),
+    ("namespaces", "namespace_cpu_usage"),
+    ("namespaces", "namespace_memory_usage"),
+)
+RULES_HEADER = """\
+# Recording rules generated from hub/collectors/catalogue.py (python -m hub.collectors.catalogue).
+# Do not edit by hand: a unit test compares this file with the catalogue.
+#
+# The hub does NOT depend on these: its queries read the raw series of
+# docs/metrics-conventions.md, because recording rules only exist from the moment Prometheus
+# evaluates them and the hub's charts, window rankings and alert backtests must work over
+# older history too (e.g. a promtool backfill). These are the same expressions recorded as
+# kubehub:<metric> for dashboards and alerting outside the hub.
+"""
+
+
+def recording_rules(catalogue: Catalogue | None = None) -> dict[str, Any]:
+    cat = catalogue or default_catalogue()
+    rules: list[dict[str, Any]] = [
+        {"record": "kubehub:namespace_workspace:info", "expr": Query().ns_workspace()},
+    ]
+    for level, name in RECORDED:
+        rules.append({"record": f"kubehub:{name}", "expr": cat.expr(level, name)})
+    # One minute is plenty for dashboards and keeps the cost small next to the scrapes.
+    return {"groups": [{"name": "kubehub", "interval": "1m", "rules": rules}]}
+
+
+def render_rules_file() -> str:
+    import yaml
+
+    return RULES_HEADER + yaml.safe_dump(recording_rules(), sort_keys=False, width=100_000)
+
+
+if __name__ == "__main__":
+    print(render_rules_file(), end="")
