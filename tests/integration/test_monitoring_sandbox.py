@@ -1,0 +1,386 @@
+"""Issue 5's acceptance against the sandbox's real Prometheus (live data and the 24 h backfill).
+
+Values are checked against the raw series fetched directly from Prometheus and combined in
+pandas here, so the catalogue's joins (pod -> workload via ReplicaSets, namespace -> workspace
+via the namespace label) are verified by an independent computation, not by the same PromQL.
+Tenants and projects live in the hub's own state for this test, mapped onto the sandbox's
+namespaces as Prometheus reports them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import requests
+
+from hub.collectors.catalogue import LEVELS, default_catalogue, resolution
+from hub.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+PASSWORD = "correct-horse-battery-9"
+CATALOGUE = default_catalogue()
+# Histogram quantiles are NaN while nothing was observed in the window (e.g. no WAL fsync in
+# five quiet minutes): the series is there, its value honestly undefined.
+MAY_BE_NAN = {
+    "etcd_wal_fsync_latency_p99",
+    "etcd_backend_commit_latency_p99",
+    "apiserver_request_latency_p99",
+    "scheduler_attempt_latency_p99",
+}
+
+
+def _prometheus_url(request: pytest.FixtureRequest) -> str:
+    try:
+        sb: Any = request.getfixturevalue("sandbox")
+    except pytest.FixtureLookupError:
+        from sandbox.core import Sandbox
+
+        sb = Sandbox(quiet=True)
+        up = {c["name"] for c in sb.status()["components"] if c["state"] == "up"}
+        if "prometheus" not in up:
+            pytest.fail("the sandbox's Prometheus must be up: run `kubehub sandbox up`")
+    return str(sb["prometheus_url"] if isinstance(sb, dict) else sb.prometheus_url)
+
+
+@pytest.fixture(scope="module")
+def prom(request: pytest.FixtureRequest) -> str:
+    return _prometheus_url(request)
+
+
+@pytest.fixture(scope="module")
+def at() -> float:
+    """One evaluation time for the module, a little in the past so every scrape has landed."""
+    return float(int(time.time()) - 20)
+
+
+def raw(prom: str, promql: str, at: float) -> pd.DataFrame:
+    """A query straight to Prometheus's HTTP API, flattened with plain Python (independent of
+    the hub's adapter)."""
+    answer = requests.get(f"{prom}/api/v1/query", params={"query": promql, "time": at}, timeout=30).json()
+    assert answer["status"] == "success", answer
+    rows = [{**r["metric"], "value": float(r["value"][1])} for r in answer["data"]["result"]]
+    return pd.DataFrame(rows)
+
+
+def raw_range(prom: str, promql: str, start: float, end: float, step: float) -> pd.DataFrame:
+    params = {"query": promql, "start": start, "end": end, "step": step}
+    answer = requests.get(f"{prom}/api/v1/query_range", params=params, timeout=60).json()
+    assert answer["status"] == "success", answer
+    rows = [{**r["metric"], "t": float(t), "value": float(v)} for r in answer["data"]["result"] for t, v in r["values"]]
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def workspaces(prom: str, at: float) -> dict[str, list[str]]:
+    """workspace -> its namespaces, as the sandbox labelled them."""
+    labels = raw(prom, 'kube_namespace_labels{label_kubesphere_io_workspace!=""}', at)
+    out: dict[str, list[str]] = {}
+    for ws, ns in zip(labels["label_kubesphere_io_workspace"], labels["namespace"], strict=True):
+        out.setdefault(ws, [])
+        if ns not in out[ws]:
+            out[ws].append(ns)
+    assert len(out) >= 2, f"the sandbox should seed two workspaces, found {out}"
+    return {ws: sorted(nss) for ws, nss in sorted(out.items())}
+
+
+@pytest.fixture(scope="module")
+def hub_app(prom: str, workspaces: dict[str, list[str]], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from web import create_app
+
+    data = Path(tmp_path_factory.mktemp("monitoring-hub"))
+    settings = Settings(data_dir=data).replace(
+        kubernetes={"kubeconfig": "none"},
+        logs={"ship": False},
+        alerts={"evaluate": False},
+        prometheus={"url": prom, "timeout": 20.0},
+        auth={"password_hash_memory_kib": 8, "password_hash_time_cost": 1},
+    )
+    app = create_app(settings, testing=True)
+    tenancy = app.extensions["kubehub"].services["tenancy"]
+    tenancy.create_user("root", PASSWORD, platform_role="admin")
+    (ws1, ns1), (ws2, ns2) = [(ws, nss) for ws, nss in workspaces.items()][:2]
+    for ws, nss in ((ws1, ns1), (ws2, ns2)):
+        tenancy.create_workspace(ws)
+        for ns in nss:
+            tenancy.create_project(ws, ns)
+    tenancy.create_user("tenant-one", PASSWORD)
+    tenancy.set_project_member(ns1[0], "tenant-one", "viewer")
+    tenancy.create_user("tenant-two", PASSWORD)
+    tenancy.set_workspace_member(ws2, "tenant-two", "viewer")
+    app.config["tokens"] = {u: tenancy.issue_token(u).token for u in ("root", "tenant-one", "tenant-two")}
+    app.config["mine"] = {"tenant-one": ns1[0], "ws-one": ws1, "ws-two": ws2, "ns-two": ns2}
+    yield app
+    app.extensions["kubehub"].close()
+
+
+def api(app: Any, user: str, path: str, **params: Any) -> tuple[int, dict]:
+    token = app.config["tokens"][user]
+    response = app.test_client().get(path, query_string=params, headers={"Authorization": f"Bearer {token}"})
+    return response.status_code, response.get_json()
+
+
+def by_labels(result: dict, *keys: str) -> dict[tuple[str, ...], float]:
+    return {tuple(s["labels"][k] for k in keys): s["values"][-1][1] for s in result["series"]}
+
+
+# ---- every metric at its level ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("level", "metric"), [(level, m.name) for level in LEVELS for m in CATALOGUE.metrics(level)])
+def test_every_catalogue_metric_returns_data_at_its_level(hub_app: Any, at: float, level: str, metric: str) -> None:
+    status, body = api(hub_app, "root", f"/api/v1/monitoring/{level}", metrics=metric, time=at)
+    assert status == 200, body
+    series = body["results"][0]["series"]
+    assert series, f"{level}/{metric} returned no series"
+    values = [v for s in series for _, v in s["values"]]
+    if metric not in MAY_BE_NAN:
+        assert any(v is not None and math.isfinite(v) for v in values), f"{level}/{metric}: no finite value"
+    for s in series:
+        assert set(CATALOGUE.metric(level, metric).labels) <= set(s["labels"]), s["labels"]
+
+
+# ---- values agree with the raw data -----------------------------------------------------------
+
+
+def test_pod_cpu_agrees_with_the_raw_container_rates(hub_app: Any, prom: str, at: float) -> None:
+    status, body = api(hub_app, "root", "/api/v1/monitoring/pods", metrics="pod_cpu_usage", time=at)
+    assert status == 200
+    hub_values = by_labels(body["results"][0], "namespace", "pod")
+    rates = raw(prom, "rate(container_cpu_usage_seconds_total[5m])", at)
+    rates = rates[~rates["container"].isin(["", "POD"])]
+    expected = rates.groupby(["namespace", "pod"])["value"].sum()
+    assert len(hub_values) == len(expected) > 0
+    for (ns, pod), value in expected.items():
+        assert hub_values[(ns, pod)] == pytest.approx(value, rel=1e-9, abs=1e-12)
+
+
+def test_workload_cpu_agrees_with_pods_joined_through_their_owners_in_pandas(
+    hub_app: Any, prom: str, at: float
+) -> None:
+    status, body = api(hub_app, "root", "/api/v1/monitoring/workloads", metrics="workload_cpu_usage", time=at)
+    assert status == 200
+    hub_values = by_labels(body["results"][0], "namespace", "kind", "workload")
+    rates = raw(prom, "rate(container_cpu_usage_seconds_total[5m])", at)
+    pods = rates[~rates["container"].isin(["", "POD"])].groupby(["namespace", "pod"])["value"].sum().reset_index()
+    owners = raw(prom, "kube_pod_owner", at)[["namespace", "pod", "owner_kind", "owner_name"]].drop_duplicates()
+    rs = raw(prom, 'kube_replicaset_owner{owner_kind="Deployment"}', at)
+    rs = (
+        rs[["namespace", "replicaset", "owner_name"]]
+        .drop_duplicates()
+        .rename(columns={"replicaset": "rs", "owner_name": "deployment"})
+    )
+    deployments = owners[owners["owner_kind"] == "ReplicaSet"].merge(
+        rs, left_on=["namespace", "owner_name"], right_on=["namespace", "rs"]
+    )
+    deployments = deployments.assign(kind="deployment", workload=deployments["deployment"])
+    others = owners[owners["owner_kind"].isin(["StatefulSet", "DaemonSet"])]
+    others = others.assign(kind=others["owner_kind"].str.lower(), workload=others["owner_name"])
+    mapping = pd.concat([deployments, others])[["namespace", "pod", "kind", "workload"]]
+    expected = pods.merge(mapping, on=["namespace", "pod"]).groupby(["namespace", "kind", "workload"])["value"].sum()
+    assert set(expected.index) == set(hub_values)
+    for key, value in expected.items():
+        assert hub_values[key] == pytest.approx(value, rel=1e-9, abs=1e-12)
+
+
+def test_workspace_memory_agrees_with_namespaces_summed_by_their_label(
+    hub_app: Any, prom: str, at: float, workspaces: dict[str, list[str]]
+) -> None:
+    status, body = api(hub_app, "root", "/api/v1/monitoring/workspaces", metrics="workspace_memory_usage", time=at)
+    assert status == 200
+    hub_values = by_labels(body["results"][0], "workspace")
+    wss = raw(prom, "container_memory_working_set_bytes", at)
+    wss = wss[~wss["container"].isin(["", "POD"])]
+    per_ns = wss.groupby("namespace")["value"].sum()
+    for ws, namespaces in workspaces.items():
+        assert hub_values[(ws,)] == pytest.approx(sum(per_ns.get(ns, 0.0) for ns in namespaces), rel=1e-9)
+
+
+def test_node_memory_utilisation_and_workload_replicas_agree_with_raw_gauges(
+    hub_app: Any, prom: str, at: float
+) -> None:
+    status, body = api(hub_app, "root", "/api/v1/monitoring/nodes", metrics="node_memory_utilisation", time=at)
+    assert status == 200
+    hub_nodes = by_labels(body["results"][0], "node")
+    total = raw(prom, 'node_memory_MemTotal_bytes{node!=""}', at).groupby("node")["value"].max()
+    avail = raw(prom, 'node_memory_MemAvailable_bytes{node!=""}', at).groupby("node")["value"].max()
+    assert set(hub_nodes) == {(n,) for n in total.index}
+    for node in total.index:
+        assert hub_nodes[(node,)] == pytest.approx(1 - avail[node] / total[node], rel=1e-9)
+
+    status, body = api(
+        hub_app, "root", "/api/v1/monitoring/workloads", metrics="workload_replicas_desired", kind="deployment", time=at
+    )
+    assert status == 200
+    hub_replicas = by_labels(body["results"][0], "namespace", "workload")
+    spec = raw(prom, "kube_deployment_spec_replicas", at).groupby(["namespace", "deployment"])["value"].max()
+    assert hub_replicas == {key: value for key, value in spec.items()}
+
+
+# ---- rankings -----------------------------------------------------------------------------------
+
+
+def test_a_window_ranking_over_backfilled_history_matches_the_raw_history(hub_app: Any, prom: str, at: float) -> None:
+    when = float(int(at) - 6 * 3600)  # well inside the 24 h backfill, before the sandbox started
+    window = 7200.0
+    present = raw(prom, "count(container_cpu_usage_seconds_total)", when)
+    assert not present.empty and present["value"].iloc[0] > 0, "no backfilled history six hours ago"
+    status, body = api(
+        hub_app, "root", "/api/v1/monitoring/pods",
+        metrics="pod_cpu_usage", sort_metric="pod_cpu_usage", window="2h", stat="max", limit=5, time=when,
+    )  # fmt: skip
+    assert status == 200, body
+    ranked = [(s["labels"]["namespace"], s["labels"]["pod"], s["values"][0][1]) for s in body["results"][0]["series"]]
+    assert len(ranked) == 5
+
+    # Independently: the same points a subquery evaluates (aligned to its step), max per pod.
+    step = resolution(window)
+    first = math.floor((when - window) / step) * step + step
+    last = math.floor(when / step) * step
+    rates = raw_range(prom, "rate(container_cpu_usage_seconds_total[5m])", first, last, step)
+    rates = rates[~rates["container"].isin(["", "POD"])]
+    per_pod = rates.groupby(["namespace", "pod", "t"])["value"].sum().groupby(["namespace", "pod"]).max()
+    expected = sorted(per_pod.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+    assert [(ns, pod) for ns, pod, _ in ranked] == [key for key, _ in expected]
+    for (_, _, value), (_, want) in zip(ranked, expected, strict=True):
+        assert value == pytest.approx(want, rel=1e-9)
+    assert body["total"] >= 5 and body["window"] == "2h" and body["stat"] == "max"
+
+
+def test_instant_ranking_pages_are_consistent_and_missing_values_come_last(hub_app: Any, at: float) -> None:
+    pages = []
+    for page in (1, 2, 3):
+        status, body = api(
+            hub_app, "root", "/api/v1/monitoring/namespaces",
+            metrics="namespace_cpu_requests_of_quota", sort_metric="namespace_cpu_requests_of_quota",
+            limit=3, page=page, time=at,
+        )  # fmt: skip
+        assert status == 200
+        pages.append(body)
+    total = pages[0]["total"]
+    seen = [s["labels"]["namespace"] for b in pages for s in b["results"][0]["series"]]
+    missing = [m["namespace"] for b in pages for m in b["results"][0]["missing"]]
+    assert len(seen) + len(missing) == min(total, 9)
+    values = [s["values"][0][1] for b in pages for s in b["results"][0]["series"]]
+    assert values == sorted(values, reverse=True)
+    assert missing == sorted(missing)  # namespaces without a quota: last, by name
+    if missing:  # every valued namespace came before the first missing one
+        first_missing_page = next(i for i, b in enumerate(pages) if b["results"][0]["missing"])
+        assert all(not b["results"][0]["series"] for b in pages[first_missing_page + 1 :])
+        assert pages[first_missing_page]["partial"] is True
+
+
+# ---- tenants never see each other ---------------------------------------------------------------
+
+
+def namespaces_of(body: dict) -> set[str]:
+    return {s["labels"]["namespace"] for r in body["results"] for s in r["series"] if "namespace" in s["labels"]}
+
+
+def test_a_tenant_ranking_only_holds_their_namespace(hub_app: Any, prom: str, at: float) -> None:
+    mine = hub_app.config["mine"]["tenant-one"]
+    status, body = api(
+        hub_app, "tenant-one", "/api/v1/monitoring/pods",
+        metrics="pod_cpu_usage,pod_memory_usage", sort_metric="pod_memory_usage", limit=100, time=at,
+    )  # fmt: skip
+    assert status == 200
+    assert namespaces_of(body) == {mine}
+    pods = raw(prom, f'count(kube_pod_info{{namespace="{mine}"}})', at)["value"].iloc[0]
+    assert body["total"] == pods
+
+
+@pytest.mark.parametrize("which", ["other-namespace", "other-workspace"])
+def test_asking_for_another_tenants_data_returns_none_of_it(hub_app: Any, at: float, which: str) -> None:
+    cfg = hub_app.config["mine"]
+    params = {"namespaces": ",".join(cfg["ns-two"])} if which == "other-namespace" else {"workspace": cfg["ws-two"]}
+    for level, metric in (
+        ("pods", "pod_cpu_usage"),
+        ("namespaces", "namespace_memory_usage"),
+        ("workloads", "workload_cpu_usage"),
+    ):
+        status, body = api(hub_app, "tenant-one", f"/api/v1/monitoring/{level}", metrics=metric, time=at, **params)
+        assert status == 200
+        assert namespaces_of(body) == set(), body
+        for other in cfg["ns-two"]:
+            assert other not in str(body)
+
+
+@pytest.mark.parametrize("value", [".*", "{0}|{1}", '{0}"}} or {{namespace=~".+', "{0},.+"])
+def test_regex_and_quote_tricks_are_refused_without_widening(hub_app: Any, at: float, value: str) -> None:
+    cfg = hub_app.config["mine"]
+    text = value.format(cfg["tenant-one"], cfg["ns-two"][0])
+    status, body = api(
+        hub_app, "tenant-one", "/api/v1/monitoring/pods", metrics="pod_cpu_usage", namespaces=text, time=at
+    )
+    assert status == 400 and body["field"] == "namespaces"
+    assert "series" not in str(body)
+
+
+def test_a_tenants_workspace_level_covers_only_the_namespaces_in_their_scope(hub_app: Any, at: float) -> None:
+    cfg = hub_app.config["mine"]
+    status, mine = api(hub_app, "tenant-one", "/api/v1/monitoring/workspaces", metrics="workspace_cpu_usage", time=at)
+    assert status == 200
+    assert [s["labels"]["workspace"] for s in mine["results"][0]["series"]] == [cfg["ws-one"]]
+    status, ns = api(
+        hub_app,
+        "root",
+        "/api/v1/monitoring/namespaces",
+        metrics="namespace_cpu_usage",
+        namespaces=cfg["tenant-one"],
+        time=at,
+    )
+    assert status == 200
+    assert mine["results"][0]["series"][0]["values"][0][1] == pytest.approx(
+        ns["results"][0]["series"][0]["values"][0][1]
+    )
+
+
+def test_a_workspace_viewer_sees_their_workspace_and_not_the_cluster(hub_app: Any, at: float) -> None:
+    cfg = hub_app.config["mine"]
+    status, body = api(hub_app, "tenant-two", "/api/v1/monitoring/namespaces", metrics="namespace_pod_count", time=at)
+    assert status == 200 and namespaces_of(body) == set(cfg["ns-two"])
+    status, _ = api(hub_app, "tenant-two", "/api/v1/monitoring/nodes", time=at)
+    assert status == 403
+
+
+# ---- faults -----------------------------------------------------------------------------------------
+
+
+def test_prometheus_unreachable_is_a_503_naming_it(tmp_path: Path) -> None:
+    import socket
+
+    from web import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        settings = Settings(data_dir=tmp_path).replace(
+            kubernetes={"kubeconfig": "none"},
+            logs={"ship": False},
+            alerts={"evaluate": False},
+            prometheus={"url": f"http://127.0.0.1:{port}", "timeout": 2.0},
+            auth={"password_hash_memory_kib": 8, "password_hash_time_cost": 1},
+        )
+        app = create_app(settings, testing=True)
+        try:
+            tenancy = app.extensions["kubehub"].services["tenancy"]
+            tenancy.create_user("root", PASSWORD, platform_role="admin")
+            token = tenancy.issue_token("root").token
+            response = app.test_client().get("/api/v1/monitoring/nodes", headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == 503
+            assert response.get_json()["backend"] == "prometheus"
+            ready = app.test_client().get("/readyz").get_json()
+            assert any(b["name"] == "prometheus" and b["state"] == "unreachable" for b in ready["backends"])
+        finally:
+            app.extensions["kubehub"].close()
+
+
+def test_readiness_lists_the_sandbox_prometheus_as_ok(hub_app: Any) -> None:
+    ready = hub_app.test_client().get("/readyz").get_json()
+    assert any(b["name"] == "prometheus" and b["state"] == "ok" for b in ready["backends"])
