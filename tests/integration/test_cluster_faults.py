@@ -243,3 +243,42 @@ def test_a_hub_whose_account_may_list_nothing_says_so_instead_of_showing_an_empt
         assert r.status_code == 403 and "may not patch nodes" in r.get_json()["error"]
     finally:
         h.close()
+
+
+def list_requests(plane: ControlPlane, resources: tuple[str, ...]) -> int:
+    """LIST requests the API server has answered for these resources (its own counter)."""
+    admin = connect(KubernetesSettings(kubeconfig=str(plane.kubeconfig)))
+    assert admin is not None
+    try:
+        text = admin.request("GET", "/metrics", verb="get", resource="metrics", raw=True)
+    finally:
+        admin.close()
+    total = 0
+    for line in text.splitlines():
+        if not line.startswith("apiserver_request_total{") or 'verb="LIST"' not in line:
+            continue
+        if any(f'resource="{r}"' in line for r in resources):
+            total += int(float(line.rsplit(" ", 1)[1]))
+    return total
+
+
+def test_reads_are_answered_from_the_cache_without_a_list_per_request(
+    plane: ControlPlane, core: k8s.CoreV1Api, tmp_path: Path
+) -> None:
+    h = hub_for(plane.kubeconfig, tmp_path / "data")
+    try:
+        make_namespace(core, "no-lists")
+        core.create_namespaced_config_map("no-lists", configmap("cm"))
+        wait_until(lambda: "cm" in configmaps_seen(h, "no-lists")[0], what="first sync")
+        watched = ("nodes", "namespaces", "pods", "configmaps", "events")
+        before = list_requests(plane, watched)
+        assert before >= len(watched)  # the counter works: the first sync listed each kind
+        for _ in range(20):
+            h.get("/api/v1/nodes")
+            h.get("/api/v1/namespaces")
+            h.get("/api/v1/namespaces/no-lists/pods")
+            h.get("/api/v1/namespaces/no-lists/configmaps")
+            h.get("/api/v1/namespaces/no-lists/events")
+        assert list_requests(plane, watched) == before
+    finally:
+        h.close()
