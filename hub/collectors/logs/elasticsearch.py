@@ -421,7 +421,7 @@ class ElasticsearchLogStore:
             namespace=str(_get(src, f.namespace) or ""),
             pod=pod,
             container=str(_get(src, f.container) or ""),
-            message=str(_get(src, f.message) or ""),
+            message=strip_ansi(str(_get(src, f.message) or "")),
             workload=workload,
             node=str(_get(src, f.node) or ""),
         )

@@ -134,7 +134,7 @@ def fts_phrase(text: str) -> str:
             pieces.append(f" {grams} " + (f"{run[-1]} " if more else ""))
         pos = m.end()
     pieces.append(text[pos:])
-    body = "".join(pieces).strip()
+    body = " ".join("".join(pieces).split())
     return '"' + body.replace('"', '""') + '"' + ("*" if prefix else "")
 
 

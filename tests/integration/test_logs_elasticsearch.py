@@ -1,0 +1,222 @@
+"""What only the Elasticsearch backend does, against the sandbox's real Elasticsearch 8: its index
+template, reading Fluent Bit (KubeSphere) indices in place, the compact scope clause, and the
+whole API on top of it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.collectors.logs.elasticsearch import ElasticsearchLogStore
+from hub.collectors.logs.query import parse_keywords
+from hub.collectors.logs.store import LogQuery, LogRecord
+from hub.timeutil import FakeClock
+from tests.integration.logs_support import elasticsearch_url, es_request, throwaway_es_store
+from tests.unit.conftest_tenancy import TenancyWorld, assert_no_leak, build_world
+
+pytestmark = pytest.mark.integration
+
+DAY = 1_795_305_600.0  # 2026-11-22T00:00:00Z
+
+
+@pytest.fixture
+def es_url(request: pytest.FixtureRequest) -> str:
+    return elasticsearch_url(request)
+
+
+def test_the_hub_installs_a_template_with_explicit_mappings_and_writes_dated_indices(es_url: str) -> None:
+    with throwaway_es_store(es_url) as store:
+        store.write([LogRecord(time=DAY + 60, namespace="ns", pod="p", container="c", message="hello 世界")])
+        store.refresh()
+        tpl = es_request(es_url, "GET", f"/_index_template/kubehub-{store.prefix}")["index_templates"][0]
+        mappings = tpl["index_template"]["template"]["mappings"]
+        assert mappings["dynamic"] is False
+        assert mappings["properties"]["namespace"] == {"type": "keyword", "ignore_above": 1024}
+        assert mappings["properties"]["message"]["type"] == "text"
+        assert mappings["properties"]["time"]["type"] == "date_nanos"
+        assert [p.name for p in store.partitions()] == [f"{store.prefix}-2026.11.22"]
+        index_mapping = es_request(es_url, "GET", f"/{store.prefix}-2026.11.22/_mapping")
+        assert index_mapping[f"{store.prefix}-2026.11.22"]["mappings"]["properties"]["pod"]["type"] == "keyword"
+
+
+def _fluent_bit_doc(ns: str, pod: str, container: str, log: str, t: str, host: str = "node-3") -> dict[str, Any]:
+    return {
+        "log": log,
+        "time": t,
+        "stream": "stdout",
+        "kubernetes": {
+            "pod_name": pod,
+            "namespace_name": ns,
+            "container_name": container,
+            "host": host,
+            "pod_id": f"uid-{pod}",
+            "docker_id": uuid.uuid4().hex,
+        },
+    }
+
+
+API_POD = "api-7d9f8c6b5-x1a2b"
+
+
+def test_the_kubesphere_preset_reads_fluent_bit_indices_in_place(es_url: str) -> None:
+    prefix = f"ks-logstash-log-{uuid.uuid4().hex[:8]}"
+    index = f"{prefix}-2026.11.22"
+    docs = [
+        _fluent_bit_doc(
+            "shop", "api-7d9f8c6b5-x1a2b", "app", "订单支付超时 order=17\n", "2026-11-22T01:00:00.123456789Z"
+        ),
+        _fluent_bit_doc(
+            "shop", "api-7d9f8c6b5-x1a2b", "app", "\x1b[31mERROR\x1b[0m connection refused", "2026-11-22T02:00:00Z"
+        ),
+        _fluent_bit_doc("shop", "db-0", "postgres", "checkpoint complete", "2026-11-22T03:00:00Z"),
+        _fluent_bit_doc("other", "api-5c4b3a291-q9w8e", "app", "超时 in another tenant", "2026-11-22T04:00:00Z"),
+    ]
+    bulk: list[Any] = []
+    for d in docs:
+        bulk += [{"index": {"_index": index}}, d]
+    # Written the way Fluent Bit does: no template of ours, dynamic mapping (text + .keyword)
+    resp = es_request(es_url, "POST", "/_bulk?refresh=true", bulk)
+    assert not resp["errors"]
+    store = ElasticsearchLogStore(es_url, index_prefix=prefix, field_preset="kubesphere")
+    try:
+        result = store.search(LogQuery(visibility={"shop": 0.0}, text=parse_keywords("超时")))
+        assert [i.to_dict() for i in result.items] == [
+            {
+                "time": "2026-11-22T01:00:00.123457Z",
+                "namespace": "shop",
+                "pod": "api-7d9f8c6b5-x1a2b",
+                "container": "app",
+                "workload": "api",
+                "node": "node-3",
+                "message": "订单支付超时 order=17\n",
+            }
+        ]
+        by_workload = store.search(LogQuery(visibility={"shop": 0.0}, workloads=("api",)))
+        assert {i.pod for i in by_workload.items} == {"api-7d9f8c6b5-x1a2b"}
+        assert by_workload.items[0].message == "ERROR connection refused"  # colour codes stripped on the way out
+        sts = store.search(LogQuery(visibility={"shop": 0.0}, workloads=("db",), containers=("postgres",)))
+        assert [i.workload for i in sts.items] == ["db"]
+        assert store.search(LogQuery(visibility={"shop": 0.0}, text=parse_keywords("another"))).total == 0
+        assert [p.day for p in store.partitions()] == ["2026-11-22"]
+    finally:
+        es_request(es_url, "DELETE", f"/{index}")
+        store.close()
+
+
+WEB_POD = "web-5d8f7c9b6-abcde"
+
+
+def test_the_hub_writes_kubesphere_shaped_documents_it_reads_back(es_url: str) -> None:
+    with throwaway_es_store(es_url, field_preset="kubesphere") as store:
+        store.write(
+            [
+                LogRecord(
+                    time=DAY + 5, namespace="shop", pod="web-5d8f7c9b6-abcde", container="app", message="失败 once"
+                ),
+                LogRecord(time=DAY + 6, namespace="shop", pod="web-5d8f7c9b6-abcde", container="app", message="ok"),
+            ]
+        )
+        store.refresh()
+        raw = es_request(es_url, "POST", f"/{store.pattern}/_search", {"query": {"match_all": {}}, "size": 5})
+        src = raw["hits"]["hits"][0]["_source"]
+        assert set(src) == {"kubernetes", "log", "time"}
+        assert src["kubernetes"]["namespace_name"] == "shop"
+        hits = store.search(LogQuery(visibility={"shop": 0.0}, text=parse_keywords("失败"), workloads=("web",)))
+        assert [i.message for i in hits.items] == ["失败 once"]
+
+
+def test_a_scope_of_1500_old_namespaces_is_one_terms_clause(es_url: str) -> None:
+    with throwaway_es_store(es_url) as store:
+        store.write(
+            [LogRecord(time=DAY + i, namespace=f"t-{i}", pod="p", container="c", message="x") for i in range(3)]
+        )
+        store.refresh()
+        visibility = {f"t-{i}": DAY - 86_400 - i for i in range(1500)}  # created before any stored line
+        visibility["t-2"] = DAY + 1.5  # recreated after its first line
+        clause = store.compile_query(LogQuery(visibility=visibility))["bool"]["filter"][0]
+        should = clause["bool"]["should"]
+        assert len(should) == 2
+        assert len(should[0]["terms"]["namespace"]) == 1499
+        assert should[1]["bool"]["filter"][0] == {"terms": {"namespace": ["t-2"]}}
+        assert len(json.dumps(clause)) < 30_000
+        assert {i.namespace for i in store.search(LogQuery(visibility=visibility)).items} == {"t-0", "t-1", "t-2"}
+        visibility["t-1"] = DAY + 1.5  # same floor as t-2: one group for both
+        clause = store.compile_query(LogQuery(visibility=visibility))["bool"]["filter"][0]
+        assert len(clause["bool"]["should"]) == 2
+        assert {i.namespace for i in store.search(LogQuery(visibility=visibility)).items} == {"t-0", "t-2"}
+
+
+@pytest.fixture
+def es_world(tmp_path: Path, es_url: str) -> Iterator[TenancyWorld]:
+    clock = FakeClock(DAY - 3600)
+    prefix = f"kh-test-{uuid.uuid4().hex[:10]}"
+    world = build_world(
+        tmp_path,
+        clock=clock,
+        settings={
+            "logs": {"backend": "elasticsearch", "export_cap": 3},
+            "elasticsearch": {"url": es_url, "index_prefix": prefix},
+        },
+    )
+    clock.set(DAY + 43_200)
+    service = world.hub.services["logs"]
+    lines = [
+        LogRecord(
+            time=DAY + 60 * i, namespace=ns, pod=f"{ns}-pod", container="app", workload="web", message=f"{ns} {msg}"
+        )
+        for i, (ns, msg) in enumerate(
+            [
+                ("ns-a1", "请求超时"),
+                ("ns-a1", "payment ok"),
+                ("ns-a2", "超时 too"),
+                ("ns-b1", "超时 secret"),
+                ("ns-a1", "超时 again"),
+            ]
+        )
+    ]
+    assert service.write(lines) == 5
+    service.store.refresh()
+    yield world
+    try:
+        service.store.drop_before("9999-12-31")
+        es_request(es_url, "DELETE", f"/_index_template/kubehub-{prefix}")
+    finally:
+        world.hub.close()
+
+
+def test_the_api_on_elasticsearch_keeps_tenants_apart(es_world: TenancyWorld) -> None:
+    client = es_world.client("project-operator")
+    body = client.get("/api/v1/logs", query_string={"q": "超时"}).get_json()
+    assert [i["message"] for i in body["items"]] == ["ns-a1 超时 again", "ns-a1 请求超时"]
+    assert body["total"] == 2
+    for params in ({"q": "secret"}, {"namespaces": "", "q": "超时 OR secret"}):
+        r = client.get("/api/v1/logs", query_string=params)
+        assert_no_leak(r)
+        assert all(i["namespace"] == "ns-a1" for i in r.get_json()["items"])
+    assert client.get("/api/v1/logs", query_string={"namespaces": "ns-b1"}).status_code == 403
+    hist = client.get(
+        "/api/v1/logs/histogram", query_string={"start": DAY, "end": DAY + 600, "interval": "2m"}
+    ).get_json()
+    assert [b["count"] for b in hist["buckets"]] == [2, 0, 1, 0, 0]
+
+
+def test_export_on_elasticsearch_walks_a_point_in_time_and_says_when_capped(es_world: TenancyWorld) -> None:
+    admin = es_world.client("platform-admin")
+    r = admin.get("/api/v1/logs/export", query_string={"format": "csv", "sort": "asc"})
+    rows = list(csv.reader(io.StringIO(r.get_data(as_text=True))))
+    assert [row[6] for row in rows[1:4]] == ["ns-a1 请求超时", "ns-a1 payment ok", "ns-a2 超时 too"]
+    assert rows[-1][0].startswith("# export capped at 3 lines")
+    tenant = es_world.client("workspace-admin")
+    text = tenant.get("/api/v1/logs/export", query_string={"format": "jsonl", "q": "超时"}).get_data(as_text=True)
+    assert [json.loads(x)["message"] for x in text.splitlines()] == [
+        "ns-a1 超时 again",
+        "ns-a2 超时 too",
+        "ns-a1 请求超时",
+    ]

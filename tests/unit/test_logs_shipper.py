@@ -1,0 +1,358 @@
+"""The shipper against a fake cluster implementing our own PodSource protocol, into a real
+embedded store: restarts lose and repeat nothing, outages spool, a full spool pauses reading."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from hub.collectors.logs.embedded import EmbeddedLogStore
+from hub.collectors.logs.shipper import ContainerRef, PodRef, Position, Shipper, parse_lines
+from hub.collectors.logs.store import LogQuery, LogRecord
+from hub.errors import BackendUnavailable, NotFound
+from hub.timeutil import FakeClock
+
+pytestmark = pytest.mark.unit
+
+T0 = 1_795_305_600 * 1_000_000_000  # 2026-11-22T00:00:00Z in ns
+
+
+def stamp(ns: int) -> str:
+    seconds, frac = divmod(ns, 1_000_000_000)
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
+
+
+@dataclass
+class FakeCluster:
+    """Pods and their container logs as a kubelet would serve them (sinceTime in whole seconds)."""
+
+    pods: dict[str, PodRef] = field(default_factory=dict)
+    logs: dict[tuple[str, str, int], list[tuple[int, str]]] = field(default_factory=dict)
+    down: bool = False
+    reads: int = 0
+    fail_on_read: int | None = None
+    listed: list[Sequence[str] | None] = field(default_factory=list)
+
+    def add_pod(self, namespace: str, name: str, *containers: str, workload: str = "web", node: str = "n1") -> PodRef:
+        pod = PodRef(
+            namespace=namespace,
+            name=name,
+            uid=f"uid-{namespace}-{name}",
+            node=node,
+            workload=workload,
+            containers=tuple(ContainerRef(c) for c in containers),
+        )
+        self.pods[pod.uid] = pod
+        return pod
+
+    def remove_pod(self, pod: PodRef) -> None:
+        del self.pods[pod.uid]
+
+    def restart(self, pod: PodRef, container: str) -> PodRef:
+        cur = self.pods[pod.uid]
+        new = replace(
+            cur,
+            containers=tuple(
+                ContainerRef(c.name, c.restarts + 1) if c.name == container else c for c in cur.containers
+            ),
+        )
+        self.pods[pod.uid] = new
+        return new
+
+    def emit(self, pod: PodRef, container: str, ns: int, message: str) -> None:
+        restarts = next(c.restarts for c in self.pods[pod.uid].containers if c.name == container)
+        self.logs.setdefault((pod.uid, container, restarts), []).append((ns, message))
+
+    # -- PodSource ----------------------------------------------------------------------------
+    def list_pods(self, namespaces: Sequence[str] | None) -> list[PodRef]:
+        self.listed.append(namespaces)
+        if self.down:
+            raise BackendUnavailable("kubernetes API server", "connection refused")
+        return [p for p in self.pods.values() if namespaces is None or p.namespace in namespaces]
+
+    def read_log(
+        self, *, namespace: str, pod: str, container: str, since_time: float | None, previous: bool = False
+    ) -> str:
+        self.reads += 1
+        if self.fail_on_read is not None and self.reads >= self.fail_on_read:
+            raise RuntimeError("the hub process was killed here")
+        ref = next((p for p in self.pods.values() if p.namespace == namespace and p.name == pod), None)
+        if ref is None:
+            raise NotFound(f"pods {pod} not found")
+        restarts = next(c.restarts for c in ref.containers if c.name == container)
+        if previous and restarts == 0:
+            raise NotFound("previous terminated container not found")
+        lines = self.logs.get((ref.uid, container, restarts - 1 if previous else restarts), [])
+        if since_time is not None:
+            floor = int(since_time) * 1_000_000_000  # the API's sinceTime has one-second precision
+            lines = [(t, m) for t, m in lines if t >= floor]
+        return "".join(f"{stamp(t)} {m}\n" for t, m in lines)
+
+
+@pytest.fixture
+def cluster() -> FakeCluster:
+    return FakeCluster()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[EmbeddedLogStore]:
+    s = EmbeddedLogStore(tmp_path / "store")
+    yield s
+    s.close()
+
+
+def make_shipper(cluster: FakeCluster, sink: object, directory: Path, **kw: object) -> Shipper:
+    return Shipper(
+        source=cluster,
+        sink=sink,  # type: ignore[arg-type]
+        directory=directory,
+        clock=FakeClock(T0 / 1e9),
+        interval=0.05,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def stored(store: EmbeddedLogStore) -> Counter[str]:
+    return Counter(line.message for line in store.export(LogQuery(visibility=None, sort="asc"), limit=1_000_000))
+
+
+def test_first_poll_ships_the_whole_log_and_later_polls_only_new_lines(
+    cluster: FakeCluster, store: EmbeddedLogStore, tmp_path: Path
+) -> None:
+    pod = cluster.add_pod("shop", "web-1", "app")
+    for i in range(5):
+        cluster.emit(pod, "app", T0 + i * 300_000_000, f"line {i}")
+    shipper = make_shipper(cluster, store.write, tmp_path / "ship")
+    assert shipper.poll_once() == 5
+    assert shipper.drain() == 5
+    assert shipper.poll_once() == 0  # nothing new: the same second is read again and skipped
+    cluster.emit(pod, "app", T0 + 2_000_000_000, "line 5")
+    assert shipper.poll_once() == 1
+    shipper.drain()
+    assert stored(store) == Counter(f"line {i}" for i in range(6))
+
+
+def test_lines_sharing_a_timestamp_across_polls_are_neither_lost_nor_repeated(
+    cluster: FakeCluster, store: EmbeddedLogStore, tmp_path: Path
+) -> None:
+    pod = cluster.add_pod("shop", "web-1", "app")
+    same = T0 + 1_500_000_000
+    cluster.emit(pod, "app", same, "burst")
+    cluster.emit(pod, "app", same, "burst")
+    shipper = make_shipper(cluster, store.write, tmp_path / "ship")
+    shipper.poll_once()
+    assert shipper.positions()[f"{pod.uid}/app"] == Position(last_ns=same, seen=2, restarts=0)
+    cluster.emit(pod, "app", same, "burst")  # a third identical line at the same nanosecond
+    cluster.emit(pod, "app", same + 1, "after")
+    assert shipper.poll_once() == 2
+    shipper.drain()
+    assert stored(store) == Counter({"burst": 3, "after": 1})
+
+
+def test_lines_are_labelled_with_namespace_workload_pod_container_node_and_time(
+    cluster: FakeCluster, store: EmbeddedLogStore, tmp_path: Path
+) -> None:
+    pod = cluster.add_pod("shop", "api-5d8f7c9b6-abcde", "app", "proxy", workload="api", node="node-7")
+    cluster.emit(pod, "proxy", T0 + 123_456_789, "GET / 200")
+    shipper = make_shipper(cluster, store.write, tmp_path / "ship")
+    shipper.poll_once()
+    shipper.drain()
+    (line,) = store.search(LogQuery(visibility={"shop": 0.0})).items
+    assert line.to_dict() == {
+        "time": "2026-11-22T00:00:00.123457Z",
+        "namespace": "shop",
+        "pod": "api-5d8f7c9b6-abcde",
+        "container": "proxy",
+        "workload": "api",
+        "node": "node-7",
+        "message": "GET / 200",
+    }
+
+
+def test_kill_and_restart_loses_no_line_and_repeats_none(
+    cluster: FakeCluster, store: EmbeddedLogStore, tmp_path: Path
+) -> None:
+    pods = [cluster.add_pod("shop", f"web-{i}", "app", "sidecar") for i in range(3)]
+    emitted: Counter[str] = Counter()
+    tick = 0
+
+    def emit_round(n: int) -> None:
+        nonlocal tick
+        for pod in pods:
+            for c in ("app", "sidecar"):
+                for _ in range(n):
+                    tick += 1
+                    # every third line shares its predecessor's timestamp
+                    ns = T0 + (tick - (tick % 3 == 0)) * 250_000_000
+                    msg = f"{pod.name}/{c} #{tick}"
+                    cluster.emit(pod, c, ns, msg)
+                    emitted[msg] += 1
+
+    emit_round(40)
+    directory = tmp_path / "ship"
+
+    # 1. killed after the store took a batch but before the spool forgot it
+    writes = {"n": 0}
+
+    def dying_sink(records: Sequence[LogRecord]) -> int:
+        store.write(records)
+        writes["n"] += 1
+        raise RuntimeError("killed between the store's commit and the spool's delete")
+
+    first = make_shipper(cluster, dying_sink, directory)
+    first.poll_once()
+    with pytest.raises(RuntimeError):
+        first.deliver_once()
+    assert writes["n"] == 1
+    del first  # no clean shutdown
+
+    # 2. killed in the middle of a poll (after some containers' reads were spooled)
+    emit_round(25)
+    cluster.fail_on_read = cluster.reads + 3
+    second = make_shipper(cluster, store.write, directory)
+    with pytest.raises(RuntimeError):
+        second.poll_once()
+    del second
+    cluster.fail_on_read = None
+
+    # 3. a clean process takes over
+    emit_round(10)
+    third = make_shipper(cluster, store.write, directory)
+    third.poll_once()
+    third.drain()
+    third.poll_once()
+    third.drain()
+    assert third.spooled_lines() == 0
+    assert stored(store) == emitted
+    third.close()
+
+
+def test_a_store_outage_spools_lines_and_delivers_them_after_recovery(
+    cluster: FakeCluster, store: EmbeddedLogStore, tmp_path: Path
+) -> None:
+    pod = cluster.add_pod("shop", "web-1", "app")
+    state = {"down": True}
+
+    def sink(records: Sequence[LogRecord]) -> int:
+        if state["down"]:
+            raise BackendUnavailable("elasticsearch", "connection refused")
+        return store.write(records)
+
+    shipper = make_shipper(cluster, sink, tmp_path / "ship")
+    for round_ in range(3):
+        for i in range(4):
+            cluster.emit(pod, "app", T0 + (round_ * 10 + i) * 1_000_000_000, f"r{round_} l{i}")
+        shipper.poll_once()
+        with pytest.raises(BackendUnavailable):
+            shipper.deliver_once()
+    assert shipper.spooled_lines() == 12
+    assert stored(store) == Counter()
+    state["down"] = False
+    assert shipper.drain() == 12
+    assert shipper.spooled_lines() == 0
+    assert sum(stored(store).values()) == 12
+
+
+def test_a_full_spool_pauses_reading_until_the_store_catches_up(
+    cluster: FakeCluster, store: EmbeddedLogStore, tmp_path: Path
+) -> None:
+    a = cluster.add_pod("shop", "web-1", "app")
+    b = cluster.add_pod("shop", "web-2", "app")
+    for i in range(8):
+        cluster.emit(a, "app", T0 + i * 1_000_000_000, f"a{i}")
+        cluster.emit(b, "app", T0 + i * 1_000_000_000, f"b{i}")
+    shipper = make_shipper(cluster, store.write, tmp_path / "ship", spool_max_lines=5)
+    shipper.poll_once()
+    assert shipper.paused and shipper.spooled_lines() == 8  # one container's read, then it stopped
+    reads = cluster.reads
+    assert shipper.poll_once() == 0 and cluster.reads == reads  # backpressure: not even a read
+    shipper.drain()
+    shipper.poll_once()
+    shipper.drain()
+    shipper.poll_once()
+    shipper.drain()
+    assert not shipper.paused
+    assert stored(store) == Counter([f"a{i}" for i in range(8)] + [f"b{i}" for i in range(8)])
+
+
+def test_pods_that_come_and_go_are_followed_and_forgotten(
+    cluster: FakeCluster, store: EmbeddedLogStore, tmp_path: Path
+) -> None:
+    old = cluster.add_pod("shop", "web-1", "app")
+    cluster.emit(old, "app", T0, "from the old pod")
+    shipper = make_shipper(cluster, store.write, tmp_path / "ship")
+    shipper.poll_once()
+    cluster.remove_pod(old)
+    new = cluster.add_pod("shop", "web-2", "app")
+    cluster.emit(new, "app", T0 + 5_000_000_000, "from the new pod")
+    assert shipper.poll_once() == 1
+    shipper.drain()
+    assert stored(store) == Counter(["from the old pod", "from the new pod"])
+    assert shipper.status().followed == 1
+
+
+def test_a_restarted_container_finishes_its_previous_instance_first(
+    cluster: FakeCluster, store: EmbeddedLogStore, tmp_path: Path
+) -> None:
+    pod = cluster.add_pod("shop", "web-1", "app")
+    cluster.emit(pod, "app", T0, "before crash 1")
+    shipper = make_shipper(cluster, store.write, tmp_path / "ship")
+    shipper.poll_once()
+    cluster.emit(pod, "app", T0 + 1_000_000_000, "before crash 2 (not read yet)")
+    pod = cluster.restart(pod, "app")
+    cluster.emit(pod, "app", T0 + 3_000_000_000, "after restart")
+    assert shipper.poll_once() == 2
+    shipper.drain()
+    assert stored(store) == Counter(["before crash 1", "before crash 2 (not read yet)", "after restart"])
+    assert shipper.positions()[f"{pod.uid}/app"].restarts == 1
+
+
+def test_an_api_outage_skips_the_cycle_and_keeps_positions(
+    cluster: FakeCluster, store: EmbeddedLogStore, tmp_path: Path
+) -> None:
+    pod = cluster.add_pod("shop", "web-1", "app")
+    cluster.emit(pod, "app", T0, "one")
+    shipper = make_shipper(cluster, store.write, tmp_path / "ship", namespaces=lambda: ["shop"])
+    shipper.poll_once()
+    cluster.down = True
+    cluster.emit(pod, "app", T0 + 1, "two")
+    assert shipper.poll_once() == 0
+    assert "kubernetes API server" in shipper.last_error
+    cluster.down = False
+    assert shipper.poll_once() == 1
+    shipper.drain()
+    assert stored(store) == Counter(["one", "two"])
+    assert cluster.listed[-1] == ["shop"]
+
+
+def test_background_threads_ship_until_stopped(cluster: FakeCluster, store: EmbeddedLogStore, tmp_path: Path) -> None:
+    pod = cluster.add_pod("shop", "web-1", "app")
+    cluster.emit(pod, "app", T0, "hello")
+    shipper = make_shipper(cluster, store.write, tmp_path / "ship")
+    shipper.start()
+    try:
+        deadline = time.monotonic() + 30
+        while sum(stored(store).values()) < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        shipper.close()
+    assert stored(store) == Counter(["hello"])
+
+
+def test_parse_keeps_untimestamped_lines_with_the_previous_time() -> None:
+    pod = PodRef(namespace="shop", name="web-1", uid="u1")
+    text = f"{stamp(T0)} first\ncontinuation without a stamp\n{stamp(T0 + 5)} second\n"
+    records, position = parse_lines(text, None, pod=pod, container="app")
+    assert [(r.message, r.time) for r in records] == [
+        ("first", T0 / 1e9),
+        ("continuation without a stamp", T0 / 1e9),
+        ("second", (T0 + 5) / 1e9),
+    ]
+    assert position == Position(last_ns=T0 + 5, seen=1, restarts=0)
+    assert len({r.uid for r in records}) == 3
