@@ -626,3 +626,24 @@ def _apply(
         out.ended.append(key)
     if transition is not None:
         out.transitions.append(transition)
+
+
+def target_matches(policy: Policy, labels: Mapping[str, str]) -> bool:
+    """Whether an entity (by the labels kept in its state) is a target of ``policy``; the
+    per-entity twin of :func:`target_mask`, used when an edit decides what carries over."""
+    if policy.level == "workload" and labels.get("namespace", policy.namespace) != policy.namespace:
+        return False
+    target = policy.target
+    if target.nodes:
+        node = labels.get("node", "")
+        if not any(fnmatch.fnmatchcase(node, pat) for pat in target.nodes):
+            return False
+    if target.workloads:
+        kind = next((labels[c] for c in KIND_LABELS if c in labels), "")
+        name = next((labels[c] for c in NAME_LABELS if c in labels), "")
+        if not any(
+            (ref.kind == "*" or kind.lower() == ref.kind) and fnmatch.fnmatchcase(name, ref.name)
+            for ref in target.workloads
+        ):
+            return False
+    return all(label in labels and fnmatch.fnmatchcase(labels[label], pat) for label, pat in target.selector)

@@ -460,6 +460,21 @@ def load_documents(text: str) -> list[SourceDocument]:
     return docs
 
 
+def decode_policy_text(text: str, *, content_type: str = "yaml") -> SourceDocument:
+    """One document from JSON or YAML text, with its line map; PolicySyntaxError (400) if it
+    does not parse or holds more or less than one document."""
+    if content_type == "json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise PolicySyntaxError(f"not valid JSON at line {exc.lineno}: {exc.msg}", line=exc.lineno) from exc
+        return SourceDocument(data, {}, [])
+    docs = load_documents(text)
+    if len(docs) != 1:
+        raise PolicySyntaxError(f"expected exactly one policy document, found {len(docs)}")
+    return docs[0]
+
+
 def load_policy_text(
     text: str,
     *,
@@ -468,16 +483,7 @@ def load_policy_text(
     users: Collection[str] | None = None,
 ) -> Policy:
     """One policy from JSON or YAML text; PolicySyntaxError (400) or PolicyInvalid (422)."""
-    if content_type == "json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise PolicySyntaxError(f"not valid JSON at line {exc.lineno}: {exc.msg}", line=exc.lineno) from exc
-        return parse_policy(data, metrics=metrics, users=users)
-    docs = load_documents(text)
-    if len(docs) != 1:
-        raise PolicySyntaxError(f"expected exactly one policy document, found {len(docs)}")
-    doc = docs[0]
+    doc = decode_policy_text(text, content_type=content_type)
     return parse_policy(doc.data, metrics=metrics, users=users, lines=doc.lines, extra_problems=doc.problems)
 
 

@@ -1,12 +1,311 @@
-"""Builds the alerting area's services into the hub."""
+"""Builds the alerting area: the policy/alert service, the rule engine's scheduler and the
+outbox dispatcher, and joins them to the other areas by callables.
+
+- ``hub.services["alerting"]``: :class:`hub.alerts.service.AlertService` (API and console).
+- ``hub.services["alert-engine"]``: :class:`AlertEngine`, the background part: APScheduler
+  (3.x) runs one engine cycle per ``alerts.tick_seconds`` (each evaluates the rules whose
+  period slot closed) and an outbox delivery round per ``alerts.delivery_seconds``. Missed
+  cycles (the process was busy or asleep) are counted and logged, and the engine itself
+  reports how many period slots a rule skipped.
+
+What crosses from other areas, and how: the monitoring catalogue's metric names (policy
+validation) and ``alert_query`` (one PromQL per distinct key), the Prometheus adapter's instant
+and range queries (returning frames), the tenancy service's users (receiver validation and
+email addresses), platform admins (the hub's own meta-alert) and audit log, and the log store
+(log lines in workload alert emails).
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from hub.alerts.cycle import CycleReport, CycleRunner
+from hub.alerts.engine import QueryKey
+from hub.alerts.notify.email import SmtpNotifier
+from hub.alerts.notify.outbox import Dispatcher
+from hub.alerts.notify.render import Renderer
+from hub.alerts.policy import Receiver
+from hub.alerts.service import AlertService
+from hub.collectors.catalogue import default_catalogue
+from hub.store.alerts import AlertStore
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
 
+log = logging.getLogger("kubehub.alerts")
+
+RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
+STUCK_CYCLES = 5  # /readyz complains when no cycle completed for this many ticks
+
+
+class AlertEngine:
+    """The background half of alerting: scheduled cycles and deliveries."""
+
+    def __init__(
+        self,
+        *,
+        runner: CycleRunner | None,
+        dispatcher: Dispatcher | None,
+        store: AlertStore,
+        metrics: Any,
+        tick_seconds: float,
+        delivery_seconds: float,
+    ) -> None:
+        self.runner = runner
+        self.dispatcher = dispatcher
+        self.store = store
+        self.metrics = metrics
+        self.tick_seconds = tick_seconds
+        self.delivery_seconds = delivery_seconds
+        self.scheduler: BackgroundScheduler | None = None
+        self.last_report: CycleReport | None = None
+        self.last_ok: float | None = None
+        self.started_at: float | None = None
+        self.missed_cycles = 0
+        self._lock = threading.Lock()
+
+    def cycle(self) -> CycleReport | None:
+        if self.runner is None:
+            return None
+        with self._lock:
+            started = time.perf_counter()
+            try:
+                report = self.runner.run_once()
+            except Exception:
+                self.metrics.alert_cycles.labels("failed").inc()
+                log.exception("alert cycle failed")
+                return None
+            self.metrics.alert_cycles.labels("error" if report.query_errors else "ok").inc()
+            self.metrics.alert_cycle_seconds.observe(time.perf_counter() - started)
+            for period, missed in report.missed.items():
+                log.warning(
+                    "alert rules with a %gs period skipped %d slot(s) (the hub was stopped or busy)", period, missed
+                )
+            self.last_report = report
+            self.last_ok = time.time()
+            return report
+
+    def deliver(self) -> None:
+        if self.dispatcher is None:
+            return
+        try:
+            r = self.dispatcher.deliver_all_due()
+        except Exception:
+            log.exception("outbox delivery round failed")
+            return
+        if r.sent:
+            self.metrics.notices.labels("sent").inc(r.sent)
+        if r.retried:
+            self.metrics.notices.labels("retry").inc(r.retried)
+        if r.failed:
+            self.metrics.notices.labels("failed").inc(r.failed)
+        self.metrics.outbox_depth.set(self.store.outbox_depth())
+
+    def _on_event(self, event: JobExecutionEvent) -> None:
+        if event.code in (EVENT_JOB_MISSED, EVENT_JOB_MAX_INSTANCES) and event.job_id == "alert-cycle":
+            self.missed_cycles += 1
+            self.metrics.alert_cycles.labels("missed").inc()
+            log.warning("an alert cycle was missed (the previous one still ran, or the process was paused)")
+        elif event.code == EVENT_JOB_ERROR:
+            log.error("alerting job %s failed: %s", event.job_id, event.exception)
+
+    def start(self) -> None:
+        if self.scheduler is not None:
+            return
+        if self.dispatcher is not None:
+            self.dispatcher.recover()
+        self.started_at = time.time()
+        sched = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
+        if self.runner is not None:
+            sched.add_job(
+                self.cycle,
+                "interval",
+                seconds=self.tick_seconds,
+                id="alert-cycle",
+                misfire_grace_time=max(1, int(self.tick_seconds / 2)),
+                next_run_time=_soon(),  # the first cycle right away, not one tick after start
+            )
+        if self.dispatcher is not None:
+            sched.add_job(
+                self.deliver,
+                "interval",
+                seconds=self.delivery_seconds,
+                id="alert-delivery",
+                misfire_grace_time=max(1, int(self.delivery_seconds)),
+            )
+        sched.add_listener(self._on_event, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_ERROR)
+        sched.start()
+        self.scheduler = sched
+
+    def stop(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=True)
+            self.scheduler = None
+
+    def probe(self) -> str:
+        if self.runner is None:
+            return "rule engine off (no Prometheus configured or alerts.evaluate is false)"
+        now = time.time()
+        if self.scheduler is not None and self.started_at is not None:
+            since = self.last_ok or self.started_at
+            if now - since > STUCK_CYCLES * self.tick_seconds + 30:
+                raise RuntimeError(f"no alert cycle completed for {now - since:.0f}s")
+        r = self.last_report
+        if r is None:
+            return "waiting for the first cycle"
+        return (
+            f"last cycle: {r.due_rules} rules due, {r.queries} queries, {r.query_errors} failed, {r.wall_seconds:.2f}s"
+        )
+
+
+def _soon() -> Any:
+    from datetime import UTC, datetime, timedelta
+
+    return datetime.now(UTC) + timedelta(seconds=1)
+
+
+def _metric_table() -> Mapping[str, Any]:
+    catalogue = default_catalogue()
+    return {level: catalogue.units(level) for level in ("nodes", "workloads")}
+
 
 def build(hub: Hub) -> None:
-    """Nothing yet: the alerting issue fills this in."""
+    settings = hub.settings
+    store = AlertStore(hub.db)
+    catalogue = default_catalogue()
+    services = hub.services
+
+    def tenancy() -> Any:
+        return services.get("tenancy")
+
+    def users() -> list[str]:
+        t = tenancy()
+        return [u.name for u in t.users()] if t is not None else []
+
+    def resolve_user(name: str) -> str | None:
+        t = tenancy()
+        return t.user_email(name) if t is not None else None
+
+    def audit(actor: str, action: str, target: str, result: str, detail: Mapping[str, Any]) -> None:
+        t = tenancy()
+        if t is not None:
+            t.audit(actor, action, target, result, detail)
+
+    def admin_receivers() -> Sequence[Receiver]:
+        out = [Receiver(email=a.strip()) for a in settings.alerts.admin_emails.split(",") if a.strip()]
+        t = tenancy()
+        if t is not None:
+            for u in t.users():
+                if u.platform_role == "admin" and u.email and not u.disabled:
+                    out.append(Receiver(email=u.email))
+        return out
+
+    prom = services.get("prometheus")
+
+    def build_query(
+        level: str, metric: str, aggregation: str, period_seconds: float, namespace: str | None = None
+    ) -> Any:
+        return catalogue.alert_query(level, metric, aggregation, period_seconds, namespace)
+
+    def instant(promql: str, at: float) -> pd.DataFrame:
+        assert prom is not None
+        return prom.instant(promql, time=at)
+
+    def range_query(promql: str, start: float, end: float, step: float) -> pd.DataFrame:
+        assert prom is not None
+        return prom.range(promql, start=start, end=end, step=step)
+
+    service = AlertService(
+        store,
+        clock=hub.clock,
+        build_query=build_query,
+        range_query=range_query if prom is not None else None,
+        metrics=_metric_table,
+        users=users,
+        resolve_user=resolve_user,
+        audit=audit,
+        templates_dir=RULES_DIR,
+        default_language=settings.alerts.language,
+        quota_per_hour=settings.alerts.quota_per_hour,
+    )
+    services["alerting"] = service
+
+    runner = None
+    dispatcher = None
+    if settings.alerts.evaluate:
+        if prom is not None:
+
+            def on_query(key: QueryKey, seconds: float, error: BaseException | None) -> None:
+                hub.metrics.alert_queries.inc()
+
+            runner = CycleRunner(
+                store=store,
+                build_query=build_query,
+                run_query=instant,
+                clock=hub.clock,
+                resolve_user=resolve_user,
+                admin_receivers=admin_receivers,
+                default_language=settings.alerts.language,
+                quota_per_hour=settings.alerts.quota_per_hour,
+                tick_seconds=settings.alerts.tick_seconds,
+                on_query=on_query,
+            )
+        if settings.smtp.host:
+            dispatcher = Dispatcher(
+                store=store,
+                notifier=SmtpNotifier(settings.smtp),
+                renderer=Renderer(public_url=settings.public_url, log_lines=_log_lines(hub)),
+                clock=hub.clock,
+                retry_initial=settings.alerts.retry_initial_seconds,
+                retry_max=settings.alerts.retry_max_seconds,
+            )
+    services["alert-engine"] = AlertEngine(
+        runner=runner,
+        dispatcher=dispatcher,
+        store=store,
+        metrics=hub.metrics,
+        tick_seconds=settings.alerts.tick_seconds,
+        delivery_seconds=settings.alerts.delivery_seconds,
+    )
+
+
+def _log_lines(hub: Hub) -> Any:
+    """Log lines of a workload from the same minutes, read by the hub itself (no user scope:
+    the email goes to the policy's own receivers, who watch that workload)."""
+
+    def lines(
+        *, namespace: str, kind: str, workload: str, start: float, end: float, limit: int
+    ) -> list[dict[str, Any]]:
+        logs = hub.services.get("logs")
+        store = getattr(logs, "store", None)
+        if store is None:
+            return []
+        from hub.collectors.logs.store import LogQuery
+
+        floor = 0.0
+        tenancy = hub.services.get("tenancy")
+        project = tenancy.project(namespace) if tenancy is not None else None
+        if project is not None:
+            floor = float(project.created or 0.0)
+        result = store.search(
+            LogQuery(
+                visibility={namespace: floor},
+                workloads=(workload,) if workload else (),
+                start=start,
+                end=end,
+                sort="asc",
+                size=limit,
+            )
+        )
+        return [line.to_dict() for line in result.items]
+
+    return lines

@@ -1,7 +1,324 @@
-"""alerting endpoints under /api/v1 (see docs/api.md)."""
+"""Alerting endpoints under /api/v1 (API.md "Alerting"; behaviour in docs/alerting.md).
+
+Policies have two homes with two permissions:
+- node level, ``/alerting/policies``: ``node-policies:read|write`` (platform admins);
+- workload level, ``/namespaces/<ns>/alerting/policies``: ``policies:read|write`` on ``ns``.
+A policy id looked up under the wrong home (another project, or the other level) is a 404.
+
+Alerts, history, comments, silences and the outbox are open to every signed-in caller and
+scoped here by the tenancy service: tenants see their projects' objects, platform admins
+everything, including node-level alerts. Ids outside the scope are 404s, never 403s.
+
+Policy documents may be sent as JSON or, with ``Content-Type: application/yaml``, as YAML.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+
+from hub.alerts.service import AlertService, Visibility
+from hub.errors import BackendUnavailable
+from web.access import current_principal, permission
+from web.util import csv_param, hub, int_param, json_body, list_response
 
 bp = Blueprint("api_alerting", __name__, url_prefix="/api/v1")
+
+
+def alerting() -> AlertService:
+    service = hub().services.get("alerting")
+    if service is None:
+        raise BackendUnavailable("alerting", "the alerting service is not running")
+    return service  # type: ignore[no-any-return]
+
+
+def _visibility() -> Visibility:
+    scope = hub().services["tenancy"].scope(current_principal())
+    if scope.all_namespaces:
+        return Visibility.everything()
+    return Visibility(tuple(sorted(scope.namespaces)), False)
+
+
+def _can_write(namespace: str | None) -> bool:
+    principal = current_principal()
+    if namespace is None:
+        return bool(principal.is_platform_admin)
+    return bool(hub().services["tenancy"].can(principal, "alerts:write", namespace=namespace))
+
+
+def _document() -> tuple[Any, str]:
+    """The policy document of the request: parsed JSON, or YAML text for the service to parse."""
+    ctype = (request.content_type or "").lower()
+    if "yaml" in ctype:
+        return request.get_data(as_text=True), "yaml"
+    return json_body(), "json"
+
+
+def _actor() -> str:
+    return str(current_principal().username)
+
+
+# -- node-level policies (cluster admins) ------------------------------------------------------
+
+
+@bp.get("/alerting/policies")
+@permission("node-policies:read")
+def list_node_policies() -> Any:
+    """Node-level alert policies."""
+    return list_response(alerting().list_policies(level="node"))
+
+
+@bp.post("/alerting/policies")
+@permission("node-policies:write")
+def create_node_policy() -> Any:
+    """Create a node-level policy from a JSON or YAML document; 422 names every field at fault."""
+    doc, ctype = _document()
+    return jsonify(alerting().create_policy(doc, level="node", actor=_actor(), content_type=ctype)), 201
+
+
+@bp.post("/alerting/policies/validate")
+@permission("node-policies:read")
+def validate_node_policy() -> Any:
+    """Validate a node-level policy document without saving it."""
+    doc, ctype = _document()
+    return jsonify(alerting().validate(doc, level="node", content_type=ctype))
+
+
+@bp.post("/alerting/policies/backtest")
+@permission("node-policies:read")
+def backtest_unsaved_node_policy() -> Any:
+    """Backtest an unsaved node-level policy: {"policy": {...}, "start", "end"}."""
+    body = json_body()
+    return jsonify(
+        alerting().backtest(
+            None, level="node", start=body.get("start"), end=body.get("end"), document=body.get("policy") or {}
+        )
+    )
+
+
+@bp.post("/alerting/policies/templates/<name>")
+@permission("node-policies:write")
+def create_node_policy_from_template(name: str) -> Any:
+    """Create a node-level policy from a built-in template in rules/; the body may override fields."""
+    overrides = json_body(required=False)
+    return jsonify(alerting().create_from_template(name, level="node", actor=_actor(), overrides=overrides)), 201
+
+
+@bp.get("/alerting/policies/<pid>")
+@permission("node-policies:read")
+def get_node_policy(pid: str) -> Any:
+    """One node-level policy with its status (active alerts by state, unhealthy rules)."""
+    return jsonify(alerting().get_policy(pid, level="node"))
+
+
+@bp.put("/alerting/policies/<pid>")
+@permission("node-policies:write")
+def update_node_policy(pid: str) -> Any:
+    """Replace a node-level policy; in-flight alerts are carried over or closed with a notice."""
+    doc, ctype = _document()
+    return jsonify(alerting().update_policy(pid, doc, level="node", actor=_actor(), content_type=ctype))
+
+
+@bp.delete("/alerting/policies/<pid>")
+@permission("node-policies:write")
+def delete_node_policy(pid: str) -> Any:
+    """Delete a node-level policy; its in-flight alerts are closed with a notice."""
+    return jsonify(alerting().delete_policy(pid, level="node", actor=_actor()))
+
+
+@bp.post("/alerting/policies/<pid>/backtest")
+@permission("node-policies:read")
+def backtest_node_policy(pid: str) -> Any:
+    """Replay a node-level policy over history: {"start", "end"} -> alerts and every email it would have sent."""
+    body = json_body()
+    return jsonify(alerting().backtest(pid, level="node", start=body.get("start"), end=body.get("end")))
+
+
+# -- workload-level policies (project members) -------------------------------------------------
+
+
+@bp.get("/namespaces/<ns>/alerting/policies")
+@permission("policies:read", namespace_arg="ns")
+def list_workload_policies(ns: str) -> Any:
+    """Workload-level alert policies of a project."""
+    return list_response(alerting().list_policies(level="workload", namespace=ns))
+
+
+@bp.post("/namespaces/<ns>/alerting/policies")
+@permission("policies:write", namespace_arg="ns")
+def create_workload_policy(ns: str) -> Any:
+    """Create a workload-level policy in this project (its namespace is forced to the URL's)."""
+    doc, ctype = _document()
+    return jsonify(
+        alerting().create_policy(doc, level="workload", namespace=ns, actor=_actor(), content_type=ctype)
+    ), 201
+
+
+@bp.post("/namespaces/<ns>/alerting/policies/validate")
+@permission("policies:read", namespace_arg="ns")
+def validate_workload_policy(ns: str) -> Any:
+    """Validate a workload-level policy document for this project without saving it."""
+    doc, ctype = _document()
+    return jsonify(alerting().validate(doc, level="workload", namespace=ns, content_type=ctype))
+
+
+@bp.post("/namespaces/<ns>/alerting/policies/backtest")
+@permission("policies:read", namespace_arg="ns")
+def backtest_unsaved_workload_policy(ns: str) -> Any:
+    """Backtest an unsaved workload-level policy: {"policy": {...}, "start", "end"}."""
+    body = json_body()
+    return jsonify(
+        alerting().backtest(
+            None,
+            level="workload",
+            namespace=ns,
+            start=body.get("start"),
+            end=body.get("end"),
+            document=body.get("policy") or {},
+        )
+    )
+
+
+@bp.post("/namespaces/<ns>/alerting/policies/templates/<name>")
+@permission("policies:write", namespace_arg="ns")
+def create_workload_policy_from_template(ns: str, name: str) -> Any:
+    """Create a workload-level policy in this project from a built-in template."""
+    overrides = json_body(required=False)
+    return jsonify(
+        alerting().create_from_template(name, level="workload", namespace=ns, actor=_actor(), overrides=overrides)
+    ), 201
+
+
+@bp.get("/namespaces/<ns>/alerting/policies/<pid>")
+@permission("policies:read", namespace_arg="ns")
+def get_workload_policy(ns: str, pid: str) -> Any:
+    """One workload-level policy of this project, with its status."""
+    return jsonify(alerting().get_policy(pid, level="workload", namespace=ns))
+
+
+@bp.put("/namespaces/<ns>/alerting/policies/<pid>")
+@permission("policies:write", namespace_arg="ns")
+def update_workload_policy(ns: str, pid: str) -> Any:
+    """Replace a workload-level policy; in-flight alerts are carried over or closed with a notice."""
+    doc, ctype = _document()
+    return jsonify(
+        alerting().update_policy(pid, doc, level="workload", namespace=ns, actor=_actor(), content_type=ctype)
+    )
+
+
+@bp.delete("/namespaces/<ns>/alerting/policies/<pid>")
+@permission("policies:write", namespace_arg="ns")
+def delete_workload_policy(ns: str, pid: str) -> Any:
+    """Delete a workload-level policy; its in-flight alerts are closed with a notice."""
+    return jsonify(alerting().delete_policy(pid, level="workload", namespace=ns, actor=_actor()))
+
+
+@bp.post("/namespaces/<ns>/alerting/policies/<pid>/backtest")
+@permission("policies:read", namespace_arg="ns")
+def backtest_workload_policy(ns: str, pid: str) -> Any:
+    """Replay a workload-level policy over history: {"start", "end"}."""
+    body = json_body()
+    return jsonify(
+        alerting().backtest(pid, level="workload", namespace=ns, start=body.get("start"), end=body.get("end"))
+    )
+
+
+# -- templates, alerts, history, comments, silences, outbox -------------------------------------
+
+
+@bp.get("/alerting/templates")
+@permission(None)
+def list_templates() -> Any:
+    """The built-in policy templates (rules/*.yaml); ?level=node|workload."""
+    level = request.args.get("level") or None
+    return list_response(alerting().templates(level=level))
+
+
+@bp.get("/alerting/alerts")
+@permission(None)
+def list_alerts() -> Any:
+    """Alerts in the caller's scope; ?state=pending,firing,nodata,error (default) or resolved,closed;
+    ?policy=<id>&limit=&offset=."""
+    items, total = alerting().alerts(
+        _visibility(),
+        states=csv_param("state"),
+        policy_id=request.args.get("policy") or None,
+        limit=int_param("limit", 100, minimum=1, maximum=1000),
+        offset=int_param("offset", 0),
+    )
+    return list_response(items, total)
+
+
+@bp.get("/alerting/alerts/<aid>")
+@permission(None)
+def get_alert(aid: str) -> Any:
+    """One alert with its events, notices and comments (404 outside the caller's scope)."""
+    return jsonify(alerting().alert(aid, _visibility()))
+
+
+@bp.get("/alerting/alerts/<aid>/comments")
+@permission(None)
+def list_comments(aid: str) -> Any:
+    """Operator comments on an alert."""
+    return list_response(alerting().alert(aid, _visibility())["comments"])
+
+
+@bp.post("/alerting/alerts/<aid>/comments")
+@permission(None)
+def add_comment(aid: str) -> Any:
+    """Comment on an alert: {"text"}; needs alerts:write in its project (admins for node alerts)."""
+    body = json_body()
+    comment = alerting().add_comment(aid, body.get("text"), vis=_visibility(), can_write=_can_write, author=_actor())
+    return jsonify(comment), 201
+
+
+@bp.get("/alerting/history")
+@permission(None)
+def alert_history() -> Any:
+    """State changes of alerts in the caller's scope, newest first; ?alert=&since=&until=&limit=&offset=."""
+    items, total = alerting().history(
+        _visibility(),
+        since=request.args.get("since"),
+        until=request.args.get("until"),
+        alert_id=request.args.get("alert") or None,
+        limit=int_param("limit", 100, minimum=1, maximum=1000),
+        offset=int_param("offset", 0),
+    )
+    return list_response(items, total)
+
+
+@bp.get("/alerting/silences")
+@permission(None)
+def list_silences() -> Any:
+    """Silences in the caller's scope; ?active=true for the current ones only."""
+    active = (request.args.get("active") or "").lower() in ("1", "true", "yes")
+    return list_response(alerting().silences(_visibility(), active_only=active))
+
+
+@bp.post("/alerting/silences")
+@permission(None)
+def create_silence() -> Any:
+    """Create a silence: {"namespace"?, "matchers": {...}, "starts_at"?, "ends_at" | "duration", "comment"}."""
+    silence = alerting().create_silence(json_body(), vis=_visibility(), can_write=_can_write, actor=_actor())
+    return jsonify(silence), 201
+
+
+@bp.delete("/alerting/silences/<sid>")
+@permission(None)
+def delete_silence(sid: str) -> Any:
+    """End a silence now."""
+    return jsonify(alerting().delete_silence(sid, vis=_visibility(), can_write=_can_write, actor=_actor()))
+
+
+@bp.get("/alerting/outbox")
+@permission(None)
+def list_outbox() -> Any:
+    """Messages of the caller's scope in the outbox (waiting, sent, failed), newest first."""
+    return list_response(
+        alerting().outbox(
+            _visibility(),
+            limit=int_param("limit", 100, minimum=1, maximum=1000),
+            offset=int_param("offset", 0),
+        )
+    )

@@ -1,0 +1,694 @@
+"""What the API and the console call: policies, alerts, history, comments, silences, backtests.
+
+Scoping is the caller's (the web layer asks the tenancy service) and arrives here as a
+:class:`Visibility`: the namespaces the principal may see (None: all) and whether it sees
+node-level (cluster) objects. Every lookup by id checks the object against it and answers
+404 for anything outside, so a tenant learns nothing about other tenants' ids.
+
+Policy edits never drop in-flight alerts silently: each tracked (rule, entity) of the policy
+is carried over when its rule still exists with the same metric, aggregation and period and
+the entity is still a target; otherwise it is closed, with a notice to whoever was told it
+fired. Deleting or disabling a policy closes all of them the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hub.alerts import backtest, engine
+from hub.alerts.cycle import META_POLICY_ID, close_states, silence_from_row, state_from_json
+from hub.alerts.engine import EntityState, QueryBuilder
+from hub.alerts.notify import history, pipeline
+from hub.alerts.notify.silence import MATCHER_FIELDS
+from hub.alerts.policy import (
+    LEVELS,
+    Policy,
+    PolicyInvalid,
+    Problem,
+    builtin_templates,
+    decode_policy_text,
+    parse_policy,
+)
+from hub.errors import BackendUnavailable, Forbidden, InvalidInput, NotFound, Unprocessable
+from hub.store.alerts import ACTIVE, AlertStore, CycleWrite
+from hub.timeutil import Clock, iso, parse_duration, parse_time
+
+AuditFn = Callable[[str, str, str, str, Mapping[str, Any]], Any]
+MAX_SILENCE = 90 * 86400.0  # a silence longer than a quarter is a disabled policy in disguise
+MAX_COMMENT = 4000
+
+
+@dataclass(frozen=True)
+class Visibility:
+    """What a caller may see: ``namespaces`` (None: every one) and node-level objects."""
+
+    namespaces: tuple[str, ...] | None
+    cluster: bool
+
+    @classmethod
+    def everything(cls) -> Visibility:
+        return cls(None, True)
+
+    def allows(self, namespace: str | None) -> bool:
+        if not namespace:
+            return self.cluster
+        return self.namespaces is None or namespace in self.namespaces
+
+
+def _policy_id() -> str:
+    return "pol-" + secrets.token_hex(6)
+
+
+class AlertService:
+    def __init__(
+        self,
+        store: AlertStore,
+        *,
+        clock: Clock,
+        build_query: QueryBuilder | None = None,
+        range_query: backtest.RangeRunner | None = None,
+        metrics: Callable[[], Mapping[str, Any]] | None = None,
+        users: Callable[[], Collection[str]] | None = None,
+        resolve_user: Callable[[str], str | None] = lambda name: None,
+        audit: AuditFn | None = None,
+        templates_dir: str | Path | None = None,
+        default_language: str = "en",
+        quota_per_hour: int = 0,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.build_query = build_query
+        self.range_query = range_query
+        self.metrics = metrics
+        self.users = users
+        self.resolve_user = resolve_user
+        self._audit = audit
+        self.templates_dir = Path(templates_dir) if templates_dir else None
+        self.default_language = default_language
+        self.quota_per_hour = quota_per_hour
+
+    # -- helpers ----------------------------------------------------------------------------
+    def audit(self, actor: str, action: str, target: str, result: str, detail: Mapping[str, Any]) -> None:
+        if self._audit is not None:
+            self._audit(actor, action, target, result, detail)
+
+    def _check_level(self, level: str) -> None:
+        if level not in LEVELS:
+            raise InvalidInput(f"level must be one of {', '.join(LEVELS)}", field="level")
+
+    def parse(self, document: Any, *, level: str, namespace: str | None, content_type: str = "json") -> Policy:
+        """Validate a document for a URL (level, namespace); raises 400/422 with field paths."""
+        self._check_level(level)
+        metrics = self.metrics() if self.metrics else None
+        users = self.users() if self.users else None
+        lines: dict[str, int] = {}
+        extra: list[Problem] = []
+        if isinstance(document, str):
+            source = decode_policy_text(document, content_type=content_type)
+            document, lines, extra = source.data, source.lines, source.problems
+        if isinstance(document, dict):
+            doc_level = document.get("level", level)
+            if doc_level != level:
+                where = "the project's alerting policies" if level == "workload" else "the cluster's alerting policies"
+                raise PolicyInvalid([Problem("level", f"must be {level!r} for {where}", lines.get("level"))])
+            document = {**document, "level": level}
+        return parse_policy(
+            document,
+            metrics=metrics,
+            users=users,
+            lines=lines,
+            extra_problems=extra,
+            namespace=namespace if level == "workload" else None,
+        )
+
+    def _row(self, policy_id: str, *, level: str, namespace: str | None) -> Any:
+        row = self.store.policy(policy_id)
+        if row is None or row["level"] != level or (level == "workload" and row["namespace"] != (namespace or "")):
+            raise NotFound(f"no alerting policy {policy_id!r} here")
+        return row
+
+    def _policy_dict(self, row: Any, *, with_status: bool = False) -> dict[str, Any]:
+        doc = json.loads(row["document"])
+        out = {
+            "id": row["id"],
+            **doc,
+            "version": row["version"],
+            "created_by": row["created_by"],
+            "created_at": iso(row["created_at"]),
+            "updated_by": row["updated_by"],
+            "updated_at": iso(row["updated_at"]),
+        }
+        if with_status:
+            out["status"] = self.policy_status(row["id"])
+        return out
+
+    # -- policies -------------------------------------------------------------------------
+    def list_policies(self, *, level: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        self._check_level(level)
+        namespaces = [namespace or ""] if level == "workload" else None
+        rows = self.store.policies(level=level, namespaces=namespaces)
+        return [self._policy_dict(r) for r in rows]
+
+    def get_policy(self, policy_id: str, *, level: str, namespace: str | None = None) -> dict[str, Any]:
+        return self._policy_dict(self._row(policy_id, level=level, namespace=namespace), with_status=True)
+
+    def validate(
+        self, document: Any, *, level: str, namespace: str | None = None, content_type: str = "json"
+    ) -> dict[str, Any]:
+        """Validate without saving: the canonical document, or 400/422 with every problem."""
+        policy = self.parse(document, level=level, namespace=namespace, content_type=content_type)
+        return {"valid": True, "policy": policy.to_document()}
+
+    def create_policy(
+        self, document: Any, *, level: str, namespace: str | None = None, actor: str, content_type: str = "json"
+    ) -> dict[str, Any]:
+        policy = self.parse(document, level=level, namespace=namespace, content_type=content_type)
+        policy_id = _policy_id()
+        self.store.insert_policy(
+            policy_id=policy_id,
+            level=policy.level,
+            namespace=policy.namespace,
+            name=policy.name,
+            document=policy.to_document(),
+            enabled=policy.enabled,
+            actor=actor,
+            now=self.clock.now(),
+        )
+        self.audit(actor, "policy.create", self._target(policy, policy_id), "ok", self._audit_detail(policy))
+        return self.get_policy(policy_id, level=level, namespace=namespace)
+
+    def update_policy(
+        self,
+        policy_id: str,
+        document: Any,
+        *,
+        level: str,
+        namespace: str | None = None,
+        actor: str,
+        content_type: str = "json",
+    ) -> dict[str, Any]:
+        row = self._row(policy_id, level=level, namespace=namespace)
+        new = self.parse(document, level=level, namespace=namespace, content_type=content_type)
+        old = parse_policy(json.loads(row["document"]))
+        now = self.clock.now()
+        states = [state_from_json(r["data"]) for r in self.store.state_rows(policy_id)]
+        carried, closing = self._edit_effects(old, new, states)
+        write = self._closing_write(policy_id, old, closing, now)
+        self.store.update_policy(
+            policy_id, name=new.name, document=new.to_document(), enabled=new.enabled, actor=actor, now=now, write=write
+        )
+        detail = {
+            **self._audit_detail(new),
+            "carried_over": len(carried),
+            "closed": [{"rule": st.rule, "entity": st.entity, "why": why} for st, why in closing],
+        }
+        self.audit(actor, "policy.update", self._target(new, policy_id), "ok", detail)
+        out = self.get_policy(policy_id, level=level, namespace=namespace)
+        out["effects"] = {
+            "carried_over": [{"rule": st.rule, "entity": st.entity, "state": st.state} for st in carried],
+            "closed": [{"rule": st.rule, "entity": st.entity, "reason": why} for st, why in closing],
+        }
+        return out
+
+    def delete_policy(self, policy_id: str, *, level: str, namespace: str | None = None, actor: str) -> dict[str, Any]:
+        row = self._row(policy_id, level=level, namespace=namespace)
+        old = parse_policy(json.loads(row["document"]))
+        now = self.clock.now()
+        states = [state_from_json(r["data"]) for r in self.store.state_rows(policy_id)]
+        closing = [(st, "the policy was deleted") for st in states]
+        write = self._closing_write(policy_id, old, closing, now)
+        self.store.delete_policy(policy_id, now=now, write=write)
+        self.audit(
+            actor,
+            "policy.delete",
+            self._target(old, policy_id),
+            "ok",
+            {**self._audit_detail(old), "closed": len(closing)},
+        )
+        return {"id": policy_id, "deleted": True, "closed": len(closing)}
+
+    def _edit_effects(
+        self, old: Policy, new: Policy, states: Sequence[EntityState]
+    ) -> tuple[list[EntityState], list[tuple[EntityState, str]]]:
+        carried: list[EntityState] = []
+        closing: list[tuple[EntityState, str]] = []
+        for st in states:
+            before = old.rule(st.rule)
+            after = new.rule(st.rule)
+            if not new.enabled:
+                closing.append((st, "the policy was disabled"))
+            elif after is None:
+                closing.append((st, "its rule was removed from the policy"))
+            elif before is not None and (before.metric, before.aggregation, before.period) != (
+                after.metric,
+                after.aggregation,
+                after.period,
+            ):
+                closing.append((st, "its rule now measures something else (metric, aggregation or period changed)"))
+            elif not engine.target_matches(new, st.labels):
+                closing.append((st, "the entity is no longer a target of the policy"))
+            else:
+                carried.append(st)
+        return carried, closing
+
+    def _closing_write(
+        self, policy_id: str, old: Policy, closing: Sequence[tuple[EntityState, str]], now: float
+    ) -> CycleWrite | None:
+        """History, notices and messages for alerts closed by an edit, through the same pipeline."""
+        if not closing:
+            return None
+        transitions = []
+        for st, why in closing:
+            transitions += close_states([st], reason=why, now=now)
+        policies = {policy_id: old}
+        tenants = {policy_id: old.namespace or "cluster"}
+
+        def query_text(pid: str, rule_name: str) -> str:
+            rule = old.rule(rule_name)
+            if rule is None or self.build_query is None:
+                return ""
+            try:
+                return str(self.build_query(old.level, rule.metric, rule.aggregation, rule.period)[0])
+            except Exception:  # a notice without its query beats no notice
+                return ""
+
+        out = pipeline.process(
+            pipeline.PipelineInput(
+                now=now,
+                transitions=transitions,
+                states={},
+                policies=policies,
+                tenants=tenants,
+                silences=[
+                    silence_from_row(r)
+                    for r in self.store.silences(namespaces=None, include_cluster=True, active_at=now)
+                ],
+                flaps={},
+                query_text=query_text,
+                existing_keys=self.store.existing_notice_keys,
+                count_since=self.store.tenant_messages_since,
+                resolve_user=self.resolve_user,
+                default_language=self.default_language,
+                quota_per_hour=self.quota_per_hour,
+            )
+        )
+        rows, deletes, events = history.records(
+            transitions=transitions, changed={}, policies=policies, query_text=query_text, now=now
+        )
+        w = CycleWrite()
+        w.delete_states = [(st.policy_id, st.rule, st.entity) for st, _ in closing]
+        w.upsert_alerts = rows
+        w.delete_alerts = deletes
+        w.events = events
+        w.notices = [
+            {
+                "key": n.key,
+                "alert_id": n.alert_id,
+                "policy_id": n.policy_id,
+                "namespace": n.namespace or "",
+                "kind": n.kind,
+                "at": n.at,
+                "status": status,
+                "payload": n.to_json(),
+            }
+            for n, status in out.notices
+        ]
+        w.messages = [m.to_row() for m in out.messages]
+        return w
+
+    @staticmethod
+    def _target(policy: Policy, policy_id: str) -> str:
+        return f"namespace/{policy.namespace}/policy/{policy_id}" if policy.namespace else f"cluster/policy/{policy_id}"
+
+    @staticmethod
+    def _audit_detail(policy: Policy) -> dict[str, Any]:
+        detail: dict[str, Any] = {"name": policy.name, "level": policy.level, "rules": [r.name for r in policy.rules]}
+        if policy.namespace:
+            detail["namespace"] = policy.namespace
+        return detail
+
+    def policy_status(self, policy_id: str) -> dict[str, Any]:
+        rows, _ = self.store.alerts(
+            namespaces=None, include_cluster=True, active=True, policy_id=policy_id, limit=10_000
+        )
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r["state"]] = counts.get(r["state"], 0) + 1
+        health = {
+            r["rule_id"].split("/", 1)[1]: {"status": r["status"], "detail": r["detail"], "since": iso(r["at"])}
+            for r in self.store.health_rows()
+            if r["rule_id"].startswith(policy_id + "/")
+        }
+        return {"alerts": counts, "rules": health}
+
+    # -- templates --------------------------------------------------------------------------
+    def templates(self, *, level: str | None = None) -> list[dict[str, Any]]:
+        if self.templates_dir is None or not self.templates_dir.is_dir():
+            return []
+        out = []
+        for name, policy in sorted(builtin_templates(self.templates_dir).items()):
+            if level and policy.level != level:
+                continue
+            doc = policy.to_document()
+            doc.pop("namespace", None)
+            out.append({"template": name, **doc})
+        return out
+
+    def create_from_template(
+        self,
+        name: str,
+        *,
+        level: str,
+        namespace: str | None = None,
+        actor: str,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        found = {t["template"]: t for t in self.templates(level=level)}
+        if name not in found:
+            raise NotFound(f"no {level}-level template {name!r}; known: {', '.join(sorted(found)) or 'none'}")
+        doc = {k: v for k, v in found[name].items() if k != "template"}
+        doc.update(dict(overrides or {}))
+        if level == "workload":
+            doc["namespace"] = namespace
+        return self.create_policy(doc, level=level, namespace=namespace, actor=actor)
+
+    # -- backtest ---------------------------------------------------------------------------
+    def backtest(
+        self,
+        policy_id: str | None,
+        *,
+        level: str,
+        namespace: str | None = None,
+        start: Any,
+        end: Any,
+        document: Any = None,
+    ) -> dict[str, Any]:
+        """Replay a stored policy (or an unsaved ``document``) over [start, end]."""
+        if document is not None:
+            policy = self.parse(document, level=level, namespace=namespace)
+            pid = "unsaved"
+        else:
+            row = self._row(policy_id or "", level=level, namespace=namespace)
+            policy = parse_policy(json.loads(row["document"]))
+            pid = row["id"]
+        if self.range_query is None or self.build_query is None:
+            raise BackendUnavailable("prometheus", "no Prometheus is configured, so there is no history to replay")
+        if start is None:
+            raise InvalidInput(
+                "start is required (epoch seconds, RFC 3339, or a duration ago such as 24h)", field="start"
+            )
+        now = self.clock.now()
+        t_end = now if end in (None, "", "now") else parse_time(end, field="end")
+        t_start = _time_or_ago(start, now=t_end, field="start")
+        silences = self.store.silences(
+            namespaces=[policy.namespace] if policy.namespace else None, include_cluster=True
+        )
+        result = backtest.run_backtest(
+            policy,
+            start=t_start,
+            end=t_end,
+            now=now,
+            build_query=self.build_query,
+            range_query=self.range_query,
+            silences=[dict(s) for s in silences],
+            resolve_user=self.resolve_user,
+            default_language=self.default_language,
+            quota_per_hour=self.quota_per_hour,
+            policy_id=pid,
+        )
+        return {"policy": {"id": pid, "name": policy.name}, **result.to_dict()}
+
+    # -- alerts -----------------------------------------------------------------------------
+    def _alert_dict(self, r: Any) -> dict[str, Any]:
+        return {
+            "id": r["id"],
+            "policy_id": r["policy_id"],
+            "policy": r["policy_name"],
+            "level": r["level"],
+            "namespace": r["namespace"] or None,
+            "rule": r["rule"],
+            "severity": r["severity"],
+            "entity": r["entity"],
+            "labels": json.loads(r["labels"]),
+            "state": r["state"],
+            "active": bool(r["active"]),
+            "started_at": iso(r["started_at"]),
+            "fired_at": iso(r["fired_at"]) if r["fired_at"] else None,
+            "ended_at": iso(r["ended_at"]) if r["ended_at"] else None,
+            "value": r["last_value"],
+            "threshold": r["threshold"],
+            "comparator": r["comparator"],
+            "unit": r["unit"],
+            "metric": r["metric"],
+            "query": r["query"],
+            "periods": r["periods"],
+            "sends": r["sends"],
+            "reason": r["reason"] or None,
+            "updated_at": iso(r["updated_at"]),
+        }
+
+    def alerts(
+        self,
+        vis: Visibility,
+        *,
+        states: Sequence[str] = (),
+        policy_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Alerts in the caller's scope. No state filter: the active ones (pending, firing,
+        nodata, error); ``states`` may also ask for resolved or closed ones."""
+        valid = (*ACTIVE, "resolved", "closed")
+        bad = [s for s in states if s not in valid]
+        if bad:
+            raise InvalidInput(f"state must be one of {', '.join(valid)}; got {', '.join(bad)}", field="state")
+        rows, total = self.store.alerts(
+            namespaces=vis.namespaces,
+            include_cluster=vis.cluster,
+            states=list(states) or list(ACTIVE),
+            policy_id=policy_id,
+            limit=limit,
+            offset=offset,
+        )
+        return [self._alert_dict(r) for r in rows], total
+
+    def _visible_alert(self, alert_id: str, vis: Visibility) -> Any:
+        row = self.store.alert(alert_id)
+        if row is None or not vis.allows(row["namespace"]) or (row["policy_id"] == META_POLICY_ID and not vis.cluster):
+            raise NotFound(f"no alert {alert_id!r}")
+        return row
+
+    def alert(self, alert_id: str, vis: Visibility) -> dict[str, Any]:
+        row = self._visible_alert(alert_id, vis)
+        out = self._alert_dict(row)
+        events, _ = self.store.events(namespaces=None, include_cluster=True, alert_id=alert_id, limit=1000)
+        out["events"] = [self._event_dict(e) for e in events]
+        out["comments"] = [self._comment_dict(c) for c in self.store.comments(alert_id)]
+        out["notices"] = [
+            {"kind": n["kind"], "at": iso(n["at"]), "status": n["status"], "key": n["key"]}
+            for n in self.store.notices_of(alert_id)
+        ]
+        return out
+
+    @staticmethod
+    def _event_dict(e: Any) -> dict[str, Any]:
+        return {
+            "id": e["id"],
+            "alert_id": e["alert_id"],
+            "policy_id": e["policy_id"],
+            "policy": e["policy_name"],
+            "namespace": e["namespace"] or None,
+            "rule": e["rule"],
+            "entity": e["entity"],
+            "severity": e["severity"],
+            "time": iso(e["at"]),
+            "from": e["from_state"],
+            "to": e["to_state"],
+            "value": e["value"],
+            "reason": e["reason"] or None,
+        }
+
+    @staticmethod
+    def _comment_dict(c: Any) -> dict[str, Any]:
+        return {"id": c["id"], "author": c["author"], "time": iso(c["at"]), "text": c["text"]}
+
+    def history(
+        self,
+        vis: Visibility,
+        *,
+        since: Any = None,
+        until: Any = None,
+        alert_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        if alert_id:
+            self._visible_alert(alert_id, vis)
+        rows, total = self.store.events(
+            namespaces=vis.namespaces,
+            include_cluster=vis.cluster,
+            alert_id=alert_id,
+            since=parse_time(since, field="since") if since not in (None, "") else None,
+            until=parse_time(until, field="until") if until not in (None, "") else None,
+            limit=limit,
+            offset=offset,
+        )
+        return [self._event_dict(e) for e in rows], total
+
+    def add_comment(
+        self, alert_id: str, text: Any, *, vis: Visibility, can_write: Callable[[str | None], bool], author: str
+    ) -> dict[str, Any]:
+        row = self._visible_alert(alert_id, vis)
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidInput("text must be a non-empty string", field="text")
+        if len(text) > MAX_COMMENT:
+            raise InvalidInput(f"text is longer than {MAX_COMMENT} characters", field="text")
+        if not can_write(row["namespace"] or None):
+            raise Forbidden("you may read this alert but not comment on it")
+        cid = self.store.add_comment(
+            alert_id=alert_id, namespace=row["namespace"], author=author, text=text.strip(), now=self.clock.now()
+        )
+        target = f"namespace/{row['namespace']}/alert/{alert_id}" if row["namespace"] else f"cluster/alert/{alert_id}"
+        self.audit(author, "alert.comment", target, "ok", {"namespace": row["namespace"]} if row["namespace"] else {})
+        return next(self._comment_dict(c) for c in self.store.comments(alert_id) if c["id"] == cid)
+
+    # -- silences ---------------------------------------------------------------------------
+    def _silence_dict(self, s: Any) -> dict[str, Any]:
+        now = self.clock.now()
+        return {
+            "id": s["id"],
+            "namespace": s["namespace"] or None,
+            "matchers": json.loads(s["matchers"]),
+            "starts_at": iso(s["starts_at"]),
+            "ends_at": iso(s["ends_at"]),
+            "comment": s["comment"],
+            "created_by": s["created_by"],
+            "created_at": iso(s["created_at"]),
+            "active": s["starts_at"] <= now < s["ends_at"],
+        }
+
+    def silences(self, vis: Visibility, *, active_only: bool = False) -> list[dict[str, Any]]:
+        rows = self.store.silences(
+            namespaces=vis.namespaces,
+            include_cluster=vis.cluster,
+            active_at=self.clock.now() if active_only else None,
+        )
+        return [self._silence_dict(s) for s in rows]
+
+    def create_silence(
+        self, body: Mapping[str, Any], *, vis: Visibility, can_write: Callable[[str | None], bool], actor: str
+    ) -> dict[str, Any]:
+        """``{"namespace"?, "matchers": {policy|rule|entity|severity|level|alert: glob}, "starts_at"?,
+        "ends_at" | "duration", "comment"}``. Without a namespace the silence is cluster-wide
+        (platform admins only); a tenant's silence only ever matches its namespace."""
+        known = {"namespace", "matchers", "starts_at", "ends_at", "duration", "comment"}
+        for key in body:
+            if key not in known:
+                raise InvalidInput(f"unknown field; known fields: {', '.join(sorted(known))}", field=key)
+        namespace = body.get("namespace") or None
+        if namespace is not None and not isinstance(namespace, str):
+            raise InvalidInput("namespace must be a string", field="namespace")
+        if not vis.allows(namespace) or not can_write(namespace):
+            raise Forbidden(
+                "you may not silence alerts here" if namespace else "only platform admins create cluster-wide silences"
+            )
+        matchers = body.get("matchers")
+        if not isinstance(matchers, dict) or not matchers:
+            raise Unprocessable(
+                "matchers must map at least one of " + ", ".join(MATCHER_FIELDS) + " to a value", field="matchers"
+            )
+        for key, value in matchers.items():
+            if key not in MATCHER_FIELDS:
+                raise Unprocessable(f"unknown matcher; known: {', '.join(MATCHER_FIELDS)}", field=f"matchers.{key}")
+            if not isinstance(value, str) or not value or len(value) > 253 or "\n" in value:
+                raise Unprocessable(
+                    "a matcher value must be a non-empty string (globs allowed)", field=f"matchers.{key}"
+                )
+        now = self.clock.now()
+        starts = parse_time(body["starts_at"], field="starts_at") if body.get("starts_at") not in (None, "") else now
+        if body.get("ends_at") not in (None, ""):
+            ends = parse_time(body["ends_at"], field="ends_at")
+        elif body.get("duration") not in (None, ""):
+            ends = starts + parse_duration(body["duration"], field="duration")
+        else:
+            raise InvalidInput("give ends_at or a duration (e.g. 2h)", field="ends_at")
+        if ends <= starts:
+            raise Unprocessable("ends_at must be after starts_at", field="ends_at")
+        if ends <= now:
+            raise Unprocessable("the silence would already be over", field="ends_at")
+        if ends - starts > MAX_SILENCE:
+            raise Unprocessable("a silence may last at most 90 days; disable the policy instead", field="ends_at")
+        comment = body.get("comment", "")
+        if not isinstance(comment, str) or len(comment) > MAX_COMMENT:
+            raise InvalidInput(f"comment must be a string of at most {MAX_COMMENT} characters", field="comment")
+        sid = "sil-" + secrets.token_hex(6)
+        self.store.insert_silence(
+            silence_id=sid,
+            namespace=namespace,
+            matchers={str(k): str(v) for k, v in matchers.items()},
+            starts_at=starts,
+            ends_at=ends,
+            comment=comment,
+            actor=actor,
+            now=now,
+        )
+        target = f"namespace/{namespace}/silence/{sid}" if namespace else f"cluster/silence/{sid}"
+        self.audit(
+            actor,
+            "silence.create",
+            target,
+            "ok",
+            {"matchers": matchers, **({"namespace": namespace} if namespace else {})},
+        )
+        row = self.store.silence(sid)
+        return self._silence_dict(row)
+
+    def delete_silence(
+        self, silence_id: str, *, vis: Visibility, can_write: Callable[[str | None], bool], actor: str
+    ) -> dict[str, Any]:
+        row = self.store.silence(silence_id)
+        namespace = (row["namespace"] or None) if row is not None else None
+        if row is None or not vis.allows(namespace):
+            raise NotFound(f"no silence {silence_id!r}")
+        if not can_write(namespace):
+            raise Forbidden("you may read this silence but not delete it")
+        self.store.delete_silence(silence_id, now=self.clock.now())
+        target = f"namespace/{namespace}/silence/{silence_id}" if namespace else f"cluster/silence/{silence_id}"
+        self.audit(actor, "silence.delete", target, "ok", {"namespace": namespace} if namespace else {})
+        return {"id": silence_id, "deleted": True}
+
+    # -- outbox (for admins and the console's delivery page) ---------------------------------
+    def outbox(self, vis: Visibility, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        tenants = None if vis.namespaces is None else [*vis.namespaces, *(["cluster"] if vis.cluster else [])]
+        return [
+            {
+                "id": r["id"],
+                "recipient": r["recipient"],
+                "tenant": r["tenant"],
+                "status": r["status"],
+                "reason": r["reason"] or None,
+                "subject": r["subject"] or None,
+                "attempts": r["attempts"],
+                "last_error": r["last_error"] or None,
+                "not_before": iso(r["not_before"]),
+                "created_at": iso(r["created_at"]),
+                "sent_at": iso(r["sent_at"]) if r["sent_at"] else None,
+                "message_id": r["message_id"],
+            }
+            for r in self.store.outbox(namespaces=tenants, limit=limit, offset=offset)
+        ]
+
+
+def _time_or_ago(value: Any, *, now: float, field: str) -> float:
+    """Epoch seconds, RFC 3339, or a duration meaning "that long before ``now``" (``24h``)."""
+    if isinstance(value, str) and value and value[-1] in "smhdw" and value[0] != "-":
+        try:
+            return now - parse_duration(value, field=field)
+        except InvalidInput:
+            pass
+    return parse_time(value, field=field)
