@@ -25,7 +25,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common(up)
     up.add_argument("--nodes", type=int, help=f"simulated nodes (default {DEFAULT_NODES}; kept from the first up)")
     up.add_argument("--pods", type=int, help=f"seeded pods, about (default {DEFAULT_PODS}; kept from the first up)")
-    up.add_argument("--no-hub", action="store_true", help="start everything except the hub (tests start their own)")
+    hub = up.add_mutually_exclusive_group()
+    hub.add_argument(
+        "--no-hub", action="store_true", help="start everything except the hub (tests start their own); remembered"
+    )
+    hub.add_argument("--hub", action="store_true", help="start the hub too (the default; undoes an earlier --no-hub)")
     up.add_argument(
         "--port-base",
         type=int,
@@ -60,7 +64,10 @@ def run(args: argparse.Namespace) -> int:
                 )
                 return 2
             status = sb.up(
-                nodes=args.nodes, pods=args.pods, hub=False if args.no_hub else None, port_base=args.port_base
+                nodes=args.nodes,
+                pods=args.pods,
+                hub=False if args.no_hub else True if args.hub else None,
+                port_base=args.port_base,
             )
             if args.json:
                 print(json.dumps(status, indent=2, ensure_ascii=False))

@@ -352,6 +352,10 @@ class Sandbox:
         """Every expected component runs and answers its health check."""
         return all(self.sup.alive(n) and self.healthy(n) for n in self._expected_components())
 
+    def engines_up(self) -> bool:
+        """Every component but the hub runs and answers (what integration tests need)."""
+        return all(self.sup.alive(n) and self.healthy(n) for n in COMPONENTS if n != "hub")
+
     # ---- locking --------------------------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -368,8 +372,13 @@ class Sandbox:
     # ---- up -------------------------------------------------------------------------------------
 
     def up(self, *, nodes: int | None = None, pods: int | None = None, hub: bool | None = None,
-           port_base: int | None = None) -> dict[str, Any]:  # fmt: skip
-        """Bring every component up (reusing running ones) and seed what is missing."""
+           port_base: int | None = None, skip_hub: bool = False) -> dict[str, Any]:  # fmt: skip
+        """Bring every component up (reusing running ones) and seed what is missing.
+
+        ``nodes``, ``pods``, ``hub`` and ``port_base`` are remembered in the sandbox directory;
+        ``skip_hub`` leaves the hub alone this once (the test fixture: tests start their own hubs,
+        and a hub under development must not keep the engines from coming up).
+        """
         with self._locked():
             if port_base is not None:
                 self.config.port_base = port_base
@@ -382,7 +391,7 @@ class Sandbox:
             self.config.save(self.dir / "sandbox.json")
             started: list[str] = []
             try:
-                self._up(started)
+                self._up(started, with_hub=self.config.hub and not skip_hub)
             except BaseException as exc:
                 if isinstance(exc, ComponentError):
                     self.say(f"FAILED {exc}")
@@ -394,13 +403,13 @@ class Sandbox:
             self.say(f"sandbox up in {self.say.elapsed:.1f}s")
             return self.status()
 
-    def _up(self, started: list[str]) -> None:
+    def _up(self, started: list[str], *, with_hub: bool) -> None:
         from sandbox import seed
 
         say = self.say
-        for d in (self.logs_dir, self.state_dir, self.mailbox, self.pod_logs_dir):
+        for d in (self.logs_dir, self.state_dir, self.pod_logs_dir):
             d.mkdir(parents=True, exist_ok=True)
-        if self.is_up():
+        if self.is_up() or (not with_hub and self.engines_up()):
             say("every component is already up")
             return
         prereqs.ensure_debian_packages(say)
@@ -446,9 +455,24 @@ class Sandbox:
 
         backfill.ensure_backfill(self)  # only before Prometheus's first start
         self._ensure("prometheus", self._spec_prometheus(), started, timeout=120)
-        if self.config.hub:
+        self._reload_prometheus_if_changed()
+        if with_hub:
             self._ensure("hub", self._spec_hub(), started, timeout=120)
             seeder.seed_hub()
+
+    def _reload_prometheus_if_changed(self) -> None:
+        """A running Prometheus keeps its configuration; reload it when ``up`` changed it (e.g. --hub)."""
+        from sandbox import promcfg
+
+        path = self.dir / "prometheus" / "prometheus.yml"
+        wanted = promcfg.render(self)
+        if path.exists() and path.read_text(encoding="utf-8") == wanted:
+            return
+        promcfg.write_config(self, path)
+        code, body = self.http(self.prometheus_url + "/-/reload", method="POST", timeout=30)
+        if code != 200:
+            raise ComponentError("prometheus", f"configuration reload failed: {body[:200]!r}", self._log("prometheus"))
+        self.say("prometheus: configuration reloaded")
 
     def _ensure(self, name: str, spec: ProcSpec, started: list[str], *, timeout: float = 60, wait: bool = True) -> None:
         if self.sup.alive(name):
@@ -806,6 +830,20 @@ class Sandbox:
             if es != self.dir / "elasticsearch":
                 shutil.rmtree(es, ignore_errors=True)
         self.say(f"removed the state under {self.dir}")
+
+    @classmethod
+    def shared(cls, dir: str | Path | None = None) -> Sandbox:
+        """The sandbox tests use: the one already running (never a second copy), else brought up.
+
+        Directory: ``dir``, else ``$KUBEHUB_SANDBOX_DIR``, else the default. A sandbox created here
+        has no hub (tests start their own); an existing one keeps its choice, but its hub is never
+        started from here.
+        """
+        sb = cls(dir or os.environ.get("KUBEHUB_SANDBOX_DIR") or None)
+        if not sb.engines_up():
+            first = not (sb.dir / "sandbox.json").exists()
+            sb.up(hub=False if first else None, skip_hub=True)
+        return sb
 
     def wait_up(self, timeout: float = 60) -> bool:
         return wait_for(self.is_up, timeout=timeout, interval=1)

@@ -184,6 +184,9 @@ def kwok_config(path: Path, *, node_lease_seconds: int) -> None:
                 "kind": "KwokConfiguration",
                 "options": {
                     "enableCRDs": KWOK_CRDS,
+                    # Pod logs (KWOK's Logs/ClusterLogs) are served by the debugging handlers;
+                    # with a configuration file they are off unless asked for.
+                    "enableDebuggingHandlers": True,
                     "nodeLeaseDurationSeconds": node_lease_seconds,
                     # Large clusters: play stages and renew leases with more workers than the default.
                     "podPlayStageParallelism": 16,

@@ -20,6 +20,7 @@ are generated and reported by ``status --json`` only.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import random
 import secrets
@@ -491,13 +492,29 @@ class Seeder:
             "workspaces": {ws: list(projects) for ws, projects in WORKSPACES.items()},
             "rules_dir": str(Path(__file__).resolve().parent.parent / "rules"),
         }
+        # The hooks are idempotent but not free: skip the ones already run with the same input
+        # against the same hub state.
+        marker = self.sb.state_dir / "hub-seeded.json"
+        digest = hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
+        try:
+            done = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            done = {}
+        if done.get("digest") != digest or not (self.sb.hub_data_dir / "state.sqlite3").exists():
+            done = {"digest": digest, "hooks": []}
         for module_name, fn_name in HUB_HOOKS:
+            hook = f"{module_name}.{fn_name}"
+            if hook in done["hooks"]:
+                continue
             try:
                 fn = getattr(importlib.import_module(module_name), fn_name)
             except (ImportError, AttributeError):
-                self.say(f"hub: {module_name}.{fn_name} not available yet; skipped")
+                self.say(f"hub: {hook} not available yet; skipped")
                 continue
-            self.say(f"hub: {fn(settings, state)}")
+            t0 = time.monotonic()
+            self.say(f"hub: {fn(settings, state)} ({time.monotonic() - t0:.1f}s)")
+            done["hooks"].append(hook)
+            marker.write_text(json.dumps(done))
 
     def _write_state(self, name: str, data: dict[str, Any]) -> None:
         path = self.sb.state_dir / name

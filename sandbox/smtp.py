@@ -17,6 +17,7 @@ import mailbox
 import signal
 from email import message_from_bytes
 from email.policy import compat32
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -25,7 +26,14 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 class MaildirHandler:
     def __init__(self, maildir: str) -> None:
+        self.path = Path(maildir)
         self.box = mailbox.Maildir(maildir, create=True)
+        self._ensure_dirs()
+
+    def _ensure_dirs(self) -> None:
+        # Maildir(create=True) leaves an existing directory as it is; a Maildir needs all three.
+        for sub in ("tmp", "new", "cur"):
+            (self.path / sub).mkdir(parents=True, exist_ok=True)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or envelope.content or b""
@@ -34,6 +42,7 @@ class MaildirHandler:
         msg = message_from_bytes(raw, policy=compat32)
         msg["X-Sandbox-Mail-From"] = str(envelope.mail_from or "")
         msg["X-Sandbox-Rcpt-To"] = ", ".join(envelope.rcpt_tos)
+        self._ensure_dirs()  # survives someone emptying the mailbox by removing its directories
         self.box.add(mailbox.MaildirMessage(msg))
         print(f"stored message from {envelope.mail_from} to {', '.join(envelope.rcpt_tos)}", flush=True)
         return "250 Message accepted for delivery"
