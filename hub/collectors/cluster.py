@@ -20,6 +20,7 @@ from hub.collectors.inventory import (
     Page,
     config_meta_from_api,
     deployment_revisions,
+    encode_json,
     event_from_api,
     namespace_from_api,
     node_allocation,
@@ -37,7 +38,7 @@ from hub.collectors.inventory import (
     workload_to_dict,
 )
 from hub.collectors.k8s_errors import API_SERVER
-from hub.collectors.watchcache import KubeSource, ListPage, ResourceKind, WatchCache
+from hub.collectors.watchcache import KubeSource, ListPage, ResourceKind, Store, WatchCache
 from hub.errors import BackendUnavailable, Conflict, InvalidInput, NotFound, Unprocessable
 from hub.model import RESTARTED_AT_ANNOTATION, WORKSPACE_LABEL, Event, Namespace, Node, Pod, Workload, iso_or_none
 from hub.timeutil import Clock
@@ -117,7 +118,22 @@ class ClusterApi(KubeSource, Protocol):
 
     description: str
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any: ...
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        verb: str,
+        resource: str,
+        namespace: str | None = None,
+        name: str | None = None,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+        accept: str = "application/json",
+        fields: Mapping[str, str] | None = None,
+        raw: bool = False,
+    ) -> Any: ...
 
     def read_log(self, namespace: str, pod: str, *, container: str, tail: int, limit_bytes: int) -> str: ...
 
@@ -154,6 +170,10 @@ class ClusterService:
         self.cache = cache or WatchCache(api, RESOURCE_KINDS, clock=clock, resync_seconds=resync_seconds)
         # Tests that drive the cache by hand turn this off; everyone else gets the watch threads.
         self.autostart = autostart
+        # name -> (node object, version of its pod bucket, its dict, that dict as JSON): a node
+        # listing then costs a lookup per node until the node or a pod on it changes. Callers
+        # must copy a view before adding keys to it.
+        self._node_views: dict[str, tuple[Node, int, dict[str, Any], str]] = {}
 
     # -- lifecycle (Hub.start_background / Hub.close / readiness) ---------------------------------
     def start(self) -> None:
@@ -232,8 +252,20 @@ class ClusterService:
         window, total, token = select(
             self.cache["nodes"].values(), query, labels_of=lambda n: n.labels, name_of=lambda n: n.name
         )
-        items = [node_to_dict(n, node_allocation(n, pods.by_index("node", n.name))) for n in window]
-        return Page(items, total, token, stale)
+        if len(self._node_views) > 2 * self.cache["nodes"].count() + 100:
+            self._node_views.clear()  # forget nodes that left the cluster
+        views = [self._node_view(n, pods) for n in window]
+        return Page([v[2] for v in views], total, token, stale, encoded=[v[3] for v in views])
+
+    def _node_view(self, node: Node, pods: Store) -> tuple[Node, int, dict[str, Any], str]:
+        version = pods.index_version("node", node.name)
+        cached = self._node_views.get(node.name)
+        if cached is not None and cached[0] is node and cached[1] == version:
+            return cached
+        view = node_to_dict(node, node_allocation(node, pods.by_index("node", node.name)))
+        entry = (node, version, view, encode_json(view))
+        self._node_views[node.name] = entry
+        return entry
 
     def get_node(self, name: str) -> dict[str, Any]:
         stale = self._ready("nodes", "pods", "events")

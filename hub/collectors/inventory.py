@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -542,12 +543,12 @@ def workload_health(workload: Workload, pods: Sequence[Pod]) -> dict[str, Any]:
 
 def node_allocation(node: Node, pods: Iterable[Pod]) -> dict[str, Any]:
     """Requested vs allocatable, counting only pods that still hold their place (not finished)."""
-    requested = ZERO
-    count = 0
+    cpu = mem = count = 0
     for p in pods:
-        if p.terminal:
+        if p.phase in ("Succeeded", "Failed"):
             continue
-        requested = requested + p.requests
+        cpu += p.requests.cpu_millis
+        mem += p.requests.memory_bytes
         count += 1
     alloc = node.allocatable
 
@@ -555,12 +556,12 @@ def node_allocation(node: Node, pods: Iterable[Pod]) -> dict[str, Any]:
         return round(used / total, 4) if total else None
 
     return {
-        "requested": requested.to_dict(),
+        "requested": {"cpu_millis": cpu, "memory_bytes": mem},
         "allocatable": alloc.to_dict(),
         "pods": count,
         "allocatable_pods": node.allocatable_pods,
-        "cpu_ratio": ratio(requested.cpu_millis, alloc.cpu_millis),
-        "memory_ratio": ratio(requested.memory_bytes, alloc.memory_bytes),
+        "cpu_ratio": ratio(cpu, alloc.cpu_millis),
+        "memory_ratio": ratio(mem, alloc.memory_bytes),
         "pods_ratio": ratio(count, node.allocatable_pods),
     }
 
@@ -779,6 +780,8 @@ class Page:
     total: int
     continue_token: str | None = None
     stale_since: float | None = None
+    # The items already encoded as JSON (one string each), when the producer keeps them cached.
+    encoded: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"items": self.items, "total": self.total}
@@ -786,6 +789,16 @@ class Page:
             out["continue"] = self.continue_token
         out["stale_since"] = iso_or_none(self.stale_since)
         return out
+
+    def to_json(self) -> str:
+        """The same document as :meth:`to_dict`, as JSON text; reuses ``encoded`` items when present."""
+        items = self.encoded if self.encoded is not None else [encode_json(i) for i in self.items]
+        rest = {k: v for k, v in self.to_dict().items() if k != "items"}
+        return '{"items":[' + ",".join(items) + "]," + encode_json(rest)[1:]
+
+
+def encode_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 def encode_continue(offset: int) -> str:

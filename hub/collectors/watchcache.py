@@ -98,6 +98,10 @@ class Store:
         self._objects: dict[Key, Any] = {}
         self._by_ns: dict[str, dict[str, Any]] = {}
         self._index: dict[str, dict[str, dict[Key, Any]]] = {n: {} for n in kind.indexes}
+        # Per index value, the tick of its last change: lets readers cache what they derive
+        # from a bucket (a node's requested resources) until that bucket changes.
+        self._changed: dict[str, dict[str, int]] = {n: {} for n in kind.indexes}
+        self._tick = 0
         self.synced = threading.Event()
         self.resource_version = ""
         self.last_sync: float | None = None
@@ -117,8 +121,11 @@ class Store:
         self._by_ns.setdefault(key[0], {})[key[1]] = obj
         for name, fn in self.kind.indexes.items():
             idx = self._index[name]
+            changed = self._changed[name]
             for value in fn(obj):
                 idx.setdefault(value, {})[key] = obj
+                self._tick += 1
+                changed[value] = self._tick
 
     def _remove_locked(self, key: Key) -> Any:
         old = self._objects.pop(key, None)
@@ -131,12 +138,15 @@ class Store:
                 del self._by_ns[key[0]]
         for name, fn in self.kind.indexes.items():
             idx = self._index[name]
+            changed = self._changed[name]
             for value in fn(old):
                 bucket = idx.get(value)
                 if bucket is not None:
                     bucket.pop(key, None)
                     if not bucket:
                         del idx[value]
+                self._tick += 1
+                changed[value] = self._tick
         return old
 
     def replace(self, objects: Iterable[Any], resource_version: str) -> None:
@@ -146,6 +156,10 @@ class Store:
             self._by_ns.clear()
             for idx in self._index.values():
                 idx.clear()
+            for changed in self._changed.values():
+                for value in changed:  # the tick keeps growing, so no old value can come back
+                    self._tick += 1
+                    changed[value] = self._tick
             for obj in objects:
                 self._add_locked(obj)
             self.resource_version = resource_version
@@ -188,6 +202,10 @@ class Store:
     def by_index(self, index: str, value: str) -> list[Any]:
         with self._lock:
             return list(self._index[index].get(value, {}).values())
+
+    def index_version(self, index: str, value: str) -> int:
+        """Changes whenever the bucket of ``value`` changes (an object added, removed or replaced)."""
+        return self._changed[index].get(value, 0)
 
     def index_keys(self, index: str) -> list[str]:
         with self._lock:

@@ -111,8 +111,11 @@ class ControlPlane:
     ADMIN_TOKEN = "kubehub-cluster-tests-admin"
     NOBODY_TOKEN = "kubehub-cluster-tests-nobody"
 
-    def __init__(self, root: Path, *, port_base: int = 31600) -> None:
+    def __init__(self, root: Path, *, port_base: int = 31600, watch_cache: bool = False) -> None:
         self.root = root
+        # Off for the fault tests (watches then read etcd, so a compaction gives 410 at once);
+        # on for the benchmark, as in any real cluster.
+        self.watch_cache = watch_cache
         base = free_port_block(port_base, 4)
         self.etcd_port, self.peer_port, self.api_port = base, base + 1, base + 2
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -191,8 +194,7 @@ class ControlPlane:
                 "--service-account-issuer=https://kubernetes.default.svc",
                 "--service-cluster-ip-range=10.97.0.0/16",
                 "--authorization-mode=RBAC",
-                # Watches read etcd directly, so a compaction makes an old version answer 410 at once.
-                "--watch-cache=false",
+                f"--watch-cache={'true' if self.watch_cache else 'false'}",
                 "--enable-priority-and-fairness=false",
                 "--profiling=false",
             ],

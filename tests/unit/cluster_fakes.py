@@ -275,9 +275,9 @@ class FakeKube:
         pass
 
     # -- ClusterApi (the service's writes) ----------------------------------------------------------
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        self._check_up(kwargs.get("verb", method.lower()), kwargs.get("resource", path))
-        self.requests.append((method, path, kwargs.get("body")))
+    def request(self, method: str, path: str, *, verb: str, resource: str, body: Any = None, **kwargs: Any) -> Any:
+        self._check_up(verb, resource)
+        self.requests.append((method, path, body))
         return {}
 
     def read_log(self, namespace: str, pod: str, *, container: str, tail: int, limit_bytes: int) -> str:

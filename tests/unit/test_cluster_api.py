@@ -300,3 +300,31 @@ def test_log_tail_names_a_missing_container(world: tuple[TenancyWorld, Cluster])
     assert r.status_code == 422 and r.get_json()["field"] == "container"
     r = client.get("/api/v1/namespaces/ns-a1/pods/web-5d9-0/log?tail=0")
     assert r.status_code == 400 and r.get_json()["field"] == "tail"
+
+
+def test_node_listings_follow_pod_and_node_changes_despite_caching(world: tuple[TenancyWorld, Cluster]) -> None:
+    w, cluster = world
+    client = w.client("platform-admin")
+
+    def node0() -> dict:
+        return next(n for n in client.get("/api/v1/nodes").get_json()["items"] if n["name"] == "node-0")
+
+    assert node0()["allocation"]["pods"] == 2
+    cluster.kube.put("pods", pod_json("ns-a1", "extra", node="node-0", cpu="500m", memory="1Gi"))
+    cluster.sync()
+    assert node0()["allocation"]["pods"] == 3
+    assert node0()["allocation"]["requested"] == {"cpu_millis": 2500, "memory_bytes": 5 * 2**30}
+    finished = pod_json("ns-a1", "extra", node="node-0", cpu="500m", memory="1Gi", phase="Succeeded")
+    finished["metadata"]["uid"] = cluster.service.cache["pods"].get("ns-a1", "extra").uid
+    cluster.kube.put("pods", finished)
+    cluster.sync()
+    assert node0()["allocation"]["pods"] == 2
+    cluster.kube.put("nodes", node_json("node-0", cpu="4", memory="8Gi", unschedulable=True))
+    cluster.sync()
+    assert node0()["unschedulable"] is True
+    cluster.kube.remove("pods", "ns-a1", "extra")
+    cluster.kube.remove("pods", "ns-a1", "web-5d9-0")
+    cluster.sync()
+    assert node0()["allocation"]["pods"] == 1
+    body = client.get("/api/v1/nodes?limit=2").get_json()
+    assert body["total"] == 3 and body["continue"] and body["stale_since"] is None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from hub.collectors.inventory import ListQuery, Page, decode_continue
 from hub.errors import BackendUnavailable, InvalidInput
@@ -37,10 +37,7 @@ def cluster() -> Any:
 def list_query() -> ListQuery:
     limit = int_param("limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
     token = request.args.get("continue", "")
-    if token:
-        offset = decode_continue(token)
-    else:
-        offset = (int_param("page", 1, minimum=1) - 1) * limit
+    offset = decode_continue(token) if token else (int_param("page", 1, minimum=1) - 1) * limit
     return ListQuery(
         limit=limit,
         offset=offset,
@@ -50,6 +47,8 @@ def list_query() -> ListQuery:
 
 
 def page_response(page: Page) -> Any:
+    if page.encoded is not None:  # items the service keeps encoded: splice, do not re-encode
+        return Response(page.to_json(), mimetype="application/json")
     return jsonify(page.to_dict())
 
 
