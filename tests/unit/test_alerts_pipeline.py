@@ -144,14 +144,14 @@ def test_a_breach_fires_after_consecutive_periods_and_one_email_carries_the_evid
     sent_at, mail = w.mails()[0]
     assert sent_at == T0 + 120  # the third period, in the same cycle
     assert mail.recipient == "oncall@example.com"
-    assert mail.subject == "[FIRING·critical] node-1 cpu-high 97.0% (>90%)"
+    assert mail.subject == "[FIRING·critical] node-1 cpu-high 97% (>90%)"
     for evidence in (
         "node-pressure",
         "cpu-high",
         "node-1",
         "critical",
         "avg_over_time(node_cpu_utilisation[60s])",
-        "97.0% (threshold > 90%)",
+        "97% (threshold > 90%)",
         "First breach:",
         "3 breaching period(s) of 1m",
         "http://hub.example/alerting/alerts/",
@@ -172,7 +172,7 @@ def test_a_recovery_sends_a_resolve_notice_only_to_those_told_it_fired(tmp_path:
     w.tick(3)
     w.values = {"node-1": 0.4}
     w.tick()
-    assert w.subjects()[-1] == "[RESOLVED] node-1 cpu-high 40.0% (was >90%)"
+    assert w.subjects()[-1] == "[RESOLVED] node-1 cpu-high 40% (was >90%)"
     assert "It was firing from" in w.mails()[-1][1].text
     # A pending streak that never fired resolves silently.
     w.values = {"node-1": 0.97}
@@ -288,9 +288,9 @@ def test_a_flapping_rule_is_held_and_summarised_once_it_settles(tmp_path: Path) 
         w.tick()
     # fired, resolved, fired (3 changes told); the 4th change starts the hold.
     assert w.subjects() == [
-        "[FIRING·critical] node-1 cpu-high 97.0% (>90%)",
-        "[RESOLVED] node-1 cpu-high 10.0% (was >90%)",
-        "[FIRING·critical] node-1 cpu-high 97.0% (>90%)",
+        "[FIRING·critical] node-1 cpu-high 97% (>90%)",
+        "[RESOLVED] node-1 cpu-high 10% (was >90%)",
+        "[FIRING·critical] node-1 cpu-high 97% (>90%)",
     ]
     w.values = {"node-1": 0.1}
     w.tick(12)
@@ -386,7 +386,7 @@ def test_retryable_failures_back_off_and_deliver_in_order_bad_addresses_fail(tmp
     assert (
         got
         == [
-            "[FIRING·critical] node-0 cpu-high 97.0% (>90%)",
+            "[FIRING·critical] node-0 cpu-high 97% (>90%)",
             "[FIRING·critical] node-pressure: 2 alerts (node-1, node-0)",
             "[FIRING·critical] node-pressure: 2 alerts (node-2, node-1)",
             "[FIRING·critical] node-pressure: 2 alerts (node-3, node-2)",
@@ -447,7 +447,7 @@ def test_a_workload_alert_email_is_in_chinese_when_asked_and_lists_log_lines(tmp
     assert len(w.mails()) == 1
     mail = w.mails()[0][1]
     assert mail.recipient == "alice@users.example"
-    assert mail.subject == "[告警·重要] deployment/api cpu 900m (>500 millicores)"
+    assert mail.subject == "[告警·重要] deployment/api cpu 900m (>500m)"
     assert "GC overhead limit exceeded" in mail.text and "同一时段的日志" in mail.text
     assert calls[0]["namespace"] == "team-a" and calls[0]["workload"] == "api"
     msg = email.message_from_string(mail.text)

@@ -75,19 +75,25 @@ def _human_bytes(v: float, per_second: bool = False) -> str:
     return f"{v:.1f}"  # pragma: no cover
 
 
+def _num(value: float, digits: int = 1) -> str:
+    """Fixed decimals without a useless trailing zero: 90.0 -> '90', 97.25 -> '97.2'."""
+    text = f"{value:.{digits}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def format_value(value: float | None, unit: str) -> str:
     """A metric value (in its base unit) the way a person reads it, in the rule's unit family."""
     if value is None:
         return "no data"
     dim = UNITS[unit].dimension if unit in UNITS else "raw"
     if dim == "ratio":
-        return f"{value * 100:.1f}%"
+        return f"{_num(value * 100)}%"
     if dim == "bytes":
         return _human_bytes(value)
     if dim == "bytes/s":
         return _human_bytes(value, per_second=True)
     if dim == "cores":
-        return f"{value * 1000:.0f}m" if abs(value) < 1 else f"{value:.2f} cores"
+        return f"{value * 1000:.0f}m" if abs(value) < 1 else f"{_num(value, 2)} cores"
     if dim == "count":
         return f"{value:.0f}" if float(value).is_integer() else f"{value:.2f}"
     if dim == "seconds":

@@ -136,7 +136,9 @@ class Renderer:
             shown = ", ".join(_clip(x, 24) for x in names[:2]) + (f" +{len(names) - 2}" if len(names) > 2 else "")
             return f"{tag} {lead.policy_name}: {len(notices)} {w['alerts']} ({shown})"
         ent = _clip(short_entity(lead), 40)
-        thr = f"{lead.comparator}{format_threshold(lead.threshold, lead.unit)}"
+        # Value and threshold in the same human form (1.77 cores vs 1.31 cores), not the value
+        # in one unit and the threshold in the one the policy author typed.
+        thr = f"{lead.comparator}{format_value(lead.threshold_base, lead.unit)}"
         if lead.kind == "flap_summary":
             return f"{tag} {ent} {lead.rule}: {w['flapped'].format(n=lead.detail.get('changes', '?'))}"
         if lead.kind == "nodata":
@@ -181,7 +183,8 @@ class Renderer:
             "entity": n.entity,
             "short_entity": short_entity(n),
             "value": format_value(n.value, n.unit),
-            "threshold": f"{n.comparator} {format_threshold(n.threshold, n.unit)}",
+            "threshold": f"{n.comparator} {format_value(n.threshold_base, n.unit)}",
+            "threshold_written": f"{n.comparator} {format_threshold(n.threshold, n.unit)}",
             "period": format_duration(n.period),
             "started": when(n.started_at),
             "fired": when(n.fired_at),
