@@ -1166,3 +1166,17 @@ def render_rules_file() -> str:
 
 if __name__ == "__main__":
     print(render_rules_file(), end="")
+
+
+def catalogue_markdown(catalogue: Catalogue | None = None) -> str:
+    """The metric tables of docs/monitoring.md (a unit test keeps the two in step)."""
+    cat = catalogue or default_catalogue()
+    lines: list[str] = []
+    for level in LEVELS:
+        labels = ", ".join(f"`{k}`" for k in ENTITY_LABELS[level]) or "none (one value)"
+        lines += [f"### {level}", "", f"Entity labels: {labels}.", "", "| metric | unit | meaning |", "|---|---|---|"]
+        for m in cat.metrics(level):
+            extra = f" (by {', '.join(m.labels)})" if level == "components" and m.labels else ""
+            lines.append(f"| `{m.name}` | {m.unit} | {m.description}{extra} |")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"

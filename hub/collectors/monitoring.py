@@ -32,7 +32,7 @@ from hub.collectors.catalogue import (
     Filters,
 )
 from hub.collectors.prometheus import QueryBackend, QuerySpec, label_names
-from hub.collectors.promql import validate_names
+from hub.collectors.promql import promql_number, validate_names
 from hub.errors import BackendUnavailable, InvalidInput, Unprocessable
 from hub.timeutil import Clock, format_duration, parse_duration, parse_time
 
@@ -293,8 +293,7 @@ class MonitoringService:
             frames = self._fetch(req, req.metrics, req.filters, at, deadline)
         except EmptyScope:
             return self._shape(req, {m: None for m in req.metrics}, page_keys=_empty_keys(keys), total=0)
-        union = _entity_union(frames.values(), keys)
-        ordered = rankings.rank(union.assign(value=np.nan), keys) if keys else union
+        ordered = _entity_union(frames.values(), keys)
         total = len(ordered) if keys else (1 if any(f is not None and not f.empty for f in frames.values()) else 0)
         page_keys = ordered
         if req.limit is not None and keys:
@@ -319,7 +318,15 @@ class MonitoringService:
         counted = int(answers[1]["value"].iloc[0]) if len(answers) > 1 and not answers[1].empty else 0
         values = rankings.entity_values(top, keys)
         if not rankings.topk_is_exact(values, needed=needed, fetched=fetched, descending=req.descending):
-            top = backend.instant(guarded, time=at, timeout=deadline.remaining())
+            # A tie at the page boundary may continue past what topk returned: fetch every
+            # entity at least as good as the boundary value (bounded by the tie, not by the
+            # level's size) and let the name tie-break decide. Same evaluation time, same
+            # expression: equal values compare equal.
+            boundary = rankings.boundary_value(values, needed=needed, descending=req.descending)
+            comparison = ">=" if req.descending else "<="
+            top = backend.instant(
+                f"({expr}) {comparison} {promql_number(boundary)}", time=at, timeout=deadline.remaining()
+            )
             values = rankings.entity_values(top, keys)
         universe = None
         if values["value"].notna().sum() < needed and universe_expr is not None:
@@ -421,19 +428,13 @@ def _empty_keys(keys: Sequence[str]) -> pd.DataFrame:
 
 
 def _entity_union(frames: Any, keys: Sequence[str]) -> pd.DataFrame:
+    """Every entity present in any of the frames, sorted by name."""
     cols = list(keys)
-    parts = []
+    found: set[tuple[str, ...]] = set()
     for frame in frames:
-        if frame is None or frame.empty:
-            continue
-        part = frame.copy()
-        for k in cols:
-            if k not in part.columns:
-                part[k] = ""
-        parts.append(part[cols].drop_duplicates())
-    if not parts or not cols:
-        return _empty_keys(cols)
-    return pd.concat(parts, ignore_index=True).drop_duplicates().reset_index(drop=True)
+        if frame is not None and not frame.empty and cols:
+            found.update(rankings.key_tuples(frame, cols))
+    return pd.DataFrame(sorted(found), columns=cols) if found else _empty_keys(cols)
 
 
 def _narrow(filters: Filters, keys: Sequence[str], page_keys: pd.DataFrame) -> Filters:
@@ -450,8 +451,10 @@ def _series(frame: pd.DataFrame, keys: Sequence[str], page_keys: pd.DataFrame) -
     if frame.empty:
         return []
     labels = label_names(frame)
-    frame = frame.sort_values(["series", "timestamp"], kind="mergesort")
     ids = frame["series"].to_numpy()
+    if (np.diff(ids) < 0).any():  # frames normally arrive ordered by series, then time
+        frame = frame.sort_values(["series", "timestamp"], kind="mergesort")
+        ids = frame["series"].to_numpy()
     bounds = np.flatnonzero(np.diff(ids)) + 1
     starts = np.concatenate(([0], bounds))
     ts = frame["timestamp"].to_numpy(dtype=float)
@@ -475,15 +478,6 @@ def _missing(frame: pd.DataFrame, keys: Sequence[str], page_keys: pd.DataFrame) 
     """Entities of the page for which the metric has no series."""
     if not keys or page_keys.empty:
         return []
-    cols = list(keys)
-    wanted = page_keys[cols].drop_duplicates()
-    if frame.empty:
-        absent = wanted
-    else:
-        have = frame.copy()
-        for k in cols:
-            if k not in have.columns:
-                have[k] = ""
-        merged = wanted.merge(have[cols].drop_duplicates(), on=cols, how="left", indicator=True)
-        absent = merged.loc[merged["_merge"] == "left_only", cols]
-    return [{k: str(v) for k, v in row.items()} for row in absent.to_dict("records")]
+    have = set(rankings.key_tuples(frame, keys)) if not frame.empty else set()
+    wanted = dict.fromkeys(rankings.key_tuples(page_keys, keys))
+    return [dict(zip(keys, (str(v) for v in key), strict=True)) for key in wanted if key not in have]

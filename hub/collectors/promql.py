@@ -14,6 +14,7 @@ changing the meaning of a query:
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -122,6 +123,15 @@ def selector(series: str, matchers: Iterable[str]) -> str:
     if not _LABEL_NAME.fullmatch(series.replace(":", "_")):
         raise ValueError(f"not a series name: {series!r}")
     return f"{series}{{{','.join(matchers)}}}"
+
+
+def promql_number(value: float) -> str:
+    """A float literal PromQL parses back to exactly ``value`` (repr round-trips)."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value))
 
 
 def duration(seconds: float) -> str:

@@ -69,6 +69,11 @@ class FakeBackend:
         if series is None:  # the inventory itself (the ranking's universe)
             return _frame([(k, 1.0) for k in inventory], ["namespace", "pod"], spec)
         rows = [(k, v) for k, v in self.values[series].items() if visible(k)]
+        bound = re.search(r"\) (>=|<=) ([-+0-9.eE]+|[-+]Inf)$", q)
+        if bound and not q.startswith(("topk(", "bottomk(")):
+            limit = float(bound.group(2))
+            keep = (lambda v: v >= limit) if bound.group(1) == ">=" else (lambda v: v <= limit)
+            rows = [r for r in rows if keep(r[1])]
         top = re.match(r"(topk|bottomk)\((\d+),", q)
         if top:
             rows = [r for r in rows if not np.isnan(r[1])]

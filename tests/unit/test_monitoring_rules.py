@@ -27,3 +27,10 @@ def test_each_recorded_metric_is_the_catalogue_expression_under_a_kubehub_name()
     assert by_name == {r["record"]: r["expr"] for r in recording_rules()["groups"][0]["rules"]}
     assert by_name["kubehub:node_cpu_utilisation"] == catalogue.expr("nodes", "node_cpu_utilisation")
     assert all(name.startswith("kubehub:") for name in by_name)
+
+
+def test_the_docs_list_exactly_the_catalogue() -> None:
+    from hub.collectors.catalogue import catalogue_markdown
+
+    docs = (RULES.parents[2] / "docs" / "monitoring.md").read_text(encoding="utf-8")
+    assert catalogue_markdown() in docs, "paste catalogue_markdown() into docs/monitoring.md (## Catalogue)"

@@ -57,13 +57,25 @@ def test_ascending_rankings_ask_for_bottomk() -> None:
     assert backend.sent[0].promql.startswith("bottomk(")
 
 
-def test_a_tie_across_the_page_boundary_is_resolved_by_name_with_every_value() -> None:
-    values = {k: 1.0 for k in PODS}
+def test_a_tie_across_the_page_boundary_is_resolved_by_name_over_the_whole_tie() -> None:
+    values = {k: 0.5 for k in PODS}  # below the boundary: never fetched again
+    for i in range(10, 30):
+        values[("ns", f"p{i:02d}")] = 1.0  # a tie of 20 pods, more than topk's 8
     values[("ns", "p29")] = 5.0
     svc, backend = service({CPU: values}, PODS)
     body = run(svc, "pods", metrics="pod_cpu_usage", sort_metric="pod_cpu_usage", limit=3)
-    assert series_names(body) == ["ns/p29", "ns/p00", "ns/p01"]
-    assert len(backend.sent) == 3  # topk, count, then every value because the tie went past topk
+    assert series_names(body) == ["ns/p29", "ns/p10", "ns/p11"]
+    assert len(backend.sent) == 3  # topk, count, then the entities at least as good as the boundary
+    assert backend.sent[2].promql.endswith(") >= 1.0")
+
+
+def test_an_ascending_tie_fetches_the_entities_at_or_below_the_boundary() -> None:
+    values = {k: 0.0 for k in PODS}  # idle pods: a tie of everything at zero
+    values[("ns", "p00")] = 3.0
+    svc, backend = service({CPU: values}, PODS)
+    body = run(svc, "pods", metrics="pod_cpu_usage", sort_metric="pod_cpu_usage", sort_type="asc", limit=2, page=2)
+    assert series_names(body) == ["ns/p03", "ns/p04"]
+    assert backend.sent[2].promql.endswith(") <= 0.0")
 
 
 def test_entities_without_a_value_come_last_and_are_reported_missing() -> None:

@@ -1,0 +1,212 @@
+"""Benchmark: the hub's top-10 pods-by-CPU ranking against the raw PromQL ``topk`` (issue 5).
+
+Both are measured the same way, in the same run, interleaved: a client sends an HTTP request
+and decodes the JSON answer. The hub is served by waitress in this process on a free port and
+talks to the sandbox's Prometheus (or ``--prometheus URL``); the raw side sends
+
+    topk(10, sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{container!="",container!="POD"}[5m])))
+
+straight to Prometheus. Also measured: a 24 h range chart (CPU and memory, step 5 m) of one
+workload through the hub, against the same two catalogue expressions sent raw.
+
+Last line: ``monitoring: ratio=<hub ranking p95 / raw topk p95> ...`` (goal <= 1.2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from hub.collectors.catalogue import Filters, default_catalogue  # noqa: E402
+from hub.settings import Settings  # noqa: E402
+
+RAW_TOPK = (
+    'topk(10, sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{container!="",container!="POD"}[5m])))'
+)
+PASSWORD = "correct-horse-battery-9"
+
+
+def p95(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[max(0, round(0.95 * len(ordered)) - 1)]
+
+
+def sandbox_prometheus() -> str:
+    from sandbox.core import Sandbox
+
+    sb = Sandbox(quiet=True)
+    up = {c["name"] for c in sb.status()["components"] if c["state"] == "up"}
+    if "prometheus" not in up:
+        raise SystemExit("monitoring bench: the sandbox's Prometheus is not up (run `kubehub sandbox up`)")
+    return sb.prometheus_url
+
+
+def serve_hub(prometheus: str, data_dir: Path) -> tuple[str, str, Any, Any]:
+    """The hub on a free local port; returns (base URL, admin token, server, hub)."""
+    from waitress import create_server
+
+    from web import create_app
+
+    settings = Settings(data_dir=data_dir).replace(
+        kubernetes={"kubeconfig": "none"},
+        logs={"ship": False},
+        alerts={"evaluate": False},
+        prometheus={"url": prometheus, "timeout": 30.0},
+        auth={"password_hash_memory_kib": 8, "password_hash_time_cost": 1},
+    )
+    app = create_app(settings)
+    hub = app.extensions["kubehub"]
+    tenancy = hub.services["tenancy"]
+    tenancy.create_user("bench", PASSWORD, platform_role="admin")
+    token = tenancy.issue_token("bench").token
+    server = create_server(app, host="127.0.0.1", port=0, threads=4)
+    threading.Thread(target=server.run, daemon=True).start()
+    return f"http://127.0.0.1:{server.effective_port}", token, server, hub
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    fn()
+    return (time.perf_counter() - started) * 1000
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="few iterations (CI)")
+    parser.add_argument("--prometheus", help="Prometheus URL (default: the sandbox's)")
+    parser.add_argument("--iterations", type=int, help="ranking requests per side")
+    args = parser.parse_args(argv)
+    rounds = args.iterations or (25 if args.quick else 200)
+    chart_rounds = max(5, rounds // 5)
+    prometheus = args.prometheus or sandbox_prometheus()
+
+    raw = requests.Session()
+    client = requests.Session()
+
+    def prom(promql: str, **params: Any) -> dict:
+        path = "query_range" if "start" in params else "query"
+        answer = raw.get(f"{prometheus}/api/v1/{path}", params={"query": promql, **params}, timeout=60)
+        answer.raise_for_status()
+        return answer.json()
+
+    pods = int(float(prom("count(kube_pod_info)")["data"]["result"][0]["value"][1]))
+    deployments = prom("kube_deployment_spec_replicas")["data"]["result"]
+    if not deployments:
+        raise SystemExit("monitoring bench: no Deployment in Prometheus to chart")
+    target = sorted((d["metric"]["namespace"], d["metric"]["deployment"]) for d in deployments)[0]
+
+    with tempfile.TemporaryDirectory(prefix="kubehub-bench-monitoring-") as tmp:
+        base, token, server, hub = serve_hub(prometheus, Path(tmp))
+        headers = {"Authorization": f"Bearer {token}"}
+        backend = hub.services["prometheus"]
+        try:
+            ranking_params = {"metrics": "pod_cpu_usage", "sort_metric": "pod_cpu_usage", "limit": "10"}
+
+            def hub_ranking() -> dict:
+                answer = client.get(
+                    f"{base}/api/v1/monitoring/pods", params=ranking_params, headers=headers, timeout=60
+                )
+                answer.raise_for_status()
+                return answer.json()
+
+            def raw_topk() -> dict:
+                return prom(RAW_TOPK)
+
+            # The two must agree before their speed means anything.
+            top_hub = [(s["labels"]["namespace"], s["labels"]["pod"]) for s in hub_ranking()["results"][0]["series"]]
+            top_raw = {(r["metric"]["namespace"], r["metric"]["pod"]) for r in raw_topk()["data"]["result"]}
+            if len(top_hub) != min(10, len(top_raw)) or (set(top_hub) != top_raw and len(top_raw) == 10):
+                print(
+                    f"monitoring bench: hub top-10 {top_hub} differs from raw topk {sorted(top_raw)}", file=sys.stderr
+                )
+
+            for _ in range(3):  # warm both paths (connections, caches)
+                hub_ranking()
+                raw_topk()
+            hub_ms: list[float] = []
+            raw_ms: list[float] = []
+            sent_before = backend.queries_sent
+            for i in range(rounds):
+                # Alternate which goes first so neither always meets a warmer Prometheus.
+                if i % 2:
+                    raw_ms.append(timed(raw_topk))
+                    hub_ms.append(timed(hub_ranking))
+                else:
+                    hub_ms.append(timed(hub_ranking))
+                    raw_ms.append(timed(raw_topk))
+            queries_per_ranking = (backend.queries_sent - sent_before) / rounds
+
+            # 24 h chart of one workload: through the hub, and the same expressions sent raw.
+            end = float(int(time.time()))
+            start, step = end - 86400, 300.0
+            ns, name = target
+            chart_params = {
+                "metrics": "workload_cpu_usage,workload_memory_usage",
+                "namespaces": ns,
+                "kind": "deployment",
+                "workloads": name,
+                "start": str(start),
+                "end": str(end),
+                "step": str(int(step)),
+            }
+            catalogue = default_catalogue()
+            filters = Filters(namespaces=(ns,), kinds=("deployment",), workloads=(name,))
+            exprs = [
+                catalogue.expr("workloads", m, filters, rate_seconds=2 * step)
+                for m in ("workload_cpu_usage", "workload_memory_usage")
+            ]
+
+            def hub_chart() -> dict:
+                answer = client.get(
+                    f"{base}/api/v1/monitoring/workloads", params=chart_params, headers=headers, timeout=60
+                )
+                answer.raise_for_status()
+                return answer.json()
+
+            def raw_chart() -> None:
+                for expr in exprs:
+                    prom(expr, start=start, end=end, step=step)
+
+            points = len(hub_chart()["results"][0]["series"][0]["values"]) if hub_chart()["results"][0]["series"] else 0
+            chart_hub_ms: list[float] = []
+            chart_raw_ms: list[float] = []
+            for _ in range(chart_rounds):
+                chart_hub_ms.append(timed(hub_chart))
+                chart_raw_ms.append(timed(raw_chart))
+        finally:
+            server.close()
+            hub.close()
+
+    ratio = p95(hub_ms) / p95(raw_ms)
+    chart_ratio = p95(chart_hub_ms) / p95(chart_raw_ms)
+    print(
+        f"pods={pods} rounds={rounds} hub ranking p50={statistics.median(hub_ms):.1f} ms p95={p95(hub_ms):.1f} ms; "
+        f"raw topk p50={statistics.median(raw_ms):.1f} ms p95={p95(raw_ms):.1f} ms; "
+        f"PromQL queries per hub ranking={queries_per_ranking:g}"
+    )
+    print(
+        f"24h chart of deployment {ns}/{name} ({points} points, 2 metrics): hub p95={p95(chart_hub_ms):.1f} ms, "
+        f"raw p95={p95(chart_raw_ms):.1f} ms"
+    )
+    print(
+        f"monitoring: ratio={ratio:.2f} hub_p95_ms={p95(hub_ms):.1f} raw_p95_ms={p95(raw_ms):.1f} "
+        f"chart_p95_ms={p95(chart_hub_ms):.1f} chart_ratio={chart_ratio:.2f} pods={pods} "
+        f"queries={queries_per_ranking:g}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
