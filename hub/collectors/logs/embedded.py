@@ -226,7 +226,13 @@ class EmbeddedLogStore:
         self._sources: dict[int, Source] = {}
         self._by_key: dict[tuple[str, str, str, str, str, str], int] = {}
         self._by_ns: dict[str, list[int]] = defaultdict(list)
+        # Earliest line of any source of a namespace: a floor at or before it hides nothing, so
+        # the namespace's sources join the scope whole without looking at each one.
+        self._ns_first: dict[str, float] = {}
         self._days: dict[str, _Day] = {}
+        # Called with (day file, SQL with its parameters inlined) for every read statement when
+        # set: the benchmark replays exactly these as its raw-SQL baseline; handy when debugging.
+        self.statement_log: Callable[[str, str], None] | None = None
         self._load()
 
     # -- opening -------------------------------------------------------------------------------
@@ -268,6 +274,7 @@ class EmbeddedLogStore:
         self._sources[src.id] = src
         self._by_key[src.key] = src.id
         self._by_ns[src.namespace].append(src.id)
+        self._ns_first[src.namespace] = min(self._ns_first.get(src.namespace, src.first_t), src.first_t)
 
     def _writer(self, day: _Day) -> sqlite3.Connection:
         if day.writer is None:
@@ -385,6 +392,7 @@ class EmbeddedLogStore:
                 )
             for src in widened:
                 self._sources[src.id] = src
+                self._ns_first[src.namespace] = min(self._ns_first.get(src.namespace, src.first_t), src.first_t)
         return [i if i >= 0 else created[-1 - i] for i in ids]
 
     def _write_day(self, day: _Day, rows: list[tuple[int, int, int, str, str, str]]) -> int:
@@ -467,9 +475,13 @@ class EmbeddedLogStore:
         full: set[int] = set()
         straddling: dict[int, float] = {}
         sources = self._sources
+        filtered = bool(workloads or pods or containers)
         for ns, floor in namespaces.items():
             ids = self._by_ns.get(ns)
             if not ids:
+                continue
+            if not filtered and floor <= self._ns_first.get(ns, float("inf")):
+                full.update(ids)
                 continue
             for src_id in list(ids):
                 src = sources[src_id]
@@ -568,6 +580,10 @@ class EmbeddedLogStore:
             conn = day.readers.pop() if day.readers else None
         if conn is None:
             conn = self._connect(day.path, writer=False)
+        hook = self.statement_log
+        if hook is not None:
+            path = str(day.path)
+            conn.set_trace_callback(lambda sql: hook(path, sql))
         try:
             return fn(conn)
         except sqlite3.Error as exc:
@@ -576,6 +592,8 @@ class EmbeddedLogStore:
             raise BackendUnavailable(BACKEND, f"reading {day.path.name} failed: {exc}") from exc
         finally:
             if conn is not None:
+                if hook is not None:
+                    conn.set_trace_callback(None)
                 with day.lock:
                     if day.dropped or len(day.readers) >= READERS_PER_DAY:
                         conn.close()
@@ -596,20 +614,20 @@ class EmbeddedLogStore:
             if plan is None:
                 continue
             want = need - len(found)
-            if want > 0:
-                sql = f"SELECT {plan.id_expr} {plan.from_where} ORDER BY {plan.id_expr} {order} LIMIT :n"
-                args = {**plan.params, "n": want}
-                ids = [r[0] for r in self._rows(day, sql, args)]
-                found.extend((day, i) for i in ids)
-                if len(ids) < want:
-                    total += len(ids)
-                    continue
-            if total >= TOTAL_CAP:
-                exact = False
-                if len(found) >= need:
-                    break
-                continue
             room = TOTAL_CAP - total
+            if want > 0:
+                # One pass gives this day's share of the page and its count up to the cap.
+                limit = max(want, room)
+                sql = f"SELECT {plan.id_expr} {plan.from_where} ORDER BY {plan.id_expr} {order} LIMIT :n"
+                ids = [r[0] for r in self._rows(day, sql, {**plan.params, "n": limit})]
+                found.extend((day, i) for i in ids[:want])
+                total += len(ids)
+                if len(ids) >= limit:
+                    exact = False
+                continue
+            if room <= 0:
+                exact = False
+                break
             sql = f"SELECT count(*) FROM (SELECT 1 {plan.from_where} LIMIT :n)"
             counted = int(self._rows(day, sql, {**plan.params, "n": room})[0][0])
             total += counted
@@ -758,19 +776,6 @@ class EmbeddedLogStore:
                 d.writer.close()
                 d.writer = None
         self._catalog.close()
-
-    # -- for the benchmark: the SQL a search runs, to time it raw ----------------------------------
-    def explain(self, query: LogQuery) -> list[tuple[str, str, dict[str, Any]]]:
-        """(day file, SQL, parameters) of the id query each day would run for ``query``."""
-        scope = self._scope(query)
-        order = "DESC" if query.sort == "desc" else "ASC"
-        out = []
-        for day in self._days_for(query):
-            plan = self._plan(day, scope, query)
-            if plan is not None:
-                sql = f"SELECT {plan.id_expr} {plan.from_where} ORDER BY {plan.id_expr} {order} LIMIT :n"
-                out.append((str(day.path), sql, {**plan.params, "n": query.offset + query.size}))
-        return out
 
 
 def _key_range(q: LogQuery) -> tuple[int, int]:

@@ -1,0 +1,482 @@
+"""Log store benchmark: ingest and tenant-scoped search through the hub vs the raw backend query.
+
+    .venv/bin/python bench/logs.py [--quick] [--es-url URL]
+
+1. Generates 1,000,000 synthetic container log lines (``--quick``: 200,000) over two and a half
+   days: 300 namespaces with data (skewed: a few are busy), English and Chinese messages, request
+   ids, a rare token, colour codes.
+2. Ingests them through the hub's own write path (``hub.services["logs"].write``, the shipper's
+   sink, 5,000 lines per call like the shipper's batches) into the embedded store and into
+   Elasticsearch (the sandbox's, or ``--es-url``), and reports lines per second.
+3. Runs a fixed mix of searches for two tenants through the hub (``LogService.search``: parse,
+   scope from the tenancy service, store query, audit entry, JSON-ready answer) and, in the
+   same run, the raw backend query: for Elasticsearch the identical DSL body POSTed with a
+   plain keep-alive HTTP connection, for the embedded store the identical SQL statements the
+   hub ran (captured with their parameters) on plain sqlite3 connections.
+
+   Tenants: "broad", a workspace admin of 1,200 namespaces (100 of them with data, about a
+   third of all lines; two recreated during the data so their floors cut through it) and
+   "narrow", a project member of 2 namespaces. Queries: a phrase, an AND, an OR, a rare
+   token, a three- and two-character Chinese word, each without a time range and some with
+   the last hour or six hours, and a filter-only page of the last hour.
+
+The last line is ``logs: ratio=<hub p95 / raw ES p95> embedded_p95_ms=<...>
+embedded_ingest_lps=<...> es_ingest_lps=<...>``. Goals (issue 7): ratio <= 1.2, embedded p95 <=
+25 ms at 1M lines, embedded ingest >= 20,000 lines/s. Not a timed test: it reports, it does not
+assert.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import http.client
+import json
+import os
+import random
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from hub.collectors.logs.store import LogParams, LogRecord  # noqa: E402
+from hub.runtime import Hub, build_hub  # noqa: E402
+from hub.settings import Settings  # noqa: E402
+from hub.timeutil import FakeClock  # noqa: E402
+
+END = 1_795_348_800.0  # 2026-11-22T12:00:00Z: the data spans three UTC days (three partitions)
+SPAN = 2.5 * 86_400
+DATA_NAMESPACES = 300
+BATCH = 5_000  # lines per write, as the shipper delivers them
+
+_WORD_TEXT = (
+    "request served user login checkout payment refund order cart session cache redis mysql postgres "
+    "kafka consumer producer offset commit retry backoff upstream downstream gateway proxy handler "
+    "worker queue job scheduled started stopped ready healthy probe liveness readiness config reload "
+    "token expired invalid denied allowed granted metrics exporter scrape target endpoint service "
+    "deployment replica rollout image pull container restart memory cpu disk volume mount network "
+    "dns resolve lookup socket connect listen accept close read write flush sync batch insert update "
+    "delete select query index shard leader follower election heartbeat lease renew "
+)
+WORDS = _WORD_TEXT.split()
+CHINESE = [
+    "请求超时",
+    "连接数据库失败",
+    "用户登录成功",
+    "订单创建完成",
+    "支付回调失败",
+    "缓存未命中",
+    "服务启动完成",
+    "配置已重新加载",
+    "磁盘空间不足",
+    "网络连接超时",
+    "消息队列积压",
+    "健康检查通过",
+    "数据同步失败",
+    "权限校验通过",
+]
+TEMPLATES = [
+    "GET /api/v1/{w} 200 {n}ms user={u}",
+    "POST /api/v1/{w}/{w2} 500 {n}ms error: connection refused",
+    "{w} {w2} completed in {n}ms",
+    "ERROR {w} failed: timeout after {n}ms (retry {k})",
+    "WARN {w} slow {w2} took {n}ms",
+    "INFO {w} {w2} ok trace={h}",
+    "{zh} trace={h} 耗时{n}毫秒",
+    "[{w}] {zh}: {w2} id={h}",
+    "\x1b[32mINFO\x1b[0m {w} {w2} {n}",
+    "DEBUG {w} {w2} {w3} {h}",
+]
+
+
+def ns_name(i: int) -> str:
+    return f"ns-{i:04d}"
+
+
+def sources(rnd: random.Random) -> list[tuple[str, str, str, str, str, str]]:
+    out = []
+    for i in range(DATA_NAMESPACES):
+        for w in range(rnd.randint(1, 3)):
+            workload = f"{rnd.choice(WORDS)}-{w}"
+            rs = f"{rnd.getrandbits(32):08x}"[:9]
+            for _ in range(2):
+                pod = f"{workload}-{rs}-{rnd.getrandbits(20):05x}"
+                for container in ("app", "proxy") if w == 0 else ("app",):
+                    out.append((ns_name(i), workload, pod, container, f"node-{rnd.randint(0, 19)}", f"uid-{pod}"))
+    return out
+
+
+def generate(n: int, *, seed: int = 7) -> Iterator[list[LogRecord]]:
+    """Batches of ``BATCH`` lines in time order (as a shipper delivers them), deterministic."""
+    rnd = random.Random(seed)
+    srcs = sources(rnd)
+    # skewed: source i of namespace k gets weight ~ 1/(k+1)^0.8
+    cum: list[float] = []
+    total = 0.0
+    for s in srcs:
+        total += 1.0 / (int(s[0][3:]) + 1) ** 0.8
+        cum.append(total)
+    step = SPAN / n
+    start = END - SPAN
+    batch: list[LogRecord] = []
+    for i in range(n):
+        t = start + i * step + rnd.random() * step
+        ns, workload, pod, container, node, uid = srcs[bisect.bisect(cum, rnd.random() * total)]
+        template = TEMPLATES[rnd.randrange(len(TEMPLATES))]
+        message = template.format(
+            w=rnd.choice(WORDS),
+            w2=rnd.choice(WORDS),
+            w3=rnd.choice(WORDS),
+            n=rnd.randint(1, 5000),
+            k=rnd.randint(1, 5),
+            u=rnd.randint(1, 100_000),
+            h=f"{rnd.getrandbits(32):08x}",
+            zh=rnd.choice(CHINESE),
+        )
+        if rnd.random() < 0.00005:
+            message += " zqxjv-rare"
+        batch.append(
+            LogRecord(
+                time=t,
+                namespace=ns,
+                workload=workload,
+                pod=pod,
+                container=container,
+                node=node,
+                pod_uid=uid,
+                message=message,
+                uid=f"{uid}/{container}/{i}",
+            )
+        )
+        if len(batch) == BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+# -- the hub under test -----------------------------------------------------------------------------
+
+
+def make_hub(data_dir: Path, logs: dict[str, Any], es: dict[str, Any] | None = None) -> tuple[Hub, FakeClock]:
+    clock = FakeClock(END - SPAN - 86_400)  # projects exist a day before the data
+    settings = Settings(data_dir=data_dir).replace(
+        kubernetes={"kubeconfig": "none"},
+        logs={"ship": False, "retention_days": 7, **logs},
+        auth={"password_hash_memory_kib": 1024, "password_hash_time_cost": 1},
+    )
+    if es:
+        settings = settings.replace(elasticsearch=es)
+    return build_hub(settings, clock=clock), clock
+
+
+def make_tenants(hub: Hub, clock: FakeClock) -> dict[str, Any]:
+    """The broad and narrow tenants' principals (through the tenancy service, as a request would)."""
+    tenancy = hub.services["tenancy"]
+    password = "Bench-password-1"
+    tenancy.create_workspace("big")
+    tenancy.create_workspace("small")
+    for i in range(0, DATA_NAMESPACES, 3):
+        tenancy.create_project("big", ns_name(i))
+    for i in range(1000, 2100):
+        tenancy.create_project("big", ns_name(i))  # namespaces with no lines at all
+    for i in (5, 77):
+        tenancy.create_project("small", ns_name(i))
+    # two namespaces of the broad tenant were deleted and recreated while the data was written
+    for i in (3, 6):
+        tenancy.observe_namespace(ns_name(i), created=END - SPAN / 2 - i * 3600)
+    tenancy.create_user("broad", password)
+    tenancy.set_workspace_member("big", "broad", "admin")
+    tenancy.create_user("narrow", password)
+    for i in (5, 77):
+        tenancy.set_project_member(ns_name(i), "narrow", "viewer")
+    out = {}
+    for name in ("broad", "narrow"):
+        token = tenancy.issue_token(name, kind="named", name="bench").token
+        out[name] = tenancy.principal_from_token(token)
+    clock.set(END + 60)
+    return out
+
+
+def query_mix() -> list[dict[str, str]]:
+    hour = {"start": str(END - 3600), "end": str(END)}
+    six = {"start": str(END - 6 * 3600), "end": str(END)}
+    return [
+        {"q": '"connection refused"'},
+        {"q": "error timeout"},
+        {"q": "payment OR refund"},
+        {"q": "zqxjv"},
+        {"q": "数据库"},
+        {"q": "超时"},
+        {"q": "失败"},
+        {"q": "超时", **hour},
+        {"q": '"connection refused"', **six},
+        {"q": "error timeout", **hour},
+        {**hour},
+    ]
+
+
+def ingest(hub: Hub, n: int) -> float:
+    service = hub.services["logs"]
+    elapsed = 0.0
+    written = 0
+    for batch in generate(n):
+        t0 = time.perf_counter()
+        written += service.write(batch)
+        elapsed += time.perf_counter() - t0
+    service.store.refresh()
+    if written != n:
+        raise SystemExit(f"logs: bench: wrote {written} of {n} lines")
+    return n / elapsed
+
+
+def p(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+
+# -- raw baselines ------------------------------------------------------------------------------------
+
+
+class RawSql:
+    """Replays the exact statements the embedded store ran, on plain sqlite3 connections."""
+
+    def __init__(self) -> None:
+        self.conns: dict[str, sqlite3.Connection] = {}
+
+    def run(self, statements: list[tuple[str, str]]) -> None:
+        for path, sql in statements:
+            conn = self.conns.get(path)
+            if conn is None:
+                conn = sqlite3.connect(path, check_same_thread=False)
+                conn.execute("PRAGMA query_only=ON")
+                conn.execute("PRAGMA cache_size=-16384")
+                conn.execute("PRAGMA mmap_size=268435456")
+                self.conns[path] = conn
+            conn.execute(sql).fetchall()
+
+
+class RawEs:
+    """POSTs a DSL body to ``_search`` on one keep-alive connection and decodes the answer."""
+
+    def __init__(self, url: str, pattern: str) -> None:
+        parts = urllib.parse.urlsplit(url)
+        self.conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 9200, timeout=30)
+        self.path = f"/{pattern}/_search?ignore_unavailable=true&allow_no_indices=true"
+
+    def run(self, body: bytes) -> dict[str, Any]:
+        self.conn.request("POST", self.path, body=body, headers={"Content-Type": "application/json"})
+        resp = self.conn.getresponse()
+        data = resp.read()
+        if resp.status != 200:
+            raise SystemExit(f"logs: bench: raw search failed with HTTP {resp.status}: {data[:200]!r}")
+        return json.loads(data)  # type: ignore[no-any-return]
+
+
+class ScopeTimer:
+    """Times the tenancy service's scope() calls made inside the hub's searches (not replaced:
+    the real method runs), so the report can say how much of the hub's time is scoping."""
+
+    def __init__(self, tenancy: Any) -> None:
+        self.calls: list[float] = []
+        real = tenancy.scope
+
+        def timed(principal: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return real(principal)
+            finally:
+                self.calls.append((time.perf_counter() - t0) * 1000)
+
+        tenancy.scope = timed
+
+
+def measure(
+    hub: Hub,
+    tenants: dict[str, Any],
+    reps: int,
+    raw_for: Callable[[Any, dict[str, str]], Callable[[], Any]],
+    *,
+    verbose: bool = False,
+) -> tuple[list[float], list[float]]:
+    service = hub.services["logs"]
+    cases = [(name, args) for name in tenants for args in query_mix()]
+    raws = {}
+    for name, args in cases:  # warm-up, and the raw baseline of each case
+        service.search(tenants[name], args)
+        raws[(name, json.dumps(args))] = raw_for(tenants[name], args)
+        raws[(name, json.dumps(args))]()
+    timer = ScopeTimer(hub.services["tenancy"])
+    hub_ms: list[float] = []
+    raw_ms: list[float] = []
+    per_case: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
+    for rep in range(reps):
+        for name, args in cases:
+            key = (name, json.dumps(args, ensure_ascii=False))
+            raw = raws[(name, json.dumps(args))]
+            mine = per_case.setdefault(key, ([], []))
+            order = (0, 1) if rep % 2 == 0 else (1, 0)
+            for which in order:
+                t0 = time.perf_counter()
+                if which == 0:
+                    service.search(tenants[name], args)
+                    mine[0].append((time.perf_counter() - t0) * 1000)
+                else:
+                    raw()
+                    mine[1].append((time.perf_counter() - t0) * 1000)
+            hub_ms.append(mine[0][-1])
+            raw_ms.append(mine[1][-1])
+    print(
+        f"    (tenancy.scope() inside the hub's searches: p50 {statistics.median(timer.calls):.2f} ms, "
+        f"p95 {p(timer.calls, 0.95):.2f} ms per call)",
+        flush=True,
+    )
+    if verbose:
+        for (name, args_text), (h, r) in per_case.items():
+            hub_p50, raw_p50 = statistics.median(h), statistics.median(r)
+            print(f"    {name:6} {args_text:60} hub p50 {hub_p50:7.2f} ms  raw p50 {raw_p50:7.2f} ms")
+    return hub_ms, raw_ms
+
+
+def embedded_raw(hub: Hub) -> Callable[[Any, dict[str, str]], Callable[[], Any]]:
+    service = hub.services["logs"]
+    store = service.store
+    raw = RawSql()
+
+    def make(principal: Any, args: dict[str, str]) -> Callable[[], Any]:
+        captured: list[tuple[str, str]] = []
+        store.statement_log = lambda path, sql: captured.append((path, sql))
+        try:
+            service.search(principal, args)
+        finally:
+            store.statement_log = None
+        return lambda: raw.run(captured)
+
+    return make
+
+
+def es_raw(hub: Hub, url: str) -> Callable[[Any, dict[str, str]], Callable[[], Any]]:
+    service = hub.services["logs"]
+    store = service.store
+    raw = RawEs(url, store.pattern)
+
+    def make(principal: Any, args: dict[str, str]) -> Callable[[], Any]:
+        params = LogParams.from_args(args)
+        body = json.dumps(store.compile_search(params.to_query(service.visibility(principal, params)))).encode()
+        return lambda: raw.run(body)
+
+    return make
+
+
+def sandbox_es_url() -> str | None:
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "hub.cli", "sandbox", "status", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            cwd=REPO,
+        )
+        return json.loads(out.stdout).get("elasticsearch_url") or None
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="200,000 lines and fewer repetitions (CI)")
+    ap.add_argument("--lines", type=int, default=0, help="override the number of lines")
+    ap.add_argument("--reps", type=int, default=0, help="repetitions of the query mix")
+    ap.add_argument("--es-url", default="", help="Elasticsearch URL (default: the sandbox's)")
+    ap.add_argument("--verbose", action="store_true", help="print each query's medians")
+    args = ap.parse_args(argv)
+    n = args.lines or (200_000 if args.quick else 1_000_000)
+    reps = args.reps or (5 if args.quick else 10)
+    es_url = args.es_url or sandbox_es_url()
+    if not es_url:
+        print("logs: no Elasticsearch; start the sandbox (kubehub sandbox up) or pass --es-url", file=sys.stderr)
+        return 2
+
+    work = Path(tempfile.mkdtemp(prefix="kubehub-bench-logs-"))
+    prefix = f"kubehub-bench-{uuid.uuid4().hex[:8]}"
+    hubs: list[Hub] = []
+    try:
+        t0 = time.perf_counter()
+        sum(len(b) for b in generate(min(n, 50_000)))
+        gen_rate = min(n, 50_000) / (time.perf_counter() - t0)
+        print(f"logs: load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cpus at the start", flush=True)
+        print(
+            f"logs: {n} synthetic lines over {SPAN / 86_400:g} days, {DATA_NAMESPACES} namespaces with data "
+            f"(generator alone: {gen_rate:,.0f} lines/s, not counted below)",
+            flush=True,
+        )
+
+        emb, emb_clock = make_hub(work / "embedded", {"backend": "embedded"})
+        hubs.append(emb)
+        emb_lps = ingest(emb, n)
+        parts = emb.services["logs"].store.partitions()
+        size_mb = sum(p.bytes for p in parts) / 1e6
+        print(
+            f"logs: embedded ingest {emb_lps:,.0f} lines/s through LogService.write "
+            f"({len(parts)} day files, {size_mb:.0f} MB)",
+            flush=True,
+        )
+        emb_tenants = make_tenants(emb, emb_clock)
+
+        es, es_clock = make_hub(
+            work / "es", {"backend": "elasticsearch"}, {"url": es_url, "index_prefix": prefix, "timeout": 60.0}
+        )
+        hubs.append(es)
+        es_lps = ingest(es, n)
+        print(f"logs: elasticsearch ingest {es_lps:,.0f} lines/s through LogService.write ({es_url})", flush=True)
+        es_tenants = make_tenants(es, es_clock)
+
+        emb_hub, emb_rawv = measure(emb, emb_tenants, reps, embedded_raw(emb), verbose=args.verbose)
+        print(
+            f"logs: embedded search ({len(emb_hub)} runs): hub p50={statistics.median(emb_hub):.2f}ms "
+            f"p95={p(emb_hub, 0.95):.2f}ms max={max(emb_hub):.2f}ms; "
+            f"same SQL raw p50={statistics.median(emb_rawv):.2f}ms "
+            f"p95={p(emb_rawv, 0.95):.2f}ms",
+            flush=True,
+        )
+        es_hub, es_rawv = measure(es, es_tenants, reps, es_raw(es, es_url), verbose=args.verbose)
+        print(
+            f"logs: elasticsearch search ({len(es_hub)} runs): hub p50={statistics.median(es_hub):.2f}ms "
+            f"p95={p(es_hub, 0.95):.2f}ms; same DSL raw p50={statistics.median(es_rawv):.2f}ms "
+            f"p95={p(es_rawv, 0.95):.2f}ms",
+            flush=True,
+        )
+        print(f"logs: load average {os.getloadavg()[0]:.1f} at the end", flush=True)
+        ratio = p(es_hub, 0.95) / p(es_rawv, 0.95)
+        print(
+            f"logs: ratio={ratio:.2f} embedded_p95_ms={p(emb_hub, 0.95):.2f} "
+            f"embedded_ingest_lps={emb_lps:.0f} es_ingest_lps={es_lps:.0f}"
+        )
+        return 0
+    finally:
+        for h in hubs:
+            store = h.services["logs"].store
+            if h.settings.logs.backend == "elasticsearch":
+                try:
+                    store.drop_before("9999-12-31")
+                    store._es.indices.delete_index_template(name=f"kubehub-{prefix}")
+                except Exception as exc:  # cleanup is best effort; say what is left behind
+                    print(f"logs: bench: could not remove {prefix}-* ({exc})", file=sys.stderr)
+            h.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
