@@ -238,7 +238,10 @@ class EmbeddedLogStore:
     # -- opening -------------------------------------------------------------------------------
     @staticmethod
     def _connect(path: Path, *, writer: bool) -> sqlite3.Connection:
-        conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
+        # Readers open read-only so that a day dropped by retention mid-search is an error,
+        # never a fresh empty file left behind.
+        target = str(path) if writer else f"file:{path}?mode=ro"
+        conn = sqlite3.connect(target, timeout=30, isolation_level=None, check_same_thread=False, uri=not writer)
         conn.execute("PRAGMA busy_timeout=30000")
         if writer:
             conn.execute("PRAGMA journal_mode=WAL")
@@ -576,6 +579,8 @@ class EmbeddedLogStore:
         return self._read(day, lambda conn: conn.execute(sql, params).fetchall())
 
     def _read(self, day: _Day, fn: Callable[[sqlite3.Connection], list[Any]]) -> list[Any]:
+        if day.dropped:
+            return []  # retention removed it while this search was walking the days
         with day.lock:
             conn = day.readers.pop() if day.readers else None
         if conn is None:
@@ -629,7 +634,8 @@ class EmbeddedLogStore:
                 exact = False
                 break
             sql = f"SELECT count(*) FROM (SELECT 1 {plan.from_where} LIMIT :n)"
-            counted = int(self._rows(day, sql, {**plan.params, "n": room})[0][0])
+            rows = self._rows(day, sql, {**plan.params, "n": room})
+            counted = int(rows[0][0]) if rows else 0
             total += counted
             if counted >= room:
                 exact = False
