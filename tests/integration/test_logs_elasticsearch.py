@@ -220,3 +220,15 @@ def test_export_on_elasticsearch_walks_a_point_in_time_and_says_when_capped(es_w
         "ns-a2 超时 too",
         "ns-a1 请求超时",
     ]
+
+
+def test_a_late_line_older_than_everything_stored_still_respects_the_floor(es_url: str) -> None:
+    with throwaway_es_store(es_url) as store:
+        store.write([LogRecord(time=DAY + 100, namespace="ns", pod="p", container="c", message="current")])
+        store.refresh()
+        visibility = {"ns": DAY + 50}  # recreated at DAY+50: before every stored line, so no range needed
+        assert [i.message for i in store.search(LogQuery(visibility=visibility)).items] == ["current"]
+        store.write([LogRecord(time=DAY + 10, namespace="ns", pod="old", container="c", message="predecessor")])
+        store.refresh()
+        assert [i.message for i in store.search(LogQuery(visibility=visibility)).items] == ["current"]
+        assert {i.message for i in store.search(LogQuery(visibility={"ns": 0.0})).items} == {"current", "predecessor"}

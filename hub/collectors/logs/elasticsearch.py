@@ -283,6 +283,12 @@ class ElasticsearchLogStore:
         for rec in records:
             ops.append({"create": {"_index": self.index_for(rec.time), "_id": f"{uid_hash(rec.identity()):016x}"}})
             ops.append(self.document(rec))
+        # A line older than what the scope clause believes is the oldest stored would make a
+        # floor look irrelevant; lower the belief before the line becomes searchable.
+        asked, oldest = self._oldest
+        earliest = min(r.time for r in records)
+        if asked and (oldest is None or earliest < oldest):
+            self._oldest = (asked, earliest)
         resp = self._call("bulk write", self._es.bulk, operations=ops, refresh=False)
         if not resp.get("errors"):
             return len(records)
