@@ -78,6 +78,7 @@ class AlertEngine:
             return None
         with self._lock:
             started = time.perf_counter()
+            log.debug("alert cycle started")
             try:
                 report = self.runner.run_once()
             except Exception:
@@ -92,6 +93,13 @@ class AlertEngine:
                 )
             self.last_report = report
             self.last_ok = time.time()
+            log.debug(
+                "alert cycle committed: %d rules due, %d queries, %d notices in %.3fs",
+                report.due_rules,
+                report.queries,
+                report.notices,
+                report.wall_seconds,
+            )
             return report
 
     def deliver(self) -> None:
