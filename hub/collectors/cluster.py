@@ -345,6 +345,10 @@ class ClusterService:
             want = labels.get(WORKSPACE_LABEL)
             if have and want and have != want:
                 raise Conflict(f"namespace {name} already belongs to workspace {have}", field="name") from None
+            if (current.get("status") or {}).get("phase") == "Terminating":
+                raise Conflict(
+                    f"namespace {name} is being deleted; create the project again once it is gone", field="name"
+                ) from None
             obj = self.api.request(
                 "PATCH",
                 f"/api/v1/namespaces/{name}",

@@ -305,7 +305,7 @@ class KubeApi:
                 resource="pods/log",
                 namespace=namespace,
                 name=pod,
-                query={"container": container, "tailLines": tail, "limitBytes": limit_bytes},
+                query={"container": container or None, "tailLines": tail, "limitBytes": limit_bytes},
                 accept="text/plain, */*",
                 raw=True,
             )
