@@ -13,6 +13,7 @@ module never writes a matcher itself.
 from __future__ import annotations
 
 import math
+import threading
 import time as _time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -216,6 +217,36 @@ def parse_request(
     )
 
 
+# Seconds a live ranking's entity count is reused: the inventory changes on the scale of
+# scrape intervals, and paging or refreshing a ranking then costs one PromQL query, not two.
+TOTAL_TTL = 15.0
+
+
+class _TtlCache:
+    """A tiny thread-safe cache of entity counts per (level, filters incl. scope)."""
+
+    def __init__(self, clock: Clock, ttl: float, size: int = 256) -> None:
+        self._clock, self._ttl, self._size = clock, ttl, size
+        self._items: dict[Any, tuple[float, int]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> int | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is None or found[0] < self._clock.now():
+                return None
+            return found[1]
+
+    def put(self, key: Any, value: int) -> None:
+        with self._lock:
+            if len(self._items) >= self._size:
+                now = self._clock.now()
+                self._items = {k: v for k, v in self._items.items() if v[0] >= now}
+                if len(self._items) >= self._size:
+                    self._items.clear()
+            self._items[key] = (self._clock.now() + self._ttl, value)
+
+
 class _Deadline:
     """One time budget for all queries of a request, so a slow Prometheus costs the caller at
     most the configured timeout (plus our own small overhead), not a timeout per query."""
@@ -248,6 +279,7 @@ class MonitoringService:
         self.clock = clock
         self.timeout = timeout
         self.max_points = max_points
+        self._totals = _TtlCache(clock, TOTAL_TTL)
 
     def parse(self, level: str, args: Mapping[str, str]) -> MonitoringRequest:
         """Validate API query parameters (see :func:`parse_request`)."""
@@ -311,11 +343,17 @@ class MonitoringService:
         pick = "topk" if req.descending else "bottomk"
         universe_expr = self.catalogue.entities_expr(req.level, req.filters)
         specs = [QuerySpec(f"{pick}({fetched}, {guarded})", time=at)]
-        if universe_expr is not None:
+        live = req.time is None and not req.is_range
+        counted = self._totals.get((req.level, req.filters)) if live else None
+        if universe_expr is not None and counted is None:
             specs.append(QuerySpec(f"count({universe_expr})", time=at))
         answers = backend.many(specs, timeout=deadline.remaining())
         top = answers[0]
-        counted = int(answers[1]["value"].iloc[0]) if len(answers) > 1 and not answers[1].empty else 0
+        if len(answers) > 1:
+            counted = int(answers[1]["value"].iloc[0]) if not answers[1].empty else 0
+            if live:
+                self._totals.put((req.level, req.filters), counted)
+        counted = counted or 0
         values = rankings.entity_values(top, keys)
         if not rankings.topk_is_exact(values, needed=needed, fetched=fetched, descending=req.descending):
             # A tie at the page boundary may continue past what topk returned: fetch every

@@ -196,3 +196,24 @@ def test_without_a_configured_prometheus_queries_are_503_but_the_catalogue_works
     with pytest.raises(BackendUnavailable):
         svc.query(svc.parse("nodes", {}))
     assert "nodes" in svc.metric_table() and svc.metric_table()["nodes"]["node_cpu_utilisation"] == "ratio"
+
+
+def test_a_live_rankings_total_is_reused_briefly_and_per_scope() -> None:
+    pods = [("a", "p1"), ("a", "p2"), ("b", "q1")]
+    svc, backend = service({CPU: {k: float(i) for i, k in enumerate(pods)}}, pods)
+    ask = {"metrics": "pod_cpu_usage", "sort_metric": "pod_cpu_usage", "limit": 1}
+    assert run(svc, "pods", scope=["a"], **ask)["total"] == 2
+    assert run(svc, "pods", scope=["a"], **ask)["total"] == 2
+    assert [q.promql.split("(")[0] for q in backend.sent] == ["topk", "count", "topk"]
+    assert run(svc, "pods", scope=["b"], **ask)["total"] == 1  # another scope: its own count
+    assert backend.sent[-1].promql.startswith("count(")
+    svc.clock.advance(16)  # type: ignore[attr-defined]
+    run(svc, "pods", scope=["a"], **ask)
+    assert backend.sent[-1].promql.startswith("count(")
+
+
+def test_a_ranking_at_an_explicit_time_always_counts_afresh() -> None:
+    svc, backend = service({CPU: {k: float(i) for i, k in enumerate(PODS)}}, PODS)
+    for _ in range(2):
+        run(svc, "pods", metrics="pod_cpu_usage", sort_metric="pod_cpu_usage", limit=1, time=NOW - 60)
+    assert [q.promql.split("(")[0] for q in backend.sent] == ["topk", "count", "topk", "count"]
