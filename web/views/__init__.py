@@ -1,16 +1,305 @@
-"""Server-rendered console pages (HTML), over the same hub services as the JSON API."""
+"""Server-rendered console pages (HTML), over the same hub services as the JSON API.
+
+``bp`` is the console's root blueprint: the shell (login page, overview, error pages, language
+and timing hooks). Each area's pages live in their own module with their own blueprint,
+nested under ``bp`` so that ``web/__init__.py`` registers the console with one entry:
+
+- ``web.views.cluster``: nodes, workloads, pods;
+- ``web.views.tenancy``: workspaces, projects, users, tokens, audit log;
+- ``web.views.monitoring``: charts and rankings;
+- ``web.views.logs``: log search;
+- ``web.views.alerting``: alerts, policies, history, silences, backtests.
+
+Every route declares its access with ``web.access`` like the API's; an anonymous browser
+asking for a page is sent to the login page (see :func:`render_error`).
+"""
 
 from __future__ import annotations
 
+import time
 from typing import Any
+from urllib.parse import urlencode
 
-from flask import Blueprint, render_template_string
+from flask import Blueprint, g, redirect, render_template, request, url_for
+
+from web import i18n
+from web.access import optional_principal, permission, public
+from web.views import common
+from web.views.common import attempt, can, is_admin, lang, service
 
 bp = Blueprint("views", __name__)
 
-_ERROR_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>{{ status }} · kubehub</title></head>
-<body><main><h1>{{ status }}</h1><p>{{ message }}</p><p><a href="/">kubehub</a></p></main></body></html>"""
+
+# -- hooks shared by every page -------------------------------------------------------------------
+@bp.app_context_processor
+def _console_helpers() -> dict[str, Any]:
+    return {
+        "_": common._,
+        "lang": lang,
+        "languages": i18n.LANGUAGES,
+        "can": can,
+        "is_admin": is_admin,
+        "url_with": common.url_with,
+        "lang_url": _lang_url,
+        "nav": _nav,
+    }
 
 
+@bp.app_template_filter("num")
+def _num(value: Any, digits: int = 2) -> str:
+    """A number for a table cell: thousands grouped, at most ``digits`` decimals, '–' for none."""
+    if value is None:
+        return "–"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if number != number:  # NaN
+        return "–"
+    if number.is_integer() and abs(number) < 1e15:
+        return f"{int(number):,}"
+    return f"{number:,.{digits}f}"
+
+
+@bp.app_template_filter("human")
+def _human(value: Any, unit: str = "") -> str:
+    """A value in its unit as a person reads it: 0.42 ratio -> 42.0 %, 1.5e9 bytes -> 1.4 GiB."""
+    if value is None:
+        return "–"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if number != number:
+        return "–"
+    if unit == "ratio":
+        return f"{number * 100:.1f} %"
+    if unit in ("bytes", "bytes/s"):
+        suffix = "/s" if unit == "bytes/s" else ""
+        size = abs(number)
+        for name in ("B", "KiB", "MiB", "GiB", "TiB"):
+            if size < 1024 or name == "TiB":
+                scaled = number / (1024 ** ("B", "KiB", "MiB", "GiB", "TiB").index(name))
+                return f"{scaled:.1f} {name}{suffix}"
+            size /= 1024
+    if unit == "cores":
+        return f"{number:.3f} cores" if number < 10 else f"{number:.1f} cores"
+    if unit == "seconds":
+        return f"{number * 1000:.1f} ms" if number < 1 else f"{number:.2f} s"
+    if unit in ("count",):
+        return _num(number, 1)
+    return f"{_num(number, 3)} {unit}".strip()
+
+
+@bp.before_app_request
+def _choose_language() -> None:
+    lang()
+
+
+@bp.after_app_request
+def _remember_language_and_time(response: Any) -> Any:
+    """Keep a ``?lang=`` choice in a cookie; report the server time of every answer.
+
+    ``Server-Timing: app;dur=<ms>`` is what the browser's developer tools (and the e2e tests)
+    read to see how long the hub itself spent on a page, network and rendering excluded.
+    """
+    chosen = i18n.normalise(request.args.get("lang"))
+    if chosen and request.cookies.get(i18n.COOKIE) != chosen:
+        response.set_cookie(i18n.COOKIE, chosen, max_age=365 * 86400, samesite="Lax", httponly=False)
+    started = g.get("started")
+    if started is not None:
+        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+    return response
+
+
+def _lang_url(code: str) -> str:
+    args = request.args.to_dict(flat=False)
+    args["lang"] = [code]
+    return f"{request.path}?{urlencode(args, doseq=True)}"
+
+
+def _nav() -> list[dict[str, Any]]:
+    """The navigation, showing only sections the user can open."""
+    principal = optional_principal()
+    if principal is None:
+        return []
+    admin = principal.is_platform_admin
+    items: list[dict[str, Any]] = [{"key": "nav.overview", "endpoint": "views.overview"}]
+    if admin:
+        items.append({"key": "nav.nodes", "endpoint": "views.cluster.nodes"})
+    items += [
+        {"key": "nav.workspaces", "endpoint": "views.tenancy.workspaces"},
+        {"key": "nav.workloads", "endpoint": "views.cluster.workloads"},
+        {"key": "nav.monitoring", "endpoint": "views.monitoring.charts"},
+        {"key": "nav.rankings", "endpoint": "views.monitoring.rankings"},
+        {"key": "nav.logs", "endpoint": "views.logs.search"},
+        {"key": "nav.alerts", "endpoint": "views.alerting.alerts"},
+        {"key": "nav.policies", "endpoint": "views.alerting.policies"},
+    ]
+    if admin:
+        items += [
+            {"key": "nav.users", "endpoint": "views.tenancy.users"},
+            {"key": "nav.audit", "endpoint": "views.tenancy.audit"},
+        ]
+    current = request.endpoint or ""
+    section = _section(current)
+    for item in items:
+        item["active"] = current == item["endpoint"] or section == item["key"]
+    return items
+
+
+_SECTION_OF = {
+    "views.cluster.node": "nav.nodes",
+    "views.cluster.nodes": "nav.nodes",
+    "views.tenancy.workspace": "nav.workspaces",
+    "views.tenancy.workspaces": "nav.workspaces",
+    "views.tenancy.project": "nav.workspaces",
+    "views.tenancy.users": "nav.users",
+    "views.tenancy.audit": "nav.audit",
+    "views.monitoring.charts": "nav.monitoring",
+    "views.monitoring.rankings": "nav.rankings",
+    "views.logs.search": "nav.logs",
+    "views.alerting.policies": "nav.policies",
+    "views.alerting.policy": "nav.policies",
+    "views.alerting.policy_new": "nav.policies",
+}
+
+
+def _section(endpoint: str) -> str:
+    if endpoint in _SECTION_OF:
+        return _SECTION_OF[endpoint]
+    if endpoint.startswith("views.cluster."):
+        return "nav.workloads"
+    if endpoint.startswith("views.alerting."):
+        return "nav.alerts"
+    return ""
+
+
+# -- error pages ----------------------------------------------------------------------------------
 def render_error(status: int, message: str) -> Any:
-    return render_template_string(_ERROR_PAGE, status=status, message=message), status
+    """The console's error page (web/errors.py calls this for HTML requests).
+
+    A browser that is not logged in (401 on a page it navigated to) goes to the login page
+    and comes back afterwards; API clients and non-browser callers keep the plain 401.
+    """
+    if status == 401 and request.accept_mimetypes.accept_html and request.method == "GET":
+        target = request.full_path if request.query_string else request.path
+        return redirect(url_for("views.login", next=target), code=302)
+    titles = {401: "error.401", 403: "error.403", 404: "error.404", 503: "error.503"}
+    return render_template(
+        "error.html", status=status, message=message, title_key=titles.get(status, "error.other")
+    ), status
+
+
+# -- the shell's pages --------------------------------------------------------------------------------
+LOGIN_ERRORS = {
+    "invalid": "login.error.invalid",
+    "throttled": "login.error.throttled",
+    "missing": "login.error.missing",
+    "expired": "login.error.expired",
+}
+
+
+@bp.get("/login")
+@public
+def login() -> Any:
+    """The login form; it posts to ``POST /login`` (web/api/auth.py) with the CSRF token."""
+    next_url = request.args.get("next") or "/"
+    if not next_url.startswith("/") or next_url.startswith("//"):
+        next_url = "/"
+    if optional_principal() is not None and not request.args.get("error"):
+        return redirect(next_url, code=303)
+    error = LOGIN_ERRORS.get(request.args.get("error", ""))
+    return render_template(
+        "login.html",
+        next_url=next_url,
+        error=error,
+        logged_out=bool(request.args.get("logged_out")),
+    )
+
+
+@bp.get("/")
+@permission(None)
+def overview() -> Any:
+    """Cluster health, control plane, top-5 rankings and firing alerts, as far as the user sees.
+
+    Inventory and alerts come from the hub's own state (fast); metric tiles and rankings are
+    filled by the browser from the monitoring API, so a slow Prometheus never holds the page.
+    """
+    principal = optional_principal()
+    admin = bool(principal and principal.is_platform_admin)
+    nodes_summary = None
+    if admin:
+        nodes_summary = attempt(_nodes_summary, None)
+    projects = visible_projects()
+    alerts: list[dict[str, Any]] = []
+    alerts_total = 0
+    alerting = service("alerting")
+    if alerting is not None:
+        from web.api.alerting import _visibility
+
+        alerts, alerts_total = attempt(
+            lambda: alerting.alerts(_visibility(), states=["firing", "pending", "nodata", "error"], limit=20),
+            ([], 0),
+        )
+    return common.page(
+        "overview.html",
+        admin=admin,
+        nodes_summary=nodes_summary,
+        projects=projects,
+        alerts=alerts,
+        alerts_total=alerts_total,
+        namespaces=[p["namespace"] for p in projects],
+    )
+
+
+def _nodes_summary() -> dict[str, Any]:
+    from hub.collectors.inventory import ListQuery
+
+    cluster = common.require_service("cluster")
+    page = cluster.list_nodes(ListQuery(limit=5000, offset=0, label_selector="", name=""))
+    body = page.to_dict()
+    common.note_stale(body)
+    items = body["items"]
+    return {
+        "total": len(items),
+        "ready": sum(1 for n in items if n.get("ready")),
+        "cordoned": sum(1 for n in items if n.get("unschedulable")),
+        "not_ready": [n["name"] for n in items if not n.get("ready")],
+    }
+
+
+def visible_projects() -> list[dict[str, Any]]:
+    """Projects the user reaches, with workspace and effective role (admins: all of them)."""
+    from hub.tenancy.scope import project_role
+    from web.access import tenancy
+
+    principal = optional_principal()
+    if principal is None:
+        return []
+    out = []
+    for project in tenancy().projects():
+        role = project_role(principal, project)
+        if role is None and not principal.is_platform_admin:
+            continue
+        out.append(
+            {
+                "namespace": project.namespace,
+                "workspace": project.workspace,
+                "role": role.value if role else ("platform-admin" if principal.is_platform_admin else None),
+            }
+        )
+    return sorted(out, key=lambda p: (p["workspace"], p["namespace"]))
+
+
+def _register_areas() -> None:
+    """Nest each area's pages under the console blueprint (imported here to avoid a cycle)."""
+    from web.views import alerting, cluster, logs, monitoring, tenancy
+
+    for module in (cluster, tenancy, monitoring, logs, alerting):
+        bp.register_blueprint(module.bp)
+
+
+_register_areas()
+
+__all__ = ["bp", "render_error", "visible_projects"]

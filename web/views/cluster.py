@@ -1,0 +1,169 @@
+"""Console pages for nodes, workloads and pods, over the cluster service (docs/cluster.md).
+
+Reads come from the same watch cache the JSON API serves; actions call the same service
+methods and audit the same way as ``web/api/cluster.py``, then redirect back with the outcome.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, request, url_for
+
+from hub.collectors.inventory import ListQuery
+from hub.errors import HubError, InvalidInput
+from web.access import audit, permission, require
+from web.views import common
+from web.views.common import _, attempt, back, can, done, failed, page, require_service
+
+bp = Blueprint("cluster", __name__)
+
+KINDS = ("deployment", "statefulset", "daemonset", "job", "cronjob")
+# Actions each kind supports (docs/cluster.md "Actions"); others are not offered.
+ACTIONS_OF = {
+    "deployment": ("scale", "restart", "rollback", "image", "delete"),
+    "statefulset": ("scale", "restart", "image", "delete"),
+    "daemonset": ("restart", "image", "delete"),
+    "job": ("delete",),
+    "cronjob": ("image", "delete"),
+}
+ALL = ListQuery(limit=5000, offset=0, label_selector="", name="")
+
+
+def _cluster() -> Any:
+    return require_service("cluster")
+
+
+def _read(fn: Any, default: Any) -> Any:
+    """A cluster read for a page: outages become banners, staleness a stale banner."""
+
+    def run() -> Any:
+        out = fn()
+        body = out.to_dict() if hasattr(out, "to_dict") else out
+        common.note_stale(body)
+        return body
+
+    return attempt(run, default)
+
+
+# -- nodes ---------------------------------------------------------------------------------------
+@bp.get("/nodes")
+@permission("nodes:read")
+def nodes() -> Any:
+    """Every node with readiness, roles, and requested vs allocatable bars."""
+    name = request.args.get("name", "")
+    query = ListQuery(limit=5000, offset=0, label_selector="", name=name)
+    body = _read(lambda: _cluster().list_nodes(query), {"items": [], "total": 0})
+    return page("nodes.html", nodes=body["items"], total=body["total"], name=name)
+
+
+@bp.get("/nodes/<node>")
+@permission("nodes:read")
+def node(node: str) -> Any:
+    """One node: conditions, taints, allocation, pods, events and its charts."""
+    detail = _read(lambda: _cluster().get_node(node), None)
+    return page("node.html", node_name=node, node=detail, may_write=can("nodes:write"))
+
+
+@bp.post("/nodes/<node>/<any(cordon, uncordon):action>")
+@permission("nodes:write")
+def node_action(node: str, action: str) -> Any:
+    """Cordon or uncordon, then back to the node with the result."""
+    target = back(url_for(".node", node=node))
+    try:
+        out = getattr(_cluster(), action)(node)
+    except HubError as exc:
+        return failed(exc, target)
+    audit(f"cluster.{action}", f"node/{node}")
+    key = "nodes.cordoned_done" if out.get("unschedulable") else "nodes.uncordoned"
+    return done(_(key, node=node), target)
+
+
+# -- workloads -----------------------------------------------------------------------------------
+@bp.get("/workloads")
+@permission(None)
+def workloads() -> Any:
+    """Workloads of one project with their health; the project picker lists the user's own."""
+    namespaces = common.visible_namespaces("workloads:read")
+    ns = request.args.get("ns") or (namespaces[0] if namespaces else "")
+    kind = request.args.get("kind") or None
+    if kind is not None and kind not in KINDS:
+        kind = None
+    items: list[dict[str, Any]] = []
+    if ns:
+        require("workloads:read", namespace=ns)
+        body = _read(lambda: _cluster().list_workloads(ns, ALL, kind=kind), {"items": []})
+        items = body["items"]
+    return page("workloads.html", ns=ns, namespaces=namespaces, kind=kind or "", kinds=KINDS, workloads=items)
+
+
+@bp.get("/projects/<ns>/workloads/<kind>/<name>")
+@permission("workloads:read", namespace_arg="ns")
+def workload(ns: str, kind: str, name: str) -> Any:
+    """One workload: health, charts, pods, revisions, events, and the actions the user may take."""
+    detail = _read(lambda: _cluster().get_workload(ns, kind, name), None)
+    actions = ACTIONS_OF.get(kind, ()) if can("workloads:write", namespace=ns) else ()
+    return page("workload.html", ns=ns, kind=kind, name=name, w=detail, actions=actions)
+
+
+def _replicas(raw: str | None) -> int:
+    try:
+        return int(raw or "")
+    except ValueError as exc:
+        raise InvalidInput(_("workload.replicas_number"), field="replicas") from exc
+
+
+@bp.post("/projects/<ns>/workloads/<kind>/<name>/<any(scale, restart, rollback, image, delete):action>")
+@permission("workloads:write", namespace_arg="ns")
+def workload_action(ns: str, kind: str, name: str, action: str) -> Any:
+    """Scale, restart, roll back, change image or delete; the result is shown on the next page."""
+    here = url_for(".workload", ns=ns, kind=kind, name=name)
+    target = back(here)
+    form = request.form
+    try:
+        cluster = _cluster()
+        if action == "scale":
+            replicas = _replicas(form.get("replicas"))
+            out = cluster.scale(ns, kind, name, replicas)
+            audit("cluster.scale", f"{ns}/{kind}/{name}", detail={"replicas": replicas})
+            message = _("workload.scaled", name=name, replicas=replicas)
+        elif action == "restart":
+            out = cluster.restart(ns, kind, name)
+            audit("cluster.restart", f"{ns}/{kind}/{name}")
+            message = _("workload.restarted", name=name)
+        elif action == "rollback":
+            revision = _replicas(form.get("revision")) if form.get("revision") else None
+            out = cluster.rollback(ns, kind, name, revision)
+            audit("cluster.rollback", f"{ns}/{kind}/{name}", detail={"revision": out.get("revision")})
+            message = _("workload.rolled_back", name=name, revision=out.get("revision", "?"))
+        elif action == "image":
+            container, image = form.get("container", ""), form.get("image", "").strip()
+            out = cluster.set_image(ns, kind, name, container, image)
+            audit("cluster.image", f"{ns}/{kind}/{name}", detail={"container": container, "image": image})
+            message = _("workload.image_set", name=name, container=container, image=image)
+        else:
+            out = cluster.delete_workload(ns, kind, name, "background")
+            audit("cluster.delete", f"{ns}/{kind}/{name}", detail={"propagation": out["propagation"]})
+            return done(_("workload.deleted", name=name), url_for(".workloads", ns=ns))
+    except HubError as exc:
+        return failed(exc, target)
+    del out
+    return done(message, target)
+
+
+# -- pods ----------------------------------------------------------------------------------------
+@bp.get("/projects/<ns>/pods/<pod>")
+@permission("pods:read", namespace_arg="ns")
+def pod(ns: str, pod: str) -> Any:
+    """One pod: containers, conditions, events and (with ``pods:log``) the tail of a container's log."""
+    detail = _read(lambda: _cluster().get_pod(ns, pod), None)
+    log = None
+    container = request.args.get("container") or None
+    tail = request.args.get("tail", "100")
+    try:
+        tail_n = max(1, min(int(tail), 10_000))
+    except ValueError:
+        tail_n = 100
+    if detail and can("pods:log", namespace=ns):
+        log = attempt(lambda: _cluster().pod_log(ns, pod, container=container, tail=tail_n), None)
+    return page("pod.html", ns=ns, pod_name=pod, p=detail, log=log, container=container or "", tail=tail_n)

@@ -1,0 +1,196 @@
+"""Console pages for metrics: charts with level/metric/entity/time pickers, and rankings.
+
+Charts are drawn in the browser from ``GET /api/v1/monitoring/<level>`` (the page only lays
+out the pickers from the catalogue). Rankings are rendered here, from the same monitoring
+service and through the API module's own scoping function, so the tenant scope still enters
+PromQL in exactly one place (``web.api.monitoring._scoped``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, request
+
+from hub.collectors.catalogue import ENTITY_LABELS, TENANT_LEVELS
+from web.access import current_principal, permission
+from web.views import common
+from web.views.common import attempt, page, require_service
+
+bp = Blueprint("monitoring", __name__)
+
+RANGES = (("1h", 3600), ("6h", 6 * 3600), ("24h", 24 * 3600), ("7d", 7 * 86400))
+RANKING_LEVELS = ("nodes", "workspaces", "namespaces", "workloads", "pods")
+# The columns of a ranking table: the level's everyday metrics, in this order.
+RANKING_COLUMNS = {
+    "nodes": (
+        "node_cpu_utilisation",
+        "node_memory_utilisation",
+        "node_disk_size_utilisation",
+        "node_load1",
+        "node_pod_count",
+        "node_net_bytes_received",
+        "node_net_bytes_transmitted",
+    ),
+    "workspaces": (
+        "workspace_cpu_usage",
+        "workspace_memory_usage",
+        "workspace_pod_count",
+        "workspace_net_bytes_received",
+        "workspace_net_bytes_transmitted",
+    ),
+    "namespaces": (
+        "namespace_cpu_usage",
+        "namespace_memory_usage",
+        "namespace_cpu_usage_of_requests",
+        "namespace_pod_count",
+        "namespace_net_bytes_received",
+        "namespace_net_bytes_transmitted",
+    ),
+    "workloads": (
+        "workload_cpu_usage",
+        "workload_memory_usage",
+        "workload_cpu_usage_of_requests",
+        "workload_pod_count",
+        "workload_replicas_unavailable",
+    ),
+    "pods": ("pod_cpu_usage", "pod_memory_usage", "pod_cpu_usage_of_limits", "pod_container_restarts"),
+}
+WINDOWS = ("", "1h", "24h", "7d")
+STATS = ("avg", "max", "min", "p50", "p90", "p95", "p99")
+
+
+def _levels_for_user() -> list[str]:
+    from hub.collectors.catalogue import LEVELS
+
+    admin = current_principal().is_platform_admin
+    return [lv for lv in LEVELS if admin or lv in TENANT_LEVELS]
+
+
+@bp.get("/monitoring")
+@permission(None)
+def charts() -> Any:
+    """Pick a level, metrics, entities and a time range; the browser draws the charts."""
+    levels = _levels_for_user()
+    level = request.args.get("level") or ("cluster" if "cluster" in levels else "namespaces")
+    if level not in levels:
+        level = levels[0]
+    catalogue: dict[str, Any] = {}
+    svc = common.service("monitoring")
+    if svc is not None:
+        for entry in svc.catalogue.to_dict()["levels"]:
+            if entry["level"] in levels:
+                catalogue[entry["level"]] = entry
+    metrics = request.args.getlist("metric") or [m for m in request.args.get("metrics", "").split(",") if m]
+    if not metrics and level in catalogue:
+        metrics = [m["name"] for m in catalogue[level]["metrics"][:2]]
+    return page(
+        "monitoring.html",
+        levels=levels,
+        level=level,
+        catalogue=catalogue,
+        metrics=metrics,
+        namespaces=common.visible_namespaces("monitoring:read"),
+        ranges=RANGES,
+        range=request.args.get("range") or "1h",
+        filters={k: request.args.get(k, "") for k in ("nodes", "namespaces", "workloads", "pods", "workspace")},
+    )
+
+
+@bp.get("/rankings")
+@permission(None)
+def rankings() -> Any:
+    """A sortable ranking table, instant or as a statistic over a window (p95 over 24 h...)."""
+    admin = current_principal().is_platform_admin
+    levels = [lv for lv in RANKING_LEVELS if admin or lv in TENANT_LEVELS]
+    args = request.args
+    level = args.get("level") if args.get("level") in levels else levels[0]
+    columns = RANKING_COLUMNS[level]
+    sort = args.get("sort") if args.get("sort") in columns else columns[0]
+    order = "asc" if args.get("order") == "asc" else "desc"
+    window = args.get("window") if args.get("window") in WINDOWS else ""
+    stat = args.get("stat") if args.get("stat") in STATS else "p95"
+    try:
+        page_no = max(1, int(args.get("page") or 1))
+    except ValueError:
+        page_no = 1
+    limit = 10
+    query = {
+        "metrics": ",".join(columns),
+        "sort_metric": sort,
+        "sort_type": order,
+        "page": str(page_no),
+        "limit": str(limit),
+    }
+    if window:
+        query |= {"window": window, "stat": stat}
+    if args.get("namespaces") and level in TENANT_LEVELS and level != "workspaces":
+        query["namespaces"] = args["namespaces"]
+    body = attempt(lambda: _query(level, query), None)
+    rows, units = _rows(level, body, sort)
+    return page(
+        "rankings.html",
+        levels=levels,
+        level=level,
+        columns=columns,
+        units=units,
+        sort=sort,
+        order=order,
+        window=window,
+        stat=stat,
+        windows=WINDOWS,
+        stats=STATS,
+        rows=rows,
+        total=(body or {}).get("total", 0),
+        page_no=page_no,
+        limit=limit,
+        partial=(body or {}).get("partial", False),
+        keys=ENTITY_LABELS[level],
+        namespaces=common.visible_namespaces("monitoring:read"),
+        ns_filter=args.get("namespaces", ""),
+    )
+
+
+def _query(level: str, args: dict[str, str]) -> dict[str, Any]:
+    """The same path as ``GET /api/v1/monitoring/<level>``: parse, scope (tenant levels), query."""
+    from web.api.monitoring import CLUSTER_PERMISSION, _scoped
+
+    svc = require_service("monitoring")
+    req = svc.parse(level, args)
+    if req.level in TENANT_LEVELS:
+        req = _scoped(req)
+    else:
+        from web.access import require
+
+        require(CLUSTER_PERMISSION)
+    result: dict[str, Any] = svc.query(req)
+    return result
+
+
+def _rows(level: str, body: dict[str, Any] | None, sort: str) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Turn per-metric series into one row per entity, in the ranking's order."""
+    if not body:
+        return [], {}
+    keys = ENTITY_LABELS[level]
+    order: list[tuple[str, ...]] = []
+    values: dict[tuple[str, ...], dict[str, Any]] = {}
+    units: dict[str, str] = {}
+    # The sort metric's series come in ranking order (entities without a value last); the
+    # other metrics only fill in the page's entities.
+    results = sorted(body.get("results", []), key=lambda r: r["metric"] != sort)
+    for result in results:
+        units[result["metric"]] = result.get("unit", "")
+        for series in result.get("series", []):
+            key = tuple(series["labels"].get(k, "") for k in keys)
+            if key not in values:
+                values[key] = {}
+                order.append(key)
+            points = series.get("values") or []
+            values[key][result["metric"]] = points[-1][1] if points else None
+        for labels in result.get("missing", []):
+            key = tuple(labels.get(k, "") for k in keys)
+            if key not in values:
+                values[key] = {}
+                order.append(key)
+    rows = [{"entity": dict(zip(keys, key, strict=True)), "values": values[key]} for key in order]
+    return rows, units

@@ -1,0 +1,278 @@
+"""Console pages for workspaces, projects, members, users, API tokens and the audit log.
+
+Every write calls the tenancy service, which validates, audits and refuses on its own; the
+routes declare the same permissions as ``web/api/tenancy.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, request, url_for
+
+from hub.errors import HubError, InvalidInput
+from hub.store.audit import AuditFilter
+from hub.tenancy.roles import ProjectRole, WorkspaceRole
+from hub.tenancy.scope import project_role
+from hub.timeutil import parse_duration, parse_time
+from web.access import current_principal, permission, tenancy
+from web.views import common
+from web.views.common import _, back, can, done, failed, page
+
+bp = Blueprint("tenancy", __name__)
+
+WORKSPACE_ROLES = [r.value for r in WorkspaceRole]
+PROJECT_ROLES = [r.value for r in ProjectRole]
+
+
+# -- workspaces ----------------------------------------------------------------------------------
+@bp.get("/workspaces")
+@permission(None)
+def workspaces() -> Any:
+    """Workspaces the user has a role in (admins: all), each with the projects the user reaches."""
+    principal = current_principal()
+    svc = tenancy()
+    rows = []
+    for ws in svc.workspaces_of(principal):
+        projects = []
+        for record in svc.project_records(ws.name):
+            role = project_role(principal, svc.project(record.namespace))
+            if role is None and not principal.is_platform_admin:
+                continue
+            projects.append({"namespace": record.namespace, "role": role.value if role else ""})
+        rows.append(
+            {
+                "name": ws.name,
+                "description": ws.description,
+                "role": principal.workspaces.get(ws.name, ""),
+                "projects": projects,
+            }
+        )
+    # A member of projects only (no workspace role) still sees where their projects live.
+    return page("workspaces.html", workspaces=rows, projects=_projects_without_workspace_role(principal, rows))
+
+
+def _projects_without_workspace_role(principal: Any, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    listed = {p["namespace"] for row in rows for p in row["projects"]}
+    from web.views import visible_projects
+
+    return [p for p in visible_projects() if p["namespace"] not in listed]
+
+
+@bp.post("/workspaces")
+@permission("workspaces:create")
+def workspace_create() -> Any:
+    form = request.form
+    name = (form.get("name") or "").strip()
+    try:
+        tenancy().create_workspace(
+            name,
+            description=form.get("description", ""),
+            admin=form.get("admin") or None,
+            actor=current_principal().username,
+        )
+    except HubError as exc:
+        return failed(exc, url_for(".workspaces"))
+    return done(_("workspaces.created", name=name), url_for(".workspace", ws=name))
+
+
+@bp.get("/workspaces/<ws>")
+@permission("workspaces:read", workspace_arg="ws")
+def workspace(ws: str) -> Any:
+    """A workspace: its projects (those the user reaches), members, and the admin's forms."""
+    principal = current_principal()
+    svc = tenancy()
+    record = svc.workspace(ws)
+    projects = []
+    for p in svc.project_records(ws):
+        role = project_role(principal, svc.project(p.namespace))
+        if role is None and not principal.is_platform_admin:
+            continue
+        projects.append({"namespace": p.namespace, "created": p.created, "role": role.value if role else ""})
+    members = None
+    if can("workspace-members:read", workspace=ws):
+        members = [{"user": u, "role": r.value} for u, r in svc.workspace_members(ws)]
+    return page(
+        "workspace.html",
+        ws=ws,
+        record=record,
+        projects=projects,
+        members=members,
+        roles=WORKSPACE_ROLES,
+        may_members=can("workspace-members:write", workspace=ws),
+        may_create=can("projects:create", workspace=ws),
+    )
+
+
+@bp.post("/workspaces/<ws>/projects")
+@permission("projects:create", workspace_arg="ws")
+def project_create(ws: str) -> Any:
+    namespace = (request.form.get("namespace") or "").strip()
+    try:
+        tenancy().create_project(ws, namespace, actor=current_principal().username)
+    except HubError as exc:
+        return failed(exc, url_for(".workspace", ws=ws))
+    return done(_("projects.created", name=namespace), url_for(".project", ns=namespace))
+
+
+@bp.post("/workspaces/<ws>/members")
+@permission("workspace-members:write", workspace_arg="ws")
+def workspace_member(ws: str) -> Any:
+    """Add or change a member (role), or remove one (role empty)."""
+    user = (request.form.get("user") or "").strip()
+    role = request.form.get("role") or None
+    try:
+        if not user:
+            raise InvalidInput(_("members.user_required"), field="user")
+        tenancy().set_workspace_member(ws, user, role, actor=current_principal().username)
+    except HubError as exc:
+        return failed(exc, url_for(".workspace", ws=ws))
+    key = "members.set" if role else "members.removed"
+    return done(_(key, user=user, role=role or ""), url_for(".workspace", ws=ws))
+
+
+# -- projects ------------------------------------------------------------------------------------
+@bp.get("/projects/<ns>")
+@permission("namespaces:read", namespace_arg="ns")
+def project(ns: str) -> Any:
+    """A project: links to its workloads, logs, charts and policies, and its members."""
+    svc = tenancy()
+    record = svc.project(ns)
+    members = [{"user": u, "role": r.value} for u, r in svc.project_members(ns)] if can("members:read", ns) else None
+    return page(
+        "project.html",
+        ns=ns,
+        record=record,
+        members=members,
+        roles=PROJECT_ROLES,
+        may_members=can("members:write", namespace=ns),
+    )
+
+
+@bp.post("/projects/<ns>/members")
+@permission("members:write", namespace_arg="ns")
+def project_member(ns: str) -> Any:
+    user = (request.form.get("user") or "").strip()
+    role = request.form.get("role") or None
+    try:
+        if not user:
+            raise InvalidInput(_("members.user_required"), field="user")
+        tenancy().set_project_member(ns, user, role, actor=current_principal().username)
+    except HubError as exc:
+        return failed(exc, url_for(".project", ns=ns))
+    key = "members.set" if role else "members.removed"
+    return done(_(key, user=user, role=role or ""), url_for(".project", ns=ns))
+
+
+# -- users (platform admins) -------------------------------------------------------------------------
+@bp.get("/users")
+@permission("users:read")
+def users() -> Any:
+    svc = tenancy()
+    rows = []
+    for user in svc.users():
+        ws_roles, ns_roles = svc.memberships_of(user.name)
+        rows.append(
+            {
+                "user": user,
+                "workspaces": {k: v.value for k, v in ws_roles.items()},
+                "projects": {k: v.value for k, v in ns_roles.items()},
+            }
+        )
+    return page("users.html", users=rows, may_write=can("users:write"))
+
+
+@bp.post("/users")
+@permission("users:write")
+def user_create() -> Any:
+    form = request.form
+    name = (form.get("name") or "").strip()
+    try:
+        tenancy().create_user(
+            name,
+            form.get("password") or "",
+            platform_role=form.get("platform_role") or "regular",
+            display_name=form.get("display_name", ""),
+            email=form.get("email", ""),
+            actor=current_principal().username,
+        )
+    except HubError as exc:
+        return failed(exc, url_for(".users"))
+    return done(_("users.created", name=name), url_for(".users"))
+
+
+@bp.post("/users/<name>/<any(disable, enable):action>")
+@permission("users:write")
+def user_toggle(name: str, action: str) -> Any:
+    try:
+        tenancy().update_user(name, disabled=action == "disable", actor=current_principal().username)
+    except HubError as exc:
+        return failed(exc, url_for(".users"))
+    return done(_("users.disabled" if action == "disable" else "users.enabled", name=name), url_for(".users"))
+
+
+# -- own API tokens -------------------------------------------------------------------------------
+@bp.get("/tokens")
+@permission(None)
+def tokens() -> Any:
+    """The user's API tokens (never their values) and a form to make one."""
+    return _tokens_page(None)
+
+
+def _tokens_page(issued: Any) -> Any:
+    svc = tenancy()
+    items = [t for t in svc.tokens(current_principal().username) if t.kind == "named"]
+    return page("tokens.html", tokens=items, issued=issued)
+
+
+@bp.post("/tokens")
+@permission(None)
+def token_create() -> Any:
+    """Make a token and show its value on this one page (it is never shown again)."""
+    name = (request.form.get("name") or "").strip()
+    days = (request.form.get("expires_in") or "").strip()
+    try:
+        if not name:
+            raise InvalidInput(_("tokens.name_required"), field="name")
+        ttl = parse_duration(days, field="expires_in") if days else None
+        issued = tenancy().issue_token(current_principal().username, kind="named", name=name, ttl=ttl)
+    except HubError as exc:
+        return failed(exc, url_for(".tokens"))
+    return _tokens_page(issued)
+
+
+@bp.post("/tokens/<int:token_id>/revoke")
+@permission(None)
+def token_revoke(token_id: int) -> Any:
+    try:
+        tenancy().revoke_token(token_id, by=current_principal())
+    except HubError as exc:
+        return failed(exc, url_for(".tokens"))
+    return done(_("tokens.revoked"), back(url_for(".tokens")))
+
+
+# -- audit (platform admins) -------------------------------------------------------------------------
+@bp.get("/audit")
+@permission("audit:read")
+def audit() -> Any:
+    args = request.args
+    size = 100
+    try:
+        offset = max(0, int(args.get("from") or 0))
+    except ValueError:
+        offset = 0
+
+    def read() -> tuple[list[Any], int]:
+        flt = AuditFilter(
+            actor=args.get("actor") or None,
+            action=args.get("action") or None,
+            result=args.get("result") or None,
+            namespace=args.get("namespace") or None,
+            start=parse_time(args["start"], field="start") if args.get("start") else None,
+            end=parse_time(args["end"], field="end") if args.get("end") else None,
+        )
+        result: tuple[list[Any], int] = tenancy().audit_log(flt, offset=offset, limit=size)
+        return result
+
+    entries, total = common.attempt(read, ([], 0))
+    return page("audit.html", entries=entries, total=total, offset=offset, size=size, args=args)
