@@ -1103,10 +1103,6 @@ def resolution_for_period(period_seconds: float) -> int:
     return max(15, round(period_seconds / 4)) if period_seconds >= 60 else max(1, round(period_seconds / 4))
 
 
-def filter_fields(level: str) -> frozenset[str]:
-    return LEVEL_FILTERS[level]
-
-
 _DEFAULT: Catalogue | None = None
 
 

@@ -6,27 +6,18 @@ order.
 
 The shortcut: asking Prometheus for ``topk(n + slack, expr)`` instead of every entity keeps a
 20,000-pod ranking as cheap as the raw ``topk``. :func:`topk_is_exact` says when that answer is
-enough to order the first ``n`` entities exactly by (value, name); when ties at the boundary
-could reach past what was fetched, the caller fetches every value instead.
+enough to order the first ``n`` entities exactly by (value, name); when a tie at the boundary
+could reach past what was fetched, the caller fetches the entities at least as good as the
+boundary value (:func:`boundary_value`) and orders those.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of a ranking: ``keys`` is a frame of the entity labels in rank order with a
-    ``value`` column (NaN for entities without a value); ``total`` counts every entity."""
-
-    keys: pd.DataFrame
-    total: int
 
 
 def key_tuples(frame: pd.DataFrame, keys: Sequence[str]) -> list[tuple[str, ...]]:
