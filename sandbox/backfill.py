@@ -140,9 +140,13 @@ def _target_labels(job: str, instance: str, own: dict[str, str], *, honor: bool)
 # ---- the plan ----------------------------------------------------------------------------------
 
 
-def choose_step(series_estimate: int) -> int:
+def choose_step(fast_series: int, held_series: int) -> int:
+    """60 s, or coarser until the whole history fits the sample budget (big clusters only)."""
     step = 60
-    while series_estimate * (HISTORY // step) > SAMPLE_BUDGET and step < 1800:
+    while step < 3600:
+        samples = fast_series * (HISTORY // step) + held_series * (HISTORY // max(INVENTORY_STEP, step))
+        if samples <= SAMPLE_BUDGET:
+            break
         step += 60
     return step
 
@@ -438,7 +442,7 @@ def ensure_backfill(sb: Sandbox) -> None:
     ups.extend(("up", {"job": "kubelet", "instance": n, "node": n}, 1.0) for n in node_objs)
 
     n_series = sum(len(v) for v in kwok_scraped.values()) + sum(len(v) for v in live_nodes.values())
-    step = choose_step(n_series)
+    step = choose_step(n_series, len(inventory) + len(control) + len(ups))
     end = int(scraped_at // 60) * 60 - 60
     plan = Plan(end=end, step=step)
     incidents = make_incidents(

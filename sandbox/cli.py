@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 from sandbox.config import DEFAULT_NODES, DEFAULT_PODS, DEFAULT_PORT_BASE, PORT_OFFSETS
@@ -46,7 +48,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common(p)
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args: argparse.Namespace) -> int:
+    # A `kill` of `up` stops what it started, as Ctrl-C does, instead of leaving half a stack.
+    signal.signal(signal.SIGTERM, _interrupt)
     sb = Sandbox(args.dir)
     cmd = args.sandbox_command
     try:
@@ -63,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return 2
+            warn_ephemeral(args.port_base)
             status = sb.up(
                 nodes=args.nodes,
                 pods=args.pods,
@@ -125,3 +134,20 @@ def summary(status: dict[str, Any]) -> str:
             )
             lines.append(f"  {cred['username']:<14} {cred['password']:<18} ({scope})")
     return "\n".join(lines)
+
+
+def warn_ephemeral(port_base: int | None) -> None:
+    """Ports inside the kernel's ephemeral range can be taken at any moment by outgoing connections."""
+    if port_base is None:
+        return
+    try:
+        low, high = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        return
+    top = port_base + max(PORT_OFFSETS.values())
+    if port_base <= high and top >= low:
+        print(
+            f"kubehub sandbox: warning: ports {port_base}..{top} overlap the ephemeral range {low}..{high}; "
+            f"a port may be taken by an outgoing connection (choose a base below {low - max(PORT_OFFSETS.values())})",
+            file=sys.stderr,
+        )

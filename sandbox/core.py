@@ -27,7 +27,7 @@ from typing import Any
 from sandbox import config as cfgmod
 from sandbox import pki, prereqs
 from sandbox.config import SCRAPE_INTERVAL_SECONDS, SandboxConfig
-from sandbox.procs import ComponentError, ProcSpec, Supervisor, tail, wait_for
+from sandbox.procs import ComponentError, ProcSpec, Supervisor, rss_bytes, tail, wait_for
 
 # Order of `status` and of starting; `down` stops in reverse.
 COMPONENTS = [
@@ -54,6 +54,7 @@ class Progress:
         self.t0 = time.monotonic()
         self.quiet = quiet
         self._counter_open = False
+        self._last_decile: dict[str, int] = {}
 
     def __call__(self, message: str) -> None:
         if self.quiet:
@@ -74,8 +75,12 @@ class Progress:
             self._counter_open = done < total
             if done >= total:
                 sys.stderr.write("\n")
-        elif total and (done == total or done % max(1, total // 10) == 0):
-            sys.stderr.write(line + "\n")
+        elif total:
+            # Not a terminal (CI logs): a line per tenth reached, whatever the jumps between calls.
+            decile = done * 10 // total
+            if done == total or decile > self._last_decile.get(label, -1):
+                self._last_decile[label] = decile
+                sys.stderr.write(line + "\n")
         sys.stderr.flush()
 
     @property
@@ -91,6 +96,7 @@ class ComponentStatus:
     url: str
     pid: int | None = None
     log: str = ""
+    rss_mb: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -100,6 +106,7 @@ class ComponentStatus:
             "url": self.url,
             "pid": self.pid,
             "log": self.log,
+            "rss_mb": self.rss_mb,
         }
 
 
@@ -328,6 +335,7 @@ class Sandbox:
                     url=self.url_of(name),
                     pid=pid,
                     log=str(self.logs_dir / f"{name}.log"),
+                    rss_mb=round(rss_bytes(pid) / 2**20, 1) if pid else 0.0,
                 ).to_dict()
             )
         return {
@@ -343,6 +351,7 @@ class Sandbox:
             "elasticsearch_url": self.elasticsearch_url,
             "smtp": {"host": self.smtp_host, "port": self.smtp_port},
             "hub_url": self.hub_url if "hub" in expected else None,
+            "rss_mb": round(sum(c["rss_mb"] for c in comps), 1),
         }
 
     def _expected_components(self) -> list[str]:
@@ -555,6 +564,12 @@ class Sandbox:
                 f"--kubelet-client-key={k / 'admin.key'}",
                 # KWOK's nodes carry InternalIP 127.0.0.1 and KWOK's port: `kubectl logs` reaches KWOK.
                 "--kubelet-preferred-address-types=InternalIP",
+                # Aggregation-layer settings: without them every component logs a missing CA bundle.
+                f"--requestheader-client-ca-file={k / 'ca.crt'}",
+                "--requestheader-allowed-names=kubehub-sandbox-admin",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
                 f"--proxy-client-cert-file={k / 'admin.crt'}",
                 f"--proxy-client-key-file={k / 'admin.key'}",
                 "--enable-priority-and-fairness=false",
@@ -633,6 +648,7 @@ class Sandbox:
                 f"--server-address=127.0.0.1:{p}",
                 f"--node-lease-duration-seconds={NODE_LEASE_SECONDS}",
                 "--enable-crds=" + ",".join(["Metric", "ClusterResourceUsage", "ResourceUsage", "Logs", "ClusterLogs"]),
+                "--v=WARN",  # INFO logs every pod patch: gigabytes of log at 20,000 pods
             ],
             log=self._log("kwok"),
             ports=[p],

@@ -325,7 +325,8 @@ def node_manifest(i: int) -> dict[str, Any]:
                 "type": "kwok",
             },
         },
-        "spec": {},
+        # KWOK gives pods IPs from their node's pod CIDR (without one, all nodes share one /24).
+        "spec": {"podCIDR": f"10.{64 + i // 256}.{i % 256}.0/24", "podCIDRs": [f"10.{64 + i // 256}.{i % 256}.0/24"]},
         "status": {
             "allocatable": {"cpu": str(cores), "memory": f"{gib}Gi", "pods": "110"},
             "capacity": {"cpu": str(cores), "memory": f"{gib}Gi", "pods": "110"},

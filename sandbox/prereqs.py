@@ -155,19 +155,21 @@ def ensure_elasticsearch(say: Say) -> Path:
     home = es_home()
     if (home / "bin" / "elasticsearch").exists():
         return home
-    m2 = Path.home() / ".m2" / "repository"
-    zip_path = (
-        m2
-        / "org/elasticsearch/distribution/integ-test-zip/elasticsearch"
-        / ES_VERSION
-        / f"elasticsearch-{ES_VERSION}.zip"
+    rel = Path(
+        "org/elasticsearch/distribution/integ-test-zip/elasticsearch", ES_VERSION, f"elasticsearch-{ES_VERSION}.zip"
     )
+    m2 = cache_root() / "m2"  # Maven's local repository for the sandbox, kept with the other caches
+    zip_path = m2 / rel
+    user_m2 = Path.home() / ".m2" / "repository" / rel
+    if not zip_path.exists() and user_m2.exists():
+        zip_path = user_m2  # already downloaded by Maven for this user: no need to fetch it again
     if not zip_path.exists():
         say(f"downloading Elasticsearch {ES_VERSION} (integ-test-zip, ~90 MB) from Maven Central")
         argv = [
             "mvn", "-q", "-B", "dependency:get",
             f"-Dartifact=org.elasticsearch.distribution.integ-test-zip:elasticsearch:{ES_VERSION}:zip",
             "-Dtransitive=false",
+            f"-Dmaven.repo.local={m2}",
         ]  # fmt: skip
         log = cache_root() / "elasticsearch-download.log"
         log.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,60 @@
+"""Process supervision of the sandbox, with ordinary shell processes (no engines)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from sandbox.procs import ComponentError, ProcSpec, Supervisor, group_members, port_in_use
+
+pytestmark = pytest.mark.unit
+
+
+def test_stop_ends_the_whole_process_group_including_children(tmp_path: Path) -> None:
+    sup = Supervisor(tmp_path / "run")
+    # A parent that forks a child, as Elasticsearch's launcher does.
+    pid = sup.start(ProcSpec(name="demo", argv=["sh", "-c", "sleep 300 & sleep 300"], log=tmp_path / "demo.log"))
+    deadline = time.monotonic() + 5
+    while len(group_members(pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(group_members(pid)) >= 2
+    assert sup.pid("demo") == pid
+    assert sup.stop("demo") is True
+    assert group_members(pid) == []
+    assert sup.pid("demo") is None
+    assert sup.stop("demo") is False
+
+
+def test_a_recorded_pid_with_another_start_time_is_not_ours(tmp_path: Path) -> None:
+    sup = Supervisor(tmp_path / "run")
+    pid = sup.start(ProcSpec(name="demo", argv=["sleep", "300"], log=tmp_path / "demo.log"))
+    try:
+        record = json.loads((tmp_path / "run" / "demo.pid").read_text())
+        record["ticks"] -= 1  # as if the pid had been recycled by another process
+        (tmp_path / "run" / "demo.pid").write_text(json.dumps(record))
+        assert sup.pid("demo") is None
+        assert sup.stop("demo") is False  # never signals a process that is not ours
+        assert group_members(pid) == [pid]
+    finally:
+        import os
+        import signal
+
+        os.killpg(pid, signal.SIGKILL)
+
+
+def test_a_port_in_use_is_refused_with_the_port_and_the_way_out(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert port_in_use(port)
+        with pytest.raises(ComponentError) as err:
+            Supervisor(tmp_path / "run").start(
+                ProcSpec(name="demo", argv=["true"], log=tmp_path / "x.log", ports=[port])
+            )
+    assert f"port {port}" in str(err.value) and "--port-base" in str(err.value)
+    assert not port_in_use(port)
