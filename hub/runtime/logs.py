@@ -225,7 +225,7 @@ class LogService:
     def _scope_detail(query: LogQuery) -> dict[str, Any]:
         if query.visibility is None:
             return {"all_namespaces": True}
-        return {"namespaces": sorted(query.visibility)}
+        return {"namespaces": list(query.visibility)}  # the audit log sorts them
 
     # -- reads ------------------------------------------------------------------------------------
     def search(self, principal: Any, args: LogParams | Mapping[str, Any]) -> dict[str, Any]:

@@ -350,7 +350,7 @@ class ElasticsearchLogStore:
                 by_floor[floor].append(ns)
         should: list[dict[str, Any]] = []
         if plain:
-            should.append({"terms": {field: sorted(plain)}})
+            should.append({"terms": {field: plain}})
         for floor, names in sorted(by_floor.items()):
             should.append(
                 {
