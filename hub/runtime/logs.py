@@ -183,8 +183,9 @@ class LogService:
         if restricted is None:
             return None
         if scope.all_namespaces:
-            return {ns: 0.0 for ns in restricted}
-        return {ns: float(scope.floor(ns)) for ns in restricted}
+            return dict.fromkeys(restricted, 0.0)
+        floor = scope.floor
+        return {ns: float(floor(ns)) for ns in restricted}
 
     def _audit(self, principal: Any, action: str, result: str, params: LogParams | None, **extra: Any) -> None:
         tenancy = self._services.get("tenancy")
