@@ -186,7 +186,7 @@ def run_backtest(
             runner.run_once()
             dispatcher.deliver_all_due()
         _deliver_until(dispatcher, store, clock, end)
-        return _result(store, notifier, start=start, end=end, slots=len(times), queries=len(data))
+        return collect_result(store, notifier, start=start, end=end, slots=len(times), queries=len(data))
     finally:
         db.close()
 
@@ -207,9 +207,11 @@ def _deliver_until(dispatcher: Dispatcher, store: AlertStore, clock: FakeClock, 
         dispatcher.deliver_all_due()
 
 
-def _result(
+def collect_result(
     store: AlertStore, notifier: RecordingNotifier, *, start: float, end: float, slots: int, queries: int
 ) -> BacktestResult:
+    """The alerts, events and delivered emails of a replay's store and notifier (also used to
+    compare a backtest with a live-style replay)."""
     alerts, _ = store.alerts(namespaces=None, include_cluster=True, limit=100_000)
     events, _ = store.events(namespaces=None, include_cluster=True, limit=100_000)
     by_message: dict[str, Any] = {r["message_id"]: r for r in store.outbox(limit=100_000)}

@@ -102,6 +102,7 @@ class CycleReport:
     wall_seconds: float = 0.0
     retries: int = 0
     problems: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # one line per failed query
 
 
 class CycleRunner:
@@ -357,6 +358,7 @@ class CycleRunner:
             messages=len(out.messages),
             missed=dict(plan.missed),
             problems=out.problems,
+            errors=[f"{k.metric}/{k.aggregation}/{k.period:g}s: {results[k]}" for k in failed],
         )
 
 

@@ -86,6 +86,8 @@ class AlertEngine:
                 log.exception("alert cycle failed")
                 return None
             self.metrics.alert_cycles.labels("error" if report.query_errors else "ok").inc()
+            for error in report.errors:
+                log.warning("alert query failed (its rules are in the error state): %s", error)
             self.metrics.alert_cycle_seconds.observe(time.perf_counter() - started)
             for period, missed in report.missed.items():
                 log.warning(
