@@ -1,0 +1,310 @@
+"""End-to-end fixtures: a hub of this checkout against the sandbox's real engines, driven by
+Debian's Chromium through Playwright.
+
+The hub runs in this process (waitress on a free port) with its own data directory, wired to
+the sandbox's kube-apiserver, Prometheus and SMTP catcher, with the sandbox's demo users and
+projects seeded through the hub's own tenancy hook. Its log store is the embedded one, filled
+through the logs service's write path with lines of known content stamped "now" (the
+sandbox's seeded lines predate its namespaces, so the tenant floor rightly hides them).
+
+Each journey saves a screenshot per step to ``artifacts/e2e/<journey>/NN-step.png`` and every
+page the browser loads records the hub's own ``Server-Timing``; the session writes the slowest
+pages to ``artifacts/e2e/server-timing.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.collectors.catalogue import default_catalogue
+from hub.collectors.logs.store import LogRecord
+from hub.runtime import Hub, build_hub
+from hub.settings import Settings
+from sandbox.core import Sandbox
+from tests.integration.alerts_support import prom_query, wait_until
+from tests.integration.conftest import sandbox  # noqa: F401  (the session fixture, re-exported here)
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "artifacts" / "e2e"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TENANT_NS = "retail-api"
+OTHER_NS = "analytics-etl"
+HOT_WORKLOAD = "checkout-api"  # the sandbox runs it hot (kubehub.io/cpu), so a CPU policy fires
+PAGE_BUDGET_MS = 1000.0  # issue 9: no console page takes more than 1 s of server time
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Console:
+    """The hub under test, its URL, the demo credentials and what the fixtures planted."""
+
+    hub: Hub
+    url: str
+    passwords: dict[str, str]
+    alert_policy_id: str = ""
+    log_lines: list[LogRecord] = field(default_factory=list)
+    timings: list[dict[str, Any]] = field(default_factory=list)
+
+    def password(self, user: str) -> str:
+        return self.passwords[user]
+
+
+def _seed_logs(hub: Hub) -> list[LogRecord]:
+    """Lines of known content in two tenants' namespaces, stamped over the last 20 minutes."""
+    now = time.time()
+    lines: list[LogRecord] = []
+
+    def add(offset: float, ns: str, workload: str, pod: str, container: str, message: str) -> None:
+        lines.append(
+            LogRecord(
+                time=now - offset,
+                namespace=ns,
+                pod=pod,
+                container=container,
+                message=message,
+                workload=workload,
+                node="kwok-node-1",
+            )
+        )
+
+    for i in range(12):
+        add(1100 - i * 60, TENANT_NS, "checkout-api", "checkout-api-e2e-1", "api", f"INFO 订单 {20000 + i} 下单成功")
+        add(1090 - i * 60, TENANT_NS, "payment-gateway", "payment-gateway-e2e-1", "gateway", f"INFO settled txn {i}")
+    for i in range(5):
+        add(900 - i * 120, TENANT_NS, "checkout-api", "checkout-api-e2e-1", "api",
+            f"ERROR 调用支付服务超时，订单 {30000 + i}")  # fmt: skip
+    for i in range(3):
+        add(800 - i * 100, TENANT_NS, "payment-gateway", "payment-gateway-e2e-1", "gateway",
+            f"ERROR 支付渠道超时 upstream connection refused (attempt {i + 1})")  # fmt: skip
+    add(700, TENANT_NS, "checkout-api", "checkout-api-e2e-1", "api", "WARN connection was refused by the cache")
+    # The other tenant's lines carry the same words: they must never show up for retail-api's users.
+    for i in range(4):
+        add(600 - i * 60, OTHER_NS, "ingest-worker", "ingest-worker-e2e-1", "worker",
+            f"ERROR 写入超时 upstream connection refused ({i})")  # fmt: skip
+    hub.services["logs"].write(lines)
+    return lines
+
+
+def _hot_policy(hub: Hub, sb: Sandbox) -> str:
+    """A workload policy on the hot deployment whose threshold sits at half its current CPU."""
+    query, _labels = default_catalogue().alert_query("workloads", "workload_cpu_usage", "avg", 60)
+    usage = wait_until(
+        lambda: {
+            r["metric"]["workload"]: float(r["value"][1])
+            for r in prom_query(sb, query)
+            if r["metric"].get("namespace") == TENANT_NS
+        }.get(HOT_WORKLOAD),
+        timeout=300,
+        interval=5,
+        what=f"CPU series of {HOT_WORKLOAD} in Prometheus",
+    )
+    threshold = max(1, round(usage * 500))  # millicores: half the current usage
+    policy = hub.services["alerting"].create_policy(
+        {
+            "name": "e2e-checkout-cpu",
+            "description": "checkout-api uses more CPU than planned (e2e)",
+            "level": "workload",
+            "target": {"workloads": [{"kind": "deployment", "name": HOT_WORKLOAD}]},
+            "rules": [
+                {
+                    "name": "cpu-high",
+                    "metric": "workload_cpu_usage",
+                    "aggregation": "avg",
+                    "comparator": ">",
+                    "threshold": threshold,
+                    "unit": "millicores",
+                    "period": "1m",
+                    "consecutive": 1,
+                    "severity": "critical",
+                }
+            ],
+            "notification": {"receivers": [{"email": "oncall-e2e@example.com"}], "send_resolved": True},
+        },
+        level="workload",
+        namespace=TENANT_NS,
+        actor="e2e",
+    )
+    return str(policy["id"])
+
+
+@pytest.fixture(scope="session")
+def console(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:  # noqa: F811
+    from waitress.server import create_server
+
+    from hub.runtime.tenancy import seed_sandbox
+    from sandbox.seed import WORKSPACES
+    from web import create_app
+
+    data = tmp_path_factory.mktemp("console-hub")
+    port = _free_port()
+    settings = Settings(data_dir=data).replace(
+        kubernetes={"kubeconfig": str(sandbox.kubeconfig)},
+        prometheus={"url": sandbox.prometheus_url, "timeout": 20.0},
+        logs={"ship": False},
+        smtp={"host": sandbox.smtp_host, "port": sandbox.smtp_port, "sender": "kubehub-e2e@localhost"},
+        alerts={"tick_seconds": 5.0},
+        http={"host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}"},
+    )
+    credentials = sandbox.credentials
+    seed_sandbox(
+        settings,
+        {"credentials": credentials, "workspaces": {ws: list(p) for ws, p in WORKSPACES.items()}},
+    )
+    hub = build_hub(settings, background=True)
+    app = create_app(hub=hub)
+    server = create_server(app, host="127.0.0.1", port=port, threads=6)
+    thread = threading.Thread(target=server.run, name="e2e-hub", daemon=True)
+    thread.start()
+    console = Console(
+        hub=hub, url=f"http://127.0.0.1:{port}", passwords={c["username"]: c["password"] for c in credentials}
+    )
+    try:
+        console.log_lines = _seed_logs(hub)
+        yield console
+    finally:
+        # Let the worker threads finish before the socket map goes, or they write to a closed
+        # trigger pipe on the way out.
+        server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
+        server.close()
+        thread.join(timeout=10)
+        hub.close()
+        _write_timings(console.timings)
+
+
+@pytest.fixture(scope="session")
+def hot_policy(console: Console, sandbox: Sandbox) -> str:  # noqa: F811
+    """The id of a workload policy that fires on the hot deployment (needs Prometheus)."""
+    if not console.alert_policy_id:
+        console.alert_policy_id = _hot_policy(console.hub, sandbox)
+    return console.alert_policy_id
+
+
+def _write_timings(timings: list[dict[str, Any]]) -> None:
+    if not timings:
+        return
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    ranked = sorted(timings, key=lambda t: t["server_ms"], reverse=True)
+    (ARTIFACTS / "server-timing.json").write_text(
+        json.dumps({"pages": len(timings), "slowest": ranked[:15], "budget_ms": PAGE_BUDGET_MS}, indent=2)
+    )
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class Journey:
+    """One user's browser session: numbered screenshots and the server time of every page."""
+
+    def __init__(self, name: str, console: Console, browser: Any, *, locale: str, timezone: str) -> None:
+        self.name = name
+        self.console = console
+        self.dir = ARTIFACTS / name
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.step = 0
+        self.context = browser.new_context(
+            locale=locale,
+            timezone_id=timezone,
+            viewport={"width": 1400, "height": 900},
+            accept_downloads=True,
+        )
+        self.context.set_default_timeout(60_000)
+        self.page = self.context.new_page()
+        self.page.on("response", self._record)
+        self.page.on("dialog", lambda d: d.accept())
+
+    def _record(self, response: Any) -> None:
+        if response.request.resource_type != "document":
+            return
+        header = response.headers.get("server-timing", "")
+        match = re.search(r"dur=([0-9.]+)", header)
+        if match:
+            self.console.timings.append(
+                {
+                    "journey": self.name,
+                    "method": response.request.method,
+                    "url": response.url.replace(self.console.url, ""),
+                    "status": response.status,
+                    "server_ms": float(match.group(1)),
+                }
+            )
+
+    def url(self, path: str) -> str:
+        return self.console.url + path
+
+    def goto(self, path: str) -> Any:
+        return self.page.goto(self.url(path))
+
+    def shot(self, label: str) -> Path:
+        self.step += 1
+        path = self.dir / f"{self.step:02d}-{label}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+    def login(self, user: str) -> None:
+        self.goto("/login")
+        self.page.fill("input[name=username]", user)
+        self.page.fill("input[name=password]", self.console.password(user))
+        self.shot("login")
+        self.page.click("button[type=submit]")
+        self.page.wait_for_url(re.compile(r"/(\?.*)?$"))
+
+    def confirm(self) -> None:
+        """Accept the console's confirmation dialog (a <dialog>, screenshotted open)."""
+        self.page.wait_for_selector("#confirm-dialog[open]")
+        self.shot("confirm")
+        self.page.click("#confirm-ok")
+
+    def slowest_ms(self) -> float:
+        mine = [t["server_ms"] for t in self.console.timings if t["journey"] == self.name and t["method"] == "GET"]
+        return max(mine, default=0.0)
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def journey(console: Console, browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """``journey(name, locale=..., timezone=...)`` opens a fresh browser context for a user."""
+    opened: list[Journey] = []
+
+    def start(name: str, *, locale: str = "en-US", timezone: str = "Europe/Berlin") -> Journey:
+        j = Journey(name, console, browser, locale=locale, timezone=timezone)
+        opened.append(j)
+        return j
+
+    yield start
+    for j in opened:
+        j.close()
