@@ -45,6 +45,8 @@ COMPONENTS = [
     "hub",
 ]
 NODE_LEASE_SECONDS = 40
+HEALTH_TIMEOUT_SECONDS = 10.0  # generous: the machine may be busy with builds and other tests
+UNHEALTHY_GRACE_SECONDS = 300.0
 
 
 class Progress:
@@ -234,7 +236,7 @@ class Sandbox:
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read()
 
-    def _ok(self, url: str, *, expect: bytes | None = None, timeout: float = 3.0) -> bool:
+    def _ok(self, url: str, *, expect: bytes | None = None, timeout: float = HEALTH_TIMEOUT_SECONDS) -> bool:
         try:
             code, body = self.http(url, timeout=timeout)
         except (OSError, urllib.error.URLError):
@@ -254,12 +256,12 @@ class Sandbox:
         if name == "prometheus":
             return self._ok(base + "/-/ready")
         if name == "elasticsearch":
-            return self._ok(base + "/_cluster/health", timeout=5)
+            return self._ok(base + "/_cluster/health")
         if name == "hub":
             return self._ok(base + "/healthz")
         if name == "smtp":
             try:
-                with socket.create_connection(("127.0.0.1", self.port("smtp")), timeout=2) as s:
+                with socket.create_connection(("127.0.0.1", self.port("smtp")), timeout=HEALTH_TIMEOUT_SECONDS) as s:
                     return s.recv(64).startswith(b"220")
             except OSError:
                 return False
@@ -484,17 +486,27 @@ class Sandbox:
         self.say("prometheus: configuration reloaded")
 
     def _ensure(self, name: str, spec: ProcSpec, started: list[str], *, timeout: float = 60, wait: bool = True) -> None:
+        if self.sup.alive(name) and self.sup.recorded_argv(name) != self.sup.final_argv(spec):
+            # Started by an older sandbox with other options: bring it in line.
+            self.say(f"{name}: command line changed; restarting it")
+            self.sup.stop(name)
         if self.sup.alive(name):
             if self.healthy(name):
                 self.say(f"{name}: already up")
                 return
             if not wait:
                 return
-            if wait_for(lambda: self.healthy(name), timeout=timeout, alive=lambda: self.sup.alive(name)):
-                self.say(f"{name}: already up")
+            # Running but not answering: a busy machine, a WAL replay, a long garbage collection.
+            # Restarting would make it worse (and disturb everyone using the sandbox), so it gets
+            # a long grace period first.
+            grace = max(timeout, UNHEALTHY_GRACE_SECONDS)
+            self.say(f"{name}: running but not answering its health check; waiting up to {grace:.0f}s")
+            if wait_for(lambda: self.healthy(name), timeout=grace, interval=2, alive=lambda: self.sup.alive(name)):
+                self.say(f"{name}: up")
                 return
-            self.say(f"{name}: running but not healthy; restarting it")
-            self.sup.stop(name)
+            if self.sup.alive(name):
+                self.say(f"{name}: still not healthy after {grace:.0f}s; restarting it")
+                self.sup.stop(name)
         self.say(f"{name}: starting")
         self.sup.start(spec)
         started.append(name)
@@ -856,7 +868,8 @@ class Sandbox:
         started from here.
         """
         sb = cls(dir or os.environ.get("KUBEHUB_SANDBOX_DIR") or None)
-        if not sb.engines_up():
+        # A health check may miss on a loaded machine: look twice before going through `up`.
+        if not sb.engines_up() and not wait_for(sb.engines_up, timeout=20, interval=5):
             first = not (sb.dir / "sandbox.json").exists()
             sb.up(hub=False if first else None, skip_hub=True)
         return sb

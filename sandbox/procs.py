@@ -158,6 +158,19 @@ class Supervisor:
             return []
         return sorted(p.stem for p in self.run_dir.glob("*.pid"))
 
+    def recorded_argv(self, name: str) -> list[str] | None:
+        try:
+            return list(json.loads(self._pidfile(name).read_text())["argv"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+    @staticmethod
+    def final_argv(spec: ProcSpec) -> list[str]:
+        argv = list(spec.argv)
+        if spec.user and os.geteuid() == 0:
+            argv = ["setpriv", f"--reuid={spec.user}", f"--regid={spec.user}", "--init-groups", "--", *argv]
+        return argv
+
     def start(self, spec: ProcSpec) -> int:
         for port in spec.ports:
             if port_in_use(port):
@@ -168,9 +181,7 @@ class Supervisor:
                 )
         self.run_dir.mkdir(parents=True, exist_ok=True)
         spec.log.parent.mkdir(parents=True, exist_ok=True)
-        argv = list(spec.argv)
-        if spec.user and os.geteuid() == 0:
-            argv = ["setpriv", f"--reuid={spec.user}", f"--regid={spec.user}", "--init-groups", "--", *argv]
+        argv = self.final_argv(spec)
         env = dict(os.environ)
         if spec.env:
             env.update(spec.env)
