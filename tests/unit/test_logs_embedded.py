@@ -94,6 +94,13 @@ def test_every_planner_path_answers_like_a_brute_force_filter(store: EmbeddedLog
         assert [line.message for line in result.items] == expected[:1000]
         exported = [line.message for line in store.export(q, limit=10_000)]
         assert exported == expected
+        buckets = {b.time: b.count for b in store.histogram(q, interval=3600) if b.count}
+        want: dict[float, int] = {}
+        for r in corpus:
+            if _matches(r, q, word):
+                key = (r.time // 3600) * 3600
+                want[key] = want.get(key, 0) + 1
+        assert buckets == want
 
 
 def test_lines_that_hash_to_the_same_slot_in_the_same_microsecond_are_all_kept(store: EmbeddedLogStore) -> None:

@@ -85,6 +85,8 @@ _PARTITION_SCHEMA = [
     "message TEXT NOT NULL)",
     f"CREATE VIRTUAL TABLE IF NOT EXISTS logs_fts USING fts5(body, tag, content='', tokenize=\"{_TOKENIZER}\")",
     "CREATE TABLE IF NOT EXISTS stats (src INTEGER PRIMARY KEY, lines INTEGER NOT NULL)",
+    # Only for keyword-less histograms of part of a day (see histogram()); searches never use it.
+    "CREATE INDEX IF NOT EXISTS logs_src_id ON logs (src, id)",
 ]
 
 _CATALOG_SCHEMA = [
@@ -547,7 +549,9 @@ class EmbeddedLogStore:
                     "f.rowid",
                 )
             return _Plan("FROM logs_fts f WHERE logs_fts MATCH :m AND f.rowid BETWEEN :lo AND :hi", params, "f.rowid")
-        return _Plan("FROM logs l WHERE l.id BETWEEN :lo AND :hi" + filter_sql, params, "l.id")
+        # NOT INDEXED: walking the key range stops early; the (src, id) index would make SQLite
+        # collect and sort every line of the scope to return the newest fifty.
+        return _Plan("FROM logs l NOT INDEXED WHERE l.id BETWEEN :lo AND :hi" + filter_sql, params, "l.id")
 
     def _tags(self, full: list[int], stats: Mapping[int, int]) -> list[str] | None:
         """Tag tokens covering exactly ``full`` on this day: whole namespaces where possible."""
@@ -681,6 +685,9 @@ class EmbeddedLogStore:
             scope = self._scope(query)
             width = round(interval * 1_000_000)
             for day in self._days_for(query):
+                if query.text is None and not scope.unrestricted:
+                    self._index_histogram(day, scope, query, width, counts)
+                    continue
                 plan = self._plan(day, scope, query)
                 if plan is None:
                     continue
@@ -688,6 +695,26 @@ class EmbeddedLogStore:
                 for b, n in self._rows(day, sql, {**plan.params, "w": width}):
                     counts[int(b)] += n
         return fill_buckets(counts, interval, bounds)
+
+    def _index_histogram(self, day: _Day, scope: _Scope, query: LogQuery, width: int, counts: dict[int, int]) -> None:
+        """Keyword-less counts of part of a day from the (src, id) index, a third the size of
+        the rows: one range per group of sources sharing a lower bound (a straddling source's
+        range starts at its floor)."""
+        lo, hi = _key_range(query)
+        groups: dict[int, list[int]] = defaultdict(list)
+        for s in scope.full:
+            if s in day.stats:
+                groups[lo].append(s)
+        for s, floor in scope.straddling.items():
+            if s in day.stats:
+                groups[max(lo, round(floor * 1_000_000) << SLOT_BITS)].append(s)
+        sql = (
+            f"SELECT (id >> {SLOT_BITS}) / :w AS b, count(*) FROM logs INDEXED BY logs_src_id "
+            "WHERE src IN (SELECT value FROM json_each(:srcs)) AND id BETWEEN :lo AND :hi GROUP BY b"
+        )
+        for start, srcs in groups.items():
+            for b, n in self._rows(day, sql, {"w": width, "srcs": json.dumps(srcs), "lo": start, "hi": hi}):
+                counts[int(b)] += n
 
     def export(self, query: LogQuery, *, limit: int) -> Iterator[LogLine]:
         if query.sees_nothing or limit <= 0:
