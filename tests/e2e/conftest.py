@@ -285,7 +285,8 @@ class Journey:
         """Accept the console's confirmation dialog (a <dialog>, screenshotted open)."""
         self.page.wait_for_selector("#confirm-dialog[open]")
         self.shot("confirm")
-        self.page.click("#confirm-ok")
+        with self.page.expect_navigation():  # the confirmed form posts and the result page loads
+            self.page.click("#confirm-ok")
 
     def slowest_ms(self) -> float:
         mine = [t["server_ms"] for t in self.console.timings if t["journey"] == self.name and t["method"] == "GET"]

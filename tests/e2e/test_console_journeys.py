@@ -75,6 +75,7 @@ def test_on_call_sees_a_firing_alert_opens_its_evidence_comments_and_silences_it
     j.confirm()
     page.wait_for_selector(".flash.ok")
     assert "Silenced until" in page.inner_text(".flash.ok")
+    assert "api-operator" in page.inner_text("#silenced-by")  # the page now says who holds it, until when
     j.shot("silenced")
 
     aid = page.url.rstrip("/").split("/")[-1].split("#")[0]

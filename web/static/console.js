@@ -251,10 +251,14 @@
   const RANGE_SECONDS = { "15m": 900, "1h": 3600, "6h": 21600, "24h": 86400, "7d": 604800 };
   const PALETTE = ["#2f6fde", "#e48a1b", "#1d8a4e", "#c62f2f", "#7b4fc9", "#0f9aa8", "#b0577e", "#6b7785"];
 
-  function seriesLabel(result, s, many) {
-    const labels = Object.keys(s.labels || {}).filter(function (k) { return k !== "__name__"; }).map(function (k) { return s.labels[k]; });
-    const entity = labels.join(" / ") || result.metric;
-    return many ? result.metric + " · " + entity : entity;
+  function entityOf(s) {
+    return Object.keys(s.labels || {}).filter(function (k) { return k !== "__name__"; }).map(function (k) { return s.labels[k]; }).join(" / ");
+  }
+
+  function axisValue(v, unit) {
+    // Axis ticks are short: two decimals at most, the unit once.
+    if (unit === "cores") return (Math.abs(v) < 10 ? Number(v.toFixed(2)) : Math.round(v)) + " c";
+    return human(v, unit);
   }
 
   function drawChart(fig) {
@@ -273,11 +277,16 @@
       const many = results.length > 1;
       const times = new Set();
       const lines = [];
+      const entities = new Set();
+      results.forEach(function (r) { r.series.forEach(function (s) { entities.add(entityOf(s)); }); });
+      const oneEntity = entities.size <= 1;
       results.forEach(function (r) {
         r.series.slice(0, 12).forEach(function (s) {
           const map = new Map();
           s.values.forEach(function (p) { times.add(p[0]); map.set(p[0], p[1]); });
-          lines.push({ label: seriesLabel(r, s, many), unit: r.unit, map: map });
+          // Name what differs between the lines: the metric, the entity, or both.
+          const label = oneEntity ? (many ? r.metric : entityOf(s) || r.metric) : (many ? r.metric + " · " : "") + entityOf(s);
+          lines.push({ label: label, unit: r.unit, map: map });
         });
       });
       plot.innerHTML = "";
@@ -295,7 +304,7 @@
         series: [{}].concat(lines.map(function (l, i) {
           return { label: l.label, stroke: PALETTE[i % PALETTE.length], width: 1.5, value: function (_u, v) { return human(v, l.unit); } };
         })),
-        axes: [{}, { size: 70, values: function (_u, ticks) { return ticks.map(function (v) { return human(v, unit); }); } }],
+        axes: [{}, { size: 84, values: function (_u, ticks) { return ticks.map(function (v) { return axisValue(v, unit); }); } }],
         scales: { x: { time: true } },
         legend: { live: true },
       };
@@ -383,8 +392,19 @@
     if (tzInput && !tzInput.value) tzInput.placeholder = tz;
   }
 
+  function localiseFlashTimes() {
+    // Result messages name times in UTC (RFC 3339); show them in the viewer's zone.
+    document.querySelectorAll(".flash").forEach(function (el) {
+      el.textContent = el.textContent.replace(/\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z/g, function (iso) {
+        const d = new Date(iso);
+        return Number.isNaN(d.getTime()) ? iso : dateFmt.format(d);
+      });
+    });
+  }
+
   function init() {
     localiseTimes(document);
+    localiseFlashTimes();
     setupConfirm();
     setupAutosubmit();
     setupSortable();

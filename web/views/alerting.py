@@ -37,6 +37,22 @@ UNITS = (
 )  # fmt: skip
 
 
+@bp.app_template_filter("alert_value")
+def alert_value(value: Any, unit: str) -> str:
+    """An alert's value (base unit) as the emails show it, in the rule's unit family."""
+    from hub.alerts.notify.notice import format_value
+
+    return format_value(value, unit or "")
+
+
+@bp.app_template_filter("alert_threshold")
+def alert_threshold(value: Any, unit: str) -> str:
+    """A rule's threshold as its author wrote it (90 percent -> 90%)."""
+    from hub.alerts.notify.notice import format_threshold
+
+    return "–" if value is None else format_threshold(float(value), unit or "")
+
+
 def _svc() -> Any:
     return require_service("alerting")
 
@@ -75,9 +91,48 @@ def alert(aid: str) -> Any:
         "alert.html",
         a=detail,
         chart=chart,
+        silenced_by=attempt(lambda: _silences_of(detail), []),
         may_write=_can_write(detail.get("namespace")),
         logs_link=_logs_link(detail),
     )
+
+
+def _silences_of(a: dict[str, Any]) -> list[dict[str, Any]]:
+    """The active silences that hold this alert's notices, matched by the pipeline's own rule."""
+    from hub.alerts.notify.notice import Notice
+    from hub.alerts.notify.silence import Silence
+
+    notice = Notice(
+        key="",
+        kind="firing",
+        at=0.0,
+        alert_id=a["id"],
+        policy_id=a["policy_id"],
+        policy_name=a["policy"],
+        level=a["level"],
+        namespace=a.get("namespace"),
+        tenant="",
+        rule=a["rule"],
+        severity=a["severity"],
+        entity=a["entity"],
+        labels=a.get("labels") or {},
+        metric=a.get("metric") or "",
+        aggregation="",
+        comparator=a.get("comparator") or "",
+        threshold=float(a.get("threshold") or 0.0),
+        unit=a.get("unit") or "",
+        value=a.get("value"),
+        query="",
+        period=0.0,
+        consecutive=0,
+        started_at=0.0,
+    )
+    out = []
+    for s in _svc().silences(_vis(), active_only=True):
+        rule = Silence(id=s["id"], namespace=s.get("namespace"), matchers=s["matchers"], starts_at=0.0, ends_at=1e18)
+        if rule.matches(notice):
+            out.append(s)
+    return out
 
 
 def _chart_for(a: dict[str, Any]) -> dict[str, Any] | None:
