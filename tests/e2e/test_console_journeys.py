@@ -226,6 +226,9 @@ def test_tenant_creates_a_workload_policy_sees_an_invalid_threshold_fixes_it_and
     page.fill('input[name="rules-0-threshold"]', "ninety")
     page.fill('input[name="rules-0-consecutive"]', "2")
     page.fill('textarea[name="receivers"]', "tenant-e2e@example.com")
+    page.select_option('select[name="repeat-major-mode"]', "fixed")
+    page.fill('input[name="repeat-major-interval"]', "2h")
+    page.fill('input[name="repeat-major-max_sends"]', "12")
     error = page.locator('[data-error-for="rules[0].threshold"]')
     error.wait_for(state="visible")  # inline, as typed (live validation)
     assert "number" in error.inner_text()
@@ -252,8 +255,9 @@ def test_tenant_creates_a_workload_policy_sees_an_invalid_threshold_fixes_it_and
     assert re.search(r"would have sent \d+ email", summary), summary
     page.wait_for_selector("#backtest-timeline")
     j.shot("backtest")
-    # payment-gateway's pods use far more than 100 MiB, so over 24 h it would have alerted.
-    assert page.locator("#backtest-timeline .mark").count() >= 1
+    # payment-gateway's pods use far more than 100 MiB, so over 24 h it would have alerted, and
+    # the fixed 2 h repeat would have sent more than one email.
+    assert page.locator("#backtest-timeline .mark").count() >= 2
     _assert_fast(j)
 
 

@@ -45,6 +45,14 @@ def alert_value(value: Any, unit: str) -> str:
     return format_value(value, unit or "")
 
 
+@bp.app_template_filter("plainnum")
+def plainnum(value: Any) -> Any:
+    """2.0 -> 2 in form fields, so a threshold reads back as it was typed."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 @bp.app_template_filter("alert_threshold")
 def alert_threshold(value: Any, unit: str) -> str:
     """A rule's threshold as its author wrote it (90 percent -> 90%)."""
