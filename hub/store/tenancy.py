@@ -172,6 +172,11 @@ class TenancyStore:
         row = self.db.query_one("SELECT * FROM projects WHERE namespace = ?", (namespace,))
         return _project(row) if row else None
 
+    def projects_generation(self) -> int:
+        """A number that changes whenever any project row changes (see migration tenancy:2)."""
+        row = self.db.query_one("SELECT gen FROM project_generation WHERE id = 1")
+        return int(row["gen"]) if row else 0
+
     def projects(self, workspace: str | None = None) -> list[ProjectRecord]:
         if workspace is None:
             rows = self.db.query("SELECT * FROM projects ORDER BY namespace")

@@ -91,6 +91,30 @@ class IssuedToken:
     expires_at: float
 
 
+@dataclass(frozen=True)
+class _ProjectIndex:
+    """Every project, by namespace and by workspace, as of one project generation."""
+
+    generation: int
+    projects: tuple[Project, ...]
+    by_namespace: Mapping[str, Project]
+    by_workspace: Mapping[str, tuple[Project, ...]]
+    admin_scope: Scope
+
+    @classmethod
+    def build(cls, generation: int, projects: list[Project]) -> _ProjectIndex:
+        by_workspace: dict[str, list[Project]] = {}
+        for project in projects:
+            by_workspace.setdefault(project.workspace, []).append(project)
+        return cls(
+            generation=generation,
+            projects=tuple(projects),
+            by_namespace={p.namespace: p for p in projects},
+            by_workspace={w: tuple(ps) for w, ps in by_workspace.items()},
+            admin_scope=rules.scope_for(Principal(username="", platform_role=PlatformRole.ADMIN), projects),
+        )
+
+
 class TenancyService:
     def __init__(
         self,
@@ -111,6 +135,8 @@ class TenancyService:
         self._namespace_created = namespace_created
         self._dummy_hash: str | None = None
         self._local = threading.local()
+        self._index: _ProjectIndex | None = None
+        self._index_lock = threading.Lock()
 
     # ===================================================================== principals
     def principal_for(self, username: str, *, via_token: bool = False) -> Principal | None:
@@ -309,8 +335,39 @@ class TenancyService:
         return True
 
     def scope(self, principal: Principal) -> Scope:
-        """The namespaces ``principal`` may read, each with its creation time (the log floor)."""
-        return rules.scope_for(principal, self.projects())
+        """The namespaces ``principal`` may read, each with its creation time (the log floor).
+
+        Every metric, log and alert query asks this, so it works from the in-memory project
+        index and the principal's memberships (cost proportional to the memberships, not to
+        the number of projects); the platform admin's scope is built once per generation.
+        """
+        index = self._project_index()
+        if principal.is_platform_admin:
+            return index.admin_scope
+        candidates: dict[str, Project] = {}
+        for workspace in principal.workspaces:
+            for project in index.by_workspace.get(workspace, ()):
+                candidates[project.namespace] = project
+        for namespace in principal.projects:
+            project = index.by_namespace.get(namespace)
+            if project is not None:
+                candidates[namespace] = project
+        return rules.scope_for(principal, candidates.values())
+
+    def _project_index(self) -> _ProjectIndex:
+        """The project list, reloaded only when the store's project generation moved."""
+        generation = self.store.projects_generation()
+        index = self._index
+        if index is not None and index.generation == generation:
+            return index
+        with self._index_lock:
+            index = self._index
+            if index is None or index.generation != generation:
+                # Read the generation before the rows: a change in between makes the next call
+                # reload, never keeps a stale list.
+                index = _ProjectIndex.build(generation, [_as_project(r) for r in self.store.projects(None)])
+                self._index = index
+        return index
 
     def namespaces_for(
         self, principal: Principal, permission: str, requested: Iterable[str] | None = None
@@ -490,14 +547,16 @@ class TenancyService:
 
     # ===================================================================== projects
     def project(self, namespace: str) -> Project | None:
-        record = self.store.project(namespace)
-        return _as_project(record) if record else None
+        return self._project_index().by_namespace.get(namespace)
 
     def project_record(self, namespace: str) -> ProjectRecord | None:
         return self.store.project(namespace)
 
     def projects(self, workspace: str | None = None) -> list[Project]:
-        return [_as_project(r) for r in self.store.projects(workspace)]
+        index = self._project_index()
+        if workspace is None:
+            return list(index.projects)
+        return list(index.by_workspace.get(workspace, ()))
 
     def project_records(self, workspace: str | None = None) -> list[ProjectRecord]:
         return self.store.projects(workspace)

@@ -85,4 +85,23 @@ MIGRATIONS = [
         CREATE INDEX login_failures_by_key ON login_failures(key_hash, at);
         """,
     ),
+    (
+        2,
+        """
+        -- A counter bumped by every change to projects (including cascades from workspace
+        -- deletion), so readers can keep the project list in memory and reload it only when
+        -- it changed -- also when another process changed it.
+        CREATE TABLE project_generation (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            gen INTEGER NOT NULL
+        );
+        INSERT INTO project_generation(id, gen) VALUES (1, 0);
+        CREATE TRIGGER projects_gen_insert AFTER INSERT ON projects
+        BEGIN UPDATE project_generation SET gen = gen + 1 WHERE id = 1; END;
+        CREATE TRIGGER projects_gen_update AFTER UPDATE ON projects
+        BEGIN UPDATE project_generation SET gen = gen + 1 WHERE id = 1; END;
+        CREATE TRIGGER projects_gen_delete AFTER DELETE ON projects
+        BEGIN UPDATE project_generation SET gen = gen + 1 WHERE id = 1; END;
+        """,
+    ),
 ]
