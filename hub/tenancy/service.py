@@ -349,9 +349,9 @@ class TenancyService:
             for project in index.by_workspace.get(workspace, ()):
                 candidates[project.namespace] = project
         for namespace in principal.projects:
-            project = index.by_namespace.get(namespace)
-            if project is not None:
-                candidates[namespace] = project
+            direct = index.by_namespace.get(namespace)
+            if direct is not None:
+                candidates[namespace] = direct
         return rules.scope_for(principal, candidates.values())
 
     def _project_index(self) -> _ProjectIndex:
