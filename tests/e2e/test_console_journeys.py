@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from hub.collectors.inventory import ListQuery
 from tests.e2e.conftest import ARTIFACTS, OTHER_NS, PAGE_BUDGET_MS, TENANT_NS, Console
 
 pytestmark = pytest.mark.e2e
@@ -310,4 +311,45 @@ def test_a_tenant_of_another_workspace_cannot_reach_the_first_tenants_pages_or_d
     j.goto("/rankings?level=namespaces")
     assert TENANT_NS not in page.inner_text("main")
     j.shot("own-rankings-only")
+    _assert_fast(j)
+
+
+def test_every_console_page_renders_for_an_admin_in_both_languages_within_the_budget(
+    console: Console, journey: Any, hot_policy: str
+) -> None:
+    """Not one of the five journeys: a tour of the pages they do not pass through, so each is
+    looked at (screenshots) and timed like the others."""
+    j = journey("0-tour", locale="zh-CN", timezone="Asia/Shanghai")
+    page = j.page
+    j.login(ADMIN)
+    query = ListQuery(limit=1, offset=0, label_selector="", name="checkout")
+    pod = console.hub.services["cluster"].list_pods(TENANT_NS, query).to_dict()["items"][0]["name"]
+    tour = [
+        ("overview", "/?lang=en"),
+        ("overview-zh", "/?lang=zh"),
+        ("nodes", "/nodes"),
+        ("node", "/nodes/kwok-node-1"),
+        ("workspaces", "/workspaces"),
+        ("workspace", "/workspaces/retail"),
+        ("project", f"/projects/{TENANT_NS}"),
+        ("workloads", f"/workloads?ns={TENANT_NS}"),
+        ("workload", f"/projects/{TENANT_NS}/workloads/deployment/checkout-api"),
+        ("pod", f"/projects/{TENANT_NS}/pods/{pod}"),
+        ("monitoring", "/monitoring?level=nodes&metric=node_cpu_utilisation&metric=node_memory_utilisation&range=6h"),
+        ("monitoring-components", "/monitoring?level=components&metric=apiserver_request_rate&range=1h"),
+        ("rankings-workloads", "/rankings?level=workloads&window=24h&stat=max"),
+        ("alerts", "/alerting"),
+        ("policies", "/alerting/policies"),
+        ("policy", f"/projects/{TENANT_NS}/alerting/policies/{hot_policy}"),
+        ("history", "/alerting/history"),
+        ("silences", "/alerting/silences"),
+        ("users", "/users"),
+        ("tokens", "/tokens"),
+        ("audit", "/audit"),
+    ]
+    for label, path in tour:
+        response = j.goto(path)
+        assert response is not None and response.status == 200, (path, response and response.status)
+        page.wait_for_load_state("networkidle")
+        j.shot(label)
     _assert_fast(j)

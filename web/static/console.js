@@ -267,9 +267,17 @@
       plot.innerHTML = '<p class="err">charting library missing: run scripts/build-assets.sh</p>';
       return;
     }
-    const seconds = RANGE_SECONDS[fig.dataset.range] || 3600;
-    const end = Math.floor(Date.now() / 1000);
-    const start = end - seconds;
+    let end = Math.floor(Date.now() / 1000);
+    let start = end - (RANGE_SECONDS[fig.dataset.range] || 3600);
+    if (fig.dataset.range === "custom" && fig.dataset.from) {
+      // datetime-local values are wall-clock times in the viewer's own zone
+      const from = new Date(fig.dataset.from), to = fig.dataset.to ? new Date(fig.dataset.to) : new Date();
+      if (!Number.isNaN(from.getTime()) && !Number.isNaN(to.getTime()) && to > from) {
+        start = Math.floor(from.getTime() / 1000);
+        end = Math.floor(to.getTime() / 1000);
+      }
+    }
+    const seconds = end - start;
     const step = Math.max(15, Math.round(seconds / 240));
     const params = Object.assign({ metrics: fig.dataset.metrics, start: start, end: end, step: step }, JSON.parse(fig.dataset.filters || "{}"));
     getJSON(monitoringURL(fig.dataset.level, params)).then(function (body) {

@@ -57,6 +57,10 @@ RANKING_COLUMNS = {
     "pods": ("pod_cpu_usage", "pod_memory_usage", "pod_cpu_usage_of_limits", "pod_container_restarts"),
 }
 WINDOWS = ("", "1h", "24h", "7d")
+# A window statistic is a subquery over the whole window per metric (about 100 ms each at
+# default scale, more under load), so window rankings compute the level's first three
+# columns, plus the sort column when it is another one, to stay well inside a second.
+WINDOW_COLUMNS = 3
 STATS = ("avg", "max", "min", "p50", "p90", "p95", "p99")
 
 
@@ -93,6 +97,10 @@ def charts() -> Any:
         namespaces=common.visible_namespaces("monitoring:read"),
         ranges=RANGES,
         range=request.args.get("range") or "1h",
+        # Custom ranges are wall-clock times in the viewer's zone (datetime-local); the browser
+        # turns them into epoch seconds when it asks for the chart data.
+        custom_from=request.args.get("from", ""),
+        custom_to=request.args.get("to", ""),
         filters={k: request.args.get(k, "") for k in ("nodes", "namespaces", "workloads", "pods", "workspace")},
     )
 
@@ -105,10 +113,13 @@ def rankings() -> Any:
     levels = [lv for lv in RANKING_LEVELS if admin or lv in TENANT_LEVELS]
     args = request.args
     level = args.get("level") if args.get("level") in levels else levels[0]
-    columns = RANKING_COLUMNS[level]
-    sort = args.get("sort") if args.get("sort") in columns else columns[0]
+    all_columns = RANKING_COLUMNS[level]
+    sort = args.get("sort") if args.get("sort") in all_columns else all_columns[0]
     order = "asc" if args.get("order") == "asc" else "desc"
     window = args.get("window") if args.get("window") in WINDOWS else ""
+    columns = all_columns
+    if window:
+        columns = tuple(c for i, c in enumerate(all_columns) if i < WINDOW_COLUMNS or c == sort)
     stat = args.get("stat") if args.get("stat") in STATS else "p95"
     try:
         page_no = max(1, int(args.get("page") or 1))
@@ -133,6 +144,7 @@ def rankings() -> Any:
         levels=levels,
         level=level,
         columns=columns,
+        more_columns=[c for c in all_columns if c not in columns],
         units=units,
         sort=sort,
         order=order,
