@@ -249,15 +249,16 @@ class Journey:
         if response.request.resource_type != "document":
             return
         header = response.headers.get("server-timing", "")
-        match = re.search(r"dur=([0-9.]+)", header)
-        if match:
+        parts = dict(re.findall(r"(\w+);dur=([0-9.]+)", header))
+        if "app" in parts:
             self.console.timings.append(
                 {
                     "journey": self.name,
                     "method": response.request.method,
                     "url": response.url.replace(self.console.url, ""),
                     "status": response.status,
-                    "server_ms": float(match.group(1)),
+                    "server_ms": float(parts.pop("app")),
+                    **{f"{k}_ms": float(v) for k, v in parts.items()},
                 }
             )
 

@@ -108,7 +108,9 @@ def _remember_language_and_time(response: Any) -> Any:
         response.set_cookie(i18n.COOKIE, chosen, max_age=365 * 86400, samesite="Lax", httponly=False)
     started = g.get("started")
     if started is not None:
-        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+        parts = [f"app;dur={(time.perf_counter() - started) * 1000:.1f}"]
+        parts += [f"{name};dur={ms:.1f}" for name, ms in g.get("timings", [])]
+        response.headers["Server-Timing"] = ", ".join(parts)
     return response
 
 

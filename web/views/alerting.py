@@ -626,7 +626,7 @@ def _backtest(level: str, ns: str | None, pid: str) -> Any:
     window = request.form.get("window") or "24h"
     result = None
     try:
-        result = svc.backtest(pid, level=level, namespace=ns, start=window, end=None)
+        result = common.timed("backtest", lambda: svc.backtest(pid, level=level, namespace=ns, start=window, end=None))
     except HubError as exc:
         if exc.status in (401, 403, 404):
             raise
