@@ -2,11 +2,19 @@
 # Build:  docker build -t kubehub .
 # Run:    docker run -p 8080:8080 -v kubehub-data:/data \
 #           -e KUBEHUB_PROMETHEUS_URL=http://prometheus:9090 kubehub
+# The console's charting library, from the npm registry (docs/console.md); served by the hub.
+FROM node:20-slim AS assets
+WORKDIR /src
+COPY package.json package-lock.json ./
+COPY web/frontend ./web/frontend
+RUN npm ci --no-audit --no-fund && npm run build
+
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY hub ./hub
 COPY web ./web
+COPY --from=assets /src/web/static/vendor ./web/static/vendor
 COPY sandbox ./sandbox
 RUN pip install --no-cache-dir build && python -m build --wheel --outdir /wheels .
 
