@@ -278,3 +278,50 @@ def test_highlighting_marks_chinese_as_substrings_and_latin_as_whole_words_and_e
 def test_highlighting_a_phrase_marks_it_across_the_space() -> None:
     out = str(highlight("upstream connection refused now", ["connection refused"]))
     assert "<mark>connection refused</mark>" in out
+
+
+# -- cluster outages and staleness (our own cluster service, faked at its interface) ---------------
+class StaleCluster:
+    """The cluster service's read interface, answering from a cache that lost the API server."""
+
+    def list_nodes(self, query: Any) -> Any:
+        node = {
+            "name": "node-1",
+            "ready": True,
+            "unschedulable": False,
+            "roles": ["worker"],
+            "allocation": {"cpu_ratio": 0.5, "memory_ratio": 0.25, "pods": 3, "allocatable_pods": 110},
+        }
+        return type("Page", (), {"to_dict": lambda self: {"items": [node], "total": 1, "stale_since": STALE}})()
+
+
+class DownCluster:
+    def list_nodes(self, query: Any) -> Any:
+        from hub.errors import BackendUnavailable
+
+        raise BackendUnavailable("kubernetes API server", "connection refused (https://10.0.0.1:6443)")
+
+
+STALE = "2026-11-22T01:00:00Z"
+
+
+def test_a_stale_cluster_cache_is_shown_with_its_data_and_the_time_it_went_stale(world: TenancyWorld) -> None:
+    client, _ = world.session("platform-admin")
+    world.hub.services["cluster"] = StaleCluster()
+    try:
+        status, body = page(client, "/nodes")
+    finally:
+        world.hub.services["cluster"] = None
+    assert status == 200
+    assert f'data-stale-since="{STALE}"' in body and "node-1" in body
+
+
+def test_an_api_server_outage_is_a_503_page_naming_it_and_its_reason(world: TenancyWorld) -> None:
+    client, _ = world.session("platform-admin")
+    world.hub.services["cluster"] = DownCluster()
+    try:
+        status, body = page(client, "/nodes")
+    finally:
+        world.hub.services["cluster"] = None
+    assert status == 503
+    assert 'data-backend="kubernetes API server"' in body and "connection refused" in body
