@@ -325,3 +325,10 @@ def test_an_api_server_outage_is_a_503_page_naming_it_and_its_reason(world: Tena
         world.hub.services["cluster"] = None
     assert status == 503
     assert 'data-backend="kubernetes API server"' in body and "connection refused" in body
+
+
+def test_the_audit_page_shows_a_chinese_search_keyword_as_written(world: TenancyWorld) -> None:
+    world.tenancy.audit("poperator", "logs.search", "logs", "ok", {"namespaces": [HOME_NAMESPACE], "q": "超时"})
+    client, _ = world.session("platform-admin")
+    _, body = page(client, "/audit?action=logs.")
+    assert "&#34;q&#34;: &#34;超时&#34;" in body or '"q": "超时"' in body

@@ -239,7 +239,9 @@ def history() -> Any:
 @permission(None)
 def silences() -> Any:
     items = attempt(lambda: _svc().silences(_vis()), [])
-    writable = [ns for ns in common.visible_namespaces("alerts:write") if can("alerts:write", namespace=ns)]
+    writable = [
+        ns for ns in common.visible_namespaces("alerts:write", projects_only=True) if can("alerts:write", namespace=ns)
+    ]
     return page(
         "silences.html",
         silences=items,
@@ -291,7 +293,7 @@ def policies() -> Any:
     if svc is not None:
         if can("node-policies:read"):
             node_policies = attempt(lambda: svc.list_policies(level="node"), [])
-        for ns in common.visible_namespaces("policies:read"):
+        for ns in common.visible_namespaces("policies:read", projects_only=True):
             if not can("policies:read", namespace=ns):
                 continue
             items = attempt(lambda ns=ns: svc.list_policies(level="workload", namespace=ns), [])

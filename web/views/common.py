@@ -160,8 +160,9 @@ def is_admin() -> bool:
     return bool(principal is not None and principal.is_platform_admin)
 
 
-def visible_namespaces(permission: str = "namespaces:read") -> list[str]:
-    """Namespaces of projects the current user may see (admins: every project's namespace)."""
+def visible_namespaces(permission: str = "namespaces:read", *, projects_only: bool = False) -> list[str]:
+    """Namespaces the current user may use ``permission`` in: their projects', or for platform
+    admins every project's plus (unless ``projects_only``) every other namespace of the cluster."""
     principal = optional_principal()
     if principal is None:
         return []
@@ -170,7 +171,7 @@ def visible_namespaces(permission: str = "namespaces:read") -> list[str]:
     if scope.all_namespaces:
         names = {p.namespace for p in svc.projects()}
         cluster = service("cluster")
-        if cluster is not None:
+        if cluster is not None and not projects_only:
             try:
                 names |= {n.name for n in cluster.namespaces()}
             except HubError:

@@ -6,6 +6,7 @@ routes declare the same permissions as ``web/api/tenancy.py``.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import Blueprint, request, url_for
@@ -20,6 +21,13 @@ from web.views import common
 from web.views.common import _, back, can, done, failed, page
 
 bp = Blueprint("tenancy", __name__)
+
+
+@bp.app_template_filter("jsontext")
+def jsontext(value: Any) -> str:
+    """Audit details as readable JSON: Chinese keywords stay Chinese (the page escapes HTML)."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
 
 WORKSPACE_ROLES = [r.value for r in WorkspaceRole]
 PROJECT_ROLES = [r.value for r in ProjectRole]
