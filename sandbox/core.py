@@ -422,6 +422,7 @@ class Sandbox:
             d.mkdir(parents=True, exist_ok=True)
         if self.is_up() or (not with_hub and self.engines_up()):
             say("every component is already up")
+            self._reload_prometheus_if_changed()  # e.g. a rule file changed
             return
         prereqs.ensure_debian_packages(say)
         prereqs.ensure_engines(say)

@@ -7,6 +7,7 @@ Prometheus from starting, so a broken one is left out with a warning.
 
 from __future__ import annotations
 
+import hashlib
 import string
 import subprocess
 from pathlib import Path
@@ -59,6 +60,10 @@ def render(sb: Sandbox) -> str:
         "HUB_JOB": hub_job,
     }
     text = string.Template(TEMPLATE.read_text(encoding="utf-8")).substitute(values)
+    # The rule files' content is part of the configuration as far as `up` is concerned: a change
+    # makes the text differ, and `up` reloads Prometheus.
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in rules)).hexdigest()[:16]
+    text += f"\n# rule files digest: {digest}\n"
     if not rules:
         text = text.replace("rule_files:\n  []", "rule_files: []")
     return text
