@@ -332,3 +332,36 @@ def test_the_audit_page_shows_a_chinese_search_keyword_as_written(world: Tenancy
     client, _ = world.session("platform-admin")
     _, body = page(client, "/audit?action=logs.")
     assert "&#34;q&#34;: &#34;超时&#34;" in body or '"q": "超时"' in body
+
+
+# -- workspaces, projects, tokens ----------------------------------------------------------------------
+def test_an_admin_creates_a_workspace_and_a_project_in_it_from_the_console(world: TenancyWorld) -> None:
+    client, csrf = world.session("platform-admin")
+    r = client.post("/workspaces", data={"csrf_token": csrf, "name": "ws-new", "description": "payments"}, headers=HTML)
+    assert r.status_code == 303 and r.headers["Location"].endswith("/workspaces/ws-new")
+    r = client.post("/workspaces/ws-new/projects", data={"csrf_token": csrf, "namespace": "ns-new"}, headers=HTML)
+    assert r.status_code == 303
+    status, body = page(client, r.headers["Location"])
+    assert status == 200 and "Project ns-new is created." in body
+    assert world.tenancy.project("ns-new").workspace == "ws-new"
+
+
+def test_a_bad_workspace_name_is_refused_with_the_field_named(world: TenancyWorld) -> None:
+    client, csrf = world.session("platform-admin")
+    r = client.post("/workspaces", data={"csrf_token": csrf, "name": "Not A Label"}, headers=HTML)
+    _, body = page(client, r.headers["Location"])
+    assert 'class="flash error"' in body and "(name)" in body
+
+
+def test_a_new_api_token_is_shown_once_and_then_only_by_its_hint(world: TenancyWorld) -> None:
+    client, csrf = world.session("project-viewer")
+    r = client.post("/tokens", data={"csrf_token": csrf, "name": "ci deploys", "expires_in": "30d"}, headers=HTML)
+    body = r.get_data(as_text=True)
+    token = re.search(r'id="new-token">(khub_[^<]+)<', body)
+    assert r.status_code == 200 and token is not None
+    assert (
+        world.app.test_client().get("/api/v1/me", headers={"Authorization": f"Bearer {token.group(1)}"}).status_code
+        == 200
+    )
+    _, later = page(client, "/tokens")
+    assert token.group(1) not in later and "ci deploys" in later
