@@ -420,7 +420,7 @@ class Sandbox:
         say = self.say
         for d in (self.logs_dir, self.state_dir, self.pod_logs_dir):
             d.mkdir(parents=True, exist_ok=True)
-        if self.is_up() or (not with_hub and self.engines_up()):
+        if (self.is_up() or (not with_hub and self.engines_up())) and not self._stale_python_components():
             say("every component is already up")
             self._reload_prometheus_if_changed()  # e.g. a rule file changed
             return
@@ -686,9 +686,16 @@ class Sandbox:
     def _python(self, module: str, *args: str, name: str, ports: list[int]) -> ProcSpec:
         root = str(Path(__file__).resolve().parent.parent)
         env = {"PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""), "PYTHONUNBUFFERED": "1"}
-        return ProcSpec(
-            name=name, argv=[sys.executable, "-m", module, *args], log=self._log(name), env=env, ports=ports
-        )
+        # The code's digest is part of the command line, so that `up` restarts our own Python
+        # components when the sandbox's code changed (see _ensure).
+        argv = [sys.executable, "-m", module, *args, f"--code={code_digest()}"]
+        return ProcSpec(name=name, argv=argv, log=self._log(name), env=env, ports=ports)
+
+    def _stale_python_components(self) -> list[str]:
+        specs = [self._spec_nodesim(), self._spec_smtp()]
+        return [
+            s.name for s in specs if self.sup.alive(s.name) and self.sup.recorded_argv(s.name) != self.sup.final_argv(s)
+        ]
 
     def _spec_nodesim(self) -> ProcSpec:
         return self._python(
@@ -696,6 +703,7 @@ class Sandbox:
             f"--kubeconfig={self.kubeconfig}",
             f"--port={self.port('nodesim')}",
             f"--state={self.state_dir / 'nodesim.json'}",
+            f"--pod-logs={self.pod_logs_dir}",
             name="nodesim",
             ports=[self.port("nodesim")],
         )
@@ -877,6 +885,15 @@ class Sandbox:
 
     def wait_up(self, timeout: float = 60) -> bool:
         return wait_for(self.is_up, timeout=timeout, interval=1)
+
+
+def code_digest() -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
 
 
 def ports_table(cfg: SandboxConfig) -> list[tuple[str, int]]:

@@ -1,4 +1,5 @@
-"""node-exporter-style series for every simulated (KWOK) node, from one HTTP endpoint.
+"""node-exporter-style series for every simulated (KWOK) node, from one HTTP endpoint; and the
+seeded containers' ongoing log lines.
 
 KWOK plays kubelets but has no node-exporter; this process watches the nodes through the API and
 serves, for each, the node-exporter series of docs/metrics-conventions.md with ``node`` and
@@ -211,12 +212,37 @@ def watch_nodes(sim: NodeSim, kubeconfig: str, stop: threading.Event) -> None:
             stop.wait(2)
 
 
+def append_logs(pod_logs: Path, stop: threading.Event, every: float = 15.0) -> None:
+    """Keep the seeded containers logging: append what each would have written since the last round.
+
+    The pod log API (KWOK's ClusterLogs) serves these files, so log shippers and ``kubectl logs
+    -f`` see new lines arrive, in the same languages and styles as the seeded history.
+    """
+    from sandbox.seed import WORKLOADS, generate_logs, write_cri
+
+    last = time.time()
+    while not stop.wait(every):
+        now = time.time()
+        for w in WORKLOADS:
+            for c in w.containers:
+                path = pod_logs / w.namespace / f"{c}.log"
+                if not path.exists():
+                    continue  # not seeded (yet)
+                records = list(generate_logs(w, c, last, now, salt=f"@{int(last)}"))
+                if records:
+                    with contextlib.suppress(OSError):
+                        write_cri(path, records, append=True)
+        last = now
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--kubeconfig", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--state", required=True)
+    parser.add_argument("--code", help="digest of the sandbox's code it was started with (informational)")
+    parser.add_argument("--pod-logs", help="directory of the seeded CRI log files to keep appending to")
     args = parser.parse_args(argv)
 
     sim = NodeSim(Path(args.state))
@@ -259,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
                 sim.save()
 
     threading.Thread(target=saver, daemon=True).start()
+    if args.pod_logs:
+        threading.Thread(target=append_logs, args=(Path(args.pod_logs), stop), daemon=True).start()
 
     def _stop(*_: Any) -> None:
         stop.set()

@@ -657,9 +657,9 @@ _ERRORS: dict[str, list[tuple[str, str]]] = {
 }  # fmt: skip
 
 
-def generate_logs(w: Workload, container: str, start: float, end: float) -> Iterator[LogRecord]:
+def generate_logs(w: Workload, container: str, start: float, end: float, *, salt: str = "") -> Iterator[LogRecord]:
     """Deterministic log records of one container over [start, end): busier by day, errors now and then."""
-    rng = random.Random(_seed_of(f"{w.namespace}/{w.name}/{container}"))
+    rng = random.Random(_seed_of(f"{w.namespace}/{w.name}/{container}{salt}"))
     msgs = _MESSAGES[w.lang].get(w.style) or _MESSAGES[w.lang]["web"]
     errors = _ERRORS[w.lang]
     mean_gap = {"web": 45.0, "db": 90.0, "worker": 60.0, "batch": 240.0, "proxy": 75.0}.get(w.style, 60.0)
@@ -683,10 +683,10 @@ def generate_logs(w: Workload, container: str, start: float, end: float) -> Iter
         t += rng.expovariate(1.0 / (mean_gap / (0.5 + model.tri(t))))
 
 
-def write_cri(path: Path, records: list[LogRecord]) -> None:
+def write_cri(path: Path, records: list[LogRecord], *, append: bool = False) -> None:
     """CRI log format (what kubelets keep and KWOK's Logs read): one line per physical line."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
+    with open(path, "a" if append else "w", encoding="utf-8") as f:
         for rec in records:
             ts = dt.datetime.fromtimestamp(rec.t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
             for line in rec.message.split("\n"):
