@@ -420,7 +420,9 @@ class Sandbox:
         say = self.say
         for d in (self.logs_dir, self.state_dir, self.pod_logs_dir):
             d.mkdir(parents=True, exist_ok=True)
-        if (self.is_up() or (not with_hub and self.engines_up())) and not self._stale_python_components():
+        if (self.is_up() or (not with_hub and self.engines_up())) and not self._stale_python_components(
+            with_hub=with_hub
+        ):
             say("every component is already up")
             self._reload_prometheus_if_changed()  # e.g. a rule file changed
             return
@@ -487,9 +489,9 @@ class Sandbox:
         self.say("prometheus: configuration reloaded")
 
     def _ensure(self, name: str, spec: ProcSpec, started: list[str], *, timeout: float = 60, wait: bool = True) -> None:
-        if self.sup.alive(name) and self.sup.recorded_argv(name) != self.sup.final_argv(spec):
+        if self.sup.alive(name) and self.sup.outdated(spec):
             # Started by an older sandbox with other options: bring it in line.
-            self.say(f"{name}: command line changed; restarting it")
+            self.say(f"{name}: command line or code changed; restarting it")
             self.sup.stop(name)
         if self.sup.alive(name):
             if self.healthy(name):
@@ -688,14 +690,15 @@ class Sandbox:
         env = {"PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""), "PYTHONUNBUFFERED": "1"}
         # The code's digest is part of the command line, so that `up` restarts our own Python
         # components when the sandbox's code changed (see _ensure).
-        argv = [sys.executable, "-m", module, *args, f"--code={code_digest()}"]
-        return ProcSpec(name=name, argv=argv, log=self._log(name), env=env, ports=ports)
+        argv = [sys.executable, "-m", module, *args]
+        return ProcSpec(name=name, argv=argv, log=self._log(name), env=env, ports=ports, stamp=code_digest("sandbox"))
 
-    def _stale_python_components(self) -> list[str]:
+    def _stale_python_components(self, *, with_hub: bool) -> list[str]:
+        """Our own Python components whose code changed since they started (cheap to check)."""
         specs = [self._spec_nodesim(), self._spec_smtp()]
-        return [
-            s.name for s in specs if self.sup.alive(s.name) and self.sup.recorded_argv(s.name) != self.sup.final_argv(s)
-        ]
+        if with_hub:
+            specs.append(self._spec_hub())
+        return [s.name for s in specs if self.sup.alive(s.name) and self.sup.outdated(s)]
 
     def _spec_nodesim(self) -> ProcSpec:
         return self._python(
@@ -836,6 +839,8 @@ class Sandbox:
             },
             log=self._log("hub"),
             ports=[self.port("hub")],
+            # A changed hub (another area's work landed) is restarted by the next `up`.
+            stamp=code_digest("hub", "web"),
         )
 
     # ---- down / reset ---------------------------------------------------------------------------
@@ -887,12 +892,17 @@ class Sandbox:
         return wait_for(self.is_up, timeout=timeout, interval=1)
 
 
-def code_digest() -> str:
+def code_digest(*packages: str) -> str:
+    """Digest of the source files of packages of this tree (sandbox, hub, web)."""
     import hashlib
 
+    root = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
-    for f in sorted(Path(__file__).resolve().parent.glob("*.py")):
-        h.update(f.read_bytes())
+    for pkg in packages:
+        for f in sorted((root / pkg).rglob("*")):
+            if f.is_file() and f.suffix in (".py", ".html", ".js", ".css", ".j2", ".yaml", ".sql", ".json"):
+                h.update(str(f.relative_to(root)).encode())
+                h.update(f.read_bytes())
     return h.hexdigest()[:12]
 
 

@@ -241,7 +241,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--state", required=True)
-    parser.add_argument("--code", help="digest of the sandbox's code it was started with (informational)")
     parser.add_argument("--pod-logs", help="directory of the seeded CRI log files to keep appending to")
     args = parser.parse_args(argv)
 

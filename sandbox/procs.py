@@ -43,6 +43,7 @@ class ProcSpec:
     env: dict[str, str] | None = None
     user: str | None = None  # run as this system user via setpriv (Elasticsearch refuses root)
     ports: Sequence[int] = field(default_factory=tuple)
+    stamp: str = ""  # e.g. a digest of the code it runs: a different stamp means "restart me"
 
 
 def _start_ticks(pid: int) -> int | None:
@@ -164,6 +165,14 @@ class Supervisor:
         except (OSError, ValueError, KeyError):
             return None
 
+    def outdated(self, spec: ProcSpec) -> bool:
+        """Whether the running component was started with another command line or code stamp."""
+        try:
+            rec = json.loads(self._pidfile(spec.name).read_text())
+        except (OSError, ValueError):
+            return False
+        return bool(rec.get("argv") != self.final_argv(spec) or rec.get("stamp", "") != spec.stamp)
+
     @staticmethod
     def final_argv(spec: ProcSpec) -> list[str]:
         argv = list(spec.argv)
@@ -203,7 +212,7 @@ class Supervisor:
                 raise ComponentError(spec.name, f"cannot execute {argv[0]}: {exc.strerror}", spec.log) from exc
         ticks = _start_ticks(proc.pid)
         tmp = self._pidfile(spec.name).with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pid": proc.pid, "ticks": ticks, "argv": argv}))
+        tmp.write_text(json.dumps({"pid": proc.pid, "ticks": ticks, "argv": argv, "stamp": spec.stamp}))
         tmp.replace(self._pidfile(spec.name))
         # The Popen object is dropped on purpose: the process outlives this command. Mark it
         # reaped-by-someone-else so Python does not warn about it at exit.

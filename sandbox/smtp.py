@@ -53,7 +53,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--maildir", required=True)
-    parser.add_argument("--code", help="digest of the sandbox's code it was started with (informational)")
     args = parser.parse_args(argv)
 
     handler = MaildirHandler(args.maildir)
