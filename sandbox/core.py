@@ -877,15 +877,14 @@ class Sandbox:
     def shared(cls, dir: str | Path | None = None) -> Sandbox:
         """The sandbox tests use: the one already running (never a second copy), else brought up.
 
-        Directory: ``dir``, else ``$KUBEHUB_SANDBOX_DIR``, else the default. A sandbox created here
-        has no hub (tests start their own); an existing one keeps its choice, but its hub is never
-        started from here.
+        Directory: ``dir``, else ``$KUBEHUB_SANDBOX_DIR``, else the default. The hub is never
+        started from here (tests start their own); the sandbox's own choice is left as it is, so
+        a later ``kubehub sandbox up`` still starts its hub.
         """
         sb = cls(dir or os.environ.get("KUBEHUB_SANDBOX_DIR") or None)
         # A health check may miss on a loaded machine: look twice before going through `up`.
         if not sb.engines_up() and not wait_for(sb.engines_up, timeout=20, interval=5):
-            first = not (sb.dir / "sandbox.json").exists()
-            sb.up(hub=False if first else None, skip_hub=True)
+            sb.up(skip_hub=True)
         return sb
 
     def wait_up(self, timeout: float = 60) -> bool:

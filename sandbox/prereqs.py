@@ -40,7 +40,10 @@ def ensure_engines(say: Say) -> None:
     if not missing and kwok_kustomize().exists():
         return
     script = Path(__file__).parent / "engines" / "build-go-engines.sh"
-    if not shutil.which("go"):
+    env = dict(os.environ)
+    if not shutil.which("go") and Path("/usr/local/go/bin/go").exists():
+        env["PATH"] = "/usr/local/go/bin" + os.pathsep + env.get("PATH", "")  # the go.dev tarball's place
+    if not shutil.which("go", path=env.get("PATH")):
         raise ComponentError(
             "engines",
             f"Go is needed to build {', '.join(missing)} (install Go >= 1.24 from https://go.dev/dl or "
@@ -51,7 +54,7 @@ def ensure_engines(say: Say) -> None:
     log = cache_root() / "engines-build.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w", encoding="utf-8") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE, text=True, env=env)
         assert proc.stderr is not None
         for line in proc.stderr:
             out.write(line)
