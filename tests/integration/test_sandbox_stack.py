@@ -331,3 +331,47 @@ def test_smtp_catcher_stores_a_message_sent_with_aiosmtplib(sandbox: Sandbox) ->
     assert len(found) == 1
     assert found[0]["X-Sandbox-Rcpt-To"] == "ops@example.com"
     assert "CPU 使用率过高" in found[0].get_payload(decode=True).decode("utf-8")
+
+
+def test_status_json_of_the_command_has_the_documented_shape(sandbox: Sandbox) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    kubehub = Path(sys.executable).with_name("kubehub")
+    out = subprocess.run(
+        [str(kubehub), "sandbox", "status", "--json", "--dir", str(sandbox.dir)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    status = json.loads(out.stdout)
+    assert {"components", "credentials", "mailbox", "kubeconfig"} <= status.keys()
+    for comp in status["components"]:
+        assert {"name", "state", "version", "url"} <= comp.keys()
+        assert comp["state"] in ("up", "down", "starting")
+    for cred in status["credentials"]:
+        assert {"username", "password", "platform_role", "workspaces", "projects"} <= cred.keys()
+        assert cred["platform_role"] in ("admin", "regular")
+
+
+def test_up_again_reuses_every_running_component(sandbox: Sandbox) -> None:
+    before = {name: sandbox.sup.pid(name) for name in COMPONENTS if name != "hub"}
+    again = Sandbox(sandbox.dir, quiet=True)
+    again.up(skip_hub=True)
+    after = {name: again.sup.pid(name) for name in before}
+    assert after == before
+
+
+def test_seeded_containers_keep_logging(kube: client.ApiClient) -> None:
+    core = client.CoreV1Api(kube)
+    first: dict[str, Any] = {}
+    for p in sorted(seeded_pods(kube), key=lambda p: p.metadata.name):
+        first.setdefault(p.metadata.labels["app.kubernetes.io/name"], p)
+    lines = 0
+    for w in WORKLOADS:
+        pod = first.get(w.name)
+        if pod is None or pod.status.phase != "Running":
+            continue
+        for c in w.containers:
+            text = core.read_namespaced_pod_log(pod.metadata.name, w.namespace, container=c, since_seconds=600)
+            lines += len(text.splitlines())
+    assert lines > 0
