@@ -472,6 +472,7 @@ class Sandbox:
         self._reload_prometheus_if_changed()
         if with_hub:
             self._ensure("hub", self._spec_hub(), started, timeout=120)
+            self._reload_prometheus_if_changed()  # now with the hub's own target
             seeder.seed_hub()
 
     def _reload_prometheus_if_changed(self) -> None:

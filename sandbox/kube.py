@@ -198,7 +198,9 @@ def kwok_config(path: Path, *, node_lease_seconds: int) -> None:
     ]
     docs.extend(f.read_text() for f in stage_files)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n---\n".join(d.strip() for d in docs) + "\n", encoding="utf-8")
+    text = "\n---\n".join(d.strip() for d in docs) + "\n"
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
 
 
 def _container_labels() -> list[dict[str, str]]:

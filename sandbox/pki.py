@@ -96,4 +96,6 @@ contexts:
 current-context: {name}
 """
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    # Only when it changed: kube-state-metrics watches its kubeconfig and restarts on any write.
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
