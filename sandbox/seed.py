@@ -393,18 +393,19 @@ class Seeder:
             "priority": 1,  # the hub may install its own template for the same indices at a higher priority
             "template": {
                 "settings": {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "5s"},
+                # The same mapping the hub's Elasticsearch store installs for its "kubehub" field
+                # preset (hub/collectors/logs/elasticsearch.py), so seeded and shipped documents
+                # look alike; stream and level are extras the hub ignores.
                 "mappings": {
+                    "dynamic": False,
                     "properties": {
-                        "time": {"type": "date"},
-                        "namespace": {"type": "keyword"},
-                        "pod": {"type": "keyword"},
-                        "container": {"type": "keyword"},
-                        "workload": {"type": "keyword"},
-                        "node": {"type": "keyword"},
-                        "stream": {"type": "keyword"},
-                        "level": {"type": "keyword"},
-                        "message": {"type": "text"},
-                    }
+                        "time": {"type": "date_nanos"},
+                        "message": {"type": "text", "analyzer": "standard"},
+                        **{
+                            k: {"type": "keyword", "ignore_above": 1024}
+                            for k in ("namespace", "pod", "container", "node", "pod_uid", "workload", "stream", "level")
+                        },
+                    },
                 },
             },
         }
@@ -431,15 +432,16 @@ class Seeder:
             for pod in pods:
                 for c in w.containers:
                     for rec in records[(w.namespace, c)]:
-                        ts = dt.datetime.fromtimestamp(rec.t, dt.UTC)
+                        ts = dt.datetime.fromtimestamp(rec.t, dt.UTC)  # microseconds, like the hub
                         index = LOG_INDEX_PREFIX + ts.strftime("%Y.%m.%d")
                         doc = {
-                            "time": ts.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                            "time": ts.isoformat(timespec="microseconds").replace("+00:00", "Z"),
                             "namespace": w.namespace,
                             "pod": pod["metadata"]["name"],
                             "container": c,
                             "workload": w.name,
                             "node": pod["spec"]["nodeName"],
+                            "pod_uid": pod["metadata"]["uid"],
                             "stream": rec.stream,
                             "level": rec.level,
                             "message": rec.message,
