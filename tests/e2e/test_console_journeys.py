@@ -353,3 +353,108 @@ def test_every_console_page_renders_for_an_admin_in_both_languages_within_the_bu
         page.wait_for_load_state("networkidle")
         j.shot(label)
     _assert_fast(j)
+
+
+def test_admin_changes_image_rolls_back_restarts_and_deletes_a_workload_and_cordons_a_node(
+    console: Console, journey: Any, sandbox: Any
+) -> None:
+    """The workload and node actions the five journeys do not use, each confirmed and its
+    result shown, on a deployment made for the test (the seeded ones stay as they are)."""
+    from sandbox import kube
+
+    name, ns = f"e2e-web-{int(time.time()) % 100000}", "retail-web"
+    path = kube.ns_path(ns, "deployments", group="apps", name=name)
+    rest = kube.KubeRest(sandbox.kubeconfig)
+    labels = {"app.kubernetes.io/name": name}
+    rest.create(
+        kube.ns_path(ns, "deployments", group="apps"),
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "namespace": ns, "labels": labels},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "web",
+                                "image": "registry.example.com/e2e/web:1.0",
+                                # the project's quota wants requests and limits on every container
+                                "resources": {
+                                    "requests": {"cpu": "50m", "memory": "64Mi"},
+                                    "limits": {"cpu": "100m", "memory": "128Mi"},
+                                },
+                            }
+                        ],
+                        "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}],
+                        "terminationGracePeriodSeconds": 0,
+                    },
+                },
+            },
+        },
+    )
+    j = journey("6-admin-actions")
+    page = j.page
+    url = f"/projects/{ns}/workloads/deployment/{name}"
+    node = "kwok-node-9"
+    try:
+        j.login(ADMIN)
+
+        def ready(text: str) -> Any:
+            def check() -> bool:
+                response = j.goto(url)
+                return bool(response and response.status == 200 and text in page.inner_text("#replica-summary"))
+
+            return check
+
+        _retry(ready("2 of 2 ready"), timeout=120, what=f"{name} to have 2 ready pods")
+        j.shot("workload")
+
+        page.fill("input[name=image]", "registry.example.com/e2e/web:2.0")
+        page.locator("form[action$='/image'] button").click()
+        j.confirm()
+        assert "registry.example.com/e2e/web:2.0" in page.inner_text(".flash.ok")
+        _retry(
+            lambda: j.goto(url) and page.locator("select[name=revision] option").count() >= 1,
+            timeout=120,
+            what="a second revision to roll back from",
+        )
+        j.shot("image-changed")
+
+        page.select_option("select[name=revision]", "1")
+        page.locator("form[action$='/rollback'] button").click()
+        j.confirm()
+        assert "rolled back to revision 1" in page.inner_text(".flash.ok")
+        live = rest.get(path)["spec"]["template"]["spec"]["containers"][0]["image"]
+        assert live == "registry.example.com/e2e/web:1.0"
+        j.shot("rolled-back")
+
+        page.locator("form[action$='/restart'] button").click()
+        j.confirm()
+        assert "restarting" in page.inner_text(".flash.ok")
+        assert "kubectl.kubernetes.io/restartedAt" in rest.get(path)["spec"]["template"]["metadata"]["annotations"]
+        j.shot("restarted")
+
+        page.locator("form[action$='/delete'] button").click()
+        j.confirm()
+        assert f"{name} is deleted." in page.inner_text(".flash.ok")
+        assert "/workloads?ns=" in page.url
+        j.shot("deleted")
+
+        j.goto(f"/nodes/{node}")
+        page.locator("form[action$='/cordon'] button").click()
+        j.confirm()
+        assert "cordoned" in page.inner_text(".flash.ok")
+        assert rest.get(f"/api/v1/nodes/{node}")["spec"].get("unschedulable") is True
+        j.shot("node-cordoned")
+        page.locator("form[action$='/uncordon'] button").click()
+        j.confirm()
+        assert not rest.get(f"/api/v1/nodes/{node}")["spec"].get("unschedulable")
+        j.shot("node-uncordoned")
+    finally:
+        rest.delete(path)
+        rest.patch(f"/api/v1/nodes/{node}", {"spec": {"unschedulable": None}})
+    _assert_fast(j)

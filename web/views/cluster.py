@@ -106,11 +106,11 @@ def workload(ns: str, kind: str, name: str) -> Any:
     return page("workload.html", ns=ns, kind=kind, name=name, w=detail, actions=actions)
 
 
-def _replicas(raw: str | None) -> int:
+def _whole(raw: str | None, field: str) -> int:
     try:
         return int(raw or "")
     except ValueError as exc:
-        raise InvalidInput(_("workload.replicas_number"), field="replicas") from exc
+        raise InvalidInput(_("workload.whole_number", field=field), field=field) from exc
 
 
 @bp.post("/projects/<ns>/workloads/<kind>/<name>/<any(scale, restart, rollback, image, delete):action>")
@@ -123,7 +123,7 @@ def workload_action(ns: str, kind: str, name: str, action: str) -> Any:
     try:
         cluster = _cluster()
         if action == "scale":
-            replicas = _replicas(form.get("replicas"))
+            replicas = _whole(form.get("replicas"), "replicas")
             out = cluster.scale(ns, kind, name, replicas)
             audit("cluster.scale", f"{ns}/{kind}/{name}", detail={"replicas": replicas})
             message = _("workload.scaled", name=name, replicas=replicas)
@@ -132,10 +132,12 @@ def workload_action(ns: str, kind: str, name: str, action: str) -> Any:
             audit("cluster.restart", f"{ns}/{kind}/{name}")
             message = _("workload.restarted", name=name)
         elif action == "rollback":
-            revision = _replicas(form.get("revision")) if form.get("revision") else None
+            revision = _whole(form.get("revision"), "revision") if form.get("revision") else None
             out = cluster.rollback(ns, kind, name, revision)
             audit("cluster.rollback", f"{ns}/{kind}/{name}", detail={"revision": out.get("revision")})
-            message = _("workload.rolled_back", name=name, revision=out.get("revision", "?"))
+            # Kubernetes renumbers the restored template as the newest revision; say which one
+            # the user picked (or, when none was picked, the one the hub chose).
+            message = _("workload.rolled_back", name=name, revision=revision or out.get("revision", "?"))
         elif action == "image":
             container, image = form.get("container", ""), form.get("image", "").strip()
             out = cluster.set_image(ns, kind, name, container, image)
