@@ -742,7 +742,7 @@ class Sandbox:
         es = self.es_dir
         user = prereqs.es_runs_as()
         conf = es / "config"
-        for sub in ("data", "logs"):
+        for sub in ("data", "logs", "tmp"):
             (es / sub).mkdir(parents=True, exist_ok=True)
         if not (conf / "jvm.options").exists():
             shutil.copytree(home / "config", conf, dirs_exist_ok=True)
@@ -790,7 +790,13 @@ class Sandbox:
                 "-E",
                 "action.destructive_requires_name=false",
             ],
-            env={"ES_JAVA_HOME": str(java), "ES_JAVA_OPTS": "-Xms1g -Xmx1g", "ES_PATH_CONF": str(conf)},
+            env={
+                "ES_JAVA_HOME": str(java),
+                "ES_JAVA_OPTS": "-Xms1g -Xmx1g",
+                "ES_PATH_CONF": str(conf),
+                # Otherwise every start leaves a /tmp/elasticsearch-<n> directory behind.
+                "ES_TMPDIR": str(es / "tmp"),
+            },
             cwd=es,
             user=user,
             log=self._log("elasticsearch"),
