@@ -403,6 +403,34 @@ class AlertStore:
                 (error[:500], subject, now, msg_id),
             )
 
+    def record_results(self, outcomes: Sequence[tuple[int, str, float, str, str]], *, now: float) -> None:
+        """Outcomes of one delivery round in ONE transaction: (id, 'sent'|'retry'|'failed',
+        next attempt, error, subject)."""
+        sent = [(now, now, subject, msg_id) for msg_id, kind, _, _, subject in outcomes if kind == "sent"]
+        retry = [
+            (nxt, err[:500], subject, now, msg_id) for msg_id, kind, nxt, err, subject in outcomes if kind == "retry"
+        ]
+        failed = [(err[:500], subject, now, msg_id) for msg_id, kind, _, err, subject in outcomes if kind == "failed"]
+        with self.db.transaction():
+            if sent:
+                self.db.executemany(
+                    "UPDATE alert_outbox SET status='sent', sent_at=?, updated_at=?, subject=?, attempts=attempts+1,"
+                    " last_error='' WHERE id=?",
+                    sent,
+                )
+            if retry:
+                self.db.executemany(
+                    "UPDATE alert_outbox SET status='waiting', attempts=attempts+1, next_attempt=?, last_error=?,"
+                    " subject=?, updated_at=? WHERE id=?",
+                    retry,
+                )
+            if failed:
+                self.db.executemany(
+                    "UPDATE alert_outbox SET status='failed', attempts=attempts+1, last_error=?, subject=?,"
+                    " updated_at=? WHERE id=?",
+                    failed,
+                )
+
     def notices_by_keys(self, keys: Sequence[str]) -> list[sqlite3.Row]:
         out: list[sqlite3.Row] = []
         for i in range(0, len(keys), 500):

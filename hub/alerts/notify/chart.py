@@ -1,8 +1,9 @@
 """A tiny line chart as PNG, for the evidence in alert emails.
 
 Why PNG and not SVG: most mail clients (Gmail, Outlook) strip inline SVG but show an inline
-``cid:`` image. Why hand-written: a few dozen lines of zlib + struct beat pulling a plotting
-library into the hub for one sparkline.
+``cid:`` image. Why hand-written: a few dozen lines of numpy + zlib beat pulling a plotting
+library into the hub for one sparkline, and it costs a fraction of a millisecond per email
+(it runs for every notice, so the outbox's throughput depends on it).
 """
 
 from __future__ import annotations
@@ -12,68 +13,59 @@ import struct
 import zlib
 from collections.abc import Sequence
 
-WHITE = (255, 255, 255)
-GRID = (232, 232, 232)
-LINE = (31, 111, 235)
-THRESHOLD = (214, 48, 49)
-POINT_OVER = (214, 48, 49)
+import numpy as np
+
+# A four-colour palette: one byte per pixel compresses three times faster than RGB.
+PALETTE = [(255, 255, 255), (232, 232, 232), (31, 111, 235), (214, 48, 49)]
+WHITE, GRID, LINE, THRESHOLD = 0, 1, 2, 3
+POINT_OVER = THRESHOLD
 
 
-def _png(width: int, height: int, pixels: bytearray) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    raw = bytearray()
-    stride = width * 3
-    for y in range(height):
-        raw.append(0)  # filter: none
-        raw += pixels[y * stride : (y + 1) * stride]
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+
+_PLTE = _chunk(b"PLTE", bytes(c for rgb in PALETTE for c in rgb))
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    """Palette indices (h, w) as a PNG: every scanline with filter byte 0 (none)."""
+    height, width = pixels.shape
+    raw = np.zeros((height, width + 1), dtype=np.uint8)
+    raw[:, 1:] = pixels
+    header = struct.pack(">IIBBBBB", width, height, 8, 3, 0, 0, 0)  # 8-bit palette
     return (
         b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(bytes(raw), 9))
-        + chunk(b"IEND", b"")
+        + _chunk(b"IHDR", header)
+        + _PLTE
+        + _chunk(b"IDAT", zlib.compress(raw.tobytes(), 6))
+        + _chunk(b"IEND", b"")
     )
 
 
-class _Canvas:
-    def __init__(self, width: int, height: int) -> None:
-        self.w, self.h = width, height
-        self.px = bytearray(WHITE * (width * height))
-
-    def dot(self, x: int, y: int, colour: tuple[int, int, int]) -> None:
-        if 0 <= x < self.w and 0 <= y < self.h:
-            i = (y * self.w + x) * 3
-            self.px[i : i + 3] = bytes(colour)
-
-    def line(
-        self, x0: int, y0: int, x1: int, y1: int, colour: tuple[int, int, int], *, thick: bool = False, dash: int = 0
-    ) -> None:
-        dx, dy = abs(x1 - x0), -abs(y1 - y0)
-        sx, sy = (1 if x0 < x1 else -1), (1 if y0 < y1 else -1)
-        err, n = dx + dy, 0
-        while True:
-            if not dash or (n // dash) % 2 == 0:
-                self.dot(x0, y0, colour)
-                if thick:
-                    self.dot(x0, y0 + 1, colour)
-                    self.dot(x0 + 1, y0, colour)
-            n += 1
-            if x0 == x1 and y0 == y1:
-                return
-            e2 = 2 * err
-            if e2 >= dy:
-                err += dy
-                x0 += sx
-            if e2 <= dx:
-                err += dx
-                y0 += sy
-
-    def square(self, x: int, y: int, r: int, colour: tuple[int, int, int]) -> None:
-        for yy in range(y - r, y + r + 1):
-            for xx in range(x - r, x + r + 1):
-                self.dot(xx, yy, colour)
+def _polyline(canvas: np.ndarray, points: list[tuple[int, int, bool] | None], colour: int) -> None:
+    """Join consecutive points (a None breaks the line) in one vectorised pass: for every column
+    the line covers, fill from its height to the next column's (two pixels thick)."""
+    h, w = canvas.shape
+    covered = np.zeros(w, dtype=bool)
+    xs: list[int] = []
+    ys: list[int] = []
+    for a, b in zip(points, points[1:], strict=False):
+        if a is not None and b is not None and b[0] > a[0]:
+            covered[a[0] : b[0]] = True
+    for p in points:
+        if p is not None:
+            xs.append(p[0])
+            ys.append(p[1])
+    if len(xs) < 2 or not covered.any():
+        return
+    cols = np.arange(w)
+    y = np.interp(cols, xs, ys)
+    y_next = np.append(y[1:], y[-1])
+    lo = np.floor(np.minimum(y, y_next))
+    hi = np.ceil(np.maximum(y, y_next)) + 1
+    rows = np.arange(h)[:, None]
+    canvas[(rows >= lo) & (rows <= hi) & covered] = colour
 
 
 def sparkline(
@@ -85,7 +77,7 @@ def sparkline(
     height: int = 100,
 ) -> bytes:
     """The samples as a line, the threshold as a dashed red line, breaching points in red."""
-    c = _Canvas(width, height)
+    canvas = np.zeros((height, width), dtype=np.uint8)  # WHITE
     pad = 8
     values = [v for _, v in samples if v is not None and math.isfinite(v)]
     lo = min([*values, threshold]) if values else threshold - 1
@@ -96,28 +88,25 @@ def sparkline(
     lo, hi = lo - span * 0.1, hi + span * 0.1
 
     def y_of(v: float) -> int:
-        return round(pad + (height - 2 * pad) * (1 - (v - lo) / (hi - lo)))
+        return min(height - 1, max(0, round(pad + (height - 2 * pad) * (1 - (v - lo) / (hi - lo)))))
 
     for k in range(1, 4):  # light horizontal grid in quarters
-        gy = pad + (height - 2 * pad) * k // 4
-        c.line(pad, gy, width - pad, gy, GRID)
+        canvas[pad + (height - 2 * pad) * k // 4, pad : width - pad] = GRID
     ty = y_of(threshold)
-    c.line(pad, ty, width - pad, ty, THRESHOLD, dash=4)
+    dashes = np.arange(pad, width - pad)
+    canvas[ty, dashes[(dashes - pad) // 4 % 2 == 0]] = THRESHOLD
     n = len(samples)
     points: list[tuple[int, int, bool] | None] = []
     for i, (_, v) in enumerate(samples):
         if v is None or not math.isfinite(v):
             points.append(None)
             continue
-        x = pad + ((width - 2 * pad) * i // max(1, n - 1) if n > 1 else (width - 2 * pad) // 2)
+        x = pad + ((width - 2 * pad) * i // (n - 1) if n > 1 else (width - 2 * pad) // 2)
         over = bool(breaching[i]) if breaching is not None and i < len(breaching) else False
         points.append((x, y_of(v), over))
-    prev = None
-    for p in points:
-        if p is not None and prev is not None:
-            c.line(prev[0], prev[1], p[0], p[1], LINE, thick=True)
-        prev = p
+    _polyline(canvas, points, LINE)
     for p in points:
         if p is not None:
-            c.square(p[0], p[1], 2, POINT_OVER if p[2] else LINE)
-    return _png(width, height, c.px)
+            x, y, over = p
+            canvas[max(0, y - 2) : y + 3, max(0, x - 2) : x + 3] = POINT_OVER if over else LINE
+    return _png(canvas)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 
@@ -26,18 +26,36 @@ class OutgoingEmail:
 
 
 @dataclass(frozen=True)
+class PendingEmail:
+    """An email rendered only when its turn to be sent comes: the notifier calls ``build`` right
+    before sending, so rendering one message overlaps the SMTP round trip of another."""
+
+    message_id: str
+    recipient: str
+    build: Callable[[], OutgoingEmail]
+
+
+@dataclass(frozen=True)
 class DeliveryResult:
     """``retry`` says whether a failure is worth trying again (connection trouble, 4xx) or not
-    (the server refused the address for good)."""
+    (the server refused the address for good). ``subject`` is what was (to be) sent."""
 
     message_id: str
     ok: bool
     retry: bool = False
     error: str = ""
+    subject: str = ""
+
+
+Sendable = OutgoingEmail | PendingEmail
+
+
+def materialise(item: Sendable) -> OutgoingEmail:
+    return item.build() if isinstance(item, PendingEmail) else item
 
 
 class Notifier(Protocol):
-    def send(self, emails: Sequence[OutgoingEmail]) -> list[DeliveryResult]: ...
+    def send(self, emails: Sequence[Sendable]) -> list[DeliveryResult]: ...
 
 
 @dataclass
@@ -50,15 +68,20 @@ class RecordingNotifier:
     clock: Callable[[], float] = lambda: 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def send(self, emails: Sequence[OutgoingEmail]) -> list[DeliveryResult]:
+    def send(self, emails: Sequence[Sendable]) -> list[DeliveryResult]:
         out: list[DeliveryResult] = []
         with self._lock:
-            for e in emails:
+            for item in emails:
+                try:
+                    e = materialise(item)
+                except Exception as exc:  # the same contract as the SMTP notifier
+                    out.append(DeliveryResult(item.message_id, ok=False, retry=True, error=f"rendering failed: {exc}"))
+                    continue
                 self.attempts.append(e)
                 scripted = self.fail(e) if self.fail else None
                 if scripted is not None:
-                    out.append(scripted)
+                    out.append(replace(scripted, subject=e.subject))
                     continue
                 self.sent.append((self.clock(), e))
-                out.append(DeliveryResult(e.message_id, ok=True))
+                out.append(DeliveryResult(e.message_id, ok=True, subject=e.subject))
         return out

@@ -10,15 +10,16 @@ refusal of the recipient address or of the message itself is final.
 from __future__ import annotations
 
 import asyncio
+import base64
+import secrets
 import zlib
 from collections.abc import Sequence
-from email.message import EmailMessage
+from email.header import Header
 from email.utils import formatdate
-from typing import Any
 
 import aiosmtplib
 
-from hub.alerts.notify.delivery import DeliveryResult, OutgoingEmail
+from hub.alerts.notify.delivery import DeliveryResult, OutgoingEmail, Sendable, materialise
 from hub.settings import SmtpSettings
 
 
@@ -27,26 +28,62 @@ def _header(text: str) -> str:
     return " ".join(text.replace("\r", " ").replace("\n", " ").split())
 
 
-def build_message(email: OutgoingEmail, *, sender: str) -> EmailMessage:
-    msg = EmailMessage()
-    msg["From"] = _header(sender)
-    msg["To"] = _header(email.recipient)
-    msg["Subject"] = _header(email.subject)
-    msg["Message-ID"] = _header(email.message_id)
-    msg["Date"] = formatdate(usegmt=True)
-    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: vacation responders stay quiet
-    msg["X-Auto-Response-Suppress"] = "All"
-    for name, value in email.headers:
-        msg[name] = _header(value)
-    msg.set_content(email.text)
-    msg.add_alternative(email.html, subtype="html")
+def _encoded(text: str) -> str:
+    """A header value: as is when ASCII, else an RFC 2047 encoded word (Chinese subjects)."""
+    text = _header(text)
+    return text if text.isascii() else Header(text, "utf-8").encode().replace("\n", "\r\n")
+
+
+def _base64(data: bytes) -> bytes:
+    return base64.encodebytes(data).replace(b"\n", b"\r\n")  # 76-character lines, CRLF
+
+
+def serialize_message(email: OutgoingEmail, *, sender: str) -> bytes:
+    """The email as wire bytes: multipart/alternative of text/plain and (multipart/related of)
+    the HTML with its inline charts, every part base64.
+
+    Written directly rather than through :mod:`email`'s generator: that generator re-folds
+    every header on every flatten and cost more than rendering the whole notice (measured by
+    ``bench/alerts.py``). The structure is fixed and simple, which is what makes this safe;
+    tests parse the result back with the standard parser.
+    """
+    alt = f"kubehub-alt-{secrets.token_hex(8)}"
+    rel = f"kubehub-rel-{secrets.token_hex(8)}"
+    head = [
+        f"From: {_encoded(sender)}",
+        f"To: {_encoded(email.recipient)}",
+        f"Subject: {_encoded(email.subject)}",
+        f"Message-ID: {_header(email.message_id)}",
+        f"Date: {formatdate(usegmt=True)}",
+        "MIME-Version: 1.0",
+        "Auto-Submitted: auto-generated",  # RFC 3834: vacation responders stay quiet
+        "X-Auto-Response-Suppress: All",
+        *(f"{_header(name)}: {_encoded(value)}" for name, value in email.headers),
+        f'Content-Type: multipart/alternative; boundary="{alt}"',
+    ]
+    out = [("\r\n".join(head) + "\r\n\r\n").encode()]
+    out.append(
+        f'--{alt}\r\nContent-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n'.encode()
+    )
+    out.append(_base64(email.text.encode()))
+    html_part = b'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n' + _base64(
+        email.html.encode()
+    )
     if email.images:
-        html_part: Any = msg.get_payload()[1]  # type: ignore[index]
+        out.append(f'--{alt}\r\nContent-Type: multipart/related; boundary="{rel}"\r\n\r\n'.encode())
+        out.append(f"--{rel}\r\n".encode() + html_part)
         for cid, png in email.images:
-            html_part.add_related(
-                png, maintype="image", subtype="png", cid=f"<{cid}>", filename=f"{cid.split('@')[0]}.png"
+            name = _header(cid.split("@")[0]) + ".png"
+            out.append(
+                f"--{rel}\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n"
+                f'Content-ID: <{_header(cid)}>\r\nContent-Disposition: inline; filename="{name}"\r\n\r\n'.encode()
             )
-    return msg
+            out.append(_base64(png))
+        out.append(f"--{rel}--\r\n".encode())
+    else:
+        out.append(f"--{alt}\r\n".encode() + html_part)
+    out.append(f"--{alt}--\r\n".encode())
+    return b"".join(out)
 
 
 def _code(exc: BaseException) -> int:
@@ -59,7 +96,7 @@ class SmtpNotifier:
     def __init__(self, settings: SmtpSettings) -> None:
         self.settings = settings
 
-    def send(self, emails: Sequence[OutgoingEmail]) -> list[DeliveryResult]:
+    def send(self, emails: Sequence[Sendable]) -> list[DeliveryResult]:
         if not emails:
             return []
         if not self.settings.host:
@@ -68,7 +105,7 @@ class SmtpNotifier:
             ]
         return asyncio.run(self._send_all(emails))
 
-    async def _send_all(self, emails: Sequence[OutgoingEmail]) -> list[DeliveryResult]:
+    async def _send_all(self, emails: Sequence[Sendable]) -> list[DeliveryResult]:
         n = max(1, min(self.settings.connections, len(emails)))
         groups: list[list[int]] = [[] for _ in range(n)]
         for i, e in enumerate(emails):
@@ -92,7 +129,35 @@ class SmtpNotifier:
             password=s.password or None,
         )
 
-    async def _send_group(self, group: list[OutgoingEmail]) -> list[DeliveryResult]:
+    async def _send_one(
+        self, client: aiosmtplib.SMTP, recipient: str, data: bytes, message_id: str, subject: str, blocked: set[str]
+    ) -> DeliveryResult:
+        try:
+            options = [] if recipient.isascii() else ["SMTPUTF8"]
+            await client.sendmail(self.settings.sender, [recipient], data, mail_options=options)
+            return DeliveryResult(message_id, ok=True, subject=subject)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            final = min((_code(r) for r in exc.recipients), default=0) >= 500
+            if not final:
+                blocked.add(recipient)
+            return DeliveryResult(
+                message_id, ok=False, retry=not final, error=f"recipient refused: {exc}", subject=subject
+            )
+        except (aiosmtplib.SMTPSenderRefused, aiosmtplib.SMTPAuthenticationError) as exc:
+            # The hub's own configuration is wrong; an admin can fix it, so keep the mail.
+            why = f"the server refused the sender or login: {exc}"
+            return DeliveryResult(message_id, ok=False, retry=True, error=why, subject=subject)
+        except aiosmtplib.SMTPResponseException as exc:
+            final = _code(exc) >= 500
+            if not final:
+                blocked.add(recipient)
+            return DeliveryResult(
+                message_id, ok=False, retry=not final, error=f"message refused: {exc}", subject=subject
+            )
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+            return DeliveryResult(message_id, ok=False, retry=True, error=f"connection lost: {exc}", subject=subject)
+
+    async def _send_group(self, group: list[Sendable]) -> list[DeliveryResult]:
         client = self._client()
         try:
             await client.connect()
@@ -103,41 +168,25 @@ class SmtpNotifier:
         blocked: set[str] = set()  # recipients with a deferred message: later ones wait (order)
         broken: str | None = None
         try:
-            for e in group:
+            for item in group:
                 if broken is not None:
-                    out.append(DeliveryResult(e.message_id, ok=False, retry=True, error=broken))
+                    out.append(DeliveryResult(item.message_id, ok=False, retry=True, error=broken))
                     continue
-                if e.recipient in blocked:
-                    out.append(
-                        DeliveryResult(
-                            e.message_id, ok=False, retry=True, error="an earlier message to this recipient is waiting"
-                        )
-                    )
+                if item.recipient in blocked:
+                    why = "an earlier message to this recipient is waiting"
+                    out.append(DeliveryResult(item.message_id, ok=False, retry=True, error=why))
                     continue
-                msg = build_message(e, sender=self.settings.sender)
                 try:
-                    await client.send_message(msg, sender=self.settings.sender, recipients=[e.recipient])
-                    out.append(DeliveryResult(e.message_id, ok=True))
-                except aiosmtplib.SMTPRecipientsRefused as exc:
-                    code = min((_code(r) for r in exc.recipients), default=0)
-                    final = code >= 500
-                    if not final:
-                        blocked.add(e.recipient)
-                    out.append(
-                        DeliveryResult(e.message_id, ok=False, retry=not final, error=f"recipient refused: {exc}")
-                    )
-                except (aiosmtplib.SMTPSenderRefused, aiosmtplib.SMTPAuthenticationError) as exc:
-                    # The hub's own configuration is wrong; an admin can fix it, so keep the mail.
-                    broken = f"the server refused the sender or login: {exc}"
-                    out.append(DeliveryResult(e.message_id, ok=False, retry=True, error=broken))
-                except aiosmtplib.SMTPResponseException as exc:
-                    final = _code(exc) >= 500
-                    if not final:
-                        blocked.add(e.recipient)
-                    out.append(DeliveryResult(e.message_id, ok=False, retry=not final, error=f"message refused: {exc}"))
-                except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
-                    broken = f"connection lost: {exc}"
-                    out.append(DeliveryResult(e.message_id, ok=False, retry=True, error=broken))
+                    # Rendered here, just before its turn: while this connection renders, the
+                    # other connections' messages are on the wire.
+                    e = materialise(item)
+                    msg = serialize_message(e, sender=self.settings.sender)
+                except Exception as exc:  # a rendering bug keeps the message for a later try
+                    out.append(DeliveryResult(item.message_id, ok=False, retry=True, error=f"rendering failed: {exc}"))
+                    continue
+                out.append(await self._send_one(client, e.recipient, msg, e.message_id, e.subject, blocked))
+                if out[-1].error.startswith(("the server refused the sender", "connection lost")):
+                    broken = out[-1].error
         finally:
             try:
                 if client.is_connected:

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from hub.alerts.notify.delivery import Notifier, OutgoingEmail
+from hub.alerts.notify.delivery import Notifier, OutgoingEmail, PendingEmail
 from hub.alerts.notify.notice import Notice
 from hub.alerts.notify.render import Renderer
 from hub.alerts.notify.retry import backoff
@@ -77,54 +79,57 @@ class Dispatcher:
         if not rows:
             return report
         self.store.mark_sending([r["id"] for r in rows], now)
-        emails: list[tuple[int, int, OutgoingEmail]] = []
+        keys = {r["id"]: json.loads(r["notices"]) for r in rows}
+        payloads = {
+            n["key"]: n["payload"] for n in self.store.notices_by_keys(sorted({k for ks in keys.values() for k in ks}))
+        }
+        outcomes: list[tuple[int, str, float, str, str]] = []
+        items: list[tuple[Any, PendingEmail]] = []
         for row in rows:
-            keys = json.loads(row["notices"])
-            try:
-                notices = [Notice.from_json(n["payload"]) for n in self.store.notices_by_keys(keys)]
-                if not notices:
-                    self.store.mark_failed(row["id"], now=now, error="the message holds no notices")
-                    report.failed += 1
-                    continue
-                rendered = self.renderer.render(
-                    notices, language=row["language"], reason=row["reason"], resent=bool(row["resent"])
-                )
-            except Exception as exc:  # a rendering bug must not lose the message: keep it, retry later
-                log.exception("rendering message %s failed", row["id"])
-                wait = backoff(row["attempts"] + 1, initial=self.retry_initial, maximum=self.retry_max)
-                self.store.mark_retry(row["id"], now=now, next_attempt=now + wait, error=f"rendering failed: {exc}")
-                report.retried += 1
+            found = [payloads[k] for k in keys[row["id"]] if k in payloads]
+            if not found:
+                outcomes.append((row["id"], "failed", 0.0, "the message holds no notices", ""))
+                report.failed += 1
                 continue
-            headers = (
-                ("X-Kubehub-Tenant", row["tenant"]),
-                ("X-Kubehub-Alerts", ",".join(sorted({n.alert_id for n in notices}))),
+            items.append((row, PendingEmail(row["message_id"], row["recipient"], self._builder(row, found))))
+        results = self.notifier.send([p for _, p in items]) if items else []
+        done = self.clock.now()
+        for (row, _), res in zip(items, results, strict=True):
+            if res.ok:
+                outcomes.append((row["id"], "sent", 0.0, "", res.subject))
+                report.sent += 1
+            elif res.retry:
+                log.warning("message %s to %s will be retried: %s", row["id"], row["recipient"], res.error)
+                wait = backoff(row["attempts"] + 1, initial=self.retry_initial, maximum=self.retry_max)
+                outcomes.append((row["id"], "retry", done + wait, res.error, res.subject))
+                report.retried += 1
+            else:
+                log.error("message %s to %s failed for good: %s", row["id"], row["recipient"], res.error)
+                outcomes.append((row["id"], "failed", 0.0, res.error, res.subject))
+                report.failed += 1
+        self.store.record_results(outcomes, now=done)
+        return report
+
+    def _builder(self, row: Any, payloads: list[str]) -> Callable[[], OutgoingEmail]:
+        """Renders the message when the notifier is about to send it (see PendingEmail)."""
+
+        def build() -> OutgoingEmail:
+            notices = [Notice.from_json(p) for p in payloads]
+            rendered = self.renderer.render(
+                notices, language=row["language"], reason=row["reason"], resent=bool(row["resent"])
             )
-            email = OutgoingEmail(
+            alerts = ",".join(sorted({n.alert_id for n in notices}))
+            return OutgoingEmail(
                 message_id=row["message_id"],
                 recipient=row["recipient"],
                 subject=rendered.subject,
                 text=rendered.text,
                 html=rendered.html,
                 images=rendered.images,
-                headers=headers,
+                headers=(("X-Kubehub-Tenant", row["tenant"]), ("X-Kubehub-Alerts", alerts)),
             )
-            emails.append((row["id"], row["attempts"], email))
-        results = self.notifier.send([e for _, _, e in emails]) if emails else []
-        done = self.clock.now()
-        for (msg_id, attempts, email), res in zip(emails, results, strict=True):
-            if res.ok:
-                self.store.mark_sent(msg_id, now=done, subject=email.subject)
-                report.sent += 1
-            elif res.retry:
-                wait = backoff(attempts + 1, initial=self.retry_initial, maximum=self.retry_max)
-                self.store.mark_retry(
-                    msg_id, now=done, next_attempt=done + wait, error=res.error, subject=email.subject
-                )
-                report.retried += 1
-            else:
-                self.store.mark_failed(msg_id, now=done, error=res.error, subject=email.subject)
-                report.failed += 1
-        return report
+
+        return build
 
     def deliver_all_due(self, *, max_batches: int = 50) -> DeliveryReport:
         """Deliver until nothing is due (or a batch made no progress, e.g. the server is down)."""
