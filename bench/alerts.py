@@ -357,7 +357,7 @@ def measure_hub(
     runner = CycleRunner(
         store=store,
         build_query=default_catalogue().alert_query,
-        run_query=lambda q, at: prom.instant(q, time=at),
+        run_query=lambda q, start, end, step: prom.range(q, start=start, end=end, step=step),
         clock=clock,
         quota_per_hour=0,
         tick_seconds=60,

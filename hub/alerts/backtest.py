@@ -23,10 +23,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from hub.alerts.cycle import CycleRunner
-from hub.alerts.engine import QueryBuilder, slot_of
+from hub.alerts.engine import QueryBuilder, slot_of, step_for
 from hub.alerts.notify.delivery import RecordingNotifier
 from hub.alerts.notify.notice import Notice
 from hub.alerts.notify.outbox import Dispatcher
@@ -85,13 +86,20 @@ class BacktestResult:
         }
 
 
-def _series_by_time(frame: pd.DataFrame) -> dict[float, pd.DataFrame]:
-    if frame is None or len(frame) == 0 or "timestamp" not in frame.columns:
-        return {}
-    out: dict[float, pd.DataFrame] = {}
-    for ts, part in frame.groupby("timestamp", sort=True):
-        out[round(float(ts), 3)] = part.drop(columns=["timestamp"]).reset_index(drop=True)
-    return out
+class _Timeline:
+    """A day of points, sorted by time, served slice by slice as if fetched per period."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        if frame is None or len(frame) == 0 or "timestamp" not in frame.columns:
+            frame = pd.DataFrame({"timestamp": pd.Series([], dtype=float), "value": pd.Series([], dtype=float)})
+        self.frame = frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
+        self.times = self.frame["timestamp"].to_numpy(dtype=float)
+
+    def between(self, first: float, last: float) -> pd.DataFrame:
+        eps = 1e-3
+        lo = int(np.searchsorted(self.times, first - eps, side="left"))
+        hi = int(np.searchsorted(self.times, last + eps, side="right"))
+        return self.frame.iloc[lo:hi]
 
 
 def run_backtest(
@@ -123,16 +131,17 @@ def run_backtest(
             field="end",
         )
 
-    # Data: one range query per distinct key, aligned to its period's slots.
-    data: dict[str, dict[float, pd.DataFrame]] = {}
-    for key in sorted({(policy.level, r.metric, r.aggregation, r.period) for r in policy.rules}):
-        promql, _labels = build_query(*key)
-        first = math.ceil(start / key[3]) * key[3]
-        last = slot_of(end, key[3])
+    # Data: one range query per distinct (metric, period) for the whole range, at the same
+    # points (multiples of the step) the live engine fetches period by period.
+    data: dict[tuple[str, float], _Timeline] = {}
+    for metric, period in sorted({(r.metric, r.period) for r in policy.rules}):
+        promql, _labels = build_query(policy.level, metric, "last", period)
+        step = step_for(period)
+        first = math.ceil(start / period) * period
+        last = slot_of(end, period)
         if last < first:
-            data[promql] = {}
             continue
-        data[promql] = _series_by_time(range_query(promql, first, last, key[3]))
+        data[(promql, step)] = _Timeline(range_query(promql, first - period + step, last, step))
 
     db = Database(":memory:")
     try:
@@ -163,9 +172,11 @@ def run_backtest(
             )
         clock = FakeClock(start)
 
-        def serve(promql: str, at: float) -> pd.DataFrame:
-            frame = data.get(promql, {}).get(round(at, 3))
-            return frame if frame is not None else pd.DataFrame({"value": pd.Series([], dtype=float)})
+        def serve(promql: str, first: float, last: float, step: float) -> pd.DataFrame:
+            timeline = data.get((promql, step))
+            if timeline is None:
+                return pd.DataFrame({"timestamp": pd.Series([], dtype=float), "value": pd.Series([], dtype=float)})
+            return timeline.between(first, last)
 
         runner = CycleRunner(
             store=store,

@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from hub.alerts import engine
-from hub.alerts.engine import CompiledRule, EntityState, QueryBuilder, QueryKey, Transition
+from hub.alerts.engine import CompiledRule, EntityState, FetchKey, QueryBuilder, QueryKey, Transition, step_for
 from hub.alerts.notify import history, pipeline
 from hub.alerts.notify.damping import FlapRecord
 from hub.alerts.notify.silence import Silence
@@ -35,13 +35,22 @@ from hub.timeutil import Clock
 
 log = logging.getLogger("kubehub.alerts")
 
-QueryRunner = Callable[[str, float], pd.DataFrame]
+# (promql, start, end, step) -> a range answer: label columns, "timestamp", "value"
+QueryRunner = Callable[[str, float, float, float], pd.DataFrame]
 
 META_POLICY_ID = "__meta__"
 META_RULE = "metric-source-down"
 META_ENTITY = "prometheus"
 META_TENANT = "__hub__"
 QUERY_WORKERS = 4  # Prometheus evaluates queries in parallel; a few at once cut the cycle's wall time
+
+
+def describe_query(metric_promql: str, aggregation: str, period: float) -> str:
+    """What a rule's value is, in words a person can check against Prometheus: the metric's
+    points every ``step`` inside each period, aggregated."""
+    step = step_for(period)
+    points = round(period / step)
+    return f"{aggregation} of {points} points ({step:g}s apart) in each {period:g}s period of: {metric_promql}"
 
 
 def meta_policy(receivers: Sequence[Receiver], period: float) -> Policy:
@@ -119,7 +128,7 @@ class CycleRunner:
         quota_per_hour: int = 0,
         tick_seconds: float = 15.0,
         query_workers: int = QUERY_WORKERS,
-        on_query: Callable[[QueryKey, float, BaseException | None], None] | None = None,
+        on_query: Callable[[FetchKey, float, BaseException | None], None] | None = None,
     ) -> None:
         self.store = store
         self.build_query = build_query
@@ -172,14 +181,15 @@ class CycleRunner:
             if policy is None or rule is None:
                 return ""
             try:
-                return str(self._builder(policy.level, rule.metric, rule.aggregation, rule.period)[0])
+                metric = str(self._builder(policy.level, rule.metric, "last", rule.period)[0])
             except Exception as exc:  # an unknown metric after a catalogue change: say so in the notice
                 return f"(no query: {exc})"
+            return describe_query(metric, rule.aggregation, rule.period)
 
         return text
 
     # -- the cycle ----------------------------------------------------------------------------
-    def run_once(self, *, results: Mapping[QueryKey, pd.DataFrame | BaseException] | None = None) -> CycleReport:
+    def run_once(self, *, results: Mapping[FetchKey, pd.DataFrame | BaseException] | None = None) -> CycleReport:
         """Run one cycle at the clock's time. ``results`` short-circuits the queries (replays)."""
         started = time.perf_counter()
         retries = 0
@@ -197,11 +207,11 @@ class CycleRunner:
         report.wall_seconds = time.perf_counter() - started
         return report
 
-    def _run_queries(self, plan: engine.Plan) -> dict[QueryKey, pd.DataFrame | BaseException]:
-        def one(q: engine.PlannedQuery) -> tuple[QueryKey, pd.DataFrame | BaseException]:
+    def _run_queries(self, plan: engine.Plan) -> dict[FetchKey, pd.DataFrame | BaseException]:
+        def one(q: engine.PlannedQuery) -> tuple[FetchKey, pd.DataFrame | BaseException]:
             t0 = time.perf_counter()
             try:
-                frame: pd.DataFrame | BaseException = self.run_query(q.promql, q.at)
+                frame: pd.DataFrame | BaseException = self.run_query(q.promql, q.start, q.at, q.step)
                 err = None
             except Exception as exc:  # recorded per query: its rules go to the error state
                 frame, err = exc, exc
@@ -219,7 +229,7 @@ class CycleRunner:
         gen: int,
         policies: dict[str, Policy],
         rules: list[CompiledRule],
-        given: Mapping[QueryKey, pd.DataFrame | BaseException] | None,
+        given: Mapping[FetchKey, pd.DataFrame | BaseException] | None,
     ) -> CycleReport:
         now = self.clock.now()
         plan = engine.plan(rules, now=now, last_slots=self.store.slots(), build_query=self._builder)
@@ -358,7 +368,7 @@ class CycleRunner:
             messages=len(out.messages),
             missed=dict(plan.missed),
             problems=out.problems,
-            errors=[f"{k.metric}/{k.aggregation}/{k.period:g}s: {results[k]}" for k in failed],
+            errors=[f"{k.level}/{k.metric}/{k.period:g}s: {results[k]}" for k in failed],
         )
 
 

@@ -2,20 +2,24 @@
 
 Why batched: Prometheus evaluating 10,000 rules spends most of a 2-core machine per cycle
 (issue 8, "Performance"), because every rule is its own query over the same series. Here a
-cycle asks **one PromQL query per distinct (level, metric, aggregation, period)** for every
-entity at once, and compares each rule's threshold against the result with numpy. 10,000
-rules on a handful of metrics cost a handful of queries.
+cycle fetches **one PromQL range query per distinct (level, metric, period)** for every
+entity at once: the metric's points inside the period (``step`` apart), from which numpy
+computes every aggregation the rules ask for (avg, max, min, last), and compares each rule's
+threshold against them. 10,000 rules on a handful of metrics cost a handful of queries, and
+fewer than one per (metric, level, aggregation, period): avg and max of the same metric and
+period share one fetch.
 
 Flow of one cycle (see :mod:`hub.alerts.cycle` for the I/O around it):
 
 1. :func:`compile_rules` flattens enabled policies into rules with their query key.
 2. :func:`plan` picks the rules whose period slot closed since the last cycle and the
-   queries they need; every query is evaluated at the slot boundary, so a replay of the same
-   data (backtest) sees exactly the same values.
-3. :func:`evaluate` takes the frames (or the error) per query and the tracked states, and
-   returns the new states and the transitions. Workload rules only ever see rows whose
-   ``namespace`` label equals their policy's namespace: the query is cluster-wide for
-   batching, the tenancy boundary is enforced here, per row.
+   fetches they need. A slot is the period ``(slot - period, slot]``, aligned to the epoch;
+   its points are at the multiples of ``step`` inside it, so a replay of the same data
+   (backtest, one range query for a whole day) sees exactly the same points.
+3. :func:`evaluate` aggregates each fetch per entity, takes the tracked states, and returns
+   the new states and the transitions. Workload rules only ever see rows whose ``namespace``
+   label equals their policy's namespace: the query is cluster-wide for batching, the tenancy
+   boundary is enforced here, per row.
 
 State machine per (rule, entity), one observation per period:
 ``breach`` / ``ok`` / ``nodata`` (the entity is missing or NaN) / ``error`` (the query failed).
@@ -89,12 +93,38 @@ class CompiledRule:
         return self.policy.namespace if self.policy.level == "workload" else None
 
 
+@dataclass(frozen=True, order=True)
+class FetchKey:
+    """What one query fetches: a metric's points over one period, for every entity of a level."""
+
+    level: str
+    metric: str
+    period: float
+
+
+def step_for(period: float) -> float:
+    """Points per period: four or more, never closer than 15 s for periods of a minute or more
+    (no scrape interval is finer), so a fetch stays cheap and every point is a fresh sample."""
+    return float(max(15, round(period / 4)) if period >= 60 else max(1, round(period / 4)))
+
+
 @dataclass(frozen=True)
 class PlannedQuery:
-    key: QueryKey
-    at: float  # evaluation time: the end of the period slot
-    promql: str
+    key: FetchKey
+    at: float  # the end of the period slot (its last point)
+    start: float  # the first point: at - period + step
+    step: float
+    promql: str  # the metric itself (the catalogue's expression for "last")
     entity_labels: tuple[str, ...]
+    aggregations: tuple[str, ...]
+
+    @property
+    def period(self) -> float:
+        return self.key.period
+
+
+def fetch_key(key: QueryKey) -> FetchKey:
+    return FetchKey(key.level, key.metric, key.period)
 
 
 @dataclass(frozen=True)
@@ -199,11 +229,11 @@ def plan(
     last_slots: Mapping[float, float],
     build_query: QueryBuilder,
 ) -> Plan:
-    """The rules due at ``now`` and the one query per distinct key they need."""
+    """The rules due at ``now`` and the one fetch per distinct (level, metric, period) they need."""
     due: list[CompiledRule] = []
     slots: dict[float, float] = {}
     missed: dict[float, int] = {}
-    queries: dict[QueryKey, PlannedQuery] = {}
+    aggs: dict[FetchKey, set[str]] = defaultdict(set)
     for cr in rules:
         period = cr.key.period
         slot = slots.get(period)
@@ -218,9 +248,21 @@ def plan(
         if slot < 0:
             continue
         due.append(cr)
-        if cr.key not in queries:
-            promql, labels = build_query(cr.key.level, cr.key.metric, cr.key.aggregation, period)
-            queries[cr.key] = PlannedQuery(key=cr.key, at=slot, promql=promql, entity_labels=tuple(labels))
+        aggs[fetch_key(cr.key)].add(cr.key.aggregation)
+    queries: dict[FetchKey, PlannedQuery] = {}
+    for fk, wanted in aggs.items():
+        promql, labels = build_query(fk.level, fk.metric, "last", fk.period)
+        step = step_for(fk.period)
+        at = slots[fk.period]
+        queries[fk] = PlannedQuery(
+            key=fk,
+            at=at,
+            start=at - fk.period + step,
+            step=step,
+            promql=promql,
+            entity_labels=tuple(labels),
+            aggregations=tuple(sorted(wanted)),
+        )
     return Plan(
         now=now,
         due=tuple(due),
@@ -478,16 +520,53 @@ def target_mask(cr: CompiledRule, frame: _Frame, rows: np.ndarray) -> np.ndarray
 # -- a whole cycle -------------------------------------------------------------------------------
 
 
+_VALUE_COLUMNS = ("series", "timestamp", "value")
+
+
+def aggregate(frame: pd.DataFrame, q: PlannedQuery) -> dict[str, pd.DataFrame]:
+    """Each aggregation of ``q`` per entity over the slot's points: label columns + ``value``.
+
+    The frame is a range answer (label columns, ``timestamp``, ``value``; ``series`` optional).
+    Only points inside ``(at - period, at]`` count; ``last`` is the point AT the slot's end (an
+    entity without one has no data for ``last``). A frame without ``timestamp`` holds one
+    point per entity, taken to be at the slot's end.
+    """
+    if "timestamp" not in frame.columns:
+        return {agg: frame for agg in q.aggregations}
+    labels = [c for c in frame.columns if c not in _VALUE_COLUMNS]
+    eps = 1e-3  # Prometheus timestamps are milliseconds
+    ts = frame["timestamp"].to_numpy(dtype=float)
+    inside = frame[(ts > q.at - q.period + eps) & (ts <= q.at + eps)]
+    out: dict[str, pd.DataFrame] = {}
+    if inside.empty:
+        empty = pd.DataFrame({**{c: pd.Series([], dtype=object) for c in labels}, "value": pd.Series([], dtype=float)})
+        return {agg: empty for agg in q.aggregations}
+    key = "series" if "series" in inside.columns else labels
+    grouped = inside.groupby(key, sort=False)
+    first = grouped[labels].first() if labels else None
+    how = {"avg": "mean", "max": "max", "min": "min"}
+    for agg in q.aggregations:
+        if agg == "last":
+            at_end = inside[np.abs(inside["timestamp"].to_numpy(dtype=float) - q.at) <= eps]
+            out[agg] = at_end[[*labels, "value"]].reset_index(drop=True)
+            continue
+        values = grouped["value"].agg(how[agg])
+        part = first.copy() if first is not None else pd.DataFrame(index=values.index)
+        part["value"] = values
+        out[agg] = part.reset_index(drop=True)
+    return out
+
+
 def evaluate(
     plan_: Plan,
-    results: Mapping[QueryKey, pd.DataFrame | BaseException],
+    results: Mapping[FetchKey, pd.DataFrame | BaseException],
     tracked: Mapping[tuple[str, str, str], EntityState],
 ) -> Evaluation:
-    """Evaluate every due rule against its query result and advance the state machine.
+    """Evaluate every due rule against its fetch and advance the state machine.
 
-    ``results`` holds a frame (label columns + ``value``) or the exception per query key;
-    ``tracked`` the states of the previous cycle keyed by (policy id, rule name, entity).
-    States of rules that are not due this cycle are carried over untouched.
+    ``results`` holds a range frame (label columns, ``timestamp``, ``value``) or the exception
+    per fetch key; ``tracked`` the states of the previous cycle keyed by (policy id, rule
+    name, entity). States of rules that are not due this cycle are carried over untouched.
     """
     out = Evaluation()
     due_ids = {(cr.policy_id, cr.rule.name) for cr in plan_.due}
@@ -503,19 +582,28 @@ def evaluate(
     for cr in plan_.due:
         rules_by_key[cr.key].append(cr)
 
+    aggregated: dict[FetchKey, dict[str, pd.DataFrame] | str] = {}
+    for q in plan_.queries:
+        result = results.get(q.key)
+        if result is None:
+            aggregated[q.key] = "the query was not run"
+        elif isinstance(result, BaseException):
+            aggregated[q.key] = str(result) or type(result).__name__
+        else:
+            aggregated[q.key] = aggregate(result, q)
+
     for qkey, rules in rules_by_key.items():
-        q = queries[qkey]
+        fk = fetch_key(qkey)
+        q = queries[fk]
         at = q.at
-        result = results.get(qkey)
+        got = aggregated[fk]
         frame: _Frame | None = None
         error: str | None = None
-        if result is None:
-            error = "the query was not run"
-        elif isinstance(result, BaseException):
-            error = str(result) or type(result).__name__
+        if isinstance(got, str):
+            error = got
         else:
             try:
-                frame = prepare_frame(result, q.entity_labels, qkey.level)
+                frame = prepare_frame(got[qkey.aggregation], q.entity_labels, qkey.level)
             except ValueError as exc:
                 error = str(exc)
         if frame is None:

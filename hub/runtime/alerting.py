@@ -29,7 +29,7 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_J
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from hub.alerts.cycle import CycleReport, CycleRunner
-from hub.alerts.engine import QueryKey
+from hub.alerts.engine import FetchKey
 from hub.alerts.notify.email import SmtpNotifier
 from hub.alerts.notify.outbox import Dispatcher
 from hub.alerts.notify.render import Renderer
@@ -226,10 +226,6 @@ def build(hub: Hub) -> None:
     ) -> Any:
         return catalogue.alert_query(level, metric, aggregation, period_seconds, namespace)
 
-    def instant(promql: str, at: float) -> pd.DataFrame:
-        assert prom is not None
-        return prom.instant(promql, time=at)
-
     def range_query(promql: str, start: float, end: float, step: float) -> pd.DataFrame:
         assert prom is not None
         return prom.range(promql, start=start, end=end, step=step)
@@ -254,13 +250,13 @@ def build(hub: Hub) -> None:
     if settings.alerts.evaluate:
         if prom is not None:
 
-            def on_query(key: QueryKey, seconds: float, error: BaseException | None) -> None:
+            def on_query(key: FetchKey, seconds: float, error: BaseException | None) -> None:
                 hub.metrics.alert_queries.inc()
 
             runner = CycleRunner(
                 store=store,
                 build_query=build_query,
-                run_query=instant,
+                run_query=range_query,
                 clock=hub.clock,
                 resolve_user=resolve_user,
                 admin_receivers=admin_receivers,

@@ -79,7 +79,7 @@ class Engine:
             tick_seconds=60,
         )
 
-    def query(self, promql: str, at: float) -> pd.DataFrame:
+    def query(self, promql: str, start: float, at: float, step: float) -> pd.DataFrame:
         if "node_cpu" in promql:
             nodes = {k: v for k, v in self.values.items() if "/" not in k}
             return pd.DataFrame({"node": list(nodes), "value": list(nodes.values())})

@@ -321,3 +321,33 @@ def test_flapping_values_produce_a_state_change_every_period() -> None:
     for i in range(6):
         kinds += [t.to_state for t in h.cycle(nodes_frame({"n1": 0.99 if i % 2 == 0 else 0.1})).transitions]
     assert kinds == ["firing", "resolved"] * 3
+
+
+def test_avg_max_min_and_last_of_one_metric_share_one_fetch_and_are_computed_from_its_points() -> None:
+    rules = []
+    for agg, thr in (("avg", 0.5), ("max", 0.85), ("min", 0.15), ("last", 0.35)):
+        doc = node_policy(threshold=thr, consecutive=1).to_document()
+        doc["name"] = f"p-{agg}"
+        doc["rules"][0]["aggregation"] = agg
+        rules.append((f"p-{agg}", parse_policy(doc)))
+    compiled = engine.compile_rules(rules)
+    plan = engine.plan(compiled, now=T0 + 5, last_slots={}, build_query=RecordingBuilder())
+    assert len(plan.queries) == 1
+    q = plan.queries[0]
+    assert (q.start, q.at, q.step, q.aggregations) == (T0 - 45, T0, 15.0, ("avg", "last", "max", "min"))
+    # n1's points in (T0-60, T0]: 0.2, 0.9, 0.6, 0.4 -> avg 0.525, max 0.9, min 0.2, last 0.4.
+    # The point at T0-60 belongs to the previous period and must not count.
+    times = [T0 - 60, T0 - 45, T0 - 30, T0 - 15, T0]
+    frame = pd.DataFrame(
+        {
+            "node": ["n1"] * 5 + ["n2"] * 4,
+            "timestamp": times + times[:4],
+            "value": [0.99, 0.2, 0.9, 0.6, 0.4] + [0.1] * 4,
+        }
+    )
+    ev = engine.evaluate(plan, {q.key: frame}, {})
+    fired = sorted((t.policy_id, t.entity, round(t.value or 0, 3)) for t in ev.transitions)
+    # n1: avg 0.525 > 0.5, max 0.9 > 0.85, min 0.2 > 0.15, last 0.4 > 0.35 all breach;
+    # n2 has no point at T0, so "last" has no data for it (and 0.1 breaches nothing else).
+    assert fired == [("p-avg", "n1", 0.525), ("p-last", "n1", 0.4), ("p-max", "n1", 0.9), ("p-min", "n1", 0.2)]
+    assert ev.health["p-last/cpu-high"].entities == 1

@@ -28,6 +28,8 @@ T0 = 1_794_983_400.0  # 2026-11-18 06:30:00 UTC (14:30 in Shanghai)
 
 def builder(level: str, metric: str, aggregation: str, period_seconds: float, namespace: str | None = None) -> Any:
     labels = ["node"] if level == "node" else ["namespace", "kind", "workload"]
+    if aggregation == "last":
+        return metric, labels
     return f"{aggregation}_over_time({metric}[{int(period_seconds)}s])", labels
 
 
@@ -62,7 +64,7 @@ class World:
             retry_max=300,
         )
 
-    def run_query(self, promql: str, at: float) -> pd.DataFrame:
+    def run_query(self, promql: str, start: float, at: float, step: float) -> pd.DataFrame:
         self.queries.append((promql, at))
         if self.down:
             raise ConnectionError("connection refused")
@@ -150,7 +152,7 @@ def test_a_breach_fires_after_consecutive_periods_and_one_email_carries_the_evid
         "cpu-high",
         "node-1",
         "critical",
-        "avg_over_time(node_cpu_utilisation[60s])",
+        "avg of 4 points (15s apart) in each 60s period of: node_cpu_utilisation",
         "97% (threshold > 90%)",
         "First breach:",
         "3 breaching period(s) of 1m",

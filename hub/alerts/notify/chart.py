@@ -8,6 +8,7 @@ library into the hub for one sparkline, and it costs a fraction of a millisecond
 
 from __future__ import annotations
 
+import itertools
 import math
 import struct
 import zlib
@@ -50,7 +51,7 @@ def _polyline(canvas: np.ndarray, points: list[tuple[int, int, bool] | None], co
     covered = np.zeros(w, dtype=bool)
     xs: list[int] = []
     ys: list[int] = []
-    for a, b in zip(points, points[1:], strict=False):
+    for a, b in itertools.pairwise(points):
         if a is not None and b is not None and b[0] > a[0]:
             covered[a[0] : b[0]] = True
     for p in points:
