@@ -16,7 +16,7 @@ lint-imports
 mkdir -p artifacts
 say "pytest (unit, integration, e2e)"
 set +e
-pytest tests -p no:cacheprovider --junitxml=artifacts/junit.xml "$@"
+pytest -p no:cacheprovider --junitxml=artifacts/junit.xml "$@"
 rc=$?
 set -e
 if [ $rc -eq 5 ]; then
