@@ -30,7 +30,7 @@ def alerting() -> AlertService:
     service = hub().services.get("alerting")
     if service is None:
         raise BackendUnavailable("alerting", "the alerting service is not running")
-    return service  # type: ignore[no-any-return]
+    return service
 
 
 def _visibility() -> Visibility:

@@ -12,6 +12,7 @@ project's members); each route declares the permission of its home.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -38,6 +39,11 @@ UNITS = (
 
 
 @bp.app_template_filter("alert_value")
+def _none() -> list[Any]:
+    """A typed empty list: the default a page shows when a backend read fails."""
+    return []
+
+
 def alert_value(value: Any, unit: str) -> str:
     """An alert's value (base unit) as the emails show it, in the rule's unit family."""
     from hub.alerts.notify.notice import format_value
@@ -84,7 +90,8 @@ def alerts() -> Any:
     """Alerts in the user's scope, by state (active by default)."""
     tab = request.args.get("state") if request.args.get("state") in STATE_TABS else "active"
     states = list(ACTIVE_STATES) if tab == "active" else [tab]
-    items, total = attempt(lambda: _svc().alerts(_vis(), states=states, limit=200), ([], 0))
+    no_alerts: tuple[list[Any], int] = ([], 0)
+    items, total = attempt(lambda: _svc().alerts(_vis(), states=states, limit=200), no_alerts)
     return page("alerts.html", alerts=items, total=total, tab=tab, tabs=STATE_TABS)
 
 
@@ -99,7 +106,7 @@ def alert(aid: str) -> Any:
         "alert.html",
         a=detail,
         chart=chart,
-        silenced_by=attempt(lambda: _silences_of(detail), []),
+        silenced_by=attempt(lambda: _silences_of(detail), _none()),
         may_write=_can_write(detail.get("namespace")),
         logs_link=_logs_link(detail),
     )
@@ -222,6 +229,7 @@ def history() -> Any:
         offset = max(0, int(request.args.get("from") or 0))
     except ValueError:
         offset = 0
+    no_events: tuple[list[Any], int] = ([], 0)
     items, total = attempt(
         lambda: _svc().history(
             _vis(),
@@ -230,7 +238,7 @@ def history() -> Any:
             limit=100,
             offset=offset,
         ),
-        ([], 0),
+        no_events,
     )
     return page("history.html", events=items, total=total, offset=offset, size=100)
 
@@ -238,7 +246,7 @@ def history() -> Any:
 @bp.get("/alerting/silences")
 @permission(None)
 def silences() -> Any:
-    items = attempt(lambda: _svc().silences(_vis()), [])
+    items = attempt(lambda: _svc().silences(_vis()), _none())
     writable = [
         ns for ns in common.visible_namespaces("alerts:write", projects_only=True) if can("alerts:write", namespace=ns)
     ]
@@ -292,11 +300,11 @@ def policies() -> Any:
     groups = []
     if svc is not None:
         if can("node-policies:read"):
-            node_policies = attempt(lambda: svc.list_policies(level="node"), [])
+            node_policies = attempt(lambda: svc.list_policies(level="node"), _none())
         for ns in common.visible_namespaces("policies:read", projects_only=True):
             if not can("policies:read", namespace=ns):
                 continue
-            items = attempt(lambda ns=ns: svc.list_policies(level="workload", namespace=ns), [])
+            items = attempt(functools.partial(svc.list_policies, level="workload", namespace=ns), _none())
             groups.append({"namespace": ns, "policies": items, "may_write": can("policies:write", namespace=ns)})
     return page(
         "policies.html",

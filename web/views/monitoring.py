@@ -112,9 +112,11 @@ def rankings() -> Any:
     admin = current_principal().is_platform_admin
     levels = [lv for lv in RANKING_LEVELS if admin or lv in TENANT_LEVELS]
     args = request.args
-    level = args.get("level") if args.get("level") in levels else levels[0]
+    requested_level = args.get("level") or ""
+    level: str = requested_level if requested_level in levels else levels[0]
     all_columns = RANKING_COLUMNS[level]
-    sort = args.get("sort") if args.get("sort") in all_columns else all_columns[0]
+    requested_sort = args.get("sort") or ""
+    sort: str = requested_sort if requested_sort in all_columns else all_columns[0]
     order = "asc" if args.get("order") == "asc" else "desc"
     window = args.get("window") if args.get("window") in WINDOWS else ""
     columns = all_columns
@@ -134,7 +136,7 @@ def rankings() -> Any:
         "limit": str(limit),
     }
     if window:
-        query |= {"window": window, "stat": stat}
+        query |= {"window": window, "stat": stat or "p95"}
     if args.get("namespaces") and level in TENANT_LEVELS and level != "workspaces":
         query["namespaces"] = args["namespaces"]
     body = attempt(lambda: _query(level, query), None)

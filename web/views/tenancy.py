@@ -282,5 +282,6 @@ def audit() -> Any:
         result: tuple[list[Any], int] = tenancy().audit_log(flt, offset=offset, limit=size)
         return result
 
-    entries, total = common.attempt(read, ([], 0))
+    empty: tuple[list[Any], int] = ([], 0)
+    entries, total = common.attempt(read, empty)
     return page("audit.html", entries=entries, total=total, offset=offset, size=size, args=args)
