@@ -2,10 +2,11 @@
 notices that a live run over the same data produces.
 
 The "live run" here is the production cycle runner and dispatcher driven by a fake clock that
-ticks every minute through the same day, asking Prometheus one INSTANT query per due slot, as
-the scheduler would have done had the hub been running then. The backtest instead asks one
-RANGE query per rule key for the whole day. Same data, same engine and pipeline, so the two
-must agree exactly: every alert (id, times, sends) and every email (time, receiver, subject).
+ticks every minute through the same day, asking Prometheus for each due slot's points (one
+query per slot), as the scheduler would have done had the hub been running then. The backtest
+instead asks one range query for the whole day. Same data, same engine and pipeline, so the
+two must agree exactly: every alert (id, times, sends) and every email (time, receiver,
+subject).
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def test_backtest_over_the_backfilled_day_equals_a_live_style_replay(sandbox: Sa
         bt = svc.backtest(policy["id"], level="workload", namespace="retail-web", start=start, end=end)
         backtest_seconds = time.perf_counter() - started
 
-        # The live-style replay: production runner + dispatcher, instant queries, 1-minute ticks.
+        # The live-style replay: production runner + dispatcher, one fetch per slot, 1-minute ticks.
         db = Database(tmp_path / "replay.sqlite3")
         db.migrate()
         store = AlertStore(db)
@@ -174,4 +175,4 @@ def test_backtest_over_the_backfilled_day_equals_a_live_style_replay(sandbox: Sa
     assert any(n["held"] == "window" for n in bt["notices"]) or any(n["held"] == "quiet" for n in bt["notices"])
     times = [parse_time(n["time"]) for n in bt["notices"]]
     assert all(start <= t <= end for t in times)
-    print(f"backtest of 24 h: {bt['summary']} in {backtest_seconds:.1f}s; replay: {len(queries)} instant queries")
+    print(f"backtest of 24 h: {bt['summary']} in {backtest_seconds:.1f}s; replay: {len(queries)} queries, one per slot")
