@@ -51,6 +51,7 @@ def test_hot_pod_and_hot_node_fire_with_evidence_then_resolve(sandbox: Sandbox, 
     pod = sorted(p["metadata"]["name"] for p in pods if p["status"].get("phase") == "Running")[0]
 
     wl_query, _ = cat.alert_query("workloads", "workload_cpu_usage", "avg", PERIOD)
+    wl_metric, _ = cat.alert_query("workloads", "workload_cpu_usage", "last", PERIOD)
     node_query, _ = cat.alert_query("nodes", "node_cpu_utilisation", "avg", PERIOD)
     wl_now = {
         (r["metric"]["namespace"], r["metric"]["workload"]): float(r["value"][1]) for r in prom_query(sandbox, wl_query)
@@ -152,7 +153,7 @@ def test_hot_pod_and_hot_node_fire_with_evidence_then_resolve(sandbox: Sandbox, 
             "cpu-high",
             "retail-api/deployment/payment-gateway",
             "Severity:      major",
-            wl_query,
+            f"avg of 4 points (5s apart) in each {PERIOD}s period of: {wl_metric}",
             f"> {wl_threshold_m} millicores",
             "First breach:",
             f"breaching period(s) of {PERIOD}s",
