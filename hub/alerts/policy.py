@@ -937,7 +937,7 @@ def _parse_notification(c: _Check, value: Any, users: Collection[str] | None) ->
         else:
             rec_user = c.string(user, f"{path}.user").strip()
             if rec_user and users is not None and rec_user not in users:
-                c.add(f"{path}.user", f"unknown user {rec_user!r}")
+                c.add(f"{path}.user", f"unknown user {rec_user!r}, or one who may not see these alerts")
         tz = c.timezone(r.get("timezone"), f"{path}.timezone", default="") if r.get("timezone") is not None else None
         quiet = None
         if r.get("quiet_hours") is not None:

@@ -73,7 +73,7 @@ class AlertService:
         build_query: QueryBuilder | None = None,
         range_query: backtest.RangeRunner | None = None,
         metrics: Callable[[], Mapping[str, Any]] | None = None,
-        users: Callable[[], Collection[str]] | None = None,
+        users: Callable[[str | None], Collection[str]] | None = None,
         resolve_user: Callable[[str], str | None] = lambda name: None,
         audit: AuditFn | None = None,
         templates_dir: str | Path | None = None,
@@ -105,7 +105,9 @@ class AlertService:
         """Validate a document for a URL (level, namespace); raises 400/422 with field paths."""
         self._check_level(level)
         metrics = self.metrics() if self.metrics else None
-        users = self.users() if self.users else None
+        # Receivers given as users must be able to see the alerts: a workload policy's evidence
+        # (workload names, log lines) must not reach someone outside the project.
+        users = self.users(namespace if level == "workload" else None) if self.users else None
         lines: dict[str, int] = {}
         extra: list[Problem] = []
         if isinstance(document, str):

@@ -197,9 +197,21 @@ def build(hub: Hub) -> None:
     def tenancy() -> Any:
         return services.get("tenancy")
 
-    def users() -> list[str]:
+    def users(namespace: str | None) -> list[str]:
+        """Users who may receive a policy's notices: anyone for node policies (admins write
+        those), the users who may read alerts in the project for workload policies."""
         t = tenancy()
-        return [u.name for u in t.users()] if t is not None else []
+        if t is None:
+            return []
+        names = [u.name for u in t.users() if not u.disabled]
+        if namespace is None:
+            return names
+        allowed = []
+        for name in names:
+            principal = t.principal_for(name)
+            if principal is not None and t.can(principal, "alerts:read", namespace=namespace):
+                allowed.append(name)
+        return allowed
 
     def resolve_user(name: str) -> str | None:
         t = tenancy()

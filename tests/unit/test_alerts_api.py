@@ -39,7 +39,7 @@ def node_policy(name: str = "node-pressure", threshold: float = 90) -> dict[str,
     }
 
 
-def workload_policy(name: str = "api-cpu", **rule: Any) -> dict[str, Any]:
+def workload_policy(name: str = "api-cpu", receiver: str = "poperator", **rule: Any) -> dict[str, Any]:
     r = {
         "name": "cpu",
         "metric": "workload_cpu_usage",
@@ -51,7 +51,7 @@ def workload_policy(name: str = "api-cpu", **rule: Any) -> dict[str, Any]:
         "severity": "major",
     }
     r.update(rule)
-    return {"name": name, "level": "workload", "rules": [r], "notification": {"receivers": [{"user": "poperator"}]}}
+    return {"name": name, "level": "workload", "rules": [r], "notification": {"receivers": [{"user": receiver}]}}
 
 
 @pytest.fixture
@@ -137,6 +137,16 @@ def test_invalid_documents_answer_with_the_field_path(world: TenancyWorld) -> No
     assert r.status_code == 400
 
 
+def test_a_user_receiver_must_be_able_to_see_the_projects_alerts(world: TenancyWorld) -> None:
+    c = world.client("project-operator")
+    doc = workload_policy()
+    doc["notification"]["receivers"] = [{"user": "bob"}]  # the other tenant
+    r = c.post("/api/v1/namespaces/ns-a1/alerting/policies", json=doc)
+    assert r.status_code == 422 and r.get_json()["field"] == "notification.receivers[0].user"
+    doc["notification"]["receivers"] = [{"user": "pviewer"}, {"user": "wsadmin"}]
+    assert c.post("/api/v1/namespaces/ns-a1/alerting/policies", json=doc).status_code == 201
+
+
 def test_validate_checks_without_saving(world: TenancyWorld) -> None:
     c = world.client("project-viewer")
     r = c.post("/api/v1/namespaces/ns-a1/alerting/policies/validate", json=workload_policy())
@@ -157,7 +167,9 @@ def test_a_tenant_cannot_aim_a_policy_at_another_project(world: TenancyWorld) ->
 
 
 def test_other_tenants_policy_ids_are_404_without_a_leak(world: TenancyWorld) -> None:
-    mine = create(world, "tenant-b", "/api/v1/namespaces/ns-b1/alerting/policies", workload_policy("b-cpu"))
+    mine = create(
+        world, "tenant-b", "/api/v1/namespaces/ns-b1/alerting/policies", workload_policy("b-cpu", receiver="bob")
+    )
     node = create(world, "platform-admin", "/api/v1/alerting/policies", node_policy())
     c = world.client("workspace-admin")
     for url in (
@@ -211,7 +223,7 @@ def test_an_edit_carries_over_matching_alerts_and_closes_the_others_with_a_notic
 
 def test_alerts_history_and_comments_are_scoped_by_tenant(world: TenancyWorld) -> None:
     create(world, "project-operator", "/api/v1/namespaces/ns-a1/alerting/policies", workload_policy())
-    create(world, "tenant-b", "/api/v1/namespaces/ns-b1/alerting/policies", workload_policy("b-cpu"))
+    create(world, "tenant-b", "/api/v1/namespaces/ns-b1/alerting/policies", workload_policy("b-cpu", receiver="bob"))
     create(world, "platform-admin", "/api/v1/alerting/policies", node_policy())
     engine = Engine(world)
     engine.values = {"ns-a1/deployment/api": 0.9, "ns-b1/deployment/api": 0.9, "node-1": 0.99}
@@ -282,7 +294,7 @@ def test_silences_stay_inside_the_tenant(world: TenancyWorld) -> None:
 
 
 def test_a_tenant_silence_cannot_mute_another_tenants_alerts(world: TenancyWorld) -> None:
-    create(world, "tenant-b", "/api/v1/namespaces/ns-b1/alerting/policies", workload_policy("b-cpu"))
+    create(world, "tenant-b", "/api/v1/namespaces/ns-b1/alerting/policies", workload_policy("b-cpu", receiver="bob"))
     c = world.client("project-operator")
     assert (
         c.post(
