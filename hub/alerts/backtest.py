@@ -111,7 +111,7 @@ def run_backtest(
     build_query: QueryBuilder,
     range_query: RangeRunner,
     silences: Sequence[Mapping[str, Any]] = (),
-    resolve_user: Callable[[str], str | None] = lambda name: None,
+    resolve_user: Callable[[str, str | None], str | None] = lambda name, namespace: None,
     default_language: str = "en",
     quota_per_hour: int = 0,
     policy_id: str = BACKTEST_ID,

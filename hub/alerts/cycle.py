@@ -122,7 +122,7 @@ class CycleRunner:
         build_query: QueryBuilder,
         run_query: QueryRunner,
         clock: Clock,
-        resolve_user: Callable[[str], str | None] = lambda name: None,
+        resolve_user: Callable[[str, str | None], str | None] = lambda name, namespace: None,
         admin_receivers: Callable[[], Sequence[Receiver]] = lambda: (),
         default_language: str = "en",
         quota_per_hour: int = 0,

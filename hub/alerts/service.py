@@ -74,7 +74,7 @@ class AlertService:
         range_query: backtest.RangeRunner | None = None,
         metrics: Callable[[], Mapping[str, Any]] | None = None,
         users: Callable[[str | None], Collection[str]] | None = None,
-        resolve_user: Callable[[str], str | None] = lambda name: None,
+        resolve_user: Callable[[str, str | None], str | None] = lambda name, namespace: None,
         audit: AuditFn | None = None,
         templates_dir: str | Path | None = None,
         default_language: str = "en",

@@ -213,9 +213,17 @@ def build(hub: Hub) -> None:
                 allowed.append(name)
         return allowed
 
-    def resolve_user(name: str) -> str | None:
+    def resolve_user(name: str, namespace: str | None) -> str | None:
+        """A receiver user's address at send time; None once they may not see the project's
+        alerts any more (removed from it after the policy was written)."""
         t = tenancy()
-        return t.user_email(name) if t is not None else None
+        if t is None:
+            return None
+        if namespace is not None:
+            principal = t.principal_for(name)
+            if principal is None or not t.can(principal, "alerts:read", namespace=namespace):
+                return None
+        return t.user_email(name)
 
     def audit(actor: str, action: str, target: str, result: str, detail: Mapping[str, Any]) -> None:
         t = tenancy()

@@ -75,7 +75,7 @@ class Engine:
             build_query=cat.alert_query,
             run_query=self.query,
             clock=world.hub.clock,
-            resolve_user=world.tenancy.user_email,
+            resolve_user=lambda name, namespace: world.tenancy.user_email(name),
             tick_seconds=60,
         )
 
@@ -327,3 +327,16 @@ def test_backtest_without_prometheus_is_a_503_naming_it(world: TenancyWorld) -> 
         f"/api/v1/namespaces/ns-a1/alerting/policies/{p['id']}/backtest", json={"start": "24h"}
     )
     assert r.status_code == 503 and r.get_json()["backend"] == "prometheus"
+
+
+def test_a_user_removed_from_the_project_stops_getting_its_alerts(tmp_path: Path) -> None:
+    w = build_world(tmp_path, clock=FakeClock(T0), settings={"prometheus": {"url": "http://127.0.0.1:9"}})
+    try:
+        resolve = w.hub.services["alert-engine"].runner.resolve_user
+        assert resolve("pviewer", "ns-a1") == "pviewer@example.com"
+        assert resolve("pviewer", "ns-b1") is None
+        assert resolve("bob", None) == "bob@example.com"  # node policies: admins chose them
+        w.tenancy.set_project_member("ns-a1", "pviewer", None)
+        assert resolve("pviewer", "ns-a1") is None
+    finally:
+        w.hub.close()

@@ -49,7 +49,7 @@ class World:
             build_query=builder,
             run_query=self.run_query,
             clock=self.clock,
-            resolve_user=lambda name: f"{name}@users.example" if name == "alice" else None,
+            resolve_user=lambda name, namespace: f"{name}@users.example" if name == "alice" else None,
             admin_receivers=lambda: parse_policy(admin_doc()).notification.receivers,
             quota_per_hour=quota,
             tick_seconds=60,

@@ -35,7 +35,9 @@ class PipelineInput:
     query_text: Callable[[str, str], str]
     existing_keys: Callable[[Iterable[str]], set[str]]
     count_since: Callable[[str, float], int]
-    resolve_user: Callable[[str], str | None] = lambda name: None
+    # (user name, the policy's namespace or None) -> address; None if the user has none or may
+    # no longer see that namespace's alerts
+    resolve_user: Callable[[str, str | None], str | None] = lambda name, namespace: None
     default_language: str = "en"
     quota_per_hour: int = 0
     quota_exempt: Collection[str] = ()

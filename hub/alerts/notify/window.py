@@ -68,7 +68,7 @@ def message_id_for(mkey: str) -> str:
 def recipients(
     policy: Policy,
     *,
-    resolve_user: Callable[[str], str | None],
+    resolve_user: Callable[[str, str | None], str | None],
     default_language: str,
 ) -> tuple[list[Recipient], list[str]]:
     """The policy's receivers as addresses; users without an address are reported, not guessed."""
@@ -76,9 +76,9 @@ def recipients(
     problems: list[str] = []
     seen: set[str] = set()
     for r in policy.notification.receivers:
-        address = r.email if r.email else resolve_user(r.user or "")
+        address = r.email if r.email else resolve_user(r.user or "", policy.namespace)
         if not address:
-            problems.append(f"receiver user {r.user!r} has no email address")
+            problems.append(f"receiver user {r.user!r} has no email address or may no longer see these alerts")
             continue
         if address in seen:
             continue
