@@ -129,8 +129,8 @@ class AlertEngine:
             log.error("alerting job %s failed: %s", event.job_id, event.exception)
 
     def start(self) -> None:
-        if self.scheduler is not None:
-            return
+        if self.scheduler is not None or (self.runner is None and self.dispatcher is None):
+            return  # a web-only process, or nothing to evaluate or deliver
         if self.dispatcher is not None:
             self.dispatcher.recover()
         self.started_at = time.time()
