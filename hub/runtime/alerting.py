@@ -40,6 +40,7 @@ from hub.store.alerts import AlertStore
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
+    from hub.settings import Settings
 
 log = logging.getLogger("kubehub.alerts")
 
@@ -335,3 +336,50 @@ def _log_lines(hub: Hub) -> Any:
         return [line.to_dict() for line in result.items]
 
     return lines
+
+
+def seed_sandbox(settings: Settings, state: Mapping[str, Any]) -> str:
+    """Sandbox hook (``sandbox/seed.py`` HUB_HOOKS): the built-in templates as live policies.
+
+    Node-level templates become the cluster's policies and workload-level templates are loaded
+    into every demo project, so the demo has alerts to show and backtest on first start.
+    Idempotent: a policy whose name already exists in its scope is left as the user edited it.
+    """
+    from hub.runtime import build_hub
+
+    hub = build_hub(settings)
+    try:
+        svc = hub.services["alerting"]
+        created = 0
+        existing = {p["name"] for p in svc.list_policies(level="node")}
+        for template in svc.templates(level="node"):
+            if template["name"] not in existing:
+                svc.create_from_template(template["template"], level="node", actor="sandbox")
+                created += 1
+        workload_templates = svc.templates(level="workload")
+        for workspace, namespaces in (state.get("workspaces") or {}).items():
+            for namespace in namespaces:
+                # The templates ship without receivers; in the demo the project's own members
+                # (direct or through their workspace) get its notices.
+                members = sorted(
+                    c["username"]
+                    for c in state.get("credentials") or []
+                    if namespace in (c.get("projects") or {}) or workspace in (c.get("workspaces") or {})
+                )
+                existing = {p["name"] for p in svc.list_policies(level="workload", namespace=namespace)}
+                for template in workload_templates:
+                    if template["name"] in existing:
+                        continue
+                    notification = dict(template.get("notification") or {})
+                    notification["receivers"] = [{"user": name} for name in members]
+                    svc.create_from_template(
+                        template["template"],
+                        level="workload",
+                        namespace=namespace,
+                        actor="sandbox",
+                        overrides={"notification": notification},
+                    )
+                    created += 1
+        return f"alerting: {created} policies created from rules/"
+    finally:
+        hub.close()
