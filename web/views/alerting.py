@@ -38,12 +38,12 @@ UNITS = (
 )  # fmt: skip
 
 
-@bp.app_template_filter("alert_value")
 def _none() -> list[Any]:
     """A typed empty list: the default a page shows when a backend read fails."""
     return []
 
 
+@bp.app_template_filter("alert_value")
 def alert_value(value: Any, unit: str) -> str:
     """An alert's value (base unit) as the emails show it, in the rule's unit family."""
     from hub.alerts.notify.notice import format_value
