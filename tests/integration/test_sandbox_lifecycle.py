@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,6 +75,11 @@ def test_up_after_a_crash_recovers(second: Sandbox) -> None:
         assert pid is not None
         os.killpg(pid, signal.SIGKILL)
     assert not second.is_up()
+    # SIGKILL is delivered asynchronously: wait until the dead processes' ports are free, as
+    # they would be by the time anyone runs `up` after a real crash.
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(port_in_use(second.port(n)) for n in ("kwok", "etcd", "nodesim")):
+        time.sleep(0.2)
     second.up()
     status = second.status()
     assert all(c["state"] == "up" for c in status["components"]), status["components"]
