@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -331,19 +331,7 @@ class CycleRunner:
         w.upsert_alerts = alert_rows
         w.delete_alerts = alert_deletes
         w.events = events
-        w.notices = [
-            {
-                "key": n.key,
-                "alert_id": n.alert_id,
-                "policy_id": n.policy_id,
-                "namespace": n.namespace or "",
-                "kind": n.kind,
-                "at": n.at,
-                "status": status,
-                "payload": n.to_json(),
-            }
-            for n, status in out.notices
-        ]
+        w.notices = notice_rows(out.notices)
         w.messages = [m.to_row() for m in out.messages]
         prune = set(_prunable(flaps, all_policies, now))
         w.upsert_flaps = [rec.to_row(k) for k, rec in flaps.items() if rec.dirty and k not in prune]
@@ -403,3 +391,20 @@ def close_states(
             )
         )
     return out
+
+
+def notice_rows(notices: Iterable[tuple[Any, str]]) -> list[dict[str, Any]]:
+    """Outbox rows for (notice, status) pairs, as a cycle or a policy edit queues them."""
+    return [
+        {
+            "key": n.key,
+            "alert_id": n.alert_id,
+            "policy_id": n.policy_id,
+            "namespace": n.namespace or "",
+            "kind": n.kind,
+            "at": n.at,
+            "status": status,
+            "payload": n.to_json(),
+        }
+        for n, status in notices
+    ]

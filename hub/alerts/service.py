@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.alerts import backtest, engine
-from hub.alerts.cycle import META_POLICY_ID, close_states, silence_from_row, state_from_json
+from hub.alerts.cycle import META_POLICY_ID, close_states, notice_rows, silence_from_row, state_from_json
 from hub.alerts.engine import EntityState, QueryBuilder
 from hub.alerts.notify import history, pipeline
 from hub.alerts.notify.silence import MATCHER_FIELDS
@@ -307,19 +307,7 @@ class AlertService:
         w.upsert_alerts = rows
         w.delete_alerts = deletes
         w.events = events
-        w.notices = [
-            {
-                "key": n.key,
-                "alert_id": n.alert_id,
-                "policy_id": n.policy_id,
-                "namespace": n.namespace or "",
-                "kind": n.kind,
-                "at": n.at,
-                "status": status,
-                "payload": n.to_json(),
-            }
-            for n, status in out.notices
-        ]
+        w.notices = notice_rows(out.notices)
         w.messages = [m.to_row() for m in out.messages]
         return w
 
