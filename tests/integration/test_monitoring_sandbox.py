@@ -387,3 +387,23 @@ def test_prometheus_unreachable_is_a_503_naming_it(tmp_path: Path) -> None:
 def test_readiness_lists_the_sandbox_prometheus_as_ok(hub_app: Any) -> None:
     ready = hub_app.test_client().get("/readyz").get_json()
     assert any(b["name"] == "prometheus" and b["state"] == "ok" for b in ready["backends"])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _scheduler_has_attempted(sandbox: Any) -> Any:
+    """kube-scheduler exports its attempt series only after its first attempt, and a freshly
+    started one (as CI finds the sandbox) has bound pods only: give it one pod to schedule."""
+    from kubernetes import client, config
+
+    api = client.CoreV1Api(config.new_client_from_config(str(sandbox.kubeconfig)))
+    name = f"sched-probe-{int(time.time())}"
+    body = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {"containers": [{"name": "c", "image": "probe"}]},
+    }
+    api.create_namespaced_pod("default", body)
+    time.sleep(25)  # two scrape intervals of the sandbox's Prometheus (10 s) and some slack
+    yield
+    api.delete_namespaced_pod(name, "default")
