@@ -4,10 +4,11 @@
 
 How it stays the same code as the live engine: the backtest builds a real :class:`CycleRunner`
 and :class:`Dispatcher` over a private in-memory state store, with a fake clock and a
-recording notifier. Only the data source differs: each alert query is run ONCE as a
-Prometheus range query with ``step = period`` aligned to the period slots, which yields
-exactly the values the live engine's instant query would have seen at each slot; the runner's
-query function serves them slot by slot. Consecutive periods, repeat rules, the time window,
+recording notifier. Only the data source differs: each (metric, period) is fetched ONCE as a
+Prometheus range query over the whole replay, at the same step and points the live engine
+fetches slot by slot, and every slot is aggregated in one vectorised pass
+(:class:`~hub.alerts.engine.SlotAggregates`); the runner's query function hands each cycle
+its slot. Consecutive periods, repeat rules, the time window,
 quiet hours, silences (copied from the real store), flap damping and the quota all apply.
 
 Emails are not rendered in full (only their subjects): rendering is presentation, not a
@@ -23,11 +24,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from hub.alerts.cycle import CycleRunner
-from hub.alerts.engine import QueryBuilder, slot_of, step_for
+from hub.alerts.cycle import CycleRunner, Fetched
+from hub.alerts.engine import QueryBuilder, SlotAggregates, slot_of, step_for
 from hub.alerts.notify.delivery import RecordingNotifier
 from hub.alerts.notify.notice import Notice
 from hub.alerts.notify.outbox import Dispatcher
@@ -86,22 +86,6 @@ class BacktestResult:
         }
 
 
-class _Timeline:
-    """A day of points, sorted by time, served slice by slice as if fetched per period."""
-
-    def __init__(self, frame: pd.DataFrame) -> None:
-        if frame is None or len(frame) == 0 or "timestamp" not in frame.columns:
-            frame = pd.DataFrame({"timestamp": pd.Series([], dtype=float), "value": pd.Series([], dtype=float)})
-        self.frame = frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
-        self.times = self.frame["timestamp"].to_numpy(dtype=float)
-
-    def between(self, first: float, last: float) -> pd.DataFrame:
-        eps = 1e-3
-        lo = int(np.searchsorted(self.times, first - eps, side="left"))
-        hi = int(np.searchsorted(self.times, last + eps, side="right"))
-        return self.frame.iloc[lo:hi]
-
-
 def run_backtest(
     policy: Policy,
     *,
@@ -133,15 +117,16 @@ def run_backtest(
 
     # Data: one range query per distinct (metric, period) for the whole range, at the same
     # points (multiples of the step) the live engine fetches period by period.
-    data: dict[tuple[str, float], _Timeline] = {}
+    data: dict[tuple[str, float], SlotAggregates] = {}
     for metric, period in sorted({(r.metric, r.period) for r in policy.rules}):
-        promql, _labels = build_query(policy.level, metric, "last", period)
+        promql, labels = build_query(policy.level, metric, "last", period)
         step = step_for(period)
         first = math.ceil(start / period) * period
         last = slot_of(end, period)
         if last < first:
             continue
-        data[(promql, step)] = _Timeline(range_query(promql, first - period + step, last, step))
+        frame = range_query(promql, first - period + step, last, step)
+        data[(promql, step)] = SlotAggregates(frame, period=period, step=step, entity_labels=labels, level=policy.level)
 
     db = Database(":memory:")
     try:
@@ -172,11 +157,11 @@ def run_backtest(
             )
         clock = FakeClock(start)
 
-        def serve(promql: str, first: float, last: float, step: float) -> pd.DataFrame:
-            timeline = data.get((promql, step))
-            if timeline is None:
+        def serve(promql: str, first: float, last: float, step: float) -> Fetched:
+            slots = data.get((promql, step))
+            if slots is None:
                 return pd.DataFrame({"timestamp": pd.Series([], dtype=float), "value": pd.Series([], dtype=float)})
-            return timeline.between(first, last)
+            return slots.at(last)
 
         runner = CycleRunner(
             store=store,

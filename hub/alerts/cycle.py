@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import pandas as pd
@@ -35,8 +35,11 @@ from hub.timeutil import Clock
 
 log = logging.getLogger("kubehub.alerts")
 
-# (promql, start, end, step) -> a range answer: label columns, "timestamp", "value"
-QueryRunner = Callable[[str, float, float, float], pd.DataFrame]
+# What a fetch yields: a range answer (label columns, "timestamp", "value"), or in replays
+# the slot's share of a range already aggregated per slot.
+Fetched = pd.DataFrame | engine.Aggregated
+# (promql, start, end, step) -> the fetch
+QueryRunner = Callable[[str, float, float, float], Fetched]
 
 META_POLICY_ID = "__meta__"
 META_RULE = "metric-source-down"
@@ -76,8 +79,15 @@ def meta_policy(receivers: Sequence[Receiver], period: float) -> Policy:
     )
 
 
+_STATE_FIELDS = tuple(f.name for f in fields(EntityState))
+
+
 def state_to_json(st: EntityState) -> str:
-    return json.dumps(asdict(st), separators=(",", ":"))
+    # Field by field rather than dataclasses.asdict: asdict deep-copies every sample tuple,
+    # which made it the largest cost of a replayed cycle. The JSON is the same.
+    d = {name: getattr(st, name) for name in _STATE_FIELDS}
+    d["labels"] = dict(st.labels)
+    return json.dumps(d, separators=(",", ":"))
 
 
 def state_from_json(text: str) -> EntityState:
@@ -189,7 +199,7 @@ class CycleRunner:
         return text
 
     # -- the cycle ----------------------------------------------------------------------------
-    def run_once(self, *, results: Mapping[FetchKey, pd.DataFrame | BaseException] | None = None) -> CycleReport:
+    def run_once(self, *, results: Mapping[FetchKey, Fetched | BaseException] | None = None) -> CycleReport:
         """Run one cycle at the clock's time. ``results`` short-circuits the queries (replays)."""
         started = time.perf_counter()
         retries = 0
@@ -207,11 +217,11 @@ class CycleRunner:
         report.wall_seconds = time.perf_counter() - started
         return report
 
-    def _run_queries(self, plan: engine.Plan) -> dict[FetchKey, pd.DataFrame | BaseException]:
-        def one(q: engine.PlannedQuery) -> tuple[FetchKey, pd.DataFrame | BaseException]:
+    def _run_queries(self, plan: engine.Plan) -> dict[FetchKey, Fetched | BaseException]:
+        def one(q: engine.PlannedQuery) -> tuple[FetchKey, Fetched | BaseException]:
             t0 = time.perf_counter()
             try:
-                frame: pd.DataFrame | BaseException = self.run_query(q.promql, q.start, q.at, q.step)
+                frame: Fetched | BaseException = self.run_query(q.promql, q.start, q.at, q.step)
                 err = None
             except Exception as exc:  # recorded per query: its rules go to the error state
                 frame, err = exc, exc
@@ -229,7 +239,7 @@ class CycleRunner:
         gen: int,
         policies: dict[str, Policy],
         rules: list[CompiledRule],
-        given: Mapping[FetchKey, pd.DataFrame | BaseException] | None,
+        given: Mapping[FetchKey, Fetched | BaseException] | None,
     ) -> CycleReport:
         now = self.clock.now()
         plan = engine.plan(rules, now=now, last_slots=self.store.slots(), build_query=self._builder)

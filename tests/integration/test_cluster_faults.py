@@ -154,6 +154,12 @@ def test_while_the_api_server_is_down_reads_serve_the_cache_writes_are_503_and_i
         )
         wait_until(lambda: h.get(f"/api/v1/namespaces/{ns}/workloads")["total"] == 1, what="the deployment")
         assert h.client.get("/readyz").status_code == 200
+        # A cache can only serve what it loaded: the detail view also needs the Events list,
+        # which on a busy control plane can still be paging when the workload list is ready.
+        wait_until(
+            lambda: all(r["synced"] for r in h.get("/api/v1/cluster/freshness")["resources"]),
+            what="every kind of the cache loaded",
+        )
 
         plane.stop_apiserver()
         try:
