@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, TypeAlias
 
 import pandas as pd
 
@@ -37,7 +37,7 @@ log = logging.getLogger("kubehub.alerts")
 
 # What a fetch yields: a range answer (label columns, "timestamp", "value"), or in replays
 # the slot's share of a range already aggregated per slot.
-Fetched = pd.DataFrame | engine.Aggregated
+Fetched: TypeAlias = pd.DataFrame | engine.Aggregated
 # (promql, start, end, step) -> the fetch
 QueryRunner = Callable[[str, float, float, float], Fetched]
 
