@@ -159,6 +159,16 @@ def test_backtest_over_the_backfilled_day_equals_a_live_style_replay(sandbox: Sa
     assert len(queries) == 86400 // PERIOD + 1
 
     assert errors == [], f"the replay's queries failed, so it is no reference: {errors[:3]}"
+
+    # The backtest asks for the tenant's namespace only, the replay for every namespace (as live
+    # cycles batch them): Prometheus then sums a workload's pods in another order, so an event's
+    # value may differ in its last bit (1.3157289407519195 vs ...197 seen). Everything else,
+    # every decision, time and email, must be the same.
+    def same_value(event: dict[str, Any]) -> dict[str, Any]:
+        v = event["value"]
+        return {**event, "value": None if v is None else pytest.approx(v, rel=1e-12)}
+
+    live["events"] = [same_value(e) for e in live["events"]]
     for key in ("events", "alerts", "notices"):
         for i, (a, b) in enumerate(zip(bt[key], live[key], strict=False)):
             assert a == b, f"{key}[{i}] differs: backtest {a} vs replay {b}"
