@@ -528,7 +528,14 @@ class AlertService:
             limit=limit,
             offset=offset,
         )
-        return [self._event_dict(e) for e in rows], total
+        latest = self.store.latest_comments([e["alert_id"] for e in rows])
+        out = []
+        for e in rows:
+            item = self._event_dict(e)
+            count, last = latest.get(e["alert_id"], (0, None))
+            item["comments"] = {"count": count, "latest": self._comment_dict(last) if last is not None else None}
+            out.append(item)
+        return out, total
 
     def add_comment(
         self, alert_id: str, text: Any, *, vis: Visibility, can_write: Callable[[str | None], bool], author: str

@@ -539,6 +539,19 @@ class AlertStore:
     def comments(self, alert_id: str) -> list[sqlite3.Row]:
         return self.db.query("SELECT * FROM alert_comments WHERE alert_id=? ORDER BY at, id", (alert_id,))
 
+    def latest_comments(self, alert_ids: Sequence[str]) -> dict[str, tuple[int, sqlite3.Row]]:
+        """Per alert: how many comments it has and its latest one (for a history page's rows)."""
+        ids = sorted(set(alert_ids))
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self.db.query(
+            f"SELECT *, COUNT(*) OVER (PARTITION BY alert_id) AS n FROM alert_comments"
+            f" WHERE alert_id IN ({marks}) ORDER BY at, id",
+            ids,
+        )
+        return {r["alert_id"]: (r["n"], r) for r in rows}  # ordered by time: the last one stays
+
     # -- silences ------------------------------------------------------------------------------
     def insert_silence(
         self,

@@ -255,6 +255,11 @@ def test_alerts_history_and_comments_are_scoped_by_tenant(world: TenancyWorld) -
     assert c.post(f"/api/v1/alerting/alerts/{own}/comments", json={"text": ""}).get_json()["field"] == "text"
     detail = world.client("project-viewer").get(f"/api/v1/alerting/alerts/{own}").get_json()
     assert [x["text"] for x in detail["comments"]] == ["looking at it"]
+    assert c.post(f"/api/v1/alerting/alerts/{own}/comments", json={"text": "rolled back"}).status_code == 201
+    row = world.client("project-viewer").get("/api/v1/alerting/history").get_json()["items"][0]
+    assert row["comments"]["count"] == 2 and row["comments"]["latest"]["text"] == "rolled back"
+    page = world.client("project-viewer").get("/alerting/history").get_data(as_text=True)
+    assert "rolled back" in page and "looking at it" not in page  # the latest one, inline
     assert detail["events"][0]["to"] == "firing" and detail["notices"][0]["kind"] == "firing"
     assert c.get("/api/v1/alerting/alerts?state=burning").get_json()["field"] == "state"
 
