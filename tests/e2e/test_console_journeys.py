@@ -87,6 +87,11 @@ def test_on_call_sees_a_firing_alert_opens_its_evidence_comments_and_silences_it
     assert any("正在处理" in c["text"] for c in detail["comments"])
     silences = [s for s in svc.silences(Visibility.everything(), active_only=True) if s["namespace"] == TENANT_NS]
     assert any(s["matchers"].get("entity") == detail["entity"] for s in silences)
+
+    j.goto("/alerting/history")
+    row = page.locator("#history-table tr", has_text="e2e-checkout-cpu").first
+    assert "正在处理" in row.inner_text()  # the latest comment, inline in the history
+    j.shot("history-with-comment")
     _assert_fast(j)
 
 
