@@ -57,6 +57,10 @@ class Conflict(HubError):
     status = 409
 
 
+class TooManyRequests(HubError):
+    status = 429
+
+
 class BackendUnavailable(HubError):
     """A backend the request needs did not answer; ``backend`` names it for the user."""
 

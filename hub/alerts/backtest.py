@@ -43,6 +43,7 @@ RangeRunner = Callable[[str, float, float, float], pd.DataFrame]  # (promql, sta
 
 FETCH_CHUNKS = 4  # range queries sent at once per (metric, period) of a replay
 MIN_CHUNK_SLOTS = 60  # shorter replays are fetched whole
+PROGRESS_EVERY = 100  # slots between two progress reports
 MAX_SLOTS = 20_160  # a week of 30 s slots, two weeks of 1 m slots: a replay stays interactive
 BACKTEST_ID = "backtest"
 
@@ -102,8 +103,13 @@ def run_backtest(
     default_language: str = "en",
     quota_per_hour: int = 0,
     policy_id: str = BACKTEST_ID,
+    progress: Callable[[int, int], None] | None = None,
 ) -> BacktestResult:
-    """Replay ``policy`` over [start, end] and return its alerts and every email it would have sent."""
+    """Replay ``policy`` over [start, end] and return its alerts and every email it would have sent.
+
+    ``progress(done, total)`` hears how many slots are replayed, now and then (the console
+    shows it).
+    """
     if not math.isfinite(start) or not math.isfinite(end):
         raise InvalidInput("start and end must be finite times", field="start")
     if end <= start:
@@ -184,11 +190,15 @@ def run_backtest(
         notifier = RecordingNotifier(clock=clock.now)
         dispatcher = Dispatcher(store=store, notifier=notifier, renderer=_SubjectsOnly(public_url=""), clock=clock)
         times = sorted({t for period in {r.period for r in policy.rules} for t in _slots(start, end, period)})
-        for t in times:
+        for i, t in enumerate(times):
+            if progress is not None and i % PROGRESS_EVERY == 0:
+                progress(i, len(times))
             _deliver_until(dispatcher, store, clock, t)
             clock.set(t)
             runner.run_once()
             dispatcher.deliver_all_due()
+        if progress is not None:
+            progress(len(times), len(times))
         _deliver_until(dispatcher, store, clock, end)
         return collect_result(store, notifier, start=start, end=end, slots=len(times), queries=len(data))
     finally:

@@ -377,6 +377,7 @@ class AlertService:
         start: Any,
         end: Any,
         document: Any = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> dict[str, Any]:
         """Replay a stored policy (or an unsaved ``document``) over [start, end]."""
         if document is not None:
@@ -410,6 +411,7 @@ class AlertService:
             default_language=self.default_language,
             quota_per_hour=self.quota_per_hour,
             policy_id=pid,
+            progress=progress,
         )
         return {"policy": {"id": pid, "name": policy.name}, **result.to_dict()}
 

@@ -2,6 +2,8 @@
 outbox dispatcher, and joins them to the other areas by callables.
 
 - ``hub.services["alerting"]``: :class:`hub.alerts.service.AlertService` (API and console).
+- ``hub.services["backtest-jobs"]``: :class:`hub.alerts.jobs.BacktestJobs`, the console's
+  backtests running in the background with progress.
 - ``hub.services["alert-engine"]``: :class:`AlertEngine`, the background part: APScheduler
   (3.x) runs one engine cycle per ``alerts.tick_seconds`` (each evaluates the rules whose
   period slot closed) and an outbox delivery round per ``alerts.delivery_seconds``. Missed
@@ -30,6 +32,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from hub.alerts.cycle import CycleReport, CycleRunner
 from hub.alerts.engine import FetchKey
+from hub.alerts.jobs import BacktestJobs
 from hub.alerts.notify.email import SmtpNotifier
 from hub.alerts.notify.outbox import Dispatcher
 from hub.alerts.notify.render import Renderer
@@ -265,6 +268,7 @@ def build(hub: Hub) -> None:
         quota_per_hour=settings.alerts.quota_per_hour,
     )
     services["alerting"] = service
+    services["backtest-jobs"] = BacktestJobs(clock=hub.clock)
 
     runner = None
     dispatcher = None

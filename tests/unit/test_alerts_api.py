@@ -345,3 +345,36 @@ def test_a_user_removed_from_the_project_stops_getting_its_alerts(tmp_path: Path
         assert resolve("pviewer", "ns-a1") is None
     finally:
         w.hub.close()
+
+
+def _job_page(client: Any, url: str) -> Any:
+    """Follow a console backtest job until it finished (the page reloads itself meanwhile)."""
+    import time
+
+    deadline = time.monotonic() + 20
+    while True:
+        r = client.get(url)
+        if r.status_code != 200 or 'id="backtest-running"' not in r.get_data(as_text=True):
+            return r
+        assert time.monotonic() < deadline, "the backtest job never finished"
+        time.sleep(0.05)
+
+
+def test_a_console_backtest_runs_as_a_job_of_its_user_and_shows_its_outcome(world: TenancyWorld) -> None:
+    p = create(world, "project-operator", "/api/v1/namespaces/ns-a1/alerting/policies", workload_policy())
+    c = world.client("project-operator")
+    r = c.post(f"/projects/ns-a1/alerting/policies/{p['id']}/backtest", data={"window": "24h"})
+    assert r.status_code == 303
+    job_url = r.headers["Location"]
+    assert f"/projects/ns-a1/alerting/policies/{p['id']}/backtests/" in job_url
+    page = _job_page(c, job_url)
+    # No Prometheus in this world: the job page says which backend is missing.
+    assert page.status_code == 503 and "prometheus" in page.get_data(as_text=True).lower()
+    # Another member of the same project may read the policy but not someone else's job.
+    assert world.client("project-viewer").get(job_url).status_code == 404
+    # A tenant of another project is refused before anything is looked up.
+    r = world.client("tenant-b").get(job_url)
+    assert r.status_code == 403 and "api-cpu" not in r.get_data(as_text=True)  # not even the policy's name
+    # The same job id under another policy of the user is not found either.
+    q = create(world, "project-operator", "/api/v1/namespaces/ns-a1/alerting/policies", workload_policy("other"))
+    assert c.get(job_url.replace(p["id"], q["id"])).status_code == 404

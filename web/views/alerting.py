@@ -17,9 +17,9 @@ import re
 from typing import Any
 
 import yaml
-from flask import Blueprint, jsonify, request, url_for
+from flask import Blueprint, jsonify, redirect, request, url_for
 
-from hub.errors import HubError
+from hub.errors import HubError, NotFound
 from web.access import current_principal, permission
 from web.views import common
 from web.views.common import _, attempt, back, can, done, failed, page, require_service
@@ -630,25 +630,54 @@ def _delete(level: str, ns: str | None, pid: str) -> Any:
 
 
 def _backtest(level: str, ns: str | None, pid: str) -> Any:
-    """Replay the saved policy over the chosen window and show the would-be notices on a timeline."""
+    """Start replaying the saved policy over the chosen window, then show its job page.
+
+    The replay runs in the background (a week of slots takes seconds); the job page shows its
+    progress and then the would-be notices on a timeline. Reloading the result page never
+    runs the replay again.
+    """
     svc = _svc()
-    policy = svc.get_policy(pid, level=level, namespace=ns)
+    svc.get_policy(pid, level=level, namespace=ns)  # 404 before any work for a policy out of reach
     window = request.form.get("window") or "24h"
-    result = None
+    jobs = require_service("backtest-jobs")
     try:
-        result = common.timed("backtest", lambda: svc.backtest(pid, level=level, namespace=ns, start=window, end=None))
+        job = jobs.submit(
+            lambda progress: svc.backtest(pid, level=level, namespace=ns, start=window, end=None, progress=progress),
+            owner=current_principal().username,
+            target=(level, ns, pid),
+            window=window,
+        )
     except HubError as exc:
-        if exc.status in (401, 403, 404):
-            raise
+        return failed(exc, _policy_url(level, ns, pid))
+    return redirect(_backtest_url(level, ns, pid, job.id), code=303)
+
+
+def _backtest_url(level: str, ns: str | None, pid: str, jid: str) -> str:
+    if level == "node":
+        return url_for(".node_policy_backtest_job", pid=pid, jid=jid)
+    return url_for(".workload_policy_backtest_job", ns=ns, pid=pid, jid=jid)
+
+
+def _backtest_job(level: str, ns: str | None, pid: str, jid: str) -> Any:
+    """A backtest's progress while it runs (the page reloads itself), then its result."""
+    policy = _svc().get_policy(pid, level=level, namespace=ns)
+    job = require_service("backtest-jobs").get(jid, owner=current_principal().username, target=(level, ns, pid))
+    if job is None:
+        raise NotFound("no such backtest (it may have expired; run it again)")
+    running = job.running  # read first: a job sets its result or error before it counts as finished
+    result, exc = (None, None) if running else (job.result, job.error)
+    if exc is not None:
         if exc.status == 503 and hasattr(exc, "backend"):
-            common.backend_down(exc)  # type: ignore[arg-type]
+            common.backend_down(exc)
         else:
             common.banner("error", exc.message, field=exc.field)
     return page(
         "backtest.html",
         policy=policy,
+        job=job,
+        running=running,
         result=result,
-        window=window,
+        window=job.window,
         level=level,
         ns=ns,
         timeline=_timeline(result) if result else None,
@@ -722,6 +751,12 @@ def node_policy_backtest(pid: str) -> Any:
     return _backtest("node", None, pid)
 
 
+@bp.get("/alerting/node-policies/<pid>/backtests/<jid>")
+@permission("node-policies:read")
+def node_policy_backtest_job(pid: str, jid: str) -> Any:
+    return _backtest_job("node", None, pid, jid)
+
+
 # Workload-level policy routes (project members).
 @bp.get("/projects/<ns>/alerting/policies/new")
 @permission("policies:write", namespace_arg="ns")
@@ -763,3 +798,9 @@ def workload_policy_delete(ns: str, pid: str) -> Any:
 @permission("policies:read", namespace_arg="ns")
 def workload_policy_backtest(ns: str, pid: str) -> Any:
     return _backtest("workload", ns, pid)
+
+
+@bp.get("/projects/<ns>/alerting/policies/<pid>/backtests/<jid>")
+@permission("policies:read", namespace_arg="ns")
+def workload_policy_backtest_job(ns: str, pid: str, jid: str) -> Any:
+    return _backtest_job("workload", ns, pid, jid)
