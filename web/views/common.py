@@ -102,15 +102,6 @@ def note_stale(body: Mapping[str, Any] | None) -> None:
         banner("warn", _("banner.stale", since=body["stale_since"]), stale_since=body["stale_since"])
 
 
-def timed(name: str, fn: Callable[[], T]) -> T:
-    """Run ``fn`` and report its time as its own ``Server-Timing`` entry (e.g. a backtest)."""
-    started = time.perf_counter()
-    try:
-        return fn()
-    finally:
-        g.setdefault("timings", []).append((name, (time.perf_counter() - started) * 1000))
-
-
 # -- rendering ------------------------------------------------------------------------------------
 def page(template: str, **context: Any) -> tuple[str, int]:
     """Render a console page with its banners; the status is 503 when a backend was down."""
