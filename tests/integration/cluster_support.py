@@ -28,8 +28,9 @@ from flask.testing import FlaskClient
 
 from hub.runtime import Hub, build_hub
 from hub.settings import Settings
+from sandbox.config import engines_dir
 
-ENGINES = Path.home() / ".cache" / "kubehub" / "engines-k8s-v1.34.4" / "bin"
+ENGINES = engines_dir() / "bin"  # where the sandbox builds and caches them
 PASSWORD = "Cluster-test-pass-7"
 FAST_AUTH = {"password_hash_memory_kib": 1024, "password_hash_time_cost": 1}  # test-only argon2 cost
 T = TypeVar("T")

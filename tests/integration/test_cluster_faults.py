@@ -17,6 +17,7 @@ from kubernetes import config as k8s_config
 from hub.collectors.kubernetes import connect
 from hub.errors import Conflict, Forbidden, Unprocessable
 from hub.settings import KubernetesSettings
+from sandbox.prereqs import ensure_engines
 from tests.integration.cluster_support import ENGINES, ControlPlane, CuttableProxy, HubUnderTest, hub_for, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -24,8 +25,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 @pytest.fixture(scope="module")
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    if not (ENGINES / "kube-apiserver").exists():
-        pytest.skip(f"the Kubernetes engines are not built ({ENGINES}); run sandbox/engines/build-go-engines.sh")
+    # Build the engines when this runs first on a fresh machine (cached afterwards), never skip.
+    ensure_engines(lambda line: print(f"[engines] {line}", flush=True))
+    assert (ENGINES / "kube-apiserver").exists(), f"the Kubernetes engines are not in {ENGINES}"
     cp = ControlPlane(tmp_path_factory.mktemp("control-plane"))
     try:
         cp.start()
