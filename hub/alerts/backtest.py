@@ -124,8 +124,8 @@ def run_backtest(
             field="end",
         )
 
-    # Data: one range query per distinct (metric, period) for the whole range, at the same
-    # points (multiples of the step) the live engine fetches period by period.
+    # Data: each distinct (metric, period) fetched once for the whole range (in a few pieces),
+    # at the same points the live engine fetches period by period, then aggregated per slot.
     data: dict[tuple[str, float], SlotAggregates] = {}
     for metric, period in sorted({(r.metric, r.period) for r in policy.rules}):
         # The runner asks for the cluster-wide query (as live cycles batch every tenant); a

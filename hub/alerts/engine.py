@@ -572,6 +572,8 @@ def target_mask(cr: CompiledRule, frame: _Frame, rows: np.ndarray) -> np.ndarray
 
 
 _VALUE_COLUMNS = ("series", "timestamp", "value")
+_TS_EPS = 1e-3  # Prometheus timestamps are milliseconds
+_PANDAS_AGG = {"avg": "mean", "max": "max", "min": "min"}  # a rule's aggregation -> pandas' name
 
 
 def aggregate(frame: pd.DataFrame, q: PlannedQuery) -> dict[str, pd.DataFrame]:
@@ -585,7 +587,7 @@ def aggregate(frame: pd.DataFrame, q: PlannedQuery) -> dict[str, pd.DataFrame]:
     if "timestamp" not in frame.columns:
         return {agg: frame for agg in q.aggregations}
     labels = [c for c in frame.columns if c not in _VALUE_COLUMNS]
-    eps = 1e-3  # Prometheus timestamps are milliseconds
+    eps = _TS_EPS
     ts = frame["timestamp"].to_numpy(dtype=float)
     inside = frame[(ts > q.at - q.period + eps) & (ts <= q.at + eps)]
     out: dict[str, pd.DataFrame] = {}
@@ -595,13 +597,12 @@ def aggregate(frame: pd.DataFrame, q: PlannedQuery) -> dict[str, pd.DataFrame]:
     key = "series" if "series" in inside.columns else labels
     grouped = inside.groupby(key, sort=False)
     first = grouped[labels].first() if labels else None
-    how = {"avg": "mean", "max": "max", "min": "min"}
     for agg in q.aggregations:
         if agg == "last":
             at_end = inside[np.abs(inside["timestamp"].to_numpy(dtype=float) - q.at) <= eps]
             out[agg] = at_end[[*labels, "value"]].reset_index(drop=True)
             continue
-        values = grouped["value"].agg(how[agg])
+        values = grouped["value"].agg(_PANDAS_AGG[agg])
         part = first.copy() if first is not None else pd.DataFrame(index=values.index)
         part["value"] = values
         out[agg] = part.reset_index(drop=True)
@@ -645,18 +646,17 @@ class SlotAggregates:
         if isinstance(table, ValueError):
             raise table
         slots, whole = table
-        eps = 1e-3
-        lo = int(np.searchsorted(slots, at - eps, side="left"))
-        hi = int(np.searchsorted(slots, at + eps, side="right"))
+        lo = int(np.searchsorted(slots, at - _TS_EPS, side="left"))
+        hi = int(np.searchsorted(slots, at + _TS_EPS, side="right"))
         return whole.slice(lo, hi)
 
     def _table(self, aggregation: str) -> tuple[np.ndarray, _Frame]:
         """Every slot's aggregated rows, ordered by slot, prepared as one big frame."""
         frame = self._frame
         labels = [c for c in frame.columns if c not in _VALUE_COLUMNS]
-        eps = 1e-3
+        eps = _TS_EPS
         if len(frame) == 0 or "timestamp" not in frame.columns:
-            return np.array([], dtype=float), _prepared(frame.iloc[0:0], self.entity_labels, self.level, None)
+            return np.array([], dtype=float), prepare_frame(frame.iloc[0:0], self.entity_labels, self.level)
         ts = frame["timestamp"].to_numpy(dtype=float)
         slot = np.ceil((ts - eps) / self.period) * self.period
         keep = ts >= slot - self.period + self.step - eps
@@ -668,22 +668,22 @@ class SlotAggregates:
             inside = frame[keep].assign(_slot=slot[keep])
             key = ["_slot", "series"] if "series" in inside.columns else ["_slot", *labels]
             grouped = inside.groupby(key, sort=False)  # groups in order of first appearance
-            how = {"avg": "mean", "max": "max", "min": "min"}[aggregation]
-            values = grouped["value"].agg(how)
+            values = grouped["value"].agg(_PANDAS_AGG[aggregation])
             rows = (grouped[labels].first() if labels else pd.DataFrame(index=values.index)).assign(value=values)
             slots = rows.index.get_level_values("_slot").to_numpy(dtype=float)
             rows = rows.reset_index(drop=True)
         order = np.argsort(slots, kind="stable")  # slot by slot, first appearance within each
         rows = rows.iloc[order].reset_index(drop=True)
-        return slots[order], _prepared(rows, self.entity_labels, self.level, rows.get("namespace"))
+        return slots[order], _prepared_slots(rows, self.entity_labels, self.level)
 
 
-def _prepared(rows: pd.DataFrame, entity_labels: Sequence[str], level: str, namespaces: Any) -> _Frame:
+def _prepared_slots(rows: pd.DataFrame, entity_labels: Sequence[str], level: str) -> _Frame:
+    """:func:`prepare_frame` for a many-slot frame: each slice builds its own namespace rows."""
     names = _present_labels(rows, entity_labels, level)
     if not len(rows) or not names:
         return prepare_frame(rows, entity_labels, level)
     keys, values = _keys_and_values(rows, names)
-    factorized = pd.factorize(namespaces.astype(str)) if namespaces is not None else None
+    factorized = pd.factorize(rows["namespace"].astype(str)) if "namespace" in rows.columns else None
     return _Frame(keys, values, rows, names, {}, np.arange(len(rows)), namespaces=factorized)
 
 

@@ -380,7 +380,7 @@ def test_slot_aggregates_match_aggregating_each_slot_as_fetched(with_series: boo
     rng = np.random.default_rng(7)
     labels = ("namespace", "kind", "workload")
     frame = _random_range_answer(rng, slots=12, period=period, step=step, with_series=with_series)
-    frame = frame.sort_values("timestamp", kind="stable").reset_index(drop=True)  # as a backtest orders it
+    frame = frame.sort_values("timestamp", kind="stable").reset_index(drop=True)  # series interleaved: the harder order
     whole = engine.SlotAggregates(frame, period=period, step=step, entity_labels=labels, level="workload")
     key = engine.FetchKey("workload", "workload_cpu_usage", period)
     compared = 0
