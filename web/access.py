@@ -64,6 +64,19 @@ def permission(
     return mark
 
 
+def audited_read(action: str) -> Callable[[F], F]:
+    """Mark a read (GET) of tenant data whose refusals are audited as ``action`` ``denied``,
+    the way a log search outside the caller's scope is: the view audits its own ok and failed
+    reads, and :func:`audit_unsafe_request` records the 401/403 answers the permission check
+    gave before the view ran."""
+
+    def mark(view: F) -> F:
+        view.__kubehub_audited_read__ = action  # type: ignore[attr-defined]
+        return view
+
+    return mark
+
+
 def public(view: F) -> F:
     """Declare a view open to anonymous callers (health, login, static)."""
     view.__kubehub_access__ = RouteAccess(None, public=True)  # type: ignore[attr-defined]
@@ -216,11 +229,23 @@ def audit_unsafe_request(response: Any) -> Any:
     area's write, a denied or failed attempt) gets a generic entry with method, path and status.
     Anonymous requests are not recorded, so unauthenticated floods cannot fill the log.
     """
-    if request.method in SAFE_METHODS or request.endpoint in (None, "static"):
+    if request.endpoint in (None, "static"):
         return response
     principal = g.get("principal")
     service = current_app.extensions["kubehub"].services.get("tenancy")
     if principal is None or service is None:
+        return response
+    if request.method in SAFE_METHODS:
+        view = current_app.view_functions.get(request.endpoint)
+        action = getattr(view, "__kubehub_audited_read__", None)
+        if action is not None and response.status_code in (401, 403):
+            args = request.view_args or {}
+            access = access_of(request.endpoint)
+            ns = args.get(access.namespace_arg) if access is not None and access.namespace_arg else None
+            detail = {"endpoint": request.endpoint, "status": response.status_code, **args}
+            if ns:
+                detail["namespace"] = ns
+            service.audit(principal.username, action, request.path, "denied", detail)
         return response
     if service.audit_count() != g.get("audit_mark", -1):
         return response

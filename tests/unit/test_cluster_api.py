@@ -328,3 +328,26 @@ def test_node_listings_follow_pod_and_node_changes_despite_caching(world: tuple[
     assert node0()["allocation"]["pods"] == 1
     body = client.get("/api/v1/nodes?limit=2").get_json()
     assert body["total"] == 3 and body["continue"] and body["stale_since"] is None
+
+
+def test_every_log_tail_is_audited_like_a_log_search(world: tuple[TenancyWorld, Cluster]) -> None:
+    from hub.store.audit import AuditFilter
+
+    w, cluster = world
+    cluster.kube.logs[("ns-a1", "web-5d9-0", "app")] = "one\ntwo\nthree\n"
+    viewer = w.client("project-viewer")
+    assert viewer.get("/api/v1/namespaces/ns-a1/pods/web-5d9-0/log?tail=2").status_code == 200
+    assert viewer.get("/api/v1/namespaces/ns-a1/pods/web-5d9-0/log?container=sidecar").status_code == 422
+    assert w.client("project-admin").get("/api/v1/namespaces/ns-b1/pods/secret-project-0/log").status_code == 403
+    # the console's pod page reads the same tail
+    page = w.client("project-viewer").get("/projects/ns-a1/pods/web-5d9-0?tail=1", headers={"Accept": "text/html"})
+    assert page.status_code == 200
+    entries, _ = w.tenancy.audit_log(AuditFilter(action="pods.log"))
+    seen = [(e.actor, e.result, e.namespaces, e.detail.get("container"), e.detail.get("lines")) for e in entries]
+    viewer_name = w.user("project-viewer")
+    assert seen.count((viewer_name, "ok", ("ns-a1",), "app", 2)) == 1, seen
+    assert seen.count((viewer_name, "ok", ("ns-a1",), "app", 1)) == 1, seen  # the console page
+    failed = [e for e in entries if e.result == "failed"]
+    assert len(failed) == 1 and "sidecar" in failed[0].detail["reason"] and failed[0].namespaces == ("ns-a1",)
+    denied = [e for e in entries if e.result == "denied"]
+    assert len(denied) == 1 and denied[0].namespaces == ("ns-b1",) and denied[0].detail["status"] == 403

@@ -13,6 +13,7 @@ from flask import Blueprint, request, url_for
 from hub.collectors.inventory import ListQuery
 from hub.errors import HubError, InvalidInput
 from web.access import audit, permission, require
+from web.api.cluster import read_pod_log
 from web.views import common
 from web.views.common import _, attempt, back, can, done, failed, page, require_service
 
@@ -167,5 +168,5 @@ def pod(ns: str, pod: str) -> Any:
     except ValueError:
         tail_n = 100
     if detail and can("pods:log", namespace=ns):
-        log = attempt(lambda: _cluster().pod_log(ns, pod, container=container, tail=tail_n), None)
+        log = attempt(lambda: read_pod_log(ns, pod, container=container, tail=tail_n), None)
     return page("pod.html", ns=ns, pod_name=pod, p=detail, log=log, container=container or "", tail=tail_n)
