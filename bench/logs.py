@@ -50,10 +50,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from hub.collectors.logs.store import LogParams, LogRecord  # noqa: E402
+from hub.collectors.logs.store import LogRecord  # noqa: E402
 from hub.runtime import Hub, build_hub  # noqa: E402
 from hub.settings import Settings  # noqa: E402
 from hub.timeutil import FakeClock  # noqa: E402
+from web.params import log_params  # noqa: E402
 
 END = 1_795_348_800.0  # 2026-11-22T12:00:00Z: the data spans three UTC days (three partitions)
 SPAN = 2.5 * 86_400
@@ -314,7 +315,7 @@ def measure(
     cases = [(name, args) for name in tenants for args in query_mix()]
     raws = {}
     for name, args in cases:  # warm-up, and the raw baseline of each case
-        service.search(tenants[name], args)
+        service.search(tenants[name], log_params(args))
         raws[(name, json.dumps(args))] = raw_for(tenants[name], args)
         raws[(name, json.dumps(args))]()
     timer = ScopeTimer(hub.services["tenancy"])
@@ -330,7 +331,7 @@ def measure(
             for which in order:
                 t0 = time.perf_counter()
                 if which == 0:
-                    service.search(tenants[name], args)
+                    service.search(tenants[name], log_params(args))
                     mine[0].append((time.perf_counter() - t0) * 1000)
                 else:
                     raw()
@@ -362,7 +363,7 @@ def embedded_raw(hub: Hub) -> Callable[[Any, dict[str, str]], Callable[[], Any]]
         captured: list[tuple[str, str]] = []
         store.statement_log = lambda path, sql: captured.append((path, sql))
         try:
-            service.search(principal, args)
+            service.search(principal, log_params(args))
         finally:
             store.statement_log = None
         return lambda: raw.run(captured)
@@ -376,7 +377,7 @@ def es_raw(hub: Hub, url: str) -> Callable[[Any, dict[str, str]], Callable[[], A
     raw = RawEs(url, store.pattern)
 
     def make(principal: Any, args: dict[str, str]) -> Callable[[], Any]:
-        params = LogParams.from_args(args)
+        params = log_params(args)
         body = json.dumps(store.compile_search(params.to_query(service.visibility(principal, params)))).encode()
         return lambda: raw.run(body)
 

@@ -11,11 +11,12 @@ import time
 from typing import Any
 
 from flask import Flask, g, request
+from flask.sessions import SecureCookieSessionInterface
 
 from hub.runtime import Hub, build_hub
 from hub.settings import Settings
 from hub.store.meta import get_or_create_secret
-from web import access, errors
+from web import access, errors, params
 
 # Blueprint modules, one per area; each exposes ``bp``.
 BLUEPRINTS = [
@@ -30,6 +31,14 @@ BLUEPRINTS = [
 ]
 
 
+class _SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with the cookie marked Secure whenever the request came
+    over HTTPS (or ``http.secure_cookies`` / an https ``http.public_url`` says so)."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
+
+
 def create_app(settings: Settings | None = None, hub: Hub | None = None, *, testing: bool = False) -> Flask:
     hub = hub or build_hub(settings)
     app = Flask(__name__, static_folder="static", template_folder="templates")
@@ -37,14 +46,15 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None, *, test
         SECRET_KEY=hub.settings.http.secret_key or get_or_create_secret(hub.db),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=hub.settings.http.secure_cookies,
+        SESSION_COOKIE_SECURE=hub.settings.http.secure_cookies or hub.settings.http.public_url.startswith("https:"),
         SESSION_COOKIE_NAME="kubehub_session",
         PERMANENT_SESSION_LIFETIME=int(hub.settings.auth.session_hours * 3600),
         JSON_SORT_KEYS=False,
-        MAX_CONTENT_LENGTH=4 * 1024 * 1024,
+        MAX_CONTENT_LENGTH=params.MAX_BODY_BYTES,
         TESTING=testing,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.session_interface = _SessionInterface()
     app.extensions["kubehub"] = hub
     errors.register(app)
     for name in BLUEPRINTS:
@@ -55,6 +65,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None, *, test
     def _start_and_enforce() -> None:
         g.started = time.perf_counter()
         access.enforce()
+        params.check_request()
 
     @app.after_request
     def _record(response: Any) -> Any:
@@ -63,11 +74,38 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None, *, test
         if started is not None:
             hub.metrics.http_latency.labels(endpoint).observe(time.perf_counter() - started)
         hub.metrics.http_requests.labels(request.method, endpoint, str(response.status_code)).inc()
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        return response
+        return security_headers(response)
 
     return app
+
+
+# The console runs no inline script (templates hold only a JSON data block, read by
+# static/console.js) and is never framed. Inline ``style=`` attributes (bar widths, timeline
+# positions) are allowed through style-src-attr alone; <style> elements and style sheets
+# must come from the hub.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; style-src-attr 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def security_headers(response: Any) -> Any:
+    """Headers every answer carries (README "Security headers"); a 204 loses any body and
+    Content-Type, which Flask would otherwise send as an empty text/html page."""
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    if request.path.startswith("/api/"):
+        headers.setdefault("Cache-Control", "no-store")
+    if response.status_code == 204:
+        response.set_data(b"")
+        headers.pop("Content-Type", None)
+        headers.pop("Content-Length", None)
+    return response
 
 
 def hub_of(app: Flask) -> Hub:

@@ -2,8 +2,9 @@
 
 It turns a validated :class:`MonitoringRequest` into PromQL through the catalogue, sends the
 queries (concurrently, within one deadline), ranks with pandas and shapes the answer of
-API.md "Monitoring". Parsing of the query parameters is here too (pure, with field names in
-every error) so that the web layer only adds the caller's namespace scope.
+API.md "Monitoring". Validation of the request's names against the catalogue is here too
+(pure, with field names in every error); the web layer reads the numbers, times and durations
+with its one bounded parser (``web.params``) and adds the caller's namespace scope.
 
 The scope arrives as ``MonitoringRequest.filters.namespaces`` (None: every namespace; a tuple:
 exactly these) and is rendered into every namespaced selector by ``catalogue.Query.s``; this
@@ -35,7 +36,7 @@ from hub.collectors.catalogue import (
 from hub.collectors.prometheus import QueryBackend, QuerySpec, label_names
 from hub.collectors.promql import promql_number, validate_names
 from hub.errors import BackendUnavailable, InvalidInput, Unprocessable
-from hub.timeutil import Clock, format_duration, parse_duration, parse_time
+from hub.timeutil import Clock, format_duration
 
 # Request parameter -> (Filters field, Kubernetes name grammar).
 FILTER_PARAMS: dict[str, tuple[str, str]] = {
@@ -95,34 +96,27 @@ def _csv(args: Mapping[str, str], name: str) -> list[str]:
     return [part.strip() for part in raw.split(",") if part.strip()]
 
 
-def _int(args: Mapping[str, str], name: str, default: int | None, *, lo: int, hi: int) -> int | None:
-    raw = args.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise InvalidInput(f"{name} must be a whole number, got {raw!r}", field=name) from exc
-    if not lo <= value <= hi:
-        raise InvalidInput(f"{name} must be between {lo} and {hi}, got {value}", field=name)
-    return value
-
-
-def _seconds(raw: str, name: str) -> float:
-    """A duration as Prometheus takes it: plain seconds (``60``, ``0.5``) or ``5m``, ``1h30m``."""
-    try:
-        value = float(raw)
-    except ValueError:
-        return parse_duration(raw, field=name)
-    if not math.isfinite(value) or value <= 0:
-        raise InvalidInput(f"{name} must be a positive duration, got {raw!r}", field=name)
-    return value
-
-
 def parse_request(
-    catalogue: Catalogue, level: str, args: Mapping[str, str], *, now: float, max_points: int
+    catalogue: Catalogue,
+    level: str,
+    args: Mapping[str, str],
+    *,
+    now: float,
+    max_points: int,
+    time: float | None = None,
+    start: float | None = None,
+    end: float | None = None,
+    step: float | None = None,
+    page: int = 1,
+    limit: int | None = None,
+    window: float | None = None,
 ) -> MonitoringRequest:
-    """Validate the query parameters of API.md "Monitoring" into a request.
+    """Validate a request of API.md "Monitoring" into a :class:`MonitoringRequest`.
+
+    ``args`` holds the name parameters (metrics, the filters, sort_metric, sort_type, stat),
+    checked here against the catalogue; numbers, times and durations arrive already read by
+    the web layer's bounded parser (``web.params.monitoring_request``: finite, 1970-2100,
+    durations of at most ten years), and only their combination is checked here.
 
     Unknown level or metric: 400 listing the valid names. A filter that does not apply at the
     level: 400 naming it (silently ignoring it would show more than the caller asked for).
@@ -153,22 +147,15 @@ def parse_request(
             checked = validate_names(values, grammar=grammar, field=param)
         filters[target] = tuple(sorted(set(filters.get(target, ()) + checked)))
 
-    time_arg, start_arg = args.get("time"), args.get("start")
-    if time_arg and start_arg:
+    if time is not None and start is not None:
         raise InvalidInput("give either time (instant) or start/end/step (range), not both", field="time")
-    at = parse_time(time_arg, field="time") if time_arg else None
-    start = end = step = None
-    if start_arg:
-        start = parse_time(start_arg, field="start")
-        end = parse_time(args["end"], field="end") if args.get("end") else now
+    at = time
+    if start is not None:
+        end = now if end is None else end
         if end <= start:
             raise InvalidInput("end must be after start", field="end")
         span = end - start
-        step = (
-            _seconds(args["step"], "step")
-            if args.get("step")
-            else float(max(15, math.ceil(span / DEFAULT_RANGE_POINTS)))
-        )
+        step = step if step is not None else float(max(15, math.ceil(span / DEFAULT_RANGE_POINTS)))
         points = math.floor(span / step) + 1
         if points > max_points:
             least = math.ceil(span / (max_points - 1))
@@ -177,7 +164,7 @@ def parse_request(
                 f"the limit is {max_points} (use step >= {least}s or a shorter range)",
                 field="step",
             )
-    elif args.get("end") or args.get("step"):
+    elif end is not None or step is not None:
         raise InvalidInput("a range query needs start (end and step are optional)", field="start")
 
     sort_metric = args.get("sort_metric") or None
@@ -188,10 +175,8 @@ def parse_request(
     sort_type = (args.get("sort_type") or "desc").lower()
     if sort_type not in ("desc", "asc"):
         raise InvalidInput(f"sort_type must be desc or asc, got {sort_type!r}", field="sort_type")
-    page = _int(args, "page", 1, lo=1, hi=1_000_000) or 1
-    limit = _int(args, "limit", DEFAULT_LIMIT if sort_metric else None, lo=1, hi=MAX_LIMIT)
-
-    window = _seconds(args["window"], "window") if args.get("window") else None
+    if limit is None and sort_metric:
+        limit = DEFAULT_LIMIT
     stat = (args.get("stat") or "avg").lower()
     if stat not in STATS:
         raise InvalidInput(f"unknown stat {stat!r}; valid: {', '.join(STATS)}", field="stat")
@@ -281,9 +266,14 @@ class MonitoringService:
         self.max_points = max_points
         self._totals = _TtlCache(clock, TOTAL_TTL)
 
-    def parse(self, level: str, args: Mapping[str, str]) -> MonitoringRequest:
-        """Validate API query parameters (see :func:`parse_request`)."""
-        return parse_request(self.catalogue, level, args, now=self.clock.now(), max_points=self.max_points)
+    # The web layer's parser reads numbers and times, then hands names over to :meth:`build`.
+    filter_params = tuple(FILTER_PARAMS)
+    max_limit = MAX_LIMIT
+
+    def build(self, level: str, args: Mapping[str, str], **numbers: Any) -> MonitoringRequest:
+        """Validate a request whose numbers, times and durations are already read (see
+        :func:`parse_request`)."""
+        return parse_request(self.catalogue, level, args, now=self.clock.now(), max_points=self.max_points, **numbers)
 
     # -- what the runtime hands to other areas (alerting) ------------------------------
     def metric_table(self) -> dict[str, dict[str, str]]:

@@ -214,7 +214,9 @@ class LogService:
             log.exception("auditing %s by %s failed", action, actor)
 
     def _scoped(self, principal: Any, args: LogParams | Mapping[str, Any], action: str) -> tuple[LogParams, LogQuery]:
-        params = args if isinstance(args, LogParams) else LogParams.from_args(args)
+        if not isinstance(args, LogParams):  # query strings are read by web.params.log_params (bounded)
+            raise TypeError(f"the logs service takes LogParams, got {type(args).__name__}")
+        params = args
         try:
             vis = self.visibility(principal, params)
         except Forbidden as exc:

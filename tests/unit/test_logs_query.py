@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 
 from hub.collectors.logs.embedded import fts_expr, fts_phrase, index_text
 from hub.collectors.logs.query import And, KeywordSyntaxError, Or, Term, describe, parse_keywords, terms_of
-from hub.collectors.logs.store import LogParams, parse_rfc3339_ns, strip_ansi
+from hub.collectors.logs.store import parse_rfc3339_ns, strip_ansi
 from hub.errors import InvalidInput
+from web.params import log_params
 
 pytestmark = pytest.mark.unit
 
@@ -163,7 +164,7 @@ def test_ansi_sequences_are_stripped() -> None:
 
 
 def test_params_parse_lists_times_and_defaults() -> None:
-    p = LogParams.from_args(
+    p = log_params(
         {"namespaces": "a, b,,a", "q": "超时", "start": "2026-11-22T00:00:00Z", "end": "1795400000", "from": "10"}
     )
     assert p.namespaces == ("a", "b")
@@ -171,5 +172,5 @@ def test_params_parse_lists_times_and_defaults() -> None:
     assert p.start == 1_795_305_600.0 and p.end == 1_795_400_000.0
     assert (p.sort, p.offset, p.size) == ("desc", 10, 50)
     with pytest.raises(InvalidInput) as err:
-        LogParams.from_args({"interval": "1.5s"})
+        log_params({"interval": "1.5s"})
     assert err.value.field == "interval"

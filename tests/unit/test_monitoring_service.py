@@ -11,6 +11,7 @@ from hub.collectors.monitoring import MonitoringService
 from hub.errors import BackendUnavailable, InvalidInput, Unprocessable
 from hub.timeutil import FakeClock
 from tests.unit.monitoring_fakes import FakeBackend, unavailable
+from web.params import monitoring_request
 
 pytestmark = pytest.mark.unit
 
@@ -25,7 +26,7 @@ def service(values: dict, pods: list[tuple[str, str]]) -> tuple[MonitoringServic
 
 
 def run(svc: MonitoringService, level: str, scope: list[str] | None = None, **args: Any) -> dict:
-    req = svc.parse(level, {k: str(v) for k, v in args.items()})
+    req = monitoring_request(svc, level, {k: str(v) for k, v in args.items()})
     if scope is not None:
         req = req.with_namespaces(scope)
     return svc.query(req)
@@ -194,7 +195,7 @@ def test_a_prometheus_outage_surfaces_as_a_503_naming_prometheus() -> None:
 def test_without_a_configured_prometheus_queries_are_503_but_the_catalogue_works() -> None:
     svc = MonitoringService(Catalogue(), None, clock=FakeClock(NOW))
     with pytest.raises(BackendUnavailable):
-        svc.query(svc.parse("nodes", {}))
+        svc.query(monitoring_request(svc, "nodes", {}))
     assert "nodes" in svc.metric_table() and svc.metric_table()["nodes"]["node_cpu_utilisation"] == "ratio"
 
 

@@ -14,6 +14,7 @@ from flask import Blueprint, jsonify, request
 
 from hub.collectors.catalogue import TENANT_LEVELS
 from hub.collectors.monitoring import MonitoringRequest
+from web import params
 from web.access import current_principal, permission
 from web.util import hub
 
@@ -40,7 +41,7 @@ def _scoped(req: MonitoringRequest) -> MonitoringRequest:
 
 def _answer(level: str) -> Any:
     service = _service()
-    req = service.parse(level, request.args)
+    req = params.monitoring_request(service, level, request.args)
     if req.level in TENANT_LEVELS:
         req = _scoped(req)
     else:

@@ -21,6 +21,7 @@ from flask import Blueprint, jsonify, redirect, request, url_for
 
 from hub.errors import HubError, NotFound
 from web.access import current_principal, permission
+from web.params import MAX_OFFSET, integer
 from web.views import common
 from web.views.common import _, attempt, back, can, done, failed, page, require_service
 
@@ -225,10 +226,7 @@ def silence_alert(aid: str) -> Any:
 @permission(None)
 def history() -> Any:
     """State changes of the user's alerts, newest first."""
-    try:
-        offset = max(0, int(request.args.get("from") or 0))
-    except ValueError:
-        offset = 0
+    offset = integer(request.args, "from", 0, lo=0, hi=MAX_OFFSET, lenient=True)
     no_events: tuple[list[Any], int] = ([], 0)
     items, total = attempt(
         lambda: _svc().history(

@@ -16,7 +16,9 @@ from urllib.parse import urlencode
 from flask import Blueprint, request
 from markupsafe import Markup, escape
 
+from hub.collectors.logs.store import MAX_WINDOW
 from web.access import current_principal, permission
+from web.params import integer, log_params
 from web.views import common
 from web.views.common import attempt, page, require_service
 
@@ -82,10 +84,7 @@ def search() -> Any:
             if args.get(key):
                 params[key] = args[key].strip()
     params["sort"] = "asc" if args.get("sort") == "asc" else "desc"
-    try:
-        offset = max(0, int(args.get("from") or 0))
-    except ValueError:
-        offset = 0
+    offset = integer(args, "from", 0, lo=0, hi=MAX_WINDOW - PAGE_SIZE, lenient=True)
     searched = "search" in args or bool(q) or any(k in params for k in FILTERS)
     result: dict[str, Any] | None = None
     histogram: dict[str, Any] | None = None
@@ -94,10 +93,10 @@ def search() -> Any:
         svc = attempt(lambda: require_service("logs"), None)
         if svc is not None:
             result = attempt(
-                lambda: svc.search(principal, {**params, "from": str(offset), "size": str(PAGE_SIZE)}), None
+                lambda: svc.search(principal, log_params({**params, "from": str(offset), "size": str(PAGE_SIZE)})), None
             )
             if result is not None:
-                histogram = attempt(lambda: svc.histogram(principal, params), None)
+                histogram = attempt(lambda: svc.histogram(principal, log_params(params)), None)
     export_query = urlencode(params)
     peak = max((b["count"] for b in (histogram or {}).get("buckets", [])), default=0)
     return page(

@@ -14,6 +14,7 @@ from flask import Blueprint, request
 
 from hub.collectors.catalogue import ENTITY_LABELS, TENANT_LEVELS
 from web.access import current_principal, permission
+from web.params import integer
 from web.views import common
 from web.views.common import attempt, page, require_service
 
@@ -123,10 +124,7 @@ def rankings() -> Any:
     if window:
         columns = tuple(c for i, c in enumerate(all_columns) if i < WINDOW_COLUMNS or c == sort)
     stat = args.get("stat") if args.get("stat") in STATS else "p95"
-    try:
-        page_no = max(1, int(args.get("page") or 1))
-    except ValueError:
-        page_no = 1
+    page_no = integer(args, "page", 1, lo=1, hi=1_000_000, lenient=True)
     limit = 10
     query = {
         "metrics": ",".join(columns),
@@ -170,7 +168,9 @@ def _query(level: str, args: dict[str, str]) -> dict[str, Any]:
     from web.api.monitoring import CLUSTER_PERMISSION, _scoped
 
     svc = require_service("monitoring")
-    req = svc.parse(level, args)
+    from web.params import monitoring_request
+
+    req = monitoring_request(svc, level, args)
     if req.level in TENANT_LEVELS:
         req = _scoped(req)
     else:

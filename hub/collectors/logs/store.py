@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-from hub.collectors.logs.query import Expr, parse_keywords
+from hub.collectors.logs.query import Expr
 from hub.errors import InvalidInput
-from hub.timeutil import parse_time
 
 # ``total`` is exact up to this many hits and reported as "at least" beyond it (both backends:
 # Elasticsearch gets it as track_total_hits). Counting is what early termination cannot skip:
@@ -231,7 +230,8 @@ class LogStore(Protocol):
 
 @dataclass(frozen=True)
 class LogParams:
-    """A validated log request as a user sent it (before scoping)."""
+    """A validated log request as a user sent it (before scoping); the web layer reads it from
+    the query string with its bounded parser (``web.params.log_params``)."""
 
     namespaces: tuple[str, ...] = ()
     workloads: tuple[str, ...] = ()
@@ -246,73 +246,6 @@ class LogParams:
     size: int = 50
     interval: float | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_args(cls, args: Mapping[str, Any]) -> LogParams:
-        """Parse query-string style arguments; every error names the parameter at fault."""
-
-        def text(name: str) -> str:
-            value = args.get(name)
-            if value is None:
-                return ""
-            if isinstance(value, list | tuple):
-                return ",".join(str(v) for v in value)
-            return str(value)
-
-        def names(name: str) -> tuple[str, ...]:
-            items = tuple(dict.fromkeys(p.strip() for p in text(name).split(",") if p.strip()))
-            if len(items) > 5000:
-                raise InvalidInput(f"{name}: at most 5000 values, got {len(items)}", field=name)
-            return items
-
-        def integer(name: str, default: int, lo: int, hi: int) -> int:
-            raw = text(name).strip()
-            if not raw:
-                return default
-            try:
-                value = int(raw)
-            except ValueError as exc:
-                raise InvalidInput(f"{name} must be a whole number, got {raw!r}", field=name) from exc
-            if not lo <= value <= hi:
-                raise InvalidInput(f"{name} must be between {lo} and {hi}, got {value}", field=name)
-            return value
-
-        start = parse_time(text("start"), field="start") if text("start").strip() else None
-        end = parse_time(text("end"), field="end") if text("end").strip() else None
-        if start is not None and end is not None and end <= start:
-            raise InvalidInput("the time range is reversed or empty: end must be after start", field="end")
-        sort = text("sort").strip().lower() or "desc"
-        if sort not in ("desc", "asc"):
-            raise InvalidInput(f"sort must be 'desc' or 'asc', got {sort!r}", field="sort")
-        offset = integer("from", 0, 0, MAX_WINDOW)
-        size = integer("size", 50, 1, MAX_PAGE_SIZE)
-        if offset + size > MAX_WINDOW:
-            raise InvalidInput(
-                f"from + size may reach at most {MAX_WINDOW} lines; narrow the time range instead of paging deeper",
-                field="from",
-            )
-        q = text("q")
-        interval = None
-        if text("interval").strip():
-            from hub.timeutil import parse_duration
-
-            interval = parse_duration(text("interval").strip(), field="interval")
-            if interval < 1 or interval != int(interval):
-                raise InvalidInput("interval must be a whole number of seconds (1s or more)", field="interval")
-        return cls(
-            namespaces=names("namespaces"),
-            workloads=names("workloads"),
-            pods=names("pods"),
-            containers=names("containers"),
-            q=q,
-            text=parse_keywords(q),
-            start=start,
-            end=end,
-            sort=sort,  # type: ignore[arg-type]
-            offset=offset,
-            size=size,
-            interval=interval,
-        )
 
     def to_query(self, visibility: Mapping[str, float] | None) -> LogQuery:
         return LogQuery(
