@@ -242,10 +242,10 @@ def audit_unsafe_request(response: Any) -> Any:
             args = request.view_args or {}
             access = access_of(request.endpoint)
             ns = args.get(access.namespace_arg) if access is not None and access.namespace_arg else None
-            detail = {"endpoint": request.endpoint, "status": response.status_code, **args}
+            refused: dict[str, Any] = {"endpoint": request.endpoint, "status": response.status_code, **args}
             if ns:
-                detail["namespace"] = ns
-            service.audit(principal.username, action, request.path, "denied", detail)
+                refused["namespace"] = ns
+            service.audit(principal.username, action, request.path, "denied", refused)
         return response
     if service.audit_count() != g.get("audit_mark", -1):
         return response
