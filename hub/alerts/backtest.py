@@ -43,6 +43,7 @@ RangeRunner = Callable[[str, float, float, float], pd.DataFrame]  # (promql, sta
 
 FETCH_CHUNKS = 4  # range queries sent at once per (metric, period) of a replay
 MIN_CHUNK_SLOTS = 60  # shorter replays are fetched whole
+MAX_QUERY_POINTS = 11_000  # Prometheus refuses a range query with more points per series
 PROGRESS_EVERY = 100  # slots between two progress reports
 MAX_SLOTS = 20_160  # a week of 30 s slots, two weeks of 1 m slots: a replay stays interactive
 BACKTEST_ID = "backtest"
@@ -212,15 +213,19 @@ def _fetch_in_chunks(
 
     Prometheus evaluates one range query on one core; a day cut into a few pieces at slot
     boundaries comes back several times sooner (on the 2-core sandbox: 0.63 s whole, 0.29 s
-    in four). Every slot's points come from one piece, so series numbers never mix.
+    in four). Every slot's points come from one piece, so series numbers never mix. A piece
+    holds at most ``MAX_QUERY_POINTS`` points (Prometheus's limit: two days of a 10 s rule at
+    2 s are 86,400 points), so long replays of short periods are cut into more pieces, still
+    ``FETCH_CHUNKS`` at a time.
     """
     n = round((last - first) / period) + 1
-    pieces = min(FETCH_CHUNKS, max(1, n // MIN_CHUNK_SLOTS))
-    bounds = [first + round(n * i / pieces) * period for i in range(pieces + 1)]
+    slots_per_query = max(1, MAX_QUERY_POINTS // round(period / step))
+    pieces = max(min(FETCH_CHUNKS, max(1, n // MIN_CHUNK_SLOTS)), -(-n // slots_per_query))
+    bounds = [first + (n * i // pieces) * period for i in range(pieces + 1)]
     spans = [(bounds[i] - period + step, bounds[i + 1] - period) for i in range(pieces)]
     if pieces == 1:
         return range_query(promql, *spans[0], step)
-    with ThreadPoolExecutor(max_workers=pieces) as pool:
+    with ThreadPoolExecutor(max_workers=min(FETCH_CHUNKS, pieces)) as pool:
         frames = list(pool.map(lambda span: range_query(promql, span[0], span[1], step), spans))
     frames = [f for f in frames if f is not None and len(f)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

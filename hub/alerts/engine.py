@@ -40,6 +40,7 @@ per-cycle work proportional to what is breaching, not to rules x entities.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import math
 from collections import defaultdict
@@ -102,10 +103,40 @@ class FetchKey:
     period: float
 
 
+MIN_POINTS = 4  # points per period when the period has a divisor that allows it
+MAX_POINTS = 60  # and never more: a fetch stays cheap whatever the period
+SCRAPE_FLOOR = 15  # seconds: periods of a minute or more are not sampled finer than a scrape
+
+
 def step_for(period: float) -> float:
-    """Points per period: four or more, never closer than 15 s for periods of a minute or more
-    (no scrape interval is finer), so a fetch stays cheap and every point is a fresh sample."""
-    return float(max(15, round(period / 4)) if period >= 60 else max(1, round(period / 4)))
+    """The spacing of a period's points: a DIVISOR of the period, so that the points of a slot
+    ``(at - period, at]`` are the multiples of ``step`` inside it and the last one is ``at``.
+
+    Why a divisor: slots end at multiples of the period, and Prometheus aligns a subquery's
+    points to multiples of its step; only a divisor puts a point on every slot's end (a ``last``
+    rule reads that point) and makes the points the same whether fetched slot by slot (live)
+    or for a whole day at once (backtest), and the same as Prometheus's own
+    ``<agg>_over_time((expr)[<period>-1ms:<step>])``. Among the divisors: the largest that still
+    gives ``MIN_POINTS`` points and, for periods of a minute or more, is at least
+    ``SCRAPE_FLOOR`` (closer points only repeat scrapes); if none is that coarse, the largest
+    giving ``MIN_POINTS`` to ``MAX_POINTS`` points; if none does (61 s, a prime: only 1 or 61
+    points), the most points up to ``MAX_POINTS`` (61 s: one point, the value at the slot end).
+    Periods are whole seconds (the policy validator's rule); any other period is one point.
+    """
+    return float(_step_for_whole(round(period))) if period == round(period) and period >= 1 else float(period)
+
+
+@functools.lru_cache(maxsize=256)
+def _step_for_whole(period: int) -> int:
+    divisors = sorted({d for i in range(1, math.isqrt(period) + 1) if period % i == 0 for d in (i, period // i)})
+    fit = [d for d in divisors if MIN_POINTS <= period // d <= MAX_POINTS]
+    floor = SCRAPE_FLOOR if period >= 60 else 1
+    coarse = [d for d in fit if d >= floor]
+    if coarse:
+        return coarse[-1]
+    if fit:
+        return fit[-1]
+    return min(d for d in divisors if period // d <= MAX_POINTS)
 
 
 @dataclass(frozen=True)
@@ -576,6 +607,16 @@ _TS_EPS = 1e-3  # Prometheus timestamps are milliseconds
 _PANDAS_AGG = {"avg": "mean", "max": "max", "min": "min"}  # a rule's aggregation -> pandas' name
 
 
+def _aggregated(values: Any, aggregation: str) -> pd.Series:
+    """One aggregation of grouped point values, with Prometheus's NaN rules: ``avg_over_time``
+    is NaN when any point is NaN (pandas would skip it), ``max``/``min`` skip NaN points unless
+    all are NaN (as pandas does). A NaN result is "no data" for the rule."""
+    out = values.agg(_PANDAS_AGG[aggregation])
+    if aggregation == "avg":
+        out = out.where(values.count() == values.size())
+    return out
+
+
 def aggregate(frame: pd.DataFrame, q: PlannedQuery) -> dict[str, pd.DataFrame]:
     """Each aggregation of ``q`` per entity over the slot's points: label columns + ``value``.
 
@@ -602,7 +643,7 @@ def aggregate(frame: pd.DataFrame, q: PlannedQuery) -> dict[str, pd.DataFrame]:
             at_end = inside[np.abs(inside["timestamp"].to_numpy(dtype=float) - q.at) <= eps]
             out[agg] = at_end[[*labels, "value"]].reset_index(drop=True)
             continue
-        values = grouped["value"].agg(_PANDAS_AGG[agg])
+        values = _aggregated(grouped["value"], agg)
         part = first.copy() if first is not None else pd.DataFrame(index=values.index)
         part["value"] = values
         out[agg] = part.reset_index(drop=True)
@@ -668,7 +709,7 @@ class SlotAggregates:
             inside = frame[keep].assign(_slot=slot[keep])
             key = ["_slot", "series"] if "series" in inside.columns else ["_slot", *labels]
             grouped = inside.groupby(key, sort=False)  # groups in order of first appearance
-            values = grouped["value"].agg(_PANDAS_AGG[aggregation])
+            values = _aggregated(grouped["value"], aggregation)
             rows = (grouped[labels].first() if labels else pd.DataFrame(index=values.index)).assign(value=values)
             slots = rows.index.get_level_values("_slot").to_numpy(dtype=float)
             rows = rows.reset_index(drop=True)
