@@ -18,7 +18,6 @@ CLI pass the monitoring catalogue's), because ``hub.alerts`` must not import the
 from __future__ import annotations
 
 import json
-import math
 import re
 import zoneinfo
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -51,13 +50,22 @@ MIN_PERIOD = 10.0  # below the usual scrape interval a period holds no new sampl
 MAX_PERIOD = 86400.0  # a day: longer periods are reports, not alerts
 MAX_CONSECUTIVE = 1000
 MAX_SENDS = 1000
+# Bounds of the document text itself (README "Input limits"): a YAML alias bomb of 300 bytes
+# expands ninefold per level, 20,000 nested sequences overflow the composer's recursion, and a
+# 5,000-digit integer is beyond Python's int parsing limit. All are a 400, not a crash.
+MAX_TEXT_CHARS = 256 * 1024
+MAX_DEPTH = 32  # nesting of mappings and sequences
+MAX_NODES = 20_000  # nodes of the document with every alias expanded
+MAX_INT_DIGITS = 30
+MAX_THRESHOLD = 1e18  # larger magnitudes are no measurement; float formatting loses them
+MAX_PROBLEMS = 100  # problems reported per document; the rest are counted
 
-_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
 _DNS_LABEL = _NAME
-_EMAIL = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
-_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
-_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-_GLOB = re.compile(r"^[A-Za-z0-9*?.\-_/]+$")
+_EMAIL = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+\Z")
+_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)\Z")
+_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*\Z")
+_GLOB = re.compile(r"^[A-Za-z0-9*?.\-_/]+\Z")
 
 
 @dataclass(frozen=True)
@@ -376,7 +384,68 @@ class PolicySyntaxError(InvalidInput):
 
 
 class _PolicyLoader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2-style scalars (see the module docstring)."""
+    """SafeLoader with YAML 1.2-style scalars (see the module docstring), bounded: nesting
+    deeper than :data:`MAX_DEPTH` and integers longer than :data:`MAX_INT_DIGITS` stop the
+    composer with a YAML error (the caller's 400); expansion is checked per document by
+    :func:`_expanded_nodes`."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                event = self.peek_event()
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested more than {MAX_DEPTH} levels deep", event.start_mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_yaml_int(self, node: Any) -> Any:
+        digits = str(node.value).lstrip("+-")
+        if len(digits) > MAX_INT_DIGITS:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"an integer of {len(digits)} digits; at most {MAX_INT_DIGITS} are accepted",
+                node.start_mark,
+            )
+        return super().construct_yaml_int(node)
+
+
+_PolicyLoader.add_constructor("tag:yaml.org,2002:int", _PolicyLoader.construct_yaml_int)
+
+
+def _expanded_nodes(root: yaml.Node, limit: int) -> int:
+    """Nodes of ``root`` with every alias expanded (an alias shares its anchor's node object),
+    counted without recursion and memoised per node; stops past ``limit`` (also on a cycle)."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    open_nodes: set[int] = set()
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        if done:
+            open_nodes.discard(key)
+            sizes[key] = min(limit + 1, 1 + sum(sizes[id(c)] for c in children))
+            continue
+        if key in sizes:
+            continue
+        if key in open_nodes:  # an alias to an enclosing node: infinitely large
+            return limit + 1
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(root)]
 
 
 _PolicyLoader.yaml_implicit_resolvers = {
@@ -435,6 +504,8 @@ def load_documents(text: str) -> list[SourceDocument]:
     Raises PolicySyntaxError (400) naming the line when the text does not parse.
     """
     docs: list[SourceDocument] = []
+    if len(text) > MAX_TEXT_CHARS:
+        raise PolicySyntaxError(f"the document has {len(text)} characters; at most {MAX_TEXT_CHARS} are accepted")
     try:
         loader = _PolicyLoader(text)
     except yaml.YAMLError as exc:  # the reader rejects control characters up front
@@ -444,6 +515,12 @@ def load_documents(text: str) -> list[SourceDocument]:
             node = loader.get_node()
             if node is None:
                 continue
+            expanded = _expanded_nodes(node, MAX_NODES)
+            if expanded > MAX_NODES:
+                raise PolicySyntaxError(
+                    f"the document expands (aliases included) to more than {MAX_NODES} values",
+                    line=node.start_mark.line + 1,
+                )
             lines: dict[str, int] = {}
             problems: list[Problem] = []
             _walk_lines(node, "", lines, problems, set())
@@ -464,15 +541,36 @@ def decode_policy_text(text: str, *, content_type: str = "yaml") -> SourceDocume
     """One document from JSON or YAML text, with its line map; PolicySyntaxError (400) if it
     does not parse or holds more or less than one document."""
     if content_type == "json":
+        if len(text) > MAX_TEXT_CHARS:
+            raise PolicySyntaxError(f"the document has {len(text)} characters; at most {MAX_TEXT_CHARS} are accepted")
         try:
-            data = json.loads(text)
+            data = json.loads(text, parse_int=_json_int, parse_constant=_json_constant)
         except json.JSONDecodeError as exc:
             raise PolicySyntaxError(f"not valid JSON at line {exc.lineno}: {exc.msg}", line=exc.lineno) from exc
+        except (ValueError, RecursionError) as exc:  # digits, NaN, or nesting past the decoder's stack
+            raise PolicySyntaxError(f"not acceptable JSON: {str(exc)[:200]}") from exc
         return SourceDocument(data, {}, [])
     docs = load_documents(text)
     if len(docs) != 1:
         raise PolicySyntaxError(f"expected exactly one policy document, found {len(docs)}")
     return docs[0]
+
+
+def _json_int(raw: str) -> int:
+    if len(raw.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"an integer of {len(raw)} digits; at most {MAX_INT_DIGITS} are accepted")
+    return int(raw)
+
+
+def _json_constant(raw: str) -> Any:
+    raise ValueError(f"{raw} is not a number JSON allows")
+
+
+def _r(value: Any, limit: int = 60) -> str:
+    """``repr`` cut to ``limit`` characters: a problem message must never echo an expanded
+    document (an alias bomb's value is megabytes long)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def load_policy_text(
@@ -508,7 +606,11 @@ class _Check:
             probe = probe[:cut] if cut > 0 else ""
 
     def add(self, path: str, message: str) -> None:
-        self.problems.append(Problem(path, message, self.line_of(path)))
+        if len(self.problems) > MAX_PROBLEMS:
+            return
+        if len(self.problems) == MAX_PROBLEMS:
+            path, message = "(document)", f"more than {MAX_PROBLEMS} problems; fix these first"
+        self.problems.append(Problem(path[:200], message[:500], self.line_of(path)))
 
     def mapping(self, value: Any, path: str, known: Iterable[str]) -> dict[str, Any]:
         if value is None:
@@ -543,7 +645,7 @@ class _Check:
             return default
         text = self.string(value, path, required=True)
         if text and text not in options:
-            self.add(path, f"{text!r} is not one of {', '.join(options)}")
+            self.add(path, f"{_r(text)} is not one of {', '.join(options)}")
             return default or options[0]
         return text or default or options[0]
 
@@ -557,10 +659,8 @@ class _Check:
             return default
         try:
             return parse_duration(value, field=path)
-        except InvalidInput:
-            self.add(
-                path, f"{value!r} is not a duration; use a number and one of ms, s, m, h, d, w (e.g. 30s, 5m, 1h30m)"
-            )
+        except InvalidInput as exc:  # its message starts with "<path>: "
+            self.add(path, exc.message.removeprefix(f"{path}: "))
             return default
 
     def integer(self, value: Any, path: str, *, low: int, high: int, default: int) -> int:
@@ -570,7 +670,7 @@ class _Check:
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
             else:
-                self.add(path, f"must be a whole number, got {value!r}")
+                self.add(path, f"must be a whole number, got {_r(value)}")
                 return default
         if not low <= value <= high:
             self.add(path, f"must be between {low} and {high}, got {value}")
@@ -581,7 +681,7 @@ class _Check:
         if value is None:
             return default
         if not isinstance(value, bool):
-            self.add(path, f"must be true or false, got {value!r}")
+            self.add(path, f"must be true or false, got {_r(value)}")
             return default
         return value
 
@@ -603,7 +703,7 @@ class _Check:
         if not name:
             return default
         if not valid_timezone(name):
-            self.add(path, f"{name!r} is not an IANA time zone name (e.g. Europe/Berlin, Asia/Shanghai, UTC)")
+            self.add(path, f"{_r(name)} is not an IANA time zone name (e.g. Europe/Berlin, Asia/Shanghai, UTC)")
             return default
         return name
 
@@ -613,7 +713,7 @@ class _Check:
             return 0
         m = _CLOCK.match(text.strip())
         if not m:
-            self.add(path, f"{text!r} is not a time of day; use HH:MM in 24-hour form, e.g. 09:00 or 22:30")
+            self.add(path, f"{_r(text)} is not a time of day; use HH:MM in 24-hour form, e.g. 09:00 or 22:30")
             return 0
         return int(m.group(1)) * 60 + int(m.group(2))
 
@@ -712,7 +812,7 @@ def parse_policy(
     if name and not _NAME.match(name):
         c.add(
             "name",
-            f"{name!r} must be lower-case letters, digits and '-', 1-63 characters, starting and ending alphanumeric",
+            f"{_r(name)} must be lower-case letters, digits and '-', 1-63 characters, starting and ending alphanumeric",
         )
     description = c.string(doc.get("description"), "description")
     if len(description) > 2000:
@@ -729,11 +829,11 @@ def parse_policy(
         if ns_value is None:
             c.add("namespace", "is required for a workload-level policy (the project whose workloads it watches)")
         elif ns and not _DNS_LABEL.match(ns):
-            c.add("namespace", f"{ns!r} is not a valid namespace name")
+            c.add("namespace", f"{_r(ns)} is not a valid namespace name")
         elif namespace is not None and ns != namespace:
             c.add(
                 "namespace",
-                f"must be {namespace!r}, the project of this request; a policy cannot watch another project",
+                f"must be {_r(namespace)}, the project of this request; a policy cannot watch another project",
             )
         policy_ns = ns or None
     elif ns_value is not None:
@@ -752,7 +852,7 @@ def parse_policy(
         if rule is None:
             continue
         if rule.name in names:
-            c.add(f"rules[{i}].name", f"rule name {rule.name!r} is used twice in this policy")
+            c.add(f"rules[{i}].name", f"rule name {_r(rule.name)} is used twice in this policy")
         names.add(rule.name)
         rules.append(rule)
 
@@ -786,7 +886,7 @@ def _parse_target(c: _Check, value: Any, level: str) -> Target:
         for i, item in enumerate(c.seq(t.get("nodes"), "target.nodes", limit=MAX_TARGETS)):
             text = c.string(item, f"target.nodes[{i}]", required=True)
             if text and not _GLOB.match(text):
-                c.add(f"target.nodes[{i}]", f"{text!r} is not a node name or glob")
+                c.add(f"target.nodes[{i}]", f"{_r(text)} is not a node name or glob")
             elif text:
                 nodes.append(text)
     else:
@@ -806,7 +906,7 @@ def _parse_target(c: _Check, value: Any, level: str) -> Target:
             kind = c.choice(w.get("kind"), f"{path}.kind", (*WORKLOAD_KINDS, "*"))
             wname = c.string(w.get("name"), f"{path}.name", required=True)
             if wname and not _GLOB.match(wname):
-                c.add(f"{path}.name", f"{wname!r} is not a workload name or glob")
+                c.add(f"{path}.name", f"{_r(wname)} is not a workload name or glob")
             workloads.append(WorkloadRef(kind=kind, name=wname))
     if "*" in nodes:  # "every node" is one canonical form, the empty tuple
         nodes = []
@@ -819,7 +919,7 @@ def _parse_target(c: _Check, value: Any, level: str) -> Target:
             for key, val in sel.items():
                 path = f"target.selector.{key}"
                 if not isinstance(key, str) or not _LABEL.match(key):
-                    c.add(path, f"{key!r} is not a label name")
+                    c.add(path, f"{_r(key)} is not a label name")
                     continue
                 text = c.string(val, path, required=True)
                 if text:
@@ -834,15 +934,15 @@ def _parse_rule(c: _Check, raw: Any, path: str, metric_table: dict[str, str | No
     r = c.mapping(raw, path, _RULE_FIELDS)
     name = c.string(r.get("name"), f"{path}.name", required=True)
     if name and not _NAME.match(name):
-        c.add(f"{path}.name", f"{name!r} must be lower-case letters, digits and '-', 1-63 characters")
+        c.add(f"{path}.name", f"{_r(name)} must be lower-case letters, digits and '-', 1-63 characters")
     metric = c.string(r.get("metric"), f"{path}.metric", required=True)
     metric_unit: str | None = None
     if metric and metric_table is not None:
         if metric not in metric_table:
             known = sorted(metric_table)
             hint = _closest(metric, known)
-            listing = f"; did you mean {hint!r}?" if hint else (f"; known: {', '.join(known[:12])}" if known else "")
-            c.add(f"{path}.metric", f"unknown {level}-level metric {metric!r}{listing}")
+            listing = f"; did you mean {_r(hint)}?" if hint else (f"; known: {', '.join(known[:12])}" if known else "")
+            c.add(f"{path}.metric", f"unknown {level}-level metric {_r(metric)}{listing}")
         else:
             metric_unit = metric_table[metric]
     aggregation = c.choice(r.get("aggregation"), f"{path}.aggregation", AGGREGATIONS, default="avg")
@@ -852,9 +952,9 @@ def _parse_rule(c: _Check, raw: Any, path: str, metric_table: dict[str, str | No
     unit_name = c.string(r.get("unit"), f"{path}.unit", default=metric_unit or "raw")
     unit = UNITS.get(unit_name)
     if unit is None:
-        c.add(f"{path}.unit", f"{unit_name!r} is not a unit; known: {', '.join(UNITS)}")
+        c.add(f"{path}.unit", f"{_r(unit_name)} is not a unit; known: {', '.join(UNITS)}")
     elif metric_unit and metric_unit in UNITS and UNITS[metric_unit].dimension != unit.dimension:
-        c.add(f"{path}.unit", f"{metric} is measured in {metric_unit}; {unit_name!r} cannot be converted to it")
+        c.add(f"{path}.unit", f"{metric} is measured in {metric_unit}; {_r(unit_name)} cannot be converted to it")
 
     threshold = 0.0
     raw_threshold = r.get("threshold")
@@ -862,8 +962,8 @@ def _parse_rule(c: _Check, raw: Any, path: str, metric_table: dict[str, str | No
         c.add(f"{path}.threshold", "is required")
     elif isinstance(raw_threshold, bool) or not isinstance(raw_threshold, int | float):
         c.add(f"{path}.threshold", f"must be a number, got {_kind(raw_threshold)}")
-    elif not math.isfinite(raw_threshold):
-        c.add(f"{path}.threshold", "must be a finite number")
+    elif not abs(raw_threshold) <= MAX_THRESHOLD:  # also NaN, infinities and 10**400 (no float)
+        c.add(f"{path}.threshold", f"must be a finite number between {-MAX_THRESHOLD:g} and {MAX_THRESHOLD:g}")
     else:
         threshold = float(raw_threshold)
         if unit is not None and unit.nonnegative and threshold < 0:
@@ -933,11 +1033,11 @@ def _parse_notification(c: _Check, value: Any, users: Collection[str] | None) ->
         if email is not None:
             rec_email = c.string(email, f"{path}.email").strip()
             if rec_email and not _EMAIL.match(rec_email):
-                c.add(f"{path}.email", f"{rec_email!r} is not an email address")
+                c.add(f"{path}.email", f"{_r(rec_email)} is not an email address")
         else:
             rec_user = c.string(user, f"{path}.user").strip()
             if rec_user and users is not None and rec_user not in users:
-                c.add(f"{path}.user", f"unknown user {rec_user!r}, or one who may not see these alerts")
+                c.add(f"{path}.user", f"unknown user {_r(rec_user)}, or one who may not see these alerts")
         tz = c.timezone(r.get("timezone"), f"{path}.timezone", default="") if r.get("timezone") is not None else None
         quiet = None
         if r.get("quiet_hours") is not None:
@@ -947,7 +1047,7 @@ def _parse_notification(c: _Check, value: Any, users: Collection[str] | None) ->
         lang = c.choice(r.get("language"), f"{path}.language", LANGUAGES) if r.get("language") is not None else None
         rec = Receiver(email=rec_email, user=rec_user, timezone=tz or None, quiet_hours=quiet, language=lang)
         if rec.key in seen:
-            c.add(path, f"{rec.key.split(':', 1)[1]!r} is listed twice")
+            c.add(path, f"{_r(rec.key.split(':', 1)[1])} is listed twice")
         seen.add(rec.key)
         receivers.append(rec)
     window = (
@@ -1064,7 +1164,7 @@ def load_policy_file(
         key = (policy.level, policy.namespace, policy.name)
         if key in names:
             problems.append(
-                Problem("name", f"policy {policy.name!r} appears twice in this file", doc.lines.get("name"))
+                Problem("name", f"policy {_r(policy.name)} appears twice in this file", doc.lines.get("name"))
             )
         names[key] = 1
         policies.append(policy)

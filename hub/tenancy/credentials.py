@@ -24,9 +24,9 @@ TOKEN_PREFIX = "khub_"
 _TOKEN_BYTES = 32
 
 # Users: lower-case so "Alice" and "alice" cannot be two accounts.
-USERNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?$")
+USERNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,62}[a-z0-9])?\Z")  # \Z, not $: no trailing newline
 # Workspaces and namespaces: Kubernetes DNS-1123 labels (a namespace name must be one).
-DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
 
 MIN_PASSWORD_LENGTH = 10  # with the distinct-character rule, rules out short and repetitive choices
 _MIN_DISTINCT = 5

@@ -61,7 +61,7 @@ _TOUCH_EVERY = 60.0
 MAX_TOKEN_SECONDS = 366 * 86400.0
 # Revoked and expired tokens stay listed this long (so their owners see what happened), then go.
 _TOKEN_AFTERLIFE = 30 * 86400.0
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\Z")  # \Z: "$" would let a trailing newline through
 _SECRET_KEYS = re.compile(r"passw|passwd|token|secret|authorization|cookie|api.?key|^sid$", re.IGNORECASE)
 
 

@@ -20,6 +20,7 @@ from hub.tenancy.service import LoginThrottled
 from hub.timeutil import iso, parse_duration
 from web import access
 from web.access import CSRF_FIELD, current_principal, permission, public, tenancy
+from web.params import path_id
 from web.util import json_body, list_response
 
 bp = Blueprint("api_auth", __name__)
@@ -143,7 +144,7 @@ def create_token() -> Any:
 @permission(None)
 def revoke_token(token_id: int) -> Any:
     """Revoke one of the caller's tokens (platform admins: anyone's)."""
-    record = tenancy().revoke_token(token_id, by=current_principal())
+    record = tenancy().revoke_token(path_id(token_id, "token"), by=current_principal())
     return jsonify(_token_dict(record, tenancy().clock.now()))
 
 

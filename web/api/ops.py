@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify
 
 from hub.metrics import CONTENT_TYPE
-from web.access import public
+from web.access import optional_principal, public
 from web.openapi import build_openapi
 from web.util import hub
 
@@ -24,13 +24,20 @@ def healthz() -> Any:
 @bp.get("/readyz")
 @public
 def readyz() -> Any:
-    """Readiness per backend: 200 when every configured backend answers, else 503 with reasons.
+    """Readiness per backend: 200 when every configured backend answers, else 503.
 
-    Disabled (unconfigured) backends are listed but do not make the hub unready.
+    Disabled (unconfigured) backends are listed but do not make the hub unready. Details and
+    reasons (file paths, URLs, error texts) are for signed-in platform admins only: anonymous
+    callers (load balancers, probes) get each backend's name, state and latency.
     """
     statuses = hub().readiness()
     ready = all(s.ok or not s.configured for s in statuses)
-    body = {"ready": ready, "backends": [s.to_dict() for s in statuses]}
+    principal = optional_principal()
+    admin = principal is not None and principal.is_platform_admin
+    backends = [s.to_dict() for s in statuses]
+    if not admin:
+        backends = [{k: v for k, v in b.items() if k not in ("detail", "reason")} for b in backends]
+    body = {"ready": ready, "backends": backends}
     return jsonify(body), 200 if ready else 503
 
 

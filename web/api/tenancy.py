@@ -14,7 +14,8 @@ from flask import Blueprint, jsonify, request
 from hub.errors import InvalidInput, NotFound
 from hub.store.audit import AuditFilter
 from hub.tenancy.scope import Project, project_role
-from hub.timeutil import iso, parse_time
+from hub.timeutil import iso
+from web import params
 from web.access import current_principal, permission, tenancy
 from web.util import int_param, json_body, list_response
 
@@ -64,9 +65,12 @@ def _only_fields(body: dict[str, Any], allowed: set[str]) -> None:
 
 
 def _role_of(body: dict[str, Any]) -> Any:
-    if "role" not in body:
-        raise InvalidInput("role is required", field="role")
-    return body["role"]
+    """The role of a membership PUT: a non-empty string (removing is DELETE; a null role must
+    not reach the service, where None means "remove")."""
+    role = body.get("role")
+    if not isinstance(role, str) or not role:
+        raise InvalidInput("role is required: a role name such as admin, operator or viewer", field="role")
+    return role
 
 
 def _visible_projects(workspace: str) -> list[dict[str, Any]]:
@@ -301,8 +305,8 @@ def audit_log() -> Any:
         target=args.get("target") or None,
         result=args.get("result") or None,
         namespace=args.get("namespace") or None,
-        start=parse_time(args["start"], field="start") if args.get("start") else None,
-        end=parse_time(args["end"], field="end") if args.get("end") else None,
+        start=params.time(args, "start"),
+        end=params.time(args, "end"),
     )
     offset = int_param("from", 0, minimum=0)
     size = int_param("size", 100, minimum=1, maximum=1000)

@@ -577,9 +577,13 @@ def _save(level: str, ns: str | None, pid: str | None) -> Any:
 
 
 def _safe_yaml(text: str) -> dict[str, Any] | None:
+    """The editor's text as a mapping, read by the policy reader (bounded: depth, aliases,
+    size), or None when it is not one."""
+    from hub.alerts.policy import decode_policy_text
+
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
+        data = decode_policy_text(text).data
+    except HubError:
         return None
     return data if isinstance(data, dict) else None
 

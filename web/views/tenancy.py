@@ -15,8 +15,9 @@ from hub.errors import HubError, InvalidInput
 from hub.store.audit import AuditFilter
 from hub.tenancy.roles import ProjectRole, WorkspaceRole
 from hub.tenancy.scope import project_role
-from hub.timeutil import parse_duration, parse_time
+from hub.timeutil import parse_duration
 from web.access import current_principal, permission, tenancy
+from web.params import MAX_OFFSET, integer, path_id, time
 from web.views import common
 from web.views.common import _, back, can, done, failed, page
 
@@ -253,7 +254,7 @@ def token_create() -> Any:
 @permission(None)
 def token_revoke(token_id: int) -> Any:
     try:
-        tenancy().revoke_token(token_id, by=current_principal())
+        tenancy().revoke_token(path_id(token_id, "token"), by=current_principal())
     except HubError as exc:
         return failed(exc, url_for(".tokens"))
     return done(_("tokens.revoked"), back(url_for(".tokens")))
@@ -265,10 +266,7 @@ def token_revoke(token_id: int) -> Any:
 def audit() -> Any:
     args = request.args
     size = 100
-    try:
-        offset = max(0, int(args.get("from") or 0))
-    except ValueError:
-        offset = 0
+    offset = integer(args, "from", 0, lo=0, hi=MAX_OFFSET, lenient=True)
 
     def read() -> tuple[list[Any], int]:
         flt = AuditFilter(
@@ -276,8 +274,8 @@ def audit() -> Any:
             action=args.get("action") or None,
             result=args.get("result") or None,
             namespace=args.get("namespace") or None,
-            start=parse_time(args["start"], field="start") if args.get("start") else None,
-            end=parse_time(args["end"], field="end") if args.get("end") else None,
+            start=time(args, "start"),
+            end=time(args, "end"),
         )
         result: tuple[list[Any], int] = tenancy().audit_log(flt, offset=offset, limit=size)
         return result
