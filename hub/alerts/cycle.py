@@ -26,7 +26,7 @@ import pandas as pd
 
 from hub.alerts import engine
 from hub.alerts.engine import CompiledRule, EntityState, FetchKey, QueryBuilder, QueryKey, Transition, step_for
-from hub.alerts.notify import history, pipeline
+from hub.alerts.notify import history, pipeline, reach
 from hub.alerts.notify.damping import FlapRecord
 from hub.alerts.notify.silence import Silence
 from hub.alerts.policy import Notification, Policy, Receiver, Rule, parse_policy
@@ -135,6 +135,8 @@ class CycleRunner:
         resolve_user: Callable[[str, str | None], str | None] = lambda name, namespace: None,
         admin_receivers: Callable[[], Sequence[Receiver]] = lambda: (),
         default_language: str = "en",
+        explain_user: Callable[[str, str | None], str] | None = None,
+        track_receivers: bool = False,
         quota_per_hour: int = 0,
         tick_seconds: float = 15.0,
         query_workers: int = QUERY_WORKERS,
@@ -145,6 +147,8 @@ class CycleRunner:
         self.run_query = run_query
         self.clock = clock
         self.resolve_user = resolve_user
+        self.explain_user = explain_user
+        self.track_receivers = track_receivers  # the live engine; replays tell nobody, so they skip it
         self.admin_receivers = admin_receivers
         self.default_language = default_language
         self.quota_per_hour = quota_per_hour
@@ -186,6 +190,8 @@ class CycleRunner:
         def text(policy_id: str, rule_name: str) -> str:
             if policy_id == META_POLICY_ID:
                 return "(every alert query of the cycle)"
+            if policy_id == reach.REACH_POLICY_ID:
+                return "(the receivers of every policy with firing alerts)"
             policy = policies.get(policy_id)
             rule = policy.rule(rule_name) if policy else None
             if policy is None or rule is None:
@@ -254,7 +260,7 @@ class CycleRunner:
 
         # States whose policy or rule is gone (not through an edit, which closes them itself).
         for key, st in list(states.items()):
-            if key[0] == META_POLICY_ID:
+            if key[0] in (META_POLICY_ID, reach.REACH_POLICY_ID):
                 continue
             policy = policies.get(key[0])
             if policy is None or policy.rule(key[1]) is None:
@@ -304,8 +310,24 @@ class CycleRunner:
             if tr is not None:
                 transitions.append(tr)
 
+        # The hub's own alert: firing alerts that reach nobody (hub/alerts/notify/reach.py).
+        if self.track_receivers:
+            admins = meta.notification.receivers
+            all_policies[reach.REACH_POLICY_ID] = reach.reach_policy(admins, self.tick_seconds)
+            reach_tr, reach_ended = reach.track(
+                states,
+                policies,
+                now=now,
+                period=self.tick_seconds,
+                resolve_user=self.resolve_user,
+                explain_user=self.explain_user,
+            )
+            transitions += reach_tr
+            ended += reach_ended
+
         tenants = {pid: (p.namespace or "cluster") for pid, p in all_policies.items()}
         tenants[META_POLICY_ID] = META_TENANT
+        tenants[reach.REACH_POLICY_ID] = META_TENANT
         silences = [
             silence_from_row(r) for r in self.store.silences(namespaces=None, include_cluster=True, active_at=now)
         ]
@@ -324,6 +346,7 @@ class CycleRunner:
                 existing_keys=self.store.existing_notice_keys,
                 count_since=self.store.tenant_messages_since,
                 resolve_user=self.resolve_user,
+                explain_user=self.explain_user,
                 default_language=self.default_language,
                 quota_per_hour=self.quota_per_hour,
                 quota_exempt=(META_TENANT,),
@@ -340,7 +363,7 @@ class CycleRunner:
         w.delete_states = [k for k in ended if k not in states]
         w.upsert_alerts = alert_rows
         w.delete_alerts = alert_deletes
-        w.events = events
+        w.events = events + out.events
         w.notices = notice_rows(out.notices)
         w.messages = [m.to_row() for m in out.messages]
         prune = set(_prunable(flaps, all_policies, now))

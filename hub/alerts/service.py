@@ -24,6 +24,7 @@ from hub.alerts import backtest, engine
 from hub.alerts.cycle import META_POLICY_ID, close_states, notice_rows, silence_from_row, state_from_json
 from hub.alerts.engine import EntityState, QueryBuilder
 from hub.alerts.notify import history, pipeline
+from hub.alerts.notify.reach import receiver_warnings
 from hub.alerts.notify.silence import MATCHER_FIELDS
 from hub.alerts.policy import (
     LEVELS,
@@ -75,6 +76,7 @@ class AlertService:
         metrics: Callable[[], Mapping[str, Any]] | None = None,
         users: Callable[[str | None], Collection[str]] | None = None,
         resolve_user: Callable[[str, str | None], str | None] = lambda name, namespace: None,
+        explain_user: Callable[[str, str | None], str] | None = None,
         audit: AuditFn | None = None,
         templates_dir: str | Path | None = None,
         default_language: str = "en",
@@ -87,6 +89,7 @@ class AlertService:
         self.metrics = metrics
         self.users = users
         self.resolve_user = resolve_user
+        self.explain_user = explain_user
         self._audit = audit
         self.templates_dir = Path(templates_dir) if templates_dir else None
         self.default_language = default_language
@@ -164,7 +167,12 @@ class AlertService:
     ) -> dict[str, Any]:
         """Validate without saving: the canonical document, or 400/422 with every problem."""
         policy = self.parse(document, level=level, namespace=namespace, content_type=content_type)
-        return {"valid": True, "policy": policy.to_document()}
+        return {"valid": True, "policy": policy.to_document(), "warnings": self.warnings(policy)}
+
+    def warnings(self, policy: Policy) -> list[dict[str, str]]:
+        """What a saved policy will not do although it is valid: receivers it cannot mail
+        (a user without an email address). The save goes through; the answer says so."""
+        return receiver_warnings(policy, resolve_user=self.resolve_user, explain_user=self.explain_user)
 
     def create_policy(
         self, document: Any, *, level: str, namespace: str | None = None, actor: str, content_type: str = "json"
@@ -182,7 +190,9 @@ class AlertService:
             now=self.clock.now(),
         )
         self.audit(actor, "policy.create", self._target(policy, policy_id), "ok", self._audit_detail(policy))
-        return self.get_policy(policy_id, level=level, namespace=namespace)
+        out = self.get_policy(policy_id, level=level, namespace=namespace)
+        out["warnings"] = self.warnings(policy)
+        return out
 
     def update_policy(
         self,
@@ -215,6 +225,7 @@ class AlertService:
             "carried_over": [{"rule": st.rule, "entity": st.entity, "state": st.state} for st in carried],
             "closed": [{"rule": st.rule, "entity": st.entity, "reason": why} for st, why in closing],
         }
+        out["warnings"] = self.warnings(new)
         return out
 
     def delete_policy(self, policy_id: str, *, level: str, namespace: str | None = None, actor: str) -> dict[str, Any]:
@@ -295,6 +306,7 @@ class AlertService:
                 existing_keys=self.store.existing_notice_keys,
                 count_since=self.store.tenant_messages_since,
                 resolve_user=self.resolve_user,
+                explain_user=self.explain_user,
                 default_language=self.default_language,
                 quota_per_hour=self.quota_per_hour,
             )
@@ -306,7 +318,7 @@ class AlertService:
         w.delete_states = [(st.policy_id, st.rule, st.entity) for st, _ in closing]
         w.upsert_alerts = rows
         w.delete_alerts = deletes
-        w.events = events
+        w.events = events + out.events
         w.notices = notice_rows(out.notices)
         w.messages = [m.to_row() for m in out.messages]
         return w
@@ -481,10 +493,11 @@ class AlertService:
         events, _ = self.store.events(namespaces=None, include_cluster=True, alert_id=alert_id, limit=1000)
         out["events"] = [self._event_dict(e) for e in events]
         out["comments"] = [self._comment_dict(c) for c in self.store.comments(alert_id)]
-        out["notices"] = [
-            {"kind": n["kind"], "at": iso(n["at"]), "status": n["status"], "key": n["key"]}
-            for n in self.store.notices_of(alert_id)
-        ]
+        notices = self.store.notices_of(alert_id)
+        out["notices"] = [_notice_dict(n) for n in notices]
+        # Who was not told, and why (the latest undelivered record): the alert page shows it.
+        undelivered = [n for n in out["notices"] if n["status"] == "undelivered" and n.get("undelivered")]
+        out["undelivered"] = undelivered[-1]["undelivered"] if undelivered else []
         return out
 
     @staticmethod
@@ -681,6 +694,17 @@ class AlertService:
             }
             for r in self.store.outbox(namespaces=tenants, limit=limit, offset=offset)
         ]
+
+
+def _notice_dict(n: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": n["kind"], "at": iso(n["at"]), "status": n["status"], "key": n["key"]}
+    out["delivered_at"] = iso(n["delivered_at"]) if n["delivered_at"] else None
+    if n["status"] == "undelivered":
+        try:
+            out["undelivered"] = list(json.loads(n["payload"]).get("detail", {}).get("undelivered", []))
+        except (ValueError, AttributeError):
+            out["undelivered"] = []
+    return out
 
 
 def _time_or_ago(value: Any, *, now: float, field: str) -> float:

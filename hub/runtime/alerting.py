@@ -229,6 +229,25 @@ def build(hub: Hub) -> None:
                 return None
         return t.user_email(name)
 
+    def explain_user(name: str, namespace: str | None) -> str:
+        """Why ``resolve_user`` found no address for a user, in words for the alert's history
+        and the policy editor's warning ("api-operator has no email address")."""
+        t = tenancy()
+        if t is None:
+            return "cannot be looked up (the tenancy service is not running)"
+        user = t.user(name)
+        if user is None:
+            return "is not a user of the hub any more"
+        if user.disabled:
+            return "is disabled"
+        if namespace is not None:
+            principal = t.principal_for(name)
+            if principal is None or not t.can(principal, "alerts:read", namespace=namespace):
+                return f"may no longer see the alerts of project {namespace}"
+        if not user.email:
+            return "has no email address"
+        return ""
+
     def audit(actor: str, action: str, target: str, result: str, detail: Mapping[str, Any]) -> None:
         t = tenancy()
         if t is not None:
@@ -262,6 +281,7 @@ def build(hub: Hub) -> None:
         metrics=_metric_table,
         users=users,
         resolve_user=resolve_user,
+        explain_user=explain_user,
         audit=audit,
         templates_dir=RULES_DIR,
         default_language=settings.alerts.language,
@@ -284,6 +304,8 @@ def build(hub: Hub) -> None:
                 run_query=range_query,
                 clock=hub.clock,
                 resolve_user=resolve_user,
+                explain_user=explain_user,
+                track_receivers=True,
                 admin_receivers=admin_receivers,
                 default_language=settings.alerts.language,
                 quota_per_hour=settings.alerts.quota_per_hour,
@@ -321,15 +343,16 @@ def _log_lines(hub: Hub) -> Any:
         if store is None:
             return []
         from hub.collectors.logs.store import LogQuery
+        from hub.tenancy.scope import Project, log_floors
 
-        floor = 0.0
         tenancy = hub.services.get("tenancy")
         project = tenancy.project(namespace) if tenancy is not None else None
-        if project is not None:
-            floor = float(project.created or 0.0)
+        # The tenants' predecessor rule: the receivers see what the project's members would.
+        floors = log_floors([project or Project(namespace=namespace, workspace="")])
         result = store.search(
             LogQuery(
-                visibility={namespace: floor},
+                visibility=floors.created,
+                namespace_uids=floors.uids,
                 workloads=(workload,) if workload else (),
                 start=start,
                 end=end,

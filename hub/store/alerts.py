@@ -245,7 +245,8 @@ class AlertStore:
             db.executemany("DELETE FROM alerts WHERE id=?", [(a,) for a in w.delete_alerts])
         if w.upsert_alerts:
             cols = ",".join(_ALERT_COLUMNS)
-            updates = ",".join(f"{c}=excluded.{c}" for c in _ALERT_COLUMNS if c not in ("id", "started_at"))
+            # ``sends`` is the delivery's to count (record_results), never the cycle's.
+            updates = ",".join(f"{c}=excluded.{c}" for c in _ALERT_COLUMNS if c not in ("id", "started_at", "sends"))
             db.executemany(
                 f"INSERT INTO alerts({cols}) VALUES ({','.join('?' * len(_ALERT_COLUMNS))})"
                 f" ON CONFLICT(id) DO UPDATE SET {updates}",
@@ -418,6 +419,7 @@ class AlertStore:
                     " last_error='' WHERE id=?",
                     sent,
                 )
+                self._count_delivered([msg_id for *_, msg_id in sent], now)
             if retry:
                 self.db.executemany(
                     "UPDATE alert_outbox SET status='waiting', attempts=attempts+1, next_attempt=?, last_error=?,"
@@ -430,6 +432,35 @@ class AlertStore:
                     " updated_at=? WHERE id=?",
                     failed,
                 )
+
+    def _count_delivered(self, message_ids: Sequence[int], now: float) -> None:
+        """Mark the notices of sent messages delivered and count each alert's firing notices
+        (first, repeats, flap summaries) once, the first time any message carrying them went
+        out: an alert's ``sends`` is what reached a mail server, not what was decided."""
+        keys: set[str] = set()
+        for i in range(0, len(message_ids), 500):
+            clause, vals = _in("id", list(message_ids[i : i + 500]))
+            for row in self.db.query(f"SELECT notices FROM alert_outbox WHERE {clause}", vals):
+                keys.update(json.loads(row["notices"]))
+        fresh: list[tuple[str, str]] = []
+        ordered = sorted(keys)
+        for i in range(0, len(ordered), 500):
+            clause, vals = _in("key", ordered[i : i + 500])
+            fresh += [
+                (r["key"], r["alert_id"])
+                for r in self.db.query(
+                    f"SELECT key, alert_id, kind FROM alert_notices WHERE delivered_at IS NULL AND {clause}", vals
+                )
+                if r["kind"] in ("firing", "repeat", "flap_summary") and ":back:" not in r["key"]
+            ]
+            self.db.execute(
+                f"UPDATE alert_notices SET delivered_at=? WHERE delivered_at IS NULL AND {clause}", [now, *vals]
+            )
+        counts: dict[str, int] = {}
+        for _, alert_id in fresh:
+            counts[alert_id] = counts.get(alert_id, 0) + 1
+        if counts:
+            self.db.executemany("UPDATE alerts SET sends = sends + ? WHERE id=?", [(n, a) for a, n in counts.items()])
 
     def notices_by_keys(self, keys: Sequence[str]) -> list[sqlite3.Row]:
         out: list[sqlite3.Row] = []

@@ -10,6 +10,9 @@ import pandas as pd
 import pytest
 
 from hub.alerts.cycle import CycleRunner
+from hub.alerts.notify.delivery import RecordingNotifier
+from hub.alerts.notify.outbox import Dispatcher
+from hub.alerts.notify.render import Renderer
 from hub.store.alerts import AlertStore
 from hub.timeutil import FakeClock
 from tests.unit.conftest_tenancy import TenancyWorld, assert_no_leak, build_world
@@ -76,7 +79,17 @@ class Engine:
             run_query=self.query,
             clock=world.hub.clock,
             resolve_user=lambda name, namespace: world.tenancy.user_email(name),
+            explain_user=world.hub.services["alerting"].explain_user,
             tick_seconds=60,
+        )
+        # Delivery through a recording notifier: an alert's ``sends`` counts notices a mail
+        # server (here: the recorder) accepted.
+        self.notifier = RecordingNotifier(clock=world.hub.clock.now)
+        self.dispatcher = Dispatcher(
+            store=AlertStore(world.hub.db),
+            notifier=self.notifier,
+            renderer=Renderer(public_url=""),
+            clock=world.hub.clock,
         )
 
     def query(self, promql: str, start: float, at: float, step: float) -> pd.DataFrame:
@@ -88,6 +101,7 @@ class Engine:
 
     def tick(self) -> None:
         self.runner.run_once()
+        self.dispatcher.deliver_all_due()
         self.world.hub.clock.advance(60)  # type: ignore[attr-defined]
 
 
@@ -378,3 +392,53 @@ def test_a_console_backtest_runs_as_a_job_of_its_user_and_shows_its_outcome(worl
     # The same job id under another policy of the user is not found either.
     q = create(world, "project-operator", "/api/v1/namespaces/ns-a1/alerting/policies", workload_policy("other"))
     assert c.get(job_url.replace(p["id"], q["id"])).status_code == 404
+
+
+def test_a_user_receiver_without_an_address_is_a_save_warning_and_the_alert_says_it_was_not_delivered(
+    world: TenancyWorld,
+) -> None:
+    from tests.unit.conftest_tenancy import PASSWORD
+
+    world.tenancy.create_user("noaddr", PASSWORD, email="")
+    world.tenancy.set_project_member("ns-a1", "noaddr", "viewer")
+    url = "/api/v1/namespaces/ns-a1/alerting/policies"
+    doc = workload_policy()
+    doc["notification"]["receivers"] = [{"user": "poperator"}, {"user": "noaddr"}]
+    expected = [
+        {
+            "field": "notification.receivers[1].user",
+            "user": "noaddr",
+            "warning": "noaddr has no email address: their notices will not be delivered",
+        }
+    ]
+    client = world.client("project-operator")
+    assert client.post(url + "/validate", json=doc).get_json()["warnings"] == expected
+    p = create(world, "project-operator", url, doc)
+    assert p["warnings"] == expected
+    doc["notification"]["receivers"] = [{"user": "noaddr"}]
+    r = client.put(f"{url}/{p['id']}", json=doc)
+    assert r.status_code == 200 and [w["field"] for w in r.get_json()["warnings"]] == ["notification.receivers[0].user"]
+    # fixed: no warning
+    doc["notification"]["receivers"] = [{"user": "poperator"}]
+    assert client.put(f"{url}/{p['id']}", json=doc).get_json()["warnings"] == []
+    doc["notification"]["receivers"] = [{"user": "noaddr"}]
+    client.put(f"{url}/{p['id']}", json=doc)
+
+    engine = Engine(world)
+    engine.values = {"ns-a1/deployment/api": 0.9}
+    engine.tick()
+    engine.tick()
+    assert engine.notifier.sent == []
+    (alert,) = client.get("/api/v1/alerting/alerts").get_json()["items"]
+    assert alert["state"] == "firing" and alert["sends"] == 0
+    detail = client.get(f"/api/v1/alerting/alerts/{alert['id']}").get_json()
+    assert detail["undelivered"] == ["not delivered: noaddr has no email address"]
+    history = client.get(f"/api/v1/alerting/history?alert={alert['id']}").get_json()["items"]
+    assert [(e["to"], e["reason"]) for e in history if e["to"] == "undelivered"] == [
+        ("undelivered", "not delivered: noaddr has no email address")
+    ]
+    # the address arrives: the first notice goes out and counts
+    world.tenancy.update_user("noaddr", email="noaddr@example.com", actor="test")
+    engine.tick()
+    assert [e.recipient for _, e in engine.notifier.sent] == ["noaddr@example.com"]
+    assert client.get(f"/api/v1/alerting/alerts/{alert['id']}").get_json()["sends"] == 1

@@ -17,7 +17,7 @@ import re
 from typing import Any
 
 import yaml
-from flask import Blueprint, jsonify, redirect, request, url_for
+from flask import Blueprint, flash, jsonify, redirect, request, url_for
 
 from hub.errors import HubError, NotFound
 from web.access import current_principal, permission
@@ -573,7 +573,14 @@ def _save(level: str, ns: str | None, pid: str | None) -> Any:
             yaml_text=document if isinstance(document, str) else None,
         )
     key = "policy.updated" if pid else "policy.created"
-    return done(_(key, name=out["name"]), _policy_url(level, ns, out["id"]))
+    response = done(_(key, name=out["name"]), _policy_url(level, ns, out["id"]))
+    # Saved, but some receivers cannot be mailed: say so on the next page (hub/alerts/notify/reach.py).
+    for warning in out.get("warnings") or []:
+        if warning.get("user"):
+            flash(_("policy.warn_unreachable", user=warning["user"]), "warn")
+        else:
+            flash(_("policy.warn_no_receivers"), "warn")
+    return response
 
 
 def _safe_yaml(text: str) -> dict[str, Any] | None:

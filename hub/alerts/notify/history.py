@@ -52,7 +52,7 @@ def alert_row(
         "metric": rule.metric,
         "query": query,
         "periods": st.count,
-        "sends": st.sends,
+        "sends": 0,  # counted by the delivery when a mail server accepts a notice (store.record_results)
         "reason": reason,
         "updated_at": now,
     }

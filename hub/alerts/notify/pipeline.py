@@ -2,19 +2,27 @@
 
 Input: the cycle's transitions and the tracked states after it. Output: the states with their
 send counters advanced, every notice decided (with its status: queued, silenced, flap_held,
-no_receivers), the outbox messages, and the flap records. Nothing here does I/O except through
-the two callables the caller passes (the notification log lookup and the quota count), so the
-same code serves the live cycle, policy edits and backtests.
+undelivered), the outbox messages, the flap records, and the history events of notices that
+reached nobody. Nothing here does I/O except through the callables the caller passes (the
+notification log lookup, the quota count, the receiver lookups), so the same code serves the
+live cycle, policy edits and backtests.
+
+A notice that reaches nobody is never silent: a first notice or a repeat whose policy has no
+reachable receiver is not counted as a send and not logged, so it is decided again next cycle
+(and goes out once a receiver has an address); its alert gets ONE ``undelivered`` history
+event per distinct reason ("not delivered: ops has no email address"), also when only some of
+the receivers were unreachable.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from hub.alerts.engine import EntityState, Transition
-from hub.alerts.notify import damping, dedup, quota, repeating, window
+from hub.alerts.notify import damping, dedup, quota, reach, repeating, window
 from hub.alerts.notify.damping import FlapKey, FlapRecord
 from hub.alerts.notify.notice import Notice
 from hub.alerts.notify.silence import Silence, silenced_by
@@ -38,6 +46,8 @@ class PipelineInput:
     # (user name, the policy's namespace or None) -> address; None if the user has none or may
     # no longer see that namespace's alerts
     resolve_user: Callable[[str, str | None], str | None] = lambda name, namespace: None
+    # why a user resolved to no address ("has no email address"); None: one generic sentence
+    explain_user: Callable[[str, str | None], str] | None = None
     default_language: str = "en"
     quota_per_hour: int = 0
     quota_exempt: Collection[str] = ()
@@ -49,6 +59,7 @@ class PipelineOutput:
     notices: list[tuple[Notice, str]] = field(default_factory=list)
     messages: list[window.MessagePlan] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    events: list[dict[str, object]] = field(default_factory=list)  # undelivered notices, for history
 
 
 def build_notice(
@@ -69,6 +80,8 @@ def build_notice(
     rule = policy.rule(st.rule)
     if rule is None:
         return None
+    if policy_id == reach.REACH_POLICY_ID and not reason:
+        reason = st.labels.get("reason", "")  # who is unreachable, and why: the notice's point
     return Notice(
         key=key,
         kind=kind,
@@ -141,6 +154,9 @@ def process(inp: PipelineInput) -> PipelineOutput:
     # 3. de-duplicate against the notification log before anything is counted
     fresh_keys = {n.key for n in dedup.fresh([n for n, _ in decided], inp.existing_keys)}
     sendable: list[Notice] = []
+    # A send is counted only once a message to someone carries it (step 5).
+    counting: dict[str, StateKey] = {}
+    retry_later: set[str] = set()  # sends that reach nobody: decided again next cycle
     for n, c in decided:
         if n.key not in fresh_keys:
             continue
@@ -162,9 +178,9 @@ def process(inp: PipelineInput) -> PipelineOutput:
             continue
         sendable.append(n)
         out.notices.append((n, "queued"))
-        if c.counts_as_send and skey in states:
-            st = states[skey]
-            states[skey] = replace(st, sends=st.sends + 1, last_sent=now, first_sent=st.first_sent or now)
+        if c.counts_as_send:
+            counting[n.key] = skey
+            retry_later.add(n.key)
 
     # 4. flap summaries for pairs that calmed down
     for fkey in damping.settled(inp.flaps, flap_cfg, now):
@@ -209,7 +225,7 @@ def process(inp: PipelineInput) -> PipelineOutput:
         sendable.append(n)
         out.notices.append((n, "queued"))
         if current is not None and current.state == "firing" and current.sends == 0:
-            states[fkey] = replace(current, sends=1, last_sent=now, first_sent=now)
+            counting[n.key] = fkey
         rec.held = 0
         rec.held_since = None
 
@@ -219,20 +235,90 @@ def process(inp: PipelineInput) -> PipelineOutput:
         by_policy[n.policy_id].append(n)
     messages: list[window.MessagePlan] = []
     routed: set[str] = set()
+    unreached: list[tuple[Notice, list[str]]] = []
     for policy_id, notices in by_policy.items():
         policy = inp.policies[policy_id]
-        to, problems = window.recipients(policy, resolve_user=inp.resolve_user, default_language=inp.default_language)
-        out.problems += [f"policy {policy.name}: {p}" for p in problems]
+        to, problems = window.recipients(
+            policy,
+            resolve_user=inp.resolve_user,
+            default_language=inp.default_language,
+            explain_user=inp.explain_user,
+        )
+        if not policy.notification.receivers:
+            problems = [window.NO_RECEIVERS]
         plans = window.route(
             notices, policy_id=policy_id, policy=policy, tenant=inp.tenants.get(policy_id, "cluster"), to=to, now=now
         )
         if plans:
             routed |= {n.key for n in notices}
         messages += plans
+        if problems:
+            sentences = sorted({p.sentence for p in problems})
+            unreached += [(n, sentences) for n in notices]
     out.messages = quota.apply(
         messages, now=now, limit=inp.quota_per_hour, count_since=inp.count_since, exempt=inp.quota_exempt
     )
-    out.notices = [
-        (n, "no_receivers" if status == "queued" and n.key not in routed else status) for n, status in out.notices
-    ]
+    for key, skey in counting.items():
+        if key in routed and skey in states:
+            st = states[skey]
+            states[skey] = replace(st, sends=st.sends + 1, last_sent=now, first_sent=st.first_sent or now)
+    kept: list[tuple[Notice, str]] = []
+    for n, status in out.notices:
+        if status == "queued" and n.key not in routed:
+            if n.key in retry_later:
+                continue  # not logged: decided again next cycle, sent once someone is reachable
+            status = "undelivered"
+        kept.append((n, status))
+    out.notices = kept
+    _record_unreached(out, unreached, inp, states)
     return out
+
+
+def _undelivered_key(alert_id: str, sentences: list[str]) -> str:
+    digest = hashlib.sha1("\n".join(sentences).encode()).hexdigest()[:12]
+    return f"{alert_id}:undelivered:{digest}"
+
+
+_STATE_OF_KIND = {
+    "firing": "firing",
+    "repeat": "firing",
+    "nodata": "nodata",
+    "resolved": "resolved",
+    "closed": "closed",
+}
+
+
+def _record_unreached(
+    out: PipelineOutput,
+    unreached: list[tuple[Notice, list[str]]],
+    inp: PipelineInput,
+    states: Mapping[StateKey, EntityState],
+) -> None:
+    """One ``undelivered`` record (notification log) and history event per alert and distinct
+    reason, however many cycles decide the same unreachable notice again."""
+    if not unreached:
+        return
+    wanted: dict[str, tuple[Notice, list[str]]] = {}
+    for n, sentences in unreached:
+        wanted.setdefault(_undelivered_key(n.alert_id, sentences), (n, sentences))
+    known = inp.existing_keys(list(wanted))
+    for key, (n, sentences) in wanted.items():
+        if key in known:
+            continue
+        reason = "; ".join(sentences)
+        record = replace(n, key=key, detail={**n.detail, "undelivered": sentences})
+        out.notices.append((record, "undelivered"))
+        current = states.get((n.policy_id, n.rule, n.entity))
+        out.events.append(
+            {
+                "alert_id": n.alert_id,
+                "policy_id": n.policy_id,
+                "namespace": n.namespace or "",
+                "at": inp.now,
+                "from_state": current.state if current is not None else _STATE_OF_KIND.get(n.kind, n.kind),
+                "to_state": "undelivered",
+                "value": n.value,
+                "reason": reason,
+            }
+        )
+        out.problems.append(f"policy {n.policy_name}, alert {n.entity}: {reason}")

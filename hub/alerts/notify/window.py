@@ -65,20 +65,42 @@ def message_id_for(mkey: str) -> str:
     return f"<{hashlib.sha1(mkey.encode()).hexdigest()[:32]}@kubehub.alerts>"
 
 
+UNREACHABLE = "has no email address or may no longer see these alerts"
+
+
+@dataclass(frozen=True)
+class Unreachable:
+    """A receiver the hub cannot mail: which user, and why in words (``has no email address``)."""
+
+    user: str
+    why: str
+
+    @property
+    def sentence(self) -> str:
+        return f"not delivered: {self.user} {self.why}" if self.user else f"not delivered: {self.why}"
+
+
+NO_RECEIVERS = Unreachable("", "the policy names no receivers")
+
+
 def recipients(
     policy: Policy,
     *,
     resolve_user: Callable[[str, str | None], str | None],
     default_language: str,
-) -> tuple[list[Recipient], list[str]]:
-    """The policy's receivers as addresses; users without an address are reported, not guessed."""
+    explain_user: Callable[[str, str | None], str] | None = None,
+) -> tuple[list[Recipient], list[Unreachable]]:
+    """The policy's receivers as addresses; users without an address are reported, not guessed
+    (``explain_user`` says why a user resolved to no address)."""
     out: list[Recipient] = []
-    problems: list[str] = []
+    problems: list[Unreachable] = []
     seen: set[str] = set()
     for r in policy.notification.receivers:
         address = r.email if r.email else resolve_user(r.user or "", policy.namespace)
         if not address:
-            problems.append(f"receiver user {r.user!r} has no email address or may no longer see these alerts")
+            user = r.user or ""
+            why = explain_user(user, policy.namespace) if explain_user is not None else UNREACHABLE
+            problems.append(Unreachable(user, why or UNREACHABLE))
             continue
         if address in seen:
             continue

@@ -155,4 +155,12 @@ MIGRATIONS = [
         );
         """,
     ),
+    (
+        2,
+        # An alert's ``sends`` counts notices a mail server accepted (at least one message
+        # carrying the notice was sent), so a notice that reached nobody is not a send.
+        """
+        ALTER TABLE alert_notices ADD COLUMN delivered_at REAL;
+        """,
+    ),
 ]
