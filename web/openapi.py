@@ -3,11 +3,21 @@
 Generating it (rather than writing it by hand) is what keeps it in step with the routes: every
 ``/api/v1`` and operations route appears, with its methods, path parameters, the permission it
 declares and the first paragraph of its docstring.
+
+Statuses: the success status is read from the view's own source (``return ..., 201``,
+``return "", 204``), so a new view declares what it answers without extra bookkeeping; the
+error statuses follow from what the request machinery can answer for the operation (400 for
+any bad parameter, 401/403 unless public, 404 with a path parameter, 409/413 for bodies,
+422/429/503 everywhere under /api/v1), each with the Error schema. 204 answers have no body.
 """
 
 from __future__ import annotations
 
+import ast
+import inspect
 import re
+import textwrap
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
@@ -15,6 +25,77 @@ from flask import Flask
 import hub
 
 _CONVERTER = re.compile(r"<(?:(?P<conv>[a-z]+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
+_ERROR_REF = {"$ref": "#/components/schemas/Error"}
+_DESCRIPTIONS = {
+    "200": "success",
+    "201": "created",
+    "202": "accepted",
+    "204": "done; no body",
+    "400": "malformed input; `field` names it",
+    "401": "not signed in, or the token is invalid",
+    "403": "signed in but not allowed (or the CSRF token is missing)",
+    "404": "no such object (or one the caller may not see)",
+    "409": "conflicts with the current state",
+    "413": "the request body is larger than the documented limit",
+    "422": "well formed but not acceptable; `field` (and `problems`) say why",
+    "429": "rate limited; Retry-After says when to try again",
+    "503": "a backend the request needs is unavailable; `backend` names it",
+}
+# Content types of successful answers that are not JSON.
+_MEDIA = {"ops.metrics": "text/plain", "api_logs.export_logs": "application/octet-stream"}
+
+
+def _success_statuses(view: Callable[..., Any]) -> list[str]:
+    """Success statuses a view answers, read from the ``return`` statements of its source:
+    ``return body, 201`` is a 201, any other return a 200 (errors are raised, not returned)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(inspect.unwrap(view))))
+    except (OSError, TypeError, SyntaxError):
+        return ["200"]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Return) or node.value is None:
+            continue
+        value = node.value
+        if isinstance(value, ast.Tuple) and len(value.elts) >= 2:
+            status = value.elts[1]
+            if isinstance(status, ast.Constant) and isinstance(status.value, int) and 200 <= status.value < 300:
+                found.add(str(status.value))
+                continue
+        found.add("200")
+    return sorted(found) or ["200"]
+
+
+def _responses(endpoint: str, view: Callable[..., Any], method: str, *, public: bool, has_params: bool) -> dict:
+    error = {"content": {"application/json": {"schema": _ERROR_REF}}}
+    out: dict[str, Any] = {}
+    for status in _success_statuses(view):
+        if status == "204":
+            out[status] = {"description": _DESCRIPTIONS[status]}
+        else:
+            media = _MEDIA.get(endpoint, "application/json")
+            schema: dict[str, Any] = {"type": "string"} if media != "application/json" else {}
+            out[status] = {"description": _DESCRIPTIONS.get(status, "success"), "content": {media: {"schema": schema}}}
+    errors = ["400"]
+    api = endpoint not in ("ops.healthz", "ops.readyz", "ops.metrics")
+    if not public:
+        errors += ["401", "403"]
+    elif method != "GET":
+        errors.append("403")  # a session's unsafe request without its CSRF token
+    if has_params:
+        errors.append("404")
+    if method in ("POST", "PUT", "PATCH", "DELETE"):
+        errors.append("409")
+    if method in ("POST", "PUT", "PATCH"):
+        errors.append("413")
+    if api:
+        errors += ["422", "429", "503"]
+    elif endpoint == "ops.readyz":
+        errors.append("503")
+    for status in errors:
+        out[status] = {"description": _DESCRIPTIONS[status], **error}
+    out["default"] = {"description": "unexpected error (a reference to the hub's log)", **error}
+    return out
 
 
 def build_openapi(app: Flask) -> dict[str, Any]:
@@ -39,13 +120,13 @@ def build_openapi(app: Flask) -> dict[str, Any]:
             op: dict[str, Any] = {
                 "operationId": f"{rule.endpoint}.{method.lower()}",
                 "summary": doc or rule.endpoint,
-                "responses": {
-                    "200": {"description": "success"},
-                    "default": {
-                        "description": "error",
-                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-                    },
-                },
+                "responses": _responses(
+                    rule.endpoint,
+                    view,
+                    method,
+                    public=access is not None and access.public,
+                    has_params=bool(params),
+                ),
             }
             if params:
                 op["parameters"] = params
@@ -54,10 +135,10 @@ def build_openapi(app: Flask) -> dict[str, Any]:
                 if not access.public:
                     op["security"] = [{"bearer": []}, {"session": []}]
             if method in {"POST", "PUT", "PATCH"}:
-                op["requestBody"] = {
-                    "required": False,
-                    "content": {"application/json": {"schema": {"type": "object"}}},
-                }
+                content: dict[str, Any] = {"application/json": {"schema": {"type": "object"}}}
+                if "/alerting/policies" in path:  # policy documents may also be sent as YAML
+                    content["application/yaml"] = {"schema": {"type": "string"}}
+                op["requestBody"] = {"required": False, "content": content}
             paths.setdefault(path, {})[method.lower()] = op
     return {
         "openapi": "3.0.3",
@@ -72,7 +153,23 @@ def build_openapi(app: Flask) -> dict[str, Any]:
                 "Error": {
                     "type": "object",
                     "required": ["error"],
-                    "properties": {"error": {"type": "string"}, "field": {"type": "string"}},
+                    "properties": {
+                        "error": {"type": "string"},
+                        "field": {"type": "string"},
+                        "backend": {"type": "string"},
+                        "position": {"type": "integer"},
+                        "problems": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "field": {"type": "string"},
+                                    "error": {"type": "string"},
+                                    "line": {"type": "integer"},
+                                },
+                            },
+                        },
+                    },
                 }
             },
         },
