@@ -742,6 +742,13 @@ class ClusterService:
         ns: Namespace | None = self.cache["namespaces"].get("", name)
         return ns.created if ns is not None else None
 
+    def namespace_uid(self, name: str) -> str | None:
+        """metadata.uid of a namespace, None when it does not exist: log lines stamped with
+        another UID are an earlier namespace's of the same name."""
+        self._ready("namespaces")
+        ns: Namespace | None = self.cache["namespaces"].get("", name)
+        return ns.uid if ns is not None else None
+
     def namespaces(self) -> list[Namespace]:
         self._ready("namespaces")
         return list(self.cache["namespaces"].values())

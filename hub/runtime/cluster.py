@@ -4,8 +4,8 @@
 no cluster is configured (KUBEHUB_KUBERNETES_KUBECONFIG=none, or nothing to connect with); the
 web layer answers 503 naming the API server in that case. The tenancy service reaches
 ``ensure_namespace`` and ``namespace_created`` through ``hub.services`` when it needs them, and
-is told each namespace's creation time as the watch sees it (a recreated namespace moves its
-project's log floor).
+is told each namespace's creation time and UID as the watch sees them (a recreated namespace
+moves its project's log floor and UID).
 """
 
 from __future__ import annotations
@@ -40,6 +40,6 @@ def build(hub: Hub) -> None:
         tenancy = hub.services.get("tenancy")
         observe = getattr(tenancy, "observe_namespace", None)
         if observe is not None and event_type in ("ADDED", "MODIFIED") and namespace.created:
-            observe(namespace.name, created=namespace.created)
+            observe(namespace.name, created=namespace.created, uid=namespace.uid)
 
     service.cache.subscribe("namespaces", namespace_seen)

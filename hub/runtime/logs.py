@@ -30,6 +30,7 @@ from hub.collectors.logs.store import (
 )
 from hub.errors import BackendUnavailable, Forbidden, HubError, InvalidInput
 from hub.settings import Settings
+from hub.tenancy.scope import LogFloors
 from hub.timeutil import Clock, format_duration, iso
 
 if TYPE_CHECKING:
@@ -70,6 +71,8 @@ class ClusterPodSource:
 
     def list_pods(self, namespaces: Sequence[str] | None) -> list[PodRef]:
         cluster = self._service()
+        # Every line gets its namespace's UID from the same watch cache as the pod list.
+        ns_uids = {ns.name: ns.uid for ns in cluster.namespaces()}
         out: list[PodRef] = []
         for pod in cluster.pods(namespaces):
             if not pod.node:
@@ -84,6 +87,7 @@ class ClusterPodSource:
                     node=pod.node,
                     workload=owner[1] if owner else "",
                     containers=tuple(ContainerRef(c.name, restarts.get(c.name, 0)) for c in pod.containers),
+                    namespace_uid=ns_uids.get(pod.namespace, ""),
                 )
             )
         return out
@@ -167,13 +171,14 @@ class LogService:
             raise BackendUnavailable("tenancy", "the tenancy service is not running")
         return tenancy
 
-    def visibility(self, principal: Any, params: LogParams) -> Mapping[str, float] | None:
-        """What the caller may read among the namespaces asked for, each with its floor.
+    def visibility(self, principal: Any, params: LogParams) -> LogFloors | None:
+        """What the caller may read among the namespaces asked for, with the predecessor rule
+        (each namespace's floor and current UID, :class:`~hub.tenancy.scope.LogFloors`).
 
         Naming a namespace outside the scope is refused whole (403, the same words whether the
         namespace exists or not) rather than silently narrowed. Platform admins see every
-        namespace with no floor: the floor hides a predecessor's lines from tenants, while
-        admins investigate the cluster as a whole.
+        namespace with no floor: the rule hides a predecessor's lines from tenants, while
+        admins investigate the cluster as a whole. None: every namespace, no floor.
         """
         scope = self._tenancy().scope(principal)
         for ns in params.namespaces:
@@ -182,10 +187,8 @@ class LogService:
         restricted = scope.restrict(params.namespaces)
         if restricted is None:
             return None
-        if scope.all_namespaces:
-            return dict.fromkeys(restricted, 0.0)
-        floor = scope.floor
-        return {ns: float(floor(ns)) for ns in restricted}
+        floors: LogFloors = scope.log_floors(restricted)
+        return floors
 
     def _audit(self, principal: Any, action: str, result: str, params: LogParams | None, **extra: Any) -> None:
         tenancy = self._services.get("tenancy")
@@ -222,7 +225,9 @@ class LogService:
         except Forbidden as exc:
             self._audit(principal, action, "denied", params, namespaces=list(params.namespaces), reason=exc.message)
             raise
-        return params, params.to_query(vis)
+        if vis is None:
+            return params, params.to_query(None)
+        return params, params.to_query(vis.created, vis.uids)
 
     @staticmethod
     def _scope_detail(query: LogQuery) -> dict[str, Any]:

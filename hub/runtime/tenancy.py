@@ -2,9 +2,9 @@
 
 The cluster service is built after this one (``AREAS`` order), so the namespace callables
 handed to the tenancy service look the cluster service up when called, not now. If the cluster
-service offers ``ensure_namespace(name, labels) -> float`` and ``namespace_created(name) ->
-float | None``, projects get real namespaces and real creation times; otherwise projects are
-only recorded.
+service offers ``ensure_namespace(name, labels) -> float``, ``namespace_created(name) ->
+float | None`` and ``namespace_uid(name) -> str | None``, projects get real namespaces, real
+creation times and UIDs; otherwise projects are only recorded.
 """
 
 from __future__ import annotations
@@ -45,6 +45,11 @@ def build_service(db: Any, settings: Settings, *, clock: Clock | None = None, hu
         fn = getattr(cluster, "namespace_created", None)
         return None if fn is None else fn(name)
 
+    def namespace_uid(name: str) -> str | None:
+        cluster = hub.services.get("cluster") if hub is not None else None
+        fn = getattr(cluster, "namespace_uid", None)
+        return None if fn is None else fn(name)
+
     return TenancyService(
         db,
         auth=settings.auth,
@@ -52,6 +57,7 @@ def build_service(db: Any, settings: Settings, *, clock: Clock | None = None, hu
         hashing=hashing_from(settings.auth),
         ensure_namespace=ensure_namespace if hub is not None else None,
         namespace_created=namespace_created if hub is not None else None,
+        namespace_uid=namespace_uid if hub is not None else None,
     )
 
 

@@ -42,6 +42,7 @@ class ProjectRecord:
     created: float
     registered_at: float
     created_by: str
+    namespace_uid: str = ""
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ def _project(row: Any) -> ProjectRecord:
         created=row["created"],
         registered_at=row["registered_at"],
         created_by=row["created_by"],
+        namespace_uid=row["namespace_uid"],
     )
 
 
@@ -185,17 +187,32 @@ class TenancyStore:
         return [_project(r) for r in rows]
 
     def insert_project(
-        self, *, namespace: str, workspace: str, display_name: str, created: float, created_by: str, now: float
+        self,
+        *,
+        namespace: str,
+        workspace: str,
+        display_name: str,
+        created: float,
+        created_by: str,
+        now: float,
+        namespace_uid: str = "",
     ) -> None:
         self.db.execute(
-            "INSERT INTO projects(namespace, workspace, display_name, created, registered_at, created_by)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (namespace, workspace, display_name, created, now, created_by),
+            "INSERT INTO projects(namespace, workspace, display_name, created, registered_at, created_by,"
+            " namespace_uid) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (namespace, workspace, display_name, created, now, created_by, namespace_uid),
         )
 
-    def set_project_created(self, namespace: str, created: float) -> int:
+    def set_project_created(self, namespace: str, created: float, namespace_uid: str | None = None) -> int:
+        """Record the namespace's creation time (and UID when given); 0 when nothing changed."""
+        if namespace_uid is None:
+            return self.db.execute(
+                "UPDATE projects SET created = ? WHERE namespace = ? AND created != ?", (created, namespace, created)
+            )
         return self.db.execute(
-            "UPDATE projects SET created = ? WHERE namespace = ? AND created != ?", (created, namespace, created)
+            "UPDATE projects SET created = ?, namespace_uid = ?"
+            " WHERE namespace = ? AND (created != ? OR namespace_uid != ?)",
+            (created, namespace_uid, namespace, created, namespace_uid),
         )
 
     def delete_project(self, namespace: str) -> int:

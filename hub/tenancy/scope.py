@@ -2,8 +2,8 @@
 
 Every read and write elsewhere asks this module (through the tenancy service, which loads the
 principal and the projects): metrics and log queries take :meth:`Scope.namespaces` (and the
-log floor from :meth:`Scope.floor`), routes call :func:`authorize`. Nothing else
-re-implements membership logic.
+log predecessor rule from :meth:`Scope.log_floors` / :func:`log_floors`), routes call
+:func:`authorize`. Nothing else re-implements membership logic.
 
 Everything here is pure: no store, no clock. That is what lets the property tests throw
 random memberships at it.
@@ -51,13 +51,39 @@ class Principal:
 class Project:
     """A namespace that belongs to a workspace; ``created`` is its creation time (epoch s).
 
-    ``created`` is the Kubernetes namespace's creationTimestamp when a cluster is connected,
-    so a recreated namespace gets a new log floor.
+    ``created`` is the Kubernetes namespace's creationTimestamp and ``uid`` its metadata.uid
+    when a cluster is connected, so a recreated namespace gets a new UID and a new log floor.
     """
 
     namespace: str
     workspace: str
     created: float = 0.0
+    uid: str = ""
+
+
+@dataclass(frozen=True)
+class LogFloors:
+    """How a tenant's log queries tell a namespace from an earlier one of the same name.
+
+    A line stamped with a namespace UID is the current namespace's exactly when that UID is
+    ``uids[namespace]``, whatever its time: history shipped from the namespace's own pods is
+    shown even when it predates the namespace object (seeded or backfilled logs), and a
+    predecessor's lines are hidden. A line without a UID, or of a namespace whose UID is not
+    known, is shown from ``created[namespace]`` (the creation time) on. The stores apply this
+    (``LogQuery.visibility`` and ``LogQuery.namespace_uids``).
+    """
+
+    created: Mapping[str, float]
+    uids: Mapping[str, str]
+
+
+def log_floors(projects: Iterable[Project]) -> LogFloors:
+    """The predecessor rule for reading these projects' logs as a tenant (see :class:`LogFloors`)."""
+    projects = list(projects)
+    return LogFloors(
+        created={p.namespace: float(p.created or 0.0) for p in projects},
+        uids={p.namespace: p.uid for p in projects if p.uid},
+    )
 
 
 @dataclass(frozen=True)
@@ -73,14 +99,26 @@ class Scope:
     all_namespaces: bool
     namespaces: Mapping[str, float]
     workspaces: Mapping[str, str] = field(default_factory=dict)
+    uids: Mapping[str, str] = field(default_factory=dict)  # namespace -> its current metadata.uid
 
     def allows(self, namespace: str) -> bool:
         return self.all_namespaces or namespace in self.namespaces
 
     def floor(self, namespace: str) -> float:
-        """Logs of a namespace are visible only from its creation on (a recreated namespace
-        does not inherit its predecessor's lines)."""
+        """The creation time of a namespace: its logs without a namespace UID are visible only
+        from then on (a recreated namespace does not inherit its predecessor's lines)."""
         return self.namespaces.get(namespace, 0.0)
+
+    def log_floors(self, namespaces: Iterable[str]) -> LogFloors:
+        """The predecessor rule (:class:`LogFloors`) for reading ``namespaces`` as this scope's
+        principal. Platform admins get none: they investigate the cluster as a whole, a
+        predecessor's lines included."""
+        wanted = list(namespaces)
+        if self.all_namespaces:
+            return LogFloors(created=dict.fromkeys(wanted, 0.0), uids={})
+        return log_floors(
+            Project(namespace=ns, workspace="", created=self.floor(ns), uid=self.uids.get(ns, "")) for ns in wanted
+        )
 
     def restrict(self, requested: Iterable[str] | None) -> list[str] | None:
         """Intersect a requested namespace list with the scope.
@@ -112,12 +150,14 @@ def scope_for(principal: Principal, projects: Iterable[Project]) -> Scope:
             all_namespaces=True,
             namespaces={p.namespace: p.created for p in projects},
             workspaces={p.namespace: p.workspace for p in projects},
+            uids={p.namespace: p.uid for p in projects if p.uid},
         )
     visible = [p for p in projects if project_role(principal, p) is not None]
     return Scope(
         all_namespaces=False,
         namespaces={p.namespace: p.created for p in visible},
         workspaces={p.namespace: p.workspace for p in visible},
+        uids={p.namespace: p.uid for p in visible if p.uid},
     )
 
 

@@ -54,6 +54,8 @@ EnsureNamespace = Callable[[str, Mapping[str, str]], float | None]
 # The creationTimestamp of a namespace, None if it does not exist or no cluster is connected.
 NamespaceCreated = Callable[[str], float | None]
 
+# The metadata.uid of a namespace, None if it does not exist or no cluster is connected.
+NamespaceUid = Callable[[str], str | None]
 # Token last-use times are written at most this often per token, so that every API call does
 # not turn into a write.
 _TOUCH_EVERY = 60.0
@@ -125,6 +127,7 @@ class TenancyService:
         hashing: PasswordHashing | None = None,
         ensure_namespace: EnsureNamespace | None = None,
         namespace_created: NamespaceCreated | None = None,
+        namespace_uid: NamespaceUid | None = None,
     ) -> None:
         self.store = TenancyStore(db)
         self.audit_store = AuditStore(db)
@@ -133,6 +136,7 @@ class TenancyService:
         self.hashing = hashing or PasswordHashing()
         self._ensure_namespace = ensure_namespace
         self._namespace_created = namespace_created
+        self._namespace_uid = namespace_uid
         self._dummy_hash: str | None = None
         self._local = threading.local()
         self._index: _ProjectIndex | None = None
@@ -574,8 +578,9 @@ class TenancyService:
         """Register a namespace as a project of ``workspace``.
 
         With a cluster connected, the namespace is created (or adopted) and labelled with the
-        workspace first, and its creationTimestamp becomes the project's ``created`` (the log
-        floor). Without one, only the project is recorded, created ``created`` or now.
+        workspace first, and its creationTimestamp and UID become the project's ``created`` and
+        ``uid`` (the log predecessor rule, :class:`~hub.tenancy.scope.LogFloors`). Without one,
+        only the project is recorded, created ``created`` or now.
         ``kube-*`` namespaces are never projects (tenants must not reach system logs);
         ``default`` only when ``allow_default`` (platform admins).
         """
@@ -594,16 +599,24 @@ class TenancyService:
             # The cluster knows the namespace under another workspace's label; say so without
             # naming that workspace.
             raise Conflict(f"namespace {ns} is already a project", field="namespace") from None
+        uid = (self._namespace_uid(ns) or "") if stamp is not None and self._namespace_uid else ""
         now = self.clock.now()
         floor = stamp if stamp is not None else (created if created is not None else now)
         with self.store.transaction():
             if self.store.project(ns) is not None:
                 raise Conflict(f"namespace {ns} is already a project", field="namespace")
             self.store.insert_project(
-                namespace=ns, workspace=workspace, display_name=display, created=floor, created_by=actor, now=now
+                namespace=ns,
+                workspace=workspace,
+                display_name=display,
+                created=floor,
+                created_by=actor,
+                now=now,
+                namespace_uid=uid,
             )
-        self.audit(actor, "project.create", f"namespace/{ns}", "ok", {"workspace": workspace, "created": floor})
-        return Project(namespace=ns, workspace=workspace, created=floor)
+        detail = {"workspace": workspace, "created": floor, **({"uid": uid} if uid else {})}
+        self.audit(actor, "project.create", f"namespace/{ns}", "ok", detail)
+        return Project(namespace=ns, workspace=workspace, created=floor, uid=uid)
 
     def delete_project(self, namespace: str, *, actor: str = "system") -> None:
         """Unregister a project (its memberships go with it). The namespace itself is left in
@@ -612,28 +625,36 @@ class TenancyService:
             raise NotFound(f"no project {namespace}")
         self.audit(actor, "project.delete", f"namespace/{namespace}", "ok")
 
-    def observe_namespace(self, namespace: str, *, created: float) -> bool:
-        """Record a namespace's creationTimestamp as seen in the cluster (watch or list).
+    def observe_namespace(self, namespace: str, *, created: float, uid: str | None = None) -> bool:
+        """Record a namespace's creationTimestamp (and metadata.uid) as seen in the cluster
+        (watch or list).
 
-        A recreated namespace has a new creation time; moving the floor is what keeps its new
-        tenants from reading the old namespace's logs. Returns whether the floor moved.
+        A recreated namespace has a new UID and creation time; recording them is what keeps its
+        new tenants from reading the old namespace's logs. Returns whether anything moved.
         """
-        if self.store.set_project_created(namespace, float(created)) == 0:
+        if self.store.set_project_created(namespace, float(created), uid or None) == 0:
             return False
-        self.audit("system", "project.floor", f"namespace/{namespace}", "ok", {"created": created})
+        self.audit(
+            "system",
+            "project.floor",
+            f"namespace/{namespace}",
+            "ok",
+            {"created": created, **({"uid": uid} if uid else {})},
+        )
         return True
 
     def refresh_floors(self) -> int:
-        """Re-read every project's namespace creation time through the cluster callable."""
+        """Re-read every project's namespace creation time and UID through the cluster callables."""
         if self._namespace_created is None:
             return 0
         moved = 0
         for project in self.projects():
             stamp = self._namespace_created(project.namespace)
+            uid = self._namespace_uid(project.namespace) if self._namespace_uid is not None else None
             if (
                 stamp is not None
-                and stamp != project.created
-                and self.observe_namespace(project.namespace, created=stamp)
+                and (stamp != project.created or (uid and uid != project.uid))
+                and self.observe_namespace(project.namespace, created=stamp, uid=uid)
             ):
                 moved += 1
         return moved
@@ -723,7 +744,9 @@ class TenancyService:
 
 # ========================================================================= helpers
 def _as_project(record: ProjectRecord) -> Project:
-    return Project(namespace=record.namespace, workspace=record.workspace, created=record.created)
+    return Project(
+        namespace=record.namespace, workspace=record.workspace, created=record.created, uid=record.namespace_uid
+    )
 
 
 def _valid_username(value: object, *, field: str = "name") -> str:

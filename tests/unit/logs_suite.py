@@ -181,6 +181,80 @@ def test_scope_stays_one_clause_with_two_thousand_namespaces(corpus_store: LogSt
     assert tags(corpus_store.search(q(visibility)).items) == {"m06", "m09"}
 
 
+# A namespace "team-u" deleted and created again at DAY2 under the same name: "uid-old" was the
+# first one, "uid-new" is the one that exists now, and its pods logged before DAY2 too (history
+# seeded, or shipped from before the namespace object was made). The "legacy-0" lines come from
+# a writer that knew no namespace UID; u07 is the old namespace's although it is late.
+def _u(t: float, ns: str, pod: str, message: str, namespace_uid: str = "") -> LogRecord:
+    return LogRecord(t, ns, pod, "app", message, pod_uid=f"uid-{pod}", namespace_uid=namespace_uid)
+
+
+UID_LINES: list[LogRecord] = [
+    _u(DAY1 + 3600, "team-u", "old-0", "u01 超时 in the old namespace", "uid-old"),
+    _u(DAY1 + 7200, "team-u", "old-0", "u02 old namespace timeout", "uid-old"),
+    _u(DAY1 + 10800, "team-u", "new-0", "u03 超时 history of the new one", "uid-new"),
+    _u(DAY2 + 3600, "team-u", "new-0", "u04 new namespace timeout", "uid-new"),
+    _u(DAY1 + 14400, "team-u", "legacy-0", "u05 超时 without a uid, before the floor"),
+    _u(DAY2 + 7200, "team-u", "legacy-0", "u06 without a uid, after the floor"),
+    _u(DAY2 + 10800, "team-u", "old-0", "u07 late line of the old namespace", "uid-old"),
+    _u(DAY1 + 18000, "team-v", "v-0", "u08 超时 in team-v", "uid-v"),
+]
+CURRENT = {"team-u": "uid-new", "team-v": "uid-v"}
+
+
+def _visible(lines: list[LogRecord], floors: dict[str, float], uids: dict[str, str]) -> set[str]:
+    """The predecessor rule written out line by line (the oracle the stores are held to)."""
+    out = set()
+    for r in lines:
+        if r.namespace not in floors:
+            continue
+        current = uids.get(r.namespace, "")
+        shown = r.namespace_uid == current if current and r.namespace_uid else r.time >= floors[r.namespace]
+        if shown:
+            out.add(r.message.split(" ", 1)[0])
+    return out
+
+
+@pytest.fixture
+def uid_store(log_store: LogStore) -> LogStore:
+    assert log_store.write(UID_LINES) == len(UID_LINES)
+    log_store.refresh()
+    return log_store
+
+
+def test_a_namespace_uid_shows_the_current_namespaces_lines_whatever_their_time(uid_store: LogStore) -> None:
+    floors = {"team-u": DAY2}
+    found = tags(uid_store.search(q(floors, namespace_uids=CURRENT)).items)
+    assert found == {"u03", "u04", "u06"} == _visible(UID_LINES, floors, CURRENT)
+    assert tags(uid_store.search(q(floors, "超时", namespace_uids=CURRENT)).items) == {"u03"}
+    both = {"team-u": DAY2, "team-v": DAY2}
+    assert tags(uid_store.search(q(both, "超时", namespace_uids=CURRENT)).items) == {"u03", "u08"}
+    # filtered by pod: the old namespace's pod name finds nothing, the new one's finds its history
+    assert tags(uid_store.search(q(floors, pods=("old-0", "new-0"), namespace_uids=CURRENT)).items) == {"u03", "u04"}
+
+
+def test_without_a_current_uid_the_time_floor_alone_decides(uid_store: LogStore) -> None:
+    floors = {"team-u": DAY2}
+    assert tags(uid_store.search(q(floors)).items) == {"u04", "u06", "u07"} == _visible(UID_LINES, floors, {})
+    # the other namespace's UID never admits lines of this one
+    assert tags(uid_store.search(q({"team-v": 0.0}, namespace_uids={"team-v": "uid-new"})).items) == set()
+    # admins (no visibility) see every line, the predecessor's included
+    assert tags(uid_store.search(q(None)).items) == {r.message.split(" ", 1)[0] for r in UID_LINES}
+
+
+def test_histogram_and_export_follow_the_uid_rule(uid_store: LogStore) -> None:
+    floors = {"team-u": DAY2}
+    query = q(floors, start=DAY1, end=DAY2 + 86400, namespace_uids=CURRENT)
+    assert [(b.time, b.count) for b in uid_store.histogram(query, interval=86400)] == [(DAY1, 1), (DAY2, 2)]
+    keyword = q(floors, "timeout", start=DAY1, end=DAY2 + 86400, namespace_uids=CURRENT)
+    assert [(b.time, b.count) for b in uid_store.histogram(keyword, interval=86400)] == [(DAY1, 0), (DAY2, 1)]
+    assert ordered_tags(list(uid_store.export(q(floors, sort="asc", namespace_uids=CURRENT), limit=100))) == [
+        "u03",
+        "u04",
+        "u06",
+    ]
+
+
 def test_filters_narrow_by_workload_pod_and_container(corpus_store: LogStore) -> None:
     team_a = {"team-a": 0.0}
     assert tags(corpus_store.search(q(team_a, workloads=("worker",))).items) == {"m03", "m04", "m11"}
@@ -240,6 +314,30 @@ def test_total_is_exact_up_to_the_cap_and_at_least_beyond_it(log_store: LogStore
     assert result.items[0].message == f"line {TOTAL_CAP + 24} flood"
     narrow = log_store.search(q({"bulk": 0.0}, "flood", start=DAY1, end=DAY1 + 50))
     assert narrow.total == 100 and narrow.total_exact
+
+
+def test_total_relation_at_the_edges_of_the_cap_and_on_deep_pages(log_store: LogStore) -> None:
+    lines = [
+        LogRecord(time=DAY1 + i * 0.5, namespace="bulk", pod="p", container="c", message=f"line {i} flood")
+        for i in range(1_200)
+    ]
+    log_store.write(lines)
+    log_store.refresh()
+
+    def first(n: int, **kw: Any) -> Any:  # the first n lines match
+        return log_store.search(q({"bulk": 0.0}, "flood", end=DAY1 + n * 0.5, **kw))
+
+    for n, relation in ((TOTAL_CAP - 1, True), (TOTAL_CAP, True), (TOTAL_CAP + 1, False)):
+        result = first(n, size=10)
+        assert (result.total, result.total_exact) == (min(n, TOTAL_CAP), relation), n
+        assert result.items[0].message == f"line {n - 1} flood"
+    deep = first(1_200, offset=500, size=1_000)  # a page reaching past the first 1,000 matches
+    assert (deep.total, deep.total_exact) == (TOTAL_CAP, False)
+    assert [i.message for i in deep.items] == [f"line {k} flood" for k in range(699, -1, -1)]
+    beyond = first(1_200, offset=9_000, size=50)
+    assert (beyond.total, beyond.total_exact, beyond.items) == (TOTAL_CAP, False, [])
+    exact_deep = first(TOTAL_CAP, offset=990, size=50)
+    assert (exact_deep.total, exact_deep.total_exact, len(exact_deep.items)) == (TOTAL_CAP, True, 10)
 
 
 # -- histogram and export --------------------------------------------------------------------------------

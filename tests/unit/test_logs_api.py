@@ -11,6 +11,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +145,36 @@ def test_a_recreated_namespace_does_not_show_its_predecessors_lines(world: Tenan
     assert [b["count"] for b in hist.get_json()["buckets"]] == [0, 2]
     # admins investigate the whole cluster, predecessor included
     assert "a1-1" in tags(get(world, "platform-admin", "/api/v1/logs", namespaces="ns-a1").get_json())
+
+
+def test_the_namespace_uid_shows_history_older_than_the_namespace_and_hides_a_predecessors(
+    world: TenancyWorld,
+) -> None:
+    tenancy = world.hub.services["tenancy"]
+    logs = world.hub.services["logs"]
+    # ns-a1 exists since day 2 as namespace "uid-first"; its pods' history (and the first lines
+    # shipped without a UID, a1-1..a1-3) go back to day 1.
+    assert tenancy.observe_namespace("ns-a1", created=DAY2 + 1800, uid="uid-first")
+    history = [
+        replace(_line("ns-a1", DAY1 + 600, "h-1 history 超时 before the namespace object"), namespace_uid="uid-first"),
+        replace(_line("ns-a1", DAY2 + 600, "h-2 history payment"), namespace_uid="uid-first"),
+    ]
+    assert logs.write(history) == 2
+    assert tags(get(world, "project-operator", "/api/v1/logs").get_json()) == {"h-1", "h-2", "a1-2", "a1-3"}
+    assert tags(get(world, "project-operator", "/api/v1/logs", q="超时").get_json()) == {"h-1"}
+    hist = get(world, "project-operator", "/api/v1/logs/histogram", start=DAY1, end=DAY2 + 86_400, interval="1d")
+    assert [b["count"] for b in hist.get_json()["buckets"]] == [1, 3]
+
+    # Deleted and created again: a new UID (and a new creation time). The first namespace's
+    # lines are hidden whatever their time; the new one's own line shows.
+    assert tenancy.observe_namespace("ns-a1", created=DAY2 + 9000, uid="uid-second")
+    assert tenancy.project("ns-a1").uid == "uid-second"
+    assert logs.write([replace(_line("ns-a1", DAY2 + 9500, "n-1 new 超时", pod="api-new"), namespace_uid="uid-second")])
+    assert tags(get(world, "project-operator", "/api/v1/logs").get_json()) == {"n-1"}
+    assert tags(get(world, "project-operator", "/api/v1/logs", q="超时").get_json()) == {"n-1"}
+    # admins investigate the whole cluster, predecessors included
+    every = tags(get(world, "platform-admin", "/api/v1/logs", namespaces="ns-a1").get_json())
+    assert every == {"a1-1", "a1-2", "a1-3", "h-1", "h-2", "n-1"}
 
 
 def test_every_search_and_export_is_audited_with_its_namespaces(world: TenancyWorld) -> None:

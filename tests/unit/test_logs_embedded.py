@@ -4,6 +4,7 @@ collisions, reopening, and retention racing a reader."""
 from __future__ import annotations
 
 import random
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def store(tmp_path: Path) -> Iterator[EmbeddedLogStore]:
     s.close()
 
 
-def _corpus(rnd: random.Random, n: int) -> list[LogRecord]:
+def _corpus(rnd: random.Random, n: int, *, uids: bool = False) -> list[LogRecord]:
     out = []
     for i in range(n):
         ns = f"ns-{rnd.randrange(30):02d}"
@@ -40,6 +41,8 @@ def _corpus(rnd: random.Random, n: int) -> list[LogRecord]:
                 container=rnd.choice(["app", "proxy"]),
                 workload=pod.rsplit("-", 1)[0],
                 message=f"#{i} {words}",
+                # lines of the namespace that exists now, of an earlier one, and of no known one
+                namespace_uid=rnd.choice(["", f"{ns}-old", f"{ns}-new"]) if uids else "",
             )
         )
     return out
@@ -47,8 +50,15 @@ def _corpus(rnd: random.Random, n: int) -> list[LogRecord]:
 
 def _matches(rec: LogRecord, q: LogQuery, word: str | None) -> bool:
     vis = q.visibility
-    if vis is not None and (rec.namespace not in vis or rec.time < vis[rec.namespace]):
-        return False
+    if vis is not None:
+        if rec.namespace not in vis:
+            return False
+        current = q.namespace_uids.get(rec.namespace, "")
+        if current and rec.namespace_uid:
+            if rec.namespace_uid != current:  # an earlier namespace of the same name
+                return False
+        elif rec.time < vis[rec.namespace]:
+            return False
     if q.pods and rec.pod not in q.pods:
         return False
     if q.containers and rec.container not in q.containers:
@@ -63,7 +73,7 @@ def _matches(rec: LogRecord, q: LogQuery, word: str | None) -> bool:
 @pytest.mark.parametrize("seed", range(6))
 def test_every_planner_path_answers_like_a_brute_force_filter(store: EmbeddedLogStore, seed: int) -> None:
     rnd = random.Random(seed)
-    corpus = _corpus(rnd, 3000)
+    corpus = _corpus(rnd, 3000, uids=seed % 2 == 1)
     store.write(corpus)
     namespaces = [f"ns-{i:02d}" for i in range(30)]
     for _ in range(25):
@@ -77,8 +87,10 @@ def test_every_planner_path_answers_like_a_brute_force_filter(store: EmbeddedLog
         pods = (f"{rnd.choice(namespaces)}-pod-0",) if rnd.random() < 0.2 else ()
         containers = ("proxy",) if rnd.random() < 0.2 else ()
         start = DAY - 30_000 if rnd.random() < 0.3 else None
+        current = {ns: f"{ns}-new" for ns in vis or {} if rnd.random() < 0.6}
         q = LogQuery(
             visibility=vis,
+            namespace_uids=current,
             text=parse_keywords(word) if word else None,
             pods=pods,
             containers=containers,
@@ -131,6 +143,35 @@ def test_a_reopened_store_has_its_lines_catalog_and_counts(tmp_path: Path) -> No
         assert [x.to_dict() for x in after.items] == [x.to_dict() for x in before.items]
         assert sum(p.lines for p in again.partitions()) == 500
         assert again.write(records) == 0
+    finally:
+        again.close()
+
+
+def test_a_catalog_from_before_namespace_uids_is_upgraded_in_place(tmp_path: Path) -> None:
+    first = EmbeddedLogStore(tmp_path / "logs")
+    records = _corpus(random.Random(2), 300)
+    first.write(records)
+    first.close()
+    # The catalog as the previous version wrote it: sources without a namespace UID column.
+    conn = sqlite3.connect(tmp_path / "logs" / "catalog.sqlite3")
+    conn.executescript(
+        "ALTER TABLE sources RENAME TO newer; "
+        "CREATE TABLE sources (id INTEGER PRIMARY KEY, ns INTEGER NOT NULL, workload TEXT NOT NULL, "
+        "pod TEXT NOT NULL, container TEXT NOT NULL, node TEXT NOT NULL, pod_uid TEXT NOT NULL, "
+        "first_t REAL NOT NULL, last_t REAL NOT NULL, UNIQUE (ns, pod, container, pod_uid, workload, node)); "
+        "INSERT INTO sources SELECT id, ns, workload, pod, container, node, pod_uid, first_t, last_t FROM newer; "
+        "DROP TABLE newer;"
+    )
+    conn.close()
+    again = EmbeddedLogStore(tmp_path / "logs")
+    try:
+        assert again.search(LogQuery(visibility=None, size=1000)).total == 300
+        assert again.write(records) == 0  # the old sources are found again: nothing twice
+        stamped = LogRecord(time=DAY + 7200, namespace="ns-03", pod="p", container="c", message="n", namespace_uid="u")
+        assert again.write([stamped]) == 1
+        old_ns03 = sum(1 for r in records if r.namespace == "ns-03" and r.time >= DAY)
+        seen = again.search(LogQuery(visibility={"ns-03": DAY}, namespace_uids={"ns-03": "u"}, size=1000))
+        assert seen.total == old_ns03 + 1  # unstamped lines by the floor, the stamped one by its UID
     finally:
         again.close()
 

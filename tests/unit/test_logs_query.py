@@ -1,4 +1,5 @@
-"""Keyword syntax and the embedded store's tokens (which must line up with Elasticsearch's)."""
+"""Keyword syntax, the word rule and the embedded store's tokens (the differential test,
+tests/integration/test_logs_words_differential.py, checks both stores against an oracle)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 from hub.collectors.logs.embedded import fts_expr, fts_phrase, index_text
 from hub.collectors.logs.query import And, KeywordSyntaxError, Or, Term, describe, parse_keywords, terms_of
 from hub.collectors.logs.store import parse_rfc3339_ns, strip_ansi
+from hub.collectors.logs.words import MAX_WORD_UNITS, fold, runs
 from hub.errors import InvalidInput
 from web.params import log_params
 
@@ -92,18 +94,30 @@ def test_every_parsed_query_is_valid_fts5(text: str) -> None:
     if expr is None:
         return
     db = sqlite3.connect(":memory:")
-    db.execute("CREATE VIRTUAL TABLE f USING fts5(body, tag, content='', tokenize=\"unicode61 tokenchars '_'\")")
+    db.execute("CREATE VIRTUAL TABLE f USING fts5(body, tag, content='', tokenize=\"ascii\")")
     db.execute("SELECT rowid FROM f WHERE f MATCH ?", (f"body : ({fts_expr(expr)})",)).fetchall()
 
 
-# -- Chinese tokens --------------------------------------------------------------------------------
+# -- words -----------------------------------------------------------------------------------------
 
 
-def test_chinese_runs_are_indexed_as_bigrams_plus_their_last_character() -> None:
-    assert index_text("连接超时 after 30s") == " 连接 接超 超时 时  after 30s"
-    assert index_text("error超时") == "error 超时 时 "
-    assert index_text("超 x") == " 超  x"
-    assert index_text("plain ascii") == "plain ascii"
+def test_words_are_runs_of_letters_or_digits_and_cjk_runs_stand_apart() -> None:
+    assert list(runs("git:amd64 archive's 1,000 user_id")) == [
+        (w, False) for w in ("git", "amd64", "archive", "s", "1", "000", "user", "id")
+    ]
+    assert list(runs("オフセット404を指定")) == [("オフセット", True), ("404", False), ("を指定", True)]
+    assert list(runs("指定。版本控制")) == [("指定", True), ("版本控制", True)]
+    # combining marks belong to their word; case folds per character, as Lucene's filter does
+    assert list(runs("Cafe\u0301 İSTANBUL ΟΔΟΣ")) == [("cafe\u0301", False), ("istanbul", False), ("οδοσ", False)]
+    assert fold("x" * 300) == "x" * MAX_WORD_UNITS
+
+
+def test_cjk_runs_are_indexed_as_bigrams_plus_their_last_character() -> None:
+    assert index_text("连接超时 after 30s") == "连接 接超 超时 时 after 30s"
+    assert index_text("error超时") == "error 超时 时"
+    assert index_text("超 x") == "超 x"
+    assert index_text("plain ascii, user_id=1") == "plain ascii, user_id=1"  # the ascii tokenizer cuts it alike
+    assert index_text("ＧＩＴ：amd64 — ok") == "ｇｉｔ amd64 ok"
 
 
 def test_query_terms_line_up_with_the_indexed_bigrams() -> None:
@@ -112,12 +126,13 @@ def test_query_terms_line_up_with_the_indexed_bigrams() -> None:
     assert fts_phrase("超时 error") == '"超时 时 error"'  # the run's last char sits before the next word
     assert fts_phrase("超") == '"超"*'  # one character may start a longer run
     assert fts_phrase("a 超") == '"a 超"*'
-    assert fts_phrase('say "x"') == '"say ""x"""'
+    assert fts_phrase('say "x"') == '"say x"'
+    assert fts_phrase("git:AMD64") == '"git amd64"'
 
 
 def _matches(message: str, term: str) -> bool:
     db = sqlite3.connect(":memory:")
-    db.execute("CREATE VIRTUAL TABLE f USING fts5(body, content='', tokenize=\"unicode61 tokenchars '_'\")")
+    db.execute("CREATE VIRTUAL TABLE f USING fts5(body, content='', tokenize=\"ascii\")")
     db.execute("INSERT INTO f(rowid, body) VALUES (1, ?)", (index_text(message),))
     return bool(db.execute("SELECT rowid FROM f WHERE f MATCH ?", (fts_phrase(term),)).fetchall())
 
@@ -136,13 +151,22 @@ def _matches(message: str, term: str) -> bool:
         ("数据库连接失败", "数据库连接", True),
         ("数据库连接失败", "库连", True),
         ("数据库连接失败", "据库连失", False),
+        ("指定。版本控制", "定版本", False),  # a CJK term matches inside one run only
+        ("指定。版本控制", "指定 版本", True),
         ("Timeout after 30s", "timeout", True),
         ("Timeout after 30s", "time", False),
         ("user_id=42", "user_id", True),
-        ("user_id=42", "user", False),
+        ("user_id=42", "user", True),  # _ is not a letter or digit
+        ("fetched git:amd64", "amd64", True),
+        ("the archive's index", "archive", True),
+        ("took 1,000 ms", "000", True),
+        ("オフセット404", "404", True),
+        ("オフセット404", "フセット404", True),
+        ("オフセット404", "セット", True),
+        ("オフセット404", "オフセット40", False),
     ],
 )
-def test_embedded_matching_follows_the_standard_analyzer(message: str, term: str, found: bool) -> None:
+def test_embedded_matching_follows_the_word_rule(message: str, term: str, found: bool) -> None:
     assert _matches(message, term) is found
 
 

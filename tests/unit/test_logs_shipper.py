@@ -3,6 +3,7 @@ embedded store: restarts lose and repeat nothing, outages spool, a full spool pa
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -173,6 +174,35 @@ def test_lines_are_labelled_with_namespace_workload_pod_container_node_and_time(
         "node": "node-7",
         "message": "GET / 200",
     }
+
+
+def test_lines_carry_their_namespaces_uid_through_the_spool(
+    cluster: FakeCluster, store: EmbeddedLogStore, tmp_path: Path
+) -> None:
+    pod = replace(cluster.add_pod("shop", "web-1", "app"), namespace_uid="ns-uid-1")
+    cluster.pods[pod.uid] = pod
+    cluster.emit(pod, "app", T0, "stamped")
+    shipper = make_shipper(cluster, store.write, tmp_path / "ship")
+    shipper.poll_once()
+    shipper.drain()
+    # the namespace's own line shows even below a floor set later; another UID's tenants see nothing
+    later = T0 / 1e9 + 3600
+    own = store.search(LogQuery(visibility={"shop": later}, namespace_uids={"shop": "ns-uid-1"}))
+    assert [line.message for line in own.items] == ["stamped"]
+    assert store.search(LogQuery(visibility={"shop": 0.0}, namespace_uids={"shop": "ns-uid-2"})).items == []
+
+
+def test_a_spool_written_before_lines_had_namespace_uids_is_still_delivered(
+    cluster: FakeCluster, store: EmbeddedLogStore, tmp_path: Path
+) -> None:
+    shipper = make_shipper(cluster, store.write, tmp_path / "ship")
+    row = [T0 / 1e9, "shop", "web-1", "app", "spooled by an older hub", "web", "n1", "uid-p", "uid-p/app/1/0"]
+    shipper._db.execute("INSERT INTO spool(lines, payload) VALUES (1, ?)", (json.dumps([row]),))
+    assert shipper.drain() == 1
+    # without a UID the line is judged by the time floor alone
+    current = {"shop": "ns-uid-1"}
+    assert len(store.search(LogQuery(visibility={"shop": 0.0}, namespace_uids=current)).items) == 1
+    assert store.search(LogQuery(visibility={"shop": T0 / 1e9 + 1}, namespace_uids=current)).items == []
 
 
 def test_kill_and_restart_loses_no_line_and_repeats_none(

@@ -41,6 +41,9 @@ class RecordingCluster:
     def namespace_created(self, name: str) -> float | None:
         return self.created.get(name)
 
+    def namespace_uid(self, name: str) -> str | None:
+        return f"uid-{name}-{self.created[name]:.0f}" if name in self.created else None
+
 
 @pytest.fixture
 def clock() -> FakeClock:
@@ -264,15 +267,19 @@ def test_a_project_with_a_cluster_gets_a_labelled_namespace_and_its_creation_tim
         hashing=PasswordHashing(memory_kib=1024, time_cost=1),
         ensure_namespace=cluster.ensure_namespace,
         namespace_created=cluster.namespace_created,
+        namespace_uid=cluster.namespace_uid,
     )
     svc.create_workspace("ws-a")
     project = svc.create_project("ws-a", "team-a", created=5.0)
     assert cluster.labels["team-a"] == {WORKSPACE_LABEL: "ws-a"}
     assert project.created == cluster.created["team-a"]
+    assert project.uid == cluster.namespace_uid("team-a") == svc.project("team-a").uid
 
     cluster.created["team-a"] = 1_800_000_000.0  # the namespace was deleted and recreated
     assert svc.refresh_floors() == 1
     assert svc.project("team-a").created == 1_800_000_000.0
+    assert svc.project("team-a").uid == "uid-team-a-1800000000"
+    assert svc.refresh_floors() == 0
     entries, _ = svc.audit_log(AuditFilter(action="project.floor"))
     assert entries[0].namespaces == ("team-a",)
 
@@ -299,6 +306,18 @@ def test_observing_a_recreated_namespace_moves_its_log_floor(svc: TenancyService
     principal = svc.principal_for("alice")
     assert principal is not None
     assert svc.scope(principal).floor("team-a") == 200.0
+    # the UID arrives with the watch: the same creation time with a UID is still news
+    assert svc.observe_namespace("team-a", created=200.0, uid="uid-2") is True
+    assert svc.observe_namespace("team-a", created=200.0, uid="uid-2") is False
+    floors = svc.scope(principal).log_floors(["team-a"])
+    assert (floors.created, floors.uids) == ({"team-a": 200.0}, {"team-a": "uid-2"})
+    assert svc.observe_namespace("team-a", created=300.0, uid="uid-3") is True
+    assert svc.scope(principal).log_floors(["team-a"]).uids == {"team-a": "uid-3"}
+    # platform admins get no rule at all: a predecessor's lines are theirs to read
+    svc.create_user("root", PW, platform_role="admin")
+    admin = svc.principal_for("root")
+    assert admin is not None
+    assert svc.scope(admin).log_floors(["team-a"]).uids == {}
 
 
 def test_system_namespaces_are_never_projects(svc: TenancyService) -> None:

@@ -13,6 +13,10 @@
 - **Tenant scope** is one clause: namespaces whose floor is older than anything stored (or than
   the query's start) share a single ``terms``; the others are grouped by floor, each group a
   ``terms`` plus a ``range``. A tenant with 1,500 namespaces created long ago costs one clause.
+  The hub's own documents carry ``namespace_uid``: for namespaces whose current UID is known,
+  one ``terms`` on the UIDs admits their lines whatever their time, and the floor clauses apply
+  only to documents without the field (written before it existed). The ``kubesphere`` preset
+  has no such field, so indices read in place keep the time floor alone.
 - **Idempotent bulk writes:** each line's ``_id`` is the hash of its uid and the op is
   ``create``, so a re-sent batch adds nothing (409 per line, counted as already stored).
 - **Export** opens a point in time and walks it with ``search_after`` (no deep from/size).
@@ -76,6 +80,7 @@ class FieldMap:
     pod_uid: str
     workload: str | None  # None: derived from the pod name
     keyword: str = ""
+    namespace_uid: str | None = None  # None: the documents do not know their namespace's UID
 
     def exact(self, name: str) -> str:
         return name + self.keyword
@@ -91,6 +96,7 @@ PRESETS: dict[str, FieldMap] = {
         node="node",
         pod_uid="pod_uid",
         workload="workload",
+        namespace_uid="namespace_uid",
     ),
     "kubesphere": FieldMap(
         time="time",
@@ -216,6 +222,7 @@ class ElasticsearchLogStore:
                 f.node: keyword,
                 f.pod_uid: keyword,
                 "workload": keyword,
+                "namespace_uid": keyword,
             }
         else:  # the shape Fluent Bit's dynamic mapping produces, so both can share indices
             text_kw = {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}}
@@ -255,7 +262,24 @@ class ElasticsearchLogStore:
             template=body["template"],
             meta=body["_meta"],
         )
+        uid_field = self.fields.namespace_uid
+        if uid_field:
+            self._map_namespace_uid(uid_field, body["template"]["mappings"]["properties"][uid_field])
         self._template_ready = True
+
+    def _map_namespace_uid(self, uid_field: str, mapping: dict[str, Any]) -> None:
+        """Add the namespace UID field to indices made before the template had it, so lines
+        written there today are told apart by UID at once (a template only shapes new
+        indices). Best effort: an index that cannot take it keeps the time floor for them."""
+        try:
+            self._es.indices.put_mapping(
+                index=self.pattern,
+                properties={uid_field: mapping},
+                allow_no_indices=True,
+                ignore_unavailable=True,
+            )
+        except (ApiError, TransportError) as exc:
+            log.warning("could not map %s on existing indices %s: %s", uid_field, self.pattern, exc)
 
     # -- writing ----------------------------------------------------------------------------------
     def document(self, rec: LogRecord) -> dict[str, Any]:
@@ -270,6 +294,8 @@ class ElasticsearchLogStore:
         _put(doc, f.container, rec.container)
         _put(doc, f.node, rec.node)
         _put(doc, f.pod_uid, rec.pod_uid)
+        if f.namespace_uid and rec.namespace_uid:
+            _put(doc, f.namespace_uid, rec.namespace_uid)
         if f.workload:
             _put(doc, f.workload, rec.workload)
         _put(doc, f.message, message)
@@ -338,12 +364,51 @@ class ElasticsearchLogStore:
     def _scope_clause(self, q: LogQuery) -> dict[str, Any] | None:
         if q.visibility is None:
             return None
+        uid_field = self.fields.namespace_uid
+        uids = {ns: q.namespace_uids[ns] for ns in q.visibility if q.namespace_uids.get(ns)} if uid_field else {}
+        by_time = {ns: floor for ns, floor in q.visibility.items() if ns not in uids}
+        should = self._floor_clauses(q, by_time)
+        if uid_field and uids:
+            field = self.fields.exact(self.fields.namespace)
+            # Lines stamped with the current namespace's UID, whatever their time (a UID names
+            # one namespace, the name is checked too so a clause never reaches outside the scope).
+            should.append(
+                {
+                    "bool": {
+                        "filter": [
+                            {"terms": {field: sorted(uids)}},
+                            {"terms": {uid_field: sorted(set(uids.values()))}},
+                        ]
+                    }
+                }
+            )
+            # Lines without a UID (written before the field existed): the time floor.
+            legacy = self._floor_clauses(q, {ns: q.visibility[ns] for ns in uids})
+            should.append(
+                {
+                    "bool": {
+                        "filter": [legacy[0] if len(legacy) == 1 else _any_of(legacy)],
+                        "must_not": [{"exists": {"field": uid_field}}],
+                    }
+                }
+            )
+        if not should:
+            return {"bool": {"must_not": [{"match_all": {}}]}}
+        if len(should) == 1:
+            return should[0]
+        return _any_of(should)
+
+    def _floor_clauses(self, q: LogQuery, visibility: Mapping[str, float]) -> list[dict[str, Any]]:
+        """The time-floor rule over ``visibility``: one ``terms`` for the namespaces whose floor
+        hides nothing, one ``terms`` + ``range`` per distinct floor for the others."""
+        if not visibility:
+            return []
         field = self.fields.exact(self.fields.namespace)
         oldest = self._oldest_time()
         cutoff = max(q.start if q.start is not None else float("-inf"), oldest if oldest is not None else float("-inf"))
         plain: list[str] = []
         by_floor: dict[float, list[str]] = defaultdict(list)
-        for ns, floor in q.visibility.items():
+        for ns, floor in visibility.items():
             if floor <= cutoff:
                 plain.append(ns)
             else:
@@ -362,9 +427,7 @@ class ElasticsearchLogStore:
                     }
                 }
             )
-        if len(should) == 1:
-            return should[0]
-        return {"bool": {"should": should, "minimum_should_match": 1}}
+        return should
 
     def compile_query(self, q: LogQuery) -> dict[str, Any]:
         """The bool query for ``q`` (scope, filters, time range, keywords)."""
@@ -565,6 +628,10 @@ class ElasticsearchLogStore:
 
     def close(self) -> None:
         self._es.close()
+
+
+def _any_of(clauses: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"bool": {"should": clauses, "minimum_should_match": 1}}
 
 
 def _reason(exc: ApiError) -> str:

@@ -15,14 +15,17 @@ Why this shape (measurements in docs/logs.md):
   trigram tokenizer was measured too: it cannot match two-character words at all, indexes
   2.5x more, ingests 2.3x slower, and its substring matching of Latin words would make the two
   backends disagree.
-- **Tenant scope in the query.** Each line points at a *source* (namespace, workload, pod,
-  container, node, pod UID) in a small catalog held in memory. The scope (namespaces and their
-  floors) and the workload/pod/container filters become a set of source ids before any SQL runs;
-  a source whose lines all predate its namespace's floor is left out, one straddling the floor
-  gets a per-row time check. Per day, the planner then picks the cheapest exact form: no filter
-  when every source of that day is visible, the sources' tag tokens inside the FTS query when
-  the scope is a small share of the day (FTS5 intersects posting lists), else a join against
-  the source list passed as one JSON parameter (1,000+ namespaces stay one clause).
+- **Tenant scope in the query.** Each line points at a *source* (namespace, namespace UID,
+  workload, pod, container, node, pod UID) in a small catalog held in memory, so every line
+  knows its namespace's UID without a per-row column. The scope (namespaces, their floors and
+  current UIDs) and the workload/pod/container filters become a set of source ids before any
+  SQL runs: a source stamped with a namespace UID is in exactly when that UID is the current
+  one; a source without one falls back to the time floor: left out when all its lines predate
+  it, a per-row time check when it straddles it. Per day, the planner then picks the cheapest
+  exact form: no filter when every source of that day is visible, the sources' tag tokens
+  inside the FTS query when the scope is a small share of the day (FTS5 intersects posting
+  lists), else a join against the source list passed as one JSON parameter (1,000+ namespaces
+  stay one clause).
 - **Idempotent writes.** A line's slot is derived from a hash of its uid; a rewritten line
   finds its own uid in its slot and is skipped, so re-delivery after a crash duplicates nothing.
 """
@@ -42,7 +45,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from hub.collectors.logs.query import And, Expr, Or, Term, searchable
+from hub.collectors.logs.query import And, Expr, Or, Term
 from hub.collectors.logs.store import (
     MAX_MESSAGE_CHARS,
     TOTAL_CAP,
@@ -57,6 +60,7 @@ from hub.collectors.logs.store import (
     strip_ansi,
     uid_hash,
 )
+from hub.collectors.logs.words import runs, simple_ascii
 from hub.errors import BackendUnavailable
 
 log = logging.getLogger("kubehub.logs.embedded")
@@ -73,12 +77,15 @@ EXPORT_CHUNK = 2_000
 READERS_PER_DAY = 8
 
 _FILE = re.compile(r"^logs-(\d{4}-\d{2}-\d{2})\.sqlite3$")
-# Han ideographs (with extensions and compatibility forms) and hiragana: the scripts the
-# standard analyzer emits one token per character for. Katakana and hangul runs stay words
-# in both backends.
-_CJK = re.compile("[\u3040-\u309f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f]+")
-
-_TOKENIZER = "unicode61 remove_diacritics 0 tokenchars '_'"
+# The words are cut by hub.collectors.logs.words; FTS5 only splits its output at spaces. The
+# ascii tokenizer does exactly that for text we prepared (every non-ASCII character is a token
+# character, ASCII letters are folded) and splits plain ASCII messages into runs of ASCII
+# letters and digits by itself, which is the word rule for ASCII.
+_TOKENIZER = "ascii"
+# Day files index words by the rule of this version (PRAGMA user_version). Older files (0:
+# unicode61 with Chinese-only runs) get their FTS index rebuilt from the stored messages when
+# the store opens them.
+WORDS_VERSION = 2
 
 _PARTITION_SCHEMA = [
     "CREATE TABLE IF NOT EXISTS logs (id INTEGER PRIMARY KEY, src INTEGER NOT NULL, uid INTEGER NOT NULL, "
@@ -93,51 +100,72 @@ _CATALOG_SCHEMA = [
     "CREATE TABLE IF NOT EXISTS namespaces (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)",
     "CREATE TABLE IF NOT EXISTS sources (id INTEGER PRIMARY KEY, ns INTEGER NOT NULL, workload TEXT NOT NULL, "
     "pod TEXT NOT NULL, container TEXT NOT NULL, node TEXT NOT NULL, pod_uid TEXT NOT NULL, "
-    "first_t REAL NOT NULL, last_t REAL NOT NULL, UNIQUE (ns, pod, container, pod_uid, workload, node))",
+    "first_t REAL NOT NULL, last_t REAL NOT NULL, ns_uid TEXT NOT NULL DEFAULT '', "
+    "UNIQUE (ns, pod, container, pod_uid, workload, node, ns_uid))",
 ]
+# A catalog written before sources carried their namespace's UID: the table is rebuilt once
+# (ids kept, every old source without a UID, so its lines keep the time floor).
+_CATALOG_ADD_NS_UID = [
+    "ALTER TABLE sources RENAME TO sources_before_ns_uid",
+    _CATALOG_SCHEMA[1],
+    "INSERT INTO sources(id, ns, workload, pod, container, node, pod_uid, first_t, last_t, ns_uid) "
+    "SELECT id, ns, workload, pod, container, node, pod_uid, first_t, last_t, '' FROM sources_before_ns_uid",
+    "DROP TABLE sources_before_ns_uid",
+]
+# (namespace, pod, container, pod UID, workload, node, namespace UID): what makes a source.
+SourceKey = tuple[str, str, str, str, str, str, str]
 
 
 # -- tokenization ------------------------------------------------------------------------------------
 
 
-def _index_run(match: re.Match[str]) -> str:
-    run = match.group()
-    if len(run) == 1:
-        return f" {run} "
-    return " " + " ".join(run[i : i + 2] for i in range(len(run) - 1)) + f" {run[-1]} "
+def _grams(run: str) -> list[str]:
+    return [run[i : i + 2] for i in range(len(run) - 1)]
 
 
 def index_text(message: str) -> str:
-    """The text FTS5 indexes for a message: Chinese runs become bigrams plus the run's last char."""
-    if message.isascii():
-        return message
-    return _CJK.sub(_index_run, message)
+    """The text FTS5 indexes for a message: its words, CJK runs as bigrams plus their last char.
+
+    ``连接超时`` becomes ``连接 接超 超时 时``: a two-character term is one token, a longer one a
+    phrase of bigrams, and the trailing character lets a phrase say "this run ends here".
+    """
+    if simple_ascii(message):
+        return message  # the ascii tokenizer cuts and folds it exactly as runs() would
+    out: list[str] = []
+    for word, cjk in runs(message):
+        if cjk and len(word) > 1:
+            out.extend(_grams(word))
+            out.append(word[-1])
+        else:
+            out.append(word)
+    return " ".join(out)
 
 
 def fts_phrase(text: str) -> str:
-    """One search term as an FTS5 phrase that matches exactly where the standard analyzer would.
+    """One search term as an FTS5 phrase that matches where the word rule says it does.
 
-    Inside a phrase a Chinese run must line up with the indexed bigrams: a run followed by more
-    words also needs its last character (the index puts the run's last character right before
-    the next word), and a single character at the end is a prefix (it may start a longer run).
+    The term's words must follow each other in a line. A CJK run may match inside a line's run:
+    alone anywhere (its bigrams, or a prefix query for one character); as the first word of a
+    longer term it must end its line run (the term also asks for the run's last character,
+    which the index puts right before the next word); as the last word it must start one (it
+    comes right after the previous word; one character is then a prefix); in the middle it must
+    be the whole run.
     """
-    pieces: list[str] = []
+    words = list(runs(text))
+    tokens: list[str] = []
     prefix = False
-    pos = 0
-    for m in _CJK.finditer(text):
-        pieces.append(text[pos : m.start()])
-        run = m.group()
-        more = searchable(text[m.end() :])
-        if len(run) == 1:
-            pieces.append(f" {run} ")
-            prefix = not more
+    for i, (word, cjk) in enumerate(words):
+        last = i == len(words) - 1
+        if not cjk:
+            tokens.append(word)
+        elif len(word) == 1:
+            tokens.append(word)
+            prefix = last
         else:
-            grams = " ".join(run[i : i + 2] for i in range(len(run) - 1))
-            pieces.append(f" {grams} " + (f"{run[-1]} " if more else ""))
-        pos = m.end()
-    pieces.append(text[pos:])
-    body = " ".join("".join(pieces).split())
-    return '"' + body.replace('"', '""') + '"' + ("*" if prefix else "")
+            tokens.extend(_grams(word))
+            if not last:
+                tokens.append(word[-1])
+    return '"' + " ".join(tokens) + '"' + ("*" if prefix else "")
 
 
 def fts_expr(expr: Expr) -> str:
@@ -159,7 +187,10 @@ def _day_of(ts: float) -> str:
 
 @dataclass(frozen=True)
 class Source:
-    """Where lines come from; ``first_t``/``last_t`` bound the times of its lines (never narrower)."""
+    """Where lines come from; ``first_t``/``last_t`` bound the times of its lines (never narrower).
+
+    ``ns_uid`` is the UID of the namespace the lines were logged in, empty when the writer did
+    not know it (those lines are judged by the time floor)."""
 
     id: int
     namespace: str
@@ -171,10 +202,11 @@ class Source:
     pod_uid: str
     first_t: float
     last_t: float
+    ns_uid: str = ""
 
     @property
-    def key(self) -> tuple[str, str, str, str, str, str]:
-        return (self.namespace, self.pod, self.container, self.pod_uid, self.workload, self.node)
+    def key(self) -> SourceKey:
+        return (self.namespace, self.pod, self.container, self.pod_uid, self.workload, self.node, self.ns_uid)
 
 
 @dataclass
@@ -219,6 +251,12 @@ class EmbeddedLogStore:
             self._catalog = self._connect(self.directory / "catalog.sqlite3", writer=True)
             for stmt in _CATALOG_SCHEMA:
                 self._catalog.execute(stmt)
+            columns = {row[1] for row in self._catalog.execute("PRAGMA table_info(sources)")}
+            if "ns_uid" not in columns:
+                self._catalog.execute("BEGIN IMMEDIATE")
+                for stmt in _CATALOG_ADD_NS_UID:
+                    self._catalog.execute(stmt)
+                self._catalog.execute("COMMIT")
         except (OSError, sqlite3.Error) as exc:
             raise BackendUnavailable(BACKEND, f"cannot open {self.directory}: {exc}") from exc
         self._write_lock = threading.Lock()
@@ -226,8 +264,11 @@ class EmbeddedLogStore:
         self._days_lock = threading.Lock()
         self._ns_ids: dict[str, int] = {}
         self._sources: dict[int, Source] = {}
-        self._by_key: dict[tuple[str, str, str, str, str, str], int] = {}
+        self._by_key: dict[SourceKey, int] = {}
         self._by_ns: dict[str, list[int]] = defaultdict(list)
+        # The namespace UIDs the sources of each namespace carry ("" for sources without one);
+        # replaced, never mutated, so readers need no lock.
+        self._ns_uids: dict[str, frozenset[str]] = {}
         # Earliest line of any source of a namespace: a floor at or before it hides nothing, so
         # the namespace's sources join the scope whole without looking at each one.
         self._ns_first: dict[str, float] = {}
@@ -261,7 +302,7 @@ class EmbeddedLogStore:
             self._ns_ids[name] = ns_id
         names = {v: k for k, v in self._ns_ids.items()}
         for row in cat.execute(
-            "SELECT id, ns, workload, pod, container, node, pod_uid, first_t, last_t FROM sources ORDER BY id"
+            "SELECT id, ns, workload, pod, container, node, pod_uid, first_t, last_t, ns_uid FROM sources ORDER BY id"
         ):
             src = Source(row[0], names[row[1]], row[1], *row[2:])
             self._remember(src)
@@ -279,15 +320,56 @@ class EmbeddedLogStore:
         self._sources[src.id] = src
         self._by_key[src.key] = src.id
         self._by_ns[src.namespace].append(src.id)
+        self._ns_uids[src.namespace] = self._ns_uids.get(src.namespace, frozenset()) | {src.ns_uid}
         self._ns_first[src.namespace] = min(self._ns_first.get(src.namespace, src.first_t), src.first_t)
 
     def _writer(self, day: _Day) -> sqlite3.Connection:
         if day.writer is None:
             conn = self._connect(day.path, writer=True)
+            if conn.execute("PRAGMA user_version").fetchone()[0] < WORDS_VERSION:
+                self._upgrade_words(conn, day)
             for stmt in _PARTITION_SCHEMA:
                 conn.execute(stmt)
             day.writer = conn
         return day.writer
+
+    def _upgrade_words(self, conn: sqlite3.Connection, day: _Day) -> None:
+        """Re-index a day file written under an older word rule (or create a fresh one).
+
+        The FTS index is contentless, so it is rebuilt from the stored messages: about as fast
+        as ingesting them again (tens of seconds for a million lines), once per file.
+        """
+        old = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'logs_fts'").fetchone()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if old:
+                started = time.monotonic()
+                conn.execute("DROP TABLE logs_fts")
+                conn.execute(_PARTITION_SCHEMA[1])
+                rows = conn.execute("SELECT id, src, message FROM logs ORDER BY id")
+                n = 0
+                while batch := rows.fetchmany(5000):
+                    conn.executemany(
+                        "INSERT INTO logs_fts(rowid, body, tag) VALUES (?, ?, ?)",
+                        [(i, index_text(m), self._tag_of(s)) for i, s, m in batch],
+                    )
+                    n += len(batch)
+                log.info(
+                    "re-indexed %s for word rule %d: %d lines in %.1f s",
+                    day.path.name,
+                    WORDS_VERSION,
+                    n,
+                    time.monotonic() - started,
+                )
+            conn.execute(f"PRAGMA user_version = {WORDS_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _tag_of(self, src_id: int) -> str:
+        src = self._sources.get(src_id)
+        return f"n{src.ns_id} s{src_id}" if src is not None else f"s{src_id}"
 
     def _day(self, name: str) -> _Day:
         with self._days_lock:
@@ -343,10 +425,10 @@ class EmbeddedLogStore:
         so that a crash after this step leaves bounds wider than the data (still exact)."""
         ids: list[int] = []
         bounds: dict[int, tuple[float, float]] = {}
-        new: list[tuple[tuple[str, str, str, str, str, str], float, float]] = []
-        pending: dict[tuple[str, str, str, str, str, str], int] = {}
+        new: list[tuple[SourceKey, float, float]] = []
+        pending: dict[SourceKey, int] = {}
         for rec in records:
-            key = (rec.namespace, rec.pod, rec.container, rec.pod_uid, rec.workload, rec.node)
+            key = (rec.namespace, rec.pod, rec.container, rec.pod_uid, rec.workload, rec.node, rec.namespace_uid)
             src_id = self._by_key.get(key)
             if src_id is None:
                 idx = pending.get(key)
@@ -371,8 +453,8 @@ class EmbeddedLogStore:
                     if ns_id is None:
                         ns_id = int(cat.execute("INSERT INTO namespaces(name) VALUES (?)", (key[0],)).lastrowid or 0)
                     cur = cat.execute(
-                        "INSERT INTO sources(ns, pod, container, pod_uid, workload, node, first_t, last_t) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO sources(ns, pod, container, pod_uid, workload, node, ns_uid, first_t, last_t) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (ns_id, *key[1:], lo, hi),
                     )
                     created.append(int(cur.lastrowid or 0))
@@ -393,7 +475,7 @@ class EmbeddedLogStore:
                 raise
             for (key, lo, hi), src_id in zip(new, created, strict=True):
                 self._remember(
-                    Source(src_id, key[0], self._ns_ids[key[0]], key[4], key[1], key[2], key[5], key[3], lo, hi)
+                    Source(src_id, key[0], self._ns_ids[key[0]], key[4], key[1], key[2], key[5], key[3], lo, hi, key[6])
                 )
             for src in widened:
                 self._sources[src.id] = src
@@ -477,6 +559,7 @@ class EmbeddedLogStore:
             namespaces: Mapping[str, float] = {ns: 0.0 for ns in list(self._by_ns)}
         else:
             namespaces = q.visibility
+        uids = q.namespace_uids if q.visibility is not None else {}
         full: set[int] = set()
         straddling: dict[int, float] = {}
         sources = self._sources
@@ -485,8 +568,13 @@ class EmbeddedLogStore:
             ids = self._by_ns.get(ns)
             if not ids:
                 continue
-            if not filtered and floor <= self._ns_first.get(ns, float("inf")):
-                full.update(ids)
+            current = uids.get(ns, "")
+            stamped = self._ns_uids.get(ns, frozenset())
+            if not filtered and (
+                (current and stamped == {current})
+                or ((not current or stamped <= {"", current}) and floor <= self._ns_first.get(ns, float("inf")))
+            ):
+                full.update(ids)  # nothing of this namespace is a predecessor's
                 continue
             for src_id in list(ids):
                 src = sources[src_id]
@@ -496,6 +584,10 @@ class EmbeddedLogStore:
                     continue
                 if containers and src.container not in containers:
                     continue
+                if current and src.ns_uid:
+                    if src.ns_uid == current:  # the current namespace's, whatever the time
+                        full.add(src_id)
+                    continue  # a predecessor's
                 if src.first_t >= floor:
                     full.add(src_id)
                 elif src.last_t >= floor:
@@ -616,35 +708,32 @@ class EmbeddedLogStore:
         order = "DESC" if query.sort == "desc" else "ASC"
         need = query.offset + query.size
         found: list[tuple[_Day, int]] = []
-        total = 0
-        exact = True
+        # Matches counted so far. Counting stops one past the cap: that extra match is what
+        # tells "exactly 1,000" (eq) from "more than 1,000" (gte), as Elasticsearch tells them.
+        counted = 0
         for day in self._days_for(query):
             plan = self._plan(day, scope, query)
             if plan is None:
                 continue
             want = need - len(found)
-            room = TOTAL_CAP - total
+            room = TOTAL_CAP + 1 - counted
             if want > 0:
-                # One pass gives this day's share of the page and its count up to the cap.
+                # One pass gives this day's share of the page and its count up to the cap. When
+                # it stops at ``want`` > ``room``, ``counted`` is past the cap anyway.
                 limit = max(want, room)
                 sql = f"SELECT {plan.id_expr} {plan.from_where} ORDER BY {plan.id_expr} {order} LIMIT :n"
                 ids = [r[0] for r in self._rows(day, sql, {**plan.params, "n": limit})]
                 found.extend((day, i) for i in ids[:want])
-                total += len(ids)
-                if len(ids) >= limit:
-                    exact = False
+                counted += len(ids)
                 continue
             if room <= 0:
-                exact = False
                 break
             sql = f"SELECT count(*) FROM (SELECT 1 {plan.from_where} LIMIT :n)"
             rows = self._rows(day, sql, {**plan.params, "n": room})
-            counted = int(rows[0][0]) if rows else 0
-            total += counted
-            if counted >= room:
-                exact = False
+            counted += int(rows[0][0]) if rows else 0
         page = found[query.offset : need]
-        return SearchResult(items=self._lines(page), total=min(total, TOTAL_CAP), total_exact=exact)
+        exact = counted <= TOTAL_CAP
+        return SearchResult(items=self._lines(page), total=min(counted, TOTAL_CAP), total_exact=exact)
 
     def _lines(self, page: Sequence[tuple[_Day, int]]) -> list[LogLine]:
         by_day: dict[str, tuple[_Day, list[int]]] = {}

@@ -9,8 +9,10 @@ Syntax (see docs/logs.md):
 - Chinese text needs no spaces: ``超时`` finds 连接超时 and 请求超时了.
 - Matching ignores case. ``OR``/``AND`` are operators only in capitals; ``or`` is a word.
 
-A term matches whole words in Latin scripts (``time`` does not find ``timeout``) and any
-substring in Chinese; both backends tokenize alike so that they answer alike.
+A term is cut into words by one rule (``hub.collectors.logs.words``: runs of letters or
+digits; CJK runs apart from the rest): other words match whole (``time`` does not find
+``timeout``, ``amd64`` finds ``git:amd64``), CJK runs match inside one run. Both stores index by
+that rule, so they answer alike.
 
 Malformed input (an unbalanced quote, a dangling OR, an empty phrase, a term with nothing to
 search for) is an InvalidInput naming ``q`` and the 1-based column of the problem.
@@ -21,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from hub.collectors.logs.words import has_word
 from hub.errors import InvalidInput
 
 MAX_QUERY_CHARS = 1000
@@ -61,8 +64,8 @@ class KeywordSyntaxError(InvalidInput):
 
 
 def searchable(text: str) -> bool:
-    """Whether ``text`` has anything a tokenizer keeps (letters, digits, CJK, underscore)."""
-    return any(ch.isalnum() or ch == "_" for ch in text)
+    """Whether ``text`` holds a word (a letter, digit or mark; see hub.collectors.logs.words)."""
+    return has_word(text)
 
 
 @dataclass(frozen=True)

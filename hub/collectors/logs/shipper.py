@@ -50,7 +50,12 @@ class ContainerRef:
 
 @dataclass(frozen=True)
 class PodRef:
-    """What the shipper needs to know about a pod to follow and label its containers' logs."""
+    """What the shipper needs to know about a pod to follow and label its containers' logs.
+
+    ``namespace_uid`` is the UID of the pod's namespace: every line is stamped with it, so a
+    namespace deleted and created again under the same name never shows its predecessor's
+    lines, while its own lines show whatever their time (see ``LogQuery.namespace_uids``).
+    """
 
     namespace: str
     name: str
@@ -58,6 +63,7 @@ class PodRef:
     node: str = ""
     workload: str = ""
     containers: tuple[ContainerRef, ...] = ()
+    namespace_uid: str = ""
 
 
 class PodSource(Protocol):
@@ -149,6 +155,7 @@ def parse_lines(
                 node=pod.node,
                 pod_uid=pod.uid,
                 uid=f"{pod.uid}/{container}/{ns}/{ordinal}",
+                namespace_uid=pod.namespace_uid,
             )
         )
     if last < 0:
@@ -158,15 +165,31 @@ def parse_lines(
 
 def _encode(records: Sequence[LogRecord]) -> str:
     return json.dumps(
-        [[r.time, r.namespace, r.pod, r.container, r.message, r.workload, r.node, r.pod_uid, r.uid] for r in records],
+        [
+            [r.time, r.namespace, r.pod, r.container, r.message, r.workload, r.node, r.pod_uid, r.uid, r.namespace_uid]
+            for r in records
+        ],
         ensure_ascii=False,
     )
 
 
 def _decode(payload: str) -> list[LogRecord]:
+    # Rows spooled before lines carried their namespace's UID have nine fields: they are
+    # delivered without one (and judged by the time floor).
     return [
-        LogRecord(time=t, namespace=ns, pod=p, container=c, message=m, workload=w, node=n, pod_uid=pu, uid=u)
-        for t, ns, p, c, m, w, n, pu, u in json.loads(payload)
+        LogRecord(
+            time=t,
+            namespace=ns,
+            pod=p,
+            container=c,
+            message=m,
+            workload=w,
+            node=n,
+            pod_uid=pu,
+            uid=u,
+            namespace_uid=str(rest[0]) if rest else "",
+        )
+        for t, ns, p, c, m, w, n, pu, u, *rest in json.loads(payload)
     ]
 
 

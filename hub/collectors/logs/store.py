@@ -96,6 +96,10 @@ class LogRecord:
     ``uid`` identifies the line across retries: the shipper derives it from the pod UID,
     container, timestamp and ordinal, so a batch written twice (a crash between the store's
     commit and the spool's acknowledgement) lands once. Empty: derived from the other fields.
+
+    ``namespace_uid`` is the ``metadata.uid`` of the namespace the line was logged in (the
+    shipper knows it from the watch cache). It is what tells a namespace apart from an earlier
+    one of the same name, whatever the line's time; empty when the writer did not know it.
     """
 
     time: float
@@ -107,6 +111,7 @@ class LogRecord:
     node: str = ""
     pod_uid: str = ""
     uid: str = ""
+    namespace_uid: str = ""
 
     def identity(self) -> str:
         if self.uid:
@@ -143,13 +148,21 @@ class LogQuery:
     """A fully scoped question to a store.
 
     ``visibility`` maps each namespace the caller may read (already intersected with the
-    namespaces asked for) to its floor: lines older than the floor belong to an earlier
-    namespace of the same name and stay hidden. None means every namespace with no floor
-    (platform admins asking for no namespace filter). An empty mapping means nothing is
-    visible; stores must answer it with no lines, never treat it as "no filter".
+    namespaces asked for) to its floor. None means every namespace with no floor (platform
+    admins asking for no namespace filter). An empty mapping means nothing is visible; stores
+    must answer it with no lines, never treat it as "no filter".
+
+    ``namespace_uids`` maps a namespace of ``visibility`` to the UID of the namespace of that
+    name that exists now. Which lines of a visible namespace are shown (the predecessor rule,
+    the same in every store): a line stored with a namespace UID is shown exactly when that UID
+    is the current one, whatever its time; a line stored without one (older writers, indices
+    read in place) is shown when it is not older than the floor, the namespace's creation
+    time. A namespace absent from ``namespace_uids`` (its UID unknown, or a store that keeps no
+    UIDs) is judged by the floor alone.
     """
 
     visibility: Mapping[str, float] | None
+    namespace_uids: Mapping[str, str] = field(default_factory=dict)
     workloads: tuple[str, ...] = ()
     pods: tuple[str, ...] = ()
     containers: tuple[str, ...] = ()
@@ -247,9 +260,12 @@ class LogParams:
     interval: float | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
 
-    def to_query(self, visibility: Mapping[str, float] | None) -> LogQuery:
+    def to_query(
+        self, visibility: Mapping[str, float] | None, namespace_uids: Mapping[str, str] | None = None
+    ) -> LogQuery:
         return LogQuery(
             visibility=visibility,
+            namespace_uids=dict(namespace_uids or {}),
             workloads=self.workloads,
             pods=self.pods,
             containers=self.containers,

@@ -104,4 +104,13 @@ MIGRATIONS = [
         BEGIN UPDATE project_generation SET gen = gen + 1 WHERE id = 1; END;
         """,
     ),
+    (
+        3,
+        """
+        -- The metadata.uid of the project's namespace as the cluster last showed it ('' while
+        -- unknown): log lines stamped with another UID belong to an earlier namespace of the
+        -- same name and stay hidden from tenants.
+        ALTER TABLE projects ADD COLUMN namespace_uid TEXT NOT NULL DEFAULT '';
+        """,
+    ),
 ]
