@@ -119,6 +119,33 @@ DEMO_USERS: list[dict[str, Any]] = [
 ]
 
 
+DEMO_MAIL_DOMAIN = "demo.kubehub.test"  # the sandbox's SMTP catcher accepts any address
+
+
+def demo_email(username: str) -> str:
+    """A demo user's address: every demo user has one, so the seeded policies' notices reach
+    the sandbox's mailbox (a user receiver without an address is mailed nothing)."""
+    return f"{username}@{DEMO_MAIL_DOMAIN}"
+
+
+def complete_credentials(creds: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], bool]:
+    """The demo users' credentials with every user and email present (passwords generated for
+    new users); whether anything was added. Credentials written by an older sandbox gain their
+    addresses here, so `up` on an existing sandbox brings its users in line."""
+    out = [dict(c) for c in creds]
+    have = {c["username"] for c in out}
+    changed = False
+    for user in DEMO_USERS:
+        if user["username"] not in have:
+            out.append({**user, "password": secrets.token_urlsafe(12)})
+            changed = True
+    for c in out:
+        if not c.get("email"):
+            c["email"] = demo_email(c["username"])
+            changed = True
+    return out, changed
+
+
 def load_credentials(state_dir: Path) -> list[dict[str, Any]]:
     try:
         return list(json.loads((state_dir / "credentials.json").read_text()))
@@ -471,32 +498,29 @@ class Seeder:
 
     def seed_credentials(self) -> None:
         path = self.sb.state_dir / "credentials.json"
-        creds = load_credentials(self.sb.state_dir)
-        have = {c["username"] for c in creds}
-        changed = False
-        for user in DEMO_USERS:
-            if user["username"] not in have:
-                creds.append({**user, "password": secrets.token_urlsafe(12)})
-                changed = True
+        creds, changed = complete_credentials(load_credentials(self.sb.state_dir))
         if changed or not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(creds, indent=2))
             path.chmod(0o600)
 
-    def seed_hub(self) -> None:
+    def seed_hub(self, *, data_dir: Path | None = None, state_dir: Path | None = None) -> None:
         """Create the demo users and built-in policies through the hub's own services.
 
         The hook: each entry of ``HUB_HOOKS`` names a function ``fn(settings, sandbox_state) ->
         str`` in the hub; it is called when it exists (the Tenancy and Alerting areas provide
         them) and skipped with a notice otherwise. ``sandbox_state`` carries the credentials,
-        workspaces and the policy directory.
+        workspaces and the policy directory. ``data_dir``/``state_dir`` point the hooks at
+        another hub's data and credentials (tests seed a hub of their own the same way).
         """
         import importlib
 
         from hub.settings import load_settings
 
+        hub_data = data_dir or self.sb.hub_data_dir
+        states = state_dir or self.sb.state_dir
         env = {
-            "KUBEHUB_DATA_DIR": str(self.sb.hub_data_dir),
+            "KUBEHUB_DATA_DIR": str(hub_data),
             "KUBEHUB_KUBERNETES_KUBECONFIG": str(self.sb.kubeconfig),
             "KUBEHUB_PROMETHEUS_URL": self.sb.prometheus_url,
             "KUBEHUB_SMTP_HOST": self.sb.smtp_host,
@@ -504,19 +528,19 @@ class Seeder:
         }
         settings = load_settings(env=env)
         state = {
-            "credentials": load_credentials(self.sb.state_dir),
+            "credentials": load_credentials(states),
             "workspaces": {ws: list(projects) for ws, projects in WORKSPACES.items()},
             "rules_dir": str(Path(__file__).resolve().parent.parent / "rules"),
         }
         # The hooks are idempotent but not free: skip the ones already run with the same input
         # against the same hub state.
-        marker = self.sb.state_dir / "hub-seeded.json"
+        marker = states / "hub-seeded.json"
         digest = hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
         try:
             done = json.loads(marker.read_text())
         except (OSError, ValueError):
             done = {}
-        if done.get("digest") != digest or not (self.sb.hub_data_dir / "state.sqlite3").exists():
+        if done.get("digest") != digest or not (hub_data / "state.sqlite3").exists():
             done = {"digest": digest, "hooks": []}
         for module_name, fn_name in HUB_HOOKS:
             hook = f"{module_name}.{fn_name}"

@@ -371,6 +371,9 @@ def seed_sandbox(settings: Settings, state: Mapping[str, Any]) -> str:
     Node-level templates become the cluster's policies and workload-level templates are loaded
     into every demo project, so the demo has alerts to show and backtest on first start.
     Idempotent: a policy whose name already exists in its scope is left as the user edited it.
+    Receivers: the project's members for workload policies, the platform admins for node
+    policies, all demo users with an address (sandbox/seed.py), so the demo alerts arrive in
+    the sandbox's mailbox; any save warning (a receiver without an address) is reported.
     """
     from hub.runtime import build_hub
 
@@ -378,10 +381,18 @@ def seed_sandbox(settings: Settings, state: Mapping[str, Any]) -> str:
     try:
         svc = hub.services["alerting"]
         created = 0
+        warnings: list[str] = []
+        # Node policies mail the demo's platform admins (they alone see node alerts).
+        admins = sorted(c["username"] for c in state.get("credentials") or [] if c.get("platform_role") == "admin")
         existing = {p["name"] for p in svc.list_policies(level="node")}
         for template in svc.templates(level="node"):
             if template["name"] not in existing:
-                svc.create_from_template(template["template"], level="node", actor="sandbox")
+                notification = dict(template.get("notification") or {})
+                notification["receivers"] = [{"user": name} for name in admins]
+                out = svc.create_from_template(
+                    template["template"], level="node", actor="sandbox", overrides={"notification": notification}
+                )
+                warnings += [w["warning"] for w in out.get("warnings") or []]
                 created += 1
         workload_templates = svc.templates(level="workload")
         for workspace, namespaces in (state.get("workspaces") or {}).items():
@@ -399,14 +410,16 @@ def seed_sandbox(settings: Settings, state: Mapping[str, Any]) -> str:
                         continue
                     notification = dict(template.get("notification") or {})
                     notification["receivers"] = [{"user": name} for name in members]
-                    svc.create_from_template(
+                    out = svc.create_from_template(
                         template["template"],
                         level="workload",
                         namespace=namespace,
                         actor="sandbox",
                         overrides={"notification": notification},
                     )
+                    warnings += [w["warning"] for w in out.get("warnings") or []]
                     created += 1
-        return f"alerting: {created} policies created from rules/"
+        told = f"; warnings: {'; '.join(sorted(set(warnings)))}" if warnings else ""
+        return f"alerting: {created} policies created from rules/{told}"
     finally:
         hub.close()

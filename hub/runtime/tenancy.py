@@ -132,10 +132,15 @@ def seed_sandbox(settings: Settings, state: Mapping[str, Any]) -> str:
         for cred in state.get("credentials") or []:
             name, password = cred["username"], cred["password"]
             role = cred.get("platform_role", "regular")
+            # Every demo user has an address (the sandbox's catcher takes any), so the seeded
+            # policies that name them as receivers actually mail them.
+            email = str(cred.get("email") or "")
             if svc.user(name) is None:
-                svc.create_user(name, password, platform_role=role, actor="sandbox")
+                svc.create_user(name, password, platform_role=role, email=email, actor="sandbox")
             else:
-                svc.update_user(name, password=password, platform_role=role, disabled=False, actor="sandbox")
+                svc.update_user(
+                    name, password=password, platform_role=role, email=email or None, disabled=False, actor="sandbox"
+                )
             for ws, ws_role in (cred.get("workspaces") or {}).items():
                 svc.set_workspace_member(ws, name, ws_role, actor="sandbox")
             for ns, ns_role in (cred.get("projects") or {}).items():

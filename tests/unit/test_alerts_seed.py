@@ -12,8 +12,13 @@ pytestmark = pytest.mark.unit
 
 STATE = {
     "credentials": [
-        {"username": "boss", "password": "Vq7!long-enough-pass", "platform_role": "admin"},
-        {"username": "ops", "password": "Zr4!another-long-one", "projects": {"shop-api": "operator"}},
+        {"username": "boss", "password": "Vq7!long-enough-pass", "platform_role": "admin", "email": "boss@demo.test"},
+        {
+            "username": "ops",
+            "password": "Zr4!another-long-one",
+            "projects": {"shop-api": "operator"},
+            "email": "ops@demo.test",
+        },
         {"username": "lead", "password": "Kp9!third-long-secret", "workspaces": {"shop": "admin"}},
     ],
     "workspaces": {"shop": ["shop-api", "shop-web"], "data": ["data-etl"]},
@@ -34,7 +39,12 @@ def test_the_sandbox_seed_loads_every_template_once_with_project_members_as_rece
     templates = sorted(Path(__file__).resolve().parents[2].joinpath("rules").glob("*.yaml"))
     node = [t for t in templates if t.name.startswith("node-")]
     workload = [t for t in templates if t.name.startswith("workload-")]
-    assert first == f"alerting: {len(node) + 3 * len(workload)} policies created from rules/"
+    # lead (no address in these credentials) and data-etl (no members) are reported, not hidden
+    assert first == (
+        f"alerting: {len(node) + 3 * len(workload)} policies created from rules/; warnings: "
+        "lead has no email address: their notices will not be delivered; "
+        "the policy names no receivers: its alerts show in the console but nobody is mailed"
+    )
     assert again == "alerting: 0 policies created from rules/"
 
     from hub.runtime import build_hub
@@ -47,5 +57,9 @@ def test_the_sandbox_seed_loads_every_template_once_with_project_members_as_rece
         receivers = {tuple(sorted(r["user"] for r in p["notification"]["receivers"])) for p in api}
         assert receivers == {("lead", "ops")}
         assert all(p["notification"]["receivers"] == [] for p in etl)
+        nodes = svc.list_policies(level="node")
+        assert len(nodes) == len(node) and all(p["notification"]["receivers"] == [{"user": "boss"}] for p in nodes)
+        tenancy = hub.services["tenancy"]
+        assert (tenancy.user_email("boss"), tenancy.user_email("lead")) == ("boss@demo.test", None)
     finally:
         hub.close()

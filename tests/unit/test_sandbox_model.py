@@ -186,3 +186,15 @@ def test_backfilled_node_counters_end_at_the_live_value_and_only_grow() -> None:
         "cpu": "0",
         "mode": "user",
     }
+
+
+def test_demo_credentials_gain_an_address_each_also_when_written_by_an_older_sandbox() -> None:
+    from sandbox.seed import DEMO_USERS, complete_credentials, demo_email
+
+    fresh, changed = complete_credentials([])
+    assert changed and [c["username"] for c in fresh] == [u["username"] for u in DEMO_USERS]
+    assert all(c["email"] == demo_email(c["username"]) and len(c["password"]) >= 12 for c in fresh)
+    old = [{k: v for k, v in c.items() if k != "email"} for c in fresh]  # an older sandbox's file
+    again, changed = complete_credentials(old)
+    assert changed and again == fresh  # passwords kept, addresses added
+    assert complete_credentials(again) == (again, False)
