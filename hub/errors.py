@@ -61,6 +61,21 @@ class TooManyRequests(HubError):
     status = 429
 
 
+class RateLimited(TooManyRequests):
+    """A rate limit refused the request (429); the web layer sends ``Retry-After: <seconds>``.
+
+    ``retry_after`` is whole seconds, at least 1 (a client told "0" would retry at once).
+    """
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = self.seconds(retry_after)
+
+    @staticmethod
+    def seconds(wait: float) -> int:
+        return max(1, -int(-wait // 1))  # rounded up: retrying after the floor would be refused again
+
+
 class BackendUnavailable(HubError):
     """A backend the request needs did not answer; ``backend`` names it for the user."""
 

@@ -158,6 +158,29 @@ class AuthSettings:
 
 
 @dataclass(frozen=True)
+class RateLimitSettings:
+    window: float = _doc(
+        "Seconds over which each user's expensive requests below are counted (a sliding window). "
+        "Failed logins have their own limit: auth.login_attempts per user name and per client address.",
+        default=60.0,
+    )
+    log_exports: int = _doc("Log exports one user may start per window. 0: no limit.", default=10)
+    backtests: int = _doc(
+        "Backtests (saved or unsaved policies, API or console) one user may run per window. 0: no limit.", default=10
+    )
+    long_queries: int = _doc(
+        "Log histograms and metric queries spanning more than long_range_hours (a range, or a ranking "
+        "window such as 24h) one user may make per window. 0: no limit.",
+        default=30,
+    )
+    long_range_hours: float = _doc(
+        "Span beyond which a log histogram or metric query counts as long (a histogram without start spans "
+        "the whole retention).",
+        default=6.0,
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = _doc(
         "Directory of the hub's state (SQLite), embedded logs and spool.", default_factory=_default_data_dir
@@ -171,6 +194,7 @@ class Settings:
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
 
     @property
     def state_db(self) -> Path:
@@ -298,6 +322,13 @@ def _validate(s: Settings) -> None:
         raise ConfigError("KUBEHUB_ALERTS_LANGUAGE", "must be 'en' or 'zh'")
     if not 0 < s.http.port < 65536:
         raise ConfigError("KUBEHUB_HTTP_PORT", f"must be a TCP port, got {s.http.port}")
+    if not s.rate_limits.window > 0:
+        raise ConfigError("KUBEHUB_RATE_LIMITS_WINDOW", f"must be more than 0 seconds, got {s.rate_limits.window}")
+    if not s.rate_limits.long_range_hours > 0:
+        raise ConfigError("KUBEHUB_RATE_LIMITS_LONG_RANGE_HOURS", "must be more than 0 hours")
+    for name in ("log_exports", "backtests", "long_queries"):
+        if getattr(s.rate_limits, name) < 0:
+            raise ConfigError(f"KUBEHUB_RATE_LIMITS_{name.upper()}", "must be 0 (no limit) or more")
 
 
 def secret_from_env(variable: str) -> str | None:

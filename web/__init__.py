@@ -16,7 +16,7 @@ from flask.sessions import SecureCookieSessionInterface
 from hub.runtime import Hub, build_hub
 from hub.settings import Settings
 from hub.store.meta import get_or_create_secret
-from web import access, errors, params
+from web import access, errors, params, ratelimit
 
 # Blueprint modules, one per area; each exposes ``bp``.
 BLUEPRINTS = [
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None, *, test
     app.session_interface = _SessionInterface()
     app.extensions["kubehub"] = hub
     errors.register(app)
+    ratelimit.install(app, hub.settings.rate_limits, hub.clock)
     for name in BLUEPRINTS:
         module = importlib.import_module(name)
         app.register_blueprint(module.bp)
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None, *, test
         g.started = time.perf_counter()
         access.enforce()
         params.check_request()
+        ratelimit.check()
 
     @app.after_request
     def _record(response: Any) -> Any:

@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from hub.errors import Conflict, HubError, InvalidInput, NotFound, Unauthenticated, Unprocessable
+from hub.errors import Conflict, HubError, InvalidInput, NotFound, RateLimited, Unauthenticated, Unprocessable
+from hub.ratelimit import retry_after
 from hub.settings import AuthSettings
 from hub.store.audit import AuditEntry, AuditFilter, AuditStore
 from hub.store.db import StateStore
@@ -67,20 +68,19 @@ _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\Z")  # \Z: "$" would let a trailing ne
 _SECRET_KEYS = re.compile(r"passw|passwd|token|secret|authorization|cookie|api.?key|^sid$", re.IGNORECASE)
 
 
-class LoginThrottled(HubError):
+class LoginThrottled(RateLimited):
     """Too many failed logins for the user name or from the client address (429).
 
-    The message is the same whether or not the user exists.
+    The message is the same whether or not the user exists. One of the hub's rate limits
+    (:mod:`hub.ratelimit`): same window rule, same 429 with ``Retry-After``.
     """
 
-    status = 429
-
     def __init__(self, retry_after: float) -> None:
-        seconds = max(1, round(retry_after))
+        seconds = RateLimited.seconds(retry_after)
         super().__init__(
-            f"too many failed logins for this user name or from this address; try again in {seconds} seconds"
+            f"too many failed logins for this user name or from this address; try again in {seconds} seconds",
+            retry_after=retry_after,
         )
-        self.retry_after = seconds
 
 
 @dataclass(frozen=True)
@@ -226,11 +226,11 @@ class TenancyService:
         self.store.purge_failures(now - window)
         for key in keys:
             failures = self.store.failures_since(key, now - window)
-            if len(failures) >= self.auth.login_attempts:
+            # Locked until enough of the counted failures have aged out of the window.
+            wait = retry_after(failures, self.auth.login_attempts, window, now)
+            if wait is not None:
                 log.warning("login throttled: %d failures within %.0f s", len(failures), window)
-                # Locked until enough of the counted failures have aged out of the window.
-                oldest_needed = failures[len(failures) - self.auth.login_attempts]
-                raise LoginThrottled(oldest_needed + window - now)
+                raise LoginThrottled(wait)
 
     def _dummy(self) -> str:
         if self._dummy_hash is None:

@@ -175,7 +175,12 @@ def _dry_run(app: Flask) -> None:
 
 @pytest.fixture(scope="module")
 def dry_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TenancyWorld]:
-    world = build_world(Path(tmp_path_factory.mktemp("matrix-dry")), prepare=_dry_run)
+    # Every route, every role: far more backtests per user than a rate limit allows; the limits
+    # have their own tests (test_rate_limits.py), so they are off here.
+    unlimited = {"log_exports": 0, "backtests": 0, "long_queries": 0}
+    world = build_world(
+        Path(tmp_path_factory.mktemp("matrix-dry")), prepare=_dry_run, settings={"rate_limits": unlimited}
+    )
     yield world
     world.hub.close()
 

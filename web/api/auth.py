@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, g, jsonify, redirect, request, session
+from flask import Blueprint, g, jsonify, make_response, redirect, request, session
 
-from hub.errors import Forbidden, InvalidInput, Unauthenticated
+from hub.errors import Forbidden, InvalidInput, RateLimited, Unauthenticated
 from hub.tenancy.credentials import csrf_for_session, same_secret
 from hub.tenancy.scope import project_role
 from hub.tenancy.service import LoginThrottled
@@ -35,9 +35,15 @@ def _template_helpers() -> dict[str, Any]:
     return {"csrf_token": access.csrf_token, "current_user": access.optional_principal}
 
 
-@bp.app_errorhandler(LoginThrottled)
-def _throttled(exc: LoginThrottled) -> Any:
-    response = jsonify(exc.to_dict())
+@bp.app_errorhandler(RateLimited)
+def _throttled(exc: RateLimited) -> Any:
+    """Every rate limit (failed logins, expensive requests; web/ratelimit.py): 429 + Retry-After."""
+    if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
+        response = jsonify(exc.to_dict())
+    else:
+        from web.views import render_error
+
+        response = make_response(render_error(429, exc.message))
     response.status_code = 429
     response.headers["Retry-After"] = str(exc.retry_after)
     return response
