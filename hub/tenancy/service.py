@@ -54,9 +54,9 @@ WORKSPACE_LABEL = "kubesphere.io/workspace"
 EnsureNamespace = Callable[[str, Mapping[str, str]], float | None]
 # The creationTimestamp of a namespace, None if it does not exist or no cluster is connected.
 NamespaceCreated = Callable[[str], float | None]
-
 # The metadata.uid of a namespace, None if it does not exist or no cluster is connected.
 NamespaceUid = Callable[[str], str | None]
+
 # Token last-use times are written at most this often per token, so that every API call does
 # not turn into a write.
 _TOUCH_EVERY = 60.0
