@@ -226,18 +226,20 @@ def load_json(raw: bytes | str) -> Any:
     try:
         body = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     except UnicodeDecodeError as exc:
-        raise InvalidInput("the request body is not UTF-8 text") from exc
+        raise InvalidInput("the request body is not UTF-8 text", field="body") from exc
     depth = _json_depth(body)
     if depth > MAX_JSON_DEPTH:
-        raise InvalidInput(f"the JSON body is nested {depth} levels deep; at most {MAX_JSON_DEPTH} are accepted")
+        raise InvalidInput(
+            f"the JSON body is nested {depth} levels deep; at most {MAX_JSON_DEPTH} are accepted", field="body"
+        )
     try:
         data = json.loads(body, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant)
     except json.JSONDecodeError as exc:
         raise InvalidInput(
-            f"the request body is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+            f"the request body is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", field="body"
         ) from exc
     except (ValueError, RecursionError) as exc:
-        raise InvalidInput(f"the request body is not acceptable JSON: {str(exc)[:200]}") from exc
+        raise InvalidInput(f"the request body is not acceptable JSON: {str(exc)[:200]}", field="body") from exc
     _check_strings(data)
     return data
 
@@ -247,13 +249,13 @@ def json_body(*, required: bool = True) -> dict[str, Any]:
     raw = request.get_data(cache=True)
     if not raw:
         if required:
-            raise InvalidInput("the request needs a JSON body")
+            raise InvalidInput("the request needs a JSON body", field="body")
         return {}
     if not request.is_json:
-        raise InvalidInput("the request body must be JSON (send Content-Type: application/json)")
+        raise InvalidInput("the request body must be JSON (send Content-Type: application/json)", field="body")
     data = load_json(raw)
     if not isinstance(data, dict):
-        raise InvalidInput("the request body must be a JSON object")
+        raise InvalidInput("the request body must be a JSON object", field="body")
     return data
 
 

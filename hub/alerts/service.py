@@ -41,6 +41,7 @@ from hub.timeutil import Clock, iso, parse_duration, parse_time
 
 AuditFn = Callable[[str, str, str, str, Mapping[str, Any]], Any]
 MAX_SILENCE = 90 * 86400.0  # a silence longer than a quarter is a disabled policy in disguise
+MAX_SILENCE_LEAD = 365 * 86400.0  # planned maintenance is known a year ahead at most
 MAX_COMMENT = 4000
 
 
@@ -633,6 +634,8 @@ class AlertService:
             raise Unprocessable("ends_at must be after starts_at", field="ends_at")
         if ends <= now:
             raise Unprocessable("the silence would already be over", field="ends_at")
+        if starts - now > MAX_SILENCE_LEAD:
+            raise Unprocessable("a silence may start at most 365 days from now", field="starts_at")
         if ends - starts > MAX_SILENCE:
             raise Unprocessable("a silence may last at most 90 days; disable the policy instead", field="ends_at")
         comment = body.get("comment", "")

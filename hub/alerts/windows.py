@@ -49,13 +49,33 @@ def _next_local_time(t: float, tz: str, minute_of_day: int) -> float:
     for offset in range(0, 3):
         d = day + timedelta(days=offset)
         naive = datetime(d.year, d.month, d.day, minute_of_day // 60, minute_of_day % 60)
-        candidate = naive.replace(tzinfo=_zone(tz))
-        ts = candidate.timestamp()
-        # A wall time inside a DST gap does not exist; zoneinfo maps it by the pre-gap offset,
-        # which lands after the gap in UTC terms. Either way the result is a real instant.
+        ts = _first_instant_at_or_after(naive, _zone(tz))
         if ts > t:
             return ts
     raise AssertionError("a wall-clock time recurs within three days")  # pragma: no cover
+
+
+def _first_instant_at_or_after(naive: datetime, zone: ZoneInfo) -> float:
+    """The first instant whose local wall time is ``naive`` or, when a spring-forward gap skips
+    ``naive``, the end of the gap (the first wall time after it).
+
+    zoneinfo maps a wall time in a gap by the pre-gap offset (fold=0), which lands as far
+    after the gap as the time was into it: a 02:30-03:15 window on New York's spring-forward
+    day would open at 03:30, after it closed, and notices would wait a whole day.
+    """
+    before = naive.replace(tzinfo=zone, fold=0).timestamp()
+    if datetime.fromtimestamp(before, tz=zone).replace(tzinfo=None) == naive:
+        return before  # the wall time exists (in an overlap: its first occurrence)
+    after = naive.replace(tzinfo=zone, fold=1).timestamp()  # the post-gap offset: before the gap
+    lo, hi = min(before, after), max(before, after)
+    offset_hi = datetime.fromtimestamp(hi, tz=zone).utcoffset()
+    while hi - lo > 1:  # the transition instant, to the second (transitions are whole seconds)
+        mid = (lo + hi) // 2
+        if datetime.fromtimestamp(mid, tz=zone).utcoffset() == offset_hi:
+            hi = mid
+        else:
+            lo = mid
+    return float(hi)
 
 
 def next_open(window: TimeWindow | None, t: float) -> float:
