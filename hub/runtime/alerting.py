@@ -14,7 +14,7 @@ What crosses from other areas, and how: the monitoring catalogue's metric names 
 validation) and ``alert_query`` (one PromQL per distinct key), the Prometheus adapter's instant
 and range queries (returning frames), the tenancy service's users (receiver validation and
 email addresses), platform admins (the hub's own meta-alert) and audit log, and the log store
-(log lines in workload alert emails).
+(evidence lines in alert emails, ``hub/runtime/evidence.py``).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from hub.alerts.notify.render import Renderer
 from hub.alerts.policy import Receiver
 from hub.alerts.service import AlertService
 from hub.collectors.catalogue import default_catalogue
+from hub.runtime.evidence import evidence_lines
 from hub.store.alerts import AlertStore
 
 if TYPE_CHECKING:
@@ -316,7 +317,7 @@ def build(hub: Hub) -> None:
             dispatcher = Dispatcher(
                 store=store,
                 notifier=SmtpNotifier(settings.smtp),
-                renderer=Renderer(public_url=settings.public_url, log_lines=_log_lines(hub)),
+                renderer=Renderer(public_url=settings.public_url, log_lines=evidence_lines(hub)),
                 clock=hub.clock,
                 retry_initial=settings.alerts.retry_initial_seconds,
                 retry_max=settings.alerts.retry_max_seconds,
@@ -329,40 +330,6 @@ def build(hub: Hub) -> None:
         tick_seconds=settings.alerts.tick_seconds,
         delivery_seconds=settings.alerts.delivery_seconds,
     )
-
-
-def _log_lines(hub: Hub) -> Any:
-    """Log lines of a workload from the same minutes, read by the hub itself (no user scope:
-    the email goes to the policy's own receivers, who watch that workload)."""
-
-    def lines(
-        *, namespace: str, kind: str, workload: str, start: float, end: float, limit: int
-    ) -> list[dict[str, Any]]:
-        logs = hub.services.get("logs")
-        store = getattr(logs, "store", None)
-        if store is None:
-            return []
-        from hub.collectors.logs.store import LogQuery
-        from hub.tenancy.scope import Project, log_floors
-
-        tenancy = hub.services.get("tenancy")
-        project = tenancy.project(namespace) if tenancy is not None else None
-        # The tenants' predecessor rule: the receivers see what the project's members would.
-        floors = log_floors([project or Project(namespace=namespace, workspace="")])
-        result = store.search(
-            LogQuery(
-                visibility=floors.created,
-                namespace_uids=floors.uids,
-                workloads=(workload,) if workload else (),
-                start=start,
-                end=end,
-                sort="asc",
-                size=limit,
-            )
-        )
-        return [line.to_dict() for line in result.items]
-
-    return lines
 
 
 def seed_sandbox(settings: Settings, state: Mapping[str, Any]) -> str:

@@ -450,7 +450,7 @@ def test_a_workload_alert_email_is_in_chinese_when_asked_and_lists_log_lines(tmp
     mail = w.mails()[0][1]
     assert mail.recipient == "alice@users.example"
     assert mail.subject == "[告警·重要] deployment/api cpu 900m (>500m)"
-    assert "GC overhead limit exceeded" in mail.text and "同一时段的日志" in mail.text
+    assert "GC overhead limit exceeded" in mail.text and "截至本次通知的最新日志（错误和警告在前）" in mail.text
     assert calls[0]["namespace"] == "team-a" and calls[0]["workload"] == "api"
     msg = email.message_from_string(mail.text)
     assert msg is not None

@@ -50,6 +50,7 @@ class Notice:
     send_number: int = 0
     reason: str = ""
     detail: Mapping[str, Any] = field(default_factory=dict)
+    since: float | None = None  # a repeat: when the previous notice went out (its evidence starts there)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))

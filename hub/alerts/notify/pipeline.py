@@ -76,6 +76,7 @@ def build_notice(
     send_number: int = 0,
     detail: Mapping[str, object] | None = None,
     ended_at: float | None = None,
+    since: float | None = None,
 ) -> Notice | None:
     rule = policy.rule(st.rule)
     if rule is None:
@@ -114,6 +115,7 @@ def build_notice(
         send_number=send_number,
         reason=reason,
         detail=dict(detail or {}),
+        since=since,
     )
 
 
@@ -147,6 +149,7 @@ def process(inp: PipelineInput) -> PipelineOutput:
             reason=c.reason,
             send_number=c.state.sends + 1 if c.counts_as_send else c.state.sends,
             ended_at=c.transition.at if c.kind in ("resolved", "closed") and c.transition is not None else None,
+            since=c.state.last_sent if c.kind == "repeat" else None,
         )
         if n is not None:
             decided.append((n, c))

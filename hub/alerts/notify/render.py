@@ -4,8 +4,8 @@ Subjects are written for a phone's mail list, most telling words first:
 ``[FIRING·critical] node-1 cpu-high 97.0% (>90%)``. Bodies carry the evidence an on-call
 engineer needs to act without opening anything: policy, rule, entity, severity, the query,
 value against threshold, first and last breach, how many periods, the evaluated samples
-(and a chart of them), a console link, and for workload alerts the log lines of the same
-minutes when the hub has a log store.
+(and a chart of them), a console link, and the newest log lines of the workload or node up to
+the notice (errors first; evidence.py) when the hub has a log store.
 
 Templates (Jinja2) live in ``templates/<language>/``; English and Chinese ship.
 """
@@ -22,6 +22,7 @@ from typing import Any
 import jinja2
 
 from hub.alerts.engine import COMPARE
+from hub.alerts.notify import evidence
 from hub.alerts.notify.chart import sparkline
 from hub.alerts.notify.notice import Notice, format_threshold, format_value, short_entity
 from hub.timeutil import format_duration
@@ -34,7 +35,6 @@ TEMPLATES = Path(__file__).parent / "templates"
 MAX_CHARTS = 5  # charts per email: enough for a grouped message, small enough for any client
 MAX_LOG_NOTICES = 3
 MAX_LOG_LINES = 20
-LOG_MARGIN = 120.0  # seconds of logs before the first breach and after the notice
 
 WORDS: dict[str, dict[str, Any]] = {
     "en": {
@@ -150,18 +150,16 @@ class Renderer:
 
     # -- body ---------------------------------------------------------------------------------
     def _logs(self, n: Notice) -> list[Mapping[str, Any]]:
-        if self.log_lines is None or n.level != "workload" or not n.namespace:
+        """The evidence lines (hub/alerts/notify/evidence.py has the rule): the newest up to the
+        notice time within the breach span (a repeat: since the previous send), errors and
+        warnings first, of the alert's own workload (kind too) or node."""
+        subject = evidence.subject_of(n)
+        if self.log_lines is None or subject is None:
             return []
-        kind = n.labels.get("kind") or n.labels.get("workload_kind") or ""
-        name = n.labels.get("workload") or ""
-        start = (n.started_at or n.at) - n.period - LOG_MARGIN
-        end = n.at + LOG_MARGIN
+        start, end = evidence.window(n)
         try:
-            return list(
-                self.log_lines(
-                    namespace=n.namespace, kind=kind, workload=name, start=start, end=end, limit=MAX_LOG_LINES
-                )
-            )[:MAX_LOG_LINES]
+            found = self.log_lines(**subject, start=start, end=end, limit=MAX_LOG_LINES)
+            return evidence.pick(found, MAX_LOG_LINES)
         except Exception as exc:  # evidence is best-effort: a log store outage must not block the alert
             log.warning("log lines for %s unavailable: %s", n.alert_id, exc)
             return []
@@ -209,7 +207,7 @@ class Renderer:
         images: list[tuple[str, bytes]] = []
         logs_left = MAX_LOG_NOTICES
         for i, n in enumerate(notices):
-            with_logs = not digest and logs_left > 0 and n.level == "workload" and n.kind in ("firing", "repeat")
+            with_logs = not digest and logs_left > 0 and n.kind in ("firing", "repeat")
             item, chart = self._item(n, i, with_chart=not digest and i < MAX_CHARTS, with_logs=with_logs)
             if with_logs:
                 logs_left -= 1
