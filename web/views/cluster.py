@@ -14,6 +14,7 @@ from hub.collectors.inventory import ListQuery
 from hub.errors import HubError, InvalidInput
 from web.access import audit, permission, require
 from web.api.cluster import read_pod_log
+from web.params import MAX_ID, integer, whole
 from web.views import common
 from web.views.common import _, attempt, back, can, done, failed, page, require_service
 
@@ -108,9 +109,11 @@ def workload(ns: str, kind: str, name: str) -> Any:
 
 
 def _whole(raw: str | None, field: str) -> int:
+    """A whole number typed into a form (ASCII digits, within 64 bits: web.params.whole); the
+    service checks its range."""
     try:
-        return int(raw or "")
-    except ValueError as exc:
+        return whole(raw or "", field, lo=-MAX_ID - 1, hi=MAX_ID)
+    except InvalidInput as exc:
         raise InvalidInput(_("workload.whole_number", field=field), field=field) from exc
 
 
@@ -162,11 +165,7 @@ def pod(ns: str, pod: str) -> Any:
     detail = _read(lambda: _cluster().get_pod(ns, pod), None)
     log = None
     container = request.args.get("container") or None
-    tail = request.args.get("tail", "100")
-    try:
-        tail_n = max(1, min(int(tail), 10_000))
-    except ValueError:
-        tail_n = 100
+    tail_n = integer(request.args, "tail", 100, lo=1, hi=10_000, lenient=True)
     if detail and can("pods:log", namespace=ns):
         log = attempt(lambda: read_pod_log(ns, pod, container=container, tail=tail_n), None)
     return page("pod.html", ns=ns, pod_name=pod, p=detail, log=log, container=container or "", tail=tail_n)
