@@ -338,9 +338,10 @@ def seed_sandbox(settings: Settings, state: Mapping[str, Any]) -> str:
     Node-level templates become the cluster's policies and workload-level templates are loaded
     into every demo project, so the demo has alerts to show and backtest on first start.
     Idempotent: a policy whose name already exists in its scope is left as the user edited it.
-    Receivers: the project's members for workload policies, the platform admins for node
-    policies, all demo users with an address (sandbox/seed.py), so the demo alerts arrive in
-    the sandbox's mailbox; any save warning (a receiver without an address) is reported.
+    Receivers: the project's members (else the platform admins) for workload policies, the
+    platform admins for node policies; every demo user has an address (sandbox/seed.py), so the
+    demo alerts arrive in the sandbox's mailbox. Any save warning (a receiver without an
+    address) is reported in the hook's line.
     """
     from hub.runtime import build_hub
 
@@ -365,12 +366,15 @@ def seed_sandbox(settings: Settings, state: Mapping[str, Any]) -> str:
         for workspace, namespaces in (state.get("workspaces") or {}).items():
             for namespace in namespaces:
                 # The templates ship without receivers; in the demo the project's own members
-                # (direct or through their workspace) get its notices.
-                members = sorted(
-                    c["username"]
-                    for c in state.get("credentials") or []
-                    if namespace in (c.get("projects") or {}) or workspace in (c.get("workspaces") or {})
-                )
+                # (direct or through their workspace) get its notices, else the platform admins.
+                members = (
+                    sorted(
+                        c["username"]
+                        for c in state.get("credentials") or []
+                        if namespace in (c.get("projects") or {}) or workspace in (c.get("workspaces") or {})
+                    )
+                    or admins
+                )  # a project without members: its alerts go to the platform admins
                 existing = {p["name"] for p in svc.list_policies(level="workload", namespace=namespace)}
                 for template in workload_templates:
                     if template["name"] in existing:
