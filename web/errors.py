@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Any
 
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -17,11 +18,28 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
 
 
+# The last guard against an error that echoes its input (issue 20: a 307-byte YAML alias bomb
+# drew a 3.85 MB answer): every string of an error body is cut to this many characters, and a
+# problem list to MAX_PROBLEMS entries. Messages are written to be far shorter.
+MAX_ERROR_CHARS = 1000
+MAX_PROBLEMS = 101
+
+
+def _bounded(value: Any) -> Any:
+    if isinstance(value, str):
+        return value if len(value) <= MAX_ERROR_CHARS else value[: MAX_ERROR_CHARS - 1] + "…"
+    if isinstance(value, list):
+        return [_bounded(v) for v in value[:MAX_PROBLEMS]]
+    if isinstance(value, dict):
+        return {k: _bounded(v) for k, v in value.items()}
+    return value
+
+
 def register(app: Flask) -> None:
     @app.errorhandler(HubError)
     def hub_error(exc: HubError):
         if _wants_json() or exc.status not in (401, 403, 404):
-            return jsonify(exc.to_dict()), exc.status
+            return jsonify(_bounded(exc.to_dict())), exc.status
         from web.views import render_error
 
         return render_error(exc.status, exc.message)

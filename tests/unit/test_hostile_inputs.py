@@ -660,3 +660,18 @@ def test_console_forms_with_hostile_values_never_fail(world: TenancyWorld, path:
     r = client.post(path, data={**form, "csrf_token": csrf})
     assert r.status_code < 500, f"{r.status_code}: {r.get_data(as_text=True)[:300]}"
     assert len(r.get_data()) < 200_000
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/monitoring/workloads?kind=" + "x" * 60_000,
+        "/api/v1/monitoring/pods?metrics=" + "x" * 60_000,
+        "/api/v1/alerting/alerts?state=" + "x" * 60_000,
+        "/api/v1/logs?sort=" + "x" * 60_000,
+    ],
+)
+def test_no_error_echoes_a_long_input(world: TenancyWorld, spec: dict, url: str) -> None:
+    r = world.client("platform-admin").get(url)
+    check(world, spec)(r, None, statuses=(400,))
+    assert len(r.get_data()) < 1200
