@@ -7,7 +7,7 @@ declares and the first paragraph of its docstring.
 Statuses: the success status is read from the view's own source (``return ..., 201``,
 ``return "", 204``), so a new view declares what it answers without extra bookkeeping; the
 error statuses follow from what the request machinery can answer for the operation (400 for
-any bad parameter, 401/403 unless public, 404 with a path parameter, 409/413 for bodies,
+any bad parameter, 401/403 unless public (public API logins: 401), 404 with a path parameter, 409/413 for bodies,
 422/429/503 everywhere under /api/v1), each with the Error schema. 204 answers have no body.
 """
 
@@ -80,8 +80,8 @@ def _responses(endpoint: str, view: Callable[..., Any], method: str, *, public: 
     api = endpoint not in ("ops.healthz", "ops.readyz", "ops.metrics")
     if not public:
         errors += ["401", "403"]
-    elif method != "GET":
-        errors.append("403")  # a session's unsafe request without its CSRF token
+    elif api:  # public API operations: logins answer 401 for bad credentials
+        errors += ["401"] + (["403"] if method != "GET" else [])  # 403: a session's write without CSRF
     if has_params:
         errors.append("404")
     if method in ("POST", "PUT", "PATCH", "DELETE"):

@@ -675,3 +675,40 @@ def test_no_error_echoes_a_long_input(world: TenancyWorld, spec: dict, url: str)
     r = world.client("platform-admin").get(url)
     check(world, spec)(r, None, statuses=(400,))
     assert len(r.get_data()) < 1200
+
+
+# -- auth and tenancy bodies ----------------------------------------------------------------------
+MEGABYTE = "p" * 1_000_000
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "role", "body", "statuses", "field"),
+    [
+        ("post", "/api/v1/auth/login", None, {"username": "admin", "password": MEGABYTE}, (401,), None),
+        ("post", "/api/v1/auth/token", None, {"username": MEGABYTE, "password": "x"}, (401,), None),
+        ("post", "/api/v1/auth/token", None, {"username": ["admin"], "password": 5}, (400,), "username"),
+        ("post", "/api/v1/users", "platform-admin", {"name": "zed", "password": MEGABYTE}, (422,), "password"),
+        ("post", "/api/v1/users", "platform-admin", {"name": "zed", "password": "Long-pw-99x", "platform_role": None},
+         (422,), "platform_role"),
+        ("patch", "/api/v1/users/regular", "platform-admin", {"email": 5}, (400,), "email"),
+        ("patch", "/api/v1/users/regular", "platform-admin", {"disabled": "yes"}, (400,), "disabled"),
+        ("post", "/api/v1/workspaces", "platform-admin", {"name": "wsq", "description": MEGABYTE}, (422,),
+         "description"),
+        ("post", "/api/v1/auth/tokens", "platform-regular", {"name": MEGABYTE}, (400,), "name"),
+        ("post", "/api/v1/workspaces/ws-a/projects", "platform-admin", {"namespace": "x" * 300}, (400, 422),
+         "namespace"),
+        ("post", "/api/v1/workspaces/ws-a/projects", "platform-admin", {"namespace": None}, (400, 422), "namespace"),
+    ],
+)  # fmt: skip
+def test_auth_and_tenancy_bodies(
+    world: TenancyWorld,
+    spec: dict,
+    method: str,
+    url: str,
+    role: str | None,
+    body: dict,
+    statuses: tuple[int, ...],
+    field: str | None,
+) -> None:
+    r = getattr(world.client(role), method)(url, json=body)
+    refused(r, field, world=world, spec=spec, statuses=statuses)
