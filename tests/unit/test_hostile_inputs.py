@@ -712,3 +712,158 @@ def test_auth_and_tenancy_bodies(
 ) -> None:
     r = getattr(world.client(role), method)(url, json=body)
     refused(r, field, world=world, spec=spec, statuses=statuses)
+
+
+# -- a sweep over every operation ---------------------------------------------------------------------
+PATH_VALUES = {
+    "ns": "ns-a1",
+    "ws": "ws-a",
+    "user": "pviewer",
+    "name": "pviewer",
+    "kind": "deployment",
+    "node": "node-0",
+    "pod": "web-0",
+    "level": "pods",
+    "token_id": "1",
+}
+QUERY_NAMES = [
+    "offset",
+    "limit",
+    "from",
+    "size",
+    "page",
+    "start",
+    "end",
+    "time",
+    "step",
+    "interval",
+    "window",
+    "since",
+    "until",
+    "tail",
+    "q",
+    "namespaces",
+    "workloads",
+    "pods",
+    "metrics",
+    "sort_metric",
+    "sort_type",
+    "stat",
+    "state",
+    "active",
+    "alert",
+    "policy",
+    "format",
+    "kind",
+    "name",
+    "label_selector",
+    "continue",
+    "propagation",
+    "container",
+    "actor",
+    "action",
+    "target",
+    "result",
+    "namespace",
+    "node",
+    "status",
+    "type",
+    "object",
+    "level",
+]
+QUERY_VALUES = [BIG, "nan", "-inf", "1e400", HUGE_DURATION, "9999-12-31T23:59:59Z", "-0", "\u202e\u200f", "x" * 5000]
+BODY_FIELDS = [
+    "name",
+    "role",
+    "replicas",
+    "revision",
+    "image",
+    "container",
+    "expires_in",
+    "duration",
+    "starts_at",
+    "ends_at",
+    "matchers",
+    "comment",
+    "text",
+    "start",
+    "end",
+    "policy",
+    "rules",
+    "level",
+    "password",
+    "email",
+    "description",
+    "namespace",
+    "admin",
+    "platform_role",
+    "disabled",
+    "current_password",
+    "new_password",
+    "username",
+    "threshold",
+    "display_name",
+    "overrides",
+]
+BODY_VALUES: list[str] = [
+    "[" * 5000 + "]" * 5000,
+    json.dumps(dict.fromkeys(BODY_FIELDS, "nan")),
+    json.dumps(dict.fromkeys(BODY_FIELDS, HUGE_DURATION)),
+    json.dumps(dict.fromkeys(BODY_FIELDS, 2**63)),
+    json.dumps(dict.fromkeys(BODY_FIELDS, -0.0)),
+    json.dumps(dict.fromkeys(BODY_FIELDS)),
+    json.dumps({key: [[[]]] for key in BODY_FIELDS}),
+    json.dumps({key: {"a": {"b": 1e300}} for key in BODY_FIELDS}),
+    '{"name": NaN, "duration": Infinity}',
+]
+
+
+def _operations(world: TenancyWorld) -> list[tuple[str, str]]:
+    out = []
+    for rule in world.app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/v1/") or rule.rule == "/api/v1/auth/logout":  # it revokes our token
+            continue
+        url = _CONVERTER.sub(lambda m: PATH_VALUES.get(m.group("name"), "x"), rule.rule)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS", "DELETE"}):
+            out.append((method, url))
+    return out
+
+
+def _acceptable(world: TenancyWorld, spec: dict, method: str, url: str, response: Any) -> str | None:
+    """None when the answer is fine: not a 5xx unless a backend is named, and declared."""
+    status = response.status_code
+    if status >= 500 and not (status == 503 and "backend" in (response.get_json(silent=True) or {})):
+        return f"{method} {url}: {status} {response.get_data(as_text=True)[:200]}"
+    if str(status) not in declared(world, spec, method, url.split("?")[0]):
+        return f"{method} {url}: {status} is not declared in the OpenAPI document"
+    if len(response.get_data()) > 200_000 and status >= 400:
+        return f"{method} {url}: a {len(response.get_data())}-byte error"
+    return None
+
+
+def test_every_operation_survives_hostile_query_parameters_and_bodies(tmp_path: Path) -> None:
+    from urllib.parse import urlencode
+
+    no_limits = {"rate_limits": {"log_exports": 0, "backtests": 0, "long_queries": 0}}
+    world = build_world(tmp_path, clock=FakeClock(NOW), settings=no_limits)
+    try:
+        spec = world.client().get("/api/v1/openapi.json").get_json()
+        client = world.client("platform-admin")
+        failures, sent = [], 0
+        for method, url in _operations(world):
+            if method == "GET":
+                for value in QUERY_VALUES:
+                    r = client.get(f"{url}?{urlencode(dict.fromkeys(QUERY_NAMES, value))}")
+                    sent += 1
+                    failures.append(_acceptable(world, spec, method, url, r))
+            else:
+                for body in BODY_VALUES:
+                    r = client.open(url, method=method, data=body, content_type="application/json")
+                    sent += 1
+                    failures.append(_acceptable(world, spec, method, url, r))
+        problems = [f for f in failures if f]
+        assert sent > 500
+        assert client.get("/api/v1/me").status_code == 200, "the sweep must run signed in to the end"
+        assert problems == [], "\n".join(problems[:30])
+    finally:
+        world.hub.close()
