@@ -249,6 +249,17 @@ class Journey:
         self.page = self.context.new_page()
         self.page.on("response", self._record)
         self.page.on("dialog", lambda d: d.accept())
+        # The hub's Content-Security-Policy forbids inline script; Chromium reports what it blocked
+        # on the console. Any such report fails the journey (see the ``journey`` fixture).
+        self.csp_violations: list[str] = []
+        self.page.on(
+            "console",
+            lambda m: (
+                self.csp_violations.append(f"{self.page.url}: {m.text}")
+                if "Content Security Policy" in m.text
+                else None
+            ),
+        )
 
     def _record(self, response: Any) -> None:
         if response.request.resource_type != "document":
@@ -316,3 +327,5 @@ def journey(console: Console, browser: Any, request: pytest.FixtureRequest) -> I
     yield start
     for j in opened:
         j.close()
+    violations = [v for j in opened for v in j.csp_violations]
+    assert violations == [], "the console broke its Content-Security-Policy:\n" + "\n".join(violations[:10])
