@@ -867,3 +867,29 @@ def test_every_operation_survives_hostile_query_parameters_and_bodies(tmp_path: 
         assert problems == [], "\n".join(problems[:30])
     finally:
         world.hub.close()
+
+
+def test_every_operation_survives_hostile_path_segments(tmp_path: Path) -> None:
+    from urllib.parse import quote
+
+    no_limits = {"rate_limits": {"log_exports": 0, "backtests": 0, "long_queries": 0}}
+    world = build_world(tmp_path, clock=FakeClock(NOW), settings=no_limits)
+    try:
+        spec = world.client().get("/api/v1/openapi.json").get_json()
+        client = world.client("platform-admin")
+        failures, sent = [], 0
+        for value in ["x" * 5000, "\u202eabc", "..", "a b", "名字", "-1", BIG, "ns-a1\n", "%00"]:
+            segment = quote(value, safe="")
+            for rule in world.app.url_map.iter_rules():
+                if not rule.rule.startswith("/api/v1/") or "<" not in rule.rule or rule.rule.endswith("/logout"):
+                    continue
+                url = _CONVERTER.sub(lambda m: "1" if m.group("conv") == "int" else segment, rule.rule)  # noqa: B023
+                for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS", "DELETE"}):
+                    r = client.open(url, method=method, json=None if method == "GET" else {})
+                    sent += 1
+                    failures.append(_acceptable(world, spec, method, url, r))
+        problems = [f for f in failures if f]
+        assert sent > 300
+        assert problems == [], "\n".join(problems[:30])
+    finally:
+        world.hub.close()
