@@ -97,7 +97,9 @@ WORKLOADS: list[Workload] = [
              image="registry.example.com/analytics/ingest:7.1.0"),
     Workload("analytics-etl", "nightly-report", "CronJob", ("report",), schedule="*/30 * * * *", cpu_base=0.4,
              style="batch", lang="zh", image="registry.example.com/analytics/report:2.0.1"),
-    Workload("analytics-etl", "backfill-events", "Job", ("backfill",), cpu_base=0.5, style="batch",
+    # Chinese, so that analytics-etl has Chinese lines from the start: its other Chinese
+    # workload is a CronJob, whose first pod may be 30 minutes away on a fresh sandbox.
+    Workload("analytics-etl", "backfill-events", "Job", ("backfill",), cpu_base=0.5, style="batch", lang="zh",
              image="registry.example.com/analytics/ingest:7.1.0"),
     Workload("analytics-db", "clickhouse", "StatefulSet", ("clickhouse",), weight=1.5, cpu_request="1", cpu_limit="2",
              memory_request="2Gi", memory_limit="4Gi", cpu_base=0.6, memory_base=2.2 * GiB,
@@ -389,7 +391,7 @@ class Seeder:
         self._ensure_cluster_logs()
         lines = sum(len(v) for v in records.values())
         self.say(f"logs: wrote {lines} log records for {len(records)} containers")
-        docs = self._index_logs(records)
+        docs = self.index_logs(records)
         self._write_state("logs-seeded.json", {"records": lines, "documents": docs, "end": end})
         self.say(f"logs: indexed {docs} documents into Elasticsearch in {time.monotonic() - t0:.1f}s")
 
@@ -412,11 +414,22 @@ class Seeder:
             }
             kube.apply_cluster_object(self.api, obj)
 
-    def _index_logs(self, records: dict[tuple[str, str], list[LogRecord]]) -> int:
-        """Bulk-index the log records of (at most 3) pods per workload; returns documents indexed."""
+    def index_logs(self, records: dict[tuple[str, str], list[LogRecord]], *, prefix: str = LOG_INDEX_PREFIX) -> int:
+        """Bulk-index the log records of (at most 3) pods per workload; returns documents indexed.
+
+        Every document carries its namespace's ``namespace_uid`` as the API server has it now:
+        the seeded day predates the namespaces, and the UID is what tells the hub these lines
+        are the current namespaces' own (not an earlier namespace's of the same name), so
+        tenants see them. ``prefix`` (indices ``<prefix>YYYY.MM.DD``, a template of their own)
+        lets tests index into indices of their own.
+        """
         es = self.sb.elasticsearch_url
+        namespace_uids = {
+            ns: self.api.get(f"/api/v1/namespaces/{ns}")["metadata"]["uid"] for ns in {w.namespace for w in WORKLOADS}
+        }
+        template_name = "kubehub-sandbox-logs" if prefix == LOG_INDEX_PREFIX else f"kubehub-sandbox-{prefix.strip('-')}"
         template = {
-            "index_patterns": [f"{LOG_INDEX_PREFIX}*"],
+            "index_patterns": [f"{prefix}*"],
             "priority": 1,  # the hub may install its own template for the same indices at a higher priority
             "template": {
                 "settings": {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "5s"},
@@ -430,14 +443,24 @@ class Seeder:
                         "message": {"type": "text", "analyzer": "standard"},
                         **{
                             k: {"type": "keyword", "ignore_above": 1024}
-                            for k in ("namespace", "pod", "container", "node", "pod_uid", "workload", "stream", "level")
+                            for k in (
+                                "namespace",
+                                "namespace_uid",
+                                "pod",
+                                "container",
+                                "node",
+                                "pod_uid",
+                                "workload",
+                                "stream",
+                                "level",
+                            )
                         },
                     },
                 },
             },
         }
         code, body = self.sb.http(
-            f"{es}/_index_template/kubehub-sandbox-logs",
+            f"{es}/_index_template/{template_name}",
             method="PUT",
             body=json.dumps(template).encode(),
             headers={"Content-Type": "application/json"},
@@ -458,12 +481,13 @@ class Seeder:
             pods = sorted(pods_by_workload.get((w.namespace, w.name), []), key=lambda p: p["metadata"]["name"])[:3]
             for pod in pods:
                 for c in w.containers:
-                    for rec in records[(w.namespace, c)]:
+                    for rec in records.get((w.namespace, c), []):
                         ts = dt.datetime.fromtimestamp(rec.t, dt.UTC)  # microseconds, like the hub
-                        index = LOG_INDEX_PREFIX + ts.strftime("%Y.%m.%d")
+                        index = prefix + ts.strftime("%Y.%m.%d")
                         doc = {
                             "time": ts.isoformat(timespec="microseconds").replace("+00:00", "Z"),
                             "namespace": w.namespace,
+                            "namespace_uid": namespace_uids[w.namespace],
                             "pod": pod["metadata"]["name"],
                             "container": c,
                             "workload": w.name,
@@ -481,7 +505,7 @@ class Seeder:
                             batch = []
         if batch:
             self._bulk(batch)
-        self.sb.http(f"{es}/{LOG_INDEX_PREFIX}*/_refresh", method="POST", timeout=60)
+        self.sb.http(f"{es}/{prefix}*/_refresh", method="POST", timeout=60)
         return docs
 
     def _bulk(self, lines: list[bytes]) -> None:

@@ -1,5 +1,7 @@
 """The shipper against the sandbox's real kube-apiserver, whose pod logs KWOK serves from CRI files
-(ClusterLogs): every line the API serves lands in the store once, labelled, across a restart."""
+(ClusterLogs): every line the API serves lands in the store once, labelled, across a restart,
+stamped with its namespace's UID, so a tenant sees the seeded day although it predates the
+namespace."""
 
 from __future__ import annotations
 
@@ -92,4 +94,19 @@ def test_shipped_lines_match_the_pod_log_api_exactly_once_across_a_restart(hub: 
 
     hits = service.store.search(LogQuery(visibility={NAMESPACE: 0.0}, text=parse_keywords("健康检查")))
     assert hits.total > 0 and all("健康检查" in item.message for item in hits.items)
+
+    # Every line carries the namespace's UID as the API server has it: with that UID a tenant
+    # sees every line, those logged before the namespace object was made included (the seeded
+    # day); the time floor alone would hide those; another UID sees nothing.
+    cluster = hub.services["cluster"]
+    uid, created = cluster.namespace_uid(NAMESPACE), cluster.namespace_created(NAMESPACE)
+    assert uid and created
+    before = sum(1 for x in lines if x.time < created)
+    assert before > 1000, "the seeded day predates the namespace"
+    every = LogQuery(visibility={NAMESPACE: created}, namespace_uids={NAMESPACE: uid}, sort="asc")
+    assert sum(1 for _ in service.store.export(every, limit=10**7)) == len(lines)
+    floor_only = LogQuery(visibility={NAMESPACE: created}, sort="asc")
+    assert sum(1 for _ in service.store.export(floor_only, limit=10**7)) == len(lines) - before
+    other = LogQuery(visibility={NAMESPACE: 0.0}, namespace_uids={NAMESPACE: "not-" + uid})
+    assert service.store.search(other).total == 0
     second.close()

@@ -1,20 +1,23 @@
 """Projects against the sandbox's real kube-apiserver (with its controller-manager).
 
 A project created over the API becomes a real namespace carrying its workspace's label, with
-the namespace's creationTimestamp as its log floor; deleting and recreating the namespace
-moves the floor (through the cluster watch); a namespace already labelled for another
-workspace is refused without naming that workspace.
+the namespace's creationTimestamp as its log floor and its metadata.uid as the UID its lines
+are told apart by; deleting and recreating the namespace moves both (through the cluster
+watch), so the tenant stops seeing the first namespace's lines while an admin still does; a
+namespace already labelled for another workspace is refused without naming that workspace.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from hub.collectors.logs.store import LogParams, LogRecord
 from hub.runtime import Hub, build_hub
 from hub.settings import Settings
 from hub.tenancy.service import WORKSPACE_LABEL
@@ -84,6 +87,12 @@ def _namespace(hub: Hub, name: str) -> dict[str, Any] | None:
         raise
 
 
+def _tenant_lines(hub: Hub, username: str, ns: str) -> set[str]:
+    principal = hub.services["tenancy"].principal_for(username)
+    body = hub.services["logs"].search(principal, LogParams(namespaces=(ns,), size=100))
+    return {item["message"] for item in body["items"]}
+
+
 def _created(obj: dict[str, Any]) -> float:
     from hub.timeutil import parse_time
 
@@ -107,14 +116,36 @@ def test_a_project_is_a_labelled_namespace_whose_creation_time_is_the_log_floor(
     assert tenancy.project(ns).created == first
     owner = tenancy.principal_for("wsowner")
     assert tenancy.scope(owner).floor(ns) == first
+    first_uid = obj["metadata"]["uid"]
+    assert tenancy.project(ns).uid == first_uid and first_uid
 
-    # Delete the namespace and make it again: the new namespace has a new floor, seen by the watch.
+    # Lines as the shipper writes them, stamped with the namespace's UID: its pods' history from
+    # before the namespace object (seeded or backfilled) is the tenant's, and so is the rest.
+    logs = hub.services["logs"]
+    old = [
+        LogRecord(time=first - 3600, namespace=ns, pod="app-0", container="c", message="old-1 before the namespace"),
+        LogRecord(time=first + 1, namespace=ns, pod="app-0", container="c", message="old-2 after it"),
+    ]
+    assert logs.write([replace(r, namespace_uid=first_uid) for r in old]) == 2
+    assert _tenant_lines(hub, "wsowner", ns) == {"old-1 before the namespace", "old-2 after it"}
+
+    # Delete the namespace and make it again: the new namespace has a new UID and floor, seen by
+    # the watch; the first namespace's lines are hidden from the tenant, whatever their time.
     _api(hub, "DELETE", f"/api/v1/namespaces/{ns}", verb="delete", name=ns)
     wait_until(lambda: _namespace(hub, ns) is None, timeout=120, what=f"namespace {ns} to be deleted")
     again = hub.services["cluster"].ensure_namespace(ns, {WORKSPACE_LABEL: ws})
     assert again > first
+    second_uid = _namespace(hub, ns)["metadata"]["uid"]
+    assert second_uid != first_uid
     wait_until(lambda: tenancy.project(ns).created == again, timeout=60, what="the log floor to move")
+    wait_until(lambda: tenancy.project(ns).uid == second_uid, timeout=60, what="the project's UID to move")
     assert tenancy.scope(owner).floor(ns) == again
+    assert _tenant_lines(hub, "wsowner", ns) == set()
+    new = LogRecord(time=again + 1, namespace=ns, pod="app-0", container="c", message="new-1", namespace_uid=second_uid)
+    assert logs.write([new]) == 1
+    assert _tenant_lines(hub, "wsowner", ns) == {"new-1"}
+    # a platform admin investigates the cluster as a whole: both namespaces' lines
+    assert _tenant_lines(hub, "root", ns) == {"old-1 before the namespace", "old-2 after it", "new-1"}
 
 
 def test_a_namespace_labelled_for_another_workspace_is_refused_without_naming_it(hub_and_client: Any) -> None:
