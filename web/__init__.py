@@ -101,6 +101,8 @@ def security_headers(response: Any) -> Any:
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    if request.is_secure:  # only a response that came over HTTPS may pin HTTPS
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     if request.path.startswith("/api/"):
         headers.setdefault("Cache-Control", "no-store")
     if response.status_code == 204:

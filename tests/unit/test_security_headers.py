@@ -166,3 +166,11 @@ def test_a_cookie_replayed_after_logout_no_longer_works(tenancy_world: TenancyWo
     replay.set_cookie("kubehub_session", stolen)
     assert replay.get("/api/v1/me").status_code == 401
     assert replay.get("/", follow_redirects=False).status_code in (302, 303, 401)
+
+
+def test_hsts_only_over_https(tenancy_world: TenancyWorld) -> None:
+    client = tenancy_world.app.test_client()
+    assert "Strict-Transport-Security" not in client.get("/login").headers
+    assert (
+        client.get("/login", base_url="https://hub.example").headers["Strict-Transport-Security"].startswith("max-age=")
+    )
