@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
@@ -159,6 +160,7 @@ class CycleRunner:
         self._policies: dict[str, Policy] = {}
         self._rules: list[CompiledRule] = []
         self._query_cache: dict[QueryKey, tuple[str, tuple[str, ...]]] = {}
+        self._query_pool: ThreadPoolExecutor | None = None
 
     # -- policies -----------------------------------------------------------------------------
     def policies(self) -> tuple[int, dict[str, Policy], list[CompiledRule]]:
@@ -237,8 +239,17 @@ class CycleRunner:
 
         if len(plan.queries) <= 1 or self.query_workers <= 1:
             return dict(one(q) for q in plan.queries)
-        with ThreadPoolExecutor(max_workers=min(self.query_workers, len(plan.queries))) as pool:
-            return dict(pool.map(one, plan.queries))
+        return dict(self._pool().map(one, plan.queries))
+
+    def _pool(self) -> ThreadPoolExecutor:
+        """The runner's query threads, kept for its lifetime. Why not a pool per cycle: the
+        Prometheus adapter keeps one HTTP connection per thread, so new threads every cycle
+        opened new connections every cycle; cycles in quick succession (a catch-up, a replay)
+        then filled Prometheus's connection limit and the next queries hung."""
+        if self._query_pool is None:
+            self._query_pool = ThreadPoolExecutor(max_workers=self.query_workers, thread_name_prefix="alert-query")
+            weakref.finalize(self, self._query_pool.shutdown, wait=False)
+        return self._query_pool
 
     def _cycle(
         self,
