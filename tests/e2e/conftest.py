@@ -4,8 +4,9 @@ Debian's Chromium through Playwright.
 The hub runs in this process (waitress on a free port) with its own data directory, wired to
 the sandbox's kube-apiserver, Prometheus and SMTP catcher, with the sandbox's demo users and
 projects seeded through the hub's own tenancy hook. Its log store is the embedded one, filled
-through the logs service's write path with lines of known content stamped "now" (the
-sandbox's seeded lines predate its namespaces, so the tenant floor rightly hides them).
+through the logs service's write path with lines of known content stamped "now"; it does not
+ship the sandbox's seeded day (tests/e2e/test_seeded_logs.py has a hub that does), so the
+journeys' counts are exactly those lines.
 
 Each journey saves a screenshot per step to ``artifacts/e2e/<journey>/NN-step.png`` and every
 page the browser loads records the hub's own ``Server-Timing``; the session writes the slowest
