@@ -68,6 +68,7 @@ def evidence_lines(hub: Hub) -> Any:
     """
     from hub.collectors.logs.query import Or, Term
     from hub.collectors.logs.store import LogQuery
+    from hub.tenancy.scope import Project, log_floors
 
     problems = Or(tuple(Term(w) for w in PROBLEM_WORDS))
 
@@ -98,13 +99,13 @@ def evidence_lines(hub: Hub) -> Any:
                 return bool(line.node == node)
 
         else:
-            floor = 0.0
             tenancy = hub.services.get("tenancy")
             project = tenancy.project(namespace) if tenancy is not None else None
-            if project is not None:
-                floor = float(project.created or 0.0)
+            # The tenants' predecessor rule: receivers see what the project's members would.
+            floors = log_floors([project or Project(namespace=namespace, workspace="")])
             base = LogQuery(
-                visibility={namespace: floor},
+                visibility=floors.created,
+                namespace_uids=floors.uids,
                 workloads=(workload,),
                 start=start,
                 end=end,

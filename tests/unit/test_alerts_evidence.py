@@ -156,3 +156,26 @@ def test_a_deployment_and_a_statefulset_of_the_same_name_never_lend_each_other_l
         )("web-abcde")
     finally:
         store.close()
+
+
+def test_evidence_follows_the_tenants_predecessor_rule(tmp_path: Path) -> None:
+    from hub.tenancy.scope import Project
+
+    store = EmbeddedLogStore(tmp_path / "logs")
+    try:
+        # "shop" was deleted and created again at T0 + 100 (UID "second"): the first namespace's
+        # lines are not evidence, the new one's are, even those older than its creation.
+        def rec(t: float, message: str, uid: str) -> LogRecord:
+            return LogRecord(time=t, namespace="shop", pod="web-7d4b9c-x2k9p", container="app",
+                             message=message, workload="web", node="n1", namespace_uid=uid)  # fmt: skip
+
+        store.write([rec(T0 + 10, "ERROR first namespace", "first"), rec(T0 + 50, "ERROR seeded history", "second"),
+                     rec(T0 + 150, "ERROR after the recreation", "second")])  # fmt: skip
+        tenancy = SimpleNamespace(
+            project=lambda ns: Project(namespace=ns, workspace="w", created=T0 + 100, uid="second")
+        )
+        hub = SimpleNamespace(services={"logs": SimpleNamespace(store=store), "cluster": None, "tenancy": tenancy})
+        got = evidence_lines(hub)(namespace="shop", kind="", workload="web", start=T0, end=T0 + 400, limit=20)
+        assert {x["message"] for x in got} == {"ERROR seeded history", "ERROR after the recreation"}
+    finally:
+        store.close()
