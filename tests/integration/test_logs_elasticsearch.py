@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +45,68 @@ def test_the_hub_installs_a_template_with_explicit_mappings_and_writes_dated_ind
         assert [p.name for p in store.partitions()] == [f"{store.prefix}-2026.11.22"]
         index_mapping = es_request(es_url, "GET", f"/{store.prefix}-2026.11.22/_mapping")
         assert index_mapping[f"{store.prefix}-2026.11.22"]["mappings"]["properties"]["pod"]["type"] == "keyword"
+
+
+def _index_of_an_older_hub(es_url: str, index: str, message: str) -> None:
+    """An index as a hub before the word rule made it: message by the standard analyzer, no words."""
+    keyword = {"type": "keyword"}
+    mappings = {
+        "dynamic": False,
+        "properties": {
+            "time": {"type": "date_nanos"},
+            "message": {"type": "text", "analyzer": "standard"},
+            **{name: keyword for name in ("namespace", "pod", "container")},
+        },
+    }
+    es_request(es_url, "PUT", f"/{index}", {"settings": {"number_of_replicas": 0}, "mappings": mappings})
+    doc = {"time": f"{index[-10:].replace('.', '-')}T10:00:00Z", "namespace": "ns", "pod": "p", "container": "c"}
+    es_request(es_url, "POST", "/_bulk?refresh=true", [{"create": {"_index": index}}, {**doc, "message": message}])
+
+
+def test_indices_of_an_older_hub_are_searched_by_their_old_words_until_upgraded_in_place(es_url: str) -> None:
+    prefix = f"kh-test-{uuid.uuid4().hex[:10]}"
+    old_index, older = f"{prefix}-2026.11.21", f"{prefix}-2026.11.20"
+    _index_of_an_older_hub(es_url, old_index, "old: git:amd64")
+    _index_of_an_older_hub(es_url, older, "older: git:arm64")
+    with throwaway_es_store(es_url, index_prefix=prefix, upgrade_old_indices=False) as store:
+        store.write(
+            [LogRecord(time=DAY + 60, namespace="ns", pod="p", container="c", message="new: fetched git:amd64")]
+        )
+        store.refresh()
+        assert store.old_word_indices == [older, old_index]
+        assert "2 index(es) to upgrade" in store.probe()
+
+        def messages(q: str) -> list[str]:
+            return [i.message for i in store.search(LogQuery(visibility=None, text=parse_keywords(q))).items]
+
+        assert messages("git:amd64") == ["new: fetched git:amd64", "old: git:amd64"]
+        assert messages("amd64") == ["new: fetched git:amd64"]  # the old index keeps the standard analyzer's word
+        new_index = f"{prefix}-2026.11.22"
+        mapping = es_request(es_url, "GET", f"/{new_index}/_mapping")[new_index]["mappings"]
+        assert mapping["properties"]["words"] == {"type": "text", "analyzer": "whitespace", "norms": False}
+        assert mapping["properties"]["message"] == {"type": "text", "index": False}
+        raw = es_request(es_url, "POST", f"/{new_index}/_search", {"query": {"match_all": {}}})
+        assert "words" not in raw["hits"]["hits"][0]["_source"]  # derived, not stored twice
+
+        assert store.upgrade_words(old_index) == 1  # rewritten in place, then marked
+        assert store.old_word_indices == [older]
+        assert messages("amd64") == ["new: fetched git:amd64", "old: git:amd64"]
+        assert es_request(es_url, "GET", f"/{old_index}/_mapping")[old_index]["mappings"]["_meta"] == {
+            "kubehub_words": 2
+        }
+        # A hub starting with an old index upgrades it in the background and answers meanwhile.
+        again = ElasticsearchLogStore(es_url, index_prefix=prefix)
+        try:
+            found = [i.message for i in again.search(LogQuery(visibility=None, text=parse_keywords("git:arm64"))).items]
+            assert found == ["older: git:arm64"]
+            deadline = time.monotonic() + 30
+            while again.old_word_indices and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert again.old_word_indices == [] and "upgrade" not in again.probe()
+            found = [i.message for i in again.search(LogQuery(visibility=None, text=parse_keywords("arm64"))).items]
+            assert found == ["older: git:arm64"]  # upgraded: arm64 is a word of git:arm64 there too
+        finally:
+            again.close()
 
 
 def _fluent_bit_doc(ns: str, pod: str, container: str, log: str, t: str, host: str = "node-3") -> dict[str, Any]:

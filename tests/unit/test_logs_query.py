@@ -4,14 +4,15 @@ tests/integration/test_logs_words_differential.py, checks both stores against an
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.collectors.logs.embedded import fts_expr, fts_phrase, index_text
+from hub.collectors.logs.embedded import WORDS_VERSION, EmbeddedLogStore, fts_expr, fts_phrase, index_text
 from hub.collectors.logs.query import And, KeywordSyntaxError, Or, Term, describe, parse_keywords, terms_of
-from hub.collectors.logs.store import parse_rfc3339_ns, strip_ansi
+from hub.collectors.logs.store import LogQuery, LogRecord, parse_rfc3339_ns, strip_ansi
 from hub.collectors.logs.words import MAX_WORD_UNITS, fold, runs
 from hub.errors import InvalidInput
 from web.params import log_params
@@ -198,3 +199,48 @@ def test_params_parse_lists_times_and_defaults() -> None:
     with pytest.raises(InvalidInput) as err:
         log_params({"interval": "1.5s"})
     assert err.value.field == "interval"
+
+
+def test_a_day_file_of_the_old_word_rule_is_reindexed_when_the_store_opens_it(tmp_path: Path) -> None:
+    day = 1_795_219_200.0  # 2026-11-21
+    lines = [LogRecord(time=day + i, namespace="big", pod="b", container="c", message=f"noise {i}") for i in range(10)]
+    lines += [
+        LogRecord(time=day + 20, namespace="ns", pod="p", container="c", message="fetched git:amd64"),
+        LogRecord(time=day + 21, namespace="ns", pod="p", container="c", message="オフセット404"),
+    ]
+    store = EmbeddedLogStore(tmp_path)
+    store.write(lines)
+    store.close()
+    # Make the file what an older hub left: unicode61 over the raw messages, user_version 0.
+    (path,) = tmp_path.glob("logs-*.sqlite3")
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE logs_fts")
+    db.execute(
+        "CREATE VIRTUAL TABLE logs_fts USING fts5(body, tag, content='', "
+        "tokenize=\"unicode61 remove_diacritics 0 tokenchars '_'\")"
+    )
+    catalog = sqlite3.connect(tmp_path / "catalog.sqlite3")
+    ns_of = dict(catalog.execute("SELECT id, ns FROM sources"))
+    for key, src, message in db.execute("SELECT id, src, message FROM logs").fetchall():
+        db.execute("INSERT INTO logs_fts(rowid, body, tag) VALUES (?, ?, ?)", (key, message, f"n{ns_of[src]} s{src}"))
+    db.execute("PRAGMA user_version = 0")
+    db.commit()
+    assert db.execute("SELECT count(*) FROM logs_fts WHERE logs_fts MATCH 'body : 404'").fetchone() == (
+        0,
+    )  # one word there
+    db.close()
+
+    reopened = EmbeddedLogStore(tmp_path)
+    try:
+        for q, expected in (("amd64", ["fetched git:amd64"]), ("404", ["オフセット404"]), ("noise", None)):
+            for visibility in (None, {"ns": 0.0}):  # the second asks through the tag tokens (1 line in 6)
+                found = [i.message for i in reopened.search(LogQuery(visibility, text=parse_keywords(q))).items]
+                want = (
+                    expected
+                    if expected is not None
+                    else ([] if visibility else [f"noise {i}" for i in range(9, -1, -1)])
+                )
+                assert found == want, (q, visibility)
+    finally:
+        reopened.close()
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone() == (WORDS_VERSION,)

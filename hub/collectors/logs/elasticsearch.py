@@ -7,9 +7,14 @@
   ``kubernetes.namespace_name`` etc. with ``.keyword`` sub-fields from dynamic mapping, ``log``,
   ``time``). That preset has no workload field, so a workload filter matches the pod names a
   Deployment, StatefulSet, DaemonSet or Job gives its pods, as KubeSphere does.
-- **Chinese.** The standard analyzer emits one token per Han character, so ``match_phrase``
-  finds any Chinese substring; every term is a ``match_phrase``, which is what the embedded
-  store's tokens reproduce.
+- **Words.** Documents the hub writes carry, next to ``message`` (stored, not indexed), a field
+  ``words``: the message's words cut by ``hub.collectors.logs.words``, the rule the embedded
+  store indexes by, which the template's ``kubehub_words`` analyzer only splits at spaces. Each
+  CJK character is a word and a marker stands between a CJK run and its neighbours, so a term
+  (cut the same way, one ``match_phrase``) matches inside one run only. ``words`` is left out
+  of ``_source``. Indices of older versions (``message`` by the standard analyzer) are found at
+  start and searched the old way, by ``_index``, until reindexed. Indices read in place
+  (``kubesphere`` preset) keep the standard analyzer.
 - **Tenant scope** is one clause: namespaces whose floor is older than anything stored (or than
   the query's start) share a single ``terms``; the others are grouped by floor, each group a
   ``terms`` plus a ``range``. A tenant with 1,500 namespaces created long ago costs one clause.
@@ -54,6 +59,7 @@ from hub.collectors.logs.store import (
     strip_ansi,
     uid_hash,
 )
+from hub.collectors.logs.words import spaced_words
 from hub.errors import BackendUnavailable, ConfigError
 
 log = logging.getLogger("kubehub.logs.elasticsearch")
@@ -156,13 +162,22 @@ def _parse_time(value: Any) -> float:
     return 0.0
 
 
-def compile_text(expr: Expr, field: str) -> dict[str, Any]:
+WORDS_FIELD = "words"  # the message's words, cut by the hub (hub.collectors.logs.words)
+# Splits at spaces: the words arrive cut, lowercased and marked. The built-in analyzer, not a
+# custom one: the integration-test distribution has no analysis-common module, so no custom
+# analyzer of any type but "custom" + the standard tokenizer can be defined there.
+WORDS_ANALYZER = "whitespace"
+WORDS_VERSION = 2  # the word rule the indices follow (as the embedded store's day files)
+
+
+def compile_text(expr: Expr, term: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+    """The keyword tree as a bool query; ``term`` turns one term's text into its clause."""
     if isinstance(expr, Term):
-        return {"match_phrase": {field: {"query": expr.text}}}
+        return term(expr.text)
     if isinstance(expr, And):
-        return {"bool": {"filter": [compile_text(i, field) for i in expr.items]}}
+        return {"bool": {"filter": [compile_text(i, term) for i in expr.items]}}
     if isinstance(expr, Or):
-        return {"bool": {"should": [compile_text(i, field) for i in expr.items], "minimum_should_match": 1}}
+        return {"bool": {"should": [compile_text(i, term) for i in expr.items], "minimum_should_match": 1}}
     raise TypeError(expr)
 
 
@@ -178,6 +193,7 @@ class ElasticsearchLogStore:
         timeout: float = 10.0,
         replicas: int = 0,
         client: Elasticsearch | None = None,
+        upgrade_old_indices: bool = True,
     ) -> None:
         if field_preset not in PRESETS:
             raise ConfigError("KUBEHUB_ELASTICSEARCH_FIELD_PRESET", f"unknown preset {field_preset!r}")
@@ -191,6 +207,11 @@ class ElasticsearchLogStore:
         self.replicas = replicas
         self._es = client or Elasticsearch(url, request_timeout=timeout, max_retries=1, retry_on_timeout=False)
         self._template_ready = False
+        self.old_word_indices: list[str] = []  # written before the word rule (see _find_old_word_indices)
+        self.upgrade_old_indices = upgrade_old_indices
+        self._upgrader: threading.Thread | None = None
+        self._closing = threading.Event()
+        self._words_checked = False  # old_word_indices is known (asked once, on first write or search)
         self._lock = threading.Lock()
         self._oldest: tuple[float, float | None] = (0.0, None)  # (asked at, oldest stored time)
 
@@ -215,7 +236,8 @@ class ElasticsearchLogStore:
             keyword = {"type": "keyword", "ignore_above": 1024}
             properties: dict[str, Any] = {
                 f.time: {"type": "date_nanos"},
-                f.message: {"type": "text", "analyzer": "standard"},
+                f.message: {"type": "text", "index": False},
+                WORDS_FIELD: {"type": "text", "analyzer": WORDS_ANALYZER, "norms": False},
                 f.namespace: keyword,
                 f.pod: keyword,
                 f.container: keyword,
@@ -239,14 +261,22 @@ class ElasticsearchLogStore:
                     }
                 },
             }
+        settings: dict[str, Any] = {
+            "number_of_shards": 1,
+            "number_of_replicas": self.replicas,
+            "refresh_interval": "1s",
+        }
+        meta: dict[str, Any] = {"managed_by": "kubehub", "preset": self.preset}
+        mappings: dict[str, Any] = {"dynamic": False, "properties": properties}
+        if self.preset == "kubehub":
+            meta["words"] = WORDS_VERSION
+            mappings["_source"] = {"excludes": [WORDS_FIELD]}  # derived from message: not kept twice
+            mappings["_meta"] = {"kubehub_words": WORDS_VERSION}  # what _find_old_word_indices looks for
         return {
             "index_patterns": [self.pattern],
             "priority": 90,
-            "template": {
-                "settings": {"number_of_shards": 1, "number_of_replicas": self.replicas, "refresh_interval": "1s"},
-                "mappings": {"dynamic": False, "properties": properties},
-            },
-            "_meta": {"managed_by": "kubehub", "preset": self.preset},
+            "template": {"settings": settings, "mappings": mappings},
+            "_meta": meta,
         }
 
     def ensure_template(self) -> None:
@@ -265,7 +295,101 @@ class ElasticsearchLogStore:
         uid_field = self.fields.namespace_uid
         if uid_field:
             self._map_namespace_uid(uid_field, body["template"]["mappings"]["properties"][uid_field])
+        if self.preset == "kubehub" and not self._words_checked:
+            self._find_old_word_indices()
         self._template_ready = True
+
+    def _find_old_word_indices(self) -> None:
+        """Note indices written before the word rule (older hub versions indexed ``message``
+        with the standard analyzer and had no ``words``; a template only shapes new indices).
+        Searches there run the old way (see _term); docs/logs.md gives the reindex that brings
+        them in line, and probe() counts them until then."""
+        try:
+            resp = self._es.indices.get_mapping(index=self.pattern, ignore_unavailable=True, allow_no_indices=True)
+        except (ApiError, TransportError) as exc:
+            log.warning("could not check the word rule of existing log indices (asked again later): %s", exc)
+            return
+        self._words_checked = True
+        body: Any = resp.body if hasattr(resp, "body") else resp
+        old = sorted(
+            name
+            for name, index in body.items()
+            if (index.get("mappings", {}).get("_meta") or {}).get("kubehub_words") != WORDS_VERSION
+        )
+        self.old_word_indices = old
+        if old:
+            log.warning(
+                "%d log index(es) predate the word rule and match words the old way until "
+                "upgraded (docs/logs.md, 'Indices from older versions'): %s",
+                len(old),
+                ", ".join(old[:10]),
+            )
+            if self.upgrade_old_indices and self._upgrader is None:
+                self._upgrader = threading.Thread(target=self._upgrade_all, name="es-words-upgrade", daemon=True)
+                self._upgrader.start()
+
+    def _upgrade_all(self) -> None:
+        for index in sorted(self.old_word_indices, reverse=True):  # the days searched most first
+            if self._closing.is_set():
+                return
+            try:
+                self.upgrade_words(index)
+            except BackendUnavailable as exc:
+                log.warning("upgrading %s to the word rule failed (searched the old way meanwhile): %s", index, exc)
+                return
+
+    def upgrade_words(self, index: str) -> int:
+        """Bring an index of an older hub under the word rule, in place: add the ``words``
+        field to its mapping, rewrite every document with its words (same ``_id``), then mark
+        the mapping. Searches treat the index the old way until the mark is set, so the answer
+        never misses lines half-way. Returns the documents rewritten."""
+        props = {WORDS_FIELD: self.template()["template"]["mappings"]["properties"][WORDS_FIELD]}
+        self._call("mapping words", self._es.indices.put_mapping, index=index, properties=props)
+        started = time.monotonic()
+        opened = self._call("opening a point in time", self._es.open_point_in_time, index=index, keep_alive="5m")
+        pit_id = opened["id"]
+        done = 0
+        after: list[Any] | None = None
+        try:
+            while not self._closing.is_set():
+                body: dict[str, Any] = {
+                    "size": EXPORT_PAGE,
+                    "sort": [{"_shard_doc": "asc"}],
+                    "track_total_hits": False,
+                    "pit": {"id": pit_id, "keep_alive": "5m"},
+                }
+                if after is not None:
+                    body["search_after"] = after
+                resp = self._call("reading an index to upgrade", self._es.search, body=body)
+                pit_id = resp.get("pit_id", pit_id)
+                hits = resp.get("hits", {}).get("hits", [])
+                if not hits:
+                    break
+                ops: list[dict[str, Any]] = []
+                for h in hits:
+                    doc = dict(h.get("_source", {}))
+                    doc[WORDS_FIELD] = spaced_words(str(_get(doc, self.fields.message) or ""))
+                    ops += [{"index": {"_index": h["_index"], "_id": h["_id"]}}, doc]
+                result = self._call("rewriting documents", self._es.bulk, operations=ops, refresh=False)
+                if result.get("errors"):
+                    raise BackendUnavailable(BACKEND, f"rewriting {index} for the word rule: some documents failed")
+                done += len(hits)
+                after = hits[-1]["sort"]
+        finally:
+            try:
+                self._es.close_point_in_time(id=pit_id)
+            except (ApiError, TransportError):
+                pass
+        if self._closing.is_set():
+            return done
+        self._call("refresh", self._es.indices.refresh, index=index)
+        self._call(
+            "marking the index", self._es.indices.put_mapping, index=index, meta={"kubehub_words": WORDS_VERSION}
+        )
+        self.old_word_indices = [i for i in self.old_word_indices if i != index]
+        log.info("upgraded %s to word rule %d: %d documents in %.1f s", index, WORDS_VERSION, done,
+                 time.monotonic() - started)  # fmt: skip
+        return done
 
     def _map_namespace_uid(self, uid_field: str, mapping: dict[str, Any]) -> None:
         """Add the namespace UID field to indices made before the template had it, so lines
@@ -299,6 +423,8 @@ class ElasticsearchLogStore:
         if f.workload:
             _put(doc, f.workload, rec.workload)
         _put(doc, f.message, message)
+        if self.preset == "kubehub":
+            doc[WORDS_FIELD] = spaced_words(message)
         return doc
 
     def write(self, records: Sequence[LogRecord]) -> int:
@@ -460,8 +586,28 @@ class ElasticsearchLogStore:
                 rng["lt"] = iso_micro(q.end)
             filters.append({"range": {f.time: rng}})
         if q.text is not None:
-            filters.append(compile_text(q.text, f.message))
+            filters.append(compile_text(q.text, self._term))
         return {"bool": {"filter": filters}}
+
+    def _term(self, text: str) -> dict[str, Any]:
+        """One term's clause: its words as a phrase of ``words`` (see spaced_words); on indices
+        of an older hub, a phrase of ``message`` by their standard analyzer."""
+        if self.preset != "kubehub":
+            return {"match_phrase": {self.fields.message: {"query": text}}}
+        if not self._words_checked:
+            self._find_old_word_indices()
+        clause = {"match_phrase": {WORDS_FIELD: {"query": spaced_words(text)}}}
+        if not self.old_word_indices:
+            return clause
+        old = {
+            "bool": {
+                "filter": [
+                    {"terms": {"_index": self.old_word_indices}},
+                    {"match_phrase": {self.fields.message: {"query": text, "analyzer": "standard"}}},
+                ]
+            }
+        }
+        return {"bool": {"should": [clause, old], "minimum_should_match": 1}}
 
     def _sort(self, q: LogQuery) -> list[dict[str, Any]]:
         return [{self.fields.time: {"order": q.sort, "unmapped_type": "date_nanos"}}]
@@ -624,9 +770,15 @@ class ElasticsearchLogStore:
     def probe(self) -> str:
         health = self._call("cluster health", self._es.cluster.health)
         status = health.get("status", "unknown")
-        return f"elasticsearch at {self.url}: cluster {status}, preset {self.preset}, indices {self.pattern}"
+        text = f"elasticsearch at {self.url}: cluster {status}, preset {self.preset}, indices {self.pattern}"
+        if self.old_word_indices:
+            text += f"; {len(self.old_word_indices)} index(es) to upgrade to the word rule (docs/logs.md)"
+        return text
 
     def close(self) -> None:
+        self._closing.set()
+        if self._upgrader is not None:
+            self._upgrader.join(timeout=30)
         self._es.close()
 
 

@@ -15,11 +15,13 @@ The rule (docs/logs.md, "Words"):
 - Only the first 255 UTF-16 code units of a word count (Lucene refuses terms above 32 KiB, so
   Elasticsearch must cut somewhere, and both stores cut at the same place).
 
-Why the character classes are spelled out as code point ranges: the embedded store classifies
-with Python's Unicode tables and Elasticsearch with the JVM's, and their Unicode versions differ
-(a letter added to Unicode after Python's version would be a word in one store and a separator
-in the other). ``java_word_class()`` writes Python's classification out for the Elasticsearch
-analyzer, so both stores agree character for character whatever JVM runs Elasticsearch.
+Why the hub cuts the words for both stores (Elasticsearch gets them ready in a field of their
+own, split at spaces by its ``whitespace`` analyzer): one implementation cannot disagree with
+itself. An analyzer of char filters and a pattern tokenizer would need Elasticsearch's
+analysis-common module, which the integration-test distribution the sandbox runs does not ship,
+and would classify characters by the JVM's Unicode tables rather than Python's (their versions
+differ: a letter newer than one of them would be a word in one store and a separator in the
+other).
 """
 
 from __future__ import annotations
@@ -148,32 +150,28 @@ def simple_ascii(text: str) -> bool:
 
 # -- Elasticsearch -----------------------------------------------------------------------------------
 
+# Stands between a CJK run and the word before or after it in the text Elasticsearch indexes. A
+# private-use character is never a word character, so it cannot come from a message's words.
+RUN_MARK = "\ue000"
+_ASCII_SEPARATORS = re.compile(r"[^A-Za-z0-9]+")
 
-def _java_range(lo: int, hi: int) -> str:
-    return f"\\x{{{lo:X}}}" if lo == hi else f"\\x{{{lo:X}}}-\\x{{{hi:X}}}"
 
+def spaced_words(text: str) -> str:
+    """The words of ``text`` separated by spaces, as the Elasticsearch store indexes them.
 
-def _java_tree(ranges: tuple[tuple[int, int], ...]) -> str:
-    """A Java character class for ``ranges`` shaped as a search tree.
-
-    Java evaluates a class's ranges one after another, which for 781 ranges would cost
-    hundreds of comparisons per character; each level here first checks which half of the
-    code points the character is in (``[lo-mid&&[...]]`` short-circuits), so a character costs
-    about ten comparisons.
+    Each CJK character is a word of its own and ``RUN_MARK`` stands between a CJK run and an
+    adjacent word, so that a phrase of CJK characters lines up only inside one run and a CJK
+    term next to another word must touch the run's edge. The same text of a query term, given
+    to ``match_phrase``, then matches exactly where the word rule says (the embedded store gets
+    there with bigrams). Lowercased and cut like every word.
     """
-    if len(ranges) <= 4:
-        return "[" + "".join(_java_range(lo, hi) for lo, hi in ranges) + "]"
-    mid = len(ranges) // 2
-    left, right = ranges[:mid], ranges[mid:]
-    split = right[0][0]
-    return f"[[{_java_range(0, split - 1)}&&{_java_tree(left)}][{_java_range(split, 0x10FFFF)}&&{_java_tree(right)}]]"
-
-
-def java_word_class() -> str:
-    """The Java regex class of word characters, exactly Python's (see the module docstring)."""
-    return _java_tree(_WORD_RANGES)
-
-
-def java_cjk_class() -> str:
-    """The Java regex class of CJK word characters (few ranges: a flat class is fast enough)."""
-    return "[" + "".join(_java_range(lo, hi) for lo, hi in _CJK_RANGES) + "]"
+    if simple_ascii(text):
+        return _ASCII_SEPARATORS.sub(" ", text).lower().strip()
+    out: list[str] = []
+    previous_cjk: bool | None = None
+    for word, cjk in runs(text):
+        if previous_cjk is not None and (cjk or previous_cjk):
+            out.append(RUN_MARK)
+        out.extend(word if cjk else (word,))
+        previous_cjk = cjk
+    return " ".join(out)
