@@ -20,6 +20,7 @@ workspaces; the tenancy service's project list is not consulted here (see docs/m
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -1076,8 +1077,10 @@ class Catalogue:
         evaluation time. ``namespace`` (validated as a DNS-1123 label) restricts a workload-level
         query to one project with an exact matcher; None queries every namespace (the engine
         batches rules of all tenants into one query and assigns entities afterwards).
-        Evaluated over a range (``query_range`` with step = period) it gives the per-period
-        series a backtest needs: the raw series are used, so it works over the backfill.
+        Evaluated at a slot's end (a multiple of the period) it is the value the alert engine
+        compares: the same points, ``<agg>_over_time((m)[<period>-1ms:<step>])`` (the engine
+        fetches ``m`` itself at those points and aggregates them for every rule at once). The
+        raw series are used, so it works over the backfill.
         """
         level = self.level(level)
         if aggregation not in AGGREGATIONS:
@@ -1093,14 +1096,27 @@ class Catalogue:
         inner = m.render(Query(filters))
         if aggregation == "last":
             return inner, list(m.labels)
-        rng = f"[{duration(period_seconds)}:{duration(resolution_for_period(period_seconds))}]"
+        # Ranges include both ends in Prometheus 2.x: 1 ms less keeps the previous slot's last
+        # point out, so the points are exactly the slot's (period - step, ..., end].
+        whole = round(period_seconds)
+        rng = f"[{whole * 1000 - 1}ms:{duration(resolution_for_period(whole))}]"
         return f"{aggregation}_over_time(({inner}){rng})", list(m.labels)
 
 
 def resolution_for_period(period_seconds: float) -> int:
-    """Subquery step inside one check period: four or more points per period, at most one per
-    15 s (no finer than any scrape interval, so points are not just repeats)."""
-    return max(15, round(period_seconds / 4)) if period_seconds >= 60 else max(1, round(period_seconds / 4))
+    """Subquery step inside one check period: the alert engine's step (``hub.alerts.engine.step_for``,
+    which this layer may not import; a unit test holds the two equal). A divisor of the period,
+    so that a point falls on every slot's end: the largest giving 4 points and, for periods of
+    a minute or more, at least 15 s; else the largest giving 4 to 60 points; else the most up
+    to 60 (docs/alerting.md, "Periods and steps")."""
+    period = max(1, round(period_seconds))
+    divisors = [d for d in range(1, math.isqrt(period) + 1) if period % d == 0]
+    divisors = sorted({*divisors, *(period // d for d in divisors)})
+    fit = [d for d in divisors if 4 <= period // d <= 60]
+    coarse = [d for d in fit if d >= (15 if period >= 60 else 1)]
+    if coarse or fit:
+        return (coarse or fit)[-1]
+    return min(d for d in divisors if period // d <= 60)
 
 
 _DEFAULT: Catalogue | None = None

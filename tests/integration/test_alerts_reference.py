@@ -787,3 +787,15 @@ def test_a_workload_policy_never_sees_the_foreign_namespace(world: World) -> Non
         for live_or_back in (world.live[sc.period], world.backtest[sc.period]):
             entities = {entity for (name, entity), states in live_or_back.items() if any(states)}
             assert entities and all(e.startswith(f"{TENANT}/") for e in entities if "/" in e)
+
+
+def test_the_catalogue_alert_query_is_the_reference_expression() -> None:
+    """The catalogue's aggregated alert query (what the benchmark's Prometheus rule file and
+    people pasting evidence use) is this test's reference expression, for every scenario."""
+    cat = default_catalogue()
+    for period, _slots, _interval in SCENARIOS:
+        for policy in policies_for(Scenario(period, 1, 1)):
+            for rule in policy.rules:
+                got, _ = cat.alert_query(policy.level, rule.metric, rule.aggregation, period, policy.namespace)
+                want = value_expr(policy, rule.name, period)
+                assert (f"({got})" if rule.aggregation == "last" else got) == want

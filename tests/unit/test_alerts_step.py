@@ -167,3 +167,11 @@ def test_backtest_pieces_stay_within_prometheus_points_limit(slots: int, period:
     spans = sorted(asked)
     assert spans[0][0] == first - period + step and spans[-1][1] == first + (slots - 1) * period
     assert all(b[0] == a[1] + step for a, b in itertools.pairwise(spans))
+
+
+def test_the_catalogue_subquery_uses_the_engine_step() -> None:
+    """The catalogue may not import the engine (layers), so it has its own copy of the rule."""
+    from hub.collectors.catalogue import resolution_for_period
+
+    for period in [*range(int(MIN_PERIOD), 3601), 7200, 86399, int(MAX_PERIOD)]:
+        assert resolution_for_period(period) == engine.step_for(period), period

@@ -249,10 +249,12 @@ def test_every_level_has_metrics_and_entity_labels_are_the_metric_labels() -> No
 
 def test_alert_query_aggregates_over_the_period_with_a_subquery() -> None:
     promql, labels = CATALOGUE.alert_query("node", "node_cpu_utilisation", "avg", 60)
-    assert promql.startswith("avg_over_time((") and promql.endswith(")[60s:15s])")
+    assert promql.startswith("avg_over_time((") and promql.endswith(")[59999ms:15s])")
     assert labels == ["node"]
     promql, labels = CATALOGUE.alert_query("workload", "workload_cpu_usage", "max", 300)
-    assert promql.startswith("max_over_time(") and promql.endswith("[300s:75s])")
+    assert promql.startswith("max_over_time(") and promql.endswith("[299999ms:75s])")
+    promql, _ = CATALOGUE.alert_query("workload", "workload_cpu_usage", "min", 30)
+    assert promql.endswith("[29999ms:6s])")  # the step divides the period (issue 12)
     assert labels == ["namespace", "kind", "workload"]
 
 
