@@ -423,6 +423,8 @@ class Seeder:
         tenants see them. ``prefix`` (indices ``<prefix>YYYY.MM.DD``, a template of their own)
         lets tests index into indices of their own.
         """
+        from hub.collectors.logs.words import spaced_words  # the hub's word rule (docs/logs.md, "Words")
+
         es = self.sb.elasticsearch_url
         namespace_uids = {
             ns: self.api.get(f"/api/v1/namespaces/{ns}")["metadata"]["uid"] for ns in {w.namespace for w in WORKLOADS}
@@ -438,9 +440,12 @@ class Seeder:
                 # look alike; stream and level are extras the hub ignores.
                 "mappings": {
                     "dynamic": False,
+                    "_meta": {"kubehub_words": 2},
+                    "_source": {"excludes": ["words"]},
                     "properties": {
                         "time": {"type": "date_nanos"},
-                        "message": {"type": "text", "analyzer": "standard"},
+                        "message": {"type": "text", "index": False},
+                        "words": {"type": "text", "analyzer": "whitespace", "norms": False},
                         **{
                             k: {"type": "keyword", "ignore_above": 1024}
                             for k in (
@@ -496,6 +501,7 @@ class Seeder:
                             "stream": rec.stream,
                             "level": rec.level,
                             "message": rec.message,
+                            "words": spaced_words(rec.message),
                         }
                         batch.append(json.dumps({"index": {"_index": index}}).encode())
                         batch.append(json.dumps(doc, ensure_ascii=False).encode())
