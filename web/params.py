@@ -18,7 +18,6 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from itertools import accumulate
 from typing import Any
 
 from flask import request
@@ -39,8 +38,7 @@ MAX_ID = 2**63 - 1  # row ids: SQLite INTEGER
 MAX_NAMES = 5000  # values of one comma list
 
 _WHOLE = re.compile(r"[+-]?[0-9]{1,19}", re.ASCII)
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_SUSPECT_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -176,10 +174,20 @@ def duration(args: Mapping[str, Any], name: str) -> float | None:
 
 
 # -- JSON bodies --------------------------------------------------------------------------------
-def _json_depth(raw: str) -> int:
-    """Deepest nesting of ``[``/``{`` outside strings, computed without recursion."""
-    brackets = _NOT_BRACKET.sub("", _STRING.sub("", raw)) if ("[" in raw or "{" in raw) else ""
-    return max(accumulate(1 if c in "[{" else -1 for c in brackets), default=0)
+def _json_depth(data: Any, limit: int) -> int:
+    """Deepest nesting of arrays and objects in decoded ``data``, level by level (no recursion,
+    one list comprehension per level), or ``limit + 1`` as soon as it is known to be deeper."""
+    level = [data] if isinstance(data, dict | list) else []
+    depth = 0
+    while level and depth <= limit:
+        depth += 1
+        level = [
+            v
+            for item in level
+            for v in (item.values() if isinstance(item, dict) else item)
+            if isinstance(v, dict | list)
+        ]
+    return depth
 
 
 def _json_int(raw: str) -> int:
@@ -218,29 +226,32 @@ def _check_strings(data: Any) -> None:
 def load_json(raw: bytes | str) -> Any:
     """Decode a JSON document within the documented limits, or raise a 400 that says which.
 
-    Depth is checked before decoding (the decoder recurses and would overflow the stack at
-    100,000 ``[``); ``NaN``/``Infinity`` (which Python's decoder accepts) and numbers beyond
-    a double or :data:`MAX_JSON_DIGITS` digits are refused, as are NUL and lone surrogates in
-    strings.
+    Depth: the C decoder guards its own recursion (100,000 ``[`` is a RecursionError, caught
+    here; it escaped every handler before), and the decoded document is measured without
+    recursion. ``NaN``/``Infinity`` (which Python's decoder accepts) and numbers beyond a double
+    or :data:`MAX_JSON_DIGITS` digits are refused, as are NUL and lone surrogates in strings
+    (which JSON text can only carry as ``\\u`` escapes, so only then are strings walked).
     """
     try:
         body = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     except UnicodeDecodeError as exc:
         raise InvalidInput("the request body is not UTF-8 text", field="body") from exc
-    depth = _json_depth(body)
-    if depth > MAX_JSON_DEPTH:
-        raise InvalidInput(
-            f"the JSON body is nested {depth} levels deep; at most {MAX_JSON_DEPTH} are accepted", field="body"
-        )
+    too_deep = f"the JSON body is nested more than {MAX_JSON_DEPTH} levels deep; at most {MAX_JSON_DEPTH} are accepted"
     try:
         data = json.loads(body, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant)
+    except RecursionError as exc:  # the C decoder guards its recursion: deeper than ~1,000 levels
+        raise InvalidInput(too_deep, field="body") from exc
     except json.JSONDecodeError as exc:
         raise InvalidInput(
             f"the request body is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})", field="body"
         ) from exc
-    except (ValueError, RecursionError) as exc:
+    except ValueError as exc:
         raise InvalidInput(f"the request body is not acceptable JSON: {str(exc)[:200]}", field="body") from exc
-    _check_strings(data)
+    if _json_depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise InvalidInput(too_deep, field="body")
+    # UTF-8 bytes cannot hold a lone surrogate and JSON text no raw NUL: both arrive as \u escapes.
+    if not isinstance(raw, bytes) or _SUSPECT_ESCAPE.search(body):
+        _check_strings(data)
     return data
 
 
