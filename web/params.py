@@ -190,21 +190,28 @@ def _json_depth(data: Any, limit: int) -> int:
     return depth
 
 
-def _json_int(raw: str) -> int:
-    if len(raw.lstrip("-")) > MAX_JSON_DIGITS:
-        raise ValueError(f"an integer of {len(raw)} digits; at most {MAX_JSON_DIGITS} are accepted")
-    return int(raw)
+class _NotANumber:
+    """Stands in, while decoding, for a number the hub refuses (NaN, an infinity, 10^400), so
+    that the refusal can name the field it was sent in."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
 
 
-def _json_float(raw: str) -> float:
-    value = float(raw)
-    if not math.isfinite(value):
-        raise ValueError(f"the number {_short(raw)} is beyond the range of a double")
-    return value
-
-
-def _json_constant(raw: str) -> Any:
-    raise ValueError(f"{raw} is not JSON (only finite numbers are)")
+def _path_of(data: Any, target: Any) -> str:
+    """The JSON path (``rules[0].threshold``) of the object ``target`` in ``data``."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        path, item = stack.pop()
+        if item is target:
+            return path or "body"
+        if isinstance(item, dict):
+            stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(item))
+    return "body"
 
 
 def _check_strings(data: Any) -> None:
@@ -229,7 +236,8 @@ def load_json(raw: bytes | str) -> Any:
     Depth: the C decoder guards its own recursion (100,000 ``[`` is a RecursionError, caught
     here; it escaped every handler before), and the decoded document is measured without
     recursion. ``NaN``/``Infinity`` (which Python's decoder accepts) and numbers beyond a double
-    or :data:`MAX_JSON_DIGITS` digits are refused, as are NUL and lone surrogates in strings
+    or :data:`MAX_JSON_DIGITS` digits are refused naming the field they were sent in (they are
+    decoded as a placeholder and looked up), as are NUL and lone surrogates in strings
     (which JSON text can only carry as ``\\u`` escapes, so only then are strings walked).
     """
     try:
@@ -237,8 +245,21 @@ def load_json(raw: bytes | str) -> Any:
     except UnicodeDecodeError as exc:
         raise InvalidInput("the request body is not UTF-8 text", field="body") from exc
     too_deep = f"the JSON body is nested more than {MAX_JSON_DEPTH} levels deep; at most {MAX_JSON_DEPTH} are accepted"
+    refused: list[_NotANumber] = []
+
+    def refuse(text: str) -> _NotANumber:
+        refused.append(_NotANumber(text))
+        return refused[-1]
+
+    def parse_int(text: str) -> Any:
+        return refuse(text) if len(text.lstrip("-")) > MAX_JSON_DIGITS else int(text)
+
+    def parse_float(text: str) -> Any:
+        value = float(text)
+        return value if math.isfinite(value) else refuse(text)
+
     try:
-        data = json.loads(body, parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant)
+        data = json.loads(body, parse_int=parse_int, parse_float=parse_float, parse_constant=refuse)
     except RecursionError as exc:  # the C decoder guards its recursion: deeper than ~1,000 levels
         raise InvalidInput(too_deep, field="body") from exc
     except json.JSONDecodeError as exc:
@@ -247,6 +268,13 @@ def load_json(raw: bytes | str) -> Any:
         ) from exc
     except ValueError as exc:
         raise InvalidInput(f"the request body is not acceptable JSON: {str(exc)[:200]}", field="body") from exc
+    if refused:
+        field = _path_of(data, refused[0])
+        raise InvalidInput(
+            f"{field}: {_short(refused[0].text)} is not a number the hub accepts (finite, integers of at most "
+            f"{MAX_JSON_DIGITS} digits)",
+            field=field,
+        )
     if _json_depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         raise InvalidInput(too_deep, field="body")
     # UTF-8 bytes cannot hold a lone surrogate and JSON text no raw NUL: both arrive as \u escapes.

@@ -260,15 +260,18 @@ def test_nesting_within_the_limit_is_read() -> None:
 
 
 @pytest.mark.parametrize(
-    "raw",
-    ['{"expires_in": NaN}', '{"expires_in": Infinity}', '{"expires_in": -Infinity}', '{"expires_in": 1e400}',
-     '{"expires_in": ' + "9" * 401 + "}", '{"name": "a\\u0000b"}', '{"name": "\\ud800"}', '{"name": "x"',
-     b'{"name": "\xff"}'],
+    ("raw", "field"),
+    [('{"name": "t", "expires_in": NaN}', "expires_in"), ('{"name": "t", "expires_in": Infinity}', "expires_in"),
+     ('{"name": "t", "expires_in": -Infinity}', "expires_in"), ('{"name": "t", "expires_in": 1e400}', "expires_in"),
+     ('{"name": "t", "expires_in": ' + "9" * 401 + "}", "expires_in"), ('{"name": "a\\u0000b"}', "name"),
+     ('{"name": "\\ud800"}', "name"), ('{"name": "\\udfff\\ud800"}', "name"), ('{"name\\u0000": 1}', "name\x00"),
+     ('{"name": "x"', "body"), (b'{"name": "\xff"}', "body")],
 )  # fmt: skip
-def test_json_bodies_with_non_numbers_nul_or_surrogates_are_a_400(world: TenancyWorld, spec: dict, raw: Any) -> None:
+def test_json_bodies_with_non_numbers_nul_or_surrogates_are_a_400(
+    world: TenancyWorld, spec: dict, raw: Any, field: str
+) -> None:
     r = world.client("platform-regular").post("/api/v1/auth/tokens", data=raw, content_type="application/json")
-    body = check(world, spec)(r, None)
-    assert body["field"] in ("body", "name", "expires_in")
+    check(world, spec)(r, field, statuses=(400,))
 
 
 # -- 6. policy documents with extreme numbers and structures -------------------------------------------
@@ -279,7 +282,7 @@ def test_json_bodies_with_non_numbers_nul_or_surrogates_are_a_400(world: Tenancy
 def test_extreme_json_thresholds(world: TenancyWorld, spec: dict, threshold: Any, status: int) -> None:
     text = json.dumps(node_policy(threshold=threshold))  # NaN/Infinity are written as Python's json does
     r = world.client("platform-admin").post("/api/v1/alerting/policies", data=text, content_type="application/json")
-    check(world, spec)(r, "body" if status == 400 else "rules[0].threshold", statuses=(status,))
+    check(world, spec)(r, "rules[0].threshold", statuses=(status,))
 
 
 def _yaml_policy(threshold: str) -> str:
@@ -380,7 +383,7 @@ def test_token_expiry_is_a_bounded_duration(world: TenancyWorld, spec: dict, val
         ({"starts_at": "9999-12-31T00:00:00Z", "duration": "1h"}, "starts_at"),
         ({"starts_at": NOW + 2 * 365 * 86400, "duration": "1h"}, "starts_at"),
         ({"ends_at": "inf"}, "ends_at"),
-        ({"ends_at": 10**400}, "body"),
+        ({"ends_at": 10**400}, "ends_at"),
         ({"duration": "1h", "comment": "x" * 1_000_000}, "comment"),
         ({"duration": "1h", "comment": "\ud800"}, "comment"),
     ],
