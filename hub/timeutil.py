@@ -154,6 +154,17 @@ def _parse_rfc3339(s: str, original: object, field: str) -> float:
         return math.inf
 
 
+_ISO_MIN = -62_135_596_800.0  # 0001-01-01T00:00:00Z, datetime's first instant
+_ISO_MAX = 253_402_300_799.0  # 9999-12-31T23:59:59Z, its last whole second
+
+
 def iso(ts: float) -> str:
-    """Epoch seconds -> RFC 3339 in UTC with a Z, millisecond precision."""
+    """Epoch seconds -> RFC 3339 in UTC with a Z, millisecond precision.
+
+    Total: a time beyond datetime's range (or NaN) renders as the nearest end of it. The
+    parsers above never let such a time in, but rows stored before they were bounded (a
+    silence starting at 1e15 s) must not make every later listing fail.
+    """
+    if not _ISO_MIN <= ts <= _ISO_MAX:
+        ts = _ISO_MIN if ts < 0 else _ISO_MAX  # NaN compares false both ways: the far end
     return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

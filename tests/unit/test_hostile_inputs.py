@@ -896,3 +896,29 @@ def test_every_operation_survives_hostile_path_segments(tmp_path: Path) -> None:
         assert problems == [], "\n".join(problems[:30])
     finally:
         world.hub.close()
+
+
+def test_a_silence_stored_before_the_bounds_still_lists(tmp_path: Path) -> None:
+    """A database written by an earlier version may hold a silence starting at 1e15 s (year
+    31,690,708): the listing renders it at the end of the calendar instead of failing."""
+    from hub.store.alerts import AlertStore
+
+    world = build_world(tmp_path, clock=FakeClock(NOW))
+    try:
+        AlertStore(world.hub.db).insert_silence(
+            silence_id="sil-legacy",
+            namespace=None,
+            matchers={"policy": "legacy"},
+            starts_at=1e15,
+            ends_at=1e15 + 3600,
+            comment="",
+            actor="admin",
+            now=NOW,
+        )
+        for role in ("platform-admin", "project-operator"):
+            r = world.client(role).get("/api/v1/alerting/silences")
+            assert r.status_code == 200, r.get_data(as_text=True)
+        legacy = world.client("platform-admin").get("/api/v1/alerting/silences").get_json()["items"]
+        assert any(s["starts_at"].startswith("9999-12-31") for s in legacy)
+    finally:
+        world.hub.close()
