@@ -42,7 +42,7 @@ _DESCRIPTIONS = {
     "503": "a backend the request needs is unavailable; `backend` names it",
 }
 # Content types of successful answers that are not JSON.
-_MEDIA = {"ops.metrics": "text/plain", "api_logs.export_logs": "application/octet-stream"}
+_MEDIA = {"ops.metrics": ("text/plain",), "api_logs.export_logs": ("text/csv", "application/x-ndjson")}
 
 
 def _success_statuses(view: Callable[..., Any]) -> list[str]:
@@ -73,9 +73,10 @@ def _responses(endpoint: str, view: Callable[..., Any], method: str, *, public: 
         if status == "204":
             out[status] = {"description": _DESCRIPTIONS[status]}
         else:
-            media = _MEDIA.get(endpoint, "application/json")
-            schema: dict[str, Any] = {"type": "string"} if media != "application/json" else {}
-            out[status] = {"description": _DESCRIPTIONS.get(status, "success"), "content": {media: {"schema": schema}}}
+            media = _MEDIA.get(endpoint, ("application/json",))
+            schema: dict[str, Any] = {"type": "string"} if media[0] != "application/json" else {}
+            content = {m: {"schema": schema} for m in media}
+            out[status] = {"description": _DESCRIPTIONS.get(status, "success"), "content": content}
     errors = ["400"]
     api = endpoint not in ("ops.healthz", "ops.readyz", "ops.metrics")
     if not public:
