@@ -378,7 +378,9 @@ def es_raw(hub: Hub, url: str) -> Callable[[Any, dict[str, str]], Callable[[], A
 
     def make(principal: Any, args: dict[str, str]) -> Callable[[], Any]:
         params = log_params(args)
-        body = json.dumps(store.compile_search(params.to_query(service.visibility(principal, params)))).encode()
+        vis = service.visibility(principal, params)
+        query = params.to_query(None) if vis is None else params.to_query(vis.created, vis.uids)
+        body = json.dumps(store.compile_search(query)).encode()
         return lambda: raw.run(body)
 
     return make
