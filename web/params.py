@@ -38,6 +38,7 @@ MAX_ID = 2**63 - 1  # row ids: SQLite INTEGER
 MAX_NAMES = 5000  # values of one comma list
 
 _WHOLE = re.compile(r"[+-]?[0-9]{1,19}", re.ASCII)
+_PLAIN_SECONDS = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?", re.ASCII)
 _SUSPECT_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -133,19 +134,6 @@ def int_param(name: str, default: int, *, minimum: int = 0, maximum: int = MAX_O
     return integer(request.args, name, default, lo=minimum, hi=maximum)
 
 
-def number(value: Any, field: str, *, lo: float = -1e15, hi: float = 1e15) -> float:
-    """A finite number within ``lo..hi`` from text or JSON; NaN and infinities are refused."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise InvalidInput(f"{field} must be a number, got {_short(value)}", field=field)
-    try:
-        result = float(value) if not isinstance(value, int) or abs(value) < 10**300 else math.inf
-    except ValueError as exc:
-        raise InvalidInput(f"{field} must be a number, got {_short(value)}", field=field) from exc
-    if not math.isfinite(result) or not lo <= result <= hi:
-        raise InvalidInput(f"{field} must be a finite number between {lo:g} and {hi:g}", field=field)
-    return result + 0.0
-
-
 def path_id(value: int, what: str) -> int:
     """A row id from the path (``<int:...>`` takes any length): beyond SQLite's range it names
     no row, so it is a 404 like any other id that does not exist."""
@@ -166,11 +154,9 @@ def duration(args: Mapping[str, Any], name: str) -> float | None:
     raw = text(args, name).strip()
     if not raw:
         return None
-    try:
-        seconds = float(raw)
-    except ValueError:
-        return parse_duration(raw, field=name)
-    return parse_duration(seconds, field=name)
+    if _PLAIN_SECONDS.fullmatch(raw):  # Prometheus's plain seconds; float() alone takes "nan", "1_0"
+        return parse_duration(float(raw), field=name)
+    return parse_duration(raw, field=name)
 
 
 # -- JSON bodies --------------------------------------------------------------------------------
