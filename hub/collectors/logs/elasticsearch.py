@@ -27,6 +27,10 @@
 - **Export** opens a point in time and walks it with ``search_after`` (no deep from/size).
 
 Every client or server failure becomes ``BackendUnavailable("elasticsearch", ...)``.
+
+Over 400 lines because it is the one module that imports the ``elasticsearch`` client (one
+vendor library per adapter): mapping, writing, query compilation, export and the upgrade of
+older indices all talk to it.
 """
 
 from __future__ import annotations

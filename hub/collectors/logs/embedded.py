@@ -8,13 +8,14 @@ Why this shape (measurements in docs/logs.md):
   and stops after ``offset + size`` hits; it never sorts the matches of a common word.
 - **One file per day.** Retention unlinks whole files (no DELETE, no VACUUM), a time range
   opens only the days it covers, and paging walks the days in order with early termination.
-- **Tokens that match Elasticsearch's.** ``unicode61`` (case-folded, ``_`` kept inside words)
-  indexes Latin words like the standard analyzer. Chinese runs are indexed as overlapping
-  bigrams plus the run's last character, so a two-character word (超时, 失败) is one exact
-  token, a longer word is a phrase of bigrams and a single character is a prefix query. The
-  trigram tokenizer was measured too: it cannot match two-character words at all, indexes
-  2.5x more, ingests 2.3x slower, and its substring matching of Latin words would make the two
-  backends disagree.
+- **Words by the hub's rule** (``hub.collectors.logs.words``, the one Elasticsearch's documents
+  are cut by too): FTS5's ``ascii`` tokenizer only splits the prepared text at its spaces (and
+  cuts plain ASCII messages into runs of letters and digits itself). CJK runs are indexed as
+  overlapping bigrams plus the run's last character, so a two-character word (超时, 失败) is
+  one exact token, a longer word is a phrase of bigrams and a single character is a prefix
+  query. The trigram tokenizer was measured too: it cannot match two-character words at all,
+  indexes 2.5x more, ingests 2.3x slower, and its substring matching of Latin words would make
+  the two backends disagree. Day files of an older word rule are re-indexed when opened.
 - **Tenant scope in the query.** Each line points at a *source* (namespace, namespace UID,
   workload, pod, container, node, pod UID) in a small catalog held in memory, so every line
   knows its namespace's UID without a per-row column. The scope (namespaces, their floors and
@@ -28,6 +29,10 @@ Why this shape (measurements in docs/logs.md):
   stay one clause).
 - **Idempotent writes.** A line's slot is derived from a hash of its uid; a rewritten line
   finds its own uid in its slot and is skipped, so re-delivery after a crash duplicates nothing.
+
+Over 400 lines because it is one store: the catalog, the day files, the planner and the
+readers share the in-memory catalog and the day handles, and splitting them would only move
+that shared state into parameters.
 """
 
 from __future__ import annotations
