@@ -21,9 +21,10 @@ parameters or body fields. So that the fuzz reaches the parsers behind them:
 - query names are learned from the hub itself: a probe request per operation records which
   query parameters the view reads (a recording ``request.args``), and cases then carry one to
   three of them with hostile or plausible values;
-- bodies are, besides Schemathesis's own, valid documents (``VALID_BODIES``: a policy from the
+- bodies are, besides Schemathesis's own, valid documents (``_seed``: a policy from the
   built-in templates, a silence, a member role...) with one node replaced by a hostile value,
-  removed, or joined by an unknown key; policy operations also get hostile YAML texts;
+  removed, or joined by an unknown key; and raw texts Python's encoder would not write (100,000
+  nested brackets, NaN, duplicate keys, cut short), plus hostile YAML for policy operations;
 - path parameters name real things of the test's world (``ns-a1``, ``ws-a``, a user, a saved
   policy and silence) on half of the draws, instead of random text that stops at the 404.
 
@@ -107,6 +108,18 @@ SWEEP_QUERY = [
     "9" * 400, "2026-02-30T00:00:00Z", "9999-12-31T23:59:59Z", "a" * 5000,
 ]  # fmt: skip
 SWEEP_BODY: list[Any] = [None, True, -1, 10**25, 1e308, "nan", "", "a\x00b", "x\n", [], {}, _nested(100)]
+SWEEP_PATH = ["0", "-1", "99999999999999999999", "9" * 400, "x\n", "a\x00b", "é中", "..", "a" * 1000]
+# Bodies Python's own encoder cannot or would not write, sent as raw text.
+RAW_JSON = [
+    "[" * 100_000 + "]" * 100_000,
+    '{"a":' * 20_000 + "1" + "}" * 20_000,
+    '{"name": NaN, "threshold": Infinity, "replicas": -Infinity}',
+    '{"replicas": 1e999, "revision": 123456789012345678901234567890}',
+    '{"name": "a\\u0000b", "role": "\\ud800"}',
+    '{"name": "x", "name": "y"}',
+    '{"name": "x"',
+    "\ufeff{}",
+]
 YAML_TEXTS = [
     "a: &a [*a, *a]\n",  # a recursive alias
     "a: &a ['x','x','x','x','x','x','x','x','x']\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
@@ -415,29 +428,32 @@ def _summary(exc: BaseException) -> str:
     return "; ".join(parts)
 
 
-def _describe(case: Any, raw: Any = None) -> str:
+def _describe(case: Any, raw: tuple[str, str] | None = None) -> str:
     text = f"{case.method} {case.formatted_path}"
     if case.query:
         text += f" query={case.query!r}"
-    body = raw if raw is not None else case.body
+    body = f"{raw[1]}: {raw[0][:200]!r}" if raw is not None else case.body
     if body is not None and type(body).__name__ != "NotSet":
         text += f" body={body!r}"
     return text[:400]
 
 
-def _exchange(fz: FuzzWorld, operation: Any, role: str, case: Any, yaml_text: str | None = None) -> None:
-    """Send one case as ``role``, run the checks, record a failure; put the world back after a write."""
+def _exchange(fz: FuzzWorld, operation: Any, role: str, case: Any, raw: tuple[str, str] | None = None) -> None:
+    """Send one case as ``role``, run the checks, record a failure; put the world back after a write.
+
+    ``raw`` is (text, media type) of a body sent as it is: Schemathesis would serialise a string
+    (quote it as a YAML scalar or a JSON string)."""
     label = _label(operation)
     headers = fz.world.headers(ROLES[role])
     fz.requests += 1
     try:
-        if yaml_text is not None:  # raw text: Schemathesis would quote a string as a YAML scalar
+        if raw is not None:
             response = fz.world.app.test_client().open(
                 case.formatted_path,
                 method=case.method,
                 query_string=case.query,
-                data=yaml_text.encode(),
-                headers={**headers, "Content-Type": "application/yaml"},
+                data=raw[0].encode("utf-8", "surrogatepass"),
+                headers={**headers, "Content-Type": raw[1]},
             )
         else:
             response = case.call(headers=headers)
@@ -451,21 +467,25 @@ def _exchange(fz: FuzzWorld, operation: Any, role: str, case: Any, yaml_text: st
         if key in fz.failures:
             fz.failures[key].count += 1
         else:
-            fz.failures[key] = Failure(label, role, key[1], response.status_code, _describe(case, yaml_text))
+            fz.failures[key] = Failure(label, role, key[1], response.status_code, _describe(case, raw))
     finally:
         if operation.method.upper() in UNSAFE:
             _restore(fz.world)
 
 
 def _sweep(fz: FuzzWorld, operation: Any, role: str) -> None:
-    """One fault per request: each learned query name, then each node of the valid body, gets
-    each of the sweep values; policy operations also get each hostile YAML text."""
+    """One fault per request: each path parameter, each learned query name and each node of the
+    valid body gets each of the sweep values; bodies also come as hostile raw JSON text, and
+    policy operations as hostile YAML text."""
     label = _label(operation)
     path = {p.name: fz.pinned.get(p.name, ["x"])[0] for p in operation.path_parameters}
     body = fz.bodies.get(label)
     base: dict[str, Any] = {"path_parameters": path}
     if body is not None:
         base.update(body=body, media_type="application/json")
+    for name in path:
+        for value in SWEEP_PATH:
+            _exchange(fz, operation, role, operation.Case(**{**base, "path_parameters": {**path, name: value}}))
     for name in fz.query_names.get(label, []):
         for value in SWEEP_QUERY:
             _exchange(fz, operation, role, operation.Case(**base, query={name: value}))
@@ -478,9 +498,12 @@ def _sweep(fz: FuzzWorld, operation: Any, role: str) -> None:
                 _exchange(fz, operation, role, operation.Case(**{**base, "body": mutated}))
             _exchange(fz, operation, role, operation.Case(**{**base, "body": _mutate(body, node, "drop", None)}))
     content = (operation.definition.raw.get("requestBody") or {}).get("content", {})
+    if "application/json" in content:
+        for text in RAW_JSON:
+            _exchange(fz, operation, role, operation.Case(path_parameters=path), raw=(text, "application/json"))
     if "application/yaml" in content:
         for text in YAML_TEXTS:
-            _exchange(fz, operation, role, operation.Case(path_parameters=path), yaml_text=text)
+            _exchange(fz, operation, role, operation.Case(path_parameters=path), raw=(text, "application/yaml"))
 
 
 def _fuzz_operation(fz: FuzzWorld, operation: Any, role: str) -> None:
