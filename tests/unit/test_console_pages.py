@@ -275,6 +275,13 @@ def test_highlighting_marks_chinese_as_substrings_and_latin_as_whole_words_and_e
     assert "<mark>error</mark>s" not in out  # "errors" is another word
 
 
+def test_highlighting_marks_what_the_word_rule_matches() -> None:
+    out = str(highlight("fetched git:amd64 オフセット404 指定。版本控制 user_id=1", ["amd64", "404", "定版本", "user"]))
+    assert out == "fetched git:<mark>amd64</mark> オフセット<mark>404</mark> 指定。版本控制 <mark>user</mark>_id=1"
+    out = str(highlight("数据库连接超时 after 30s; 超时间 after", ["超时 after"]))
+    assert out == "数据库连接<mark>超时 after</mark> 30s; 超时间 after"  # the CJK word must end its run
+
+
 def test_highlighting_a_phrase_marks_it_across_the_space() -> None:
     out = str(highlight("upstream connection refused now", ["connection refused"]))
     assert "<mark>connection refused</mark>" in out

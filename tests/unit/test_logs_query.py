@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hub.collectors.logs.embedded import WORDS_VERSION, EmbeddedLogStore, fts_expr, fts_phrase, index_text
 from hub.collectors.logs.query import And, KeywordSyntaxError, Or, Term, describe, parse_keywords, terms_of
 from hub.collectors.logs.store import LogQuery, LogRecord, parse_rfc3339_ns, strip_ansi
-from hub.collectors.logs.words import MAX_WORD_UNITS, fold, runs
+from hub.collectors.logs.words import MAX_WORD_UNITS, fold, match_spans, runs
 from hub.errors import InvalidInput
 from web.params import log_params
 
@@ -169,6 +169,7 @@ def _matches(message: str, term: str) -> bool:
 )
 def test_embedded_matching_follows_the_word_rule(message: str, term: str, found: bool) -> None:
     assert _matches(message, term) is found
+    assert bool(match_spans(message, term)) is found  # the console marks what matched
 
 
 # -- helpers ---------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from flask import Blueprint, request
 from markupsafe import Markup, escape
 
 from hub.collectors.logs.store import MAX_WINDOW
+from hub.collectors.logs.words import match_spans
 from web.access import current_principal, permission
 from web.params import integer, log_params
 from web.views import common
@@ -28,30 +29,27 @@ RANGES = (("15m", 900), ("1h", 3600), ("6h", 6 * 3600), ("24h", 86400), ("7d", 7
 DEFAULT_RANGE = "24h"
 PAGE_SIZE = 50
 FILTERS = ("namespaces", "workloads", "pods", "containers")
-_HAN = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")
 
 
 @bp.app_template_filter("highlight")
 def highlight(message: str, terms: list[str]) -> Markup:
     """The message, HTML-escaped, with every keyword term wrapped in <mark>.
 
-    Latin terms are marked as whole words and Chinese ones as substrings, which is how the
-    log stores match them (docs/logs.md "Words and substrings"), so what is marked is what
-    matched.
+    Marked where the word rule says the term matches (docs/logs.md "Words": whole words, CJK
+    inside one run), so what is marked is what matched.
     """
-    if not terms:
-        return escape(message)
-    parts = []
-    for term in sorted(set(terms), key=len, reverse=True):
-        body = r"\s+".join(re.escape(word) for word in term.split())
-        parts.append(body if _HAN.search(term) else rf"(?<!\w){body}(?!\w)")
-    pattern = re.compile("|".join(parts), re.IGNORECASE)
+    spans = sorted(span for term in set(terms) for span in match_spans(message, term))
     out: list[str] = []
-    last = 0
-    for match in pattern.finditer(message):
-        out.append(str(escape(message[last : match.start()])))
-        out.append(f"<mark>{escape(match.group(0))}</mark>")
-        last = match.end()
+    last = mark_start = 0
+    for start, end in spans:
+        if start < last:  # overlaps the previous mark: extend it
+            if end > last:
+                out[-1] = f"<mark>{escape(message[mark_start:end])}</mark>"
+                last = end
+            continue
+        out.append(str(escape(message[last:start])))
+        out.append(f"<mark>{escape(message[start:end])}</mark>")
+        mark_start, last = start, end
     out.append(str(escape(message[last:])))
     return Markup("".join(out))
 

@@ -143,6 +143,40 @@ def runs(text: str) -> Iterator[tuple[str, bool]]:
             yield fold(m.group()), False
 
 
+def match_spans(text: str, term: str) -> list[tuple[int, int]]:
+    """Where ``term`` matches in ``text`` by the word rule, as (start, end) character offsets
+    (for marking what matched; the stores answer whether it matches, this says where)."""
+    words = [(m.start(), m.end(), m.group("cjk") is not None, m.group()) for m in _RUN.finditer(text)]
+    line = [(start, end, cjk, raw if cjk else fold(raw)) for start, end, cjk, raw in words]
+    want = list(runs(term))
+    k = len(want)
+    spans: list[tuple[int, int]] = []
+    if not k:
+        return spans
+    if k == 1:
+        word, cjk = want[0]
+        for start, end, c, w in line:
+            if cjk and c:
+                at = w.find(word)
+                while at >= 0:
+                    spans.append((start + at, start + at + len(word)))
+                    at = w.find(word, at + 1)
+            elif not cjk and not c and w == word:
+                spans.append((start, end))
+        return spans
+    for i in range(len(line) - k + 1):
+        first, last = line[i], line[i + k - 1]
+        w0, c0 = want[0]
+        wl, cl = want[-1]
+        if not (first[2] == c0 and (first[3].endswith(w0) if c0 else first[3] == w0)):
+            continue
+        if not (last[2] == cl and (last[3].startswith(wl) if cl else last[3] == wl)):
+            continue
+        if all(line[i + j][2] == c and line[i + j][3] == w for j, (w, c) in enumerate(want[1:-1], start=1)):
+            spans.append((first[1] - len(w0) if c0 else first[0], last[0] + len(wl) if cl else last[1]))
+    return spans
+
+
 def simple_ascii(text: str) -> bool:
     """ASCII text whose words need no cutting: the embedded store's tokenizer splits it alone."""
     return text.isascii() and _ASCII_LONG.search(text) is None
