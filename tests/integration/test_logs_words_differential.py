@@ -14,8 +14,9 @@ text through the documented syntax; the oracle evaluates the tree the generator 
 The corpus (at most ``CORPUS_LINES`` lines, at least 50,000; nobody on the project wrote them),
 in this order, each source capped so that the rest fit:
 
-- the sandbox engines' own logs: ``<sandbox dir>/logs/*.log`` (etcd, kube-apiserver, ...)
-  and Elasticsearch's under ``<sandbox dir>/elasticsearch/logs``;
+- the sandbox engines' own logs, ``<sandbox dir>/logs/<engine>.log`` for the third-party engines
+  only (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, kube-state-metrics,
+  Prometheus, node-exporter, Elasticsearch; not the hub's or the sandbox's own);
 - Debian's package logs: ``/var/log/dpkg.log``, ``/var/log/apt/*.log``;
 - Python tracebacks from real failing snippets run here (``python -c ...``);
 - coloured output of real tools (``ls --color=always``, ``grep --color=always``): ANSI codes;
@@ -65,6 +66,8 @@ MIN_LINES = 50_000
 MAX_LINE_CHARS = 4_000
 CAP = 1_000  # documented: total is exact up to 1,000 matches
 BASE = 1_795_132_800.0  # 2026-11-20T00:00:00Z; line i is at BASE + 3 s * i (about two days)
+ENGINES = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kube-state-metrics",
+           "prometheus", "node-exporter", "elasticsearch"]  # fmt: skip
 ISSUE_LINES = [
     "Get:1 http://deb.debian.org/debian bookworm/main git:amd64 1:2.39.5-0+deb12u2 [7,264 kB]",
     "W: Unable to read the archive's index file, 1,000 entries skipped",
@@ -274,11 +277,9 @@ def _catalog_lines(limit: int) -> list[str]:
 def build_corpus(sandbox_dir: Path) -> list[tuple[str, str]]:
     """(namespace, message) pairs, one namespace per source."""
     sources: list[tuple[str, list[str]]] = []
-    engine_logs = sorted(glob.glob(str(sandbox_dir / "logs" / "*.log")))
-    engine_logs += sorted(glob.glob(str(sandbox_dir / "elasticsearch" / "logs" / "*.log")))
     engines: list[str] = []
-    for path in engine_logs:
-        engines += _read_lines(path, 2_500)
+    for engine in ENGINES:
+        engines += _read_lines(str(sandbox_dir / "logs" / f"{engine}.log"), 2_500)
     sources.append(("engines", engines[:15_000]))
     debian: list[str] = []
     for path in ["/var/log/dpkg.log", *sorted(glob.glob("/var/log/apt/*.log"))]:
