@@ -23,4 +23,18 @@ if [ $rc -eq 5 ]; then
   echo "pytest collected no tests: that is a failure here" >&2
   exit 1
 fi
+# The soak runs after pytest, never beside it: it starts a private sandbox of its own (other
+# ports, its own directory), so it cannot disturb the shared one the tests use. Only on a full
+# run (no pytest arguments); KUBEHUB_SOAK=0 skips it, KUBEHUB_SOAK=1 forces it.
+if [ "${KUBEHUB_SOAK:-}" = 1 ] || { [ $# -eq 0 ] && [ "${KUBEHUB_SOAK:-}" != 0 ]; }; then
+  say "soak, 5 minutes with faults (bench/soak.py)"
+  set +e
+  python bench/soak.py --minutes 5
+  soak_rc=$?
+  set -e
+  say "soak exit status $soak_rc"
+  if [ $rc -eq 0 ]; then
+    rc=$soak_rc
+  fi
+fi
 exit $rc
