@@ -392,6 +392,8 @@ def open_store(settings: Settings) -> LogStore:
             field_preset=es.field_preset,
             timeout=es.timeout,
             replicas=es.replicas,
+            # indices another tool owns are not rewritten for the word rule either
+            upgrade_old_indices=es.manage_retention,
         )
     try:
         return EmbeddedLogStore(settings.data_dir / "logs")
