@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from hub.errors import HubError, TooManyRequests
+from hub.errors import HubError, RateLimited
 from hub.timeutil import Clock
 
 log = logging.getLogger("kubehub.alerts")
@@ -72,7 +72,10 @@ class BacktestJobs:
         with self._lock:
             self._expire(now)
             if sum(1 for j in self._jobs.values() if j.owner == owner and j.running) >= self.per_user:
-                raise TooManyRequests(f"you already have {self.per_user} backtests running; wait for one to finish")
+                # A replay takes seconds (docs/alerting.md); Retry-After names a short wait, as every 429 does.
+                raise RateLimited(
+                    f"you already have {self.per_user} backtests running; wait for one to finish", retry_after=5
+                )
             job = BacktestJob(id=secrets.token_urlsafe(12), owner=owner, target=target, window=window, started=now)
             self._jobs[job.id] = job
         self._pool.submit(self._run, job, run)

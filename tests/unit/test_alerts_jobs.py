@@ -69,8 +69,9 @@ def test_a_refused_replay_is_kept_as_the_jobs_error(jobs: BacktestJobs) -> None:
 def test_a_user_runs_at_most_two_replays_at_once(jobs: BacktestJobs) -> None:
     gate = threading.Event()
     running = [jobs.submit(lambda progress: gate.wait(5) and {}, owner="ann", target=TARGET, window="7d") for _ in "ab"]
-    with pytest.raises(TooManyRequests):
+    with pytest.raises(TooManyRequests) as info:
         jobs.submit(lambda progress: {}, owner="ann", target=TARGET, window="7d")
+    assert getattr(info.value, "retry_after", 0) >= 1  # answered with a Retry-After like every 429
     other = jobs.submit(lambda progress: {}, owner="bob", target=TARGET, window="7d")  # others are not held up
     gate.set()
     for job in [*running, other]:
