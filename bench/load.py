@@ -171,6 +171,15 @@ def admin_round(s: Session) -> None:
         s.think()
 
 
+def browse(s: Session, one_round: Callable[[Session], None], rounds: int) -> None:
+    """``rounds`` rounds of a script, each followed by the baseline request, until the deadline."""
+    for _ in range(rounds):
+        if s.over():
+            return
+        one_round(s)
+        s.call(BASELINE, "GET", "/healthz")
+
+
 def editor_session(s: Session, ns: str, rounds: int, tag: str) -> None:
     """Create a policy of its own, edit it every round, delete it at the end (whatever happens)."""
     base = f"/api/v1/namespaces/{ns}/alerting/policies"
@@ -279,13 +288,11 @@ def main(argv: list[str] | None = None) -> int:
             ns = tenant_namespaces[i % len(tenant_namespaces)]
             plan.append(lambda s, ns=ns, i=i: editor_session(s, ns, rounds, f"{tag}-{i}"))
         elif i < editors + admin_browsers:
-            plan.append(lambda s: [admin_round(s) or s.call(BASELINE, "GET", "/healthz") for _ in range(rounds)])
+            plan.append(lambda s: browse(s, admin_round, rounds))
         else:
             tenant = tenants[i % len(tenants)]
             ns = tenant.namespaces[i % len(tenant.namespaces)]
-            plan.append(
-                lambda s, ns=ns: [tenant_round(s, ns) or s.call(BASELINE, "GET", "/healthz") for _ in range(rounds)]
-            )
+            plan.append(lambda s, ns=ns: browse(s, lambda s: tenant_round(s, ns), rounds))
 
     deadline = time.monotonic() + seconds
     threads = []
