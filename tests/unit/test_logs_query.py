@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hub.collectors.logs.embedded import WORDS_VERSION, EmbeddedLogStore, fts_expr, fts_phrase, index_text
 from hub.collectors.logs.query import And, KeywordSyntaxError, Or, Term, describe, parse_keywords, terms_of
 from hub.collectors.logs.store import LogQuery, LogRecord, parse_rfc3339_ns, strip_ansi
-from hub.collectors.logs.words import MAX_WORD_UNITS, fold, match_spans, runs
+from hub.collectors.logs.words import MAX_WORD_UNITS, RUN_MARK, fold, match_spans, runs, spaced_words
 from hub.errors import InvalidInput
 from web.params import log_params
 
@@ -111,6 +111,15 @@ def test_words_are_runs_of_letters_or_digits_and_cjk_runs_stand_apart() -> None:
     # combining marks belong to their word; case folds per character, as Lucene's filter does
     assert list(runs("Cafe\u0301 İSTANBUL ΟΔΟΣ")) == [("cafe\u0301", False), ("istanbul", False), ("οδοσ", False)]
     assert fold("x" * 300) == "x" * MAX_WORD_UNITS
+
+
+def test_elasticsearch_gets_cjk_characters_apart_with_a_mark_at_each_run_edge() -> None:
+    m = RUN_MARK
+    assert spaced_words("Fetched git:AMD64, user_id=7") == "fetched git amd64 user id 7"
+    assert spaced_words("error连接超时 done") == f"error {m} 连 接 超 时 {m} done"
+    assert spaced_words("指定。版本控制") == f"指 定 {m} 版 本 控 制"  # 定版本 cannot line up across the mark
+    assert spaced_words("超时") == "超 时"  # a term alone carries no mark: it may sit anywhere in a run
+    assert spaced_words("x\ue000y") == "x y"  # a private-use character in the text is a separator
 
 
 def test_cjk_runs_are_indexed_as_bigrams_plus_their_last_character() -> None:
