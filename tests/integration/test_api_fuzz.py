@@ -567,4 +567,4 @@ def test_every_operation_survives_the_fuzzer(fuzz: tuple[FuzzWorld, list[Any]], 
     )
     assert not fz.failures, f"{len(fz.failures)} failing (operation, check) pairs as {role}:\n{report}"
     # The fuzz must get past the front door: a run where (nearly) everything is refused tests little.
-    assert len(answered) >= (40 if role == "admin" else 20), sorted(answered)
+    assert len(answered) >= (35 if role == "admin" else 20), sorted(answered)  # today 48 and 31
