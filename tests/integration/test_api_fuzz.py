@@ -34,10 +34,18 @@ request the world is put back (users re-created and re-enabled, platform roles, 
 projects and memberships restored, a revoked token replaced), so that the next case runs as
 the same admin or tenant. This costs a few SQLite reads per write.
 
-Determinism and cost: Hypothesis derandomized, no example database, no shrinking phase,
-``FUZZ_EXAMPLES`` cases per operation and role (default 40: about a minute per role on 2
-cores). A run reports every failing (operation, check) once, with a count and its first
-request, and then fails.
+Two phases per operation and role. A deterministic sweep first, one fault per request (as
+Schemathesis's coverage phase does for declared parameters): each path parameter, learned
+query name and node of the valid body gets each value of a short hostile list, and each raw
+body text is sent. Then Hypothesis, derandomized, no example database, no shrinking:
+``FUZZ_EXAMPLES`` cases (default 40) mixing Schemathesis's generation with the above. About a
+minute per role on 2 cores; against fb6b0dc (before the issue 20 hardening) this run reports
+5xx in 36 operations as the admin and 26 as the tenant. A run reports every failing
+(operation, check) once, with a count and its first request, and then fails.
+
+Why one module of this length: the vocabulary (hostile values, valid bodies), the probe, the
+sweep, the random phase and the world's restoration are one harness that only this test uses;
+split up, each piece would be read without the others that explain it.
 """
 
 from __future__ import annotations
