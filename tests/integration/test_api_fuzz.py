@@ -5,7 +5,8 @@ data dir, SQLite state, the embedded log store) and generates requests for every
 it lists; each answer must pass: no 5xx (Schemathesis's ``not_a_server_error``), the body
 matches the schema declared for its status (``response_schema_conformance``), the status is
 one the operation declares (``status_code_conformance``), and, ours, a 503 names the backend
-it waited for (``"backend"`` in the body): 503 is only for a backend that is really down.
+it waited for (``"backend"`` in the body): 503 is only for a backend that is really down; a
+429 (the login throttle) carries ``Retry-After``.
 
 Backends. Prometheus is the sandbox's, read-only (monitoring answers, backtests); alert
 evaluation is off. The Kubernetes connection is off (``kubeconfig: none``): the fuzzer scales,
@@ -411,6 +412,17 @@ def _backend_named(ctx: Any, response: Any, case: Any) -> bool | None:
     return True
 
 
+def _retry_after(ctx: Any, response: Any, case: Any) -> bool | None:
+    """A 429 says when to come back: ``Retry-After`` in whole seconds, at least 1 (docs/api.md)."""
+    if response.status_code != 429:
+        return None
+    value = response.headers.get("Retry-After") or response.headers.get("retry-after")
+    value = value[0] if isinstance(value, list) else value
+    if not (value and value.isdigit() and int(value) >= 1):
+        raise AssertionError(f"429 without a Retry-After of whole seconds: {value!r}")
+    return True
+
+
 def _server_error(ctx: Any, response: Any, case: Any) -> bool | None:
     """Schemathesis's 5xx check, except for the 503s that ``_backend_named`` judges."""
     if response.status_code == 503:
@@ -423,6 +435,7 @@ CHECKS: list[Callable[..., Any]] = [
     response_schema_conformance,
     status_code_conformance,
     _backend_named,
+    _retry_after,
 ]
 
 
