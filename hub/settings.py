@@ -183,7 +183,13 @@ class RateLimitSettings:
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = _doc(
-        "Directory of the hub's state (SQLite), embedded logs and spool.", default_factory=_default_data_dir
+        "Directory of the hub's state (SQLite, unless database_url is set), embedded logs and spool.",
+        default_factory=_default_data_dir,
+    )
+    database_url: str = _doc(
+        "PostgreSQL URL (postgresql://user:password@host:port/database) that holds all hub state: users, "
+        "tenancy, sessions, policies, alert state, outbox, history and audit. Empty: SQLite in the data directory.",
+        default="",
     )
     log_level: str = _doc("Log level of the hub's own log: debug, info, warning, error.", default="info")
     http: HttpSettings = field(default_factory=HttpSettings)
@@ -318,6 +324,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError("KUBEHUB_SMTP_SECURITY", f"must be none, starttls or tls, got {s.smtp.security!r}")
     if s.elasticsearch.field_preset not in {"kubehub", "kubesphere"}:
         raise ConfigError("KUBEHUB_ELASTICSEARCH_FIELD_PRESET", "must be 'kubehub' or 'kubesphere'")
+    if s.database_url and not s.database_url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("KUBEHUB_DATABASE_URL", "must be a postgresql:// URL (empty: SQLite in the data directory)")
     if s.alerts.language not in {"en", "zh"}:
         raise ConfigError("KUBEHUB_ALERTS_LANGUAGE", "must be 'en' or 'zh'")
     if not 0 < s.http.port < 65536:

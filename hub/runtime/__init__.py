@@ -17,7 +17,7 @@ from typing import Any
 from hub.errors import ConfigError
 from hub.metrics import HubMetrics
 from hub.settings import Settings, load_settings
-from hub.store import Database
+from hub.store import StateStore, open_state_store
 from hub.timeutil import Clock, SystemClock
 
 log = logging.getLogger("kubehub")
@@ -46,7 +46,7 @@ class Hub:
     """Every service of one hub process. Web views and the CLI reach areas only through this."""
 
     settings: Settings
-    db: Database
+    db: StateStore
     metrics: HubMetrics
     clock: Clock = field(default_factory=SystemClock)
     # Area services; each is built by its area's ``build_*`` below and may be None when the
@@ -83,7 +83,7 @@ class Hub:
     def _probe_state(self) -> BackendStatus:
         try:
             self.db.query_one("SELECT 1")
-            return BackendStatus(name="state", configured=True, ok=True, detail=f"sqlite {self.settings.state_db}")
+            return BackendStatus(name="state", configured=True, ok=True, detail=self.db.describe())
         except Exception as exc:
             return BackendStatus(name="state", configured=True, ok=False, detail=_one_line(exc))
 
@@ -124,7 +124,7 @@ def build_hub(settings: Settings | None = None, *, clock: Clock | None = None, b
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError("KUBEHUB_DATA_DIR", f"cannot create {settings.data_dir}: {exc.strerror}") from exc
-    db = Database(settings.state_db)
+    db = open_state_store(settings)
     db.migrate()
     hub = Hub(settings=settings, db=db, metrics=HubMetrics(), clock=clock or SystemClock())
     for module in AREAS:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from hub.errors import HubError
 from hub.settings import AuthSettings, Settings, secret_from_env
-from hub.store import Database
+from hub.store import StateStore, open_state_store
 from hub.tenancy.credentials import PasswordHashing
 from hub.tenancy.roles import PlatformRole
 from hub.tenancy.service import TenancyService
@@ -89,9 +89,9 @@ def create_admin_from_cli(settings: Settings, *, username: str, password_env: st
         if password != again:
             print("kubehub: the two passwords differ; nothing created", file=sys.stderr)
             return 1
-    db: Database | None = None
+    db: StateStore | None = None
     try:
-        db = Database(settings.state_db)
+        db = open_state_store(settings)
         db.migrate()
         service = build_service(db, settings)
         user = service.create_user(username, password, platform_role=PlatformRole.ADMIN, actor="cli")

@@ -11,13 +11,12 @@ produces the same (deterministically keyed) notices; a crash after it loses noth
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from hub.errors import Conflict
-from hub.store.db import Database
+from hub.store.db import IntegrityError, Row, StateStore
 
 ACTIVE = ("pending", "firing", "nodata", "error")
 
@@ -92,12 +91,12 @@ _ALERT_COLUMNS = (
 
 def _in(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
     if not values:
-        return "0", []
+        return "1=0", []
     return f"{column} IN ({','.join('?' * len(values))})", list(values)
 
 
 class AlertStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: StateStore) -> None:
         self.db = db
 
     # -- policies ---------------------------------------------------------------------------
@@ -132,7 +131,7 @@ class AlertStore:
                     ),
                 )
                 self._bump_generation()
-        except sqlite3.IntegrityError as exc:
+        except IntegrityError as exc:
             raise Conflict(f"a {level}-level policy named {name!r} already exists here", field="name") from exc
 
     def update_policy(
@@ -157,7 +156,7 @@ class AlertStore:
                 if write is not None:
                     self._apply(write, now)
                 self._bump_generation()
-        except sqlite3.IntegrityError as exc:
+        except IntegrityError as exc:
             raise Conflict(f"another policy here is already named {name!r}", field="name") from exc
 
     def delete_policy(self, policy_id: str, *, now: float, write: CycleWrite | None = None) -> None:
@@ -170,10 +169,10 @@ class AlertStore:
             self.db.execute("DELETE FROM alert_policies WHERE id=?", (policy_id,))
             self._bump_generation()
 
-    def policy(self, policy_id: str) -> sqlite3.Row | None:
+    def policy(self, policy_id: str) -> Row | None:
         return self.db.query_one("SELECT * FROM alert_policies WHERE id=?", (policy_id,))
 
-    def policies(self, *, level: str | None = None, namespaces: Sequence[str] | None = None) -> list[sqlite3.Row]:
+    def policies(self, *, level: str | None = None, namespaces: Sequence[str] | None = None) -> list[Row]:
         """Policies of a level, within ``namespaces`` (None: every namespace)."""
         sql, args = "SELECT * FROM alert_policies WHERE 1=1", []
         if level:
@@ -185,7 +184,7 @@ class AlertStore:
             args += vals
         return self.db.query(sql + " ORDER BY level, namespace, name", args)
 
-    def enabled_policy_rows(self) -> list[sqlite3.Row]:
+    def enabled_policy_rows(self) -> list[Row]:
         return self.db.query("SELECT id, version, document FROM alert_policies WHERE enabled=1 ORDER BY id")
 
     def generation(self) -> int:
@@ -195,7 +194,7 @@ class AlertStore:
     def _bump_generation(self) -> None:
         self.db.execute(
             "INSERT INTO alert_meta(key, value) VALUES ('generation', '1')"
-            " ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+            " ON CONFLICT(key) DO UPDATE SET value = CAST(alert_meta.value AS INTEGER) + 1"
         )
 
     def meta(self, key: str) -> str | None:
@@ -206,15 +205,15 @@ class AlertStore:
     def slots(self) -> dict[float, float]:
         return {float(r["period"]): float(r["slot"]) for r in self.db.query("SELECT period, slot FROM alert_slots")}
 
-    def state_rows(self, policy_id: str | None = None) -> list[sqlite3.Row]:
+    def state_rows(self, policy_id: str | None = None) -> list[Row]:
         if policy_id is None:
             return self.db.query("SELECT * FROM alert_states")
         return self.db.query("SELECT * FROM alert_states WHERE policy_id=?", (policy_id,))
 
-    def flap_rows(self) -> list[sqlite3.Row]:
+    def flap_rows(self) -> list[Row]:
         return self.db.query("SELECT * FROM alert_flaps")
 
-    def health_rows(self) -> list[sqlite3.Row]:
+    def health_rows(self) -> list[Row]:
         return self.db.query("SELECT * FROM alert_rule_health")
 
     def commit_cycle(self, write: CycleWrite, *, now: float, generation: int | None = None) -> None:
@@ -260,8 +259,9 @@ class AlertStore:
             )
         if w.notices:
             db.executemany(
-                "INSERT OR IGNORE INTO alert_notices(key, alert_id, policy_id, namespace, kind, at, status, payload)"
-                " VALUES (:key, :alert_id, :policy_id, :namespace, :kind, :at, :status, :payload)",
+                "INSERT INTO alert_notices(key, alert_id, policy_id, namespace, kind, at, status, payload)"
+                " VALUES (:key, :alert_id, :policy_id, :namespace, :kind, :at, :status, :payload)"
+                " ON CONFLICT DO NOTHING",
                 w.notices,
             )
         for m in w.messages:
@@ -354,7 +354,7 @@ class AlertStore:
                 (now,),
             )
 
-    def due_messages(self, now: float, limit: int) -> list[sqlite3.Row]:
+    def due_messages(self, now: float, limit: int) -> list[Row]:
         """Waiting messages whose time has come, oldest first, skipping any recipient whose
         earlier message is backing off (so each recipient gets its notices in order)."""
         return self.db.query(
@@ -366,7 +366,8 @@ class AlertStore:
 
     def next_due_time(self) -> float | None:
         row = self.db.query_one(
-            "SELECT MIN(MAX(not_before, next_attempt)) AS t FROM alert_outbox WHERE status='waiting'"
+            "SELECT MIN(CASE WHEN not_before > next_attempt THEN not_before ELSE next_attempt END) AS t"
+            " FROM alert_outbox WHERE status='waiting'"
         )
         return float(row["t"]) if row and row["t"] is not None else None
 
@@ -462,8 +463,8 @@ class AlertStore:
         if counts:
             self.db.executemany("UPDATE alerts SET sends = sends + ? WHERE id=?", [(n, a) for a, n in counts.items()])
 
-    def notices_by_keys(self, keys: Sequence[str]) -> list[sqlite3.Row]:
-        out: list[sqlite3.Row] = []
+    def notices_by_keys(self, keys: Sequence[str]) -> list[Row]:
+        out: list[Row] = []
         for i in range(0, len(keys), 500):
             clause, vals = _in("key", list(keys[i : i + 500]))
             out += self.db.query(f"SELECT * FROM alert_notices WHERE {clause} ORDER BY id", vals)
@@ -473,9 +474,7 @@ class AlertStore:
         row = self.db.query_one("SELECT COUNT(*) AS n FROM alert_outbox WHERE status IN ('waiting', 'sending')")
         return int(row["n"]) if row else 0
 
-    def outbox(
-        self, *, namespaces: Sequence[str] | None = None, limit: int = 100, offset: int = 0
-    ) -> list[sqlite3.Row]:
+    def outbox(self, *, namespaces: Sequence[str] | None = None, limit: int = 100, offset: int = 0) -> list[Row]:
         sql, args = "SELECT * FROM alert_outbox", []
         if namespaces is not None:
             clause, vals = _in("tenant", list(namespaces))
@@ -484,7 +483,7 @@ class AlertStore:
         return self.db.query(sql + " ORDER BY id DESC LIMIT ? OFFSET ?", [*args, limit, offset])
 
     # -- alerts, history, comments ------------------------------------------------------------
-    def alert(self, alert_id: str) -> sqlite3.Row | None:
+    def alert(self, alert_id: str) -> Row | None:
         return self.db.query_one("SELECT * FROM alerts WHERE id=?", (alert_id,))
 
     def alerts(
@@ -497,7 +496,7 @@ class AlertStore:
         policy_id: str | None = None,
         limit: int = 100,
         offset: int = 0,
-    ) -> tuple[list[sqlite3.Row], int]:
+    ) -> tuple[list[Row], int]:
         """Alerts visible in a scope: ``namespaces`` (None: all) plus node-level ones when
         ``include_cluster``."""
         where, args = self._scope_clause(namespaces, include_cluster)
@@ -537,7 +536,7 @@ class AlertStore:
         until: float | None = None,
         limit: int = 100,
         offset: int = 0,
-    ) -> tuple[list[sqlite3.Row], int]:
+    ) -> tuple[list[Row], int]:
         where, args = self._scope_clause(namespaces, include_cluster)
         if alert_id:
             where += " AND alert_id=?"
@@ -557,7 +556,7 @@ class AlertStore:
         )
         return rows, int(total["n"]) if total else 0
 
-    def notices_of(self, alert_id: str) -> list[sqlite3.Row]:
+    def notices_of(self, alert_id: str) -> list[Row]:
         return self.db.query("SELECT * FROM alert_notices WHERE alert_id=? ORDER BY id", (alert_id,))
 
     def add_comment(self, *, alert_id: str, namespace: str, author: str, text: str, now: float) -> int:
@@ -567,10 +566,10 @@ class AlertStore:
                 (alert_id, namespace, author, now, text),
             )
 
-    def comments(self, alert_id: str) -> list[sqlite3.Row]:
+    def comments(self, alert_id: str) -> list[Row]:
         return self.db.query("SELECT * FROM alert_comments WHERE alert_id=? ORDER BY at, id", (alert_id,))
 
-    def latest_comments(self, alert_ids: Sequence[str]) -> dict[str, tuple[int, sqlite3.Row]]:
+    def latest_comments(self, alert_ids: Sequence[str]) -> dict[str, tuple[int, Row]]:
         """Per alert: how many comments it has and its latest one (for a history page's rows)."""
         ids = sorted(set(alert_ids))
         if not ids:
@@ -603,12 +602,12 @@ class AlertStore:
                 (silence_id, namespace or "", json.dumps(dict(matchers)), starts_at, ends_at, comment, actor, now),
             )
 
-    def silence(self, silence_id: str) -> sqlite3.Row | None:
+    def silence(self, silence_id: str) -> Row | None:
         return self.db.query_one("SELECT * FROM alert_silences WHERE id=? AND deleted_at IS NULL", (silence_id,))
 
     def silences(
         self, *, namespaces: Sequence[str] | None, include_cluster: bool, active_at: float | None = None
-    ) -> list[sqlite3.Row]:
+    ) -> list[Row]:
         where, args = self._scope_clause(namespaces, include_cluster)
         where += " AND deleted_at IS NULL"
         if active_at is not None:

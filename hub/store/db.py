@@ -1,52 +1,148 @@
-"""SQLite state store with versioned, per-area migrations.
+"""The state store: one small interface, SQLite here, PostgreSQL in :mod:`hub.store.postgres`.
+
+The rest of the hub sees only :class:`StateStore` (``query``, ``query_one``, ``execute``,
+``executemany``, ``transaction``) and rows with index and key access (:class:`Row`, which
+``sqlite3.Row`` already is). SQL is written once, in the subset both engines run the same way:
+``?`` or ``:name`` placeholders (the PostgreSQL adapter rewrites them), ``INSERT ... ON
+CONFLICT``, integers for booleans, no engine functions (``julianday``, ``GREATEST``...).
+
+Why one writer at a time on both: SQLite has exactly one (``BEGIN IMMEDIATE``), and the area
+stores were written for it (read-check-write inside one transaction, e.g. the alert engine's
+"no policy changed during the cycle"). The PostgreSQL adapter keeps that contract with a
+transaction-scoped advisory lock instead of making every caller retry serialization failures.
 
 Why per-area migration sequences: each area (tenancy, alerts, audit...) evolves its tables on
 its own, and a single global counter would make parallel work on two areas collide. Applied
 versions are recorded in ``schema_migrations(area, version)``; start-up applies the missing
 ones in order inside one transaction each, so a crash mid-migration leaves no half schema.
+A migration is one SQL script for both engines, or a ``{"sqlite": ..., "postgresql": ...}``
+pair where they differ (triggers); see :func:`migration_script`.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from hub.errors import ConfigError
+from hub.errors import BackendUnavailable, ConfigError
+
+if TYPE_CHECKING:
+    from hub.settings import Settings
 
 Params = Sequence[Any] | dict[str, Any]
+Migration = str | Mapping[str, str]
+
+
+class Row(Protocol):
+    """A result row: ``row[0]``, ``row["name"]``, ``row.keys()``, ``dict(row)``."""
+
+    def __getitem__(self, key: int | str, /) -> Any: ...
+
+    def keys(self) -> list[str]: ...
+
+    def __len__(self) -> int: ...
+
+
+class IntegrityError(Exception):
+    """A write broke a constraint (unique key, foreign key, check); both adapters raise this,
+    chaining the engine's own error, so callers can answer 409 without knowing the engine."""
 
 
 class StateStore(Protocol):
     """What the rest of the hub may use of the state store."""
 
-    def query(self, sql: str, params: Params = ()) -> list[sqlite3.Row]: ...
+    dialect: str  # "sqlite" or "postgresql"
 
-    def query_one(self, sql: str, params: Params = ()) -> sqlite3.Row | None: ...
+    def query(self, sql: str, params: Params = ()) -> list[Row]: ...
+
+    def query_one(self, sql: str, params: Params = ()) -> Row | None: ...
 
     def execute(self, sql: str, params: Params = ()) -> int: ...
 
-    def transaction(self) -> Any: ...
+    def executemany(self, sql: str, rows: Sequence[Params]) -> None: ...
+
+    def transaction(self) -> AbstractContextManager[Any]: ...
+
+    def migrate(self) -> list[str]: ...
+
+    def describe(self) -> str: ...
+
+    def close(self) -> None: ...
 
 
-def _area_migrations() -> dict[str, list[tuple[int, str]]]:
+def open_state_store(settings: Settings) -> StateStore:
+    """PostgreSQL when ``database_url`` is set, else SQLite in the data directory."""
+    if settings.database_url:
+        from hub.store.postgres import PostgresDatabase
+
+        return PostgresDatabase(settings.database_url)
+    return Database(settings.state_db)
+
+
+def _area_migrations() -> dict[str, list[tuple[int, Migration]]]:
     from hub.store import migrations
 
-    found: dict[str, list[tuple[int, str]]] = {}
+    found: dict[str, list[tuple[int, Migration]]] = {}
     for info in pkgutil.iter_modules(migrations.__path__):
         module = importlib.import_module(f"{migrations.__name__}.{info.name}")
-        steps = sorted(module.MIGRATIONS)
+        steps = sorted(module.MIGRATIONS, key=lambda step: step[0])
         versions = [v for v, _ in steps]
         if versions != list(range(1, len(versions) + 1)):
             raise RuntimeError(f"migrations of area {info.name} must be numbered 1..n, got {versions}")
         found[info.name] = steps
     return found
+
+
+def migration_script(step: Migration, dialect: str) -> str:
+    """The SQL of one migration for an engine: the shared script, or the engine's own variant."""
+    if isinstance(step, str):
+        return step
+    try:
+        return step[dialect]
+    except KeyError:
+        raise RuntimeError(f"a migration has no {dialect} variant (it has {sorted(step)})") from None
+
+
+def run_migrations(store: StateStore, run_script: Any) -> list[str]:
+    """Apply every missing migration through ``run_script(sql)``; returns 'area:version' applied.
+
+    Each step re-checks inside its own write transaction whether it is still missing, so two
+    processes starting at once (web and worker) apply it once.
+    """
+    with store.transaction():
+        run_script(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " area TEXT NOT NULL, version INTEGER NOT NULL, applied_at REAL NOT NULL,"
+            " PRIMARY KEY (area, version))"
+        )
+    applied = {(r["area"], r["version"]) for r in store.query("SELECT area, version FROM schema_migrations")}
+    done: list[str] = []
+    for area, steps in sorted(_area_migrations().items()):
+        for version, step in steps:
+            if (area, version) in applied:
+                continue
+            with store.transaction():
+                if store.query_one("SELECT 1 FROM schema_migrations WHERE area = ? AND version = ?", (area, version)):
+                    continue
+                run_script(migration_script(step, store.dialect))
+                store.execute(
+                    "INSERT INTO schema_migrations(area, version, applied_at) VALUES (?, ?, ?)",
+                    (area, version, time.time()),
+                )
+            done.append(f"{area}:{version}")
+    return done
+
+
+# SQLite errors that mean the file cannot be used right now (not a bug in a statement).
+_SQLITE_UNAVAILABLE = ("database is locked", "disk i/o error", "unable to open", "readonly", "disk is full")
 
 
 class Database:
@@ -57,6 +153,8 @@ class Database:
     instead of failing.
     """
 
+    dialect = "sqlite"
+
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._local = threading.local()
@@ -66,11 +164,15 @@ class Database:
             parent = Path(self.path).parent
             try:
                 parent.mkdir(parents=True, exist_ok=True)
-                probe = parent / ".write-probe"
+                # Named per opener: two stores opened at once (web and worker) must not unlink each other's.
+                probe = parent / f".write-probe-{os.getpid()}-{threading.get_ident()}"
                 probe.write_text("")
                 probe.unlink()
             except OSError as exc:
                 raise ConfigError("KUBEHUB_DATA_DIR", f"cannot write to {parent}: {exc.strerror}") from exc
+
+    def describe(self) -> str:
+        return f"sqlite {sqlite3.sqlite_version} at {self.path}"
 
     def _connect(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -86,6 +188,8 @@ class Database:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA busy_timeout=30000")
+            # LIKE matches case as on PostgreSQL (the audit filters are exact prefixes).
+            conn.execute("PRAGMA case_sensitive_like=ON")
             self._local.conn = conn
             self._local.depth = 0
             with self._lock:
@@ -103,7 +207,7 @@ class Database:
             finally:
                 self._local.depth -= 1
             return
-        conn.execute("BEGIN IMMEDIATE")
+        self._run(conn.execute, "BEGIN IMMEDIATE", ())
         self._local.depth = 1
         try:
             yield conn
@@ -111,49 +215,46 @@ class Database:
             conn.execute("ROLLBACK")
             raise
         else:
-            conn.execute("COMMIT")
+            self._run(conn.execute, "COMMIT", ())
         finally:
             self._local.depth = 0
 
-    def query(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
-        return self._connect().execute(sql, params).fetchall()
+    def _run(self, fn: Any, sql: str, params: Any) -> Any:
+        try:
+            return fn(sql, params)
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityError(str(exc)) from exc
+        except sqlite3.OperationalError as exc:
+            if any(m in str(exc).lower() for m in _SQLITE_UNAVAILABLE):
+                raise BackendUnavailable("state store (SQLite)", f"{exc} ({self.path})") from exc
+            raise
 
-    def query_one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
-        return self._connect().execute(sql, params).fetchone()
+    def query(self, sql: str, params: Params = ()) -> list[Row]:
+        return self._run(self._connect().execute, sql, params).fetchall()
+
+    def query_one(self, sql: str, params: Params = ()) -> Row | None:
+        return self._run(self._connect().execute, sql, params).fetchone()
 
     def execute(self, sql: str, params: Params = ()) -> int:
-        """Run one statement; returns lastrowid for INSERTs, else the row count."""
-        cur = self._connect().execute(sql, params)
+        """Run one statement; returns the new row's id for an INSERT (tables with an integer
+        ``id`` key), else the number of rows changed."""
+        cur = self._run(self._connect().execute, sql, params)
         if sql.lstrip()[:6].upper() == "INSERT":
             return int(cur.lastrowid or 0)
-        return cur.rowcount
+        return int(cur.rowcount)
 
     def executemany(self, sql: str, rows: Sequence[Params]) -> None:
-        self._connect().executemany(sql, rows)
+        self._run(self._connect().executemany, sql, rows)
 
     def migrate(self) -> list[str]:
         """Apply every missing migration; returns 'area:version' of those applied."""
         conn = self._connect()
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " area TEXT NOT NULL, version INTEGER NOT NULL, applied_at REAL NOT NULL,"
-            " PRIMARY KEY (area, version))"
-        )
-        applied = {(r["area"], r["version"]) for r in conn.execute("SELECT area, version FROM schema_migrations")}
-        done: list[str] = []
-        for area, steps in sorted(_area_migrations().items()):
-            for version, sql in steps:
-                if (area, version) in applied:
-                    continue
-                with self.transaction() as tx:
-                    for statement in _split_sql(sql):
-                        tx.execute(statement)
-                    tx.execute(
-                        "INSERT INTO schema_migrations(area, version, applied_at) VALUES (?, ?, ?)",
-                        (area, version, time.time()),
-                    )
-                done.append(f"{area}:{version}")
-        return done
+
+        def run_script(script: str) -> None:
+            for statement in _split_sql(script):
+                conn.execute(statement)
+
+        return run_migrations(self, run_script)
 
     def close(self) -> None:
         with self._lock:

@@ -87,7 +87,8 @@ MIGRATIONS = [
     ),
     (
         2,
-        """
+        {
+            "sqlite": """
         -- A counter bumped by every change to projects (including cascades from workspace
         -- deletion), so readers can keep the project list in memory and reload it only when
         -- it changed -- also when another process changed it.
@@ -103,6 +104,23 @@ MIGRATIONS = [
         CREATE TRIGGER projects_gen_delete AFTER DELETE ON projects
         BEGIN UPDATE project_generation SET gen = gen + 1 WHERE id = 1; END;
         """,
+            # The same counter on PostgreSQL: one trigger function for the three events.
+            "postgresql": """
+        CREATE TABLE project_generation (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            gen INTEGER NOT NULL
+        );
+        INSERT INTO project_generation(id, gen) VALUES (1, 0);
+        CREATE FUNCTION projects_gen_bump() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            UPDATE project_generation SET gen = gen + 1 WHERE id = 1;
+            RETURN NULL;
+        END
+        $$;
+        CREATE TRIGGER projects_gen AFTER INSERT OR UPDATE OR DELETE ON projects
+        FOR EACH ROW EXECUTE FUNCTION projects_gen_bump();
+        """,
+        },
     ),
     (
         3,

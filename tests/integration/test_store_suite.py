@@ -1,0 +1,120 @@
+"""The shared state store suite (tests/unit/store_suite.py) on both backends: SQLite in a temp
+directory and a real PostgreSQL server (a database of its own per test), plus what only the
+PostgreSQL adapter has to get right: a lost connection is a 503 naming the state store, and
+the next request works again."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.errors import BackendUnavailable
+from hub.settings import Settings
+from hub.store import Database, StateStore
+from hub.store.postgres import PostgresDatabase
+from tests.integration.pg_support import server_url, terminate_connections, throwaway_database
+
+pytest.register_assert_rewrite("tests.unit.store_suite")
+from tests.unit.store_suite import *  # noqa: E402, F403  (the suite's tests run here)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def pg_server() -> str:
+    return server_url()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], StateStore]]:
+    opened: list[Any] = []
+    if request.param == "sqlite":
+
+        def open_sqlite() -> StateStore:
+            db = Database(tmp_path / "state.sqlite3")
+            opened.append(db)
+            return db
+
+        yield open_sqlite
+    else:
+        with throwaway_database(request.getfixturevalue("pg_server")) as url:
+
+            def open_pg() -> StateStore:
+                db = PostgresDatabase(url)
+                opened.append(db)
+                return db
+
+            yield open_pg
+            for db in opened:
+                db.close()
+            return
+    for db in opened:
+        db.close()
+
+
+def test_a_lost_connection_is_unavailable_then_recovers(pg_server: str) -> None:
+    with throwaway_database(pg_server) as url:
+        db = PostgresDatabase(url)
+        db.migrate()
+        db.execute("INSERT INTO meta(key, value) VALUES ('k', 'v')")
+        assert terminate_connections(pg_server, url) >= 1
+        with pytest.raises(BackendUnavailable) as err:
+            db.query_one("SELECT value FROM meta WHERE key = 'k'")
+        assert err.value.backend == "state store (PostgreSQL)"
+        assert err.value.__cause__ is not None  # the driver's error stays chained
+        assert db.query_one("SELECT value FROM meta WHERE key = 'k'")["value"] == "v"  # type: ignore[index]
+        # Lost in the middle of a transaction: nothing of it lands, and the store goes on.
+        with pytest.raises(BackendUnavailable), db.transaction():
+            db.execute("INSERT INTO meta(key, value) VALUES ('k2', 'v')")
+            terminate_connections(pg_server, url)
+            db.execute("INSERT INTO meta(key, value) VALUES ('k3', 'v')")
+        assert db.query("SELECT key FROM meta WHERE key IN ('k2', 'k3')") == []
+        db.close()
+
+
+def test_an_unreachable_server_is_unavailable_naming_the_store() -> None:
+    db = PostgresDatabase("postgresql://kubehub@127.0.0.1:1/nothing")
+    with pytest.raises(BackendUnavailable) as err:
+        db.query_one("SELECT 1")
+    assert "state store (PostgreSQL)" in str(err.value) and "127.0.0.1:1" in str(err.value)
+
+
+def test_the_hub_on_postgresql_answers_503_when_the_connection_is_lost(pg_server: str, tmp_path: Path) -> None:
+    """The whole hub on PostgreSQL: a user signs in, /readyz names the server, a lost
+    connection is a 503 naming the state store (not a 500), and the next request works."""
+    from web import create_app
+
+    with throwaway_database(pg_server) as url:
+        settings = Settings(data_dir=tmp_path / "data", database_url=url).replace(
+            kubernetes={"kubeconfig": "none"}, logs={"ship": False}
+        )
+        app = create_app(settings, testing=True)
+        hub = app.extensions["kubehub"]
+        try:
+            hub.tenancy.create_user("root", "a long enough password 1", platform_role=_admin_role(), actor="test")
+            assert not (tmp_path / "data" / "state.sqlite3").exists()  # nothing went to SQLite
+            client = app.test_client()
+            login = client.post("/api/v1/auth/login", json={"username": "root", "password": "a long enough password 1"})
+            assert login.status_code == 200, login.get_json()
+            headers: dict[str, str] = {}  # the session cookie stays in the client
+            ready = client.get("/readyz", headers=headers).get_json()
+            state = next(b for b in ready["backends"] if b["name"] == "state")
+            assert state["state"] == "ok" and state["detail"].startswith("postgresql ")
+            assert client.get("/api/v1/users", headers=headers).status_code == 200
+            terminate_connections(pg_server, url)
+            lost = client.get("/api/v1/users", headers=headers)
+            assert lost.status_code == 503, lost.get_json()
+            assert "state store (PostgreSQL)" in lost.get_json()["error"]
+            again = client.get("/api/v1/users", headers=headers)
+            assert again.status_code == 200 and "root" in {u["name"] for u in again.get_json()["items"]}
+        finally:
+            hub.close()
+
+
+def _admin_role() -> Any:
+    from hub.tenancy.roles import PlatformRole
+
+    return PlatformRole.ADMIN
