@@ -34,7 +34,7 @@ Errors: a transport failure or any status other than the expected one (200; 201 
 policy create). RSS: ``VmRSS`` of the hub's process from ``/proc/<pid>/status`` before the
 logins and after the last request. The last line is exactly
 ``load: sessions=<n> requests=<n> p95_ms=<...> errors=<n> rss_growth_pct=<...>`` with p95
-over every page and API call (the baseline excluded).
+over every page and API call (the baseline excluded). The exit status is 1 when errors > 0.
 """
 
 from __future__ import annotations
@@ -339,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         f"load: sessions={sessions} requests={requests_sent} p95_ms={p95(everything):.1f} errors={errors} "
         f"rss_growth_pct={growth:.1f}"
     )
-    return 0
+    return 1 if errors else 0  # timings are reported; a failed request fails the run (make bench, CI)
 
 
 if __name__ == "__main__":
