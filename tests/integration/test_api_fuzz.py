@@ -6,7 +6,9 @@ it lists; each answer must pass: no 5xx (Schemathesis's ``not_a_server_error``),
 matches the schema declared for its status (``response_schema_conformance``), the status is
 one the operation declares (``status_code_conformance``), and, ours, a 503 names the backend
 it waited for (``"backend"`` in the body): 503 is only for a backend that is really down; a
-429 (the login throttle) carries ``Retry-After``.
+429 (the login throttle) carries ``Retry-After``; and an answer to the tenant (ws-a's
+workspace admin) never names the other tenant's workspace, projects or user, unless the
+request did.
 
 Backends. Prometheus is the sandbox's, read-only (monitoring answers, backtests); alert
 evaluation is off. The Kubernetes connection is off (``kubeconfig: none``): the fuzzer scales,
@@ -53,6 +55,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -69,7 +72,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 from werkzeug.datastructures import ImmutableMultiDict
 
-from tests.unit.conftest_tenancy import PASSWORD, ROLE_USERS, WORKSPACES, TenancyWorld, build_world
+from tests.unit.conftest_tenancy import FOREIGN_NAMES, PASSWORD, ROLE_USERS, WORKSPACES, TenancyWorld, build_world
 
 pytestmark = pytest.mark.integration
 
@@ -412,6 +415,16 @@ def _backend_named(ctx: Any, response: Any, case: Any) -> bool | None:
     return True
 
 
+def _no_foreign_names(request_text: str, response_text: str) -> list[str]:
+    """Names of the other tenant (ws-b, its projects, its admin) in an answer to ws-a's admin,
+    except those the request itself carried (echoing them back tells nothing new)."""
+    return [
+        name
+        for name in FOREIGN_NAMES
+        if name not in request_text and re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", response_text)
+    ]
+
+
 def _retry_after(ctx: Any, response: Any, case: Any) -> bool | None:
     """A 429 says when to come back: ``Retry-After`` in whole seconds, at least 1 (docs/api.md)."""
     if response.status_code != 429:
@@ -483,6 +496,12 @@ def _exchange(fz: FuzzWorld, operation: Any, role: str, case: Any, raw: tuple[st
     fz.statuses[(label, response.status_code)] += 1
     try:
         case.validate_response(response, checks=CHECKS)
+        if role == "tenant":
+            body = response.get_data(as_text=True) if raw is not None else response.text
+            sent = _describe(case, raw) + repr(case.path_parameters) + repr(case.query) + repr(case.body)
+            leaked = _no_foreign_names(sent, body)
+            if leaked:
+                raise AssertionError(f"Tenant isolation: the answer names {leaked}")
     except (AssertionError, BaseExceptionGroup) as exc:  # each failure is recorded; the run goes on
         key = (label, _summary(exc))
         if key in fz.failures:
