@@ -37,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         help=f"ports are BASE+offset, e.g. API server BASE+443, Prometheus BASE+90 (default {DEFAULT_PORT_BASE})",
     )
+    up.add_argument(
+        "--database",
+        choices=("sqlite", "postgresql"),
+        help="where the sandbox's hub keeps its state (default sqlite; remembered); PostgreSQL runs either way",
+    )
     up.add_argument("--json", action="store_true", help="print the status as JSON when done")
 
     p = sub.add_parser("down", help="stop every process of the sandbox (state is kept)")
@@ -77,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
                 pods=args.pods,
                 hub=False if args.no_hub else True if args.hub else None,
                 port_base=args.port_base,
+                database=args.database,
             )
             if args.json:
                 print(json.dumps(status, indent=2, ensure_ascii=False))
@@ -119,6 +125,8 @@ def summary(status: dict[str, Any]) -> str:
         lines.append(f"  {c['name']:<{width}}  {c['state']:<8}  {c['version']:<16}  {c['url']}")
     lines.append(f"  kubeconfig: {status['kubeconfig']}")
     lines.append(f"  mailbox:    {status['mailbox']}  (Maildir; new mail under new/)")
+    if status.get("hub_database"):
+        lines.append(f"  hub state:  {status['hub_database']}")
     if status.get("hub_url"):
         lines.append(f"\nkubehub console: {status['hub_url']}")
     if status["credentials"]:

@@ -35,6 +35,7 @@ PORT_OFFSETS: dict[str, int] = {
     "kube-state-metrics-telemetry": 103,
     "elasticsearch": 200,
     "kwok": 247,
+    "postgresql": 432,
     "kube-controller-manager": 257,
     "kube-scheduler": 259,
     "elasticsearch-transport": 300,
@@ -75,6 +76,7 @@ class SandboxConfig:
     nodes: int = DEFAULT_NODES
     pods: int = DEFAULT_PODS
     hub: bool = True
+    database: str = "sqlite"  # where the sandbox's hub keeps its state: sqlite | postgresql
     extra: dict[str, str] = field(default_factory=dict)
 
     def port(self, name: str) -> int:
@@ -86,7 +88,7 @@ class SandboxConfig:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        known = {k: raw[k] for k in ("port_base", "nodes", "pods", "hub", "extra") if k in raw}
+        known = {k: raw[k] for k in ("port_base", "nodes", "pods", "hub", "database", "extra") if k in raw}
         return SandboxConfig(**known)
 
     def save(self, path: Path) -> None:

@@ -41,9 +41,12 @@ COMPONENTS = [
     "node-exporter",
     "elasticsearch",
     "smtp",
+    "postgresql",
     "prometheus",
     "hub",
 ]
+PG_SUPERUSER = "kubehub"  # the server's superuser (trust authentication, loopback only)
+PG_HUB_DATABASE = "kubehub"  # the sandbox hub's database when it runs with --database postgresql
 NODE_LEASE_SECONDS = 40
 HEALTH_TIMEOUT_SECONDS = 10.0  # generous: the machine may be busy with builds and other tests
 UNHEALTHY_GRACE_SECONDS = 300.0
@@ -199,6 +202,27 @@ class Sandbox:
         digest = hashlib.sha1(str(self.dir).encode()).hexdigest()[:12]
         return Path("/var/lib/kubehub") / f"sandbox-es-{digest}"
 
+    @property
+    def pg_dir(self) -> Path:
+        """PostgreSQL's data directory's parent: inside the sandbox unless its user cannot reach it
+        (as root the server runs as the unprivileged system user Elasticsearch uses)."""
+        inside = self.dir / "postgresql"
+        if prereqs.es_runs_as() is None or prereqs._traversable_by_others(self.dir):
+            return inside
+        import hashlib
+
+        digest = hashlib.sha1(str(self.dir).encode()).hexdigest()[:12]
+        return Path("/var/lib/kubehub") / f"sandbox-pg-{digest}"
+
+    @property
+    def postgres_url(self) -> str:
+        """The server's ``postgres`` database as superuser: tests create their own databases here."""
+        return f"postgresql://{PG_SUPERUSER}@127.0.0.1:{self.port('postgresql')}/postgres"
+
+    @property
+    def hub_database_url(self) -> str:
+        return f"postgresql://{PG_SUPERUSER}@127.0.0.1:{self.port('postgresql')}/{PG_HUB_DATABASE}"
+
     def url_of(self, name: str) -> str:
         p = self.port
         return {
@@ -212,6 +236,7 @@ class Sandbox:
             "node-exporter": f"http://127.0.0.1:{p('node-exporter')}",
             "elasticsearch": self.elasticsearch_url,
             "smtp": f"smtp://127.0.0.1:{p('smtp')}",
+            "postgresql": f"postgresql://127.0.0.1:{p('postgresql')}",
             "prometheus": self.prometheus_url,
             "hub": self.hub_url,
         }[name]
@@ -259,6 +284,8 @@ class Sandbox:
             return self._ok(base + "/_cluster/health")
         if name == "hub":
             return self._ok(base + "/healthz")
+        if name == "postgresql":
+            return self._pg_version(timeout=HEALTH_TIMEOUT_SECONDS) is not None
         if name == "smtp":
             try:
                 with socket.create_connection(("127.0.0.1", self.port("smtp")), timeout=HEALTH_TIMEOUT_SECONDS) as s:
@@ -281,6 +308,8 @@ class Sandbox:
             if name == "elasticsearch":
                 data = json.loads(self.http(self.elasticsearch_url + "/_nodes/_local?filter_path=nodes.*.version")[1])
                 return next(iter(data["nodes"].values()))["version"]
+            if name == "postgresql":
+                return self._pg_version() or cache.get(name, "unknown")
         except (OSError, ValueError, KeyError, StopIteration, urllib.error.URLError):
             pass
         return cache.get(name, "unknown")
@@ -289,7 +318,9 @@ class Sandbox:
         """Versions of the binaries, asked once per sandbox and kept in state/versions.json."""
         path = self.state_dir / "versions.json"
         try:
-            return dict(json.loads(path.read_text()))
+            cached = dict(json.loads(path.read_text()))
+            if "postgresql" in cached:  # written before PostgreSQL joined: ask again
+                return cached
         except (OSError, ValueError):
             pass
         import aiosmtpd
@@ -311,6 +342,7 @@ class Sandbox:
             "prometheus": prereqs.binary_version(["prometheus", "--version"]),
             "elasticsearch": cfgmod.ES_VERSION,
             "smtp": f"aiosmtpd {aiosmtpd.__version__}",
+            "postgresql": prereqs.postgres_version(),
             "hub": hub.__version__,
         }
         if all(v != "unknown" for v in out.values()):
@@ -352,6 +384,8 @@ class Sandbox:
             "prometheus_url": self.prometheus_url,
             "elasticsearch_url": self.elasticsearch_url,
             "smtp": {"host": self.smtp_host, "port": self.smtp_port},
+            "postgresql_url": self.postgres_url,
+            "hub_database": self.hub_database_url if self.config.database == "postgresql" else "sqlite",
             "hub_url": self.hub_url if "hub" in expected else None,
             "rss_mb": round(sum(c["rss_mb"] for c in comps), 1),
         }
@@ -383,10 +417,13 @@ class Sandbox:
     # ---- up -------------------------------------------------------------------------------------
 
     def up(self, *, nodes: int | None = None, pods: int | None = None, hub: bool | None = None,
-           port_base: int | None = None, skip_hub: bool = False) -> dict[str, Any]:  # fmt: skip
+           port_base: int | None = None, skip_hub: bool = False,
+           database: str | None = None) -> dict[str, Any]:  # fmt: skip
         """Bring every component up (reusing running ones) and seed what is missing.
 
-        ``nodes``, ``pods``, ``hub`` and ``port_base`` are remembered in the sandbox directory;
+        ``database`` ("sqlite" or "postgresql") is where the sandbox's hub keeps its state;
+        PostgreSQL runs either way (it is light, and the store tests use it).
+        ``nodes``, ``pods``, ``hub``, ``database`` and ``port_base`` are remembered in the sandbox directory;
         ``skip_hub`` leaves the hub alone this once (the test fixture: tests start their own hubs,
         and a hub under development must not keep the engines from coming up).
         """
@@ -399,6 +436,10 @@ class Sandbox:
                 self.config.pods = pods
             if hub is not None:
                 self.config.hub = hub
+            if database is not None:
+                if database not in ("sqlite", "postgresql"):
+                    raise ComponentError("hub", f"--database must be sqlite or postgresql, got {database!r}")
+                self.config.database = database
             self.config.save(self.dir / "sandbox.json")
             started: list[str] = []
             try:
@@ -437,6 +478,7 @@ class Sandbox:
         # Elasticsearch takes the longest to start: launch it first, wait for it last.
         self._ensure("elasticsearch", self._spec_elasticsearch(es_home), started, wait=False)
         self._ensure("smtp", self._spec_smtp(), started)
+        self._ensure_postgresql(started)
         self._ensure("etcd", self._spec_etcd(), started, timeout=60)
         self._ensure("kube-apiserver", self._spec_apiserver(), started, timeout=120)
 
@@ -803,6 +845,99 @@ class Sandbox:
             ports=[self.port("elasticsearch"), self.port("elasticsearch-transport")],
         )
 
+    # ---- PostgreSQL ------------------------------------------------------------------------------
+
+    def ensure_postgresql(self) -> str:
+        """Start the PostgreSQL component alone if it is not running (tests call this even when
+        the sandbox's hub runs on SQLite); returns :attr:`postgres_url`. Other components are
+        left as they are."""
+        if self.sup.alive("postgresql") and self.healthy("postgresql"):
+            return self.postgres_url
+        with self._locked():
+            prereqs.ensure_debian_packages(self.say)
+            prereqs.ensure_es_user()
+            self.logs_dir.mkdir(parents=True, exist_ok=True)
+            self._ensure_postgresql([])
+        return self.postgres_url
+
+    def _ensure_postgresql(self, started: list[str]) -> None:
+        self._ensure("postgresql", self._spec_postgresql(), started, timeout=60)
+        import psycopg
+
+        with psycopg.connect(self.postgres_url, autocommit=True, connect_timeout=10) as conn:
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PG_HUB_DATABASE,)).fetchone() is None:
+                conn.execute(f'CREATE DATABASE "{PG_HUB_DATABASE}"')
+
+    def _pg_version(self, timeout: float = 3.0) -> str | None:
+        """The running server's version, or None when it does not answer."""
+        try:
+            import psycopg
+
+            with psycopg.connect(self.postgres_url, connect_timeout=max(1, int(timeout))) as conn:
+                row = conn.execute("SHOW server_version").fetchone()
+        except Exception:  # any failure to connect or ask means "not healthy"
+            return None
+        return str(row[0]).split()[0] if row else None
+
+    def _spec_postgresql(self) -> ProcSpec:
+        """The server on its own port, data under :attr:`pg_dir`, run by an unprivileged user
+        (PostgreSQL refuses root). ``initdb`` runs once. Loopback TCP only, no Unix socket;
+        ``synchronous_commit=off`` is the sandbox's equivalent of SQLite's WAL with
+        ``synchronous=NORMAL``: a process crash loses nothing, a kernel crash the last commits."""
+        bin_dir = prereqs.postgres_bin()
+        if bin_dir is None:
+            raise ComponentError("postgresql", "no PostgreSQL server found (apt-get install postgresql)")
+        pg = self.pg_dir
+        data = pg / "data"
+        user = prereqs.es_runs_as()
+        if not (data / "PG_VERSION").exists():
+            pg.mkdir(parents=True, exist_ok=True)
+            if user:
+                import pwd
+
+                pw = pwd.getpwnam(user)
+                os.chown(pg, pw.pw_uid, pw.pw_gid)
+            shutil.rmtree(data, ignore_errors=True)  # a half-done earlier initdb
+            argv = [str(bin_dir / "initdb"), "-D", str(data), "-U", PG_SUPERUSER, "--auth=trust", "-E", "UTF8",
+                    "--no-locale"]  # fmt: skip
+            if user and os.geteuid() == 0:
+                argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--", *argv]
+            log = self._log("postgresql")
+            log.parent.mkdir(parents=True, exist_ok=True)
+            self.say("postgresql: initdb")
+            import subprocess
+
+            with open(log, "ab") as out:
+                rc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, cwd=pg, check=False).returncode
+            if rc != 0:
+                raise ComponentError("postgresql", f"initdb failed (exit {rc})", log)
+        return ProcSpec(
+            name="postgresql",
+            argv=[
+                str(bin_dir / "postgres"),
+                "-D",
+                str(data),
+                "-p",
+                str(self.port("postgresql")),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "unix_socket_directories=",
+                "-c",
+                "max_connections=200",
+                "-c",
+                "shared_buffers=64MB",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "log_min_messages=warning",
+            ],
+            cwd=pg,
+            user=user,
+            log=self._log("postgresql"),
+            ports=[self.port("postgresql")],
+        )
+
     def _spec_prometheus(self) -> ProcSpec:
         from sandbox import promcfg
 
@@ -843,11 +978,12 @@ class Sandbox:
                 "KUBEHUB_SMTP_PORT": str(self.smtp_port),
                 "KUBEHUB_ELASTICSEARCH_URL": self.elasticsearch_url,
                 "KUBEHUB_HTTP_PUBLIC_URL": self.hub_url,
+                **({"KUBEHUB_DATABASE_URL": self.hub_database_url} if self.config.database == "postgresql" else {}),
             },
             log=self._log("hub"),
             ports=[self.port("hub")],
-            # A changed hub (another area's work landed) is restarted by the next `up`.
-            stamp=code_digest("hub", "web"),
+            # A changed hub (another area's work landed, or another --database) is restarted by the next `up`.
+            stamp=code_digest("hub", "web") + ("+postgresql" if self.config.database == "postgresql" else ""),
         )
 
     # ---- down / reset ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import zipfile
@@ -96,10 +97,36 @@ def find_java_home() -> Path | None:
     return None
 
 
+def postgres_bin() -> Path | None:
+    """The newest Debian PostgreSQL server's bin directory (``initdb``, ``postgres``), if any.
+
+    Debian installs each major version under /usr/lib/postgresql/<major>/bin, off the PATH.
+    """
+    root = Path("/usr/lib/postgresql")
+    found = [d / "bin" for d in root.glob("*") if (d / "bin" / "initdb").exists() and (d / "bin" / "postgres").exists()]
+    found.sort(key=lambda b: int(b.parent.name) if b.parent.name.isdigit() else 0)
+    return found[-1] if found else None
+
+
+def postgres_version() -> str:
+    """The installed server's version ("15.18"), from ``postgres --version``."""
+    bin_dir = postgres_bin()
+    if bin_dir is None:
+        return "unknown"
+    try:
+        out = subprocess.run([str(bin_dir / "postgres"), "--version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    found = re.search(r"\(PostgreSQL\) (\d+(?:\.\d+)*)", out.stdout)  # "postgres (PostgreSQL) 15.18 (Debian ...)"
+    return found.group(1) if found else "unknown"
+
+
 def ensure_debian_packages(say: Say) -> None:
     missing = [pkg for pkg, marker in DEBIAN_PACKAGES.items() if not Path(marker).exists()]
     if find_java_home() is None:
         missing.append("openjdk-17-jre-headless")
+    if postgres_bin() is None:
+        missing.append("postgresql")
     if not missing:
         return
     command = "apt-get update && apt-get install -y " + " ".join(missing)
@@ -115,8 +142,9 @@ def ensure_debian_packages(say: Say) -> None:
             rc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, env=env, check=False).returncode
             if rc != 0:
                 raise ComponentError("packages", f"`{' '.join(argv)}` failed (exit {rc})", log)
-    # Debian's packages start their own services; the sandbox runs its own copies on its ports.
-    for unit in ("prometheus", "prometheus-node-exporter"):
+    # Debian's packages start their own services; the sandbox runs its own copies on its ports
+    # (PostgreSQL's system cluster on 5432 too: the sandbox never uses it).
+    for unit in ("prometheus", "prometheus-node-exporter", *(["postgresql"] if "postgresql" in missing else [])):
         if shutil.which("systemctl"):
             subprocess.run(["systemctl", "disable", "--now", unit], capture_output=True, check=False)
 

@@ -556,6 +556,8 @@ class Seeder:
             "KUBEHUB_SMTP_HOST": self.sb.smtp_host,
             "KUBEHUB_SMTP_PORT": str(self.sb.smtp_port),
         }
+        if data_dir is None and self.sb.config.database == "postgresql":
+            env["KUBEHUB_DATABASE_URL"] = self.sb.hub_database_url  # the sandbox hub's own state
         settings = load_settings(env=env)
         state = {
             "credentials": load_credentials(states),
@@ -570,8 +572,10 @@ class Seeder:
             done = json.loads(marker.read_text())
         except (OSError, ValueError):
             done = {}
-        if done.get("digest") != digest or not (hub_data / "state.sqlite3").exists():
-            done = {"digest": digest, "hooks": []}
+        target = settings.database_url or str(hub_data / "state.sqlite3")
+        fresh = not settings.database_url and not (hub_data / "state.sqlite3").exists()
+        if done.get("digest") != digest or done.get("database", target) != target or fresh:
+            done = {"digest": digest, "database": target, "hooks": []}
         for module_name, fn_name in HUB_HOOKS:
             hook = f"{module_name}.{fn_name}"
             if hook in done["hooks"]:
