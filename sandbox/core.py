@@ -1003,6 +1003,7 @@ class Sandbox:
         """Stop everything and delete the sandbox's state (built engines and downloads are kept)."""
         self.down()
         es = self.es_dir
+        pg = self.pg_dir
         with self._locked():
             keep = {".lock"}
             for child in self.dir.iterdir():
@@ -1014,6 +1015,8 @@ class Sandbox:
                     child.unlink(missing_ok=True)
             if es != self.dir / "elasticsearch":
                 shutil.rmtree(es, ignore_errors=True)
+            if pg != self.dir / "postgresql":
+                shutil.rmtree(pg, ignore_errors=True)
         self.say(f"removed the state under {self.dir}")
 
     @classmethod

@@ -11,6 +11,9 @@ that look like them, ids answered by INSERT, rows, constraint errors, the trigge
 project generation, upserts, the single-writer rule under concurrent read-check-write, and
 the area stores' SQL (tenancy, alerts, audit) end to end. Expected values come from Python
 computing the same thing over the inputs (a brute-force oracle), never from the store itself.
+
+Over 400 lines because it is one suite on purpose: an engine must pass all of it, and a split
+would let a second engine be wired to half.
 """
 
 from __future__ import annotations
