@@ -423,7 +423,7 @@ class Seeder:
         tenants see them. ``prefix`` (indices ``<prefix>YYYY.MM.DD``, a template of their own)
         lets tests index into indices of their own.
         """
-        from hub.collectors.logs.words import spaced_words  # the hub's word rule (docs/logs.md, "Words")
+        from hub.collectors.logs.words import WORDS_VERSION, spaced_words  # docs/logs.md, "Words"
 
         es = self.sb.elasticsearch_url
         namespace_uids = {
@@ -440,7 +440,7 @@ class Seeder:
                 # look alike; stream and level are extras the hub ignores.
                 "mappings": {
                     "dynamic": False,
-                    "_meta": {"kubehub_words": 2},
+                    "_meta": {"kubehub_words": WORDS_VERSION},
                     "_source": {"excludes": ["words"]},
                     "properties": {
                         "time": {"type": "date_nanos"},

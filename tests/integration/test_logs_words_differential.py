@@ -78,7 +78,8 @@ ISSUE_LINES = [
 
 # -- the oracle: the documented rule, written out on its own ----------------------------------------
 
-CJK_BLOCKS = [(0x3040, 0x30FF), (0x31F0, 0x31FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF),
+CJK_BLOCKS = [(0x3005, 0x3007), (0x303B, 0x303B), (0x3040, 0x30FF),  # 々〆〇〻, kana
+              (0x31F0, 0x31FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF),
               (0xFF66, 0xFF9F), (0x20000, 0x323AF)]  # fmt: skip
 ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 

@@ -108,6 +108,7 @@ def test_words_are_runs_of_letters_or_digits_and_cjk_runs_stand_apart() -> None:
     ]
     assert list(runs("オフセット404を指定")) == [("オフセット", True), ("404", False), ("を指定", True)]
     assert list(runs("指定。版本控制")) == [("指定", True), ("版本控制", True)]
+    assert list(runs("人々が〆切")) == [("人々が〆切", True)]  # the iteration and closing marks are CJK
     # combining marks belong to their word; case folds per character, as Lucene's filter does
     assert list(runs("Cafe\u0301 İSTANBUL ΟΔΟΣ")) == [("cafe\u0301", False), ("istanbul", False), ("οδοσ", False)]
     assert fold("x" * 300) == "x" * MAX_WORD_UNITS

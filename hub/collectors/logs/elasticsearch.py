@@ -63,7 +63,7 @@ from hub.collectors.logs.store import (
     strip_ansi,
     uid_hash,
 )
-from hub.collectors.logs.words import spaced_words
+from hub.collectors.logs.words import WORDS_VERSION, spaced_words
 from hub.errors import BackendUnavailable, ConfigError
 
 log = logging.getLogger("kubehub.logs.elasticsearch")
@@ -171,7 +171,6 @@ WORDS_FIELD = "words"  # the message's words, cut by the hub (hub.collectors.log
 # custom one: the integration-test distribution has no analysis-common module, so no custom
 # analyzer of any type but "custom" + the standard tokenizer can be defined there.
 WORDS_ANALYZER = "whitespace"
-WORDS_VERSION = 2  # the word rule the indices follow (as the embedded store's day files)
 
 
 def compile_text(expr: Expr, term: Callable[[str], dict[str, Any]]) -> dict[str, Any]:

@@ -65,7 +65,7 @@ from hub.collectors.logs.store import (
     strip_ansi,
     uid_hash,
 )
-from hub.collectors.logs.words import runs, simple_ascii
+from hub.collectors.logs.words import WORDS_VERSION, runs, simple_ascii
 from hub.errors import BackendUnavailable
 
 log = logging.getLogger("kubehub.logs.embedded")
@@ -87,10 +87,9 @@ _FILE = re.compile(r"^logs-(\d{4}-\d{2}-\d{2})\.sqlite3$")
 # character, ASCII letters are folded) and splits plain ASCII messages into runs of ASCII
 # letters and digits by itself, which is the word rule for ASCII.
 _TOKENIZER = "ascii"
-# Day files index words by the rule of this version (PRAGMA user_version). Older files (0:
-# unicode61 with Chinese-only runs) get their FTS index rebuilt from the stored messages when
-# the store opens them.
-WORDS_VERSION = 2
+# Day files record the word rule they were indexed by (PRAGMA user_version = WORDS_VERSION).
+# Older files (0: unicode61 with Chinese-only runs) get their FTS index rebuilt from the stored
+# messages when the store opens them.
 
 _PARTITION_SCHEMA = [
     "CREATE TABLE IF NOT EXISTS logs (id INTEGER PRIMARY KEY, src INTEGER NOT NULL, uid INTEGER NOT NULL, "

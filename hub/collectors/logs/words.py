@@ -32,9 +32,17 @@ from collections.abc import Iterator
 
 MAX_WORD_UNITS = 255  # UTF-16 code units, Lucene's unit
 
+# The version of this rule that stores record (embedded day files, Elasticsearch mappings), so
+# that data indexed by an older rule is found and indexed again.
+WORDS_VERSION = 2
+
 # Blocks whose letters form CJK runs: Hiragana, Katakana (with phonetic extensions and the
-# halfwidth forms), CJK Unified Ideographs with every extension, compatibility ideographs.
+# halfwidth forms), CJK Unified Ideographs with every extension, compatibility ideographs, and
+# the ideographic iteration and closing marks and number zero (々 〆 〇 〻) that sit inside
+# Chinese and Japanese words.
 _CJK_BLOCKS = (
+    (0x3005, 0x3007),
+    (0x303B, 0x303B),
     (0x3040, 0x309F),
     (0x30A0, 0x30FF),
     (0x31F0, 0x31FF),
