@@ -5,7 +5,7 @@
 1. Generates 1,000,000 synthetic container log lines (``--quick``: 200,000) over two and a half
    days: 300 namespaces with data (skewed: a few are busy), English and Chinese messages, request
    ids, a rare token, colour codes.
-2. Ingests them through the hub's own write path (``hub.services["logs"].write``, the shipper's
+2. Ingests them through the hub's own write path (``hub.logs.write``, the shipper's
    sink, 5,000 lines per call like the shipper's batches) into the embedded store and into
    Elasticsearch (the sandbox's, or ``--es-url``), and reports lines per second.
 3. Runs a fixed mix of searches for two tenants through the hub (``LogService.search``: parse,
@@ -184,7 +184,7 @@ def make_hub(data_dir: Path, logs: dict[str, Any], es: dict[str, Any] | None = N
 
 def make_tenants(hub: Hub, clock: FakeClock) -> dict[str, Any]:
     """The broad and narrow tenants' principals (through the tenancy service, as a request would)."""
-    tenancy = hub.services["tenancy"]
+    tenancy = hub.tenancy
     password = "Bench-password-1"
     tenancy.create_workspace("big")
     tenancy.create_workspace("small")
@@ -229,7 +229,7 @@ def query_mix() -> list[dict[str, str]]:
 
 
 def ingest(hub: Hub, n: int) -> float:
-    service = hub.services["logs"]
+    service = hub.logs
     elapsed = 0.0
     written = 0
     for batch in generate(n):
@@ -311,14 +311,14 @@ def measure(
     *,
     verbose: bool = False,
 ) -> tuple[list[float], list[float]]:
-    service = hub.services["logs"]
+    service = hub.logs
     cases = [(name, args) for name in tenants for args in query_mix()]
     raws = {}
     for name, args in cases:  # warm-up, and the raw baseline of each case
         service.search(tenants[name], log_params(args))
         raws[(name, json.dumps(args))] = raw_for(tenants[name], args)
         raws[(name, json.dumps(args))]()
-    timer = ScopeTimer(hub.services["tenancy"])
+    timer = ScopeTimer(hub.tenancy)
     hub_ms: list[float] = []
     raw_ms: list[float] = []
     per_case: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
@@ -355,7 +355,7 @@ def measure(
 
 
 def embedded_raw(hub: Hub) -> Callable[[Any, dict[str, str]], Callable[[], Any]]:
-    service = hub.services["logs"]
+    service = hub.logs
     store = service.store
     raw = RawSql()
 
@@ -372,7 +372,7 @@ def embedded_raw(hub: Hub) -> Callable[[Any, dict[str, str]], Callable[[], Any]]
 
 
 def es_raw(hub: Hub, url: str) -> Callable[[Any, dict[str, str]], Callable[[], Any]]:
-    service = hub.services["logs"]
+    service = hub.logs
     store = service.store
     raw = RawEs(url, store.pattern)
 
@@ -433,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         emb, emb_clock = make_hub(work / "embedded", {"backend": "embedded"})
         hubs.append(emb)
         emb_lps = ingest(emb, n)
-        parts = emb.services["logs"].store.partitions()
+        parts = emb.logs.store.partitions()
         size_mb = sum(p.bytes for p in parts) / 1e6
         print(
             f"logs: embedded ingest {emb_lps:,.0f} lines/s through LogService.write "
@@ -474,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         for h in hubs:
-            store = h.services["logs"].store
+            store = h.logs.store
             if h.settings.logs.backend == "elasticsearch":
                 try:
                     store.drop_before("9999-12-31")

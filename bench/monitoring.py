@@ -68,7 +68,7 @@ def serve_hub(prometheus: str, data_dir: Path) -> tuple[str, str, Any, Any]:
     )
     app = create_app(settings)
     hub = app.extensions["kubehub"]
-    tenancy = hub.services["tenancy"]
+    tenancy = hub.tenancy
     tenancy.create_user("bench", PASSWORD, platform_role="admin")
     token = tenancy.issue_token("bench").token
     server = create_server(app, host="127.0.0.1", port=0, threads=4)
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="kubehub-bench-monitoring-") as tmp:
         base, token, server, hub = serve_hub(prometheus, Path(tmp))
         headers = {"Authorization": f"Bearer {token}"}
-        backend = hub.services["prometheus"]
+        backend = hub.prometheus
         try:
             ranking_params = {"metrics": "pod_cpu_usage", "sort_metric": "pod_cpu_usage", "limit": "10"}
 

@@ -27,6 +27,7 @@ from hub.errors import Forbidden, Unauthenticated
 from hub.tenancy.credentials import csrf_for_session, same_secret
 from hub.tenancy.roles import ALL_PERMISSIONS
 from hub.tenancy.scope import Principal, Scope
+from hub.tenancy.service import TenancyService
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -95,9 +96,10 @@ def bearer_token() -> str | None:
     return None
 
 
-def tenancy() -> Any:
+def tenancy() -> TenancyService:
     """The tenancy service of the current app."""
-    return current_app.extensions["kubehub"].services["tenancy"]
+    service: TenancyService = current_app.extensions["kubehub"].tenancy
+    return service
 
 
 def current_principal() -> Principal:
@@ -175,9 +177,7 @@ def authenticate() -> None:
     g.principal = None
     g.auth = None
     g.sid = None
-    service = current_app.extensions["kubehub"].services.get("tenancy")
-    if service is None:
-        return
+    service = tenancy()
     g.audit_mark = service.audit_count()
     token = bearer_token()
     if token:
@@ -232,8 +232,8 @@ def audit_unsafe_request(response: Any) -> Any:
     if request.endpoint in (None, "static"):
         return response
     principal = g.get("principal")
-    service = current_app.extensions["kubehub"].services.get("tenancy")
-    if principal is None or service is None:
+    service = tenancy()
+    if principal is None:
         return response
     if request.method in SAFE_METHODS:
         view = current_app.view_functions.get(request.endpoint)

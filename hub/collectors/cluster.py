@@ -1,6 +1,6 @@
 """The cluster service: reads from the watch cache, actions through the Kubernetes API.
 
-This is what ``hub.services["cluster"]`` holds. Reads never LIST: they answer from the cache
+This is what ``hub.cluster`` holds. Reads never LIST: they answer from the cache
 and say how old it may be (``stale_since``, None while every watch is connected). Actions go to
 the API server, return the resulting object, and feed it back into the cache so the next read
 already shows it. Nothing here decides who may do what; the web layer checks permissions and

@@ -12,13 +12,23 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hub.errors import ConfigError
 from hub.metrics import HubMetrics
 from hub.settings import Settings, load_settings
 from hub.store import StateStore, open_state_store
 from hub.timeutil import Clock, SystemClock
+
+if TYPE_CHECKING:
+    from hub.alerts.jobs import BacktestJobs
+    from hub.alerts.service import AlertService
+    from hub.collectors.cluster import ClusterService
+    from hub.collectors.monitoring import MonitoringService
+    from hub.collectors.prometheus import PrometheusClient
+    from hub.runtime.alerting import AlertEngine
+    from hub.runtime.logs import LogService
+    from hub.tenancy.service import TenancyService
 
 log = logging.getLogger("kubehub")
 
@@ -41,36 +51,78 @@ class BackendStatus:
         return out
 
 
+class Probed(Protocol):
+    """A service /readyz asks: answers a one-line detail, raises when its backend is down."""
+
+    def probe(self) -> str: ...
+
+
+class Background(Protocol):
+    """A service with a background loop (watch cache, shipper and retention, rule engine)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 @dataclass
 class Hub:
-    """Every service of one hub process. Web views and the CLI reach areas only through this."""
+    """Every service of one hub process, as typed attributes. Web views and the CLI reach areas
+    only through this; each area's ``hub/runtime/<area>.py`` ``build(hub)`` sets its own.
+
+    The optional ones are None when the backend they need is not configured (no cluster, no
+    Prometheus); the web layer answers 503 naming that backend.
+    """
 
     settings: Settings
     db: StateStore
     metrics: HubMetrics
     clock: Clock = field(default_factory=SystemClock)
-    # Area services; each is built by its area's ``build_*`` below and may be None when the
-    # backend it needs is not configured.
-    services: dict[str, Any] = field(default_factory=dict)
+    # Area services, set by the area's build() in AREAS order (later areas use earlier ones).
+    tenancy: TenancyService = field(init=False)
+    cluster: ClusterService | None = field(init=False, default=None)
+    prometheus: PrometheusClient | None = field(init=False, default=None)
+    monitoring: MonitoringService = field(init=False)
+    logs: LogService = field(init=False)
+    alerting: AlertService = field(init=False)
+    backtest_jobs: BacktestJobs = field(init=False)
+    alert_engine: AlertEngine = field(init=False)
     _threads: list[threading.Thread] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
 
-    def __getattr__(self, name: str) -> Any:
-        services = self.__dict__.get("services", {})
-        if name in services:
-            return services[name]
-        raise AttributeError(name)
+    def _probed(self) -> list[tuple[str, Probed]]:
+        """The services /readyz lists, by the name it shows (the optional ones when configured)."""
+        out: list[tuple[str, Probed]] = []
+        if self.cluster is not None:
+            out.append(("cluster", self.cluster))
+        if self.prometheus is not None:
+            out.append(("prometheus", self.prometheus))
+        if "logs" in self.__dict__:
+            out.append(("logs", self.logs))
+        if "alert_engine" in self.__dict__:
+            out.append(("alert-engine", self.alert_engine))
+        return out
+
+    def _background(self) -> list[tuple[str, Background]]:
+        """The services with background work, in start order (stopped in reverse)."""
+        out: list[tuple[str, Background]] = []
+        if self.cluster is not None:
+            out.append(("cluster", self.cluster))
+        if "logs" in self.__dict__:
+            out.append(("logs", self.logs))
+        if "backtest_jobs" in self.__dict__:
+            out.append(("backtest-jobs", _StopOnly(self.backtest_jobs)))
+        if "alert_engine" in self.__dict__:
+            out.append(("alert-engine", self.alert_engine))
+        return out
 
     # -- readiness ------------------------------------------------------------------------
     def readiness(self) -> list[BackendStatus]:
         statuses = [self._probe_state()]
-        for name, service in self.services.items():
-            probe = getattr(service, "probe", None)
-            if probe is None:
-                continue
+        for name, service in self._probed():
             started = time.perf_counter()
             try:
-                detail = probe() or ""
+                detail = service.probe() or ""
                 st = BackendStatus(name=name, configured=True, ok=True, detail=str(detail))
             except Exception as exc:  # readiness reports every failure as a reason, never raises
                 st = BackendStatus(name=name, configured=True, ok=False, detail=_one_line(exc))
@@ -90,22 +142,31 @@ class Hub:
     # -- background work --------------------------------------------------------------------
     def start_background(self) -> None:
         """Start each service's background loop (watch cache, shipper, rule engine)."""
-        for name, service in self.services.items():
-            start = getattr(service, "start", None)
-            if start is not None:
-                log.info("starting %s", name)
-                start()
+        for name, service in self._background():
+            log.info("starting %s", name)
+            service.start()
 
     def close(self) -> None:
         self._stop.set()
-        for service in reversed(list(self.services.values())):
-            stop = getattr(service, "stop", None)
-            if stop is not None:
-                try:
-                    stop()
-                except Exception:  # shutting down: log and go on with the others
-                    log.exception("stopping a service failed")
+        for _name, service in reversed(self._background()):
+            try:
+                service.stop()
+            except Exception:  # shutting down: log and go on with the others
+                log.exception("stopping a service failed")
         self.db.close()
+
+
+@dataclass(frozen=True)
+class _StopOnly:
+    """Backtest jobs have no loop to start, only workers to stop at shutdown."""
+
+    jobs: BacktestJobs
+
+    def start(self) -> None:
+        return None
+
+    def stop(self) -> None:
+        self.jobs.stop()
 
 
 def _one_line(exc: BaseException) -> str:
@@ -134,6 +195,6 @@ def build_hub(settings: Settings | None = None, *, clock: Clock | None = None, b
     return hub
 
 
-# Each area has one module ``hub/runtime/<area>.py`` with ``build(hub) -> None`` that puts its
-# service(s) into ``hub.services``. Order matters: later areas may use earlier services.
+# Each area has one module ``hub/runtime/<area>.py`` with ``build(hub) -> None`` that sets its
+# service attribute(s) on the hub. Order matters: later areas may use earlier services.
 AREAS: list[str] = ["tenancy", "cluster", "monitoring", "logs", "alerting"]

@@ -1,10 +1,10 @@
 """Builds the alerting area: the policy/alert service, the rule engine's scheduler and the
 outbox dispatcher, and joins them to the other areas by callables.
 
-- ``hub.services["alerting"]``: :class:`hub.alerts.service.AlertService` (API and console).
-- ``hub.services["backtest-jobs"]``: :class:`hub.alerts.jobs.BacktestJobs`, the console's
+- ``hub.alerting``: :class:`hub.alerts.service.AlertService` (API and console).
+- ``hub.backtest_jobs``: :class:`hub.alerts.jobs.BacktestJobs`, the console's
   backtests running in the background with progress.
-- ``hub.services["alert-engine"]``: :class:`AlertEngine`, the background part: APScheduler
+- ``hub.alert_engine``: :class:`AlertEngine`, the background part: APScheduler
   (3.x) runs one engine cycle per ``alerts.tick_seconds`` (each evaluates the rules whose
   period slot closed) and an outbox delivery round per ``alerts.delivery_seconds``. Missed
   cycles (the process was busy or asleep) are counted and logged, and the engine itself
@@ -197,17 +197,11 @@ def build(hub: Hub) -> None:
     settings = hub.settings
     store = AlertStore(hub.db)
     catalogue = default_catalogue()
-    services = hub.services
-
-    def tenancy() -> Any:
-        return services.get("tenancy")
+    t = hub.tenancy
 
     def users(namespace: str | None) -> list[str]:
         """Users who may receive a policy's notices: anyone for node policies (admins write
         those), the users who may read alerts in the project for workload policies."""
-        t = tenancy()
-        if t is None:
-            return []
         names = [u.name for u in t.users() if not u.disabled]
         if namespace is None:
             return names
@@ -221,9 +215,6 @@ def build(hub: Hub) -> None:
     def resolve_user(name: str, namespace: str | None) -> str | None:
         """A receiver user's address at send time; None once they may not see the project's
         alerts any more (removed from it after the policy was written)."""
-        t = tenancy()
-        if t is None:
-            return None
         if namespace is not None:
             principal = t.principal_for(name)
             if principal is None or not t.can(principal, "alerts:read", namespace=namespace):
@@ -233,9 +224,6 @@ def build(hub: Hub) -> None:
     def explain_user(name: str, namespace: str | None) -> str:
         """Why ``resolve_user`` found no address for a user, in words for the alert's history
         and the policy editor's warning ("api-operator has no email address")."""
-        t = tenancy()
-        if t is None:
-            return "cannot be looked up (the tenancy service is not running)"
         user = t.user(name)
         if user is None:
             return "is not a user of the hub any more"
@@ -250,20 +238,16 @@ def build(hub: Hub) -> None:
         return ""
 
     def audit(actor: str, action: str, target: str, result: str, detail: Mapping[str, Any]) -> None:
-        t = tenancy()
-        if t is not None:
-            t.audit(actor, action, target, result, detail)
+        t.audit(actor, action, target, result, detail)
 
     def admin_receivers() -> Sequence[Receiver]:
         out = [Receiver(email=a.strip()) for a in settings.alerts.admin_emails.split(",") if a.strip()]
-        t = tenancy()
-        if t is not None:
-            for u in t.users():
-                if u.platform_role == "admin" and u.email and not u.disabled:
-                    out.append(Receiver(email=u.email))
+        for u in t.users():
+            if u.platform_role == "admin" and u.email and not u.disabled:
+                out.append(Receiver(email=u.email))
         return out
 
-    prom = services.get("prometheus")
+    prom = hub.prometheus
 
     def build_query(
         level: str, metric: str, aggregation: str, period_seconds: float, namespace: str | None = None
@@ -288,8 +272,8 @@ def build(hub: Hub) -> None:
         default_language=settings.alerts.language,
         quota_per_hour=settings.alerts.quota_per_hour,
     )
-    services["alerting"] = service
-    services["backtest-jobs"] = BacktestJobs(clock=hub.clock)
+    hub.alerting = service
+    hub.backtest_jobs = BacktestJobs(clock=hub.clock)
 
     runner = None
     dispatcher = None
@@ -317,12 +301,15 @@ def build(hub: Hub) -> None:
             dispatcher = Dispatcher(
                 store=store,
                 notifier=SmtpNotifier(settings.smtp),
-                renderer=Renderer(public_url=settings.public_url, log_lines=evidence_lines(hub)),
+                renderer=Renderer(
+                    public_url=settings.public_url,
+                    log_lines=evidence_lines(hub.logs.store, hub.cluster, t.project_log_floors),
+                ),
                 clock=hub.clock,
                 retry_initial=settings.alerts.retry_initial_seconds,
                 retry_max=settings.alerts.retry_max_seconds,
             )
-    services["alert-engine"] = AlertEngine(
+    hub.alert_engine = AlertEngine(
         runner=runner,
         dispatcher=dispatcher,
         store=store,
@@ -347,7 +334,7 @@ def seed_sandbox(settings: Settings, state: Mapping[str, Any]) -> str:
 
     hub = build_hub(settings)
     try:
-        svc = hub.services["alerting"]
+        svc = hub.alerting
         created = 0
         warnings: list[str] = []
         # Node policies mail the demo's platform admins (they alone see node alerts).

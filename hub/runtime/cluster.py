@@ -1,9 +1,9 @@
 """Builds the cluster area's service into the hub.
 
-``hub.services["cluster"]`` is a :class:`~hub.collectors.cluster.ClusterService`, or None when
+``hub.cluster`` is a :class:`~hub.collectors.cluster.ClusterService`, or None when
 no cluster is configured (KUBEHUB_KUBERNETES_KUBECONFIG=none, or nothing to connect with); the
 web layer answers 503 naming the API server in that case. The tenancy service reaches
-``ensure_namespace`` and ``namespace_created`` through ``hub.services`` when it needs them, and
+``ensure_namespace`` and ``namespace_created`` through ``hub.cluster`` when it needs them, and
 is told each namespace's creation time and UID as the watch sees them (a recreated namespace
 moves its project's log floor and UID).
 """
@@ -26,7 +26,7 @@ def build(hub: Hub) -> None:
     settings = hub.settings.kubernetes
     api = connect(settings)
     if api is None:
-        hub.services["cluster"] = None
+        hub.cluster = None
         return
     service = ClusterService(
         api,
@@ -34,12 +34,10 @@ def build(hub: Hub) -> None:
         resync_seconds=settings.resync_seconds,
         initial_wait=settings.request_timeout,
     )
-    hub.services["cluster"] = service
+    hub.cluster = service
 
     def namespace_seen(event_type: str, namespace: Any) -> None:
-        tenancy = hub.services.get("tenancy")
-        observe = getattr(tenancy, "observe_namespace", None)
-        if observe is not None and event_type in ("ADDED", "MODIFIED") and namespace.created:
-            observe(namespace.name, created=namespace.created, uid=namespace.uid)
+        if event_type in ("ADDED", "MODIFIED") and namespace.created:
+            hub.tenancy.observe_namespace(namespace.name, created=namespace.created, uid=namespace.uid)
 
     service.cache.subscribe("namespaces", namespace_seen)

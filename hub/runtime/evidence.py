@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 from hub.alerts.notify.evidence import PROBLEM_WORDS
 
 if TYPE_CHECKING:
-    from hub.runtime import Hub
+    from hub.collectors.cluster import ClusterService
+    from hub.collectors.logs.store import LogStore
+    from hub.tenancy.scope import LogFloors
 
 log = logging.getLogger("kubehub.alerts")
 
@@ -58,17 +60,18 @@ def pod_filter(cluster: Any, namespace: str, kind: str, workload: str) -> Callab
     return belongs
 
 
-def evidence_lines(hub: Hub) -> Any:
+def evidence_lines(store: LogStore | None, cluster: ClusterService | None, floors: Callable[[str], LogFloors]) -> Any:
     """Evidence lines for alert emails, read by the hub itself (no user scope: the email goes
     to the policy's own receivers, who watch that workload or, for node policies, are admins).
 
     Two store queries over the window: the newest error/warning lines and the newest lines at
     all; hub/alerts/notify/evidence.py picks among them. Lines of the same workload name but
-    another kind, or of another node, are dropped here.
+    another kind, or of another node, are dropped here. ``floors`` is the tenancy service's
+    predecessor rule for one project (``TenancyService.project_log_floors``): receivers see what
+    the project's members would.
     """
     from hub.collectors.logs.query import Or, Term
     from hub.collectors.logs.store import LogQuery
-    from hub.tenancy.scope import Project, log_floors
 
     problems = Or(tuple(Term(w) for w in PROBLEM_WORDS))
 
@@ -82,11 +85,8 @@ def evidence_lines(hub: Hub) -> Any:
         workload: str = "",
         node: str = "",
     ) -> list[dict[str, Any]]:
-        logs = hub.services.get("logs")
-        store = getattr(logs, "store", None)
         if store is None:
             return []
-        cluster = hub.services.get("cluster")
         if node:
             if cluster is None:
                 return []
@@ -99,13 +99,11 @@ def evidence_lines(hub: Hub) -> Any:
                 return bool(line.node == node)
 
         else:
-            tenancy = hub.services.get("tenancy")
-            project = tenancy.project(namespace) if tenancy is not None else None
             # The tenants' predecessor rule: receivers see what the project's members would.
-            floors = log_floors([project or Project(namespace=namespace, workspace="")])
+            rule = floors(namespace)
             base = LogQuery(
-                visibility=floors.created,
-                namespace_uids=floors.uids,
+                visibility=rule.created,
+                namespace_uids=rule.uids,
                 workloads=(workload,),
                 start=start,
                 end=end,

@@ -1,7 +1,7 @@
 """The logs area's service: tenant-scoped search, histogram and export over one log store, the
 hub's write path into it, retention, and the shipper fed from the cluster service.
 
-``hub.services["logs"]`` is a :class:`LogService`. Every read takes the caller's principal and
+``hub.logs`` is a :class:`LogService`. Every read takes the caller's principal and
 asks the tenancy service for its scope *before* the store is asked, so no code path can reach
 the store without ``LogQuery.visibility``; every read is audited (``logs.search``,
 ``logs.histogram``, ``logs.export``) whatever its outcome.
@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from itertools import chain
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hub.collectors.logs import export as export_mod
 from hub.collectors.logs.embedded import EmbeddedLogStore
@@ -30,7 +30,7 @@ from hub.collectors.logs.store import (
 )
 from hub.errors import BackendUnavailable, Forbidden, HubError, InvalidInput
 from hub.settings import Settings
-from hub.tenancy.scope import LogFloors
+from hub.tenancy.scope import LogFloors, Principal, Project, Scope
 from hub.timeutil import Clock, format_duration, iso
 
 if TYPE_CHECKING:
@@ -137,6 +137,19 @@ class _UnavailableStore:
         pass
 
 
+class LogTenancy(Protocol):
+    """What the logs area needs of the tenancy service: the caller's scope, the audit log and
+    the projects (the namespaces the shipper follows by default)."""
+
+    def scope(self, principal: Principal) -> Scope: ...
+
+    def audit(
+        self, actor: str, action: str, target: str, result: str, detail: Mapping[str, Any] | None = None
+    ) -> int: ...
+
+    def projects(self, workspace: str | None = None) -> list[Project]: ...
+
+
 class LogService:
     """Tenant-scoped reads, the write path, retention and the shipper of the logs area."""
 
@@ -145,32 +158,25 @@ class LogService:
         *,
         store: LogStore,
         settings: Settings,
-        services: Mapping[str, Any],
+        tenancy: LogTenancy,
         clock: Clock,
         metrics: Any = None,
         shipper: Shipper | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
-        self._services = services
+        self.tenancy = tenancy
         self.clock = clock
         self.metrics = metrics
         self.shipper = shipper
         self._stop = threading.Event()
         self._retention_thread: threading.Thread | None = None
-        self._warned_no_audit = False
 
     @property
     def backend(self) -> str:
         return self.settings.logs.backend
 
     # -- scope and audit --------------------------------------------------------------------------
-    def _tenancy(self) -> Any:
-        tenancy = self._services.get("tenancy")
-        if tenancy is None:
-            raise BackendUnavailable("tenancy", "the tenancy service is not running")
-        return tenancy
-
     def visibility(self, principal: Any, params: LogParams) -> LogFloors | None:
         """What the caller may read among the namespaces asked for, with the predecessor rule
         (each namespace's floor and current UID, :class:`~hub.tenancy.scope.LogFloors`).
@@ -180,7 +186,7 @@ class LogService:
         namespace with no floor: the rule hides a predecessor's lines from tenants, while
         admins investigate the cluster as a whole. None: every namespace, no floor.
         """
-        scope = self._tenancy().scope(principal)
+        scope = self.tenancy.scope(principal)
         for ns in params.namespaces:
             if not scope.allows(ns):
                 raise Forbidden(f"you lack the permission logs:read in {ns}")
@@ -191,13 +197,6 @@ class LogService:
         return floors
 
     def _audit(self, principal: Any, action: str, result: str, params: LogParams | None, **extra: Any) -> None:
-        tenancy = self._services.get("tenancy")
-        audit = getattr(tenancy, "audit", None)
-        if audit is None:
-            if not self._warned_no_audit:
-                log.warning("the tenancy service offers no audit(); log reads are not audited")
-                self._warned_no_audit = True
-            return
         detail: dict[str, Any] = dict(extra)
         if params is not None:
             detail.update(
@@ -212,7 +211,7 @@ class LogService:
             )
         actor = getattr(principal, "username", str(principal))
         try:
-            audit(actor, action, "logs", result, detail)
+            self.tenancy.audit(actor, action, "logs", result, detail)
         except Exception:  # an audit failure is logged loudly but must not hide the answer's error
             log.exception("auditing %s by %s failed", action, actor)
 
@@ -323,10 +322,7 @@ class LogService:
             return []
         dropped = self.store.drop_before(self.retention_cutoff())
         if dropped:
-            tenancy = self._services.get("tenancy")
-            audit = getattr(tenancy, "audit", None)
-            if audit is not None:
-                audit(actor, "logs.retention", "logs", "ok", {"dropped": dropped})
+            self.tenancy.audit(actor, "logs.retention", "logs", "ok", {"dropped": dropped})
         return dropped
 
     def stores(self) -> dict[str, Any]:
@@ -402,18 +398,14 @@ def open_store(settings: Settings) -> LogStore:
         return _UnavailableStore("embedded log store", exc.message)
 
 
-def shipped_namespaces(settings: Settings, services: Mapping[str, Any]) -> Callable[[], Sequence[str] | None]:
+def shipped_namespaces(settings: Settings, tenancy: LogTenancy) -> Callable[[], Sequence[str] | None]:
     """The namespaces the shipper follows: the configured list, else every project's namespace."""
     configured = [n.strip() for n in settings.logs.ship_namespaces.split(",") if n.strip()]
 
     def namespaces() -> Sequence[str] | None:
         if configured:
             return configured
-        tenancy = services.get("tenancy")
-        projects = getattr(tenancy, "projects", None)
-        if projects is None:
-            return None
-        return sorted({p.namespace for p in projects()})
+        return sorted({p.namespace for p in tenancy.projects()})
 
     return namespaces
 
@@ -421,18 +413,18 @@ def shipped_namespaces(settings: Settings, services: Mapping[str, Any]) -> Calla
 def build(hub: Hub) -> None:
     settings = hub.settings
     store = open_store(settings)
-    service = LogService(store=store, settings=settings, services=hub.services, clock=hub.clock, metrics=hub.metrics)
-    if settings.logs.ship and hub.services.get("cluster") is not None:
+    service = LogService(store=store, settings=settings, tenancy=hub.tenancy, clock=hub.clock, metrics=hub.metrics)
+    if settings.logs.ship and hub.cluster is not None:
         service.shipper = Shipper(
-            source=ClusterPodSource(lambda: hub.services.get("cluster")),
+            source=ClusterPodSource(lambda: hub.cluster),
             sink=service.write,
             directory=settings.data_dir / "logs",
-            namespaces=shipped_namespaces(settings, hub.services),
+            namespaces=shipped_namespaces(settings, hub.tenancy),
             interval=settings.logs.ship_interval,
             spool_max_lines=settings.logs.spool_max_lines,
             clock=hub.clock,
         )
-    hub.services["logs"] = service
+    hub.logs = service
 
 
 __all__ = ["ClusterPodSource", "LogService", "auto_interval", "build", "open_store"]

@@ -1,7 +1,7 @@
 """Builds the monitoring area's services into the hub.
 
-``hub.services["monitoring"]`` is always there (the catalogue needs no backend);
-``hub.services["prometheus"]`` only when a Prometheus URL is configured, so that /readyz lists
+``hub.monitoring`` is always there (the catalogue needs no backend);
+``hub.prometheus`` only when a Prometheus URL is configured, so that /readyz lists
 Prometheus by name and an unconfigured one is not reported as down.
 """
 
@@ -27,7 +27,7 @@ def build(hub: Hub) -> None:
             counter.labels(kind, outcome).inc()
 
         client = PrometheusClient(settings.url, timeout=settings.timeout, on_query=count)
-        hub.services["prometheus"] = client
-    hub.services["monitoring"] = MonitoringService(
+        hub.prometheus = client
+    hub.monitoring = MonitoringService(
         default_catalogue(), client, clock=hub.clock, timeout=settings.timeout, max_points=settings.max_points
     )

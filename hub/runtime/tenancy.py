@@ -1,10 +1,9 @@
 """Builds the tenancy area's service into the hub, and the ``kubehub users create-admin`` command.
 
 The cluster service is built after this one (``AREAS`` order), so the namespace callables
-handed to the tenancy service look the cluster service up when called, not now. If the cluster
-service offers ``ensure_namespace(name, labels) -> float``, ``namespace_created(name) ->
-float | None`` and ``namespace_uid(name) -> str | None``, projects get real namespaces, real
-creation times and UIDs; otherwise projects are only recorded.
+handed to the tenancy service look ``hub.cluster`` up when called, not now. With a cluster,
+projects get real namespaces, real creation times and UIDs; without one (``hub.cluster`` is
+None) projects are only recorded.
 """
 
 from __future__ import annotations
@@ -36,19 +35,16 @@ def hashing_from(auth: AuthSettings) -> PasswordHashing:
 
 def build_service(db: Any, settings: Settings, *, clock: Clock | None = None, hub: Hub | None = None) -> TenancyService:
     def ensure_namespace(name: str, labels: Mapping[str, str]) -> float | None:
-        cluster = hub.services.get("cluster") if hub is not None else None
-        fn = getattr(cluster, "ensure_namespace", None)
-        return None if fn is None else fn(name, labels)
+        cluster = hub.cluster if hub is not None else None
+        return None if cluster is None else cluster.ensure_namespace(name, labels)
 
     def namespace_created(name: str) -> float | None:
-        cluster = hub.services.get("cluster") if hub is not None else None
-        fn = getattr(cluster, "namespace_created", None)
-        return None if fn is None else fn(name)
+        cluster = hub.cluster if hub is not None else None
+        return None if cluster is None else cluster.namespace_created(name)
 
     def namespace_uid(name: str) -> str | None:
-        cluster = hub.services.get("cluster") if hub is not None else None
-        fn = getattr(cluster, "namespace_uid", None)
-        return None if fn is None else fn(name)
+        cluster = hub.cluster if hub is not None else None
+        return None if cluster is None else cluster.namespace_uid(name)
 
     return TenancyService(
         db,
@@ -62,7 +58,7 @@ def build_service(db: Any, settings: Settings, *, clock: Clock | None = None, hu
 
 
 def build(hub: Hub) -> None:
-    hub.services["tenancy"] = build_service(hub.db, hub.settings, clock=hub.clock, hub=hub)
+    hub.tenancy = build_service(hub.db, hub.settings, clock=hub.clock, hub=hub)
 
 
 def create_admin_from_cli(settings: Settings, *, username: str, password_env: str | None) -> int:
@@ -118,7 +114,7 @@ def seed_sandbox(settings: Settings, state: Mapping[str, Any]) -> str:
 
     hub = build_hub(settings)
     try:
-        svc: TenancyService = hub.services["tenancy"]
+        svc: TenancyService = hub.tenancy
         workspaces: Mapping[str, Any] = state.get("workspaces") or {}
         projects = 0
         for ws, namespaces in workspaces.items():

@@ -1,4 +1,4 @@
-"""The tenancy service: ``hub.services["tenancy"]``.
+"""The tenancy service: ``hub.tenancy``.
 
 Every area reaches users, memberships, scopes and the audit log through this one object. It
 loads principals from tokens and sessions, answers "may this principal do that, there?" with
@@ -39,7 +39,7 @@ from hub.tenancy.credentials import (
     token_hint,
 )
 from hub.tenancy.roles import PlatformRole, ProjectRole, WorkspaceRole, parse_role
-from hub.tenancy.scope import Principal, Project, Scope
+from hub.tenancy.scope import LogFloors, Principal, Project, Scope
 from hub.timeutil import Clock, SystemClock
 
 log = logging.getLogger("kubehub.tenancy")
@@ -552,6 +552,12 @@ class TenancyService:
     # ===================================================================== projects
     def project(self, namespace: str) -> Project | None:
         return self._project_index().by_namespace.get(namespace)
+
+    def project_log_floors(self, namespace: str) -> LogFloors:
+        """The predecessor rule for one project's logs as its members read them (alert email
+        evidence goes to the project's receivers, so it follows their rule, not an admin's)."""
+        project = self.project(namespace)
+        return rules.log_floors([project or Project(namespace=namespace, workspace="")])
 
     def project_record(self, namespace: str) -> ProjectRecord | None:
         return self.store.project(namespace)

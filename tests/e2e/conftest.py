@@ -80,7 +80,7 @@ def _seed_logs(hub: Hub) -> list[LogRecord]:
     squeezed into the time since the namespaces were created when that is shorter (a freshly
     started sandbox): tenants never see lines older than their namespace (its log floor)."""
     now = time.time()
-    tenancy = hub.services["tenancy"]
+    tenancy = hub.tenancy
     created = max(p.created for ns in (TENANT_NS, OTHER_NS) if (p := tenancy.project(ns)) is not None)
     scale = min(1.0, max(0.0, now - created - 1) / 1100)
     lines: list[LogRecord] = []
@@ -112,7 +112,7 @@ def _seed_logs(hub: Hub) -> list[LogRecord]:
     for i in range(4):
         add(600 - i * 60, OTHER_NS, "ingest-worker", "ingest-worker-e2e-1", "worker",
             f"ERROR 写入超时 upstream connection refused ({i})")  # fmt: skip
-    hub.services["logs"].write(lines)
+    hub.logs.write(lines)
     return lines
 
 
@@ -130,7 +130,7 @@ def _hot_policy(hub: Hub, sb: Sandbox) -> str:
         what=f"CPU series of {HOT_WORKLOAD} in Prometheus",
     )
     threshold = max(1, round(usage * 500))  # millicores: half the current usage
-    policy = hub.services["alerting"].create_policy(
+    policy = hub.alerting.create_policy(
         {
             "name": "e2e-checkout-cpu",
             "description": "checkout-api uses more CPU than planned (e2e)",

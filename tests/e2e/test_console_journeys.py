@@ -80,7 +80,7 @@ def test_on_call_sees_a_firing_alert_opens_its_evidence_comments_and_silences_it
     j.shot("silenced")
 
     aid = page.url.rstrip("/").split("/")[-1].split("#")[0]
-    svc = console.hub.services["alerting"]
+    svc = console.hub.alerting
     from hub.alerts.service import Visibility
 
     detail = svc.alert(aid, Visibility.everything())
@@ -272,7 +272,7 @@ def test_a_tenant_of_another_workspace_cannot_reach_the_first_tenants_pages_or_d
 ) -> None:
     from hub.alerts.service import Visibility
 
-    svc = console.hub.services["alerting"]
+    svc = console.hub.alerting
     alerts, _ = svc.alerts(Visibility.everything(), states=["firing", "pending", "resolved", "closed"], limit=1000)
     retail_alert = next((a for a in alerts if a["namespace"] == TENANT_NS), None)
 
@@ -328,7 +328,7 @@ def test_every_console_page_renders_for_an_admin_in_both_languages_within_the_bu
     page = j.page
     j.login(ADMIN)
     query = ListQuery(limit=1, offset=0, label_selector="", name="checkout")
-    pod = console.hub.services["cluster"].list_pods(TENANT_NS, query).to_dict()["items"][0]["name"]
+    pod = console.hub.cluster.list_pods(TENANT_NS, query).to_dict()["items"][0]["name"]
     tour = [
         ("overview", "/?lang=en"),
         ("overview-zh", "/?lang=zh"),

@@ -58,7 +58,7 @@ def history_console(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) 
     credentials = sandbox.credentials
     seed_sandbox(settings, {"credentials": credentials, "workspaces": {ws: list(p) for ws, p in WORKSPACES.items()}})
     hub = build_hub(settings)
-    shipper = hub.services["logs"].shipper
+    shipper = hub.logs.shipper
     assert shipper is not None
     t0 = time.monotonic()
     shipped = shipper.poll_once()  # every followed container's log from its start: the seeded day
@@ -90,7 +90,7 @@ def _iso(ts: float) -> str:
 def test_each_demo_tenant_finds_the_seeded_history_of_its_projects(
     history_console: Console, browser: Any, user: str
 ) -> None:
-    tenancy = history_console.hub.services["tenancy"]
+    tenancy = history_console.hub.tenancy
     principal = tenancy.principal_for(user)
     scope = tenancy.scope(principal)
     own = sorted(scope.namespaces)

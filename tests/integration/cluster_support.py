@@ -60,7 +60,7 @@ class HubUnderTest:
 
     @property
     def cluster(self) -> Any:
-        return self.hub.services["cluster"]
+        return self.hub.cluster
 
     def get(self, path: str) -> Any:
         r = self.client.get(path)
@@ -82,7 +82,7 @@ def hub_for(kubeconfig: Path, data_dir: Path, **kubernetes: Any) -> HubUnderTest
     from web import create_app
 
     app = create_app(hub=hub, testing=True)
-    tenancy = hub.services["tenancy"]
+    tenancy = hub.tenancy
     tenancy.create_user("admin", PASSWORD, platform_role="admin", email="admin@example.com")
     token = tenancy.issue_token("admin", kind="named", name="cluster-tests").token
     client = app.test_client()

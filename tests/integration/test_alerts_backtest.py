@@ -89,7 +89,7 @@ def test_backtest_over_the_backfilled_day_equals_a_live_style_replay(sandbox: Sa
     settings = hub_settings(sandbox, tmp_path / "hub")
     hub = build_hub(settings)
     try:
-        svc = hub.services["alerting"]
+        svc = hub.alerting
         policy = svc.create_policy(policy_doc(), level="workload", namespace="retail-web", actor="test")
         end = math.floor(time.time() / PERIOD) * PERIOD - PERIOD  # every scrape of the last slot has landed
         start = end - 86400
@@ -101,7 +101,7 @@ def test_backtest_over_the_backfilled_day_equals_a_live_style_replay(sandbox: Sa
         db = Database(tmp_path / "replay.sqlite3")
         db.migrate()
         store = AlertStore(db)
-        row = hub.services["alerting"].store.policy(policy["id"])
+        row = hub.alerting.store.policy(policy["id"])
         store.insert_policy(
             policy_id=policy["id"],
             level="workload",
@@ -113,7 +113,7 @@ def test_backtest_over_the_backfilled_day_equals_a_live_style_replay(sandbox: Sa
             now=start,
         )
         clock = FakeClock(start)
-        prom = hub.services["prometheus"]
+        prom = hub.prometheus
         queries: list[float] = []
 
         def fetch(promql: str, first: float, at: float, step: float) -> Any:

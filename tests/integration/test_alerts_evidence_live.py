@@ -177,7 +177,7 @@ def test_evidence_lines_are_the_newest_before_the_notice_and_a_repeat_shows_newe
     )
     hub = start_hub(settings)
     try:
-        svc = hub.services["alerting"]
+        svc = hub.alerting
         svc.create_policy(
             {
                 "name": "web-cpu",

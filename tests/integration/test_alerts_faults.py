@@ -109,7 +109,7 @@ def test_an_smtp_outage_delays_notices_and_then_delivers_each_once_in_order(sand
     settings = hub_settings(sandbox, tmp_path / "hub").replace(smtp={"port": catcher.port, "connections": 2})
     hub = start_hub(settings)
     try:
-        svc = hub.services["alerting"]
+        svc = hub.alerting
         # The server is down from the start: five policies fire one after another.
         for i, ns in enumerate((*NAMESPACES, "kubehub-system")):
             svc.create_policy(memory_policy(f"mem-{i}", receiver), level="workload", namespace=ns, actor="test")
@@ -149,7 +149,7 @@ def test_prometheus_down_errors_the_rules_alerts_admins_once_and_never_resolves(
     )
     hub = start_hub(settings)
     try:
-        svc = hub.services["alerting"]
+        svc = hub.alerting
         svc.create_policy(memory_policy("mem", tenant), level="workload", namespace="retail-api", actor="test")
         wait_until(lambda: mails_to(sandbox, tenant), timeout=60, what="the firing email")
         proxy.cut()
@@ -202,7 +202,7 @@ def test_kill_9_during_cycles_loses_and_duplicates_no_email(sandbox: Sandbox, tm
     settings = hub_settings(sandbox, tmp_path / "hub", tick_seconds=2.0, delivery_seconds=1.0)
     # Policies are stored before the worker starts; repeats keep notices flowing for minutes.
     hub = build_hub(settings)
-    svc = hub.services["alerting"]
+    svc = hub.alerting
     for ns, receiver in zip(NAMESPACES, receivers, strict=True):
         svc.create_policy(
             memory_policy(f"mem-{ns}", receiver, repeat={"mode": "fixed", "interval": "1m", "max_sends": 3}),

@@ -64,7 +64,7 @@ def test_hot_pod_and_hot_node_fire_with_evidence_then_resolve(sandbox: Sandbox, 
 
     hub = start_hub(hub_settings(sandbox, tmp_path / "hub", tick_seconds=TICK, delivery_seconds=DELIVERY))
     try:
-        svc = hub.services["alerting"]
+        svc = hub.alerting
         svc.create_policy(
             {
                 "name": "payment-cpu",

@@ -229,7 +229,7 @@ def es_world(tmp_path: Path, es_url: str) -> Iterator[TenancyWorld]:
         },
     )
     clock.set(DAY + 43_200)
-    service = world.hub.services["logs"]
+    service = world.hub.logs
     lines = [
         LogRecord(
             time=DAY + 60 * i, namespace=ns, pod=f"{ns}-pod", container="app", workload="web", message=f"{ns} {msg}"

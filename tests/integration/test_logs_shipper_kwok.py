@@ -49,12 +49,12 @@ def served_lines(source: Any) -> Counter[tuple[str, str, str]]:
 
 
 def stored_lines(hub: Hub) -> tuple[Counter[tuple[str, str, str]], list[Any]]:
-    lines = list(hub.services["logs"].store.export(LogQuery(visibility={NAMESPACE: 0.0}, sort="asc"), limit=10**7))
+    lines = list(hub.logs.store.export(LogQuery(visibility={NAMESPACE: 0.0}, sort="asc"), limit=10**7))
     return Counter((x.pod, x.container, x.message) for x in lines), lines
 
 
 def test_shipped_lines_match_the_pod_log_api_exactly_once_across_a_restart(hub: Hub, tmp_path: Path) -> None:
-    service = hub.services["logs"]
+    service = hub.logs
     shipper = service.shipper
     assert shipper is not None, "a hub with a cluster and logs.ship builds a shipper"
     expected = served_lines(shipper.source)
@@ -98,7 +98,7 @@ def test_shipped_lines_match_the_pod_log_api_exactly_once_across_a_restart(hub: 
     # Every line carries the namespace's UID as the API server has it: with that UID a tenant
     # sees every line, those logged before the namespace object was made included (the seeded
     # day); the time floor alone would hide those; another UID sees nothing.
-    cluster = hub.services["cluster"]
+    cluster = hub.cluster
     uid, created = cluster.namespace_uid(NAMESPACE), cluster.namespace_created(NAMESPACE)
     assert uid and created
     before = sum(1 for x in lines if x.time < created)

@@ -103,7 +103,7 @@ def hub_app(prom: str, workspaces: dict[str, list[str]], tmp_path_factory: pytes
         auth={"password_hash_memory_kib": 8, "password_hash_time_cost": 1},
     )
     app = create_app(settings, testing=True)
-    tenancy = app.extensions["kubehub"].services["tenancy"]
+    tenancy = app.extensions["kubehub"].tenancy
     tenancy.create_user("root", PASSWORD, platform_role="admin")
     (ws1, ns1), (ws2, ns2) = [(ws, nss) for ws, nss in workspaces.items()][:2]
     for ws, nss in ((ws1, ns1), (ws2, ns2)):
@@ -372,7 +372,7 @@ def test_prometheus_unreachable_is_a_503_naming_it(tmp_path: Path) -> None:
         )
         app = create_app(settings, testing=True)
         try:
-            tenancy = app.extensions["kubehub"].services["tenancy"]
+            tenancy = app.extensions["kubehub"].tenancy
             tenancy.create_user("root", PASSWORD, platform_role="admin")
             token = tenancy.issue_token("root").token
             response = app.test_client().get("/api/v1/monitoring/nodes", headers={"Authorization": f"Bearer {token}"})

@@ -53,7 +53,7 @@ def test_a_fresh_sandbox_mails_the_seeded_alerts_to_the_demo_users(sandbox: Sand
     )
     hub = start_hub(settings)
     try:
-        svc = hub.services["alerting"]
+        svc = hub.alerting
         email_of = {c["username"]: c["email"] for c in creds}
 
         def seeded_firing() -> list[dict[str, Any]]:

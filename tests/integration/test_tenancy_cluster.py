@@ -58,7 +58,7 @@ def hub_and_client(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     from web import create_app
 
     app = create_app(hub=hub, testing=True)
-    tenancy = hub.services["tenancy"]
+    tenancy = hub.tenancy
     tenancy.create_user("root", ADMIN_PASSWORD, platform_role="admin")
     tenancy.create_user("wsowner", ADMIN_PASSWORD)
     client = app.test_client()
@@ -75,7 +75,7 @@ def hub_and_client(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
 
 
 def _api(hub: Hub, method: str, path: str, **kwargs: Any) -> Any:
-    return hub.services["cluster"].api.request(method, path, resource="namespaces", **kwargs)
+    return hub.cluster.api.request(method, path, resource="namespaces", **kwargs)
 
 
 def _namespace(hub: Hub, name: str) -> dict[str, Any] | None:
@@ -88,8 +88,8 @@ def _namespace(hub: Hub, name: str) -> dict[str, Any] | None:
 
 
 def _tenant_lines(hub: Hub, username: str, ns: str) -> set[str]:
-    principal = hub.services["tenancy"].principal_for(username)
-    body = hub.services["logs"].search(principal, LogParams(namespaces=(ns,), size=100))
+    principal = hub.tenancy.principal_for(username)
+    body = hub.logs.search(principal, LogParams(namespaces=(ns,), size=100))
     return {item["message"] for item in body["items"]}
 
 
@@ -111,7 +111,7 @@ def test_a_project_is_a_labelled_namespace_whose_creation_time_is_the_log_floor(
     obj = _namespace(hub, ns)
     assert obj is not None
     assert obj["metadata"]["labels"][WORKSPACE_LABEL] == ws
-    tenancy = hub.services["tenancy"]
+    tenancy = hub.tenancy
     first = _created(obj)
     assert tenancy.project(ns).created == first
     owner = tenancy.principal_for("wsowner")
@@ -121,7 +121,7 @@ def test_a_project_is_a_labelled_namespace_whose_creation_time_is_the_log_floor(
 
     # Lines as the shipper writes them, stamped with the namespace's UID: its pods' history from
     # before the namespace object (seeded or backfilled) is the tenant's, and so is the rest.
-    logs = hub.services["logs"]
+    logs = hub.logs
     old = [
         LogRecord(time=first - 3600, namespace=ns, pod="app-0", container="c", message="old-1 before the namespace"),
         LogRecord(time=first + 1, namespace=ns, pod="app-0", container="c", message="old-2 after it"),
@@ -133,7 +133,7 @@ def test_a_project_is_a_labelled_namespace_whose_creation_time_is_the_log_floor(
     # the watch; the first namespace's lines are hidden from the tenant, whatever their time.
     _api(hub, "DELETE", f"/api/v1/namespaces/{ns}", verb="delete", name=ns)
     wait_until(lambda: _namespace(hub, ns) is None, timeout=120, what=f"namespace {ns} to be deleted")
-    again = hub.services["cluster"].ensure_namespace(ns, {WORKSPACE_LABEL: ws})
+    again = hub.cluster.ensure_namespace(ns, {WORKSPACE_LABEL: ws})
     assert again > first
     second_uid = _namespace(hub, ns)["metadata"]["uid"]
     assert second_uid != first_uid
@@ -164,5 +164,5 @@ def test_a_namespace_labelled_for_another_workspace_is_refused_without_naming_it
     r = client.post(f"/api/v1/workspaces/{ws}/projects", json={"namespace": ns})
     assert r.status_code == 409
     assert_no_leak(r, requested=(ns, ws), names=(other,))
-    assert hub.services["tenancy"].project(ns) is None
+    assert hub.tenancy.project(ns) is None
     assert _namespace(hub, ns)["metadata"]["labels"][WORKSPACE_LABEL] == other

@@ -94,7 +94,7 @@ class TenancyWorld:
 
     @property
     def tenancy(self) -> Any:
-        return self.hub.services["tenancy"]
+        return self.hub.tenancy
 
     def user(self, role: str) -> str:
         return ROLE_USERS[role].name
@@ -141,7 +141,7 @@ def build_world(
     app = create_app(hub=hub, testing=True)
     if prepare is not None:
         prepare(app)
-    tenancy = hub.services["tenancy"]
+    tenancy = hub.tenancy
     for spec in ROLE_USERS.values():
         tenancy.create_user(spec.name, PASSWORD, platform_role=spec.platform_role, email=f"{spec.name}@example.com")
     for ws, namespaces in WORKSPACES.items():

@@ -79,7 +79,7 @@ class Engine:
             run_query=self.query,
             clock=world.hub.clock,
             resolve_user=lambda name, namespace: world.tenancy.user_email(name),
-            explain_user=world.hub.services["alerting"].explain_user,
+            explain_user=world.hub.alerting.explain_user,
             tick_seconds=60,
         )
         # Delivery through a recording notifier: an alert's ``sends`` counts notices a mail
@@ -351,7 +351,7 @@ def test_backtest_without_prometheus_is_a_503_naming_it(world: TenancyWorld) -> 
 def test_a_user_removed_from_the_project_stops_getting_its_alerts(tmp_path: Path) -> None:
     w = build_world(tmp_path, clock=FakeClock(T0), settings={"prometheus": {"url": "http://127.0.0.1:9"}})
     try:
-        resolve = w.hub.services["alert-engine"].runner.resolve_user
+        resolve = w.hub.alert_engine.runner.resolve_user
         assert resolve("pviewer", "ns-a1") == "pviewer@example.com"
         assert resolve("pviewer", "ns-b1") is None
         assert resolve("bob", None) == "bob@example.com"  # node policies: admins chose them

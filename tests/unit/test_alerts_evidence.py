@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,6 +17,7 @@ from hub.alerts.notify.render import MAX_LOG_LINES, Renderer
 from hub.collectors.logs.embedded import EmbeddedLogStore
 from hub.collectors.logs.store import LogRecord, iso_micro
 from hub.runtime.evidence import evidence_lines, pod_filter
+from hub.tenancy.scope import LogFloors, Project, log_floors
 from tests.unit.test_alerts_pipeline import T0, World, node_doc
 
 pytestmark = pytest.mark.unit
@@ -130,8 +130,7 @@ def test_a_deployment_and_a_statefulset_of_the_same_name_never_lend_each_other_l
             {"web-7d4b9c-x2k9p": ("Deployment", "web"), "web-0": ("StatefulSet", "web")},
             {"web-7d4b9c-x2k9p": "n1", "web-0": "n2"},
         )
-        hub = SimpleNamespace(services={"logs": SimpleNamespace(store=store), "cluster": cluster})
-        read = evidence_lines(hub)
+        read = evidence_lines(store, cluster, lambda ns: log_floors([Project(namespace=ns, workspace="")]))
         dep = evidence.pick(
             read(namespace="shop", kind="deployment", workload="web", start=T0, end=T0 + 400, limit=20), 20
         )
@@ -159,8 +158,6 @@ def test_a_deployment_and_a_statefulset_of_the_same_name_never_lend_each_other_l
 
 
 def test_evidence_follows_the_tenants_predecessor_rule(tmp_path: Path) -> None:
-    from hub.tenancy.scope import Project
-
     store = EmbeddedLogStore(tmp_path / "logs")
     try:
         # "shop" was deleted and created again at T0 + 100 (UID "second"): the first namespace's
@@ -171,11 +168,13 @@ def test_evidence_follows_the_tenants_predecessor_rule(tmp_path: Path) -> None:
 
         store.write([rec(T0 + 10, "ERROR first namespace", "first"), rec(T0 + 50, "ERROR seeded history", "second"),
                      rec(T0 + 150, "ERROR after the recreation", "second")])  # fmt: skip
-        tenancy = SimpleNamespace(
-            project=lambda ns: Project(namespace=ns, workspace="w", created=T0 + 100, uid="second")
+
+        def floors(ns: str) -> LogFloors:
+            return log_floors([Project(namespace=ns, workspace="w", created=T0 + 100, uid="second")])
+
+        got = evidence_lines(store, None, floors)(
+            namespace="shop", kind="", workload="web", start=T0, end=T0 + 400, limit=20
         )
-        hub = SimpleNamespace(services={"logs": SimpleNamespace(store=store), "cluster": None, "tenancy": tenancy})
-        got = evidence_lines(hub)(namespace="shop", kind="", workload="web", start=T0, end=T0 + 400, limit=20)
         assert {x["message"] for x in got} == {"ERROR seeded history", "ERROR after the recreation"}
     finally:
         store.close()

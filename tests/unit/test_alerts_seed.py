@@ -50,7 +50,7 @@ def test_the_sandbox_seed_loads_every_template_once_with_project_members_as_rece
 
     hub = build_hub(settings)
     try:
-        svc = hub.services["alerting"]
+        svc = hub.alerting
         api = svc.list_policies(level="workload", namespace="shop-api")
         etl = svc.list_policies(level="workload", namespace="data-etl")
         receivers = {tuple(sorted(r["user"] for r in p["notification"]["receivers"])) for p in api}
@@ -58,7 +58,7 @@ def test_the_sandbox_seed_loads_every_template_once_with_project_members_as_rece
         assert all(p["notification"]["receivers"] == [{"user": "boss"}] for p in etl)  # no members: the admins
         nodes = svc.list_policies(level="node")
         assert len(nodes) == len(node) and all(p["notification"]["receivers"] == [{"user": "boss"}] for p in nodes)
-        tenancy = hub.services["tenancy"]
+        tenancy = hub.tenancy
         assert (tenancy.user_email("boss"), tenancy.user_email("lead")) == ("boss@demo.test", None)
     finally:
         hub.close()

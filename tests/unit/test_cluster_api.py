@@ -75,7 +75,7 @@ def world(tmp_path: Path) -> Iterator[tuple[TenancyWorld, Cluster]]:
     service = ClusterService(kube, clock=clock, cache=cache, autostart=False, initial_wait=0.05)
     cluster = Cluster(kube, service, clock)
     cluster.sync()
-    w.hub.services["cluster"] = service
+    w.hub.cluster = service
     yield w, cluster
     w.hub.close()
 
@@ -229,7 +229,7 @@ def test_a_cache_that_never_loaded_answers_503_rather_than_an_empty_list(tmp_pat
     service = ClusterService(kube, clock=clock, autostart=False, initial_wait=0.05)
     for name in service.cache.stores:
         service.cache.step(name)
-    w.hub.services["cluster"] = service
+    w.hub.cluster = service
     try:
         r = w.client("platform-admin").get("/api/v1/nodes")
         assert r.status_code == 503
@@ -241,7 +241,7 @@ def test_a_cache_that_never_loaded_answers_503_rather_than_an_empty_list(tmp_pat
 def test_without_a_cluster_every_cluster_route_is_503_naming_the_api_server(tmp_path: Path) -> None:
     w = build_world(tmp_path)
     try:
-        assert w.hub.services["cluster"] is None
+        assert w.hub.cluster is None
         r = w.client("platform-admin").get("/api/v1/nodes")
         assert r.status_code == 503 and r.get_json()["backend"] == "kubernetes API server"
         assert "KUBEHUB_KUBERNETES_KUBECONFIG" in r.get_json()["error"]

@@ -221,7 +221,7 @@ def test_an_invalid_threshold_comes_back_beside_its_field_and_nothing_is_saved(w
     assert r.status_code == 422
     assert 'data-error-for="rules[0].threshold">' in body and "negative threshold" in body
     assert 'value="-2"' in body  # the user's input is kept for fixing
-    assert world.hub.services["alerting"].list_policies(level="workload", namespace=HOME_NAMESPACE) == []
+    assert world.hub.alerting.list_policies(level="workload", namespace=HOME_NAMESPACE) == []
 
 
 def test_live_validation_answers_problems_by_field_and_the_yaml_of_a_valid_policy(world: TenancyWorld) -> None:
@@ -257,9 +257,7 @@ def test_a_policy_in_yaml_is_saved_as_written(world: TenancyWorld) -> None:
         headers=HTML,
     )
     assert r.status_code == 303
-    names = [
-        p["name"] for p in world.hub.services["alerting"].list_policies(level="workload", namespace=HOME_NAMESPACE)
-    ]
+    names = [p["name"] for p in world.hub.alerting.list_policies(level="workload", namespace=HOME_NAMESPACE)]
     assert "api-memory" in names
 
 
@@ -314,22 +312,22 @@ STALE = "2026-11-22T01:00:00Z"
 
 def test_a_stale_cluster_cache_is_shown_with_its_data_and_the_time_it_went_stale(world: TenancyWorld) -> None:
     client, _ = world.session("platform-admin")
-    world.hub.services["cluster"] = StaleCluster()
+    world.hub.cluster = StaleCluster()
     try:
         status, body = page(client, "/nodes")
     finally:
-        world.hub.services["cluster"] = None
+        world.hub.cluster = None
     assert status == 200
     assert f'data-stale-since="{STALE}"' in body and "node-1" in body
 
 
 def test_an_api_server_outage_is_a_503_page_naming_it_and_its_reason(world: TenancyWorld) -> None:
     client, _ = world.session("platform-admin")
-    world.hub.services["cluster"] = DownCluster()
+    world.hub.cluster = DownCluster()
     try:
         status, body = page(client, "/nodes")
     finally:
-        world.hub.services["cluster"] = None
+        world.hub.cluster = None
     assert status == 503
     assert 'data-backend="kubernetes API server"' in body and "connection refused" in body
 

@@ -47,7 +47,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TenancyWorld]:
     service = ClusterService(kube, clock=FakeClock(NOW), cache=cache, autostart=False, initial_wait=0.05)
     for name in service.cache.stores:
         service.cache.step(name)
-    w.hub.services["cluster"] = service
+    w.hub.cluster = service
     yield w
     w.hub.close()
 

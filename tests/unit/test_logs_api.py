@@ -64,7 +64,7 @@ def clock() -> FakeClock:
 def world(tmp_path: Path, clock: FakeClock) -> Iterator[TenancyWorld]:
     w = build_world(tmp_path, clock=clock, settings={"logs": {"export_cap": 5, "retention_days": 7}})
     clock.set(DAY2 + 43_200)
-    assert w.hub.services["logs"].write(LINES) == len(LINES)
+    assert w.hub.logs.write(LINES) == len(LINES)
     yield w
     w.hub.close()
 
@@ -137,7 +137,7 @@ def test_no_parameter_lets_a_tenant_reach_another_tenants_lines(world: TenancyWo
 
 
 def test_a_recreated_namespace_does_not_show_its_predecessors_lines(world: TenancyWorld) -> None:
-    tenancy = world.hub.services["tenancy"]
+    tenancy = world.hub.tenancy
     assert tenancy.observe_namespace("ns-a1", created=DAY2)  # deleted and created again on day 2
     assert tags(get(world, "project-operator", "/api/v1/logs").get_json()) == {"a1-2", "a1-3"}
     assert tags(get(world, "project-operator", "/api/v1/logs", q="超时").get_json()) == set()
@@ -150,8 +150,8 @@ def test_a_recreated_namespace_does_not_show_its_predecessors_lines(world: Tenan
 def test_the_namespace_uid_shows_history_older_than_the_namespace_and_hides_a_predecessors(
     world: TenancyWorld,
 ) -> None:
-    tenancy = world.hub.services["tenancy"]
-    logs = world.hub.services["logs"]
+    tenancy = world.hub.tenancy
+    logs = world.hub.logs
     # ns-a1 exists since day 2 as namespace "uid-first"; its pods' history (and the first lines
     # shipped without a UID, a1-1..a1-3) go back to day 1.
     assert tenancy.observe_namespace("ns-a1", created=DAY2 + 1800, uid="uid-first")
@@ -181,7 +181,7 @@ def test_every_search_and_export_is_audited_with_its_namespaces(world: TenancyWo
     get(world, "project-operator", "/api/v1/logs", q="超时")
     get(world, "project-operator", "/api/v1/logs/export", format="jsonl").get_data()
     get(world, "project-operator", "/api/v1/logs", namespaces="ns-b1")
-    tenancy = world.hub.services["tenancy"]
+    tenancy = world.hub.tenancy
     entries, _ = tenancy.audit_log(AuditFilter(actor="poperator", action="logs."))
     seen = [(e.action, e.result, e.namespaces) for e in entries]
     assert ("logs.search", "ok", ("ns-a1",)) in seen
@@ -263,7 +263,7 @@ def test_histogram_counts_per_interval_within_the_scope(world: TenancyWorld) -> 
 
 def test_csv_export_is_an_attachment_without_colour_codes_or_formulas(world: TenancyWorld) -> None:
     formula = '=HYPERLINK("http://evil.example","click")'
-    world.hub.services["logs"].write([_line("ns-a1", DAY2 + 9999, formula)])
+    world.hub.logs.write([_line("ns-a1", DAY2 + 9999, formula)])
     r = get(world, "project-operator", "/api/v1/logs/export", format="csv", sort="asc")
     assert r.status_code == 200
     assert r.headers["Content-Disposition"].startswith('attachment; filename="kubehub-logs-')
@@ -316,11 +316,11 @@ def test_retention_drops_days_past_the_configured_window(world: TenancyWorld, cl
     assert r.get_json()["dropped"] == ["logs-2026-11-21.sqlite3"]
     assert tags(get(world, "platform-admin", "/api/v1/logs").get_json()) == {"a1-2", "a1-3", "a2-1", "b1-2", "b2-1"}
     # lines already past retention are not written back in
-    assert world.hub.services["logs"].write([_line("ns-a1", DAY1 + 60, "late line")]) == 0
+    assert world.hub.logs.write([_line("ns-a1", DAY1 + 60, "late line")]) == 0
 
 
 def test_a_store_outage_is_a_503_naming_the_backend(world: TenancyWorld) -> None:
-    service = world.hub.services["logs"]
+    service = world.hub.logs
     service.store = ElasticsearchLogStore("http://127.0.0.1:9", timeout=2.0)  # nothing listens on port 9
     for path in ("/api/v1/logs", "/api/v1/logs/histogram", "/api/v1/logs/export"):
         r = get(world, "project-operator", path)

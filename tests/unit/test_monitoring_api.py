@@ -23,7 +23,7 @@ def env(settings: Settings) -> Iterator[dict[str, Any]]:
 
     app = create_app(settings.replace(auth={"password_hash_memory_kib": 8, "password_hash_time_cost": 1}), testing=True)
     hub = app.extensions["kubehub"]
-    tenancy = hub.services["tenancy"]
+    tenancy = hub.tenancy
     tenancy.create_user("admin", PASSWORD, platform_role="admin")
     tenancy.create_user("alice", PASSWORD)
     tenancy.create_user("nobody", PASSWORD)
@@ -33,7 +33,7 @@ def env(settings: Settings) -> Iterator[dict[str, Any]]:
         tenancy.create_project(ws, ns)
     tenancy.set_project_member("team-a", "alice", "viewer")
     backend = FakeBackend({CPU: {k: float(i + 1) for i, k in enumerate(PODS)}}, PODS)
-    hub.services["monitoring"].backend = backend
+    hub.monitoring.backend = backend
     tokens = {u: tenancy.issue_token(u).token for u in ("admin", "alice", "nobody")}
     client = app.test_client()
 

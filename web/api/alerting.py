@@ -19,7 +19,6 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from hub.alerts.service import AlertService, Visibility
-from hub.errors import BackendUnavailable
 from web.access import current_principal, permission
 from web.util import csv_param, hub, int_param, json_body, list_response
 
@@ -27,14 +26,11 @@ bp = Blueprint("api_alerting", __name__, url_prefix="/api/v1")
 
 
 def alerting() -> AlertService:
-    service = hub().services.get("alerting")
-    if service is None:
-        raise BackendUnavailable("alerting", "the alerting service is not running")
-    return service
+    return hub().alerting
 
 
 def _visibility() -> Visibility:
-    scope = hub().services["tenancy"].scope(current_principal())
+    scope = hub().tenancy.scope(current_principal())
     if scope.all_namespaces:
         return Visibility.everything()
     return Visibility(tuple(sorted(scope.namespaces)), False)
@@ -44,7 +40,7 @@ def _can_write(namespace: str | None) -> bool:
     principal = current_principal()
     if namespace is None:
         return bool(principal.is_platform_admin)
-    return bool(hub().services["tenancy"].can(principal, "alerts:write", namespace=namespace))
+    return bool(hub().tenancy.can(principal, "alerts:write", namespace=namespace))
 
 
 def _document() -> tuple[Any, str]:

@@ -26,7 +26,7 @@ MAX_LIMIT = 5000  # a page bigger than this is an export, not a table
 
 def cluster() -> Any:
     """The cluster service, or a 503 naming the API server when no cluster is configured."""
-    service = hub().services.get("cluster")
+    service = hub().cluster
     if service is None:
         raise BackendUnavailable(
             "kubernetes API server", "no cluster is configured (set KUBEHUB_KUBERNETES_KUBECONFIG)"

@@ -12,7 +12,6 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
-from hub.errors import BackendUnavailable
 from web import params
 from web.access import current_principal, permission
 from web.params import int_param
@@ -22,10 +21,7 @@ bp = Blueprint("api_logs", __name__, url_prefix="/api/v1")
 
 
 def logs() -> Any:
-    service = hub().services.get("logs")
-    if service is None:
-        raise BackendUnavailable("log store", "the logs service is not running")
-    return service
+    return hub().logs
 
 
 @bp.get("/logs")

@@ -24,7 +24,7 @@ CLUSTER_PERMISSION = "monitoring:cluster"
 
 
 def _service() -> Any:
-    return hub().services["monitoring"]
+    return hub().monitoring
 
 
 def _scoped(req: MonitoringRequest) -> MonitoringRequest:
@@ -34,7 +34,7 @@ def _scoped(req: MonitoringRequest) -> MonitoringRequest:
     without a filter); names outside it are dropped, so asking for another tenant's namespace
     yields nothing rather than a hint that it exists.
     """
-    scope = hub().services["tenancy"].scope(current_principal())
+    scope = hub().tenancy.scope(current_principal())
     allowed = scope.restrict(list(req.filters.namespaces) if req.filters.namespaces else None)
     return req.with_namespaces(allowed)
 
@@ -46,7 +46,7 @@ def _answer(level: str) -> Any:
         req = _scoped(req)
     else:
         # Reached through an alias such as "node": still cluster-wide, still admins only.
-        hub().services["tenancy"].authorize(current_principal(), CLUSTER_PERMISSION)
+        hub().tenancy.authorize(current_principal(), CLUSTER_PERMISSION)
     return jsonify(service.query(req))
 
 

@@ -24,8 +24,9 @@ from flask import Blueprint, g, redirect, render_template, request, url_for
 
 from web import i18n
 from web.access import optional_principal, permission, public
+from web.util import hub
 from web.views import common
-from web.views.common import attempt, can, is_admin, lang, service
+from web.views.common import attempt, can, is_admin, lang
 
 bp = Blueprint("views", __name__)
 
@@ -234,13 +235,14 @@ def overview() -> Any:
     projects = visible_projects()
     alerts: list[dict[str, Any]] = []
     alerts_total = 0
-    alerting = service("alerting")
+    alerting = hub().alerting
     if alerting is not None:
         from web.api.alerting import _visibility
 
+        nothing: tuple[list[dict[str, Any]], int] = ([], 0)
         alerts, alerts_total = attempt(
             lambda: alerting.alerts(_visibility(), states=["firing", "pending", "nodata", "error"], limit=20),
-            ([], 0),
+            nothing,
         )
     return common.page(
         "overview.html",
@@ -256,7 +258,7 @@ def overview() -> Any:
 def _nodes_summary() -> dict[str, Any]:
     from hub.collectors.inventory import ListQuery
 
-    cluster = common.require_service("cluster")
+    cluster = common.require_cluster()
     page = cluster.list_nodes(ListQuery(limit=5000, offset=0, label_selector="", name=""))
     body = page.to_dict()
     common.note_stale(body)

@@ -19,11 +19,12 @@ from typing import Any
 import yaml
 from flask import Blueprint, flash, jsonify, redirect, request, url_for
 
-from hub.errors import HubError, NotFound
+from hub.errors import BackendUnavailable, HubError, NotFound
 from web.access import current_principal, permission
 from web.params import MAX_OFFSET, integer
+from web.util import hub
 from web.views import common
-from web.views.common import _, attempt, back, can, done, failed, page, require_service
+from web.views.common import _, attempt, back, can, done, failed, page
 
 bp = Blueprint("alerting", __name__)
 
@@ -69,7 +70,7 @@ def alert_threshold(value: Any, unit: str) -> str:
 
 
 def _svc() -> Any:
-    return require_service("alerting")
+    return hub().alerting
 
 
 def _vis() -> Any:
@@ -420,7 +421,7 @@ def _policy_url(level: str, ns: str | None, pid: str) -> str:
 
 
 def _metric_choices(level: str) -> list[dict[str, str]]:
-    svc = common.service("monitoring")
+    svc = hub().monitoring
     if svc is None:
         return []
     api_level = "nodes" if level == "node" else "workloads"
@@ -432,7 +433,7 @@ def _metric_choices(level: str) -> list[dict[str, str]]:
 
 
 def _workload_choices(ns: str | None) -> list[str]:
-    cluster = common.service("cluster")
+    cluster = hub().cluster
     if cluster is None or not ns:
         return []
     from hub.collectors.inventory import ListQuery
@@ -523,7 +524,7 @@ NEW_RULE = {
 def _new_document(level: str, ns: str | None) -> dict[str, Any]:
     template = request.args.get("template")
     if template:
-        svc = common.service("alerting")
+        svc = hub().alerting
         for t in svc.templates(level=level) if svc is not None else []:
             if t.get("name") == template:
                 doc = {k: v for k, v in (t.get("document") or t).items() if k not in ("id", "file")}
@@ -648,7 +649,7 @@ def _backtest(level: str, ns: str | None, pid: str) -> Any:
     svc = _svc()
     svc.get_policy(pid, level=level, namespace=ns)  # 404 before any work for a policy out of reach
     window = request.form.get("window") or "24h"
-    jobs = require_service("backtest-jobs")
+    jobs = hub().backtest_jobs
     try:
         job = jobs.submit(
             lambda progress: svc.backtest(pid, level=level, namespace=ns, start=window, end=None, progress=progress),
@@ -670,13 +671,13 @@ def _backtest_url(level: str, ns: str | None, pid: str, jid: str) -> str:
 def _backtest_job(level: str, ns: str | None, pid: str, jid: str) -> Any:
     """A backtest's progress while it runs (the page reloads itself), then its result."""
     policy = _svc().get_policy(pid, level=level, namespace=ns)
-    job = require_service("backtest-jobs").get(jid, owner=current_principal().username, target=(level, ns, pid))
+    job = hub().backtest_jobs.get(jid, owner=current_principal().username, target=(level, ns, pid))
     if job is None:
         raise NotFound("no such backtest (it may have expired; run it again)")
     running = job.running  # read first: a job sets its result or error before it counts as finished
     result, exc = (None, None) if running else (job.result, job.error)
     if exc is not None:
-        if exc.status == 503 and hasattr(exc, "backend"):
+        if isinstance(exc, BackendUnavailable):
             common.backend_down(exc)
         else:
             common.banner("error", exc.message, field=exc.field)

@@ -16,7 +16,7 @@ from web.access import audit, permission, require
 from web.api.cluster import read_pod_log
 from web.params import MAX_ID, integer, whole
 from web.views import common
-from web.views.common import _, attempt, back, can, done, failed, page, require_service
+from web.views.common import _, attempt, back, can, done, failed, page, require_cluster
 
 bp = Blueprint("cluster", __name__)
 
@@ -33,7 +33,7 @@ ALL = ListQuery(limit=5000, offset=0, label_selector="", name="")
 
 
 def _cluster() -> Any:
-    return require_service("cluster")
+    return require_cluster()
 
 
 def _read(fn: Any, default: Any) -> Any:

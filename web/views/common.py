@@ -1,6 +1,6 @@
 """Helpers every console page uses: language, banners, flash results, role checks, services.
 
-Pages call the same hub services as the JSON API (``hub.services[...]``) and reuse the API's
+Pages call the same hub services as the JSON API (``hub().<area>``, typed) and reuse the API's
 helpers where the API has them; nothing here decides who may see what — that stays in
 ``web.access`` and the tenancy service. What this module adds is presentation: a backend that
 does not answer becomes a banner naming it (and the page answers 503), a stale cluster cache
@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 from flask import flash, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from hub.collectors.cluster import ClusterService
 from hub.errors import BackendUnavailable, HubError
 from web import i18n
 from web.access import optional_principal, tenancy
@@ -41,18 +42,6 @@ def _(key: str, **params: Any) -> str:
 
 
 # -- services -----------------------------------------------------------------------------------
-def service(name: str) -> Any:
-    """A hub service, or None when the hub runs without it (no cluster, no Prometheus...)."""
-    return hub().services.get(name)
-
-
-# The user-facing name of the backend behind each service, for "X is unavailable" banners.
-BACKEND_OF = {
-    "cluster": "kubernetes API server",
-    "monitoring": "prometheus",
-    "logs": "log store",
-    "alerting": "alerting",
-}
 
 
 def banner(kind: str, text: str, **extra: Any) -> None:
@@ -86,13 +75,14 @@ def attempt(fn: Callable[[], T], default: T) -> T:
     return default
 
 
-def require_service(name: str) -> Any:
-    """The service, or a BackendUnavailable naming its backend (shown as a banner)."""
-    svc = service(name)
-    if svc is None:
-        backend = BACKEND_OF.get(name, name)
+def require_cluster() -> ClusterService:
+    """The cluster service, or a BackendUnavailable naming the API server (shown as a banner)
+    when the hub runs without a cluster; every other service is always there."""
+    cluster = hub().cluster
+    if cluster is None:
+        backend = "kubernetes API server"
         raise BackendUnavailable(backend, _("banner.not_configured", backend=backend))
-    return svc
+    return cluster
 
 
 def note_stale(body: Mapping[str, Any] | None) -> None:
@@ -161,7 +151,7 @@ def visible_namespaces(permission: str = "namespaces:read", *, projects_only: bo
     scope = svc.scope(principal)
     if scope.all_namespaces:
         names = {p.namespace for p in svc.projects()}
-        cluster = service("cluster")
+        cluster = hub().cluster
         if cluster is not None and not projects_only:
             try:
                 names |= {n.name for n in cluster.namespaces()}

@@ -20,8 +20,9 @@ from hub.collectors.logs.store import MAX_WINDOW
 from hub.collectors.logs.words import match_spans
 from web.access import current_principal, permission
 from web.params import integer, log_params
+from web.util import hub
 from web.views import common
-from web.views.common import attempt, page, require_service
+from web.views.common import attempt, page
 
 bp = Blueprint("logs", __name__)
 
@@ -88,7 +89,7 @@ def search() -> Any:
     histogram: dict[str, Any] | None = None
     if searched:
         principal = current_principal()
-        svc = attempt(lambda: require_service("logs"), None)
+        svc = hub().logs
         if svc is not None:
             result = attempt(
                 lambda: svc.search(principal, log_params({**params, "from": str(offset), "size": str(PAGE_SIZE)})), None

@@ -15,8 +15,9 @@ from flask import Blueprint, request
 from hub.collectors.catalogue import ENTITY_LABELS, TENANT_LEVELS
 from web.access import current_principal, permission
 from web.params import integer
+from web.util import hub
 from web.views import common
-from web.views.common import attempt, page, require_service
+from web.views.common import attempt, page
 
 bp = Blueprint("monitoring", __name__)
 
@@ -81,7 +82,7 @@ def charts() -> Any:
     if level not in levels:
         level = levels[0]
     catalogue: dict[str, Any] = {}
-    svc = common.service("monitoring")
+    svc = hub().monitoring
     if svc is not None:
         for entry in svc.catalogue.to_dict()["levels"]:
             if entry["level"] in levels:
@@ -167,7 +168,7 @@ def _query(level: str, args: dict[str, str]) -> dict[str, Any]:
     """The same path as ``GET /api/v1/monitoring/<level>``: parse, scope (tenant levels), query."""
     from web.api.monitoring import CLUSTER_PERMISSION, _scoped
 
-    svc = require_service("monitoring")
+    svc = hub().monitoring
     from web.params import monitoring_request
 
     req = monitoring_request(svc, level, args)

@@ -14,7 +14,7 @@ from flask import Blueprint, request, url_for
 from hub.errors import HubError, InvalidInput
 from hub.store.audit import AuditFilter
 from hub.tenancy.roles import ProjectRole, WorkspaceRole
-from hub.tenancy.scope import project_role
+from hub.tenancy.scope import Principal, Project, project_role
 from hub.timeutil import parse_duration
 from web.access import current_principal, permission, tenancy
 from web.params import MAX_OFFSET, integer, path_id, time
@@ -34,6 +34,10 @@ WORKSPACE_ROLES = [r.value for r in WorkspaceRole]
 PROJECT_ROLES = [r.value for r in ProjectRole]
 
 
+def _role(principal: Principal, project: Project | None) -> ProjectRole | None:
+    return project_role(principal, project) if project is not None else None
+
+
 # -- workspaces ----------------------------------------------------------------------------------
 @bp.get("/workspaces")
 @permission(None)
@@ -45,7 +49,7 @@ def workspaces() -> Any:
     for ws in svc.workspaces_of(principal):
         projects = []
         for record in svc.project_records(ws.name):
-            role = project_role(principal, svc.project(record.namespace))
+            role = _role(principal, svc.project(record.namespace))
             if role is None and not principal.is_platform_admin:
                 continue
             projects.append({"namespace": record.namespace, "role": role.value if role else ""})
@@ -94,7 +98,7 @@ def workspace(ws: str) -> Any:
     record = svc.workspace(ws)
     projects = []
     for p in svc.project_records(ws):
-        role = project_role(principal, svc.project(p.namespace))
+        role = _role(principal, svc.project(p.namespace))
         if role is None and not principal.is_platform_admin:
             continue
         projects.append({"namespace": p.namespace, "created": p.created, "role": role.value if role else ""})
