@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -225,10 +226,25 @@ def _fetch_in_chunks(
     spans = [(bounds[i] - period + step, bounds[i + 1] - period) for i in range(pieces)]
     if pieces == 1:
         return range_query(promql, *spans[0], step)
-    with ThreadPoolExecutor(max_workers=min(FETCH_CHUNKS, pieces)) as pool:
-        frames = list(pool.map(lambda span: range_query(promql, span[0], span[1], step), spans))
+    frames = list(_fetch_pool().map(lambda span: range_query(promql, span[0], span[1], step), spans))
     frames = [f for f in frames if f is not None and len(f)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _fetch_pool() -> ThreadPoolExecutor:
+    """The threads that fetch pieces, shared by every replay of the process. Why not a pool
+    per fetch: the Prometheus adapter keeps one HTTP connection per thread, so fresh threads
+    opened fresh connections for every replay; shared, at most FETCH_CHUNKS pieces are in
+    Prometheus at once, however many replays run."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=FETCH_CHUNKS, thread_name_prefix="backtest-fetch")
+        return _POOL
 
 
 def _slots(start: float, end: float, period: float) -> list[float]:
