@@ -22,6 +22,12 @@ measured on the Prometheus side is caused by this benchmark alone. All in the sa
     same 1,000 rendered messages over the same number of connections, to the same local SMTP
     sink (aiosmtpd in its own process).
 
+With ``--postgres`` (a superuser URL of a server's ``postgres`` database; bare: the sandbox's
+server) (b) and (c) run a second time with the hub's state in PostgreSQL (a database of their
+own, dropped afterwards) instead of SQLite: ``pg_wall_x`` is the PostgreSQL cycle's wall time
+over SQLite's, ``pg_email_x`` SQLite's email rate over PostgreSQL's (goal: both <= 1.5); the
+PostgreSQL server's own CPU is reported beside the hub's.
+
 Last line: ``alerts: ratio=<hub cycle CPU / prometheus rule CPU> wall_s=<hub cycle wall>
 queries=<n> email_ratio=<hub msgs/s / raw msgs/s> ...`` (goals: ratio <= 0.1, wall_s <= 3 at
 full scale, queries <= distinct keys, email_ratio >= 0.8).
@@ -326,18 +332,81 @@ def measure_rules(
     return baseline, with_rules, {"eval_wall_s": eval_s, "firing": firing, "rule_errors": errors, "groups": len(groups)}
 
 
+def sqlite_store(work: Path) -> Any:
+    """Opens the hub's state as the benchmark's SQLite files (the embedded default)."""
+    from hub.store import Database
+
+    return lambda name: Database(work / f"{name}.sqlite3")
+
+
+class PostgresStores:
+    """Opens each named state store as a fresh database on a PostgreSQL server; drops them at close."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
+        self.names: list[str] = []
+
+    def __call__(self, name: str) -> Any:
+        from urllib.parse import urlsplit, urlunsplit
+
+        import psycopg
+
+        from hub.store.postgres import PostgresDatabase
+
+        db_name = f"kh_bench_{name.replace('-', '_')}_{os.getpid()}"
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{db_name}"')
+        self.names.append(db_name)
+        parts = urlsplit(self.admin_url)
+        return PostgresDatabase(urlunsplit((parts.scheme, parts.netloc, "/" + db_name, parts.query, "")))
+
+    def server_cpu(self) -> float:
+        """CPU-seconds of the server's processes (postmaster and backends share its process group)."""
+        import psycopg
+
+        try:
+            with psycopg.connect(self.admin_url) as conn:
+                row = conn.execute("SELECT current_setting('data_directory')").fetchone()
+            pid = int(Path(str(row[0]) if row else "", "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, psycopg.Error):
+            return 0.0  # another machine's server, or its files are not readable here
+        total = 0.0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pid or int(entry) == pid:  # the postmaster's process group
+                total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return total
+
+    def close(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            for db_name in self.names:
+                conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+
+
 def measure_hub(
-    stack: Stack, policies: list[tuple[str, dict[str, Any]]], work: Path, baseline: float, cycles: int
+    stack: Stack,
+    policies: list[tuple[str, dict[str, Any]]],
+    work: Path,
+    baseline: float,
+    cycles: int,
+    open_db: Any = None,
 ) -> dict[str, Any]:
     from hub.alerts.cycle import CycleRunner
     from hub.alerts.policy import parse_policy
     from hub.collectors.catalogue import default_catalogue
     from hub.collectors.prometheus import PrometheusClient
-    from hub.store import Database
     from hub.store.alerts import AlertStore
     from hub.timeutil import FakeClock
 
-    db = Database(work / "hub-state.sqlite3")
+    db = (open_db or sqlite_store(work))("hub-state")
     db.migrate()
     store = AlertStore(db)
     for pid, doc in policies:
@@ -394,7 +463,9 @@ def measure_hub(
     return {"cycles": results}
 
 
-def measure_email(stack: Stack, work: Path, n: int, connections: int) -> tuple[float, float, float]:
+def measure_email(
+    stack: Stack, work: Path, n: int, connections: int, open_db: Any = None, *, raw: bool = True
+) -> tuple[float, float, float]:
     """Messages/s: the hub through outbox and SmtpNotifier; raw aiosmtplib with EmailMessage
     objects built beforehand; raw aiosmtplib with bytes serialised beforehand."""
     import aiosmtplib
@@ -405,11 +476,10 @@ def measure_email(stack: Stack, work: Path, n: int, connections: int) -> tuple[f
     from hub.alerts.notify.render import Renderer
     from hub.alerts.notify.window import message_id_for
     from hub.settings import SmtpSettings
-    from hub.store import Database
     from hub.store.alerts import AlertStore, CycleWrite
     from hub.timeutil import FakeClock
 
-    db = Database(work / "email-state.sqlite3")
+    db = (open_db or sqlite_store(work))("email-state")
     db.migrate()
     store = AlertStore(db)
     now = time.time()
@@ -449,6 +519,8 @@ def measure_email(stack: Stack, work: Path, n: int, connections: int) -> tuple[f
     if report.sent != n:
         raise SystemExit(f"alerts bench: the hub sent {report.sent} of {n} messages ({report})")
     db.close()
+    if not raw:
+        return n / hub_wall, 0.0, 0.0
 
     # Raw: the same rendered content as standard-library EmailMessage objects built BEFORE the
     # clock starts (as aiosmtplib's documentation sends them), the same connection count and
@@ -512,12 +584,61 @@ def measure_email(stack: Stack, work: Path, n: int, connections: int) -> tuple[f
     return n / hub_wall, n / raw_wall, n / wire_wall
 
 
+def measure_postgres(
+    url: str,
+    stack: Stack,
+    policies: list[tuple[str, dict[str, Any]]],
+    work: Path,
+    baseline: float,
+    cycles: int,
+    emails: int,
+    connections: int,
+    *,
+    sqlite_wall: float,
+    sqlite_rate: float,
+) -> str:
+    """The cycle and the email stage again with the state in PostgreSQL; fields for the last line."""
+    if url == "sandbox":
+        from sandbox.core import Sandbox
+
+        url = Sandbox().ensure_postgresql()
+    stores = PostgresStores(url)
+    try:
+        c0 = stores.server_cpu()
+        hub = measure_hub(stack, policies, work, baseline, cycles, open_db=stores)
+        server_cpu = stores.server_cpu() - c0
+        walls = sorted(c["wall"] for c in hub["cycles"])
+        cpus = sorted(c["hub_cpu"] for c in hub["cycles"])
+        wall = walls[len(walls) // 2]
+        c0 = stores.server_cpu()
+        rate, _, _ = measure_email(stack, work, emails, connections, open_db=stores, raw=False)
+        email_server_cpu = stores.server_cpu() - c0
+    finally:
+        stores.close()
+    print(
+        f"alerts: on PostgreSQL: cycle wall {wall:.2f}s (SQLite {sqlite_wall:.2f}s), "
+        f"hub CPU {cpus[len(cpus) // 2]:.2f}s per cycle, "
+        f"PostgreSQL server CPU {server_cpu / max(1, cycles):.2f}s per cycle; email {rate:.0f}/s "
+        f"(SQLite {sqlite_rate:.0f}/s), server CPU {email_server_cpu:.2f}s for {emails} messages",
+        flush=True,
+    )
+    return f" pg_wall_x={wall / sqlite_wall:.2f} pg_email_x={sqlite_rate / rate:.2f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller scale for CI (a few minutes)")
     parser.add_argument("--exporter", nargs=4, metavar=("PORT", "NODES", "PODS", "NAMESPACES"), help=argparse.SUPPRESS)
     parser.add_argument("--smtp-sink", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--cycles", type=int, help="hub cycles to measure (default 5, quick 3)")
+    parser.add_argument(
+        "--postgres",
+        nargs="?",
+        const="sandbox",
+        metavar="URL",
+        help="measure the cycle and the email stage again with the state in PostgreSQL "
+        "(a superuser URL of the server's postgres database; bare: the sandbox's server)",
+    )
     args = parser.parse_args(argv)
     if args.exporter:
         port, nodes, pods, namespaces = map(int, args.exporter)
@@ -569,6 +690,10 @@ def main(argv: list[str] | None = None) -> int:
         queries = max(c["queries"] for c in hub["cycles"])
         hub_rate, raw_rate, wire_rate = measure_email(stack, work, emails, connections)
         ratio = hub_cycle_cpu / prom_rule_cycle if prom_rule_cycle > 0 else float("inf")
+        pg_fields = ""
+        if args.postgres:
+            pg_fields = measure_postgres(args.postgres, stack, policies, work, baseline, cycles, emails, connections,
+                                         sqlite_wall=wall, sqlite_rate=hub_rate)  # fmt: skip
         print(
             f"alerts: hub cycle {hub_cycle_cpu:.2f} CPU-s (hub {mid['hub_cpu']:.2f} + prometheus "
             f"{mid['prom_cpu']:.2f}) "
@@ -579,7 +704,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"alerts: ratio={ratio:.3f} wall_s={wall:.2f} queries={queries} email_ratio={hub_rate / raw_rate:.2f} "
             f"email_wire_ratio={hub_rate / wire_rate:.2f} rules={tenants * rules} hub_cpu_s={hub_cycle_cpu:.2f} "
-            f"prom_rule_cpu_s={prom_rule_cycle:.2f} keys={len(keys)}"
+            f"prom_rule_cpu_s={prom_rule_cycle:.2f} keys={len(keys)}{pg_fields}"
         )
         return 0
     finally:

@@ -936,6 +936,7 @@ class Sandbox:
             user=user,
             log=self._log("postgresql"),
             ports=[self.port("postgresql")],
+            stop_signal="SIGINT",
         )
 
     def _spec_prometheus(self) -> ProcSpec:

@@ -44,6 +44,9 @@ class ProcSpec:
     user: str | None = None  # run as this system user via setpriv (Elasticsearch refuses root)
     ports: Sequence[int] = field(default_factory=tuple)
     stamp: str = ""  # e.g. a digest of the code it runs: a different stamp means "restart me"
+    # The signal `stop` sends first. PostgreSQL needs SIGINT (its "fast" shutdown): on SIGTERM it
+    # waits for every client to disconnect, and its backends are in sessions of their own.
+    stop_signal: str = "SIGTERM"
 
 
 def _start_ticks(pid: int) -> int | None:
@@ -212,7 +215,8 @@ class Supervisor:
                 raise ComponentError(spec.name, f"cannot execute {argv[0]}: {exc.strerror}", spec.log) from exc
         ticks = _start_ticks(proc.pid)
         tmp = self._pidfile(spec.name).with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pid": proc.pid, "ticks": ticks, "argv": argv, "stamp": spec.stamp}))
+        record = {"pid": proc.pid, "ticks": ticks, "argv": argv, "stamp": spec.stamp, "stop_signal": spec.stop_signal}
+        tmp.write_text(json.dumps(record))
         tmp.replace(self._pidfile(spec.name))
         # The Popen object is dropped on purpose: the process outlives this command. Mark it
         # reaped-by-someone-else so Python does not warn about it at exit.
@@ -227,8 +231,12 @@ class Supervisor:
             pidfile.unlink(missing_ok=True)
             return False
         pgid = pid
+        try:
+            first = signal.Signals[json.loads(pidfile.read_text()).get("stop_signal", "SIGTERM")]
+        except (OSError, ValueError, KeyError):
+            first = signal.SIGTERM
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGTERM)
+            os.killpg(pgid, first)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and group_members(pgid):
             _reap()
@@ -240,6 +248,9 @@ class Supervisor:
             while time.monotonic() < deadline and group_members(pgid):
                 _reap()
                 time.sleep(0.1)
+        # A child of this very process stays a zombie until reaped, and a zombie's pid still
+        # "exists": PostgreSQL would take it for a running postmaster on the next start.
+        _reap()
         pidfile.unlink(missing_ok=True)
         return True
 
