@@ -25,8 +25,9 @@ The three evaluators.
 1. kubehub live: the production :class:`CycleRunner` over a SQLite state store, a fake clock
    stepped to each slot's end, the real Prometheus adapter querying the private Prometheus.
    Its per-slot states (pending, firing, nodata) are read from the store after each cycle.
-2. kubehub backtest: :func:`run_backtest` per policy over the scenario; its firing and no-data
-   intervals are read from its history events.
+2. kubehub backtest: :func:`run_backtest` per policy over the scenario, its range fetch cut
+   into pieces of a few slots (so the seams between pieces are compared too); its firing and
+   no-data intervals are read from its history events.
 3. Prometheus: ``promtool test rules`` — Prometheus's own rule manager evaluating, every
    period P from the scenario's first slot, one alerting rule per kubehub rule:
    ``<agg>_over_time((<catalogue expression>)[<P>-1ms:<step>]) <cmp> <threshold>`` (for
@@ -75,6 +76,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from hub.alerts import backtest as backtest_module
 from hub.alerts.backtest import run_backtest
 from hub.alerts.cycle import CycleRunner
 from hub.alerts.engine import step_for
@@ -620,7 +622,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         live = {sc.period: run_live(sc, policies[sc.period], prom, work) for sc in scenarios}
         timings["live"] = time.monotonic() - t1
         t2 = time.monotonic()
-        backtest = {sc.period: run_backtests(sc, policies[sc.period], prom) for sc in scenarios}
+        with pytest.MonkeyPatch.context() as mp:
+            # Replays this short are fetched in one piece; smaller pieces put the seams between
+            # pieces (and more pieces than are fetched at once) under the comparison too.
+            mp.setattr(backtest_module, "MIN_CHUNK_SLOTS", 8)
+            mp.setattr(backtest_module, "MAX_QUERY_POINTS", 100)
+            backtest = {sc.period: run_backtests(sc, policies[sc.period], prom) for sc in scenarios}
         timings["backtest"] = time.monotonic() - t2
         yield World(scenarios, policies, prom, live, backtest, work, timings)
     finally:
