@@ -652,3 +652,31 @@ def test_delivery_counts_each_alerts_firing_notices_once(store: StateStore) -> N
     assert (alerts.alert("a1")["sends"], alerts.alert("a2")["sends"]) == (2, 1)  # type: ignore[index]
     rows = {r["mkey"]: r for r in alerts.outbox()}
     assert rows["m1"]["status"] == "sent" and rows["m2"]["attempts"] == 2 and rows["m2"]["sent_at"] == T0 + 31
+
+
+def test_a_large_batch_lands_as_row_by_row_would_even_with_repeated_keys(store: StateStore) -> None:
+    rows = [(f"k{i % 40}", f"v{i}") for i in range(1200)]  # every key 30 times: the last one wins
+    store.executemany(
+        "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", rows
+    )
+    want: dict[str, str] = {}
+    for key, value in rows:
+        want[key] = value
+    assert {r["key"]: r["value"] for r in store.query("SELECT key, value FROM meta WHERE key LIKE 'k%'")} == want
+    named = [{"key": f"n{i}", "alert_id": f"a{i % 7}", "at": T0 + i / 1000} for i in range(1000)]
+    named.append({"key": "n5", "alert_id": "again", "at": 0.0})  # ignored: the key exists
+    with store.transaction():
+        store.executemany(
+            "INSERT INTO alert_notices(key, alert_id, policy_id, namespace, kind, at, status, payload)"
+            " VALUES (:key, :alert_id, 'p%?', '', 'firing', :at, 'new', '{\"x\": 1}') ON CONFLICT DO NOTHING",
+            named,
+        )
+    got = {
+        r["key"]: (r["alert_id"], r["at"], r["policy_id"], r["payload"])
+        for r in store.query("SELECT * FROM alert_notices")
+    }
+    assert got == {n["key"]: (n["alert_id"], n["at"], "p%?", '{"x": 1}') for n in named[:1000]}
+    with pytest.raises(RuntimeError), store.transaction():
+        store.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", [(f"z{i}", "v") for i in range(100)])
+        raise RuntimeError("boom")
+    assert store.query("SELECT key FROM meta WHERE key LIKE 'z%'") == []
