@@ -94,6 +94,7 @@ BACKENDS = {
     "elasticsearch": {"elasticsearch"},
     "smtp": set(),  # mail is asynchronous: no request should ever fail for it
 }
+SMTP_DOWN_MAX = 40.0  # seconds the SMTP catcher may stay down waiting for a delivery to fail
 GRACE = 15.0  # seconds after a component answers again during which its 503s still count as expected
 HEALTHY_TIMEOUT = 300.0
 # Far from the shared sandbox (29000) and from the bases tests pick (21000, 22000, ... and
@@ -104,6 +105,7 @@ BACKEND_RE = re.compile(
     r"(kubernetes API server|prometheus|elasticsearch|embedded log store|log store|tenancy|alerting) is unavailable"
 )
 SOAK_DOMAIN = "soak.kubehub.test"
+META_TENANT = "__hub__"  # the outbox tenant of the hub's own alerts (hub/alerts/cycle.py)
 
 
 def say(message: str) -> None:
@@ -264,13 +266,17 @@ def spec_of(sb: Sandbox, name: str) -> Any:
     }[name]()
 
 
-def inject(sb: Sandbox, name: str, down_for: float, record: Record) -> bool:
+def inject(sb: Sandbox, name: str, down_for: float, record: Record, *, while_down: Callable[[], None]) -> bool:
     """Stop a component, keep it down ``down_for`` seconds, start it, wait until it answers."""
     fault = Fault(name, time.time(), down_for)
     with record.lock:
         record.faults.append(fault)
     sb.sup.stop(name)
     say(f"fault: {name} stopped ({time.time() - fault.stopped:.1f}s to stop); down for {down_for:.0f}s")
+    try:
+        while_down()
+    except (RuntimeError, requests.RequestException) as exc:
+        say(f"fault: {name}: {exc}")
     time.sleep(max(0.0, fault.stopped + down_for - time.time()))
     fault.started = time.time()
     sb.sup.start(spec_of(sb, name))
@@ -306,32 +312,43 @@ class Admin:
         return self.http.post(self.base + path, json=body, headers={"X-CSRF-Token": self.csrf}, timeout=120)
 
 
+def node_policy(name: str, node: str, *, period: str, repeat: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A node policy that always breaches (a load average is never negative)."""
+    return {
+        "name": name,
+        "description": "bench/soak.py: always breaches",
+        "level": "node",
+        "target": {"nodes": [node]},
+        "rules": [
+            {"name": "load-any", "metric": "node_load5", "aggregation": "last", "comparator": ">=", "threshold": 0,
+             "unit": "load", "period": period, "consecutive": 1, "severity": "minor"}
+        ],
+        "notification": {"receivers": [{"email": f"soak-cluster@{SOAK_DOMAIN}"}], "send_resolved": True},
+        "repeat": repeat or {"minor": {"mode": "none"}},
+    }  # fmt: skip
+
+
+def create_policy(admin: Admin, path: str, doc: dict[str, Any]) -> None:
+    r = admin.post(path, doc)
+    if r.status_code not in (200, 201, 409):  # 409: a kept --dir already has it
+        raise RuntimeError(f"POST {path}: {r.status_code} {r.text[:300]}")
+
+
 def soak_policies(admin: Admin, node: str) -> None:
-    """Two policies that always breach and repeat every minute: a steady flow of notices."""
-    rule = {"aggregation": "avg", "period": "1m", "consecutive": 1, "severity": "minor"}
+    """Policies that always breach: two repeat every minute (a steady flow of notices, one node
+    and one workload policy), one is evaluated every 10 s (so any Prometheus outage longer
+    than a scheduler tick fails a query and raises the hub's kubehub-metric-source notice)."""
     repeat = {"minor": {"mode": "fixed", "interval": "1m", "max_sends": 1000}}
-    docs = [
-        ("/api/v1/alerting/policies", {
-            "name": "soak-node-repeat", "description": "bench/soak.py: always breaches", "level": "node",
-            "target": {"nodes": [node]},
-            "rules": [{**rule, "name": "load-any", "metric": "node_load5", "comparator": ">=", "threshold": 0,
-                       "unit": "load"}],
-            "notification": {"receivers": [{"email": f"soak-cluster@{SOAK_DOMAIN}"}], "send_resolved": True},
-            "repeat": repeat,
-        }),
-        ("/api/v1/namespaces/retail-api/alerting/policies", {
-            "name": "soak-workload-repeat", "description": "bench/soak.py: always breaches", "level": "workload",
-            "namespace": "retail-api", "target": {"workloads": [{"kind": "deployment", "name": "checkout-api"}]},
-            "rules": [{**rule, "name": "cpu-any", "metric": "workload_cpu_usage", "comparator": ">",
-                       "threshold": 0, "unit": "cores"}],
-            "notification": {"receivers": [{"email": f"soak-retail-api@{SOAK_DOMAIN}"}], "send_resolved": True},
-            "repeat": repeat,
-        }),
-    ]  # fmt: skip
-    for path, doc in docs:
-        r = admin.post(path, doc)
-        if r.status_code not in (200, 201, 409):
-            raise RuntimeError(f"POST {path}: {r.status_code} {r.text[:300]}")
+    create_policy(admin, "/api/v1/alerting/policies", node_policy("soak-node-repeat", node, period="1m", repeat=repeat))
+    create_policy(admin, "/api/v1/alerting/policies", node_policy("soak-node-fast", node, period="10s"))
+    create_policy(admin, "/api/v1/namespaces/retail-api/alerting/policies", {
+        "name": "soak-workload-repeat", "description": "bench/soak.py: always breaches", "level": "workload",
+        "namespace": "retail-api", "target": {"workloads": [{"kind": "deployment", "name": "checkout-api"}]},
+        "rules": [{"name": "cpu-any", "metric": "workload_cpu_usage", "aggregation": "avg", "comparator": ">",
+                   "threshold": 0, "unit": "cores", "period": "1m", "consecutive": 1, "severity": "minor"}],
+        "notification": {"receivers": [{"email": f"soak-retail-api@{SOAK_DOMAIN}"}], "send_resolved": True},
+        "repeat": repeat,
+    })  # fmt: skip
 
 
 def wait_shipper_idle(admin: Admin, timeout: float) -> dict[str, Any]:
@@ -351,13 +368,15 @@ def wait_shipper_idle(admin: Admin, timeout: float) -> dict[str, Any]:
     return state
 
 
-def outbox(admin: Admin) -> list[dict[str, Any]]:
+def outbox(admin: Admin, *, limit: int | None = None) -> list[dict[str, Any]]:
+    """The outbox's messages, newest first (all of them, or the newest ``limit``)."""
     rows: list[dict[str, Any]] = []
+    size = min(limit or 1000, 1000)
     while True:
-        page = admin.get(f"/api/v1/alerting/outbox?limit=1000&offset={len(rows)}")
+        page = admin.get(f"/api/v1/alerting/outbox?limit={size}&offset={len(rows)}")
         items = page.get("items", page) if isinstance(page, dict) else page
         rows += items
-        if len(items) < 1000:
+        if len(items) < size or (limit and len(rows) >= limit):
             return rows
 
 
@@ -393,6 +412,7 @@ def check_notices(admin: Admin, maildir: Path, t0: float, t1: float) -> dict[str
         ),
         "by_status": dict(Counter(r["status"] for r in rows)),
         "retried": sum(1 for r in rows if (r.get("attempts") or 0) > 1),
+        "hub_own": sum(1 for r in rows if r["tenant"] == META_TENANT),
     }
 
 
@@ -582,7 +602,8 @@ def run(sb: Sandbox, args: argparse.Namespace, minutes: float) -> int:
     creds = sb.credentials
     admin_cred = next(c for c in creds if c.get("platform_role") == "admin")
     admin = Admin(base, admin_cred)
-    soak_policies(admin, "kwok-node-0")
+    node = "kwok-node-0"
+    soak_policies(admin, node)
     shipper = wait_shipper_idle(admin, timeout=600)
     say(f"shipper caught up with the seeded history: {shipper}")
 
@@ -638,7 +659,21 @@ def run(sb: Sandbox, args: argparse.Namespace, minutes: float) -> int:
         down_for = fault_rng.uniform(lo, hi)
         if i >= len(args.faults) and end - time.time() < down_for + 90:
             break  # every component had its turn; another cycle would not fit
-        ok = inject(sb, args.faults[i % len(args.faults)], down_for, record)
+        name = args.faults[i % len(args.faults)]
+
+        # The SMTP catcher must meet mail: a policy made while it is down fires within a few
+        # ticks; the catcher stays down until a delivery of it failed (at most SMTP_DOWN_MAX s).
+        def while_down(n: int = i, name: str = name) -> None:
+            if name != "smtp":
+                return
+            since = time.time()
+            create_policy(admin, "/api/v1/alerting/policies", node_policy(f"soak-smtp-{n}", node, period="10s"))
+            while time.time() < since + SMTP_DOWN_MAX:
+                if any(r["status"] == "waiting" and r["attempts"] for r in outbox(admin, limit=50)):
+                    return
+                time.sleep(2)
+
+        ok = inject(sb, name, down_for, record, while_down=while_down)
         i += 1
         time.sleep(10)
     if time.time() < end:
@@ -686,7 +721,8 @@ def run(sb: Sandbox, args: argparse.Namespace, minutes: float) -> int:
               f"{a.label} {a.path} backend={a.backend!r} {a.detail[:160]}")  # fmt: skip
     print(
         f"  notices: {notices['expected']} messages queued during the soak ({notices['by_status']}, "
-        f"{notices['retried']} retried), {notices['delivered']} in the Maildir, {notices['duplicated']} duplicated"
+        f"{notices['retried']} retried, {notices['hub_own']} of the hub's own alerts), "
+        f"{notices['delivered']} in the Maildir, {notices['duplicated']} duplicated"
     )
     for m in notices["missing"][:10]:
         print(f"  NOT DELIVERED {m}")
@@ -700,12 +736,18 @@ def run(sb: Sandbox, args: argparse.Namespace, minutes: float) -> int:
           f"drain took {drained:.0f}s; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")  # fmt: skip
 
     duplicated = notices["duplicated"] + lines["duplicated"]
+    faulted = {f.component for f in record.faults}
     failed = [
         name
         for name, bad_check in (
             ("a component did not come back", not ok or any(f.healthy is None for f in record.faults)),
             ("fewer faults than components", len(record.faults) < len(args.faults)),
             ("no notice was queued", notices["expected"] == 0),
+            ("the SMTP outage met no message", "smtp" in faulted and not notices["retried"]),
+            (
+                "the Prometheus outage raised no kubehub-metric-source notice",
+                "prometheus" in faulted and not notices["hub_own"],
+            ),
             ("notices not delivered", notices["delivered"] < notices["expected"]),
             ("duplicates", duplicated > 0),
             ("no line was written", lines["expected"] == 0),
