@@ -362,25 +362,27 @@ class PostgresStores:
         return PostgresDatabase(urlunsplit((parts.scheme, parts.netloc, "/" + db_name, parts.query, "")))
 
     def server_cpu(self) -> float:
-        """CPU-seconds of the server's processes (postmaster and backends share its process group)."""
+        """CPU-seconds of the server: the postmaster, its live backends (children in sessions of
+        their own) and the backends it has reaped (its ``cutime``/``cstime``)."""
         import psycopg
 
         try:
             with psycopg.connect(self.admin_url) as conn:
                 row = conn.execute("SELECT current_setting('data_directory')").fetchone()
             pid = int(Path(str(row[0]) if row else "", "postmaster.pid").read_text().split()[0])
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, ValueError, psycopg.Error):
             return 0.0  # another machine's server, or its files are not readable here
-        total = 0.0
+        total = sum(int(f) for f in fields[11:15]) / CLK_TCK  # utime stime cutime cstime
         for entry in os.listdir("/proc"):
             if not entry.isdigit():
                 continue
             try:
-                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                child = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[2]) == pid or int(entry) == pid:  # the postmaster's process group
-                total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+            if int(child[1]) == pid:
+                total += (int(child[11]) + int(child[12])) / CLK_TCK
         return total
 
     def close(self) -> None:

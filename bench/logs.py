@@ -20,6 +20,11 @@
    token, a three- and two-character Chinese word, each without a time range and some with
    the last hour or six hours, and a filter-only page of the last hour.
 
+With ``--postgres`` (a superuser URL of a server's ``postgres`` database; bare: the sandbox's
+server) the embedded store's searches run again through a hub whose state (tenancy, scope,
+the audit entry every search writes) is in PostgreSQL instead of SQLite, over the same log
+files: ``pg_search_x`` is that hub's p95 over the SQLite-state hub's (goal <= 1.5).
+
 The last line is ``logs: ratio=<hub p95 / raw ES p95> embedded_p95_ms=<...>
 embedded_ingest_lps=<...> es_ingest_lps=<...>``. Goals (issue 7): ratio <= 1.2, embedded p95 <=
 25 ms at 1M lines, embedded ingest >= 20,000 lines/s. Not a timed test: it reports, it does not
@@ -170,9 +175,11 @@ def generate(n: int, *, seed: int = 7) -> Iterator[list[LogRecord]]:
 # -- the hub under test -----------------------------------------------------------------------------
 
 
-def make_hub(data_dir: Path, logs: dict[str, Any], es: dict[str, Any] | None = None) -> tuple[Hub, FakeClock]:
+def make_hub(
+    data_dir: Path, logs: dict[str, Any], es: dict[str, Any] | None = None, database_url: str = ""
+) -> tuple[Hub, FakeClock]:
     clock = FakeClock(END - SPAN - 86_400)  # projects exist a day before the data
-    settings = Settings(data_dir=data_dir).replace(
+    settings = Settings(data_dir=data_dir, database_url=database_url).replace(
         kubernetes={"kubeconfig": "none"},
         logs={"ship": False, "retention_days": 7, **logs},
         auth={"password_hash_memory_kib": 1024, "password_hash_time_cost": 1},
@@ -315,7 +322,7 @@ def measure(
     cases = [(name, args) for name in tenants for args in query_mix()]
     raws = {}
     for name, args in cases:  # warm-up, and the raw baseline of each case
-        service.search(tenants[name], log_params(args))
+        service.search(hub.tenancy.scope(tenants[name]), log_params(args))
         raws[(name, json.dumps(args))] = raw_for(tenants[name], args)
         raws[(name, json.dumps(args))]()
     timer = ScopeTimer(hub.tenancy)
@@ -331,7 +338,7 @@ def measure(
             for which in order:
                 t0 = time.perf_counter()
                 if which == 0:
-                    service.search(tenants[name], log_params(args))
+                    service.search(hub.tenancy.scope(tenants[name]), log_params(args))
                     mine[0].append((time.perf_counter() - t0) * 1000)
                 else:
                     raw()
@@ -363,7 +370,7 @@ def embedded_raw(hub: Hub) -> Callable[[Any, dict[str, str]], Callable[[], Any]]
         captured: list[tuple[str, str]] = []
         store.statement_log = lambda path, sql: captured.append((path, sql))
         try:
-            service.search(principal, log_params(args))
+            service.search(hub.tenancy.scope(principal), log_params(args))
         finally:
             store.statement_log = None
         return lambda: raw.run(captured)
@@ -401,6 +408,29 @@ def sandbox_es_url() -> str | None:
         return None
 
 
+def postgres_database(server: str) -> tuple[str, Callable[[], None]]:
+    """A fresh database on ``server`` (``sandbox``: the sandbox's) and the function dropping it."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    if server == "sandbox":
+        from sandbox.core import Sandbox
+
+        server = Sandbox().ensure_postgresql()
+    name = f"kh_bench_logs_{os.getpid()}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    parts = urlsplit(server)
+
+    def drop() -> None:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, "")), drop
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="200,000 lines and fewer repetitions (CI)")
@@ -408,6 +438,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=0, help="repetitions of the query mix")
     ap.add_argument("--es-url", default="", help="Elasticsearch URL (default: the sandbox's)")
     ap.add_argument("--verbose", action="store_true", help="print each query's medians")
+    ap.add_argument(
+        "--postgres",
+        nargs="?",
+        const="sandbox",
+        metavar="URL",
+        help="search the embedded store again through a hub with its state in PostgreSQL "
+        "(a superuser URL of the server's postgres database; bare: the sandbox's server)",
+    )
     args = ap.parse_args(argv)
     n = args.lines or (200_000 if args.quick else 1_000_000)
     reps = args.reps or (5 if args.quick else 10)
@@ -465,11 +503,30 @@ def main(argv: list[str] | None = None) -> int:
             f"p95={p(es_rawv, 0.95):.2f}ms",
             flush=True,
         )
+        pg_fields = ""
+        if args.postgres:
+            pg_url, drop = postgres_database(args.postgres)
+            pg: Hub | None = None
+            try:
+                # The same log files as the SQLite-state hub's; only the hub's own state moves.
+                pg, pg_clock = make_hub(work / "embedded", {"backend": "embedded"}, database_url=pg_url)
+                pg_hub, _ = measure(pg, make_tenants(pg, pg_clock), reps, embedded_raw(pg), verbose=args.verbose)
+                print(
+                    f"logs: embedded search with the hub's state in PostgreSQL ({len(pg_hub)} runs): "
+                    f"hub p50={statistics.median(pg_hub):.2f}ms p95={p(pg_hub, 0.95):.2f}ms "
+                    f"(state in SQLite: p95={p(emb_hub, 0.95):.2f}ms)",
+                    flush=True,
+                )
+                pg_fields = f" pg_search_x={p(pg_hub, 0.95) / p(emb_hub, 0.95):.2f}"
+            finally:
+                if pg is not None:
+                    pg.close()
+                drop()
         print(f"logs: load average {os.getloadavg()[0]:.1f} at the end", flush=True)
         ratio = p(es_hub, 0.95) / p(es_rawv, 0.95)
         print(
             f"logs: ratio={ratio:.2f} embedded_p95_ms={p(emb_hub, 0.95):.2f} "
-            f"embedded_ingest_lps={emb_lps:.0f} es_ingest_lps={es_lps:.0f}"
+            f"embedded_ingest_lps={emb_lps:.0f} es_ingest_lps={es_lps:.0f}{pg_fields}"
         )
         return 0
     finally:
