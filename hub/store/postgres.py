@@ -22,6 +22,9 @@ The only module that imports psycopg. It keeps the contract the area stores were
 
 Each thread has its own connection (like the SQLite adapter); connections of threads that
 have ended are closed when the next thread connects.
+
+Over 400 lines because it is the one place that knows PostgreSQL: splitting the placeholder
+rewriting or the batch writer into modules of their own would spread psycopg over several.
 """
 
 from __future__ import annotations

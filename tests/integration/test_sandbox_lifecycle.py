@@ -96,5 +96,6 @@ def test_down_leaves_no_sandbox_process(second: Sandbox) -> None:
     assert all(group_members(g) == [] for g in groups)
     assert processes_mentioning(str(second.dir)) == []
     assert processes_mentioning(str(second.es_dir)) == []  # Elasticsearch's data may live elsewhere
+    assert processes_mentioning(str(second.pg_dir)) == []  # so may PostgreSQL's
     assert not any(port_in_use(second.port(name)) for name in PORT_OFFSETS)
     assert second.status()["components"] and all(c["state"] == "down" for c in second.status()["components"])
