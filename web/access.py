@@ -123,8 +123,13 @@ def require(perm: str, *, namespace: str | None = None, workspace: str | None = 
 
 
 def scope() -> Scope:
-    """The namespaces the caller may read, with their creation times (log floors)."""
-    return tenancy().scope(current_principal())
+    """The caller's scope for this request (built once, from the tenancy service's cache); the
+    services take it and enforce it, the web layer only passes it through."""
+    cached: Scope | None = g.get("scope")
+    if cached is None:
+        cached = tenancy().scope(current_principal())
+        g.scope = cached
+    return cached
 
 
 def namespaces_for(perm: str, requested: Iterable[str] | None) -> list[str] | None:

@@ -1,9 +1,10 @@
 """What the API and the console call: policies, alerts, history, comments, silences, backtests.
 
-Scoping is the caller's (the web layer asks the tenancy service) and arrives here as a
-:class:`Visibility`: the namespaces the principal may see (None: all) and whether it sees
-node-level (cluster) objects. Every lookup by id checks the object against it and answers
-404 for anything outside, so a tenant learns nothing about other tenants' ids.
+Scoping is applied here: every read and write takes the caller's :class:`hub.scope.Scope`
+(built by the tenancy service, passed through by the web layer). Listings are filtered by its
+namespaces (node-level objects: platform admins only); every lookup by id checks the object
+against it and answers 404 for anything outside, so a tenant learns nothing about other
+tenants' ids; writes need ``alerts:write`` in the object's namespace (403 otherwise).
 
 Policy edits never drop in-flight alerts silently: each tracked (rule, entity) of the policy
 is carried over when its rule still exists with the same metric, aggregation and period and
@@ -16,7 +17,6 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from hub.alerts.policy import (
     parse_policy,
 )
 from hub.errors import BackendUnavailable, Forbidden, InvalidInput, NotFound, Unprocessable
+from hub.scope import Scope
 from hub.store.alerts import ACTIVE, AlertStore, CycleWrite
 from hub.timeutil import Clock, iso, parse_duration, parse_time
 
@@ -43,23 +44,6 @@ AuditFn = Callable[[str, str, str, str, Mapping[str, Any]], Any]
 MAX_SILENCE = 90 * 86400.0  # a silence longer than a quarter is a disabled policy in disguise
 MAX_SILENCE_LEAD = 365 * 86400.0  # planned maintenance is known a year ahead at most
 MAX_COMMENT = 4000
-
-
-@dataclass(frozen=True)
-class Visibility:
-    """What a caller may see: ``namespaces`` (None: every one) and node-level objects."""
-
-    namespaces: tuple[str, ...] | None
-    cluster: bool
-
-    @classmethod
-    def everything(cls) -> Visibility:
-        return cls(None, True)
-
-    def allows(self, namespace: str | None) -> bool:
-        if not namespace:
-            return self.cluster
-        return self.namespaces is None or namespace in self.namespaces
 
 
 def _policy_id() -> str:
@@ -459,7 +443,7 @@ class AlertService:
 
     def alerts(
         self,
-        vis: Visibility,
+        scope: Scope,
         *,
         states: Sequence[str] = (),
         policy_id: str | None = None,
@@ -473,8 +457,8 @@ class AlertService:
         if bad:
             raise InvalidInput(f"state must be one of {', '.join(valid)}; got {', '.join(bad)}", field="state")
         rows, total = self.store.alerts(
-            namespaces=vis.namespaces,
-            include_cluster=vis.cluster,
+            namespaces=scope.visible,
+            include_cluster=scope.cluster,
             states=list(states) or list(ACTIVE),
             policy_id=policy_id,
             limit=limit,
@@ -482,14 +466,18 @@ class AlertService:
         )
         return [self._alert_dict(r) for r in rows], total
 
-    def _visible_alert(self, alert_id: str, vis: Visibility) -> Any:
+    def _visible_alert(self, alert_id: str, scope: Scope) -> Any:
         row = self.store.alert(alert_id)
-        if row is None or not vis.allows(row["namespace"]) or (row["policy_id"] == META_POLICY_ID and not vis.cluster):
+        if (
+            row is None
+            or not scope.allows(row["namespace"])
+            or (row["policy_id"] == META_POLICY_ID and not scope.cluster)
+        ):
             raise NotFound(f"no alert {alert_id!r}")
         return row
 
-    def alert(self, alert_id: str, vis: Visibility) -> dict[str, Any]:
-        row = self._visible_alert(alert_id, vis)
+    def alert(self, alert_id: str, scope: Scope) -> dict[str, Any]:
+        row = self._visible_alert(alert_id, scope)
         out = self._alert_dict(row)
         events, _ = self.store.events(namespaces=None, include_cluster=True, alert_id=alert_id, limit=1000)
         out["events"] = [self._event_dict(e) for e in events]
@@ -525,7 +513,7 @@ class AlertService:
 
     def history(
         self,
-        vis: Visibility,
+        scope: Scope,
         *,
         since: Any = None,
         until: Any = None,
@@ -534,10 +522,10 @@ class AlertService:
         offset: int = 0,
     ) -> tuple[list[dict[str, Any]], int]:
         if alert_id:
-            self._visible_alert(alert_id, vis)
+            self._visible_alert(alert_id, scope)
         rows, total = self.store.events(
-            namespaces=vis.namespaces,
-            include_cluster=vis.cluster,
+            namespaces=scope.visible,
+            include_cluster=scope.cluster,
             alert_id=alert_id,
             since=parse_time(since, field="since") if since not in (None, "") else None,
             until=parse_time(until, field="until") if until not in (None, "") else None,
@@ -553,15 +541,13 @@ class AlertService:
             out.append(item)
         return out, total
 
-    def add_comment(
-        self, alert_id: str, text: Any, *, vis: Visibility, can_write: Callable[[str | None], bool], author: str
-    ) -> dict[str, Any]:
-        row = self._visible_alert(alert_id, vis)
+    def add_comment(self, alert_id: str, text: Any, *, scope: Scope, author: str) -> dict[str, Any]:
+        row = self._visible_alert(alert_id, scope)
         if not isinstance(text, str) or not text.strip():
             raise InvalidInput("text must be a non-empty string", field="text")
         if len(text) > MAX_COMMENT:
             raise InvalidInput(f"text is longer than {MAX_COMMENT} characters", field="text")
-        if not can_write(row["namespace"] or None):
+        if not scope.may("alerts:write", row["namespace"] or None):
             raise Forbidden("you may read this alert but not comment on it")
         cid = self.store.add_comment(
             alert_id=alert_id, namespace=row["namespace"], author=author, text=text.strip(), now=self.clock.now()
@@ -585,17 +571,15 @@ class AlertService:
             "active": s["starts_at"] <= now < s["ends_at"],
         }
 
-    def silences(self, vis: Visibility, *, active_only: bool = False) -> list[dict[str, Any]]:
+    def silences(self, scope: Scope, *, active_only: bool = False) -> list[dict[str, Any]]:
         rows = self.store.silences(
-            namespaces=vis.namespaces,
-            include_cluster=vis.cluster,
+            namespaces=scope.visible,
+            include_cluster=scope.cluster,
             active_at=self.clock.now() if active_only else None,
         )
         return [self._silence_dict(s) for s in rows]
 
-    def create_silence(
-        self, body: Mapping[str, Any], *, vis: Visibility, can_write: Callable[[str | None], bool], actor: str
-    ) -> dict[str, Any]:
+    def create_silence(self, body: Mapping[str, Any], *, scope: Scope, actor: str) -> dict[str, Any]:
         """``{"namespace"?, "matchers": {policy|rule|entity|severity|level|alert: glob}, "starts_at"?,
         "ends_at" | "duration", "comment"}``. Without a namespace the silence is cluster-wide
         (platform admins only); a tenant's silence only ever matches its namespace."""
@@ -606,10 +590,9 @@ class AlertService:
         namespace = body.get("namespace") or None
         if namespace is not None and not isinstance(namespace, str):
             raise InvalidInput("namespace must be a string", field="namespace")
-        if not vis.allows(namespace) or not can_write(namespace):
-            raise Forbidden(
-                "you may not silence alerts here" if namespace else "only platform admins create cluster-wide silences"
-            )
+        if namespace is None and not scope.cluster:
+            raise Forbidden("only platform admins create cluster-wide silences")
+        scope.check("alerts:write", namespace)  # the one answer for a foreign or unknown namespace
         matchers = body.get("matchers")
         if not isinstance(matchers, dict) or not matchers:
             raise Unprocessable(
@@ -663,14 +646,12 @@ class AlertService:
         row = self.store.silence(sid)
         return self._silence_dict(row)
 
-    def delete_silence(
-        self, silence_id: str, *, vis: Visibility, can_write: Callable[[str | None], bool], actor: str
-    ) -> dict[str, Any]:
+    def delete_silence(self, silence_id: str, *, scope: Scope, actor: str) -> dict[str, Any]:
         row = self.store.silence(silence_id)
         namespace = (row["namespace"] or None) if row is not None else None
-        if row is None or not vis.allows(namespace):
+        if row is None or not scope.allows(namespace):
             raise NotFound(f"no silence {silence_id!r}")
-        if not can_write(namespace):
+        if not scope.may("alerts:write", namespace):
             raise Forbidden("you may read this silence but not delete it")
         self.store.delete_silence(silence_id, now=self.clock.now())
         target = f"namespace/{namespace}/silence/{silence_id}" if namespace else f"cluster/silence/{silence_id}"
@@ -678,8 +659,8 @@ class AlertService:
         return {"id": silence_id, "deleted": True}
 
     # -- outbox (for admins and the console's delivery page) ---------------------------------
-    def outbox(self, vis: Visibility, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-        tenants = None if vis.namespaces is None else [*vis.namespaces, *(["cluster"] if vis.cluster else [])]
+    def outbox(self, scope: Scope, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        tenants = None if scope.visible is None else list(scope.visible)
         return [
             {
                 "id": r["id"],

@@ -10,7 +10,7 @@ scopes before calling, and namespace arguments are taken as already authorised.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from functools import partial
 from typing import Any, Protocol
 
@@ -41,6 +41,7 @@ from hub.collectors.k8s_errors import API_SERVER
 from hub.collectors.watchcache import KubeSource, ListPage, ResourceKind, Store, WatchCache
 from hub.errors import BackendUnavailable, Conflict, InvalidInput, NotFound, Unprocessable
 from hub.model import RESTARTED_AT_ANNOTATION, WORKSPACE_LABEL, Event, Namespace, Node, Pod, Workload, iso_or_none
+from hub.scope import Scope
 from hub.timeutil import Clock
 
 MERGE_PATCH = "application/merge-patch+json"
@@ -199,12 +200,15 @@ class ClusterService:
             detail += f", stale since {iso_or_none(stale)}"
         return detail
 
-    def freshness(self) -> dict[str, Any]:
-        return {
-            "connection": self.api.description,
-            "stale_since": iso_or_none(self.cache.stale_since()),
-            "resources": self.cache.freshness(),
-        }
+    def freshness(self, scope: Scope) -> dict[str, Any]:
+        """How current the cache is, per resource. Tenants get the times only: the connection,
+        object counts and errors are cluster-wide facts."""
+        resources = self.cache.freshness()
+        stale_since = iso_or_none(self.cache.stale_since())
+        if not scope.cluster:
+            keep = ("resource", "synced", "last_sync", "stale_since")
+            return {"stale_since": stale_since, "resources": [{k: r[k] for k in keep} for r in resources]}
+        return {"connection": self.api.description, "stale_since": stale_since, "resources": resources}
 
     def _ready(self, *names: str) -> float | None:
         """Make sure the kinds a read needs are loaded; return their ``stale_since``."""
@@ -305,10 +309,12 @@ class ClusterService:
         return self.set_unschedulable(name, False)
 
     # -- namespaces ---------------------------------------------------------------------------------
-    def list_namespaces(self, query: ListQuery, *, allows: Callable[[str], bool] | None = None) -> Page:
-        """Namespaces, only those ``allows`` admits (the caller's scope); None admits all."""
+    def list_namespaces(self, query: ListQuery, scope: Scope) -> Page:
+        """The namespaces the caller's scope admits (every one of the cluster for platform
+        admins, projects or not)."""
         stale = self._ready("namespaces", "pods")
-        visible = [n for n in self.cache["namespaces"].values() if allows is None or allows(n.name)]
+        every = scope.all_namespaces
+        visible = [n for n in self.cache["namespaces"].values() if every or n.name in scope.namespaces]
         window, total, token = select(visible, query, labels_of=lambda n: n.labels, name_of=lambda n: n.name)
         pods = self.cache["pods"]
         items = [{**n.to_dict(), "pods": pods.count(n.name)} for n in window]

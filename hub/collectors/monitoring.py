@@ -4,11 +4,12 @@ It turns a validated :class:`MonitoringRequest` into PromQL through the catalogu
 queries (concurrently, within one deadline), ranks with pandas and shapes the answer of
 API.md "Monitoring". Validation of the request's names against the catalogue is here too
 (pure, with field names in every error); the web layer reads the numbers, times and durations
-with its one bounded parser (``web.params``) and adds the caller's namespace scope.
+with its one bounded parser (``web.params``) and passes the caller's :class:`hub.scope.Scope`.
 
-The scope arrives as ``MonitoringRequest.filters.namespaces`` (None: every namespace; a tuple:
-exactly these) and is rendered into every namespaced selector by ``catalogue.Query.s``; this
-module never writes a matcher itself.
+The scope is enforced here (:meth:`MonitoringService.scoped`): it becomes
+``MonitoringRequest.filters.namespaces`` (None: every namespace; a tuple: exactly these), which
+``catalogue.Query.s`` renders into every namespaced selector; this module never writes a
+matcher itself.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from hub.collectors.catalogue import (
     ENTITY_LABELS,
     LEVEL_FILTERS,
     STATS,
+    TENANT_LEVELS,
     WORKLOAD_KINDS,
     Catalogue,
     EmptyScope,
@@ -36,6 +38,7 @@ from hub.collectors.catalogue import (
 from hub.collectors.prometheus import QueryBackend, QuerySpec, label_names
 from hub.collectors.promql import promql_number, validate_names
 from hub.errors import BackendUnavailable, InvalidInput, Unprocessable
+from hub.scope import Scope
 from hub.timeutil import Clock, format_duration
 
 # Request parameter -> (Filters field, Kubernetes name grammar).
@@ -59,6 +62,8 @@ FILTER_LABEL = {
     "pods": "pod",
     "containers": "container",
 }
+READ_PERMISSION = "monitoring:read"  # tenant levels, per namespace
+CLUSTER_PERMISSION = "monitoring:cluster"  # cluster, node and control-plane levels
 MAX_LIMIT = 1000  # rows per page: beyond this a ranking is an export, not a page
 DEFAULT_LIMIT = 10
 DEFAULT_RANGE_POINTS = 240  # points per series when a range query gives no step
@@ -85,8 +90,8 @@ class MonitoringRequest:
         return self.start is not None
 
     def with_namespaces(self, namespaces: Sequence[str] | None) -> MonitoringRequest:
-        """The request restricted to ``namespaces`` (None: every namespace). The web layer
-        calls this with the tenancy scope's answer; nothing else sets the scope."""
+        """The request restricted to ``namespaces`` (None: every namespace). Only
+        :meth:`MonitoringService.scoped` calls this, with the caller's scope's answer."""
         ns = None if namespaces is None else tuple(sorted(set(namespaces)))
         return replace(self, filters=replace(self.filters, namespaces=ns))
 
@@ -301,7 +306,20 @@ class MonitoringService:
         return self.backend
 
     # -- the endpoint ----------------------------------------------------------------------
-    def query(self, req: MonitoringRequest) -> dict[str, Any]:
+    def scoped(self, req: MonitoringRequest, scope: Scope) -> MonitoringRequest:
+        """The request within the caller's scope. Tenant levels: the namespaces named are
+        checked (one outside the scope: the one 403 of :meth:`Scope.check`, whether it exists
+        or not; the request is refused whole, never silently narrowed), none named means every
+        namespace the caller may read. Cluster levels (also reached through an alias such as
+        "node"): platform admins only."""
+        if req.level in TENANT_LEVELS:
+            return req.with_namespaces(scope.named(READ_PERMISSION, req.filters.namespaces))
+        scope.check_cluster(CLUSTER_PERMISSION)
+        return req
+
+    def query(self, req: MonitoringRequest, scope: Scope) -> dict[str, Any]:
+        """Answer a request (API.md "Monitoring") as the caller whose scope this is."""
+        req = self.scoped(req, scope)
         keys = ENTITY_LABELS[req.level]
         deadline = _Deadline(self.timeout)
         if req.filters.namespaces == ():

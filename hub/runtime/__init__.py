@@ -24,10 +24,10 @@ if TYPE_CHECKING:
     from hub.alerts.jobs import BacktestJobs
     from hub.alerts.service import AlertService
     from hub.collectors.cluster import ClusterService
+    from hub.collectors.logs.service import LogService
     from hub.collectors.monitoring import MonitoringService
     from hub.collectors.prometheus import PrometheusClient
     from hub.runtime.alerting import AlertEngine
-    from hub.runtime.logs import LogService
     from hub.tenancy.service import TenancyService
 
 log = logging.getLogger("kubehub")

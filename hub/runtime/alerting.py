@@ -202,23 +202,13 @@ def build(hub: Hub) -> None:
     def users(namespace: str | None) -> list[str]:
         """Users who may receive a policy's notices: anyone for node policies (admins write
         those), the users who may read alerts in the project for workload policies."""
-        names = [u.name for u in t.users() if not u.disabled]
-        if namespace is None:
-            return names
-        allowed = []
-        for name in names:
-            principal = t.principal_for(name)
-            if principal is not None and t.can(principal, "alerts:read", namespace=namespace):
-                allowed.append(name)
-        return allowed
+        return [u.name for u in t.users() if not u.disabled and t.may_receive(u.name, namespace)]
 
     def resolve_user(name: str, namespace: str | None) -> str | None:
         """A receiver user's address at send time; None once they may not see the project's
         alerts any more (removed from it after the policy was written)."""
-        if namespace is not None:
-            principal = t.principal_for(name)
-            if principal is None or not t.can(principal, "alerts:read", namespace=namespace):
-                return None
+        if namespace is not None and not t.may_receive(name, namespace):
+            return None
         return t.user_email(name)
 
     def explain_user(name: str, namespace: str | None) -> str:
@@ -229,10 +219,8 @@ def build(hub: Hub) -> None:
             return "is not a user of the hub any more"
         if user.disabled:
             return "is disabled"
-        if namespace is not None:
-            principal = t.principal_for(name)
-            if principal is None or not t.can(principal, "alerts:read", namespace=namespace):
-                return f"may no longer see the alerts of project {namespace}"
+        if namespace is not None and not t.may_receive(name, namespace):
+            return f"may no longer see the alerts of project {namespace}"
         if not user.email:
             return "has no email address"
         return ""

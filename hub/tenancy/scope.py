@@ -1,9 +1,8 @@
 """The one place that decides what a principal may see and do.
 
-Every read and write elsewhere asks this module (through the tenancy service, which loads the
-principal and the projects): metrics and log queries take :meth:`Scope.namespaces` (and the
-log predecessor rule from :meth:`Scope.log_floors` / :func:`log_floors`), routes call
-:func:`authorize`. Nothing else re-implements membership logic.
+:func:`scope_for` turns a principal's memberships into the :class:`hub.scope.Scope` every area
+enforces (the tenancy service caches it per user); routes that act on one workspace or project
+call :func:`authorize`. Nothing else re-implements membership logic.
 
 Everything here is pure: no store, no clock. That is what lets the property tests throw
 random memberships at it.
@@ -15,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from hub.errors import Forbidden
+from hub.scope import LogFloors, Scope
 from hub.tenancy.roles import (
     PLATFORM_PERMISSIONS,
     PROJECT_ROLE_PERMISSIONS,
@@ -61,22 +61,6 @@ class Project:
     uid: str = ""
 
 
-@dataclass(frozen=True)
-class LogFloors:
-    """How a tenant's log queries tell a namespace from an earlier one of the same name.
-
-    A line stamped with a namespace UID is the current namespace's exactly when that UID is
-    ``uids[namespace]``, whatever its time: history shipped from the namespace's own pods is
-    shown even when it predates the namespace object (seeded or backfilled logs), and a
-    predecessor's lines are hidden. A line without a UID, or of a namespace whose UID is not
-    known, is shown from ``created[namespace]`` (the creation time) on. The stores apply this
-    (``LogQuery.visibility`` and ``LogQuery.namespace_uids``).
-    """
-
-    created: Mapping[str, float]
-    uids: Mapping[str, str]
-
-
 def log_floors(projects: Iterable[Project]) -> LogFloors:
     """The predecessor rule for reading these projects' logs as a tenant (see :class:`LogFloors`)."""
     projects = list(projects)
@@ -84,56 +68,6 @@ def log_floors(projects: Iterable[Project]) -> LogFloors:
         created={p.namespace: float(p.created or 0.0) for p in projects},
         uids={p.namespace: p.uid for p in projects if p.uid},
     )
-
-
-@dataclass(frozen=True)
-class Scope:
-    """The namespaces a principal may read, with each one's creation time.
-
-    ``all_namespaces`` is true only for platform admins; queries then carry no namespace
-    filter. Otherwise ``namespaces`` is the complete allow-list and an empty one means "see
-    nothing" (callers must not treat empty as "no filter"). ``workspaces`` maps each listed
-    namespace to its workspace (for workspace-level aggregation).
-    """
-
-    all_namespaces: bool
-    namespaces: Mapping[str, float]
-    workspaces: Mapping[str, str] = field(default_factory=dict)
-    uids: Mapping[str, str] = field(default_factory=dict)  # namespace -> its current metadata.uid
-
-    def allows(self, namespace: str) -> bool:
-        return self.all_namespaces or namespace in self.namespaces
-
-    def floor(self, namespace: str) -> float:
-        """The creation time of a namespace: its logs without a namespace UID are visible only
-        from then on (a recreated namespace does not inherit its predecessor's lines)."""
-        return self.namespaces.get(namespace, 0.0)
-
-    def log_floors(self, namespaces: Iterable[str]) -> LogFloors:
-        """The predecessor rule (:class:`LogFloors`) for reading ``namespaces`` as this scope's
-        principal. Platform admins get none: they investigate the cluster as a whole, a
-        predecessor's lines included."""
-        wanted = list(namespaces)
-        if self.all_namespaces:
-            return LogFloors(created=dict.fromkeys(wanted, 0.0), uids={})
-        # Dicts straight from the scope's (no Project per namespace): tenants of 1,000+ projects
-        # pay this on every log request.
-        created = {ns: float(self.namespaces.get(ns, 0.0)) for ns in wanted}
-        uids = self.uids
-        return LogFloors(created=created, uids={ns: uids[ns] for ns in wanted if uids.get(ns)})
-
-    def restrict(self, requested: Iterable[str] | None) -> list[str] | None:
-        """Intersect a requested namespace list with the scope.
-
-        Returns None for "every namespace" (admins asking for no filter), else the allowed
-        subset (possibly empty, which must yield no data).
-        """
-        wanted = [n for n in (requested or []) if n]
-        if self.all_namespaces:
-            return wanted or None
-        if not wanted:
-            return sorted(self.namespaces)
-        return [n for n in wanted if n in self.namespaces]
 
 
 def project_role(principal: Principal, project: Project) -> ProjectRole | None:
@@ -145,21 +79,26 @@ def project_role(principal: Principal, project: Project) -> ProjectRole | None:
 
 
 def scope_for(principal: Principal, projects: Iterable[Project]) -> Scope:
-    """What ``principal`` may read among ``projects`` (every project the hub knows)."""
-    projects = list(projects)
-    if principal.is_platform_admin:
-        return Scope(
-            all_namespaces=True,
-            namespaces={p.namespace: p.created for p in projects},
-            workspaces={p.namespace: p.workspace for p in projects},
-            uids={p.namespace: p.uid for p in projects if p.uid},
-        )
-    visible = [p for p in projects if project_role(principal, p) is not None]
+    """What ``principal`` may read and write among ``projects`` (every project the hub knows, or
+    at least every one the principal's memberships reach)."""
+    roles: dict[str, str] = {}
+    grants: dict[str, frozenset[str]] = {}
+    visible: list[Project] = []
+    for p in projects:
+        role = project_role(principal, p)
+        if role is not None:
+            roles[p.namespace] = role.value
+            grants[p.namespace] = PROJECT_ROLE_PERMISSIONS[role]
+        if role is not None or principal.is_platform_admin:
+            visible.append(p)
     return Scope(
-        all_namespaces=False,
+        all_namespaces=principal.is_platform_admin,
         namespaces={p.namespace: p.created for p in visible},
         workspaces={p.namespace: p.workspace for p in visible},
         uids={p.namespace: p.uid for p in visible if p.uid},
+        username=principal.username,
+        roles=roles,
+        grants=grants,
     )
 
 

@@ -65,6 +65,7 @@ MAX_TOKEN_SECONDS = 366 * 86400.0
 # Revoked and expired tokens stay listed this long (so their owners see what happened), then go.
 _TOKEN_AFTERLIFE = 30 * 86400.0
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\Z")  # \Z: "$" would let a trailing newline through
+_SCOPE_CACHE_USERS = 10_000  # cached scopes (one per user) before the cache starts over
 _SECRET_KEYS = re.compile(r"passw|passwd|token|secret|authorization|cookie|api.?key|^sid$", re.IGNORECASE)
 
 
@@ -101,7 +102,6 @@ class _ProjectIndex:
     projects: tuple[Project, ...]
     by_namespace: Mapping[str, Project]
     by_workspace: Mapping[str, tuple[Project, ...]]
-    admin_scope: Scope
 
     @classmethod
     def build(cls, generation: int, projects: list[Project]) -> _ProjectIndex:
@@ -113,7 +113,6 @@ class _ProjectIndex:
             projects=tuple(projects),
             by_namespace={p.namespace: p for p in projects},
             by_workspace={w: tuple(ps) for w, ps in by_workspace.items()},
-            admin_scope=rules.scope_for(Principal(username="", platform_role=PlatformRole.ADMIN), projects),
         )
 
 
@@ -141,6 +140,8 @@ class TenancyService:
         self._local = threading.local()
         self._index: _ProjectIndex | None = None
         self._index_lock = threading.Lock()
+        # username -> (project generation, principal, scope): see scope()
+        self._scopes: dict[str, tuple[int, Principal, Scope]] = {}
 
     # ===================================================================== principals
     def principal_for(self, username: str, *, via_token: bool = False) -> Principal | None:
@@ -339,24 +340,44 @@ class TenancyService:
         return True
 
     def scope(self, principal: Principal) -> Scope:
-        """The namespaces ``principal`` may read, each with its creation time (the log floor).
+        """What ``principal`` may read and write (:class:`hub.scope.Scope`), for one request.
 
-        Every metric, log and alert query asks this, so it works from the in-memory project
-        index and the principal's memberships (cost proportional to the memberships, not to
-        the number of projects); the platform admin's scope is built once per generation.
+        Every metric, log, alert and cluster read takes one, so it comes from a cache: one
+        entry per user, kept while the principal's memberships (loaded fresh from the store for
+        each request, so another process's change is seen at once) and the project generation
+        (bumped by a trigger on every project write, this process's or another's) are the same.
+        A miss costs in proportion to the memberships, not to the number of projects (a platform
+        admin's covers every project, once per generation).
         """
         index = self._project_index()
+        cached = self._scopes.get(principal.username)
+        if cached is not None and cached[0] == index.generation and cached[1] == principal:
+            return cached[2]
         if principal.is_platform_admin:
-            return index.admin_scope
-        candidates: dict[str, Project] = {}
-        for workspace in principal.workspaces:
-            for project in index.by_workspace.get(workspace, ()):
-                candidates[project.namespace] = project
-        for namespace in principal.projects:
-            direct = index.by_namespace.get(namespace)
-            if direct is not None:
-                candidates[namespace] = direct
-        return rules.scope_for(principal, candidates.values())
+            scope = rules.scope_for(principal, index.projects)
+        else:
+            candidates: dict[str, Project] = {}
+            for workspace in principal.workspaces:
+                for project in index.by_workspace.get(workspace, ()):
+                    candidates[project.namespace] = project
+            for namespace in principal.projects:
+                direct = index.by_namespace.get(namespace)
+                if direct is not None:
+                    candidates[namespace] = direct
+            scope = rules.scope_for(principal, candidates.values())
+        if len(self._scopes) >= _SCOPE_CACHE_USERS:
+            self._scopes.clear()  # a crude bound: the next requests rebuild what they use
+        self._scopes[principal.username] = (index.generation, principal, scope)
+        return scope
+
+    def may_receive(self, username: str, namespace: str | None, permission: str = "alerts:read") -> bool:
+        """Whether a user may be told about a project's alerts (a notice's receiver, checked
+        when the policy is saved and again at send time): an active user whose scope holds
+        ``permission`` there; node-level notices (no namespace) go to any active user named."""
+        principal = self.principal_for(username)
+        if principal is None:
+            return False
+        return namespace is None or self.scope(principal).may(permission, namespace)
 
     def _project_index(self) -> _ProjectIndex:
         """The project list, reloaded only when the store's project generation moved."""
@@ -568,6 +589,11 @@ class TenancyService:
             return list(index.projects)
         return list(index.by_workspace.get(workspace, ()))
 
+    def visible_project_records(self, scope: Scope, workspace: str) -> list[tuple[ProjectRecord, str | None]]:
+        """A workspace's projects that ``scope`` reaches (a platform admin: all of them), each
+        with the caller's effective role there (None: a platform admin without one)."""
+        return [(r, scope.roles.get(r.namespace)) for r in self.project_records(workspace) if scope.allows(r.namespace)]
+
     def project_records(self, workspace: str | None = None) -> list[ProjectRecord]:
         return self.store.projects(workspace)
 
@@ -744,7 +770,12 @@ class TenancyService:
         request audited itself or needs its generic entry."""
         return int(getattr(self._local, "count", 0))
 
-    def audit_log(self, flt: AuditFilter, *, offset: int = 0, limit: int = 100) -> tuple[list[AuditEntry], int]:
+    def audit_log(
+        self, scope: Scope, flt: AuditFilter, *, offset: int = 0, limit: int = 100
+    ) -> tuple[list[AuditEntry], int]:
+        """The audit log for the caller whose scope this is: ``audit:read`` is a platform
+        permission, so a tenant is refused even filtered to their own namespace."""
+        scope.check_cluster("audit:read")
         return self.audit_store.search(flt, offset=offset, limit=limit)
 
 

@@ -81,11 +81,15 @@ def test_on_call_sees_a_firing_alert_opens_its_evidence_comments_and_silences_it
 
     aid = page.url.rstrip("/").split("/")[-1].split("#")[0]
     svc = console.hub.alerting
-    from hub.alerts.service import Visibility
+    from hub.scope import Scope
 
-    detail = svc.alert(aid, Visibility.everything())
+    detail = svc.alert(aid, Scope(all_namespaces=True, namespaces={}))
     assert any("正在处理" in c["text"] for c in detail["comments"])
-    silences = [s for s in svc.silences(Visibility.everything(), active_only=True) if s["namespace"] == TENANT_NS]
+    silences = [
+        s
+        for s in svc.silences(Scope(all_namespaces=True, namespaces={}), active_only=True)
+        if s["namespace"] == TENANT_NS
+    ]
     assert any(s["matchers"].get("entity") == detail["entity"] for s in silences)
 
     j.goto("/alerting/history")
@@ -270,10 +274,12 @@ def test_tenant_creates_a_workload_policy_sees_an_invalid_threshold_fixes_it_and
 def test_a_tenant_of_another_workspace_cannot_reach_the_first_tenants_pages_or_data_by_url(
     console: Console, journey: Any, hot_policy: str
 ) -> None:
-    from hub.alerts.service import Visibility
+    from hub.scope import Scope
 
     svc = console.hub.alerting
-    alerts, _ = svc.alerts(Visibility.everything(), states=["firing", "pending", "resolved", "closed"], limit=1000)
+    alerts, _ = svc.alerts(
+        Scope(all_namespaces=True, namespaces={}), states=["firing", "pending", "resolved", "closed"], limit=1000
+    )
     retail_alert = next((a for a in alerts if a["namespace"] == TENANT_NS), None)
 
     j = journey("5-other-tenant")

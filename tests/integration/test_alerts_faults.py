@@ -28,8 +28,8 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from hub.alerts.service import Visibility
 from hub.runtime import build_hub
+from hub.scope import Scope
 from sandbox.core import Sandbox
 from tests.integration.alerts_support import hub_settings, mails_to, start_hub, subject_of, wait_until
 from tests.integration.cluster_support import CuttableProxy
@@ -163,7 +163,11 @@ def test_prometheus_down_errors_the_rules_alerts_admins_once_and_never_resolves(
         )
         states = wait_until(
             lambda: (
-                {a["state"] for a in svc.alerts(Visibility.everything())[0] if a["namespace"] == "retail-api"}
+                {
+                    a["state"]
+                    for a in svc.alerts(Scope(all_namespaces=True, namespaces={}))[0]
+                    if a["namespace"] == "retail-api"
+                }
                 == {"error"}
             ),
             timeout=30,
@@ -179,7 +183,11 @@ def test_prometheus_down_errors_the_rules_alerts_admins_once_and_never_resolves(
         )
         wait_until(
             lambda: (
-                {a["state"] for a in svc.alerts(Visibility.everything())[0] if a["namespace"] == "retail-api"}
+                {
+                    a["state"]
+                    for a in svc.alerts(Scope(all_namespaces=True, namespaces={}))[0]
+                    if a["namespace"] == "retail-api"
+                }
                 == {"firing"}
             ),
             timeout=30,
@@ -189,7 +197,7 @@ def test_prometheus_down_errors_the_rules_alerts_admins_once_and_never_resolves(
         assert len([s for s in admin_subjects if s.startswith("[FIRING")]) == 1, admin_subjects
         tenant_subjects = [subject_of(m) for m in mails_to(sandbox, tenant)]
         assert not any(s.startswith("[RESOLVED]") for s in tenant_subjects), tenant_subjects
-        events, _ = svc.history(Visibility.everything(), limit=1000)
+        events, _ = svc.history(Scope(all_namespaces=True, namespaces={}), limit=1000)
         assert not any(e["to"] == "resolved" and e["namespace"] == "retail-api" for e in events)
     finally:
         hub.close()

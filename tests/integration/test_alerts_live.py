@@ -188,6 +188,6 @@ def test_hot_pod_and_hot_node_fire_with_evidence_then_resolve(sandbox: Sandbox, 
 
 
 def svc_visibility() -> Any:
-    from hub.alerts.service import Visibility
+    from hub.scope import Scope
 
-    return Visibility.everything()
+    return Scope(all_namespaces=True, namespaces={})  # everything, as a platform admin

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from hub.alerts.notify.reach import REACH_POLICY_ID
-from hub.alerts.service import Visibility
+from hub.scope import Scope
 from hub.settings import Settings
 from sandbox.core import Sandbox
 from sandbox.kube import KubeRest
@@ -57,7 +57,7 @@ def test_a_fresh_sandbox_mails_the_seeded_alerts_to_the_demo_users(sandbox: Sand
         email_of = {c["username"]: c["email"] for c in creds}
 
         def seeded_firing() -> list[dict[str, Any]]:
-            items, _ = svc.alerts(Visibility.everything(), states=["firing"])
+            items, _ = svc.alerts(Scope(all_namespaces=True, namespaces={}), states=["firing"])
             return [a for a in items if a["policy_id"] != REACH_POLICY_ID and not a["policy_id"].startswith("__")]
 
         deadline = time.monotonic() + WAIT_FIRING
@@ -95,11 +95,11 @@ def test_a_fresh_sandbox_mails_the_seeded_alerts_to_the_demo_users(sandbox: Sand
                 assert sent is not None and sent <= bound, (user, sent, fired, period)
                 assert subject_of(first).startswith("[FIRING·"), subject_of(first)
                 checked += 1
-            detail = svc.alert(alert["id"], Visibility.everything())
+            detail = svc.alert(alert["id"], Scope(all_namespaces=True, namespaces={}))
             assert detail["undelivered"] == [] and detail["sends"] >= 1, detail
         assert checked >= 1
         # nobody was left unreachable: no meta-alert about the seeded policies
-        meta, _ = svc.alerts(Visibility.everything(), states=["firing", "resolved"])
+        meta, _ = svc.alerts(Scope(all_namespaces=True, namespaces={}), states=["firing", "resolved"])
         assert not [a for a in meta if a["policy_id"] == REACH_POLICY_ID]
     finally:
         hub.close()

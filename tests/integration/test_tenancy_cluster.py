@@ -89,7 +89,8 @@ def _namespace(hub: Hub, name: str) -> dict[str, Any] | None:
 
 def _tenant_lines(hub: Hub, username: str, ns: str) -> set[str]:
     principal = hub.tenancy.principal_for(username)
-    body = hub.logs.search(principal, LogParams(namespaces=(ns,), size=100))
+    assert principal is not None
+    body = hub.logs.search(hub.tenancy.scope(principal), LogParams(namespaces=(ns,), size=100))
     return {item["message"] for item in body["items"]}
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from hub.collectors.cluster import RESOURCE_KINDS, ClusterService
 from hub.collectors.watchcache import WatchCache
+from hub.scope import Scope
 from hub.timeutil import FakeClock, iso
 from tests.unit.cluster_fakes import (
     FakeKube,
@@ -21,6 +22,8 @@ from tests.unit.cluster_fakes import (
     secret_json,
 )
 from tests.unit.conftest_tenancy import TenancyWorld, assert_no_leak, build_world
+
+ADMIN_SCOPE = Scope(all_namespaces=True, namespaces={})  # the audit log is read as a platform admin
 
 pytestmark = pytest.mark.unit
 
@@ -342,7 +345,7 @@ def test_every_log_tail_is_audited_like_a_log_search(world: tuple[TenancyWorld, 
     # the console's pod page reads the same tail
     page = w.client("project-viewer").get("/projects/ns-a1/pods/web-5d9-0?tail=1", headers={"Accept": "text/html"})
     assert page.status_code == 200
-    entries, _ = w.tenancy.audit_log(AuditFilter(action="pods.log"))
+    entries, _ = w.tenancy.audit_log(ADMIN_SCOPE, AuditFilter(action="pods.log"))
     seen = [(e.actor, e.result, e.namespaces, e.detail.get("container"), e.detail.get("lines")) for e in entries]
     viewer_name = w.user("project-viewer")
     assert seen.count((viewer_name, "ok", ("ns-a1",), "app", 2)) == 1, seen

@@ -19,9 +19,12 @@ import pytest
 
 from hub.collectors.logs.elasticsearch import ElasticsearchLogStore
 from hub.collectors.logs.store import LogRecord
+from hub.scope import Scope
 from hub.store.audit import AuditFilter
 from hub.timeutil import FakeClock
 from tests.unit.conftest_tenancy import TenancyWorld, assert_no_leak, build_world
+
+ADMIN_SCOPE = Scope(all_namespaces=True, namespaces={})  # the audit log is read as a platform admin
 
 pytestmark = pytest.mark.unit
 
@@ -182,7 +185,7 @@ def test_every_search_and_export_is_audited_with_its_namespaces(world: TenancyWo
     get(world, "project-operator", "/api/v1/logs/export", format="jsonl").get_data()
     get(world, "project-operator", "/api/v1/logs", namespaces="ns-b1")
     tenancy = world.hub.tenancy
-    entries, _ = tenancy.audit_log(AuditFilter(actor="poperator", action="logs."))
+    entries, _ = tenancy.audit_log(ADMIN_SCOPE, AuditFilter(actor="poperator", action="logs."))
     seen = [(e.action, e.result, e.namespaces) for e in entries]
     assert ("logs.search", "ok", ("ns-a1",)) in seen
     assert ("logs.export", "ok", ("ns-a1",)) in seen

@@ -71,16 +71,34 @@ def test_a_tenant_sees_only_their_namespaces(env: dict) -> None:
         assert 'namespace="team-a"' in spec.promql and "team-b" not in spec.promql
 
 
-@pytest.mark.parametrize(
-    "query",
-    [
-        "namespaces=team-c",
-        "namespaces=team-b,team-c",
-        "workspace=ws-two",
-    ],
-)
-def test_asking_for_another_tenants_namespace_returns_nothing_of_it(env: dict, query: str) -> None:
+@pytest.mark.parametrize("query", ["namespaces=team-c", "namespaces=team-b,team-c", "namespaces=team-a,team-c"])
+def test_naming_another_tenants_namespace_is_the_one_403_and_sends_no_query(env: dict, query: str) -> None:
+    """The monitoring service enforces the scope: a named namespace outside it refuses the
+    request whole (docs/tenancy.md "One answer"), never a silently narrowed answer."""
     status, body = env["get"]("alice", f"/api/v1/monitoring/pods?metrics=pod_cpu_usage&{query}")
+    assert status == 403
+    assert body["error"].startswith("you lack the permission monitoring:read in namespace team-")
+    assert "secret-0" not in str(body) and "db-0" not in str(body)
+    assert env["backend"].sent == []
+
+
+def test_a_foreign_and_an_unknown_namespace_answer_byte_for_byte_alike(env: dict) -> None:
+    client = env["client"]
+
+    def raw(ns: str) -> bytes:
+        token = env["client"].application.extensions["kubehub"].tenancy.issue_token("alice").token
+        answer = client.get(
+            f"/api/v1/monitoring/pods?metrics=pod_cpu_usage&namespaces={ns}",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert answer.status_code == 403
+        return answer.get_data().replace(ns.encode(), b"NS")
+
+    assert raw("team-c") == raw("no-such-ns")
+
+
+def test_a_foreign_workspace_filter_returns_nothing_of_it(env: dict) -> None:
+    status, body = env["get"]("alice", "/api/v1/monitoring/pods?metrics=pod_cpu_usage&workspace=ws-two")
     assert status == 200
     assert namespaces_in(body) <= {"team-a"}
     assert "secret-0" not in str(body) and "db-0" not in str(body)

@@ -9,6 +9,7 @@ import pytest
 from hub.collectors.catalogue import Catalogue
 from hub.collectors.monitoring import MonitoringService
 from hub.errors import BackendUnavailable, InvalidInput, Unprocessable
+from hub.scope import Scope
 from hub.timeutil import FakeClock
 from tests.unit.monitoring_fakes import FakeBackend, unavailable
 from web.params import monitoring_request
@@ -25,11 +26,21 @@ def service(values: dict, pods: list[tuple[str, str]]) -> tuple[MonitoringServic
     return MonitoringService(Catalogue(), backend, clock=FakeClock(NOW), max_points=1000), backend
 
 
+ADMIN = Scope(all_namespaces=True, namespaces={})
+
+
+def tenant(namespaces: list[str]) -> Scope:
+    """A tenant who may read exactly ``namespaces`` (as the tenancy service would build it)."""
+    return Scope(
+        all_namespaces=False,
+        namespaces=dict.fromkeys(namespaces, 0.0),
+        grants=dict.fromkeys(namespaces, frozenset({"monitoring:read"})),
+    )
+
+
 def run(svc: MonitoringService, level: str, scope: list[str] | None = None, **args: Any) -> dict:
     req = monitoring_request(svc, level, {k: str(v) for k, v in args.items()})
-    if scope is not None:
-        req = req.with_namespaces(scope)
-    return svc.query(req)
+    return svc.query(req, ADMIN if scope is None else tenant(scope))
 
 
 def series_names(body: dict, metric: int = 0) -> list[str]:
@@ -195,7 +206,7 @@ def test_a_prometheus_outage_surfaces_as_a_503_naming_prometheus() -> None:
 def test_without_a_configured_prometheus_queries_are_503_but_the_catalogue_works() -> None:
     svc = MonitoringService(Catalogue(), None, clock=FakeClock(NOW))
     with pytest.raises(BackendUnavailable):
-        svc.query(monitoring_request(svc, "nodes", {}))
+        svc.query(monitoring_request(svc, "nodes", {}), ADMIN)
     assert "nodes" in svc.metric_table() and svc.metric_table()["nodes"]["node_cpu_utilisation"] == "ratio"
 
 

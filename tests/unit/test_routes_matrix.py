@@ -297,3 +297,49 @@ def test_the_oracle_agrees_with_the_documented_reach_of_each_role() -> None:
     assert not expected_allowed(wsv, scale, HOME_NAMESPACE, None)
     assert expected_allowed(wsv, RouteAccess("logs:read", namespace_arg="ns"), SIBLING_NAMESPACE, None)
     assert not expected_allowed(wsv, RouteAccess("users:read"), None, None)
+
+
+# -- namespaces named in the query or body: the service applies the scope ------------------------
+# Routes open to every caller (``@permission(None)``) whose service takes the caller's scope and
+# checks the namespaces the request names. Expected from the role table like the matrix above;
+# a refusal is the one answer of docs/tenancy.md: 403, the same bytes for a foreign and an
+# unknown namespace.
+NAMED_SCOPE_CASES = (
+    ("GET", "/api/v1/monitoring/pods?metrics=pod_cpu_usage&namespaces={ns}", None, "monitoring:read"),
+    ("GET", "/api/v1/logs?namespaces={ns}", None, "logs:read"),
+    ("GET", "/api/v1/logs/histogram?namespaces={ns}", None, "logs:read"),
+    ("GET", "/api/v1/logs/export?namespaces={ns}&limit=5", None, "logs:read"),
+    ("POST", "/api/v1/alerting/silences", {"matchers": {"rule": "sample"}, "duration": "1h"}, "alerts:write"),
+)
+
+
+@pytest.mark.parametrize("role", BUILTIN_ROLES, ids=lambda r: r.key)
+def test_a_named_namespace_outside_the_scope_is_the_one_403_in_every_area(
+    live_world: TenancyWorld, role: BuiltinRole
+) -> None:
+    from web.access import RouteAccess
+
+    client = live_world.client(role.key)
+    wrong = []
+    for method, url, body, perm in NAMED_SCOPE_CASES:
+        refusals = {}
+        for ns in NAMESPACE_SAMPLES:
+            payload = {**body, "namespace": ns} if body is not None else None
+            r = client.open(url.format(ns=ns), method=method, json=payload)
+            allowed = expected_allowed(role, RouteAccess(perm, namespace_arg="ns"), ns, None)
+            case = f"{method} {url.format(ns=ns)}"
+            if allowed and r.status_code in (401, 403, 404):
+                wrong.append(f"{case}: expected allowed, got {r.status_code} {r.get_data(as_text=True)[:200]}")
+            elif not allowed:
+                if r.status_code != 403:
+                    wrong.append(f"{case}: expected 403, got {r.status_code}")
+                    continue
+                if not r.get_json()["error"].startswith(f"you lack the permission {perm} in namespace "):
+                    wrong.append(f"{case}: not the one refusal: {r.get_json()['error']}")
+                refusals[ns] = r.get_data(as_text=True).replace(ns, "NS")
+        if FOREIGN_NAMESPACE in refusals and UNKNOWN_NAMESPACE in refusals:
+            if refusals[FOREIGN_NAMESPACE] != refusals[UNKNOWN_NAMESPACE]:
+                wrong.append(f"{method} {url}: a foreign and an unknown namespace answer differently")
+        elif role.key != "platform-admin":
+            wrong.append(f"{method} {url}: {role.key} was not refused both a foreign and an unknown namespace")
+    assert wrong == [], f"{role.key}:\n" + "\n".join(wrong)

@@ -2,10 +2,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hub.errors import BackendUnavailable, Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated, Unprocessable
+from hub.scope import Scope
 from hub.settings import AuthSettings
 from hub.store import Database
 from hub.store.audit import AuditFilter
@@ -13,6 +15,8 @@ from hub.tenancy.credentials import PasswordHashing
 from hub.tenancy.roles import PlatformRole, ProjectRole, WorkspaceRole
 from hub.tenancy.service import WORKSPACE_LABEL, LoginThrottled, TenancyService
 from hub.timeutil import FakeClock
+
+ADMIN_SCOPE = Scope(all_namespaces=True, namespaces={})  # the audit log is read as a platform admin
 
 pytestmark = pytest.mark.unit
 
@@ -280,7 +284,7 @@ def test_a_project_with_a_cluster_gets_a_labelled_namespace_and_its_creation_tim
     assert svc.project("team-a").created == 1_800_000_000.0
     assert svc.project("team-a").uid == "uid-team-a-1800000000"
     assert svc.refresh_floors() == 0
-    entries, _ = svc.audit_log(AuditFilter(action="project.floor"))
+    entries, _ = svc.audit_log(ADMIN_SCOPE, AuditFilter(action="project.floor"))
     assert entries[0].namespaces == ("team-a",)
 
     cluster.foreign["team-x"] = "secret-ws"
@@ -455,12 +459,88 @@ def test_audit_entries_drop_secret_looking_keys_and_index_namespaces(svc: Tenanc
     )
     clock.advance(10)
     svc.audit("bob", "policy.update", "namespace/team-c", "ok")
-    entries, total = svc.audit_log(AuditFilter(namespace="team-a"))
+    entries, total = svc.audit_log(ADMIN_SCOPE, AuditFilter(namespace="team-a"))
     assert total == 1
     assert entries[0].detail == {"namespaces": ["team-a", "team-b"], "q": "error", "nested": {"n": 1}}
-    assert svc.audit_log(AuditFilter(namespace="team-c"))[0][0].actor == "bob"
-    assert svc.audit_log(AuditFilter(namespace="team"))[1] == 0, "namespace filter matches whole names"
-    assert svc.audit_log(AuditFilter(action="policy."))[1] == 1
-    assert svc.audit_log(AuditFilter(start=T0 + 5))[1] == 1
-    assert svc.audit_log(AuditFilter(end=T0 + 5))[1] == 1
-    assert svc.audit_log(AuditFilter(action="%"))[1] == 0, "LIKE wildcards in filters are literal"
+    assert svc.audit_log(ADMIN_SCOPE, AuditFilter(namespace="team-c"))[0][0].actor == "bob"
+    assert svc.audit_log(ADMIN_SCOPE, AuditFilter(namespace="team"))[1] == 0, "namespace filter matches whole names"
+    assert svc.audit_log(ADMIN_SCOPE, AuditFilter(action="policy."))[1] == 1
+    assert svc.audit_log(ADMIN_SCOPE, AuditFilter(start=T0 + 5))[1] == 1
+    assert svc.audit_log(ADMIN_SCOPE, AuditFilter(end=T0 + 5))[1] == 1
+    assert svc.audit_log(ADMIN_SCOPE, AuditFilter(action="%"))[1] == 0, "LIKE wildcards in filters are literal"
+
+
+# -- the scope cache and the receivers of notices ---------------------------------------------------
+def _fresh_scope(svc: TenancyService, user: str) -> Any:
+    """The oracle: the scope built from scratch by the pure rule over every project."""
+    from hub.tenancy import scope as rules
+
+    principal = svc.principal_for(user)
+    assert principal is not None
+    return rules.scope_for(principal, svc.projects())
+
+
+def _same(a: Any, b: Any) -> bool:
+    keys = ("all_namespaces", "namespaces", "workspaces", "uids", "username", "roles", "grants")
+    return all(dict(getattr(a, k)) == dict(getattr(b, k)) if k not in ("all_namespaces", "username")
+               else getattr(a, k) == getattr(b, k) for k in keys)  # fmt: skip
+
+
+def test_the_cached_scope_follows_membership_and_project_writes(svc: TenancyService) -> None:
+    svc.create_user("alice", PW)
+    svc.create_workspace("ws")
+    svc.create_project("ws", "team-a")
+    svc.create_project("ws", "team-b")
+    svc.set_project_member("team-a", "alice", "viewer")
+    first = svc.scope(svc.principal_for("alice"))  # type: ignore[arg-type]
+    assert svc.scope(svc.principal_for("alice")) is first, "a second request is answered from the cache"  # type: ignore[arg-type]
+    assert _same(first, _fresh_scope(svc, "alice")) and set(first.namespaces) == {"team-a"}
+    assert not first.may("alerts:write", "team-a") and first.may("logs:read", "team-a")
+    # a membership change (the principal of the next request differs): rebuilt
+    svc.set_project_member("team-a", "alice", "operator")
+    svc.set_workspace_member("ws", "alice", "viewer")
+    second = svc.scope(svc.principal_for("alice"))  # type: ignore[arg-type]
+    assert second is not first and _same(second, _fresh_scope(svc, "alice"))
+    assert second.may("alerts:write", "team-a") and set(second.namespaces) == {"team-a", "team-b"}
+    # a project write (the trigger-bumped generation moved): rebuilt
+    svc.create_project("ws", "team-c")
+    third = svc.scope(svc.principal_for("alice"))  # type: ignore[arg-type]
+    assert third is not second and "team-c" in third.namespaces and _same(third, _fresh_scope(svc, "alice"))
+    # a project write by ANOTHER process (straight into the store, bypassing this service): seen
+    svc.store.db.execute("DELETE FROM projects WHERE namespace = ?", ("team-c",))
+    fourth = svc.scope(svc.principal_for("alice"))  # type: ignore[arg-type]
+    assert "team-c" not in fourth.namespaces and _same(fourth, _fresh_scope(svc, "alice"))
+
+
+def test_notice_receivers_are_decided_by_the_scope(svc: TenancyService) -> None:
+    """Who may receive a project's notices is the scope's alerts:read, the same rule as the API."""
+    for user in ("viewer", "outsider", "gone"):
+        svc.create_user(user, PW)
+    svc.create_workspace("ws")
+    svc.create_workspace("other")
+    svc.create_project("ws", "team-a")
+    svc.create_project("other", "team-z")
+    svc.set_project_member("team-a", "viewer", "viewer")
+    svc.set_project_member("team-a", "gone", "viewer")
+    svc.set_project_member("team-z", "outsider", "admin")
+    svc.update_user("gone", disabled=True)
+    assert svc.may_receive("viewer", "team-a")
+    assert not svc.may_receive("outsider", "team-a"), "a member of another tenant is never a receiver"
+    assert not svc.may_receive("viewer", "no-such-ns")
+    assert not svc.may_receive("gone", "team-a") and not svc.may_receive("gone", None)
+    assert svc.may_receive("outsider", None), "node-level notices: any active user named"
+    svc.set_project_member("team-a", "viewer", None)
+    assert not svc.may_receive("viewer", "team-a"), "removed after the policy was written: no longer told"
+
+
+def test_the_audit_log_is_read_with_a_platform_scope_only(svc: TenancyService) -> None:
+    from hub.errors import Forbidden as Refused
+
+    svc.create_user("alice", PW)
+    svc.create_workspace("ws")
+    svc.create_project("ws", "team-a")
+    svc.set_project_member("team-a", "alice", "admin")
+    tenant = svc.scope(svc.principal_for("alice"))  # type: ignore[arg-type]
+    with pytest.raises(Refused, match="audit:read"):
+        svc.audit_log(tenant, AuditFilter(namespace="team-a"))
+    assert svc.audit_log(ADMIN_SCOPE, AuditFilter(namespace="team-a"))[1] >= 1

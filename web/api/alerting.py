@@ -18,8 +18,8 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from hub.alerts.service import AlertService, Visibility
-from web.access import current_principal, permission
+from hub.alerts.service import AlertService
+from web.access import current_principal, permission, scope
 from web.util import csv_param, hub, int_param, json_body, list_response
 
 bp = Blueprint("api_alerting", __name__, url_prefix="/api/v1")
@@ -27,20 +27,6 @@ bp = Blueprint("api_alerting", __name__, url_prefix="/api/v1")
 
 def alerting() -> AlertService:
     return hub().alerting
-
-
-def _visibility() -> Visibility:
-    scope = hub().tenancy.scope(current_principal())
-    if scope.all_namespaces:
-        return Visibility.everything()
-    return Visibility(tuple(sorted(scope.namespaces)), False)
-
-
-def _can_write(namespace: str | None) -> bool:
-    principal = current_principal()
-    if namespace is None:
-        return bool(principal.is_platform_admin)
-    return bool(hub().tenancy.can(principal, "alerts:write", namespace=namespace))
 
 
 def _document() -> tuple[Any, str]:
@@ -237,7 +223,7 @@ def list_alerts() -> Any:
     """Alerts in the caller's scope; ?state=pending,firing,nodata,error (default) or resolved,closed;
     ?policy=<id>&limit=&offset=."""
     items, total = alerting().alerts(
-        _visibility(),
+        scope(),
         states=csv_param("state"),
         policy_id=request.args.get("policy") or None,
         limit=int_param("limit", 100, minimum=1, maximum=1000),
@@ -250,14 +236,14 @@ def list_alerts() -> Any:
 @permission(None)
 def get_alert(aid: str) -> Any:
     """One alert with its events, notices and comments (404 outside the caller's scope)."""
-    return jsonify(alerting().alert(aid, _visibility()))
+    return jsonify(alerting().alert(aid, scope()))
 
 
 @bp.get("/alerting/alerts/<aid>/comments")
 @permission(None)
 def list_comments(aid: str) -> Any:
     """Operator comments on an alert."""
-    return list_response(alerting().alert(aid, _visibility())["comments"])
+    return list_response(alerting().alert(aid, scope())["comments"])
 
 
 @bp.post("/alerting/alerts/<aid>/comments")
@@ -265,7 +251,7 @@ def list_comments(aid: str) -> Any:
 def add_comment(aid: str) -> Any:
     """Comment on an alert: {"text"}; needs alerts:write in its project (admins for node alerts)."""
     body = json_body()
-    comment = alerting().add_comment(aid, body.get("text"), vis=_visibility(), can_write=_can_write, author=_actor())
+    comment = alerting().add_comment(aid, body.get("text"), scope=scope(), author=_actor())
     return jsonify(comment), 201
 
 
@@ -274,7 +260,7 @@ def add_comment(aid: str) -> Any:
 def alert_history() -> Any:
     """State changes of alerts in the caller's scope, newest first; ?alert=&since=&until=&limit=&offset=."""
     items, total = alerting().history(
-        _visibility(),
+        scope(),
         since=request.args.get("since"),
         until=request.args.get("until"),
         alert_id=request.args.get("alert") or None,
@@ -289,14 +275,14 @@ def alert_history() -> Any:
 def list_silences() -> Any:
     """Silences in the caller's scope; ?active=true for the current ones only."""
     active = (request.args.get("active") or "").lower() in ("1", "true", "yes")
-    return list_response(alerting().silences(_visibility(), active_only=active))
+    return list_response(alerting().silences(scope(), active_only=active))
 
 
 @bp.post("/alerting/silences")
 @permission(None)
 def create_silence() -> Any:
     """Create a silence: {"namespace"?, "matchers": {...}, "starts_at"?, "ends_at" | "duration", "comment"}."""
-    silence = alerting().create_silence(json_body(), vis=_visibility(), can_write=_can_write, actor=_actor())
+    silence = alerting().create_silence(json_body(), scope=scope(), actor=_actor())
     return jsonify(silence), 201
 
 
@@ -304,7 +290,7 @@ def create_silence() -> Any:
 @permission(None)
 def delete_silence(sid: str) -> Any:
     """End a silence now."""
-    return jsonify(alerting().delete_silence(sid, vis=_visibility(), can_write=_can_write, actor=_actor()))
+    return jsonify(alerting().delete_silence(sid, scope=scope(), actor=_actor()))
 
 
 @bp.get("/alerting/outbox")
@@ -313,7 +299,7 @@ def list_outbox() -> Any:
     """Messages of the caller's scope in the outbox (waiting, sent, failed), newest first."""
     return list_response(
         alerting().outbox(
-            _visibility(),
+            scope(),
             limit=int_param("limit", 100, minimum=1, maximum=1000),
             offset=int_param("offset", 0),
         )

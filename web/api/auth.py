@@ -15,11 +15,10 @@ from flask import Blueprint, g, jsonify, make_response, redirect, request, sessi
 
 from hub.errors import Forbidden, InvalidInput, RateLimited, Unauthenticated
 from hub.tenancy.credentials import csrf_for_session, same_secret
-from hub.tenancy.scope import project_role
 from hub.tenancy.service import LoginThrottled
 from hub.timeutil import iso, parse_duration
 from web import access
-from web.access import CSRF_FIELD, current_principal, permission, public, tenancy
+from web.access import CSRF_FIELD, current_principal, permission, public, scope, tenancy
 from web.params import path_id
 from web.util import json_body, list_response
 
@@ -232,22 +231,17 @@ def me() -> Any:
     """The caller: user, platform role, workspaces and projects (with effective roles)."""
     principal = current_principal()
     user = tenancy().user(principal.username)
-    projects = []
-    for project in tenancy().projects():
-        role = project_role(principal, project)
-        if role is None and not principal.is_platform_admin:
-            continue
-        projects.append(
-            {
-                "namespace": project.namespace,
-                "workspace": project.workspace,
-                "role": role.value if role else None,
-                "direct_role": principal.projects[project.namespace].value
-                if project.namespace in principal.projects
-                else None,
-                "created": iso(project.created),
-            }
-        )
+    visible = scope()
+    projects = [
+        {
+            "namespace": namespace,
+            "workspace": workspace,
+            "role": role,
+            "direct_role": principal.projects[namespace].value if namespace in principal.projects else None,
+            "created": iso(visible.floor(namespace)),
+        }
+        for workspace, namespace, role in visible.projects()
+    ]
     body: dict[str, Any] = {
         "user": principal.username,
         "display_name": user.display_name if user else "",

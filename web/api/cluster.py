@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from hub.collectors.cluster import ClusterService
 from hub.collectors.inventory import ListQuery, Page, decode_continue
 from hub.errors import BackendUnavailable, HubError, InvalidInput
 from web.access import audit, audited_read, permission, scope
@@ -24,7 +25,7 @@ DEFAULT_LIMIT = 500
 MAX_LIMIT = 5000  # a page bigger than this is an export, not a table
 
 
-def cluster() -> Any:
+def cluster() -> ClusterService:
     """The cluster service, or a 503 naming the API server when no cluster is configured."""
     service = hub().cluster
     if service is None:
@@ -98,9 +99,7 @@ def uncordon_node(node: str) -> Any:
 @permission(None)
 def list_namespaces() -> Any:
     """The namespaces the caller may see (all of them for platform admins)."""
-    visible = scope()
-    allows = None if visible.all_namespaces else visible.allows
-    return page_response(cluster().list_namespaces(list_query(), allows=allows))
+    return page_response(cluster().list_namespaces(list_query(), scope()))
 
 
 # -- workloads -------------------------------------------------------------------------------------
@@ -265,15 +264,6 @@ def list_secrets(ns: str) -> Any:
 @bp.get("/cluster/freshness")
 @permission(None)
 def cache_freshness() -> Any:
-    """How current the cluster cache is, per resource (the console's stale banner reads this).
-
-    Tenants get the times only: object counts and errors are cluster-wide facts.
-    """
-    out = cluster().freshness()
-    if not scope().all_namespaces:
-        keep = ("resource", "synced", "last_sync", "stale_since")
-        out = {
-            "stale_since": out["stale_since"],
-            "resources": [{k: r[k] for k in keep} for r in out["resources"]],
-        }
-    return jsonify(out)
+    """How current the cluster cache is, per resource (the console's stale banner reads this);
+    tenants get the times only (the service decides from the caller's scope)."""
+    return jsonify(cluster().freshness(scope()))

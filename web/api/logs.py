@@ -12,15 +12,16 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
+from hub.collectors.logs.service import LogService
 from web import params
-from web.access import current_principal, permission
+from web.access import current_principal, permission, scope
 from web.params import int_param
 from web.util import hub
 
 bp = Blueprint("api_logs", __name__, url_prefix="/api/v1")
 
 
-def logs() -> Any:
+def logs() -> LogService:
     return hub().logs
 
 
@@ -33,14 +34,14 @@ def search_logs() -> Any:
     a OR b, "exact phrase", Chinese text), start, end (epoch seconds or RFC 3339), sort=desc|asc,
     from, size. Answers {"items": [...], "total", "total_relation"}.
     """
-    return jsonify(logs().search(current_principal(), params.log_params(request.args)))
+    return jsonify(logs().search(scope(), params.log_params(request.args)))
 
 
 @bp.get("/logs/histogram")
 @permission(None)
 def log_histogram() -> Any:
     """Counts of matching log lines per interval (e.g. interval=1m), empty buckets included."""
-    return jsonify(logs().histogram(current_principal(), params.log_params(request.args)))
+    return jsonify(logs().histogram(scope(), params.log_params(request.args)))
 
 
 @bp.get("/logs/export")
@@ -51,7 +52,7 @@ def export_logs() -> Any:
     cap = service.settings.logs.export_cap
     fmt = (request.args.get("format") or "csv").strip().lower()
     limit = int_param("limit", cap, minimum=1, maximum=cap)
-    result = service.export(current_principal(), params.log_params(request.args), fmt=fmt, limit=limit)
+    result = service.export(scope(), params.log_params(request.args), fmt=fmt, limit=limit)
     return Response(
         stream_with_context(result.chunks),
         content_type=result.content_type,

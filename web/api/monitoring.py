@@ -2,8 +2,9 @@
 
 The cluster, nodes and components levels are cluster-wide and need ``monitoring:cluster``
 (platform admins). The tenant levels (workspaces, namespaces, workloads, pods, containers)
-are open to every authenticated caller and scoped here, in :func:`_scoped`, the one place that
-turns the caller's tenancy scope into the namespace restriction of the query.
+are open to every authenticated caller; the monitoring service enforces the caller's scope
+(``MonitoringService.scoped``: a named namespace outside it is the one 403), this module only
+passes it through.
 """
 
 from __future__ import annotations
@@ -12,42 +13,24 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
+from hub.collectors import monitoring
 from hub.collectors.catalogue import TENANT_LEVELS
-from hub.collectors.monitoring import MonitoringRequest
 from web import params
-from web.access import current_principal, permission
+from web.access import permission, scope
 from web.util import hub
 
 bp = Blueprint("api_monitoring", __name__, url_prefix="/api/v1")
 
-CLUSTER_PERMISSION = "monitoring:cluster"
+CLUSTER_PERMISSION = monitoring.CLUSTER_PERMISSION
 
 
-def _service() -> Any:
+def _service() -> monitoring.MonitoringService:
     return hub().monitoring
-
-
-def _scoped(req: MonitoringRequest) -> MonitoringRequest:
-    """Restrict a tenant-level request to the namespaces the caller may see.
-
-    ``Scope.restrict`` intersects the requested namespaces with the scope (None for admins
-    without a filter); names outside it are dropped, so asking for another tenant's namespace
-    yields nothing rather than a hint that it exists.
-    """
-    scope = hub().tenancy.scope(current_principal())
-    allowed = scope.restrict(list(req.filters.namespaces) if req.filters.namespaces else None)
-    return req.with_namespaces(allowed)
 
 
 def _answer(level: str) -> Any:
     service = _service()
-    req = params.monitoring_request(service, level, request.args)
-    if req.level in TENANT_LEVELS:
-        req = _scoped(req)
-    else:
-        # Reached through an alias such as "node": still cluster-wide, still admins only.
-        hub().tenancy.authorize(current_principal(), CLUSTER_PERMISSION)
-    return jsonify(service.query(req))
+    return jsonify(service.query(params.monitoring_request(service, level, request.args), scope()))
 
 
 @bp.get("/monitoring/catalogue")

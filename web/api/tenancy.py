@@ -13,10 +13,9 @@ from flask import Blueprint, jsonify, request
 
 from hub.errors import InvalidInput, NotFound
 from hub.store.audit import AuditFilter
-from hub.tenancy.scope import Project, project_role
 from hub.timeutil import iso
 from web import params
-from web.access import current_principal, permission, tenancy
+from web.access import current_principal, permission, scope, tenancy
 from web.util import int_param, json_body, list_response
 
 bp = Blueprint("api_tenancy", __name__, url_prefix="/api/v1")
@@ -74,18 +73,7 @@ def _role_of(body: dict[str, Any]) -> Any:
 
 
 def _visible_projects(workspace: str) -> list[dict[str, Any]]:
-    principal = current_principal()
-    out = []
-    for record in tenancy().project_records(workspace):
-        role = project_role(principal, _as_project(record))
-        if role is None and not principal.is_platform_admin:
-            continue
-        out.append(_project_dict(record, role.value if role else None))
-    return out
-
-
-def _as_project(record: Any) -> Project:
-    return Project(namespace=record.namespace, workspace=record.workspace, created=record.created)
+    return [_project_dict(record, role) for record, role in tenancy().visible_project_records(scope(), workspace)]
 
 
 # -- users ---------------------------------------------------------------------------------------
@@ -310,7 +298,7 @@ def audit_log() -> Any:
     )
     offset = int_param("from", 0, minimum=0)
     size = int_param("size", 100, minimum=1, maximum=1000)
-    entries, total = tenancy().audit_log(flt, offset=offset, limit=size)
+    entries, total = tenancy().audit_log(scope(), flt, offset=offset, limit=size)
     items = [
         {
             "id": e.id,

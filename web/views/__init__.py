@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, g, redirect, render_template, request, url_for
 
 from web import i18n
-from web.access import optional_principal, permission, public
+from web.access import optional_principal, permission, public, scope
 from web.util import hub
 from web.views import common
 from web.views.common import attempt, can, is_admin, lang
@@ -237,11 +237,9 @@ def overview() -> Any:
     alerts_total = 0
     alerting = hub().alerting
     if alerting is not None:
-        from web.api.alerting import _visibility
-
         nothing: tuple[list[dict[str, Any]], int] = ([], 0)
         alerts, alerts_total = attempt(
-            lambda: alerting.alerts(_visibility(), states=["firing", "pending", "nodata", "error"], limit=20),
+            lambda: alerting.alerts(scope(), states=["firing", "pending", "nodata", "error"], limit=20),
             nothing,
         )
     return common.page(
@@ -272,26 +270,16 @@ def _nodes_summary() -> dict[str, Any]:
 
 
 def visible_projects() -> list[dict[str, Any]]:
-    """Projects the user reaches, with workspace and effective role (admins: all of them)."""
-    from hub.tenancy.scope import project_role
-    from web.access import tenancy
-
+    """Projects the user reaches, with workspace and effective role (admins: all of them), as
+    the caller's scope lists them."""
     principal = optional_principal()
     if principal is None:
         return []
-    out = []
-    for project in tenancy().projects():
-        role = project_role(principal, project)
-        if role is None and not principal.is_platform_admin:
-            continue
-        out.append(
-            {
-                "namespace": project.namespace,
-                "workspace": project.workspace,
-                "role": role.value if role else ("platform-admin" if principal.is_platform_admin else None),
-            }
-        )
-    return sorted(out, key=lambda p: (p["workspace"], p["namespace"]))
+    admin = principal.is_platform_admin
+    return [
+        {"namespace": namespace, "workspace": workspace, "role": role or ("platform-admin" if admin else None)}
+        for workspace, namespace, role in scope().projects()
+    ]
 
 
 def _register_areas() -> None:

@@ -1,9 +1,9 @@
 """Console pages for alerting: active alerts with evidence, comments, silences, history,
 policies (a form editor with inline validation and a YAML view) and backtests.
 
-Everything calls the alerting service the JSON API uses, with the API module's own visibility
-and write checks (``web.api.alerting._visibility`` / ``_can_write``), so what a page shows and
-allows is what the API would.
+Everything calls the alerting service the JSON API uses with the caller's scope
+(``web.access.scope``); the service filters and checks writes, so what a page shows and allows
+is what the API would.
 
 Policies live at two homes, as in the API: node level under ``/alerting/node-policies``
 (platform admins) and workload level under ``/projects/<ns>/alerting/policies`` (the
@@ -20,7 +20,7 @@ import yaml
 from flask import Blueprint, flash, jsonify, redirect, request, url_for
 
 from hub.errors import BackendUnavailable, HubError, NotFound
-from web.access import current_principal, permission
+from web.access import current_principal, permission, scope
 from web.params import MAX_OFFSET, integer
 from web.util import hub
 from web.views import common
@@ -73,18 +73,6 @@ def _svc() -> Any:
     return hub().alerting
 
 
-def _vis() -> Any:
-    from web.api.alerting import _visibility
-
-    return _visibility()
-
-
-def _can_write(namespace: str | None) -> bool:
-    from web.api.alerting import _can_write as api_can_write
-
-    return api_can_write(namespace)
-
-
 # -- alerts --------------------------------------------------------------------------------------
 @bp.get("/alerting")
 @permission(None)
@@ -93,7 +81,7 @@ def alerts() -> Any:
     tab = request.args.get("state") if request.args.get("state") in STATE_TABS else "active"
     states = list(ACTIVE_STATES) if tab == "active" else [tab]
     no_alerts: tuple[list[Any], int] = ([], 0)
-    items, total = attempt(lambda: _svc().alerts(_vis(), states=states, limit=200), no_alerts)
+    items, total = attempt(lambda: _svc().alerts(scope(), states=states, limit=200), no_alerts)
     return page("alerts.html", alerts=items, total=total, tab=tab, tabs=STATE_TABS)
 
 
@@ -102,14 +90,14 @@ def alerts() -> Any:
 def alert(aid: str) -> Any:
     """One alert's evidence: value against threshold, query, state changes, notices, comments,
     a chart of the metric around the breach, and the project's log lines of the same minutes."""
-    detail = _svc().alert(aid, _vis())
+    detail = _svc().alert(aid, scope())
     chart = _chart_for(detail)
     return page(
         "alert.html",
         a=detail,
         chart=chart,
         silenced_by=attempt(lambda: _silences_of(detail), _none()),
-        may_write=_can_write(detail.get("namespace")),
+        may_write=scope().may("alerts:write", detail.get("namespace")),
         logs_link=_logs_link(detail),
     )
 
@@ -145,7 +133,7 @@ def _silences_of(a: dict[str, Any]) -> list[dict[str, Any]]:
         started_at=0.0,
     )
     out = []
-    for s in _svc().silences(_vis(), active_only=True):
+    for s in _svc().silences(scope(), active_only=True):
         rule = Silence(id=s["id"], namespace=s.get("namespace"), matchers=s["matchers"], starts_at=0.0, ends_at=1e18)
         if rule.matches(notice):
             out.append(s)
@@ -192,9 +180,7 @@ def _logs_link(a: dict[str, Any]) -> str | None:
 def comment(aid: str) -> Any:
     target = url_for(".alert", aid=aid)
     try:
-        _svc().add_comment(
-            aid, request.form.get("text", ""), vis=_vis(), can_write=_can_write, author=current_principal().username
-        )
+        _svc().add_comment(aid, request.form.get("text", ""), scope=scope(), author=current_principal().username)
     except HubError as exc:
         if exc.status == 404:
             raise
@@ -207,7 +193,7 @@ def comment(aid: str) -> Any:
 def silence_alert(aid: str) -> Any:
     """Silence this alert's rule on its entity for a while (matchers prefilled from the alert)."""
     target = url_for(".alert", aid=aid)
-    detail = _svc().alert(aid, _vis())
+    detail = _svc().alert(aid, scope())
     matchers = {"policy": detail["policy"], "rule": detail["rule"], "entity": detail["entity"]}
     body = {
         "matchers": matchers,
@@ -217,7 +203,7 @@ def silence_alert(aid: str) -> Any:
     if detail.get("namespace"):
         body["namespace"] = detail["namespace"]
     try:
-        silence = _svc().create_silence(body, vis=_vis(), can_write=_can_write, actor=current_principal().username)
+        silence = _svc().create_silence(body, scope=scope(), actor=current_principal().username)
     except HubError as exc:
         return failed(exc, target)
     return done(_("silence.created", until=silence["ends_at"]), target)
@@ -231,7 +217,7 @@ def history() -> Any:
     no_events: tuple[list[Any], int] = ([], 0)
     items, total = attempt(
         lambda: _svc().history(
-            _vis(),
+            scope(),
             since=request.args.get("since") or None,
             alert_id=request.args.get("alert") or None,
             limit=100,
@@ -245,7 +231,7 @@ def history() -> Any:
 @bp.get("/alerting/silences")
 @permission(None)
 def silences() -> Any:
-    items = attempt(lambda: _svc().silences(_vis()), _none())
+    items = attempt(lambda: _svc().silences(scope()), _none())
     writable = [
         ns for ns in common.visible_namespaces("alerts:write", projects_only=True) if can("alerts:write", namespace=ns)
     ]
@@ -254,7 +240,7 @@ def silences() -> Any:
         silences=items,
         writable=writable,
         may_cluster=current_principal().is_platform_admin,
-        may_delete=lambda s: _can_write(s.get("namespace")),
+        may_delete=lambda s: scope().may("alerts:write", s.get("namespace")),
     )
 
 
@@ -272,7 +258,7 @@ def silence_create() -> Any:
     if form.get("namespace"):
         body["namespace"] = form["namespace"]
     try:
-        silence = _svc().create_silence(body, vis=_vis(), can_write=_can_write, actor=current_principal().username)
+        silence = _svc().create_silence(body, scope=scope(), actor=current_principal().username)
     except HubError as exc:
         return failed(exc, target)
     return done(_("silence.created", until=silence["ends_at"]), target)
@@ -283,7 +269,7 @@ def silence_create() -> Any:
 def silence_delete(sid: str) -> Any:
     target = back(url_for(".silences"))
     try:
-        _svc().delete_silence(sid, vis=_vis(), can_write=_can_write, actor=current_principal().username)
+        _svc().delete_silence(sid, scope=scope(), actor=current_principal().username)
     except HubError as exc:
         return failed(exc, target)
     return done(_("silence.deleted"), target)

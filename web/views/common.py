@@ -21,7 +21,7 @@ from werkzeug.wrappers import Response
 from hub.collectors.cluster import ClusterService
 from hub.errors import BackendUnavailable, HubError
 from web import i18n
-from web.access import optional_principal, tenancy
+from web.access import optional_principal, scope, tenancy
 from web.util import hub
 
 T = TypeVar("T")
@@ -148,8 +148,8 @@ def visible_namespaces(permission: str = "namespaces:read", *, projects_only: bo
     if principal is None:
         return []
     svc = tenancy()
-    scope = svc.scope(principal)
-    if scope.all_namespaces:
+    caller = scope()
+    if caller.all_namespaces:
         names = {p.namespace for p in svc.projects()}
         cluster = hub().cluster
         if cluster is not None and not projects_only:
@@ -158,7 +158,7 @@ def visible_namespaces(permission: str = "namespaces:read", *, projects_only: bo
             except HubError:
                 pass
         return sorted(names)
-    return sorted(n for n in scope.namespaces if svc.can(principal, permission, namespace=n))
+    return caller.named(permission, None) or []
 
 
 def url_with(endpoint: str, args: Mapping[str, Any] | None = None, **values: Any) -> str:

@@ -18,7 +18,7 @@ from markupsafe import Markup, escape
 
 from hub.collectors.logs.store import MAX_WINDOW
 from hub.collectors.logs.words import match_spans
-from web.access import current_principal, permission
+from web.access import permission, scope
 from web.params import integer, log_params
 from web.util import hub
 from web.views import common
@@ -88,14 +88,14 @@ def search() -> Any:
     result: dict[str, Any] | None = None
     histogram: dict[str, Any] | None = None
     if searched:
-        principal = current_principal()
+        caller = scope()
         svc = hub().logs
         if svc is not None:
             result = attempt(
-                lambda: svc.search(principal, log_params({**params, "from": str(offset), "size": str(PAGE_SIZE)})), None
+                lambda: svc.search(caller, log_params({**params, "from": str(offset), "size": str(PAGE_SIZE)})), None
             )
             if result is not None:
-                histogram = attempt(lambda: svc.histogram(principal, log_params(params)), None)
+                histogram = attempt(lambda: svc.histogram(caller, log_params(params)), None)
     export_query = urlencode(params)
     peak = max((b["count"] for b in (histogram or {}).get("buckets", [])), default=0)
     return page(

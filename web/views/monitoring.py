@@ -2,8 +2,8 @@
 
 Charts are drawn in the browser from ``GET /api/v1/monitoring/<level>`` (the page only lays
 out the pickers from the catalogue). Rankings are rendered here, from the same monitoring
-service and through the API module's own scoping function, so the tenant scope still enters
-PromQL in exactly one place (``web.api.monitoring._scoped``).
+service with the caller's scope, which the service enforces (``MonitoringService.scoped``), so
+the tenant scope enters PromQL in exactly one place.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 from flask import Blueprint, request
 
 from hub.collectors.catalogue import ENTITY_LABELS, TENANT_LEVELS
-from web.access import current_principal, permission
-from web.params import integer
+from web.access import current_principal, permission, scope
+from web.params import integer, monitoring_request
 from web.util import hub
 from web.views import common
 from web.views.common import attempt, page
@@ -165,20 +165,10 @@ def rankings() -> Any:
 
 
 def _query(level: str, args: dict[str, str]) -> dict[str, Any]:
-    """The same path as ``GET /api/v1/monitoring/<level>``: parse, scope (tenant levels), query."""
-    from web.api.monitoring import CLUSTER_PERMISSION, _scoped
-
+    """The same path as ``GET /api/v1/monitoring/<level>``: parse, then the service answers
+    within the caller's scope."""
     svc = hub().monitoring
-    from web.params import monitoring_request
-
-    req = monitoring_request(svc, level, args)
-    if req.level in TENANT_LEVELS:
-        req = _scoped(req)
-    else:
-        from web.access import require
-
-        require(CLUSTER_PERMISSION)
-    result: dict[str, Any] = svc.query(req)
+    result: dict[str, Any] = svc.query(monitoring_request(svc, level, args), scope())
     return result
 
 

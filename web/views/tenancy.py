@@ -14,9 +14,8 @@ from flask import Blueprint, request, url_for
 from hub.errors import HubError, InvalidInput
 from hub.store.audit import AuditFilter
 from hub.tenancy.roles import ProjectRole, WorkspaceRole
-from hub.tenancy.scope import Principal, Project, project_role
 from hub.timeutil import parse_duration
-from web.access import current_principal, permission, tenancy
+from web.access import current_principal, permission, scope, tenancy
 from web.params import MAX_OFFSET, integer, path_id, time
 from web.views import common
 from web.views.common import _, back, can, done, failed, page
@@ -34,10 +33,6 @@ WORKSPACE_ROLES = [r.value for r in WorkspaceRole]
 PROJECT_ROLES = [r.value for r in ProjectRole]
 
 
-def _role(principal: Principal, project: Project | None) -> ProjectRole | None:
-    return project_role(principal, project) if project is not None else None
-
-
 # -- workspaces ----------------------------------------------------------------------------------
 @bp.get("/workspaces")
 @permission(None)
@@ -47,12 +42,10 @@ def workspaces() -> Any:
     svc = tenancy()
     rows = []
     for ws in svc.workspaces_of(principal):
-        projects = []
-        for record in svc.project_records(ws.name):
-            role = _role(principal, svc.project(record.namespace))
-            if role is None and not principal.is_platform_admin:
-                continue
-            projects.append({"namespace": record.namespace, "role": role.value if role else ""})
+        projects = [
+            {"namespace": record.namespace, "role": role or ""}
+            for record, role in svc.visible_project_records(scope(), ws.name)
+        ]
         rows.append(
             {
                 "name": ws.name,
@@ -93,15 +86,12 @@ def workspace_create() -> Any:
 @permission("workspaces:read", workspace_arg="ws")
 def workspace(ws: str) -> Any:
     """A workspace: its projects (those the user reaches), members, and the admin's forms."""
-    principal = current_principal()
     svc = tenancy()
     record = svc.workspace(ws)
-    projects = []
-    for p in svc.project_records(ws):
-        role = _role(principal, svc.project(p.namespace))
-        if role is None and not principal.is_platform_admin:
-            continue
-        projects.append({"namespace": p.namespace, "created": p.created, "role": role.value if role else ""})
+    projects = [
+        {"namespace": p.namespace, "created": p.created, "role": role or ""}
+        for p, role in svc.visible_project_records(scope(), ws)
+    ]
     members = None
     if can("workspace-members:read", workspace=ws):
         members = [{"user": u, "role": r.value} for u, r in svc.workspace_members(ws)]
@@ -281,7 +271,7 @@ def audit() -> Any:
             start=time(args, "start"),
             end=time(args, "end"),
         )
-        result: tuple[list[Any], int] = tenancy().audit_log(flt, offset=offset, limit=size)
+        result: tuple[list[Any], int] = tenancy().audit_log(scope(), flt, offset=offset, limit=size)
         return result
 
     empty: tuple[list[Any], int] = ([], 0)

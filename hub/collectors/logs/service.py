@@ -1,0 +1,278 @@
+"""The logs area's service: tenant-scoped search, histogram and export over one log store, the
+hub's write path into it, and retention; it runs the shipper the runtime hands it.
+
+Every read takes the caller's :class:`hub.scope.Scope` and enforces it *before* the store is
+asked (a named namespace outside it is the one 403; every query carries
+``LogQuery.visibility`` and the predecessor rule), so no code path reaches the store unscoped;
+every read is audited (``logs.search``, ``logs.histogram``, ``logs.export``) whatever its
+outcome. Built by ``hub/runtime/logs.py``, which also adapts the cluster service for the
+shipper.
+"""
+
+from __future__ import annotations
+
+import calendar
+import logging
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from itertools import chain
+from typing import Any, Protocol
+
+from hub.collectors.logs import export as export_mod
+from hub.collectors.logs.shipper import Shipper
+from hub.collectors.logs.store import LogLine, LogParams, LogQuery, LogRecord, LogStore
+from hub.errors import Forbidden, HubError, InvalidInput
+from hub.scope import LogFloors, Scope
+from hub.settings import Settings
+from hub.timeutil import Clock, format_duration, iso
+
+log = logging.getLogger("kubehub.logs")
+
+READ_PERMISSION = "logs:read"
+RETENTION_EVERY = 3600.0  # seconds between retention runs; partitions are whole days anyway
+# Histogram intervals picked when the caller gives none: about 60 buckets over the range.
+_NICE_INTERVALS = (1, 5, 10, 30, 60, 300, 600, 1800, 3600, 10800, 21600, 43200, 86400)
+
+
+def auto_interval(start: float | None, end: float | None) -> float:
+    if start is None or end is None:
+        return 3600.0
+    target = (end - start) / 60
+    for step in _NICE_INTERVALS:
+        if step >= target:
+            return float(step)
+    return float(_NICE_INTERVALS[-1])
+
+
+class AuditLog(Protocol):
+    """What the logs area needs of the tenancy service: the audit log. The caller's scope
+    arrives with each read."""
+
+    def audit(
+        self, actor: str, action: str, target: str, result: str, detail: Mapping[str, Any] | None = None
+    ) -> int: ...
+
+
+class LogService:
+    """Tenant-scoped reads, the write path, retention and the shipper of the logs area."""
+
+    def __init__(
+        self,
+        *,
+        store: LogStore,
+        settings: Settings,
+        tenancy: AuditLog,
+        clock: Clock,
+        metrics: Any = None,
+        shipper: Shipper | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.tenancy = tenancy
+        self.clock = clock
+        self.metrics = metrics
+        self.shipper = shipper
+        self._stop = threading.Event()
+        self._retention_thread: threading.Thread | None = None
+
+    @property
+    def backend(self) -> str:
+        return self.settings.logs.backend
+
+    # -- scope and audit --------------------------------------------------------------------------
+    def visibility(self, scope: Scope, params: LogParams) -> LogFloors | None:
+        """What the caller may read among the namespaces asked for, with the predecessor rule
+        (each namespace's floor and current UID, :class:`~hub.scope.LogFloors`).
+
+        Naming a namespace outside the scope is refused whole (the one 403 of
+        :meth:`Scope.check`, the same words whether the namespace exists or not) rather than
+        silently narrowed. Platform admins see every namespace with no floor: the rule hides a
+        predecessor's lines from tenants, while admins investigate the cluster as a whole.
+        None: every namespace, no floor.
+        """
+        restricted = scope.named(READ_PERMISSION, params.namespaces)
+        if restricted is None:
+            return None
+        floors: LogFloors = scope.log_floors(restricted)
+        return floors
+
+    def _audit(self, scope: Scope, action: str, result: str, params: LogParams | None, **extra: Any) -> None:
+        detail: dict[str, Any] = dict(extra)
+        if params is not None:
+            detail.update(
+                {
+                    "q": params.q,
+                    "start": iso(params.start) if params.start is not None else None,
+                    "end": iso(params.end) if params.end is not None else None,
+                    "workloads": list(params.workloads),
+                    "pods": list(params.pods),
+                    "containers": list(params.containers),
+                }
+            )
+        actor = scope.username
+        try:
+            self.tenancy.audit(actor, action, "logs", result, detail)
+        except Exception:  # an audit failure is logged loudly but must not hide the answer's error
+            log.exception("auditing %s by %s failed", action, actor)
+
+    def _scoped(self, scope: Scope, args: LogParams | Mapping[str, Any], action: str) -> tuple[LogParams, LogQuery]:
+        if not isinstance(args, LogParams):  # query strings are read by web.params.log_params (bounded)
+            raise TypeError(f"the logs service takes LogParams, got {type(args).__name__}")
+        params = args
+        try:
+            vis = self.visibility(scope, params)
+        except Forbidden as exc:
+            self._audit(scope, action, "denied", params, namespaces=list(params.namespaces), reason=exc.message)
+            raise
+        if vis is None:
+            return params, params.to_query(None)
+        return params, params.to_query(vis.created, vis.uids)
+
+    @staticmethod
+    def _scope_detail(query: LogQuery) -> dict[str, Any]:
+        if query.visibility is None:
+            return {"all_namespaces": True}
+        return {"namespaces": list(query.visibility)}  # the audit log sorts them
+
+    # -- reads ------------------------------------------------------------------------------------
+    def search(self, scope: Scope, args: LogParams | Mapping[str, Any]) -> dict[str, Any]:
+        """``GET /api/v1/logs``: ``{"items": [...], "total": N, "total_relation": "eq"|"gte"}``."""
+        params, query = self._scoped(scope, args, "logs.search")
+        try:
+            result = self.store.search(query)
+        except HubError as exc:
+            self._audit(scope, "logs.search", "failed", params, reason=exc.message, **self._scope_detail(query))
+            raise
+        self._audit(scope, "logs.search", "ok", params, total=result.total, **self._scope_detail(query))
+        return {
+            "items": [line.to_dict() for line in result.items],
+            "total": result.total,
+            "total_relation": "eq" if result.total_exact else "gte",
+            "from": params.offset,
+            "size": params.size,
+        }
+
+    def histogram(self, scope: Scope, args: LogParams | Mapping[str, Any]) -> dict[str, Any]:
+        """``GET /api/v1/logs/histogram``: ``{"interval": "1m", "buckets": [{"time", "count"}], "total"}``."""
+        params, query = self._scoped(scope, args, "logs.histogram")
+        interval = params.interval or auto_interval(params.start, params.end)
+        try:
+            buckets = self.store.histogram(query, interval=interval)
+        except InvalidInput:
+            raise
+        except HubError as exc:
+            self._audit(scope, "logs.histogram", "failed", params, reason=exc.message, **self._scope_detail(query))
+            raise
+        total = sum(b.count for b in buckets)
+        self._audit(scope, "logs.histogram", "ok", params, total=total, **self._scope_detail(query))
+        return {
+            "interval": format_duration(interval),
+            "buckets": [{"time": iso(b.time), "count": b.count} for b in buckets],
+            "total": total,
+        }
+
+    def export(
+        self, scope: Scope, args: LogParams | Mapping[str, Any], *, fmt: str = "csv", limit: int | None = None
+    ) -> export_mod.Export:
+        """``GET /api/v1/logs/export``: a streamed CSV or JSON-lines file, capped at ``logs.export_cap``.
+
+        The first page is read before this returns, so an outage is a 503, not a broken file.
+        """
+        if fmt not in export_mod.FORMATS:
+            raise InvalidInput(f"format must be 'csv' or 'jsonl', got {fmt!r}", field="format")
+        cap = self.settings.logs.export_cap
+        limit = cap if limit is None else limit
+        if not 1 <= limit <= cap:
+            raise InvalidInput(f"limit must be between 1 and {cap}, got {limit}", field="limit")
+        params, query = self._scoped(scope, args, "logs.export")
+        lines = self.store.export(query, limit=limit + 1)
+        try:
+            first = next(lines, None)
+        except HubError as exc:
+            self._audit(scope, "logs.export", "failed", params, reason=exc.message, **self._scope_detail(query))
+            raise
+        self._audit(scope, "logs.export", "ok", params, format=fmt, limit=limit, **self._scope_detail(query))
+        stream: Iterator[LogLine] = chain([first], lines) if first is not None else iter(())
+        stamp = datetime.fromtimestamp(self.clock.now(), tz=UTC).strftime("%Y%m%dT%H%M%SZ")
+        return export_mod.Export(
+            filename=f"kubehub-logs-{stamp}.{fmt}",
+            content_type=export_mod.FORMATS[fmt],
+            chunks=export_mod.render(stream, fmt=fmt, limit=limit),
+        )
+
+    # -- writes and lifecycle ---------------------------------------------------------------------
+    def retention_cutoff(self) -> str:
+        """The first UTC day kept: today and the ``retention_days - 1`` days before it."""
+        keep = max(1, self.settings.logs.retention_days)
+        return time.strftime("%Y-%m-%d", time.gmtime(self.clock.now() - (keep - 1) * 86_400))
+
+    def write(self, records: Sequence[LogRecord]) -> int:
+        """The hub's write path (the shipper's sink): drops lines already past retention, then
+        writes; returns the number of new lines."""
+        cutoff = self.retention_cutoff()
+        horizon = calendar.timegm(time.strptime(cutoff, "%Y-%m-%d"))
+        kept = [r for r in records if r.time >= horizon]
+        written = self.store.write(kept) if kept else 0
+        if self.metrics is not None and written:
+            self.metrics.log_lines_shipped.inc(written)
+        return written
+
+    def apply_retention(self, *, actor: str = "system") -> list[str]:
+        if self.backend == "elasticsearch" and not self.settings.elasticsearch.manage_retention:
+            return []
+        dropped = self.store.drop_before(self.retention_cutoff())
+        if dropped:
+            self.tenancy.audit(actor, "logs.retention", "logs", "ok", {"dropped": dropped})
+        return dropped
+
+    def stores(self) -> dict[str, Any]:
+        """Sizes for admins: every partition (day file or dated index) with lines and bytes."""
+        parts = self.store.partitions()
+        return {
+            "backend": self.backend,
+            "retention_days": self.settings.logs.retention_days,
+            "keeps_from": self.retention_cutoff(),
+            "manages_retention": self.backend != "elasticsearch" or self.settings.elasticsearch.manage_retention,
+            "partitions": [p.to_dict() for p in parts],
+            "total_lines": sum(p.lines for p in parts),
+            "total_bytes": sum(p.bytes for p in parts),
+            "shipper": self.shipper.status().to_dict() if self.shipper is not None else None,
+        }
+
+    def probe(self) -> str:
+        detail = self.store.probe()
+        if self.shipper is not None:
+            st = self.shipper.status()
+            detail += f"; shipper: {st.followed} containers, {st.spooled_lines} lines spooled"
+            if st.paused:
+                detail += " (paused: spool full)"
+        return detail
+
+    def start(self) -> None:
+        if self.shipper is not None:
+            self.shipper.start()
+        if self._retention_thread is None:
+            self._stop.clear()
+            self._retention_thread = threading.Thread(target=self._retention_loop, name="log-retention", daemon=True)
+            self._retention_thread.start()
+
+    def _retention_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.apply_retention()
+            except HubError as exc:
+                log.warning("log retention: %s", exc.message)
+            except Exception:
+                log.exception("log retention failed")
+            self._stop.wait(RETENTION_EVERY)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.shipper is not None:
+            self.shipper.close()
+        if self._retention_thread is not None:
+            self._retention_thread.join(timeout=10)
+            self._retention_thread = None
+        self.store.close()

@@ -1,0 +1,146 @@
+"""A caller's scope: the one value every area's service enforces (pure, in the core).
+
+``hub.tenancy`` decides it (``TenancyService.scope`` builds it from the principal's memberships
+and the project list, and caches it); the areas apply it themselves — the monitoring, logs,
+alerting and cluster services and the audit log take a :class:`Scope` and never ask the
+tenancy service again, and the web layer only passes it through. That is why it lives here,
+below the areas: ``hub.collectors`` and ``hub.alerts`` may not import ``hub.tenancy``.
+
+One answer for a namespace outside the scope, everywhere it is *named* by the caller (a query
+parameter, a filter, a body field): 403 "you lack the permission P in namespace N", the same
+bytes whether N exists or not, so a tenant cannot probe names (:meth:`Scope.check`). Objects
+reached by id (an alert, a silence) outside the scope answer 404 "no alert X", as an unknown
+id does.
+
+No store, no clock: the property tests throw random memberships at it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from hub.errors import Forbidden
+
+
+def refusal(permission: str, namespace: str | None = None) -> Forbidden:
+    """The one answer for a permission not held where asked (a foreign or unknown namespace)."""
+    where = f" in namespace {namespace}" if namespace else ""
+    return Forbidden(f"you lack the permission {permission}{where}")
+
+
+@dataclass(frozen=True)
+class LogFloors:
+    """How a tenant's log queries tell a namespace from an earlier one of the same name.
+
+    A line stamped with a namespace UID is the current namespace's exactly when that UID is
+    ``uids[namespace]``, whatever its time: history shipped from the namespace's own pods is
+    shown even when it predates the namespace object (seeded or backfilled logs), and a
+    predecessor's lines are hidden. A line without a UID, or of a namespace whose UID is not
+    known, is shown from ``created[namespace]`` (the creation time) on. The stores apply this
+    (``LogQuery.visibility`` and ``LogQuery.namespace_uids``).
+    """
+
+    created: Mapping[str, float]
+    uids: Mapping[str, str]
+
+
+@dataclass(frozen=True, eq=False)
+class Scope:
+    """Who the caller is and what they may read and write.
+
+    ``all_namespaces`` is true only for platform admins: queries then carry no namespace filter
+    and node-level (cluster) objects are theirs. Otherwise ``namespaces`` (namespace -> its
+    creation time, the log floor) is the complete allow-list and an empty one means "see
+    nothing" (never "no filter"). ``workspaces`` maps each listed namespace to its workspace,
+    ``uids`` to its current metadata.uid (the log predecessor rule), ``roles`` to the caller's
+    effective project role there, and ``grants`` to the project permissions that role holds.
+    """
+
+    all_namespaces: bool
+    namespaces: Mapping[str, float]
+    workspaces: Mapping[str, str] = field(default_factory=dict)
+    uids: Mapping[str, str] = field(default_factory=dict)
+    username: str = ""
+    roles: Mapping[str, str] = field(default_factory=dict)
+    grants: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    @property
+    def cluster(self) -> bool:
+        """Whether node-level (cluster-wide) objects are visible: platform admins only."""
+        return self.all_namespaces
+
+    @cached_property
+    def visible(self) -> tuple[str, ...] | None:
+        """The namespaces as a sorted tuple for store filters; None: every namespace."""
+        return None if self.all_namespaces else tuple(sorted(self.namespaces))
+
+    def allows(self, namespace: str | None) -> bool:
+        """Whether objects of ``namespace`` (None or "": node-level objects) are visible."""
+        if not namespace:
+            return self.all_namespaces
+        return self.all_namespaces or namespace in self.namespaces
+
+    def may(self, permission: str, namespace: str | None) -> bool:
+        """Whether the caller holds a project ``permission`` in ``namespace``; with no namespace
+        (a node-level or cluster-wide object) only platform admins do."""
+        if self.all_namespaces:
+            return True
+        if not namespace:
+            return False
+        return permission in self.grants.get(namespace, ())
+
+    def check(self, permission: str, namespace: str | None) -> None:
+        """Raise the one refusal (403, same words for unknown and foreign) unless :meth:`may`."""
+        if not self.may(permission, namespace):
+            raise refusal(permission, namespace)
+
+    def check_cluster(self, permission: str) -> None:
+        """Cluster-wide reads and writes (nodes, cluster metrics): platform admins only."""
+        if not self.all_namespaces:
+            raise refusal(permission)
+
+    def named(self, permission: str, requested: Iterable[str] | None) -> list[str] | None:
+        """The namespaces a request names, each checked (any outside: the one 403, the request
+        refused whole rather than silently narrowed); none named: every one the caller may
+        read (None for platform admins: no filter)."""
+        wanted = sorted({n for n in (requested or ()) if n})
+        for namespace in wanted:
+            self.check(permission, namespace)
+        if wanted:
+            return wanted
+        return None if self.all_namespaces else [n for n in self.visible or () if permission in self.grants.get(n, ())]
+
+    def floor(self, namespace: str) -> float:
+        """The creation time of a namespace: its logs without a namespace UID are visible only
+        from then on (a recreated namespace does not inherit its predecessor's lines)."""
+        return self.namespaces.get(namespace, 0.0)
+
+    def log_floors(self, namespaces: Iterable[str]) -> LogFloors:
+        """The predecessor rule (:class:`LogFloors`) for reading ``namespaces`` as this scope's
+        principal. Platform admins get none: they investigate the cluster as a whole, a
+        predecessor's lines included."""
+        wanted = list(namespaces)
+        if self.all_namespaces:
+            return LogFloors(created=dict.fromkeys(wanted, 0.0), uids={})
+        # Dicts straight from the scope's: tenants of 1,000+ projects pay this on every log request.
+        created = {ns: float(self.namespaces.get(ns, 0.0)) for ns in wanted}
+        uids = self.uids
+        return LogFloors(created=created, uids={ns: uids[ns] for ns in wanted if uids.get(ns)})
+
+    def restrict(self, requested: Iterable[str] | None) -> list[str] | None:
+        """Intersect a requested namespace list with the scope (for listings that narrow, such
+        as the console's namespace pickers). Returns None for "every namespace" (admins asking
+        for no filter), else the allowed subset (possibly empty, which must yield no data)."""
+        wanted = [n for n in (requested or []) if n]
+        if self.all_namespaces:
+            return wanted or None
+        if not wanted:
+            return sorted(self.namespaces)
+        return [n for n in wanted if n in self.namespaces]
+
+    def projects(self) -> list[tuple[str, str, str | None]]:
+        """(workspace, namespace, effective role) of every project the caller reaches, sorted;
+        a platform admin's role is None where they hold none themselves."""
+        return sorted((self.workspaces.get(ns, ""), ns, self.roles.get(ns)) for ns in self.namespaces)
