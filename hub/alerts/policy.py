@@ -845,7 +845,9 @@ def parse_policy(
     rules: list[Rule] = []
     names: set[str] = set()
     raw_rules = c.seq(doc.get("rules"), "rules", limit=MAX_RULES)
-    if "rules" not in doc or (isinstance(doc.get("rules"), list) and not raw_rules):
+    # Missing, null (``rules:`` in YAML) or empty: all three would store a policy that never
+    # evaluates (and, parsed again on delete, could no longer be deleted).
+    if doc.get("rules") is None or (isinstance(doc.get("rules"), list) and not raw_rules):
         c.add("rules", "a policy needs at least one rule")
     for i, raw in enumerate(raw_rules):
         rule = _parse_rule(c, raw, f"rules[{i}]", metric_table, level)

@@ -152,6 +152,8 @@ def test_a_bad_threshold_is_reported_with_its_field_path_and_line() -> None:
         (lambda d: d["repeat"].update(urgent={"mode": "none"}), "repeat.urgent", "unknown field"),
         (lambda d: d.update(name="Node Pressure"), "name", "lower-case"),
         (lambda d: d.update(rules=[]), "rules", "at least one rule"),
+        (lambda d: d.update(rules=None), "rules", "at least one rule"),  # found by the API fuzz: PUT took it
+        (lambda d: d.pop("rules"), "rules", "at least one rule"),
         (lambda d: d["rules"].append(copy.deepcopy(d["rules"][0])), "rules[1].name", "used twice"),
         (
             lambda d: d.update(target={"workloads": [{"kind": "deployment", "name": "api"}]}),
