@@ -10,7 +10,7 @@ scopes before calling, and namespace arguments are taken as already authorised.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from typing import Any, Protocol
 
@@ -39,7 +39,7 @@ from hub.collectors.inventory import (
 )
 from hub.collectors.k8s_errors import API_SERVER
 from hub.collectors.watchcache import KubeSource, ListPage, ResourceKind, Store, WatchCache
-from hub.errors import BackendUnavailable, Conflict, InvalidInput, NotFound, Unprocessable
+from hub.errors import BackendUnavailable, Conflict, HubError, InvalidInput, NotFound, Unprocessable
 from hub.model import RESTARTED_AT_ANNOTATION, WORKSPACE_LABEL, Event, Namespace, Node, Pod, Workload, iso_or_none
 from hub.scope import Scope
 from hub.timeutil import Clock
@@ -675,6 +675,36 @@ class ClusterService:
         text = self.api.read_log(namespace, name, container=container or "", tail=tail, limit_bytes=LOG_LIMIT_BYTES)
         lines = text.splitlines()
         return {"namespace": namespace, "pod": name, "container": container, "tail": tail, "lines": lines[-tail:]}
+
+    def read_pod_log(
+        self,
+        scope: Scope,
+        namespace: str,
+        name: str,
+        *,
+        container: str | None,
+        tail: int,
+        audit: Callable[[str, str, str, str, Mapping[str, Any]], Any],
+    ) -> dict[str, Any]:
+        """A pod's log tail read as the caller whose scope this is, audited as ``pods.log`` the
+        way a log search is audited.
+
+        Why: the tail is a read of a tenant's logs through another door than the log search, so
+        it takes the same scope check (``pods:log`` in the namespace, the one 403) and leaves the
+        same trace (who, which namespace, pod and container, how many lines, and failures with
+        their reason). The API and the console both read through here.
+        """
+        scope.check("pods:log", namespace)
+        target = f"namespace/{namespace}/pod/{name}"
+        detail: dict[str, Any] = {"namespace": namespace, "pod": name, "container": container, "tail": tail}
+        try:
+            out = self.pod_log(namespace, name, container=container, tail=tail)
+        except HubError as exc:
+            audit(scope.username, "pods.log", target, "failed", {**detail, "reason": exc.message})
+            raise
+        lines = len(out.get("lines", []))
+        audit(scope.username, "pods.log", target, "ok", {**detail, "container": out.get("container"), "lines": lines})
+        return out
 
     # -- events, services, config metadata ---------------------------------------------------------
     def list_events(

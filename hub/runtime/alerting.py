@@ -41,6 +41,7 @@ from hub.alerts.service import AlertService
 from hub.collectors.catalogue import default_catalogue
 from hub.runtime.evidence import evidence_lines
 from hub.store.alerts import AlertStore
+from hub.timeutil import Clock
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -64,8 +65,10 @@ class AlertEngine:
         metrics: Any,
         tick_seconds: float,
         delivery_seconds: float,
+        clock: Clock,
     ) -> None:
         self.runner = runner
+        self.clock = clock  # readiness ages (last cycle, start) on the hub's clock, as the cycles
         self.dispatcher = dispatcher
         self.store = store
         self.metrics = metrics
@@ -99,7 +102,7 @@ class AlertEngine:
                     "alert rules with a %gs period skipped %d slot(s) (the hub was stopped or busy)", period, missed
                 )
             self.last_report = report
-            self.last_ok = time.time()
+            self.last_ok = self.clock.now()
             log.debug(
                 "alert cycle committed: %d rules due, %d queries, %d notices in %.3fs",
                 report.due_rules,
@@ -138,7 +141,7 @@ class AlertEngine:
             return  # a web-only process, or nothing to evaluate or deliver
         if self.dispatcher is not None:
             self.dispatcher.recover()
-        self.started_at = time.time()
+        self.started_at = self.clock.now()
         sched = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
         if self.runner is not None:
             sched.add_job(
@@ -169,7 +172,7 @@ class AlertEngine:
     def probe(self) -> str:
         if self.runner is None:
             return "rule engine off (no Prometheus configured or alerts.evaluate is false)"
-        now = time.time()
+        now = self.clock.now()
         if self.scheduler is not None and self.started_at is not None:
             since = self.last_ok or self.started_at
             if now - since > STUCK_CYCLES * self.tick_seconds + 30:
@@ -183,6 +186,9 @@ class AlertEngine:
 
 
 def _soon() -> Any:
+    """APScheduler's first run time. The scheduler runs on the machine's wall clock (it sleeps
+    in real time), so this one read is the scheduler's, not the hub's injected clock: a test
+    clock in the past would make the first cycle a misfire."""
     from datetime import UTC, datetime, timedelta
 
     return datetime.now(UTC) + timedelta(seconds=1)
@@ -304,6 +310,7 @@ def build(hub: Hub) -> None:
         metrics=hub.metrics,
         tick_seconds=settings.alerts.tick_seconds,
         delivery_seconds=settings.alerts.delivery_seconds,
+        clock=hub.clock,
     )
 
 

@@ -15,7 +15,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from hub.collectors.cluster import ClusterService
 from hub.collectors.inventory import ListQuery, Page, decode_continue
-from hub.errors import BackendUnavailable, HubError, InvalidInput
+from hub.errors import BackendUnavailable, InvalidInput
 from web.access import audit, audited_read, permission, scope
 from web.util import hub, int_param, json_body
 
@@ -198,31 +198,14 @@ def get_pod(ns: str, pod: str) -> Any:
     return jsonify(cluster().get_pod(ns, pod))
 
 
-def read_pod_log(ns: str, pod: str, *, container: str | None, tail: int) -> dict[str, Any]:
-    """A pod's log tail, audited as ``pods.log`` the way a log search is audited.
-
-    Why: the tail is a read of a tenant's logs through another door than the log search, so
-    it leaves the same trace (who, which namespace, pod and container, how many lines, and
-    failures with their reason). The API and the console both read through here.
-    """
-    target = f"namespace/{ns}/pod/{pod}"
-    detail: dict[str, Any] = {"namespace": ns, "pod": pod, "container": container, "tail": tail}
-    try:
-        out: dict[str, Any] = cluster().pod_log(ns, pod, container=container, tail=tail)
-    except HubError as exc:
-        audit("pods.log", target, "failed", {**detail, "reason": exc.message})
-        raise
-    audit("pods.log", target, "ok", {**detail, "container": out.get("container"), "lines": len(out.get("lines", []))})
-    return out
-
-
 @bp.get("/namespaces/<ns>/pods/<pod>/log")
 @permission("pods:log", namespace_arg="ns")
 @audited_read("pods.log")
 def pod_log(ns: str, pod: str) -> Any:
     """The last ``tail`` lines (default 100, at most 10000) of a container's log (audited: ``pods.log``)."""
     tail = int_param("tail", 100, minimum=1, maximum=10_000)
-    return jsonify(read_pod_log(ns, pod, container=request.args.get("container") or None, tail=tail))
+    container = request.args.get("container") or None
+    return jsonify(cluster().read_pod_log(scope(), ns, pod, container=container, tail=tail, audit=hub().tenancy.audit))
 
 
 # -- events, services, config metadata --------------------------------------------------------------

@@ -10,11 +10,12 @@ from typing import Any
 
 from flask import Blueprint, request, url_for
 
+from hub.collectors.cluster import ClusterService
 from hub.collectors.inventory import ListQuery
 from hub.errors import HubError, InvalidInput
-from web.access import audit, permission, require
-from web.api.cluster import read_pod_log
+from web.access import audit, permission, require, scope
 from web.params import MAX_ID, integer, whole
+from web.util import hub
 from web.views import common
 from web.views.common import _, attempt, back, can, done, failed, page, require_cluster
 
@@ -32,7 +33,7 @@ ACTIONS_OF = {
 ALL = ListQuery(limit=5000, offset=0, label_selector="", name="")
 
 
-def _cluster() -> Any:
+def _cluster() -> ClusterService:
     return require_cluster()
 
 
@@ -167,5 +168,10 @@ def pod(ns: str, pod: str) -> Any:
     container = request.args.get("container") or None
     tail_n = integer(request.args, "tail", 100, lo=1, hi=10_000, lenient=True)
     if detail and can("pods:log", namespace=ns):
-        log = attempt(lambda: read_pod_log(ns, pod, container=container, tail=tail_n), None)
+        log = attempt(
+            lambda: _cluster().read_pod_log(
+                scope(), ns, pod, container=container, tail=tail_n, audit=hub().tenancy.audit
+            ),
+            None,
+        )
     return page("pod.html", ns=ns, pod_name=pod, p=detail, log=log, container=container or "", tail=tail_n)

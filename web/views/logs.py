@@ -9,7 +9,6 @@ session cookie.
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 from urllib.parse import urlencode
 
@@ -73,7 +72,7 @@ def search() -> Any:
     q = args.get("q", "").strip()
     if q:
         params["q"] = q
-    now = time.time()
+    now = hub().clock.now()  # the hub's injected clock, as every "last hour" elsewhere
     seconds = dict(RANGES).get(range_name)
     if seconds:
         params["start"] = str(int(now - seconds))
