@@ -620,10 +620,13 @@ def run(sb: Sandbox, args: argparse.Namespace, minutes: float) -> int:
 
         def loop(s: SoakSession = s, is_admin: bool = is_admin, namespaces: list[str] = namespaces) -> None:
             while not s.over():
-                if is_admin:
-                    admin_round(s)
-                else:
-                    tenant_round(s, s.rng.choice(namespaces))
+                try:
+                    if is_admin:
+                        admin_round(s)
+                    else:
+                        tenant_round(s, s.rng.choice(namespaces))
+                except Exception as exc:  # a script's own bug must not end the session quietly
+                    s.record.add(Answer(time.time(), time.time(), s.who, "script", "", 0, detail=repr(exc)[:200]))
                 s.stop.wait(s.rng.uniform(1.0, 3.0))
 
         threads.append(threading.Thread(target=loop, name=f"session-{i}", daemon=True))
@@ -732,7 +735,9 @@ def run(sb: Sandbox, args: argparse.Namespace, minutes: float) -> int:
     )
     for e in lines["examples"]:
         print(f"  {e}")
-    print(f"  hub RSS {rss_first / 2**20:.1f} MiB after the {warmup:.0f}s warm-up -> {rss_last / 2**20:.1f} MiB; "
+    peak = max((b for _t, b in record.rss), default=rss_last)
+    print(f"  hub RSS {rss_first / 2**20:.1f} MiB after the {warmup:.0f}s warm-up -> {rss_last / 2**20:.1f} MiB "
+          f"(peak {peak / 2**20:.1f} MiB); "
           f"drain took {drained:.0f}s; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")  # fmt: skip
 
     duplicated = notices["duplicated"] + lines["duplicated"]
