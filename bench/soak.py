@@ -416,6 +416,9 @@ def check_notices(admin: Admin, maildir: Path, t0: float, t1: float) -> dict[str
     }
 
 
+Lines = dict[tuple[str, str, str], list[int]]  # (pod, container, message) -> times in microseconds
+
+
 def cri_lines(path: Path, t0: float, t1: float) -> list[tuple[int, str]]:
     """(microseconds, message) of the CRI lines of a file with a time in [t0, t1]."""
     out = []
@@ -466,7 +469,7 @@ def search_all(admin: Admin, ns: str, start: float, end: float) -> list[dict[str
 
 def check_lines(admin: Admin, sb: Sandbox, pods: dict[tuple[str, str, str], list[str]], t0: float,
                 t1: float) -> dict[str, Any]:  # fmt: skip
-    expected: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    expected: Lines = defaultdict(list)
     files: dict[tuple[str, str], list[tuple[int, str]]] = {}
     for (ns, pod, _uid), containers in pods.items():
         for c in containers:
@@ -478,7 +481,7 @@ def check_lines(admin: Admin, sb: Sandbox, pods: dict[tuple[str, str, str], list
             for us, message in files[(ns, c)]:
                 expected[(pod, c, message)].append(us)
     wanted = {(pod, c) for (_ns, pod, _uid), cs in pods.items() for c in cs}
-    actual: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    actual: Lines = defaultdict(list)
     for ns in sorted({k[0] for k in pods}):
         for item in search_all(admin, ns, t0 - 1, t1 + 1):
             if (item["pod"], item["container"]) not in wanted:
@@ -486,28 +489,7 @@ def check_lines(admin: Admin, sb: Sandbox, pods: dict[tuple[str, str, str], list
             us = round(epoch(item["time"]) * 1e6)
             if int(t0 * 1e6) <= us <= int(t1 * 1e6):
                 actual[(item["pod"], item["container"], item["message"])].append(us)
-    lost = duplicated = unexpected = 0
-    examples: list[str] = []
-    for key in expected.keys() | actual.keys():
-        want, have = sorted(expected.get(key, [])), sorted(actual.get(key, []))
-        matched = [False] * len(want)
-        for us in have:
-            i = next((j for j, w in enumerate(want) if not matched[j] and abs(w - us) <= 2), None)
-            if i is not None:
-                matched[i] = True
-            elif any(abs(w - us) <= 2 for w in want):
-                duplicated += 1
-                if len(examples) < 5:
-                    examples.append(f"duplicated: {key[0]}/{key[1]} {us} {key[2][:80]!r}")
-            else:
-                unexpected += 1
-                if len(examples) < 5:
-                    examples.append(f"not in the files: {key[0]}/{key[1]} {us} {key[2][:80]!r}")
-        for i, ok in enumerate(matched):
-            if not ok:
-                lost += 1
-                if len(examples) < 5:
-                    examples.append(f"lost: {key[0]}/{key[1]} {want[i]} {key[2][:80]!r}")
+    lost, duplicated, unexpected, examples = compare_lines(expected, actual)
     return {
         "expected": sum(len(v) for v in expected.values()),
         "found": sum(len(v) for v in actual.values()),
@@ -517,6 +499,36 @@ def check_lines(admin: Admin, sb: Sandbox, pods: dict[tuple[str, str, str], list
         "pods": len(pods),
         "examples": examples,
     }
+
+
+def compare_lines(expected: Lines, actual: Lines, *, tolerance_us: int = 2) -> tuple[int, int, int, list[str]]:
+    """(lost, duplicated, not in the files, a few examples): each line found is matched to one
+    expected line of the same pod, container and message within ``tolerance_us`` (the API's
+    times pass through a float); a second match of the same line is a duplicate."""
+    lost = duplicated = unexpected = 0
+    examples: list[str] = []
+    for key in expected.keys() | actual.keys():
+        want, have = sorted(expected.get(key, [])), sorted(actual.get(key, []))
+        matched = [False] * len(want)
+        for us in have:
+            i = next((j for j, w in enumerate(want) if not matched[j] and abs(w - us) <= tolerance_us), None)
+            if i is not None:
+                matched[i] = True
+                continue
+            if any(abs(w - us) <= tolerance_us for w in want):
+                duplicated += 1
+                what = "duplicated"
+            else:
+                unexpected += 1
+                what = "not in the files"
+            if len(examples) < 5:
+                examples.append(f"{what}: {key[0]}/{key[1]} {us} {key[2][:80]!r}")
+        for i, ok in enumerate(matched):
+            if not ok:
+                lost += 1
+                if len(examples) < 5:
+                    examples.append(f"lost: {key[0]}/{key[1]} {want[i]} {key[2][:80]!r}")
+    return lost, duplicated, unexpected, examples
 
 
 def check_5xx(record: Record) -> tuple[int, int, list[Answer]]:
