@@ -538,8 +538,8 @@ class Seeder:
         """Create the demo users and built-in policies through the hub's own services.
 
         The hook: each entry of ``HUB_HOOKS`` names a function ``fn(settings, sandbox_state) ->
-        str`` in the hub; it is called when it exists (the Tenancy and Alerting areas provide
-        them) and skipped with a notice otherwise. ``sandbox_state`` carries the credentials,
+        str`` in the hub; it is called when it exists (``sandbox/hub_seed.py`` has the tenancy and
+        alerting ones) and skipped with a notice otherwise. ``sandbox_state`` carries the credentials,
         workspaces and the policy directory. ``data_dir``/``state_dir`` point the hooks at
         another hub's data and credentials (tests seed a hub of their own the same way).
         """
@@ -598,8 +598,8 @@ class Seeder:
 
 # (module, function) called by Seeder.seed_hub when present.
 HUB_HOOKS: list[tuple[str, str]] = [
-    ("hub.runtime.tenancy", "seed_sandbox"),
-    ("hub.runtime.alerting", "seed_sandbox"),
+    ("sandbox.hub_seed", "seed_tenancy"),
+    ("sandbox.hub_seed", "seed_alerting"),
 ]
 
 

@@ -45,7 +45,6 @@ from hub.timeutil import Clock
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
-    from hub.settings import Settings
 
 log = logging.getLogger("kubehub.alerts")
 
@@ -312,67 +311,3 @@ def build(hub: Hub) -> None:
         delivery_seconds=settings.alerts.delivery_seconds,
         clock=hub.clock,
     )
-
-
-def seed_sandbox(settings: Settings, state: Mapping[str, Any]) -> str:
-    """Sandbox hook (``sandbox/seed.py`` HUB_HOOKS): the built-in templates as live policies.
-
-    Node-level templates become the cluster's policies and workload-level templates are loaded
-    into every demo project, so the demo has alerts to show and backtest on first start.
-    Idempotent: a policy whose name already exists in its scope is left as the user edited it.
-    Receivers: the project's members (else the platform admins) for workload policies, the
-    platform admins for node policies; every demo user has an address (sandbox/seed.py), so the
-    demo alerts arrive in the sandbox's mailbox. Any save warning (a receiver without an
-    address) is reported in the hook's line.
-    """
-    from hub.runtime import build_hub
-
-    hub = build_hub(settings)
-    try:
-        svc = hub.alerting
-        created = 0
-        warnings: list[str] = []
-        # Node policies mail the demo's platform admins (they alone see node alerts).
-        admins = sorted(c["username"] for c in state.get("credentials") or [] if c.get("platform_role") == "admin")
-        existing = {p["name"] for p in svc.list_policies(level="node")}
-        for template in svc.templates(level="node"):
-            if template["name"] not in existing:
-                notification = dict(template.get("notification") or {})
-                notification["receivers"] = [{"user": name} for name in admins]
-                out = svc.create_from_template(
-                    template["template"], level="node", actor="sandbox", overrides={"notification": notification}
-                )
-                warnings += [w["warning"] for w in out.get("warnings") or []]
-                created += 1
-        workload_templates = svc.templates(level="workload")
-        for workspace, namespaces in (state.get("workspaces") or {}).items():
-            for namespace in namespaces:
-                # The templates ship without receivers; in the demo the project's own members
-                # (direct or through their workspace) get its notices, else the platform admins.
-                members = (
-                    sorted(
-                        c["username"]
-                        for c in state.get("credentials") or []
-                        if namespace in (c.get("projects") or {}) or workspace in (c.get("workspaces") or {})
-                    )
-                    or admins
-                )  # a project without members: its alerts go to the platform admins
-                existing = {p["name"] for p in svc.list_policies(level="workload", namespace=namespace)}
-                for template in workload_templates:
-                    if template["name"] in existing:
-                        continue
-                    notification = dict(template.get("notification") or {})
-                    notification["receivers"] = [{"user": name} for name in members]
-                    out = svc.create_from_template(
-                        template["template"],
-                        level="workload",
-                        namespace=namespace,
-                        actor="sandbox",
-                        overrides={"notification": notification},
-                    )
-                    warnings += [w["warning"] for w in out.get("warnings") or []]
-                    created += 1
-        told = f"; warnings: {'; '.join(sorted(set(warnings)))}" if warnings else ""
-        return f"alerting: {created} policies created from rules/{told}"
-    finally:
-        hub.close()

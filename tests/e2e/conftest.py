@@ -162,7 +162,7 @@ def _hot_policy(hub: Hub, sb: Sandbox) -> str:
 def console(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:  # noqa: F811
     from waitress.server import create_server
 
-    from hub.runtime.tenancy import seed_sandbox
+    from sandbox.hub_seed import seed_tenancy as seed_sandbox
     from sandbox.seed import WORKSPACES
     from web import create_app
 

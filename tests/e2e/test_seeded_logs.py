@@ -41,7 +41,7 @@ TENANT_TERMS: dict[str, tuple[str, str]] = {
 def history_console(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     from waitress.server import create_server
 
-    from hub.runtime.tenancy import seed_sandbox
+    from sandbox.hub_seed import seed_tenancy as seed_sandbox
     from sandbox.seed import WORKSPACES
     from web import create_app
 

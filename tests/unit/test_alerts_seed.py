@@ -4,9 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from hub.runtime.alerting import seed_sandbox as seed_alerting
-from hub.runtime.tenancy import seed_sandbox as seed_tenancy
 from hub.settings import load_settings
+from sandbox.hub_seed import seed_alerting, seed_tenancy
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""The sandbox hook ``hub.runtime.tenancy.seed_sandbox`` (run without a cluster here)."""
+"""The sandbox hook ``sandbox.hub_seed.seed_tenancy`` (run without a cluster here)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from hub.runtime.tenancy import build_service, seed_sandbox
+from hub.runtime.tenancy import build_service
 from hub.settings import Settings
 from hub.store import Database
+from sandbox.hub_seed import seed_tenancy as seed_sandbox
 from tests.unit.conftest_tenancy import FAST_AUTH
 
 pytestmark = pytest.mark.unit

@@ -1,0 +1,122 @@
+"""The sandbox's hooks into the hub (``sandbox/seed.py`` ``HUB_HOOKS``): the demo tenants and the
+built-in alert policies, created through the hub's own services.
+
+Here, not in ``hub/runtime/``, because they are the sandbox's demo data, not wiring: the hub
+knows nothing of the sandbox. Each hook is ``fn(settings, sandbox_state) -> str`` (one line for
+the sandbox's output), idempotent, and builds a hub of its own from ``settings``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hub.runtime import build_hub
+from hub.settings import Settings
+
+
+def seed_tenancy(settings: Settings, state: Mapping[str, Any]) -> str:
+    """The demo workspaces, projects and users.
+
+    Idempotent: run again, it brings users, roles and memberships back to what the sandbox's
+    credentials say (passwords included, which the sandbox generated and keeps in its own
+    state; the hub has no default password of its own). Projects are created through the
+    cluster service when the sandbox's API server is configured, so their namespaces carry the
+    workspace label and their real creation times.
+    """
+    hub = build_hub(settings)
+    try:
+        svc = hub.tenancy
+        workspaces: Mapping[str, Any] = state.get("workspaces") or {}
+        projects = 0
+        for ws, namespaces in workspaces.items():
+            if svc.workspace(ws) is None:
+                svc.create_workspace(ws, actor="sandbox")
+            for ns in namespaces:
+                if svc.project(ns) is None:
+                    svc.create_project(ws, ns, actor="sandbox")
+                projects += 1
+        users = 0
+        for cred in state.get("credentials") or []:
+            name, password = cred["username"], cred["password"]
+            role = cred.get("platform_role", "regular")
+            # Every demo user has an address (the sandbox's catcher takes any), so the seeded
+            # policies that name them as receivers actually mail them.
+            email = str(cred.get("email") or "")
+            if svc.user(name) is None:
+                svc.create_user(name, password, platform_role=role, email=email, actor="sandbox")
+            else:
+                svc.update_user(
+                    name, password=password, platform_role=role, email=email or None, disabled=False, actor="sandbox"
+                )
+            for ws, ws_role in (cred.get("workspaces") or {}).items():
+                svc.set_workspace_member(ws, name, ws_role, actor="sandbox")
+            for ns, ns_role in (cred.get("projects") or {}).items():
+                svc.set_project_member(ns, name, ns_role, actor="sandbox")
+            users += 1
+        svc.refresh_floors()
+        return f"tenancy: {users} users, {len(workspaces)} workspaces, {projects} projects"
+    finally:
+        hub.close()
+
+
+def seed_alerting(settings: Settings, state: Mapping[str, Any]) -> str:
+    """The built-in templates as live policies.
+
+    Node-level templates become the cluster's policies and workload-level templates are loaded
+    into every demo project, so the demo has alerts to show and backtest on first start.
+    Idempotent: a policy whose name already exists in its scope is left as the user edited it.
+    Receivers: the project's members (else the platform admins) for workload policies, the
+    platform admins for node policies; every demo user has an address (sandbox/seed.py), so the
+    demo alerts arrive in the sandbox's mailbox. Any save warning (a receiver without an
+    address) is reported in the hook's line.
+    """
+    hub = build_hub(settings)
+    try:
+        svc = hub.alerting
+        created = 0
+        warnings: list[str] = []
+        # Node policies mail the demo's platform admins (they alone see node alerts).
+        admins = sorted(c["username"] for c in state.get("credentials") or [] if c.get("platform_role") == "admin")
+        existing = {p["name"] for p in svc.list_policies(level="node")}
+        for template in svc.templates(level="node"):
+            if template["name"] not in existing:
+                notification = dict(template.get("notification") or {})
+                notification["receivers"] = [{"user": name} for name in admins]
+                out = svc.create_from_template(
+                    template["template"], level="node", actor="sandbox", overrides={"notification": notification}
+                )
+                warnings += [w["warning"] for w in out.get("warnings") or []]
+                created += 1
+        workload_templates = svc.templates(level="workload")
+        for workspace, namespaces in (state.get("workspaces") or {}).items():
+            for namespace in namespaces:
+                # The templates ship without receivers; in the demo the project's own members
+                # (direct or through their workspace) get its notices, else the platform admins.
+                members = (
+                    sorted(
+                        c["username"]
+                        for c in state.get("credentials") or []
+                        if namespace in (c.get("projects") or {}) or workspace in (c.get("workspaces") or {})
+                    )
+                    or admins
+                )  # a project without members: its alerts go to the platform admins
+                existing = {p["name"] for p in svc.list_policies(level="workload", namespace=namespace)}
+                for template in workload_templates:
+                    if template["name"] in existing:
+                        continue
+                    notification = dict(template.get("notification") or {})
+                    notification["receivers"] = [{"user": name} for name in members]
+                    out = svc.create_from_template(
+                        template["template"],
+                        level="workload",
+                        namespace=namespace,
+                        actor="sandbox",
+                        overrides={"notification": notification},
+                    )
+                    warnings += [w["warning"] for w in out.get("warnings") or []]
+                    created += 1
+        told = f"; warnings: {'; '.join(sorted(set(warnings)))}" if warnings else ""
+        return f"alerting: {created} policies created from rules/{told}"
+    finally:
+        hub.close()
