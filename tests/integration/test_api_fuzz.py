@@ -291,6 +291,31 @@ def _restore(world: TenancyWorld) -> None:
             world.tokens[role] = t.issue_token(ROLE_USERS[role].name, kind="named", name="fuzz").token
 
 
+_POLICY_WRITE = re.compile(r"/alerting/policies(/\{pid\}|/templates/\{name\})?$")
+_SERVER_FIELDS = {"id", "version", "created_by", "created_at", "updated_by", "updated_at", "status", "warnings"}
+_SERVER_FIELDS |= {"effects"}  # PUT's answer: what happened to the policy's alerts
+
+
+def _round_trip(fz: FuzzWorld, role: str, saved: dict[str, Any]) -> None:
+    """A policy the API accepted and answered with must be accepted back as it is, and stay
+    deletable: the fuzz once saved a policy (``rules: null``) that DELETE then refused."""
+    home = (
+        f"/api/v1/namespaces/{saved['namespace']}/alerting/policies"
+        if saved.get("level") == "workload"
+        else "/api/v1/alerting/policies"
+    )
+    client = fz.world.client(ROLES[role])
+    doc = {k: v for k, v in saved.items() if k not in _SERVER_FIELDS}
+    again = client.put(f"{home}/{saved['id']}", json=doc)
+    if again.status_code != 200:
+        raise AssertionError(f"Round trip: PUT of the saved document answered {again.status_code}: {again.text[:160]}")
+    if saved.get("name", "").startswith("fuzz-"):
+        return  # the pinned policies stay
+    gone = client.delete(f"{home}/{saved['id']}")
+    if gone.status_code != 200:
+        raise AssertionError(f"Round trip: DELETE of a saved policy answered {gone.status_code}: {gone.text[:160]}")
+
+
 def _after_write(fz: FuzzWorld, label: str) -> None:
     """Put back what a state-changing request may have taken away."""
     _restore(fz.world)
@@ -611,6 +636,8 @@ def _exchange(fz: FuzzWorld, operation: Any, role: str, case: Any, raw: tuple[st
             leaked = _no_foreign_names(sent, body)
             if leaked:
                 raise AssertionError(f"Tenant isolation: the answer names {leaked}")
+        if response.status_code in (200, 201) and case.method in ("POST", "PUT") and _POLICY_WRITE.search(label):
+            _round_trip(fz, role, response.get_json() if raw is not None else response.json())
     except (AssertionError, BaseExceptionGroup) as exc:  # each failure is recorded; the run goes on
         key = (label, _summary(exc))
         if key in fz.failures:
