@@ -65,6 +65,7 @@ class Scope:
     username: str = ""
     roles: Mapping[str, str] = field(default_factory=dict)
     grants: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    _whole_floors: LogFloors | None = field(default=None, init=False, repr=False)
 
     @property
     def cluster(self) -> bool:
@@ -110,7 +111,20 @@ class Scope:
             self.check(permission, namespace)
         if wanted:
             return wanted
-        return None if self.all_namespaces else [n for n in self.visible or () if permission in self.grants.get(n, ())]
+        if self.all_namespaces:
+            return None
+        # Every log or metrics request that names no namespace asks this: kept per permission
+        # for the scope's life (one request, or as long as the tenancy cache keeps it).
+        memo = self._memo
+        key = ("named", permission)
+        if key not in memo:
+            memo[key] = tuple(n for n in self.visible or () if permission in self.grants.get(n, ()))
+        return list(memo[key])
+
+    @cached_property
+    def _memo(self) -> dict[tuple[str, str], tuple[str, ...]]:
+        """Answers derived from this (immutable) scope, computed once."""
+        return {}
 
     def floor(self, namespace: str) -> float:
         """The creation time of a namespace: its logs without a namespace UID are visible only
@@ -124,10 +138,17 @@ class Scope:
         wanted = list(namespaces)
         if self.all_namespaces:
             return LogFloors(created=dict.fromkeys(wanted, 0.0), uids={})
-        # Dicts straight from the scope's: tenants of 1,000+ projects pay this on every log request.
+        # Every namespace of the scope (a tenant's search naming none) is the common case and
+        # costs a dict per namespace: built once per scope (LogFloors is frozen and only read).
+        whole = len(wanted) == len(self.namespaces) and tuple(wanted) == self.visible
+        if whole and self._whole_floors is not None:
+            return self._whole_floors
         created = {ns: float(self.namespaces.get(ns, 0.0)) for ns in wanted}
         uids = self.uids
-        return LogFloors(created=created, uids={ns: uids[ns] for ns in wanted if uids.get(ns)})
+        floors = LogFloors(created=created, uids={ns: uids[ns] for ns in wanted if uids.get(ns)})
+        if whole:
+            object.__setattr__(self, "_whole_floors", floors)
+        return floors
 
     def restrict(self, requested: Iterable[str] | None) -> list[str] | None:
         """Intersect a requested namespace list with the scope (for listings that narrow, such
