@@ -22,40 +22,18 @@ check``).
 
 from __future__ import annotations
 
-from hub.alerts.policy_check import (  # noqa: F401  (re-exported: hub.alerts.policy_check holds them)
-    _POLICY_FIELDS,
-    _RULE_FIELDS,
-    _Check,
-    _closest,
-    _join,
-    _kind,
-    _metric_table,
-    _parse_flap,
-    _parse_notification,
-    _parse_repeat,
-    _parse_rule,
-    _parse_target,
-    _parse_window,
+from hub.alerts.policy_check import (
     load_policy_text,
     parse_policy,
     valid_timezone,
 )
-from hub.alerts.policy_files import (  # noqa: F401  (re-exported: hub.alerts.policy_files holds them)
-    _POLICY_SUFFIXES,
+from hub.alerts.policy_files import (
     MetricsProvider,
-    _expand,
     builtin_templates,
     check_policy_files,
     load_policy_file,
 )
-from hub.alerts.policy_model import (  # noqa: F401  (re-exported: hub.alerts.policy_model holds them)
-    _CATALOGUE_UNIT_ALIASES,
-    _CLOCK,
-    _DNS_LABEL,
-    _EMAIL,
-    _GLOB,
-    _LABEL,
-    _NAME,
+from hub.alerts.policy_model import (
     AGGREGATIONS,
     CATALOGUE_LEVEL,
     COMPARATORS,
@@ -92,16 +70,9 @@ from hub.alerts.policy_model import (  # noqa: F401  (re-exported: hub.alerts.po
     TimeWindow,
     Unit,
     WorkloadRef,
-    _hhmm,
 )
-from hub.alerts.policy_yaml import (  # noqa: F401  (re-exported: hub.alerts.policy_yaml holds them)
+from hub.alerts.policy_yaml import (
     SourceDocument,
-    _expanded_nodes,
-    _json_constant,
-    _json_int,
-    _PolicyLoader,
-    _r,
-    _walk_lines,
     decode_policy_text,
     load_documents,
 )

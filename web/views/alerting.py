@@ -8,795 +8,96 @@ is what the API would.
 Policies live at two homes, as in the API: node level under ``/alerting/node-policies``
 (platform admins) and workload level under ``/projects/<ns>/alerting/policies`` (the
 project's members); each route declares the permission of its home.
+
+The pages sit in ``alerting_alerts`` (alerts, silences, history) and ``alerting_policies`` (the
+editor and backtests) on the blueprint of ``alerting_common``; importing this module registers
+them all.
 """
 
 from __future__ import annotations
 
-import functools
-import re
-from typing import Any
-
-import yaml
-from flask import Blueprint, flash, jsonify, redirect, request, url_for
-
-from hub.errors import BackendUnavailable, HubError, NotFound
-from web.access import current_principal, permission, scope
-from web.params import MAX_OFFSET, integer
-from web.util import hub
-from web.views import common
-from web.views.common import _, attempt, back, can, done, failed, page
-
-bp = Blueprint("alerting", __name__)
-
-ACTIVE_STATES = ("firing", "pending", "nodata", "error")
-STATE_TABS = ("active", "firing", "pending", "resolved")
-AGGREGATIONS = ("avg", "max", "min", "last")
-COMPARATORS = (">", ">=", "<", "<=", "==", "!=")
-SEVERITIES = ("critical", "major", "minor")
-REPEAT_MODES = ("none", "fixed", "exponential")
-UNITS = (
-    "ratio", "percent", "cores", "millicores", "bytes", "KiB", "MiB", "GiB", "bytes/s", "KiB/s", "MiB/s",
-    "count", "load", "per_second", "seconds", "ms",
-)  # fmt: skip
-
-
-def _none() -> list[Any]:
-    """A typed empty list: the default a page shows when a backend read fails."""
-    return []
-
-
-@bp.app_template_filter("alert_value")
-def alert_value(value: Any, unit: str) -> str:
-    """An alert's value (base unit) as the emails show it, in the rule's unit family."""
-    from hub.alerts.notify.notice import format_value
-
-    return format_value(value, unit or "")
-
-
-@bp.app_template_filter("plainnum")
-def plainnum(value: Any) -> Any:
-    """2.0 -> 2 in form fields, so a threshold reads back as it was typed."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-@bp.app_template_filter("alert_threshold")
-def alert_threshold(value: Any, unit: str) -> str:
-    """A rule's threshold as its author wrote it (90 percent -> 90%)."""
-    from hub.alerts.notify.notice import format_threshold
-
-    return "–" if value is None else format_threshold(float(value), unit or "")
-
-
-def _svc() -> Any:
-    return hub().alerting
-
-
-# -- alerts --------------------------------------------------------------------------------------
-@bp.get("/alerting")
-@permission(None)
-def alerts() -> Any:
-    """Alerts in the user's scope, by state (active by default)."""
-    tab = request.args.get("state") if request.args.get("state") in STATE_TABS else "active"
-    states = list(ACTIVE_STATES) if tab == "active" else [tab]
-    no_alerts: tuple[list[Any], int] = ([], 0)
-    items, total = attempt(lambda: _svc().alerts(scope(), states=states, limit=200), no_alerts)
-    return page("alerts.html", alerts=items, total=total, tab=tab, tabs=STATE_TABS)
-
-
-@bp.get("/alerting/alerts/<aid>")
-@permission(None)
-def alert(aid: str) -> Any:
-    """One alert's evidence: value against threshold, query, state changes, notices, comments,
-    a chart of the metric around the breach, and the project's log lines of the same minutes."""
-    detail = _svc().alert(aid, scope())
-    chart = _chart_for(detail)
-    return page(
-        "alert.html",
-        a=detail,
-        chart=chart,
-        silenced_by=attempt(lambda: _silences_of(detail), _none()),
-        may_write=scope().may("alerts:write", detail.get("namespace")),
-        logs_link=_logs_link(detail),
-    )
-
-
-def _silences_of(a: dict[str, Any]) -> list[dict[str, Any]]:
-    """The active silences that hold this alert's notices, matched by the pipeline's own rule."""
-    from hub.alerts.notify.notice import Notice
-    from hub.alerts.notify.silence import Silence
-
-    notice = Notice(
-        key="",
-        kind="firing",
-        at=0.0,
-        alert_id=a["id"],
-        policy_id=a["policy_id"],
-        policy_name=a["policy"],
-        level=a["level"],
-        namespace=a.get("namespace"),
-        tenant="",
-        rule=a["rule"],
-        severity=a["severity"],
-        entity=a["entity"],
-        labels=a.get("labels") or {},
-        metric=a.get("metric") or "",
-        aggregation="",
-        comparator=a.get("comparator") or "",
-        threshold=float(a.get("threshold") or 0.0),
-        unit=a.get("unit") or "",
-        value=a.get("value"),
-        query="",
-        period=0.0,
-        consecutive=0,
-        started_at=0.0,
-    )
-    out = []
-    for s in _svc().silences(scope(), active_only=True):
-        rule = Silence(id=s["id"], namespace=s.get("namespace"), matchers=s["matchers"], starts_at=0.0, ends_at=1e18)
-        if rule.matches(notice):
-            out.append(s)
-    return out
-
-
-def _chart_for(a: dict[str, Any]) -> dict[str, Any] | None:
-    """The monitoring query that charts an alert's metric for its entity."""
-    labels = a.get("labels") or {}
-    metric = a.get("metric")
-    if not metric:
-        return None
-    if a.get("level") == "node":
-        node = labels.get("node") or a.get("entity")
-        return {"level": "nodes", "metrics": metric, "filters": {"nodes": node}}
-    ns = a.get("namespace") or labels.get("namespace")
-    workload = labels.get("workload")
-    filters: dict[str, str] = {"namespaces": ns or ""}
-    if workload:
-        filters["workloads"] = workload
-    return {"level": "workloads", "metrics": metric, "filters": filters}
-
-
-def _logs_link(a: dict[str, Any]) -> str | None:
-    """Log search of the alert's workload over the minutes around the breach."""
-    ns = a.get("namespace")
-    if not ns:
-        return None
-    labels = a.get("labels") or {}
-    args = {"namespaces": ns, "search": "1"}
-    if labels.get("workload"):
-        args["workloads"] = labels["workload"]
-    started = a.get("fired_at") or a.get("started_at")
-    if started:
-        from hub.timeutil import parse_time
-
-        at = parse_time(started, field="time")
-        args |= {"start": str(int(at - 600)), "end": str(int(at + 600))}
-    return common.url_with("views.logs.search", args)
-
-
-@bp.post("/alerting/alerts/<aid>/comments")
-@permission(None)
-def comment(aid: str) -> Any:
-    target = url_for(".alert", aid=aid)
-    try:
-        _svc().add_comment(aid, request.form.get("text", ""), scope=scope(), author=current_principal().username)
-    except HubError as exc:
-        if exc.status == 404:
-            raise
-        return failed(exc, target)
-    return done(_("alert.commented"), target + "#comments")
-
-
-@bp.post("/alerting/alerts/<aid>/silence")
-@permission(None)
-def silence_alert(aid: str) -> Any:
-    """Silence this alert's rule on its entity for a while (matchers prefilled from the alert)."""
-    target = url_for(".alert", aid=aid)
-    detail = _svc().alert(aid, scope())
-    matchers = {"policy": detail["policy"], "rule": detail["rule"], "entity": detail["entity"]}
-    body = {
-        "matchers": matchers,
-        "duration": request.form.get("duration") or "2h",
-        "comment": request.form.get("comment", ""),
-    }
-    if detail.get("namespace"):
-        body["namespace"] = detail["namespace"]
-    try:
-        silence = _svc().create_silence(body, scope=scope(), actor=current_principal().username)
-    except HubError as exc:
-        return failed(exc, target)
-    return done(_("silence.created", until=silence["ends_at"]), target)
-
-
-@bp.get("/alerting/history")
-@permission(None)
-def history() -> Any:
-    """State changes of the user's alerts, newest first."""
-    offset = integer(request.args, "from", 0, lo=0, hi=MAX_OFFSET, lenient=True)
-    no_events: tuple[list[Any], int] = ([], 0)
-    items, total = attempt(
-        lambda: _svc().history(
-            scope(),
-            since=request.args.get("since") or None,
-            alert_id=request.args.get("alert") or None,
-            limit=100,
-            offset=offset,
-        ),
-        no_events,
-    )
-    return page("history.html", events=items, total=total, offset=offset, size=100)
-
-
-@bp.get("/alerting/silences")
-@permission(None)
-def silences() -> Any:
-    items = attempt(lambda: _svc().silences(scope()), _none())
-    writable = [
-        ns for ns in common.visible_namespaces("alerts:write", projects_only=True) if can("alerts:write", namespace=ns)
-    ]
-    return page(
-        "silences.html",
-        silences=items,
-        writable=writable,
-        may_cluster=current_principal().is_platform_admin,
-        may_delete=lambda s: scope().may("alerts:write", s.get("namespace")),
-    )
-
-
-@bp.post("/alerting/silences")
-@permission(None)
-def silence_create() -> Any:
-    form = request.form
-    target = url_for(".silences")
-    matchers = {k: form.get(f"m_{k}", "").strip() for k in ("policy", "rule", "entity", "severity")}
-    body: dict[str, Any] = {
-        "matchers": {k: v for k, v in matchers.items() if v},
-        "duration": form.get("duration") or "2h",
-        "comment": form.get("comment", ""),
-    }
-    if form.get("namespace"):
-        body["namespace"] = form["namespace"]
-    try:
-        silence = _svc().create_silence(body, scope=scope(), actor=current_principal().username)
-    except HubError as exc:
-        return failed(exc, target)
-    return done(_("silence.created", until=silence["ends_at"]), target)
-
-
-@bp.post("/alerting/silences/<sid>/delete")
-@permission(None)
-def silence_delete(sid: str) -> Any:
-    target = back(url_for(".silences"))
-    try:
-        _svc().delete_silence(sid, scope=scope(), actor=current_principal().username)
-    except HubError as exc:
-        return failed(exc, target)
-    return done(_("silence.deleted"), target)
-
-
-# -- policies: list ---------------------------------------------------------------------------------
-@bp.get("/alerting/policies")
-@permission(None)
-def policies() -> Any:
-    """Node policies (admins) and the workload policies of every project the user sees."""
-    svc = attempt(_svc, None)
-    node_policies = None
-    groups = []
-    if svc is not None:
-        if can("node-policies:read"):
-            node_policies = attempt(lambda: svc.list_policies(level="node"), _none())
-        for ns in common.visible_namespaces("policies:read", projects_only=True):
-            if not can("policies:read", namespace=ns):
-                continue
-            items = attempt(functools.partial(svc.list_policies, level="workload", namespace=ns), _none())
-            groups.append({"namespace": ns, "policies": items, "may_write": can("policies:write", namespace=ns)})
-    return page(
-        "policies.html",
-        node_policies=node_policies,
-        groups=groups,
-        may_node_write=can("node-policies:write"),
-    )
-
-
-# -- policies: the editor -----------------------------------------------------------------------------
-def _number(raw: str) -> Any:
-    """A number typed into the form, or the text itself (so validation names the field)."""
-    text = (raw or "").strip()
-    if text == "":
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        return text
-    return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value
-
-
-def document_from_form(form: Any, *, level: str, namespace: str | None) -> dict[str, Any]:
-    """The policy document (API.md "Alerting") described by the editor's fields.
-
-    Values are passed as typed (numbers parsed where they look like numbers), so the alerting
-    service's validation reports every problem with its field path and the form shows it
-    beside that field.
-    """
-    doc: dict[str, Any] = {"name": form.get("name", "").strip(), "level": level}
-    if form.get("description", "").strip():
-        doc["description"] = form["description"].strip()
-    # An unchecked box sends nothing; the hidden marker tells "unchecked" from "not on the form".
-    doc["enabled"] = form.get("enabled") == "on" if form.get("enabled_present") else True
-    if level == "workload":
-        doc["namespace"] = namespace
-        refs = []
-        for line in re.split(r"[\n,]+", form.get("target_workloads", "")):
-            line = line.strip()
-            if not line:
-                continue
-            kind, _, name = line.partition("/")
-            refs.append({"kind": kind.strip(), "name": name.strip()} if name else {"kind": "*", "name": kind.strip()})
-        doc["target"] = {"workloads": refs}
-    else:
-        nodes = [n.strip() for n in re.split(r"[\n,]+", form.get("target_nodes", "")) if n.strip()]
-        doc["target"] = {"nodes": nodes or ["*"]}
-    indices = sorted({int(m.group(1)) for key in form for m in [re.match(r"rules-(\d+)-", key)] if m})
-    rules = []
-    for i in indices:
-        prefix = f"rules-{i}-"
-        if form.get(prefix + "remove"):
-            continue
-        rules.append(
-            {
-                "name": form.get(prefix + "name", "").strip(),
-                "metric": form.get(prefix + "metric", "").strip(),
-                "aggregation": form.get(prefix + "aggregation", "avg"),
-                "comparator": form.get(prefix + "comparator", ">"),
-                "threshold": _number(form.get(prefix + "threshold", "")),
-                "unit": form.get(prefix + "unit", "").strip(),
-                "period": form.get(prefix + "period", "").strip() or "1m",
-                "consecutive": _number(form.get(prefix + "consecutive", "")) or 1,
-                "severity": form.get(prefix + "severity", "major"),
-            }
-        )
-    doc["rules"] = rules
-    receivers = []
-    for line in re.split(r"[\n,]+", form.get("receivers", "")):
-        line = line.strip()
-        if not line:
-            continue
-        if line.startswith("user:"):
-            receivers.append({"user": line[5:].strip()})
-        else:
-            receivers.append({"email": line})
-    notification: dict[str, Any] = {"receivers": receivers, "send_resolved": form.get("send_resolved") == "on"}
-    if form.get("window_start") or form.get("window_end"):
-        notification["window"] = {
-            "start": form.get("window_start", ""),
-            "end": form.get("window_end", ""),
-            "timezone": form.get("window_timezone", "") or "UTC",
-        }
-    doc["notification"] = notification
-    repeat: dict[str, Any] = {}
-    for severity in SEVERITIES:
-        mode = form.get(f"repeat-{severity}-mode", "")
-        if not mode:
-            continue
-        entry: dict[str, Any] = {"mode": mode}
-        if mode != "none":
-            entry["interval"] = form.get(f"repeat-{severity}-interval", "").strip() or "5m"
-            entry["max_sends"] = _number(form.get(f"repeat-{severity}-max_sends", "")) or 1
-        repeat[severity] = entry
-    if repeat:
-        doc["repeat"] = repeat
-    return doc
-
-
-def _problems_of(exc: HubError) -> dict[str, str]:
-    problems = getattr(exc, "problems", None)
-    if problems:
-        return {p.path or "(document)": p.message for p in problems}
-    return {exc.field or "(document)": exc.message}
-
-
-def _yaml(doc: Any) -> str:
-    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, default_flow_style=False)
-
-
-def _policy_url(level: str, ns: str | None, pid: str) -> str:
-    if level == "node":
-        return url_for(".node_policy", pid=pid)
-    return url_for(".workload_policy", ns=ns, pid=pid)
-
-
-def _metric_choices(level: str) -> list[dict[str, str]]:
-    svc = hub().monitoring
-    if svc is None:
-        return []
-    api_level = "nodes" if level == "node" else "workloads"
-    out = []
-    for entry in svc.catalogue.to_dict()["levels"]:
-        if entry["level"] == api_level:
-            out = [{"name": m["name"], "unit": m["unit"], "description": m["description"]} for m in entry["metrics"]]
-    return out
-
-
-def _workload_choices(ns: str | None) -> list[str]:
-    cluster = hub().cluster
-    if cluster is None or not ns:
-        return []
-    from hub.collectors.inventory import ListQuery
-
-    try:
-        body = cluster.list_workloads(ns, ListQuery(limit=5000, offset=0, label_selector="", name="")).to_dict()
-    except HubError:
-        return []
-    return [
-        f"{w['kind']}/{w['name']}" for w in body["items"] if w["kind"] in ("deployment", "statefulset", "daemonset")
-    ]
-
-
-def _editor(
-    *,
-    level: str,
-    ns: str | None,
-    doc: dict[str, Any],
-    pid: str | None = None,
-    problems: dict[str, str] | None = None,
-    status: int = 200,
-    yaml_text: str | None = None,
-) -> Any:
-    action = (
-        (url_for(".node_policy_save", pid=pid) if pid else url_for(".node_policy_create"))
-        if level == "node"
-        else (url_for(".workload_policy_save", ns=ns, pid=pid) if pid else url_for(".workload_policy_create", ns=ns))
-    )
-    check = url_for(".node_policy_check") if level == "node" else url_for(".workload_policy_check", ns=ns)
-    html, page_status = page(
-        "policy_edit.html",
-        level=level,
-        ns=ns,
-        pid=pid,
-        doc=doc,
-        problems=problems or {},
-        yaml_text=yaml_text if yaml_text is not None else _yaml(doc),
-        action=action,
-        check_url=check,
-        metrics=_metric_choices(level),
-        workload_choices=_workload_choices(ns) if level == "workload" else [],
-        aggregations=AGGREGATIONS,
-        comparators=COMPARATORS,
-        severities=SEVERITIES,
-        repeat_modes=REPEAT_MODES,
-        units=UNITS,
-        form_value=_form_value(doc),
-    )
-    return html, max(status, page_status)
-
-
-def _form_value(doc: dict[str, Any]) -> dict[str, Any]:
-    """The editor's text fields for a document (targets and receivers as lines)."""
-    target = doc.get("target") or {}
-    workloads = [
-        f"{w.get('kind', '*')}/{w.get('name', '')}" if w.get("kind") not in (None, "*") else str(w.get("name", ""))
-        for w in target.get("workloads") or []
-        if isinstance(w, dict)
-    ]
-    receivers = []
-    for r in (doc.get("notification") or {}).get("receivers") or []:
-        if isinstance(r, dict) and r.get("user"):
-            receivers.append(f"user:{r['user']}")
-        elif isinstance(r, dict) and r.get("email"):
-            receivers.append(str(r["email"]))
-    window = (doc.get("notification") or {}).get("window") or {}
-    return {
-        "target_workloads": "\n".join(workloads),
-        "target_nodes": "\n".join(str(n) for n in target.get("nodes") or []),
-        "receivers": "\n".join(receivers),
-        "window": window,
-    }
-
-
-NEW_RULE = {
-    "name": "",
-    "metric": "",
-    "aggregation": "avg",
-    "comparator": ">",
-    "threshold": None,
-    "unit": "",
-    "period": "1m",
-    "consecutive": 3,
-    "severity": "major",
-}
-
-
-def _new_document(level: str, ns: str | None) -> dict[str, Any]:
-    template = request.args.get("template")
-    if template:
-        svc = hub().alerting
-        for t in svc.templates(level=level) if svc is not None else []:
-            if t.get("name") == template:
-                doc = {k: v for k, v in (t.get("document") or t).items() if k not in ("id", "file")}
-                doc["level"] = level
-                if ns:
-                    doc["namespace"] = ns
-                return doc
-    rule = dict(NEW_RULE, name="rule-1")
-    return {
-        "name": "",
-        "level": level,
-        **({"namespace": ns} if ns else {}),
-        "target": {"nodes": ["*"]} if level == "node" else {"workloads": []},
-        "rules": [rule],
-        "notification": {"receivers": [], "send_resolved": True},
-    }
-
-
-def _save(level: str, ns: str | None, pid: str | None) -> Any:
-    """Create or replace a policy from the editor; problems come back beside their fields."""
-    form = request.form
-    svc = _svc()
-    actor = current_principal().username
-    if form.get("mode") == "yaml":
-        text = form.get("yaml", "")
-        document: Any = text
-        ctype = "yaml"
-    else:
-        document = document_from_form(form, level=level, namespace=ns)
-        ctype = "json"
-    try:
-        if pid:
-            out = svc.update_policy(pid, document, level=level, namespace=ns, actor=actor, content_type=ctype)
-        else:
-            out = svc.create_policy(document, level=level, namespace=ns, actor=actor, content_type=ctype)
-    except HubError as exc:
-        if exc.status not in (400, 422):
-            raise
-        doc = document if isinstance(document, dict) else _safe_yaml(document) or _new_document(level, ns)
-        return _editor(
-            level=level,
-            ns=ns,
-            doc=doc,
-            pid=pid,
-            problems=_problems_of(exc),
-            status=exc.status,
-            yaml_text=document if isinstance(document, str) else None,
-        )
-    key = "policy.updated" if pid else "policy.created"
-    response = done(_(key, name=out["name"]), _policy_url(level, ns, out["id"]))
-    # Saved, but some receivers cannot be mailed: say so on the next page (hub/alerts/notify/reach.py).
-    for warning in out.get("warnings") or []:
-        if warning.get("user"):
-            flash(_("policy.warn_unreachable", user=warning["user"]), "warn")
-        else:
-            flash(_("policy.warn_no_receivers"), "warn")
-    return response
-
-
-def _safe_yaml(text: str) -> dict[str, Any] | None:
-    """The editor's text as a mapping, read by the policy reader (bounded: depth, aliases,
-    size), or None when it is not one."""
-    from hub.alerts.policy import decode_policy_text
-
-    try:
-        data = decode_policy_text(text).data
-    except HubError:
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _check(level: str, ns: str | None) -> Any:
-    """Live validation for the editor: ``{"valid", "problems": {path: message}, "yaml"}``."""
-    svc = _svc()
-    if request.form.get("mode") == "yaml":
-        document: Any = request.form.get("yaml", "")
-        ctype = "yaml"
-    else:
-        document = document_from_form(request.form, level=level, namespace=ns)
-        ctype = "json"
-    try:
-        out = svc.validate(document, level=level, namespace=ns, content_type=ctype)
-    except HubError as exc:
-        if exc.status not in (400, 422):
-            raise
-        doc = document if isinstance(document, dict) else None
-        return jsonify({"valid": False, "problems": _problems_of(exc), "yaml": _yaml(doc) if doc else None})
-    return jsonify({"valid": True, "problems": {}, "yaml": _yaml(out["policy"])})
-
-
-def _show(level: str, ns: str | None, pid: str) -> Any:
-    svc = _svc()
-    policy = svc.get_policy(pid, level=level, namespace=ns)
-    doc = {k: v for k, v in policy.items() if k not in ("id", "version", "created_by", "created_at", "updated_by",
-                                                          "updated_at", "status")}  # fmt: skip
-    may_write = can("node-policies:write") if level == "node" else can("policies:write", namespace=ns)
-    if may_write:
-        html, status = _editor(level=level, ns=ns, doc=doc, pid=pid)
-        return html, status
-    return page("policy_view.html", policy=policy, yaml_text=_yaml(doc), level=level, ns=ns)
-
-
-def _delete(level: str, ns: str | None, pid: str) -> Any:
-    svc = _svc()
-    try:
-        out = svc.delete_policy(pid, level=level, namespace=ns, actor=current_principal().username)
-    except HubError as exc:
-        if exc.status == 404:
-            raise
-        return failed(exc, _policy_url(level, ns, pid))
-    del out
-    return done(_("policy.deleted"), url_for(".policies"))
-
-
-def _backtest(level: str, ns: str | None, pid: str) -> Any:
-    """Start replaying the saved policy over the chosen window, then show its job page.
-
-    The replay runs in the background (a week of slots takes seconds); the job page shows its
-    progress and then the would-be notices on a timeline. Reloading the result page never
-    runs the replay again.
-    """
-    svc = _svc()
-    svc.get_policy(pid, level=level, namespace=ns)  # 404 before any work for a policy out of reach
-    window = request.form.get("window") or "24h"
-    jobs = hub().backtest_jobs
-    try:
-        job = jobs.submit(
-            lambda progress: svc.backtest(pid, level=level, namespace=ns, start=window, end=None, progress=progress),
-            owner=current_principal().username,
-            target=(level, ns, pid),
-            window=window,
-        )
-    except HubError as exc:
-        return failed(exc, _policy_url(level, ns, pid))
-    return redirect(_backtest_url(level, ns, pid, job.id), code=303)
-
-
-def _backtest_url(level: str, ns: str | None, pid: str, jid: str) -> str:
-    if level == "node":
-        return url_for(".node_policy_backtest_job", pid=pid, jid=jid)
-    return url_for(".workload_policy_backtest_job", ns=ns, pid=pid, jid=jid)
-
-
-def _backtest_job(level: str, ns: str | None, pid: str, jid: str) -> Any:
-    """A backtest's progress while it runs (the page reloads itself), then its result."""
-    policy = _svc().get_policy(pid, level=level, namespace=ns)
-    job = hub().backtest_jobs.get(jid, owner=current_principal().username, target=(level, ns, pid))
-    if job is None:
-        raise NotFound("no such backtest (it may have expired; run it again)")
-    running = job.running  # read first: a job sets its result or error before it counts as finished
-    result, exc = (None, None) if running else (job.result, job.error)
-    if exc is not None:
-        if isinstance(exc, BackendUnavailable):
-            common.backend_down(exc)
-        else:
-            common.banner("error", exc.message, field=exc.field)
-    return page(
-        "backtest.html",
-        policy=policy,
-        job=job,
-        running=running,
-        result=result,
-        window=job.window,
-        level=level,
-        ns=ns,
-        timeline=_timeline(result) if result else None,
-        back_url=_policy_url(level, ns, pid),
-    )
-
-
-def _timeline(result: dict[str, Any]) -> dict[str, Any]:
-    """Positions (0..100 %) of each would-be email and each alert span on the replay window."""
-    from hub.timeutil import parse_time
-
-    start = parse_time(result["start"], field="start")
-    end = parse_time(result["end"], field="end")
-    span = max(end - start, 1.0)
-
-    def pos(text: str | None, default: float) -> float:
-        if not text:
-            return default
-        return max(0.0, min(100.0, (parse_time(text, field="time") - start) / span * 100))
-
-    marks = [{"left": pos(n["time"], 0), **n} for n in result.get("notices", [])]
-    bars = []
-    for a in result.get("alerts", []):
-        left = pos(a.get("fired_at") or a.get("started_at"), 0)
-        right = pos(a.get("ended_at") or a.get("resolved_at"), 100)
-        bars.append({"left": left, "width": max(right - left, 0.4), "alert": a})
-    ticks = [{"left": i * 25.0, "time": start + span * i / 4} for i in range(5)]
-    return {"marks": marks, "bars": bars, "ticks": ticks}
-
-
-# Node-level policy routes (platform admins).
-@bp.get("/alerting/node-policies/new")
-@permission("node-policies:write")
-def node_policy_new() -> Any:
-    return _editor(level="node", ns=None, doc=_new_document("node", None))
-
-
-@bp.post("/alerting/node-policies")
-@permission("node-policies:write")
-def node_policy_create() -> Any:
-    return _save("node", None, None)
-
-
-@bp.post("/alerting/node-policies/check")
-@permission("node-policies:read")
-def node_policy_check() -> Any:
-    return _check("node", None)
-
-
-@bp.get("/alerting/node-policies/<pid>")
-@permission("node-policies:read")
-def node_policy(pid: str) -> Any:
-    return _show("node", None, pid)
-
-
-@bp.post("/alerting/node-policies/<pid>")
-@permission("node-policies:write")
-def node_policy_save(pid: str) -> Any:
-    return _save("node", None, pid)
-
-
-@bp.post("/alerting/node-policies/<pid>/delete")
-@permission("node-policies:write")
-def node_policy_delete(pid: str) -> Any:
-    return _delete("node", None, pid)
-
-
-@bp.post("/alerting/node-policies/<pid>/backtest")
-@permission("node-policies:read")
-def node_policy_backtest(pid: str) -> Any:
-    return _backtest("node", None, pid)
-
-
-@bp.get("/alerting/node-policies/<pid>/backtests/<jid>")
-@permission("node-policies:read")
-def node_policy_backtest_job(pid: str, jid: str) -> Any:
-    return _backtest_job("node", None, pid, jid)
-
-
-# Workload-level policy routes (project members).
-@bp.get("/projects/<ns>/alerting/policies/new")
-@permission("policies:write", namespace_arg="ns")
-def workload_policy_new(ns: str) -> Any:
-    return _editor(level="workload", ns=ns, doc=_new_document("workload", ns))
-
-
-@bp.post("/projects/<ns>/alerting/policies")
-@permission("policies:write", namespace_arg="ns")
-def workload_policy_create(ns: str) -> Any:
-    return _save("workload", ns, None)
-
-
-@bp.post("/projects/<ns>/alerting/policies/check")
-@permission("policies:read", namespace_arg="ns")
-def workload_policy_check(ns: str) -> Any:
-    return _check("workload", ns)
-
-
-@bp.get("/projects/<ns>/alerting/policies/<pid>")
-@permission("policies:read", namespace_arg="ns")
-def workload_policy(ns: str, pid: str) -> Any:
-    return _show("workload", ns, pid)
-
-
-@bp.post("/projects/<ns>/alerting/policies/<pid>")
-@permission("policies:write", namespace_arg="ns")
-def workload_policy_save(ns: str, pid: str) -> Any:
-    return _save("workload", ns, pid)
-
-
-@bp.post("/projects/<ns>/alerting/policies/<pid>/delete")
-@permission("policies:write", namespace_arg="ns")
-def workload_policy_delete(ns: str, pid: str) -> Any:
-    return _delete("workload", ns, pid)
-
-
-@bp.post("/projects/<ns>/alerting/policies/<pid>/backtest")
-@permission("policies:read", namespace_arg="ns")
-def workload_policy_backtest(ns: str, pid: str) -> Any:
-    return _backtest("workload", ns, pid)
-
-
-@bp.get("/projects/<ns>/alerting/policies/<pid>/backtests/<jid>")
-@permission("policies:read", namespace_arg="ns")
-def workload_policy_backtest_job(ns: str, pid: str, jid: str) -> Any:
-    return _backtest_job("workload", ns, pid, jid)
+from web.views.alerting_alerts import (
+    alert,
+    alerts,
+    comment,
+    history,
+    policies,
+    silence_alert,
+    silence_create,
+    silence_delete,
+    silences,
+)
+from web.views.alerting_common import (
+    ACTIVE_STATES,
+    AGGREGATIONS,
+    COMPARATORS,
+    REPEAT_MODES,
+    SEVERITIES,
+    STATE_TABS,
+    UNITS,
+    alert_threshold,
+    alert_value,
+    bp,
+    plainnum,
+)
+from web.views.alerting_policies import (
+    NEW_RULE,
+    document_from_form,
+    node_policy,
+    node_policy_backtest,
+    node_policy_backtest_job,
+    node_policy_check,
+    node_policy_create,
+    node_policy_delete,
+    node_policy_new,
+    node_policy_save,
+    workload_policy,
+    workload_policy_backtest,
+    workload_policy_backtest_job,
+    workload_policy_check,
+    workload_policy_create,
+    workload_policy_delete,
+    workload_policy_new,
+    workload_policy_save,
+)
+
+__all__ = [
+    "ACTIVE_STATES",
+    "AGGREGATIONS",
+    "COMPARATORS",
+    "NEW_RULE",
+    "REPEAT_MODES",
+    "SEVERITIES",
+    "STATE_TABS",
+    "UNITS",
+    "alert",
+    "alert_threshold",
+    "alert_value",
+    "alerts",
+    "bp",
+    "comment",
+    "document_from_form",
+    "history",
+    "node_policy",
+    "node_policy_backtest",
+    "node_policy_backtest_job",
+    "node_policy_check",
+    "node_policy_create",
+    "node_policy_delete",
+    "node_policy_new",
+    "node_policy_save",
+    "plainnum",
+    "policies",
+    "silence_alert",
+    "silence_create",
+    "silence_delete",
+    "silences",
+    "workload_policy",
+    "workload_policy_backtest",
+    "workload_policy_backtest_job",
+    "workload_policy_check",
+    "workload_policy_create",
+    "workload_policy_delete",
+    "workload_policy_new",
+    "workload_policy_save",
+]
