@@ -215,7 +215,12 @@ class Database:
             conn.execute("ROLLBACK")
             raise
         else:
-            self._run(conn.execute, "COMMIT", ())
+            try:
+                self._run(conn.execute, "COMMIT", ())
+            except BaseException:
+                if conn.in_transaction:  # e.g. still locked after busy_timeout: do not leave it open
+                    conn.execute("ROLLBACK")
+                raise
         finally:
             self._local.depth = 0
 
