@@ -181,7 +181,10 @@ class PrometheusClient:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._sent = 0
-        self._clients: list[PrometheusConnect] = []
+        # Each client with the thread that owns it: a client's connections are closed once its
+        # thread has ended, or short-lived threads (a pool per job) would leave them open until
+        # Prometheus hits its connection limit.
+        self._clients: list[tuple[threading.Thread, PrometheusConnect]] = []
         # Few workers: Prometheus shares the machine's cores; more would only queue there.
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prometheus")
 
@@ -199,8 +202,18 @@ class PrometheusClient:
             client = PrometheusConnect(url=self.url, disable_ssl=False, retry=retry, timeout=self.timeout)
             self._local.client = client
             with self._lock:
-                self._clients.append(client)
+                ended = [c for t, c in self._clients if not t.is_alive()]
+                self._clients = [(t, c) for t, c in self._clients if t.is_alive()]
+                self._clients.append((threading.current_thread(), client))
+            for old in ended:
+                old.close()
         return client
+
+    @property
+    def open_clients(self) -> int:
+        """Clients still held (one per live thread that has queried); for tests and /metrics."""
+        with self._lock:
+            return len(self._clients)
 
     def _count(self, kind: str, outcome: str) -> None:
         with self._lock:
@@ -287,7 +300,7 @@ class PrometheusClient:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         with self._lock:
-            for client in self._clients:
+            for _, client in self._clients:
                 client.close()
             self._clients.clear()
 

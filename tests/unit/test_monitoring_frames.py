@@ -213,3 +213,19 @@ def test_an_unreachable_prometheus_is_a_503_naming_it() -> None:
             assert "cannot connect" in info.value.message and info.value.status == 503
         finally:
             client.close()
+
+
+def test_clients_of_ended_threads_are_closed(api: str) -> None:
+    """Short-lived query threads (a pool per job) must not leave their connections open: the
+    reference test once hung at Prometheus's connection limit after 81 cycles."""
+    client = PrometheusClient(api, timeout=5)
+    try:
+        for _ in range(6):
+            t = threading.Thread(target=client.instant, args=("up",))
+            t.start()
+            t.join()
+        client.instant("up")  # the caller's own client; the ended threads' ones are closed now
+        assert client.open_clients == 1
+        assert client.instant("up")["value"].tolist() == [3.0]
+    finally:
+        client.close()
