@@ -6,6 +6,10 @@ namespaces (node-level objects: platform admins only); every lookup by id checks
 against it and answers 404 for anything outside, so a tenant learns nothing about other
 tenants' ids; writes need ``alerts:write`` in the object's namespace (403 otherwise).
 
+One class in three files: this module holds policies, templates and backtests;
+:mod:`hub.alerts.service_alerts` alerts, history, comments and the outbox and
+:mod:`hub.alerts.service_silences` silences (mixins of :class:`AlertService`).
+
 Policy edits never drop in-flight alerts silently: each tracked (rule, entity) of the policy
 is carried over when its rule still exists with the same metric, aggregation and period and
 the entity is still a target; otherwise it is closed, with a notice to whoever was told it
@@ -21,11 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from hub.alerts import backtest, engine
-from hub.alerts.cycle import META_POLICY_ID, close_states, notice_rows, silence_from_row, state_from_json
+from hub.alerts.cycle import close_states, notice_rows, silence_from_row, state_from_json
 from hub.alerts.engine import EntityState, QueryBuilder
 from hub.alerts.notify import history, pipeline
 from hub.alerts.notify.reach import receiver_warnings
-from hub.alerts.notify.silence import MATCHER_FIELDS
 from hub.alerts.policy import (
     LEVELS,
     Policy,
@@ -35,22 +38,20 @@ from hub.alerts.policy import (
     decode_policy_text,
     parse_policy,
 )
-from hub.errors import BackendUnavailable, Forbidden, InvalidInput, NotFound, Unprocessable
-from hub.scope import Scope
-from hub.store.alerts import ACTIVE, AlertStore, CycleWrite
+from hub.alerts.service_alerts import AlertsAndHistory
+from hub.alerts.service_silences import Silences
+from hub.errors import BackendUnavailable, InvalidInput, NotFound
+from hub.store.alerts import AlertStore, CycleWrite
 from hub.timeutil import Clock, iso, parse_duration, parse_time
 
 AuditFn = Callable[[str, str, str, str, Mapping[str, Any]], Any]
-MAX_SILENCE = 90 * 86400.0  # a silence longer than a quarter is a disabled policy in disguise
-MAX_SILENCE_LEAD = 365 * 86400.0  # planned maintenance is known a year ahead at most
-MAX_COMMENT = 4000
 
 
 def _policy_id() -> str:
     return "pol-" + secrets.token_hex(6)
 
 
-class AlertService:
+class AlertService(AlertsAndHistory, Silences):
     def __init__(
         self,
         store: AlertStore,
@@ -411,284 +412,6 @@ class AlertService:
             progress=progress,
         )
         return {"policy": {"id": pid, "name": policy.name}, **result.to_dict()}
-
-    # -- alerts -----------------------------------------------------------------------------
-    def _alert_dict(self, r: Any) -> dict[str, Any]:
-        return {
-            "id": r["id"],
-            "policy_id": r["policy_id"],
-            "policy": r["policy_name"],
-            "level": r["level"],
-            "namespace": r["namespace"] or None,
-            "rule": r["rule"],
-            "severity": r["severity"],
-            "entity": r["entity"],
-            "labels": json.loads(r["labels"]),
-            "state": r["state"],
-            "active": bool(r["active"]),
-            "started_at": iso(r["started_at"]),
-            "fired_at": iso(r["fired_at"]) if r["fired_at"] else None,
-            "ended_at": iso(r["ended_at"]) if r["ended_at"] else None,
-            "value": r["last_value"],
-            "threshold": r["threshold"],
-            "comparator": r["comparator"],
-            "unit": r["unit"],
-            "metric": r["metric"],
-            "query": r["query"],
-            "periods": r["periods"],
-            "sends": r["sends"],
-            "reason": r["reason"] or None,
-            "updated_at": iso(r["updated_at"]),
-        }
-
-    def alerts(
-        self,
-        scope: Scope,
-        *,
-        states: Sequence[str] = (),
-        policy_id: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> tuple[list[dict[str, Any]], int]:
-        """Alerts in the caller's scope. No state filter: the active ones (pending, firing,
-        nodata, error); ``states`` may also ask for resolved or closed ones."""
-        valid = (*ACTIVE, "resolved", "closed")
-        bad = [s for s in states if s not in valid]
-        if bad:
-            raise InvalidInput(f"state must be one of {', '.join(valid)}; got {', '.join(bad)}", field="state")
-        rows, total = self.store.alerts(
-            namespaces=scope.visible,
-            include_cluster=scope.cluster,
-            states=list(states) or list(ACTIVE),
-            policy_id=policy_id,
-            limit=limit,
-            offset=offset,
-        )
-        return [self._alert_dict(r) for r in rows], total
-
-    def _visible_alert(self, alert_id: str, scope: Scope) -> Any:
-        row = self.store.alert(alert_id)
-        if (
-            row is None
-            or not scope.allows(row["namespace"])
-            or (row["policy_id"] == META_POLICY_ID and not scope.cluster)
-        ):
-            raise NotFound(f"no alert {alert_id!r}")
-        return row
-
-    def alert(self, alert_id: str, scope: Scope) -> dict[str, Any]:
-        row = self._visible_alert(alert_id, scope)
-        out = self._alert_dict(row)
-        events, _ = self.store.events(namespaces=None, include_cluster=True, alert_id=alert_id, limit=1000)
-        out["events"] = [self._event_dict(e) for e in events]
-        out["comments"] = [self._comment_dict(c) for c in self.store.comments(alert_id)]
-        notices = self.store.notices_of(alert_id)
-        out["notices"] = [_notice_dict(n) for n in notices]
-        # Who was not told, and why (the latest undelivered record): the alert page shows it.
-        undelivered = [n for n in out["notices"] if n["status"] == "undelivered" and n.get("undelivered")]
-        out["undelivered"] = undelivered[-1]["undelivered"] if undelivered else []
-        return out
-
-    @staticmethod
-    def _event_dict(e: Any) -> dict[str, Any]:
-        return {
-            "id": e["id"],
-            "alert_id": e["alert_id"],
-            "policy_id": e["policy_id"],
-            "policy": e["policy_name"],
-            "namespace": e["namespace"] or None,
-            "rule": e["rule"],
-            "entity": e["entity"],
-            "severity": e["severity"],
-            "time": iso(e["at"]),
-            "from": e["from_state"],
-            "to": e["to_state"],
-            "value": e["value"],
-            "reason": e["reason"] or None,
-        }
-
-    @staticmethod
-    def _comment_dict(c: Any) -> dict[str, Any]:
-        return {"id": c["id"], "author": c["author"], "time": iso(c["at"]), "text": c["text"]}
-
-    def history(
-        self,
-        scope: Scope,
-        *,
-        since: Any = None,
-        until: Any = None,
-        alert_id: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> tuple[list[dict[str, Any]], int]:
-        if alert_id:
-            self._visible_alert(alert_id, scope)
-        rows, total = self.store.events(
-            namespaces=scope.visible,
-            include_cluster=scope.cluster,
-            alert_id=alert_id,
-            since=parse_time(since, field="since") if since not in (None, "") else None,
-            until=parse_time(until, field="until") if until not in (None, "") else None,
-            limit=limit,
-            offset=offset,
-        )
-        latest = self.store.latest_comments([e["alert_id"] for e in rows])
-        out = []
-        for e in rows:
-            item = self._event_dict(e)
-            count, last = latest.get(e["alert_id"], (0, None))
-            item["comments"] = {"count": count, "latest": self._comment_dict(last) if last is not None else None}
-            out.append(item)
-        return out, total
-
-    def add_comment(self, alert_id: str, text: Any, *, scope: Scope, author: str) -> dict[str, Any]:
-        row = self._visible_alert(alert_id, scope)
-        if not isinstance(text, str) or not text.strip():
-            raise InvalidInput("text must be a non-empty string", field="text")
-        if len(text) > MAX_COMMENT:
-            raise InvalidInput(f"text is longer than {MAX_COMMENT} characters", field="text")
-        if not scope.may("alerts:write", row["namespace"] or None):
-            raise Forbidden("you may read this alert but not comment on it")
-        cid = self.store.add_comment(
-            alert_id=alert_id, namespace=row["namespace"], author=author, text=text.strip(), now=self.clock.now()
-        )
-        target = f"namespace/{row['namespace']}/alert/{alert_id}" if row["namespace"] else f"cluster/alert/{alert_id}"
-        self.audit(author, "alert.comment", target, "ok", {"namespace": row["namespace"]} if row["namespace"] else {})
-        return next(self._comment_dict(c) for c in self.store.comments(alert_id) if c["id"] == cid)
-
-    # -- silences ---------------------------------------------------------------------------
-    def _silence_dict(self, s: Any) -> dict[str, Any]:
-        now = self.clock.now()
-        return {
-            "id": s["id"],
-            "namespace": s["namespace"] or None,
-            "matchers": json.loads(s["matchers"]),
-            "starts_at": iso(s["starts_at"]),
-            "ends_at": iso(s["ends_at"]),
-            "comment": s["comment"],
-            "created_by": s["created_by"],
-            "created_at": iso(s["created_at"]),
-            "active": s["starts_at"] <= now < s["ends_at"],
-        }
-
-    def silences(self, scope: Scope, *, active_only: bool = False) -> list[dict[str, Any]]:
-        rows = self.store.silences(
-            namespaces=scope.visible,
-            include_cluster=scope.cluster,
-            active_at=self.clock.now() if active_only else None,
-        )
-        return [self._silence_dict(s) for s in rows]
-
-    def create_silence(self, body: Mapping[str, Any], *, scope: Scope, actor: str) -> dict[str, Any]:
-        """``{"namespace"?, "matchers": {policy|rule|entity|severity|level|alert: glob}, "starts_at"?,
-        "ends_at" | "duration", "comment"}``. Without a namespace the silence is cluster-wide
-        (platform admins only); a tenant's silence only ever matches its namespace."""
-        known = {"namespace", "matchers", "starts_at", "ends_at", "duration", "comment"}
-        for key in body:
-            if key not in known:
-                raise InvalidInput(f"unknown field; known fields: {', '.join(sorted(known))}", field=key)
-        namespace = body.get("namespace") or None
-        if namespace is not None and not isinstance(namespace, str):
-            raise InvalidInput("namespace must be a string", field="namespace")
-        if namespace is None and not scope.cluster:
-            raise Forbidden("only platform admins create cluster-wide silences")
-        scope.check("alerts:write", namespace)  # the one answer for a foreign or unknown namespace
-        matchers = body.get("matchers")
-        if not isinstance(matchers, dict) or not matchers:
-            raise Unprocessable(
-                "matchers must map at least one of " + ", ".join(MATCHER_FIELDS) + " to a value", field="matchers"
-            )
-        for key, value in matchers.items():
-            if key not in MATCHER_FIELDS:
-                raise Unprocessable(f"unknown matcher; known: {', '.join(MATCHER_FIELDS)}", field=f"matchers.{key}")
-            if not isinstance(value, str) or not value or len(value) > 253 or "\n" in value:
-                raise Unprocessable(
-                    "a matcher value must be a non-empty string (globs allowed)", field=f"matchers.{key}"
-                )
-        now = self.clock.now()
-        starts = parse_time(body["starts_at"], field="starts_at") if body.get("starts_at") not in (None, "") else now
-        if body.get("ends_at") not in (None, ""):
-            ends = parse_time(body["ends_at"], field="ends_at")
-        elif body.get("duration") not in (None, ""):
-            ends = starts + parse_duration(body["duration"], field="duration")
-        else:
-            raise InvalidInput("give ends_at or a duration (e.g. 2h)", field="ends_at")
-        if ends <= starts:
-            raise Unprocessable("ends_at must be after starts_at", field="ends_at")
-        if ends <= now:
-            raise Unprocessable("the silence would already be over", field="ends_at")
-        if starts - now > MAX_SILENCE_LEAD:
-            raise Unprocessable("a silence may start at most 365 days from now", field="starts_at")
-        if ends - starts > MAX_SILENCE:
-            raise Unprocessable("a silence may last at most 90 days; disable the policy instead", field="ends_at")
-        comment = body.get("comment", "")
-        if not isinstance(comment, str) or len(comment) > MAX_COMMENT:
-            raise InvalidInput(f"comment must be a string of at most {MAX_COMMENT} characters", field="comment")
-        sid = "sil-" + secrets.token_hex(6)
-        self.store.insert_silence(
-            silence_id=sid,
-            namespace=namespace,
-            matchers={str(k): str(v) for k, v in matchers.items()},
-            starts_at=starts,
-            ends_at=ends,
-            comment=comment,
-            actor=actor,
-            now=now,
-        )
-        target = f"namespace/{namespace}/silence/{sid}" if namespace else f"cluster/silence/{sid}"
-        self.audit(
-            actor,
-            "silence.create",
-            target,
-            "ok",
-            {"matchers": matchers, **({"namespace": namespace} if namespace else {})},
-        )
-        row = self.store.silence(sid)
-        return self._silence_dict(row)
-
-    def delete_silence(self, silence_id: str, *, scope: Scope, actor: str) -> dict[str, Any]:
-        row = self.store.silence(silence_id)
-        namespace = (row["namespace"] or None) if row is not None else None
-        if row is None or not scope.allows(namespace):
-            raise NotFound(f"no silence {silence_id!r}")
-        if not scope.may("alerts:write", namespace):
-            raise Forbidden("you may read this silence but not delete it")
-        self.store.delete_silence(silence_id, now=self.clock.now())
-        target = f"namespace/{namespace}/silence/{silence_id}" if namespace else f"cluster/silence/{silence_id}"
-        self.audit(actor, "silence.delete", target, "ok", {"namespace": namespace} if namespace else {})
-        return {"id": silence_id, "deleted": True}
-
-    # -- outbox (for admins and the console's delivery page) ---------------------------------
-    def outbox(self, scope: Scope, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-        tenants = None if scope.visible is None else list(scope.visible)
-        return [
-            {
-                "id": r["id"],
-                "recipient": r["recipient"],
-                "tenant": r["tenant"],
-                "status": r["status"],
-                "reason": r["reason"] or None,
-                "subject": r["subject"] or None,
-                "attempts": r["attempts"],
-                "last_error": r["last_error"] or None,
-                "not_before": iso(r["not_before"]),
-                "created_at": iso(r["created_at"]),
-                "sent_at": iso(r["sent_at"]) if r["sent_at"] else None,
-                "message_id": r["message_id"],
-            }
-            for r in self.store.outbox(namespaces=tenants, limit=limit, offset=offset)
-        ]
-
-
-def _notice_dict(n: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"kind": n["kind"], "at": iso(n["at"]), "status": n["status"], "key": n["key"]}
-    out["delivered_at"] = iso(n["delivered_at"]) if n["delivered_at"] else None
-    if n["status"] == "undelivered":
-        try:
-            out["undelivered"] = list(json.loads(n["payload"]).get("detail", {}).get("undelivered", []))
-        except (ValueError, AttributeError):
-            out["undelivered"] = []
-    return out
 
 
 def _time_or_ago(value: Any, *, now: float, field: str) -> float:
