@@ -28,9 +28,10 @@
 
 Every client or server failure becomes ``BackendUnavailable("elasticsearch", ...)``.
 
-Over 400 lines because it is the one module that imports the ``elasticsearch`` client (one
-vendor library per adapter): mapping, writing, query compilation, export and the upgrade of
-older indices all talk to it.
+The parts that need no client sit beside it: ``es_fields.py`` (field presets, documents,
+keyword DSL) and ``es_query.py`` (query compilation, a mixin). Still over 400 lines because it
+is the one module that imports the ``elasticsearch`` client (one vendor library per adapter):
+mapping, writing, searching, export and the upgrade of older indices all talk to it.
 """
 
 from __future__ import annotations
@@ -39,17 +40,35 @@ import logging
 import re
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
-from hub.collectors.logs.query import And, Expr, Or, Term
+from hub.collectors.logs.es_fields import (  # noqa: F401  (re-exported: hub.collectors.logs.es_fields holds them)
+    _DATED,
+    _POD_SUFFIX,
+    _REGEXP_RESERVED,
+    BACKEND,
+    EXPORT_PAGE,
+    OLDEST_TTL,
+    PIT_KEEP_ALIVE,
+    PRESETS,
+    WORDS_ANALYZER,
+    WORDS_FIELD,
+    FieldMap,
+    T,
+    _any_of,
+    _get,
+    _parse_time,
+    _pod_pattern,
+    _put,
+    compile_text,
+    workload_of_pod,
+)
+from hub.collectors.logs.es_query import QueryCompiler
 from hub.collectors.logs.store import (
     MAX_MESSAGE_CHARS,
-    TOTAL_CAP,
     Bucket,
     LogLine,
     LogQuery,
@@ -59,132 +78,33 @@ from hub.collectors.logs.store import (
     bucket_bounds,
     fill_buckets,
     iso_micro,
-    parse_rfc3339_ns,
     strip_ansi,
     uid_hash,
 )
 from hub.collectors.logs.words import WORDS_VERSION, spaced_words
 from hub.errors import BackendUnavailable, ConfigError
 
+__all__ = [
+    "BACKEND",
+    "EXPORT_PAGE",
+    "OLDEST_TTL",
+    "PIT_KEEP_ALIVE",
+    "PRESETS",
+    "WORDS_ANALYZER",
+    "WORDS_FIELD",
+    "ElasticsearchLogStore",
+    "FieldMap",
+    "T",
+    "compile_text",
+    "log",
+    "workload_of_pod",
+]
+
+
 log = logging.getLogger("kubehub.logs.elasticsearch")
 
-BACKEND = "elasticsearch"
-EXPORT_PAGE = 2_000
-PIT_KEEP_ALIVE = "2m"  # long enough for a slow client to read one page of the export
-OLDEST_TTL = 60.0  # seconds the oldest stored time is trusted before it is asked again
-_DATED = re.compile(r"-(\d{4})\.(\d{2})\.(\d{2})$")
 
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class FieldMap:
-    """Where each log field lives in a document; ``keyword`` is appended for exact filters."""
-
-    time: str
-    message: str
-    namespace: str
-    pod: str
-    container: str
-    node: str
-    pod_uid: str
-    workload: str | None  # None: derived from the pod name
-    keyword: str = ""
-    namespace_uid: str | None = None  # None: the documents do not know their namespace's UID
-
-    def exact(self, name: str) -> str:
-        return name + self.keyword
-
-
-PRESETS: dict[str, FieldMap] = {
-    "kubehub": FieldMap(
-        time="time",
-        message="message",
-        namespace="namespace",
-        pod="pod",
-        container="container",
-        node="node",
-        pod_uid="pod_uid",
-        workload="workload",
-        namespace_uid="namespace_uid",
-    ),
-    "kubesphere": FieldMap(
-        time="time",
-        message="log",
-        namespace="kubernetes.namespace_name",
-        pod="kubernetes.pod_name",
-        container="kubernetes.container_name",
-        node="kubernetes.host",
-        pod_uid="kubernetes.pod_id",
-        workload=None,
-        keyword=".keyword",
-    ),
-}
-
-# Pod names a controller generates: Deployment <name>-<rs hash>-<5>, DaemonSet/Job <name>-<5>,
-# StatefulSet <name>-<ordinal>. Used only when the indices carry no workload field.
-_POD_SUFFIX = re.compile(r"^(?P<w>.+?)(?:-[a-z0-9]{6,10}-[a-z0-9]{5}|-[a-z0-9]{5}|-\d+)$")
-_REGEXP_RESERVED = re.compile(r'([.?+*|{}\[\]()"\\#@&<>~])')
-
-
-def workload_of_pod(pod: str) -> str:
-    m = _POD_SUFFIX.match(pod)
-    return m.group("w") if m else ""
-
-
-def _pod_pattern(workload: str) -> str:
-    w = _REGEXP_RESERVED.sub(r"\\\1", workload)
-    return f"{w}-[a-z0-9]{{6,10}}-[a-z0-9]{{5}}|{w}-[a-z0-9]{{5}}|{w}-[0-9]+"
-
-
-def _get(doc: Mapping[str, Any], path: str) -> Any:
-    if path in doc:
-        return doc[path]
-    node: Any = doc
-    for part in path.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def _put(doc: dict[str, Any], path: str, value: Any) -> None:
-    parts = path.split(".")
-    node = doc
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-
-
-def _parse_time(value: Any) -> float:
-    if isinstance(value, int | float):
-        return float(value) / 1000.0  # epoch_millis, the only numeric form ES dates take
-    if isinstance(value, str):
-        ns = parse_rfc3339_ns(value)
-        if ns is not None:
-            return ns / 1e9
-    return 0.0
-
-
-WORDS_FIELD = "words"  # the message's words, cut by the hub (hub.collectors.logs.words)
-# Splits at spaces: the words arrive cut, lowercased and marked. The built-in analyzer, not a
-# custom one: the integration-test distribution has no analysis-common module, so no custom
-# analyzer of any type but "custom" + the standard tokenizer can be defined there.
-WORDS_ANALYZER = "whitespace"
-
-
-def compile_text(expr: Expr, term: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
-    """The keyword tree as a bool query; ``term`` turns one term's text into its clause."""
-    if isinstance(expr, Term):
-        return term(expr.text)
-    if isinstance(expr, And):
-        return {"bool": {"filter": [compile_text(i, term) for i in expr.items]}}
-    if isinstance(expr, Or):
-        return {"bool": {"should": [compile_text(i, term) for i in expr.items], "minimum_should_match": 1}}
-    raise TypeError(expr)
-
-
-class ElasticsearchLogStore:
+class ElasticsearchLogStore(QueryCompiler):
     name = BACKEND
 
     def __init__(
@@ -490,146 +410,6 @@ class ElasticsearchLogStore:
         self._oldest = (now, value)
         return value
 
-    def _scope_clause(self, q: LogQuery) -> dict[str, Any] | None:
-        if q.visibility is None:
-            return None
-        uid_field = self.fields.namespace_uid
-        uids = {ns: q.namespace_uids[ns] for ns in q.visibility if q.namespace_uids.get(ns)} if uid_field else {}
-        by_time = {ns: floor for ns, floor in q.visibility.items() if ns not in uids}
-        should = self._floor_clauses(q, by_time)
-        if uid_field and uids:
-            field = self.fields.exact(self.fields.namespace)
-            # Lines stamped with the current namespace's UID, whatever their time (a UID names
-            # one namespace, the name is checked too so a clause never reaches outside the scope).
-            should.append(
-                {
-                    "bool": {
-                        "filter": [
-                            {"terms": {field: sorted(uids)}},
-                            {"terms": {uid_field: sorted(set(uids.values()))}},
-                        ]
-                    }
-                }
-            )
-            # Lines without a UID (written before the field existed): the time floor.
-            legacy = self._floor_clauses(q, {ns: q.visibility[ns] for ns in uids})
-            should.append(
-                {
-                    "bool": {
-                        "filter": [legacy[0] if len(legacy) == 1 else _any_of(legacy)],
-                        "must_not": [{"exists": {"field": uid_field}}],
-                    }
-                }
-            )
-        if not should:
-            return {"bool": {"must_not": [{"match_all": {}}]}}
-        if len(should) == 1:
-            return should[0]
-        return _any_of(should)
-
-    def _floor_clauses(self, q: LogQuery, visibility: Mapping[str, float]) -> list[dict[str, Any]]:
-        """The time-floor rule over ``visibility``: one ``terms`` for the namespaces whose floor
-        hides nothing, one ``terms`` + ``range`` per distinct floor for the others."""
-        if not visibility:
-            return []
-        field = self.fields.exact(self.fields.namespace)
-        oldest = self._oldest_time()
-        cutoff = max(q.start if q.start is not None else float("-inf"), oldest if oldest is not None else float("-inf"))
-        plain: list[str] = []
-        by_floor: dict[float, list[str]] = defaultdict(list)
-        for ns, floor in visibility.items():
-            if floor <= cutoff:
-                plain.append(ns)
-            else:
-                by_floor[floor].append(ns)
-        should: list[dict[str, Any]] = []
-        if plain:
-            should.append({"terms": {field: plain}})
-        for floor, names in sorted(by_floor.items()):
-            should.append(
-                {
-                    "bool": {
-                        "filter": [
-                            {"terms": {field: sorted(names)}},
-                            {"range": {self.fields.time: {"gte": iso_micro(floor)}}},
-                        ]
-                    }
-                }
-            )
-        return should
-
-    def compile_query(self, q: LogQuery) -> dict[str, Any]:
-        """The bool query for ``q`` (scope, filters, time range, keywords)."""
-        f = self.fields
-        filters: list[dict[str, Any]] = []
-        scope = self._scope_clause(q)
-        if scope is not None:
-            filters.append(scope)
-        if q.workloads:
-            if f.workload:
-                filters.append({"terms": {f.exact(f.workload): list(q.workloads)}})
-            else:
-                filters.append(
-                    {
-                        "bool": {
-                            "should": [{"regexp": {f.exact(f.pod): _pod_pattern(w)}} for w in q.workloads],
-                            "minimum_should_match": 1,
-                        }
-                    }
-                )
-        if q.pods:
-            filters.append({"terms": {f.exact(f.pod): list(q.pods)}})
-        if q.containers:
-            filters.append({"terms": {f.exact(f.container): list(q.containers)}})
-        if q.start is not None or q.end is not None:
-            rng: dict[str, Any] = {}
-            if q.start is not None:
-                rng["gte"] = iso_micro(q.start)
-            if q.end is not None:
-                rng["lt"] = iso_micro(q.end)
-            filters.append({"range": {f.time: rng}})
-        if q.text is not None:
-            filters.append(compile_text(q.text, self._term))
-        return {"bool": {"filter": filters}}
-
-    def _term(self, text: str) -> dict[str, Any]:
-        """One term's clause: its words as a phrase of ``words`` (see spaced_words); on indices
-        of an older hub, a phrase of ``message`` by their standard analyzer."""
-        if self.preset != "kubehub":
-            return {"match_phrase": {self.fields.message: {"query": text}}}
-        if not self._words_checked:
-            self._find_old_word_indices()
-        clause = {"match_phrase": {WORDS_FIELD: {"query": spaced_words(text)}}}
-        if not self.old_word_indices:
-            return clause
-        old = {
-            "bool": {
-                "filter": [
-                    {"terms": {"_index": self.old_word_indices}},
-                    {"match_phrase": {self.fields.message: {"query": text, "analyzer": "standard"}}},
-                ]
-            }
-        }
-        return {"bool": {"should": [clause, old], "minimum_should_match": 1}}
-
-    def _sort(self, q: LogQuery) -> list[dict[str, Any]]:
-        return [{self.fields.time: {"order": q.sort, "unmapped_type": "date_nanos"}}]
-
-    def _source_fields(self) -> list[str]:
-        f = self.fields
-        return [x for x in (f.time, f.message, f.namespace, f.pod, f.container, f.node, f.workload) if x]
-
-    def compile_search(self, q: LogQuery) -> dict[str, Any]:
-        """The whole search body (for the store and for the benchmark's raw baseline)."""
-        return {
-            "query": self.compile_query(q),
-            "sort": self._sort(q),
-            "from": q.offset,
-            "size": q.size,
-            "track_total_hits": TOTAL_CAP,
-            "_source": self._source_fields(),
-        }
-
     def _line(self, src: Mapping[str, Any]) -> LogLine:
         f = self.fields
         pod = str(_get(src, f.pod) or "")
@@ -783,10 +563,6 @@ class ElasticsearchLogStore:
         if self._upgrader is not None:
             self._upgrader.join(timeout=30)
         self._es.close()
-
-
-def _any_of(clauses: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"bool": {"should": clauses, "minimum_should_match": 1}}
 
 
 def _reason(exc: ApiError) -> str:

@@ -1,0 +1,149 @@
+"""The Elasticsearch store's field side, pure (no client here): the field map of each preset
+(the hub's own or another shipper's layout), dotted-path access into documents, timestamps,
+workloads from pod names, and keyword expressions as query DSL over the hub's word field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from hub.collectors.logs.query import And, Expr, Or, Term
+from hub.collectors.logs.store import (
+    parse_rfc3339_ns,
+)
+
+BACKEND = "elasticsearch"
+
+
+EXPORT_PAGE = 2_000
+
+
+PIT_KEEP_ALIVE = "2m"  # long enough for a slow client to read one page of the export
+
+
+OLDEST_TTL = 60.0  # seconds the oldest stored time is trusted before it is asked again
+
+
+_DATED = re.compile(r"-(\d{4})\.(\d{2})\.(\d{2})$")
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    """Where each log field lives in a document; ``keyword`` is appended for exact filters."""
+
+    time: str
+    message: str
+    namespace: str
+    pod: str
+    container: str
+    node: str
+    pod_uid: str
+    workload: str | None  # None: derived from the pod name
+    keyword: str = ""
+    namespace_uid: str | None = None  # None: the documents do not know their namespace's UID
+
+    def exact(self, name: str) -> str:
+        return name + self.keyword
+
+
+PRESETS: dict[str, FieldMap] = {
+    "kubehub": FieldMap(
+        time="time",
+        message="message",
+        namespace="namespace",
+        pod="pod",
+        container="container",
+        node="node",
+        pod_uid="pod_uid",
+        workload="workload",
+        namespace_uid="namespace_uid",
+    ),
+    "kubesphere": FieldMap(
+        time="time",
+        message="log",
+        namespace="kubernetes.namespace_name",
+        pod="kubernetes.pod_name",
+        container="kubernetes.container_name",
+        node="kubernetes.host",
+        pod_uid="kubernetes.pod_id",
+        workload=None,
+        keyword=".keyword",
+    ),
+}
+
+
+# Pod names a controller generates: Deployment <name>-<rs hash>-<5>, DaemonSet/Job <name>-<5>,
+# StatefulSet <name>-<ordinal>. Used only when the indices carry no workload field.
+_POD_SUFFIX = re.compile(r"^(?P<w>.+?)(?:-[a-z0-9]{6,10}-[a-z0-9]{5}|-[a-z0-9]{5}|-\d+)$")
+
+
+_REGEXP_RESERVED = re.compile(r'([.?+*|{}\[\]()"\\#@&<>~])')
+
+
+def workload_of_pod(pod: str) -> str:
+    m = _POD_SUFFIX.match(pod)
+    return m.group("w") if m else ""
+
+
+def _pod_pattern(workload: str) -> str:
+    w = _REGEXP_RESERVED.sub(r"\\\1", workload)
+    return f"{w}-[a-z0-9]{{6,10}}-[a-z0-9]{{5}}|{w}-[a-z0-9]{{5}}|{w}-[0-9]+"
+
+
+def _get(doc: Mapping[str, Any], path: str) -> Any:
+    if path in doc:
+        return doc[path]
+    node: Any = doc
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _put(doc: dict[str, Any], path: str, value: Any) -> None:
+    parts = path.split(".")
+    node = doc
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
+def _parse_time(value: Any) -> float:
+    if isinstance(value, int | float):
+        return float(value) / 1000.0  # epoch_millis, the only numeric form ES dates take
+    if isinstance(value, str):
+        ns = parse_rfc3339_ns(value)
+        if ns is not None:
+            return ns / 1e9
+    return 0.0
+
+
+WORDS_FIELD = "words"  # the message's words, cut by the hub (hub.collectors.logs.words)
+
+
+# Splits at spaces: the words arrive cut, lowercased and marked. The built-in analyzer, not a
+# custom one: the integration-test distribution has no analysis-common module, so no custom
+# analyzer of any type but "custom" + the standard tokenizer can be defined there.
+WORDS_ANALYZER = "whitespace"
+
+
+def compile_text(expr: Expr, term: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+    """The keyword tree as a bool query; ``term`` turns one term's text into its clause."""
+    if isinstance(expr, Term):
+        return term(expr.text)
+    if isinstance(expr, And):
+        return {"bool": {"filter": [compile_text(i, term) for i in expr.items]}}
+    if isinstance(expr, Or):
+        return {"bool": {"should": [compile_text(i, term) for i in expr.items], "minimum_should_match": 1}}
+    raise TypeError(expr)
+
+
+def _any_of(clauses: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"bool": {"should": clauses, "minimum_should_match": 1}}
