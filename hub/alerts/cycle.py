@@ -10,6 +10,9 @@ run_once():
    cycle simply runs again on the new policies: the slot is still unevaluated).
 
 The query runner, the query builder and the clock are injected; this module knows no vendor.
+
+Over 400 lines because the cycle is one transaction's worth of steps (due rules, queries,
+evaluation, closing, the meta-alert, notices) that share the cycle's snapshot of the state.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ The scope is enforced here (:meth:`MonitoringService.scoped`): it becomes
 ``MonitoringRequest.filters.namespaces`` (None: every namespace; a tuple: exactly these), which
 ``catalogue.Query.s`` renders into every namespaced selector; this module never writes a
 matcher itself.
+
+Over 400 lines because request validation, the query plan (concurrent queries within one
+deadline), rankings and the answer's shape are one pipeline over the same frames.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ and marks the kind stale, and keeps serving what it has. Reads never go to the A
 
 The source of lists and watches is a protocol (:class:`KubeSource`): ``kubernetes.py``
 implements it over the official client; the unit tests implement it with scripted events.
+
+Over 400 lines because the store (indexes, versions, freshness) and the watch thread that
+feeds it (list, watch, 410 Gone, back-off) are one protocol and are tested as one.
 """
 
 from __future__ import annotations
