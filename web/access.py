@@ -10,14 +10,15 @@ page cannot set that header) or the console's session cookie, which holds only a
 session id. Session-authenticated state-changing requests must carry the session's CSRF token
 in the ``X-CSRF-Token`` header or a ``csrf_token`` form field.
 
-Views that take namespaces from the query or body use :func:`require` or
-:func:`namespaces_for`; views that list things use :func:`scope`.
+Views pass the caller's :func:`scope` to the services, which apply it (a namespace named in
+the query or body outside it is the one 403); a view that acts on one namespace of its body
+itself uses :func:`require`.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -130,14 +131,6 @@ def scope() -> Scope:
         cached = tenancy().scope(current_principal())
         g.scope = cached
     return cached
-
-
-def namespaces_for(perm: str, requested: Iterable[str] | None) -> list[str] | None:
-    """Namespaces named by the caller, each checked (403 if any is not theirs), or all theirs.
-
-    None means "every namespace" and is only returned to platform admins who named none.
-    """
-    return tenancy().namespaces_for(current_principal(), perm, requested)
 
 
 def audit(action: str, target: str, result: str = "ok", detail: dict[str, Any] | None = None) -> None:
