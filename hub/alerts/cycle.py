@@ -273,28 +273,7 @@ class CycleRunner:
         ended = list(ev.ended)
 
         # States whose policy or rule is gone (not through an edit, which closes them itself).
-        for key, st in list(states.items()):
-            if key[0] in (META_POLICY_ID, reach.REACH_POLICY_ID):
-                continue
-            policy = policies.get(key[0])
-            if policy is None or policy.rule(key[1]) is None:
-                del states[key]
-                ended.append(key)
-                transitions.append(
-                    Transition(
-                        policy_id=st.policy_id,
-                        rule=st.rule,
-                        entity=st.entity,
-                        labels=st.labels,
-                        alert_id=st.alert_id,
-                        from_state=st.state,
-                        to_state="closed",
-                        at=now,
-                        value=None,
-                        state=st,
-                        reason="its rule no longer exists",
-                    )
-                )
+        close_orphans(states, policies, now=now, transitions=transitions, ended=ended)
 
         # The hub's own alert: any failing query this cycle.
         all_policies = dict(policies)
@@ -302,27 +281,9 @@ class CycleRunner:
         all_policies[META_POLICY_ID] = meta
         failed = [k for k, r in results.items() if isinstance(r, BaseException)]
         if plan.queries:
-            mkey = (META_POLICY_ID, META_RULE, META_ENTITY)
-            first_error = next((str(results[k]) for k in failed), "")
-            new, tr = engine.step(
-                states.get(mkey),
-                "breach" if failed else "ok",
-                at=now,
-                value=float(len(failed)),
-                consecutive=1,
-                period=self.tick_seconds,
-                policy_id=META_POLICY_ID,
-                rule=META_RULE,
-                entity=META_ENTITY,
-                labels={"backend": "prometheus", "error": first_error[:200]},
+            track_metric_source(
+                states, failed, results, now=now, period=self.tick_seconds, transitions=transitions, ended=ended
             )
-            if new is not None:
-                states[mkey] = new
-            elif mkey in states:
-                del states[mkey]
-                ended.append(mkey)
-            if tr is not None:
-                transitions.append(tr)
 
         # The hub's own alert: firing alerts that reach nobody (hub/alerts/notify/reach.py).
         if self.track_receivers:
@@ -383,12 +344,7 @@ class CycleRunner:
         prune = set(_prunable(flaps, all_policies, now))
         w.upsert_flaps = [rec.to_row(k) for k, rec in flaps.items() if rec.dirty and k not in prune]
         w.delete_flaps = sorted(prune)
-        existing_health = {r["rule_id"] for r in self.store.health_rows()}
-        for rule_id, h in ev.health.items():
-            if h.status != "ok":
-                w.health[rule_id] = (h.status, h.detail, now)
-            elif rule_id in existing_health:
-                w.health[rule_id] = None
+        w.health = health_changes(ev.health, {r["rule_id"] for r in self.store.health_rows()}, now=now)
         self.store.commit_cycle(w, now=now, generation=gen)
         if out.problems:
             for p in out.problems:
@@ -405,6 +361,89 @@ class CycleRunner:
             problems=out.problems,
             errors=[f"{k.level}/{k.metric}/{k.period:g}s: {results[k]}" for k in failed],
         )
+
+
+def health_changes(
+    health: Mapping[str, Any], existing: set[str], *, now: float
+) -> dict[str, tuple[str, str, float] | None]:
+    """Rule health rows to write: every rule not ok (status, detail, since now), and a removal
+    for a rule that is ok again."""
+    out: dict[str, tuple[str, str, float] | None] = {}
+    for rule_id, h in health.items():
+        if h.status != "ok":
+            out[rule_id] = (h.status, h.detail, now)
+        elif rule_id in existing:
+            out[rule_id] = None
+    return out
+
+
+def close_orphans(
+    states: dict[tuple[str, str, str], EntityState],
+    policies: Mapping[str, Policy],
+    *,
+    now: float,
+    transitions: list[Transition],
+    ended: list[tuple[str, str, str]],
+) -> None:
+    """Close the tracked states whose policy or rule no longer exists (a policy edit closes its
+    own; this catches the rest), in place: removed from ``states``, a transition each."""
+    for key, st in list(states.items()):
+        if key[0] in (META_POLICY_ID, reach.REACH_POLICY_ID):
+            continue
+        policy = policies.get(key[0])
+        if policy is None or policy.rule(key[1]) is None:
+            del states[key]
+            ended.append(key)
+            transitions.append(
+                Transition(
+                    policy_id=st.policy_id,
+                    rule=st.rule,
+                    entity=st.entity,
+                    labels=st.labels,
+                    alert_id=st.alert_id,
+                    from_state=st.state,
+                    to_state="closed",
+                    at=now,
+                    value=None,
+                    state=st,
+                    reason="its rule no longer exists",
+                )
+            )
+
+
+def track_metric_source(
+    states: dict[tuple[str, str, str], EntityState],
+    failed: Sequence[Any],
+    results: Mapping[Any, Any],
+    *,
+    now: float,
+    period: float,
+    transitions: list[Transition],
+    ended: list[tuple[str, str, str]],
+) -> None:
+    """The hub's own alert on its metric source: one observation per cycle that ran queries,
+    breaching when any failed (the first error in its labels), in place like the engine's."""
+    mkey = (META_POLICY_ID, META_RULE, META_ENTITY)
+    first_error = next((str(results[k]) for k in failed), "")
+    new, tr = engine.step(
+        states.get(mkey),
+        "breach" if failed else "ok",
+        at=now,
+        value=float(len(failed)),
+        consecutive=1,
+        period=period,
+        policy_id=META_POLICY_ID,
+        rule=META_RULE,
+        entity=META_ENTITY,
+        labels={"backend": "prometheus", "error": first_error[:200]},
+    )
+    if new is not None:
+        states[mkey] = new
+    elif mkey in states:
+        del states[mkey]
+        ended.append(mkey)
+    if tr is not None:
+        transitions.append(tr)
 
 
 def _prunable(flaps: Mapping[tuple[str, str, str], FlapRecord], policies: Mapping[str, Policy], now: float) -> list:

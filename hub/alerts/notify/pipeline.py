@@ -120,6 +120,8 @@ def build_notice(
 
 
 def process(inp: PipelineInput) -> PipelineOutput:
+    """One cycle's transitions and tracked states -> the notices to log and the messages to
+    send, in five stages (each below, in its own function or stage module)."""
     now = inp.now
     states = dict(inp.states)
     out = PipelineOutput(states=states)
@@ -128,8 +130,42 @@ def process(inp: PipelineInput) -> PipelineOutput:
     # 1. flap damping learns this cycle's changes first, so the change that tips a pair into
     #    flapping is already held.
     damping.observe(inp.flaps, inp.transitions, flap_cfg, now)
-
     # 2. which alerts owe a notice
+    decided = _decide(inp, states, now)
+    # 3. de-duplicated against the notification log before anything is counted; silenced and
+    #    flap-held notices are logged, the rest queued
+    sendable, counting, retry_later = _gate(inp, decided, out, now)
+    # 4. flap summaries for pairs that calmed down
+    for n, count_key in _flap_summaries(inp, states, flap_cfg, now):
+        sendable.append(n)
+        out.notices.append((n, "queued"))
+        if count_key is not None:
+            counting[n.key] = count_key
+    # 5. route per policy and receiver (window, quiet hours), then the tenant quota
+    messages, routed, unreached = _route(inp, sendable, now)
+    out.messages = quota.apply(
+        messages, now=now, limit=inp.quota_per_hour, count_since=inp.count_since, exempt=inp.quota_exempt
+    )
+    for key, skey in counting.items():
+        if key in routed and skey in states:
+            st = states[skey]
+            states[skey] = replace(st, sends=st.sends + 1, last_sent=now, first_sent=st.first_sent or now)
+    kept: list[tuple[Notice, str]] = []
+    for n, status in out.notices:
+        if status == "queued" and n.key not in routed:
+            if n.key in retry_later:
+                continue  # not logged: decided again next cycle, sent once someone is reachable
+            status = "undelivered"
+        kept.append((n, status))
+    out.notices = kept
+    _record_unreached(out, unreached, inp, states)
+    return out
+
+
+def _decide(
+    inp: PipelineInput, states: Mapping[StateKey, EntityState], now: float
+) -> list[tuple[Notice, repeating.Candidate]]:
+    """Stage 2: the notices owed (first notices, repeats, resolutions, closings), built."""
     wanted = repeating.candidates(now=now, transitions=inp.transitions, states=states, policies=inp.policies)
     decided: list[tuple[Notice, repeating.Candidate]] = []
     for c in wanted:
@@ -153,11 +189,18 @@ def process(inp: PipelineInput) -> PipelineOutput:
         )
         if n is not None:
             decided.append((n, c))
+    return decided
 
-    # 3. de-duplicate against the notification log before anything is counted
+
+def _gate(
+    inp: PipelineInput, decided: list[tuple[Notice, repeating.Candidate]], out: PipelineOutput, now: float
+) -> tuple[list[Notice], dict[str, StateKey], set[str]]:
+    """Stage 3: de-duplication, silences and flap holds. Returns the sendable notices, the sends
+    to count once a message carries them, and the sends decided again next cycle if nobody is
+    reached."""
     fresh_keys = {n.key for n in dedup.fresh([n for n, _ in decided], inp.existing_keys)}
     sendable: list[Notice] = []
-    # A send is counted only once a message to someone carries it (step 5).
+    # A send is counted only once a message to someone carries it (stage 5).
     counting: dict[str, StateKey] = {}
     retry_later: set[str] = set()  # sends that reach nobody: decided again next cycle
     for n, c in decided:
@@ -184,8 +227,15 @@ def process(inp: PipelineInput) -> PipelineOutput:
         if c.counts_as_send:
             counting[n.key] = skey
             retry_later.add(n.key)
+    return sendable, counting, retry_later
 
-    # 4. flap summaries for pairs that calmed down
+
+def _flap_summaries(
+    inp: PipelineInput, states: Mapping[StateKey, EntityState], flap_cfg: Mapping[str, FlapDamping], now: float
+) -> list[tuple[Notice, StateKey | None]]:
+    """Stage 4: a summary notice for each pair that stopped flapping, with the state whose first
+    send it counts as (a firing alert never told while it was held), if any."""
+    out: list[tuple[Notice, StateKey | None]] = []
     for fkey in damping.settled(inp.flaps, flap_cfg, now):
         rec = inp.flaps[fkey]
         policy = inp.policies.get(fkey[0])
@@ -225,14 +275,18 @@ def process(inp: PipelineInput) -> PipelineOutput:
         )
         if n is None or n.key in inp.existing_keys([n.key]):
             continue
-        sendable.append(n)
-        out.notices.append((n, "queued"))
-        if current is not None and current.state == "firing" and current.sends == 0:
-            counting[n.key] = fkey
+        counts = current is not None and current.state == "firing" and current.sends == 0
+        out.append((n, fkey if counts else None))
         rec.held = 0
         rec.held_since = None
+    return out
 
-    # 5. route per policy and receiver (window, quiet hours), then the tenant quota
+
+def _route(
+    inp: PipelineInput, sendable: list[Notice], now: float
+) -> tuple[list[window.MessagePlan], set[str], list[tuple[Notice, list[str]]]]:
+    """Stage 5 (before the quota): messages per policy and receiver within their windows; the
+    keys some message carries; the notices whose receivers could not all be reached, with why."""
     by_policy: dict[str, list[Notice]] = defaultdict(list)
     for n in sendable:
         by_policy[n.policy_id].append(n)
@@ -258,23 +312,7 @@ def process(inp: PipelineInput) -> PipelineOutput:
         if problems:
             sentences = sorted({p.sentence for p in problems})
             unreached += [(n, sentences) for n in notices]
-    out.messages = quota.apply(
-        messages, now=now, limit=inp.quota_per_hour, count_since=inp.count_since, exempt=inp.quota_exempt
-    )
-    for key, skey in counting.items():
-        if key in routed and skey in states:
-            st = states[skey]
-            states[skey] = replace(st, sends=st.sends + 1, last_sent=now, first_sent=st.first_sent or now)
-    kept: list[tuple[Notice, str]] = []
-    for n, status in out.notices:
-        if status == "queued" and n.key not in routed:
-            if n.key in retry_later:
-                continue  # not logged: decided again next cycle, sent once someone is reachable
-            status = "undelivered"
-        kept.append((n, status))
-    out.notices = kept
-    _record_unreached(out, unreached, inp, states)
-    return out
+    return messages, routed, unreached
 
 
 def _undelivered_key(alert_id: str, sentences: list[str]) -> str:
