@@ -102,6 +102,10 @@ __all__ = [
 
 
 log = logging.getLogger("kubehub.logs.elasticsearch")
+# The client's transport logs every failed connection at WARNING with the whole exception
+# chain (dozens of tracebacks per outage); the hub reports an outage once, as a 503 naming
+# Elasticsearch and in /readyz, so the transport's own reports are kept to real errors.
+logging.getLogger("elastic_transport").setLevel(logging.ERROR)
 
 
 class ElasticsearchLogStore(QueryCompiler):
