@@ -126,6 +126,16 @@ class AlertService(AlertsAndHistory, Silences):
             raise NotFound(f"no alerting policy {policy_id!r} here")
         return row
 
+    @staticmethod
+    def _stored(row: Any) -> Policy | None:
+        """The stored policy, or None when its document no longer validates (a rule made stricter
+        after it was saved): such a policy must still be replaceable and deletable, or it could
+        never be fixed."""
+        try:
+            return parse_policy(json.loads(row["document"]))
+        except (PolicyInvalid, InvalidInput, ValueError):
+            return None
+
     def _policy_dict(self, row: Any, *, with_status: bool = False) -> dict[str, Any]:
         doc = json.loads(row["document"])
         out = {
@@ -195,10 +205,16 @@ class AlertService(AlertsAndHistory, Silences):
     ) -> dict[str, Any]:
         row = self._row(policy_id, level=level, namespace=namespace)
         new = self.parse(document, level=level, namespace=namespace, content_type=content_type)
-        old = parse_policy(json.loads(row["document"]))
+        stored = self._stored(row)
         now = self.clock.now()
         states = [state_from_json(r["data"]) for r in self.store.state_rows(policy_id)]
-        carried, closing = self._edit_effects(old, new, states)
+        if stored is None:  # nothing of the old rules can be trusted: its alerts close, told by the new receivers
+            old = new
+            carried: list[EntityState] = []
+            closing = [(st, "the stored policy no longer validated") for st in states]
+        else:
+            old = stored
+            carried, closing = self._edit_effects(old, new, states)
         write = self._closing_write(policy_id, old, closing, now)
         self.store.update_policy(
             policy_id, name=new.name, document=new.to_document(), enabled=new.enabled, actor=actor, now=now, write=write
@@ -219,10 +235,22 @@ class AlertService(AlertsAndHistory, Silences):
 
     def delete_policy(self, policy_id: str, *, level: str, namespace: str | None = None, actor: str) -> dict[str, Any]:
         row = self._row(policy_id, level=level, namespace=namespace)
-        old = parse_policy(json.loads(row["document"]))
+        old = self._stored(row)
         now = self.clock.now()
         states = [state_from_json(r["data"]) for r in self.store.state_rows(policy_id)]
         closing = [(st, "the policy was deleted") for st in states]
+        if old is None:
+            # Without a policy there are no receivers to tell: its alerts go with it, and the
+            # audit entry says so.
+            self.store.delete_policy(policy_id, now=now)
+            target = (
+                f"namespace/{row['namespace']}/policy/{policy_id}"
+                if row["namespace"]
+                else f"cluster/policy/{policy_id}"
+            )
+            detail = {"name": row["name"], "level": row["level"], "closed": len(closing), "unparsable": True}
+            self.audit(actor, "policy.delete", target, "ok", detail)
+            return {"id": policy_id, "deleted": True, "closed": len(closing)}
         write = self._closing_write(policy_id, old, closing, now)
         self.store.delete_policy(policy_id, now=now, write=write)
         self.audit(

@@ -3,6 +3,7 @@ edits that carry over or close in-flight alerts, comments, silences, history."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -442,3 +443,30 @@ def test_a_user_receiver_without_an_address_is_a_save_warning_and_the_alert_says
     engine.tick()
     assert [e.recipient for _, e in engine.notifier.sent] == ["noaddr@example.com"]
     assert client.get(f"/api/v1/alerting/alerts/{alert['id']}").get_json()["sends"] == 1
+
+
+def test_a_stored_policy_that_no_longer_validates_can_still_be_replaced_and_deleted(world: TenancyWorld) -> None:
+    """Validation got stricter over time (finite thresholds within 1e18, rules required): a policy
+    an older version saved must not become impossible to fix or remove."""
+    url = "/api/v1/namespaces/ns-a1/alerting/policies"
+    engine = Engine(world)
+    for name, threshold in (("old-a", 1e19), ("old-b", 1e20)):
+        p = create(world, "project-operator", url, workload_policy(name))
+        engine.values = {"ns-a1/deployment/api": 0.9}
+        engine.tick()
+        doc = workload_policy(name)
+        doc["rules"][0]["threshold"] = threshold  # what today's validator refuses
+        world.hub.db.execute("UPDATE alert_policies SET document=? WHERE id=?", (json.dumps(doc), p["id"]))
+        assert world.client("project-operator").get(f"{url}/{p['id']}").status_code == 200
+        if name == "old-a":
+            r = world.client("project-operator").put(f"{url}/{p['id']}", json=workload_policy(name, threshold=600))
+            assert r.status_code == 200, r.get_data(as_text=True)
+            closed = r.get_json()["effects"]["closed"]
+            assert [c["reason"] for c in closed] == ["the stored policy no longer validated"]
+            assert r.get_json()["rules"][0]["threshold"] == 600
+        r = world.client("project-operator").delete(f"{url}/{p['id']}")
+        assert r.status_code == 200, r.get_data(as_text=True)
+        assert world.client("project-operator").get(f"{url}/{p['id']}").status_code == 404
+    assert not world.hub.db.query("SELECT 1 FROM alert_states")
+    actions = [r["action"] for r in world.hub.db.query("SELECT action FROM audit_log WHERE action LIKE 'policy.%'")]
+    assert actions.count("policy.delete") == 2
