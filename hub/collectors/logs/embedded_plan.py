@@ -11,29 +11,15 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from hub.collectors.logs.embedded_base import (  # noqa: F401  (re-exported: hub.collectors.logs.embedded_base holds them)
-    _CATALOG_ADD_NS_UID,
-    _CATALOG_SCHEMA,
-    _FILE,
-    _PARTITION_SCHEMA,
-    _TOKENIZER,
-    BACKEND,
-    EXPORT_CHUNK,
+from hub.collectors.logs.embedded_base import (
     MAX_TAGS,
-    READERS_PER_DAY,
     SLOT_BITS,
-    SLOTS,
     TAG_SHARE,
     Source,
-    SourceKey,
     _Day,
-    _day_of,
-    _grams,
     _Plan,
     _Scope,
     fts_expr,
-    fts_phrase,
-    index_text,
 )
 from hub.collectors.logs.store import (
     LogQuery,

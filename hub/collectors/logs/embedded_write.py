@@ -14,28 +14,14 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from hub.collectors.logs.embedded_base import (  # noqa: F401  (re-exported: hub.collectors.logs.embedded_base holds them)
-    _CATALOG_ADD_NS_UID,
-    _CATALOG_SCHEMA,
-    _FILE,
-    _PARTITION_SCHEMA,
-    _TOKENIZER,
+from hub.collectors.logs.embedded_base import (
     BACKEND,
-    EXPORT_CHUNK,
-    MAX_TAGS,
-    READERS_PER_DAY,
     SLOT_BITS,
     SLOTS,
-    TAG_SHARE,
     Source,
     SourceKey,
     _Day,
     _day_of,
-    _grams,
-    _Plan,
-    _Scope,
-    fts_expr,
-    fts_phrase,
     index_text,
 )
 from hub.collectors.logs.store import (
