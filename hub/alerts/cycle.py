@@ -33,7 +33,8 @@ from hub.alerts.engine import CompiledRule, EntityState, FetchKey, QueryBuilder,
 from hub.alerts.notify import history, pipeline, reach
 from hub.alerts.notify.damping import FlapRecord
 from hub.alerts.notify.silence import Silence
-from hub.alerts.policy import Notification, Policy, Receiver, Rule, parse_policy
+from hub.alerts.policy import Policy, Receiver, parse_policy
+from hub.alerts.policy_model import hub_policy
 from hub.store.alerts import AlertStore, CycleWrite, StaleCycle
 from hub.timeutil import Clock
 
@@ -62,23 +63,13 @@ def describe_query(metric_promql: str, aggregation: str, period: float) -> str:
 
 def meta_policy(receivers: Sequence[Receiver], period: float) -> Policy:
     """The hub's own alert: the metric source fails, so every rule is in error."""
-    return Policy(
+    return hub_policy(
         name="kubehub-metric-source",
-        level="node",
-        rules=(
-            Rule(
-                name=META_RULE,
-                metric="kubehub_alert_query_errors",
-                aggregation="last",
-                comparator=">",
-                threshold=0,
-                unit="count",
-                period=period,
-                consecutive=1,
-                severity="critical",
-            ),
-        ),
-        notification=Notification(receivers=tuple(receivers), send_resolved=True),
+        rule=META_RULE,
+        metric="kubehub_alert_query_errors",
+        severity="critical",
+        receivers=receivers,
+        period=period,
         description="Alert queries fail: every rule is in the error state until they succeed again.",
     )
 

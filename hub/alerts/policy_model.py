@@ -9,6 +9,7 @@ section of a policy is a small dataclass with its own ``to_document``; they belo
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -383,6 +384,32 @@ class Problem:
 
     def format(self, filename: str) -> str:
         return f"{filename}:{self.line or 1}: {self.path or '(document)'}: {self.message}"
+
+
+def hub_policy(
+    *, name: str, rule: str, metric: str, severity: str, receivers: Sequence[Receiver], period: float, description: str
+) -> Policy:
+    """One of the hub's own node-level policies (its meta-alerts): a single ``last > 0`` rule on
+    a count the hub computes itself, sent to ``receivers`` and resolved when the count is 0."""
+    return Policy(
+        name=name,
+        level="node",
+        rules=(
+            Rule(
+                name=rule,
+                metric=metric,
+                aggregation="last",
+                comparator=">",
+                threshold=0,
+                unit="count",
+                period=period,
+                consecutive=1,
+                severity=severity,
+            ),
+        ),
+        notification=Notification(receivers=tuple(receivers), send_resolved=True),
+        description=description,
+    )
 
 
 class PolicyInvalid(Unprocessable):

@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from hub.alerts import engine
 from hub.alerts.engine import EntityState, Transition
 from hub.alerts.notify import window
-from hub.alerts.policy import Notification, Policy, Receiver, Rule
+from hub.alerts.policy import Policy, Receiver
+from hub.alerts.policy_model import hub_policy
 
 StateKey = tuple[str, str, str]
 
@@ -28,23 +29,13 @@ REACH_RULE = "receivers-unreachable"
 
 def reach_policy(receivers: Sequence[Receiver], period: float) -> Policy:
     """The meta policy: one alert per policy whose firing alerts reach nobody."""
-    return Policy(
+    return hub_policy(
         name=REACH_POLICY_NAME,
-        level="node",
-        rules=(
-            Rule(
-                name=REACH_RULE,
-                metric="kubehub_alert_unreachable",
-                aggregation="last",
-                comparator=">",
-                threshold=0,
-                unit="count",
-                period=period,
-                consecutive=1,
-                severity="major",
-            ),
-        ),
-        notification=Notification(receivers=tuple(receivers), send_resolved=True),
+        rule=REACH_RULE,
+        metric="kubehub_alert_unreachable",
+        severity="major",
+        receivers=receivers,
+        period=period,
         description="A policy has firing alerts but none of its receivers can be mailed.",
     )
 
