@@ -385,21 +385,7 @@ def close_orphans(
         if policy is None or policy.rule(key[1]) is None:
             del states[key]
             ended.append(key)
-            transitions.append(
-                Transition(
-                    policy_id=st.policy_id,
-                    rule=st.rule,
-                    entity=st.entity,
-                    labels=st.labels,
-                    alert_id=st.alert_id,
-                    from_state=st.state,
-                    to_state="closed",
-                    at=now,
-                    value=None,
-                    state=st,
-                    reason="its rule no longer exists",
-                )
-            )
+            transitions += close_states([st], reason="its rule no longer exists", now=now)
 
 
 def track_metric_source(
