@@ -1,5 +1,5 @@
 # The README's two commands live here; everything else is ordinary `kubehub` usage.
-.PHONY: sandbox test unit down bench soak
+.PHONY: sandbox test unit down bench soak test-postgres
 
 sandbox:
 	@scripts/bootstrap.sh
@@ -7,6 +7,12 @@ sandbox:
 
 test:
 	@scripts/test.sh
+
+# The whole pytest suite with the state store on the sandbox's PostgreSQL: a fresh database per
+# run, a schema per test (scripts/test_postgres.py; docs/operations.md).
+test-postgres:
+	@scripts/bootstrap.sh
+	@.venv/bin/python scripts/test_postgres.py
 
 unit:
 	@scripts/bootstrap.sh

@@ -6,7 +6,12 @@ tests/integration/conftest.py.
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import pytest
 
@@ -14,11 +19,82 @@ from hub.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 
+# The state store of the whole run: unset, every test's state is SQLite in its own data dir;
+# set (``make test-postgres``), each test gets a fresh schema of that PostgreSQL database.
+SUITE_DATABASE_URL = os.environ.get("KUBEHUB_DATABASE_URL", "")
+_admin: dict[str, Any] = {}
+
+
+def _suite_admin() -> Any:
+    import psycopg
+
+    conn = _admin.get("conn")
+    if conn is None or conn.closed:
+        conn = _admin["conn"] = psycopg.connect(SUITE_DATABASE_URL, autocommit=True, connect_timeout=10)
+        conn.execute("SET lock_timeout = '10s'")
+    return conn
+
+
+def with_search_path(url: str, schema: str) -> str:
+    """``url`` whose connections use ``schema`` (a connection option in the URL's query)."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "options"]
+    query.append(("options", f"-csearch_path={schema}"))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query, quote_via=quote), parts.fragment))
+
+
+@pytest.fixture(autouse=True)
+def database_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """This test's state store URL: '' (SQLite) unless the run sets ``KUBEHUB_DATABASE_URL``.
+
+    Then the test gets a schema of its own in that database, named in the URL it sees and in
+    its environment (so ``load_settings()``, the CLI and a ``kubehub serve`` it starts with this
+    environment use it too): tests never see each other's users or alerts, as with their own
+    SQLite files. Creating a schema costs about a millisecond; the migrations run when the test
+    opens the store, as on SQLite.
+    """
+    if not SUITE_DATABASE_URL:
+        yield ""
+        return
+    url = fresh_database_url()
+    monkeypatch.setenv("KUBEHUB_DATABASE_URL", url)
+    yield url
+    try:
+        _suite_admin().execute(f'DROP SCHEMA "{url.rsplit("%3D", 1)[-1]}" CASCADE')
+    except Exception:  # a test left a connection holding a lock: the run's database goes at the end anyway
+        pass
+
+
+def fresh_database_url() -> str:
+    """'' without ``KUBEHUB_DATABASE_URL``; else the URL of a new, empty schema of the run's
+    database (for worlds built outside a test's own fixture, e.g. one per module)."""
+    if not SUITE_DATABASE_URL:
+        return ""
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    _suite_admin().execute(f'CREATE SCHEMA "{schema}"')
+    return with_search_path(SUITE_DATABASE_URL, schema)
+
+
+def open_test_store(path: str | Path) -> Any:
+    """The state store a test opens itself: SQLite at ``path``, or this test's PostgreSQL schema
+    when the run sets ``KUBEHUB_DATABASE_URL`` (the same path means the same store on both)."""
+    url = os.environ.get("KUBEHUB_DATABASE_URL", "") if SUITE_DATABASE_URL else ""
+    if url:
+        from hub.store.postgres import PostgresDatabase
+
+        return PostgresDatabase(url)
+    from hub.store import Database
+
+    return Database(path)
+
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Embedded defaults in a fresh data dir: no cluster, no Prometheus, no SMTP."""
-    return Settings(data_dir=tmp_path / "data").replace(kubernetes={"kubeconfig": "none"}, logs={"ship": False})
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    """Embedded defaults in a fresh data dir: no cluster, no Prometheus, no SMTP (state on
+    this test's PostgreSQL schema when the run asks for PostgreSQL)."""
+    return Settings(data_dir=tmp_path / "data", database_url=database_url).replace(
+        kubernetes={"kubeconfig": "none"}, logs={"ship": False}
+    )
 
 
 @pytest.fixture

@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict
 
 from hub.errors import BackendUnavailable, ConfigError
 from hub.store.db import IntegrityError, Params, Row, run_migrations
@@ -204,6 +205,13 @@ class PostgresDatabase:
         if not url.startswith(("postgresql://", "postgres://")):
             raise ConfigError("KUBEHUB_DATABASE_URL", "must be a postgresql:// URL")
         self.url = url
+        # The URL's own ``options`` (e.g. ``-csearch_path=kubehub``) are kept: a keyword given to
+        # connect() replaces the URL's, and the writers' lock timeout must not drop them.
+        try:
+            given = conninfo_to_dict(url).get("options") or ""
+        except psycopg.ProgrammingError as exc:
+            raise ConfigError("KUBEHUB_DATABASE_URL", f"not a valid PostgreSQL URL: {_first_line(exc)}") from exc
+        self._options = f"{given} -c lock_timeout={LOCK_TIMEOUT}".strip()
         self._local = threading.local()
         self._all: list[tuple[threading.Thread, psycopg.Connection[Any]]] = []
         self._lock = threading.Lock()
@@ -222,7 +230,7 @@ class PostgresDatabase:
                 row_factory=_row_factory,
                 connect_timeout=CONNECT_TIMEOUT,
                 application_name="kubehub",
-                options=f"-c lock_timeout={LOCK_TIMEOUT}",
+                options=self._options,
             )
         except psycopg.OperationalError as exc:
             raise BackendUnavailable(BACKEND, f"cannot connect to {safe_url(self.url)}: {_first_line(exc)}") from exc

@@ -17,9 +17,9 @@ from hub.alerts.notify.delivery import DeliveryResult, OutgoingEmail, RecordingN
 from hub.alerts.notify.outbox import Dispatcher
 from hub.alerts.notify.render import Renderer
 from hub.alerts.policy import parse_policy
-from hub.store import Database
 from hub.store.alerts import AlertStore
 from hub.timeutil import FakeClock
+from tests.conftest import open_test_store
 
 pytestmark = pytest.mark.unit
 
@@ -37,7 +37,7 @@ class World:
     """A hub's alerting core on a temp database: set values, tick, read the mail."""
 
     def __init__(self, tmp: Path, *, quota: int = 0, start: float = T0) -> None:
-        self.db = Database(tmp / "state.sqlite3")
+        self.db = open_test_store(tmp / "state.sqlite3")
         self.db.migrate()
         self.store = AlertStore(self.db)
         self.clock = FakeClock(start)

@@ -8,9 +8,9 @@ import pytest
 
 import hub.runtime.tenancy as runtime_tenancy
 from hub.cli import main
-from hub.store import Database
 from hub.tenancy.credentials import PasswordHashing
 from hub.tenancy.service import TenancyService
+from tests.conftest import open_test_store
 from tests.unit.conftest_tenancy import FAST_AUTH
 
 pytestmark = pytest.mark.unit
@@ -28,7 +28,7 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _can_log_in(data_dir: Path, name: str, password: str) -> bool:
-    db = Database(data_dir / "state.sqlite3")
+    db = open_test_store(data_dir / "state.sqlite3")
     try:
         svc = TenancyService(db, hashing=PasswordHashing(memory_kib=1024, time_cost=1))
         user = svc.login(name, password)

@@ -8,8 +8,8 @@ import pytest
 
 from hub.runtime.tenancy import build_service
 from hub.settings import Settings
-from hub.store import Database
 from sandbox.hub_seed import seed_tenancy as seed_sandbox
+from tests.conftest import open_test_store
 from tests.unit.conftest_tenancy import FAST_AUTH
 
 pytestmark = pytest.mark.unit
@@ -42,12 +42,12 @@ STATE = {
 }
 
 
-def test_seeding_is_idempotent_and_brings_passwords_and_roles_back(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data").replace(
+def test_seeding_is_idempotent_and_brings_passwords_and_roles_back(tmp_path: Path, database_url: str) -> None:
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url).replace(
         kubernetes={"kubeconfig": "none"}, logs={"ship": False}, auth=dict(FAST_AUTH)
     )
     assert seed_sandbox(settings, STATE) == "tenancy: 3 users, 2 workspaces, 3 projects"
-    db = Database(settings.state_db)
+    db = open_test_store(settings.state_db)
     try:
         svc = build_service(db, settings)
         svc.update_user("api-operator", password="Changed-in-between-1")
@@ -55,7 +55,7 @@ def test_seeding_is_idempotent_and_brings_passwords_and_roles_back(tmp_path: Pat
     finally:
         db.close()
     assert seed_sandbox(settings, STATE) == "tenancy: 3 users, 2 workspaces, 3 projects"
-    db = Database(settings.state_db)
+    db = open_test_store(settings.state_db)
     try:
         svc = build_service(db, settings)
         assert svc.login("api-operator", "ek4rxSLSZbnrt4R-").name == "api-operator"

@@ -15,6 +15,7 @@ from hub.tenancy.credentials import PasswordHashing
 from hub.tenancy.roles import PlatformRole, ProjectRole, WorkspaceRole
 from hub.tenancy.service import WORKSPACE_LABEL, LoginThrottled, TenancyService
 from hub.timeutil import FakeClock
+from tests.conftest import open_test_store
 
 ADMIN_SCOPE = Scope(all_namespaces=True, namespaces={})  # the audit log is read as a platform admin
 
@@ -56,7 +57,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(tmp_path / "state.sqlite3")
+    database = open_test_store(tmp_path / "state.sqlite3")
     database.migrate()
     yield database
     database.close()
