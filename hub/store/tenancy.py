@@ -24,6 +24,8 @@ class UserRecord:
     created_at: float
     updated_at: float
     last_login_at: float | None
+    source: str = "local"  # local | ldap | oidc (migration tenancy_identity 1)
+    external_checked_at: float | None = None  # when the directory last confirmed an external user
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ def _user(row: Any) -> UserRecord:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         last_login_at=row["last_login_at"],
+        source=row["source"],
+        external_checked_at=row["external_checked_at"],
     )
 
 
@@ -123,16 +127,28 @@ class TenancyStore:
         return [_user(r) for r in self.db.query("SELECT * FROM users ORDER BY name")]
 
     def insert_user(
-        self, *, name: str, password_hash: str, platform_role: str, display_name: str, email: str, now: float
+        self,
+        *,
+        name: str,
+        password_hash: str,
+        platform_role: str,
+        display_name: str,
+        email: str,
+        now: float,
+        source: str = "local",
     ) -> None:
         self.db.execute(
-            "INSERT INTO users(name, display_name, email, password_hash, platform_role, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (name, display_name, email, password_hash, platform_role, now, now),
-        )
+            "INSERT INTO users(name, display_name, email, password_hash, platform_role, created_at, updated_at,"
+            " source, external_checked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (name, display_name, email, password_hash, platform_role, now, now, source,
+             None if source == "local" else now),
+        )  # fmt: skip
 
     def update_user(self, name: str, *, now: float, **fields: Any) -> None:
-        allowed = {"display_name", "email", "password_hash", "platform_role", "disabled", "last_login_at"}
+        allowed = {
+            "display_name", "email", "password_hash", "platform_role", "disabled", "last_login_at",
+            "external_checked_at",
+        }  # fmt: skip
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"unknown user fields {sorted(unknown)}")
@@ -140,7 +156,7 @@ class TenancyStore:
             return
         sets = ", ".join(f"{k} = ?" for k in fields)
         params = [int(v) if isinstance(v, bool) else v for v in fields.values()]
-        updated = "" if set(fields) == {"last_login_at"} else ", updated_at = ?"
+        updated = "" if set(fields) <= {"last_login_at", "external_checked_at"} else ", updated_at = ?"
         if updated:
             params.append(now)
         self.db.execute(f"UPDATE users SET {sets}{updated} WHERE name = ?", (*params, name))

@@ -28,6 +28,7 @@ from hub.errors import HubError
 from hub.settings import AuthSettings
 from hub.store.audit import AuditEntry, AuditFilter, AuditStore
 from hub.store.db import StateStore
+from hub.store.identity import IdentityStore
 from hub.store.tenancy import TenancyStore, UserRecord
 from hub.tenancy import scope as rules
 from hub.tenancy.checks import _as_project, _scrub
@@ -37,6 +38,8 @@ from hub.tenancy.credentials import (
     digest,
 )
 from hub.tenancy.directory import WORKSPACE_LABEL, Directory
+from hub.tenancy.external import ExternalIdentities, PasswordDirectory
+from hub.tenancy.mappings import parse_mappings_setting
 from hub.tenancy.roles import PlatformRole, ProjectRole, WorkspaceRole
 from hub.tenancy.scope import Principal, Project, Scope
 from hub.tenancy.sessions import IssuedToken, LoginThrottled, SessionsAndTokens
@@ -84,7 +87,7 @@ class _ProjectIndex:
         )
 
 
-class TenancyService(SessionsAndTokens, Directory):
+class TenancyService(SessionsAndTokens, Directory, ExternalIdentities):
     def __init__(
         self,
         db: StateStore,
@@ -95,12 +98,17 @@ class TenancyService(SessionsAndTokens, Directory):
         ensure_namespace: EnsureNamespace | None = None,
         namespace_created: NamespaceCreated | None = None,
         namespace_uid: NamespaceUid | None = None,
+        directory: PasswordDirectory | None = None,
     ) -> None:
         self.store = TenancyStore(db)
+        self.identity = IdentityStore(db)
+        # Sign-in against a directory (hub/tenancy/external.py); None: local users only.
+        self.directory = directory
         self.audit_store = AuditStore(db)
         self.auth = auth or AuthSettings()
         self.clock = clock or SystemClock()
         self.hashing = hashing or PasswordHashing()
+        self.settings_mappings = parse_mappings_setting(self.auth.group_mappings)
         self._ensure_namespace = ensure_namespace
         self._namespace_created = namespace_created
         self._namespace_uid = namespace_uid
@@ -117,6 +125,20 @@ class TenancyService(SessionsAndTokens, Directory):
         user = self.store.user(username)
         if user is None or user.disabled:
             return None
+        return self._principal(user, via_token=via_token)
+
+    def _vouched_principal(self, username: str, *, via_token: bool) -> Principal | None:
+        """:meth:`principal_for` for a session or token: an external user's directory may have
+        to confirm them again first (:meth:`ExternalIdentities.still_vouched`)."""
+        user = self.store.user(username)
+        if user is None or user.disabled:
+            return None
+        if user.source != "local":
+            if not self.still_vouched(user):
+                return None
+            user = self.store.user(username)  # a re-check may have changed the roles
+            if user is None or user.disabled:
+                return None
         return self._principal(user, via_token=via_token)
 
     def _principal(self, user: UserRecord, *, via_token: bool) -> Principal:
@@ -136,7 +158,7 @@ class TenancyService(SessionsAndTokens, Directory):
         now = self.clock.now()
         if record is None or record.revoked_at is not None or record.expires_at <= now:
             return None
-        principal = self.principal_for(record.username, via_token=True)
+        principal = self._vouched_principal(record.username, via_token=True)
         if principal is not None and (record.last_used_at is None or now - record.last_used_at >= _TOUCH_EVERY):
             self.store.touch_token(record.id, now)
         return principal
@@ -151,7 +173,7 @@ class TenancyService(SessionsAndTokens, Directory):
         if record.expires_at <= self.clock.now():
             self.store.delete_session(digest(sid))
             return None
-        return self.principal_for(record.username)
+        return self._vouched_principal(record.username, via_token=False)
 
     # ===================================================================== authorization
     def authorize(

@@ -20,6 +20,7 @@ from hub.tenancy.credentials import (
     new_token,
     token_hint,
 )
+from hub.tenancy.external import AccountRefused, ExternalUser, PasswordDirectory
 from hub.tenancy.scope import Principal
 from hub.timeutil import Clock
 
@@ -65,6 +66,11 @@ class SessionsAndTokens:
 
     if TYPE_CHECKING:  # provided by TenancyService (hub/tenancy/service.py)
         _dummy_hash: str | None
+        directory: PasswordDirectory | None
+
+        def provision(self, source: str, ext: ExternalUser, *, actor: str | None = None) -> UserRecord: ...
+
+        def end_external_access(self, user: UserRecord, reason: str) -> None: ...
 
         def audit(
             self, actor: str, action: str, target: str, result: str, detail: Mapping[str, Any] | None = None
@@ -93,7 +99,12 @@ class SessionsAndTokens:
         keys = [digest("user:" + name), digest("addr:" + (client or "?"))]
         self._check_throttle(keys, now)
         user = self.store.user(name) if USERNAME_RE.match(name) else None
-        if user is None or user.disabled:
+        directory = self.directory
+        if directory is not None and USERNAME_RE.match(name) and (user is None or user.source == directory.source):
+            # Not a local account: the directory decides (a local one never asks it, so
+            # break-glass logins work while the directory is down).
+            return self._directory_login(directory, name, password, user, keys, now, client)
+        if user is None or user.disabled or user.source != "local":
             self.hashing.verify(self._dummy(), password)
             self._failed_login(keys, now, None, client)
         if not self.hashing.verify(user.password_hash, password):
@@ -104,6 +115,39 @@ class SessionsAndTokens:
             changes["password_hash"] = self.hashing.hash(password)
         self.store.update_user(name, now=now, **changes)
         return user
+
+    def _directory_login(
+        self,
+        directory: PasswordDirectory,
+        name: str,
+        password: str,
+        user: UserRecord | None,
+        keys: list[str],
+        now: float,
+        client: str,
+    ) -> UserRecord:
+        """Bind-and-search against the directory, then provision and update the user.
+
+        A directory that does not answer raises BackendUnavailable (503 naming it) and counts
+        no failure; an account the directory refuses (gone, disabled) also loses its sessions
+        and tokens here.
+        """
+        if user is not None and user.disabled:  # disabled by a kubehub admin: the directory is not asked
+            self._failed_login(keys, now, user.name, client)
+        try:
+            found = directory.authenticate(name, password)
+        except AccountRefused as exc:
+            if user is not None:
+                self.end_external_access(user, exc.reason)
+            self._failed_login(keys, now, user.name if user else None, client)
+        except Unauthenticated:
+            self._failed_login(keys, now, user.name if user else None, client)
+        record = self.provision(directory.source, found)
+        if record.disabled:
+            self._failed_login(keys, now, record.name, client)
+        self.store.clear_failures(keys[0])
+        self.store.update_user(record.name, now=now, last_login_at=now)
+        return record
 
     def _failed_login(self, keys: list[str], now: float, username: str | None, client: str) -> NoReturn:
         for key in keys:

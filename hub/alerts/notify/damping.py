@@ -10,13 +10,15 @@ that summary counts as the alert's first send (so the repeat schedule carries on
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from hub.alerts import flap
-from hub.alerts.engine import Transition
-from hub.alerts.policy import FlapDamping
+from hub.alerts.engine import EntityState, Transition
+from hub.alerts.notify import decide
+from hub.alerts.notify.notice import Notice
+from hub.alerts.policy import FlapDamping, Policy
 
 FlapKey = tuple[str, str, str]  # (policy id, rule, entity)
 CHANGES = ("firing", "resolved")
@@ -98,4 +100,64 @@ def prunable(records: Mapping[FlapKey, FlapRecord], config: Mapping[str, FlapDam
         cfg = config.get(key[0])
         if cfg is None or (not rec.holding and not flap.recent(rec.changes, now, cfg)):
             out.append(key)
+    return out
+
+
+def summaries(
+    records: dict[FlapKey, FlapRecord],
+    config: Mapping[str, FlapDamping],
+    *,
+    states: Mapping[FlapKey, EntityState],
+    policies: Mapping[str, Policy],
+    tenants: Mapping[str, str],
+    query_text: Callable[[str, str], str],
+    existing_keys: Callable[[Iterable[str]], set[str]],
+    now: float,
+) -> list[tuple[Notice, FlapKey | None]]:
+    """A summary notice for each pair that stopped flapping, with the state whose first
+    send it counts as (a firing alert never told while it was held), if any."""
+    out: list[tuple[Notice, FlapKey | None]] = []
+    for fkey in settled(records, config, now):
+        rec = records[fkey]
+        policy = policies.get(fkey[0])
+        rec.holding = False
+        rec.dirty = True
+        if policy is None:
+            continue
+        current = states.get(fkey)
+        st = current or EntityState(
+            policy_id=fkey[0],
+            rule=fkey[1],
+            entity=fkey[2],
+            labels=rec.labels,
+            state="ok",
+            alert_id=rec.alert_id,
+            count=0,
+            started_at=rec.held_since or now,
+            since=now,
+            last_eval=now,
+        )
+        detail = {
+            "changes": len(rec.changes),
+            "held": rec.held,
+            "since": rec.held_since,
+            "state": current.state if current else "ok",
+        }
+        n = decide.build_notice(
+            kind="flap_summary",
+            key=f"flap:{fkey[0]}/{fkey[1]}/{fkey[2]}:{now:.0f}",
+            st=st,
+            policy=policy,
+            policy_id=fkey[0],
+            tenant=tenants.get(fkey[0], "cluster"),
+            query=query_text(fkey[0], fkey[1]),
+            at=now,
+            detail=detail,
+        )
+        if n is None or n.key in existing_keys([n.key]):
+            continue
+        counts = current is not None and current.state == "firing" and current.sends == 0
+        out.append((n, fkey if counts else None))
+        rec.held = 0
+        rec.held_since = None
     return out
