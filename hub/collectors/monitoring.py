@@ -327,7 +327,7 @@ class MonitoringService:
         deadline = _Deadline(self.timeout)
         if req.filters.namespaces == ():
             # The caller may see no namespace of this request: answer empty without a query.
-            return self._shape(req, {m: None for m in req.metrics}, page_keys=_empty_keys(keys), total=0)
+            return self._shape(req, {m: None for m in req.metrics}, page=(), total=0)
         at = req.end if req.is_range else (req.time if req.time is not None else self.clock.now())
         assert at is not None
         try:
@@ -335,13 +335,14 @@ class MonitoringService:
                 return self._ranked(req, keys, at, deadline)
             frames = self._fetch(req, req.metrics, req.filters, at, deadline)
         except EmptyScope:
-            return self._shape(req, {m: None for m in req.metrics}, page_keys=_empty_keys(keys), total=0)
+            return self._shape(req, {m: None for m in req.metrics}, page=(), total=0)
         ordered = _entity_union(frames.values(), keys)
         total = len(ordered) if keys else (1 if any(f is not None and not f.empty for f in frames.values()) else 0)
-        page_keys = ordered
+        page = ordered
         if req.limit is not None and keys:
-            page_keys = rankings.page_of(ordered, page=req.page, limit=req.limit)
-        return self._shape(req, frames, page_keys=page_keys, total=total)
+            start = (req.page - 1) * req.limit
+            page = ordered[start : start + req.limit]
+        return self._shape(req, frames, page=page, total=total)
 
     def _ranked(self, req: MonitoringRequest, keys: tuple[str, ...], at: float, deadline: _Deadline) -> dict[str, Any]:
         assert req.sort_metric is not None and req.limit is not None
@@ -365,36 +366,36 @@ class MonitoringService:
             if live:
                 self._totals.put((req.level, req.filters), counted)
         counted = counted or 0
-        values = rankings.entity_values(top, keys)
-        if not rankings.topk_is_exact(values, needed=needed, fetched=fetched, descending=req.descending):
+        values = rankings.last_values(top, keys)
+        if not rankings.is_exact(values.values, needed=needed, fetched=fetched, descending=req.descending):
             # A tie at the page boundary may continue past what topk returned: fetch every
             # entity at least as good as the boundary value (bounded by the tie, not by the
             # level's size) and let the name tie-break decide. Same evaluation time, same
             # expression: equal values compare equal.
-            boundary = rankings.boundary_value(values, needed=needed, descending=req.descending)
+            boundary = rankings.boundary_of(values.values, needed=needed, descending=req.descending)
             comparison = ">=" if req.descending else "<="
             top = backend.instant(
                 f"({expr}) {comparison} {promql_number(boundary)}", time=at, timeout=deadline.remaining()
             )
-            values = rankings.entity_values(top, keys)
-        universe = None
-        if values["value"].notna().sum() < needed and universe_expr is not None:
+            values = rankings.last_values(top, keys)
+        universe: tuple[rankings.Key, ...] | None = None
+        if values.with_values() < needed and universe_expr is not None:
             # The page reaches past the entities with a value: list the others (missing last).
-            universe = rankings.entity_values(
+            universe = rankings.last_values(
                 backend.instant(universe_expr, time=at, timeout=deadline.remaining()), keys
-            )
-        ranked = rankings.rank(values, keys, descending=req.descending, universe=universe)
+            ).keys
+        ranked = rankings.order(values, descending=req.descending, universe=universe or ())
         total = len(ranked) if universe is not None else max(counted, len(ranked))
-        page_keys = rankings.page_of(ranked, page=req.page, limit=req.limit)
+        page = ranked.page(page=req.page, limit=req.limit).keys
         frames: dict[str, pd.DataFrame | None] = {}
         rest = list(req.metrics)
         if not req.is_range and req.sort_metric in rest:
-            frames[req.sort_metric] = rankings.select(top, keys, page_keys)
+            frames[req.sort_metric] = top  # _shape keeps the page's entities of it
             rest.remove(req.sort_metric)
-        if rest and not page_keys.empty:
-            narrowed = _narrow(req.filters, keys, page_keys)
+        if rest and page:
+            narrowed = _narrow(req.filters, keys, page)
             frames.update(self._fetch(req, rest, narrowed, at, deadline))
-        return self._shape(req, {m: frames.get(m) for m in req.metrics}, page_keys=page_keys, total=total)
+        return self._shape(req, {m: frames.get(m) for m in req.metrics}, page=page, total=total)
 
     # -- queries ---------------------------------------------------------------------------
     def _value_expr(self, req: MonitoringRequest, metric: str, filters: Filters) -> str:
@@ -434,7 +435,7 @@ class MonitoringService:
         req: MonitoringRequest,
         frames: Mapping[str, pd.DataFrame | None],
         *,
-        page_keys: pd.DataFrame,
+        page: Sequence[rankings.Key],
         total: int,
     ) -> dict[str, Any]:
         keys = ENTITY_LABELS[req.level]
@@ -443,13 +444,9 @@ class MonitoringService:
         for name in req.metrics:
             metric = self.catalogue.metric(req.level, name)
             frame = frames.get(name)
-            if frame is None:
-                frame = pd.DataFrame()
-            if keys and not frame.empty:
-                frame = rankings.select(frame, keys, page_keys)
-            series = _series(frame, keys, page_keys)
-            missing = _missing(frame, keys, page_keys)
-            if not keys and frame.empty and total:
+            series, have = _series(frame, keys, page)
+            missing = _missing(have, keys, page)
+            if not keys and not series and total:
                 missing = [{}]
             partial = partial or bool(missing)
             results.append(
@@ -472,61 +469,74 @@ class MonitoringService:
         return body
 
 
-def _empty_keys(keys: Sequence[str]) -> pd.DataFrame:
-    return pd.DataFrame({k: pd.Series([], dtype=object) for k in keys})
-
-
-def _entity_union(frames: Any, keys: Sequence[str]) -> pd.DataFrame:
+def _entity_union(frames: Any, keys: Sequence[str]) -> list[rankings.Key]:
     """Every entity present in any of the frames, sorted by name."""
-    cols = list(keys)
-    found: set[tuple[str, ...]] = set()
+    found: set[rankings.Key] = set()
     for frame in frames:
-        if frame is not None and not frame.empty and cols:
-            found.update(rankings.key_tuples(frame, cols))
-    return pd.DataFrame(sorted(found), columns=cols) if found else _empty_keys(cols)
+        if frame is not None and not frame.empty and keys:
+            found.update(rankings.key_tuples(frame, keys))
+    return sorted(found)
 
 
-def _narrow(filters: Filters, keys: Sequence[str], page_keys: pd.DataFrame) -> Filters:
+def _narrow(filters: Filters, keys: Sequence[str], page: Sequence[rankings.Key]) -> Filters:
     """``filters`` further restricted to the names on one page (then joined exactly)."""
     names: dict[str, list[str]] = {}
     for field_name, label in FILTER_LABEL.items():
         if label in keys:
-            names[field_name] = sorted({str(v) for v in page_keys[label] if v})
+            at = list(keys).index(label)
+            names[field_name] = sorted({str(key[at]) for key in page if key[at]})
     return filters.narrowed(**names)
 
 
-def _series(frame: pd.DataFrame, keys: Sequence[str], page_keys: pd.DataFrame) -> list[dict[str, Any]]:
-    """Frame -> API series, in page order (entities) or by labels (levels without entities)."""
-    if frame.empty:
-        return []
+def _series(
+    frame: pd.DataFrame | None, keys: Sequence[str], page: Sequence[rankings.Key]
+) -> tuple[list[dict[str, Any]], set[rankings.Key]]:
+    """Frame -> API series and the entity keys they belong to. Levels with entities keep
+    only the page's entities (an exact match of the whole key: a query narrowed to the page's
+    names may return pods named alike in other namespaces) in page order; levels without
+    entities order their series by labels.
+
+    Plain lists from the frame's numpy columns: a page is a few dozen series, for which
+    pandas indexing per series would cost more than the answer is worth.
+    """
+    if frame is None or frame.empty:
+        return [], set()
     labels = label_names(frame)
     ids = frame["series"].to_numpy()
-    if (np.diff(ids) < 0).any():  # frames normally arrive ordered by series, then time
+    if len(ids) > 1 and bool((ids[1:] < ids[:-1]).any()):  # normally ordered by series, then time
         frame = frame.sort_values(["series", "timestamp"], kind="mergesort")
         ids = frame["series"].to_numpy()
-    bounds = np.flatnonzero(np.diff(ids)) + 1
-    starts = np.concatenate(([0], bounds))
-    ts = frame["timestamp"].to_numpy(dtype=float)
-    values = frame["value"].to_numpy(dtype=float)
-    shown = values.astype(object)
-    shown[~np.isfinite(values)] = None  # JSON has no NaN/Inf
-    pairs = np.column_stack((ts, shown))
-    label_rows = frame[labels].iloc[starts].to_dict("records") if labels else [{} for _ in starts]
-    out = []
-    for i, (row, chunk) in enumerate(zip(label_rows, np.split(pairs, bounds), strict=True)):
-        out.append(({k: v for k, v in row.items() if v != ""}, chunk.tolist(), i))
-    if keys and not page_keys.empty:
-        order = {tuple(r): n for n, r in enumerate(page_keys[list(keys)].itertuples(index=False, name=None))}
-        out.sort(key=lambda item: (order.get(tuple(item[0].get(k, "") for k in keys), len(order)), item[2]))
-    else:
-        out.sort(key=lambda item: tuple(sorted(item[0].items())))
-    return [{"labels": labels_, "values": vals} for labels_, vals, _ in out]
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]).tolist()
+    ends = [*starts[1:], len(ids)]
+    ts = frame["timestamp"].to_numpy(dtype=float).tolist()
+    raw = frame["value"].to_numpy(dtype=float)
+    shown = raw.astype(object)
+    shown[~np.isfinite(raw)] = None  # JSON has no NaN/Inf
+    values = shown.tolist()
+    columns = {label: frame[label].to_numpy(dtype=object) for label in labels}
+    missing_label = np.full(len(ids), "", dtype=object)
+    key_columns = [columns.get(k, missing_label) for k in keys]
+    wanted = {key: n for n, key in enumerate(page)} if keys else {}
+    out: list[tuple[Any, dict[str, Any], list[list[Any]]]] = []
+    have: set[rankings.Key] = set()
+    for i, (first, stop) in enumerate(zip(starts, ends, strict=True)):
+        if keys:
+            key = tuple(column[first] for column in key_columns)
+            position = wanted.get(key)
+            if position is None:
+                continue
+            have.add(key)
+            rank: Any = (position, i)
+        row = {label: column[first] for label, column in columns.items() if column[first] != ""}
+        if not keys:
+            rank = tuple(sorted(row.items()))
+        out.append((rank, row, [[t, v] for t, v in zip(ts[first:stop], values[first:stop], strict=True)]))
+    out.sort(key=lambda item: item[0])
+    return [{"labels": row, "values": points} for _, row, points in out], have
 
 
-def _missing(frame: pd.DataFrame, keys: Sequence[str], page_keys: pd.DataFrame) -> list[dict[str, str]]:
+def _missing(have: set[rankings.Key], keys: Sequence[str], page: Sequence[rankings.Key]) -> list[dict[str, str]]:
     """Entities of the page for which the metric has no series."""
-    if not keys or page_keys.empty:
+    if not keys:
         return []
-    have = set(rankings.key_tuples(frame, keys)) if not frame.empty else set()
-    wanted = dict.fromkeys(rankings.key_tuples(page_keys, keys))
-    return [dict(zip(keys, (str(v) for v in key), strict=True)) for key in wanted if key not in have]
+    return [dict(zip(keys, (str(v) for v in key), strict=True)) for key in dict.fromkeys(page) if key not in have]
