@@ -204,55 +204,6 @@ class LdapSettings:
         "a user removed or disabled there loses access within this time.",
         default=300.0,
     )
-    group_mappings: str = _doc(
-        "Directory group -> role mappings for LDAP and OIDC sign-in, as a JSON list of "
-        '{"group", "level" (platform|workspace|project), "role", "target" (workspace or namespace)} objects. '
-        "Shown read-only in the console beside the ones admins add there; the most permissive role wins "
-        "(docs/tenancy.md).",
-        default="",
-    )
-
-
-@dataclass(frozen=True)
-class LdapSettings:
-    url: str = _doc(
-        "LDAP / Active Directory server, ldap://host:389 (with start_tls) or ldaps://host:636. Empty: no "
-        "directory sign-in.",
-        default="",
-    )
-    start_tls: bool = _doc(
-        "Upgrade an ldap:// connection with StartTLS before any bind. Turn off only for a directory on loopback: "
-        "passwords would cross the network in clear.",
-        default=True,
-    )
-    ca_file: str = _doc(
-        "PEM file of the CA(s) that sign the directory's certificate. Empty: the system's CAs.", default=""
-    )
-    bind_dn: str = _doc(
-        "DN of the service account that searches users and groups (empty: anonymous search).", default=""
-    )
-    bind_password: str = _doc("Password of the service account.", default="")
-    user_base: str = _doc("Base DN under which users are searched, e.g. ou=people,dc=example,dc=org.", default="")
-    user_filter: str = _doc(
-        "Filter that finds one user; {username} is replaced by the escaped user name. Active Directory: "
-        "(&(objectClass=user)(sAMAccountName={username})).",
-        default="(&(objectClass=inetOrgPerson)(uid={username}))",
-    )
-    group_base: str = _doc("Base DN under which groups are searched. Empty: user_base.", default="")
-    group_filter: str = _doc(
-        "Filter that finds the groups with a member; {dn} is replaced by the escaped member DN.",
-        default="(&(objectClass=groupOfNames)(member={dn}))",
-    )
-    group_name_attribute: str = _doc("Attribute of a group that mappings name.", default="cn")
-    nested_depth: int = _doc(
-        "Levels of nested groups followed (a group that is a member of a group). 0: direct groups only.", default=5
-    )
-    timeout: float = _doc("Seconds before a directory connection or operation is abandoned (503).", default=5.0)
-    recheck_seconds: float = _doc(
-        "Longest time an LDAP user's sessions and API tokens are trusted without asking the directory again: "
-        "a user removed or disabled there loses access within this time.",
-        default=300.0,
-    )
 
 
 @dataclass(frozen=True)
@@ -298,7 +249,6 @@ class Settings:
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
-    ldap: LdapSettings = field(default_factory=LdapSettings)
     ldap: LdapSettings = field(default_factory=LdapSettings)
     rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
 
@@ -434,33 +384,6 @@ def _validate(s: Settings) -> None:
         raise ConfigError("KUBEHUB_RATE_LIMITS_WINDOW", f"must be more than 0 seconds, got {s.rate_limits.window}")
     if not s.rate_limits.long_range_hours > 0:
         raise ConfigError("KUBEHUB_RATE_LIMITS_LONG_RANGE_HOURS", "must be more than 0 hours")
-    if s.ldap.url and not s.ldap.url.startswith(("ldap://", "ldaps://")):
-        raise ConfigError("KUBEHUB_LDAP_URL", f"must be an ldap:// or ldaps:// URL, got {s.ldap.url!r}")
-    if s.ldap.url and not s.ldap.user_base:
-        raise ConfigError("KUBEHUB_LDAP_USER_BASE", "must be set when KUBEHUB_LDAP_URL is set")
-    if s.ldap.url and "{username}" not in s.ldap.user_filter:
-        raise ConfigError("KUBEHUB_LDAP_USER_FILTER", "must contain {username}")
-    if s.ldap.url and "{dn}" not in s.ldap.group_filter:
-        raise ConfigError("KUBEHUB_LDAP_GROUP_FILTER", "must contain {dn}")
-    if not 0 <= s.ldap.nested_depth <= 20:
-        raise ConfigError("KUBEHUB_LDAP_NESTED_DEPTH", "must be between 0 and 20")
-    if not s.ldap.timeout > 0:
-        raise ConfigError("KUBEHUB_LDAP_TIMEOUT", "must be more than 0 seconds")
-    if not s.ldap.recheck_seconds > 0:
-        raise ConfigError("KUBEHUB_LDAP_RECHECK_SECONDS", "must be more than 0 seconds")
-    loopback = ("http://127.0.0.1:", "http://localhost:", "http://[::1]:")
-    if s.oidc.issuer_url and not s.oidc.issuer_url.startswith(("https://", *loopback)):
-        raise ConfigError(
-            "KUBEHUB_OIDC_ISSUER_URL", f"must be an https:// URL (http only on loopback), got {s.oidc.issuer_url!r}"
-        )
-    if s.oidc.issuer_url and not s.oidc.client_id:
-        raise ConfigError("KUBEHUB_OIDC_CLIENT_ID", "must be set when KUBEHUB_OIDC_ISSUER_URL is set")
-    if s.oidc.issuer_url and "openid" not in s.oidc.scopes.split():
-        raise ConfigError("KUBEHUB_OIDC_SCOPES", "must include openid")
-    if not s.oidc.timeout > 0:
-        raise ConfigError("KUBEHUB_OIDC_TIMEOUT", "must be more than 0 seconds")
-    if not 0 <= s.oidc.leeway <= 600:
-        raise ConfigError("KUBEHUB_OIDC_LEEWAY", "must be between 0 and 600 seconds")
     if s.ldap.url and not s.ldap.url.startswith(("ldap://", "ldaps://")):
         raise ConfigError("KUBEHUB_LDAP_URL", f"must be an ldap:// or ldaps:// URL, got {s.ldap.url!r}")
     if s.ldap.url and not s.ldap.user_base:
