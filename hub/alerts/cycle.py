@@ -4,15 +4,14 @@ run_once():
 1. loads the enabled policies (re-parsed only when their generation changes),
 2. plans the due rules and their queries (one per distinct key), runs the queries (a few
    concurrently), evaluates them with the pure engine,
-3. closes states whose rule disappeared, tracks the hub's own meta-alert (the metric source
-   failing), runs the notification pipeline,
+3. closes states whose rule disappeared, tracks the hub's own alerts (the metric source
+   failing, alerts that reach nobody), runs the notification pipeline,
 4. writes everything in ONE transaction, refused if a policy changed meanwhile (then the
    cycle simply runs again on the new policies: the slot is still unevaluated).
 
 The query runner, the query builder and the clock are injected; this module knows no vendor.
-
-Over 400 lines because the cycle is one transaction's worth of steps (due rules, queries,
-evaluation, closing, the meta-alert, notices) that share the cycle's snapshot of the state.
+The pure steps between the engine and the store are in :mod:`hub.alerts.cycle_stages` (its
+names used elsewhere are re-exported here).
 """
 
 from __future__ import annotations
@@ -21,22 +20,61 @@ import json
 import logging
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 import pandas as pd
 
 from hub.alerts import engine
-from hub.alerts.engine import CompiledRule, EntityState, FetchKey, QueryBuilder, QueryKey, Transition, step_for
+from hub.alerts.cycle_stages import (
+    META_ENTITY,
+    META_POLICY_ID,
+    META_RULE,
+    META_TENANT,
+    Evaluated,
+    StateKey,
+    close_orphans,
+    close_states,
+    describe_query,
+    health_changes,
+    hub_alerts,
+    meta_policy,
+    notice_rows,
+    prunable,
+    silence_from_row,
+    state_from_json,
+    state_to_json,
+    tenants_of,
+    track_metric_source,
+)
+from hub.alerts.engine import CompiledRule, EntityState, Evaluation, FetchKey, QueryBuilder, QueryKey
 from hub.alerts.notify import history, pipeline, reach
 from hub.alerts.notify.damping import FlapRecord
-from hub.alerts.notify.silence import Silence
 from hub.alerts.policy import Policy, Receiver, parse_policy
-from hub.alerts.policy_model import hub_policy
 from hub.store.alerts import AlertStore, CycleWrite, StaleCycle
 from hub.timeutil import Clock
+
+__all__ = [
+    "META_ENTITY",
+    "META_POLICY_ID",
+    "META_RULE",
+    "META_TENANT",
+    "CycleReport",
+    "CycleRunner",
+    "Fetched",
+    "QueryRunner",
+    "close_orphans",
+    "close_states",
+    "describe_query",
+    "meta_policy",
+    "notice_rows",
+    "silence_from_row",
+    "state_from_json",
+    "state_to_json",
+    "track_metric_source",
+]
 
 log = logging.getLogger("kubehub.alerts")
 
@@ -46,61 +84,7 @@ Fetched: TypeAlias = pd.DataFrame | engine.Aggregated
 # (promql, start, end, step) -> the fetch
 QueryRunner = Callable[[str, float, float, float], Fetched]
 
-META_POLICY_ID = "__meta__"
-META_RULE = "metric-source-down"
-META_ENTITY = "prometheus"
-META_TENANT = "__hub__"
 QUERY_WORKERS = 4  # Prometheus evaluates queries in parallel; a few at once cut the cycle's wall time
-
-
-def describe_query(metric_promql: str, aggregation: str, period: float) -> str:
-    """What a rule's value is, in words a person can check against Prometheus: the metric's
-    points every ``step`` inside each period, aggregated."""
-    step = step_for(period)
-    points = round(period / step)
-    return f"{aggregation} of {points} points ({step:g}s apart) in each {period:g}s period of: {metric_promql}"
-
-
-def meta_policy(receivers: Sequence[Receiver], period: float) -> Policy:
-    """The hub's own alert: the metric source fails, so every rule is in error."""
-    return hub_policy(
-        name="kubehub-metric-source",
-        rule=META_RULE,
-        metric="kubehub_alert_query_errors",
-        severity="critical",
-        receivers=receivers,
-        period=period,
-        description="Alert queries fail: every rule is in the error state until they succeed again.",
-    )
-
-
-_STATE_FIELDS = tuple(f.name for f in fields(EntityState))
-
-
-def state_to_json(st: EntityState) -> str:
-    # Field by field rather than dataclasses.asdict: asdict deep-copies every sample tuple,
-    # which made it the largest cost of a replayed cycle. The JSON is the same.
-    d = {name: getattr(st, name) for name in _STATE_FIELDS}
-    d["labels"] = dict(st.labels)
-    return json.dumps(d, separators=(",", ":"))
-
-
-def state_from_json(text: str) -> EntityState:
-    d = json.loads(text)
-    d["samples"] = tuple((float(t), None if v is None else float(v)) for t, v in d.get("samples", []))
-    return EntityState(**d)
-
-
-def silence_from_row(row: Any) -> Silence:
-    return Silence(
-        id=row["id"],
-        namespace=row["namespace"] or None,
-        matchers=json.loads(row["matchers"]),
-        starts_at=row["starts_at"],
-        ends_at=row["ends_at"],
-        comment=row["comment"],
-        created_by=row["created_by"],
-    )
 
 
 @dataclass
@@ -253,59 +237,63 @@ class CycleRunner:
         given: Mapping[FetchKey, Fetched | BaseException] | None,
     ) -> CycleReport:
         now = self.clock.now()
+        # 1. plan the due rules, run their queries (or take the replay's answers), evaluate
         plan = engine.plan(rules, now=now, last_slots=self.store.slots(), build_query=self._builder)
         results = dict(given) if given is not None else self._run_queries(plan)
         tracked = {
             (r["policy_id"], r["rule"], r["entity"]): state_from_json(r["data"]) for r in self.store.state_rows()
         }
         ev = engine.evaluate(plan, results, tracked)
-        states = ev.states
-        transitions = list(ev.transitions)
-        ended = list(ev.ended)
+        # 2. close the states whose rule is gone; the hub's own alerts
+        own = hub_alerts(
+            ev,
+            policies,
+            results,
+            ran_queries=bool(plan.queries),
+            now=now,
+            period=self.tick_seconds,
+            admins=self.admin_receivers(),
+            track_receivers=self.track_receivers,
+            resolve_user=self.resolve_user,
+            explain_user=self.explain_user,
+        )
+        # 3. the notification pipeline: notices, messages, flap records
+        query_text = self.query_text(policies)
+        flaps = {(r["policy_id"], r["rule"], r["entity"]): FlapRecord.from_row(r) for r in self.store.flap_rows()}
+        out = self._notify(own, flaps, query_text, now)
+        # 4. everything in one transaction, refused if a policy changed meanwhile
+        w = self._write(plan, ev, tracked, own, out, flaps, query_text, now)
+        self.store.commit_cycle(w, now=now, generation=gen)
+        for p in out.problems:
+            log.warning("alerting: %s", p)
+        return CycleReport(
+            now=now,
+            due_rules=len(plan.due),
+            queries=len(plan.queries),
+            query_errors=len(own.failed),
+            transitions=len(own.transitions),
+            notices=len(out.notices),
+            messages=len(out.messages),
+            missed=dict(plan.missed),
+            problems=out.problems,
+            errors=[f"{k.level}/{k.metric}/{k.period:g}s: {results[k]}" for k in own.failed],
+        )
 
-        # States whose policy or rule is gone (not through an edit, which closes them itself).
-        close_orphans(states, policies, now=now, transitions=transitions, ended=ended)
-
-        # The hub's own alert: any failing query this cycle.
-        all_policies = dict(policies)
-        meta = meta_policy(self.admin_receivers(), self.tick_seconds)
-        all_policies[META_POLICY_ID] = meta
-        failed = [k for k, r in results.items() if isinstance(r, BaseException)]
-        if plan.queries:
-            track_metric_source(
-                states, failed, results, now=now, period=self.tick_seconds, transitions=transitions, ended=ended
-            )
-
-        # The hub's own alert: firing alerts that reach nobody (hub/alerts/notify/reach.py).
-        if self.track_receivers:
-            admins = meta.notification.receivers
-            all_policies[reach.REACH_POLICY_ID] = reach.reach_policy(admins, self.tick_seconds)
-            reach_tr, reach_ended = reach.track(
-                states,
-                policies,
-                now=now,
-                period=self.tick_seconds,
-                resolve_user=self.resolve_user,
-                explain_user=self.explain_user,
-            )
-            transitions += reach_tr
-            ended += reach_ended
-
-        tenants = {pid: (p.namespace or "cluster") for pid, p in all_policies.items()}
-        tenants[META_POLICY_ID] = META_TENANT
-        tenants[reach.REACH_POLICY_ID] = META_TENANT
+    def _notify(
+        self, own: Evaluated, flaps: dict[StateKey, FlapRecord], query_text: Callable[[str, str], str], now: float
+    ) -> pipeline.PipelineOutput:
+        """The pipeline over this cycle's transitions, with the active silences and the
+        notification log and quota counts read from the store."""
         silences = [
             silence_from_row(r) for r in self.store.silences(namespaces=None, include_cluster=True, active_at=now)
         ]
-        flaps = {(r["policy_id"], r["rule"], r["entity"]): FlapRecord.from_row(r) for r in self.store.flap_rows()}
-        query_text = self.query_text(policies)
-        out = pipeline.process(
+        return pipeline.process(
             pipeline.PipelineInput(
                 now=now,
-                transitions=transitions,
-                states=states,
-                policies=all_policies,
-                tenants=tenants,
+                transitions=own.transitions,
+                states=own.states,
+                policies=own.policies,
+                tenants=tenants_of(own.policies),
                 silences=silences,
                 flaps=flaps,
                 query_text=query_text,
@@ -318,156 +306,36 @@ class CycleRunner:
                 quota_exempt=(META_TENANT,),
             )
         )
+
+    def _write(
+        self,
+        plan: engine.Plan,
+        ev: Evaluation,
+        tracked: Mapping[StateKey, EntityState],
+        own: Evaluated,
+        out: pipeline.PipelineOutput,
+        flaps: Mapping[StateKey, FlapRecord],
+        query_text: Callable[[str, str], str],
+        now: float,
+    ) -> CycleWrite:
+        """What the cycle changes: the states that changed, the alert records and history
+        events of the transitions, the notices and messages, the flap records, rule health."""
         states = out.states
         changed = {k: s for k, s in states.items() if s is not tracked.get(k)}
         alert_rows, alert_deletes, events = history.records(
-            transitions=transitions, changed=changed, policies=all_policies, query_text=query_text, now=now
+            transitions=own.transitions, changed=changed, policies=own.policies, query_text=query_text, now=now
         )
-
-        w = CycleWrite(slots=dict(plan.slots))
-        w.upsert_states = [(k[0], k[1], k[2], s.alert_id, s.state, state_to_json(s)) for k, s in changed.items()]
-        w.delete_states = [k for k in ended if k not in states]
-        w.upsert_alerts = alert_rows
-        w.delete_alerts = alert_deletes
-        w.events = events + out.events
-        w.notices = notice_rows(out.notices)
-        w.messages = [m.to_row() for m in out.messages]
-        prune = set(_prunable(flaps, all_policies, now))
-        w.upsert_flaps = [rec.to_row(k) for k, rec in flaps.items() if rec.dirty and k not in prune]
-        w.delete_flaps = sorted(prune)
-        w.health = health_changes(ev.health, {r["rule_id"] for r in self.store.health_rows()}, now=now)
-        self.store.commit_cycle(w, now=now, generation=gen)
-        if out.problems:
-            for p in out.problems:
-                log.warning("alerting: %s", p)
-        return CycleReport(
-            now=now,
-            due_rules=len(plan.due),
-            queries=len(plan.queries),
-            query_errors=len(failed),
-            transitions=len(transitions),
-            notices=len(out.notices),
-            messages=len(out.messages),
-            missed=dict(plan.missed),
-            problems=out.problems,
-            errors=[f"{k.level}/{k.metric}/{k.period:g}s: {results[k]}" for k in failed],
+        prune = set(prunable(flaps, own.policies, now))
+        return CycleWrite(
+            slots=dict(plan.slots),
+            upsert_states=[(k[0], k[1], k[2], s.alert_id, s.state, state_to_json(s)) for k, s in changed.items()],
+            delete_states=[k for k in own.ended if k not in states],
+            upsert_alerts=alert_rows,
+            delete_alerts=alert_deletes,
+            events=events + out.events,
+            notices=notice_rows(out.notices),
+            messages=[m.to_row() for m in out.messages],
+            upsert_flaps=[rec.to_row(k) for k, rec in flaps.items() if rec.dirty and k not in prune],
+            delete_flaps=sorted(prune),
+            health=health_changes(ev.health, {r["rule_id"] for r in self.store.health_rows()}, now=now),
         )
-
-
-def health_changes(
-    health: Mapping[str, Any], existing: set[str], *, now: float
-) -> dict[str, tuple[str, str, float] | None]:
-    """Rule health rows to write: every rule not ok (status, detail, since now), and a removal
-    for a rule that is ok again."""
-    out: dict[str, tuple[str, str, float] | None] = {}
-    for rule_id, h in health.items():
-        if h.status != "ok":
-            out[rule_id] = (h.status, h.detail, now)
-        elif rule_id in existing:
-            out[rule_id] = None
-    return out
-
-
-def close_orphans(
-    states: dict[tuple[str, str, str], EntityState],
-    policies: Mapping[str, Policy],
-    *,
-    now: float,
-    transitions: list[Transition],
-    ended: list[tuple[str, str, str]],
-) -> None:
-    """Close the tracked states whose policy or rule no longer exists (a policy edit closes its
-    own; this catches the rest), in place: removed from ``states``, a transition each."""
-    for key, st in list(states.items()):
-        if key[0] in (META_POLICY_ID, reach.REACH_POLICY_ID):
-            continue
-        policy = policies.get(key[0])
-        if policy is None or policy.rule(key[1]) is None:
-            del states[key]
-            ended.append(key)
-            transitions += close_states([st], reason="its rule no longer exists", now=now)
-
-
-def track_metric_source(
-    states: dict[tuple[str, str, str], EntityState],
-    failed: Sequence[Any],
-    results: Mapping[Any, Any],
-    *,
-    now: float,
-    period: float,
-    transitions: list[Transition],
-    ended: list[tuple[str, str, str]],
-) -> None:
-    """The hub's own alert on its metric source: one observation per cycle that ran queries,
-    breaching when any failed (the first error in its labels), in place like the engine's."""
-    mkey = (META_POLICY_ID, META_RULE, META_ENTITY)
-    first_error = next((str(results[k]) for k in failed), "")
-    new, tr = engine.step(
-        states.get(mkey),
-        "breach" if failed else "ok",
-        at=now,
-        value=float(len(failed)),
-        consecutive=1,
-        period=period,
-        policy_id=META_POLICY_ID,
-        rule=META_RULE,
-        entity=META_ENTITY,
-        labels={"backend": "prometheus", "error": first_error[:200]},
-    )
-    if new is not None:
-        states[mkey] = new
-    elif mkey in states:
-        del states[mkey]
-        ended.append(mkey)
-    if tr is not None:
-        transitions.append(tr)
-
-
-def _prunable(flaps: Mapping[tuple[str, str, str], FlapRecord], policies: Mapping[str, Policy], now: float) -> list:
-    from hub.alerts.notify import damping
-
-    return damping.prunable(flaps, {pid: p.flap for pid, p in policies.items()}, now)
-
-
-def close_states(
-    states: Sequence[EntityState],
-    *,
-    reason: str,
-    now: float,
-) -> list[Transition]:
-    """Transitions that close tracked states (policy edits and deletions)."""
-    out = []
-    for st in states:
-        out.append(
-            Transition(
-                policy_id=st.policy_id,
-                rule=st.rule,
-                entity=st.entity,
-                labels=st.labels,
-                alert_id=st.alert_id,
-                from_state=st.state,
-                to_state="closed",
-                at=now,
-                value=None,
-                state=replace(st, last_eval=now),
-                reason=reason,
-            )
-        )
-    return out
-
-
-def notice_rows(notices: Iterable[tuple[Any, str]]) -> list[dict[str, Any]]:
-    """Outbox rows for (notice, status) pairs, as a cycle or a policy edit queues them."""
-    return [
-        {
-            "key": n.key,
-            "alert_id": n.alert_id,
-            "policy_id": n.policy_id,
-            "namespace": n.namespace or "",
-            "kind": n.kind,
-            "at": n.at,
-            "status": status,
-            "payload": n.to_json(),
-        }
-        for n, status in notices
-    ]
