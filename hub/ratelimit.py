@@ -2,23 +2,21 @@
 
 One rule serves the whole hub, so that every limit answers the same way (429 with a
 ``Retry-After`` in whole seconds, :class:`hub.errors.RateLimited`): the login throttle of
-``hub.tenancy`` counts failed logins per user name and per client address in the state store
-(so a restart does not unlock a guessed name), and :class:`RateLimiter` below counts the
-expensive requests of each user (log exports, backtests, long-range histograms and queries)
-in memory. The window arithmetic, :func:`retry_after`, is the same for both.
+``hub.tenancy`` counts failed logins per user name and per client address, and
+:class:`hub.store.ratelimit.SharedRateLimiter` counts the expensive requests of each user (log
+exports, backtests, long-range histograms and queries). Both keep their events in the state
+store, so every replica of the hub sees the same window (a user cannot multiply a limit by
+the number of replicas) and a restart does not reset it. The window arithmetic,
+:func:`retry_after`, and the refusal, :func:`refusal`, are the same for both.
 
-Pure: the clock is passed in; no I/O. The limiter is per process, which is the deployment the
-hub supports today (one web process over SQLite; see docs/architecture.md).
+Pure: the clock is passed in; no I/O.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import deque
 from collections.abc import Sequence
 
 from hub.errors import RateLimited
-from hub.timeutil import Clock, SystemClock
 
 
 def retry_after(events: Sequence[float], limit: int, window: float, now: float) -> float | None:
@@ -34,42 +32,9 @@ def retry_after(events: Sequence[float], limit: int, window: float, now: float) 
     return max(0.0, events[len(events) - limit] + window - now)
 
 
-class RateLimiter:
-    """At most ``limit`` events per key within ``window`` seconds; thread-safe.
-
-    ``hit`` records the event when it is allowed and raises :class:`RateLimited` (without
-    recording) when it is not, so a refused request does not extend its own wait.
-    """
-
-    def __init__(self, window: float, *, clock: Clock | None = None, max_keys: int = 100_000) -> None:
-        self.window = window
-        self.clock = clock or SystemClock()
-        self._events: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-        self._max_keys = max_keys  # users x kinds; bounded so that made-up keys cannot grow it forever
-
-    def hit(self, key: str, limit: int, *, what: str) -> None:
-        """Count one event of ``key``; ``what`` names it in the refusal ("log exports")."""
-        if limit <= 0 or self.window <= 0:
-            return
-        now = self.clock.now()
-        with self._lock:
-            events = self._events.get(key)
-            if events is None:
-                if len(self._events) >= self._max_keys:
-                    self._prune(now)
-                events = self._events.setdefault(key, deque())
-            while events and events[0] <= now - self.window:
-                events.popleft()
-            wait = retry_after(events, limit, self.window, now)
-            if wait is not None:
-                raise RateLimited(
-                    f"too many {what}: at most {limit} per {self.window:g} seconds; try again in "
-                    f"{RateLimited.seconds(wait)} seconds",
-                    retry_after=wait,
-                )
-            events.append(now)
-
-    def _prune(self, now: float) -> None:
-        for key in [k for k, ev in self._events.items() if not ev or ev[-1] <= now - self.window]:
-            del self._events[key]
+def refusal(what: str, limit: int, window: float, wait: float) -> RateLimited:
+    """The 429 of a request limit: what was refused, the limit, and when to try again."""
+    return RateLimited(
+        f"too many {what}: at most {limit} per {window:g} seconds; try again in {RateLimited.seconds(wait)} seconds",
+        retry_after=wait,
+    )

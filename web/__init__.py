@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None, *, test
     app.session_interface = _SessionInterface()
     app.extensions["kubehub"] = hub
     errors.register(app)
-    ratelimit.install(app, hub.settings.rate_limits, hub.clock)
+    ratelimit.install(app, hub.settings.rate_limits, hub.clock, hub.db)
     for name in BLUEPRINTS:
         module = importlib.import_module(name)
         app.register_blueprint(module.bp)

@@ -11,7 +11,8 @@ is per user) and before the view runs (so a refused request costs nothing):
   what the console asks for all day.
 Login is limited where it is checked, in the tenancy service (failed logins per user name and
 per client address); both answer through :class:`hub.errors.RateLimited`: 429 with
-``Retry-After``.
+``Retry-After``. Both count in the state store, so every replica sees the same window
+(:mod:`hub.store.ratelimit` says why and what it costs).
 
 Spans are read with the core's bounded parsers; a parameter they refuse is not counted here
 (the view answers 400 for it without doing the expensive part).
@@ -25,8 +26,9 @@ from typing import Any
 from flask import current_app, g, request
 
 from hub.errors import HubError
-from hub.ratelimit import RateLimiter
 from hub.settings import RateLimitSettings
+from hub.store.db import StateStore
+from hub.store.ratelimit import SharedRateLimiter
 from hub.timeutil import Clock, parse_duration, parse_time
 
 EXPORTS = "log exports"
@@ -55,10 +57,10 @@ BY_SPAN: dict[str, str] = {
 class RequestLimits:
     """The limiter of one app, with the settings that say how many of each kind."""
 
-    def __init__(self, settings: RateLimitSettings, clock: Clock) -> None:
+    def __init__(self, settings: RateLimitSettings, clock: Clock, db: StateStore) -> None:
         self.settings = settings
         self.clock = clock
-        self.limiter = RateLimiter(settings.window, clock=clock)
+        self.limiter = SharedRateLimiter(db, settings.window, clock=clock)
 
     def limit_of(self, kind: str) -> int:
         return {
@@ -80,7 +82,7 @@ class RequestLimits:
     def check(self, endpoint: str, username: str, args: Any) -> None:
         kind = self.kind_of(endpoint, args)
         if kind is not None:
-            self.limiter.hit(f"{kind}\x00{username}", self.limit_of(kind), what=kind)
+            self.limiter.hit(kind, username, self.limit_of(kind), what=kind)
 
 
 def _span(args: Any, now: float, *, logs: bool) -> float:
@@ -98,8 +100,8 @@ def _span(args: Any, now: float, *, logs: bool) -> float:
         return 0.0
 
 
-def install(app: Any, settings: RateLimitSettings, clock: Clock) -> None:
-    app.extensions["kubehub_limits"] = RequestLimits(settings, clock)
+def install(app: Any, settings: RateLimitSettings, clock: Clock, db: StateStore) -> None:
+    app.extensions["kubehub_limits"] = RequestLimits(settings, clock, db)
 
 
 def check() -> None:

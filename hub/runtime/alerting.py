@@ -266,7 +266,7 @@ def build(hub: Hub) -> None:
         quota_per_hour=settings.alerts.quota_per_hour,
     )
     hub.alerting = service
-    hub.backtest_jobs = BacktestJobs(clock=hub.clock)
+    hub.backtest_jobs = BacktestJobs(hub.db, clock=hub.clock)
 
     runner = None
     dispatcher = None

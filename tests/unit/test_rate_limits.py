@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from hub.errors import ConfigError, RateLimited
-from hub.ratelimit import RateLimiter, retry_after
+from hub.ratelimit import retry_after
 from hub.settings import load_settings
+from hub.store.ratelimit import SharedRateLimiter
 from hub.timeutil import FakeClock
+from tests.conftest import open_test_store
 from tests.unit.conftest_tenancy import TenancyWorld, build_world
 from web.ratelimit import ALWAYS, BY_SPAN
 
@@ -45,24 +48,50 @@ def test_retry_after_agrees_with_a_brute_force_oracle(ages: list[int], limit: in
         assert got == pytest.approx(expected)
 
 
-def test_limiter_refuses_the_extra_event_without_counting_it_and_frees_up_as_events_age() -> None:
+@pytest.fixture
+def store(tmp_path: Path):  # type: ignore[no-untyped-def]
+    db = open_test_store(tmp_path / "state.sqlite3")
+    db.migrate()
+    yield db
+    db.close()
+
+
+def test_limiter_refuses_the_extra_event_without_counting_it_and_frees_up_as_events_age(store: Any) -> None:
     clock = FakeClock(NOW)
-    limiter = RateLimiter(60.0, clock=clock)
+    limiter = SharedRateLimiter(store, 60.0, clock=clock)
     for _ in range(3):
-        limiter.hit("exports\x00alice", 3, what="log exports")
+        limiter.hit("exports", "alice", 3, what="log exports")
         clock.advance(10)
     with pytest.raises(RateLimited) as info:
-        limiter.hit("exports\x00alice", 3, what="log exports")
+        limiter.hit("exports", "alice", 3, what="log exports")
     assert info.value.status == 429 and info.value.retry_after == 30  # the first left at NOW+60, now NOW+30
     assert "log exports" in info.value.message and "30 seconds" in info.value.message
-    limiter.hit("exports\x00bob", 3, what="log exports")  # another key has its own count
+    limiter.hit("exports", "bob", 3, what="log exports")  # another user has its own count
+    limiter.hit("backtests", "alice", 3, what="backtests")  # and another kind
     clock.advance(29.5)
     with pytest.raises(RateLimited) as info:  # refused attempts did not extend the wait
-        limiter.hit("exports\x00alice", 3, what="log exports")
+        limiter.hit("exports", "alice", 3, what="log exports")
     assert info.value.retry_after == 1  # 0.5 s rounds up: a client retrying at the floor would be refused
     clock.advance(0.5)
-    limiter.hit("exports\x00alice", 3, what="log exports")
-    limiter.hit("anything", 0, what="unlimited")  # 0: no limit
+    limiter.hit("exports", "alice", 3, what="log exports")
+    limiter.hit("anything", "alice", 0, what="unlimited")  # 0: no limit
+
+
+def test_replicas_share_one_window_and_old_events_are_swept(store: Any, tmp_path: Path) -> None:
+    """Two limiters over one store are two replicas: a user cannot get the limit from each."""
+    clock = FakeClock(NOW)
+    first, second = SharedRateLimiter(store, 60.0, clock=clock), SharedRateLimiter(store, 60.0, clock=clock)
+    first.hit("exports", "alice", 2, what="log exports")
+    second.hit("exports", "alice", 2, what="log exports")
+    for limiter in (first, second):
+        with pytest.raises(RateLimited):
+            limiter.hit("exports", "alice", 2, what="log exports")
+    for n in range(20):
+        first.hit("exports", f"once-{n}", 2, what="log exports")
+    assert store.query_one("SELECT COUNT(*) FROM rate_events")[0] == 22
+    clock.advance(61)
+    second.hit("exports", "alice", 2, what="log exports")  # a minute on, the old rows go, whoever they were
+    assert [tuple(r) for r in store.query("SELECT kind, subject FROM rate_events")] == [("exports", "alice")]
 
 
 def test_settings_refuse_limits_that_make_no_sense() -> None:
