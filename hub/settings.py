@@ -230,6 +230,21 @@ class RateLimitSettings:
 
 
 @dataclass(frozen=True)
+class LeaderSettings:
+    replica_id: str = _doc(
+        "This replica's name in the leader lease, /readyz, /metrics and the admin overview. Empty: "
+        "hostname:pid (a pod's name in Kubernetes).",
+        default="",
+    )
+    lease_seconds: float = _doc(
+        "Seconds a leader's lease lasts without renewal (renewed every third of it). The background work "
+        "(rule engine, outbox delivery, log shipping, retention) runs on the lease's holder only; another "
+        "replica takes over at most this long after the leader died.",
+        default=15.0,
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = _doc(
         "Directory of the hub's state (SQLite, unless database_url is set), embedded logs and spool.",
@@ -251,6 +266,7 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     ldap: LdapSettings = field(default_factory=LdapSettings)
     rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
+    leader: LeaderSettings = field(default_factory=LeaderSettings)
 
     @property
     def state_db(self) -> Path:
@@ -382,6 +398,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError("KUBEHUB_HTTP_PORT", f"must be a TCP port, got {s.http.port}")
     if not s.rate_limits.window > 0:
         raise ConfigError("KUBEHUB_RATE_LIMITS_WINDOW", f"must be more than 0 seconds, got {s.rate_limits.window}")
+    if not s.leader.lease_seconds > 0:
+        raise ConfigError("KUBEHUB_LEADER_LEASE_SECONDS", f"must be more than 0 seconds, got {s.leader.lease_seconds}")
     if not s.rate_limits.long_range_hours > 0:
         raise ConfigError("KUBEHUB_RATE_LIMITS_LONG_RANGE_HOURS", "must be more than 0 hours")
     if s.ldap.url and not s.ldap.url.startswith(("ldap://", "ldaps://")):
