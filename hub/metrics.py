@@ -49,6 +49,23 @@ class HubMetrics:
         self.log_lines_shipped = Counter(
             "kubehub_log_lines_shipped_total", "Log lines written to the log store", registry=r
         )
+        self.leader = Gauge(
+            "kubehub_leader", "1 while this replica holds the lease of the background work, else 0", registry=r
+        )
+        self.leader_info = Gauge(
+            "kubehub_leader_info",
+            "1 for this replica and the live lease's holder (leader empty while nobody holds it)",
+            ["replica", "leader"],
+            registry=r,
+        )
+        self.leader_since = Gauge(
+            "kubehub_leader_since_seconds",
+            "Epoch seconds since when the live lease's holder leads (0 while nobody holds it)",
+            registry=r,
+        )
+        self.lease_token = Gauge(
+            "kubehub_lease_token", "Fencing token of the live lease this replica last saw (0: none)", registry=r
+        )
         self.cache_objects = Gauge(
             "kubehub_cache_objects", "Objects in the Kubernetes watch cache", ["resource"], registry=r
         )

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from hub.collectors.monitoring import MonitoringService
     from hub.collectors.prometheus import PrometheusClient
     from hub.runtime.alerting import AlertEngine
+    from hub.runtime.leadership import Leadership
+    from hub.tenancy.oidc import OidcClient
     from hub.tenancy.service import TenancyService
 
 log = logging.getLogger("kubehub")
@@ -78,8 +80,11 @@ class Hub:
     db: StateStore
     metrics: HubMetrics
     clock: Clock = field(default_factory=SystemClock)
+    # The lease loop: the background work that must run once runs on its holder only.
+    leadership: Leadership = field(init=False)
     # Area services, set by the area's build() in AREAS order (later areas use earlier ones).
     tenancy: TenancyService = field(init=False)
+    oidc: OidcClient | None = field(init=False, default=None)  # single sign-on, when configured
     cluster: ClusterService | None = field(init=False, default=None)
     prometheus: PrometheusClient | None = field(init=False, default=None)
     monitoring: MonitoringService = field(init=False)
@@ -97,6 +102,8 @@ class Hub:
             out.append(("cluster", self.cluster))
         if self.prometheus is not None:
             out.append(("prometheus", self.prometheus))
+        if self.oidc is not None:
+            out.append(("oidc", self.oidc))
         if "logs" in self.__dict__:
             out.append(("logs", self.logs))
         if "alert_engine" in self.__dict__:
@@ -104,14 +111,24 @@ class Hub:
         return out
 
     def _background(self) -> list[tuple[str, Background]]:
-        """The services with background work, in start order (stopped in reverse)."""
+        """The background work of every replica, in start order (stopped in reverse): the
+        watch cache (the read side), backtest workers, and the lease loop, which runs
+        :meth:`_leader_work` while this replica holds the lease."""
         out: list[tuple[str, Background]] = []
         if self.cluster is not None:
             out.append(("cluster", self.cluster))
-        if "logs" in self.__dict__:
-            out.append(("logs", self.logs))
         if "backtest_jobs" in self.__dict__:
             out.append(("backtest-jobs", _StopOnly(self.backtest_jobs)))
+        if "leadership" in self.__dict__:
+            out.append(("leadership", _LeaseLoop(self.leadership, self._leader_work())))
+        return out
+
+    def _leader_work(self) -> list[tuple[str, Background]]:
+        """The work that must run once across replicas (log shipping and retention, the rule
+        engine and outbox delivery), started and stopped with the lease."""
+        out: list[tuple[str, Background]] = []
+        if "logs" in self.__dict__:
+            out.append(("logs", _Paused(self.logs)))
         if "alert_engine" in self.__dict__:
             out.append(("alert-engine", self.alert_engine))
         return out
@@ -131,6 +148,15 @@ class Hub:
         for st in statuses:
             self.metrics.backend_up.labels(st.name).set(1 if st.ok else 0)
         return statuses
+
+    def leader_status(self) -> dict[str, Any]:
+        """Which replica leads and since when (/readyz): from the store, or this replica's own
+        view while the store does not answer."""
+        try:
+            return self.leadership.status().to_dict()
+        except Exception as exc:  # the state store is down: /readyz says so in its list
+            local = self.leadership.fence()
+            return {"replica": self.leadership.replica_id, "leading": local is not None, "reason": _one_line(exc)}
 
     def _probe_state(self) -> BackendStatus:
         try:
@@ -153,6 +179,11 @@ class Hub:
                 service.stop()
             except Exception:  # shutting down: log and go on with the others
                 log.exception("stopping a service failed")
+        if "logs" in self.__dict__:
+            try:
+                self.logs.stop()  # closes the log store (the shipper was paused with the lease)
+            except Exception:
+                log.exception("stopping the log service failed")
         self.db.close()
 
 
@@ -167,6 +198,34 @@ class _StopOnly:
 
     def stop(self) -> None:
         self.jobs.stop()
+
+
+@dataclass(frozen=True)
+class _LeaseLoop:
+    """The lease loop as a background service, with the leader's work it starts and stops."""
+
+    leadership: Leadership
+    work: list[tuple[str, Background]]
+
+    def start(self) -> None:
+        self.leadership.start(self.work)
+
+    def stop(self) -> None:
+        self.leadership.stop()
+
+
+@dataclass(frozen=True)
+class _Paused:
+    """The log service as leader work: losing the lease pauses shipping and retention; the
+    store stays open for this replica's searches (Hub.close closes it)."""
+
+    logs: LogService
+
+    def start(self) -> None:
+        self.logs.start()
+
+    def stop(self) -> None:
+        self.logs.pause()
 
 
 def _one_line(exc: BaseException) -> str:
@@ -188,6 +247,7 @@ def build_hub(settings: Settings | None = None, *, clock: Clock | None = None, b
     db = open_state_store(settings)
     db.migrate()
     hub = Hub(settings=settings, db=db, metrics=HubMetrics(), clock=clock or SystemClock())
+    hub.leadership = _leadership(hub)
     for module in AREAS:
         importlib.import_module(f"hub.runtime.{module}").build(hub)
     if background:
@@ -195,6 +255,29 @@ def build_hub(settings: Settings | None = None, *, clock: Clock | None = None, b
     return hub
 
 
+def _leadership(hub: Hub) -> Leadership:
+    from hub.runtime.leadership import Leadership, default_replica_id
+    from hub.store.leases import LeaseStore
+
+    metrics = hub.metrics
+
+    def publish(status: Any) -> None:
+        metrics.leader.set(1 if status.leading else 0)
+        metrics.leader_info.clear()
+        metrics.leader_info.labels(status.replica, status.leader or "").set(1)
+        metrics.leader_since.set(status.since or 0)
+        metrics.lease_token.set(status.token or 0)
+
+    settings = hub.settings.leader
+    return Leadership(
+        LeaseStore(hub.db),
+        replica_id=settings.replica_id or default_replica_id(),
+        lease_seconds=settings.lease_seconds,
+        clock=hub.clock,
+        on_change=publish,
+    )
+
+
 # Each area has one module ``hub/runtime/<area>.py`` with ``build(hub) -> None`` that sets its
 # service attribute(s) on the hub. Order matters: later areas may use earlier services.
-AREAS: list[str] = ["tenancy", "cluster", "monitoring", "logs", "alerting"]
+AREAS: list[str] = ["tenancy", "sso", "cluster", "monitoring", "logs", "alerting"]

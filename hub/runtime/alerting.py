@@ -22,7 +22,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,7 @@ from hub.alerts.service import AlertService
 from hub.collectors.catalogue import default_catalogue
 from hub.runtime.evidence import evidence_lines
 from hub.store.alerts import AlertStore
+from hub.store.leases import Fence, FencedStore, FencingLost
 from hub.timeutil import Clock
 
 if TYPE_CHECKING:
@@ -65,7 +67,11 @@ class AlertEngine:
         tick_seconds: float,
         delivery_seconds: float,
         clock: Clock,
+        fenced: FencedStore | None = None,
+        fence: Callable[[], Fence | None] | None = None,
     ) -> None:
+        self.fenced = fenced  # the runner's and dispatcher's store, when a lease guards them
+        self.fence = fence
         self.runner = runner
         self.clock = clock  # readiness ages (last cycle, start) on the hub's clock, as the cycles
         self.dispatcher = dispatcher
@@ -80,14 +86,34 @@ class AlertEngine:
         self.missed_cycles = 0
         self._lock = threading.Lock()
 
+    @contextmanager
+    def _acting(self) -> Iterator[bool]:
+        """One unit of work under the fence it began with (True), or skipped (False) when this
+        replica does not hold the lease. Without a lease (a test's engine) it always runs."""
+        if self.fenced is None or self.fence is None:
+            yield True
+            return
+        fence = self.fence()
+        if fence is None:
+            yield False
+            return
+        with self.fenced.acting(fence):
+            yield True
+
     def cycle(self) -> CycleReport | None:
         if self.runner is None:
             return None
-        with self._lock:
+        with self._lock, self._acting() as leading:
+            if not leading:
+                return None
             started = time.perf_counter()
             log.debug("alert cycle started")
             try:
                 report = self.runner.run_once()
+            except FencingLost as exc:
+                self.metrics.alert_cycles.labels("fenced").inc()
+                log.warning("alert cycle not committed: %s", exc)
+                return None
             except Exception:
                 self.metrics.alert_cycles.labels("failed").inc()
                 log.exception("alert cycle failed")
@@ -114,11 +140,17 @@ class AlertEngine:
     def deliver(self) -> None:
         if self.dispatcher is None:
             return
-        try:
-            r = self.dispatcher.deliver_all_due()
-        except Exception:
-            log.exception("outbox delivery round failed")
-            return
+        with self._acting() as leading:
+            if not leading:
+                return
+            try:
+                r = self.dispatcher.deliver_all_due()
+            except FencingLost as exc:
+                log.warning("outbox delivery round stopped: %s", exc)
+                return
+            except Exception:
+                log.exception("outbox delivery round failed")
+                return
         if r.sent:
             self.metrics.notices.labels("sent").inc(r.sent)
         if r.retried:
@@ -139,7 +171,9 @@ class AlertEngine:
         if self.scheduler is not None or (self.runner is None and self.dispatcher is None):
             return  # a web-only process, or nothing to evaluate or deliver
         if self.dispatcher is not None:
-            self.dispatcher.recover()
+            with self._acting() as leading:
+                if leading:
+                    self.dispatcher.recover()
         self.started_at = self.clock.now()
         sched = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
         if self.runner is not None:
@@ -149,7 +183,8 @@ class AlertEngine:
                 seconds=self.tick_seconds,
                 id="alert-cycle",
                 misfire_grace_time=max(1, int(self.tick_seconds / 2)),
-                next_run_time=_soon(),  # the first cycle right away, not one tick after start
+                # the first cycle right away, not one tick after start (a new leader's at once)
+                next_run_time=_soon(0.0 if self.fenced is not None else 1.0),
             )
         if self.dispatcher is not None:
             sched.add_job(
@@ -167,10 +202,13 @@ class AlertEngine:
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=True)
             self.scheduler = None
+            self.started_at = None
 
     def probe(self) -> str:
         if self.runner is None:
             return "rule engine off (no Prometheus configured or alerts.evaluate is false)"
+        if self.fenced is not None and self.scheduler is None:
+            return "another replica leads: the rule engine runs there"
         now = self.clock.now()
         if self.scheduler is not None and self.started_at is not None:
             since = self.last_ok or self.started_at
@@ -184,13 +222,13 @@ class AlertEngine:
         )
 
 
-def _soon() -> Any:
+def _soon(seconds: float = 1.0) -> Any:
     """APScheduler's first run time. The scheduler runs on the machine's wall clock (it sleeps
     in real time), so this one read is the scheduler's, not the hub's injected clock: a test
     clock in the past would make the first cycle a misfire."""
     from datetime import UTC, datetime, timedelta
 
-    return datetime.now(UTC) + timedelta(seconds=1)
+    return datetime.now(UTC) + timedelta(seconds=seconds)
 
 
 def _metric_table() -> Mapping[str, Any]:
@@ -270,6 +308,14 @@ def build(hub: Hub) -> None:
 
     runner = None
     dispatcher = None
+    # The background half writes through the lease's fence (hub/runtime/leadership.py).
+    fenced = FencedStore(hub.db)
+    engine_store = AlertStore(fenced)
+
+    def may_send() -> bool:
+        fence = fenced.bound()
+        return fence is not None and hub.leadership.may_act(fence)
+
     if settings.alerts.evaluate:
         if prom is not None:
 
@@ -277,7 +323,7 @@ def build(hub: Hub) -> None:
                 hub.metrics.alert_queries.inc()
 
             runner = CycleRunner(
-                store=store,
+                store=engine_store,
                 build_query=build_query,
                 run_query=range_query,
                 clock=hub.clock,
@@ -292,7 +338,8 @@ def build(hub: Hub) -> None:
             )
         if settings.smtp.host:
             dispatcher = Dispatcher(
-                store=store,
+                store=engine_store,
+                may_send=may_send,
                 notifier=SmtpNotifier(settings.smtp),
                 renderer=Renderer(
                     public_url=settings.public_url,
@@ -310,4 +357,6 @@ def build(hub: Hub) -> None:
         tick_seconds=settings.alerts.tick_seconds,
         delivery_seconds=settings.alerts.delivery_seconds,
         clock=hub.clock,
+        fenced=fenced,
+        fence=hub.leadership.fence,
     )

@@ -28,7 +28,9 @@ def readyz() -> Any:
 
     Disabled (unconfigured) backends are listed but do not make the hub unready. Details and
     reasons (file paths, URLs, error texts) are for signed-in platform admins only: anonymous
-    callers (load balancers, probes) get each backend's name, state and latency.
+    callers (load balancers, probes) get each backend's name, state and latency. ``leader``
+    says which replica answered, whether it leads, which replica holds the lease of the
+    background work and since when (a follower is ready: it serves the console and API).
     """
     statuses = hub().readiness()
     ready = all(s.ok or not s.configured for s in statuses)
@@ -37,7 +39,9 @@ def readyz() -> Any:
     backends = [s.to_dict() for s in statuses]
     if not admin:
         backends = [{k: v for k, v in b.items() if k not in ("detail", "reason")} for b in backends]
-    body = {"ready": ready, "backends": backends}
+    body: dict[str, Any] = {"ready": ready, "backends": backends, "leader": hub().leader_status()}
+    if not admin:
+        body["leader"].pop("reason", None)
     return jsonify(body), 200 if ready else 503
 
 

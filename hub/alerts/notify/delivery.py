@@ -54,8 +54,14 @@ def materialise(item: Sendable) -> OutgoingEmail:
     return item.build() if isinstance(item, PendingEmail) else item
 
 
+OnResult = Callable[[DeliveryResult], None]
+
+
 class Notifier(Protocol):
-    def send(self, emails: Sequence[Sendable]) -> list[DeliveryResult]: ...
+    """Sends emails; ``on_result`` (when given) hears each result as soon as the server
+    answered, so the outbox can commit it before the next message goes out."""
+
+    def send(self, emails: Sequence[Sendable], on_result: OnResult | None = None) -> list[DeliveryResult]: ...
 
 
 @dataclass
@@ -68,7 +74,7 @@ class RecordingNotifier:
     clock: Callable[[], float] = lambda: 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def send(self, emails: Sequence[Sendable]) -> list[DeliveryResult]:
+    def send(self, emails: Sequence[Sendable], on_result: OnResult | None = None) -> list[DeliveryResult]:
         out: list[DeliveryResult] = []
         with self._lock:
             for item in emails:
@@ -76,12 +82,14 @@ class RecordingNotifier:
                     e = materialise(item)
                 except Exception as exc:  # the same contract as the SMTP notifier
                     out.append(DeliveryResult(item.message_id, ok=False, retry=True, error=f"rendering failed: {exc}"))
-                    continue
-                self.attempts.append(e)
-                scripted = self.fail(e) if self.fail else None
-                if scripted is not None:
-                    out.append(replace(scripted, subject=e.subject))
-                    continue
-                self.sent.append((self.clock(), e))
-                out.append(DeliveryResult(e.message_id, ok=True, subject=e.subject))
+                else:
+                    self.attempts.append(e)
+                    scripted = self.fail(e) if self.fail else None
+                    if scripted is not None:
+                        out.append(replace(scripted, subject=e.subject))
+                    else:
+                        self.sent.append((self.clock(), e))
+                        out.append(DeliveryResult(e.message_id, ok=True, subject=e.subject))
+                if on_result is not None:
+                    on_result(out[-1])
         return out

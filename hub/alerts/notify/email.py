@@ -19,7 +19,7 @@ from email.utils import formatdate
 
 import aiosmtplib
 
-from hub.alerts.notify.delivery import DeliveryResult, OutgoingEmail, Sendable, materialise
+from hub.alerts.notify.delivery import DeliveryResult, OnResult, OutgoingEmail, Sendable, materialise
 from hub.settings import SmtpSettings
 
 
@@ -96,22 +96,22 @@ class SmtpNotifier:
     def __init__(self, settings: SmtpSettings) -> None:
         self.settings = settings
 
-    def send(self, emails: Sequence[Sendable]) -> list[DeliveryResult]:
+    def send(self, emails: Sequence[Sendable], on_result: OnResult | None = None) -> list[DeliveryResult]:
         if not emails:
             return []
         if not self.settings.host:
             return [
                 DeliveryResult(e.message_id, ok=False, retry=True, error="no SMTP server is configured") for e in emails
             ]
-        return asyncio.run(self._send_all(emails))
+        return asyncio.run(self._send_all(emails, on_result))
 
-    async def _send_all(self, emails: Sequence[Sendable]) -> list[DeliveryResult]:
+    async def _send_all(self, emails: Sequence[Sendable], on_result: OnResult | None) -> list[DeliveryResult]:
         n = max(1, min(self.settings.connections, len(emails)))
         groups: list[list[int]] = [[] for _ in range(n)]
         for i, e in enumerate(emails):
             groups[zlib.crc32(e.recipient.lower().encode()) % n].append(i)
         results: list[DeliveryResult | None] = [None] * len(emails)
-        done = await asyncio.gather(*(self._send_group([emails[i] for i in g]) for g in groups if g))
+        done = await asyncio.gather(*(self._send_group([emails[i] for i in g], on_result) for g in groups if g))
         for g, res in zip([g for g in groups if g], done, strict=True):
             for i, r in zip(g, res, strict=True):
                 results[i] = r
@@ -157,7 +157,7 @@ class SmtpNotifier:
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             return DeliveryResult(message_id, ok=False, retry=True, error=f"connection lost: {exc}", subject=subject)
 
-    async def _send_group(self, group: list[Sendable]) -> list[DeliveryResult]:
+    async def _send_group(self, group: list[Sendable], on_result: OnResult | None = None) -> list[DeliveryResult]:
         client = self._client()
         try:
             await client.connect()
@@ -185,6 +185,8 @@ class SmtpNotifier:
                     out.append(DeliveryResult(item.message_id, ok=False, retry=True, error=f"rendering failed: {exc}"))
                     continue
                 out.append(await self._send_one(client, e.recipient, msg, e.message_id, e.subject, blocked))
+                if on_result is not None:
+                    on_result(out[-1])  # committed before the next message goes out (the outbox's)
                 if out[-1].error.startswith(("the server refused the sender", "connection lost")):
                     broken = out[-1].error
         finally:

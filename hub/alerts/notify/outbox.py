@@ -12,6 +12,12 @@ them ``sending`` (committed) before talking to the server and ``sent`` right aft
   exactly-once is not promised.
 - each recipient gets its messages in order: a recipient whose earlier message is backing off
   gets nothing newer until it went out.
+- each message's outcome is committed as soon as the server answered it (``on_result``), not
+  at the end of the round, so a crash mid-round re-sends at most the one message whose answer
+  arrived in the last instant before the crash, not every message sent before it;
+- with several replicas, ``may_send`` is asked right before each message goes on the wire
+  (after rendering): a leader that lost its lease (paused, partitioned) sends nothing more, and
+  its outcome writes are refused by the fencing token (``hub.store.leases``).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hub.alerts.notify.delivery import Notifier, OutgoingEmail, PendingEmail
+from hub.alerts.notify.delivery import DeliveryResult, Notifier, OutgoingEmail, PendingEmail
 from hub.alerts.notify.notice import Notice
 from hub.alerts.notify.render import Renderer
 from hub.alerts.notify.retry import backoff
@@ -45,6 +51,10 @@ class DeliveryReport:
         return self
 
 
+class NotLeading(Exception):
+    """The replica lost the lease between queueing a message and sending it: it is not sent."""
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -56,7 +66,9 @@ class Dispatcher:
         retry_initial: float = 10.0,
         retry_max: float = 600.0,
         batch: int = 200,
+        may_send: Callable[[], bool] | None = None,
     ) -> None:
+        self.may_send = may_send
         self.store = store
         self.notifier = notifier
         self.renderer = renderer
@@ -92,23 +104,44 @@ class Dispatcher:
                 report.failed += 1
                 continue
             items.append((row, PendingEmail(row["message_id"], row["recipient"], self._builder(row, found))))
-        results = self.notifier.send([p for _, p in items]) if items else []
+        if outcomes:
+            self.store.record_results(outcomes, now=now)
+        by_message = {p.message_id: row for row, p in items}
+        recorded: set[int] = set()
+
+        def on_result(res: DeliveryResult) -> None:
+            row = by_message.get(res.message_id)
+            if row is None or row["id"] in recorded:
+                return
+            done = self.clock.now()
+            self.store.record_results([self._outcome(row, res, done, report)], now=done)
+            recorded.add(row["id"])
+
+        results = self.notifier.send([p for _, p in items], on_result=on_result) if items else []
         done = self.clock.now()
-        for (row, _), res in zip(items, results, strict=True):
-            if res.ok:
-                outcomes.append((row["id"], "sent", 0.0, "", res.subject))
-                report.sent += 1
-            elif res.retry:
-                log.warning("message %s to %s will be retried: %s", row["id"], row["recipient"], res.error)
-                wait = backoff(row["attempts"] + 1, initial=self.retry_initial, maximum=self.retry_max)
-                outcomes.append((row["id"], "retry", done + wait, res.error, res.subject))
-                report.retried += 1
-            else:
-                log.error("message %s to %s failed for good: %s", row["id"], row["recipient"], res.error)
-                outcomes.append((row["id"], "failed", 0.0, res.error, res.subject))
-                report.failed += 1
-        self.store.record_results(outcomes, now=done)
+        rest = [
+            self._outcome(row, res, done, report)
+            for (row, _), res in zip(items, results, strict=True)
+            if row["id"] not in recorded
+        ]
+        if rest:
+            self.store.record_results(rest, now=done)
         return report
+
+    def _outcome(
+        self, row: Any, res: DeliveryResult, done: float, report: DeliveryReport
+    ) -> tuple[int, str, float, str, str]:
+        if res.ok:
+            report.sent += 1
+            return (row["id"], "sent", 0.0, "", res.subject)
+        if res.retry:
+            log.warning("message %s to %s will be retried: %s", row["id"], row["recipient"], res.error)
+            wait = backoff(row["attempts"] + 1, initial=self.retry_initial, maximum=self.retry_max)
+            report.retried += 1
+            return (row["id"], "retry", done + wait, res.error, res.subject)
+        log.error("message %s to %s failed for good: %s", row["id"], row["recipient"], res.error)
+        report.failed += 1
+        return (row["id"], "failed", 0.0, res.error, res.subject)
 
     def _builder(self, row: Any, payloads: list[str]) -> Callable[[], OutgoingEmail]:
         """Renders the message when the notifier is about to send it (see PendingEmail)."""
@@ -119,6 +152,8 @@ class Dispatcher:
                 notices, language=row["language"], reason=row["reason"], resent=bool(row["resent"])
             )
             alerts = ",".join(sorted({n.alert_id for n in notices}))
+            if self.may_send is not None and not self.may_send():
+                raise NotLeading("this replica no longer holds the lease; the next leader sends it")
             return OutgoingEmail(
                 message_id=row["message_id"],
                 recipient=row["recipient"],

@@ -268,6 +268,16 @@ class LogService:
                 log.exception("log retention failed")
             self._stop.wait(RETENTION_EVERY)
 
+    def pause(self) -> None:
+        """Stop shipping and retention but keep the store open (another replica took the
+        lease; searches still run here). ``start`` resumes."""
+        self._stop.set()
+        if self.shipper is not None:
+            self.shipper.stop()
+        if self._retention_thread is not None:
+            self._retention_thread.join(timeout=10)
+            self._retention_thread = None
+
     def stop(self) -> None:
         self._stop.set()
         if self.shipper is not None:
