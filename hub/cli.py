@@ -123,6 +123,22 @@ def cmd_users_create_admin(args: argparse.Namespace) -> int:
     return create_admin_from_cli(settings, username=args.username, password_env=args.password_env)
 
 
+def cmd_collect_node(args: argparse.Namespace) -> int:
+    from hub.collectors.logs.nodecollector import run_from_args
+
+    _configure_logging("info")
+    return run_from_args(args)
+
+
+def cmd_collector_token(args: argparse.Namespace) -> int:
+    from hub.collectors.logs.nodewire import new_collector_token
+
+    token, digest = new_collector_token()
+    print(f"token:  {token}\nsha256: {digest}")
+    print("give the token to the collectors; add the digest to KUBEHUB_LOGS_COLLECTOR_TOKEN_SHA256", file=sys.stderr)
+    return 0
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from sandbox.cli import run as sandbox_run
 
@@ -173,6 +189,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="read the password from this environment variable instead of prompting",
     )
     p.set_defaults(func=cmd_users_create_admin)
+
+    p = sub.add_parser(
+        "collect-node",
+        help="collect this node's container logs from /var/log/pods (run as a DaemonSet; docs/logs.md)",
+    )
+    from hub.collectors.logs.nodecollector import add_arguments as collector_arguments
+
+    collector_arguments(p)
+    p.set_defaults(func=cmd_collect_node)
+
+    p = sub.add_parser("collector-token", help="make a collector token and print it with its SHA-256 digest")
+    p.set_defaults(func=cmd_collector_token)
 
     sb = sub.add_parser(
         "sandbox",

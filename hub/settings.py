@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -87,6 +88,11 @@ class LogSettings:
         "Lines the shipper may hold on disk while the log store is down; beyond this it stops reading "
         "(backpressure) and the kubelet keeps the lines.",
         default=500_000,
+    )
+    collector_token_sha256: str = _doc(
+        "Comma list of SHA-256 digests (hex) of the collector tokens POST /api/v1/logs/ingest accepts "
+        "(node collectors; make one with `kubehub collector-token`). Empty: ingest is closed.",
+        default="",
     )
 
 
@@ -386,6 +392,11 @@ def _validate(s: Settings) -> None:
         raise ConfigError("KUBEHUB_LOGS_BACKEND", f"must be 'embedded' or 'elasticsearch', got {s.logs.backend!r}")
     if s.logs.backend == "elasticsearch" and not s.elasticsearch.url:
         raise ConfigError("KUBEHUB_ELASTICSEARCH_URL", "must be set when KUBEHUB_LOGS_BACKEND is elasticsearch")
+    for digest in s.logs.collector_token_sha256.split(","):
+        if digest.strip() and not re.fullmatch(r"[0-9a-fA-F]{64}", digest.strip()):
+            raise ConfigError(
+                "KUBEHUB_LOGS_COLLECTOR_TOKEN_SHA256", "must be a comma list of SHA-256 digests (64 hex digits each)"
+            )
     if s.smtp.security not in {"none", "starttls", "tls"}:
         raise ConfigError("KUBEHUB_SMTP_SECURITY", f"must be none, starttls or tls, got {s.smtp.security!r}")
     if s.elasticsearch.field_preset not in {"kubehub", "kubesphere"}:

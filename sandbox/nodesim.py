@@ -212,17 +212,20 @@ def watch_nodes(sim: NodeSim, kubeconfig: str, stop: threading.Event) -> None:
             stop.wait(2)
 
 
-def append_logs(pod_logs: Path, stop: threading.Event, every: float = 15.0) -> None:
+def append_logs(pod_logs: Path, stop: threading.Event, every: float = 15.0, nodes: NodeLogs | None = None) -> None:
     """Keep the seeded containers logging: append what each would have written since the last round.
 
     The pod log API (KWOK's ClusterLogs) serves these files, so log shippers and ``kubectl logs
-    -f`` see new lines arrive, in the same languages and styles as the seeded history.
+    -f`` see new lines arrive, in the same languages and styles as the seeded history. With
+    ``nodes``, the same lines also go to each pod's file in its node's ``/var/log/pods`` tree.
     """
     from sandbox.seed import WORKLOADS, generate_logs, write_cri
 
     last = time.time()
     while not stop.wait(every):
         now = time.time()
+        if nodes is not None:
+            nodes.sync_pods()
         for w in WORKLOADS:
             for c in w.containers:
                 path = pod_logs / w.namespace / f"{c}.log"
@@ -232,7 +235,63 @@ def append_logs(pod_logs: Path, stop: threading.Event, every: float = 15.0) -> N
                 if records:
                     with contextlib.suppress(OSError):
                         write_cri(path, records, append=True)
+                    if nodes is not None:
+                        nodes.write(w.namespace, w.name, c, records)
         last = now
+
+
+# -- per-node /var/log/pods trees (the node collector reads these; sandbox/crilogs.py) ---------------
+class NodeLogs:
+    """Writes the seeded containers' lines into ``<state dir>/nodes/<node>/var/log/pods``, one
+    file per pod and container as the kubelet names them, rotated as the kubelet rotates them
+    (at ``max_size``, so a day of the sandbox shows rotations), removed when the pod is deleted.
+    One pod LIST per round (every 15 s)."""
+
+    def __init__(self, kubeconfig: str, state_dir: Path, *, max_size: int = 1024 * 1024) -> None:
+        from sandbox.kube import KubeRest
+
+        self.api = KubeRest(Path(kubeconfig), pool=1)
+        self.state_dir = state_dir
+        self.max_size = max_size
+        self.pods: dict[str, tuple[str, str, str, str]] = {}  # uid -> (namespace, name, node, ...)
+        self.files: dict[tuple[str, str], Any] = {}  # (pod uid, container) -> ContainerLog
+
+    def sync_pods(self) -> None:
+        from sandbox.crilogs import delete_pod, node_root
+
+        try:
+            items = self.api.get("/api/v1/pods")["items"]
+        except Exception as exc:  # keep the last known pods; the next round lists again
+            print(f"node logs: pod list failed: {exc!r}", file=sys.stderr, flush=True)
+            return
+        current = {}
+        for pod in items:
+            meta, node = pod["metadata"], (pod.get("spec") or {}).get("nodeName")
+            if node:
+                current[meta["uid"]] = (meta["namespace"], meta["name"], node, meta.get("generateName", ""))
+        for uid in set(self.pods) - set(current):
+            ns, name, node, _ = self.pods[uid]
+            for key in [k for k in self.files if k[0] == uid]:
+                self.files.pop(key).close()
+            delete_pod(node_root(self.state_dir, node), ns, name, uid)
+        self.pods = current
+
+    def write(self, namespace: str, workload: str, container: str, records: list[Any]) -> None:
+        from sandbox.crilogs import ContainerLog, node_root
+
+        for uid, (ns, name, node, _) in self.pods.items():
+            if ns != namespace or not name.startswith(workload + "-"):
+                continue
+            log_file = self.files.get((uid, container))
+            try:
+                if log_file is None:
+                    log_file = self.files[(uid, container)] = ContainerLog(
+                        node_root(self.state_dir, node), ns, name, uid, container, max_size=self.max_size
+                    )
+                for rec in records:
+                    log_file.write(rec.message, stream=rec.stream, t=rec.t)
+            except OSError as exc:
+                print(f"node logs: {exc!r}", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -285,7 +344,9 @@ def main(argv: list[str] | None = None) -> int:
 
     threading.Thread(target=saver, daemon=True).start()
     if args.pod_logs:
-        threading.Thread(target=append_logs, args=(Path(args.pod_logs), stop), daemon=True).start()
+        # The per-node /var/log/pods trees live beside the state file (<state dir>/nodes/<node>/...).
+        nodes = NodeLogs(args.kubeconfig, Path(args.state).parent)
+        threading.Thread(target=append_logs, args=(Path(args.pod_logs), stop, 15.0, nodes), daemon=True).start()
 
     def _stop(*_: Any) -> None:
         stop.set()

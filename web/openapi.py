@@ -41,6 +41,8 @@ _DESCRIPTIONS = {
     "429": "rate limited; Retry-After says when to try again",
     "503": "a backend the request needs is unavailable; `backend` names it",
 }
+# Routes that take a collector token (``khc_…``) instead of a user's session or API token.
+_COLLECTOR_ROUTES = frozenset({"api_logs.ingest_logs"})
 # Content types of successful answers that are not JSON.
 _MEDIA = {"ops.metrics": ("text/plain",), "api_logs.export_logs": ("text/csv", "application/x-ndjson")}
 
@@ -135,6 +137,9 @@ def build_openapi(app: Flask) -> dict[str, Any]:
                 op["x-kubehub-permission"] = "public" if access.public else (access.permission or "authenticated")
                 if not access.public:
                     op["security"] = [{"bearer": []}, {"session": []}]
+            if rule.endpoint in _COLLECTOR_ROUTES:  # its own credential, not a user's (docs/logs.md)
+                op["x-kubehub-permission"] = "collector token"
+                op["security"] = [{"collector": []}]
             if method in {"POST", "PUT", "PATCH"}:
                 content: dict[str, Any] = {"application/json": {"schema": {"type": "object"}}}
                 if "/alerting/policies" in path:  # policy documents may also be sent as YAML
@@ -148,6 +153,7 @@ def build_openapi(app: Flask) -> dict[str, Any]:
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
+                "collector": {"type": "http", "scheme": "bearer", "description": "a node collector's token (khc_…)"},
                 "session": {"type": "apiKey", "in": "cookie", "name": "kubehub_session"},
             },
             "schemas": {

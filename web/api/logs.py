@@ -12,9 +12,10 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
+from hub.collectors.logs import nodewire
 from hub.collectors.logs.service import LogService
 from web import params
-from web.access import current_principal, permission, scope
+from web.access import bearer_token, current_principal, permission, public, scope
 from web.params import int_param
 from web.util import hub
 
@@ -77,3 +78,24 @@ def apply_log_retention() -> Any:
     principal = current_principal()
     dropped = logs().apply_retention(actor=principal.username)
     return jsonify({"dropped": dropped})
+
+
+@bp.post("/logs/ingest")
+@public
+def ingest_logs() -> Any:
+    """Store a batch of log records from a node collector (``kubehub collect-node``).
+
+    Authenticated by a collector token (``Authorization: Bearer khc_…``; 401 for anything else,
+    user tokens included), not by a user: the route is public to the user access layer and checks
+    its own credential. Body ``{"node", "records": [{"namespace", "pod", "pod_uid", "container",
+    "stream", "time_ns", "message", "file", "offset"}]}`` (at most 5,000 records, 4 MiB: 413
+    naming the field); bad fields are a 422 naming each. A record is identified by (file,
+    offset): a batch sent twice is stored once. Answers ``{"received", "new"}``.
+    """
+    service = logs()
+    nodewire.check_collector_token(bearer_token(), nodewire.parse_digests(service.settings.logs.collector_token_sha256))
+    _, records = nodewire.decode_batch(
+        params.json_body(), labels=nodewire.cluster_labels(getattr(hub(), "cluster", None))
+    )
+    new = service.write(records) if records else 0
+    return jsonify({"received": len(records), "new": new})

@@ -1,0 +1,417 @@
+"""Following the kubelet's CRI log files of one node, with positions that survive a restart.
+
+Why files and not the API: reading ``/var/log/pods`` costs the API server nothing, sees every
+line before the kubelet rotates it away, and still holds a deleted pod's file open to its end.
+
+How a file is followed (docs/logs.md "The node collector"):
+
+- **Identity** is ``st_dev:st_ino``: the kubelet rotates by renaming ``0.log`` to
+  ``0.log.<YYYYMMDD-HHMMSS>`` (same inode), then asks the runtime to reopen ``0.log`` (a new
+  inode); on its next rotation it gzips older rotated files (``.gz``, a new inode) and removes
+  those beyond ``containerLogMaxFiles``.
+- Every followed file stays **open**, so a renamed file is read to its end under its new name and
+  a file unlinked with its pod directory is still read to its end, then forgotten. A rotated
+  file is finished when it is at its end and either the container's newer file has lines or it
+  has not grown for ``rotate_wait`` seconds; then its held records are flushed and it is closed.
+- **Positions** (:class:`PositionStore`): per file identity, the offset of the first byte not
+  yet acknowledged by the store, and per stream the end of the last acknowledged record when it
+  lies beyond that offset (``skip``: stdout and stderr interleave in one file, so a record of
+  one stream may have been stored while an earlier record of the other was still held).
+  Re-reading from the position and skipping those lines rebuilds exactly the records that were
+  not acknowledged, with the same ``(file, offset)`` identities, so a record is never stored
+  twice and never lost. Written atomically (temporary file, fsync, rename).
+- A file the positions know but that is gone after a restart is looked for as ``<name>.gz``
+  (the kubelet compressed it meanwhile) and read from the same offset inside it.
+- A new file is read from its start. Compressed files the collector never followed (history from
+  before it was installed) are not read.
+
+Memory is bounded by the caller: :meth:`NodeTail.poll` reads at most ``budget`` bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import io
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from hub.collectors.logs.nodecri import (
+    FLUSH_AFTER,
+    MAX_RECORD_BYTES,
+    ContainerRef,
+    Record,
+    StreamGrouper,
+    iter_lines,
+    parse_cri,
+    parse_log_name,
+    parse_pod_dir,
+)
+
+log = logging.getLogger("kubehub.collector")
+
+READ_CHUNK = 256 * 1024  # most bytes read from one file per poll, so every file gets its turn
+ROTATE_WAIT = 5.0
+
+
+def file_id(st: os.stat_result) -> str:
+    return f"{st.st_dev}:{st.st_ino}"
+
+
+HEAD_BYTES = 64  # a CRI line's first 64 bytes: its nanosecond timestamp, stream and the start of the text
+
+
+def head_of(fh: IO[bytes]) -> str:
+    """A fingerprint of a file's first bytes. Inode numbers are reused at once after a file is
+    removed (the kubelet removes rotated files often), so a position is taken up again only by
+    a file that starts with the same bytes; a file shorter than that has no fingerprint yet."""
+    fh.seek(0)
+    data = fh.read(HEAD_BYTES)
+    return hashlib.blake2b(data, digest_size=8).hexdigest() if len(data) == HEAD_BYTES else ""
+
+
+@dataclass
+class Followed:
+    """One log file being read."""
+
+    fid: str
+    ref: ContainerRef
+    restart: int
+    stamp: str  # "" for the current file, the rotation stamp of a rotated one
+    path: Path
+    fh: IO[bytes] | None
+    offset: int
+    skip: dict[str, int] = field(default_factory=dict)
+    groupers: dict[str, StreamGrouper] = field(default_factory=dict)
+    inflight: dict[int, int] = field(default_factory=dict)  # record start -> count
+    acked_end: dict[str, int] = field(default_factory=dict)
+    gone: bool = False  # its path no longer exists (pod deleted, or compressed)
+    finished: bool = False  # read to its end for good; closed
+    last_growth: float = 0.0
+    malformed: int = 0
+    head: str = ""  # fingerprint of the first bytes (head_of), once the file has them
+
+    @property
+    def order(self) -> tuple[str, int, int, str]:
+        return (str(self.path.parent), self.restart, 0 if self.stamp else 1, self.stamp)
+
+    def safe_offset(self) -> int:
+        starts = [self.offset, *self.inflight]
+        for g in self.groupers.values():
+            if g.pending_start is not None:
+                starts.append(g.pending_start)
+        return min(starts)
+
+    def position(self, root: Path) -> dict[str, Any]:
+        safe = self.safe_offset()
+        skip = {s: e for s, e in self.acked_end.items() if e > safe}
+        for s, e in self.skip.items():  # skips not reached yet by this run's reading
+            if e > safe and e > skip.get(s, 0):
+                skip[s] = e
+        return {"path": str(self.path.relative_to(root)), "offset": safe, "skip": skip, "head": self.head}
+
+    def idle(self) -> bool:
+        return not self.inflight and all(g.pending_start is None for g in self.groupers.values())
+
+
+class PositionStore:
+    """``positions.json``: where each file was read up to, written atomically."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.files: dict[str, dict[str, Any]] = {}
+        self.gz_done: set[str] = set()
+        try:
+            raw = json.loads(path.read_text())
+            self.files = {str(k): dict(v) for k, v in raw.get("files", {}).items()}
+            self.gz_done = set(raw.get("gz_done", []))
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError) as exc:
+            log.error("positions file %s is unreadable (%s); starting from the files' beginnings", path, exc)
+
+    def save(self, files: dict[str, dict[str, Any]], gz_done: set[str]) -> None:
+        self.files, self.gz_done = files, gz_done
+        data = json.dumps({"version": 1, "files": files, "gz_done": sorted(gz_done)}, separators=(",", ":"))
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+        with contextlib.suppress(OSError):
+            dir_fd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+
+
+Emit = Callable[[Followed, Record], None]
+
+
+class NodeTail:
+    """Every CRI log file under ``root`` (``/var/log/pods``), followed with positions."""
+
+    def __init__(
+        self,
+        root: Path,
+        positions: PositionStore,
+        *,
+        rotate_wait: float = ROTATE_WAIT,
+        max_record_bytes: int = MAX_RECORD_BYTES,
+        flush_after: float = FLUSH_AFTER,
+    ) -> None:
+        self.root = root
+        self.positions = positions
+        self.rotate_wait = rotate_wait
+        self.max_record_bytes = max_record_bytes
+        self.flush_after = flush_after
+        self.files: dict[str, Followed] = {}
+        self.gz_done: set[str] = set(positions.gz_done)
+        self._stored = dict(positions.files)  # positions of files not found again yet
+        self._ordered: list[Followed] = []
+        self._gz_seen: set[str] = set(self.gz_done)
+        self.lost_files = 0
+
+    # -- discovery ------------------------------------------------------------------------------
+    def discover(self, now: float) -> None:
+        """Find new, renamed, compressed and vanished files (a directory walk, no reads)."""
+        seen: set[str] = set()
+        gz_found: list[tuple[Path, str, ContainerRef, int, str]] = []
+        try:
+            pod_dirs = os.listdir(self.root)
+        except FileNotFoundError:
+            pod_dirs = []
+        for pod_dir in pod_dirs:
+            parsed = parse_pod_dir(pod_dir)
+            if parsed is None:
+                continue
+            namespace, pod, uid = parsed
+            try:
+                containers = os.listdir(self.root / pod_dir)
+            except (NotADirectoryError, FileNotFoundError):
+                continue
+            for container in containers:
+                ref = ContainerRef(namespace, pod, uid, container)
+                cdir = self.root / pod_dir / container
+                try:
+                    names = os.listdir(cdir)
+                except (NotADirectoryError, FileNotFoundError):
+                    continue
+                for name in names:
+                    kind = parse_log_name(name)
+                    if kind is None:
+                        continue
+                    path = cdir / name
+                    try:
+                        st = os.stat(path)
+                    except FileNotFoundError:
+                        continue
+                    fid = file_id(st)
+                    restart, stamp, gz = kind
+                    if gz:
+                        gz_found.append((path, fid, ref, restart, stamp))
+                        continue
+                    seen.add(fid)
+                    self._found(fid, path, ref, restart, stamp, st, now)
+        for fid, f in self.files.items():
+            if fid not in seen and not f.gone and self._unlinked(f):
+                f.gone = True
+        self._gz_seen = {g[1] for g in gz_found}
+        for path, gzid, ref, restart, stamp in gz_found:
+            self._found_gz(path, gzid, ref, restart, stamp, now)
+        for fid in [k for k, v in self._stored.items() if k not in self.files]:
+            # Known from the positions, found neither plain nor compressed: removed while we were down.
+            self.lost_files += 1
+            log.warning("log file %s vanished while the collector was down", self._stored[fid].get("path"))
+            del self._stored[fid]
+        self._ordered = sorted(self.files.values(), key=lambda f: f.order)
+
+    @staticmethod
+    def _unlinked(f: Followed) -> bool:
+        """Whether a file not found by name is really gone (a rename caught mid-listing is not)."""
+        if f.fh is None or isinstance(f.fh, io.BytesIO):
+            return True
+        try:
+            return os.fstat(f.fh.fileno()).st_nlink == 0
+        except OSError:
+            return True
+
+    def _found(
+        self, fid: str, path: Path, ref: ContainerRef, restart: int, stamp: str, st: os.stat_result, now: float
+    ) -> None:
+        f = self.files.get(fid)
+        if f is not None:
+            # While its descriptor is open an inode cannot be reused, so an open file found under
+            # a new name was renamed (rotated). A closed (finished) one is the same file only
+            # under its rotated name; anything else is a new file on a reused inode.
+            if f.ref == ref and f.restart == restart and not f.gone:
+                if f.fh is not None:
+                    f.path, f.stamp = path, stamp
+                    return
+                if f.stamp and f.stamp == stamp:
+                    return
+            if not f.gone:
+                # Its inode now names another file: the one we followed was removed.
+                self._finish(f)
+            f.gone = True
+            self.files.pop(fid)
+            self._ordered = [o for o in self._ordered if o is not f]
+        try:
+            fh: IO[bytes] = open(path, "rb")  # noqa: SIM115 - kept open while the file is followed
+        except FileNotFoundError:
+            return
+        if file_id(os.fstat(fh.fileno())) != fid:  # replaced between stat and open: next discovery
+            fh.close()
+            return
+        stored = self._stored.pop(fid, None)
+        offset, skip = 0, {}
+        if (
+            stored is not None
+            and Path(str(stored.get("path", ""))).parent == path.parent.relative_to(self.root)
+            and int(stored.get("offset", 0)) <= st.st_size
+            and stored.get("head") == head_of(fh)
+        ):
+            offset, skip = int(stored.get("offset", 0)), dict(stored.get("skip", {}))
+        self.files[fid] = Followed(
+            fid, ref, restart, stamp, path, fh, offset, skip=skip, last_growth=now, head=head_of(fh)
+        )
+
+    def _found_gz(self, path: Path, gzid: str, ref: ContainerRef, restart: int, stamp: str, now: float) -> None:
+        if gzid in self.gz_done:
+            return
+        plain = path.with_suffix("")  # 0.log.<stamp>
+        rel = str(plain.relative_to(self.root))
+        for f in self.files.values():
+            if f.path == plain:  # followed through its open descriptor: the .gz adds nothing
+                self.gz_done.add(gzid)
+                return
+        for fid, stored in list(self._stored.items()):
+            if stored.get("path") == rel:
+                del self._stored[fid]
+                try:
+                    with gzip.open(path, "rb") as gz:
+                        data = gz.read()
+                except (OSError, EOFError) as exc:
+                    log.warning("cannot read %s (%s); its unread lines are lost", path, exc)
+                    self.lost_files += 1
+                    self.gz_done.add(gzid)
+                    return
+                offset = int(stored.get("offset", 0))
+                f = Followed(fid, ref, restart, stamp, plain, io.BytesIO(data), offset, last_growth=now)
+                if stored.get("head") not in ("", head_of(f.fh)):  # type: ignore[arg-type]
+                    f.offset = 0  # not the file the position was about: read it whole
+                f.skip = dict(stored.get("skip", {}))
+                f.gone = True
+                self.files[fid] = f
+                self.gz_done.add(gzid)
+                return
+        # Never followed: compressed history from before the collector; not read (documented).
+        self.gz_done.add(gzid)
+
+    # -- reading --------------------------------------------------------------------------------
+    def poll(self, now: float, emit: Emit, budget: int) -> int:
+        """Read new lines of every file (up to ``budget`` bytes in all); records go to ``emit``."""
+        used = 0
+        newer_has_data: set[tuple[str, int]] = set()
+        for f in reversed(self._ordered):  # newest first: does a container's current file have lines?
+            if not f.stamp and f.offset > 0:
+                newer_has_data.add((str(f.path.parent), f.restart))
+        for f in self._ordered:
+            if f.finished:
+                continue
+            if used < budget and f.fh is not None:
+                used += self._read(f, now, emit, min(READ_CHUNK, budget - used))
+            for g in f.groupers.values():
+                for rec in g.flush_due(now):
+                    emit(f, rec)
+            if used >= budget:
+                continue
+            if f.last_growth >= now:
+                continue  # it grew this round
+            superseded = (str(f.path.parent), f.restart) in newer_has_data or now - f.last_growth >= self.rotate_wait
+            if f.gone or (f.stamp and superseded):
+                self._finish(f, emit)
+        return used
+
+    def _read(self, f: Followed, now: float, emit: Emit, limit: int) -> int:
+        assert f.fh is not None
+        try:
+            f.fh.seek(f.offset)
+            data = f.fh.read(limit)
+        except OSError as exc:
+            log.warning("cannot read %s: %s", f.path, exc)
+            return 0
+        if not data:
+            return 0
+        consumed = 0
+        for raw, start in iter_lines(data, f.offset):
+            consumed = start + len(raw) - f.offset
+            line = parse_cri(raw, start)
+            if line is None:
+                f.malformed += 1
+                continue
+            if start < f.skip.get(line.stream, 0):
+                continue  # already stored before a restart
+            g = f.groupers.get(line.stream)
+            if g is None:
+                g = f.groupers[line.stream] = StreamGrouper(
+                    line.stream, max_record_bytes=self.max_record_bytes, flush_after=self.flush_after
+                )
+            for rec in g.feed(line, now):
+                emit(f, rec)
+        if consumed == 0 and len(data) >= limit:
+            # One line longer than a read: take what is there as a cut line, rather than stall.
+            consumed = len(data)
+        f.offset += consumed
+        if consumed:
+            f.last_growth = now
+            if not f.head and f.offset >= HEAD_BYTES:
+                f.head = head_of(f.fh)
+        return len(data)
+
+    def _finish(self, f: Followed, emit: Emit | None = None) -> None:
+        for g in f.groupers.values():
+            for rec in g.flush():
+                if emit is not None:
+                    emit(f, rec)
+        f.finished = True
+        if f.fh is not None:
+            f.fh.close()
+            f.fh = None
+
+    # -- acknowledgements and positions -----------------------------------------------------------
+    def sent(self, f: Followed, rec: Record) -> None:
+        f.inflight[rec.start] = f.inflight.get(rec.start, 0) + 1
+
+    def acked(self, f: Followed, rec: Record) -> None:
+        n = f.inflight.get(rec.start, 0) - 1
+        if n > 0:
+            f.inflight[rec.start] = n
+        else:
+            f.inflight.pop(rec.start, None)
+        if rec.end > f.acked_end.get(rec.stream, 0):
+            f.acked_end[rec.stream] = rec.end
+
+    def save_positions(self) -> None:
+        """Persist every position; forget finished files that are gone and fully acknowledged."""
+        for fid in [k for k, f in self.files.items() if f.finished and f.gone and f.idle()]:
+            del self.files[fid]
+            self._ordered = [f for f in self._ordered if f.fid != fid]
+        files = {fid: f.position(self.root) for fid, f in self.files.items()}
+        files.update(self._stored)
+        self.gz_done &= self._gz_seen  # compressed files the kubelet removed need no memory
+        self.positions.save(files, set(self.gz_done))
+
+    def close(self) -> None:
+        for f in self.files.values():
+            if f.fh is not None:
+                f.fh.close()
+                f.fh = None
