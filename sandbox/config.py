@@ -17,6 +17,7 @@ K8S_VERSION = "v1.34.4"
 ETCD_VERSION = "v3.5.21"
 KWOK_VERSION = "v0.8.0"
 KSM_VERSION = "v2.15.0"
+HELM_VERSION = "v4.3.2"  # lints and renders deploy/helm/kubehub (tests/integration/test_helm_chart.py)
 ES_VERSION = "8.19.0"
 
 DEFAULT_PORT_BASE = 29000
@@ -36,6 +37,8 @@ PORT_OFFSETS: dict[str, int] = {
     "elasticsearch": 200,
     "kwok": 247,
     "postgresql": 432,
+    "ldap": 389,  # slapd, StartTLS (sandbox/ldap.py)
+    "ldaps": 636,
     "kube-controller-manager": 257,
     "kube-scheduler": 259,
     "elasticsearch-transport": 300,

@@ -18,10 +18,27 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from sandbox.config import ES_VERSION, ETCD_VERSION, K8S_VERSION, KSM_VERSION, KWOK_VERSION, cache_root, engines_dir
+from sandbox.config import (
+    ES_VERSION,
+    ETCD_VERSION,
+    HELM_VERSION,
+    K8S_VERSION,
+    KSM_VERSION,
+    KWOK_VERSION,
+    cache_root,
+    engines_dir,
+)
 from sandbox.procs import ComponentError
 
-ENGINE_BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "kwok", "kube-state-metrics")
+ENGINE_BINARIES = (
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "etcd",
+    "kwok",
+    "kube-state-metrics",
+    "helm",
+)
 ES_USER = "kubehub"
 
 Say = Callable[[str], None]
@@ -51,7 +68,7 @@ def ensure_engines(say: Say) -> None:
             "`apt-get install golang-go`, then run `kubehub sandbox up` again)",
         )
     say(f"building Go engines {', '.join(missing)} into {engines_dir()} (cold: ~10 min on 2 cores)")
-    argv = ["bash", str(script), str(engines_dir()), K8S_VERSION, ETCD_VERSION, KWOK_VERSION, KSM_VERSION]
+    argv = ["bash", str(script), str(engines_dir()), K8S_VERSION, ETCD_VERSION, KWOK_VERSION, KSM_VERSION, HELM_VERSION]
     log = cache_root() / "engines-build.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w", encoding="utf-8") as out:
@@ -73,6 +90,8 @@ DEBIAN_PACKAGES: dict[str, str] = {
     "prometheus-node-exporter": "/usr/bin/prometheus-node-exporter",
     "openssl": "/usr/bin/openssl",
     "maven": "/usr/bin/mvn",
+    "slapd": "/usr/sbin/slapd",  # the sandbox's directory (sandbox/ldap.py)
+    "ldap-utils": "/usr/bin/ldapsearch",
 }
 
 
@@ -144,7 +163,9 @@ def ensure_debian_packages(say: Say) -> None:
                 raise ComponentError("packages", f"`{' '.join(argv)}` failed (exit {rc})", log)
     # Debian's packages start their own services; the sandbox runs its own copies on its ports
     # (PostgreSQL's system cluster on 5432 too: the sandbox never uses it).
-    for unit in ("prometheus", "prometheus-node-exporter", *(["postgresql"] if "postgresql" in missing else [])):
+    units = ["postgresql"] if "postgresql" in missing else []
+    units += ["slapd"] if "slapd" in missing else []
+    for unit in ("prometheus", "prometheus-node-exporter", *units):
         if shutil.which("systemctl"):
             subprocess.run(["systemctl", "disable", "--now", unit], capture_output=True, check=False)
 

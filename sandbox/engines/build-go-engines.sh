@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Builds the Go test engines of the sandbox (kube-apiserver, kube-controller-manager,
-# kube-scheduler, etcd, kwok, kwokctl and, given a fifth argument, kube-state-metrics) from the
-# Go module proxy into a cache keyed by version.
+# kube-scheduler, etcd, kwok, kwokctl and, given a fifth and sixth argument, kube-state-metrics
+# and helm, which lints and renders deploy/helm/kubehub in the tests) from the Go module proxy
+# into a cache keyed by version.
 # A second run with the same versions returns at once. Progress goes to stderr, one line a step.
 #
-# Usage: build-go-engines.sh OUT_DIR K8S_VERSION ETCD_VERSION KWOK_VERSION [KSM_VERSION]
+# Usage: build-go-engines.sh OUT_DIR K8S_VERSION ETCD_VERSION KWOK_VERSION [KSM_VERSION [HELM_VERSION]]
 set -euo pipefail
-out=$1 k8s=$2 etcd=$3 kwok=$4 ksm=${5:-}
+out=$1 k8s=$2 etcd=$3 kwok=$4 ksm=${5:-} helm=${6:-}
 cache=$(dirname "$out")
 export GOMODCACHE=${GOMODCACHE:-$cache/go/mod} GOCACHE=${GOCACHE:-$cache/go/build}
 export GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
@@ -85,8 +86,21 @@ build_ksm() {
   step "kube-state-metrics $ksm: done"
 }
 
+build_helm() {
+  [ -n "$helm" ] || return 0
+  [ -x "$out/bin/helm" ] && { step "helm $helm: cached"; return; }
+  # Helm's main module has no replace directives, so `go install module@version` builds it as
+  # released (cold: ~3-5 min on 2 cores; the k8s.io libraries it brings are newer than the engines').
+  local major=${helm%%.*}
+  step "helm $helm: downloading and compiling"
+  GOBIN="$out/bin" go install -trimpath -ldflags "-s -w -X helm.sh/helm/$major/internal/version.version=$helm" \
+    "helm.sh/helm/$major/cmd/helm@$helm" >&2
+  step "helm $helm: done"
+}
+
 build_kwok
 build_etcd
 build_kubernetes
 build_ksm
+build_helm
 touch "$out/.complete"
