@@ -213,6 +213,30 @@ class LdapSettings:
 
 
 @dataclass(frozen=True)
+class OidcSettings:
+    issuer_url: str = _doc(
+        "OpenID Connect provider's issuer URL (its discovery document is at /.well-known/openid-configuration). "
+        "Empty: no single sign-on.",
+        default="",
+    )
+    client_id: str = _doc("The hub's client id at the provider.", default="")
+    client_secret: str = _doc("The hub's client secret at the provider (confidential client, HTTP Basic).", default="")
+    redirect_url: str = _doc(
+        "Callback URL registered at the provider. Empty: http.public_url + /login/oidc/callback.", default=""
+    )
+    scopes: str = _doc("Scopes asked for (space-separated); must include openid.", default="openid profile email groups")
+    ca_file: str = _doc("PEM file of the CA(s) that sign the provider's certificate. Empty: the system's CAs.", default="")
+    provider_name: str = _doc("Name on the login page's button: Sign in with <provider_name>.", default="SSO")
+    username_claim: str = _doc("ID token claim that becomes the kubehub user name.", default="preferred_username")
+    groups_claim: str = _doc(
+        "ID token (or userinfo) claim listing the user's groups, mapped to roles by auth.group_mappings.",
+        default="groups",
+    )
+    timeout: float = _doc("Seconds before a request to the provider is abandoned (503 naming the provider).", default=10.0)
+    leeway: float = _doc("Seconds of clock skew allowed when checking an ID token's exp and iat.", default=60.0)
+
+
+@dataclass(frozen=True)
 class RateLimitSettings:
     window: float = _doc(
         "Seconds over which each user's expensive requests below are counted (a sliding window). "
@@ -271,6 +295,7 @@ class Settings:
     alerts: AlertSettings = field(default_factory=AlertSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     ldap: LdapSettings = field(default_factory=LdapSettings)
+    oidc: OidcSettings = field(default_factory=OidcSettings)
     rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
     leader: LeaderSettings = field(default_factory=LeaderSettings)
 
@@ -427,6 +452,19 @@ def _validate(s: Settings) -> None:
         raise ConfigError("KUBEHUB_LDAP_TIMEOUT", "must be more than 0 seconds")
     if not s.ldap.recheck_seconds > 0:
         raise ConfigError("KUBEHUB_LDAP_RECHECK_SECONDS", "must be more than 0 seconds")
+    loopback = ("http://127.0.0.1:", "http://localhost:", "http://[::1]:")
+    if s.oidc.issuer_url and not s.oidc.issuer_url.startswith(("https://", *loopback)):
+        raise ConfigError(
+            "KUBEHUB_OIDC_ISSUER_URL", f"must be an https:// URL (http only on loopback), got {s.oidc.issuer_url!r}"
+        )
+    if s.oidc.issuer_url and not s.oidc.client_id:
+        raise ConfigError("KUBEHUB_OIDC_CLIENT_ID", "must be set when KUBEHUB_OIDC_ISSUER_URL is set")
+    if s.oidc.issuer_url and "openid" not in s.oidc.scopes.split():
+        raise ConfigError("KUBEHUB_OIDC_SCOPES", "must include openid")
+    if not s.oidc.timeout > 0:
+        raise ConfigError("KUBEHUB_OIDC_TIMEOUT", "must be more than 0 seconds")
+    if not 0 <= s.oidc.leeway <= 600:
+        raise ConfigError("KUBEHUB_OIDC_LEEWAY", "must be between 0 and 600 seconds")
     for name in ("log_exports", "backtests", "long_queries"):
         if getattr(s.rate_limits, name) < 0:
             raise ConfigError(f"KUBEHUB_RATE_LIMITS_{name.upper()}", "must be 0 (no limit) or more")

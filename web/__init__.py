@@ -22,6 +22,7 @@ from web import access, errors, params, ratelimit
 BLUEPRINTS = [
     "web.api.ops",
     "web.api.auth",
+    "web.api.sso",
     "web.api.tenancy",
     "web.api.cluster",
     "web.api.monitoring",

@@ -217,10 +217,21 @@ def login_form() -> Any:
 @bp.post("/logout")
 @public
 def logout_form() -> Any:
-    """Form logout (with the session's ``csrf_token``): ends the session, 303 to ``/login``."""
+    """Form logout (with the session's ``csrf_token``): ends the session, 303 to ``/login``.
+
+    After a single sign-on, the login page then links to the provider's end-session endpoint
+    (web/api/sso.py says why a link and not a redirect).
+    """
+    id_token = session.get("oidc_id_token") if g.get("auth") == "session" else None
     if g.get("auth") == "session":
         tenancy().end_session(g.sid)
     session.clear()
+    if id_token:
+        from web.api.sso import LOGOUT_URL, end_session_link
+
+        link = end_session_link(id_token)
+        if link:
+            session[LOGOUT_URL] = link
     return redirect("/login?logged_out=1", code=303)
 
 

@@ -20,7 +20,7 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, g, redirect, render_template, request, url_for
+from flask import Blueprint, g, redirect, render_template, request, session, url_for
 
 from web import i18n
 from web.access import optional_principal, permission, public, scope
@@ -198,6 +198,7 @@ LOGIN_ERRORS = {
     "throttled": "login.error.throttled",
     "missing": "login.error.missing",
     "expired": "login.error.expired",
+    "sso": "login.error.sso",
 }
 
 
@@ -211,11 +212,17 @@ def login() -> Any:
     if optional_principal() is not None and not request.args.get("error"):
         return redirect(next_url, code=303)
     error = LOGIN_ERRORS.get(request.args.get("error", ""))
+    # Single sign-on (web/api/sso.py): the button when configured, and after an SSO user's
+    # logout a link to end the provider's session too.
+    sso_name = hub().settings.oidc.provider_name if hub().oidc is not None else None
+    sso_logout = session.pop("oidc_logout_url", None) if request.args.get("logged_out") else None
     return render_template(
         "login.html",
         next_url=next_url,
         error=error,
         logged_out=bool(request.args.get("logged_out")),
+        sso_name=sso_name,
+        sso_logout=sso_logout if isinstance(sso_logout, str) else None,
     )
 
 
