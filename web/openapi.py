@@ -47,6 +47,35 @@ _COLLECTOR_ROUTES = frozenset({"api_logs.ingest_logs"})
 _MEDIA = {"ops.metrics": ("text/plain",), "api_logs.export_logs": ("text/csv", "application/x-ndjson")}
 
 
+# Success bodies described here (the rest are documented in docs/api.md): /readyz's, because
+# probes and load balancers read it without the docs at hand (503 answers carry the same body).
+_LEADER = {
+    "type": "object",
+    "description": "which replica answered, whether it leads, who holds the background work's lease since when",
+    "properties": {
+        "replica": {"type": "string"},
+        "leading": {"type": "boolean"},
+        "leader": {"type": "string", "nullable": True},
+        "leader_since": {"type": "number", "nullable": True},
+        "token": {"type": "integer", "nullable": True},
+        "lease_expires_at": {"type": "number", "nullable": True},
+        "reason": {"type": "string"},
+    },
+    "required": ["replica", "leading"],
+}
+_BODIES: dict[str, dict[str, Any]] = {
+    "ops.readyz": {
+        "type": "object",
+        "required": ["ready", "backends", "leader"],
+        "properties": {
+            "ready": {"type": "boolean"},
+            "backends": {"type": "array", "items": {"type": "object"}},
+            "leader": _LEADER,
+        },
+    }
+}
+
+
 def _success_statuses(view: Callable[..., Any]) -> list[str]:
     """Success statuses a view answers, read from the ``return`` statements of its source:
     ``return body, 201`` is a 201, any other return a 200 (errors are raised, not returned)."""
@@ -77,6 +106,7 @@ def _responses(endpoint: str, view: Callable[..., Any], method: str, *, public: 
         else:
             media = _MEDIA.get(endpoint, ("application/json",))
             schema: dict[str, Any] = {"type": "string"} if media[0] != "application/json" else {}
+            schema = _BODIES.get(endpoint, schema)
             content = {m: {"schema": schema} for m in media}
             out[status] = {"description": _DESCRIPTIONS.get(status, "success"), "content": content}
     errors = ["400"]

@@ -92,3 +92,37 @@ def test_the_loop_starts_work_on_its_holder_and_hands_over(open_store: Callable[
     a.round()
     assert events[-2:] == ["stop b", "start a"] and a.fence() is not None and a.fence().token == 3  # type: ignore[union-attr]
     assert [r.id for r in a.replicas()] == ["a"]
+
+
+def test_readyz_metrics_and_the_admin_overview_say_who_leads(tmp_path: Path) -> None:
+    from tests.unit.conftest_tenancy import build_world
+
+    world = build_world(tmp_path)
+    try:
+        hub = world.hub
+        # another replica of the same store, as a second process would be
+        other = Leadership(LeaseStore(hub.db), replica_id="other-replica:7", lease_seconds=30.0, clock=hub.clock)
+        hub.leadership.round()  # this replica asks first and leads; the other follows
+        other.round()
+        me = hub.leadership.replica_id
+        body = world.client().get("/readyz").get_json()
+        assert body["leader"]["replica"] == me and body["leader"]["leading"] is True
+        assert body["leader"]["leader"] == me and body["leader"]["token"] == 1
+        assert body["leader"]["leader_since"] == pytest.approx(hub.clock.now(), abs=60)
+        metrics = world.client().get("/metrics").get_data(as_text=True)
+        assert f'kubehub_leader_info{{leader="{me}",replica="{me}"}} 1.0' in metrics
+        assert "kubehub_leader 1.0" in metrics and "kubehub_lease_token 1.0" in metrics
+        client, _ = world.session("platform-admin")
+        html = client.get("/", headers={"Accept": "text/html"}).get_data(as_text=True)
+        table = html[html.index('id="replicas"') :]
+        table = table[: table.index("</table>")]
+        rows = table.split("<tr>")[2:]
+        assert len(rows) == 2
+        mine = next(r for r in rows if me in r)
+        theirs = next(r for r in rows if "other-replica:7" in r)
+        assert "✓" in mine and "✓" not in theirs
+        # a tenant sees no replicas
+        tenant, _ = world.session("tenant-b")
+        assert 'id="replicas"' not in tenant.get("/", headers={"Accept": "text/html"}).get_data(as_text=True)
+    finally:
+        world.hub.close()
