@@ -9,8 +9,22 @@ talks to the sandbox's Prometheus (or ``--prometheus URL``); the raw side sends
 straight to Prometheus. Also measured: a 24 h range chart (CPU and memory, step 5 m) of one
 workload through the hub, against the same two catalogue expressions sent raw.
 
-Last line: ``monitoring: ratio=<hub ranking p95 / raw topk p95> ... fixed_ms=<the hub's own cost per
-request, in process>`` (goals: ratio <= 1.2, fixed_ms <= 1).
+The hub's ranking is measured twice, each interleaved with the raw ``topk``:
+
+- **fresh**: answer sharing off (``MonitoringService.shared.ttl = 0``), so every hub request
+  is evaluated by Prometheus like every raw one: the hub's own cost on top of the same query;
+- **shared**: the hub as shipped, where a live answer is shared for ``SHARE_SECONDS`` by callers
+  whose scoped request is the same (issue 15): back-to-back requests of one admin are then
+  answered without Prometheus, so this is the best case of a dashboard, not the hub's
+  overhead.
+
+Also measured, as the floor of any hub that evaluates per request: the same HTTP server,
+authentication and scope around one plain call of the raw ``topk`` through the hub's
+Prometheus client, with no ranking or shaping (the service's ``query`` swapped for that call).
+
+Last line: ``monitoring: ratio=<fresh hub ranking p95 / raw topk p95> shared_ratio=<...>
+floor_ratio=<...> ... fixed_ms=<the hub's own cost per request, in process>`` (goals: ratio <=
+1.2, fixed_ms <= 1).
 """
 
 from __future__ import annotations
@@ -31,6 +45,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from hub.collectors.catalogue import Filters, default_catalogue  # noqa: E402
+from hub.collectors.monitoring import SHARE_SECONDS  # noqa: E402
 from hub.settings import Settings  # noqa: E402
 
 RAW_TOPK = (
@@ -89,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prometheus", help="Prometheus URL (default: the sandbox's)")
     parser.add_argument("--iterations", type=int, help="ranking requests per side")
     args = parser.parse_args(argv)
-    rounds = args.iterations or (25 if args.quick else 200)
+    # 60 even for --quick: a p95 of 25 samples is their second-largest, which on a shared
+    # 2-core machine is whichever side met a load spike.
+    rounds = args.iterations or (60 if args.quick else 200)
     chart_rounds = max(5, rounds // 5)
     prometheus = args.prometheus or sandbox_prometheus()
 
@@ -133,21 +150,48 @@ def main(argv: list[str] | None = None) -> int:
                     f"monitoring bench: hub top-10 {top_hub} differs from raw topk {sorted(top_raw)}", file=sys.stderr
                 )
 
-            for _ in range(3):  # warm both paths (connections, caches)
-                hub_ranking()
-                raw_topk()
-            hub_ms: list[float] = []
-            raw_ms: list[float] = []
+            def interleaved(hub_side: Callable[[], Any]) -> tuple[list[float], list[float]]:
+                for _ in range(3):  # warm both paths (connections, caches)
+                    hub_side()
+                    raw_topk()
+                hub_side_ms: list[float] = []
+                raw_side_ms: list[float] = []
+                for i in range(rounds):
+                    # Alternate which goes first so neither always meets a warmer Prometheus.
+                    if i % 2:
+                        raw_side_ms.append(timed(raw_topk))
+                        hub_side_ms.append(timed(hub_side))
+                    else:
+                        hub_side_ms.append(timed(hub_side))
+                        raw_side_ms.append(timed(raw_topk))
+                return hub_side_ms, raw_side_ms
+
+            service = hub.monitoring
+            share = service.shared.ttl
+            service.shared.ttl = 0.0  # fresh: every hub request evaluated by Prometheus
+            try:
+                sent_before = backend.queries_sent
+                hub_ms, raw_ms = interleaved(hub_ranking)
+                queries_per_ranking = (backend.queries_sent - sent_before) / (rounds + 3)
+            finally:
+                service.shared.ttl = share
             sent_before = backend.queries_sent
-            for i in range(rounds):
-                # Alternate which goes first so neither always meets a warmer Prometheus.
-                if i % 2:
-                    raw_ms.append(timed(raw_topk))
-                    hub_ms.append(timed(hub_ranking))
-                else:
-                    hub_ms.append(timed(hub_ranking))
-                    raw_ms.append(timed(raw_topk))
-            queries_per_ranking = (backend.queries_sent - sent_before) / rounds
+            shared_ms, shared_raw_ms = interleaved(hub_ranking)
+            shared_queries = (backend.queries_sent - sent_before) / (rounds + 3)
+
+            # The floor: the hub's server, authentication and scope around one plain call of
+            # the raw topk through the hub's own Prometheus client, no ranking work.
+            real_query = service.query
+
+            def forward_only(req: Any, scope: Any) -> dict:
+                backend.instant(RAW_TOPK)
+                return {"results": []}
+
+            service.query = forward_only  # type: ignore[method-assign]
+            try:
+                floor_ms, floor_raw_ms = interleaved(hub_ranking)
+            finally:
+                service.query = real_query  # type: ignore[method-assign]
 
             # 24 h chart of one workload: through the hub, and the same expressions sent raw.
             end = float(int(time.time()))
@@ -201,11 +245,23 @@ def main(argv: list[str] | None = None) -> int:
             hub.close()
 
     ratio = p95(hub_ms) / p95(raw_ms)
+    shared_ratio = p95(shared_ms) / p95(shared_raw_ms)
+    floor_ratio = p95(floor_ms) / p95(floor_raw_ms)
     chart_ratio = p95(chart_hub_ms) / p95(chart_raw_ms)
     print(
-        f"pods={pods} rounds={rounds} hub ranking p50={statistics.median(hub_ms):.1f} ms p95={p95(hub_ms):.1f} ms; "
-        f"raw topk p50={statistics.median(raw_ms):.1f} ms p95={p95(raw_ms):.1f} ms; "
+        f"pods={pods} rounds={rounds} hub ranking, fresh: p50={statistics.median(hub_ms):.1f} ms "
+        f"p95={p95(hub_ms):.1f} ms; raw topk p50={statistics.median(raw_ms):.1f} ms p95={p95(raw_ms):.1f} ms; "
         f"PromQL queries per hub ranking={queries_per_ranking:g}"
+    )
+    print(
+        f"hub ranking, shared for {SHARE_SECONDS:g} s (as shipped): p50={statistics.median(shared_ms):.1f} ms "
+        f"p95={p95(shared_ms):.1f} ms; raw topk p50={statistics.median(shared_raw_ms):.1f} ms "
+        f"p95={p95(shared_raw_ms):.1f} ms; PromQL queries per hub ranking={shared_queries:.2f}"
+    )
+    print(
+        f"floor (the hub's server, auth and scope around one raw topk call, no ranking): "
+        f"p50={statistics.median(floor_ms):.1f} ms p95={p95(floor_ms):.1f} ms; "
+        f"raw topk p50={statistics.median(floor_raw_ms):.1f} ms p95={p95(floor_raw_ms):.1f} ms"
     )
     print(
         f"24h chart of deployment {ns}/{name} ({points} points, 2 metrics): hub p95={p95(chart_hub_ms):.1f} ms, "
@@ -216,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         f"(request p50 {request_ms:.3f} ms - monitoring service alone {service_ms:.3f} ms)"
     )
     print(
-        f"monitoring: ratio={ratio:.2f} hub_p95_ms={p95(hub_ms):.1f} raw_p95_ms={p95(raw_ms):.1f} "
+        f"monitoring: ratio={ratio:.2f} shared_ratio={shared_ratio:.2f} floor_ratio={floor_ratio:.2f} "
+        f"hub_p95_ms={p95(hub_ms):.1f} raw_p95_ms={p95(raw_ms):.1f} "
         f"chart_p95_ms={p95(chart_hub_ms):.1f} chart_ratio={chart_ratio:.2f} pods={pods} "
         f"queries={queries_per_ranking:g} fixed_ms={fixed_ms:.3f}"
     )

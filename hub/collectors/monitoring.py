@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import threading
 import time as _time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -240,6 +240,59 @@ class _TtlCache:
             self._items[key] = (self._clock.now() + self._ttl, value)
 
 
+# Seconds a live answer (no ``time=``, not a range) is shared by every caller whose scoped
+# request is the same (issue 15: a dashboard refreshed by many users of one scope costs
+# Prometheus one evaluation per few seconds, not one per user). Values carry their evaluation
+# time, so a shared answer says how old it is. 0 turns sharing off (the unit tests' default).
+SHARE_SECONDS = 5.0
+
+
+class _SharedAnswers:
+    """Live answers per scoped request for ``ttl`` seconds, computed once when several callers
+    ask at the same moment (the others wait for the first one's answer, at most the request
+    timeout; a failure is not kept and each waiter then asks for itself). The key is the request after
+    :meth:`MonitoringService.scoped`, whose filters hold the caller's namespaces, so two callers
+    share an answer only when it would be the same for both: tenants never see each other's."""
+
+    def __init__(self, clock: Clock, ttl: float, size: int = 512) -> None:
+        self._clock, self.ttl, self._size = clock, ttl, size
+        self._items: dict[MonitoringRequest, tuple[float, dict[str, Any]]] = {}
+        self._pending: dict[MonitoringRequest, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: MonitoringRequest, compute: Callable[[], dict[str, Any]], wait: float) -> dict[str, Any]:
+        if self.ttl <= 0:
+            return compute()
+        while True:
+            with self._lock:
+                found = self._items.get(key)
+                if found is not None and found[0] >= self._clock.now():
+                    return dict(found[1])
+                pending = self._pending.get(key)
+                if pending is None:
+                    mine = self._pending[key] = threading.Event()
+                    break
+            if not pending.wait(wait):  # the first caller's query outlived our whole budget
+                raise BackendUnavailable("prometheus", f"no complete answer within {wait:g} s")
+            with self._lock:
+                if key not in self._items:  # it failed: ask for ourselves
+                    break
+        try:
+            body = compute()
+        finally:
+            with self._lock:
+                self._pending.pop(key, None)
+            mine.set()
+        with self._lock:
+            if len(self._items) >= self._size:
+                now = self._clock.now()
+                self._items = {k: v for k, v in self._items.items() if v[0] >= now}
+                if len(self._items) >= self._size:
+                    self._items.clear()
+            self._items[key] = (self._clock.now() + self.ttl, body)
+        return dict(body)
+
+
 class _Deadline:
     """One time budget for all queries of a request, so a slow Prometheus costs the caller at
     most the configured timeout (plus our own small overhead), not a timeout per query."""
@@ -266,6 +319,7 @@ class MonitoringService:
         clock: Clock,
         timeout: float = 10.0,
         max_points: int = 11000,
+        share_seconds: float = 0.0,
     ) -> None:
         self.catalogue = catalogue
         self.backend = backend
@@ -273,6 +327,7 @@ class MonitoringService:
         self.timeout = timeout
         self.max_points = max_points
         self._totals = _TtlCache(clock, TOTAL_TTL)
+        self.shared = _SharedAnswers(clock, share_seconds)
 
     # The web layer's parser reads numbers and times, then hands names over to :meth:`build`.
     filter_params = tuple(FILTER_PARAMS)
@@ -321,8 +376,15 @@ class MonitoringService:
         return req
 
     def query(self, req: MonitoringRequest, scope: Scope) -> dict[str, Any]:
-        """Answer a request (API.md "Monitoring") as the caller whose scope this is."""
+        """Answer a request (API.md "Monitoring") as the caller whose scope this is. A live
+        request (no ``time=``, not a range) is answered from the answer of the same scoped
+        request if one is at most ``share_seconds`` old (:class:`_SharedAnswers`)."""
         req = self.scoped(req, scope)
+        if req.time is None and not req.is_range:
+            return self.shared.get(req, lambda: self._answer(req), wait=self.timeout)
+        return self._answer(req)
+
+    def _answer(self, req: MonitoringRequest) -> dict[str, Any]:
         keys = ENTITY_LABELS[req.level]
         deadline = _Deadline(self.timeout)
         if req.filters.namespaces == ():

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import json
 import logging
+import os
 import re
 import threading
 import time as _time
@@ -199,7 +200,9 @@ class PrometheusClient:
             # No retries (a retry with back-off would stretch a bounded timeout several-fold);
             # read=False re-raises a read timeout as such instead of as a connection error.
             retry = Retry(total=0, read=False)
-            client = PrometheusConnect(url=self.url, disable_ssl=False, retry=retry, timeout=self.timeout)
+            client = PrometheusConnect(
+                url=self.url, disable_ssl=False, retry=retry, timeout=self.timeout, session=self._session()
+            )
             self._local.client = client
             with self._lock:
                 ended = [c for t, c in self._clients if not t.is_alive()]
@@ -208,6 +211,20 @@ class PrometheusClient:
             for old in ended:
                 old.close()
         return client
+
+    def _session(self) -> requests.Session:
+        """A session that reads the environment's proxy and CA-bundle settings once, here.
+
+        With ``trust_env`` on, requests re-reads every proxy variable of ``os.environ`` and
+        looks for ``~/.netrc`` on every query: about 0.3 ms of Python per query, measured
+        in-process, against a 2-3 ms ``topk`` of a small cluster. The settings it would find
+        are taken now instead (a ``.netrc`` login is not used; Prometheus's credentials, if
+        any, belong in its URL or a proxy)."""
+        session = requests.Session()
+        session.trust_env = False
+        session.proxies.update(requests.utils.get_environ_proxies(self.url))
+        session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        return session
 
     @property
     def open_clients(self) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hub.collectors.catalogue import default_catalogue
-from hub.collectors.monitoring import MonitoringService
+from hub.collectors.monitoring import SHARE_SECONDS, MonitoringService
 from hub.collectors.prometheus import PrometheusClient
 
 if TYPE_CHECKING:
@@ -29,5 +29,10 @@ def build(hub: Hub) -> None:
         client = PrometheusClient(settings.url, timeout=settings.timeout, on_query=count)
         hub.prometheus = client
     hub.monitoring = MonitoringService(
-        default_catalogue(), client, clock=hub.clock, timeout=settings.timeout, max_points=settings.max_points
+        default_catalogue(),
+        client,
+        clock=hub.clock,
+        timeout=settings.timeout,
+        max_points=settings.max_points,
+        share_seconds=SHARE_SECONDS,
     )

@@ -229,3 +229,67 @@ def test_a_ranking_at_an_explicit_time_always_counts_afresh() -> None:
     for _ in range(2):
         run(svc, "pods", metrics="pod_cpu_usage", sort_metric="pod_cpu_usage", limit=1, time=NOW - 60)
     assert [q.promql.split("(")[0] for q in backend.sent] == ["topk", "count", "topk", "count"]
+
+
+def shared_service(values: dict, pods: list[tuple[str, str]]) -> tuple[MonitoringService, FakeBackend]:
+    backend = FakeBackend(values, pods)
+    svc = MonitoringService(Catalogue(), backend, clock=FakeClock(NOW), max_points=1000, share_seconds=5.0)
+    return svc, backend
+
+
+def test_a_live_answer_is_shared_for_a_few_seconds_by_callers_of_the_same_scope_only() -> None:
+    pods = [("a", "p1"), ("a", "p2"), ("b", "q1")]
+    svc, backend = shared_service({CPU: {k: float(i) for i, k in enumerate(pods)}}, pods)
+    ask = {"metrics": "pod_cpu_usage", "sort_metric": "pod_cpu_usage", "limit": 5}
+    first = run(svc, "pods", scope=["a"], **ask)
+    assert series_names(first) == ["a/p2", "a/p1"]
+    sent = len(backend.sent)
+    assert run(svc, "pods", scope=["a"], **ask) == first  # the same scope: no new query
+    assert len(backend.sent) == sent
+    other = run(svc, "pods", scope=["b"], **ask)  # another scope never gets a's answer
+    assert series_names(other) == ["b/q1"] and len(backend.sent) > sent
+    assert series_names(run(svc, "pods", **ask)) == ["b/q1", "a/p2", "a/p1"]  # nor the admin's
+    sent = len(backend.sent)
+    run(svc, "pods", scope=["a"], **{**ask, "page": 2})  # another page is another request
+    assert len(backend.sent) > sent
+    sent = len(backend.sent)
+    svc.clock.advance(6)  # type: ignore[attr-defined]
+    run(svc, "pods", scope=["a"], **ask)
+    assert len(backend.sent) > sent  # older than share_seconds: evaluated again
+    counts = []
+    for _ in range(2):  # an explicit time is never shared
+        sent = len(backend.sent)
+        run(svc, "pods", scope=["a"], **ask, time=NOW - 60)
+        counts.append(len(backend.sent) - sent)
+    assert counts[0] == counts[1] > 0
+
+
+def test_callers_asking_at_once_share_one_evaluation_and_a_failure_is_not_kept() -> None:
+    import threading
+
+    svc, backend = shared_service({CPU: {k: float(i) for i, k in enumerate(PODS)}}, PODS)
+    gate = threading.Event()
+    answer = backend._answer
+
+    def slow(spec: Any) -> Any:
+        gate.wait(5)
+        return answer(spec)
+
+    backend._answer = slow  # type: ignore[method-assign]
+    ask = {"metrics": "pod_cpu_usage", "sort_metric": "pod_cpu_usage", "limit": 3}
+    bodies: list[dict] = []
+    threads = [threading.Thread(target=lambda: bodies.append(run(svc, "pods", **ask))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    gate.set()
+    for t in threads:
+        t.join(10)
+    assert len(bodies) == 4 and all(series_names(b) == ["ns/p29", "ns/p28", "ns/p27"] for b in bodies)
+    assert [q.promql.split("(")[0] for q in backend.sent] == ["topk", "count"]  # one evaluation
+
+    svc2, backend2 = shared_service({CPU: {k: 1.0 for k in PODS}}, PODS)
+    backend2.fail = unavailable()
+    with pytest.raises(BackendUnavailable):
+        run(svc2, "pods", **ask)
+    backend2.fail = None
+    assert len(run(svc2, "pods", **ask)["results"][0]["series"]) == 3  # the failure was not shared
