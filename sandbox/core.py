@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox import config as cfgmod
+from sandbox import ldap as ldapmod
 from sandbox import pki, prereqs
 from sandbox.config import SCRAPE_INTERVAL_SECONDS, SandboxConfig
 from sandbox.procs import ComponentError, ProcSpec, Supervisor, rss_bytes, tail, wait_for
@@ -42,6 +43,7 @@ COMPONENTS = [
     "elasticsearch",
     "smtp",
     "postgresql",
+    "ldap",
     "prometheus",
     "hub",
 ]
@@ -215,6 +217,18 @@ class Sandbox:
         return Path("/var/lib/kubehub") / f"sandbox-pg-{digest}"
 
     @property
+    def ldap_instance(self) -> ldapmod.LdapInstance:
+        """The directory (sandbox/ldap.py); files inside the sandbox unless its user cannot reach them."""
+        inside = self.dir / "ldap"
+        where = inside
+        if prereqs.es_runs_as() is not None and not prereqs._traversable_by_others(self.dir):
+            import hashlib
+
+            digest = hashlib.sha1(str(self.dir).encode()).hexdigest()[:12]
+            where = Path("/var/lib/kubehub") / f"sandbox-ldap-{digest}"
+        return ldapmod.LdapInstance(where, self.port("ldap"), self.port("ldaps"))
+
+    @property
     def postgres_url(self) -> str:
         """The server's ``postgres`` database as superuser: tests create their own databases here."""
         return f"postgresql://{PG_SUPERUSER}@127.0.0.1:{self.port('postgresql')}/postgres"
@@ -237,6 +251,7 @@ class Sandbox:
             "elasticsearch": self.elasticsearch_url,
             "smtp": f"smtp://127.0.0.1:{p('smtp')}",
             "postgresql": f"postgresql://127.0.0.1:{p('postgresql')}",
+            "ldap": f"ldap://127.0.0.1:{p('ldap')}",
             "prometheus": self.prometheus_url,
             "hub": self.hub_url,
         }[name]
@@ -286,6 +301,8 @@ class Sandbox:
             return self._ok(base + "/healthz")
         if name == "postgresql":
             return self._pg_version(timeout=HEALTH_TIMEOUT_SECONDS) is not None
+        if name == "ldap":
+            return self.ldap_instance.healthy(timeout=HEALTH_TIMEOUT_SECONDS)
         if name == "smtp":
             try:
                 with socket.create_connection(("127.0.0.1", self.port("smtp")), timeout=HEALTH_TIMEOUT_SECONDS) as s:
@@ -310,6 +327,8 @@ class Sandbox:
                 return next(iter(data["nodes"].values()))["version"]
             if name == "postgresql":
                 return self._pg_version() or cache.get(name, "unknown")
+            if name == "ldap":
+                return ldapmod.slapd_version()
         except (OSError, ValueError, KeyError, StopIteration, urllib.error.URLError):
             pass
         return cache.get(name, "unknown")
@@ -385,6 +404,13 @@ class Sandbox:
             "elasticsearch_url": self.elasticsearch_url,
             "smtp": {"host": self.smtp_host, "port": self.smtp_port},
             "postgresql_url": self.postgres_url,
+            "ldap": {
+                "url": self.ldap_instance.url,
+                "ldaps_url": self.ldap_instance.ldaps_url,
+                "base_dn": ldapmod.BASE_DN,
+                "ca_file": str(self.pki_dir / "ca.crt"),
+                "users": {name: u[0] for name, u in ldapmod.USERS.items()},
+            },
             "hub_database": self.hub_database_url if self.config.database == "postgresql" else "sqlite",
             "hub_url": self.hub_url if "hub" in expected else None,
             "rss_mb": round(sum(c["rss_mb"] for c in comps), 1),
@@ -479,6 +505,7 @@ class Sandbox:
         self._ensure("elasticsearch", self._spec_elasticsearch(es_home), started, wait=False)
         self._ensure("smtp", self._spec_smtp(), started)
         self._ensure_postgresql(started)
+        self._ensure_ldap(started)
         self._ensure("etcd", self._spec_etcd(), started, timeout=60)
         self._ensure("kube-apiserver", self._spec_apiserver(), started, timeout=120)
 
@@ -860,6 +887,29 @@ class Sandbox:
             self._ensure_postgresql([])
         return self.postgres_url
 
+    def ensure_ldap(self) -> ldapmod.LdapInstance:
+        """Start the directory alone if it is not running (the LDAP tests call this); returns it."""
+        if not (self.sup.alive("ldap") and self.healthy("ldap")):
+            with self._locked():
+                prereqs.ensure_debian_packages(self.say)
+                prereqs.ensure_es_user()
+                pki.ensure_pki(self.pki_dir)
+                self.logs_dir.mkdir(parents=True, exist_ok=True)
+                self._ensure_ldap([])
+        return self.ldap_instance
+
+    def _ensure_ldap(self, started: list[str]) -> None:
+        instance = self.ldap_instance
+        user = prereqs.es_runs_as()
+        if not (self.sup.alive("ldap") and self.healthy("ldap")):
+            try:
+                instance.prepare(self.pki_dir, user=user)
+            except RuntimeError as exc:
+                raise ComponentError("ldap", str(exc), self._log("ldap")) from exc
+        spec = ProcSpec(name="ldap", argv=instance.argv(), cwd=instance.dir, user=user, log=self._log("ldap"),
+                        ports=[instance.port, instance.ldaps_port])  # fmt: skip
+        self._ensure("ldap", spec, started, timeout=30)
+
     def _ensure_postgresql(self, started: list[str]) -> None:
         self._ensure("postgresql", self._spec_postgresql(), started, timeout=60)
         import psycopg
@@ -980,6 +1030,7 @@ class Sandbox:
                 "KUBEHUB_ELASTICSEARCH_URL": self.elasticsearch_url,
                 "KUBEHUB_HTTP_PUBLIC_URL": self.hub_url,
                 **({"KUBEHUB_DATABASE_URL": self.hub_database_url} if self.config.database == "postgresql" else {}),
+                **ldapmod.hub_env(self.ldap_instance, self.pki_dir),
             },
             log=self._log("hub"),
             ports=[self.port("hub")],

@@ -17,6 +17,7 @@ from hub.errors import HubError
 from hub.settings import AuthSettings, Settings, secret_from_env
 from hub.store import StateStore, open_state_store
 from hub.tenancy.credentials import PasswordHashing
+from hub.tenancy.ldap_directory import LdapDirectory
 from hub.tenancy.roles import PlatformRole
 from hub.tenancy.service import TenancyService
 from hub.timeutil import Clock
@@ -54,6 +55,7 @@ def build_service(db: Any, settings: Settings, *, clock: Clock | None = None, hu
         ensure_namespace=ensure_namespace if hub is not None else None,
         namespace_created=namespace_created if hub is not None else None,
         namespace_uid=namespace_uid if hub is not None else None,
+        directory=LdapDirectory(settings.ldap) if settings.ldap.url else None,
     )
 
 
