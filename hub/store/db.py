@@ -133,6 +133,8 @@ def run_migrations(store: StateStore, run_script: Any) -> list[str]:
                 if store.query_one("SELECT 1 FROM schema_migrations WHERE area = ? AND version = ?", (area, version)):
                     continue
                 run_script(migration_script(step, store.dialect))
+                # A wall-clock read outside the injected clock on purpose: migrations run before
+                # any hub (and its clock) exists, and this records when the schema really changed.
                 store.execute(
                     "INSERT INTO schema_migrations(area, version, applied_at) VALUES (?, ?, ?)",
                     (area, version, time.time()),

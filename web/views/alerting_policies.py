@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from flask import flash, jsonify, redirect, request, url_for
 
+from hub.alerts.policy import PolicyInvalid
 from hub.errors import BackendUnavailable, HubError, NotFound
 from web.access import current_principal, permission
 from web.util import hub
@@ -115,9 +116,8 @@ def document_from_form(form: Any, *, level: str, namespace: str | None) -> dict[
 
 
 def _problems_of(exc: HubError) -> dict[str, str]:
-    problems = getattr(exc, "problems", None)
-    if problems:
-        return {p.path or "(document)": p.message for p in problems}
+    if isinstance(exc, PolicyInvalid) and exc.problems:
+        return {p.path or "(document)": p.message for p in exc.problems}
     return {exc.field or "(document)": exc.message}
 
 
