@@ -42,6 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("sqlite", "postgresql"),
         help="where the sandbox's hub keeps its state (default sqlite; remembered); PostgreSQL runs either way",
     )
+    up.add_argument(
+        "--replicas",
+        type=int,
+        help="hub replicas (default 1; remembered); more than one runs them all on the sandbox's PostgreSQL, "
+        "on ports BASE+80, +81, ...",
+    )
     up.add_argument("--json", action="store_true", help="print the status as JSON when done")
 
     p = sub.add_parser("down", help="stop every process of the sandbox (state is kept)")
@@ -83,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
                 hub=False if args.no_hub else True if args.hub else None,
                 port_base=args.port_base,
                 database=args.database,
+                replicas=args.replicas,
             )
             if args.json:
                 print(json.dumps(status, indent=2, ensure_ascii=False))
@@ -129,6 +136,8 @@ def summary(status: dict[str, Any]) -> str:
         lines.append(f"  hub state:  {status['hub_database']}")
     if status.get("hub_url"):
         lines.append(f"\nkubehub console: {status['hub_url']}")
+        if len(status.get("hub_replicas") or []) > 1:
+            lines.append(f"hub replicas (one PostgreSQL, one leader): {', '.join(status['hub_replicas'])}")
     if status["credentials"]:
         lines.append("demo logins:")
         for cred in status["credentials"]:

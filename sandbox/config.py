@@ -80,6 +80,7 @@ class SandboxConfig:
     pods: int = DEFAULT_PODS
     hub: bool = True
     database: str = "sqlite"  # where the sandbox's hub keeps its state: sqlite | postgresql
+    replicas: int = 1  # hub replicas; more than one runs them on PostgreSQL (ports hub, hub+1, ...)
     extra: dict[str, str] = field(default_factory=dict)
 
     def port(self, name: str) -> int:
@@ -91,7 +92,7 @@ class SandboxConfig:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        known = {k: raw[k] for k in ("port_base", "nodes", "pods", "hub", "database", "extra") if k in raw}
+        known = {k: raw[k] for k in ("port_base", "nodes", "pods", "hub", "database", "replicas", "extra") if k in raw}
         return SandboxConfig(**known)
 
     def save(self, path: Path) -> None:

@@ -49,6 +49,7 @@ COMPONENTS = [
 ]
 PG_SUPERUSER = "kubehub"  # the server's superuser (trust authentication, loopback only)
 PG_HUB_DATABASE = "kubehub"  # the sandbox hub's database when it runs with --database postgresql
+MAX_HUB_REPLICAS = 9  # hub, hub-2 ... hub-9 on BASE+80..88 (BASE+90 is Prometheus)
 NODE_LEASE_SECONDS = 40
 HEALTH_TIMEOUT_SECONDS = 10.0  # generous: the machine may be busy with builds and other tests
 UNHEALTHY_GRACE_SECONDS = 300.0
@@ -238,6 +239,8 @@ class Sandbox:
         return f"postgresql://{PG_SUPERUSER}@127.0.0.1:{self.port('postgresql')}/{PG_HUB_DATABASE}"
 
     def url_of(self, name: str) -> str:
+        if name.startswith("hub-"):
+            return f"http://127.0.0.1:{self.hub_replica_port(name)}"
         p = self.port
         return {
             "etcd": f"http://127.0.0.1:{p('etcd')}",
@@ -297,7 +300,7 @@ class Sandbox:
             return self._ok(base + "/-/ready")
         if name == "elasticsearch":
             return self._ok(base + "/_cluster/health")
-        if name == "hub":
+        if name == "hub" or name.startswith("hub-"):
             return self._ok(base + "/healthz")
         if name == "postgresql":
             return self._pg_version(timeout=HEALTH_TIMEOUT_SECONDS) is not None
@@ -331,7 +334,7 @@ class Sandbox:
                 return ldapmod.slapd_version()
         except (OSError, ValueError, KeyError, StopIteration, urllib.error.URLError):
             pass
-        return cache.get(name, "unknown")
+        return cache.get("hub" if name.startswith("hub-") else name, "unknown")
 
     def _versions(self) -> dict[str, str]:
         """Versions of the binaries, asked once per sandbox and kept in state/versions.json."""
@@ -375,7 +378,7 @@ class Sandbox:
         """The shape of ``kubehub sandbox status --json`` (see the issue and docs/sandbox.md)."""
         comps = []
         expected = self._expected_components()
-        for name in COMPONENTS:
+        for name in [*COMPONENTS, *expected[len(COMPONENTS) :]]:
             pid = self.sup.pid(name)
             state = "down" if pid is None else "up" if self.healthy(name) else "starting"
             if name not in expected and state == "down":
@@ -413,11 +416,16 @@ class Sandbox:
             },
             "hub_database": self.hub_database_url if self.config.database == "postgresql" else "sqlite",
             "hub_url": self.hub_url if "hub" in expected else None,
+            "hub_replicas": [self.url_of(n) for n in self.hub_replicas()] if "hub" in expected else [],
             "rss_mb": round(sum(c["rss_mb"] for c in comps), 1),
         }
 
     def _expected_components(self) -> list[str]:
-        return [c for c in COMPONENTS if c != "hub" or self.config.hub]
+        """COMPONENTS (the hub when wanted), then the hub's further replicas (``--replicas``)."""
+        out = [c for c in COMPONENTS if c != "hub" or self.config.hub]
+        if self.config.hub:
+            out += self.hub_replicas()[1:]
+        return out
 
     def is_up(self) -> bool:
         """Every expected component runs and answers its health check."""
@@ -444,7 +452,7 @@ class Sandbox:
 
     def up(self, *, nodes: int | None = None, pods: int | None = None, hub: bool | None = None,
            port_base: int | None = None, skip_hub: bool = False,
-           database: str | None = None) -> dict[str, Any]:  # fmt: skip
+           database: str | None = None, replicas: int | None = None) -> dict[str, Any]:  # fmt: skip
         """Bring every component up (reusing running ones) and seed what is missing.
 
         ``database`` ("sqlite" or "postgresql") is where the sandbox's hub keeps its state;
@@ -466,6 +474,12 @@ class Sandbox:
                 if database not in ("sqlite", "postgresql"):
                     raise ComponentError("hub", f"--database must be sqlite or postgresql, got {database!r}")
                 self.config.database = database
+            if replicas is not None:
+                if not 1 <= replicas <= MAX_HUB_REPLICAS:
+                    raise ComponentError("hub", f"--replicas must be within 1..{MAX_HUB_REPLICAS}, got {replicas}")
+                self.config.replicas = replicas
+                if replicas > 1:
+                    self.config.database = "postgresql"  # replicas share their state there
             self.config.save(self.dir / "sandbox.json")
             started: list[str] = []
             try:
@@ -541,6 +555,12 @@ class Sandbox:
         self._reload_prometheus_if_changed()
         if with_hub:
             self._ensure("hub", self._spec_hub(), started, timeout=120)
+            for name in self.hub_replicas()[1:]:
+                self._ensure(name, self._spec_hub(name), started, timeout=120)
+            for name in self.sup.names():  # replicas of an earlier --replicas that are not wanted now
+                if name.startswith("hub-") and name not in self.hub_replicas():
+                    self.sup.stop(name)
+                    self.say(f"{name}: stopped (--replicas {self.config.replicas})")
             self._reload_prometheus_if_changed()  # now with the hub's own target
             seeder.seed_hub()
 
@@ -767,7 +787,7 @@ class Sandbox:
         """Our own Python components whose code changed since they started (cheap to check)."""
         specs = [self._spec_nodesim(), self._spec_smtp()]
         if with_hub:
-            specs.append(self._spec_hub())
+            specs += [self._spec_hub(name) for name in self.hub_replicas()]
         return [s.name for s in specs if self.sup.alive(s.name) and self.sup.outdated(s)]
 
     def _spec_nodesim(self) -> ProcSpec:
@@ -1012,17 +1032,30 @@ class Sandbox:
             ports=[self.port("prometheus")],
         )
 
-    def _spec_hub(self) -> ProcSpec:
-        self.hub_data_dir.mkdir(parents=True, exist_ok=True)
+    def hub_replicas(self) -> list[str]:
+        """The hub's process names: ``hub``, then ``hub-2``, ``hub-3``... with ``--replicas``."""
+        return ["hub", *(f"hub-{i}" for i in range(2, self.config.replicas + 1))]
+
+    def hub_replica_port(self, name: str) -> int:
+        """``hub`` on its port, ``hub-N`` on the next ones (BASE+80, +81, +82...)."""
+        return self.port("hub") + (int(name.split("-", 1)[1]) - 1 if name.startswith("hub-") else 0)
+
+    def _spec_hub(self, name: str = "hub") -> ProcSpec:
+        data_dir = self.hub_data_dir if name == "hub" else self.dir / f"{name}-data"
+        data_dir.mkdir(parents=True, exist_ok=True)
         kubehub = Path(sys.executable).with_name("kubehub")
         argv = [str(kubehub)] if kubehub.exists() else [sys.executable, "-m", "hub.cli"]
         root = str(Path(__file__).resolve().parent.parent)
+        port = self.hub_replica_port(name)
+        replicas = self.config.replicas > 1
         return ProcSpec(
-            name="hub",
-            argv=[*argv, "serve", "--host", "127.0.0.1", "--port", str(self.port("hub"))],
+            name=name,
+            argv=[*argv, "serve", "--host", "127.0.0.1", "--port", str(port)],
             env={
                 "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""),
-                "KUBEHUB_DATA_DIR": str(self.hub_data_dir),
+                "KUBEHUB_DATA_DIR": str(data_dir),
+                # Several replicas: each its own name in the lease, /readyz and the admin overview.
+                **({"KUBEHUB_LEADER_REPLICA_ID": f"sandbox-{name}"} if replicas else {}),
                 "KUBEHUB_KUBERNETES_KUBECONFIG": str(self.kubeconfig),
                 "KUBEHUB_PROMETHEUS_URL": self.prometheus_url,
                 "KUBEHUB_SMTP_HOST": self.smtp_host,
@@ -1032,10 +1065,12 @@ class Sandbox:
                 **({"KUBEHUB_DATABASE_URL": self.hub_database_url} if self.config.database == "postgresql" else {}),
                 **ldapmod.hub_env(self.ldap_instance, self.pki_dir),
             },
-            log=self._log("hub"),
-            ports=[self.port("hub")],
+            log=self._log(name),
+            ports=[port],
             # A changed hub (another area's work landed, or another --database) is restarted by the next `up`.
-            stamp=code_digest("hub", "web") + ("+postgresql" if self.config.database == "postgresql" else ""),
+            stamp=code_digest("hub", "web")
+            + ("+postgresql" if self.config.database == "postgresql" else "")
+            + (f"+replicas{self.config.replicas}" if replicas else ""),
         )
 
     # ---- down / reset ---------------------------------------------------------------------------
