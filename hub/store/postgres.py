@@ -269,9 +269,25 @@ class PostgresDatabase:
             return BackendUnavailable(BACKEND, f"{safe_url(self.url)}: {_first_line(exc)}")
         return exc
 
-    def _run(self, sql: str, params: Params | None, *, many: Sequence[Params] | None = None) -> Any:
+    def _reused(self) -> bool:
+        """Whether this thread already holds a connection (made before the call at hand)."""
+        conn = getattr(self._local, "conn", None)
+        return conn is not None and not conn.closed
+
+    def _stale(self, conn: psycopg.Connection[Any], exc: psycopg.Error, reused: bool) -> bool:
+        """The server dropped a connection that sat idle in this thread (PostgreSQL restarted,
+        failed over, or ended idle sessions): worth one more try on a new connection."""
+        return reused and conn.closed and isinstance(exc, _UNAVAILABLE)
+
+    def _run(
+        self, sql: str, params: Params | None, *, many: Sequence[Params] | None = None, again: bool = False
+    ) -> Any:
+        reused = self._reused()
         conn = self._connect()
         in_tx = bool(self._local.depth)
+        # Whether the statement may simply run again on a new connection when this one turns out
+        # to be dead: a read may; a write only until it is sent (it could have committed).
+        repeatable = not in_tx and not again
         try:
             if in_tx or _is_read(sql):
                 cur = conn.cursor()
@@ -283,6 +299,7 @@ class PostgresDatabase:
             # A write outside a transaction: the same single-writer rule as inside one.
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_KEY,))
+                repeatable = False
                 cur = conn.cursor()
                 if many is not None:
                     _executemany(conn, cur, sql, many)
@@ -290,6 +307,9 @@ class PostgresDatabase:
                     cur.execute(translate(sql), _params(params or ()))
                 return cur
         except psycopg.Error as exc:
+            if repeatable and self._stale(conn, exc, reused):
+                self._drop()
+                return self._run(sql, params, many=many, again=True)
             translated = self._translate_error(exc)
             if translated is exc:
                 raise
@@ -299,6 +319,7 @@ class PostgresDatabase:
     @contextmanager
     def transaction(self) -> Iterator[psycopg.Connection[Any]]:
         """A write transaction holding the writers' lock; nested calls join the outer one."""
+        reused = self._reused()
         conn = self._connect()
         if self._local.depth:
             self._local.depth += 1
@@ -308,14 +329,20 @@ class PostgresDatabase:
                 if getattr(self._local, "conn", None) is conn:  # not dropped after a lost connection
                     self._local.depth -= 1
             return
-        try:
-            conn.execute("BEGIN")
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_KEY,))
-        except psycopg.Error as exc:
-            translated = self._translate_error(exc)
-            if translated is not exc and not conn.closed:
-                _rollback(conn)
-            raise translated from exc
+        for attempt in (1, 2):
+            try:
+                conn.execute("BEGIN")
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_KEY,))
+                break
+            except psycopg.Error as exc:
+                if attempt == 1 and self._stale(conn, exc, reused):
+                    self._drop()  # nothing ran yet: begin again on a new connection
+                    reused, conn = False, self._connect()
+                    continue
+                translated = self._translate_error(exc)
+                if translated is not exc and not conn.closed:
+                    _rollback(conn)
+                raise translated from exc
         self._local.depth = 1
         try:
             yield conn

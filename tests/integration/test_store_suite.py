@@ -1,7 +1,10 @@
 """The shared state store suite (tests/unit/store_suite.py) on both backends: SQLite in a temp
 directory and a real PostgreSQL server (a database of its own per test), plus what only the
-PostgreSQL adapter has to get right: a lost connection is a 503 naming the state store, and
-the next request works again."""
+PostgreSQL adapter has to get right: a connection the server dropped while it sat idle is
+replaced without the caller noticing (reads, and writes not yet sent), a connection lost in
+the middle of a transaction is a 503 naming the state store with nothing of it kept, and the
+next request works again. tests/integration/test_replicas_shared_state.py stops and restarts
+a whole (private) server under running hubs."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from hub.errors import BackendUnavailable
@@ -55,14 +59,30 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Calla
         db.close()
 
 
-def test_a_lost_connection_is_unavailable_then_recovers(pg_server: str) -> None:
+def test_a_lost_connection_is_replaced_or_unavailable_then_recovers(pg_server: str) -> None:
     with throwaway_database(pg_server) as url:
         db = PostgresDatabase(url)
         db.migrate()
         db.execute("INSERT INTO meta(key, value) VALUES ('k', 'v')")
+        # Dropped while idle (a server restart): the next read, write and transaction each run
+        # once on a new connection; nothing was sent on the dead one, so nothing runs twice.
         assert terminate_connections(pg_server, url) >= 1
-        with pytest.raises(BackendUnavailable) as err:
-            db.query_one("SELECT value FROM meta WHERE key = 'k'")
+        assert db.query_one("SELECT value FROM meta WHERE key = 'k'")["value"] == "v"  # type: ignore[index]
+        assert terminate_connections(pg_server, url) >= 1
+        db.execute("INSERT INTO meta(key, value) VALUES ('w', 'once')")
+        assert terminate_connections(pg_server, url) >= 1
+        with db.transaction():
+            db.execute("UPDATE meta SET value = value || '+tx' WHERE key = 'w'")
+        assert db.query_one("SELECT value FROM meta WHERE key = 'w'")["value"] == "once+tx"  # type: ignore[index]
+        # Lost again before the retry could work (the server is really gone): a 503.
+        assert terminate_connections(pg_server, url) >= 1
+        with psycopg.connect(pg_server, autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{url.rsplit("/", 1)[1]}" WITH ALLOW_CONNECTIONS false')
+            try:
+                with pytest.raises(BackendUnavailable) as err:
+                    db.query_one("SELECT value FROM meta WHERE key = 'k'")
+            finally:
+                admin.execute(f'ALTER DATABASE "{url.rsplit("/", 1)[1]}" WITH ALLOW_CONNECTIONS true')
         assert err.value.backend == "state store (PostgreSQL)"
         assert err.value.__cause__ is not None  # the driver's error stays chained
         assert db.query_one("SELECT value FROM meta WHERE key = 'k'")["value"] == "v"  # type: ignore[index]
@@ -83,8 +103,9 @@ def test_an_unreachable_server_is_unavailable_naming_the_store() -> None:
 
 
 def test_the_hub_on_postgresql_answers_503_when_the_connection_is_lost(pg_server: str, tmp_path: Path) -> None:
-    """The whole hub on PostgreSQL: a user signs in, /readyz names the server, a lost
-    connection is a 503 naming the state store (not a 500), and the next request works."""
+    """The whole hub on PostgreSQL: a user signs in, /readyz names the server, a dropped idle
+    connection goes unnoticed, one that cannot be replaced is a 503 naming the state store
+    (not a 500), and the next request works."""
     from web import create_app
 
     with throwaway_database(pg_server) as url:
@@ -105,7 +126,15 @@ def test_the_hub_on_postgresql_answers_503_when_the_connection_is_lost(pg_server
             assert state["state"] == "ok" and state["detail"].startswith("postgresql ")
             assert client.get("/api/v1/users", headers=headers).status_code == 200
             terminate_connections(pg_server, url)
-            lost = client.get("/api/v1/users", headers=headers)
+            assert client.get("/api/v1/users", headers=headers).status_code == 200
+            name = url.rsplit("/", 1)[1]
+            with psycopg.connect(pg_server, autocommit=True) as admin:
+                admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+                try:
+                    terminate_connections(pg_server, url)
+                    lost = client.get("/api/v1/users", headers=headers)
+                finally:
+                    admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
             assert lost.status_code == 503, lost.get_json()
             assert "state store (PostgreSQL)" in lost.get_json()["error"]
             again = client.get("/api/v1/users", headers=headers)
