@@ -56,6 +56,11 @@ class KubernetesSettings:
         default="",
     )
     context: str = _doc("kubeconfig context to use. Empty: the current context.", default="")
+    serviceaccount_dir: str = _doc(
+        "Directory of the service account's token and ca.crt used in-cluster (with KUBERNETES_SERVICE_HOST "
+        "and KUBERNETES_SERVICE_PORT); moved only to run the hub as a service account outside a pod.",
+        default="/var/run/secrets/kubernetes.io/serviceaccount",
+    )
     request_timeout: float = _doc("Seconds before a Kubernetes API call is abandoned.", default=10.0)
     resync_seconds: float = _doc("Seconds between full re-lists of the watch cache.", default=600.0)
 

@@ -33,7 +33,7 @@ from hub.settings import KubernetesSettings
 
 log = logging.getLogger("kubehub.cluster.api")
 
-SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")  # the default's token
 SETTING = "KUBEHUB_KUBERNETES_KUBECONFIG"
 
 # Metadata-only LIST/WATCH: the server strips everything but ``metadata``, so Secret values are
@@ -62,14 +62,17 @@ class Connection:
 def choose_connection(
     settings: KubernetesSettings,
     *,
-    token_path: Path = SERVICE_ACCOUNT_TOKEN,
+    token_path: Path | None = None,
     default_kubeconfig: Path | None = None,
 ) -> Connection:
     """Pick the connection as the setting's doc promises.
 
     An explicit path wins; 'none' disables; empty means: the pod's service account when the
-    hub runs in a pod, else the user's kubeconfig when present, else no cluster at all.
+    hub runs in a pod (its token in ``serviceaccount_dir``), else the user's kubeconfig when
+    present, else no cluster at all.
     """
+    if token_path is None:
+        token_path = Path(settings.serviceaccount_dir) / "token"
     value = settings.kubeconfig.strip()
     if value.lower() == "none":
         return Connection("disabled")
@@ -96,7 +99,13 @@ def connect(settings: KubernetesSettings, connection: Connection | None = None) 
     cfg = k8s_client.Configuration()
     try:
         if connection.mode == "in-cluster":
-            k8s_config.load_incluster_config(client_configuration=cfg)
+            # The loader, not load_incluster_config(), so the token and CA may live elsewhere than
+            # /var/run/secrets (tests run the hub as a service account outside a pod). It re-reads
+            # the token file as the kubelet rotates it.
+            account = Path(settings.serviceaccount_dir)
+            k8s_config.incluster_config.InClusterConfigLoader(
+                token_filename=str(account / "token"), cert_filename=str(account / "ca.crt")
+            ).load_and_set(client_configuration=cfg)
         else:
             assert connection.path is not None
             if not connection.path.exists():

@@ -167,6 +167,27 @@ def test_empty_setting_falls_back_to_the_users_kubeconfig_then_to_no_cluster(tmp
     assert (conn.mode, conn.path) == ("kubeconfig", default)
 
 
+def test_the_service_account_directory_is_a_setting_read_by_the_in_cluster_loader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tests run the hub as a service account outside a pod: token and CA elsewhere than /var/run."""
+    (tmp_path / "token").write_text("sa-token-1")
+    (tmp_path / "ca.crt").write_text("not parsed until a request is made")
+    settings = KubernetesSettings(serviceaccount_dir=str(tmp_path))
+    assert choose_connection(settings, default_kubeconfig=tmp_path / "absent").mode == "in-cluster"
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "6443")
+    api = connect(settings)
+    assert api is not None and api.host == "https://127.0.0.1:6443"
+    cfg = api._client.configuration
+    assert cfg.auth_settings()["BearerToken"]["value"].lower() == "bearer sa-token-1"
+    assert cfg.ssl_ca_cert == str(tmp_path / "ca.crt")
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST")
+    with pytest.raises(ConfigError) as err:  # a token without the service's address is no in-cluster setup
+        connect(settings)
+    assert err.value.setting == "KUBEHUB_KUBERNETES_KUBECONFIG"
+
+
 def test_a_kubeconfig_path_that_does_not_exist_is_a_config_error_naming_the_setting(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         connect(KubernetesSettings(kubeconfig=str(tmp_path / "nope.yaml")))
