@@ -279,6 +279,70 @@ def test_instant_ranking_pages_are_consistent_and_missing_values_come_last(hub_a
         assert pages[first_missing_page]["partial"] is True
 
 
+# Written here, not taken from the catalogue: Prometheus's own topk over the raw series is the
+# outside reference for the hub's ranking shortcut (topk + slack, tie resolution, paging).
+RAW_POD_RANKINGS = {
+    "pod_cpu_usage": "sum by (namespace, pod) "
+    '(rate(container_cpu_usage_seconds_total{container!="",container!="POD"}[5m]))',
+    "pod_memory_usage": 'sum by (namespace, pod) (container_memory_working_set_bytes{container!="",container!="POD"})',
+}
+
+
+def _ordered_by_prometheus(prom: str, pick: str, n: int, expr: str, at: float) -> list[tuple[float, str, str]]:
+    """Prometheus's own ``topk``/``bottomk`` at ``at``, put in the hub's documented order (value,
+    then namespace and pod: topk leaves the order of equal values unspecified)."""
+    rows = raw(prom, f"{pick}({n}, {expr})", at)
+    descending = pick == "topk"
+    out = [
+        (-v if descending else v, ns, pod)
+        for ns, pod, v in zip(rows["namespace"], rows["pod"], rows["value"], strict=True)
+    ]
+    return sorted(out)
+
+
+@pytest.mark.parametrize("metric", sorted(RAW_POD_RANKINGS))
+@pytest.mark.parametrize("sort_type", ["desc", "asc"])
+def test_the_hubs_top_pods_are_prometheus_topk(hub_app: Any, prom: str, at: float, metric: str, sort_type: str) -> None:
+    expr, pick, n = RAW_POD_RANKINGS[metric], ("topk" if sort_type == "desc" else "bottomk"), 10
+    want = _ordered_by_prometheus(prom, pick, 2 * n, expr, at)
+    assert len(want) >= n, f"the sandbox should run at least {n} pods with {metric}"
+    # A tie at the 2n-th value could let Prometheus pick other pods than the name order does;
+    # compare the values everywhere and the names up to the last value that is not tied with it.
+    values = [v for v, _, _ in want]
+    named = sum(1 for v in values if v != values[-1]) if len(want) == 2 * n else len(want)
+    hub_rows = []
+    for page in (1, 2):  # two pages of n: the second starts where Prometheus's n-th ends
+        status, body = api(
+            hub_app, "root", "/api/v1/monitoring/pods",
+            metrics=metric, sort_metric=metric, sort_type=sort_type, limit=n, page=page, time=at,
+        )  # fmt: skip
+        assert status == 200, body
+        hub_rows += [
+            (s["values"][0][1], s["labels"]["namespace"], s["labels"]["pod"]) for s in body["results"][0]["series"]
+        ]
+        assert body["total"] == raw(prom, "count(kube_pod_info)", at)["value"].iloc[0]
+    got = [(-v if sort_type == "desc" else v, ns, pod) for v, ns, pod in hub_rows[: len(want)]]
+    assert [v for v, _, _ in got] == pytest.approx(values, rel=1e-9)
+    assert [(ns, pod) for _, ns, pod in got[:named]] == [(ns, pod) for _, ns, pod in want[:named]]
+
+
+def test_a_live_ranking_is_prometheus_topk_at_the_time_it_carries(hub_app: Any, prom: str) -> None:
+    """Without ``time=`` the answer may be shared for a few seconds: whatever its age, it is
+    exactly Prometheus's topk at the evaluation time written in its values."""
+    metric = "pod_cpu_usage"
+    bodies = []
+    for _ in range(2):
+        status, body = api(hub_app, "root", "/api/v1/monitoring/pods", metrics=metric, sort_metric=metric, limit=5)
+        assert status == 200, body
+        bodies.append(body)
+    assert bodies[1] == bodies[0]  # the second caller within a few seconds shares the first's answer
+    series = bodies[0]["results"][0]["series"]
+    when = series[0]["values"][0][0]
+    assert time.time() - 60 < when <= time.time() and all(s["values"][0][0] == when for s in series)
+    want = _ordered_by_prometheus(prom, "topk", 5, RAW_POD_RANKINGS[metric], when)
+    assert [s["values"][0][1] for s in series] == pytest.approx([-v for v, _, _ in want], rel=1e-9)
+
+
 # ---- tenants never see each other ---------------------------------------------------------------
 
 
