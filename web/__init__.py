@@ -24,6 +24,7 @@ BLUEPRINTS = [
     "web.api.auth",
     "web.api.sso",
     "web.api.tenancy",
+    "web.api.identity",
     "web.api.cluster",
     "web.api.monitoring",
     "web.api.logs",

@@ -118,6 +118,9 @@ class Directory:
                 raise InvalidInput("disabled must be true or false", field="disabled")
             changes["disabled"] = disabled
         if password is not None:
+            if user.source != "local":
+                message = f"{user.name} signs in through {user.source}; the password is kept there"
+                raise Unprocessable(message, field="password")
             changes["password_hash"] = self.hashing.hash(check_password_strength(password, username=user.name))
         now = self.clock.now()
         with self.store.transaction():

@@ -212,6 +212,16 @@ def test_every_route_declares_its_access(dry_world: TenancyWorld) -> None:
 def test_the_matrix_covers_the_tenancy_routes(dry_world: TenancyWorld) -> None:
     endpoints = {c.rule.endpoint for c in cases(dry_world.app)}
     assert {"api_tenancy.put_project_member", "api_tenancy.delete_project", "api_auth.me"} <= endpoints
+    # group -> role mappings (users:read / users:write: platform admins only)
+    assert {
+        "api_identity.list_group_mappings",
+        "api_identity.create_group_mapping",
+        "api_identity.update_group_mapping",
+        "api_identity.delete_group_mapping",
+        "views.identity.group_mappings",
+        "views.identity.group_mapping_create",
+        "views.identity.group_mapping_delete",
+    } <= endpoints
 
 
 def test_a_route_without_a_declaration_fails_the_matrix(tmp_path: Path) -> None:

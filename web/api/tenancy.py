@@ -30,6 +30,7 @@ def _user_dict(user: Any) -> dict[str, Any]:
         "email": user.email,
         "platform_role": user.platform_role,
         "disabled": user.disabled,
+        "source": user.source,  # local, ldap or oidc (docs/tenancy.md "Sign-in methods")
         "created_at": iso(user.created_at),
         "last_login_at": iso(user.last_login_at) if user.last_login_at else None,
     }

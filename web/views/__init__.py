@@ -223,6 +223,7 @@ def login() -> Any:
         logged_out=bool(request.args.get("logged_out")),
         sso_name=sso_name,
         sso_logout=sso_logout if isinstance(sso_logout, str) else None,
+        ldap_enabled=hub().tenancy.directory is not None,  # the same form signs directory users in
     )
 
 
@@ -312,9 +313,9 @@ def visible_projects() -> list[dict[str, Any]]:
 
 def _register_areas() -> None:
     """Nest each area's pages under the console blueprint (imported here to avoid a cycle)."""
-    from web.views import alerting, cluster, logs, monitoring, tenancy
+    from web.views import alerting, cluster, identity, logs, monitoring, tenancy
 
-    for module in (cluster, tenancy, monitoring, logs, alerting):
+    for module in (cluster, tenancy, identity, monitoring, logs, alerting):
         bp.register_blueprint(module.bp)
 
 
