@@ -126,3 +126,85 @@ def test_readyz_metrics_and_the_admin_overview_say_who_leads(tmp_path: Path) -> 
         assert 'id="replicas"' not in tenant.get("/", headers={"Accept": "text/html"}).get_data(as_text=True)
     finally:
         world.hub.close()
+
+
+def test_a_leader_that_lost_its_lease_neither_commits_a_cycle_nor_sends(tmp_path: Path) -> None:
+    """The alert engine's store over the fence: a cycle and a delivery round begun under an old
+    token commit nothing and hand nothing to the notifier; the new leader's do."""
+    from hub.alerts.cycle import CycleRunner
+    from hub.alerts.notify.delivery import RecordingNotifier
+    from hub.alerts.notify.outbox import Dispatcher
+    from hub.alerts.notify.render import Renderer
+    from hub.store.alerts import AlertStore
+    from hub.store.leases import Fence, FencedStore, FencingLost
+    from tests.unit.test_alerts_pipeline import World, node_doc
+
+    w = World(tmp_path)
+    w.add(node_doc(rule={"consecutive": 1}))
+    w.values = {"node-1": 0.97}
+    leases = LeaseStore(w.db)
+    old = leases.acquire(me="old", held=None, now=w.clock.now(), duration=3)
+    assert old is not None
+    fenced = FencedStore(w.db)
+    store = AlertStore(fenced)
+    runner = CycleRunner(
+        store=store, build_query=w.runner.build_query, run_query=w.run_query, clock=w.clock, tick_seconds=60
+    )
+    old_fence = Fence(old.name, old.holder, old.token)
+    with fenced.acting(old_fence):
+        runner.run_once()  # under the live lease: committed, a message queued
+    queued = w.store.outbox()
+    assert len(queued) == 1 and queued[0]["status"] == "waiting"
+    # "old" pauses; its lease runs out and "new" takes over
+    w.clock.advance(4)
+    new = leases.acquire(me="new", held=None, now=w.clock.now(), duration=3)
+    assert new is not None and new.token == 2
+    states_before = [dict(r) for r in w.store.state_rows()]
+    w.values = {"node-1": 0.10}  # the old leader would resolve the alert...
+    with fenced.acting(old_fence), pytest.raises(FencingLost):
+        runner.run_once()
+    assert [dict(r) for r in w.store.state_rows()] == states_before  # ...but commits nothing
+    notifier = RecordingNotifier(clock=w.clock.now)
+    allowed = {"old": False}
+    dispatcher = Dispatcher(
+        store=store,
+        notifier=notifier,
+        renderer=Renderer(public_url="http://hub.example"),
+        clock=w.clock,
+        may_send=lambda: allowed["old"],
+    )
+    with fenced.acting(old_fence), pytest.raises(FencingLost):
+        dispatcher.deliver_all_due()  # refused at mark_sending: nothing handed over
+    assert notifier.attempts == [] and w.store.outbox()[0]["status"] == "waiting"
+    # the new leader delivers it, once
+    allowed["old"] = True  # (its own may_send)
+    with fenced.acting(Fence(new.name, new.holder, new.token)):
+        assert dispatcher.deliver_all_due().sent == 1
+    assert len(notifier.sent) == 1 and w.store.outbox()[0]["status"] == "sent"
+
+
+def test_may_send_is_asked_per_message_and_a_refusal_keeps_it_queued(tmp_path: Path) -> None:
+    from hub.alerts.notify.delivery import RecordingNotifier
+    from hub.alerts.notify.outbox import Dispatcher
+    from hub.alerts.notify.render import Renderer
+    from tests.unit.test_alerts_pipeline import World, node_doc
+
+    w = World(tmp_path)
+    doc = node_doc(rule={"consecutive": 1})
+    doc["notification"]["receivers"] = [{"email": "a@example.com"}, {"email": "b@example.com"}]
+    w.add(doc)
+    w.values = {"node-1": 0.97}
+    w.runner.run_once()
+    answers = iter([True, False])
+    notifier = RecordingNotifier(clock=w.clock.now)
+    dispatcher = Dispatcher(
+        store=w.store,
+        notifier=notifier,
+        renderer=Renderer(public_url="http://hub.example"),
+        clock=w.clock,
+        may_send=lambda: next(answers),
+    )
+    report = dispatcher.deliver_due()
+    assert (report.sent, report.retried) == (1, 1) and len(notifier.sent) == 1
+    statuses = sorted(r["status"] for r in w.store.outbox())
+    assert statuses == ["sent", "waiting"]

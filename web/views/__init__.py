@@ -250,7 +250,8 @@ def overview() -> Any:
             lambda: alerting.alerts(scope(), states=["firing", "pending", "nodata", "error"], limit=20),
             nothing,
         )
-    replicas = attempt(_replicas, []) if admin else []
+    no_replicas: list[dict[str, Any]] = []
+    replicas = attempt(_replicas, no_replicas) if admin else no_replicas
     return common.page(
         "overview.html",
         admin=admin,
@@ -261,6 +262,25 @@ def overview() -> Any:
         alerts_total=alerts_total,
         namespaces=[p["namespace"] for p in projects],
     )
+
+
+def _replicas() -> list[dict[str, Any]]:
+    """The hub's replicas for admins: id, whether it holds the lease of the background work
+    and since when, last heartbeat (hub/runtime/leadership.py writes them)."""
+    from hub.timeutil import iso
+
+    leadership = hub().leadership
+    status = leadership.status()
+    return [
+        {
+            "id": r.id,
+            "leader": r.id == status.leader,
+            "since": iso(status.since) if r.id == status.leader and status.since else None,
+            "heartbeat": iso(r.heartbeat_at),
+            "this": r.id == leadership.replica_id,
+        }
+        for r in leadership.replicas()
+    ]
 
 
 def _replicas() -> list[dict[str, Any]]:

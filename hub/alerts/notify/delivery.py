@@ -33,6 +33,10 @@ class PendingEmail:
     message_id: str
     recipient: str
     build: Callable[[], OutgoingEmail]
+    # Asked right before the message's DATA goes out (the SMTP notifier) or it is handed over
+    # (the recording one): False means this replica lost its lease, and the message stays
+    # queued for the next leader (docs/architecture.md "Several replicas").
+    may_send: Callable[[], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ class DeliveryResult:
 
 
 Sendable = OutgoingEmail | PendingEmail
+NOT_LEADING = "this replica no longer holds the lease; the next leader sends it"
 
 
 def materialise(item: Sendable) -> OutgoingEmail:
@@ -85,6 +90,8 @@ class RecordingNotifier:
                 else:
                     self.attempts.append(e)
                     scripted = self.fail(e) if self.fail else None
+                    if isinstance(item, PendingEmail) and item.may_send is not None and not item.may_send():
+                        scripted = DeliveryResult(e.message_id, ok=False, retry=True, error=NOT_LEADING)
                     if scripted is not None:
                         out.append(replace(scripted, subject=e.subject))
                     else:

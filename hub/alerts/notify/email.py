@@ -13,13 +13,22 @@ import asyncio
 import base64
 import secrets
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from email.header import Header
 from email.utils import formatdate
+from typing import Any
 
 import aiosmtplib
 
-from hub.alerts.notify.delivery import DeliveryResult, OnResult, OutgoingEmail, Sendable, materialise
+from hub.alerts.notify.delivery import (
+    NOT_LEADING,
+    DeliveryResult,
+    OnResult,
+    OutgoingEmail,
+    PendingEmail,
+    Sendable,
+    materialise,
+)
 from hub.settings import SmtpSettings
 
 
@@ -86,6 +95,27 @@ def serialize_message(email: OutgoingEmail, *, sender: str) -> bytes:
     return b"".join(out)
 
 
+class _NotLeading(aiosmtplib.SMTPResponseException):
+    """Raised instead of sending DATA when the replica lost its lease: aiosmtplib resets the
+    envelope as after a 4xx refusal, and the message is kept for a later (the next leader's) try."""
+
+    def __init__(self) -> None:
+        super().__init__(451, NOT_LEADING)
+
+
+class _GuardedSMTP(aiosmtplib.SMTP):
+    """An SMTP client that asks ``guard`` right before DATA: the last moment before a message is
+    committed to the server, so a leader paused between MAIL and DATA sends nothing after it
+    wakes up without its lease."""
+
+    guard: Callable[[], bool] | None = None
+
+    async def data(self, message: str | bytes, /, **kwargs: Any) -> Any:
+        if self.guard is not None and not self.guard():
+            raise _NotLeading()
+        return await super().data(message, **kwargs)
+
+
 def _code(exc: BaseException) -> int:
     return int(getattr(exc, "code", 0) or 0)
 
@@ -117,9 +147,9 @@ class SmtpNotifier:
                 results[i] = r
         return [r for r in results if r is not None]
 
-    def _client(self) -> aiosmtplib.SMTP:
+    def _client(self) -> _GuardedSMTP:
         s = self.settings
-        return aiosmtplib.SMTP(
+        return _GuardedSMTP(
             hostname=s.host,
             port=s.port,
             use_tls=s.security == "tls",
@@ -130,7 +160,7 @@ class SmtpNotifier:
         )
 
     async def _send_one(
-        self, client: aiosmtplib.SMTP, recipient: str, data: bytes, message_id: str, subject: str, blocked: set[str]
+        self, client: _GuardedSMTP, recipient: str, data: bytes, message_id: str, subject: str, blocked: set[str]
     ) -> DeliveryResult:
         try:
             options = [] if recipient.isascii() else ["SMTPUTF8"]
@@ -184,6 +214,7 @@ class SmtpNotifier:
                 except Exception as exc:  # a rendering bug keeps the message for a later try
                     out.append(DeliveryResult(item.message_id, ok=False, retry=True, error=f"rendering failed: {exc}"))
                     continue
+                client.guard = item.may_send if isinstance(item, PendingEmail) else None
                 out.append(await self._send_one(client, e.recipient, msg, e.message_id, e.subject, blocked))
                 if on_result is not None:
                     on_result(out[-1])  # committed before the next message goes out (the outbox's)

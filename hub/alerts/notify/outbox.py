@@ -15,9 +15,9 @@ them ``sending`` (committed) before talking to the server and ``sent`` right aft
 - each message's outcome is committed as soon as the server answered it (``on_result``), not
   at the end of the round, so a crash mid-round re-sends at most the one message whose answer
   arrived in the last instant before the crash, not every message sent before it;
-- with several replicas, ``may_send`` is asked right before each message goes on the wire
-  (after rendering): a leader that lost its lease (paused, partitioned) sends nothing more, and
-  its outcome writes are refused by the fencing token (``hub.store.leases``).
+- with several replicas, ``may_send`` travels with each message and the notifier asks it right
+  before the message's DATA: a leader that lost its lease (paused, partitioned) sends nothing
+  more, and its outcome writes are refused by the fencing token (``hub.store.leases``).
 """
 
 from __future__ import annotations
@@ -49,10 +49,6 @@ class DeliveryReport:
         self.retried += other.retried
         self.failed += other.failed
         return self
-
-
-class NotLeading(Exception):
-    """The replica lost the lease between queueing a message and sending it: it is not sent."""
 
 
 class Dispatcher:
@@ -103,7 +99,8 @@ class Dispatcher:
                 outcomes.append((row["id"], "failed", 0.0, "the message holds no notices", ""))
                 report.failed += 1
                 continue
-            items.append((row, PendingEmail(row["message_id"], row["recipient"], self._builder(row, found))))
+            pending = PendingEmail(row["message_id"], row["recipient"], self._builder(row, found), self.may_send)
+            items.append((row, pending))
         if outcomes:
             self.store.record_results(outcomes, now=now)
         by_message = {p.message_id: row for row, p in items}
@@ -117,6 +114,7 @@ class Dispatcher:
             self.store.record_results([self._outcome(row, res, done, report)], now=done)
             recorded.add(row["id"])
 
+        log.debug("outbox: sending %d message(s)", len(items))
         results = self.notifier.send([p for _, p in items], on_result=on_result) if items else []
         done = self.clock.now()
         rest = [
@@ -152,8 +150,6 @@ class Dispatcher:
                 notices, language=row["language"], reason=row["reason"], resent=bool(row["resent"])
             )
             alerts = ",".join(sorted({n.alert_id for n in notices}))
-            if self.may_send is not None and not self.may_send():
-                raise NotLeading("this replica no longer holds the lease; the next leader sends it")
             return OutgoingEmail(
                 message_id=row["message_id"],
                 recipient=row["recipient"],
