@@ -283,25 +283,6 @@ def _replicas() -> list[dict[str, Any]]:
     ]
 
 
-def _replicas() -> list[dict[str, Any]]:
-    """The hub's replicas for admins: id, whether it holds the lease of the background work
-    and since when, last heartbeat (hub/runtime/leadership.py writes them)."""
-    from hub.timeutil import iso
-
-    leadership = hub().leadership
-    status = leadership.status()
-    return [
-        {
-            "id": r.id,
-            "leader": r.id == status.leader,
-            "since": iso(status.since) if r.id == status.leader and status.since else None,
-            "heartbeat": iso(r.heartbeat_at),
-            "this": r.id == leadership.replica_id,
-        }
-        for r in leadership.replicas()
-    ]
-
-
 def _nodes_summary() -> dict[str, Any]:
     from hub.collectors.inventory import ListQuery
 
