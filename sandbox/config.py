@@ -39,6 +39,7 @@ PORT_OFFSETS: dict[str, int] = {
     "postgresql": 432,
     "ldap": 389,  # slapd, StartTLS (sandbox/ldap.py)
     "ldaps": 636,
+    "oidc": 844,  # oidc-provider (Node), HTTPS with the sandbox CA (sandbox/oidc.py)
     "kube-controller-manager": 257,
     "kube-scheduler": 259,
     "elasticsearch-transport": 300,

@@ -26,6 +26,7 @@ from typing import Any
 
 from sandbox import config as cfgmod
 from sandbox import ldap as ldapmod
+from sandbox import oidc as oidcmod
 from sandbox import pki, prereqs
 from sandbox.config import SCRAPE_INTERVAL_SECONDS, SandboxConfig
 from sandbox.procs import ComponentError, ProcSpec, Supervisor, rss_bytes, tail, wait_for
@@ -44,6 +45,7 @@ COMPONENTS = [
     "smtp",
     "postgresql",
     "ldap",
+    "oidc",
     "prometheus",
     "hub",
 ]
@@ -255,6 +257,7 @@ class Sandbox:
             "smtp": f"smtp://127.0.0.1:{p('smtp')}",
             "postgresql": f"postgresql://127.0.0.1:{p('postgresql')}",
             "ldap": f"ldap://127.0.0.1:{p('ldap')}",
+            "oidc": oidcmod.sandbox_files(self).issuer,
             "prometheus": self.prometheus_url,
             "hub": self.hub_url,
         }[name]
@@ -302,6 +305,8 @@ class Sandbox:
             return self._ok(base + "/_cluster/health")
         if name == "hub" or name.startswith("hub-"):
             return self._ok(base + "/healthz")
+        if name == "oidc":
+            return oidcmod.discovery_answers(base, self.pki_dir / "ca.crt", timeout=HEALTH_TIMEOUT_SECONDS)
         if name == "postgresql":
             return self._pg_version(timeout=HEALTH_TIMEOUT_SECONDS) is not None
         if name == "ldap":
@@ -330,6 +335,8 @@ class Sandbox:
                 return next(iter(data["nodes"].values()))["version"]
             if name == "postgresql":
                 return self._pg_version() or cache.get(name, "unknown")
+            if name == "oidc":
+                return f"oidc-provider {oidcmod.VERSION}"
             if name == "ldap":
                 return ldapmod.slapd_version()
         except (OSError, ValueError, KeyError, StopIteration, urllib.error.URLError):
@@ -407,6 +414,7 @@ class Sandbox:
             "elasticsearch_url": self.elasticsearch_url,
             "smtp": {"host": self.smtp_host, "port": self.smtp_port},
             "postgresql_url": self.postgres_url,
+            "oidc": oidcmod.status(self),
             "ldap": {
                 "url": self.ldap_instance.url,
                 "ldaps_url": self.ldap_instance.ldaps_url,
@@ -519,6 +527,7 @@ class Sandbox:
         self._ensure("elasticsearch", self._spec_elasticsearch(es_home), started, wait=False)
         self._ensure("smtp", self._spec_smtp(), started)
         self._ensure_postgresql(started)
+        self._ensure("oidc", oidcmod.prepare_sandbox(self, say), started, timeout=60)
         self._ensure_ldap(started)
         self._ensure("etcd", self._spec_etcd(), started, timeout=60)
         self._ensure("kube-apiserver", self._spec_apiserver(), started, timeout=120)
@@ -1062,6 +1071,7 @@ class Sandbox:
                 "KUBEHUB_SMTP_PORT": str(self.smtp_port),
                 "KUBEHUB_ELASTICSEARCH_URL": self.elasticsearch_url,
                 "KUBEHUB_HTTP_PUBLIC_URL": self.hub_url,
+                **oidcmod.hub_environment(self),
                 **({"KUBEHUB_DATABASE_URL": self.hub_database_url} if self.config.database == "postgresql" else {}),
                 **ldapmod.hub_env(self.ldap_instance, self.pki_dir),
             },

@@ -44,13 +44,15 @@ HUB_CLIENT = "kubehub"  # the sandbox hub's client
 TEST_CLIENT = "kubehub-tests"  # tests' hubs (Flask test clients): the redirect URL is only a string
 TEST_REDIRECT = "http://kubehub.test/login/oidc/callback"
 
-# Seeded users: (user name, groups). Group names follow a directory's habit (cn-like names);
-# the sandbox hub maps them to roles (sandbox/hub_seed.py and docs/sandbox.md).
+# Seeded users: (user name, groups). The groups are the sandbox directory's (sandbox/ldap.py), as
+# when a company's identity provider federates its directory, so the sandbox hub's one set of
+# group mappings (auth.group_mappings, sandbox/ldap.py hub_env) serves both sign-in methods.
+# The names differ from the directory's users: one name belongs to one source.
 SEED_USERS: list[tuple[str, list[str]]] = [
-    ("olivia", ["kubehub-admins"]),
-    ("sam", ["retail-team", "on-call"]),
-    ("ana", ["analytics-viewers"]),
-    ("noel", []),
+    ("olivia", ["ops-admins"]),  # platform admin
+    ("sam", ["retail-devs", "api-oncall"]),  # workspace retail regular, project retail-api operator
+    ("ana", ["etl-readers"]),  # project analytics-etl viewer
+    ("noel", []),  # no mapped group: signs in, sees nothing
 ]
 
 Say = Callable[[str], None]
@@ -393,3 +395,16 @@ def discovery_answers(issuer: str, ca: Path | None, timeout: float = 3.0) -> boo
             return resp.status == 200 and json.loads(resp.read()).get("issuer") == issuer
     except (OSError, ValueError):
         return False
+
+
+def status(sb: Any) -> dict[str, Any] | None:
+    """What ``kubehub sandbox status`` shows of the provider: issuer, CA, users and passwords."""
+    files = sandbox_files(sb)
+    users = files.users()
+    if not users:
+        return None
+    return {
+        "issuer": files.issuer,
+        "ca_file": str(sb.pki_dir / "ca.crt"),
+        "users": {name: {"password": u.password, "groups": list(u.groups)} for name, u in users.items()},
+    }

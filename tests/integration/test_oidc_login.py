@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urljoin, urlparse, urlunparse
 
@@ -27,6 +28,7 @@ import requests
 from hub.tenancy.oidc import OidcClient, OidcConfig, SsoRefused
 from hub.timeutil import FakeClock
 from sandbox import oidc
+from sandbox.core import Sandbox
 from tests.unit.conftest_tenancy import PASSWORD, TenancyWorld, build_world
 
 pytestmark = pytest.mark.integration
@@ -432,3 +434,66 @@ def test_provider_down_is_a_503_naming_it_and_local_login_still_works(stack: Sta
         assert 'name="password"' in page.text and "Sign in with Test SSO" in page.text
     finally:
         stack.provider.start()
+
+
+# -- the sandbox's own component ---------------------------------------------------------------------------
+def test_the_sandbox_provider_signs_in_its_seeded_users_with_their_directory_groups(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The shared component (not a private copy): its seeded user ``sam`` (groups retail-devs and
+    api-oncall, the sandbox directory's) signs in to a hub that uses the tests' client."""
+    files = oidc.sandbox_files(sandbox)
+    ca = sandbox.pki_dir / "ca.crt"
+    assert sandbox.healthy("oidc"), "the sandbox's oidc component does not answer"
+    client = files.client(oidc.TEST_CLIENT)
+    world = build_world(
+        tmp_path,
+        settings={
+            "oidc": {
+                "issuer_url": files.issuer,
+                "client_id": client.client_id,
+                "client_secret": client.client_secret,
+                "redirect_url": oidc.TEST_REDIRECT,
+                "ca_file": str(ca),
+            },
+            "auth": {
+                "group_mappings": json.dumps(
+                    [
+                        {"group": "retail-devs", "level": "workspace", "target": "ws-a", "role": "regular"},
+                        {"group": "api-oncall", "level": "project", "target": "ns-a1", "role": "operator"},
+                    ]
+                )
+            },
+        },
+    )
+    try:
+        hub_browser = world.app.test_client()  # the hub side of the browser (its cookie jar)
+        r = hub_browser.get("/login/oidc")
+        assert r.status_code == 302
+        provider_browser = requests.Session()
+        provider_browser.trust_env = False
+        provider_browser.verify = str(ca)
+        url = r.headers["Location"]
+        sam = files.users()["sam"]
+        for _ in range(10):
+            r2 = provider_browser.get(url, allow_redirects=False)
+            if r2.status_code == 200:
+                action = re.search(r'action="([^"]+)"', r2.text)
+                assert action is not None
+                r2 = provider_browser.post(
+                    urljoin(url, action.group(1)),
+                    data={"login": "sam", "password": sam.password},
+                    allow_redirects=False,
+                )
+            url = urljoin(url, r2.headers["Location"])
+            if url.startswith(oidc.TEST_REDIRECT):
+                break
+        parts = urlparse(url)
+        r = hub_browser.get(f"{parts.path}?{parts.query}")
+        assert r.status_code == 303, r.get_data(as_text=True)[:300]
+        me = hub_browser.get("/api/v1/me").get_json()
+        assert me["user"] == "sam" and me["workspaces"] == [{"name": "ws-a", "role": "regular"}]
+        assert {p["namespace"]: p["role"] for p in me["projects"]} == {"ns-a1": "operator"}
+        assert sandbox.version_of("oidc") == f"oidc-provider {oidc.VERSION}"
+    finally:
+        world.hub.close()
