@@ -22,7 +22,9 @@ from web.views.common import _, attempt, back, can, done, failed, page
 @permission(None)
 def alerts() -> Any:
     """Alerts in the user's scope, by state (active by default)."""
-    tab = request.args.get("state") if request.args.get("state") in STATE_TABS else "active"
+    tab = request.args.get("state") or ""
+    if tab not in STATE_TABS:
+        tab = "active"
     states = list(ACTIVE_STATES) if tab == "active" else [tab]
     no_alerts: tuple[list[Any], int] = ([], 0)
     items, total = attempt(lambda: _svc().alerts(scope(), states=states, limit=200), no_alerts)

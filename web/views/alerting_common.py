@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint
 
+from hub.alerts.service import AlertService
 from web.util import hub
 
 bp = Blueprint("alerting", __name__)
@@ -66,5 +67,6 @@ def alert_threshold(value: Any, unit: str) -> str:
     return "–" if value is None else format_threshold(float(value), unit or "")
 
 
-def _svc() -> Any:
+def _svc() -> AlertService:
+    """The alerting service, typed so that mypy checks every console call site."""
     return hub().alerting
