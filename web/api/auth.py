@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, g, jsonify, make_response, redirect, request, session
 
-from hub.errors import Forbidden, InvalidInput, RateLimited, Unauthenticated
+from hub.errors import InvalidInput, RateLimited, Unauthenticated
 from hub.tenancy.credentials import csrf_for_session, same_secret
 from hub.tenancy.service import LoginThrottled
 from hub.timeutil import iso, parse_duration
@@ -124,8 +124,8 @@ def list_tokens() -> Any:
     """The caller's API tokens (never their values); platform admins may pass ``user=``."""
     principal = current_principal()
     user = request.args.get("user") or principal.username
-    if user != principal.username and not principal.is_platform_admin:
-        raise Forbidden("you lack the permission users:read")
+    if user != principal.username:
+        access.require("users:read")  # another user's tokens: decided by tenancy (platform admins)
     now = tenancy().clock.now()
     return list_response([_token_dict(t, now) for t in tenancy().tokens(user)])
 
