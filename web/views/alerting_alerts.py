@@ -184,7 +184,7 @@ def silences() -> Any:
         "silences.html",
         silences=items,
         writable=writable,
-        may_cluster=current_principal().is_platform_admin,
+        may_cluster=scope().cluster,
         may_delete=lambda s: scope().may("alerts:write", s.get("namespace")),
     )
 
