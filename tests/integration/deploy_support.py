@@ -122,6 +122,7 @@ class KubeAdmin:
         self.server = server.rstrip("/")
         self.session = requests.Session()
         self.session.verify = str(ca)
+        self.session.trust_env = False  # REQUESTS_CA_BUNDLE would replace the cluster's CA
         if cert:
             self.session.cert = cert
         if token:
