@@ -17,6 +17,8 @@ command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need_apt+=(maven)
 command -v setpriv >/dev/null || need_apt+=(util-linux)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+[ -x /usr/sbin/slapd ] || need_apt+=(slapd)  # the sandbox's directory (sandbox/ldap.py)
+command -v ldapsearch >/dev/null || need_apt+=(ldap-utils)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     say "installing Debian packages: ${need_apt[*]} (first run only)"
