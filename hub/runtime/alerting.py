@@ -20,6 +20,7 @@ email addresses), platform admins (the hub's own meta-alert) and audit log, and 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -50,7 +51,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kubehub.alerts")
 
-RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
+
+def _builtin_rules_dir() -> Path:
+    """rules/ of a source checkout, else the copy a wheel installs as data files under
+    ``<prefix>/share/kubehub/rules`` (pyproject.toml): the image has no source tree."""
+    checkout = Path(__file__).resolve().parents[2] / "rules"
+    return checkout if checkout.is_dir() else Path(sys.prefix) / "share" / "kubehub" / "rules"
+
+
+RULES_DIR = _builtin_rules_dir()
 STUCK_CYCLES = 5  # /readyz complains when no cycle completed for this many ticks
 
 
