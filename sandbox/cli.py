@@ -150,6 +150,11 @@ def summary(status: dict[str, Any]) -> str:
                 )
             )
             lines.append(f"  {cred['username']:<14} {cred['password']:<18} ({scope})")
+    ldap = status.get("ldap")
+    if ldap and ldap.get("users"):
+        lines.append(f"directory logins (LDAP, {ldap['url']}; groups -> roles in docs/sandbox.md):")
+        for name, password in ldap["users"].items():
+            lines.append(f"  {name:<14} {password}" + ("  (locked in the directory)" if name == "dave" else ""))
     return "\n".join(lines)
 
 
