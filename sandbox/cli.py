@@ -155,6 +155,11 @@ def summary(status: dict[str, Any]) -> str:
         lines.append(f"directory logins (LDAP, {ldap['url']}; groups -> roles in docs/sandbox.md):")
         for name, password in ldap["users"].items():
             lines.append(f"  {name:<14} {password}" + ("  (locked in the directory)" if name == "dave" else ""))
+    sso = status.get("oidc")
+    if sso:
+        lines.append(f"single sign-on at {sso['issuer']} (the login page's 'Sign in with ...' button):")
+        for name, user in sso["users"].items():
+            lines.append(f"  {name:<14} {user['password']:<18} (groups: {', '.join(user['groups']) or 'none'})")
     return "\n".join(lines)
 
 
