@@ -194,6 +194,31 @@ def test_every_search_and_export_is_audited_with_its_namespaces(world: TenancyWo
     assert ok.detail["q"] == "超时" and ok.detail["total"] == 1
 
 
+def test_a_search_over_the_whole_scope_is_audited_with_its_size_and_the_namespaces_it_showed(
+    world: TenancyWorld,
+) -> None:
+    """The workspace admin's scope holds ns-a1 and ns-a2: a search naming neither records the
+    scope's size and the namespaces of the lines in the answer (not the whole scope, which at
+    1,200 namespaces was most of the hub's cost per search); naming one records it; an export
+    records the whole scope it may stream."""
+    get(world, "workspace-admin", "/api/v1/logs", q="payment")  # a1-2 only
+    get(world, "workspace-admin", "/api/v1/logs", q="超时", namespaces="ns-a2")
+    get(world, "workspace-admin", "/api/v1/logs", q="zzz-nothing")
+    get(world, "workspace-admin", "/api/v1/logs/export", format="jsonl").get_data()
+    entries, _ = world.hub.tenancy.audit_log(ADMIN_SCOPE, AuditFilter(actor="wsadmin", action="logs."))
+    by_query = {(e.action, e.detail.get("q")): e for e in entries if e.result == "ok"}
+    whole = by_query[("logs.search", "payment")]
+    assert whole.namespaces == ("ns-a1",) and whole.detail["scope_namespaces"] == 2 and whole.detail["total"] == 1
+    named = by_query[("logs.search", "超时")]
+    assert named.namespaces == ("ns-a2",) and "scope_namespaces" not in named.detail
+    empty = by_query[("logs.search", "zzz-nothing")]
+    assert empty.namespaces == () and empty.detail["scope_namespaces"] == 2
+    export = next(e for e in entries if e.action == "logs.export" and e.result == "ok")
+    assert export.namespaces == ("ns-a1", "ns-a2")
+    found, _ = world.hub.tenancy.audit_log(ADMIN_SCOPE, AuditFilter(action="logs.search", namespace="ns-a1"))
+    assert whole.id in {e.id for e in found} and empty.id not in {e.id for e in found}
+
+
 # -- answers ---------------------------------------------------------------------------------------
 
 
