@@ -178,7 +178,16 @@ class ProviderFiles:
     def keys_file(self) -> Path:
         return self.dir / "keys.json"
 
-    def write(self, clients: list[Client], users: list[User], *, ttl: dict[str, int] | None = None) -> None:
+    def write(
+        self,
+        clients: list[Client],
+        users: list[User],
+        *,
+        ttl: dict[str, int] | None = None,
+        claims_in_id_token: bool = True,
+    ) -> None:
+        """Write ``config.json``; ``claims_in_id_token=False`` keeps the profile, email and groups
+        claims in userinfo only (OIDC Core 5.4, as strict providers do)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         old = self.read()
         doc = {
@@ -211,6 +220,7 @@ class ProviderFiles:
                 for u in users
             ],
             "ttl": ttl or {},
+            "conform_id_token_claims": not claims_in_id_token,
         }
         text = json.dumps(doc, indent=1)
         if self.config_file.exists() and self.config_file.read_text(encoding="utf-8") == text:

@@ -215,20 +215,22 @@ class OidcClient:
         if not isinstance(raw, str):
             raise SsoRefused("the token response has no id_token (is the openid scope configured?)")
         claims, kid = self.validate_id_token(raw, nonce=nonce, access_token=token.get("access_token"))
-        groups = claims.get(self.config.groups_claim)
-        if groups is None and meta.get("userinfo_endpoint") and token.get("access_token"):
-            groups = self._userinfo(meta["userinfo_endpoint"], str(token["access_token"]), claims["sub"]).get(
-                self.config.groups_claim
-            )
-        username = claims.get(self.config.username_claim)
+        # A provider that follows OIDC Core §5.4 strictly puts the profile, email and groups claims
+        # only in userinfo when it also issues an access token: ask userinfo for what is missing.
+        wanted = (self.config.username_claim, self.config.groups_claim)
+        info: dict[str, Any] = dict(claims)
+        if any(w not in claims for w in wanted) and meta.get("userinfo_endpoint") and token.get("access_token"):
+            extra = self._userinfo(meta["userinfo_endpoint"], str(token["access_token"]), claims["sub"])
+            info = {**extra, **claims}  # the signed ID token wins where both say something
+        username = info.get(self.config.username_claim)
         if not isinstance(username, str) or not username.strip():
-            raise SsoRefused(f"the ID token has no {self.config.username_claim} claim")
+            raise SsoRefused(f"neither the ID token nor userinfo has a {self.config.username_claim} claim")
         return OidcIdentity(
             subject=str(claims["sub"]),
             username=username.strip(),
-            display_name=str(claims.get("name") or ""),
-            email=str(claims.get("email") or ""),
-            groups=_groups(groups),
+            display_name=str(info.get("name") or ""),
+            email=str(info.get("email") or ""),
+            groups=_groups(info.get(self.config.groups_claim)),
             id_token=raw,
             expires_at=float(claims["exp"]),
             key_id=kid,

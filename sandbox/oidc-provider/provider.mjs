@@ -88,8 +88,9 @@ const provider = new Provider(config.issuer, {
     email: ['email', 'email_verified'],
     groups: ['groups'],
   },
-  // The scope's claims go into the ID token too (not only userinfo): the hub reads them there.
-  conformIdTokenClaims: false,
+  // By default the scope's claims go into the ID token too (most providers do so); with
+  // conform_id_token_claims they are only in userinfo (OIDC Core 5.4), which the hub then asks.
+  conformIdTokenClaims: Boolean(config.conform_id_token_claims),
   pkce: { required: () => true },
   ttl: {
     AccessToken: config.ttl?.AccessToken ?? 600,

@@ -312,6 +312,29 @@ def test_logout_ends_the_hub_session_and_links_to_the_providers_end_session(stac
     assert 'name="password"' in r.text
 
 
+def test_claims_only_in_userinfo_are_fetched_from_it(stack: Stack) -> None:
+    """A provider that keeps profile and groups claims out of the ID token (OIDC Core 5.4)."""
+    import base64
+
+    files = stack.provider.files
+    clients, users = [files.client(CLIENT_ID)], list(files.users().values())
+    files.write(clients, users, claims_in_id_token=False)
+    stack.provider.restart()
+    try:
+        client = _adapter(stack)
+        code, verifier, nonce = _code_for(stack, client, "sam", "sam-pass-2")
+        identity = client.finish(code=code, code_verifier=verifier, nonce=nonce)
+        payload = identity.id_token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        assert "groups" not in claims and "preferred_username" not in claims  # only in userinfo
+        assert identity.username == "sam" and identity.groups == ("retail-team", "On-Call")
+        casey = _sso_login(stack, "casey", "casey-pass-3")
+        assert _me(casey, stack).json()["workspaces"] == [{"name": "ws-a", "role": "admin"}]
+    finally:
+        files.write(clients, users)
+        stack.provider.restart()
+
+
 def test_key_rotation_is_followed_with_one_jwks_refetch(stack: Stack) -> None:
     _sso_login(stack, "sam", "sam-pass-2")  # the hub has the current keys cached
     hub_client = stack.world.hub.oidc
