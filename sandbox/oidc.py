@@ -15,7 +15,9 @@ loopback. As root it runs as the unprivileged sandbox user, like Elasticsearch a
 with its files where that user can read them.
 
 ``ProviderFiles`` writes one provider's configuration; the sandbox component and the tests'
-private copies (which stop it, rotate its keys) both use it.
+private copies (which stop it, rotate its keys) both use it. The module is a little over 400
+lines because it keeps one provider's whole life together (install, certificate, files, the
+component, a private copy's process), so that the component and the tests' copies cannot drift.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ provider's registered redirect URL points at it). An HTTP client (requests) play
 it follows the redirects between the hub and the provider and submits the provider's login
 form, so every step crosses a real socket. The references are outside kubehub: the provider
 issues the codes and signs the tokens, and what a user may do is asked from the hub's API.
+Over 400 lines because each attack case needs its own walk through the provider's pages.
 """
 
 from __future__ import annotations
