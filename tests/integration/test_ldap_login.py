@@ -378,3 +378,43 @@ def test_directory_down_answers_503_naming_it_and_local_login_still_works(tmp_pa
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def test_a_directory_that_accepts_but_never_answers_times_out_as_503(lhub: LdapHub) -> None:
+    """A hung server (the TCP connection is accepted, nothing is ever answered): the sign-in
+    gives up after ``ldap.timeout`` seconds with a 503, instead of holding a worker thread."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        s = lhub.hub.settings.ldap
+        port = listener.getsockname()[1]
+        hung = LdapDirectory(s.__class__(**{**s.__dict__, "url": f"ldap://127.0.0.1:{port}", "timeout": 1.0}))
+        started = time.monotonic()
+        with pytest.raises(BackendUnavailable) as err:
+            hung.authenticate("alice", sl.USERS["alice"][0])
+        elapsed = time.monotonic() - started
+        assert err.value.backend == "ldap directory"
+        assert elapsed < 5.0, elapsed
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        for conn in held:
+            conn.close()
+        listener.close()
