@@ -1114,6 +1114,8 @@ class Sandbox:
                 shutil.rmtree(es, ignore_errors=True)
             if pg != self.dir / "postgresql":
                 shutil.rmtree(pg, ignore_errors=True)
+            shutil.rmtree(self.ldap_instance.dir, ignore_errors=True)  # may live outside the directory
+            (self.pki_dir / "ldap.crt").unlink(missing_ok=True)  # the pki dir itself went above
             shutil.rmtree(oidcmod.sandbox_files(self).dir, ignore_errors=True)  # may live outside the directory
         self.say(f"removed the state under {self.dir}")
 
