@@ -353,8 +353,14 @@ def test_key_rotation_is_followed_with_one_jwks_refetch(stack: Stack) -> None:
 
 
 def test_provider_down_is_a_503_naming_it_and_local_login_still_works(stack: Stack) -> None:
+    halfway = stack.browser()
+    callback = _to_callback(stack, halfway, "sam", "sam-pass-2")  # signed in at the provider, not yet back
     stack.provider.stop()
     try:
+        # the code cannot be exchanged: 503 naming the provider, and no session
+        r = halfway.get(callback, headers={"Accept": "application/json"}, allow_redirects=False)
+        assert r.status_code == 503 and r.json()["backend"] == "oidc provider"
+        assert _me(halfway, stack).status_code == 401
         r = requests.get(stack.hub_url + "/login/oidc", headers={"Accept": "application/json"},
                          allow_redirects=False)  # fmt: skip
         assert r.status_code == 503
