@@ -154,3 +154,50 @@ def delete_pod(root: Path, namespace: str, pod: str, pod_uid: str) -> None:
 def node_root(state_dir: Path, node: str) -> Path:
     """Where a simulated node's ``/var/log/pods`` lives in the sandbox's state directory."""
     return state_dir / "nodes" / node / "var" / "log" / "pods"
+
+
+# -- what the tests and the bench write, and how they compare --------------------------------------
+JAVA_TRACE = (
+    "java.lang.IllegalStateException: order {n} not found\n"
+    "\tat com.example.shop.OrderService.load(OrderService.java:{n})\n"
+    "\tat com.example.shop.Api.handle(Api.java:88)\n"
+    "Caused by: java.sql.SQLException: timeout after {n} ms\n"
+    "\tat org.postgresql.Driver.exec(Driver.java:301)\n"
+    "\t... 14 more"
+)
+PY_TRACE = (
+    "Traceback (most recent call last):\n"
+    '  File "/app/worker.py", line {n}, in run\n'
+    "    job.execute()\n"
+    '  File "/app/jobs.py", line 12, in execute\n'
+    "    raise KeyError(key)\n"
+    "KeyError: 'job-{n}'"
+)
+
+
+def sample_record(n: int) -> tuple[str, str]:
+    """(stream, message) number ``n`` of a deterministic mix: plain lines, Chinese lines, a Java
+    stack trace, a Python traceback and a line longer than one CRI piece."""
+    kind = n % 50
+    if kind == 7:
+        return "stderr", JAVA_TRACE.format(n=n)
+    if kind == 19:
+        return "stderr", PY_TRACE.format(n=n)
+    if kind == 33:
+        return "stdout", f"payload {n} " + "x" * 20_000
+    if kind % 5 == 1:
+        return "stdout", f"订单 {n} 支付失败: 连接超时"
+    return "stdout", f"GET /api/v1/items/{n} 200 {n % 97}ms"
+
+
+def compare(oracle: Oracle, stored: list[tuple[str, str]]) -> tuple[int, int, int]:
+    """(lost, duplicated, unexpected) of ``stored`` (container key, message) against what was written."""
+    from collections import Counter
+
+    want = Counter((k, m) for k, msgs in oracle.records.items() for m in msgs)
+    got = Counter(stored)
+    lost = sum((want - got).values())
+    extra = got - want
+    duplicated = sum(min(extra[k], got[k] - 1) for k in extra if k in want)
+    unexpected = sum(v for k, v in extra.items() if k not in want)
+    return lost, duplicated, unexpected

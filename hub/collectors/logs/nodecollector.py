@@ -175,7 +175,7 @@ class NodeCollector:
             batch.append(item)
             size += self._size(item[1])
         try:
-            self.sink.deliver(self.node, [(f.ref, f.fid, rec) for f, rec, _ in batch])
+            self.sink.deliver(self.node, [(f.ref, f.ident, rec) for f, rec, _ in batch])
         except HubError as exc:
             self.failed += 1
             self._backoff = min(self.backoff_max, self._backoff * 2 if self._backoff else 0.5)

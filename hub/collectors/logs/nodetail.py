@@ -33,6 +33,7 @@ rotation, compression, positions) whose steps share the open files and their pos
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import gzip
 import hashlib
@@ -40,6 +41,7 @@ import io
 import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,22 +63,34 @@ log = logging.getLogger("kubehub.collector")
 
 READ_CHUNK = 256 * 1024  # most bytes read from one file per poll, so every file gets its turn
 ROTATE_WAIT = 5.0
+DONE_MEMORY = 86_400.0  # seconds a finished file's fingerprint is remembered (its .gz may come later)
 
 
 def file_id(st: os.stat_result) -> str:
     return f"{st.st_dev}:{st.st_ino}"
 
 
-HEAD_BYTES = 64  # a CRI line's first 64 bytes: its nanosecond timestamp, stream and the start of the text
+HEAD_MAX = 1024
+
+
+def _stamp_seconds(stamp: str) -> int:
+    """The kubelet's rotation suffix (UTC ``YYYYMMDD-HHMMSS``) as epoch seconds."""
+    return calendar.timegm(time.strptime(stamp, "%Y%m%d-%H%M%S"))
 
 
 def head_of(fh: IO[bytes]) -> str:
-    """A fingerprint of a file's first bytes. Inode numbers are reused at once after a file is
-    removed (the kubelet removes rotated files often), so a position is taken up again only by
-    a file that starts with the same bytes; a file shorter than that has no fingerprint yet."""
+    """A fingerprint of a file's first line (CRI lines start with a nanosecond timestamp).
+
+    Inode numbers are reused at once after a file is removed (the kubelet removes rotated files
+    often), so ``dev:ino`` alone does not name a file over time: a record's identity and a
+    stored position carry this fingerprint too. "" until the first line is complete.
+    """
     fh.seek(0)
-    data = fh.read(HEAD_BYTES)
-    return hashlib.blake2b(data, digest_size=8).hexdigest() if len(data) == HEAD_BYTES else ""
+    data = fh.read(HEAD_MAX)
+    nl = data.find(b"\n")
+    if nl < 0 and len(data) < HEAD_MAX:
+        return ""
+    return hashlib.blake2b(data[: nl + 1] if nl >= 0 else data, digest_size=8).hexdigest()
 
 
 @dataclass
@@ -98,7 +112,12 @@ class Followed:
     finished: bool = False  # read to its end for good; closed
     last_growth: float = 0.0
     malformed: int = 0
-    head: str = ""  # fingerprint of the first bytes (head_of), once the file has them
+    head: str = ""  # fingerprint of the first line (head_of), once it is complete
+
+    @property
+    def ident(self) -> str:
+        """The file's identity in record identities: ``dev:ino:<first-line fingerprint>``."""
+        return f"{self.fid}:{self.head}"
 
     @property
     def order(self) -> tuple[str, int, int, str]:
@@ -130,18 +149,30 @@ class PositionStore:
         self.path = path
         self.files: dict[str, dict[str, Any]] = {}
         self.gz_done: set[str] = set()
+        self.done: dict[str, float] = {}  # fingerprints of files read to their end and forgotten
+        self.saved_at: float | None = None  # wall-clock time of the last save (None: never saved)
         try:
             raw = json.loads(path.read_text())
             self.files = {str(k): dict(v) for k, v in raw.get("files", {}).items()}
             self.gz_done = set(raw.get("gz_done", []))
+            self.done = {str(k): float(v) for k, v in raw.get("done", {}).items()}
+            self.saved_at = float(raw.get("saved_at", 0.0))
         except FileNotFoundError:
             pass
         except (OSError, ValueError) as exc:
             log.error("positions file %s is unreadable (%s); starting from the files' beginnings", path, exc)
 
-    def save(self, files: dict[str, dict[str, Any]], gz_done: set[str]) -> None:
-        self.files, self.gz_done = files, gz_done
-        data = json.dumps({"version": 1, "files": files, "gz_done": sorted(gz_done)}, separators=(",", ":"))
+    def save(self, files: dict[str, dict[str, Any]], gz_done: set[str], done: dict[str, float] | None = None) -> None:
+        self.files, self.gz_done, self.done = files, gz_done, dict(done or {})
+        self.saved_at = time.time()
+        body = {
+            "version": 1,
+            "saved_at": self.saved_at,
+            "files": files,
+            "gz_done": sorted(gz_done),
+            "done": self.done,
+        }
+        data = json.dumps(body, separators=(",", ":"))
         tmp = self.path.with_name(self.path.name + ".tmp")
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(data)
@@ -181,6 +212,7 @@ class NodeTail:
         self._stored = dict(positions.files)  # positions of files not found again yet
         self._ordered: list[Followed] = []
         self._gz_seen: set[str] = set(self.gz_done)
+        self.done_heads: dict[str, float] = dict(positions.done)
         self.lost_files = 0
 
     # -- discovery ------------------------------------------------------------------------------
@@ -230,11 +262,11 @@ class NodeTail:
         self._gz_seen = {g[1] for g in gz_found}
         for path, gzid, ref, restart, stamp in gz_found:
             self._found_gz(path, gzid, ref, restart, stamp, now)
-        for fid in [k for k, v in self._stored.items() if k not in self.files]:
+        for stored in self._stored.values():
             # Known from the positions, found neither plain nor compressed: removed while we were down.
             self.lost_files += 1
-            log.warning("log file %s vanished while the collector was down", self._stored[fid].get("path"))
-            del self._stored[fid]
+            log.warning("log file %s vanished while the collector was down", stored.get("path"))
+        self._stored.clear()
         self._ordered = sorted(self.files.values(), key=lambda f: f.order)
 
     @staticmethod
@@ -265,6 +297,8 @@ class NodeTail:
                 # Its inode now names another file: the one we followed was removed.
                 self._finish(f)
             f.gone = True
+            if f.head:
+                self.done_heads[f.head] = time.time()  # its .gz may show up later
             self.files.pop(fid)
             self._ordered = [o for o in self._ordered if o is not f]
         try:
@@ -274,50 +308,77 @@ class NodeTail:
         if file_id(os.fstat(fh.fileno())) != fid:  # replaced between stat and open: next discovery
             fh.close()
             return
-        stored = self._stored.pop(fid, None)
+        head = head_of(fh)
+        stored = self._stored.get(fid)
         offset, skip = 0, {}
         if (
             stored is not None
             and Path(str(stored.get("path", ""))).parent == path.parent.relative_to(self.root)
             and int(stored.get("offset", 0)) <= st.st_size
-            and stored.get("head") == head_of(fh)
+            and stored.get("head") == head
         ):
+            del self._stored[fid]
             offset, skip = int(stored.get("offset", 0)), dict(stored.get("skip", {}))
-        self.files[fid] = Followed(
-            fid, ref, restart, stamp, path, fh, offset, skip=skip, last_growth=now, head=head_of(fh)
-        )
+        # else: a reused inode; the position (if any) may still be about a .gz found below
+        self.files[fid] = Followed(fid, ref, restart, stamp, path, fh, offset, skip=skip, last_growth=now, head=head)
 
     def _found_gz(self, path: Path, gzid: str, ref: ContainerRef, restart: int, stamp: str, now: float) -> None:
+        """A compressed rotated file: the continuation of a file we knew, or history to skip.
+
+        It is matched by its first bytes (``head_of``), not by name: a file rotated and then
+        compressed while the collector was down has a name the positions never saw.
+        """
         if gzid in self.gz_done:
             return
         plain = path.with_suffix("")  # 0.log.<stamp>
-        rel = str(plain.relative_to(self.root))
+        self.gz_done.add(gzid)  # whatever happens below, it is looked at once
+        if any(f.path == plain for f in self.files.values()):
+            return  # followed through its open descriptor (or finished): the .gz adds nothing
+        try:
+            with gzip.open(path, "rb") as gz:
+                head = head_of(gz)  # type: ignore[arg-type]
+        except (OSError, EOFError) as exc:
+            log.warning("cannot read %s (%s)", path, exc)
+            return
+        if head in self.done_heads:
+            return  # read to its end before it was compressed, and forgotten since
+        rel_dir = plain.parent.relative_to(self.root)
         for f in self.files.values():
-            if f.path == plain:  # followed through its open descriptor: the .gz adds nothing
-                self.gz_done.add(gzid)
-                return
+            if f.head and f.head == head and f.path.parent == plain.parent:
+                return  # the same file, followed under another name
         for fid, stored in list(self._stored.items()):
-            if stored.get("path") == rel:
-                del self._stored[fid]
-                try:
-                    with gzip.open(path, "rb") as gz:
-                        data = gz.read()
-                except (OSError, EOFError) as exc:
-                    log.warning("cannot read %s (%s); its unread lines are lost", path, exc)
-                    self.lost_files += 1
-                    self.gz_done.add(gzid)
-                    return
-                offset = int(stored.get("offset", 0))
-                f = Followed(fid, ref, restart, stamp, plain, io.BytesIO(data), offset, last_growth=now)
-                if stored.get("head") not in ("", head_of(f.fh)):  # type: ignore[arg-type]
-                    f.offset = 0  # not the file the position was about: read it whole
-                f.skip = dict(stored.get("skip", {}))
-                f.gone = True
-                self.files[fid] = f
-                self.gz_done.add(gzid)
+            if stored.get("head") != head or not head or Path(str(stored.get("path", ""))).parent != rel_dir:
+                continue
+            del self._stored[fid]
+            try:
+                with gzip.open(path, "rb") as gz:
+                    data = gz.read()
+            except (OSError, EOFError) as exc:
+                log.warning("cannot read %s (%s); its unread lines are lost", path, exc)
+                self.lost_files += 1
                 return
-        # Never followed: compressed history from before the collector; not read (documented).
-        self.gz_done.add(gzid)
+            f = Followed(
+                fid, ref, restart, stamp, plain, io.BytesIO(data), int(stored.get("offset", 0)), last_growth=now
+            )
+            f.skip, f.head, f.gone = dict(stored.get("skip", {})), head, True
+            self.files[fid] = f
+            return
+        # Never followed. Rotated and compressed after the collector last wrote its positions (it
+        # was down meanwhile): unread lines, read whole. Older (or no positions at all, a first
+        # start): history from before the collector, not read (documented).
+        saved_at = self.positions.saved_at
+        if saved_at is None or _stamp_seconds(stamp) < int(saved_at) - 1:
+            return
+        try:
+            with gzip.open(path, "rb") as gz:
+                data = gz.read()
+        except (OSError, EOFError) as exc:
+            log.warning("cannot read %s (%s); its lines are lost", path, exc)
+            self.lost_files += 1
+            return
+        f = Followed(gzid, ref, restart, stamp, plain, io.BytesIO(data), 0, last_growth=now, head=head)
+        f.gone = True
+        self.files[gzid] = f
 
     # -- reading --------------------------------------------------------------------------------
     def poll(self, now: float, emit: Emit, budget: int) -> int:
@@ -354,6 +415,9 @@ class NodeTail:
             return 0
         if not data:
             return 0
+        if not f.head:
+            f.head = head_of(f.fh)
+            f.fh.seek(f.offset + len(data))
         consumed = 0
         for raw, start in iter_lines(data, f.offset):
             consumed = start + len(raw) - f.offset
@@ -376,8 +440,6 @@ class NodeTail:
         f.offset += consumed
         if consumed:
             f.last_growth = now
-            if not f.head and f.offset >= HEAD_BYTES:
-                f.head = head_of(f.fh)
         return len(data)
 
     def _finish(self, f: Followed, emit: Emit | None = None) -> None:
@@ -405,13 +467,17 @@ class NodeTail:
 
     def save_positions(self) -> None:
         """Persist every position; forget finished files that are gone and fully acknowledged."""
+        wall = time.time()
         for fid in [k for k, f in self.files.items() if f.finished and f.gone and f.idle()]:
+            if self.files[fid].head:
+                self.done_heads[self.files[fid].head] = wall  # its .gz may show up later
             del self.files[fid]
             self._ordered = [f for f in self._ordered if f.fid != fid]
         files = {fid: f.position(self.root) for fid, f in self.files.items()}
         files.update(self._stored)
         self.gz_done &= self._gz_seen  # compressed files the kubelet removed need no memory
-        self.positions.save(files, set(self.gz_done))
+        self.done_heads = {h: t for h, t in self.done_heads.items() if wall - t < DONE_MEMORY}
+        self.positions.save(files, set(self.gz_done), self.done_heads)
 
     def close(self) -> None:
         for f in self.files.values():

@@ -2,7 +2,8 @@
 
 A body is ``{"node": "<node name>", "records": [{"namespace", "pod", "pod_uid", "container",
 "stream", "time_ns", "message", "file", "offset"}, ...]}``. ``file`` is the identity of the CRI
-log file the record was read from (``<st_dev>:<st_ino>``, which survives the kubelet's renames)
+log file the record was read from (``<st_dev>:<st_ino>:<fingerprint of its first line>``: the
+inode survives the kubelet's renames, the fingerprint tells a reused inode apart)
 and ``offset`` the byte where the record starts in it: together they are the record's identity
 in the store (:func:`hub.collectors.logs.nodecri.record_uid`), so a batch sent twice (its answer
 lost, the collector restarted) is stored once.
@@ -35,7 +36,7 @@ MAX_PROBLEMS = 20
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _UID = re.compile(r"^[0-9a-zA-Z-]{1,64}$")
-_FILE_ID = re.compile(r"^\d{1,20}:\d{1,20}$")
+_FILE_ID = re.compile(r"^\d{1,20}:\d{1,20}(:[0-9a-f]{16})?$")
 _MAX_TIME_NS = 4_102_444_800 * 10**9  # 2100-01-01, the bound of every time the hub takes
 
 
