@@ -20,15 +20,22 @@ How a file is followed (docs/logs.md "The node collector"):
   Re-reading from the position and skipping those lines rebuilds exactly the records that were
   not acknowledged, with the same ``(file, offset)`` identities, so a record is never stored
   twice and never lost. Written atomically (temporary file, fsync, rename).
-- A file the positions know but that is gone after a restart is looked for as ``<name>.gz``
-  (the kubelet compressed it meanwhile) and read from the same offset inside it.
-- A new file is read from its start. Compressed files the collector never followed (history from
-  before it was installed) are not read.
+- **Reused inodes**: the kubelet removes rotated files often and the file system hands their
+  inode numbers to the next new file at once, so a file is ``dev:ino`` plus a fingerprint of its
+  first line (:func:`head_of`), in positions and in record identities.
+- A file the positions know but that is gone after a restart is looked for among the ``.gz``
+  files by its fingerprint (the kubelet renamed and compressed it meanwhile) and read from the
+  same offset inside it; a ``.gz`` rotated after the positions were last written and never seen
+  is read whole; fingerprints of files read to their end are remembered for a day, so their
+  ``.gz`` is not read again.
+- A new file is read from its start. Compressed files from before the collector's first start
+  (history) are not read.
 
 Memory is bounded by the caller: :meth:`NodeTail.poll` reads at most ``budget`` bytes.
 
-A little over 400 lines because following a node's files is one state machine (discovery,
-rotation, compression, positions) whose steps share the open files and their positions.
+Longer than 400 lines because following a node's files is one state machine (discovery,
+rotation, compression, reused inodes, positions) whose steps share the open files and their
+positions; the pure line and record rules live apart in :mod:`hub.collectors.logs.nodecri`.
 """
 
 from __future__ import annotations
