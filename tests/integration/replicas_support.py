@@ -1,0 +1,386 @@
+"""Private hub replicas for the failover tests and bench/failover.py: real ``kubehub serve``
+processes on a PostgreSQL database of their own (on the sandbox's server), the sandbox's
+Prometheus, and a private SMTP catcher that counts what each replica sent.
+
+Nothing here touches the shared sandbox's hub or mailbox: the replicas are killed and paused
+at will. Each replica logs at debug level; the lines the tests time their faults on are the
+engine's ``alert cycle started`` / ``alert cycle committed``, the outbox's ``outbox: sending``
+and the lease loop's ``replica <name> leads``. Every line is stamped with the monotonic time
+the harness read it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from aiosmtpd.controller import Controller
+
+from hub.collectors.catalogue import default_catalogue
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class SlowProxy:
+    """A TCP proxy in front of Prometheus that holds every answer back ``delay`` seconds, so an
+    alert cycle (its queries) lasts long enough for a kill to land inside it."""
+
+    def __init__(self, target: str, delay: float) -> None:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(target)
+        self.target = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.delay = delay
+        self._server = socket.socket()
+        self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._server.bind(("127.0.0.1", 0))
+        self._server.listen(64)
+        self.port = int(self._server.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.requested = threading.Event()  # set when a request passes (only a leader's cycle asks)
+        threading.Thread(target=self._accept, daemon=True, name="slow-proxy").start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            threading.Thread(target=self._pipe, args=(client, upstream, 0.0, self.requested), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, self.delay, None), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket, delay: float, seen: threading.Event | None) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if seen is not None:
+                    seen.set()
+                if delay:
+                    time.sleep(delay)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+
+    def close(self) -> None:
+        self._server.close()
+
+
+@dataclass(frozen=True)
+class Caught:
+    at: float  # monotonic
+    message_id: str
+    sender: str  # the envelope sender: which replica sent it
+    recipient: str
+    alerts: tuple[str, ...]
+
+
+class Catcher:
+    """A real SMTP server (aiosmtpd) that records every accepted message. ``mail_delay`` makes
+    it answer MAIL FROM late, so a delivery round lasts long enough for a fault to land inside
+    it (before any DATA of that message went out)."""
+
+    def __init__(self, *, mail_delay: float = 0.0) -> None:
+        self.port = free_port()
+        self.mail_delay = mail_delay
+        self.caught: list[Caught] = []
+        self.lock = threading.Lock()
+        self.controller: Controller | None = None
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
+        if self.mail_delay:
+            await asyncio.sleep(self.mail_delay)
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        msg = message_from_bytes(envelope.original_content or envelope.content)
+        alerts = tuple(a for a in str(msg.get("X-Kubehub-Alerts", "")).split(",") if a)
+        with self.lock:
+            for rcpt in envelope.rcpt_tos:
+                self.caught.append(
+                    Caught(time.monotonic(), str(msg["Message-ID"]), str(envelope.mail_from), rcpt, alerts)
+                )
+        return "250 OK"
+
+    def start(self) -> None:
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def snapshot(self) -> list[Caught]:
+        with self.lock:
+            return list(self.caught)
+
+
+@dataclass
+class Replica:
+    name: str
+    proc: subprocess.Popen[str]
+    port: int
+    stopped: bool = False  # SIGSTOPped
+
+
+@dataclass(frozen=True)
+class Line:
+    at: float  # monotonic, when read
+    replica: str
+    text: str
+
+
+@dataclass
+class ReplicaSet:
+    """Hub replicas on one database; ``lines`` is every replica's log in reading order."""
+
+    database_url: str
+    prometheus_url: str
+    smtp_port: int
+    workdir: Path
+    lease_seconds: float = 3.0
+    tick_seconds: float = 1.0
+    delivery_seconds: float = 1.0
+    replicas: dict[str, Replica] = field(default_factory=dict)
+    lines: queue.Queue[Line] = field(default_factory=queue.Queue)
+    seen: list[Line] = field(default_factory=list)
+
+    def env(self, name: str, port: int) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KUBEHUB_")}
+        env.update(
+            PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+            KUBEHUB_DATA_DIR=str(self.workdir / name),
+            KUBEHUB_DATABASE_URL=self.database_url,
+            KUBEHUB_KUBERNETES_KUBECONFIG="none",
+            KUBEHUB_LOGS_SHIP="false",
+            KUBEHUB_PROMETHEUS_URL=self.prometheus_url,
+            KUBEHUB_SMTP_HOST="127.0.0.1",
+            KUBEHUB_SMTP_PORT=str(self.smtp_port),
+            KUBEHUB_SMTP_SENDER=f"{name}@replicas.test",
+            KUBEHUB_ALERTS_TICK_SECONDS=str(self.tick_seconds),
+            KUBEHUB_ALERTS_DELIVERY_SECONDS=str(self.delivery_seconds),
+            KUBEHUB_ALERTS_RETRY_INITIAL_SECONDS="1",
+            KUBEHUB_ALERTS_RETRY_MAX_SECONDS="2",
+            KUBEHUB_LEADER_LEASE_SECONDS=str(self.lease_seconds),
+            KUBEHUB_LEADER_REPLICA_ID=name,
+            KUBEHUB_HTTP_PORT=str(port),
+            KUBEHUB_LOG_LEVEL="debug",
+        )
+        return env
+
+    def start(self, name: str) -> Replica:
+        port = free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hub.cli", "serve", "--role", "all", "--host", "127.0.0.1"],
+            env=self.env(name, port),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+
+        def drain() -> None:  # always read the debug log, or a full pipe would stall the replica
+            assert proc.stderr is not None
+            for text in proc.stderr:
+                self.lines.put(Line(time.monotonic(), name, text.rstrip("\n")))
+
+        threading.Thread(target=drain, name=f"drain-{name}", daemon=True).start()
+        replica = Replica(name, proc, port)
+        self.replicas[name] = replica
+        return replica
+
+    # -- reading the logs ---------------------------------------------------------------------
+    def wait_line(self, match: Callable[[Line], bool], *, timeout: float, what: str) -> Line:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+            try:
+                line = self.lines.get(timeout=min(left, 1.0))
+            except queue.Empty:
+                continue
+            self.seen.append(line)
+            if match(line):
+                return line
+
+    def drain_now(self) -> None:
+        while True:
+            try:
+                self.seen.append(self.lines.get_nowait())
+            except queue.Empty:
+                return
+
+    def said(self, replica: str, text: str, *, after: float = 0.0) -> list[Line]:
+        self.drain_now()
+        return [ln for ln in self.seen if ln.replica == replica and text in ln.text and ln.at >= after]
+
+    # -- the lease, as the database holds it --------------------------------------------------
+    def lease(self) -> tuple[str, int, float] | None:
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            row = conn.execute("SELECT holder, token, expires_at FROM hub_leases WHERE name='background'").fetchone()
+        return (str(row[0]), int(row[1]), float(row[2])) if row else None
+
+    def leader(self, *, timeout: float = 30.0) -> Replica:
+        """The replica that leads now: it holds the lease and has committed a cycle under it."""
+        line = self.wait_line(
+            lambda ln: "alert cycle committed" in ln.text and ln.replica in self.live(),
+            timeout=timeout,
+            what="a committed alert cycle",
+        )
+        lease = self.lease()
+        assert lease is not None and lease[0] == line.replica, (lease, line)
+        return self.replicas[line.replica]
+
+    def live(self) -> set[str]:
+        return {n for n, r in self.replicas.items() if r.proc.poll() is None and not r.stopped}
+
+    # -- faults -------------------------------------------------------------------------------
+    def kill(self, name: str) -> float:
+        r = self.replicas[name]
+        os.kill(r.proc.pid, signal.SIGKILL)
+        at = time.monotonic()
+        r.proc.wait()
+        return at
+
+    def pause(self, name: str) -> float:
+        r = self.replicas[name]
+        os.kill(r.proc.pid, signal.SIGSTOP)
+        r.stopped = True
+        return time.monotonic()
+
+    def resume(self, name: str) -> float:
+        r = self.replicas[name]
+        os.kill(r.proc.pid, signal.SIGCONT)
+        r.stopped = False
+        return time.monotonic()
+
+    def takeover(self, old: str, *, after: float, timeout: float) -> Line:
+        """The first cycle another replica started after ``after`` (the fault): a cycle starts
+        only under a valid lease, so this is the new leader at work."""
+        return self.wait_line(
+            lambda ln: ln.replica != old and ln.at >= after and "alert cycle started" in ln.text,
+            timeout=timeout,
+            what=f"another replica's first cycle after {old} went away",
+        )
+
+    def close(self) -> None:
+        for r in self.replicas.values():
+            if r.proc.poll() is None:
+                if r.stopped:
+                    os.kill(r.proc.pid, signal.SIGCONT)
+                r.proc.send_signal(signal.SIGTERM)
+        for r in self.replicas.values():
+            try:
+                r.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                r.proc.kill()
+                r.proc.wait()
+
+
+def memory_policy(name: str, receiver: str, *, consecutive: int = 2) -> dict[str, Any]:
+    """Fires for every workload of the project (its working set is above one byte) after
+    ``consecutive`` 10-second periods."""
+    return {
+        "name": name,
+        "level": "workload",
+        "rules": [
+            {
+                "name": "memory-any",
+                "metric": "workload_memory_usage",
+                "aggregation": "last",
+                "comparator": ">",
+                "threshold": 1,
+                "unit": "bytes",
+                "period": "10s",
+                "consecutive": consecutive,
+                "severity": "minor",
+            }
+        ],
+        "notification": {"receivers": [{"email": receiver}], "send_resolved": False},
+        "repeat": {"minor": {"mode": "none"}},
+    }
+
+
+def prometheus_workloads_above(prometheus_url: str, namespace: str) -> int:
+    """How many workloads of ``namespace`` Prometheus itself finds above one byte of memory: the
+    outside reference for how many alerts a memory_policy must raise there."""
+    import json
+    import urllib.parse
+    import urllib.request
+
+    promql, _labels = default_catalogue().alert_query("workloads", "workload_memory_usage", "last", 10.0, namespace)
+    url = f"{prometheus_url}/api/v1/query?{urllib.parse.urlencode({'query': f'({promql}) > 1'})}"
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        data = json.loads(resp.read())
+    assert data["status"] == "success", data
+    return len(data["data"]["result"])
+
+
+@dataclass
+class Tally:
+    """What the hub decided to send (its outbox) against what the catcher got."""
+
+    expected: int
+    delivered: int
+    lost: int
+    duplicated: int
+    detail: dict[str, Any]
+
+    def line(self) -> str:
+        return f"expected={self.expected} delivered={self.delivered} lost={self.lost} duplicated={self.duplicated}"
+
+
+def tally(database_url: str, catcher: Catcher) -> Tally:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute("SELECT message_id, status FROM alert_outbox").fetchall()
+    expected = {str(mid) for mid, _ in rows}
+    caught = [c.message_id for c in catcher.snapshot()]
+    got = set(caught)
+    return Tally(
+        expected=len(expected),
+        delivered=len(got & expected),
+        lost=len(expected - got),
+        duplicated=len(caught) - len(got),
+        detail={
+            "unsent": sorted(str(mid) for mid, status in rows if status != "sent"),
+            "unknown": sorted(got - expected),
+        },
+    )
