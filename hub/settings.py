@@ -233,15 +233,21 @@ class OidcSettings:
     redirect_url: str = _doc(
         "Callback URL registered at the provider. Empty: http.public_url + /login/oidc/callback.", default=""
     )
-    scopes: str = _doc("Scopes asked for (space-separated); must include openid.", default="openid profile email groups")
-    ca_file: str = _doc("PEM file of the CA(s) that sign the provider's certificate. Empty: the system's CAs.", default="")
+    scopes: str = _doc(
+        "Scopes asked for (space-separated); must include openid.", default="openid profile email groups"
+    )
+    ca_file: str = _doc(
+        "PEM file of the CA(s) that sign the provider's certificate. Empty: the system's CAs.", default=""
+    )
     provider_name: str = _doc("Name on the login page's button: Sign in with <provider_name>.", default="SSO")
     username_claim: str = _doc("ID token claim that becomes the kubehub user name.", default="preferred_username")
     groups_claim: str = _doc(
         "ID token (or userinfo) claim listing the user's groups, mapped to roles by auth.group_mappings.",
         default="groups",
     )
-    timeout: float = _doc("Seconds before a request to the provider is abandoned (503 naming the provider).", default=10.0)
+    timeout: float = _doc(
+        "Seconds before a request to the provider is abandoned (503 naming the provider).", default=10.0
+    )
     leeway: float = _doc("Seconds of clock skew allowed when checking an ID token's exp and iat.", default=60.0)
 
 
