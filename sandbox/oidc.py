@@ -420,3 +420,15 @@ def status(sb: Any) -> dict[str, Any] | None:
         "ca_file": str(sb.pki_dir / "ca.crt"),
         "users": {name: {"password": u.password, "groups": list(u.groups)} for name, u in users.items()},
     }
+
+
+def ensure_component(sb: Any) -> ProviderFiles:
+    """Start the sandbox's ``oidc`` component alone if it is not running (tests of the component
+    on a private sandbox); other components are left as they are."""
+    if not (sb.sup.alive("oidc") and sb.healthy("oidc")):
+        with sb._locked():
+            prereqs.ensure_es_user()
+            pki.ensure_pki(sb.pki_dir)
+            sb.logs_dir.mkdir(parents=True, exist_ok=True)
+            sb._ensure("oidc", prepare_sandbox(sb, sb.say), [], timeout=60)
+    return sandbox_files(sb)
