@@ -1,0 +1,158 @@
+"""Failover benchmark: how long the hub's background work stops when its leader dies.
+
+    .venv/bin/python bench/failover.py [--quick] [--kills N] [--lease S] [--tick S]
+
+Three real ``kubehub serve`` replicas on a PostgreSQL database of their own (created on the
+sandbox's server and dropped afterwards), the sandbox's Prometheus, and a private SMTP catcher
+(tests/integration/replicas_support.py; the shared sandbox's hub and mailbox are not touched).
+Workload policies keep arriving (one every 2 s, each with its own receiver), so notices are
+decided and delivered all along.
+
+Each round waits until a leader is at work, lets it run a random 1-4 s (so the kill lands at
+any point of a cycle, a delivery or a renewal, not where a test would time it), kill -9s it and
+starts a fresh replica in its place (as a Deployment would). Failover time is from the kill to
+the first cycle the next leader starts (a cycle starts only under a valid lease). Expected: at
+most the lease plus one tick (the leader's last renewal was at most a third of the lease
+before the kill, a follower checks every sixth of it, and a new leader's first cycle runs at
+once).
+
+At the end every message the hub queued must have reached the catcher once: ``lost`` counts
+queued messages that never arrived, ``duplicated`` arrivals beyond the first (a kill in the
+milliseconds between the server's acceptance of a message and the commit of that outcome
+re-sends it, with the same Message-ID; docs/architecture.md "Several replicas").
+
+The last line is ``failover: p95_s=<...> lease_s=<...> tick_s=<...> kills=<n> lost=<n>
+duplicated=<n>``; the goal (issue 14) is p95 <= lease + one tick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+
+from hub.runtime import build_hub  # noqa: E402
+from hub.settings import Settings  # noqa: E402
+from sandbox.core import Sandbox  # noqa: E402
+from tests.integration.pg_support import throwaway_database  # noqa: E402
+from tests.integration.replicas_support import Catcher, ReplicaSet, memory_policy, tally  # noqa: E402
+
+NAMESPACES = ("retail-web", "retail-api", "analytics-etl", "analytics-db")
+
+
+def p95(samples: list[float]) -> float:
+    """Nearest rank: with 10 samples, the largest."""
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 kills (make bench)")
+    parser.add_argument("--kills", type=int, default=10)
+    parser.add_argument("--lease", type=float, default=3.0, help="leader lease, seconds")
+    parser.add_argument("--tick", type=float, default=1.0, help="alert engine tick, seconds")
+    parser.add_argument("--seed", type=int, default=14)
+    args = parser.parse_args(argv)
+    kills = 3 if args.quick else args.kills
+    rng = random.Random(args.seed)
+    sandbox = Sandbox.shared()
+    run = uuid.uuid4().hex[:6]
+    catcher = Catcher()
+    catcher.start()
+    failovers: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="kubehub-failover-") as tmp, throwaway_database() as url:
+        work = Path(tmp)
+        settings = Settings(data_dir=work / "web", database_url=url).replace(
+            kubernetes={"kubeconfig": "none"},
+            logs={"ship": False},
+            prometheus={"url": sandbox.prometheus_url},
+            smtp={"host": "127.0.0.1", "port": catcher.port},
+        )
+        web = build_hub(settings)
+        rs = ReplicaSet(
+            url, sandbox.prometheus_url, catcher.port, work, lease_seconds=args.lease, tick_seconds=args.tick
+        )
+        created = [0]
+        stop = threading.Event()
+
+        def feed() -> None:
+            while True:
+                i = created[0]
+                web.alerting.create_policy(
+                    memory_policy(f"bench-{run}-{i}", f"bench-{run}-{i}@example.com", consecutive=1),
+                    level="workload",
+                    namespace=NAMESPACES[i % len(NAMESPACES)],
+                    actor="bench",
+                )
+                created[0] += 1
+                if stop.wait(2.0):
+                    return
+
+        feeder = threading.Thread(target=feed, daemon=True)
+        try:
+            for n in range(1, 4):
+                rs.start(f"r{n}")
+            leader = rs.leader(timeout=120).name
+            feeder.start()
+            next_name = 4
+            for k in range(kills):
+                time.sleep(rng.uniform(1.0, 4.0))
+                lease = rs.lease()
+                assert lease is not None
+                leader = lease[0]
+                killed = rs.kill(leader)
+                took = rs.takeover(leader, after=killed, timeout=args.lease + args.tick + 60)
+                failovers.append(took.at - killed)
+                print(
+                    f"kill {k + 1}: {leader} killed, {took.replica} started a cycle after {failovers[-1]:.2f}s",
+                    file=sys.stderr,
+                )
+                rs.start(f"r{next_name}")
+                next_name += 1
+            stop.set()
+            feeder.join()
+
+            def settled() -> bool:
+                with psycopg.connect(url, autocommit=True) as conn:
+                    row = conn.execute("SELECT COUNT(*) FROM alert_outbox WHERE status<>'sent'").fetchone()
+                    policies = conn.execute("SELECT COUNT(*) FROM alert_policies").fetchone()
+                    fired = conn.execute("SELECT COUNT(DISTINCT policy_id) FROM alerts").fetchone()
+                return bool(row and row[0] == 0 and policies and fired and fired[0] >= policies[0])
+
+            deadline = time.monotonic() + 120
+            while not settled() and time.monotonic() < deadline:
+                time.sleep(1)
+            time.sleep(2 * args.tick)
+            counts = tally(url, catcher)
+        finally:
+            stop.set()
+            rs.close()
+            web.close()
+            catcher.stop()
+    print(
+        f"policies={created[0]} notices: {counts.line()} failover_s={[round(f, 2) for f in failovers]}",
+        file=sys.stderr,
+    )
+    if counts.detail["unsent"] or counts.detail["unknown"]:
+        print(f"unsent={counts.detail['unsent']} unknown={counts.detail['unknown']}", file=sys.stderr)
+    print(
+        f"failover: p95_s={p95(failovers):.2f} lease_s={args.lease:g} tick_s={args.tick:g} kills={len(failovers)}"
+        f" lost={counts.lost} duplicated={counts.duplicated}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
