@@ -56,7 +56,7 @@ def database_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     if not SUITE_DATABASE_URL:
         yield ""
         return
-    url = fresh_database_url()
+    url = _new_schema_url()
     monkeypatch.setenv("KUBEHUB_DATABASE_URL", url)
     yield url
     try:
@@ -65,11 +65,19 @@ def database_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         pass
 
 
-def fresh_database_url() -> str:
-    """'' without ``KUBEHUB_DATABASE_URL``; else the URL of a new, empty schema of the run's
-    database (for worlds built outside a test's own fixture, e.g. one per module)."""
+def world_database_url() -> str:
+    """The state store URL for a hub a test builds itself: '' without ``KUBEHUB_DATABASE_URL``;
+    inside a test, that test's schema (as its own data directory would be shared with the CLI
+    it runs); outside one (a module's world, built before any test's fixture), a new schema."""
     if not SUITE_DATABASE_URL:
         return ""
+    current = os.environ.get("KUBEHUB_DATABASE_URL", "")
+    if current and current != SUITE_DATABASE_URL:
+        return current
+    return _new_schema_url()
+
+
+def _new_schema_url() -> str:
     schema = f"t_{uuid.uuid4().hex[:16]}"
     _suite_admin().execute(f'CREATE SCHEMA "{schema}"')
     return with_search_path(SUITE_DATABASE_URL, schema)

@@ -48,7 +48,7 @@ from flask.testing import FlaskClient
 from hub.runtime import Hub, build_hub
 from hub.settings import Settings
 from hub.timeutil import Clock
-from tests.conftest import fresh_database_url
+from tests.conftest import world_database_url
 
 PASSWORD = "Test-password-9"  # every world user's password (contains no user name)
 FAST_AUTH = {"password_hash_memory_kib": 1024, "password_hash_time_cost": 1}  # argon2 cost for tests only
@@ -131,7 +131,7 @@ def build_world(
     ``prepare(app)`` runs before any request (to add hooks, which Flask refuses later).
     No request is made here: tokens are issued through the service.
     """
-    base = Settings(data_dir=tmp_path / "data", database_url=fresh_database_url()).replace(
+    base = Settings(data_dir=tmp_path / "data", database_url=world_database_url()).replace(
         kubernetes={"kubeconfig": "none"}, logs={"ship": False}, auth=dict(FAST_AUTH)
     )
     for group, values in (settings or {}).items():
