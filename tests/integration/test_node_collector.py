@@ -190,8 +190,21 @@ def test_collector_through_the_hub_loses_nothing_and_stores_nothing_twice(world:
     def start(node: str) -> subprocess.Popen:
         return collector(tmp / "nodes" / node / "pods", tmp / "state" / node, node, f"--hub-url={hub.url}", env=env)
 
+    def started(count: int) -> None:
+        """Wait until every node's collector logged its start ``count`` times (then it has
+        walked its files once: the first step discovers before anything else)."""
+        deadline = time.monotonic() + 60
+        for node in nodes:
+            log_file = tmp / "state" / f"{node}.log"
+            while time.monotonic() < deadline:
+                if log_file.exists() and log_file.read_text().count("collecting ") >= count:
+                    break
+                time.sleep(0.2)
+        time.sleep(1.0)
+
     procs = {node: start(node) for node in nodes}
     try:
+        started(1)
         writer.burst(30)
         time.sleep(2)
         # 1. the collector is killed mid-stream (no chance to save anything) and started again
@@ -201,8 +214,8 @@ def test_collector_through_the_hub_loses_nothing_and_stores_nothing_twice(world:
             proc.wait()
         writer.burst(10)
         procs = {node: start(node) for node in nodes}
+        started(2)
         # 2. the hub is down: the collector holds its records, backs off, and delivers later
-        time.sleep(2)
         hub.stop()
         writer.burst(40)  # rotations happen meanwhile (60 kB files)
         time.sleep(3)
@@ -213,7 +226,7 @@ def test_collector_through_the_hub_loses_nothing_and_stores_nothing_twice(world:
             proc.wait(timeout=30)
         writer.burst(120)
         procs = {node: start(node) for node in nodes}
-        time.sleep(2)
+        started(3)
         # 4. a pod is deleted right after its last lines; the collector still reads them
         gone_ns, gone_pod, gone_uid, gone_node = pods[0]
         writer.burst(5, pods=[gone_pod])
