@@ -209,3 +209,12 @@ def test_a_notice_reaches_a_receiver_only_within_the_receivers_own_scope(tmp_pat
         assert resolve("poperator", HOME_NAMESPACE) is None
     finally:
         w.hub.close()
+
+
+def test_only_a_platform_admin_may_make_the_default_namespace_a_project(tenancy_world: TenancyWorld) -> None:
+    """The rule is the scope's (cluster-wide reach), not a role check of the web layer."""
+    url = "/api/v1/workspaces/ws-a/projects"
+    r = tenancy_world.client("workspace-admin").post(url, json={"namespace": "default"})
+    assert (r.status_code, r.get_json()["field"]) == (422, "namespace")
+    assert tenancy_world.client("platform-admin").post(url, json={"namespace": "default"}).status_code == 201
+    assert "default" in [p.namespace for p in tenancy_world.tenancy.projects("ws-a")]

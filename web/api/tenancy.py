@@ -207,7 +207,7 @@ def create_project(ws: str) -> Any:
         body.get("namespace"),
         display_name=body.get("display_name", ""),
         actor=principal.username,
-        allow_default=principal.is_platform_admin,
+        allow_default=scope().cluster,  # the namespace "default": platform admins, as the scope says
     )
     record = tenancy().project_record(project.namespace)
     return jsonify(_project_dict(record)), 201
