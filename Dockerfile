@@ -16,14 +16,16 @@ COPY hub ./hub
 COPY web ./web
 COPY --from=assets /src/web/static/vendor ./web/static/vendor
 COPY sandbox ./sandbox
+COPY rules ./rules
 RUN pip install --no-cache-dir build && python -m build --wheel --outdir /wheels .
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin kubehub \
  && mkdir -p /data && chown kubehub /data
 COPY --from=build /wheels /wheels
+# The wheel carries the console (templates, static files) and the built-in policy templates
+# (/usr/local/share/kubehub/rules). tests/integration/test_image_steps.py runs these steps without Docker.
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
-COPY rules /opt/kubehub/rules
 ENV KUBEHUB_DATA_DIR=/data \
     KUBEHUB_HTTP_HOST=0.0.0.0 \
     KUBEHUB_HTTP_PORT=8080 \
