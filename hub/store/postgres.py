@@ -48,10 +48,23 @@ BACKEND = "state store (PostgreSQL)"
 # Key of the advisory lock every writer holds until its transaction ends ("kubehub" in ASCII).
 WRITE_LOCK_KEY = 0x6B75626568756200 >> 8
 LOCK_TIMEOUT = "30s"  # SQLite's busy_timeout of the other adapter
+# A process stopped inside a write transaction (SIGSTOP, a frozen VM, a cut network) would hold
+# the writers' lock for good, and with it every other replica and the leader lease; the server
+# ends a transaction idle this long, which releases the lock (docs/architecture.md "Several
+# replicas"). No hub transaction waits on anything but its own statements.
+IDLE_IN_TRANSACTION_TIMEOUT = "10s"
 CONNECT_TIMEOUT = 5
 
 # Errors after which the connection is no good: the server is down, restarting or unreachable.
-_UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, pg_errors.AdminShutdown, pg_errors.CannotConnectNow)
+# (The server ending a transaction left idle too long, see IDLE_IN_TRANSACTION_TIMEOUT, also
+# closes the connection.)
+_UNAVAILABLE = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    pg_errors.AdminShutdown,
+    pg_errors.CannotConnectNow,
+    pg_errors.IdleInTransactionSessionTimeout,
+)
 _READ_VERBS = ("SELECT", "VALUES", "SHOW", "EXPLAIN")
 _INSERT_INTO = re.compile(r"^\s*INSERT\s+INTO\s+\"?([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)
 
@@ -211,7 +224,8 @@ class PostgresDatabase:
             given = conninfo_to_dict(url).get("options") or ""
         except psycopg.ProgrammingError as exc:
             raise ConfigError("KUBEHUB_DATABASE_URL", f"not a valid PostgreSQL URL: {_first_line(exc)}") from exc
-        self._options = f"{given} -c lock_timeout={LOCK_TIMEOUT}".strip()
+        idle = f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT}"
+        self._options = f"{given} -c lock_timeout={LOCK_TIMEOUT} {idle}".strip()
         self._local = threading.local()
         self._all: list[tuple[threading.Thread, psycopg.Connection[Any]]] = []
         self._lock = threading.Lock()

@@ -50,3 +50,46 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Calla
             return
     for db in opened:
         db.close()
+
+
+def test_a_writer_frozen_inside_its_transaction_does_not_hold_the_others_for_good(pg_server: str) -> None:
+    """A replica stopped (SIGSTOP) while it holds the writers' lock: the server ends its idle
+    transaction after IDLE_IN_TRANSACTION_TIMEOUT, the others write again (the lease can move),
+    and the frozen one's write is lost with its transaction, never committed late."""
+    import threading
+    import time
+
+    from hub.errors import BackendUnavailable
+    from hub.store.leases import LeaseStore
+    from hub.store.postgres import IDLE_IN_TRANSACTION_TIMEOUT
+
+    limit = float(IDLE_IN_TRANSACTION_TIMEOUT.rstrip("s"))
+    with throwaway_database(pg_server) as url:
+        frozen, other = PostgresDatabase(url), PostgresDatabase(url)
+        frozen.migrate()
+        entered = threading.Event()
+        outcome: list[BaseException | None] = []
+
+        def freeze() -> None:
+            try:
+                with frozen.transaction():
+                    frozen.execute("INSERT INTO meta(key, value) VALUES ('frozen', 'late')")
+                    entered.set()
+                    time.sleep(limit + 3)  # stopped: not a statement for longer than the limit
+                outcome.append(None)
+            except BaseException as exc:  # the commit must fail
+                outcome.append(exc)
+
+        t = threading.Thread(target=freeze)
+        t.start()
+        assert entered.wait(10)
+        began = time.monotonic()
+        lease = LeaseStore(other).acquire(me="b", held=None, now=1_000.0, duration=3.0)
+        waited = time.monotonic() - began
+        t.join()
+        assert lease is not None and lease.token == 1
+        assert waited < limit + 5, f"the other writer waited {waited:.1f}s"
+        assert outcome and isinstance(outcome[0], BackendUnavailable)
+        assert other.query_one("SELECT value FROM meta WHERE key='frozen'") is None
+        frozen.close()
+        other.close()
