@@ -25,10 +25,15 @@ server) the embedded store's searches run again through a hub whose state (tenan
 the audit entry every search writes) is in PostgreSQL instead of SQLite, over the same log
 files: ``pg_search_x`` is that hub's p95 over the SQLite-state hub's (goal <= 1.5).
 
+The hub's fixed cost per request is measured in process too: ``GET /api/v1/logs?q=...`` as the
+broad tenant through the Flask app with the store answering at once (authentication, access
+check, parameters, scope, the audit entry, JSON), and ``LogService.search`` alone likewise.
+
 The last line is ``logs: ratio=<hub p95 / raw ES p95> embedded_p95_ms=<...>
-embedded_ingest_lps=<...> es_ingest_lps=<...>``. Goals (issue 7): ratio <= 1.2, embedded p95 <=
-25 ms at 1M lines, embedded ingest >= 20,000 lines/s. Not a timed test: it reports, it does not
-assert.
+embedded_ingest_lps=<...> es_ingest_lps=<...> fixed_ms_embedded=<median of hub - raw>
+fixed_ms_es=<same> fixed_ms=<the fixed cost per API request above>``. Goals (issues 7 and 13):
+ratio <= 1.2, embedded p95 <= 25 ms at 1M lines, embedded ingest >= 20,000 lines/s, fixed_ms <= 1.
+Not a timed test: it reports, it does not assert.
 """
 
 from __future__ import annotations
@@ -361,6 +366,40 @@ def measure(
     return hub_ms, raw_ms
 
 
+def api_fixed_cost(hub: Hub, username: str, rounds: int = 200) -> tuple[float, float]:
+    """The hub's own cost per log search, in process, with the store answering at once: (p50 of
+    ``GET /api/v1/logs?q=...`` through the Flask app as ``username`` -- authentication, access
+    check, parameters, scope, the audit entry, JSON -- and p50 of ``LogService.search`` alone for
+    the same search), in ms. The store's ``search`` is swapped for an empty answer meanwhile."""
+    from hub.collectors.logs.store import SearchResult
+    from web import create_app
+
+    app = create_app(hub=hub)
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {hub.tenancy.issue_token(username, kind='named', name='fixed').token}"}
+    store = hub.logs.store
+    real = store.search
+    store.search = lambda query: SearchResult(items=[], total=0)  # type: ignore[method-assign]
+    try:
+        url = "/api/v1/logs?q=timeout"
+        first = client.get(url, headers=headers)
+        assert first.status_code == 200, first.get_data(as_text=True)
+        request_ms: list[float] = []
+        service_ms: list[float] = []
+        principal = hub.tenancy.principal_for(username)
+        assert principal is not None
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            client.get(url, headers=headers)
+            request_ms.append((time.perf_counter() - t0) * 1000)
+            t0 = time.perf_counter()
+            hub.logs.search(hub.tenancy.scope(principal), log_params({"q": "timeout"}))
+            service_ms.append((time.perf_counter() - t0) * 1000)
+    finally:
+        store.search = real  # type: ignore[method-assign]
+    return statistics.median(request_ms), statistics.median(service_ms)
+
+
 def embedded_raw(hub: Hub) -> Callable[[Any, dict[str, str]], Callable[[], Any]]:
     service = hub.logs
     store = service.store
@@ -522,6 +561,13 @@ def main(argv: list[str] | None = None) -> int:
                 if pg is not None:
                     pg.close()
                 drop()
+        api_ms, service_ms = api_fixed_cost(es, "broad")
+        print(
+            f"logs: the hub's fixed cost per API request (in process, store answering at once, tenant of "
+            f"1,200 namespaces): {api_ms:.3f} ms (GET /api/v1/logs p50: auth, access, parameters, scope, audit, "
+            f"JSON; of which LogService.search alone {service_ms:.3f} ms)",
+            flush=True,
+        )
         print(f"logs: load average {os.getloadavg()[0]:.1f} at the end", flush=True)
         ratio = p(es_hub, 0.95) / p(es_rawv, 0.95)
         # The hub's fixed cost per search: the median of (hub - raw) over the interleaved pairs
@@ -537,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"logs: ratio={ratio:.2f} embedded_p95_ms={p(emb_hub, 0.95):.2f} "
             f"embedded_ingest_lps={emb_lps:.0f} es_ingest_lps={es_lps:.0f} "
-            f"fixed_ms_embedded={fixed_emb:.2f} fixed_ms_es={fixed_es:.2f}{pg_fields}"
+            f"fixed_ms_embedded={fixed_emb:.2f} fixed_ms_es={fixed_es:.2f} fixed_ms={api_ms:.3f}{pg_fields}"
         )
         return 0
     finally:
