@@ -361,7 +361,7 @@ class RunningProvider:
         self.ca = ca
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 60.0) -> None:
         spec = self.files.spec(self.home, log=self.log)
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
@@ -375,7 +375,8 @@ class RunningProvider:
             if self.answers():
                 return
             time.sleep(0.1)
-        raise ComponentError("oidc", f"not answering after {timeout:.0f}s", self.log)
+        last = self.log.read_text(errors="replace").strip().splitlines()[-1:] if self.log.exists() else []
+        raise ComponentError("oidc", f"not answering after {timeout:.0f}s (last line: {last})", self.log)
 
     def answers(self) -> bool:
         return discovery_answers(self.files.issuer, self.ca)

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlparse, urlunparse
 import pytest
 import requests
 
+from hub.errors import BackendUnavailable
 from hub.tenancy.oidc import OidcClient, OidcConfig, SsoRefused
 from hub.timeutil import FakeClock
 from sandbox import oidc
@@ -269,6 +270,16 @@ def test_an_expired_id_token_is_refused_and_a_tampered_one_never_verifies(stack:
         OidcConfig(**{**client.config.__dict__, "client_id": "someone-else"}), clock=FakeClock(time.time())
     )
     _refused("claim", lambda: other.validate_id_token(raw, nonce=nonce))
+    # a hub configured for another issuer: the provider's discovery document (which names the real
+    # issuer) is refused, and so is its token (iss)
+    elsewhere = OidcClient(
+        OidcConfig(**{**client.config.__dict__, "issuer": client.config.issuer.replace("127.0.0.1", "localhost")}),
+        clock=FakeClock(time.time()),
+    )
+    with pytest.raises(BackendUnavailable, match="names issuer"):
+        elsewhere.metadata()  # same server, reached as localhost
+    elsewhere._metadata, elsewhere._metadata_at = client.metadata(), time.time()  # as if discovery had agreed
+    _refused("iss", lambda: elsewhere.validate_id_token(raw, nonce=nonce))
 
 
 def test_a_token_signed_by_an_unknown_key_refetches_the_keys_once_then_fails(stack: Stack) -> None:
