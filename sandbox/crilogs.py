@@ -70,6 +70,7 @@ class ContainerLog:
         partial_bytes: int = 16 * 1024,
         clock: Callable[[], float] = time.time,
         oracle: Oracle | None = None,
+        keep_open: bool = True,
     ) -> None:
         self.dir = root / f"{namespace}_{pod}_{pod_uid}" / container
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -78,12 +79,19 @@ class ContainerLog:
         self.max_size, self.max_files, self.partial_bytes = max_size, max_files, partial_bytes
         self.clock = clock
         self.oracle = oracle
-        self._fh = open(self.path, "ab")  # noqa: SIM115 - the runtime keeps its log open
+        # The runtime keeps its log open; a generator of 20,000 containers in one process
+        # (bench/collector.py) opens each file per write instead, within the descriptor limit.
+        self.keep_open = keep_open
+        self._fh = open(self.path, "ab")  # noqa: SIM115
         self._last_stamp = ""
+        if not keep_open:
+            self._fh.close()
 
     def write(self, message: str, *, stream: str = "stdout", t: float | None = None, lines: bool = True) -> float:
         """Write one logical record: each ``\\n``-separated line a CRI line (``lines``), long
         lines cut into P pieces. Rotates first when the file is full. Returns the time written."""
+        if not self.keep_open:
+            self._fh = open(self.path, "ab")  # noqa: SIM115
         if self._fh.tell() >= self.max_size:
             self.rotate()
         when = self.clock() if t is None else t
@@ -100,6 +108,8 @@ class ContainerLog:
             out += f"{stamp} {stream} F ".encode() + data + b"\n"
         self._fh.write(bytes(out))
         self._fh.flush()
+        if not self.keep_open:
+            self._fh.close()
         if self.oracle is not None:
             self.oracle.add(self.key, message, when)
         return when

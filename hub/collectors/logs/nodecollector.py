@@ -160,7 +160,7 @@ class NodeCollector:
         sent = False
         if self.buffer and now >= self._next_send:
             full = len(self.buffer) >= self.batch_records or self.buffered_bytes >= self.batch_bytes
-            if full or now - self.buffer[0][2] >= self.batch_wait or not used:
+            if full or now - self.buffer[0][2] >= self.batch_wait:
                 sent = self._send(now)
         if self._dirty and now - self._last_commit >= self.commit_interval:
             self.commit()
@@ -249,6 +249,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-record-bytes", type=int, default=64 * 1024, help="largest record; longer ones are cut")
     p.add_argument("--poll-interval", type=float, default=0.25, help="seconds between reads when idle")
     p.add_argument("--discover-interval", type=float, default=2.0, help="seconds between directory walks")
+    p.add_argument("--batch-wait", type=float, default=0.2, help="seconds a record may wait for others to fill a batch")
 
 
 def build_from_args(args: argparse.Namespace) -> NodeCollector:
@@ -277,7 +278,12 @@ def build_from_args(args: argparse.Namespace) -> NodeCollector:
         flush_after=args.flush_after,
     )
     return NodeCollector(
-        tail, sink, args.node, poll_interval=args.poll_interval, discover_interval=args.discover_interval
+        tail,
+        sink,
+        args.node,
+        poll_interval=args.poll_interval,
+        discover_interval=args.discover_interval,
+        batch_wait=args.batch_wait,
     )
 
 
