@@ -158,7 +158,8 @@ class KubeAdmin:
         r = self.call(
             "PATCH",
             self.path_of(obj),
-            params={"fieldManager": manager, "force": "true"},
+            # Strict: a field the API server does not know fails the apply instead of being dropped.
+            params={"fieldManager": manager, "force": "true", "fieldValidation": "Strict"},
             data=yaml.safe_dump(obj).encode(),
             headers={"Content-Type": "application/apply-patch+yaml"},
         )
