@@ -144,11 +144,11 @@ def test_the_chart_and_the_manifest_are_accepted_and_their_pods_pass_restricted_
 # ---- the hub as the chart's service account ---------------------------------------------------
 
 
-def _token_for(deployed: Deployed, *, seconds: int = 3600) -> str:
+def _token_for(deployed: Deployed, *, seconds: int = 3600, namespace: str = "", account: str = "") -> str:
+    """A token of the chart's service account (or another one) from the TokenRequest API."""
     body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": seconds}}
-    r = deployed.admin.call(
-        "POST", f"/api/v1/namespaces/{deployed.namespace}/serviceaccounts/{deployed.service_account}/token", json=body
-    )
+    namespace, account = namespace or deployed.namespace, account or deployed.service_account
+    r = deployed.admin.call("POST", f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token", json=body)
     return str(r.json()["status"]["token"])
 
 
@@ -368,8 +368,13 @@ def test_the_hub_as_the_service_account_reads_the_cluster_monitors_ships_logs_an
     assert not refused, "\n".join(refused[:20])
 
 
-def test_the_service_account_can_do_nothing_beyond_its_documented_rules(deployed: Deployed) -> None:
-    token = _token_for(deployed, seconds=600)
+@pytest.mark.parametrize("source", ["chart", "manifest"])
+def test_the_service_account_can_do_nothing_beyond_its_documented_rules(deployed: Deployed, source: str) -> None:
+    if source == "chart":
+        token = _token_for(deployed, seconds=600)
+    else:
+        account = one(deployed.manifest, "ServiceAccount")["metadata"]
+        token = _token_for(deployed, seconds=600, namespace=account["namespace"], account=account["name"])
     sa = KubeAdmin(deployed.admin.server, Path(str(deployed.admin.session.verify)), token=token)
     ns = deployed.namespace
     allowed = [
