@@ -130,6 +130,10 @@ class SmtpSettings:
     security: str = _doc("'none', 'starttls' or 'tls' (implicit TLS).", default="none")
     username: str = _doc("SMTP login user. Empty: no authentication.", default="")
     password: str = _doc("SMTP login password.", default="")
+    ca_file: str = _doc(
+        "PEM file of the CA(s) that sign the relay's certificate (starttls, tls). Empty: the system's CAs.",
+        default="",
+    )
     sender: str = _doc("From address of alert emails.", default="kubehub@localhost")
     timeout: float = _doc("Seconds before an SMTP attempt is abandoned and retried later.", default=15.0)
     connections: int = _doc("SMTP connections used in parallel when a batch of notices is sent.", default=2)
@@ -439,6 +443,8 @@ def _validate(s: Settings) -> None:
             )
     if s.smtp.security not in {"none", "starttls", "tls"}:
         raise ConfigError("KUBEHUB_SMTP_SECURITY", f"must be none, starttls or tls, got {s.smtp.security!r}")
+    if s.smtp.ca_file and not Path(s.smtp.ca_file).is_file():
+        raise ConfigError("KUBEHUB_SMTP_CA_FILE", f"no such file: {s.smtp.ca_file}")
     if s.elasticsearch.field_preset not in {"kubehub", "kubesphere"}:
         raise ConfigError("KUBEHUB_ELASTICSEARCH_FIELD_PRESET", "must be 'kubehub' or 'kubesphere'")
     if s.database_url and not s.database_url.startswith(("postgresql://", "postgres://")):

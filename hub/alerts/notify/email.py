@@ -5,6 +5,14 @@ messages keep their order) and sent concurrently with asyncio. Failures are clas
 way the outbox needs them: anything about the connection (refused, dropped, timed out, TLS,
 4xx replies, authentication or sender refusals that an admin can fix) is retried later; a 5xx
 refusal of the recipient address or of the message itself is final.
+
+TLS (``smtp.security`` ``starttls`` or ``tls``) verifies the relay's certificate and host name
+against the system's CAs or ``smtp.ca_file`` (a private CA). A certificate that does not verify
+is final too: the message is marked failed with "TLS certificate ... not trusted" rather than
+retried for ever, because retrying cannot make a wrong or unknown CA right, and a silent retry
+loop would hide that every alert email is stuck (the outbox logs and shows the reason). The
+login (``smtp.username``/``password``) goes only to aiosmtplib; no error text or log line built
+here contains the password.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import secrets
+import ssl
 import zlib
 from collections.abc import Callable, Sequence
 from email.header import Header
@@ -120,11 +129,28 @@ def _code(exc: BaseException) -> int:
     return int(getattr(exc, "code", 0) or 0)
 
 
+def _certificate_error(exc: BaseException) -> str | None:
+    """The verification failure behind ``exc`` (aiosmtplib raises it bare on STARTTLS and wraps
+    it in SMTPConnectError on implicit TLS), or None when the trouble is something else."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            break
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return str(seen.verify_message or seen.reason or seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 class SmtpNotifier:
     """Implements the notifier protocol with a real SMTP server."""
 
     def __init__(self, settings: SmtpSettings) -> None:
         self.settings = settings
+        # Built once: loading the CA file per connection would cost a parse per delivery round.
+        self._tls: ssl.SSLContext | None = None
+        if settings.security in ("starttls", "tls"):
+            self._tls = ssl.create_default_context(cafile=settings.ca_file or None)
 
     def send(self, emails: Sequence[Sendable], on_result: OnResult | None = None) -> list[DeliveryResult]:
         if not emails:
@@ -157,7 +183,22 @@ class SmtpNotifier:
             timeout=s.timeout,
             username=s.username or None,
             password=s.password or None,
+            tls_context=self._tls,
         )
+
+    def _connect_failure(self, exc: BaseException) -> tuple[str, bool]:
+        """Why a connection (TLS handshake and login included) failed, and whether to retry."""
+        where = f"{self.settings.host}:{self.settings.port}"
+        cert = _certificate_error(exc)
+        if cert is not None:
+            trust = f"the CA file {self.settings.ca_file}" if self.settings.ca_file else "the system's CAs"
+            why = f"TLS certificate of the SMTP server {where} not trusted ({cert}); checked against {trust}"
+            return why, False
+        if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+            # The server's reply only: aiosmtplib's exception never carries what was sent.
+            who = self.settings.username or "(none)"
+            return f"the SMTP server {where} refused the login of user {who}: {exc.code} {exc.message}", True
+        return f"cannot connect to {where}: {exc}", True
 
     async def _send_one(
         self, client: _GuardedSMTP, recipient: str, data: bytes, message_id: str, subject: str, blocked: set[str]
@@ -192,8 +233,8 @@ class SmtpNotifier:
         try:
             await client.connect()
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
-            why = f"cannot connect to {self.settings.host}:{self.settings.port}: {exc}"
-            return [DeliveryResult(e.message_id, ok=False, retry=True, error=why) for e in group]
+            why, retry = self._connect_failure(exc)
+            return [DeliveryResult(e.message_id, ok=False, retry=retry, error=why) for e in group]
         out: list[DeliveryResult] = []
         blocked: set[str] = set()  # recipients with a deferred message: later ones wait (order)
         broken: str | None = None
