@@ -89,6 +89,7 @@ def test_several_replicas_take_postgresql_from_a_secret_and_get_a_disruption_bud
     assert env["KUBEHUB_ELASTICSEARCH_URL"] == HA_VALUES["elasticsearch.url"]
     assert env["KUBEHUB_PROMETHEUS_URL"] == HA_VALUES["prometheus.url"]
     assert env["KUBEHUB_SMTP_HOST"] == HA_VALUES["smtp.host"]
+    assert env["KUBEHUB_LEADER_REPLICA_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}  # the pod's name
     pdb = one(objects, "PodDisruptionBudget")
     assert pdb["spec"]["maxUnavailable"] == 1
     assert pdb["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
