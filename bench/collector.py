@@ -132,20 +132,12 @@ def collectors(base: str, state: str, nodes: list[str], hub_url: str, token: str
         tail = NodeTail(Path(base) / node / "pods", PositionStore(Path(state, node, "positions.json")))
         running.append(NodeCollector(tail, sink, node, batch_wait=1.0, discover_interval=2.0))
     cpu0 = time.process_time()
-    while not stop.is_set():
-        busy = False
-        for c in running:
-            busy |= c.step()
-        if not busy:
-            time.sleep(0.05)
-    for c in running:  # drain: deliver what is buffered, write positions
-        for _ in range(50):
-            if not c.buffer:
-                break
-            c._next_send = 0.0
-            c.step()
-        c.commit()
-        c.tail.close()
+    # Each node's collector runs its own loop, as on its own node; its sends overlap the others'.
+    threads = [threading.Thread(target=c.run, args=(stop,), daemon=True) for c in running]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     stats.put((sum(c.read for c in running), sum(c.failed for c in running), time.process_time() - cpu0))
 
 

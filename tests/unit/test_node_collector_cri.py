@@ -252,3 +252,12 @@ def test_ingest_bad_input_names_the_field(world: tuple[TenancyWorld, str]) -> No
     big = {"node": "node-1", "records": [record(message="x" * 60_000, offset=i) for i in range(80)]}
     r = post(w, big, token)
     assert r.status_code == 413
+
+
+def test_a_line_naming_no_exception_leaves_at_once_and_one_naming_one_waits() -> None:
+    g = StreamGrouper("stdout", flush_after=2.0)
+    (plain,) = lines("GET /api 200 3ms", stream="stdout")
+    assert [r.message for r in g.feed(plain, 0.0)] == ["GET /api 200 3ms"] and g.pending_start is None
+    for header in ("java.lang.IllegalStateException: boom", 'Exception in thread "main" java.lang.Error'):
+        g = StreamGrouper("stderr")
+        assert g.feed(lines(header)[0], 0.0) == [] and g.pending_start == 0

@@ -11,15 +11,17 @@ tested on their own (``tests/unit/test_node_collector_cri.py``) and the collecto
 Multi-line rules (docs/logs.md "Multi-line records"), per stream of one container:
 
 - **Java** (``java``): a line matching ``^\\s+at \\S``, ``^\\s*Caused by: ``, ``^\\s*Suppressed: ``
-  or ``^\\s+\\.\\.\\. \\d+ (more|common frames omitted)`` joins the record before it; so the
-  exception's header line (``java.lang.IllegalStateException: boom``) starts the record and every
-  frame and cause follows it.
+  or ``^\\s+\\.\\.\\. \\d+ (more|common frames omitted)`` joins the record before it when that
+  record is a line naming an exception (``Exception``, ``Error`` or ``Throwable`` followed by
+  ``:``, a space or the end: ``java.lang.IllegalStateException: boom``) or already a trace; so the
+  header line starts the record and every frame and cause follows it.
 - **Python** (``python``): ``Traceback (most recent call last):`` starts a record; indented lines
   (``  File …``, the source line, ``^``) join it; the first unindented line (``ValueError: x``)
   ends it and belongs to it. A chained traceback (a blank line, then ``During handling of the
   above exception, another exception occurred:`` or ``The above exception was the direct cause
   of the following exception:``, a blank line and the next ``Traceback``) stays in the same record.
-- Every other line is a record of its own.
+- Every other line is a record of its own, and leaves at once (only a line naming an exception
+  or a traceback in progress waits for its next line).
 
 A record ends at ``max_record_bytes`` (the rest starts a new record, nothing is dropped) and
 when no line joined it for ``flush_after`` seconds (a trace whose last line never comes).
@@ -41,6 +43,9 @@ MAX_RECORD_BYTES = 64 * 1024  # the stores keep 64 KiB per message (store.MAX_ME
 FLUSH_AFTER = 2.0  # seconds a multi-line record waits for its next line
 
 _JAVA_CONT = re.compile(r"^(?:\s+at \S|\s*Caused by: |\s*Suppressed: |\s+\.\.\. \d+ (?:more|common frames omitted))")
+# A line that may be followed by frames: it names an exception (``java.lang.IllegalStateException:
+# boom``, ``Exception in thread "main" java.lang.Error``), like Fluent Bit's java start state.
+_JAVA_HEAD = re.compile(r"(?:Exception|Error|Throwable)(?::|\s|$)")
 _PY_START = "Traceback (most recent call last):"
 _PY_CHAIN = (
     "During handling of the above exception, another exception occurred:",
@@ -180,6 +185,12 @@ class StreamGrouper:
         rec.add(text, end, now)
         if text.startswith(_PY_START):
             rec.kind = "py"
+        elif _JAVA_CONT.match(text):
+            rec.kind = "java"  # frames without a header line: still one record
+        elif not _JAVA_HEAD.search(text):
+            # Nothing can join a line that names no exception: it leaves at once, rather than
+            # waiting flush_after seconds for a next line that would only end it.
+            out.extend(self._end_record())
         return out
 
     def _joins(self, rec: _Pending, text: str) -> str:
