@@ -81,9 +81,11 @@ class StateStore(Protocol):
 def open_state_store(settings: Settings) -> StateStore:
     """PostgreSQL when ``database_url`` is set, else SQLite in the data directory."""
     if settings.database_url:
-        from hub.store.postgres import PostgresDatabase
+        from hub.store.postgres import IDLE_IN_TRANSACTION_TIMEOUT, PostgresDatabase
 
-        return PostgresDatabase(settings.database_url)
+        # A replica frozen inside a transaction is cut off well within the leader lease.
+        idle = max(1.0, min(IDLE_IN_TRANSACTION_TIMEOUT, settings.leader.lease_seconds / 3))
+        return PostgresDatabase(settings.database_url, idle_in_transaction_timeout=idle)
     return Database(settings.state_db)
 
 

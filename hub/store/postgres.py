@@ -51,8 +51,9 @@ LOCK_TIMEOUT = "30s"  # SQLite's busy_timeout of the other adapter
 # A process stopped inside a write transaction (SIGSTOP, a frozen VM, a cut network) would hold
 # the writers' lock for good, and with it every other replica and the leader lease; the server
 # ends a transaction idle this long, which releases the lock (docs/architecture.md "Several
-# replicas"). No hub transaction waits on anything but its own statements.
-IDLE_IN_TRANSACTION_TIMEOUT = "10s"
+# replicas"). No hub transaction waits on anything but its own statements. open_state_store
+# passes a third of the leader lease (at most this), so such a freeze delays no failover.
+IDLE_IN_TRANSACTION_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 5
 
 # Errors after which the connection is no good: the server is down, restarting or unreachable.
@@ -214,7 +215,7 @@ class PostgresDatabase:
 
     dialect = "postgresql"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, idle_in_transaction_timeout: float = IDLE_IN_TRANSACTION_TIMEOUT) -> None:
         if not url.startswith(("postgresql://", "postgres://")):
             raise ConfigError("KUBEHUB_DATABASE_URL", "must be a postgresql:// URL")
         self.url = url
@@ -224,7 +225,7 @@ class PostgresDatabase:
             given = conninfo_to_dict(url).get("options") or ""
         except psycopg.ProgrammingError as exc:
             raise ConfigError("KUBEHUB_DATABASE_URL", f"not a valid PostgreSQL URL: {_first_line(exc)}") from exc
-        idle = f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT}"
+        idle = f"-c idle_in_transaction_session_timeout={max(1, round(idle_in_transaction_timeout * 1000))}"
         self._options = f"{given} -c lock_timeout={LOCK_TIMEOUT} {idle}".strip()
         self._local = threading.local()
         self._all: list[tuple[threading.Thread, psycopg.Connection[Any]]] = []

@@ -54,18 +54,30 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Calla
 
 def test_a_writer_frozen_inside_its_transaction_does_not_hold_the_others_for_good(pg_server: str) -> None:
     """A replica stopped (SIGSTOP) while it holds the writers' lock: the server ends its idle
-    transaction after IDLE_IN_TRANSACTION_TIMEOUT, the others write again (the lease can move),
+    transaction after the idle timeout, the others write again (the lease can move),
     and the frozen one's write is lost with its transaction, never committed late."""
     import threading
     import time
 
     from hub.errors import BackendUnavailable
+    from hub.settings import Settings
+    from hub.store import open_state_store
     from hub.store.leases import LeaseStore
     from hub.store.postgres import IDLE_IN_TRANSACTION_TIMEOUT
 
-    limit = float(IDLE_IN_TRANSACTION_TIMEOUT.rstrip("s"))
+    limit = 2.0
     with throwaway_database(pg_server) as url:
-        frozen, other = PostgresDatabase(url), PostgresDatabase(url)
+        # what the hub opens: a third of the lease (6 s here), at most IDLE_IN_TRANSACTION_TIMEOUT
+        hub_store = open_state_store(Settings(database_url=url).replace(leader={"lease_seconds": 6.0}))
+        row = hub_store.query_one("SHOW idle_in_transaction_session_timeout")
+        assert row is not None and row[0] == "2s"
+        hub_store.close()
+        long_lease = open_state_store(Settings(database_url=url).replace(leader={"lease_seconds": 600.0}))
+        row = long_lease.query_one("SHOW idle_in_transaction_session_timeout")
+        assert row is not None and row[0] == f"{IDLE_IN_TRANSACTION_TIMEOUT:g}s"
+        long_lease.close()
+        frozen = PostgresDatabase(url, idle_in_transaction_timeout=limit)
+        other = PostgresDatabase(url, idle_in_transaction_timeout=limit)
         frozen.migrate()
         entered = threading.Event()
         outcome: list[BaseException | None] = []
@@ -88,7 +100,7 @@ def test_a_writer_frozen_inside_its_transaction_does_not_hold_the_others_for_goo
         waited = time.monotonic() - began
         t.join()
         assert lease is not None and lease.token == 1
-        assert waited < limit + 5, f"the other writer waited {waited:.1f}s"
+        assert waited < limit + 3, f"the other writer waited {waited:.1f}s"
         assert outcome and isinstance(outcome[0], BackendUnavailable)
         assert other.query_one("SELECT value FROM meta WHERE key='frozen'") is None
         frozen.close()
