@@ -202,6 +202,8 @@ class Leadership:
     def stop(self) -> None:
         """Stop the work, release the lease (another replica takes over at once), leave the list."""
         self._stop.set()
+        if self._thread is None and self._lease is None and not self._working:
+            return  # never started (a web-only process): nothing held, no heartbeat written
         if self._thread is not None:
             self._thread.join(timeout=self.lease_seconds + 5)
             self._thread = None
