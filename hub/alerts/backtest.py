@@ -29,7 +29,8 @@ from typing import Any
 import pandas as pd
 
 from hub.alerts.cycle import CycleRunner, Fetched
-from hub.alerts.engine import QueryBuilder, SlotAggregates, slot_of, step_for
+from hub.alerts.engine import QueryBuilder, SlotAggregates, slot_of
+from hub.alerts.engine_model import build_for, fetch_step, rule_metric
 from hub.alerts.notify.delivery import RecordingNotifier
 from hub.alerts.notify.notice import Notice
 from hub.alerts.notify.outbox import Dispatcher
@@ -129,14 +130,14 @@ def run_backtest(
     # Data: each distinct (metric, period) fetched once for the whole range (in a few pieces),
     # at the same points the live engine fetches period by period, then aggregated per slot.
     data: dict[tuple[str, float], SlotAggregates] = {}
-    for metric, period in sorted({(r.metric, r.period) for r in policy.rules}):
+    for metric, period in sorted({(rule_metric(policy, r), r.period) for r in policy.rules}):
         # The runner asks for the cluster-wide query (as live cycles batch every tenant); a
         # tenant's policy only ever reads its own namespace, so only that is fetched.
-        asked, labels = build_query(policy.level, metric, "last", period)
+        asked, labels = build_for(build_query, policy.level, metric, period)
         fetched = asked
         if policy.level == "workload" and policy.namespace:
-            fetched, _ = build_query(policy.level, metric, "last", period, policy.namespace)
-        step = step_for(period)
+            fetched, _ = build_for(build_query, policy.level, metric, period, policy.namespace)
+        step = fetch_step(metric, period)
         first = math.ceil(start / period) * period
         last = slot_of(end, period)
         if last < first:

@@ -50,6 +50,7 @@ from hub.alerts.cycle_stages import (
     track_metric_source,
 )
 from hub.alerts.engine import CompiledRule, EntityState, Evaluation, FetchKey, QueryBuilder, QueryKey
+from hub.alerts.engine_model import rule_metric
 from hub.alerts.notify import history, pipeline, reach
 from hub.alerts.notify.damping import FlapRecord
 from hub.alerts.policy import Policy, Receiver, parse_policy
@@ -176,6 +177,8 @@ class CycleRunner:
             rule = policy.rule(rule_name) if policy else None
             if policy is None or rule is None:
                 return ""
+            if rule.expr is not None:  # the query as sent (a tenant's: scoped to the namespace)
+                return describe_query(rule_metric(policy, rule), rule.aggregation, rule.period)
             try:
                 metric = str(self._builder(policy.level, rule.metric, "last", rule.period)[0])
             except Exception as exc:  # an unknown metric after a catalogue change: say so in the notice

@@ -34,6 +34,8 @@ META_TENANT = "__hub__"
 def describe_query(metric_promql: str, aggregation: str, period: float) -> str:
     """What a rule's value is, in words a person can check against Prometheus: the metric's
     points every ``step`` inside each period, aggregated."""
+    if metric_promql.startswith("promql:") or aggregation == "promql":
+        return f"the rows at the end of each {period:g}s period of: {metric_promql.removeprefix('promql:')}"
     step = step_for(period)
     points = round(period / step)
     return f"{aggregation} of {points} points ({step:g}s apart) in each {period:g}s period of: {metric_promql}"

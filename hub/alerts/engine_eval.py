@@ -293,7 +293,8 @@ def _evaluate_key(
                     continue
                 row_or_none = positions.get(entity)
                 if row_or_none is None:
-                    _apply(out, cr, prev, "nodata", at, None, entity, prev.labels)
+                    # A PromQL rule's row that is gone is Prometheus's "no longer firing".
+                    _apply(out, cr, prev, "ok" if cr.rule.expr is not None else "nodata", at, None, entity, prev.labels)
                     continue
                 k = in_rows[row_or_none]
                 if not scope[k]:

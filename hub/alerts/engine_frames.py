@@ -21,6 +21,7 @@ COMPARE: dict[str, Callable[[Any, Any], Any]] = {
     "<=": np.less_equal,
     "==": np.isclose,  # float equality with a tolerance: 0.1 + 0.2 == 0.3 should hold
     "!=": lambda a, b: ~np.isclose(a, b),
+    "present": lambda a, b: np.ones(np.broadcast(a, b).shape, dtype=bool),  # a PromQL rule: any row breaches
 }
 
 
@@ -118,6 +119,8 @@ def prepare_frame(frame: pd.DataFrame, entity_labels: Sequence[str], level: str)
 def _present_labels(frame: pd.DataFrame, entity_labels: Sequence[str], level: str) -> tuple[str, ...]:
     if level == "workload" and "namespace" not in frame.columns and len(frame):
         raise ValueError("the workload query result has no namespace label; refusing to evaluate it")
+    if tuple(entity_labels) == ("*",):  # a PromQL rule: the entity is the row's whole label set
+        return tuple(sorted(str(c) for c in frame.columns if c not in ("timestamp", "value", "series", "__name__")))
     return tuple(n for n in entity_labels if n in frame.columns)
 
 

@@ -216,9 +216,49 @@ def compile_rules(policies: Iterable[tuple[str, Policy]]) -> list[CompiledRule]:
         if not policy.enabled:
             continue
         for rule in policy.rules:
-            key = QueryKey(policy.level, rule.metric, rule.aggregation, rule.period)
+            key = QueryKey(policy.level, rule_metric(policy, rule), rule.aggregation, rule.period)
             out.append(CompiledRule(policy_id=policy_id, policy=policy, rule=rule, key=key))
     return out
+
+
+PROMQL_PREFIX = "promql:"  # the "metric" of a PromQL rule's query key: the query itself
+
+
+def rule_metric(policy: Policy, rule: Rule) -> str:
+    """What a rule fetches: its catalogue metric, or for a PromQL rule ``promql:<query>`` with
+    a workload rule's query scoped to its namespace (``promql_scope``; validation refused what
+    cannot be scoped, so a refusal here means a stored document that no longer validates and
+    the rule's query is one that returns nothing)."""
+    if rule.expr is None:
+        return rule.metric
+    if policy.level != "workload":
+        return PROMQL_PREFIX + rule.expr
+    from hub.alerts.promql_scope import PromQLRefused, scope_expression
+
+    try:
+        return PROMQL_PREFIX + scope_expression(rule.expr, policy.namespace or "")
+    except PromQLRefused as exc:
+        return PROMQL_PREFIX + f"vector(0) unless vector(0) # refused: {str(exc)[:100].replace(chr(10), ' ')}"
+
+
+def fetch_step(metric: str, period: float) -> float:
+    """A PromQL rule needs one point per period (its value at the slot's end); a catalogue
+    metric the points of :func:`step_for`."""
+    return float(period) if metric.startswith(PROMQL_PREFIX) else step_for(period)
+
+
+def build_for(
+    build_query: QueryBuilder, level: str, metric: str, period: float, namespace: str | None = None
+) -> tuple[str, Sequence[str]]:
+    """The PromQL and entity labels of a fetch: a PromQL rule's own query (entity: every label
+    of a row, ``("*",)``), else the catalogue's."""
+    if metric.startswith(PROMQL_PREFIX):
+        return metric[len(PROMQL_PREFIX) :], ("*",)
+    return (
+        build_query(level, metric, "last", period, namespace)
+        if namespace
+        else build_query(level, metric, "last", period)
+    )
 
 
 def slot_of(t: float, period: float) -> float:
@@ -255,8 +295,8 @@ def plan(
         aggs[fetch_key(cr.key)].add(cr.key.aggregation)
     queries: dict[FetchKey, PlannedQuery] = {}
     for fk, wanted in aggs.items():
-        promql, labels = build_query(fk.level, fk.metric, "last", fk.period)
-        step = step_for(fk.period)
+        promql, labels = build_for(build_query, fk.level, fk.metric, fk.period)
+        step = fetch_step(fk.metric, fk.period)
         at = slots[fk.period]
         queries[fk] = PlannedQuery(
             key=fk,

@@ -13,7 +13,9 @@ from __future__ import annotations
 import zoneinfo
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
+from hub.alerts.policy_expr import EXPR_RULE_FIELDS, parse_expr_rule
 from hub.alerts.policy_model import (
     _CATALOGUE_UNIT_ALIASES,
     _CLOCK,
@@ -36,6 +38,7 @@ from hub.alerts.policy_model import (
     MAX_TARGETS,
     MAX_THRESHOLD,
     MIN_PERIOD,
+    RECEIVER_KINDS,
     REPEAT_MODES,
     SEVERITIES,
     UNITS,
@@ -329,7 +332,11 @@ def parse_policy(
     if doc.get("rules") is None or (isinstance(doc.get("rules"), list) and not raw_rules):
         c.add("rules", "a policy needs at least one rule")
     for i, raw in enumerate(raw_rules):
-        rule = _parse_rule(c, raw, f"rules[{i}]", metric_table, level)
+        rule: Rule | None
+        if isinstance(raw, dict) and "expr" in raw:  # a PromQL rule (hub/alerts/policy_expr.py)
+            rule = parse_expr_rule(c, c.mapping(raw, f"rules[{i}]", EXPR_RULE_FIELDS), f"rules[{i}]", level, policy_ns)
+        else:
+            rule = _parse_rule(c, raw, f"rules[{i}]", metric_table, level)
         if rule is None:
             continue
         if rule.name in names:
@@ -491,6 +498,34 @@ def _parse_window(
     return TimeWindow(start=start, end=end, timezone=tz)
 
 
+MAX_URL_CHARS = 2000
+
+
+def _http_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be an HTTP receiver's address, or None. No credentials in the URL: they
+    would be shown back with the policy (a webhook's secret is the write-only ``secret``)."""
+    if not url:
+        return "must not be empty"
+    if len(url) > MAX_URL_CHARS:
+        return f"is longer than {MAX_URL_CHARS} characters"
+    if any(ch.isspace() or ord(ch) < 32 for ch in url):
+        return "must not contain spaces or control characters"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as exc:
+        return f"is not a URL ({exc})"
+    if parts.scheme not in ("http", "https"):
+        return f"{_r(url)} is not an http:// or https:// URL"
+    if not parts.hostname:
+        return f"{_r(url)} names no host"
+    if parts.username is not None or parts.password is not None:
+        return "must not carry a user or password (a webhook's secret goes in its secret field)"
+    if parts.fragment:
+        return "must not have a #fragment"
+    return None
+
+
 def _parse_notification(c: _Check, value: Any, users: Collection[str] | None) -> Notification:
     n = c.mapping(value, "notification", ("receivers", "window", "send_resolved", "language"))
     receivers: list[Receiver] = []
@@ -499,26 +534,55 @@ def _parse_notification(c: _Check, value: Any, users: Collection[str] | None) ->
         path = f"notification.receivers[{i}]"
         if isinstance(raw, str):
             raw = {"email": raw} if "@" in raw else {"user": raw}
-        r = c.mapping(raw, path, ("email", "user", "timezone", "quiet_hours", "language"))
+        r = c.mapping(
+            raw,
+            path,
+            (*RECEIVER_KINDS, "secret", "secret_set", "timeout", "timezone", "quiet_hours", "language"),
+        )
         if not r:
             if isinstance(raw, dict):
-                c.add(path, "needs an email or a user")
+                c.add(path, "needs an email, a user, a webhook or an alertmanager")
             continue
-        email = r.get("email")
-        user = r.get("user")
-        if (email is None) == (user is None):
-            c.add(path, "give exactly one of email or user")
+        given = [k for k in RECEIVER_KINDS if r.get(k) is not None]
+        if len(given) != 1:
+            c.add(path, "give exactly one of email, user, webhook or alertmanager")
             continue
         rec_email: str | None = None
         rec_user: str | None = None
+        rec_url: dict[str, str] = {}
+        secret: str | None = None
+        timeout: float | None = None
+        email, user = r.get("email"), r.get("user")
         if email is not None:
             rec_email = c.string(email, f"{path}.email").strip()
             if rec_email and not _EMAIL.match(rec_email):
                 c.add(f"{path}.email", f"{_r(rec_email)} is not an email address")
-        else:
+        elif user is not None:
             rec_user = c.string(user, f"{path}.user").strip()
             if rec_user and users is not None and rec_user not in users:
                 c.add(f"{path}.user", f"unknown user {_r(rec_user)}, or one who may not see these alerts")
+        else:
+            kind = given[0]
+            url = c.string(r.get(kind), f"{path}.{kind}").strip()
+            why = _http_url_problem(url)
+            if why:
+                c.add(f"{path}.{kind}", why)
+            rec_url[kind] = url
+            if r.get("timeout") is not None:
+                timeout = c.duration(r.get("timeout"), f"{path}.timeout")
+                if timeout is not None and not 1 <= timeout <= 60:
+                    c.add(f"{path}.timeout", "must be 1s..60s")
+        if r.get("secret") is not None:
+            if not r.get("webhook"):
+                c.add(f"{path}.secret", "only a webhook receiver has a secret (it signs the body)")
+            else:
+                secret = c.string(r.get("secret"), f"{path}.secret")
+                if secret and not 16 <= len(secret) <= 256:
+                    c.add(f"{path}.secret", "must be 16..256 characters (or empty to remove it)")
+                if any(ch in secret for ch in "\r\n\0"):
+                    c.add(f"{path}.secret", "must not contain line breaks or NUL")
+        if r.get("timeout") is not None and not rec_url:
+            c.add(f"{path}.timeout", "only webhook and alertmanager receivers have a timeout")
         tz = c.timezone(r.get("timezone"), f"{path}.timezone", default="") if r.get("timezone") is not None else None
         quiet = None
         if r.get("quiet_hours") is not None:
@@ -526,7 +590,17 @@ def _parse_notification(c: _Check, value: Any, users: Collection[str] | None) ->
                 c, r.get("quiet_hours"), f"{path}.quiet_hours", with_timezone=False, default_tz=tz or "UTC"
             )
         lang = c.choice(r.get("language"), f"{path}.language", LANGUAGES) if r.get("language") is not None else None
-        rec = Receiver(email=rec_email, user=rec_user, timezone=tz or None, quiet_hours=quiet, language=lang)
+        rec = Receiver(
+            email=rec_email,
+            user=rec_user,
+            timezone=tz or None,
+            quiet_hours=quiet,
+            language=lang,
+            webhook=rec_url.get("webhook"),
+            alertmanager=rec_url.get("alertmanager"),
+            secret=secret,
+            timeout=timeout,
+        )
         if rec.key in seen:
             c.add(path, f"{_r(rec.key.split(':', 1)[1])} is listed twice")
         seen.add(rec.key)

@@ -177,6 +177,14 @@ class Rule:
     period: float  # seconds
     consecutive: int
     severity: str
+    # A PromQL rule (``expr`` instead of a catalogue metric; docs/alerting.md "PromQL rules"):
+    # a row the expression returns is a breach, one missing is ok (Prometheus's alerting-rule
+    # meaning). ``for_seconds`` is kept as written (``consecutive`` is derived from it).
+    expr: str | None = None
+    for_seconds: float | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+    summary: str = ""
+    details: str = ""
 
     @property
     def threshold_base(self) -> float:
@@ -184,6 +192,20 @@ class Rule:
         return self.threshold * UNITS[self.unit].factor if self.unit in UNITS else self.threshold
 
     def to_document(self) -> dict[str, Any]:
+        if self.expr is not None:
+            out: dict[str, Any] = {"name": self.name, "expr": self.expr, "period": format_duration(self.period)}
+            if self.for_seconds is not None:
+                out["for"] = format_duration(self.for_seconds) if self.for_seconds else "0s"
+            else:
+                out["consecutive"] = self.consecutive
+            out["severity"] = self.severity
+            if self.labels:
+                out["labels"] = dict(self.labels)
+            if self.summary:
+                out["summary"] = self.summary
+            if self.details:
+                out["description"] = self.details
+            return out
         return {
             "name": self.name,
             "metric": self.metric,
@@ -246,12 +268,25 @@ class TimeWindow:
         return {"start": _hhmm(self.start), "end": _hhmm(self.end), "timezone": self.timezone}
 
 
+RECEIVER_KINDS = ("email", "user", "webhook", "alertmanager")
+
+
+# Schemes of the outbox's recipient column: an email address has none; HTTP receivers are
+# "webhook:<url>" or "alertmanager:<url>", so the dispatcher knows which sender takes a row.
+HTTP_SCHEMES = ("webhook", "alertmanager")
+
+
 @dataclass(frozen=True)
 class Receiver:
-    """One recipient: an email address or a hub user (resolved to their address at send time).
+    """One recipient: an email address, a hub user (resolved to their address at send time), a
+    webhook URL (Alertmanager's webhook JSON, signed with ``secret``) or an Alertmanager's base
+    URL (its v2 API gets the alerts themselves; docs/alerting.md "Webhooks and Alertmanager").
 
     ``quiet_hours`` are in the receiver's own ``timezone``: notices for this receiver that fall
     inside them are held until they end (PRODUCT.md "Quiet hours per recipient").
+
+    ``secret`` is write-only: it is kept in the store but never shown back (``to_document``
+    says only ``secret_set``) and ``repr=False`` keeps it out of log lines and tracebacks.
     """
 
     email: str | None = None
@@ -259,13 +294,43 @@ class Receiver:
     timezone: str | None = None
     quiet_hours: TimeWindow | None = None
     language: str | None = None
+    webhook: str | None = None
+    alertmanager: str | None = None
+    secret: str | None = field(default=None, repr=False)
+    timeout: float | None = None  # seconds per HTTP request (HTTP receivers), default 10
+
+    @property
+    def kind(self) -> str:
+        return next((k for k in RECEIVER_KINDS if getattr(self, k)), "email")
 
     @property
     def key(self) -> str:
-        return f"user:{self.user}" if self.user else f"email:{self.email}"
+        if self.user:
+            return f"user:{self.user}"
+        if self.webhook:
+            return f"webhook:{self.webhook}"
+        if self.alertmanager:
+            return f"alertmanager:{self.alertmanager}"
+        return f"email:{self.email}"
 
-    def to_document(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"user": self.user} if self.user else {"email": self.email}
+    def to_document(self, *, secrets: bool = False) -> dict[str, Any]:
+        """The receiver as the API shows it; ``secrets=True`` (the store only) keeps the secret."""
+        out: dict[str, Any]
+        if self.user:
+            out = {"user": self.user}
+        elif self.webhook:
+            out = {"webhook": self.webhook}
+        elif self.alertmanager:
+            out = {"alertmanager": self.alertmanager}
+        else:
+            out = {"email": self.email}
+        if self.secret:
+            if secrets:
+                out["secret"] = self.secret
+            else:
+                out["secret_set"] = True
+        if self.timeout is not None:
+            out["timeout"] = format_duration(self.timeout)
         if self.timezone:
             out["timezone"] = self.timezone
         if self.quiet_hours:
@@ -283,8 +348,8 @@ class Notification:
     send_resolved: bool = True
     language: str | None = None
 
-    def to_document(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"receivers": [r.to_document() for r in self.receivers]}
+    def to_document(self, *, secrets: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {"receivers": [r.to_document(secrets=secrets) for r in self.receivers]}
         if self.window:
             out["window"] = self.window.to_document()
         out["send_resolved"] = self.send_resolved
@@ -353,8 +418,9 @@ class Policy:
     def rule(self, name: str) -> Rule | None:
         return next((r for r in self.rules if r.name == name), None)
 
-    def to_document(self) -> dict[str, Any]:
-        """The canonical document (what the API returns and the store keeps)."""
+    def to_document(self, *, secrets: bool = False) -> dict[str, Any]:
+        """The canonical document: what the API returns, and with ``secrets=True`` what the store
+        keeps (receivers' webhook secrets are write-only: never in an answer)."""
         out: dict[str, Any] = {"name": self.name}
         if self.description:
             out["description"] = self.description
@@ -364,7 +430,7 @@ class Policy:
         out["enabled"] = self.enabled
         out["target"] = self.target.to_document(self.level)
         out["rules"] = [r.to_document() for r in self.rules]
-        out["notification"] = self.notification.to_document()
+        out["notification"] = self.notification.to_document(secrets=secrets)
         out["repeat"] = {sev: rep.to_document() for sev, rep in self.repeat}
         out["flap"] = self.flap.to_document()
         return out

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,26 @@ from hub.store.alerts import AlertStore, CycleWrite
 from hub.timeutil import Clock, iso, parse_duration, parse_time
 
 AuditFn = Callable[[str, str, str, str, Mapping[str, Any]], Any]
+
+
+def keep_secrets(new: Policy, stored: Policy) -> Policy:
+    """Webhook secrets are write-only: a receiver saved again without ``secret`` (the console
+    and a GET-edit-PUT never have it) keeps the stored one for the same URL; ``secret: ""``
+    removes it."""
+    kept = {r.webhook: r.secret for r in stored.notification.receivers if r.webhook and r.secret}
+    receivers = tuple(
+        replace(r, secret=kept.get(r.webhook)) if r.webhook and r.secret is None and r.webhook in kept else r
+        for r in new.notification.receivers
+    )
+    return replace(new, notification=replace(new.notification, receivers=receivers))
+
+
+def redact_secrets(document: dict[str, Any]) -> dict[str, Any]:
+    """A stored document as an answer shows it: ``secret_set: true`` instead of the secret."""
+    for r in (document.get("notification") or {}).get("receivers") or []:
+        if isinstance(r, dict) and r.pop("secret", None):
+            r["secret_set"] = True
+    return document
 
 
 def _policy_id() -> str:
@@ -137,7 +158,7 @@ class AlertService(AlertsAndHistory, Silences):
             return None
 
     def _policy_dict(self, row: Any, *, with_status: bool = False) -> dict[str, Any]:
-        doc = json.loads(row["document"])
+        doc = redact_secrets(json.loads(row["document"]))
         out = {
             "id": row["id"],
             **doc,
@@ -183,7 +204,7 @@ class AlertService(AlertsAndHistory, Silences):
             level=policy.level,
             namespace=policy.namespace,
             name=policy.name,
-            document=policy.to_document(),
+            document=policy.to_document(secrets=True),
             enabled=policy.enabled,
             actor=actor,
             now=self.clock.now(),
@@ -214,10 +235,17 @@ class AlertService(AlertsAndHistory, Silences):
             closing = [(st, "the stored policy no longer validated") for st in states]
         else:
             old = stored
+            new = keep_secrets(new, stored)
             carried, closing = self._edit_effects(old, new, states)
         write = self._closing_write(policy_id, old, closing, now)
         self.store.update_policy(
-            policy_id, name=new.name, document=new.to_document(), enabled=new.enabled, actor=actor, now=now, write=write
+            policy_id,
+            name=new.name,
+            document=new.to_document(secrets=True),
+            enabled=new.enabled,
+            actor=actor,
+            now=now,
+            write=write,
         )
         detail = {
             **self._audit_detail(new),
@@ -274,12 +302,15 @@ class AlertService(AlertsAndHistory, Silences):
                 closing.append((st, "the policy was disabled"))
             elif after is None:
                 closing.append((st, "its rule was removed from the policy"))
-            elif before is not None and (before.metric, before.aggregation, before.period) != (
+            elif before is not None and (before.metric, before.aggregation, before.period, before.expr) != (
                 after.metric,
                 after.aggregation,
                 after.period,
+                after.expr,
             ):
-                closing.append((st, "its rule now measures something else (metric, aggregation or period changed)"))
+                closing.append(
+                    (st, "its rule now measures something else (metric, expression, aggregation or period changed)")
+                )
             elif not engine.target_matches(new, st.labels):
                 closing.append((st, "the entity is no longer a target of the policy"))
             else:
