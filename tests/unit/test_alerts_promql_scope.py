@@ -34,7 +34,7 @@ ACCEPTED = [
     "kube_pod_info unless kube_pod_status_ready",
     "kube_pod_info > bool scalar(count(kube_node_info))",
     "-kube_pod_info + 2 * kube_pod_info",
-    '{__name__="kube_pod_info", namespace="kube-system"}',
+    '{__name__="kube_pod_info", namespace="kubehub-system"}',
     "count by (namespace) (kube_pod_info) > 1",
     "sum without (pod) (kube_pod_info)",
     "histogram_quantile(0.9, sum by (namespace, le) (rate(apiserver_request_duration_seconds_bucket[5m])))",
@@ -111,7 +111,7 @@ def test_every_selector_is_forced_to_the_namespace(expr: str) -> None:
         ns = [m for m in vs.matchers.matchers if m.name == "namespace"]
         assert len(ns) == 1 and ns[0].op == pp.MatchOp.Equal and ns[0].value == NS, (expr, scoped)
         assert vs.at is None and not vs.matchers.or_matchers
-    assert "retail-web" not in scoped and "kube-system" not in scoped
+    assert "retail-web" not in scoped and "kubehub-system" not in scoped
 
 
 @pytest.mark.parametrize(("expr", "construct"), REFUSED)
