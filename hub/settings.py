@@ -294,6 +294,28 @@ class LeaderSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    default_name: str = _doc(
+        "Name of the cluster the kubernetes.* and prometheus.* settings describe (the implicit cluster; a "
+        "single-cluster install has only this one). Further clusters are added in the console or with "
+        "POST /api/v1/clusters (docs/clusters.md).",
+        default="default",
+    )
+    default_metrics_label: str = _doc(
+        "Value of the `cluster` label of the implicit cluster's series when prometheus.url is one endpoint "
+        "shared by several clusters (Thanos, Mimir). Empty: prometheus.url is this cluster's own Prometheus "
+        "and its series carry no cluster label.",
+        default="",
+    )
+    secret_key: str = _doc(
+        "Fernet key(s) that encrypt stored cluster credentials (kubeconfig contents, tokens); a comma list "
+        "rotates (the first encrypts, all decrypt). Make one with `kubehub cluster-key`. Empty: clusters "
+        "can only be added with a kubeconfig_path on the hub's disk or in-cluster.",
+        default="",
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = _doc(
         "Directory of the hub's state (SQLite, unless database_url is set), embedded logs and spool.",
@@ -317,6 +339,7 @@ class Settings:
     oidc: OidcSettings = field(default_factory=OidcSettings)
     rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
     leader: LeaderSettings = field(default_factory=LeaderSettings)
+    clusters: ClusterSettings = field(default_factory=ClusterSettings)
 
     @property
     def state_db(self) -> Path:
@@ -486,6 +509,12 @@ def _validate(s: Settings) -> None:
         raise ConfigError("KUBEHUB_OIDC_TIMEOUT", "must be more than 0 seconds")
     if not 0 <= s.oidc.leeway <= 600:
         raise ConfigError("KUBEHUB_OIDC_LEEWAY", "must be between 0 and 600 seconds")
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?", s.clusters.default_name):
+        raise ConfigError("KUBEHUB_CLUSTERS_DEFAULT_NAME", "must be 1-40 lowercase letters, digits or '-'")
+    if s.clusters.default_metrics_label and not s.prometheus.url:
+        raise ConfigError(
+            "KUBEHUB_CLUSTERS_DEFAULT_METRICS_LABEL", "needs KUBEHUB_PROMETHEUS_URL (the shared endpoint)"
+        )
     for name in ("log_exports", "backtests", "long_queries"):
         if getattr(s.rate_limits, name) < 0:
             raise ConfigError(f"KUBEHUB_RATE_LIMITS_{name.upper()}", "must be 0 (no limit) or more")
