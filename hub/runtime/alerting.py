@@ -19,6 +19,7 @@ email addresses), platform admins (the hub's own meta-alert) and audit log, and 
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import threading
@@ -36,11 +37,14 @@ from hub.alerts.cycle import CycleReport, CycleRunner
 from hub.alerts.engine import FetchKey
 from hub.alerts.jobs import BacktestJobs
 from hub.alerts.notify.email import SmtpNotifier
+from hub.alerts.notify.http_send import HttpNotifier
 from hub.alerts.notify.outbox import Dispatcher
 from hub.alerts.notify.render import Renderer
-from hub.alerts.policy import Receiver
+from hub.alerts.notify.repost import AlertmanagerRepost
+from hub.alerts.policy import PolicyInvalid, Receiver, parse_policy
 from hub.alerts.service import AlertService
 from hub.collectors.catalogue import default_catalogue
+from hub.errors import InvalidInput
 from hub.runtime.evidence import evidence_lines
 from hub.store.alerts import AlertStore
 from hub.store.leases import Fence, FencedStore, FencingLost
@@ -60,7 +64,14 @@ def _builtin_rules_dir() -> Path:
 
 
 RULES_DIR = _builtin_rules_dir()
-STUCK_CYCLES = 5  # /readyz complains when no cycle completed for this many ticks
+STUCK_CYCLES = 5
+
+
+def alertmanager_hold(tick_seconds: float) -> float:
+    """How far ahead a firing alert's ``endsAt`` goes in Alertmanager: four cycles, at least
+    three minutes (Alertmanager's own client convention is a few evaluation intervals), so a
+    hub that stops re-posting (stopped, lost its lease) lets Alertmanager resolve it soon."""
+    return max(180.0, 4 * tick_seconds)  # /readyz complains when no cycle completed for this many ticks
 
 
 class AlertEngine:
@@ -78,7 +89,9 @@ class AlertEngine:
         clock: Clock,
         fenced: FencedStore | None = None,
         fence: Callable[[], Fence | None] | None = None,
+        repost: AlertmanagerRepost | None = None,
     ) -> None:
+        self.repost = repost
         self.fenced = fenced  # the runner's and dispatcher's store, when a lease guards them
         self.fence = fence
         self.runner = runner
@@ -137,6 +150,13 @@ class AlertEngine:
                 )
             self.last_report = report
             self.last_ok = self.clock.now()
+            if self.repost is not None:
+                try:  # Alertmanager wants firing alerts re-posted each cycle (notify/repost.py)
+                    self.repost.run()
+                except FencingLost as exc:
+                    log.warning("Alertmanager re-post stopped: %s", exc)
+                except Exception:
+                    log.exception("Alertmanager re-post failed")
             log.debug(
                 "alert cycle committed: %d rules due, %d queries, %d notices in %.3fs",
                 report.due_rules,
@@ -317,6 +337,7 @@ def build(hub: Hub) -> None:
 
     runner = None
     dispatcher = None
+    repost: AlertmanagerRepost | None = None
     # The background half writes through the lease's fence (hub/runtime/leadership.py).
     fenced = FencedStore(hub.db)
     engine_store = AlertStore(fenced)
@@ -345,19 +366,46 @@ def build(hub: Hub) -> None:
                 tick_seconds=settings.alerts.tick_seconds,
                 on_query=on_query,
             )
-        if settings.smtp.host:
-            dispatcher = Dispatcher(
+        # Always: webhook and Alertmanager receivers need no SMTP server (without one, email
+        # messages wait in the outbox as "no SMTP server is configured", retried with back-off).
+        http = HttpNotifier()
+        hold = alertmanager_hold(settings.alerts.tick_seconds)
+
+        def receiver(policy_id: str, recipient: str) -> Receiver | None:
+            row = engine_store.policy(policy_id)
+            if row is None:
+                return None
+            try:
+                policy = parse_policy(json.loads(row["document"]))
+            except (PolicyInvalid, InvalidInput, ValueError):
+                return None
+            return next((r for r in policy.notification.receivers if r.key == recipient), None)
+
+        if runner is not None:
+            repost = AlertmanagerRepost(
                 store=engine_store,
-                may_send=may_send,
-                notifier=SmtpNotifier(settings.smtp),
-                renderer=Renderer(
-                    public_url=settings.public_url,
-                    log_lines=evidence_lines(hub.logs.store, hub.cluster, t.project_log_floors),
-                ),
+                http=http,
                 clock=hub.clock,
-                retry_initial=settings.alerts.retry_initial_seconds,
-                retry_max=settings.alerts.retry_max_seconds,
+                public_url=settings.public_url,
+                hold=hold,
+                may_send=may_send,
             )
+        dispatcher = Dispatcher(
+            store=engine_store,
+            may_send=may_send,
+            http=http,
+            receiver=receiver,
+            public_url=settings.public_url,
+            alertmanager_hold=hold,
+            notifier=SmtpNotifier(settings.smtp),
+            renderer=Renderer(
+                public_url=settings.public_url,
+                log_lines=evidence_lines(hub.logs.store, hub.cluster, t.project_log_floors),
+            ),
+            clock=hub.clock,
+            retry_initial=settings.alerts.retry_initial_seconds,
+            retry_max=settings.alerts.retry_max_seconds,
+        )
     hub.alert_engine = AlertEngine(
         runner=runner,
         dispatcher=dispatcher,
@@ -368,4 +416,5 @@ def build(hub: Hub) -> None:
         clock=hub.clock,
         fenced=fenced,
         fence=hub.leadership.fence,
+        repost=repost,
     )

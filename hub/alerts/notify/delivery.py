@@ -1,6 +1,7 @@
 """The notifier protocol the outbox delivers through, and a recording notifier.
 
-``SmtpNotifier`` (email.py) is the real one. ``RecordingNotifier`` keeps what it was given:
+``SmtpNotifier`` (email.py) is the real one; webhook and Alertmanager receivers' messages are
+``PendingHttp`` requests for an ``HttpSender`` (http_send.py). ``RecordingNotifier`` keeps what it was given:
 backtests use it to list every notice a policy *would* have sent, and tests use it (and its
 scripted failures) to check the outbox without a mail server. Both implement this protocol;
 nothing here touches a vendor library.
@@ -52,6 +53,38 @@ class DeliveryResult:
 
 
 Sendable = OutgoingEmail | PendingEmail
+
+DEFAULT_HTTP_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    message_id: str
+    recipient: str  # "webhook:<url>" | "alertmanager:<base url>"
+    url: str  # where the body goes
+    body: bytes
+    headers: tuple[tuple[str, str], ...]
+    subject: str  # what the outbox records as what was sent
+    timeout: float = DEFAULT_HTTP_TIMEOUT
+
+
+@dataclass(frozen=True)
+class PendingHttp:
+    """Built right before its turn (like ``PendingEmail``): the Alertmanager body's ``endsAt``
+    counts from the moment it is sent, not from when the cycle decided it."""
+
+    message_id: str
+    recipient: str
+    build: Callable[[], HttpRequest]
+    may_send: Callable[[], bool] | None = None
+
+
+class HttpSender(Protocol):
+    """Delivers HTTP receivers' messages (``http_send.HttpNotifier``) under the same contract."""
+
+    def send(self, items: Sequence[PendingHttp], on_result: OnResult | None = None) -> list[DeliveryResult]: ...
+
+
 NOT_LEADING = "this replica no longer holds the lease; the next leader sends it"
 
 

@@ -18,6 +18,11 @@ them ``sending`` (committed) before talking to the server and ``sent`` right aft
 - with several replicas, ``may_send`` travels with each message and the notifier asks it right
   before the message's DATA: a leader that lost its lease (paused, partitioned) sends nothing
   more, and its outcome writes are refused by the fencing token (``hub.store.leases``).
+
+Rows whose recipient is ``webhook:<url>`` or ``alertmanager:<url>`` go to the HTTP sender
+(``http_send``) under the same rules; their body is built right before the request from the
+notices (``hooks``), signed with the receiver's secret, which ``receiver`` looks up in the
+stored policy at that moment (so a secret changed meanwhile applies, and none is kept here).
 """
 
 from __future__ import annotations
@@ -28,10 +33,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hub.alerts.notify.delivery import DeliveryResult, Notifier, OutgoingEmail, PendingEmail
+from hub.alerts.notify import hooks
+from hub.alerts.notify.delivery import (
+    DEFAULT_HTTP_TIMEOUT,
+    DeliveryResult,
+    HttpRequest,
+    HttpSender,
+    Notifier,
+    OutgoingEmail,
+    PendingEmail,
+    PendingHttp,
+)
 from hub.alerts.notify.notice import Notice
 from hub.alerts.notify.render import Renderer
 from hub.alerts.notify.retry import backoff
+from hub.alerts.policy_model import HTTP_SCHEMES, Receiver
 from hub.store.alerts import AlertStore
 from hub.timeutil import Clock
 
@@ -63,8 +79,16 @@ class Dispatcher:
         retry_max: float = 600.0,
         batch: int = 200,
         may_send: Callable[[], bool] | None = None,
+        http: HttpSender | None = None,
+        receiver: Callable[[str, str], Receiver | None] | None = None,
+        public_url: str = "",
+        alertmanager_hold: float = 300.0,
     ) -> None:
         self.may_send = may_send
+        self.http = http
+        self.receiver = receiver
+        self.public_url = public_url
+        self.alertmanager_hold = alertmanager_hold
         self.store = store
         self.notifier = notifier
         self.renderer = renderer
@@ -93,17 +117,27 @@ class Dispatcher:
         }
         outcomes: list[tuple[int, str, float, str, str]] = []
         items: list[tuple[Any, PendingEmail]] = []
+        calls: list[tuple[Any, PendingHttp]] = []
         for row in rows:
             found = [payloads[k] for k in keys[row["id"]] if k in payloads]
             if not found:
                 outcomes.append((row["id"], "failed", 0.0, "the message holds no notices", ""))
                 report.failed += 1
                 continue
+            if str(row["recipient"]).split(":", 1)[0] in HTTP_SCHEMES:
+                if self.http is None:
+                    res = DeliveryResult(row["message_id"], ok=False, retry=True, error="no HTTP sender is configured")
+                    outcomes.append(self._outcome(row, res, now, report))
+                    continue
+                call = PendingHttp(row["message_id"], row["recipient"], self._http_builder(row, found), self.may_send)
+                calls.append((row, call))
+                continue
             pending = PendingEmail(row["message_id"], row["recipient"], self._builder(row, found), self.may_send)
             items.append((row, pending))
         if outcomes:
             self.store.record_results(outcomes, now=now)
-        by_message = {p.message_id: row for row, p in items}
+        by_message: dict[str, Any] = {p.message_id: row for row, p in items}
+        by_message.update({c.message_id: row for row, c in calls})
         recorded: set[int] = set()
 
         def on_result(res: DeliveryResult) -> None:
@@ -116,10 +150,12 @@ class Dispatcher:
 
         log.debug("outbox: sending %d message(s)", len(items))
         results = self.notifier.send([p for _, p in items], on_result=on_result) if items else []
+        if calls and self.http is not None:
+            results += self.http.send([c for _, c in calls], on_result=on_result)
         done = self.clock.now()
         rest = [
             self._outcome(row, res, done, report)
-            for (row, _), res in zip(items, results, strict=True)
+            for row, res in zip([r for r, _ in items] + [r for r, _ in calls], results, strict=True)
             if row["id"] not in recorded
         ]
         if rest:
@@ -159,6 +195,45 @@ class Dispatcher:
                 images=rendered.images,
                 headers=(("X-Kubehub-Tenant", row["tenant"]), ("X-Kubehub-Alerts", alerts)),
             )
+
+        return build
+
+    def _http_builder(self, row: Any, payloads: list[str]) -> Callable[[], HttpRequest]:
+        """The request of a webhook or Alertmanager message, built right before it is sent."""
+
+        def build() -> HttpRequest:
+            notices = [Notice.from_json(p) for p in payloads]
+            scheme, url = str(row["recipient"]).split(":", 1)
+            found = self.receiver(row["policy_id"], row["recipient"]) if self.receiver else None
+            if found is None:
+                raise LookupError("the policy no longer names this receiver")
+            alerts = [hooks.from_notice(n, public_url=self.public_url) for n in notices]
+            kinds = ",".join(sorted({n.kind for n in notices}))
+            subject = f"{len(alerts)} alert(s), {kinds}: {notices[0].policy_name}"
+            timeout = found.timeout or DEFAULT_HTTP_TIMEOUT
+            if scheme == "alertmanager":
+                now = self.clock.now()
+                body = hooks.body_bytes([a.alertmanager(now=now, hold=self.alertmanager_hold) for a in alerts])
+                target = url.rstrip("/") + "/api/v2/alerts"
+                ident = (("X-Kubehub-Message-Id", row["message_id"]),)  # for proxies and logs
+                return HttpRequest(row["message_id"], row["recipient"], target, body, ident, subject, timeout)
+            payload = hooks.webhook_payload(
+                alerts,
+                receiver=f"kubehub/{notices[0].policy_name}",
+                policy_id=row["policy_id"],
+                policy_name=notices[0].policy_name,
+                public_url=self.public_url,
+            )
+            body = hooks.body_bytes(payload)
+            headers: list[tuple[str, str]] = [
+                ("X-Kubehub-Message-Id", row["message_id"]),
+                ("X-Kubehub-Tenant", row["tenant"]),
+            ]
+            if row["resent"]:
+                headers.append(("X-Kubehub-Resent", "1"))  # the receiver may have it already
+            if found.secret:
+                headers.append((hooks.SIGNATURE_HEADER, hooks.signature(found.secret, body)))
+            return HttpRequest(row["message_id"], row["recipient"], url, body, tuple(headers), subject, timeout)
 
         return build
 

@@ -96,7 +96,10 @@ def recipients(
     problems: list[Unreachable] = []
     seen: set[str] = set()
     for r in policy.notification.receivers:
-        address = r.email if r.email else resolve_user(r.user or "", policy.namespace)
+        if r.webhook or r.alertmanager:
+            address: str | None = r.key  # "webhook:<url>": the dispatcher's HTTP sender takes it
+        else:
+            address = r.email if r.email else resolve_user(r.user or "", policy.namespace)
         if not address:
             user = r.user or ""
             why = explain_user(user, policy.namespace) if explain_user is not None else UNREACHABLE
