@@ -19,6 +19,7 @@ command -v setpriv >/dev/null || need_apt+=(util-linux)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 [ -x /usr/sbin/slapd ] || need_apt+=(slapd)  # the sandbox's directory (sandbox/ldap.py)
 command -v ldapsearch >/dev/null || need_apt+=(ldap-utils)
+[ -x /usr/bin/prometheus-alertmanager ] || need_apt+=(prometheus-alertmanager)  # sandbox + hand-off tests
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     say "installing Debian packages: ${need_apt[*]} (first run only)"
