@@ -12,7 +12,8 @@ import hashlib
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any, Literal, Protocol
 
 from hub.collectors.logs.query import Expr
@@ -63,10 +64,9 @@ def parse_rfc3339_ns(text: str) -> int | None:
     if not m:
         return None
     year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
-    try:
-        base = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
-    except ValueError:
-        return None
+    midnight = _day_start(year, month, day)
+    if midnight is None or hour > 23 or minute > 59 or second > 59:
+        return None  # what datetime() refuses (a leap second too)
     frac = m.group(7) or ""
     ns = int(frac.ljust(9, "0")) if frac else 0
     zone = m.group(8)
@@ -75,7 +75,27 @@ def parse_rfc3339_ns(text: str) -> int | None:
         sign = 1 if zone[0] == "+" else -1
         digits = zone[1:].replace(":", "")
         offset = sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
-    return (int(base.timestamp()) - offset) * 1_000_000_000 + ns
+    return (midnight + hour * 3600 + minute * 60 + second - offset) * 1_000_000_000 + ns
+
+
+# Every line of an answer is parsed from text and printed back (a page of 50 is 100 of these):
+# the calendar part goes through datetime once per day, the time of day is arithmetic. With
+# datetime for the whole stamp each way took ~25 us per line under load, a tenth of a search.
+_EPOCH_DAY = date(1970, 1, 1)
+
+
+@lru_cache(maxsize=4096)
+def _day_start(year: int, month: int, day: int) -> int | None:
+    """Epoch seconds of a UTC day's midnight; None for a day that does not exist."""
+    try:
+        return (date(year, month, day) - _EPOCH_DAY).days * 86_400
+    except ValueError:
+        return None
+
+
+@lru_cache(maxsize=4096)
+def _day_text(days: int) -> str:
+    return datetime.fromtimestamp(days * 86_400, tz=UTC).strftime("%Y-%m-%d")
 
 
 def iso_micro(ts: float) -> str:
@@ -85,8 +105,10 @@ def iso_micro(ts: float) -> str:
     both backends print the same time for the same line.
     """
     seconds, micros = divmod(round(ts * 1_000_000), 1_000_000)
-    stamp = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{stamp}.{micros:06d}Z"
+    days, clock = divmod(seconds, 86_400)
+    hours, rest = divmod(clock, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{_day_text(days)}T{hours:02d}:{minutes:02d}:{secs:02d}.{micros:06d}Z"
 
 
 @dataclass(frozen=True)
