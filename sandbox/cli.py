@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sandbox.clusters import CLUSTER_PORT_STRIDE, MAX_CLUSTERS, max_port_offset
 from sandbox.config import DEFAULT_NODES, DEFAULT_PODS, DEFAULT_PORT_BASE, PORT_OFFSETS
 from sandbox.core import Sandbox
 from sandbox.procs import ComponentError
@@ -48,6 +49,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="hub replicas (default 1; remembered); more than one runs them all on the sandbox's PostgreSQL, "
         "on ports BASE+80, +81, ...",
     )
+    up.add_argument(
+        "--clusters",
+        type=int,
+        help=f"Kubernetes clusters (default 1; remembered; at most {MAX_CLUSTERS}); each further one has its own "
+        f"control plane, KWOK, kube-state-metrics and nodesim on ports BASE+{CLUSTER_PORT_STRIDE}*i+offset",
+    )
     up.add_argument("--json", action="store_true", help="print the status as JSON when done")
 
     p = sub.add_parser("down", help="stop every process of the sandbox (state is kept)")
@@ -76,11 +83,12 @@ def run(args: argparse.Namespace) -> int:
             if args.pods is not None and args.pods < 1:
                 print("kubehub sandbox: --pods must be at least 1", file=sys.stderr)
                 return 2
-            if args.port_base is not None and not 1024 <= args.port_base <= 65535 - max(PORT_OFFSETS.values()):
-                print(
-                    f"kubehub sandbox: --port-base must be within 1024..{65535 - max(PORT_OFFSETS.values())}",
-                    file=sys.stderr,
-                )
+            if args.clusters is not None and not 1 <= args.clusters <= MAX_CLUSTERS:
+                print(f"kubehub sandbox: --clusters must be within 1..{MAX_CLUSTERS}", file=sys.stderr)
+                return 2
+            top = 65535 - max_port_offset(args.clusters or sb.config.clusters)
+            if args.port_base is not None and not 1024 <= args.port_base <= top:
+                print(f"kubehub sandbox: --port-base must be within 1024..{top}", file=sys.stderr)
                 return 2
             warn_ephemeral(args.port_base)
             status = sb.up(
@@ -90,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
                 port_base=args.port_base,
                 database=args.database,
                 replicas=args.replicas,
+                clusters=args.clusters,
             )
             if args.json:
                 print(json.dumps(status, indent=2, ensure_ascii=False))
@@ -131,6 +140,8 @@ def summary(status: dict[str, Any]) -> str:
     for c in status["components"]:
         lines.append(f"  {c['name']:<{width}}  {c['state']:<8}  {c['version']:<16}  {c['url']}")
     lines.append(f"  kubeconfig: {status['kubeconfig']}")
+    for c in status.get("clusters", [])[1:]:
+        lines.append(f"  cluster {c['name']}: kubeconfig {c['kubeconfig']} (API server {c['api_server']})")
     lines.append(f"  mailbox:    {status['mailbox']}  (Maildir; new mail under new/)")
     if status.get("hub_database"):
         lines.append(f"  hub state:  {status['hub_database']}")

@@ -30,6 +30,7 @@ PORT_OFFSETS: dict[str, int] = {
     "smtp": 25,
     "hub": 80,
     "prometheus": 90,
+    "alertmanager": 93,  # Debian's prometheus-alertmanager (sandbox/alertmanager.py)
     "node-exporter": 100,
     "nodesim": 101,
     "kube-state-metrics": 102,
@@ -82,6 +83,7 @@ class SandboxConfig:
     hub: bool = True
     database: str = "sqlite"  # where the sandbox's hub keeps its state: sqlite | postgresql
     replicas: int = 1  # hub replicas; more than one runs them on PostgreSQL (ports hub, hub+1, ...)
+    clusters: int = 1  # Kubernetes clusters (sandbox/clusters.py); the second one on ports BASE+1000+offset
     extra: dict[str, str] = field(default_factory=dict)
 
     def port(self, name: str) -> int:
@@ -93,7 +95,11 @@ class SandboxConfig:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        known = {k: raw[k] for k in ("port_base", "nodes", "pods", "hub", "database", "replicas", "extra") if k in raw}
+        known = {
+            k: raw[k]
+            for k in ("port_base", "nodes", "pods", "hub", "database", "replicas", "clusters", "extra")
+            if k in raw
+        }
         return SandboxConfig(**known)
 
     def save(self, path: Path) -> None:

@@ -24,10 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sandbox import alertmanager as alertmanagermod
+from sandbox import clusters as clustersmod
 from sandbox import config as cfgmod
 from sandbox import ldap as ldapmod
 from sandbox import oidc as oidcmod
 from sandbox import pki, prereqs
+from sandbox.clusters import CLUSTER_COMPONENTS, ClusterSite
 from sandbox.config import SCRAPE_INTERVAL_SECONDS, SandboxConfig
 from sandbox.procs import ComponentError, ProcSpec, Supervisor, rss_bytes, tail, wait_for
 
@@ -47,6 +50,7 @@ COMPONENTS = [
     "ldap",
     "oidc",
     "prometheus",
+    "alertmanager",
     "hub",
 ]
 PG_SUPERUSER = "kubehub"  # the server's superuser (trust authentication, loopback only)
@@ -167,6 +171,22 @@ class Sandbox:
         return self.config.port(name)
 
     @property
+    def sites(self) -> list[ClusterSite]:
+        """The sandbox's Kubernetes clusters (``--clusters``); the first is ``default``."""
+        cfg = self.config
+        return clustersmod.sites(self.dir, cfg.port_base, cfg.clusters, nodes=cfg.nodes, pods=cfg.pods)
+
+    @property
+    def primary(self) -> ClusterSite:
+        return self.sites[0]
+
+    def site(self, name: str) -> ClusterSite:
+        for s in self.sites:
+            if s.name == name:
+                return s
+        raise KeyError(f"no cluster {name!r} in this sandbox (--clusters {self.config.clusters})")
+
+    @property
     def apiserver_url(self) -> str:
         return f"https://127.0.0.1:{self.port('kube-apiserver')}"
 
@@ -243,6 +263,19 @@ class Sandbox:
     def url_of(self, name: str) -> str:
         if name.startswith("hub-"):
             return f"http://127.0.0.1:{self.hub_replica_port(name)}"
+        base, cluster = clustersmod.split(name)
+        if cluster != clustersmod.PRIMARY:
+            site = self.site(cluster)
+            q = site.port
+            return {
+                "etcd": f"http://127.0.0.1:{q('etcd')}",
+                "kube-apiserver": site.apiserver_url,
+                "kube-controller-manager": f"https://127.0.0.1:{q('kube-controller-manager')}",
+                "kube-scheduler": f"https://127.0.0.1:{q('kube-scheduler')}",
+                "kwok": f"https://127.0.0.1:{q('kwok')}",
+                "kube-state-metrics": f"http://127.0.0.1:{q('kube-state-metrics')}",
+                "nodesim": f"http://127.0.0.1:{q('nodesim')}",
+            }[base]
         p = self.port
         return {
             "etcd": f"http://127.0.0.1:{p('etcd')}",
@@ -259,37 +292,50 @@ class Sandbox:
             "ldap": f"ldap://127.0.0.1:{p('ldap')}",
             "oidc": oidcmod.sandbox_files(self).issuer,
             "prometheus": self.prometheus_url,
+            "alertmanager": self.alertmanager_url,
             "hub": self.hub_url,
         }[name]
 
     # ---- HTTP probes ----------------------------------------------------------------------------
 
-    def _tls(self) -> ssl.SSLContext:
+    def _tls(self, pki_dir: Path | None = None) -> ssl.SSLContext:
+        pki_dir = pki_dir or self.pki_dir
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE  # controller and KWOK serving certificates are self-signed
-        if (self.pki_dir / "admin.crt").exists():
-            ctx.load_cert_chain(str(self.pki_dir / "admin.crt"), str(self.pki_dir / "admin.key"))
+        if (pki_dir / "admin.crt").exists():
+            ctx.load_cert_chain(str(pki_dir / "admin.crt"), str(pki_dir / "admin.key"))
         return ctx
 
     def http(self, url: str, *, timeout: float = 3.0, method: str = "GET", body: bytes | None = None,
-             headers: dict[str, str] | None = None) -> tuple[int, bytes]:  # fmt: skip
+             headers: dict[str, str] | None = None, pki_dir: Path | None = None) -> tuple[int, bytes]:  # fmt: skip
+        """``pki_dir``: whose admin certificate to present (another cluster's, for its components)."""
         req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-        ctx = self._tls() if url.startswith("https") else None
+        ctx = self._tls(pki_dir) if url.startswith("https") else None
         try:
             with urllib.request.urlopen(req, timeout=timeout, context=ctx) as resp:
                 return resp.status, resp.read()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read()
 
-    def _ok(self, url: str, *, expect: bytes | None = None, timeout: float = HEALTH_TIMEOUT_SECONDS) -> bool:
+    def _ok(self, url: str, *, expect: bytes | None = None, timeout: float = HEALTH_TIMEOUT_SECONDS,
+            pki_dir: Path | None = None) -> bool:  # fmt: skip
         try:
-            code, body = self.http(url, timeout=timeout)
+            code, body = self.http(url, timeout=timeout, pki_dir=pki_dir)
         except (OSError, urllib.error.URLError):
             return False
         return code == 200 and (expect is None or expect in body)
 
     def healthy(self, name: str) -> bool:
+        kind, cluster = clustersmod.split(name)
+        if cluster != clustersmod.PRIMARY:  # another cluster's component: its own URL and certificate
+            url = self.url_of(name)
+            pki_dir = self.site(cluster).pki_dir
+            if kind == "etcd":
+                return self._ok(url + "/health", expect=b'"true"')
+            if kind == "kube-apiserver":
+                return self._ok(url + "/readyz", pki_dir=pki_dir)
+            return self._ok(url + "/healthz", pki_dir=pki_dir)
         base = self.url_of(name)
         if name == "etcd":
             return self._ok(base + "/health", expect=b'"true"')
@@ -299,7 +345,7 @@ class Sandbox:
             return self._ok(base + "/healthz")
         if name == "node-exporter":
             return self._ok(base + "/metrics")
-        if name == "prometheus":
+        if name in ("prometheus", "alertmanager"):
             return self._ok(base + "/-/ready")
         if name == "elasticsearch":
             return self._ok(base + "/_cluster/health")
@@ -337,18 +383,21 @@ class Sandbox:
                 return self._pg_version() or cache.get(name, "unknown")
             if name == "oidc":
                 return f"oidc-provider {oidcmod.VERSION}"
+            if name == "alertmanager":
+                data = json.loads(self.http(self.alertmanager_url + "/api/v2/status")[1])
+                return str(data["versionInfo"]["version"])
             if name == "ldap":
                 return ldapmod.slapd_version()
         except (OSError, ValueError, KeyError, StopIteration, urllib.error.URLError):
             pass
-        return cache.get("hub" if name.startswith("hub-") else name, "unknown")
+        return cache.get("hub" if name.startswith("hub-") else clustersmod.split(name)[0], "unknown")
 
     def _versions(self) -> dict[str, str]:
         """Versions of the binaries, asked once per sandbox and kept in state/versions.json."""
         path = self.state_dir / "versions.json"
         try:
             cached = dict(json.loads(path.read_text()))
-            if "postgresql" in cached:  # written before PostgreSQL joined: ask again
+            if "alertmanager" in cached:  # written before Alertmanager joined: ask again
                 return cached
         except (OSError, ValueError):
             pass
@@ -372,6 +421,7 @@ class Sandbox:
             "elasticsearch": cfgmod.ES_VERSION,
             "smtp": f"aiosmtpd {aiosmtpd.__version__}",
             "postgresql": prereqs.postgres_version(),
+            "alertmanager": alertmanagermod.version(),
             "hub": hub.__version__,
         }
         if all(v != "unknown" for v in out.values()):
@@ -385,7 +435,7 @@ class Sandbox:
         """The shape of ``kubehub sandbox status --json`` (see the issue and docs/sandbox.md)."""
         comps = []
         expected = self._expected_components()
-        for name in [*COMPONENTS, *expected[len(COMPONENTS) :]]:
+        for name in [*COMPONENTS, *(n for n in expected if n not in COMPONENTS)]:
             pid = self.sup.pid(name)
             state = "down" if pid is None else "up" if self.healthy(name) else "starting"
             if name not in expected and state == "down":
@@ -406,11 +456,23 @@ class Sandbox:
             "port_base": self.config.port_base,
             "nodes": self.config.nodes,
             "pods": self.config.pods,
+            "clusters": [
+                {
+                    "name": s.name,
+                    "kubeconfig": str(s.kubeconfig),
+                    "context": s.context,
+                    "api_server": s.apiserver_url,
+                    "nodes": s.nodes,
+                    "pods": s.pods,
+                }
+                for s in self.sites
+            ],
             "components": comps,
             "credentials": self.credentials,
             "mailbox": str(self.mailbox),
             "kubeconfig": str(self.kubeconfig),
             "prometheus_url": self.prometheus_url,
+            "alertmanager_url": self.alertmanager_url,
             "elasticsearch_url": self.elasticsearch_url,
             "smtp": {"host": self.smtp_host, "port": self.smtp_port},
             "postgresql_url": self.postgres_url,
@@ -431,6 +493,7 @@ class Sandbox:
     def _expected_components(self) -> list[str]:
         """COMPONENTS (the hub when wanted), then the hub's further replicas (``--replicas``)."""
         out = [c for c in COMPONENTS if c != "hub" or self.config.hub]
+        out += [site.component(c) for site in self.sites[1:] for c in CLUSTER_COMPONENTS]
         if self.config.hub:
             out += self.hub_replicas()[1:]
         return out
@@ -441,7 +504,9 @@ class Sandbox:
 
     def engines_up(self) -> bool:
         """Every component but the hub runs and answers (what integration tests need)."""
-        return all(self.sup.alive(n) and self.healthy(n) for n in COMPONENTS if n != "hub")
+        return all(
+            self.sup.alive(n) and self.healthy(n) for n in self._expected_components() if not n.startswith("hub")
+        )
 
     # ---- locking --------------------------------------------------------------------------------
 
@@ -460,12 +525,14 @@ class Sandbox:
 
     def up(self, *, nodes: int | None = None, pods: int | None = None, hub: bool | None = None,
            port_base: int | None = None, skip_hub: bool = False,
-           database: str | None = None, replicas: int | None = None) -> dict[str, Any]:  # fmt: skip
+           database: str | None = None, replicas: int | None = None,
+           clusters: int | None = None) -> dict[str, Any]:  # fmt: skip
         """Bring every component up (reusing running ones) and seed what is missing.
 
         ``database`` ("sqlite" or "postgresql") is where the sandbox's hub keeps its state;
         PostgreSQL runs either way (it is light, and the store tests use it).
         ``nodes``, ``pods``, ``hub``, ``database`` and ``port_base`` are remembered in the sandbox directory;
+        ``clusters`` is how many Kubernetes clusters run (remembered; see sandbox/clusters.py).
         ``skip_hub`` leaves the hub alone this once (the test fixture: tests start their own hubs,
         and a hub under development must not keep the engines from coming up).
         """
@@ -488,6 +555,12 @@ class Sandbox:
                 self.config.replicas = replicas
                 if replicas > 1:
                     self.config.database = "postgresql"  # replicas share their state there
+            if clusters is not None:
+                if not 1 <= clusters <= clustersmod.MAX_CLUSTERS:
+                    raise ComponentError(
+                        "kube-apiserver", f"--clusters must be within 1..{clustersmod.MAX_CLUSTERS}, got {clusters}"
+                    )
+                self.config.clusters = clusters
             self.config.save(self.dir / "sandbox.json")
             started: list[str] = []
             try:
@@ -504,7 +577,7 @@ class Sandbox:
             return self.status()
 
     def _up(self, started: list[str], *, with_hub: bool) -> None:
-        from sandbox import seed
+        from sandbox import kube, seed
 
         say = self.say
         for d in (self.logs_dir, self.state_dir, self.pod_logs_dir):
@@ -519,8 +592,9 @@ class Sandbox:
         prereqs.ensure_engines(say)
         es_home = prereqs.ensure_elasticsearch(say)
         prereqs.ensure_es_user()
-        pki.ensure_pki(self.pki_dir)
-        pki.write_kubeconfig(self.kubeconfig, pki=self.pki_dir, server=self.apiserver_url)
+        for site in self.sites:
+            pki.ensure_pki(site.pki_dir, ca_name="kubehub-sandbox-ca" if site.primary else f"kubehub-{site.name}-ca")
+            pki.write_kubeconfig(site.kubeconfig, pki=site.pki_dir, server=site.apiserver_url, name=site.context)
         self._versions()
 
         # Elasticsearch takes the longest to start: launch it first, wait for it last.
@@ -529,39 +603,27 @@ class Sandbox:
         self._ensure_postgresql(started)
         self._ensure("oidc", oidcmod.prepare_sandbox(self, say), started, timeout=60)
         self._ensure_ldap(started)
-        self._ensure("etcd", self._spec_etcd(), started, timeout=60)
-        self._ensure("kube-apiserver", self._spec_apiserver(), started, timeout=120)
-
-        from sandbox import kube
-
-        api = kube.KubeRest(self.kubeconfig)
-        kube.apply_kwok_crds(api)
-        if not wait_for(lambda: kube.kwok_crds_established(api), timeout=60):
-            raise ComponentError(
-                "kube-apiserver", "KWOK's CRDs did not become established", self.logs_dir / "kube-apiserver.log"
-            )
-        kube.apply_cluster_object(api, kube.cadvisor_metric())
-        kube.apply_cluster_object(api, kube.usage_object())
-        kube.kwok_config(self.dir / "kwok" / "kwok.yaml", node_lease_seconds=NODE_LEASE_SECONDS)
-
-        self._ensure("kube-controller-manager", self._spec_kcm(), started, timeout=90)
-        self._ensure("kube-scheduler", self._spec_scheduler(), started, timeout=90)
-        self._ensure("kwok", self._spec_kwok(), started, timeout=60)
-        self._ensure("kube-state-metrics", self._spec_ksm(), started, timeout=60)
-        self._ensure("nodesim", self._spec_nodesim(), started, timeout=30)
+        self._up_cluster(self.primary, started)
         self._ensure("node-exporter", self._spec_node_exporter(), started, timeout=30)
 
-        seeder = seed.Seeder(self, api)
+        seeder = seed.Seeder(self, kube.KubeRest(self.kubeconfig))
         seeder.seed_cluster()
+        for site in self.sites[1:]:
+            self._up_cluster(site, started)
+            seed.Seeder(self, kube.KubeRest(site.kubeconfig), site=site).seed_cluster()
         self._wait_component("elasticsearch", timeout=180)
         seeder.seed_logs()
         seeder.seed_credentials()
 
         from sandbox import backfill
 
-        backfill.ensure_backfill(self)  # only before Prometheus's first start
+        if self.config.clusters == 1:
+            backfill.ensure_backfill(self)  # only before Prometheus's first start
+        elif not (self.dir / "prometheus" / "data").exists():
+            say("backfill: skipped (the history is written for one cluster only; --clusters > 1 starts empty)")
         self._ensure("prometheus", self._spec_prometheus(), started, timeout=120)
         self._reload_prometheus_if_changed()
+        self._ensure("alertmanager", self._spec_alertmanager(), started, timeout=60)
         if with_hub:
             self._ensure("hub", self._spec_hub(), started, timeout=120)
             for name in self.hub_replicas()[1:]:
@@ -572,6 +634,30 @@ class Sandbox:
                     self.say(f"{name}: stopped (--replicas {self.config.replicas})")
             self._reload_prometheus_if_changed()  # now with the hub's own target
             seeder.seed_hub()
+
+    def _up_cluster(self, site: ClusterSite, started: list[str]) -> None:
+        """One Kubernetes cluster's control plane, KWOK, kube-state-metrics and nodesim (any cluster)."""
+        from sandbox import kube
+
+        for d in (site.state_dir, site.pod_logs_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        name = site.component
+        self._ensure(name("etcd"), self._spec_etcd(site), started, timeout=60)
+        self._ensure(name("kube-apiserver"), self._spec_apiserver(site), started, timeout=120)
+        api = kube.KubeRest(site.kubeconfig)
+        kube.apply_kwok_crds(api)
+        if not wait_for(lambda: kube.kwok_crds_established(api), timeout=60):
+            raise ComponentError(
+                name("kube-apiserver"), "KWOK's CRDs did not become established", self._log(name("kube-apiserver"))
+            )
+        kube.apply_cluster_object(api, kube.cadvisor_metric())
+        kube.apply_cluster_object(api, kube.usage_object())
+        kube.kwok_config(site.kwok_config, node_lease_seconds=NODE_LEASE_SECONDS)
+        self._ensure(name("kube-controller-manager"), self._spec_kcm(site), started, timeout=90)
+        self._ensure(name("kube-scheduler"), self._spec_scheduler(site), started, timeout=90)
+        self._ensure(name("kwok"), self._spec_kwok(site), started, timeout=60)
+        self._ensure(name("kube-state-metrics"), self._spec_ksm(site), started, timeout=60)
+        self._ensure(name("nodesim"), self._spec_nodesim(site), started, timeout=30)
 
     def _reload_prometheus_if_changed(self) -> None:
         """A running Prometheus keeps its configuration; reload it when ``up`` changed it (e.g. --hub)."""
@@ -631,14 +717,15 @@ class Sandbox:
     def _log(self, name: str) -> Path:
         return self.logs_dir / f"{name}.log"
 
-    def _spec_etcd(self) -> ProcSpec:
-        p, pp = self.port("etcd"), self.port("etcd-peer")
+    def _spec_etcd(self, site: ClusterSite | None = None) -> ProcSpec:
+        site = site or self.primary
+        p, pp = site.port("etcd"), site.port("etcd-peer")
         return ProcSpec(
-            name="etcd",
+            name=site.component("etcd"),
             argv=[
                 str(prereqs.engine("etcd")),
                 "--name=sandbox",
-                f"--data-dir={self.dir / 'etcd'}",
+                f"--data-dir={site.dir / 'etcd'}",
                 f"--listen-client-urls=http://127.0.0.1:{p}",
                 f"--advertise-client-urls=http://127.0.0.1:{p}",
                 f"--listen-peer-urls=http://127.0.0.1:{pp}",
@@ -651,20 +738,21 @@ class Sandbox:
                 "--unsafe-no-fsync",
                 "--log-level=warn",
             ],
-            log=self._log("etcd"),
+            log=self._log(site.component("etcd")),
             ports=[p, pp],
         )
 
-    def _spec_apiserver(self) -> ProcSpec:
-        k = self.pki_dir
+    def _spec_apiserver(self, site: ClusterSite | None = None) -> ProcSpec:
+        site = site or self.primary
+        k = site.pki_dir
         return ProcSpec(
-            name="kube-apiserver",
+            name=site.component("kube-apiserver"),
             argv=[
                 str(prereqs.engine("kube-apiserver")),
-                f"--etcd-servers=http://127.0.0.1:{self.port('etcd')}",
+                f"--etcd-servers=http://127.0.0.1:{site.port('etcd')}",
                 "--bind-address=127.0.0.1",
                 "--advertise-address=127.0.0.1",
-                f"--secure-port={self.port('kube-apiserver')}",
+                f"--secure-port={site.port('kube-apiserver')}",
                 f"--tls-cert-file={k / 'apiserver.crt'}",
                 f"--tls-private-key-file={k / 'apiserver.key'}",
                 f"--client-ca-file={k / 'ca.crt'}",
@@ -692,21 +780,22 @@ class Sandbox:
                 "--event-ttl=2h",
                 "--profiling=false",
             ],
-            log=self._log("kube-apiserver"),
-            ports=[self.port("kube-apiserver")],
+            log=self._log(site.component("kube-apiserver")),
+            ports=[site.port("kube-apiserver")],
         )
 
-    def _spec_kcm(self) -> ProcSpec:
-        k = self.pki_dir
+    def _spec_kcm(self, site: ClusterSite | None = None) -> ProcSpec:
+        site = site or self.primary
+        k = site.pki_dir
         return ProcSpec(
-            name="kube-controller-manager",
+            name=site.component("kube-controller-manager"),
             argv=[
                 str(prereqs.engine("kube-controller-manager")),
-                f"--kubeconfig={self.kubeconfig}",
-                f"--authentication-kubeconfig={self.kubeconfig}",
-                f"--authorization-kubeconfig={self.kubeconfig}",
+                f"--kubeconfig={site.kubeconfig}",
+                f"--authentication-kubeconfig={site.kubeconfig}",
+                f"--authorization-kubeconfig={site.kubeconfig}",
                 "--bind-address=127.0.0.1",
-                f"--secure-port={self.port('kube-controller-manager')}",
+                f"--secure-port={site.port('kube-controller-manager')}",
                 f"--root-ca-file={k / 'ca.crt'}",
                 f"--service-account-private-key-file={k / 'sa.key'}",
                 "--use-service-account-credentials=false",
@@ -721,38 +810,40 @@ class Sandbox:
                 "--concurrent-deployment-syncs=16",
                 "--controllers=*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle,-persistentvolume-binder",
             ],
-            log=self._log("kube-controller-manager"),
-            ports=[self.port("kube-controller-manager")],
+            log=self._log(site.component("kube-controller-manager")),
+            ports=[site.port("kube-controller-manager")],
         )
 
-    def _spec_scheduler(self) -> ProcSpec:
+    def _spec_scheduler(self, site: ClusterSite | None = None) -> ProcSpec:
+        site = site or self.primary
         return ProcSpec(
-            name="kube-scheduler",
+            name=site.component("kube-scheduler"),
             argv=[
                 str(prereqs.engine("kube-scheduler")),
-                f"--kubeconfig={self.kubeconfig}",
-                f"--authentication-kubeconfig={self.kubeconfig}",
-                f"--authorization-kubeconfig={self.kubeconfig}",
+                f"--kubeconfig={site.kubeconfig}",
+                f"--authentication-kubeconfig={site.kubeconfig}",
+                f"--authorization-kubeconfig={site.kubeconfig}",
                 "--bind-address=127.0.0.1",
-                f"--secure-port={self.port('kube-scheduler')}",
+                f"--secure-port={site.port('kube-scheduler')}",
                 "--leader-elect=false",
                 "--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics",
                 "--kube-api-qps=1000",
                 "--kube-api-burst=2000",
             ],
-            log=self._log("kube-scheduler"),
-            ports=[self.port("kube-scheduler")],
+            log=self._log(site.component("kube-scheduler")),
+            ports=[site.port("kube-scheduler")],
         )
 
-    def _spec_kwok(self) -> ProcSpec:
-        k = self.pki_dir
-        p = self.port("kwok")
+    def _spec_kwok(self, site: ClusterSite | None = None) -> ProcSpec:
+        site = site or self.primary
+        k = site.pki_dir
+        p = site.port("kwok")
         return ProcSpec(
-            name="kwok",
+            name=site.component("kwok"),
             argv=[
                 str(prereqs.engine("kwok")),
-                f"--kubeconfig={self.kubeconfig}",
-                f"--config={self.dir / 'kwok' / 'kwok.yaml'}",
+                f"--kubeconfig={site.kubeconfig}",
+                f"--config={site.kwok_config}",
                 "--manage-all-nodes=true",
                 f"--tls-cert-file={k / 'kwok.crt'}",
                 f"--tls-private-key-file={k / 'kwok.key'}",
@@ -764,24 +855,25 @@ class Sandbox:
                 "--enable-crds=" + ",".join(["Metric", "ClusterResourceUsage", "ResourceUsage", "Logs", "ClusterLogs"]),
                 "--v=WARN",  # INFO logs every pod patch: gigabytes of log at 20,000 pods
             ],
-            log=self._log("kwok"),
+            log=self._log(site.component("kwok")),
             ports=[p],
         )
 
-    def _spec_ksm(self) -> ProcSpec:
+    def _spec_ksm(self, site: ClusterSite | None = None) -> ProcSpec:
+        site = site or self.primary
         return ProcSpec(
-            name="kube-state-metrics",
+            name=site.component("kube-state-metrics"),
             argv=[
                 str(prereqs.engine("kube-state-metrics")),
-                f"--kubeconfig={self.kubeconfig}",
+                f"--kubeconfig={site.kubeconfig}",
                 "--host=127.0.0.1",
-                f"--port={self.port('kube-state-metrics')}",
+                f"--port={site.port('kube-state-metrics')}",
                 "--telemetry-host=127.0.0.1",
-                f"--telemetry-port={self.port('kube-state-metrics-telemetry')}",
+                f"--telemetry-port={site.port('kube-state-metrics-telemetry')}",
                 "--metric-labels-allowlist=namespaces=[kubesphere.io/workspace]",
             ],
-            log=self._log("kube-state-metrics"),
-            ports=[self.port("kube-state-metrics"), self.port("kube-state-metrics-telemetry")],
+            log=self._log(site.component("kube-state-metrics")),
+            ports=site.ports_of("kube-state-metrics"),
         )
 
     def _python(self, module: str, *args: str, name: str, ports: list[int]) -> ProcSpec:
@@ -794,20 +886,21 @@ class Sandbox:
 
     def _stale_python_components(self, *, with_hub: bool) -> list[str]:
         """Our own Python components whose code changed since they started (cheap to check)."""
-        specs = [self._spec_nodesim(), self._spec_smtp()]
+        specs = [*(self._spec_nodesim(site) for site in self.sites), self._spec_smtp()]
         if with_hub:
             specs += [self._spec_hub(name) for name in self.hub_replicas()]
         return [s.name for s in specs if self.sup.alive(s.name) and self.sup.outdated(s)]
 
-    def _spec_nodesim(self) -> ProcSpec:
+    def _spec_nodesim(self, site: ClusterSite | None = None) -> ProcSpec:
+        site = site or self.primary
         return self._python(
             "sandbox.nodesim",
-            f"--kubeconfig={self.kubeconfig}",
-            f"--port={self.port('nodesim')}",
-            f"--state={self.state_dir / 'nodesim.json'}",
-            f"--pod-logs={self.pod_logs_dir}",
-            name="nodesim",
-            ports=[self.port("nodesim")],
+            f"--kubeconfig={site.kubeconfig}",
+            f"--port={site.port('nodesim')}",
+            f"--state={site.state_dir / 'nodesim.json'}",
+            f"--pod-logs={site.pod_logs_dir}",
+            name=site.component("nodesim"),
+            ports=[site.port("nodesim")],
         )
 
     def _spec_smtp(self) -> ProcSpec:
@@ -817,6 +910,28 @@ class Sandbox:
             f"--maildir={self.mailbox}",
             name="smtp",
             ports=[self.port("smtp")],
+        )
+
+    @property
+    def alertmanager_url(self) -> str:
+        return f"http://127.0.0.1:{self.port('alertmanager')}"
+
+    def _spec_alertmanager(self) -> ProcSpec:
+        """Alertmanager (sandbox/alertmanager.py): its config and data under the sandbox's state,
+        run unprivileged like PostgreSQL."""
+        if alertmanagermod.binary() is None:
+            raise ComponentError("alertmanager", "prometheus-alertmanager is not installed (scripts/bootstrap.sh)")
+        user = prereqs.es_runs_as()
+        pg = self.pg_dir  # inside the sandbox, or where its user can reach: the same choice here
+        where = self.dir / "alertmanager" if pg.parent == self.dir else pg.with_name(pg.name.replace("-pg-", "-am-"))
+        alertmanagermod.prepare(where, user=user)
+        return ProcSpec(
+            name="alertmanager",
+            argv=alertmanagermod.argv(where, self.port("alertmanager")),
+            cwd=where,
+            user=user,
+            log=self._log("alertmanager"),
+            ports=[self.port("alertmanager")],
         )
 
     def _spec_node_exporter(self) -> ProcSpec:

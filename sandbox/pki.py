@@ -43,8 +43,11 @@ def _issue(pki: Path, name: str, subject: str, *, server_names: list[str] | None
     (pki / f"{name}.ext").unlink()
 
 
-def ensure_pki(pki: Path) -> None:
-    """Create the certificates once; an existing complete set is kept (the cluster trusts it)."""
+def ensure_pki(pki: Path, *, ca_name: str = "kubehub-sandbox-ca") -> None:
+    """Create the certificates once; an existing complete set is kept (the cluster trusts it).
+
+    Each cluster of a several-cluster sandbox has its own set (``ca_name`` tells the CAs apart):
+    one cluster's admin certificate is worth nothing to the other's API server."""
     wanted = ["ca.crt", "admin.crt", "apiserver.crt", "kwok.crt", "sa.key", "sa.pub"]
     if all((pki / f).exists() for f in wanted):
         return
@@ -52,7 +55,7 @@ def ensure_pki(pki: Path) -> None:
     pki.chmod(0o700)
     _openssl("genrsa", "-out", "ca.key", "2048", cwd=pki)
     _openssl(
-        "req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=kubehub-sandbox-ca", "-days", _DAYS, "-sha256",
+        "req", "-x509", "-new", "-key", "ca.key", "-subj", f"/CN={ca_name}", "-days", _DAYS, "-sha256",
         "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
         "-out", "ca.crt",
         cwd=pki,

@@ -1,5 +1,14 @@
 """Renders deploy/prometheus/prometheus-sandbox.yml for one sandbox.
 
+With several clusters (``kubehub sandbox up --clusters 2``) the one Prometheus scrapes them all
+and keeps them apart by a ``cluster`` target label, as one Thanos or Mimir endpoint holding every
+cluster's series does: the per-cluster jobs of the template are rendered again with each other
+cluster's ports and certificates, keep their ``job`` name (so every query the hub makes reads the
+same) and get ``cluster="<name>"``; the first cluster's jobs get ``cluster="default"``. This was
+chosen over a second Prometheus because it exercises the shared-endpoint mode of the hub's
+metrics source, which is the harder one (every query must carry the label), and costs no second
+Prometheus process. A one-cluster sandbox gets no ``cluster`` label at all, exactly as before.
+
 Rule files are every ``deploy/prometheus/*rules*.yaml`` of the source tree that ``promtool check
 rules`` accepts: a rule file another area is still working on must not keep the sandbox's
 Prometheus from starting, so a broken one is left out with a warning.
@@ -11,11 +20,12 @@ import hashlib
 import string
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sandbox.config import SCRAPE_INTERVAL_SECONDS
 
 if TYPE_CHECKING:
+    from sandbox.clusters import ClusterSite
     from sandbox.core import Sandbox
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,6 +42,52 @@ def rule_files(say: object = None) -> list[Path]:
             reason = (proc.stdout + proc.stderr).strip().splitlines()[-1:]
             say(f"prometheus: leaving out {f.name}: promtool check rules failed: {reason}")
     return found
+
+
+# The template's jobs that belong to one cluster (the others are the sandbox's own).
+CLUSTER_JOBS = (
+    "etcd", "apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "node-exporter", "kube-state-metrics",
+)  # fmt: skip
+
+
+def _cluster_values(site: ClusterSite) -> dict[str, str]:
+    return {
+        "PORT_ETCD": str(site.port("etcd")),
+        "PORT_APISERVER": str(site.port("kube-apiserver")),
+        "PORT_KCM": str(site.port("kube-controller-manager")),
+        "PORT_SCHEDULER": str(site.port("kube-scheduler")),
+        "PORT_KWOK": str(site.port("kwok")),
+        "PORT_NODESIM": str(site.port("nodesim")),
+        "PORT_KSM": str(site.port("kube-state-metrics")),
+        "PKI": str(site.pki_dir),
+    }
+
+
+def _with_cluster_labels(text: str, sites: list[ClusterSite], values: dict[str, str]) -> str:
+    """The rendered one-cluster text, its cluster jobs labelled and repeated for every other cluster."""
+    import yaml
+
+    doc = yaml.safe_load(text)
+    jobs = doc["scrape_configs"]
+
+    def label(job: dict[str, Any], cluster: str, job_name: str) -> dict[str, Any]:
+        relabel = list(job.get("relabel_configs") or [])
+        relabel.append({"target_label": "cluster", "replacement": cluster})
+        if job["job_name"] != job_name:  # the job label stays the template's name
+            relabel.append({"target_label": "job", "replacement": job_name})
+        return {**job, "relabel_configs": relabel}
+
+    out = [label(j, sites[0].name, j["job_name"]) if j["job_name"] in CLUSTER_JOBS else j for j in jobs]
+    for site in sites[1:]:
+        other = yaml.safe_load(string.Template(TEMPLATE.read_text(encoding="utf-8")).substitute(
+            {**values, **_cluster_values(site)}
+        ))  # fmt: skip
+        for j in other["scrape_configs"]:
+            if j["job_name"] in CLUSTER_JOBS:
+                name = j["job_name"]
+                out.append(label({**j, "job_name": f"{name}@{site.name}"}, site.name, name))
+    doc["scrape_configs"] = out
+    return "# rendered by sandbox/promcfg.py for several clusters\n" + yaml.safe_dump(doc, sort_keys=False)
 
 
 def render(sb: Sandbox) -> str:
@@ -62,6 +118,9 @@ def render(sb: Sandbox) -> str:
         "HUB_JOB": hub_job,
     }
     text = string.Template(TEMPLATE.read_text(encoding="utf-8")).substitute(values)
+    sites = sb.sites
+    if len(sites) > 1:
+        text = _with_cluster_labels(text.replace("rule_files:\n  []", "rule_files: []"), sites, values)
     # The rule files' content is part of the configuration as far as `up` is concerned: a change
     # makes the text differ, and `up` reloads Prometheus.
     digest = hashlib.sha256(b"".join(f.read_bytes() for f in rules)).hexdigest()[:16]

@@ -35,6 +35,7 @@ from sandbox import kube, model
 from sandbox.procs import ComponentError, wait_for
 
 if TYPE_CHECKING:
+    from sandbox.clusters import ClusterSite
     from sandbox.core import Sandbox
 
 WORKSPACE_LABEL = "kubesphere.io/workspace"
@@ -111,6 +112,23 @@ WORKLOADS: list[Workload] = [
              image="registry.example.com/infra/fluent-bit:3.1.9"),
 ]  # fmt: skip
 
+# The other clusters of a several-cluster sandbox (``--clusters 2``): another tenant, the workspace
+# ``logistics``, whose project ``retail-api`` has the same namespace name as the first cluster's
+# ``retail-api`` of workspace ``retail`` on purpose (same name, different tenants, different
+# workloads), and a project of its own. Its workloads are small: it exists to be told apart.
+OTHER_WORKSPACES: dict[str, list[str]] = {"logistics": ["retail-api", "logistics-routing"]}
+OTHER_WORKLOADS: list[Workload] = [
+    Workload("retail-api", "courier-api", "Deployment", ("api",), weight=2, cpu_base=0.07, memory_base=150 * MiB,
+             style="web", image="registry.example.com/logistics/courier-api:1.0.3"),
+    Workload("retail-api", "parcel-db", "StatefulSet", ("postgres",), weight=1, cpu_base=0.15,
+             memory_base=400 * MiB, style="db", image="registry.example.com/db/postgres:16.4"),
+    Workload("logistics-routing", "route-planner", "Deployment", ("planner",), weight=2, cpu_base=0.25,
+             memory_base=250 * MiB, style="worker", lang="zh", image="registry.example.com/logistics/route:0.7.0"),
+    Workload(SYSTEM_NAMESPACE, "log-collector", "DaemonSet", ("fluent-bit",), cpu_request="50m", cpu_limit="200m",
+             memory_request="64Mi", memory_limit="256Mi", cpu_base=0.02, memory_base=48 * MiB, style="proxy",
+             image="registry.example.com/infra/fluent-bit:3.1.9"),
+]  # fmt: skip
+
 # The demo users of the issue: a platform admin, a workspace admin, a project operator, and a
 # project viewer in the other workspace.
 DEMO_USERS: list[dict[str, Any]] = [
@@ -159,11 +177,13 @@ def _seed_of(text: str) -> int:
     return zlib.crc32(text.encode())
 
 
-def plan_replicas(pods: int, nodes: int) -> dict[str, int]:
+def plan_replicas(pods: int, nodes: int, workloads: list[Workload] | None = None) -> dict[str, int]:
     """Replicas per Deployment/StatefulSet so that all workloads add up to about ``pods`` pods."""
-    fixed = nodes + max(1, nodes // 5)  # the two DaemonSets (one on every fifth node)
-    fixed += sum(1 for w in WORKLOADS if w.kind in ("Job", "CronJob"))
-    scalable = [w for w in WORKLOADS if w.kind in ("Deployment", "StatefulSet")]
+    workloads = WORKLOADS if workloads is None else workloads
+    daemonsets = [w for w in workloads if w.kind == "DaemonSet"]
+    fixed = sum(max(1, nodes // 5) if w.node_selector else nodes for w in daemonsets)  # edge: every fifth node
+    fixed += sum(1 for w in workloads if w.kind in ("Job", "CronJob"))
+    scalable = [w for w in workloads if w.kind in ("Deployment", "StatefulSet")]
     budget = max(len(scalable), pods - fixed)
     total_weight = sum(w.weight for w in scalable)
     plan = {w.name: max(1, int(budget * w.weight / total_weight)) for w in scalable}
@@ -178,34 +198,50 @@ def plan_replicas(pods: int, nodes: int) -> dict[str, int]:
 
 
 class Seeder:
-    def __init__(self, sandbox: Sandbox, api: kube.KubeRest) -> None:
+    """Seeds one cluster (``site``, the sandbox's first by default); logs, credentials and the
+    hub are the first cluster's business only."""
+
+    def __init__(self, sandbox: Sandbox, api: kube.KubeRest, *, site: ClusterSite | None = None) -> None:
         self.sb = sandbox
         self.api = api
         self.say = sandbox.say
+        self.site = site or sandbox.primary
+        primary = self.site.primary
+        self.workspaces = WORKSPACES if primary else OTHER_WORKSPACES
+        self.workloads = WORKLOADS if primary else OTHER_WORKLOADS
+        self.n_nodes, self.n_pods = self.site.nodes, self.site.pods
+        self.label = "" if primary else f" [{self.site.name}]"
+
+    def _component_log(self, name: str) -> Path:
+        return self.sb.logs_dir / f"{self.site.component(name)}.log"
 
     # ---- cluster objects ------------------------------------------------------------------------
 
     def seed_cluster(self) -> None:
-        cfg = self.sb.config
+        nodes, pods = self.n_nodes, self.n_pods
         t0 = time.monotonic()
-        self.say(f"nodes: ensuring {cfg.nodes} simulated nodes")
-        created = kube.ensure_nodes(
-            self.api, cfg.nodes, on_done=lambda n: self.say.counter("  nodes created", n, cfg.nodes)
-        )
-        self._label_edge_nodes(cfg.nodes)
-        if not wait_for(lambda: self._ready_nodes() >= cfg.nodes, timeout=60 + cfg.nodes * 0.2, interval=1):
+        self.say(f"nodes{self.label}: ensuring {nodes} simulated nodes")
+        created = kube.ensure_nodes(self.api, nodes, on_done=lambda n: self.say.counter("  nodes created", n, nodes))
+        self._label_edge_nodes(nodes)
+        if not wait_for(lambda: self._ready_nodes() >= nodes, timeout=60 + nodes * 0.2, interval=1):
             raise ComponentError(
-                "kwok", f"only {self._ready_nodes()}/{cfg.nodes} nodes became Ready", self.sb.logs_dir / "kwok.log"
+                self.site.component("kwok"),
+                f"only {self._ready_nodes()}/{nodes} nodes became Ready",
+                self._component_log("kwok"),
             )
-        self.say(f"nodes: {cfg.nodes} Ready ({created} created in {time.monotonic() - t0:.1f}s)")
+        self.say(f"nodes{self.label}: {nodes} Ready ({created} created in {time.monotonic() - t0:.1f}s)")
 
         self._namespaces()
-        plan = plan_replicas(cfg.pods, cfg.nodes)
-        for w in WORKLOADS:
+        plan = plan_replicas(pods, nodes, self.workloads)
+        for w in self.workloads:
             self._workload(w, plan.get(w.name, 1))
         self._wait_workloads(plan)
         elapsed = time.monotonic() - t0
-        self._write_state("seed-timing.json", {"nodes": cfg.nodes, "pods": cfg.pods, "seconds": round(elapsed, 1)})
+        record = {"nodes": nodes, "pods": pods, "seconds": round(elapsed, 1)}
+        if self.site.primary:
+            self._write_state("seed-timing.json", record)
+        else:
+            self._write_state(f"seed-timing-{self.site.name}.json", record)
 
     def _ready_nodes(self) -> int:
         n = 0
@@ -225,7 +261,7 @@ class Seeder:
         kube.parallel(label, range(count))
 
     def _namespaces(self) -> None:
-        for ws, projects in WORKSPACES.items():
+        for ws, projects in self.workspaces.items():
             for ns in projects:
                 self._namespace(ns, {WORKSPACE_LABEL: ws})
         self._namespace(SYSTEM_NAMESPACE, {})
@@ -242,7 +278,7 @@ class Seeder:
             # Generous but real: KSM reports it (kube_resourcequota) and the hub shows it. A quota
             # on pod resources makes every pod creation of the namespace update it, which
             # serialises creation: scale runs (> 2,000 pods) get a quota on objects only.
-            pods = self.sb.config.pods
+            pods = self.n_pods
             hard = {"services": "100", "configmaps": "500", "secrets": "500"}
             if pods <= 2000:
                 hard |= {
@@ -330,8 +366,10 @@ class Seeder:
 
     def _wait_workloads(self, plan: dict[str, int]) -> None:
         target = sum(plan.values())
-        nodes = self.sb.config.nodes
-        target += nodes + len([i for i in range(nodes) if i % 5 == 0])
+        nodes = self.n_nodes
+        for w in self.workloads:
+            if w.kind == "DaemonSet":
+                target += len([i for i in range(nodes) if i % 5 == 0]) if w.node_selector else nodes
         deadline_s = 120 + target * 0.1
         t0 = time.monotonic()
         self.say(f"workloads: waiting for ~{target} pods to be ready and every Deployment available")
@@ -346,15 +384,15 @@ class Seeder:
                 return
             time.sleep(1 if target < 2000 else 3)
         raise ComponentError(
-            "kube-controller-manager",
+            self.site.component("kube-controller-manager"),
             f"workloads not ready after {deadline_s:.0f}s ({last}/{target} pods ready)",
-            self.sb.logs_dir / "kube-controller-manager.log",
+            self._component_log("kube-controller-manager"),
         )
 
     def _workload_progress(self, plan: dict[str, int]) -> tuple[int, bool]:
         """Ready pods according to the controllers' status (cheap: no pod list), and whether all are."""
         ready, complete = 0, True
-        for w in WORKLOADS:
+        for w in self.workloads:
             if w.kind not in ("Deployment", "StatefulSet", "DaemonSet"):
                 continue
             plural = w.kind.lower() + "s"
