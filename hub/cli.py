@@ -177,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = rules_sub.add_parser("check", help="validate policy files; prints file:line: field: problem")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.set_defaults(func=cmd_rules_check)
+    from hub.runtime.rules_cli import add_arguments as rules_arguments
+
+    rules_arguments(rules_sub)  # import, export (Prometheus rule files; docs/alerting.md)
 
     users = sub.add_parser("users", help="hub users")
     users_sub = users.add_subparsers(dest="users_command", metavar="ACTION")

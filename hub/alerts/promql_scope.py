@@ -445,3 +445,25 @@ def _match_op(op: object) -> str:
         if op == k:
             return v
     raise PromQLRefused("selector", f"unknown matcher {op!r}")
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names an expression's selectors read (for the import report: which alerts
+    read series a recording rule makes)."""
+    found: set[str] = set()
+    stack: list[object] = [_parse(expr)]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, pp.MatrixSelector):
+            e = e.vector_selector
+        if isinstance(e, pp.VectorSelector):
+            name = e.name or next((m.value for m in e.matchers.matchers if m.name == "__name__"), None)
+            if name:
+                found.add(name)
+            continue
+        for attr in ("expr", "lhs", "rhs", "param"):
+            child = getattr(e, attr, None)
+            if child is not None:
+                stack.append(child)
+        stack.extend(getattr(e, "args", None) or [])
+    return found
