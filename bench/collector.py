@@ -118,7 +118,9 @@ def generator(base: str, spec: list[Any], rate: float, seconds: float, max_size:
 
 
 # -- the collectors ------------------------------------------------------------------------------------
-def collectors(base: str, state: str, nodes: list[str], hub_url: str, token: str, stop: Any, stats: Any) -> None:
+def collectors(
+    base: str, state: str, nodes: list[str], hub_url: str, token: str, batch_wait: float, stop: Any, stats: Any
+) -> None:
     import logging
 
     from hub.collectors.logs.nodecollector import HubSink, NodeCollector
@@ -130,7 +132,7 @@ def collectors(base: str, state: str, nodes: list[str], hub_url: str, token: str
     for node in nodes:
         Path(state, node).mkdir(parents=True, exist_ok=True)
         tail = NodeTail(Path(base) / node / "pods", PositionStore(Path(state, node, "positions.json")))
-        running.append(NodeCollector(tail, sink, node, batch_wait=1.0, discover_interval=2.0))
+        running.append(NodeCollector(tail, sink, node, batch_wait=batch_wait, discover_interval=2.0))
     cpu0 = time.process_time()
     # Each node's collector runs its own loop, as on its own node; its sends overlap the others'.
     threads = [threading.Thread(target=c.run, args=(stop,), daemon=True) for c in running]
@@ -163,7 +165,8 @@ class Hub:
             check=True,
             capture_output=True,
         )
-        self.proc = subprocess.Popen([*KUBEHUB, "serve"], env=self.env, stdout=subprocess.DEVNULL)
+        with open(data.parent / "hub.log", "ab") as log:  # waitress reports its queue depth there
+            self.proc = subprocess.Popen([*KUBEHUB, "serve"], env=self.env, stdout=log, stderr=log)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
@@ -229,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=0.1, help="lines per second per container")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--workers", type=int, default=2, help="processes running the nodes' collectors")
+    parser.add_argument(
+        "--batch-wait", type=float, default=1.0, help="seconds a node's records wait to fill a batch (requests/s)"
+    )
     parser.add_argument("--max-size", type=int, default=64 * 1024, help="rotate a container's file at this size")
     args = parser.parse_args(argv)
     if args.quick:
@@ -274,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         shares = [nodes[i :: args.workers] for i in range(args.workers)]
         workers = [
             ctx.Process(
-                target=collectors, args=(str(tmp / "nodes"), str(tmp / "state"), share, hub.url, token, stop, stats)
+                target=collectors,
+                args=(str(tmp / "nodes"), str(tmp / "state"), share, hub.url, token, args.batch_wait, stop, stats),
             )
             for share in shares
         ]
