@@ -10,7 +10,10 @@ by its own clock), advanced a 10 s period per cycle; the metric values come from
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -147,3 +150,46 @@ def test_alertmanager_receives_groups_resolves_and_survives_an_outage(
     assert proxy.accepted.count("") >= 3  # the per-cycle re-posts
     assert len(w.store.outbox()) == len(rows) and {r["status"] for r in w.store.outbox()} == {"sent"}
     proxy.stop()
+
+
+def test_the_sandboxs_alertmanager_receives_groups_and_resolves_the_hubs_alerts(tmp_path: Path) -> None:
+    """The shared sandbox's Alertmanager (only posted to, never reconfigured or stopped): a policy
+    of a name of its own, so other tests' alerts there do not matter."""
+    from sandbox.core import Sandbox
+
+    sb = Sandbox.shared()
+    name = f"handoff-{uuid.uuid4().hex[:8]}"
+    start = (time.time() - 150) // 10 * 10
+    w = HookWorld(tmp_path, start=start)
+    doc = node_doc(name=name, rule={"consecutive": 1, "period": "10s"})
+    doc["notification"]["receivers"] = [{"alertmanager": sb.alertmanager_url}]
+    w.add(doc)
+    mine = f"/api/v2/alerts?filter=alertname%3D%22{name}%22"
+
+    def active() -> set[str]:
+        return nodes(_get(sb.alertmanager_url + mine))
+
+    w.values = {"node-1": 0.97, "node-2": 0.99}
+    w.runner.run_once()
+    w.dispatcher.deliver_all_due()
+    wait_for("both alerts in the sandbox's Alertmanager", lambda: active() == {"node-1", "node-2"})
+    groups = wait_for(
+        "their group",
+        lambda: [g for g in _get(sb.alertmanager_url + "/api/v2/alerts/groups") if g["labels"] == {"alertname": name}],
+    )
+    assert len(groups) == 1 and nodes(groups[0]["alerts"]) == {"node-1", "node-2"}
+    assert groups[0]["receiver"]["name"] == "sandbox"
+    w.clock.advance(10)
+    w.values = {"node-1": 0.1, "node-2": 0.1}
+    w.runner.run_once()
+    w.dispatcher.deliver_all_due()
+    deadline = time.monotonic() + 20
+    while active() and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert active() == set()
+    assert {r["status"] for r in w.store.outbox()} == {"sent"} and len(w.store.outbox()) == 2
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return json.loads(resp.read())
