@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     catcher = Catcher()
     catcher.start()
     failovers: list[float] = []
+    kill_times: list[float] = []
     with tempfile.TemporaryDirectory(prefix="kubehub-failover-") as tmp, throwaway_database() as url:
         work = Path(tmp)
         settings = Settings(data_dir=work / "web", database_url=url).replace(
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                 assert lease is not None
                 leader = lease[0]
                 killed = rs.kill(leader)
+                kill_times.append(killed)
                 took = rs.takeover(leader, after=killed, timeout=args.lease + args.tick + 60)
                 failovers.append(took.at - killed)
                 print(
@@ -136,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(1)
             time.sleep(2 * args.tick)
             counts = tally(url, catcher)
+            caught = catcher.snapshot()
         finally:
             stop.set()
             rs.close()
@@ -147,6 +150,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     if counts.detail["unsent"] or counts.detail["unknown"]:
         print(f"unsent={counts.detail['unsent']} unknown={counts.detail['unknown']}", file=sys.stderr)
+    # Each duplicate with who sent it when, relative to the nearest kill: the documented window
+    # is the killed leader's copy within milliseconds before its kill, and the next leader's after.
+    seen: dict[str, list[tuple[str, float]]] = {}
+    for c in caught:
+        seen.setdefault(c.message_id, []).append((c.sender.split("@")[0], c.at))
+    for mid, copies in seen.items():
+        if len(copies) > 1:
+            told = ", ".join(
+                f"{who} at {min((at - k for k in kill_times), key=abs):+.3f}s from a kill" for who, at in copies
+            )
+            print(f"duplicate {mid}: {told}", file=sys.stderr)
     print(
         f"failover: p95_s={p95(failovers):.2f} lease_s={args.lease:g} tick_s={args.tick:g} kills={len(failovers)}"
         f" lost={counts.lost} duplicated={counts.duplicated}"
