@@ -119,15 +119,22 @@ def generator(base: str, spec: list[Any], rate: float, seconds: float, max_size:
 
 # -- the collectors ------------------------------------------------------------------------------------
 def collectors(
-    base: str, state: str, nodes: list[str], hub_url: str, token: str, batch_wait: float, stop: Any, stats: Any
+    base: str, state: str, nodes: list[str], sink_spec: tuple[str, str, str], batch_wait: float, stop: Any, stats: Any
 ) -> None:
     import logging
 
-    from hub.collectors.logs.nodecollector import HubSink, NodeCollector
+    from hub.collectors.logs.nodecollector import HubSink, NodeCollector, Sink, StoreSink
     from hub.collectors.logs.nodetail import NodeTail, PositionStore
 
     logging.basicConfig(level=logging.WARNING)
-    sink = HubSink(hub_url, token)
+    kind, url, secret = sink_spec
+    sink: Sink
+    if kind == "elasticsearch":
+        from hub.collectors.logs.elasticsearch import ElasticsearchLogStore
+
+        sink = StoreSink(ElasticsearchLogStore(url, index_prefix=secret))  # secret: the index prefix
+    else:
+        sink = HubSink(url, secret)
     running = []
     for node in nodes:
         Path(state, node).mkdir(parents=True, exist_ok=True)
@@ -145,7 +152,7 @@ def collectors(
 
 # -- the hub ---------------------------------------------------------------------------------------------
 class Hub:
-    def __init__(self, data: Path, digest: str, kubeconfig: str) -> None:
+    def __init__(self, data: Path, digest: str, kubeconfig: str, es: tuple[str, str] | None = None) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("KUBEHUB_")}
@@ -159,6 +166,12 @@ class Hub:
             KUBEHUB_LOGS_COLLECTOR_TOKEN_SHA256=digest,
             KUBEHUB_LOG_LEVEL="warning",
         )
+        if es is not None:  # the hub searches the indices the collectors write
+            self.env.update(
+                KUBEHUB_LOGS_BACKEND="elasticsearch",
+                KUBEHUB_ELASTICSEARCH_URL=es[0],
+                KUBEHUB_ELASTICSEARCH_INDEX_PREFIX=es[1],
+            )
         subprocess.run(
             [*KUBEHUB, "users", "create-admin", "admin", "--password-env=PW"],
             env={**self.env, "PW": PASSWORD},
@@ -235,6 +248,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--batch-wait", type=float, default=1.0, help="seconds a node's records wait to fill a batch (requests/s)"
     )
+    parser.add_argument(
+        "--sink",
+        choices=["hub", "elasticsearch"],
+        default="hub",
+        help="hub: POST /api/v1/logs/ingest (embedded store); elasticsearch: the sandbox's, straight from the nodes",
+    )
     parser.add_argument("--max-size", type=int, default=64 * 1024, help="rotate a container's file at this size")
     args = parser.parse_args(argv)
     if args.quick:
@@ -254,11 +273,15 @@ def main(argv: list[str] | None = None) -> int:
     nodes = sorted({s[1] for s in spec})
     token, digest = new_collector_token()
     print(
-        f"collector bench: {args.containers} containers on {len(nodes)} nodes, {args.rate} lines/s each, "
+        f"collector bench ({args.sink}): {args.containers} containers on {len(nodes)} nodes, {args.rate} lines/s each, "
         f"{args.seconds:.0f} s; load average {load0[0]:.2f}",
         flush=True,
     )
-    hub = Hub(tmp / "hub", digest, kubeconfig)
+    es_url = Sandbox().elasticsearch_url
+    prefix = f"kubehub-bench-collector-{os.getpid()}"
+    es = (es_url, prefix) if args.sink == "elasticsearch" else None
+    hub = Hub(tmp / "hub", digest, kubeconfig, es)
+    sink_spec = ("elasticsearch", es_url, prefix) if es else ("hub", hub.url, token)
     try:
         # baseline: the API server's pod reads without this collection (other clients, the
         # sandbox hub's own poller)
@@ -281,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         workers = [
             ctx.Process(
                 target=collectors,
-                args=(str(tmp / "nodes"), str(tmp / "state"), share, hub.url, token, args.batch_wait, stop, stats),
+                args=(str(tmp / "nodes"), str(tmp / "state"), share, sink_spec, args.batch_wait, stop, stats),
             )
             for share in shares
         ]
@@ -342,13 +365,21 @@ def main(argv: list[str] | None = None) -> int:
         hub.stop()
     load1 = os.getloadavg()
 
-    store = EmbeddedLogStore(tmp / "hub" / "logs")
+    store: Any = EmbeddedLogStore(tmp / "hub" / "logs")
+    if es is not None:
+        from hub.collectors.logs.elasticsearch import ElasticsearchLogStore
+
+        store.close()
+        store = ElasticsearchLogStore(es_url, index_prefix=prefix)
+        store.refresh()
     counts: dict[tuple[int, int], int] = {}
     for line in store.export(LogQuery(visibility=None, sort="asc"), limit=10**8):
         m = re.match(r"c(\d+) n(\d+) ", line.message)
         if m:
             key = (int(m.group(1)), int(m.group(2)))
             counts[key] = counts.get(key, 0) + 1
+    if es is not None:
+        store.drop_before("2100-01-01")  # the bench's own indices (its own prefix) only
     store.close()
     lost = sum(1 for cid, n in seq.items() for i in range(n) if (cid, i) not in counts)
     duplicated = sum(v - 1 for v in counts.values() if v > 1)
