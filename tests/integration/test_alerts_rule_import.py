@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import subprocess
 import time
 import urllib.request
@@ -93,7 +92,7 @@ def history(seed: int = 17) -> dict[tuple[str, Labels], np.ndarray]:
         put("node_memory_MemAvailable_bytes", _levels(rng, [8e9, 0.8e9, 3e9], 0.1e9), **node)
 
     ksm = {"job": "kube-state-metrics"}
-    for ns, pod, deploy in (("shop", "web-1", "web"), ("shop", "web-2", "web"), ("data", "etl-0", "etl")):
+    for ns, pod in (("shop", "web-1"), ("shop", "web-2"), ("data", "etl-0")):
         c = {"namespace": ns, "pod": pod, "container": "main"}
         restarts = np.floor(_counter(_levels(rng, [0.0, 0.0, 1 / 60]), 0.0) + 1e-9)
         put("kube_pod_container_status_restarts_total", restarts, **ksm, **c)
@@ -198,7 +197,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError(
                         f"the private Prometheus did not start: {(work / 'prometheus.log').read_text()}"
-                    )
+                    ) from None
                 time.sleep(0.2)
         yield World(base, series, prom, work)
     finally:
