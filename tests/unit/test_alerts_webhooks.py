@@ -24,6 +24,7 @@ from hub.alerts.notify.outbox import Dispatcher
 from hub.alerts.notify.render import Renderer
 from hub.alerts.policy import Receiver, parse_policy
 from hub.alerts.service import keep_secrets, redact_secrets
+from hub.timeutil import FakeClock
 from tests.unit.test_alerts_pipeline import T0, World, node_doc
 
 pytestmark = pytest.mark.unit
@@ -360,3 +361,41 @@ def test_the_documented_verification_recipe_accepts_the_body_and_refuses_a_chang
     assert header == own_signature(SECRET, body)
     assert hooks.verify(SECRET, body, header)
     assert not hooks.verify(SECRET, body + b" ", header)
+
+
+def test_through_the_api_the_secret_is_never_answered_kept_on_edit_and_never_audited(tmp_path: Path) -> None:
+    from tests.unit.conftest_tenancy import build_world
+    from tests.unit.test_alerts_api import workload_policy
+
+    world = build_world(tmp_path, clock=FakeClock(T0))
+    try:
+        c = world.client("project-operator")
+        url = "/api/v1/namespaces/ns-a1/alerting/policies"
+        doc = workload_policy()
+        doc["notification"]["receivers"] = [{"webhook": "https://hooks.example/k", "secret": SECRET}]
+        r = c.post(url, json=doc)
+        assert r.status_code == 201, r.get_data(as_text=True)
+        pid = r.get_json()["id"]
+        for answer in (r, c.get(f"{url}/{pid}"), c.get(url), c.post(f"{url}/validate", json=doc)):
+            text = answer.get_data(as_text=True)
+            assert SECRET not in text and '"secret_set":true' in text.replace(" ", ""), text
+        stored = json.loads(
+            world.hub.db.query_one("SELECT document FROM alert_policies WHERE id=?", (pid,))["document"]
+        )
+        assert stored["notification"]["receivers"][0]["secret"] == SECRET  # kept, for signing
+        # the console's round trip: the answer sent back as it came (secret_set, no secret)
+        shown = c.get(f"{url}/{pid}").get_json()
+        edit = {k: shown[k] for k in ("name", "level", "rules", "notification")}
+        assert c.put(f"{url}/{pid}", json=edit).status_code == 200
+        stored = json.loads(
+            world.hub.db.query_one("SELECT document FROM alert_policies WHERE id=?", (pid,))["document"]
+        )
+        assert stored["notification"]["receivers"][0]["secret"] == SECRET
+        audit = world.hub.db.query("SELECT detail FROM audit_log")
+        assert all(SECRET not in (row["detail"] or "") for row in audit)
+        bad = {**edit, "notification": {"receivers": [{"webhook": "https://hooks.example/k", "secret": "short"}]}}
+        r = c.put(f"{url}/{pid}", json=bad)
+        assert r.status_code == 422 and r.get_json()["field"] == "notification.receivers[0].secret"
+        assert "short" not in r.get_data(as_text=True)  # not even a refused secret is echoed
+    finally:
+        world.hub.close()
