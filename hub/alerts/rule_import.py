@@ -208,15 +208,17 @@ class _Importer:
                 group_notes.append(f"group field {key} is not used by kubehub")
         alerting: list[dict[str, Any]] = []
         first_item = len(self.result.items)
+        taken: set[str] = set()
         for k, raw in enumerate(rules):
             self.total += 1
             if self.total > MAX_IMPORT_RULES:
                 if self.total == MAX_IMPORT_RULES + 1:
                     self.result.errors.append(f"{where}: more than {MAX_IMPORT_RULES} rules in one import; stopped")
-                return
-            got = self.rule(where, gname, k, raw, interval, group_notes, {r["name"] for r in alerting})
+                break
+            got = self.rule(where, gname, k, raw, interval, group_notes, taken)
             if got is not None:
                 alerting.append(got)
+                taken.add(got["name"])
         for part in range(0, len(alerting), MAX_RULES):
             chunk = alerting[part : part + MAX_RULES]
             base = policy_name(gname)
