@@ -12,6 +12,12 @@ bytes whether N exists or not, so a tenant cannot probe names (:meth:`Scope.chec
 reached by id (an alert, a silence) outside the scope answer 404 "no alert X", as an unknown
 id does.
 
+Cluster-level objects (nodes, cluster and node metrics, node-level policies and alerts) are
+decided here too: ``cluster_grants`` holds the permissions the caller has on each cluster (a
+cluster role, a cluster-level custom role). Today there is one implicit cluster,
+:data:`DEFAULT_CLUSTER`; every cluster check names the cluster, defaulting to it, so several
+clusters only add names.
+
 No store, no clock: the property tests throw random memberships at it.
 """
 
@@ -22,6 +28,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from hub.errors import Forbidden
+
+DEFAULT_CLUSTER = "default"
+
+# A project permission asked about a node-level object (no namespace) is its node-level twin:
+# an alert of a node is read with node-alerts:read, not with a project's alerts:read.
+NODE_LEVEL_TWIN = {"alerts:read": "node-alerts:read", "alerts:write": "node-alerts:write"}
 
 
 def refusal(permission: str, namespace: str | None = None) -> Forbidden:
@@ -51,11 +63,13 @@ class Scope:
     """Who the caller is and what they may read and write.
 
     ``all_namespaces`` is true only for platform admins: queries then carry no namespace filter
-    and node-level (cluster) objects are theirs. Otherwise ``namespaces`` (namespace -> its
-    creation time, the log floor) is the complete allow-list and an empty one means "see
-    nothing" (never "no filter"). ``workspaces`` maps each listed namespace to its workspace,
-    ``uids`` to its current metadata.uid (the log predecessor rule), ``roles`` to the caller's
-    effective project role there, and ``grants`` to the project permissions that role holds.
+    and node-level (cluster) objects are theirs. ``cluster_grants`` maps a cluster name to the
+    permissions held on it by anyone else (cluster roles, cluster-level custom roles).
+    Otherwise ``namespaces`` (namespace -> its creation time, the log floor) is the complete
+    allow-list and an empty one means "see nothing" (never "no filter"). ``workspaces`` maps
+    each listed namespace to its workspace, ``uids`` to its current metadata.uid (the log
+    predecessor rule), ``roles`` to the caller's effective project role there, and ``grants`` to
+    the project permissions held there (its role's and any custom role's).
     """
 
     all_namespaces: bool
@@ -65,12 +79,17 @@ class Scope:
     username: str = ""
     roles: Mapping[str, str] = field(default_factory=dict)
     grants: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    cluster_grants: Mapping[str, frozenset[str]] = field(default_factory=dict)
     _whole_floors: LogFloors | None = field(default=None, init=False, repr=False)
 
     @property
     def cluster(self) -> bool:
-        """Whether node-level (cluster-wide) objects are visible: platform admins only."""
-        return self.all_namespaces
+        """Whether the (default) cluster's nodes and their facts are visible (nodes:read)."""
+        return self.may_cluster("nodes:read")
+
+    def may_cluster(self, permission: str, cluster: str = DEFAULT_CLUSTER) -> bool:
+        """Whether the caller holds a cluster-level ``permission`` on ``cluster``."""
+        return self.all_namespaces or permission in self.cluster_grants.get(cluster, ())
 
     @cached_property
     def visible(self) -> tuple[str, ...] | None:
@@ -78,18 +97,19 @@ class Scope:
         return None if self.all_namespaces else tuple(sorted(self.namespaces))
 
     def allows(self, namespace: str | None) -> bool:
-        """Whether objects of ``namespace`` (None or "": node-level objects) are visible."""
+        """Whether objects of ``namespace`` are visible; None or "": node-level alerting objects
+        (node alerts, cluster-wide silences), visible with node-alerts:read."""
         if not namespace:
-            return self.all_namespaces
+            return self.may("alerts:read", None)
         return self.all_namespaces or namespace in self.namespaces
 
     def may(self, permission: str, namespace: str | None) -> bool:
         """Whether the caller holds a project ``permission`` in ``namespace``; with no namespace
-        (a node-level or cluster-wide object) only platform admins do."""
+        (a node-level object) whether they hold its node-level twin on the default cluster."""
         if self.all_namespaces:
             return True
         if not namespace:
-            return False
+            return self.may_cluster(NODE_LEVEL_TWIN.get(permission, permission))
         return permission in self.grants.get(namespace, ())
 
     def check(self, permission: str, namespace: str | None) -> None:
@@ -97,9 +117,10 @@ class Scope:
         if not self.may(permission, namespace):
             raise refusal(permission, namespace)
 
-    def check_cluster(self, permission: str) -> None:
-        """Cluster-wide reads and writes (nodes, cluster metrics): platform admins only."""
-        if not self.all_namespaces:
+    def check_cluster(self, permission: str, cluster: str = DEFAULT_CLUSTER) -> None:
+        """Cluster-level reads and writes (nodes, cluster metrics): the one refusal unless the
+        caller holds ``permission`` on ``cluster`` (:meth:`may_cluster`)."""
+        if not self.may_cluster(permission, cluster):
             raise refusal(permission)
 
     def named(self, permission: str, requested: Iterable[str] | None) -> list[str] | None:

@@ -25,6 +25,7 @@ BLUEPRINTS = [
     "web.api.sso",
     "web.api.tenancy",
     "web.api.identity",
+    "web.api.roles",
     "web.api.cluster",
     "web.api.monitoring",
     "web.api.logs",

@@ -76,7 +76,7 @@ class AlertsAndHistory:
             raise InvalidInput(f"state must be one of {', '.join(valid)}; got {', '.join(bad)}", field="state")
         rows, total = self.store.alerts(
             namespaces=scope.visible,
-            include_cluster=scope.cluster,
+            include_cluster=scope.may("alerts:read", None),  # node-alerts:read
             states=list(states) or list(ACTIVE),
             policy_id=policy_id,
             limit=limit,
@@ -89,7 +89,7 @@ class AlertsAndHistory:
         if (
             row is None
             or not scope.allows(row["namespace"])
-            or (row["policy_id"] == META_POLICY_ID and not scope.cluster)
+            or (row["policy_id"] == META_POLICY_ID and not scope.may("alerts:read", None))
         ):
             raise NotFound(f"no alert {alert_id!r}")
         return row
@@ -143,7 +143,7 @@ class AlertsAndHistory:
             self._visible_alert(alert_id, scope)
         rows, total = self.store.events(
             namespaces=scope.visible,
-            include_cluster=scope.cluster,
+            include_cluster=scope.may("alerts:read", None),  # node-alerts:read
             alert_id=alert_id,
             since=parse_time(since, field="since") if since not in (None, "") else None,
             until=parse_time(until, field="until") if until not in (None, "") else None,

@@ -52,7 +52,7 @@ class Silences:
     def silences(self, scope: Scope, *, active_only: bool = False) -> list[dict[str, Any]]:
         rows = self.store.silences(
             namespaces=scope.visible,
-            include_cluster=scope.cluster,
+            include_cluster=scope.may("alerts:read", None),  # node-alerts:read
             active_at=self.clock.now() if active_only else None,
         )
         return [self._silence_dict(s) for s in rows]
@@ -68,7 +68,7 @@ class Silences:
         namespace = body.get("namespace") or None
         if namespace is not None and not isinstance(namespace, str):
             raise InvalidInput("namespace must be a string", field="namespace")
-        if namespace is None and not scope.cluster:
+        if namespace is None and not scope.all_namespaces:  # it would silence every tenant too
             raise Forbidden("only platform admins create cluster-wide silences")
         scope.check("alerts:write", namespace)  # the one answer for a foreign or unknown namespace
         matchers = body.get("matchers")
@@ -129,7 +129,7 @@ class Silences:
         namespace = (row["namespace"] or None) if row is not None else None
         if row is None or not scope.allows(namespace):
             raise NotFound(f"no silence {silence_id!r}")
-        if not scope.may("alerts:write", namespace):
+        if not (scope.may("alerts:write", namespace) if namespace else scope.all_namespaces):
             raise Forbidden("you may read this silence but not delete it")
         self.store.delete_silence(silence_id, now=self.clock.now())
         target = f"namespace/{namespace}/silence/{silence_id}" if namespace else f"cluster/silence/{silence_id}"

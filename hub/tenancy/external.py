@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from hub.errors import BackendUnavailable, Conflict, NotFound, Unauthenticated, Unprocessable
 from hub.store.identity import GroupMappingRow, IdentityStore
+from hub.store.roles import RoleStore
 from hub.store.tenancy import TenancyStore, UserRecord
 from hub.tenancy.credentials import USERNAME_RE
 from hub.tenancy.mappings import GroupMapping, MappedRoles, parse_mapping, resolve
@@ -88,6 +89,7 @@ class ExternalIdentities:
     if TYPE_CHECKING:  # provided by TenancyService (hub/tenancy/service.py)
         store: TenancyStore
         identity: IdentityStore
+        roles: RoleStore
         clock: Clock
         directory: PasswordDirectory | None
         settings_mappings: tuple[GroupMapping, ...]
@@ -157,6 +159,7 @@ class ExternalIdentities:
         mapped = self.mapped_roles(ext.groups)
         workspaces = {w: r.value for w, r in mapped.workspaces.items()}
         projects = {n: r.value for n, r in mapped.projects.items()}
+        clusters = {c: r.value for c, r in mapped.clusters.items()}
         now = self.clock.now()
         with self.store.transaction():
             user = self.store.user(name)
@@ -173,12 +176,13 @@ class ExternalIdentities:
                     now=now,
                     source=source,
                 )
-                before: tuple[str, dict[str, str], dict[str, str]] | None = None
+                before: tuple[str, dict[str, str], dict[str, str], dict[str, str]] | None = None
             else:
                 before = (
                     user.platform_role,
                     self.store.workspace_roles_of(name),
                     self.store.project_roles_of(name),
+                    self.roles.cluster_roles_of(name),
                 )
                 self.store.update_user(name, now=now, external_checked_at=now)
                 if (user.platform_role, user.display_name, user.email) != (
@@ -194,7 +198,13 @@ class ExternalIdentities:
                         email=ext.email[:254],
                     )
             self.identity.replace_memberships(name, workspaces, projects)
-            after = (mapped.platform_role.value, self.store.workspace_roles_of(name), self.store.project_roles_of(name))
+            self.roles.replace_cluster_roles(name, clusters)
+            after = (
+                mapped.platform_role.value,
+                self.store.workspace_roles_of(name),
+                self.store.project_roles_of(name),
+                self.roles.cluster_roles_of(name),
+            )
         if before != after:
             detail = {
                 "source": source,
@@ -202,6 +212,7 @@ class ExternalIdentities:
                 "platform_role": after[0],
                 "workspaces": after[1],
                 "projects": after[2],
+                "clusters": after[3],
             }
             action = "user.provision" if before is None else "user.sync"
             self.audit(actor or name, action, f"user/{name}", "ok", detail)

@@ -4,6 +4,8 @@ An organisation's directory already says who belongs to which team; a mapping tu
 name into one kubehub role, so nobody has to create tenants and on-call engineers by hand:
 
 - ``platform`` level: the platform role (``admin`` or ``regular``), no target;
+- ``cluster`` level: a cluster role (``admin`` or ``viewer``) on the cluster named by
+  ``target`` (omitted: the one implicit cluster ``default``);
 - ``workspace`` level: a workspace role on the workspace named by ``target``;
 - ``project`` level: a project role on the namespace named by ``target``.
 
@@ -12,7 +14,7 @@ included, see :mod:`hub.tenancy.ldap_directory`), an OIDC provider's ``groups`` 
 They are compared case-insensitively (directories such as Active Directory treat names so).
 
 **Conflicts: the most permissive role wins.** A user in two groups mapped to different roles on
-the same target gets the stronger one (platform admin > regular; workspace admin > viewer >
+the same target gets the stronger one (platform admin > regular; cluster admin > viewer; workspace admin > viewer >
 regular, a viewer reaching every project of the workspace read-only and so more than a regular
 member; project admin > operator > viewer). Roles on different targets add up. This mirrors
 how direct memberships combine with workspace-implied ones (:func:`hub.tenancy.roles.stronger`).
@@ -30,14 +32,16 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from hub.errors import ConfigError, Unprocessable
+from hub.scope import DEFAULT_CLUSTER
 from hub.tenancy.credentials import DNS_LABEL_RE
-from hub.tenancy.roles import Level, PlatformRole, ProjectRole, WorkspaceRole, parse_role, stronger
+from hub.tenancy.roles import ClusterRole, Level, PlatformRole, ProjectRole, WorkspaceRole, parse_role, stronger
 
 MappingOrigin = Literal["settings", "console"]
-LEVELS: tuple[Level, ...] = ("platform", "workspace", "project")
+LEVELS: tuple[Level, ...] = ("platform", "cluster", "workspace", "project")
 MAX_GROUP_LENGTH = 256  # AD's cn allows 64 characters, DNs and OIDC claim values more; 256 is generous
 
 _PLATFORM_RANK = {PlatformRole.REGULAR: 0, PlatformRole.ADMIN: 1}
+_CLUSTER_RANK = {ClusterRole.VIEWER: 0, ClusterRole.ADMIN: 1}
 _WORKSPACE_RANK = {WorkspaceRole.REGULAR: 0, WorkspaceRole.VIEWER: 1, WorkspaceRole.ADMIN: 2}
 
 
@@ -48,7 +52,7 @@ class GroupMapping:
     group: str
     level: Level
     role: str
-    target: str = ""  # the workspace (level workspace) or namespace (level project); "" for platform
+    target: str = ""  # the cluster, workspace or namespace (by level); "" for platform
     origin: MappingOrigin = "console"
     id: int | None = None  # stored mappings only
 
@@ -75,6 +79,7 @@ class MappedRoles:
     platform_role: PlatformRole = PlatformRole.REGULAR
     workspaces: Mapping[str, WorkspaceRole] = field(default_factory=dict)
     projects: Mapping[str, ProjectRole] = field(default_factory=dict)
+    clusters: Mapping[str, ClusterRole] = field(default_factory=dict)
     matched: tuple[str, ...] = ()  # the user's groups that matched at least one mapping (sorted)
 
 
@@ -102,7 +107,9 @@ def parse_mapping(raw: object, *, origin: MappingOrigin = "console", field_prefi
             raise Unprocessable("a platform mapping has no target", field=p + "target")
         target = ""
     else:
-        what = "workspace" if level == "workspace" else "namespace"
+        if level == "cluster" and target in (None, ""):
+            target = DEFAULT_CLUSTER  # the one implicit cluster, until several are connected
+        what = {"cluster": "cluster", "workspace": "workspace"}.get(level, "namespace")
         if not isinstance(target, str) or not DNS_LABEL_RE.match(target.strip()):
             raise Unprocessable(f"target must name the {what} (a DNS label), got {target!r}", field=p + "target")
         target = target.strip()
@@ -138,6 +145,7 @@ def resolve(groups: Iterable[str], mappings: Iterable[GroupMapping]) -> MappedRo
     platform = PlatformRole.REGULAR
     workspaces: dict[str, WorkspaceRole] = {}
     projects: dict[str, ProjectRole] = {}
+    clusters: dict[str, ClusterRole] = {}
     matched: set[str] = set()
     for m in mappings:
         if m.group.casefold() not in held:
@@ -147,6 +155,11 @@ def resolve(groups: Iterable[str], mappings: Iterable[GroupMapping]) -> MappedRo
             role = PlatformRole(m.role)
             if _PLATFORM_RANK[role] > _PLATFORM_RANK[platform]:
                 platform = role
+        elif m.level == "cluster":
+            c_role = ClusterRole(m.role)
+            had = clusters.get(m.target)
+            if had is None or _CLUSTER_RANK[c_role] > _CLUSTER_RANK[had]:
+                clusters[m.target] = c_role
         elif m.level == "workspace":
             ws_role = WorkspaceRole(m.role)
             current = workspaces.get(m.target)
@@ -156,4 +169,10 @@ def resolve(groups: Iterable[str], mappings: Iterable[GroupMapping]) -> MappedRo
             best = stronger(projects.get(m.target), ProjectRole(m.role))
             assert best is not None
             projects[m.target] = best
-    return MappedRoles(platform_role=platform, workspaces=workspaces, projects=projects, matched=tuple(sorted(matched)))
+    return MappedRoles(
+        platform_role=platform,
+        workspaces=workspaces,
+        projects=projects,
+        clusters=clusters,
+        matched=tuple(sorted(matched)),
+    )

@@ -5,8 +5,15 @@ decides whether a principal holds it for the namespace or workspace at hand. Kee
 here, as data, is what lets the docs print it (:func:`permission_table_markdown`) and the
 route x role test derive its expectations from it: code, docs and tests cannot drift apart.
 
-Three levels, as in KubeSphere: the platform (two roles), a workspace (three roles, which also
-reach every project of the workspace) and a project, i.e. one namespace (three roles).
+Four levels, as in KubeSphere: the platform (two roles), a cluster (two roles: nodes, cluster
+metrics and rankings, node-level policies and alerts; today the one implicit cluster
+``default``, bindings carry its name so that several clusters can follow), a workspace (three
+roles, which also reach every project of the workspace) and a project, i.e. one namespace
+(three roles).
+
+Built-in roles are named permission sets, and so are custom roles (:mod:`hub.tenancy.custom_roles`):
+an admin composes one from the permissions of one level (:data:`COMPOSABLE`). Either way the
+services check permissions, never role names.
 """
 
 from __future__ import annotations
@@ -21,6 +28,11 @@ from hub.errors import Unprocessable
 class PlatformRole(StrEnum):
     ADMIN = "admin"
     REGULAR = "regular"
+
+
+class ClusterRole(StrEnum):
+    ADMIN = "admin"
+    VIEWER = "viewer"
 
 
 class WorkspaceRole(StrEnum):
@@ -38,12 +50,15 @@ class ProjectRole(StrEnum):
 # What each permission lets one do. Every permission must be listed here (a test checks it);
 # the docs' table is generated from this mapping.
 PERMISSION_DOCS: dict[str, str] = {
-    # platform
+    # cluster (the one implicit cluster "default" today)
     "nodes:read": "list and inspect nodes",
     "nodes:write": "cordon and uncordon nodes",
-    "monitoring:cluster": "cluster, node and control-plane metrics; rankings across all namespaces",
-    "node-policies:read": "read node-level alert policies",
+    "monitoring:cluster": "cluster, node and control-plane metrics and node rankings",
+    "node-policies:read": "read node-level alert policies and backtest them",
     "node-policies:write": "create, change and delete node-level alert policies",
+    "node-alerts:read": "see node-level alerts (and the hub's own), their history and cluster-wide silences",
+    "node-alerts:write": "comment on node-level alerts",
+    # platform
     "users:read": "list users and their memberships",
     "users:write": "create, change, disable and delete users",
     "workspaces:create": "create workspaces",
@@ -74,14 +89,28 @@ PERMISSION_DOCS: dict[str, str] = {
     "members:write": "add, change and remove project members",
 }
 
-# Permissions that only make sense cluster-wide; only platform admins hold them.
-PLATFORM_PERMISSIONS = frozenset(
+# Permissions held on a cluster (its nodes and node-level objects): platform admins, cluster
+# roles and cluster-level custom roles.
+CLUSTER_PERMISSIONS = frozenset(
     {
         "nodes:read",
         "nodes:write",
-        "monitoring:cluster",  # cluster, node and control-plane levels, all namespaces
+        "monitoring:cluster",  # cluster, node and control-plane levels
         "node-policies:read",
         "node-policies:write",
+        "node-alerts:read",
+        "node-alerts:write",
+    }
+)
+CLUSTER_ROLE_PERMISSIONS: dict[ClusterRole, frozenset[str]] = {
+    ClusterRole.VIEWER: frozenset({"nodes:read", "monitoring:cluster", "node-policies:read", "node-alerts:read"}),
+    ClusterRole.ADMIN: CLUSTER_PERMISSIONS,
+}
+
+# Permissions of the platform as a whole (users, workspaces, audit, every namespace); only
+# platform admins hold them.
+PLATFORM_PERMISSIONS = frozenset(
+    {
         "users:read",
         "users:write",
         "workspaces:create",
@@ -135,17 +164,30 @@ WORKSPACE_IMPLIED_PROJECT_ROLE: dict[WorkspaceRole, ProjectRole | None] = {
 
 WORKSPACE_PERMISSIONS = frozenset().union(*WORKSPACE_ROLE_PERMISSIONS.values())
 
-ALL_PERMISSIONS = PLATFORM_PERMISSIONS | PROJECT_ADMIN | WORKSPACE_PERMISSIONS
+ALL_PERMISSIONS = PLATFORM_PERMISSIONS | CLUSTER_PERMISSIONS | PROJECT_ADMIN | WORKSPACE_PERMISSIONS
 
 _PROJECT_RANK = {ProjectRole.VIEWER: 0, ProjectRole.OPERATOR: 1, ProjectRole.ADMIN: 2}
 
-Level = Literal["platform", "workspace", "project"]
+Level = Literal["platform", "cluster", "workspace", "project"]
+CustomLevel = Literal["cluster", "workspace", "project"]
+
+# What a custom role of each level may be composed of: a cluster role of cluster permissions; a
+# workspace role of workspace permissions and project permissions (held on every project of the
+# workspace, as a workspace admin's are); a project role of project permissions. Platform
+# permissions are never delegated: they stay with platform admins.
+COMPOSABLE: dict[CustomLevel, frozenset[str]] = {
+    "cluster": CLUSTER_PERMISSIONS,
+    "workspace": WORKSPACE_PERMISSIONS | PROJECT_ADMIN,
+    "project": PROJECT_ADMIN,
+}
 
 
 def permission_level(permission: str) -> Level:
     """Where a permission is held: cluster-wide, on a workspace, or on one project."""
     if permission in PLATFORM_PERMISSIONS:
         return "platform"
+    if permission in CLUSTER_PERMISSIONS:
+        return "cluster"
     if permission in WORKSPACE_PERMISSIONS:
         return "workspace"
     if permission in PROJECT_ADMIN:
@@ -168,7 +210,12 @@ def workspace_role_permissions(role: WorkspaceRole) -> frozenset[str]:
     return WORKSPACE_ROLE_PERMISSIONS[role] | (PROJECT_ROLE_PERMISSIONS[implied] if implied else frozenset())
 
 
-_ROLE_ENUMS: dict[Level, type[StrEnum]] = {"platform": PlatformRole, "workspace": WorkspaceRole, "project": ProjectRole}
+_ROLE_ENUMS: dict[Level, type[StrEnum]] = {
+    "platform": PlatformRole,
+    "cluster": ClusterRole,
+    "workspace": WorkspaceRole,
+    "project": ProjectRole,
+}
 
 
 def parse_role(level: Level, value: object, *, field: str = "role") -> StrEnum:
@@ -200,6 +247,8 @@ class BuiltinRole:
     def permissions(self) -> frozenset[str]:
         if self.level == "platform":
             return ALL_PERMISSIONS if self.name == PlatformRole.ADMIN else frozenset()
+        if self.level == "cluster":
+            return CLUSTER_ROLE_PERMISSIONS[ClusterRole(self.name)]
         if self.level == "workspace":
             return workspace_role_permissions(WorkspaceRole(self.name))
         return PROJECT_ROLE_PERMISSIONS[ProjectRole(self.name)]
@@ -208,6 +257,10 @@ class BuiltinRole:
 BUILTIN_ROLES: tuple[BuiltinRole, ...] = (
     BuiltinRole("platform-admin", "platform", PlatformRole.ADMIN, "everything: every workspace, project and namespace"),
     BuiltinRole("platform-regular", "platform", PlatformRole.REGULAR, "nothing by itself; memberships grant the rest"),
+    BuiltinRole("cluster-admin", "cluster", ClusterRole.ADMIN, "its cluster's nodes, node-level policies and alerts"),
+    BuiltinRole(
+        "cluster-viewer", "cluster", ClusterRole.VIEWER, "its cluster's nodes, metrics, policies and alerts, read-only"
+    ),
     BuiltinRole("workspace-admin", "workspace", WorkspaceRole.ADMIN, "its workspace and every project in it"),
     BuiltinRole(
         "workspace-regular", "workspace", WorkspaceRole.REGULAR, "its workspace; only projects it is a member of"
@@ -224,10 +277,10 @@ BUILTIN_ROLES: tuple[BuiltinRole, ...] = (
 def permission_table_markdown() -> str:
     """The role -> permission table of the docs, generated from the sets above.
 
-    Rows are grouped by level (platform, workspace, project); a cell says "yes" where the
+    Rows are grouped by level (platform, cluster, workspace, project); a cell says "yes" where the
     column's role holds the permission within its reach (the second table).
     """
-    order = {"platform": 0, "workspace": 1, "project": 2}
+    order = {"platform": 0, "cluster": 1, "workspace": 2, "project": 3}
     perms = sorted(ALL_PERMISSIONS, key=lambda p: (order[permission_level(p)], p))
     head = "| permission | held on | " + " | ".join(r.label for r in BUILTIN_ROLES) + " | meaning |"
     lines = [head, "|---" * (len(BUILTIN_ROLES) + 3) + "|"]

@@ -14,17 +14,34 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from hub.errors import Forbidden
-from hub.scope import LogFloors, Scope
+from hub.scope import DEFAULT_CLUSTER, LogFloors, Scope
 from hub.tenancy.roles import (
+    CLUSTER_PERMISSIONS,
+    CLUSTER_ROLE_PERMISSIONS,
     PLATFORM_PERMISSIONS,
+    PROJECT_ADMIN,
     PROJECT_ROLE_PERMISSIONS,
     WORKSPACE_IMPLIED_PROJECT_ROLE,
+    ClusterRole,
+    CustomLevel,
     PlatformRole,
     ProjectRole,
     WorkspaceRole,
     stronger,
     workspace_role_permissions,
 )
+
+
+@dataclass(frozen=True)
+class CustomGrant:
+    """A binding to a custom role: its permissions, held at ``level`` on ``target`` (a cluster,
+    workspace or namespace name). A workspace-level role's project permissions reach every
+    project of the workspace."""
+
+    role: str
+    level: CustomLevel
+    target: str
+    permissions: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -41,6 +58,8 @@ class Principal:
     workspaces: Mapping[str, WorkspaceRole] = field(default_factory=dict)
     projects: Mapping[str, ProjectRole] = field(default_factory=dict)
     via_token: bool = False
+    clusters: Mapping[str, ClusterRole] = field(default_factory=dict)
+    custom: tuple[CustomGrant, ...] = ()
 
     @property
     def is_platform_admin(self) -> bool:
@@ -78,6 +97,32 @@ def project_role(principal: Principal, project: Project) -> ProjectRole | None:
     return stronger(direct, implied)
 
 
+def cluster_grants(principal: Principal) -> dict[str, frozenset[str]]:
+    """The permissions ``principal`` holds on each cluster: its cluster role's and its
+    cluster-level custom roles' (platform admins hold every one without being listed)."""
+    out: dict[str, set[str]] = {c: set(CLUSTER_ROLE_PERMISSIONS[r]) for c, r in principal.clusters.items()}
+    for g in principal.custom:
+        if g.level == "cluster":
+            out.setdefault(g.target, set()).update(g.permissions & CLUSTER_PERMISSIONS)
+    return {c: frozenset(p) for c, p in out.items() if p}
+
+
+def custom_project_grants(principal: Principal, project: Project) -> tuple[frozenset[str], str | None]:
+    """Project permissions custom roles give on ``project`` (bound on it, or on its workspace),
+    and the name of the first such role (shown as the caller's role there)."""
+    perms: set[str] = set()
+    name: str | None = None
+    for g in principal.custom:
+        if (g.level == "project" and g.target == project.namespace) or (
+            g.level == "workspace" and project.workspace and g.target == project.workspace
+        ):
+            held = g.permissions & PROJECT_ADMIN
+            if held:
+                perms |= held
+                name = name or g.role
+    return frozenset(perms), name
+
+
 def scope_for(principal: Principal, projects: Iterable[Project]) -> Scope:
     """What ``principal`` may read and write among ``projects`` (every project the hub knows, or
     at least every one the principal's memberships reach)."""
@@ -86,10 +131,16 @@ def scope_for(principal: Principal, projects: Iterable[Project]) -> Scope:
     visible: list[Project] = []
     for p in projects:
         role = project_role(principal, p)
-        if role is not None:
-            roles[p.namespace] = role.value
-            grants[p.namespace] = PROJECT_ROLE_PERMISSIONS[role]
-        if role is not None or principal.is_platform_admin:
+        held = PROJECT_ROLE_PERMISSIONS[role] if role is not None else frozenset()
+        named = role.value if role is not None else None
+        if principal.custom:
+            extra, custom_name = custom_project_grants(principal, p)
+            held |= extra
+            named = named or custom_name
+        if held:
+            roles[p.namespace] = named or ""
+            grants[p.namespace] = held
+        if held or principal.is_platform_admin:
             visible.append(p)
     return Scope(
         all_namespaces=principal.is_platform_admin,
@@ -99,6 +150,7 @@ def scope_for(principal: Principal, projects: Iterable[Project]) -> Scope:
         username=principal.username,
         roles=roles,
         grants=grants,
+        cluster_grants=cluster_grants(principal),
     )
 
 
@@ -119,9 +171,14 @@ def has_permission(
         return True
     if permission in PLATFORM_PERMISSIONS:
         return False
+    if permission in CLUSTER_PERMISSIONS:
+        # Routes act on the one implicit cluster today; a cluster argument comes with several.
+        return permission in cluster_grants(principal).get(DEFAULT_CLUSTER, ())
     if project is not None:
         role = project_role(principal, project)
         if role is not None and permission in PROJECT_ROLE_PERMISSIONS[role]:
+            return True
+        if principal.custom and permission in custom_project_grants(principal, project)[0]:
             return True
         # Workspace-level permissions (e.g. projects:delete) asked about one of its projects.
         workspace = project.workspace or None
@@ -129,6 +186,9 @@ def has_permission(
         ws_role = principal.workspaces.get(workspace)
         if ws_role is not None and permission in workspace_role_permissions(ws_role):
             return True
+        for g in principal.custom:
+            if g.level == "workspace" and g.target == workspace and permission in g.permissions:
+                return True
     return False
 
 

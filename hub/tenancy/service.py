@@ -29,6 +29,7 @@ from hub.settings import AuthSettings
 from hub.store.audit import AuditEntry, AuditFilter, AuditStore
 from hub.store.db import StateStore
 from hub.store.identity import IdentityStore
+from hub.store.roles import RoleStore
 from hub.store.tenancy import TenancyStore, UserRecord
 from hub.tenancy import scope as rules
 from hub.tenancy.checks import _as_project, _scrub
@@ -37,11 +38,12 @@ from hub.tenancy.credentials import (
     PasswordHashing,
     digest,
 )
+from hub.tenancy.custom_roles import RoleAdministration
 from hub.tenancy.directory import WORKSPACE_LABEL, Directory
 from hub.tenancy.external import ExternalIdentities, PasswordDirectory
 from hub.tenancy.mappings import parse_mappings_setting
-from hub.tenancy.roles import PlatformRole, ProjectRole, WorkspaceRole
-from hub.tenancy.scope import Principal, Project, Scope
+from hub.tenancy.roles import ClusterRole, PlatformRole, ProjectRole, WorkspaceRole
+from hub.tenancy.scope import CustomGrant, Principal, Project, Scope
 from hub.tenancy.sessions import IssuedToken, LoginThrottled, SessionsAndTokens
 from hub.timeutil import Clock, SystemClock
 
@@ -87,7 +89,7 @@ class _ProjectIndex:
         )
 
 
-class TenancyService(SessionsAndTokens, Directory, ExternalIdentities):
+class TenancyService(SessionsAndTokens, Directory, ExternalIdentities, RoleAdministration):
     def __init__(
         self,
         db: StateStore,
@@ -102,6 +104,7 @@ class TenancyService(SessionsAndTokens, Directory, ExternalIdentities):
     ) -> None:
         self.store = TenancyStore(db)
         self.identity = IdentityStore(db)
+        self.roles = RoleStore(db)  # cluster roles, custom roles (hub/tenancy/custom_roles.py)
         # Sign-in against a directory (hub/tenancy/external.py); None: local users only.
         self.directory = directory
         self.audit_store = AuditStore(db)
@@ -148,6 +151,11 @@ class TenancyService(SessionsAndTokens, Directory, ExternalIdentities):
             workspaces={ws: WorkspaceRole(r) for ws, r in self.store.workspace_roles_of(user.name).items()},
             projects={ns: ProjectRole(r) for ns, r in self.store.project_roles_of(user.name).items()},
             via_token=via_token,
+            clusters={c: ClusterRole(r) for c, r in self.roles.cluster_roles_of(user.name).items()},
+            custom=tuple(
+                CustomGrant(b.role, b.level, b.target, frozenset(b.permissions))  # type: ignore[arg-type]
+                for b in self.roles.bindings_of_user(user.name)
+            ),
         )
 
     def principal_from_token(self, token: str) -> Principal | None:
@@ -228,6 +236,11 @@ class TenancyService(SessionsAndTokens, Directory, ExternalIdentities):
                 direct = index.by_namespace.get(namespace)
                 if direct is not None:
                     candidates[namespace] = direct
+            for grant in principal.custom:  # custom roles bound on a workspace or a project
+                if grant.level == "workspace":
+                    candidates.update((p.namespace, p) for p in index.by_workspace.get(grant.target, ()))
+                elif grant.level == "project" and grant.target in index.by_namespace:
+                    candidates[grant.target] = index.by_namespace[grant.target]
             scope = rules.scope_for(principal, candidates.values())
         if len(self._scopes) >= _SCOPE_CACHE_USERS:
             self._scopes.clear()  # a crude bound: the next requests rebuild what they use

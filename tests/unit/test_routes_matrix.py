@@ -52,6 +52,7 @@ SAMPLE_ARGS: dict[str, Any] = {
     "kind": "deployment",
     "node": "node-1",
     "pod": "pod-1",
+    "cluster": "default",
 }
 
 NAMESPACE_SAMPLES = (HOME_NAMESPACE, SIBLING_NAMESPACE, FOREIGN_NAMESPACE, UNKNOWN_NAMESPACE)
@@ -93,7 +94,9 @@ def expected_allowed(role: BuiltinRole, access: Any, ns: str | None, ws: str | N
         return f"ns:{ns}" in targets or f"ws:{home_ws}" in targets
     if ws is not None:
         return f"ws:{ws}" in targets
-    return False
+    # No target: a cluster-level route (nodes, node policies, cluster metrics) on the one
+    # implicit cluster, which cluster roles hold their permissions on.
+    return role.level == "cluster"
 
 
 # -- building requests from the route table ----------------------------------------------------
@@ -221,6 +224,13 @@ def test_the_matrix_covers_the_tenancy_routes(dry_world: TenancyWorld) -> None:
         "views.identity.group_mappings",
         "views.identity.group_mapping_create",
         "views.identity.group_mapping_delete",
+    } <= endpoints
+    # cluster role bindings and custom roles (users:read / users:write)
+    assert {
+        "api_roles.list_cluster_members",
+        "api_roles.put_cluster_member",
+        "api_roles.create_role",
+        "api_roles.put_role_binding",
     } <= endpoints
 
 

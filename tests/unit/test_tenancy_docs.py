@@ -12,6 +12,7 @@ from hub.tenancy.roles import (
     ALL_PERMISSIONS,
     BUILTIN_ROLES,
     PERMISSION_DOCS,
+    ClusterRole,
     PlatformRole,
     ProjectRole,
     WorkspaceRole,
@@ -33,13 +34,14 @@ def test_the_docs_carry_the_generated_role_table() -> None:
 def test_every_permission_is_documented_and_has_a_level() -> None:
     assert set(PERMISSION_DOCS) == set(ALL_PERMISSIONS)
     for permission in ALL_PERMISSIONS:
-        assert permission_level(permission) in ("platform", "workspace", "project")
+        assert permission_level(permission) in ("platform", "cluster", "workspace", "project")
 
 
 def test_the_role_table_has_a_column_for_every_built_in_role() -> None:
     pairs = {(r.level, r.name) for r in BUILTIN_ROLES}
     expected = (
         {("platform", r.value) for r in PlatformRole}
+        | {("cluster", r.value) for r in ClusterRole}
         | {("workspace", r.value) for r in WorkspaceRole}
         | {("project", r.value) for r in ProjectRole}
     )

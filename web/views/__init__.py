@@ -126,7 +126,7 @@ def _nav() -> list[dict[str, Any]]:
         return []
     admin = principal.is_platform_admin
     items: list[dict[str, Any]] = [{"key": "nav.overview", "endpoint": "views.overview"}]
-    if admin:
+    if admin or scope().cluster:  # cluster roles see the nodes too
         items.append({"key": "nav.nodes", "endpoint": "views.cluster.nodes"})
     items += [
         {"key": "nav.workspaces", "endpoint": "views.tenancy.workspaces"},

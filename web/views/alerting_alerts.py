@@ -184,7 +184,7 @@ def silences() -> Any:
         "silences.html",
         silences=items,
         writable=writable,
-        may_cluster=scope().cluster,
+        may_cluster=scope().all_namespaces,  # cluster-wide silences: platform admins
         may_delete=lambda s: scope().may("alerts:write", s.get("namespace")),
     )
 

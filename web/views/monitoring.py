@@ -69,7 +69,7 @@ STATS = ("avg", "max", "min", "p50", "p90", "p95", "p99")
 def _levels_for_user() -> list[str]:
     from hub.collectors.catalogue import LEVELS
 
-    admin = scope().cluster  # cluster levels: the scope says (platform admins)
+    admin = scope().may_cluster("monitoring:cluster")  # cluster levels: the scope says
     return [lv for lv in LEVELS if admin or lv in TENANT_LEVELS]
 
 
@@ -111,7 +111,7 @@ def charts() -> Any:
 @permission(None)
 def rankings() -> Any:
     """A sortable ranking table, instant or as a statistic over a window (p95 over 24 h...)."""
-    admin = scope().cluster  # cluster levels: the scope says (platform admins)
+    admin = scope().may_cluster("monitoring:cluster")  # cluster levels: the scope says
     levels = [lv for lv in RANKING_LEVELS if admin or lv in TENANT_LEVELS]
     args = request.args
     requested_level = args.get("level") or ""
