@@ -399,3 +399,53 @@ def test_through_the_api_the_secret_is_never_answered_kept_on_edit_and_never_aud
         assert "short" not in r.get_data(as_text=True)  # not even a refused secret is echoed
     finally:
         world.hub.close()
+
+
+def test_the_console_form_takes_http_receivers_and_never_shows_the_secret_back(tmp_path: Path) -> None:
+    from tests.unit.conftest_tenancy import HOME_NAMESPACE, build_world
+    from tests.unit.test_console_pages import HTML, policy_form
+
+    world = build_world(tmp_path, clock=FakeClock(T0))
+    try:
+        client, csrf = world.session("project-operator")
+        base = f"/projects/{HOME_NAMESPACE}/alerting/policies"
+        form = policy_form(csrf, "2")
+        form["receivers"] = "webhook:https://hooks.example/k timeout=5s\nalertmanager:http://am.example:9093"
+        # refused (a bad threshold): the page comes back without the typed secret
+        refused = client.post(base, data={**form, "rules-0-threshold": "-2", "webhook_secret": SECRET}, headers=HTML)
+        assert refused.status_code == 422 and SECRET not in refused.get_data(as_text=True)
+        check = client.post(f"{base}/check", data={**form, "rules-0-threshold": "-2", "webhook_secret": SECRET},
+                            headers={"X-CSRF-Token": csrf})  # fmt: skip
+        assert SECRET not in check.get_data(as_text=True)
+        receivers = f"{{receivers: [{{webhook: 'https://h.example/', secret: {SECRET}}}]}}"
+        yaml_text = (
+            "name: y\nlevel: workload\nrules: [{name: c, metric: workload_cpu_usage, comparator: '>',"
+            f" threshold: -1, period: 1m, severity: minor}}]\nnotification: {receivers}\n"
+        )
+        r = client.post(base, data={"csrf_token": csrf, "mode": "yaml", "yaml": yaml_text}, headers=HTML)
+        assert r.status_code == 422 and SECRET not in r.get_data(as_text=True)
+        # saved: receivers with their timeout, the secret stored, the edit page without it
+        r = client.post(base, data={**form, "webhook_secret": SECRET}, headers=HTML)
+        assert r.status_code == 303, r.get_data(as_text=True)
+        [saved] = world.hub.alerting.list_policies(level="workload", namespace=HOME_NAMESPACE)
+        assert saved["notification"]["receivers"] == [
+            {"webhook": "https://hooks.example/k", "secret_set": True, "timeout": "5s"},
+            {"alertmanager": "http://am.example:9093"},
+        ]
+        shown = client.get(r.headers["Location"], headers=HTML)
+        status, body = shown.status_code, shown.get_data(as_text=True)
+        assert status == 200 and SECRET not in body
+        assert "webhook:https://hooks.example/k timeout=5s" in body and "a secret is set" in body
+
+        def stored_secret() -> str | None:
+            row = world.hub.db.query_one("SELECT document FROM alert_policies WHERE id=?", (saved["id"],))
+            return json.loads(row["document"])["notification"]["receivers"][0].get("secret")
+
+        assert stored_secret() == SECRET
+        edit = f"{base}/{saved['id']}"
+        assert client.post(edit, data=form, headers=HTML).status_code == 303  # blank: kept
+        assert stored_secret() == SECRET
+        assert client.post(edit, data={**form, "webhook_secret_clear": "on"}, headers=HTML).status_code == 303
+        assert stored_secret() is None
+    finally:
+        world.hub.close()

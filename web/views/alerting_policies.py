@@ -90,6 +90,20 @@ def document_from_form(form: Any, *, level: str, namespace: str | None) -> dict[
             continue
         if line.startswith("user:"):
             receivers.append({"user": line[5:].strip()})
+        elif line.startswith(("webhook:", "alertmanager:")):
+            # "webhook:URL [timeout=10s]": URLs hold no spaces (the policy check refuses them)
+            kind, rest = line.split(":", 1)
+            words = rest.split()
+            entry: dict[str, Any] = {kind: words[0] if words else ""}
+            for word in words[1:]:
+                if word.startswith("timeout="):
+                    entry["timeout"] = word[len("timeout=") :]
+            if kind == "webhook":  # write-only: blank keeps the stored secret (AlertService.update_policy)
+                if form.get("webhook_secret_clear") == "on":
+                    entry["secret"] = ""
+                elif form.get("webhook_secret"):
+                    entry["secret"] = form.get("webhook_secret")
+            receivers.append(entry)
         else:
             receivers.append({"email": line})
     notification: dict[str, Any] = {"receivers": receivers, "send_resolved": form.get("send_resolved") == "on"}
@@ -208,6 +222,10 @@ def _form_value(doc: dict[str, Any]) -> dict[str, Any]:
     for r in (doc.get("notification") or {}).get("receivers") or []:
         if isinstance(r, dict) and r.get("user"):
             receivers.append(f"user:{r['user']}")
+        elif isinstance(r, dict) and (r.get("webhook") or r.get("alertmanager")):
+            kind = "webhook" if r.get("webhook") else "alertmanager"
+            timeout = f" timeout={r['timeout']}" if r.get("timeout") else ""
+            receivers.append(f"{kind}:{r[kind]}{timeout}")
         elif isinstance(r, dict) and r.get("email"):
             receivers.append(str(r["email"]))
     window = (doc.get("notification") or {}).get("window") or {}
@@ -216,6 +234,9 @@ def _form_value(doc: dict[str, Any]) -> dict[str, Any]:
         "target_nodes": "\n".join(str(n) for n in target.get("nodes") or []),
         "receivers": "\n".join(receivers),
         "window": window,
+        "webhook_secret_set": any(
+            isinstance(r, dict) and r.get("secret_set") for r in (doc.get("notification") or {}).get("receivers") or []
+        ),
     }
 
 
@@ -278,11 +299,11 @@ def _save(level: str, ns: str | None, pid: str | None) -> Any:
         return _editor(
             level=level,
             ns=ns,
-            doc=doc,
+            doc=_hide_secrets(doc),
             pid=pid,
             problems=_problems_of(exc),
             status=exc.status,
-            yaml_text=document if isinstance(document, str) else None,
+            yaml_text=_hide_secret_text(document) if isinstance(document, str) else None,
         )
     key = "policy.updated" if pid else "policy.created"
     response = done(_(key, name=out["name"]), _policy_url(level, ns, out["id"]))
@@ -293,6 +314,30 @@ def _save(level: str, ns: str | None, pid: str | None) -> Any:
         else:
             flash(_("policy.warn_no_receivers"), "warn")
     return response
+
+
+_SECRET_IN_TEXT = re.compile(
+    r"""("secret"\s*:\s*"(?:[^"\\]|\\.)*")|(\bsecret:[ \t]*(?:"[^"\n]*"|'[^'\n]*'|[^,}\n]*))"""
+)
+
+
+def _hide_secret_text(text: str) -> str:
+    """Editor text shown back after a refused save, without any webhook secret typed into it
+    (secrets are write-only, docs/alerting.md): ``secret_set`` keeps the stored one."""
+    return _SECRET_IN_TEXT.sub(lambda m: '"secret_set": true' if m.group(1) else "secret_set: true", text)
+
+
+def _hide_secrets(doc: dict[str, Any]) -> dict[str, Any]:
+    """A form's document shown back: each receiver's typed secret becomes ``secret_set``."""
+    notification = doc.get("notification")
+    if not isinstance(notification, dict) or not isinstance(notification.get("receivers"), list):
+        return doc
+    receivers = []
+    for r in notification["receivers"]:
+        if isinstance(r, dict) and "secret" in r:
+            r = {k: v for k, v in r.items() if k != "secret"} | ({"secret_set": True} if r["secret"] else {})
+        receivers.append(r)
+    return {**doc, "notification": {**notification, "receivers": receivers}}
 
 
 def _safe_yaml(text: str) -> dict[str, Any] | None:
@@ -321,7 +366,7 @@ def _check(level: str, ns: str | None) -> Any:
     except HubError as exc:
         if exc.status not in (400, 422):
             raise
-        doc = document if isinstance(document, dict) else None
+        doc = _hide_secrets(document) if isinstance(document, dict) else None
         return jsonify({"valid": False, "problems": _problems_of(exc), "yaml": _yaml(doc) if doc else None})
     return jsonify({"valid": True, "problems": {}, "yaml": _yaml(out["policy"])})
 
