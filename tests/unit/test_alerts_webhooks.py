@@ -449,3 +449,13 @@ def test_the_console_form_takes_http_receivers_and_never_shows_the_secret_back(t
         assert stored_secret() is None
     finally:
         world.hub.close()
+
+
+def test_without_an_http_sender_a_replay_lists_what_http_receivers_would_have_got(tmp_path: Path) -> None:
+    w = World(tmp_path)  # the backtest's shape: a recording notifier and no HTTP sender
+    w.add(hook_doc("https://hooks.example/k"))
+    w.values = {"node-1": 0.97}
+    w.tick()
+    assert [(e.recipient, e.subject) for _, e in w.mails()] == [
+        ("webhook:https://hooks.example/k", "[FIRING·critical] node-1 cpu-high 97% (>90%)")
+    ]

@@ -94,16 +94,16 @@ def document_from_form(form: Any, *, level: str, namespace: str | None) -> dict[
             # "webhook:URL [timeout=10s]": URLs hold no spaces (the policy check refuses them)
             kind, rest = line.split(":", 1)
             words = rest.split()
-            entry: dict[str, Any] = {kind: words[0] if words else ""}
+            hook: dict[str, Any] = {kind: words[0] if words else ""}
             for word in words[1:]:
                 if word.startswith("timeout="):
-                    entry["timeout"] = word[len("timeout=") :]
+                    hook["timeout"] = word[len("timeout=") :]
             if kind == "webhook":  # write-only: blank keeps the stored secret (AlertService.update_policy)
                 if form.get("webhook_secret_clear") == "on":
-                    entry["secret"] = ""
+                    hook["secret"] = ""
                 elif form.get("webhook_secret"):
-                    entry["secret"] = form.get("webhook_secret")
-            receivers.append(entry)
+                    hook["secret"] = form.get("webhook_secret")
+            receivers.append(hook)
         else:
             receivers.append({"email": line})
     notification: dict[str, Any] = {"receivers": receivers, "send_resolved": form.get("send_resolved") == "on"}
