@@ -459,3 +459,34 @@ def test_without_an_http_sender_a_replay_lists_what_http_receivers_would_have_go
     assert [(e.recipient, e.subject) for _, e in w.mails()] == [
         ("webhook:https://hooks.example/k", "[FIRING·critical] node-1 cpu-high 97% (>90%)")
     ]
+
+
+def test_the_per_cycle_repost_keeps_open_alerts_alive_and_drops_resolved_ones(tmp_path: Path, hook: Hook) -> None:
+    from hub.alerts.notify.repost import AlertmanagerRepost
+
+    w = HookWorld(tmp_path)
+    doc = node_doc(rule={"consecutive": 1})
+    doc["notification"]["receivers"] = [{"alertmanager": f"http://127.0.0.1:{hook.port}/"}]
+    w.add(doc)
+    repost = AlertmanagerRepost(
+        store=w.store, http=HttpNotifier(), clock=w.clock, public_url="http://hub.example", hold=240
+    )
+
+    def reposted() -> list[tuple[str, str]]:
+        before = len(hook.requests)
+        report = repost.run()
+        bodies = [json.loads(r["body"]) for r in hook.requests[before:]]
+        assert report.posted == len(bodies) and report.failed == 0
+        return sorted((a["labels"]["node"], a["endsAt"]) for body in bodies for a in body)
+
+    assert reposted() == []  # nothing fired yet
+    w.values = {"node-1": 0.97, "node-2": 0.99}
+    w.tick()  # fires; the outbox posts it (sends = 1)
+    assert reposted() == [("node-1", "2026-11-18T06:35:00.000Z"), ("node-2", "2026-11-18T06:35:00.000Z")]
+    w.values = {"node-2": 0.99}  # node-1's data is gone: held open in nodata, still re-posted
+    w.tick()
+    assert [n for n, _ in reposted()] == ["node-1", "node-2"]
+    w.values = {"node-1": 0.1, "node-2": 0.1}
+    w.tick()
+    assert reposted() == []  # resolved: the outbox posted the resolves, no more re-posts
+    assert all(r["path"] == "/api/v2/alerts" for r in hook.requests)

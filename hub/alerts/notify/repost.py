@@ -5,7 +5,8 @@ Alertmanager expects its clients to re-send every active alert periodically: an 
 changes (fired, resolved, closed) with its delivery guarantees; this keeps the firing ones alive
 in between, every cycle, with ``endsAt`` a few cycles ahead (``hold``).
 
-Which alerts: those still firing whose first notice went out (``sends > 0``). So a hub
+Which alerts: those that fired and are still open (firing, or held in ``nodata`` or ``error``)
+whose first notice went out (``sends > 0``). So a hub
 silence, a policy window or flap damping that held the first notice holds Alertmanager's copy
 too, but once an alert was handed over, the hub's own repeat rules do not stop the re-posts:
 Alertmanager groups, repeats and silences from there (docs/alerting.md). A failed re-post is
@@ -30,6 +31,10 @@ from hub.store.alerts import AlertStore
 from hub.timeutil import Clock
 
 log = logging.getLogger("kubehub.alerts")
+
+# An alert that fired stays open through "nodata" (held, docs/alerting.md) and "error" (a query
+# error never resolves): Alertmanager keeps it until the hub resolves or closes it.
+OPEN_STATES = ("firing", "nodata", "error")
 
 
 @dataclass
@@ -81,9 +86,9 @@ class AlertmanagerRepost:
         wanted = {pid for _, ids in targets.values() for pid in ids}
         for pid in sorted(wanted):
             rows, _ = self.store.alerts(
-                namespaces=None, include_cluster=True, states=("firing",), policy_id=pid, limit=10_000
+                namespaces=None, include_cluster=True, states=OPEN_STATES, policy_id=pid, limit=10_000
             )
-            firing[pid] = [r for r in rows if r["sends"] > 0]
+            firing[pid] = [r for r in rows if r["sends"] > 0 and r["fired_at"] is not None]
         items: list[PendingHttp] = []
         for url, (timeout, ids) in sorted(targets.items()):
             alerts = [hooks.from_row(r, public_url=self.public_url) for pid in ids for r in firing[pid]]
