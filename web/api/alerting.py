@@ -304,3 +304,109 @@ def list_outbox() -> Any:
             offset=int_param("offset", 0),
         )
     )
+
+
+# -- Prometheus rule import and export (docs/alerting.md "Import and export") --------------------
+
+
+def _import(level: str, namespace: str | None) -> Any:
+    """Rule files of the request: YAML text (``Content-Type: application/yaml``; one file, any
+    number of documents) or JSON ``{"files": [{"name", "text"}], "severity_map"?,
+    "default_severity"?, "default_interval"?, "apply"?}``; ``?apply=true`` for YAML."""
+    from hub.alerts.rule_import import DEFAULT_SEVERITY_MAP, ImportOptions, import_rule_texts
+    from hub.errors import HubError, InvalidInput
+    from hub.timeutil import parse_duration
+
+    ctype = (request.content_type or "").lower()
+    body: dict[str, Any] = {}
+    if "yaml" in ctype:
+        files = [("upload.yaml", request.get_data(as_text=True))]
+        apply = request.args.get("apply", "false").lower() == "true"
+    else:
+        body = json_body()
+        raw = body.get("files")
+        if not isinstance(raw, list) or not raw or len(raw) > 50:
+            raise InvalidInput("files must be a list of 1 to 50 {name, text} objects", field="files")
+        files = []
+        for i, f in enumerate(raw):
+            if not isinstance(f, dict) or not isinstance(f.get("text"), str):
+                raise InvalidInput("each file needs a text (the rule file's content)", field=f"files[{i}].text")
+            files.append((str(f.get("name") or f"file-{i + 1}")[:200], f["text"]))
+        apply = body.get("apply") is True
+    mapping = dict(DEFAULT_SEVERITY_MAP)
+    extra = body.get("severity_map") or {}
+    if not isinstance(extra, dict) or any(v not in ("critical", "major", "minor") for v in extra.values()):
+        raise InvalidInput("severity_map maps label values to critical, major or minor", field="severity_map")
+    mapping.update({str(k).lower(): v for k, v in extra.items()})
+    default_severity = body.get("default_severity", "major")
+    if default_severity not in ("critical", "major", "minor"):
+        raise InvalidInput("must be critical, major or minor", field="default_severity")
+    options = ImportOptions(
+        level=level,
+        namespace=namespace,
+        severity_map=mapping,
+        default_severity=default_severity,
+        default_interval=parse_duration(str(body.get("default_interval", "1m")), field="default_interval"),
+    )
+    result = import_rule_texts(files, options)
+    out = result.to_dict()
+    out["created"] = []
+    if apply:
+        for doc in result.policies:
+            try:
+                made = alerting().create_policy(doc, level=level, namespace=namespace, actor=_actor())
+                out["created"].append({"name": doc["name"], "id": made["id"]})
+            except HubError as exc:  # a name already taken: reported per policy, the rest go on
+                out["errors"].append(f"policy {doc['name']}: not created: {exc.message}")
+    return jsonify(out)
+
+
+def _export(level: str, namespace: str | None) -> Any:
+    from hub.alerts.policy import parse_policy
+    from hub.alerts.policy_check import _POLICY_FIELDS
+    from hub.alerts.rule_import import export_policies
+
+    policies = []
+    for p in alerting().list_policies(level=level, namespace=namespace):
+        doc = {k: v for k, v in p.items() if k in _POLICY_FIELDS and k != "notification"}  # receivers are not exported
+        policies.append((str(p["id"]), parse_policy(doc)))
+    build = alerting().build_query
+
+    def query(lvl: str, metric: str, period: float, ns: str | None) -> str:
+        if build is None:
+            raise RuntimeError("no catalogue to export catalogue rules with")
+        return str(build(lvl, metric, "last", period, ns)[0])
+
+    return jsonify(export_policies(policies, query, name=f"kubehub-{namespace or 'cluster'}"))
+
+
+@bp.post("/alerting/policies/import")
+@permission("node-policies:write")
+def import_node_rules() -> Any:
+    """Import Prometheus rule files / PrometheusRule YAML as node-level policies.
+
+    Answers a report of what was imported, changed or not (and, with apply, what was created)."""
+    return _import("node", None)
+
+
+@bp.get("/alerting/policies/export")
+@permission("node-policies:read")
+def export_node_rules() -> Any:
+    """Node-level policies as a PrometheusRule (catalogue rules as their reference alerting rule)."""
+    return _export("node", None)
+
+
+@bp.post("/namespaces/<ns>/alerting/policies/import")
+@permission("policies:write", namespace_arg="ns")
+def import_workload_rules(ns: str) -> Any:
+    """Import Prometheus rule files as this project's policies, each expression scoped to it.
+
+    An expression that cannot be scoped is not imported; the report names the construct."""
+    return _import("workload", ns)
+
+
+@bp.get("/namespaces/<ns>/alerting/policies/export")
+@permission("policies:read", namespace_arg="ns")
+def export_workload_rules(ns: str) -> Any:
+    """This project's policies as a PrometheusRule (expressions scoped to the namespace)."""
+    return _export("workload", ns)
