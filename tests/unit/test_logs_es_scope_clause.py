@@ -4,6 +4,8 @@ oldest stored time is unknown and the cutoff is the query's start."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from hub.collectors.logs.elasticsearch import ElasticsearchLogStore
@@ -52,4 +54,15 @@ def test_a_scope_clause_is_reused_until_the_cutoff_passes_a_floor_or_the_scope_c
     # the same names and floors in another mapping: the same answer
     again = plain_and_grouped(scope_of(store, LogQuery(visibility=dict(visibility), start=DAY)))
     assert again == changed
+    store.close()
+
+
+def test_a_search_body_with_a_cached_scope_encodes_to_the_same_json() -> None:
+    store = ElasticsearchLogStore("http://127.0.0.1:9", timeout=2.0)
+    visibility = {f"ns-{i}": DAY - 86_400 for i in range(1200)}
+    visibility["late"] = DAY + 3600
+    for start in (None, DAY, DAY + 60):  # built, then reused from the cache
+        body = store.compile_search(LogQuery(visibility=visibility, start=start))
+        assert json.loads(store.encode_search(body)) == body
+    assert json.loads(store.encode_search({"query": {"bool": {"filter": []}}})) == {"query": {"bool": {"filter": []}}}
     store.close()

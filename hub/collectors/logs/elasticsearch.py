@@ -435,7 +435,7 @@ class ElasticsearchLogStore(QueryCompiler):
             "search",
             self._es.search,
             index=self.pattern,
-            body=self.compile_search(query),
+            body=self.encode_search(self.compile_search(query)),
             ignore_unavailable=True,
             allow_no_indices=True,
         )

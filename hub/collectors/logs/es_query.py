@@ -14,6 +14,8 @@ for 1,200 namespaces building the clause was about 0.2 ms of the 0.6 ms the hub 
 
 from __future__ import annotations
 
+import json
+import uuid
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Mapping
@@ -38,6 +40,9 @@ if TYPE_CHECKING:
 
 
 SCOPE_CLAUSES = 32  # scopes whose clauses are cached before the cache starts over
+# Stands for a cached scope clause while the rest of a search body is encoded; random, so no
+# value a caller sends can be taken for it.
+_SCOPE_MARK = f"kubehub-scope-{uuid.uuid4().hex}"
 
 
 class _ScopeClauses:
@@ -47,7 +52,7 @@ class _ScopeClauses:
         self.visibility = visibility  # held, so its id is not reused while cached
         self.snapshot = dict(visibility)
         self.floors = sorted(self.snapshot.values())
-        self.clauses: dict[int, tuple[dict[str, str], dict[str, Any]]] = {}
+        self.clauses: dict[int, tuple[dict[str, str], dict[str, Any], str]] = {}
 
 
 class QueryCompiler:
@@ -87,8 +92,31 @@ class QueryCompiler:
             return hit[1]
         clause = self._build_scope_clause(q)
         if clause is not None:
-            entry.clauses[split] = (dict(q.namespace_uids), clause)
+            text = json.dumps(clause, ensure_ascii=False, separators=(",", ":"))
+            entry.clauses[split] = (dict(q.namespace_uids), clause, text)
+            texts: dict[int, tuple[dict[str, Any], str]] = self.__dict__.setdefault("_scope_texts", {})
+            if len(texts) >= SCOPE_CLAUSES * 4:
+                texts.clear()
+            texts[id(clause)] = (clause, text)
         return clause
+
+    def encode_search(self, body: dict[str, Any]) -> bytes:
+        """A search body as JSON, its scope clause (the first filter, when it came from the
+        cache) written from the clause's cached text: at 1,200 namespaces the clause is most
+        of a ~14 KB body, encoded again on every search otherwise (with the client's own
+        machinery around it, about 0.1 ms of the hub's ~1 ms per search)."""
+        filters = body.get("query", {}).get("bool", {}).get("filter") or []
+        texts: dict[int, tuple[dict[str, Any], str]] = self.__dict__.get("_scope_texts", {})
+        known = texts.get(id(filters[0])) if filters else None
+        if known is None or known[0] is not filters[0]:
+            return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        clause = filters[0]
+        filters[0] = _SCOPE_MARK
+        try:
+            text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        finally:
+            filters[0] = clause
+        return text.replace(f'"{_SCOPE_MARK}"', known[1], 1).encode()
 
     def _cutoff(self, q: LogQuery) -> float:
         """Floors at or before this hide nothing: the query's start or the oldest stored line."""
