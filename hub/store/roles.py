@@ -119,6 +119,15 @@ class RoleStore:
             "INSERT INTO custom_role_bindings(role, username, target) VALUES (?, ?, ?)", (role, username, target)
         )
 
+    def replace_bindings_of_user(self, username: str, bindings: list[tuple[str, str]]) -> None:
+        """Make ``username``'s custom role bindings exactly these (role, target) pairs (a
+        directory user's, inside the caller's transaction: the directory owns them)."""
+        self.db.execute("DELETE FROM custom_role_bindings WHERE username = ?", (username,))
+        for role, target in sorted(set(bindings)):
+            self.db.execute(
+                "INSERT INTO custom_role_bindings(role, username, target) VALUES (?, ?, ?)", (role, username, target)
+            )
+
     def unbind(self, role: str, username: str, target: str) -> int:
         return self.db.execute(
             "DELETE FROM custom_role_bindings WHERE role = ? AND username = ? AND target = ?", (role, username, target)

@@ -29,7 +29,7 @@ from hub.store.identity import GroupMappingRow, IdentityStore
 from hub.store.roles import RoleStore
 from hub.store.tenancy import TenancyStore, UserRecord
 from hub.tenancy.credentials import USERNAME_RE
-from hub.tenancy.mappings import GroupMapping, MappedRoles, parse_mapping, resolve
+from hub.tenancy.mappings import CUSTOM_PREFIX, GroupMapping, MappedRoles, parse_mapping, resolve
 from hub.timeutil import Clock
 
 log = logging.getLogger("kubehub.tenancy")
@@ -106,6 +106,7 @@ class ExternalIdentities:
     def create_group_mapping(self, raw: object, *, actor: str) -> GroupMapping:
         """Add a mapping; one group has one role per level and target (409 for a second)."""
         mapping = parse_mapping(raw)
+        self._check_custom_mapping(mapping)
         if any(m.key == mapping.key for m in self.settings_mappings):
             raise Conflict(f"the settings already map {mapping.group} at this level and target", field="group")
         with self.store.transaction():
@@ -131,6 +132,7 @@ class ExternalIdentities:
         if not isinstance(raw, Mapping) or set(raw) - {"role"}:
             raise Unprocessable('send only the new role: {"role": ...}', field="role")
         parsed = parse_mapping({"group": row.group, "level": row.level, "role": role, "target": row.target or None})
+        self._check_custom_mapping(parsed)
         self.identity.update_group_mapping_role(mapping_id, parsed.role)
         self.audit(actor, "group-mapping.update", f"group-mapping/{mapping_id}", "ok", {"role": parsed.role})
         return GroupMapping(row.group, parsed.level, parsed.role, row.target, "console", mapping_id)
@@ -139,6 +141,25 @@ class ExternalIdentities:
         if self.identity.delete_group_mapping(mapping_id) == 0:
             raise NotFound(f"no group mapping {mapping_id}")
         self.audit(actor, "group-mapping.delete", f"group-mapping/{mapping_id}", "ok")
+
+    def _check_custom_mapping(self, mapping: GroupMapping) -> None:
+        """A mapping to ``custom:<name>`` needs that custom role, of the mapping's level."""
+        if not mapping.role.startswith(CUSTOM_PREFIX):
+            return
+        name = mapping.role[len(CUSTOM_PREFIX) :]
+        row = self.roles.custom_role(name)
+        if row is None or row.level != mapping.level:
+            raise Unprocessable(f"no custom role {name} of level {mapping.level}", field="role")
+
+    def _mapped_custom(self, mapped: MappedRoles) -> list[tuple[str, str]]:
+        """The (role, target) bindings the groups grant, for custom roles that still exist at the
+        mapping's level (one deleted or changed since grants nothing)."""
+        out = []
+        for name, level, target in mapped.custom:
+            row = self.roles.custom_role(name)
+            if row is not None and row.level == level:
+                out.append((name, target))
+        return out
 
     def mapped_roles(self, groups: tuple[str, ...]) -> MappedRoles:
         return resolve(groups, self.group_mappings())
@@ -160,6 +181,7 @@ class ExternalIdentities:
         workspaces = {w: r.value for w, r in mapped.workspaces.items()}
         projects = {n: r.value for n, r in mapped.projects.items()}
         clusters = {c: r.value for c, r in mapped.clusters.items()}
+        custom = self._mapped_custom(mapped)
         now = self.clock.now()
         with self.store.transaction():
             user = self.store.user(name)
@@ -176,13 +198,14 @@ class ExternalIdentities:
                     now=now,
                     source=source,
                 )
-                before: tuple[str, dict[str, str], dict[str, str], dict[str, str]] | None = None
+                before: tuple[str, dict[str, str], dict[str, str], dict[str, str], list[str]] | None = None
             else:
                 before = (
                     user.platform_role,
                     self.store.workspace_roles_of(name),
                     self.store.project_roles_of(name),
                     self.roles.cluster_roles_of(name),
+                    self._custom_of(name),
                 )
                 self.store.update_user(name, now=now, external_checked_at=now)
                 if (user.platform_role, user.display_name, user.email) != (
@@ -199,11 +222,13 @@ class ExternalIdentities:
                     )
             self.identity.replace_memberships(name, workspaces, projects)
             self.roles.replace_cluster_roles(name, clusters)
+            self.roles.replace_bindings_of_user(name, custom)
             after = (
                 mapped.platform_role.value,
                 self.store.workspace_roles_of(name),
                 self.store.project_roles_of(name),
                 self.roles.cluster_roles_of(name),
+                self._custom_of(name),
             )
         if before != after:
             detail = {
@@ -213,12 +238,16 @@ class ExternalIdentities:
                 "workspaces": after[1],
                 "projects": after[2],
                 "clusters": after[3],
+                "custom_roles": after[4],
             }
             action = "user.provision" if before is None else "user.sync"
             self.audit(actor or name, action, f"user/{name}", "ok", detail)
         record = self.store.user(name)
         assert record is not None
         return record
+
+    def _custom_of(self, username: str) -> list[str]:
+        return [f"{b.role}@{b.target}" for b in self.roles.bindings_of_user(username)]
 
     def end_external_access(self, user: UserRecord, reason: str) -> None:
         """The directory no longer vouches for ``user``: end their sessions, revoke their tokens."""

@@ -9,6 +9,11 @@ name into one kubehub role, so nobody has to create tenants and on-call engineer
 - ``workspace`` level: a workspace role on the workspace named by ``target``;
 - ``project`` level: a project role on the namespace named by ``target``.
 
+At the cluster, workspace and project levels ``role`` may also name a custom role as
+``custom:<name>`` (:mod:`hub.tenancy.custom_roles`): the group's members hold it on the target.
+The tenancy service checks that the role exists and is of the mapping's level when the mapping
+is saved, and again at each sign-in (a mapping whose role was deleted since grants nothing).
+
 Group names are what the sign-in method reports: an LDAP group's ``cn`` (nested groups
 included, see :mod:`hub.tenancy.ldap_directory`), an OIDC provider's ``groups`` claim values.
 They are compared case-insensitively (directories such as Active Directory treat names so).
@@ -27,6 +32,7 @@ is the tenancy service's business (:mod:`hub.tenancy.external`).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -38,6 +44,8 @@ from hub.tenancy.roles import ClusterRole, Level, PlatformRole, ProjectRole, Wor
 
 MappingOrigin = Literal["settings", "console"]
 LEVELS: tuple[Level, ...] = ("platform", "cluster", "workspace", "project")
+CUSTOM_PREFIX = "custom:"
+_CUSTOM_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
 MAX_GROUP_LENGTH = 256  # AD's cn allows 64 characters, DNs and OIDC claim values more; 256 is generous
 
 _PLATFORM_RANK = {PlatformRole.REGULAR: 0, PlatformRole.ADMIN: 1}
@@ -80,6 +88,7 @@ class MappedRoles:
     workspaces: Mapping[str, WorkspaceRole] = field(default_factory=dict)
     projects: Mapping[str, ProjectRole] = field(default_factory=dict)
     clusters: Mapping[str, ClusterRole] = field(default_factory=dict)
+    custom: tuple[tuple[str, str, str], ...] = ()  # (custom role, level, target), sorted
     matched: tuple[str, ...] = ()  # the user's groups that matched at least one mapping (sorted)
 
 
@@ -100,7 +109,14 @@ def parse_mapping(raw: object, *, origin: MappingOrigin = "console", field_prefi
     level = raw.get("level")
     if level not in LEVELS:
         raise Unprocessable(f"level must be one of {', '.join(LEVELS)}, got {level!r}", field=p + "level")
-    role = parse_role(level, raw.get("role"), field=p + "role").value
+    raw_role = raw.get("role")
+    if isinstance(raw_role, str) and raw_role.strip().startswith(CUSTOM_PREFIX) and level != "platform":
+        name = raw_role.strip()[len(CUSTOM_PREFIX) :]
+        if not _CUSTOM_NAME_RE.match(name):
+            raise Unprocessable(f"{CUSTOM_PREFIX}<name> must name a custom role, got {raw_role!r}", field=p + "role")
+        role = CUSTOM_PREFIX + name
+    else:
+        role = parse_role(level, raw_role, field=p + "role").value
     target = raw.get("target")
     if level == "platform":
         if target not in (None, ""):
@@ -146,12 +162,15 @@ def resolve(groups: Iterable[str], mappings: Iterable[GroupMapping]) -> MappedRo
     workspaces: dict[str, WorkspaceRole] = {}
     projects: dict[str, ProjectRole] = {}
     clusters: dict[str, ClusterRole] = {}
+    custom: set[tuple[str, str, str]] = set()
     matched: set[str] = set()
     for m in mappings:
         if m.group.casefold() not in held:
             continue
         matched.add(m.group.casefold())
-        if m.level == "platform":
+        if m.role.startswith(CUSTOM_PREFIX):  # custom roles add up (they never conflict)
+            custom.add((m.role[len(CUSTOM_PREFIX) :], m.level, m.target))
+        elif m.level == "platform":
             role = PlatformRole(m.role)
             if _PLATFORM_RANK[role] > _PLATFORM_RANK[platform]:
                 platform = role
@@ -174,5 +193,6 @@ def resolve(groups: Iterable[str], mappings: Iterable[GroupMapping]) -> MappedRo
         workspaces=workspaces,
         projects=projects,
         clusters=clusters,
+        custom=tuple(sorted(custom)),
         matched=tuple(sorted(matched)),
     )

@@ -191,3 +191,71 @@ def test_a_workspace_custom_role_reaches_every_project_of_the_workspace_only(wor
     c = world.client("platform-regular")
     assert c.get("/api/v1/workspaces/ws-a").status_code == 200
     assert c.get("/api/v1/workspaces/ws-b").status_code == 403
+
+
+def test_the_console_roles_page_composes_binds_and_removes(world: TenancyWorld) -> None:
+    client, csrf = world.session("platform-admin")
+    page = client.get("/users/roles")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    # The editor offers each level exactly its composable permissions, with their meaning.
+    assert 'name="perm_cluster" value="nodes:read"' in html and 'name="perm_project" value="nodes:read"' not in html
+    assert 'value="users:write"' not in html
+    form = {"csrf_token": csrf, "name": "pager", "level": "cluster", "description": "on call"}
+    r = client.post("/users/roles", data={**form, "perm_cluster": ["nodes:read", "node-alerts:read"]})
+    assert r.status_code == 303
+    assert world.tenancy.custom_role("pager").permissions == {"nodes:read", "node-alerts:read"}
+    bad = client.post("/users/roles", data={**form, "name": "pager2"}, follow_redirects=True)
+    assert "(permissions)" in bad.get_data(as_text=True)  # the refusal names the field
+    r = client.post(
+        "/users/roles/pager/bindings", data={"csrf_token": csrf, "username": "regular", "target": "default"}
+    )
+    assert r.status_code == 303
+    assert world.client("platform-regular").get("/api/v1/nodes").status_code != 403
+    r = client.post(
+        "/users/clusters/default/members", data={"csrf_token": csrf, "username": "wsregular", "role": "admin"}
+    )
+    assert r.status_code == 303 and dict(world.tenancy.cluster_members("default"))["wsregular"] == "admin"
+    html = client.get("/users/roles").get_data(as_text=True)
+    assert "regular @ default" in html and "cluster-admin" in html
+    r = client.post("/users/roles/pager/bindings/regular/delete", data={"csrf_token": csrf, "target": "default"})
+    assert r.status_code == 303 and world.tenancy.custom_role_bindings("pager") == []
+    assert client.post("/users/roles/pager/delete", data={"csrf_token": csrf}).status_code == 303
+    assert world.tenancy.custom_roles() == []
+    tenant, tcsrf = world.session("workspace-admin")
+    assert tenant.get("/users/roles").status_code == 403
+    assert tenant.post("/users/roles", data={**form, "csrf_token": tcsrf}).status_code == 403
+
+
+def test_me_shows_cluster_roles_and_custom_bindings(world: TenancyWorld) -> None:
+    me = world.client("cluster-viewer").get("/api/v1/me").get_json()
+    assert me["clusters"] == [{"name": "default", "role": "viewer"}]
+    assert me["cluster_permissions"] == {
+        "default": ["monitoring:cluster", "node-alerts:read", "node-policies:read", "nodes:read"]
+    }
+    assert me["projects"] == [] and me["custom_roles"] == []
+
+
+def test_group_mappings_grant_custom_roles(world: TenancyWorld) -> None:
+    t, admin = world.tenancy, world.client("platform-admin")
+    t.create_custom_role({"name": "log-reader", "level": "project", "permissions": ["logs:read"]}, actor="admin")
+    body = {"group": "support", "level": "project", "target": "ns-a2", "role": "custom:log-reader"}
+    for wrong, field in (({"role": "custom:ghost"}, "role"), ({"role": "custom:Bad!"}, "role")):
+        r = admin.post("/api/v1/auth/group-mappings", json={**body, **wrong})
+        assert r.status_code == 422 and r.get_json()["field"] == field, r.get_json()
+    r = admin.post("/api/v1/auth/group-mappings", json={**body, "level": "workspace", "target": "ws-a"})
+    assert r.status_code == 422 and "of level workspace" in r.get_json()["error"]  # a project role
+    assert admin.post("/api/v1/auth/group-mappings", json=body).status_code == 201
+
+    t.provision("oidc", ExternalUser(username="sam", groups=("Support",)))
+    scope = t.scope(t.principal_for("sam"))
+    assert list(scope.namespaces) == ["ns-a2"] and scope.may("logs:read", "ns-a2")
+    assert not scope.may("logs:read", "ns-a1") and not scope.may("alerts:read", "ns-a2")
+    # The directory owns an external user's bindings: out of the group, the binding goes.
+    t.provision("oidc", ExternalUser(username="sam", groups=()))
+    assert t.roles.bindings_of_user("sam") == []
+    # A mapping whose custom role was deleted grants nothing (and breaks no sign-in).
+    t.provision("oidc", ExternalUser(username="sam", groups=("support",)))
+    t.delete_custom_role("log-reader", actor="admin")
+    t.provision("oidc", ExternalUser(username="sam", groups=("support",)))
+    assert t.scope(t.principal_for("sam")).visible == ()

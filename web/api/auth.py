@@ -261,6 +261,9 @@ def me() -> Any:
         "auth": g.get("auth"),
         "workspaces": [{"name": ws, "role": role.value} for ws, role in sorted(principal.workspaces.items())],
         "projects": projects,
+        "clusters": [{"name": c, "role": role.value} for c, role in sorted(principal.clusters.items())],
+        "custom_roles": [{"role": c.role, "level": c.level, "target": c.target} for c in principal.custom],
+        "cluster_permissions": {c: sorted(p) for c, p in sorted(visible.cluster_grants.items())},
     }
     if g.get("auth") == "session":
         body["csrf_token"] = csrf_for_session(g.sid)

@@ -156,6 +156,7 @@ _SECTION_OF = {
     "views.tenancy.workspaces": "nav.workspaces",
     "views.tenancy.project": "nav.workspaces",
     "views.tenancy.users": "nav.users",
+    "views.roles.roles": "nav.users",
     "views.tenancy.audit": "nav.audit",
     "views.monitoring.charts": "nav.monitoring",
     "views.monitoring.rankings": "nav.rankings",
@@ -314,9 +315,9 @@ def visible_projects() -> list[dict[str, Any]]:
 
 def _register_areas() -> None:
     """Nest each area's pages under the console blueprint (imported here to avoid a cycle)."""
-    from web.views import alerting, cluster, identity, logs, monitoring, tenancy
+    from web.views import alerting, cluster, identity, logs, monitoring, roles, tenancy
 
-    for module in (cluster, tenancy, identity, monitoring, logs, alerting):
+    for module in (cluster, tenancy, identity, roles, monitoring, logs, alerting):
         bp.register_blueprint(module.bp)
 
 

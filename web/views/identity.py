@@ -10,7 +10,7 @@ from typing import Any
 from flask import Blueprint, request, url_for
 
 from hub.errors import HubError
-from hub.tenancy.roles import PlatformRole, ProjectRole, WorkspaceRole
+from hub.tenancy.roles import ClusterRole, PlatformRole, ProjectRole, WorkspaceRole
 from web.access import current_principal, permission, tenancy
 from web.params import path_id
 from web.views.common import _, can, done, failed, page
@@ -19,6 +19,7 @@ bp = Blueprint("identity", __name__)
 
 ROLES = {
     "platform": [r.value for r in PlatformRole],
+    "cluster": [r.value for r in ClusterRole],
     "workspace": [r.value for r in WorkspaceRole],
     "project": [r.value for r in ProjectRole],
 }
