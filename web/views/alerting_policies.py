@@ -69,6 +69,22 @@ def document_from_form(form: Any, *, level: str, namespace: str | None) -> dict[
         prefix = f"rules-{i}-"
         if form.get(prefix + "remove"):
             continue
+        expr = form.get(prefix + "expr", "").strip()
+        if expr:  # a PromQL rule (docs/alerting.md "PromQL rules"): the catalogue fields do not apply
+            rule: dict[str, Any] = {
+                "name": form.get(prefix + "name", "").strip(),
+                "expr": expr,
+                "period": form.get(prefix + "period", "").strip() or "1m",
+                "severity": form.get(prefix + "severity", "major"),
+            }
+            if form.get(prefix + "for", "").strip():
+                rule["for"] = form[prefix + "for"].strip()
+            else:
+                rule["consecutive"] = _number(form.get(prefix + "consecutive", "")) or 1
+            if form.get(prefix + "summary", "").strip():
+                rule["summary"] = form[prefix + "summary"].strip()
+            rules.append(rule)
+            continue
         rules.append(
             {
                 "name": form.get(prefix + "name", "").strip(),
@@ -570,3 +586,43 @@ def workload_policy_backtest(ns: str, pid: str) -> Any:
 @permission("policies:read", namespace_arg="ns")
 def workload_policy_backtest_job(ns: str, pid: str, jid: str) -> Any:
     return _backtest_job("workload", ns, pid, jid)
+
+
+# -- Prometheus rule import (docs/alerting.md "Import and export") ------------------------------
+
+
+def _import_page(level: str, ns: str | None) -> Any:
+    """The upload form; after a POST, the import report (and the policies created with apply)."""
+    from hub.alerts.rule_import import ImportOptions, import_rule_texts
+
+    report: dict[str, Any] | None = None
+    created: list[str] = []
+    if request.method == "POST":
+        files = []
+        for f in request.files.getlist("files")[:50]:
+            data = f.read()
+            files.append((f.filename or "upload.yaml", data.decode("utf-8", "replace")))
+        if request.form.get("text", "").strip():
+            files.append(("pasted.yaml", request.form["text"]))
+        result = import_rule_texts(files, ImportOptions(level=level, namespace=ns))
+        if request.form.get("apply"):
+            for doc in result.policies:
+                try:
+                    _svc().create_policy(doc, level=level, namespace=ns, actor=current_principal().username)
+                    created.append(doc["name"])
+                except HubError as exc:
+                    result.errors.append(f"policy {doc['name']}: not created: {exc.message}")
+        report = result.to_dict()
+    return page("rules_import.html", level=level, ns=ns, report=report, created=created)
+
+
+@bp.route("/alerting/node-policies/import", methods=["GET", "POST"])
+@permission("node-policies:write")
+def node_rules_import() -> Any:
+    return _import_page("node", None)
+
+
+@bp.route("/projects/<ns>/alerting/policies/import", methods=["GET", "POST"])
+@permission("policies:write", namespace_arg="ns")
+def workload_rules_import(ns: str) -> Any:
+    return _import_page("workload", ns)

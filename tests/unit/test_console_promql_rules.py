@@ -1,0 +1,82 @@
+"""The console's PromQL rule field and Prometheus rule upload (server side, tenancy world): a
+tenant's refused expression comes back beside its field naming the construct; an upload shows
+the import report and, asked to, creates the policies in the tenant's project."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.unit.conftest_tenancy import HOME_NAMESPACE, TenancyWorld, build_world
+
+pytestmark = pytest.mark.unit
+
+HTML = {"Accept": "text/html,application/xhtml+xml"}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TenancyWorld]:
+    w = build_world(Path(tmp_path_factory.mktemp("console-promql")))
+    yield w
+    w.hub.close()
+
+
+def form(csrf: str, expr: str) -> dict[str, Any]:
+    return {
+        "csrf_token": csrf,
+        "mode": "form",
+        "name": "restarts",
+        "enabled": "on",
+        "enabled_present": "1",
+        "rules-0-name": "crash",
+        "rules-0-expr": expr,
+        "rules-0-for": "2m",
+        "rules-0-summary": "{{ $labels.pod }} restarts",
+        "rules-0-period": "1m",
+        "rules-0-severity": "major",
+        "receivers": "oncall@example.com",
+    }
+
+
+def test_a_refused_expression_is_shown_beside_its_field(world: TenancyWorld) -> None:
+    client, csrf = world.session("project-operator")
+    url = f"/projects/{HOME_NAMESPACE}/alerting/policies"
+    r = client.post(url, data=form(csrf, "absent(kube_pod_info)"), headers=HTML)
+    body = r.get_data(as_text=True)
+    assert r.status_code == 422
+    assert 'data-error-for="rules[0].expr">' in body and "absent()" in body
+    r = client.post(url, data=form(csrf, "increase(kube_pod_container_status_restarts_total[5m]) > 2"), headers=HTML)
+    assert r.status_code == 303
+    (saved,) = world.hub.alerting.list_policies(level="workload", namespace=HOME_NAMESPACE)
+    assert saved["rules"][0]["expr"].startswith("increase(") and saved["rules"][0]["for"] == "2m"
+
+
+def test_an_upload_shows_the_report_and_creates_the_policies(world: TenancyWorld) -> None:
+    client, csrf = world.session("project-operator")
+    text = (
+        "groups:\n  - name: uploaded\n    rules:\n"
+        "      - alert: Up\n        expr: up == 0\n        labels: {severity: critical}\n"
+        "      - alert: Forge\n        expr: absent(up)\n"
+        "      - record: a:b\n        expr: sum by (namespace) (up)\n"
+    )
+    url = f"/projects/{HOME_NAMESPACE}/alerting/policies/import"
+    status = client.get(url, headers=HTML).status_code
+    assert status == 200
+    r = client.post(
+        url,
+        data={"csrf_token": csrf, "apply": "1", "files": (io.BytesIO(text.encode()), "rules.yml")},
+        headers=HTML,
+        content_type="multipart/form-data",
+    )
+    body = r.get_data(as_text=True)
+    assert r.status_code == 200
+    assert 'data-outcome="not_importable"' in body and "absent()" in body
+    assert 'data-outcome="recording"' in body
+    names = [p["name"] for p in world.hub.alerting.list_policies(level="workload", namespace=HOME_NAMESPACE)]
+    assert "uploaded" in names
+    viewer, _ = world.session("project-viewer")
+    assert viewer.get(url, headers=HTML).status_code == 403
