@@ -593,8 +593,7 @@ class Sandbox:
         es_home = prereqs.ensure_elasticsearch(say)
         prereqs.ensure_es_user()
         for site in self.sites:
-            pki.ensure_pki(site.pki_dir, ca_name="kubehub-sandbox-ca" if site.primary else f"kubehub-{site.name}-ca")
-            pki.write_kubeconfig(site.kubeconfig, pki=site.pki_dir, server=site.apiserver_url, name=site.context)
+            self._site_files(site)
         self._versions()
 
         # Elasticsearch takes the longest to start: launch it first, wait for it last.
@@ -634,6 +633,35 @@ class Sandbox:
                     self.say(f"{name}: stopped (--replicas {self.config.replicas})")
             self._reload_prometheus_if_changed()  # now with the hub's own target
             seeder.seed_hub()
+
+    def up_clusters_only(self, clusters: int = 2) -> list[ClusterSite]:
+        """Only the Kubernetes clusters (control plane, KWOK, kube-state-metrics, nodesim), seeded:
+        what the multi-cluster tests need of a private sandbox, without Elasticsearch, PostgreSQL,
+        the directory, the SSO provider or Prometheus. The same code as :meth:`up` builds them."""
+        from sandbox import kube, seed
+
+        with self._locked():
+            self.config.clusters = clusters
+            self.config.hub = False
+            self.config.save(self.dir / "sandbox.json")
+            started: list[str] = []
+            try:
+                self.logs_dir.mkdir(parents=True, exist_ok=True)
+                prereqs.ensure_engines(self.say)
+                for site in self.sites:
+                    self._site_files(site)
+                    self._up_cluster(site, started)
+                    seed.Seeder(self, kube.KubeRest(site.kubeconfig), site=site).seed_cluster()
+            except BaseException:
+                for name in reversed(started):
+                    self.sup.stop(name)
+                raise
+            return self.sites
+
+    def _site_files(self, site: ClusterSite) -> None:
+        """A cluster's own CA, certificates and admin kubeconfig (made once, kept)."""
+        pki.ensure_pki(site.pki_dir, ca_name="kubehub-sandbox-ca" if site.primary else f"kubehub-{site.name}-ca")
+        pki.write_kubeconfig(site.kubeconfig, pki=site.pki_dir, server=site.apiserver_url, name=site.context)
 
     def _up_cluster(self, site: ClusterSite, started: list[str]) -> None:
         """One Kubernetes cluster's control plane, KWOK, kube-state-metrics and nodesim (any cluster)."""

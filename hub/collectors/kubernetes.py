@@ -128,6 +128,80 @@ def connect(settings: KubernetesSettings, connection: Connection | None = None) 
     return KubeApi(api_client, request_timeout=settings.request_timeout, description=connection.describe())
 
 
+def connect_cluster(
+    settings: KubernetesSettings,
+    *,
+    name: str,
+    mode: str,
+    kubeconfig_path: str = "",
+    context: str = "",
+    credential: tuple[str, str] | None = None,
+    server: str = "",
+    ca_cert: str = "",
+    work_dir: Path,
+    description: str,
+) -> KubeApi:
+    """A KubeApi for one registered cluster (:mod:`hub.clusters`): a kubeconfig file on disk,
+    stored kubeconfig contents or a stored token (``credential``: (kind, secret), opened by the
+    cluster registry), or the pod's own service account (``in-cluster``).
+
+    ``work_dir`` (0700) is where the client library may write what it needs as files: the
+    token's CA certificate, and the base64 certificate data of stored kubeconfig contents, which
+    the library always materialises as files (see docs/clusters.md). Errors name the cluster.
+    """
+    setting = f"cluster {name}"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    work_dir.chmod(0o700)
+    cfg = k8s_client.Configuration()
+    try:
+        if mode == "in-cluster":
+            account = Path(settings.serviceaccount_dir)
+            k8s_config.incluster_config.InClusterConfigLoader(
+                token_filename=str(account / "token"), cert_filename=str(account / "ca.crt")
+            ).load_and_set(client_configuration=cfg)
+        elif credential is not None and credential[0] == "token":
+            cfg.host = server
+            cfg.api_key = {"authorization": "Bearer " + credential[1]}
+            if ca_cert:
+                ca = work_dir / "ca.crt"
+                ca.write_text(ca_cert, encoding="utf-8")
+                cfg.ssl_ca_cert = str(ca)
+        elif credential is not None and credential[0] == "kubeconfig":
+            import yaml
+
+            loaded = yaml.safe_load(credential[1])
+            if not isinstance(loaded, dict):
+                raise ConfigError(setting, "the stored kubeconfig is not a YAML mapping")
+            k8s_config.load_kube_config_from_dict(
+                loaded,
+                context=context or None,
+                client_configuration=cfg,
+                persist_config=False,
+                temp_file_path=str(work_dir),
+            )
+        else:
+            path = Path(kubeconfig_path).expanduser()
+            if not path.exists():
+                raise ConfigError(setting, f"kubeconfig {path} does not exist")
+            k8s_config.load_kube_config(
+                config_file=str(path), context=context or None, client_configuration=cfg, persist_config=False
+            )
+    except (ConfigException, yaml_error()) as exc:
+        # The exception text of a kubeconfig problem never quotes the secret values it holds.
+        raise ConfigError(setting, f"cannot use {description}: {type(exc).__name__}") from exc
+    cfg.connection_pool_maxsize = 32
+    cfg.retries = urllib3.Retry(total=1, connect=1, read=0, redirect=0, status=0, raise_on_status=False)
+    api_client = k8s_client.ApiClient(configuration=cfg)
+    api_client.user_agent = "kubehub"
+    return KubeApi(api_client, request_timeout=settings.request_timeout, description=description)
+
+
+def yaml_error() -> type[Exception]:
+    import yaml
+
+    return yaml.YAMLError
+
+
 class KubeApi:
     """JSON calls over the official client's ApiClient; implements the watch cache's KubeSource."""
 

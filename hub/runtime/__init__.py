@@ -23,6 +23,7 @@ from hub.timeutil import Clock, SystemClock
 if TYPE_CHECKING:
     from hub.alerts.jobs import BacktestJobs
     from hub.alerts.service import AlertService
+    from hub.clusters.service import ClusterRegistry
     from hub.collectors.cluster import ClusterService
     from hub.collectors.logs.service import LogService
     from hub.collectors.monitoring import MonitoringService
@@ -85,7 +86,11 @@ class Hub:
     # Area services, set by the area's build() in AREAS order (later areas use earlier ones).
     tenancy: TenancyService = field(init=False)
     oidc: OidcClient | None = field(init=False, default=None)  # single sign-on, when configured
-    cluster: ClusterService | None = field(init=False, default=None)
+    cluster: ClusterService | None = field(init=False, default=None)  # the implicit cluster's
+    clusters: ClusterRegistry = field(init=False)  # every cluster: the implicit one and the added ones
+    cluster_services: dict[str, ClusterService] = field(default_factory=dict)  # the added clusters'
+    cluster_errors: dict[str, str] = field(default_factory=dict)  # added clusters that cannot be configured
+    background_started: bool = False
     prometheus: PrometheusClient | None = field(init=False, default=None)
     monitoring: MonitoringService = field(init=False)
     logs: LogService = field(init=False)
@@ -117,6 +122,8 @@ class Hub:
         out: list[tuple[str, Background]] = []
         if self.cluster is not None:
             out.append(("cluster", self.cluster))
+        for name, service in sorted(self.cluster_services.items()):
+            out.append((f"cluster {name}", service))
         if "backtest_jobs" in self.__dict__:
             out.append(("backtest-jobs", _StopOnly(self.backtest_jobs)))
         if "leadership" in self.__dict__:
@@ -168,6 +175,7 @@ class Hub:
     # -- background work --------------------------------------------------------------------
     def start_background(self) -> None:
         """Start each service's background loop (watch cache, shipper, rule engine)."""
+        self.background_started = True
         for name, service in self._background():
             log.info("starting %s", name)
             service.start()

@@ -6,6 +6,15 @@ web layer answers 503 naming the API server in that case. The tenancy service re
 ``ensure_namespace`` and ``namespace_created`` through ``hub.cluster`` when it needs them, and
 is told each namespace's creation time and UID as the watch sees them (a recreated namespace
 moves its project's log floor and UID).
+
+Several clusters: ``hub.clusters`` is the :class:`~hub.clusters.service.ClusterRegistry` (the
+implicit cluster of the settings plus the ones admins added), and ``hub.cluster_services`` maps
+every *added* cluster's name to its own ClusterService (own connection, own watch cache), built
+here and rebuilt, started or stopped whenever the registry changes. ``hub.cluster`` stays the
+implicit cluster's service, so single-cluster installs and today's routes are unchanged. A
+cluster whose API server goes away shows ``stale_since`` on its own service only; the others'
+watches never wait on it. Only the implicit cluster feeds tenancy's namespace observations
+(projects live in it until the scope carries the cluster).
 """
 
 from __future__ import annotations
@@ -13,8 +22,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from hub.clusters.model import Cluster
+from hub.clusters.secretbox import SecretBox
+from hub.clusters.service import ClusterRegistry, implicit_cluster
 from hub.collectors.cluster import ClusterService
-from hub.collectors.kubernetes import connect
+from hub.collectors.kubernetes import connect, connect_cluster
+from hub.store.audit import AuditStore
+from hub.store.clusters import ClusterStore
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -23,6 +37,7 @@ log = logging.getLogger("kubehub.cluster")
 
 
 def build(hub: Hub) -> None:
+    _build_registry(hub)
     settings = hub.settings.kubernetes
     api = connect(settings)
     if api is None:
@@ -41,3 +56,60 @@ def build(hub: Hub) -> None:
             hub.tenancy.observe_namespace(namespace.name, created=namespace.created, uid=namespace.uid)
 
     service.cache.subscribe("namespaces", namespace_seen)
+
+
+def _build_registry(hub: Hub) -> None:
+    key = hub.settings.clusters.secret_key
+    registry = ClusterRegistry(
+        ClusterStore(hub.db),
+        implicit=implicit_cluster(hub.settings),
+        box=SecretBox(key) if key else None,
+        clock=hub.clock,
+        audit=AuditStore(hub.db),
+    )
+    hub.clusters = registry
+    for cluster in registry.all()[1:]:
+        service = _service_for(hub, cluster)
+        if service is not None:
+            hub.cluster_services[cluster.name] = service
+
+    def changed(name: str, cluster: Cluster | None) -> None:
+        old = hub.cluster_services.pop(name, None)
+        if old is not None:
+            old.stop()
+        service = _service_for(hub, cluster) if cluster is not None else None
+        if service is not None:
+            hub.cluster_services[name] = service
+            if hub.background_started:
+                service.start()
+
+    registry.subscribe(changed)
+
+
+def _service_for(hub: Hub, cluster: Cluster) -> ClusterService | None:
+    """The added cluster's service, or None (logged) when it cannot even be configured: a
+    missing kubeconfig file or an undecryptable credential must not stop the hub or the other
+    clusters; the cluster then lists with its error in GET /api/v1/clusters."""
+    conn = cluster.connection
+    try:
+        credential = hub.clusters.credentials(cluster.name) if conn.has_credentials else None
+        api = connect_cluster(
+            hub.settings.kubernetes,
+            name=cluster.name,
+            mode=conn.mode,
+            kubeconfig_path=conn.kubeconfig_path,
+            context=conn.context,
+            credential=credential,
+            server=conn.server,
+            ca_cert=conn.ca_cert,
+            work_dir=hub.settings.data_dir / "clusters" / cluster.name,
+            description=f"{cluster.name}: {conn.describe()}",
+        )
+    except Exception as exc:  # reported per cluster, never fatal to the hub
+        hub.cluster_errors[cluster.name] = str(exc)
+        log.warning("cluster %s cannot be connected: %s", cluster.name, exc)
+        return None
+    hub.cluster_errors.pop(cluster.name, None)
+    settings = hub.settings.kubernetes
+    return ClusterService(api, clock=hub.clock, resync_seconds=settings.resync_seconds,
+                          initial_wait=settings.request_timeout)  # fmt: skip

@@ -5,6 +5,15 @@ caller's role on that namespace before the view runs. Reads answer from the watc
 carry ``stale_since`` (null while the cache is live); writes go to the API server and return the
 object as it now is. Lists accept ``limit`` (default 500, at most 5000), ``continue`` (the token
 a previous page returned) or ``page`` (1-based), ``label_selector`` and ``name`` (substring).
+
+Several clusters: every route here takes ``?cluster=<name>`` (reads and actions alike); without
+it, or with the implicit cluster's name, it is today's cluster, so existing clients are
+unchanged. An added cluster's namespaced routes are for platform admins until the scope carries
+the cluster (a namespace name may belong to another tenant there); its node routes for holders
+of the cluster permission on that cluster. An unknown cluster gets the same refusal as a foreign
+one for everybody but platform admins (404 naming ``cluster`` for them). The clusters
+themselves: ``/api/v1/clusters`` (platform admins add, change and remove; credentials are
+write-only).
 """
 
 from __future__ import annotations
@@ -15,7 +24,9 @@ from flask import Blueprint, Response, jsonify, request
 
 from hub.collectors.cluster import ClusterService
 from hub.collectors.inventory import ListQuery, Page, decode_continue
-from hub.errors import BackendUnavailable, InvalidInput
+from hub.errors import BackendUnavailable, InvalidInput, NotFound
+from hub.model import iso_or_none
+from hub.scope import refusal
 from web.access import audit, audited_read, permission, scope
 from web.util import hub, int_param, json_body
 
@@ -26,12 +37,33 @@ MAX_LIMIT = 5000  # a page bigger than this is an export, not a table
 
 
 def cluster() -> ClusterService:
-    """The cluster service, or a 503 naming the API server when no cluster is configured."""
-    service = hub().cluster
+    """The service of the cluster the request names (``?cluster=``, default the implicit one),
+    or a 503 naming the API server when that cluster cannot be reached at all."""
+    h = hub()
+    name = request.args.get("cluster", "")
+    if name and name != h.clusters.implicit.name:
+        return _added_cluster(name)
+    service = h.cluster
     if service is None:
         raise BackendUnavailable(
             "kubernetes API server", "no cluster is configured (set KUBEHUB_KUBERNETES_KUBECONFIG)"
         )
+    return service
+
+
+def _added_cluster(name: str) -> ClusterService:
+    h = hub()
+    sc = scope()
+    namespaced = bool(request.view_args and "ns" in request.view_args)
+    allowed = sc.all_namespaces or (not namespaced and sc.may_cluster("nodes:read", name))
+    if not allowed:
+        raise refusal("workloads:read" if namespaced else "nodes:read")  # unknown and foreign alike
+    if name not in h.clusters.names():
+        raise NotFound(f"no cluster {name!r}", field="cluster")
+    service = h.cluster_services.get(name)
+    if service is None:
+        reason = h.cluster_errors.get(name, "not connected")
+        raise BackendUnavailable(f"kubernetes API server of cluster {name}", reason)
     return service
 
 
@@ -250,3 +282,81 @@ def cache_freshness() -> Any:
     """How current the cluster cache is, per resource (the console's stale banner reads this);
     tenants get the times only (the service decides from the caller's scope)."""
     return jsonify(cluster().freshness(scope()))
+
+
+# -- the clusters themselves ------------------------------------------------------------------------
+def _platform_admin() -> str:
+    sc = scope()
+    if not sc.all_namespaces:
+        raise refusal("clusters:write")
+    return sc.username
+
+
+def _cluster_view(name: str) -> dict[str, Any]:
+    h = hub()
+    c = h.clusters.get(name)
+    out = c.to_dict()
+    service = h.cluster if c.implicit else h.cluster_services.get(name)
+    if service is None:
+        out["state"] = "unconfigured" if c.implicit else "error"
+        out["error"] = "no connection configured" if c.implicit else h.cluster_errors.get(name, "not connected")
+        out["stale_since"] = None
+    else:
+        stale = service.cache.stale_since()
+        out["state"] = "stale" if stale is not None else "live"
+        out["stale_since"] = iso_or_none(stale)
+    return out
+
+
+@bp.get("/clusters")
+@permission(None)
+def list_clusters() -> Any:
+    """Every cluster with its connection (credentials only as their kind), metrics and log
+    sources, and whether its cache is live or stale (``stale_since``) for platform admins; the
+    names of the clusters one may read for everybody else."""
+    h = hub()
+    sc = scope()
+    if sc.all_namespaces:
+        return jsonify({"items": [_cluster_view(n) for n in h.clusters.names()]})
+    names = [n for n in h.clusters.names() if n == h.clusters.implicit.name or sc.may_cluster("nodes:read", n)]
+    return jsonify({"items": [{"name": n, "display_name": h.clusters.get(n).display_name} for n in names]})
+
+
+@bp.post("/clusters")
+@permission(None)
+def add_cluster() -> Any:
+    """Add a cluster (platform admins); its watch cache starts at once."""
+    actor = _platform_admin()
+    c = hub().clusters.add(json_body(), actor=actor)
+    return jsonify(_cluster_view(c.name)), 201
+
+
+@bp.get("/clusters/<name>")
+@permission(None)
+def get_cluster(name: str) -> Any:
+    """The full view for platform admins; the name alone for a caller who may read the cluster;
+    the same 404 for a cluster one may not read as for one that does not exist."""
+    h = hub()
+    sc = scope()
+    if sc.all_namespaces:
+        return jsonify(_cluster_view(name))
+    if name in h.clusters.names() and (name == h.clusters.implicit.name or sc.may_cluster("nodes:read", name)):
+        return jsonify({"name": name, "display_name": h.clusters.get(name).display_name})
+    raise NotFound(f"no cluster {name!r}", field="cluster")
+
+
+@bp.put("/clusters/<name>")
+@permission(None)
+def edit_cluster(name: str) -> Any:
+    """Replace a cluster's description; credentials left out are kept (``credentials: none`` drops them)."""
+    actor = _platform_admin()
+    hub().clusters.edit(name, json_body(), actor=actor)
+    return jsonify(_cluster_view(name))
+
+
+@bp.delete("/clusters/<name>")
+@permission(None)
+def remove_cluster(name: str) -> Any:
+    actor = _platform_admin()
+    hub().clusters.remove(name, actor=actor)
+    return "", 204

@@ -1,0 +1,171 @@
+"""Several clusters in one hub, on a private two-cluster sandbox (``Sandbox.up_clusters_only``: the
+two clusters as ``kubehub sandbox up --clusters 2`` builds them, without the shared engines).
+
+The second cluster is added through the API with its kubeconfig's contents (sealed at rest, never
+shown back). Inventory is per cluster (``?cluster=``): the namespace ``retail-api`` exists in both
+clusters for two tenants, and each cluster's list is compared with what that cluster's own API
+server lists (the outside reference). A tenant of the first cluster's ``retail-api`` is refused the
+second's by the ``cluster`` parameter. Stopping the second cluster's API server makes it stale
+(``stale_since``) while the first stays live and keeps answering.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.clusters.secretbox import new_key
+from hub.runtime import Hub, build_hub
+from hub.settings import Settings
+from sandbox import kube
+from sandbox.clusters import CLUSTER_PORT_STRIDE
+from sandbox.config import PORT_OFFSETS
+from sandbox.core import Sandbox
+from sandbox.procs import port_in_use
+from tests.integration.cluster_support import FAST_AUTH, PASSWORD, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+
+def free_two_cluster_base() -> int:
+    """A port base whose two clusters' ports are all free (below the ephemeral range)."""
+    for base in range(21000, 30000, 500):
+        ports = [base + i * CLUSTER_PORT_STRIDE + off for i in (0, 1) for off in PORT_OFFSETS.values()]
+        if max(ports) < 32768 and not any(port_in_use(p) for p in ports):
+            return base
+    raise RuntimeError("no free port base for two clusters")
+
+
+@pytest.fixture(scope="module")
+def two_clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    sb = Sandbox(tmp_path_factory.mktemp("two-clusters"), port_base=free_two_cluster_base(), quiet=True)
+    sb.config.nodes, sb.config.pods = 3, 16
+    t0 = time.monotonic()
+    try:
+        sb.up_clusters_only(2)
+        print(f"two clusters up and seeded in {time.monotonic() - t0:.1f}s")
+        yield sb
+    finally:
+        sb.down()
+
+
+@pytest.fixture(scope="module")
+def hub_and_clients(two_clusters: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hub, Any, Any]]:
+    settings = Settings(data_dir=tmp_path_factory.mktemp("hub")).replace(
+        kubernetes={"kubeconfig": str(two_clusters.kubeconfig), "request_timeout": 5.0},
+        logs={"ship": False},
+        auth=dict(FAST_AUTH),
+        clusters={"secret_key": new_key()},
+    )
+    hub = build_hub(settings, background=True)
+    from web import create_app
+
+    app = create_app(hub=hub, testing=True)
+    t = hub.tenancy
+    t.create_user("admin", PASSWORD, platform_role="admin", email="admin@example.com")
+    t.create_user("retail-op", PASSWORD, email="op@example.com")
+    t.create_workspace("retail", actor="admin")
+    t.create_project("retail", "retail-api", actor="admin")
+    t.set_project_member("retail-api", "retail-op", "operator", actor="admin")
+    clients = []
+    for user in ("admin", "retail-op"):
+        client = app.test_client()
+        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {t.issue_token(user, kind='named', name='mc').token}"
+        clients.append(client)
+    try:
+        yield hub, clients[0], clients[1]
+    finally:
+        hub.close()
+
+
+def workloads_of_api_server(kubeconfig: Path, ns: str) -> set[str]:
+    api = kube.KubeRest(kubeconfig)
+    out = set()
+    for plural in ("deployments", "statefulsets", "daemonsets"):
+        out |= {o["metadata"]["name"] for o in api.list(kube.ns_path(ns, plural, group="apps"))}
+    return out
+
+
+def test_inventory_per_cluster_and_the_same_namespace_name_for_two_tenants(
+    two_clusters: Sandbox, hub_and_clients: tuple[Hub, Any, Any]
+) -> None:
+    hub, admin, tenant = hub_and_clients
+    second = two_clusters.site("cluster-2")
+    kubeconfig_text = second.kubeconfig.read_text()
+    r = admin.post(
+        "/api/v1/clusters",
+        json={
+            "name": "cluster-2",
+            "display_name": "Second",
+            "connection": {"mode": "kubeconfig", "kubeconfig": kubeconfig_text},
+            "metrics": {"mode": "shared", "url": "http://127.0.0.1:9", "label_value": "cluster-2"},
+        },
+    )
+    assert r.status_code == 201, r.get_data(as_text=True)
+    view = r.get_json()
+    assert view["connection"]["credentials"] == "kubeconfig" and "kubeconfig" not in view["connection"]
+    stored = json.dumps([list(row) for row in hub.db.query("SELECT * FROM hub_clusters")])
+    assert str(second.pki_dir) not in stored and "client-certificate" not in stored  # sealed at rest
+
+    def workload_names(cluster: str | None) -> set[str]:
+        q = f"?cluster={cluster}" if cluster else ""
+        r = admin.get(f"/api/v1/namespaces/retail-api/workloads{q}")
+        assert r.status_code == 200, r.get_data(as_text=True)
+        return {w["name"] for w in r.get_json()["items"] if w["kind"] in ("deployment", "statefulset", "daemonset")}
+
+    first_ref = workloads_of_api_server(two_clusters.kubeconfig, "retail-api")
+    second_ref = workloads_of_api_server(second.kubeconfig, "retail-api")
+    assert first_ref and second_ref and not first_ref & second_ref
+    wait_until(lambda: workload_names(None) == first_ref, timeout=60, what="first cluster's workloads")
+    wait_until(lambda: workload_names("cluster-2") == second_ref, timeout=60, what="second cluster's workloads")
+    assert workload_names("default") == first_ref  # the implicit cluster by its name, too
+
+    nodes = {
+        c: {n["name"] for n in admin.get(f"/api/v1/nodes?cluster={c}").get_json()["items"]}
+        for c in ("default", "cluster-2")
+    }
+    ref = {
+        c: {n["metadata"]["name"] for n in kube.KubeRest(k).list("/api/v1/nodes")}
+        for c, k in (("default", two_clusters.kubeconfig), ("cluster-2", second.kubeconfig))
+    }
+    assert nodes == ref and len(ref["cluster-2"]) == second.nodes
+
+    # The first cluster's retail-api tenant reads its own namespace, never the second cluster's
+    # namespace of the same name, by the query parameter or an unknown cluster alike.
+    own = tenant.get("/api/v1/namespaces/retail-api/workloads")
+    assert own.status_code == 200 and {w["name"] for w in own.get_json()["items"]} >= first_ref
+    for q in ("?cluster=cluster-2", "?cluster=nope"):
+        r = tenant.get(f"/api/v1/namespaces/retail-api/workloads{q}")
+        assert r.status_code == 403, (q, r.status_code)
+        assert not any(name in r.get_data(as_text=True) for name in second_ref)
+    assert [c["name"] for c in tenant.get("/api/v1/clusters").get_json()["items"]] == ["default"]
+    assert admin.get("/api/v1/namespaces/retail-api/workloads?cluster=nope").status_code == 404
+
+
+def test_a_cluster_whose_api_server_stops_is_stale_and_the_other_keeps_working(
+    two_clusters: Sandbox, hub_and_clients: tuple[Hub, Any, Any]
+) -> None:
+    hub, admin, _tenant = hub_and_clients
+    if "cluster-2" not in hub.clusters.names():
+        pytest.skip("needs the cluster added by the inventory test")
+
+    def state() -> dict[str, Any]:
+        return {c["name"]: c for c in admin.get("/api/v1/clusters").get_json()["items"]}
+
+    wait_until(lambda: state()["cluster-2"]["state"] == "live", timeout=60, what="cluster-2 live")
+    # The module's last test: the fixture's teardown stops the rest, so nothing is restarted.
+    two_clusters.sup.stop("kube-apiserver@cluster-2")
+    stale = wait_until(
+        lambda: (s := state())["cluster-2"]["stale_since"] and s, timeout=90, what="cluster-2 stale_since"
+    )
+    assert stale["cluster-2"]["state"] == "stale" and stale["default"]["stale_since"] is None
+    r = admin.get("/api/v1/namespaces/retail-api/workloads?cluster=cluster-2")
+    assert r.status_code == 200 and r.get_json()["stale_since"]  # the last known state, said so
+    live = admin.get("/api/v1/namespaces/retail-api/workloads")
+    assert live.status_code == 200 and live.get_json()["stale_since"] is None
+    assert admin.get("/api/v1/nodes").get_json()["stale_since"] is None
