@@ -5,9 +5,9 @@ once (the alert engine's cycles, outbox delivery, log shipping and retention) ru
 replica holding the ``background`` lease (:mod:`hub.store.leases`, in the state store so that
 it keeps working while the Kubernetes API server is down). This module is the loop around it:
 
-- every third of the lease the holder renews; a follower checks every sixth of it (a read;
+- every third of the lease the holder renews; a follower checks every tenth of it (a read;
   it writes only when the lease is free or expired), so a dead leader is replaced within the
-  lease plus a sixth of it;
+  lease plus a tenth of it;
 - the holder acts only while its lease is valid on its OWN monotonic clock, measured from
   before the renewal was written and shortened by a margin: a process paused (SIGSTOP, a long
   GC, a frozen VM) wakes up knowing it may no longer act, before it checks anything remotely;
@@ -95,6 +95,7 @@ class Leadership:
         self.started_at = clock.now()
         self._lease: Lease | None = None
         self._valid_until = 0.0  # on this process's monotonic clock
+        self._beat: tuple[int | None, float] = (None, float("-inf"))  # (token, when) of the last heartbeat
         self._work: list[tuple[str, Work]] = []
         self._working = False
         self._stop = threading.Event()
@@ -127,7 +128,7 @@ class Leadership:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            wait = self.lease_seconds / (3 if self._lease is not None else 6)
+            wait = self.lease_seconds / (3 if self._lease is not None else 10)
             if self._stop.wait(wait):
                 return
             try:
@@ -167,10 +168,15 @@ class Leadership:
             elif self._lease is not None:
                 holder = current.holder if current is not None else "nobody"
                 self._lose(f"the lease is held by {holder}")
-            try:
-                self.leases.heartbeat(self.replica_id, started_at=self.started_at, now=now, lease=self._lease)
-            except Exception as exc:
-                log.warning("replica heartbeat not written: %s", exc)
+            # The heartbeat is a write (the writers' lock): every third of the lease, or at once
+            # when this replica's leadership changed, not on every follower check.
+            beat = (self._lease.token if self._lease is not None else None, began)
+            if beat[0] != self._beat[0] or began - self._beat[1] >= self.lease_seconds / 3:
+                try:
+                    self.leases.heartbeat(self.replica_id, started_at=self.started_at, now=now, lease=self._lease)
+                    self._beat = beat
+                except Exception as exc:
+                    log.warning("replica heartbeat not written: %s", exc)
             if self.on_change is not None:
                 self.on_change(self._status(current, now))
 
