@@ -298,7 +298,7 @@ class ClusterSettings:
     default_name: str = _doc(
         "Name of the cluster the kubernetes.* and prometheus.* settings describe (the implicit cluster; a "
         "single-cluster install has only this one). Further clusters are added in the console or with "
-        "POST /api/v1/clusters (docs/clusters.md).",
+        "POST /api/v1/clusters (docs/cluster.md, 'Several clusters').",
         default="default",
     )
     default_metrics_label: str = _doc(
