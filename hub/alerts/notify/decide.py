@@ -13,6 +13,7 @@ from hub.alerts.engine import EntityState, Transition
 from hub.alerts.notify import reach, repeating
 from hub.alerts.notify.notice import Notice
 from hub.alerts.policy import Policy
+from hub.alerts.policy_expr import render_template
 
 StateKey = tuple[str, str, str]
 
@@ -38,6 +39,12 @@ def build_notice(
         return None
     if policy_id == reach.REACH_POLICY_ID and not reason:
         reason = st.labels.get("reason", "")  # who is unreachable, and why: the notice's point
+    if rule.expr is not None and (rule.summary or rule.details):  # a PromQL rule's templates, rendered
+        detail = {
+            **(detail or {}),
+            "summary": render_template(rule.summary, st.labels, st.last_value),
+            "description": render_template(rule.details, st.labels, st.last_value),
+        }
     return Notice(
         key=key,
         kind=kind,

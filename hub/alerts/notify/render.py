@@ -139,6 +139,8 @@ class Renderer:
         # Value and threshold in the same human form (1.77 cores vs 1.31 cores), not the value
         # in one unit and the threshold in the one the policy author typed.
         thr = f"{lead.comparator}{format_value(lead.threshold_base, lead.unit)}"
+        if lead.comparator == "present":  # a PromQL rule: the comparison is inside its expression
+            thr = "PromQL"
         if lead.kind == "flap_summary":
             return f"{tag} {ent} {lead.rule}: {w['flapped'].format(n=lead.detail.get('changes', '?'))}"
         if lead.kind == "nodata":
@@ -181,8 +183,12 @@ class Renderer:
             "entity": n.entity,
             "short_entity": short_entity(n),
             "value": format_value(n.value, n.unit),
-            "threshold": f"{n.comparator} {format_value(n.threshold_base, n.unit)}",
+            "threshold": f"{n.comparator} {format_value(n.threshold_base, n.unit)}"
+            if n.comparator != "present"
+            else "PromQL",
             "threshold_written": f"{n.comparator} {format_threshold(n.threshold, n.unit)}",
+            "summary": str(n.detail.get("summary") or ""),
+            "description": str(n.detail.get("description") or ""),
             "period": format_duration(n.period),
             "started": when(n.started_at),
             "fired": when(n.fired_at),
