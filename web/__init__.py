@@ -28,6 +28,7 @@ BLUEPRINTS = [
     "web.api.roles",
     "web.api.cluster",
     "web.api.monitoring",
+    "web.api.components",
     "web.api.logs",
     "web.api.alerting",
     "web.views",

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from hub.alerts.service import AlertService
     from hub.clusters.service import ClusterRegistry
     from hub.collectors.cluster import ClusterService
+    from hub.collectors.components import ComponentService
     from hub.collectors.logs.service import LogService
     from hub.collectors.monitoring import MonitoringService
     from hub.collectors.prometheus import PrometheusClient
@@ -97,6 +98,8 @@ class Hub:
     alerting: AlertService = field(init=False)
     backtest_jobs: BacktestJobs = field(init=False)
     alert_engine: AlertEngine = field(init=False)
+    components: ComponentService = field(init=False)  # platform component health
+    component_probes: Background | None = field(init=False, default=None)  # records their probes
     _threads: list[threading.Thread] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -126,6 +129,8 @@ class Hub:
             out.append((f"cluster {name}", service))
         if "backtest_jobs" in self.__dict__:
             out.append(("backtest-jobs", _StopOnly(self.backtest_jobs)))
+        if self.component_probes is not None:
+            out.append(("component-probes", self.component_probes))
         if "leadership" in self.__dict__:
             out.append(("leadership", _LeaseLoop(self.leadership, self._leader_work())))
         return out
@@ -288,4 +293,4 @@ def _leadership(hub: Hub) -> Leadership:
 
 # Each area has one module ``hub/runtime/<area>.py`` with ``build(hub) -> None`` that sets its
 # service attribute(s) on the hub. Order matters: later areas may use earlier services.
-AREAS: list[str] = ["tenancy", "sso", "cluster", "monitoring", "logs", "alerting"]
+AREAS: list[str] = ["tenancy", "sso", "cluster", "monitoring", "logs", "alerting", "components"]

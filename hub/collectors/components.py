@@ -1,0 +1,375 @@
+"""Health of the platform's own components (GET /api/v1/components; docs/components.md).
+
+Why a service of its own: an operator asks "is the platform itself well?" before "is my
+workload well?", and the answer comes from two places that each see only part of it.
+
+* **Prometheus** scrapes the control plane and the exporters (``up{job=...}``, the jobs of
+  deploy/prometheus/prometheus-sandbox.yml). Their state now is an instant query and their
+  24 h history one range query per answer (``sum``/``count`` of ``up`` by job), so history
+  costs the hub nothing to keep.
+* **The hub's own probes** (the same ones /readyz runs: the state store, the log store, the
+  rule engine with its last completed cycle, SMTP, the leader lease, the API server as the
+  hub's identity reaches it, Prometheus itself). Prometheus has no history of these, so the
+  service records each probe's state changes in a bounded in-memory log (:class:`ProbeLog`,
+  at most ``MAX_CHANGES`` per component and 24 h): per replica, lost on restart, which the
+  answer says (``history_since``).
+
+Pure apart from the two narrow inputs it is given (a :class:`~hub.collectors.prometheus.
+QueryBackend` and a callable returning probe results); the clock is passed in.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from hub.collectors.prometheus import QueryBackend, QuerySpec
+from hub.timeutil import Clock
+
+PERMISSION = "monitoring:cluster"
+WINDOW = 24 * 3600.0
+STEP = 60.0  # history resolution of the scraped components: 1,440 points per job per answer
+MAX_CHANGES = 512  # per hub-probed component: a probe flapping every minute fills 8.5 h of it
+
+# Worse first: a component's state is the worst of its checks.
+STATES = ("down", "degraded", "unknown", "up", "disabled")
+
+
+@dataclass(frozen=True)
+class Component:
+    """One platform component: the Prometheus job that scrapes it and/or the hub probe that
+    checks it. ``primary`` names the check whose history the answer shows."""
+
+    name: str
+    kind: str  # control-plane | exporter | monitoring | hub | delivery
+    job: str = ""
+    probe: str = ""
+
+    @property
+    def primary(self) -> str:
+        return "prometheus" if self.job else "hub"
+
+
+COMPONENTS: tuple[Component, ...] = (
+    Component("apiserver", "control-plane", job="apiserver", probe="cluster"),
+    Component("etcd", "control-plane", job="etcd"),
+    Component("kube-scheduler", "control-plane", job="kube-scheduler"),
+    Component("kube-controller-manager", "control-plane", job="kube-controller-manager"),
+    Component("kubelet", "exporter", job="kubelet"),
+    Component("kube-state-metrics", "exporter", job="kube-state-metrics"),
+    Component("node-exporter", "exporter", job="node-exporter"),
+    Component("prometheus", "monitoring", probe="prometheus"),
+    Component("log-store", "hub", probe="logs"),
+    Component("state-store", "hub", probe="state"),
+    Component("alert-engine", "hub", probe="alert-engine"),
+    Component("leader-lease", "hub", probe="leader"),
+    Component("smtp", "delivery", probe="smtp"),
+)
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """One hub probe's answer. ``configured`` False: the hub runs without that backend
+    (state "disabled", never "down"). ``last_ok`` is the end of the last successful cycle of a
+    loop (the rule engine), from which the answer derives ``lag_seconds``."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+    configured: bool = True
+    last_ok: float | None = None
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A run of one state over [start, end)."""
+
+    start: float
+    end: float
+    state: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"from": self.start, "to": self.end, "state": self.state}
+
+
+@dataclass(frozen=True)
+class Check:
+    source: str  # prometheus | hub
+    state: str
+    detail: str = ""
+    targets_up: int | None = None
+    targets: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"source": self.source, "state": self.state}
+        if self.detail:
+            out["detail"] = self.detail
+        if self.targets is not None:
+            out["targets_up"], out["targets"] = self.targets_up, self.targets
+        return out
+
+
+@dataclass(frozen=True)
+class ComponentHealth:
+    name: str
+    kind: str
+    state: str
+    since: float | None  # start of the current state's run; None: not known
+    since_before: bool  # the run began before the history shown (window or log start)
+    checks: tuple[Check, ...]
+    history: tuple[Segment, ...]
+    job: str = ""
+    last_ok: float | None = None
+    lag_seconds: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "kind": self.kind,
+            "state": self.state,
+            "since": self.since,
+            "since_before_history": self.since_before,
+            "checks": [c.to_dict() for c in self.checks],
+            "history": [s.to_dict() for s in self.history],
+        }
+        if self.job:
+            out["job"] = self.job
+        if self.last_ok is not None:
+            out["last_ok"] = self.last_ok
+            out["lag_seconds"] = self.lag_seconds
+        return out
+
+
+def worst(states: Iterable[str]) -> str:
+    ranked = sorted(states, key=STATES.index)
+    return ranked[0] if ranked else "unknown"
+
+
+def scrape_state(targets_up: float, targets: float) -> str:
+    """up when every target of a job answers, down when none does, degraded in between."""
+    if targets <= 0:
+        return "unknown"
+    if targets_up >= targets:
+        return "up"
+    return "down" if targets_up <= 0 else "degraded"
+
+
+def segments(points: Sequence[tuple[float, str]], *, start: float, end: float, step: float) -> list[Segment]:
+    """Runs of equal state from time-ordered (time, state) points, each point standing for
+    [t, t + step). A missing point (no series: Prometheus saw no target of the job then) is
+    "unknown". Clipped to [start, end]."""
+    out: list[Segment] = []
+
+    def push(a: float, b: float, state: str) -> None:
+        a, b = max(a, start), min(b, end)
+        if b <= a:
+            return
+        if out and out[-1].state == state and abs(out[-1].end - a) < 1e-6:
+            out[-1] = Segment(out[-1].start, b, state)
+        elif out and out[-1].end > a:
+            out.append(Segment(out[-1].end, b, state))
+        else:
+            out.append(Segment(a, b, state))
+
+    cursor = start
+    for t, state in points:
+        if t - cursor > 1e-6:
+            push(cursor, t, "unknown")
+        push(t, t + step, state)
+        cursor = t + step
+    if end - cursor > 1e-6:
+        push(cursor, end, "unknown")
+    return out
+
+
+def current_since(history: Sequence[Segment], state: str, floor: float) -> tuple[float | None, bool]:
+    """When the current state's run began (the last segment of another state ends there), and
+    whether it began at or before ``floor`` (the earliest history known)."""
+    if not history or history[-1].state != state:
+        return None, False
+    since = history[-1].start
+    for seg in reversed(history[:-1]):
+        if seg.state != state:
+            break
+        since = seg.start
+    return since, since <= floor + 1e-6
+
+
+class ProbeLog:
+    """State changes of the hub-probed components, bounded (``MAX_CHANGES`` per component,
+    ``WINDOW`` of age, the last change before the window kept as the run's start)."""
+
+    def __init__(self, *, started: float, max_changes: int = MAX_CHANGES) -> None:
+        self.started = started
+        self._max = max_changes
+        self._changes: dict[str, deque[tuple[float, str]]] = {}
+        self._lock = threading.Lock()
+
+    def record(self, name: str, state: str, now: float) -> None:
+        with self._lock:
+            log = self._changes.setdefault(name, deque(maxlen=self._max))
+            if not log or log[-1][1] != state:
+                log.append((now, state))
+            while len(log) > 1 and log[1][0] <= now - WINDOW:
+                log.popleft()
+
+    def history(self, name: str, now: float) -> tuple[list[Segment], float]:
+        """(segments from the changes, the earliest time the log covers for this component)."""
+        with self._lock:
+            log = list(self._changes.get(name, ()))
+        if not log:
+            return [], now
+        floor = max(log[0][0], now - WINDOW)
+        out = []
+        for i, (t, state) in enumerate(log):
+            end = log[i + 1][0] if i + 1 < len(log) else now
+            if end > floor:
+                out.append(Segment(max(t, floor), end, state))
+        return out, floor
+
+
+@dataclass
+class ComponentService:
+    """Answers GET /api/v1/components. ``prometheus`` None: scraped components are
+    "unknown" (named as such), never "down"."""
+
+    prometheus: QueryBackend | None
+    probes: Callable[[], Sequence[ProbeResult]]
+    clock: Clock
+    timeout: float = 10.0
+    components: tuple[Component, ...] = COMPONENTS
+    log: ProbeLog = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log = ProbeLog(started=self.clock.now())
+
+    # -- hub probes ------------------------------------------------------------------------
+    def record_probes(self) -> dict[str, ProbeResult]:
+        """Run the hub's probes once and log their states (the runtime calls this on a timer
+        too, so history accrues between page views)."""
+        now = self.clock.now()
+        results = {r.name: r for r in self.probes()}
+        for r in results.values():
+            self.log.record(r.name, _probe_state(r), now)
+        return results
+
+    # -- scraped components ------------------------------------------------------------------
+    def _scraped(self, now: float) -> tuple[dict[str, tuple[float, float]], dict[str, list[Segment]], str]:
+        jobs = sorted({c.job for c in self.components if c.job})
+        if self.prometheus is None or not jobs:
+            return {}, {}, "Prometheus is not configured"
+        selector = f'up{{job=~"{"|".join(jobs)}"}}'
+        up, count = f"sum by (job) ({selector})", f"count by (job) ({selector})"
+        start = now - WINDOW
+        try:
+            frames = self.prometheus.many(
+                [
+                    QuerySpec(up, time=now),
+                    QuerySpec(count, time=now),
+                    QuerySpec(up, start=start, end=now, step=STEP),
+                    QuerySpec(count, start=start, end=now, step=STEP),
+                ],
+                timeout=self.timeout,
+            )
+        except Exception as exc:  # Prometheus down: every scraped component is unknown, said why
+            return {}, {}, f"Prometheus does not answer: {_one_line(exc)}"
+        now_up, now_count = _by_job(frames[0]), _by_job(frames[1])
+        current = {job: (now_up.get(job, 0.0), now_count[job]) for job in now_count}
+        history = {job: _job_history(frames[2], frames[3], job, start=start, end=now) for job in jobs}
+        return current, history, ""
+
+    def health(self) -> dict[str, Any]:
+        now = self.clock.now()
+        probes = self.record_probes()
+        current, scraped_history, prom_reason = self._scraped(now)
+        out = []
+        for comp in self.components:
+            out.append(self._one(comp, now, probes, current, scraped_history, prom_reason).to_dict())
+        return {
+            "time": now,
+            "window_seconds": WINDOW,
+            "step_seconds": STEP,
+            "history_since": self.log.started,
+            "components": out,
+        }
+
+    def _one(
+        self,
+        comp: Component,
+        now: float,
+        probes: Mapping[str, ProbeResult],
+        current: Mapping[str, tuple[float, float]],
+        scraped_history: Mapping[str, list[Segment]],
+        prom_reason: str,
+    ) -> ComponentHealth:
+        checks: list[Check] = []
+        history: list[Segment] = []
+        floor = now - WINDOW
+        if comp.job:
+            if prom_reason:
+                checks.append(Check("prometheus", "unknown", prom_reason))
+            elif comp.job in current:
+                n_up, n = current[comp.job]
+                detail = f"{int(n_up)} of {int(n)} targets of job {comp.job} up"
+                checks.append(Check("prometheus", scrape_state(n_up, n), detail, int(n_up), int(n)))
+            else:
+                checks.append(Check("prometheus", "unknown", f"Prometheus has no target of job {comp.job}"))
+            history = scraped_history.get(comp.job, [])
+        result = probes.get(comp.probe) if comp.probe else None
+        if comp.probe:
+            if result is None:
+                checks.append(Check("hub", "disabled", "not configured"))
+            else:
+                checks.append(Check("hub", _probe_state(result), result.detail))
+            if not comp.job:
+                history, floor = self.log.history(comp.probe, now)
+        state = worst(c.state for c in checks)
+        primary = checks[0].state
+        since, before = current_since(history, primary, floor)
+        last_ok = result.last_ok if result is not None else None
+        return ComponentHealth(
+            name=comp.name,
+            kind=comp.kind,
+            state=state,
+            since=since,
+            since_before=before,
+            checks=tuple(checks),
+            history=tuple(history),
+            job=comp.job,
+            last_ok=last_ok,
+            lag_seconds=None if last_ok is None else round(max(0.0, now - last_ok), 3),
+        )
+
+
+def _probe_state(r: ProbeResult) -> str:
+    if not r.configured:
+        return "disabled"
+    return "up" if r.ok else "down"
+
+
+def _by_job(frame: pd.DataFrame) -> dict[str, float]:
+    if frame.empty or "job" not in frame.columns:
+        return {}
+    return {str(j): float(v) for j, v in zip(frame["job"], frame["value"], strict=True)}
+
+
+def _job_history(up: pd.DataFrame, count: pd.DataFrame, job: str, *, start: float, end: float) -> list[Segment]:
+    def series(frame: pd.DataFrame) -> dict[float, float]:
+        if frame.empty or "job" not in frame.columns:
+            return {}
+        rows = frame[frame["job"] == job]
+        return {float(t): float(v) for t, v in zip(rows["timestamp"], rows["value"], strict=True)}
+
+    ups, counts = series(up), series(count)
+    points = [(t, scrape_state(ups.get(t, 0.0), counts[t])) for t in sorted(counts)]
+    return segments(points, start=start, end=end, step=STEP)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()

@@ -1,0 +1,87 @@
+"""Builds the component-health service (``hub.components``; docs/components.md).
+
+The service itself is pure (hub/collectors/components.py); here it gets its two inputs: the
+Prometheus client, and the hub's probes — the /readyz probes, the leader lease and an SMTP
+check (connect and read the relay's 220 greeting with the standard library's ``smtplib``: no
+login, no mail, so a probe never sends anything). A daemon thread records the probes every
+``PROBE_SECONDS`` so the hub-probed components' history accrues between page views.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import threading
+from typing import TYPE_CHECKING
+
+from hub.collectors.components import ComponentService, ProbeResult
+
+if TYPE_CHECKING:
+    from hub.runtime import Hub
+    from hub.settings import SmtpSettings
+
+PROBE_SECONDS = 60.0
+
+
+def smtp_probe(settings: SmtpSettings) -> ProbeResult:
+    """The relay answers a connection with its greeting (implicit TLS when configured so)."""
+    if not settings.host:
+        return ProbeResult("smtp", ok=False, detail="no SMTP host configured", configured=False)
+    timeout = min(settings.timeout, 5.0)
+    try:
+        cls = smtplib.SMTP_SSL if settings.security == "tls" else smtplib.SMTP
+        with cls(settings.host, settings.port, timeout=timeout) as conn:
+            code, _ = conn.noop()
+        if code != 250:
+            return ProbeResult("smtp", ok=False, detail=f"NOOP answered {code}")
+        return ProbeResult("smtp", ok=True, detail=f"{settings.host}:{settings.port} answers")
+    except (OSError, smtplib.SMTPException) as exc:
+        return ProbeResult("smtp", ok=False, detail=f"{settings.host}:{settings.port}: {type(exc).__name__}: {exc}")
+
+
+def build(hub: Hub) -> None:
+    def probes() -> list[ProbeResult]:
+        out = []
+        engine = hub.__dict__.get("alert_engine")
+        for st in hub.readiness():
+            last_ok = getattr(engine, "last_ok", None) if st.name == "alert-engine" else None
+            out.append(ProbeResult(st.name, ok=st.ok, detail=st.detail, last_ok=last_ok))
+        lease = hub.leader_status()
+        leader = lease.get("leader")
+        if "reason" in lease:
+            out.append(ProbeResult("leader", ok=False, detail=str(lease["reason"])))
+        else:
+            detail = f"held by {leader}" if leader else "no replica holds the lease"
+            out.append(ProbeResult("leader", ok=bool(leader), detail=detail))
+        out.append(smtp_probe(hub.settings.smtp))
+        return out
+
+    hub.components = ComponentService(hub.prometheus, probes, clock=hub.clock, timeout=hub.settings.prometheus.timeout)
+    hub.component_probes = ProbeTimer(hub.components)
+
+
+class ProbeTimer:
+    """Records the probes every ``PROBE_SECONDS`` (every replica: each keeps its own log)."""
+
+    def __init__(self, service: ComponentService, seconds: float = PROBE_SECONDS) -> None:
+        self.service = service
+        self.seconds = seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="component-probes", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.seconds):
+            try:
+                self.service.record_probes()
+            except Exception:  # a probe that raises is a bug; the next tick tries again
+                continue
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None

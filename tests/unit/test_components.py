@@ -1,0 +1,183 @@
+"""Component health: the pure pieces (states, runs, since, the bounded probe log) and the
+service over a fake QueryBackend of our own interface (hub/collectors/components.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from hub.collectors.components import (
+    STEP,
+    WINDOW,
+    ComponentService,
+    ProbeLog,
+    ProbeResult,
+    Segment,
+    current_since,
+    scrape_state,
+    segments,
+    worst,
+)
+from hub.collectors.prometheus import QuerySpec
+
+pytestmark = pytest.mark.unit
+
+
+class Clock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def now(self) -> float:
+        return self.t
+
+
+def test_scrape_state_and_worst() -> None:
+    assert scrape_state(3, 3) == "up"
+    assert scrape_state(0, 3) == "down"
+    assert scrape_state(1, 3) == "degraded"
+    assert scrape_state(0, 0) == "unknown"
+    assert worst(["up", "unknown", "down"]) == "down"
+    assert worst(["up", "disabled"]) == "up"
+    assert worst([]) == "unknown"
+
+
+def test_segments_merge_runs_and_mark_gaps_unknown() -> None:
+    pts = [(0.0, "up"), (60.0, "up"), (120.0, "down"), (300.0, "down")]
+    got = segments(pts, start=0.0, end=400.0, step=60.0)
+    assert got == [
+        Segment(0.0, 120.0, "up"),
+        Segment(120.0, 180.0, "down"),
+        Segment(180.0, 300.0, "unknown"),
+        Segment(300.0, 360.0, "down"),
+        Segment(360.0, 400.0, "unknown"),
+    ]
+    # the brute-force check: every second is covered once, by the state of its point
+    for second in range(400):
+        covering = [s for s in got if s.start <= second < s.end]
+        assert len(covering) == 1
+
+
+def test_current_since() -> None:
+    hist = [Segment(0, 100, "up"), Segment(100, 200, "down"), Segment(200, 300, "down")]
+    assert current_since(hist, "down", 0.0) == (100, False)
+    assert current_since([Segment(0, 300, "up")], "up", 0.0) == (0, True)
+    assert current_since(hist, "up", 0.0) == (None, False)
+
+
+def test_probe_log_keeps_changes_only_and_is_bounded() -> None:
+    log = ProbeLog(started=0.0, max_changes=4)
+    for i in range(100):
+        log.record("x", "up", float(i))
+    hist, floor = log.history("x", 100.0)
+    assert hist == [Segment(0.0, 100.0, "up")] and floor == 0.0
+    for i in range(10):
+        log.record("y", "up" if i % 2 else "down", 1000.0 + i)
+    hist, _ = log.history("y", 1010.0)
+    assert len(hist) == 4 and hist[-1] == Segment(1009.0, 1010.0, "up")
+    # older than the window: dropped, the last change before it kept as the run's start
+    log.record("z", "down", 0.0)
+    log.record("z", "up", 10.0)
+    log.record("z", "up", WINDOW + 100.0)
+    hist, floor = log.history("z", WINDOW + 100.0)
+    assert floor == 100.0 and hist == [Segment(100.0, WINDOW + 100.0, "up")]
+
+
+class FakePrometheus:
+    """Answers sum/count by job of ``up`` from a table job -> [(t, up, count)]."""
+
+    def __init__(self, table: dict[str, list[tuple[float, float, float]]], fail: bool = False) -> None:
+        self.table = table
+        self.fail = fail
+        self.sent: list[QuerySpec] = []
+
+    def _rows(self, spec: QuerySpec) -> pd.DataFrame:
+        col = 1 if spec.promql.startswith("sum") else 2
+        rows: list[dict[str, Any]] = []
+        for job, points in self.table.items():
+            if f"{job}" not in spec.promql:
+                continue
+            for p in points:
+                if spec.start is None:
+                    if p[0] == max(q[0] for q in points):
+                        rows.append({"job": job, "timestamp": spec.time, "value": p[col]})
+                elif spec.start <= p[0] <= (spec.end or 0):
+                    rows.append({"job": job, "timestamp": p[0], "value": p[col]})
+        return pd.DataFrame(rows, columns=["job", "timestamp", "value"])
+
+    def instant(self, promql: str, *, time: float | None = None, timeout: float | None = None) -> pd.DataFrame:
+        return self._rows(QuerySpec(promql, time=time))
+
+    def range(
+        self, promql: str, *, start: float, end: float, step: float, timeout: float | None = None
+    ) -> pd.DataFrame:
+        return self._rows(QuerySpec(promql, start=start, end=end, step=step))
+
+    def many(self, specs: Sequence[QuerySpec], *, timeout: float | None = None) -> list[pd.DataFrame]:
+        if self.fail:
+            raise ConnectionError("connection refused")
+        self.sent.extend(specs)
+        return [self._rows(s) for s in specs]
+
+
+def _by_name(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in body["components"]}
+
+
+def test_service_combines_prometheus_and_probes() -> None:
+    now = 200_000.0
+    start = now - WINDOW
+    etcd = [(start + i * STEP, 1.0 if i < 1000 else 0.0, 1.0) for i in range(int(WINDOW / STEP) + 1)]
+    nodes = [(start + i * STEP, 2.0, 3.0) for i in range(int(WINDOW / STEP) + 1)]
+    prom = FakePrometheus({"etcd": etcd, "node-exporter": nodes, "apiserver": [(now, 1.0, 1.0)]})
+    probes = [
+        ProbeResult("cluster", ok=False, detail="ConnectionError: refused"),
+        ProbeResult("alert-engine", ok=True, detail="last cycle", last_ok=now - 42.0),
+        ProbeResult("smtp", ok=False, detail="no SMTP host configured", configured=False),
+        ProbeResult("prometheus", ok=True),
+    ]
+    service = ComponentService(prom, lambda: probes, clock=Clock(now))
+    body = service.health()
+    got = _by_name(body)
+    assert got["etcd"]["state"] == "down"
+    assert got["etcd"]["since"] == start + 1000 * STEP
+    assert got["etcd"]["since_before_history"] is False
+    assert got["node-exporter"]["state"] == "degraded"
+    assert got["node-exporter"]["checks"][0]["targets_up"] == 2
+    assert got["node-exporter"]["since_before_history"] is True
+    # the API server: scraped up, but the hub's identity cannot reach it -> down, both shown
+    assert got["apiserver"]["state"] == "down"
+    assert [c["state"] for c in got["apiserver"]["checks"]] == ["up", "down"]
+    assert got["kube-scheduler"]["state"] == "unknown"
+    assert got["alert-engine"]["lag_seconds"] == 42.0
+    assert got["smtp"]["state"] == "disabled"
+    assert got["log-store"]["state"] == "disabled"
+    assert len(prom.sent) == 4  # two instant and two range queries, whatever the number of jobs
+
+
+def test_prometheus_down_makes_scraped_components_unknown_not_down() -> None:
+    service = ComponentService(
+        FakePrometheus({}, fail=True), lambda: [ProbeResult("prometheus", ok=False, detail="refused")], clock=Clock(1e6)
+    )
+    got = _by_name(service.health())
+    assert got["etcd"]["state"] == "unknown"
+    assert "Prometheus does not answer" in got["etcd"]["checks"][0]["detail"]
+    assert got["prometheus"]["state"] == "down"
+
+
+def test_probe_history_accrues_with_since() -> None:
+    clock = Clock(1000.0)
+    state = {"ok": True}
+    service = ComponentService(None, lambda: [ProbeResult("logs", ok=state["ok"], detail="es")], clock=clock)
+    service.record_probes()
+    clock.t, state["ok"] = 1600.0, False
+    service.record_probes()
+    clock.t = 2000.0
+    got = _by_name(service.health())["log-store"]
+    assert got["state"] == "down" and got["since"] == 1600.0
+    assert got["history"] == [
+        {"from": 1000.0, "to": 1600.0, "state": "up"},
+        {"from": 1600.0, "to": 2000.0, "state": "down"},
+    ]
