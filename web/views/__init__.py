@@ -141,6 +141,7 @@ def _nav() -> list[dict[str, Any]]:
         items += [
             {"key": "nav.users", "endpoint": "views.tenancy.users"},
             {"key": "nav.audit", "endpoint": "views.tenancy.audit"},
+            {"key": "nav.clusters", "endpoint": "views.clusters.clusters"},
         ]
     current = request.endpoint or ""
     section = _section(current)
@@ -315,9 +316,9 @@ def visible_projects() -> list[dict[str, Any]]:
 
 def _register_areas() -> None:
     """Nest each area's pages under the console blueprint (imported here to avoid a cycle)."""
-    from web.views import alerting, cluster, identity, logs, monitoring, roles, tenancy
+    from web.views import alerting, cluster, clusters, identity, logs, monitoring, roles, tenancy
 
-    for module in (cluster, tenancy, identity, roles, monitoring, logs, alerting):
+    for module in (cluster, clusters, tenancy, identity, roles, monitoring, logs, alerting):
         bp.register_blueprint(module.bp)
 
 
