@@ -78,3 +78,28 @@ def test_other_roles_see_names_only_and_change_nothing(world: TenancyWorld) -> N
         assert world.hub.clusters.names() == ["default", "edge-2"]
     finally:
         admin.delete("/api/v1/clusters/edge-2")
+
+
+def test_the_cluster_parameter_opens_nothing_the_caller_does_not_hold_on_that_cluster(world: TenancyWorld) -> None:
+    admin = world.client("platform-admin")
+    r = admin.post("/api/v1/clusters", json={"name": "edge-3", "connection": {"kubeconfig_path": "/nonexistent/k"}})
+    assert r.status_code == 201 and r.get_json()["state"] == "error"  # listed with its reason, hub unharmed
+    try:
+        probes = [
+            ("get", "/api/v1/nodes?cluster={c}"),
+            ("post", "/api/v1/nodes/kwok-node-0/cordon?cluster={c}"),
+            ("get", "/api/v1/namespaces/ns-a1/workloads?cluster={c}"),
+            ("post", "/api/v1/namespaces/ns-a1/workloads/deployment/web/restart?cluster={c}"),
+            ("get", "/api/v1/cluster/freshness?cluster={c}"),
+        ]
+        for role in ("cluster-admin", "project-admin", "workspace-admin"):
+            client = world.client(role)
+            for method, url in probes:
+                answers = {c: getattr(client, method)(url.format(c=c)).status_code for c in ("edge-3", "ghost")}
+                # The same refusal for an added cluster and for one that does not exist.
+                assert answers == {"edge-3": 403, "ghost": 403}, (role, url, answers)
+        a = admin.get("/api/v1/nodes?cluster=edge-3")
+        assert a.status_code == 503 and "edge-3" in a.get_json()["error"]  # names the cluster that is down
+        assert admin.get("/api/v1/nodes?cluster=ghost").status_code == 404
+    finally:
+        admin.delete("/api/v1/clusters/edge-3")

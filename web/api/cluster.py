@@ -27,7 +27,7 @@ from hub.collectors.inventory import ListQuery, Page, decode_continue
 from hub.errors import BackendUnavailable, InvalidInput, NotFound
 from hub.model import iso_or_none
 from hub.scope import refusal
-from web.access import audit, audited_read, permission, scope
+from web.access import access_of, audit, audited_read, permission, scope
 from web.util import hub, int_param, json_body
 
 bp = Blueprint("api_cluster", __name__, url_prefix="/api/v1")
@@ -55,9 +55,13 @@ def _added_cluster(name: str) -> ClusterService:
     h = hub()
     sc = scope()
     namespaced = bool(request.view_args and "ns" in request.view_args)
-    allowed = sc.all_namespaces or (not namespaced and sc.may_cluster("nodes:read", name))
+    # The route's own permission, checked on *this* cluster (the decorator checked it on the
+    # implicit one): a cluster admin of one cluster and viewer of another cordons only the first.
+    access = access_of(request.endpoint or "")
+    needed = (access.permission if access else None) or ("workloads:read" if namespaced else "nodes:read")
+    allowed = sc.all_namespaces or (not namespaced and sc.may_cluster(needed, name))
     if not allowed:
-        raise refusal("workloads:read" if namespaced else "nodes:read")  # unknown and foreign alike
+        raise refusal(needed)  # unknown and foreign alike
     if name not in h.clusters.names():
         raise NotFound(f"no cluster {name!r}", field="cluster")
     service = h.cluster_services.get(name)
