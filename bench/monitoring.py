@@ -45,7 +45,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from hub.collectors.catalogue import Filters, default_catalogue  # noqa: E402
-from hub.collectors.monitoring import SHARE_SECONDS  # noqa: E402
+from hub.collectors.monitoring_shared import SHARE_SECONDS  # noqa: E402
 from hub.settings import Settings  # noqa: E402
 
 RAW_TOPK = (

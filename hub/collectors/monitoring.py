@@ -18,9 +18,8 @@ deadline), rankings and the answer's shape are one pipeline over the same frames
 from __future__ import annotations
 
 import math
-import threading
 import time as _time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -38,6 +37,7 @@ from hub.collectors.catalogue import (
     EmptyScope,
     Filters,
 )
+from hub.collectors.monitoring_shared import TOTAL_TTL, SharedAnswers, TtlCache
 from hub.collectors.prometheus import QueryBackend, QuerySpec, label_names
 from hub.collectors.promql import promql_number, validate_names
 from hub.errors import BackendUnavailable, InvalidInput, Unprocessable
@@ -210,89 +210,6 @@ def parse_request(
     )
 
 
-# Seconds a live ranking's entity count is reused: the inventory changes on the scale of
-# scrape intervals, and paging or refreshing a ranking then costs one PromQL query, not two.
-TOTAL_TTL = 15.0
-
-
-class _TtlCache:
-    """A tiny thread-safe cache of entity counts per (level, filters incl. scope)."""
-
-    def __init__(self, clock: Clock, ttl: float, size: int = 256) -> None:
-        self._clock, self._ttl, self._size = clock, ttl, size
-        self._items: dict[Any, tuple[float, int]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: Any) -> int | None:
-        with self._lock:
-            found = self._items.get(key)
-            if found is None or found[0] < self._clock.now():
-                return None
-            return found[1]
-
-    def put(self, key: Any, value: int) -> None:
-        with self._lock:
-            if len(self._items) >= self._size:
-                now = self._clock.now()
-                self._items = {k: v for k, v in self._items.items() if v[0] >= now}
-                if len(self._items) >= self._size:
-                    self._items.clear()
-            self._items[key] = (self._clock.now() + self._ttl, value)
-
-
-# Seconds a live answer (no ``time=``, not a range) is shared by every caller whose scoped
-# request is the same (issue 15: a dashboard refreshed by many users of one scope costs
-# Prometheus one evaluation per few seconds, not one per user). Values carry their evaluation
-# time, so a shared answer says how old it is. 0 turns sharing off (the unit tests' default).
-SHARE_SECONDS = 5.0
-
-
-class _SharedAnswers:
-    """Live answers per scoped request for ``ttl`` seconds, computed once when several callers
-    ask at the same moment (the others wait for the first one's answer, at most the request
-    timeout; a failure is not kept and each waiter then asks for itself). The key is the request after
-    :meth:`MonitoringService.scoped`, whose filters hold the caller's namespaces, so two callers
-    share an answer only when it would be the same for both: tenants never see each other's."""
-
-    def __init__(self, clock: Clock, ttl: float, size: int = 512) -> None:
-        self._clock, self.ttl, self._size = clock, ttl, size
-        self._items: dict[MonitoringRequest, tuple[float, dict[str, Any]]] = {}
-        self._pending: dict[MonitoringRequest, threading.Event] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: MonitoringRequest, compute: Callable[[], dict[str, Any]], wait: float) -> dict[str, Any]:
-        if self.ttl <= 0:
-            return compute()
-        while True:
-            with self._lock:
-                found = self._items.get(key)
-                if found is not None and found[0] >= self._clock.now():
-                    return dict(found[1])
-                pending = self._pending.get(key)
-                if pending is None:
-                    mine = self._pending[key] = threading.Event()
-                    break
-            if not pending.wait(wait):  # the first caller's query outlived our whole budget
-                raise BackendUnavailable("prometheus", f"no complete answer within {wait:g} s")
-            with self._lock:
-                if key not in self._items:  # it failed: ask for ourselves
-                    break
-        try:
-            body = compute()
-        finally:
-            with self._lock:
-                self._pending.pop(key, None)
-            mine.set()
-        with self._lock:
-            if len(self._items) >= self._size:
-                now = self._clock.now()
-                self._items = {k: v for k, v in self._items.items() if v[0] >= now}
-                if len(self._items) >= self._size:
-                    self._items.clear()
-            self._items[key] = (self._clock.now() + self.ttl, body)
-        return dict(body)
-
-
 class _Deadline:
     """One time budget for all queries of a request, so a slow Prometheus costs the caller at
     most the configured timeout (plus our own small overhead), not a timeout per query."""
@@ -326,8 +243,8 @@ class MonitoringService:
         self.clock = clock
         self.timeout = timeout
         self.max_points = max_points
-        self._totals = _TtlCache(clock, TOTAL_TTL)
-        self.shared = _SharedAnswers(clock, share_seconds)
+        self._totals = TtlCache(clock, TOTAL_TTL)
+        self.shared = SharedAnswers(clock, share_seconds)
 
     # The web layer's parser reads numbers and times, then hands names over to :meth:`build`.
     filter_params = tuple(FILTER_PARAMS)
@@ -378,7 +295,7 @@ class MonitoringService:
     def query(self, req: MonitoringRequest, scope: Scope) -> dict[str, Any]:
         """Answer a request (API.md "Monitoring") as the caller whose scope this is. A live
         request (no ``time=``, not a range) is answered from the answer of the same scoped
-        request if one is at most ``share_seconds`` old (:class:`_SharedAnswers`)."""
+        request if one is at most ``share_seconds`` old (:class:`~hub.collectors.monitoring_shared.SharedAnswers`)."""
         req = self.scoped(req, scope)
         if req.time is None and not req.is_range:
             return self.shared.get(req, lambda: self._answer(req), wait=self.timeout)

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hub.collectors.catalogue import default_catalogue
-from hub.collectors.monitoring import SHARE_SECONDS, MonitoringService
+from hub.collectors.monitoring import MonitoringService
+from hub.collectors.monitoring_shared import SHARE_SECONDS
 from hub.collectors.prometheus import PrometheusClient
 
 if TYPE_CHECKING:

@@ -1,0 +1,96 @@
+"""Short-lived answers the monitoring service keeps between requests (pure, clock passed in):
+a live ranking's entity count per level, filters and scope, and whole live answers shared by
+callers whose scoped request is the same. Apart from :mod:`hub.collectors.monitoring` so
+that module stays a pipeline of one request."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from hub.errors import BackendUnavailable
+from hub.timeutil import Clock
+
+# Seconds a live ranking's entity count is reused: the inventory changes on the scale of
+# scrape intervals, and paging or refreshing a ranking then costs one PromQL query, not two.
+TOTAL_TTL = 15.0
+
+
+class TtlCache:
+    """A tiny thread-safe cache of entity counts per (level, filters incl. scope)."""
+
+    def __init__(self, clock: Clock, ttl: float, size: int = 256) -> None:
+        self._clock, self._ttl, self._size = clock, ttl, size
+        self._items: dict[Any, tuple[float, int]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> int | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is None or found[0] < self._clock.now():
+                return None
+            return found[1]
+
+    def put(self, key: Any, value: int) -> None:
+        with self._lock:
+            if len(self._items) >= self._size:
+                now = self._clock.now()
+                self._items = {k: v for k, v in self._items.items() if v[0] >= now}
+                if len(self._items) >= self._size:
+                    self._items.clear()
+            self._items[key] = (self._clock.now() + self._ttl, value)
+
+
+# Seconds a live answer (no ``time=``, not a range) is shared by every caller whose scoped
+# request is the same (issue 15: a dashboard refreshed by many users of one scope costs
+# Prometheus one evaluation per few seconds, not one per user). Values carry their evaluation
+# time, so a shared answer says how old it is. 0 turns sharing off (the unit tests' default).
+SHARE_SECONDS = 5.0
+
+
+class SharedAnswers:
+    """Live answers per scoped request for ``ttl`` seconds, computed once when several callers
+    ask at the same moment (the others wait for the first one's answer, at most the request
+    timeout; a failure is not kept and each waiter then asks for itself). The key is the
+    request after :meth:`~hub.collectors.monitoring.MonitoringService.scoped`, whose filters
+    hold the caller's namespaces, so two callers share an answer only when it would be the
+    same for both: tenants never see each other's."""
+
+    def __init__(self, clock: Clock, ttl: float, size: int = 512) -> None:
+        self._clock, self.ttl, self._size = clock, ttl, size
+        self._items: dict[Hashable, tuple[float, dict[str, Any]]] = {}
+        self._pending: dict[Hashable, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, compute: Callable[[], dict[str, Any]], wait: float) -> dict[str, Any]:
+        if self.ttl <= 0:
+            return compute()
+        while True:
+            with self._lock:
+                found = self._items.get(key)
+                if found is not None and found[0] >= self._clock.now():
+                    return dict(found[1])
+                pending = self._pending.get(key)
+                if pending is None:
+                    mine = self._pending[key] = threading.Event()
+                    break
+            if not pending.wait(wait):  # the first caller's query outlived our whole budget
+                raise BackendUnavailable("prometheus", f"no complete answer within {wait:g} s")
+            with self._lock:
+                if key not in self._items:  # it failed: ask for ourselves
+                    break
+        try:
+            body = compute()
+        finally:
+            with self._lock:
+                self._pending.pop(key, None)
+            mine.set()
+        with self._lock:
+            if len(self._items) >= self._size:
+                now = self._clock.now()
+                self._items = {k: v for k, v in self._items.items() if v[0] >= now}
+                if len(self._items) >= self._size:
+                    self._items.clear()
+            self._items[key] = (self._clock.now() + self.ttl, body)
+        return dict(body)
