@@ -1184,6 +1184,11 @@ class Sandbox:
             ports=[self.port("prometheus")],
         )
 
+    def hub_cluster_env(self) -> dict[str, str]:
+        """With several clusters the first cluster's series carry ``cluster="default"`` too
+        (sandbox/promcfg.py), so the hub reads Prometheus as a shared endpoint for it."""
+        return {"KUBEHUB_CLUSTERS_DEFAULT_METRICS_LABEL": self.primary.name} if len(self.sites) > 1 else {}
+
     def hub_replicas(self) -> list[str]:
         """The hub's process names: ``hub``, then ``hub-2``, ``hub-3``... with ``--replicas``."""
         return ["hub", *(f"hub-{i}" for i in range(2, self.config.replicas + 1))]
@@ -1217,6 +1222,7 @@ class Sandbox:
                 **oidcmod.hub_environment(self),
                 **({"KUBEHUB_DATABASE_URL": self.hub_database_url} if self.config.database == "postgresql" else {}),
                 **ldapmod.hub_env(self.ldap_instance, self.pki_dir),
+                **self.hub_cluster_env(),
             },
             log=self._log(name),
             ports=[port],

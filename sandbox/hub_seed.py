@@ -120,3 +120,29 @@ def seed_alerting(settings: Settings, state: Mapping[str, Any]) -> str:
         return f"alerting: {created} policies created from rules/{told}"
     finally:
         hub.close()
+
+
+def seed_clusters(settings: Settings, state: Mapping[str, Any]) -> str:
+    """The sandbox's further clusters (``--clusters 2``), added to the hub as an admin would:
+    their kubeconfig files on disk (no credentials to seal) and the sandbox's one Prometheus as a
+    shared endpoint with their ``cluster`` label. Idempotent; nothing to do with one cluster."""
+    wanted = state.get("clusters") or []
+    if not wanted:
+        return "clusters: one cluster, nothing to add"
+    hub = build_hub(settings)
+    try:
+        added = 0
+        for c in wanted:
+            if c["name"] in hub.clusters.names():
+                continue
+            body = {
+                "name": c["name"],
+                "connection": {"mode": "kubeconfig", "kubeconfig_path": c["kubeconfig"], "context": c["context"]},
+                "metrics": {"mode": "shared", "url": settings.prometheus.url, "label_value": c["name"]},
+                "logs": {"mode": "shared"},
+            }
+            hub.clusters.add(body, actor="sandbox")
+            added += 1
+        return f"clusters: {len(wanted)} further cluster(s), {added} added"
+    finally:
+        hub.close()

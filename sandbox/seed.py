@@ -596,12 +596,17 @@ class Seeder:
         }
         if data_dir is None and self.sb.config.database == "postgresql":
             env["KUBEHUB_DATABASE_URL"] = self.sb.hub_database_url  # the sandbox hub's own state
+        env.update(self.sb.hub_cluster_env())
         settings = load_settings(env=env)
         state = {
             "credentials": load_credentials(states),
             "workspaces": {ws: list(projects) for ws, projects in WORKSPACES.items()},
             "rules_dir": str(Path(__file__).resolve().parent.parent / "rules"),
         }
+        if len(self.sb.sites) > 1:  # only then: a one-cluster sandbox's state (and digest) is unchanged
+            state["clusters"] = [
+                {"name": s.name, "kubeconfig": str(s.kubeconfig), "context": s.context} for s in self.sb.sites[1:]
+            ]
         # The hooks are idempotent but not free: skip the ones already run with the same input
         # against the same hub state.
         marker = states / "hub-seeded.json"
@@ -638,6 +643,7 @@ class Seeder:
 HUB_HOOKS: list[tuple[str, str]] = [
     ("sandbox.hub_seed", "seed_tenancy"),
     ("sandbox.hub_seed", "seed_alerting"),
+    ("sandbox.hub_seed", "seed_clusters"),
 ]
 
 

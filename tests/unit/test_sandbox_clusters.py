@@ -86,3 +86,30 @@ def test_the_flag_is_parsed_and_bounded() -> None:
     add_arguments(parser)
     assert parser.parse_args(["up", "--clusters", "2"]).clusters == 2
     assert parser.parse_args(["up"]).clusters is None
+
+
+def test_the_sandbox_hub_gets_the_further_clusters_and_reads_prometheus_as_a_shared_endpoint(tmp_path: Path) -> None:
+    from hub.runtime import build_hub
+    from hub.settings import load_settings
+    from sandbox.hub_seed import seed_clusters
+
+    sb = Sandbox(tmp_path / "sb", quiet=True)
+    assert sb.hub_cluster_env() == {} and "KUBEHUB_CLUSTERS_DEFAULT_METRICS_LABEL" not in sb._spec_hub().env
+    sb.config.clusters = 2
+    assert sb._spec_hub().env["KUBEHUB_CLUSTERS_DEFAULT_METRICS_LABEL"] == "default"
+    env = {"KUBEHUB_DATA_DIR": str(tmp_path / "hub"), "KUBEHUB_KUBERNETES_KUBECONFIG": "none",
+           "KUBEHUB_PROMETHEUS_URL": sb.prometheus_url, **sb.hub_cluster_env()}  # fmt: skip
+    settings = load_settings(env=env)
+    second = sb.site("cluster-2")
+    state = {"clusters": [{"name": second.name, "kubeconfig": str(second.kubeconfig), "context": second.context}]}
+    assert seed_clusters(settings, {}) == "clusters: one cluster, nothing to add"
+    assert seed_clusters(settings, state).endswith("1 added")
+    assert seed_clusters(settings, state).endswith("0 added")  # idempotent
+    hub = build_hub(settings)
+    try:
+        added = hub.clusters.get("cluster-2")
+        assert added.connection.kubeconfig_path == str(second.kubeconfig) and not added.connection.has_credentials
+        assert added.metrics.selector() == 'cluster="cluster-2"'
+        assert hub.clusters.get("default").metrics.selector() == 'cluster="default"'
+    finally:
+        hub.close()
