@@ -14,9 +14,9 @@ id does.
 
 Cluster-level objects (nodes, cluster and node metrics, node-level policies and alerts) are
 decided here too: ``cluster_grants`` holds the permissions the caller has on each cluster (a
-cluster role, a cluster-level custom role). Today there is one implicit cluster,
-:data:`DEFAULT_CLUSTER`; every cluster check names the cluster, defaulting to it, so several
-clusters only add names.
+cluster role, a cluster-level custom role) and ``default_cluster`` names the implicit cluster
+(``clusters.default_name``, :data:`DEFAULT_CLUSTER` unless configured); every cluster check
+names the cluster, defaulting to that one, so several clusters only add names.
 
 No store, no clock: the property tests throw random memberships at it.
 """
@@ -80,6 +80,7 @@ class Scope:
     roles: Mapping[str, str] = field(default_factory=dict)
     grants: Mapping[str, frozenset[str]] = field(default_factory=dict)
     cluster_grants: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    default_cluster: str = DEFAULT_CLUSTER
     _whole_floors: LogFloors | None = field(default=None, init=False, repr=False)
 
     @property
@@ -87,9 +88,10 @@ class Scope:
         """Whether the (default) cluster's nodes and their facts are visible (nodes:read)."""
         return self.may_cluster("nodes:read")
 
-    def may_cluster(self, permission: str, cluster: str = DEFAULT_CLUSTER) -> bool:
-        """Whether the caller holds a cluster-level ``permission`` on ``cluster``."""
-        return self.all_namespaces or permission in self.cluster_grants.get(cluster, ())
+    def may_cluster(self, permission: str, cluster: str | None = None) -> bool:
+        """Whether the caller holds a cluster-level ``permission`` on ``cluster`` (None: the
+        implicit cluster)."""
+        return self.all_namespaces or permission in self.cluster_grants.get(cluster or self.default_cluster, ())
 
     @cached_property
     def visible(self) -> tuple[str, ...] | None:
@@ -117,7 +119,7 @@ class Scope:
         if not self.may(permission, namespace):
             raise refusal(permission, namespace)
 
-    def check_cluster(self, permission: str, cluster: str = DEFAULT_CLUSTER) -> None:
+    def check_cluster(self, permission: str, cluster: str | None = None) -> None:
         """Cluster-level reads and writes (nodes, cluster metrics): the one refusal unless the
         caller holds ``permission`` on ``cluster`` (:meth:`may_cluster`)."""
         if not self.may_cluster(permission, cluster):

@@ -56,7 +56,19 @@ def build_service(db: Any, settings: Settings, *, clock: Clock | None = None, hu
         namespace_created=namespace_created if hub is not None else None,
         namespace_uid=namespace_uid if hub is not None else None,
         directory=LdapDirectory(settings.ldap) if settings.ldap.url else None,
+        default_cluster=settings.clusters.default_name,
+        cluster_names=_cluster_names(hub) if hub is not None else None,
     )
+
+
+def _cluster_names(hub: Hub) -> Any:
+    """Every cluster's name, looked up when asked: the registry is built after this area."""
+
+    def names() -> list[str]:
+        registry = getattr(hub, "clusters", None)
+        return list(registry.names()) if registry is not None else []
+
+    return names
 
 
 def build(hub: Hub) -> None:

@@ -3,9 +3,9 @@
 A part of :class:`~hub.tenancy.service.TenancyService` (a mixin, like the directory and the
 external identities).
 
-- **Cluster roles** (``viewer``, ``admin``) are bound per cluster. Today the hub watches one
-  cluster, named :data:`hub.scope.DEFAULT_CLUSTER`; a binding naming any other cluster is a 404
-  "no cluster X", so bindings stay valid when several clusters arrive.
+- **Cluster roles** (``viewer``, ``admin``) are bound per cluster: the implicit one
+  (``clusters.default_name``) or any the cluster registry knows; a binding naming another is a
+  404 "no cluster X"; bindings carry the name, so they stay valid as clusters are added.
 - **Custom roles**: an admin composes a role from the documented permissions of one level
   (:data:`hub.tenancy.roles.COMPOSABLE`, listed in docs/tenancy.md) and binds users to it on a
   target of that level (a cluster, a workspace, a project). The scope turns bindings into
@@ -19,12 +19,11 @@ Validation names the offending field (``name``, ``level``, ``permissions[2]``...
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hub.errors import Conflict, NotFound, Unprocessable
-from hub.scope import DEFAULT_CLUSTER
 from hub.store.roles import CustomRoleRow, RoleStore
 from hub.store.tenancy import TenancyStore, UserRecord
 from hub.tenancy.roles import (
@@ -41,11 +40,6 @@ CUSTOM_LEVELS: tuple[CustomLevel, ...] = ("cluster", "workspace", "project")
 ROLE_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
 MAX_DESCRIPTION = 500
 _RESERVED = {r.key for r in BUILTIN_ROLES} | {"admin", "regular", "viewer", "operator"}
-
-
-def known_clusters() -> tuple[str, ...]:
-    """The clusters roles can be bound on: the one implicit cluster until several are connected."""
-    return (DEFAULT_CLUSTER,)
 
 
 @dataclass(frozen=True)
@@ -130,6 +124,8 @@ class RoleAdministration:
         store: TenancyStore
         roles: RoleStore
         clock: Clock
+        default_cluster: str
+        _cluster_names: Callable[[], Sequence[str]] | None
 
         def audit(
             self, actor: str, action: str, target: str, result: str, detail: Mapping[str, Any] | None = None
@@ -138,9 +134,16 @@ class RoleAdministration:
         def _existing_user(self, name: str) -> UserRecord: ...
 
     # ===================================================================== cluster roles
+    def known_clusters(self) -> list[str]:
+        """The clusters roles can be bound on: the registry's when the runtime gave one, else the
+        implicit cluster alone."""
+        names = list(self._cluster_names()) if self._cluster_names is not None else []
+        return names if self.default_cluster in names else [self.default_cluster, *names]
+
     def _known_cluster(self, cluster: str) -> str:
-        if cluster not in known_clusters():
-            raise NotFound(f"no cluster {cluster}; known: {', '.join(known_clusters())}")
+        known = self.known_clusters()
+        if cluster not in known:
+            raise NotFound(f"no cluster {cluster}; known: {', '.join(known)}")
         return cluster
 
     def cluster_members(self, cluster: str) -> list[tuple[str, str]]:
@@ -249,5 +252,5 @@ class RoleAdministration:
             ],
             "composable": {level: sorted(COMPOSABLE[level]) for level in CUSTOM_LEVELS},
             "builtin": [{"key": r.key, "level": r.level, "permissions": sorted(r.permissions)} for r in BUILTIN_ROLES],
-            "clusters": list(known_clusters()),
+            "clusters": self.known_clusters(),
         }

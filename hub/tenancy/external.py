@@ -30,6 +30,7 @@ from hub.store.roles import RoleStore
 from hub.store.tenancy import TenancyStore, UserRecord
 from hub.tenancy.credentials import USERNAME_RE
 from hub.tenancy.mappings import CUSTOM_PREFIX, GroupMapping, MappedRoles, parse_mapping, resolve
+from hub.tenancy.roles import ClusterRole
 from hub.timeutil import Clock
 
 log = logging.getLogger("kubehub.tenancy")
@@ -90,6 +91,7 @@ class ExternalIdentities:
         store: TenancyStore
         identity: IdentityStore
         roles: RoleStore
+        default_cluster: str
         clock: Clock
         directory: PasswordDirectory | None
         settings_mappings: tuple[GroupMapping, ...]
@@ -158,7 +160,17 @@ class ExternalIdentities:
         for name, level, target in mapped.custom:
             row = self.roles.custom_role(name)
             if row is not None and row.level == level:
-                out.append((name, target))
+                out.append((name, target or (self.default_cluster if level == "cluster" else target)))
+        return out
+
+    def _mapped_clusters(self, mapped: MappedRoles) -> dict[str, str]:
+        """Cluster roles per cluster name; a mapping without a target means the implicit cluster
+        (the stronger role wins where one also names it)."""
+        out: dict[str, str] = {}
+        for cluster, role in mapped.clusters.items():
+            name = cluster or self.default_cluster
+            if out.get(name) != ClusterRole.ADMIN.value:
+                out[name] = role.value
         return out
 
     def mapped_roles(self, groups: tuple[str, ...]) -> MappedRoles:
@@ -180,7 +192,7 @@ class ExternalIdentities:
         mapped = self.mapped_roles(ext.groups)
         workspaces = {w: r.value for w, r in mapped.workspaces.items()}
         projects = {n: r.value for n, r in mapped.projects.items()}
-        clusters = {c: r.value for c, r in mapped.clusters.items()}
+        clusters = self._mapped_clusters(mapped)
         custom = self._mapped_custom(mapped)
         now = self.clock.now()
         with self.store.transaction():

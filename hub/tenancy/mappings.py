@@ -5,7 +5,7 @@ name into one kubehub role, so nobody has to create tenants and on-call engineer
 
 - ``platform`` level: the platform role (``admin`` or ``regular``), no target;
 - ``cluster`` level: a cluster role (``admin`` or ``viewer``) on the cluster named by
-  ``target`` (omitted: the one implicit cluster ``default``);
+  ``target`` (omitted: the implicit cluster, named by the service at sign-in);
 - ``workspace`` level: a workspace role on the workspace named by ``target``;
 - ``project`` level: a project role on the namespace named by ``target``.
 
@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from hub.errors import ConfigError, Unprocessable
-from hub.scope import DEFAULT_CLUSTER
 from hub.tenancy.credentials import DNS_LABEL_RE
 from hub.tenancy.roles import ClusterRole, Level, PlatformRole, ProjectRole, WorkspaceRole, parse_role, stronger
 
@@ -122,9 +121,9 @@ def parse_mapping(raw: object, *, origin: MappingOrigin = "console", field_prefi
         if target not in (None, ""):
             raise Unprocessable("a platform mapping has no target", field=p + "target")
         target = ""
+    elif level == "cluster" and target in (None, ""):
+        target = ""  # the implicit cluster, whatever clusters.default_name calls it (IMPLICIT_CLUSTER)
     else:
-        if level == "cluster" and target in (None, ""):
-            target = DEFAULT_CLUSTER  # the one implicit cluster, until several are connected
         what = {"cluster": "cluster", "workspace": "workspace"}.get(level, "namespace")
         if not isinstance(target, str) or not DNS_LABEL_RE.match(target.strip()):
             raise Unprocessable(f"target must name the {what} (a DNS label), got {target!r}", field=p + "target")

@@ -123,7 +123,7 @@ def custom_project_grants(principal: Principal, project: Project) -> tuple[froze
     return frozenset(perms), name
 
 
-def scope_for(principal: Principal, projects: Iterable[Project]) -> Scope:
+def scope_for(principal: Principal, projects: Iterable[Project], *, default_cluster: str = DEFAULT_CLUSTER) -> Scope:
     """What ``principal`` may read and write among ``projects`` (every project the hub knows, or
     at least every one the principal's memberships reach)."""
     roles: dict[str, str] = {}
@@ -151,6 +151,7 @@ def scope_for(principal: Principal, projects: Iterable[Project]) -> Scope:
         roles=roles,
         grants=grants,
         cluster_grants=cluster_grants(principal),
+        default_cluster=default_cluster,
     )
 
 
@@ -160,6 +161,7 @@ def has_permission(
     *,
     project: Project | None = None,
     workspace: str | None = None,
+    cluster: str = DEFAULT_CLUSTER,
 ) -> bool:
     """Whether ``principal`` holds ``permission`` on ``project`` (or on ``workspace``).
 
@@ -172,8 +174,8 @@ def has_permission(
     if permission in PLATFORM_PERMISSIONS:
         return False
     if permission in CLUSTER_PERMISSIONS:
-        # Routes act on the one implicit cluster today; a cluster argument comes with several.
-        return permission in cluster_grants(principal).get(DEFAULT_CLUSTER, ())
+        # Routes act on the implicit cluster (``cluster``) unless they name another.
+        return permission in cluster_grants(principal).get(cluster, ())
     if project is not None:
         role = project_role(principal, project)
         if role is not None and permission in PROJECT_ROLE_PERMISSIONS[role]:
@@ -198,13 +200,14 @@ def authorize(
     *,
     project: Project | None = None,
     workspace: str | None = None,
+    cluster: str = DEFAULT_CLUSTER,
 ) -> None:
     """Raise Forbidden unless the principal holds ``permission`` where asked.
 
     The message names the permission and echoes only the caller's own input, never whether the
     target exists, so a tenant probing names learns nothing from the answer.
     """
-    if not has_permission(principal, permission, project=project, workspace=workspace):
+    if not has_permission(principal, permission, project=project, workspace=workspace, cluster=cluster):
         if project is not None:
             where = f" in namespace {project.namespace}"
         elif workspace is not None:

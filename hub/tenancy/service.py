@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from hub.errors import HubError
+from hub.scope import DEFAULT_CLUSTER
 from hub.settings import AuthSettings
 from hub.store.audit import AuditEntry, AuditFilter, AuditStore
 from hub.store.db import StateStore
@@ -101,10 +102,16 @@ class TenancyService(SessionsAndTokens, Directory, ExternalIdentities, RoleAdmin
         namespace_created: NamespaceCreated | None = None,
         namespace_uid: NamespaceUid | None = None,
         directory: PasswordDirectory | None = None,
+        default_cluster: str = DEFAULT_CLUSTER,
+        cluster_names: Callable[[], Sequence[str]] | None = None,
     ) -> None:
         self.store = TenancyStore(db)
         self.identity = IdentityStore(db)
         self.roles = RoleStore(db)  # cluster roles, custom roles (hub/tenancy/custom_roles.py)
+        # The implicit cluster's name (clusters.default_name), which cluster-level routes act on,
+        # and every cluster's (the cluster registry's, when the runtime has one).
+        self.default_cluster = default_cluster
+        self._cluster_names = cluster_names
         # Sign-in against a directory (hub/tenancy/external.py); None: local users only.
         self.directory = directory
         self.audit_store = AuditStore(db)
@@ -200,7 +207,7 @@ class TenancyService(SessionsAndTokens, Directory, ExternalIdentities, RoleAdmin
         elif workspace is not None:
             rules.authorize(principal, permission, workspace=workspace)
         else:
-            rules.authorize(principal, permission)
+            rules.authorize(principal, permission, cluster=self.default_cluster)
 
     def can(
         self, principal: Principal, permission: str, *, namespace: str | None = None, workspace: str | None = None
@@ -226,7 +233,7 @@ class TenancyService(SessionsAndTokens, Directory, ExternalIdentities, RoleAdmin
         if cached is not None and cached[0] == index.generation and cached[1] == principal:
             return cached[2]
         if principal.is_platform_admin:
-            scope = rules.scope_for(principal, index.projects)
+            scope = rules.scope_for(principal, index.projects, default_cluster=self.default_cluster)
         else:
             candidates: dict[str, Project] = {}
             for workspace in principal.workspaces:
@@ -241,7 +248,7 @@ class TenancyService(SessionsAndTokens, Directory, ExternalIdentities, RoleAdmin
                     candidates.update((p.namespace, p) for p in index.by_workspace.get(grant.target, ()))
                 elif grant.level == "project" and grant.target in index.by_namespace:
                     candidates[grant.target] = index.by_namespace[grant.target]
-            scope = rules.scope_for(principal, candidates.values())
+            scope = rules.scope_for(principal, candidates.values(), default_cluster=self.default_cluster)
         if len(self._scopes) >= _SCOPE_CACHE_USERS:
             self._scopes.clear()  # a crude bound: the next requests rebuild what they use
         self._scopes[principal.username] = (index.generation, principal, scope)

@@ -20,8 +20,8 @@ Layout (names are constants below)::
     ws-a: ns-a1, ns-a2          ws-b: ns-b1, ns-b2
     admin         platform admin
     regular       platform regular, no memberships
-    cadmin        cluster admin of the cluster "default" (nodes, node policies; no project)
-    cviewer       cluster viewer of the cluster "default" (read-only; no project)
+    cadmin        cluster admin of the implicit cluster (nodes, node policies; no project)
+    cviewer       cluster viewer of the implicit cluster (read-only; no project)
     wsadmin       workspace admin of ws-a      (reaches ns-a1, ns-a2)
     wsregular     workspace regular of ws-a    (reaches no project)
     wsviewer      workspace viewer of ws-a     (reaches ns-a1, ns-a2 read-only)
@@ -71,14 +71,14 @@ class UserSpec:
     platform_role: str = "regular"
     workspace: tuple[str, str] | None = None  # (workspace, role)
     project: tuple[str, str] | None = None  # (namespace, role)
-    cluster: tuple[str, str] | None = None  # (cluster, role)
+    cluster: str | None = None  # a role on the implicit cluster (clusters.default_name)
 
 
 ROLE_USERS: dict[str, UserSpec] = {
     "platform-admin": UserSpec("admin", platform_role="admin"),
     "platform-regular": UserSpec("regular"),
-    "cluster-admin": UserSpec("cadmin", cluster=("default", "admin")),
-    "cluster-viewer": UserSpec("cviewer", cluster=("default", "viewer")),
+    "cluster-admin": UserSpec("cadmin", cluster="admin"),
+    "cluster-viewer": UserSpec("cviewer", cluster="viewer"),
     "workspace-admin": UserSpec("wsadmin", workspace=("ws-a", "admin")),
     "workspace-regular": UserSpec("wsregular", workspace=("ws-a", "regular")),
     "workspace-viewer": UserSpec("wsviewer", workspace=("ws-a", "viewer")),
@@ -160,7 +160,7 @@ def build_world(
         if spec.project:
             tenancy.set_project_member(spec.project[0], spec.name, spec.project[1])
         if spec.cluster:
-            tenancy.set_cluster_member(spec.cluster[0], spec.name, spec.cluster[1])
+            tenancy.set_cluster_member(tenancy.default_cluster, spec.name, spec.cluster)
     world = TenancyWorld(app=app, hub=hub)
     for role, spec in ROLE_USERS.items():
         world.tokens[role] = tenancy.issue_token(spec.name, kind="named", name="test").token

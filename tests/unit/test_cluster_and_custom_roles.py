@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from hub.scope import DEFAULT_CLUSTER
 from hub.tenancy.external import ExternalUser
 from hub.tenancy.mappings import parse_mapping, resolve
 from hub.tenancy.roles import ClusterRole
@@ -109,10 +108,11 @@ def test_cluster_role_bindings_through_the_api(world: TenancyWorld) -> None:
 
 def test_group_mappings_grant_cluster_roles_most_permissive_wins(world: TenancyWorld) -> None:
     viewer = parse_mapping({"group": "noc", "level": "cluster", "role": "viewer"})
-    assert viewer.target == DEFAULT_CLUSTER  # no target: the one implicit cluster
+    assert viewer.target == ""  # no target: the implicit cluster, named at sign-in
     admin = parse_mapping({"group": "sre", "level": "cluster", "target": "default", "role": "admin"})
-    assert resolve(["noc", "sre"], [viewer, admin]).clusters == {"default": ClusterRole.ADMIN}
-    assert resolve(["NOC"], [viewer, admin]).clusters == {"default": ClusterRole.VIEWER}
+    lead = parse_mapping({"group": "sre-leads", "level": "cluster", "target": "default", "role": "viewer"})
+    assert resolve(["sre", "sre-leads"], [admin, lead]).clusters == {"default": ClusterRole.ADMIN}
+    assert resolve(["NOC"], [viewer, admin]).clusters == {"": ClusterRole.VIEWER}
     with pytest.raises(Exception) as bad:
         parse_mapping({"group": "noc", "level": "cluster", "role": "operator"})
     assert getattr(bad.value, "field", None) == "role"
@@ -259,3 +259,22 @@ def test_group_mappings_grant_custom_roles(world: TenancyWorld) -> None:
     t.delete_custom_role("log-reader", actor="admin")
     t.provision("oidc", ExternalUser(username="sam", groups=("support",)))
     assert t.scope(t.principal_for("sam")).visible == ()
+
+
+def test_the_implicit_cluster_is_the_one_clusters_default_name_names(tmp_path: Path) -> None:
+    w = build_world(tmp_path, settings={"clusters": {"default_name": "prod"}})
+    try:
+        t, admin = w.tenancy, w.client("platform-admin")
+        assert t.default_cluster == "prod" and t.known_clusters() == ["prod"]
+        assert w.client("cluster-viewer").get("/api/v1/alerting/policies").status_code == 200
+        assert admin.get("/api/v1/clusters/default/members").status_code == 404
+        assert {"user": "cviewer", "role": "viewer"} in admin.get("/api/v1/clusters/prod/members").get_json()["items"]
+        # A mapping without a target binds on the implicit cluster, whatever its name; the
+        # stronger role wins where another mapping names it.
+        t.create_group_mapping({"group": "noc", "level": "cluster", "role": "admin"}, actor="admin")
+        t.create_group_mapping({"group": "noc2", "level": "cluster", "target": "prod", "role": "viewer"}, actor="admin")
+        t.provision("oidc", ExternalUser(username="nina", groups=("noc", "noc2")))
+        assert t.roles.cluster_roles_of("nina") == {"prod": "admin"}
+        assert t.scope(t.principal_for("nina")).may_cluster("node-policies:write")
+    finally:
+        w.hub.close()

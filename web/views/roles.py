@@ -13,7 +13,6 @@ from typing import Any
 from flask import Blueprint, request, url_for
 
 from hub.errors import HubError
-from hub.scope import DEFAULT_CLUSTER
 from hub.tenancy.custom_roles import CUSTOM_LEVELS
 from hub.tenancy.roles import COMPOSABLE, PERMISSION_DOCS, ClusterRole, permission_level
 from web.access import current_principal, permission, tenancy
@@ -30,6 +29,7 @@ def _back() -> str:
 @permission("users:read")
 def roles() -> Any:
     svc = tenancy()
+    cluster = svc.default_cluster
     custom = svc.custom_roles()
     catalogue = {
         level: [(p, permission_level(p), PERMISSION_DOCS[p]) for p in sorted(COMPOSABLE[level])]
@@ -37,8 +37,8 @@ def roles() -> Any:
     }
     return page(
         "roles.html",
-        cluster=DEFAULT_CLUSTER,
-        cluster_members=svc.cluster_members(DEFAULT_CLUSTER),
+        cluster=cluster,
+        cluster_members=svc.cluster_members(cluster),
         cluster_roles=[r.value for r in ClusterRole],
         custom=[(r, svc.custom_role_bindings(r.name)) for r in custom],
         catalogue=catalogue,
