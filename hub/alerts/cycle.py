@@ -51,7 +51,7 @@ from hub.alerts.cycle_stages import (
 )
 from hub.alerts.engine import CompiledRule, EntityState, Evaluation, FetchKey, QueryBuilder, QueryKey
 from hub.alerts.engine_model import rule_metric
-from hub.alerts.notify import history, pipeline, reach
+from hub.alerts.notify import grouping, history, pipeline, reach
 from hub.alerts.notify.damping import FlapRecord
 from hub.alerts.policy import Policy, Receiver, parse_policy
 from hub.store.alerts import AlertStore, CycleWrite, StaleCycle
@@ -121,7 +121,9 @@ class CycleRunner:
         tick_seconds: float = 15.0,
         query_workers: int = QUERY_WORKERS,
         on_query: Callable[[FetchKey, float, BaseException | None], None] | None = None,
+        group_settings: grouping.GroupSettings | None = None,
     ) -> None:
+        self.group_settings = group_settings  # grouping across policies; None: one message per policy
         self.store = store
         self.build_query = build_query
         self.run_query = run_query
@@ -307,8 +309,22 @@ class CycleRunner:
                 default_language=self.default_language,
                 quota_per_hour=self.quota_per_hour,
                 quota_exempt=(META_TENANT,),
+                group_settings=self.group_settings,
+                groups=self._groups() if self.group_settings is not None else {},
             )
         )
+
+    def _groups(self) -> dict[grouping.GroupKey, grouping.GroupState]:
+        return {
+            (r["recipient"], r["group_id"]): grouping.GroupState(
+                recipient=r["recipient"],
+                group_id=r["group_id"],
+                tenant=r["tenant"],
+                labels=json.loads(r["labels"]),
+                flush_at=float(r["flush_at"]),
+            )
+            for r in self.store.group_rows()
+        }
 
     def _write(
         self,
@@ -341,4 +357,9 @@ class CycleRunner:
             upsert_flaps=[rec.to_row(k) for k, rec in flaps.items() if rec.dirty and k not in prune],
             delete_flaps=sorted(prune),
             health=health_changes(ev.health, {r["rule_id"] for r in self.store.health_rows()}, now=now),
+            upsert_groups=[
+                (g.recipient, g.group_id, g.tenant, json.dumps(dict(g.labels), sort_keys=True), g.flush_at)
+                for g in out.groups.values()
+            ],
+            delete_groups=list(out.expired_groups),
         )

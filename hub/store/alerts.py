@@ -223,6 +223,15 @@ class AlertStore(AlertRows, OutboxRows, SilenceRows):
                     " at=excluded.at",
                     (rule_id, *health),
                 )
+        if w.delete_groups:
+            db.executemany("DELETE FROM alert_groups WHERE recipient=? AND group_id=?", w.delete_groups)
+        if w.upsert_groups:
+            db.executemany(
+                "INSERT INTO alert_groups(recipient, group_id, tenant, labels, flush_at) VALUES (?,?,?,?,?)"
+                " ON CONFLICT(recipient, group_id) DO UPDATE SET tenant=excluded.tenant,"
+                " labels=excluded.labels, flush_at=excluded.flush_at",
+                w.upsert_groups,
+            )
         for key, value in w.meta.items():
             db.execute(
                 "INSERT INTO alert_meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",

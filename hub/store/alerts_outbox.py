@@ -30,6 +30,13 @@ class OutboxRows:
         keys = list(m["notices"])
         if row is not None:
             if row["status"] != "waiting":
+                # It left before this cycle committed (a group or held message whose release
+                # came meanwhile): what it does not carry goes in a follow-up, never nowhere.
+                rest = [k for k in keys if k not in json.loads(row["notices"])]
+                if rest:
+                    follow = {**m, "mkey": f"{m['mkey']}+", "notices": rest, "not_before": now}
+                    follow["message_id"] = str(m["message_id"]).replace("@", ".1@", 1)  # its own Message-ID
+                    self._enqueue(follow, now)
                 return
             merged = json.loads(row["notices"])
             merged += [k for k in keys if k not in merged]
@@ -56,6 +63,10 @@ class OutboxRows:
                 now,
             ),
         )
+
+    def group_rows(self) -> list[Row]:
+        """The notification groups (grouping across policies): last release per receiver and group."""
+        return self.db.query("SELECT recipient, group_id, tenant, labels, flush_at FROM alert_groups")
 
     def existing_notice_keys(self, keys: Iterable[str]) -> set[str]:
         wanted = list(keys)

@@ -35,6 +35,9 @@ class CycleWrite:
     delete_flaps: list[tuple[str, str, str]] = field(default_factory=list)
     health: dict[str, tuple[str, str, float] | None] = field(default_factory=dict)  # None: healthy again
     meta: dict[str, str] = field(default_factory=dict)
+    # notification groups (recipient, group id, tenant, labels JSON, flush_at) and their expiry
+    upsert_groups: list[tuple[str, str, str, str, float]] = field(default_factory=list)
+    delete_groups: list[tuple[str, str]] = field(default_factory=list)
 
     def empty(self) -> bool:
         return not any(
@@ -51,6 +54,8 @@ class CycleWrite:
                 self.delete_flaps,
                 self.health,
                 self.meta,
+                self.upsert_groups,
+                self.delete_groups,
             )
         )
 

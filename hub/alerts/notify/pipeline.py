@@ -21,7 +21,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from hub.alerts.engine import EntityState, Transition
-from hub.alerts.notify import damping, decide, gate, quota, routing, window
+from hub.alerts.notify import damping, decide, gate, grouping, quota, routing, window
 from hub.alerts.notify.damping import FlapKey, FlapRecord
 from hub.alerts.notify.decide import build_notice
 from hub.alerts.notify.notice import Notice
@@ -53,6 +53,10 @@ class PipelineInput:
     default_language: str = "en"
     quota_per_hour: int = 0
     quota_exempt: Collection[str] = ()
+    # grouping across policies (None: off, one message per policy and receiver, sent at once);
+    # the groups' stored states (last release per receiver and group)
+    group_settings: grouping.GroupSettings | None = None
+    groups: Mapping[grouping.GroupKey, grouping.GroupState] = field(default_factory=dict)
 
 
 @dataclass
@@ -62,6 +66,8 @@ class PipelineOutput:
     messages: list[window.MessagePlan] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     events: list[dict[str, object]] = field(default_factory=list)  # undelivered notices, for history
+    groups: dict[grouping.GroupKey, grouping.GroupState] = field(default_factory=dict)  # changed groups
+    expired_groups: list[grouping.GroupKey] = field(default_factory=list)
 
 
 def process(inp: PipelineInput) -> PipelineOutput:
@@ -108,13 +114,21 @@ def process(inp: PipelineInput) -> PipelineOutput:
         default_language=inp.default_language,
         now=now,
     )
+    # 6. grouping across policies: per receiver and group (node; namespace + workload), released
+    #    after group_wait, updates no sooner than group_interval
+    grouped = grouping.Grouped(messages=messages)
+    if inp.group_settings is not None:
+        by_key = {n.key: n for n in gated.sendable}
+        grouped = grouping.group(messages, by_key, states=inp.groups, settings=inp.group_settings, now=now)
+        messages = grouped.messages
     limited = quota.apply(
         messages, now=now, limit=inp.quota_per_hour, count_since=inp.count_since, exempt=inp.quota_exempt
     )
-    # 6. sends counted where a message carries them; the notices' final statuses; a record for
+    # 7. sends counted where a message carries them; the notices' final statuses; a record for
     #    each notice that reached nobody
     _count_sends(states, gated.counting, routed, now)
     out = PipelineOutput(states=states, messages=limited, notices=_settle(gated, routed))
+    out.groups, out.expired_groups = grouped.states, grouped.expired
     lost = routing.undelivered(unreached, states=states, existing_keys=inp.existing_keys, now=now)
     out.notices += lost.notices
     out.events += lost.events

@@ -31,7 +31,7 @@ def apply(
     used: dict[str, int] = {}
     out: list[MessagePlan] = []
     for m in messages:
-        if m.reason or m.tenant in exempt:
+        if m.reason or m.tenant in exempt or m.extra.get("joins"):  # joins a waiting group message: no new one
             out.append(m)
             continue
         if m.tenant not in used:
