@@ -134,6 +134,11 @@ class Renderer:
                 if s not in names:
                     names.append(s)
             shown = ", ".join(_clip(x, 24) for x in names[:2]) + (f" +{len(names) - 2}" if len(names) > 2 else "")
+            policies = list(dict.fromkeys(n.policy_name for n in ranked))
+            if len(policies) > 1:  # a group across policies (grouping.py): the entities lead, then the policies
+                named = ", ".join(_clip(x, 24) for x in policies[:2])
+                named += f" +{len(policies) - 2}" if len(policies) > 2 else ""
+                return f"{tag} {shown}: {len(notices)} {w['alerts']} ({named})"
             return f"{tag} {lead.policy_name}: {len(notices)} {w['alerts']} ({shown})"
         ent = _clip(short_entity(lead), 40)
         # Value and threshold in the same human form (1.77 cores vs 1.31 cores), not the value
