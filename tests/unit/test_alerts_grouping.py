@@ -92,8 +92,8 @@ def test_five_policies_of_one_node_make_one_message_listing_five() -> None:
     m = out.messages[0]
     assert m.notices == [f"k{i}" for i in range(5)]
     assert m.not_before == T0 + 30  # group_wait
-    assert list(states) == [("ops@example.com", m.extra["group"])]
-    assert states[("ops@example.com", m.extra["group"])].labels == {
+    assert list(states) == [("ops@example.com", m.extra["groups"])]
+    assert states[("ops@example.com", m.extra["groups"])].labels == {
         "tenant": "cluster",
         "level": "node",
         "node": "node-1",
@@ -143,11 +143,34 @@ def test_resolves_of_one_node_are_grouped() -> None:
     assert out.messages[0].not_before == T0 + 930
 
 
-def test_different_nodes_are_different_groups_and_one_cycle_can_carry_both() -> None:
+def test_different_nodes_are_different_groups_with_their_own_pace() -> None:
+    states: dict[Any, GroupState] = {}
     mixed = [notice("a", policy="p1", entity="node-1"), notice("b", policy="p1", entity="node-2")]
     mixed += [notice("c", policy="p2", entity="node-1")]
-    out = run(mixed, {}, T0)
-    assert sorted(m.notices for m in out.messages) == [["a", "c"], ["b"]]
+    out = run(mixed, states, T0)
+    # two groups; released at the same instant, they share one message (a policy with twenty
+    # hot nodes in one cycle still makes one email)
+    assert len(states) == 2 and len(out.messages) == 1
+    assert out.messages[0].notices == ["a", "c", "b"]
+    # node-2 alone changes after the first message went out: only node-2's group moves
+    later = run([notice("d", policy="p2", entity="node-2")], states, T0 + 100)
+    assert [m.notices for m in later.messages] == [["d"]] and later.messages[0].not_before == T0 + 330
+    node1 = [st for st in states.values() if st.labels["node"] == "node-1"]
+    assert [st.flush_at for st in node1] == [T0 + 30]
+    # node-1 then changes: its own pace, and since both releases coincide, one message again
+    both = run([notice("e", policy="p3", entity="node-1")], states, T0 + 110)
+    assert both.messages[0].mkey == later.messages[0].mkey
+
+
+def test_repeats_alone_follow_their_schedule_not_group_interval() -> None:
+    states: dict[Any, GroupState] = {}
+    run([notice(f"k{i}", policy=f"p{i}", entity="node-1") for i in range(2)], states, T0)
+    repeats = [
+        Notice(**{**notice(f"r{i}", policy=f"p{i}", entity="node-1").__dict__, "kind": "repeat"}) for i in range(2)
+    ]
+    out = run(repeats, states, T0 + 60)
+    assert len(out.messages) == 1 and out.messages[0].not_before == T0 + 60  # not T0 + 330
+    assert out.states == {}  # the group's pace is unchanged
 
 
 def test_tenants_and_receivers_are_never_grouped_together() -> None:
@@ -158,6 +181,7 @@ def test_tenants_and_receivers_are_never_grouped_together() -> None:
     n1 = notice("n1", policy="pn", entity="node-1")
     out = run([w1, w2, w3, n1], {}, T0)
     by_keys = {tuple(m.notices): m.tenant for m in out.messages}
+    assert len({m.mkey for m in out.messages}) == 3
     assert by_keys == {("w1", "w3"): "shop", ("w2",): "blog", ("n1",): "cluster"}
     # two receivers of the same notices: one message each, never one for both
     two = routed([w1, w3], recipient="a@example.com") + routed([w1, w3], recipient="b@example.com")

@@ -130,27 +130,42 @@ def group(
             found = buckets.setdefault(bucket, (m, [], labels))
             if key not in found[1]:
                 found[1].append(key)
+    # Each group's release; groups of one receiver and tenant released at the same instant share
+    # one message (twenty hot nodes of one cycle: one email listing twenty groups, as before).
+    carried: dict[tuple[str, str, float, str], tuple[MessagePlan, list[str], set[str], bool]] = {}
     for (recipient, gid, release), (first, keys, labels) in buckets.items():
         tenant = labels.get("tenant", first.tenant)
         if release is not None:
-            mkey = f"held-group:{recipient}:{gid}:{release:.0f}"
-            out.messages.append(_plan(first, tenant, keys, mkey, release, first.reason, {"group": gid}))
-            continue
-        st = states.get((recipient, gid))
-        joins = st is not None and st.flush_at > now
-        if st is not None and joins:
-            flush = st.flush_at
+            at, joins, reason = release, False, first.reason
         else:
-            flush = now + settings.wait
-            if st is not None:
-                flush = max(flush, st.flush_at + settings.interval)
-        mkey = f"group:{recipient}:{gid}:{flush:.3f}"
-        extra = {"group": gid, "joins": "1"} if joins else {"group": gid}
-        out.messages.append(_plan(first, tenant, keys, mkey, flush, "", extra))
-        if not joins:
-            out.states[(recipient, gid)] = GroupState(
-                recipient=recipient, group_id=gid, tenant=tenant, labels=labels, flush_at=flush
-            )
+            reason = ""
+            st = states.get((recipient, gid))
+            joins = st is not None and st.flush_at > now
+            repeats_only = all(notices[k].kind == "repeat" for k in keys if k in notices)
+            if st is not None and joins:
+                at = st.flush_at
+            elif repeats_only:
+                # Repeats follow their severity's schedule (Alertmanager's repeat_interval), not
+                # group_interval; alone, they leave now and do not move the group's pace.
+                at = now
+            else:
+                at = now + settings.wait
+                if st is not None:
+                    at = max(at, st.flush_at + settings.interval)
+                out.states[(recipient, gid)] = GroupState(
+                    recipient=recipient, group_id=gid, tenant=tenant, labels=labels, flush_at=at
+                )
+        slot = carried.setdefault((recipient, tenant, at, reason), (first, [], set(), True))
+        slot[1].extend(k for k in keys if k not in slot[1])
+        slot[2].add(gid)
+        carried[(recipient, tenant, at, reason)] = (slot[0], slot[1], slot[2], slot[3] and joins)
+    for (recipient, tenant, at, reason), (first, keys, gids, joins) in carried.items():
+        scope = hashlib.sha1(tenant.encode()).hexdigest()[:12]
+        mkey = f"{'held-group' if reason else 'group'}:{recipient}:{scope}:{at:.3f}"
+        extra = {"groups": ",".join(sorted(gids))}
+        if joins:
+            extra["joins"] = "1"
+        out.messages.append(_plan(first, tenant, keys, mkey, at, reason, extra))
     out.expired = [k for k, st in states.items() if k not in out.states and st.flush_at + settings.interval < now]
     return out
 
