@@ -162,13 +162,14 @@ def scrape_state(targets_up: float, targets: float) -> str:
 def segments(points: Sequence[tuple[float, str]], *, start: float, end: float, step: float) -> list[Segment]:
     """Runs of equal state from time-ordered (time, state) points, each point standing for
     [t, t + step). A missing point (no series: Prometheus saw no target of the job then) is
-    "unknown". Clipped to [start, end]."""
+    "unknown". Clipped to [start, end]; a point at ``end`` (the current state) is kept as a
+    zero-length run when it differs from the one before, so the current state always has one."""
     out: list[Segment] = []
 
     def push(a: float, b: float, state: str) -> None:
         a, b = max(a, start), min(b, end)
-        if b <= a:
-            return
+        if b < a or (b == a and a != end):
+            return  # outside the window; a point at ``end`` itself stays, as a zero-length run
         if out and out[-1].state == state and abs(out[-1].end - a) < 1e-6:
             out[-1] = Segment(out[-1].start, b, state)
         elif out and out[-1].end > a:
@@ -227,9 +228,10 @@ class ProbeLog:
         floor = max(log[0][0], now - WINDOW)
         out = []
         for i, (t, state) in enumerate(log):
-            end = log[i + 1][0] if i + 1 < len(log) else now
-            if end > floor:
-                out.append(Segment(max(t, floor), end, state))
+            last = i + 1 == len(log)
+            end = now if last else log[i + 1][0]
+            if end > floor or last:  # the current run, even if it began this instant
+                out.append(Segment(max(t, floor), max(end, t), state))
         return out, floor
 
 
@@ -249,10 +251,10 @@ class ComponentService:
         self.log = ProbeLog(started=self.clock.now())
 
     # -- hub probes ------------------------------------------------------------------------
-    def record_probes(self) -> dict[str, ProbeResult]:
+    def record_probes(self, now: float | None = None) -> dict[str, ProbeResult]:
         """Run the hub's probes once and log their states (the runtime calls this on a timer
         too, so history accrues between page views)."""
-        now = self.clock.now()
+        now = self.clock.now() if now is None else now
         results = {r.name: r for r in self.probes()}
         for r in results.values():
             self.log.record(r.name, _probe_state(r), now)
@@ -265,27 +267,28 @@ class ComponentService:
             return {}, {}, "Prometheus is not configured"
         selector = f'up{{job=~"{"|".join(jobs)}"}}'
         up, count = f"sum by (job) ({selector})", f"count by (job) ({selector})"
-        start = now - WINDOW
+        # One pair of range queries ending now: its last point is the current state, so the
+        # state and its since come from the same answer (an instant query beside it could
+        # disagree for a second and leave the since undefined).
         try:
             frames = self.prometheus.many(
-                [
-                    QuerySpec(up, time=now),
-                    QuerySpec(count, time=now),
-                    QuerySpec(up, start=start, end=now, step=STEP),
-                    QuerySpec(count, start=start, end=now, step=STEP),
-                ],
-                timeout=self.timeout,
+                [QuerySpec(q, start=now - WINDOW, end=now, step=STEP) for q in (up, count)], timeout=self.timeout
             )
         except Exception as exc:  # Prometheus down: every scraped component is unknown, said why
             return {}, {}, f"Prometheus does not answer: {_one_line(exc)}"
-        now_up, now_count = _by_job(frames[0]), _by_job(frames[1])
-        current = {job: (now_up.get(job, 0.0), now_count[job]) for job in now_count}
-        history = {job: _job_history(frames[2], frames[3], job, start=start, end=now) for job in jobs}
+        current = {}
+        for job in jobs:
+            ups, counts = _job_points(frames[0], job), _job_points(frames[1], job)
+            if now in counts:
+                current[job] = (ups.get(now, 0.0), counts[now])
+        history = {job: _job_history(frames[0], frames[1], job, start=now - WINDOW, end=now) for job in jobs}
         return current, history, ""
 
     def health(self) -> dict[str, Any]:
-        now = self.clock.now()
-        probes = self.record_probes()
+        # Whole seconds: the adapter sends range bounds in whole seconds, and the range's last
+        # point must fall on ``now`` exactly
+        now = float(int(self.clock.now()))
+        probes = self.record_probes(now)
         current, scraped_history, prom_reason = self._scraped(now)
         out = []
         for comp in self.components:
@@ -352,20 +355,15 @@ def _probe_state(r: ProbeResult) -> str:
     return "up" if r.ok else "down"
 
 
-def _by_job(frame: pd.DataFrame) -> dict[str, float]:
+def _job_points(frame: pd.DataFrame, job: str) -> dict[float, float]:
     if frame.empty or "job" not in frame.columns:
         return {}
-    return {str(j): float(v) for j, v in zip(frame["job"], frame["value"], strict=True)}
+    rows = frame[frame["job"] == job]
+    return {float(t): float(v) for t, v in zip(rows["timestamp"], rows["value"], strict=True)}
 
 
 def _job_history(up: pd.DataFrame, count: pd.DataFrame, job: str, *, start: float, end: float) -> list[Segment]:
-    def series(frame: pd.DataFrame) -> dict[float, float]:
-        if frame.empty or "job" not in frame.columns:
-            return {}
-        rows = frame[frame["job"] == job]
-        return {float(t): float(v) for t, v in zip(rows["timestamp"], rows["value"], strict=True)}
-
-    ups, counts = series(up), series(count)
+    ups, counts = _job_points(up, job), _job_points(count, job)
     points = [(t, scrape_state(ups.get(t, 0.0), counts[t])) for t in sorted(counts)]
     return segments(points, start=start, end=end, step=STEP)
 

@@ -154,7 +154,7 @@ def test_service_combines_prometheus_and_probes() -> None:
     assert got["alert-engine"]["lag_seconds"] == 42.0
     assert got["smtp"]["state"] == "disabled"
     assert got["log-store"]["state"] == "disabled"
-    assert len(prom.sent) == 4  # two instant and two range queries, whatever the number of jobs
+    assert len(prom.sent) == 2  # two range queries, whatever the number of jobs
 
 
 def test_prometheus_down_makes_scraped_components_unknown_not_down() -> None:
