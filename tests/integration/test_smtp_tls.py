@@ -160,3 +160,35 @@ def test_the_ca_file_setting_names_a_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_settings(env={"KUBEHUB_SMTP_CA_FILE": str(tmp_path / "nope.crt")})
     assert "KUBEHUB_SMTP_CA_FILE" in str(err.value)
+
+
+def test_the_outbox_marks_a_message_failed_for_an_untrusted_relay_and_never_retries_it(
+    pki: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Through the real pipeline: a node alert fires, its notice goes to the outbox, delivery
+    meets a relay whose certificate another CA signed; the outbox shows the message failed with
+    the certificate reason, and later delivery rounds leave it alone (nothing reaches the relay)."""
+    from hub.timeutil import FakeClock
+    from tests.unit.conftest_tenancy import build_world
+    from tests.unit.test_alerts_api import T0, Engine, create, node_policy
+
+    caplog.set_level(logging.DEBUG)
+    relay = Relay("starttls", pki, tmp_path / "mail")
+    world = build_world(tmp_path / "hub", clock=FakeClock(T0))
+    try:
+        create(world, "platform-admin", "/api/v1/alerting/policies", node_policy())
+        engine = Engine(world)
+        engine.dispatcher.notifier = SmtpNotifier(settings("starttls", relay.port, ca=pki["other_ca"]))
+        engine.values = {"node-1": 0.99}
+        for _ in range(4):  # fires, then three more delivery rounds well past any back-off
+            engine.tick()
+            world.hub.clock.advance(3600)  # type: ignore[attr-defined]
+        rows = world.client("platform-admin").get("/api/v1/alerting/outbox").get_json()["items"]
+        assert rows and all(r["status"] == "failed" for r in rows), rows
+        assert all(r["last_error"].startswith("TLS certificate of the SMTP server") for r in rows)
+        assert [r["attempts"] for r in rows] == [1] * len(rows)  # tried once, never again
+        assert relay.messages() == []
+        _no_secret(caplog, [r["last_error"] for r in rows])
+    finally:
+        world.hub.close()
+        relay.stop()
