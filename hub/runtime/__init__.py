@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from hub.collectors.monitoring import MonitoringService
     from hub.collectors.prometheus import PrometheusClient
     from hub.runtime.alerting import AlertEngine
+    from hub.runtime.cluster import ClusterReconciler
     from hub.runtime.leadership import Leadership
     from hub.tenancy.oidc import OidcClient
     from hub.tenancy.service import TenancyService
@@ -91,6 +92,7 @@ class Hub:
     clusters: ClusterRegistry = field(init=False)  # every cluster: the implicit one and the added ones
     cluster_services: dict[str, ClusterService] = field(default_factory=dict)  # the added clusters'
     cluster_errors: dict[str, str] = field(default_factory=dict)  # added clusters that cannot be configured
+    cluster_reconciler: ClusterReconciler | None = field(init=False, default=None)
     background_started: bool = False
     prometheus: PrometheusClient | None = field(init=False, default=None)
     monitoring: MonitoringService = field(init=False)
@@ -125,8 +127,8 @@ class Hub:
         out: list[tuple[str, Background]] = []
         if self.cluster is not None:
             out.append(("cluster", self.cluster))
-        for name, service in sorted(self.cluster_services.items()):
-            out.append((f"cluster {name}", service))
+        if self.cluster_reconciler is not None:  # the added clusters' services, and their registry loop
+            out.append(("clusters", self.cluster_reconciler))
         if "backtest_jobs" in self.__dict__:
             out.append(("backtest-jobs", _StopOnly(self.backtest_jobs)))
         if self.component_probes is not None:

@@ -20,6 +20,7 @@ watches never wait on it. Only the implicit cluster feeds tenancy's namespace ob
 from __future__ import annotations
 
 import logging
+import threading
 from typing import TYPE_CHECKING, Any
 
 from hub.clusters.model import Cluster
@@ -68,22 +69,70 @@ def _build_registry(hub: Hub) -> None:
         audit=AuditStore(hub.db),
     )
     hub.clusters = registry
-    for cluster in registry.all()[1:]:
-        service = _service_for(hub, cluster)
-        if service is not None:
-            hub.cluster_services[cluster.name] = service
+    reconciler = ClusterReconciler(hub)
+    reconciler.reconcile()
+    hub.cluster_reconciler = reconciler
+    registry.subscribe(lambda name, _cluster: reconciler.reconcile(changed=name))
 
-    def changed(name: str, cluster: Cluster | None) -> None:
-        old = hub.cluster_services.pop(name, None)
-        if old is not None:
-            old.stop()
-        service = _service_for(hub, cluster) if cluster is not None else None
-        if service is not None:
-            hub.cluster_services[name] = service
-            if hub.background_started:
-                service.start()
 
-    registry.subscribe(changed)
+class ClusterReconciler:
+    """Keeps ``hub.cluster_services`` in step with the stored clusters.
+
+    Another replica (or ``kubehub`` run elsewhere against the same database) may add, change or
+    remove a cluster; this replica learns of it on its next round (every ``interval`` seconds
+    while the background runs), and at once for changes made through itself (the registry's
+    listener). A cluster is rebuilt when its stored ``updated`` time moved.
+    """
+
+    def __init__(self, hub: Hub, *, interval: float = 10.0) -> None:
+        self.hub = hub
+        self.interval = interval
+        self.built: dict[str, float | None] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def reconcile(self, *, changed: str | None = None) -> None:
+        """``changed``: a cluster this process just changed (rebuilt whatever its times say)."""
+        hub = self.hub
+        with self._lock:
+            wanted = {c.name: c for c in hub.clusters.all() if not c.implicit}
+            stale = [n for n in self.built if n not in wanted or wanted[n].updated != self.built[n] or n == changed]
+            for name in stale:
+                old = hub.cluster_services.pop(name, None)
+                if old is not None:
+                    old.stop()
+                hub.cluster_errors.pop(name, None)
+                del self.built[name]
+            for name, cluster in wanted.items():
+                if name in self.built:
+                    continue
+                self.built[name] = cluster.updated
+                service = _service_for(hub, cluster)
+                if service is not None:
+                    hub.cluster_services[name] = service
+                    if hub.background_started:
+                        service.start()
+
+    def start(self) -> None:
+        for service in list(self.hub.cluster_services.values()):
+            service.start()
+        self._thread = threading.Thread(target=self._loop, name="cluster-registry", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.reconcile()
+            except Exception:  # the state store may be down: try again next round
+                log.exception("reconciling the clusters failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        for service in list(self.hub.cluster_services.values()):
+            service.stop()
 
 
 def _service_for(hub: Hub, cluster: Cluster) -> ClusterService | None:

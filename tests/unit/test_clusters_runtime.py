@@ -1,0 +1,48 @@
+"""The runtime keeps one cluster service per added cluster in step with the stored clusters, also
+when another process (another replica on the same database) changed them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hub.runtime import build_hub
+from hub.settings import Settings
+
+pytestmark = pytest.mark.unit
+
+KUBECONFIG = (
+    "apiVersion: v1\nkind: Config\ncurrent-context: t\n"
+    "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+    "users: [{name: u, user: {token: 'x'}}]\ncontexts: [{name: t, context: {cluster: c, user: u}}]\n"
+)
+
+
+def test_a_cluster_added_by_one_replica_is_built_by_the_other_and_removed_alike(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "edge.kubeconfig"
+    kubeconfig.write_text(KUBECONFIG)
+    settings = Settings(data_dir=tmp_path / "data").replace(kubernetes={"kubeconfig": "none"}, logs={"ship": False})
+    a, b = build_hub(settings), build_hub(settings)
+    try:
+        a.clusters.add({"name": "edge", "connection": {"kubeconfig_path": str(kubeconfig)}}, actor="admin")
+        a.clusters.add({"name": "broken", "connection": {"kubeconfig_path": str(tmp_path / "missing")}}, actor="x")
+        assert set(a.cluster_services) == {"edge"} and "does not exist" in a.cluster_errors["broken"]
+        assert b.cluster_services == {}  # b has not looked yet
+        assert b.cluster_reconciler is not None
+        b.cluster_reconciler.reconcile()
+        assert set(b.cluster_services) == {"edge"} and "broken" in b.cluster_errors
+        first = b.cluster_services["edge"]
+        b.cluster_reconciler.reconcile()
+        assert b.cluster_services["edge"] is first  # unchanged: not rebuilt
+        a.clusters.edit("edge", {"connection": {"kubeconfig_path": str(kubeconfig), "context": "t"}}, actor="admin")
+        b.cluster_reconciler.reconcile()
+        assert b.cluster_services["edge"] is not first  # its stored time moved: rebuilt
+        a.clusters.remove("edge", actor="admin")
+        a.clusters.remove("broken", actor="admin")
+        assert a.cluster_services == {} and a.cluster_errors == {}
+        b.cluster_reconciler.reconcile()
+        assert b.cluster_services == {} and b.cluster_errors == {}
+    finally:
+        a.close()
+        b.close()
