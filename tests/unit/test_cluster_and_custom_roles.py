@@ -278,3 +278,13 @@ def test_the_implicit_cluster_is_the_one_clusters_default_name_names(tmp_path: P
         assert t.scope(t.principal_for("nina")).may_cluster("node-policies:write")
     finally:
         w.hub.close()
+
+
+def test_the_group_mappings_page_maps_a_group_to_a_cluster_role(world: TenancyWorld) -> None:
+    client, csrf = world.session("platform-admin")
+    html = client.get("/users/group-mappings").get_data(as_text=True)
+    assert 'name="role_cluster"' in html
+    form = {"csrf_token": csrf, "group": "noc", "level": "cluster", "role_cluster": "viewer", "target": ""}
+    assert client.post("/users/group-mappings", data=form).status_code == 303
+    [mapping] = [m for m in world.tenancy.group_mappings() if m.group == "noc"]
+    assert (mapping.level, mapping.role, mapping.target) == ("cluster", "viewer", "")
