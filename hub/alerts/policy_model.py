@@ -8,6 +8,7 @@ section of a policy is a small dataclass with its own ``to_document``; they belo
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -416,7 +417,12 @@ class Policy:
         return dict(self.repeat).get(severity, DEFAULT_REPEAT)
 
     def rule(self, name: str) -> Rule | None:
-        return next((r for r in self.rules if r.name == name), None)
+        return self._rules_by_name.get(name)
+
+    @functools.cached_property
+    def _rules_by_name(self) -> dict[str, Rule]:
+        # Looked up per tracked entity and notice (50,000 per cycle with 1,000 imported rules).
+        return {r.name: r for r in self.rules}
 
     def to_document(self, *, secrets: bool = False) -> dict[str, Any]:
         """The canonical document: what the API returns, and with ``secrets=True`` what the store
