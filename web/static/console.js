@@ -288,12 +288,14 @@
       const entities = new Set();
       results.forEach(function (r) { r.series.forEach(function (s) { entities.add(entityOf(s)); }); });
       const oneEntity = entities.size <= 1;
+      const words = JSON.parse(fig.dataset.metricWords || "{}");
       results.forEach(function (r) {
         r.series.slice(0, 12).forEach(function (s) {
           const map = new Map();
           s.values.forEach(function (p) { times.add(p[0]); map.set(p[0], p[1]); });
-          // Name what differs between the lines: the metric, the entity, or both.
-          const label = oneEntity ? (many ? r.metric : entityOf(s) || r.metric) : (many ? r.metric + " · " : "") + entityOf(s);
+          // Name what differs between the lines: the metric (as words), the entity, or both.
+          const name = words[r.metric] || r.metric;
+          const label = oneEntity ? (many ? name : entityOf(s) || name) : (many ? name + " · " : "") + entityOf(s);
           lines.push({ label: label, unit: r.unit, map: map });
         });
       });

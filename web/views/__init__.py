@@ -143,6 +143,8 @@ def _nav() -> list[dict[str, Any]]:
             {"key": "nav.audit", "endpoint": "views.tenancy.audit"},
             {"key": "nav.clusters", "endpoint": "views.clusters.clusters"},
         ]
+    if admin or scope().may_cluster("monitoring:cluster"):
+        items.append({"key": "nav.components", "endpoint": "views.components.component_health"})
     current = request.endpoint or ""
     section = _section(current)
     for item in items:
@@ -316,9 +318,20 @@ def visible_projects() -> list[dict[str, Any]]:
 
 def _register_areas() -> None:
     """Nest each area's pages under the console blueprint (imported here to avoid a cycle)."""
-    from web.views import alerting, cluster, clusters, identity, logs, monitoring, roles, tenancy
+    from web.views import (
+        alerting,
+        cluster,
+        clusters,
+        components,
+        identity,
+        logs,
+        metric_words,
+        monitoring,
+        roles,
+        tenancy,
+    )
 
-    for module in (cluster, clusters, tenancy, identity, roles, monitoring, logs, alerting):
+    for module in (cluster, clusters, tenancy, identity, roles, monitoring, components, metric_words, logs, alerting):
         bp.register_blueprint(module.bp)
 
 

@@ -1,0 +1,53 @@
+"""The console's component page and its navigation entry (no Prometheus here: the scraped
+components read "unknown", the hub's probes answer), and metric words on the pages that show
+metric ids (web/views/components.py, web/views/metric_words.py)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.unit.conftest_tenancy import TenancyWorld, build_world
+
+pytestmark = pytest.mark.unit
+
+HTML = {"Accept": "text/html,application/xhtml+xml"}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TenancyWorld]:
+    w = build_world(Path(tmp_path_factory.mktemp("components-page")))
+    yield w
+    w.hub.close()
+
+
+@pytest.mark.parametrize("role", ["platform-admin", "cluster-admin", "cluster-viewer"])
+def test_cluster_readers_see_every_component_with_state_and_history(world: TenancyWorld, role: str) -> None:
+    client, _ = world.session(role)
+    r = client.get("/components?lang=zh", headers=HTML)
+    assert r.status_code == 200
+    body = r.get_data(as_text=True)
+    states = dict(re.findall(r'<tr data-component="([^"]+)" data-state="([^"]+)"', body))
+    assert states["state-store"] == "up"
+    assert states["etcd"] == "unknown"  # no Prometheus configured: unknown, never down
+    assert states["smtp"] == "disabled"
+    assert "平台组件" in body and "状态存储" in body
+    assert 'class="lane" data-component="state-store"><span class="span s-ok"' in body
+    assert 'href="/components"' in body  # in the navigation
+
+
+@pytest.mark.parametrize("role", ["workspace-admin", "project-admin"])
+def test_tenants_get_neither_the_page_nor_the_link(world: TenancyWorld, role: str) -> None:
+    client, _ = world.session(role)
+    assert client.get("/components", headers=HTML).status_code == 403
+    assert 'href="/components"' not in client.get("/workspaces", headers=HTML).get_data(as_text=True)
+
+
+def test_the_monitoring_page_shows_metric_words_with_the_id_on_hover(world: TenancyWorld) -> None:
+    client, _ = world.session("platform-admin")
+    body = client.get("/monitoring?level=cluster&lang=zh", headers=HTML).get_data(as_text=True)
+    assert '<abbr class="metric" title="cluster_cpu_utilisation">集群 CPU 使用率</abbr>' in body
+    assert "data-metric-words=" in body and "集群 CPU 使用率" in body
