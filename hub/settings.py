@@ -156,6 +156,23 @@ class AlertSettings:
         "notices are collected into one digest per receiver at the end of the hour. 0: no quota.",
         default=100,
     )
+    group: bool = _doc(
+        "Group notices across policies per receiver (docs/alerting.md 'Grouping across policies'): one failing "
+        "node that trips five node policies makes one email. false: one message per policy and receiver.",
+        default=True,
+    )
+    group_by: str = _doc(
+        "Labels notices are grouped by, per level: 'node=node;workload=namespace,workload;cluster='. A level left "
+        "out keeps its default (these). The tenant is always part of a group.",
+        default="",
+    )
+    group_wait_seconds: float = _doc(
+        "Seconds a new group waits before its first message, so changes over a few cycles travel together.",
+        default=30.0,
+    )
+    group_interval_seconds: float = _doc(
+        "Least seconds between two messages of one group (repeats follow their own schedule).", default=300.0
+    )
     delivery_seconds: float = _doc("Seconds between outbox delivery rounds.", default=5.0)
     retry_initial_seconds: float = _doc(
         "Wait before retrying a message after a retryable SMTP failure; doubles per attempt.", default=10.0

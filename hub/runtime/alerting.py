@@ -37,6 +37,7 @@ from hub.alerts.cycle import CycleReport, CycleRunner
 from hub.alerts.engine import FetchKey
 from hub.alerts.jobs import BacktestJobs
 from hub.alerts.notify.email import SmtpNotifier
+from hub.alerts.notify.grouping import GroupSettings, parse_group_by
 from hub.alerts.notify.http_send import HttpNotifier
 from hub.alerts.notify.outbox import Dispatcher
 from hub.alerts.notify.render import Renderer
@@ -44,7 +45,7 @@ from hub.alerts.notify.repost import AlertmanagerRepost
 from hub.alerts.policy import PolicyInvalid, Receiver, parse_policy
 from hub.alerts.service import AlertService
 from hub.collectors.catalogue import default_catalogue
-from hub.errors import InvalidInput
+from hub.errors import ConfigError, InvalidInput
 from hub.runtime.evidence import evidence_lines
 from hub.store.alerts import AlertStore
 from hub.store.leases import Fence, FencedStore, FencingLost
@@ -52,6 +53,7 @@ from hub.timeutil import Clock
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
+    from hub.settings import AlertSettings
 
 log = logging.getLogger("kubehub.alerts")
 
@@ -65,6 +67,18 @@ def _builtin_rules_dir() -> Path:
 
 RULES_DIR = _builtin_rules_dir()
 STUCK_CYCLES = 5
+
+
+def group_settings(alerts: AlertSettings) -> GroupSettings | None:
+    """Grouping across policies from the settings (None when ``alerts.group`` is off); a bad
+    ``alerts.group_by`` stops the start with the reason."""
+    if not alerts.group:
+        return None
+    try:
+        by = parse_group_by(alerts.group_by)
+    except ValueError as exc:
+        raise ConfigError("KUBEHUB_ALERTS_GROUP_BY", str(exc)) from exc
+    return GroupSettings(wait=alerts.group_wait_seconds, interval=alerts.group_interval_seconds, group_by=by)
 
 
 def alertmanager_hold(tick_seconds: float) -> float:
@@ -365,6 +379,7 @@ def build(hub: Hub) -> None:
                 quota_per_hour=settings.alerts.quota_per_hour,
                 tick_seconds=settings.alerts.tick_seconds,
                 on_query=on_query,
+                group_settings=group_settings(settings.alerts),
             )
         # Always: webhook and Alertmanager receivers need no SMTP server (without one, email
         # messages wait in the outbox as "no SMTP server is configured", retried with back-off).

@@ -29,7 +29,15 @@ def hub_settings(sandbox: Sandbox, data_dir: Path, **alerts: Any) -> Settings:
         logs={"ship": False},
         prometheus={"url": sandbox.prometheus_url, "timeout": 30.0},
         smtp={"host": sandbox.smtp_host, "port": sandbox.smtp_port, "sender": "kubehub-test@localhost"},
-        alerts={"tick_seconds": 5.0, "delivery_seconds": 1.0, "retry_initial_seconds": 1.0, "retry_max_seconds": 4.0}
+        # grouping across policies stays on, with short waits so the tests stay quick
+        alerts={
+            "tick_seconds": 5.0,
+            "delivery_seconds": 1.0,
+            "retry_initial_seconds": 1.0,
+            "retry_max_seconds": 4.0,
+            "group_wait_seconds": 2.0,
+            "group_interval_seconds": 5.0,
+        }
         | alerts,
         http={"public_url": "http://console.example"},
     )

@@ -232,6 +232,8 @@ def test_kill_9_during_cycles_loses_and_duplicates_no_email(sandbox: Sandbox, tm
         KUBEHUB_ALERTS_DELIVERY_SECONDS="1",
         KUBEHUB_ALERTS_RETRY_INITIAL_SECONDS="1",
         KUBEHUB_ALERTS_RETRY_MAX_SECONDS="4",
+        KUBEHUB_ALERTS_GROUP_WAIT_SECONDS="2",  # grouping across policies on, its waits short
+        KUBEHUB_ALERTS_GROUP_INTERVAL_SECONDS="5",
         # The restarted worker takes over the killed one's lease once it expires (issue 14).
         KUBEHUB_LEADER_LEASE_SECONDS="3",
         KUBEHUB_LOG_LEVEL="debug",

@@ -80,6 +80,19 @@ class Grouped:
     expired: list[GroupKey] = field(default_factory=list)
 
 
+def parse_group_by(text: str) -> dict[str, tuple[str, ...]]:
+    """``node=node;workload=namespace,workload`` -> per level label names, over the defaults.
+    ValueError names what is wrong (the settings loader reports it)."""
+    out = dict(DEFAULT_GROUP_BY)
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        level, sep, names = part.partition("=")
+        level = level.strip()
+        if not sep or level not in DEFAULT_GROUP_BY:
+            raise ValueError(f"{part!r} is not <level>=<label>,... with level node, workload or cluster")
+        out[level] = tuple(n.strip() for n in names.split(",") if n.strip())
+    return out
+
+
 def group_labels(n: Notice, settings: GroupSettings) -> dict[str, str]:
     """The group's labels of a notice: its tenant and level, and its ``group_by`` values."""
     names = settings.group_by.get(n.level, DEFAULT_GROUP_BY.get(n.level, ()))
