@@ -37,7 +37,7 @@ def pg_url(pg_server: str) -> Iterator[str]:
 
 @pytest.fixture(autouse=True)
 def pipeline_on_postgresql(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The pipeline's World opens ``Database(path)``: the same path is the same database."""
+    """The pipeline's World opens ``open_test_store(path)``: the same path is the same database."""
     opened: list[PostgresDatabase] = []
 
     def open_store(path: Any) -> PostgresDatabase:
@@ -45,7 +45,7 @@ def pipeline_on_postgresql(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iter
         opened.append(db)
         return db
 
-    monkeypatch.setattr(pipeline, "Database", open_store)
+    monkeypatch.setattr(pipeline, "open_test_store", open_store)
     yield
     for db in opened:
         db.close()
