@@ -53,6 +53,11 @@ def build(hub: Hub) -> None:
             detail = f"held by {leader}" if leader else "no replica holds the lease"
             out.append(ProbeResult("leader", ok=bool(leader), detail=detail))
         out.append(smtp_probe(hub.settings.smtp))
+        # readiness() publishes its probes as kubehub_backend_up; these two too, for the
+        # component-smtp and component-leader-lease templates (rules/)
+        for r in out[-2:]:
+            if r.configured:
+                hub.metrics.backend_up.labels(r.name).set(1 if r.ok else 0)
         return out
 
     hub.components = ComponentService(hub.prometheus, probes, clock=hub.clock, timeout=hub.settings.prometheus.timeout)

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
@@ -230,3 +231,20 @@ def test_a_stopped_component_is_down_with_since(
         assert states[-1] == "down" and set(states[:-1]) <= {"unknown", "up"}, etcd["history"]
     finally:
         app.extensions["kubehub"].close()
+
+
+def test_every_component_template_is_a_query_the_sandbox_prometheus_answers(sandbox: Sandbox) -> None:
+    """The templates of rules/component-*.yaml: each expression is accepted by the real
+    Prometheus, and each scrape job they watch is one the sandbox scrapes."""
+    import yaml
+
+    from hub.collectors.components import COMPONENTS
+
+    files = sorted((Path(__file__).resolve().parents[2] / "rules").glob("component-*.yaml"))
+    assert {f.stem.removeprefix("component-") for f in files} == {c.name for c in COMPONENTS}
+    jobs = {r["metric"]["job"] for r in _prom(sandbox.prometheus_url, "query", query="count by (job) (up)")}
+    for path in files:
+        for rule in yaml.safe_load(path.read_text(encoding="utf-8"))["rules"]:
+            _prom(sandbox.prometheus_url, "query", query=rule["expr"])  # asserts status success
+            for job in re.findall(r'job="([^"]+)"', rule["expr"]):
+                assert job in jobs, (path.name, job)
