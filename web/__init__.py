@@ -27,6 +27,7 @@ BLUEPRINTS = [
     "web.api.identity",
     "web.api.roles",
     "web.api.cluster",
+    "web.api.resources",
     "web.api.monitoring",
     "web.api.components",
     "web.api.logs",
@@ -69,8 +70,10 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None, *, test
     @app.before_request
     def _start_and_enforce() -> None:
         g.started = time.perf_counter()
-        access.enforce()
+        # The request's own shape first: a NUL in the path must not reach the permission
+        # check's store lookups (PostgreSQL refuses NUL in text: a 500 instead of this 400).
         params.check_request()
+        access.enforce()
         ratelimit.check()
 
     @app.after_request

@@ -1,0 +1,198 @@
+"""Issue 19 "the resources around workloads": apply from YAML through the hub against the sandbox's
+real kube-apiserver (server-side apply with dryRun=All, strict field validation, 409s).
+
+The outside reference is the API server itself: what a dry run says is checked against the
+object the API server holds afterwards (read with the official client, not through the hub).
+Everything happens in a namespace of this module's own, deleted at the end.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+from hub.model import WORKSPACE_LABEL
+from hub.store.audit import AuditFilter
+from tests.integration.cluster_support import HubUnderTest, hub_for, wait_until
+from tests.integration.test_cluster_actions import sandbox_kubeconfig
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+
+@pytest.fixture(scope="module")
+def kubeconfig(request: pytest.FixtureRequest) -> Path:
+    return sandbox_kubeconfig(request)
+
+
+@pytest.fixture(scope="module")
+def kube(kubeconfig: Path) -> Iterator[k8s.ApiClient]:
+    api_client = k8s_config.new_client_from_config(config_file=str(kubeconfig))
+    yield api_client
+    api_client.close()
+
+
+@pytest.fixture(scope="module")
+def h(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubUnderTest]:
+    hub = hub_for(kubeconfig, tmp_path_factory.mktemp("apply") / "data", request_timeout=15.0)
+    yield hub
+    hub.close()
+
+
+@pytest.fixture(scope="module")
+def ns(h: HubUnderTest, kube: k8s.ApiClient) -> Iterator[str]:
+    name = f"kh-apply-{secrets.token_hex(3)}"
+    h.cluster.ensure_namespace(name, {WORKSPACE_LABEL: "kh-apply-ws"})
+    yield name
+    try:
+        k8s.CoreV1Api(kube).delete_namespace(name)
+    except k8s.ApiException:
+        pass
+
+
+def manifest(name: str, replicas: int, image: str = "nginx:1.25", extra: str = "") -> str:
+    return f"""apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  labels: {{app: {name}}}
+spec:
+  replicas: {replicas}{extra}
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      containers:
+      - name: web
+        image: {image}
+"""
+
+
+def apply(h: HubUnderTest, ns: str, text: str, **body: object) -> tuple[int, dict]:
+    r = h.client.post(f"/api/v1/namespaces/{ns}/apply", json={"yaml": text, **body})
+    return r.status_code, r.get_json()
+
+
+def test_dry_run_then_apply_then_edit_shows_the_diff(h: HubUnderTest, kube: k8s.ApiClient, ns: str) -> None:
+    apps = k8s.AppsV1Api(kube)
+    status, body = apply(h, ns, manifest("site", 2))
+    assert status == 200, body
+    (obj,) = body["objects"]
+    assert obj["action"] == "create" and obj["base_resource_version"] is None
+    assert "+  replicas: 2" in obj["diff"] and "+      - image: nginx:1.25" in obj["diff"]
+    with pytest.raises(k8s.ApiException) as gone:  # a dry run writes nothing
+        apps.read_namespaced_deployment("site", ns)
+    assert gone.value.status == 404
+
+    status, body = apply(h, ns, manifest("site", 2), dry_run=False)
+    assert status == 200, body
+    live = apps.read_namespaced_deployment("site", ns)
+    assert live.spec.replicas == 2
+    assert any(m.manager == "kubehub" and m.operation == "Apply" for m in live.metadata.managed_fields)
+
+    # Edit: the preview's diff names exactly the changed lines; the version it was computed from
+    # is the API server's current one.
+    status, body = apply(h, ns, manifest("site", 3, image="nginx:1.27"))
+    assert status == 200, body
+    (obj,) = body["objects"]
+    assert obj["action"] == "update" and int(obj["base_resource_version"]) >= int(live.metadata.resource_version)
+    changed = [line for line in obj["diff"].splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+    assert sorted(changed) == sorted(
+        ["-  replicas: 2", "+  replicas: 3", "-      - image: nginx:1.25", "+      - image: nginx:1.27"]
+    ), obj["diff"]
+    assert apps.read_namespaced_deployment("site", ns).spec.replicas == 2  # still only a preview
+
+    status, body = apply(
+        h,
+        ns,
+        manifest("site", 3, image="nginx:1.27"),
+        dry_run=False,
+        base_versions={"Deployment/site": obj["base_version"]},
+    )
+    assert status == 200, body
+    live = apps.read_namespaced_deployment("site", ns)
+    assert live.spec.replicas == 3 and live.spec.template.spec.containers[0].image == "nginx:1.27"
+
+    wait_until(  # the controller's own bookkeeping (revision annotation) settles first
+        lambda: apps.read_namespaced_deployment("site", ns).status.observed_generation == live.metadata.generation,
+        timeout=60,
+        what="the deployment controller to observe the change",
+    )
+    status, body = apply(h, ns, manifest("site", 3, image="nginx:1.27"))
+    assert status == 200 and body["objects"][0]["action"] == "unchanged" and body["objects"][0]["diff"] == "", body
+
+
+def test_invalid_and_unknown_fields_are_named(h: HubUnderTest, ns: str) -> None:
+    status, body = apply(h, ns, manifest("bad", -1))
+    assert status == 422, body
+    assert body["field"] == "spec.replicas" and any(p["field"] == "spec.replicas" for p in body["problems"])
+
+    status, body = apply(h, ns, manifest("typo", 1, extra="\n  replica: 4"))
+    assert status == 422, body
+    assert any(p["field"] == "spec.replica" for p in body["problems"]), body
+
+
+def test_someone_elses_change_is_a_409_with_both_versions(h: HubUnderTest, kube: k8s.ApiClient, ns: str) -> None:
+    apps = k8s.AppsV1Api(kube)
+    status, body = apply(h, ns, manifest("race", 1), dry_run=False)
+    assert status == 200, body
+    status, body = apply(h, ns, manifest("race", 2))
+    seen = body["objects"][0]["base_version"]
+    # Someone else scales it between the preview and the apply.
+    apps.patch_namespaced_deployment_scale("race", ns, {"spec": {"replicas": 5}})
+    status, body = apply(h, ns, manifest("race", 2), dry_run=False, base_versions={"Deployment/race": seen})
+    assert status == 409, body
+    assert "replicas: 5" in body["current"] and "replicas: 2" in body["submitted"]
+    assert apps.read_namespaced_deployment("race", ns).spec.replicas == 5  # nothing written
+
+    # An SSA conflict: another manager owns the image; kubehub never forces.
+    apps.patch_namespaced_deployment(
+        "race",
+        ns,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "race"},
+            "spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx:1.26"}]}}},
+        },
+        field_manager="someone-else",
+        force=True,
+        _content_type="application/apply-patch+yaml",
+    )
+    status, body = apply(h, ns, manifest("race", 5, image="nginx:1.27"))
+    assert status == 409, body
+    assert "nginx:1.26" in body["current"] and "nginx:1.27" in body["submitted"]
+    assert any("someone-else" in m for m in body["managers"]), body
+
+
+def test_namespace_and_kind_cannot_escape_the_route(h: HubUnderTest, ns: str) -> None:
+    status, body = apply(h, ns, manifest("x", 1).replace("  name: x\n", "  name: x\n  namespace: kube-system\n"))
+    assert status == 403 and body["field"] == "metadata.namespace", body
+    status, body = apply(h, ns, "apiVersion: v1\nkind: Namespace\nmetadata: {name: evil}\n")
+    assert status == 422 and body["field"] == "kind", body  # a platform admin: not through a namespace
+    status, body = apply(h, ns, "a: &x [1]\nb: *x\n")
+    assert status == 400 and body["field"] == "yaml", body
+    status, body = apply(h, ns, "x" * (300 * 1024))
+    assert status == 413, body
+
+
+def test_secret_values_never_come_back(h: HubUnderTest, kube: k8s.ApiClient, ns: str) -> None:
+    value = "s3cr3t-" + secrets.token_hex(8)
+    text = f"apiVersion: v1\nkind: Secret\nmetadata: {{name: creds}}\nstringData: {{password: {value}}}\n"
+    for dry in (True, False):
+        r = h.client.post(f"/api/v1/namespaces/{ns}/apply", json={"yaml": text, "dry_run": dry})
+        assert r.status_code == 200, r.get_json()
+        assert value not in r.get_data(as_text=True)
+    live = k8s.CoreV1Api(kube).read_namespaced_secret("creds", ns)
+    assert "password" in live.data  # written for real
+    r = h.client.post(f"/api/v1/namespaces/{ns}/apply", json={"yaml": text.replace(value, value + "x")})
+    assert r.status_code == 200 and value not in r.get_data(as_text=True)
+    entries, _ = h.hub.tenancy.audit_store.search(AuditFilter(), offset=0, limit=1000)
+    applied = [e for e in entries if e.action == "cluster.apply" and "creds" in e.target]
+    assert applied and value not in repr(entries)
