@@ -602,6 +602,46 @@ def test_outbox_due_order_and_next_due_time_match_an_oracle(store: StateStore) -
     assert alerts.tenant_messages_since("team-a", T0) == sum(1 for m in msgs if m["tenant"] == "team-a")
 
 
+def test_notification_groups_upsert_expire_and_a_left_message_gets_a_follow_up(store: StateStore) -> None:
+    alerts = AlertStore(store)
+    rng = random.Random(17)
+    oracle: dict[tuple[str, str], tuple[str, str, float]] = {}
+    for cycle in range(6):
+        ups = []
+        for _ in range(rng.randint(1, 5)):
+            key = (rng.choice(["a@e", "b@e", "webhook:http://x"]), f"g{rng.randint(0, 4)}")
+            row = (rng.choice(["cluster", "team-a"]), json.dumps({"node": key[1]}), T0 + cycle * 60 + rng.random())
+            ups = [u for u in ups if (u[0], u[1]) != key] + [(*key, *row)]
+        gone = rng.sample(sorted(oracle), k=min(len(oracle), rng.randint(0, 2)))
+        alerts.commit_cycle(CycleWrite(upsert_groups=ups, delete_groups=gone), now=T0)
+        for k in gone:
+            oracle.pop(k, None)
+        oracle.update({(u[0], u[1]): (u[2], u[3], u[4]) for u in ups})
+        got = {(r["recipient"], r["group_id"]): (r["tenant"], r["labels"], r["flush_at"]) for r in alerts.group_rows()}
+        assert got == oracle, cycle
+    # A group message that left before a cycle committed: the notices it lacks go in a
+    # follow-up (own Message-ID), never nowhere; the ones it carried are not sent again.
+    m = {
+        "mkey": "group:a@e:x:1",
+        "tenant": "cluster",
+        "policy_id": "p1",
+        "recipient": "a@e",
+        "language": "en",
+        "notices": ["n1"],
+        "not_before": T0,
+        "message_id": "<g1@kubehub.alerts>",
+    }
+    alerts.commit_cycle(CycleWrite(messages=[m]), now=T0)
+    [row] = [r for r in alerts.outbox(limit=100) if r["mkey"] == m["mkey"]]
+    alerts.mark_sending([row["id"]], now=T0)
+    alerts.commit_cycle(CycleWrite(messages=[{**m, "notices": ["n1", "n2"]}]), now=T0 + 5)
+    rows = {r["mkey"]: r for r in alerts.outbox(limit=100)}
+    assert json.loads(rows[m["mkey"]]["notices"]) == ["n1"]
+    follow = rows[m["mkey"] + "+"]
+    assert json.loads(follow["notices"]) == ["n2"] and follow["not_before"] == T0 + 5
+    assert follow["message_id"] == "<g1.1@kubehub.alerts>" and follow["status"] == "waiting"
+
+
 def test_delivery_counts_each_alerts_firing_notices_once(store: StateStore) -> None:
     alerts = AlertStore(store)
     notices = [
