@@ -610,6 +610,11 @@ class Sandbox:
         for site in self.sites[1:]:
             self._up_cluster(site, started)
             seed.Seeder(self, kube.KubeRest(site.kubeconfig), site=site).seed_cluster()
+        wanted_sites = {site.name for site in self.sites}
+        for name in self.sup.names():  # clusters of an earlier --clusters that are not wanted now
+            if "@" in name and clustersmod.split(name)[1] not in wanted_sites:
+                self.sup.stop(name)
+                say(f"{name}: stopped (--clusters {self.config.clusters})")
         self._wait_component("elasticsearch", timeout=180)
         seeder.seed_logs()
         seeder.seed_credentials()
@@ -1238,7 +1243,11 @@ class Sandbox:
         """Stop every process this sandbox started; returns the names that were running."""
         with self._locked():
             stopped = []
-            names = [*reversed(COMPONENTS), *[n for n in self.sup.names() if n not in COMPONENTS]]
+            # Further clusters first, each in reverse start order (an API server whose etcd is
+            # gone takes 15 s to stop), then the sandbox's own components, then anything left.
+            extra = [site.component(c) for site in reversed(self.sites[1:]) for c in reversed(CLUSTER_COMPONENTS)]
+            names = [*extra, *reversed(COMPONENTS)]
+            names += [n for n in self.sup.names() if n not in names]
             for name in names:
                 if self.sup.stop(name):
                     stopped.append(name)
