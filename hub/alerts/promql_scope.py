@@ -324,8 +324,9 @@ class _Printer:
         args = [self.node(a, depth) for a in e.args]
         texts = ", ".join(t for t, _ in args)
         if name in ("label_replace", "label_join"):
-            dst = e.args[1].val if len(e.args) > 1 and isinstance(e.args[1], pp.StringLiteral) else ""
-            if dst == "namespace":
+            if len(e.args) < 2 or not isinstance(e.args[1], pp.StringLiteral):
+                raise PromQLRefused(f"{name}()", "the destination label must be a plain string")
+            if e.args[1].val == "namespace":
                 raise PromQLRefused(f"{name}()", "writing the namespace label would forge a row's namespace")
         if name == "vector":
             return f"vector({texts})", _Kind("vector", False)
@@ -352,7 +353,7 @@ class _Printer:
         if e.param is not None:
             ptext, _ = self.node(e.param, depth)
             params = f"{ptext}, "
-            if op == "count_values" and isinstance(e.param, pp.StringLiteral) and e.param.val == "namespace":
+            if op == "count_values" and (not isinstance(e.param, pp.StringLiteral) or e.param.val == "namespace"):
                 raise PromQLRefused("count_values()", "writing values into the namespace label would forge rows")
         mod = e.modifier
         keeps = kind.namespaced

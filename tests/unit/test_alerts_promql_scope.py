@@ -58,6 +58,8 @@ REFUSED = [
     ('count_values("namespace", kube_pod_info)', "count_values()"),
     ('label_replace(kube_pod_info, "namespace", "retail-web", "", "")', "label_replace()"),
     ('label_join(kube_pod_info, "namespace", ",", "pod")', "label_join()"),
+    ('label_replace(kube_pod_info, ("namespace"), "x", "", "")', "label_replace()"),
+    ('count_values(("namespace"), kube_pod_info)', "count_values()"),
     ("kube_pod_info @ 1700000000", "@ modifier"),
     ("rate(kube_pod_info[5m] @ start())", "@ modifier"),
     ("max_over_time(kube_pod_info[10m:1m] @ end())", "@ modifier"),
