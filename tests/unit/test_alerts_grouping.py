@@ -280,3 +280,30 @@ def test_group_state_survives_a_new_runner_mid_group_wait(tmp_path: Path) -> Non
     assert len(w.mails()) == 1 and w.mails()[0][1].subject.startswith("[FIRING·critical] node-1: 5 alerts")
     outbox = w.store.outbox()
     assert len(outbox) == 1 and outbox[0]["status"] == "sent"
+
+
+# -- settings ------------------------------------------------------------------------------
+
+
+def test_group_by_setting_overrides_per_level_and_refuses_what_it_cannot_read() -> None:
+    from hub.errors import ConfigError
+    from hub.runtime.alerting import group_settings
+    from hub.settings import AlertSettings
+
+    assert grouping.parse_group_by("") == dict(grouping.DEFAULT_GROUP_BY)
+    assert grouping.parse_group_by("workload=namespace; node = node,zone")["node"] == ("node", "zone")
+    assert grouping.parse_group_by("workload=namespace")["workload"] == ("namespace",)
+    for bad in ("pods=namespace", "node"):
+        with pytest.raises(ValueError, match="level node, workload or cluster"):
+            grouping.parse_group_by(bad)
+    with pytest.raises(ConfigError, match="KUBEHUB_ALERTS_GROUP_BY"):
+        group_settings(AlertSettings(group_by="pods=x"))
+    assert group_settings(AlertSettings(group=False)) is None
+    on = group_settings(AlertSettings(group_wait_seconds=7, group_interval_seconds=70))
+    assert on is not None and (on.wait, on.interval) == (7, 70)
+    # a workload grouped by namespace only: two workloads of one project share a group
+    by_ns = GroupSettings(group_by=grouping.parse_group_by("workload=namespace"))
+    a = notice("a", policy="p", entity="shop/deployment/web", level="workload", tenant="shop", workload="web")
+    b = notice("b", policy="q", entity="shop/deployment/api", level="workload", tenant="shop", workload="api")
+    assert grouping.group_labels(a, by_ns) == grouping.group_labels(b, by_ns)
+    assert grouping.group_labels(a, SETTINGS) != grouping.group_labels(b, SETTINGS)
