@@ -51,3 +51,15 @@ def test_the_monitoring_page_shows_metric_words_with_the_id_on_hover(world: Tena
     body = client.get("/monitoring?level=cluster&lang=zh", headers=HTML).get_data(as_text=True)
     assert '<abbr class="metric" title="cluster_cpu_utilisation">集群 CPU 使用率</abbr>' in body
     assert "data-metric-words=" in body and "集群 CPU 使用率" in body
+
+
+def test_every_component_template_loads_as_a_node_policy(world: TenancyWorld) -> None:
+    from hub.collectors.components import COMPONENTS
+
+    client = world.client("platform-admin")
+    listed = {t["name"] for t in client.get("/api/v1/alerting/templates?level=node").get_json()["items"]}
+    for comp in COMPONENTS:
+        assert f"component-{comp.name}" in listed
+        r = client.post(f"/api/v1/alerting/policies/templates/component-{comp.name}", json={})
+        assert r.status_code == 201, (comp.name, r.get_json())
+        assert all(rule.get("expr") for rule in r.get_json()["rules"])
