@@ -19,9 +19,10 @@ Tenancy is enforced here, not only by the route: the caller needs ``workloads:wr
 namespace, each object's ``metadata.namespace`` must be absent or that namespace, and kinds
 outside :data:`KINDS` (cluster-scoped ones among them) are refused.
 
-Secret values are write-only: the current Secret is read as metadata only, the answer of the
-dry run is masked before anything else sees it, and diffs, 409 bodies and the audit show keys,
-never values.
+Secret values are write-only: the current Secret is read by a metadata-only list (the hub's
+account has no ``get`` on Secrets), apply's answer is asked for as metadata only, and diffs, 409
+bodies and the audit show metadata and the keys sent, never values (so a Secret's diff cannot
+show which keys already existed).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from hub.scope import Scope
 APPLY_PATCH = "application/apply-patch+yaml"
 FIELD_MANAGER = "kubehub"
 ACCEPT_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+ACCEPT_METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
 MAX_MANIFEST_BYTES = 256 * 1024  # far above any hand-written manifest
 MAX_ITEMS = 20  # a List of more objects is a deployment pipeline's job, not a form's
 MAX_DEPTH = 40
@@ -348,7 +350,8 @@ class Applier:
         return f"{info.api}/namespaces/{namespace}/{info.resource}/{name}"
 
     def _current(self, info: KindInfo, namespace: str, name: str) -> dict[str, Any] | None:
-        accept = ACCEPT_METADATA if info.kind == "Secret" else "application/json"
+        if info.kind == "Secret":
+            return self._current_secret(namespace, name)
         try:
             obj = self.api.request(
                 "GET",
@@ -357,28 +360,50 @@ class Applier:
                 resource=info.resource,
                 namespace=namespace,
                 name=name,
-                accept=accept,
             )
         except NotFound:
             return None
-        if info.kind == "Secret":  # metadata only: the keys are not known, never the values
-            obj = {"apiVersion": "v1", "kind": "Secret", **{k: v for k, v in obj.items() if k == "metadata"}}
         return dict(obj)
+
+    def _current_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A Secret's metadata by a metadata-only list of that one name: the hub's account has
+        no ``get`` on Secrets (it would return the values), and the keys stay unknown."""
+        listing = self.api.request(
+            "GET",
+            f"/api/v1/namespaces/{namespace}/secrets",
+            query={"fieldSelector": f"metadata.name={name}"},
+            accept=ACCEPT_METADATA_LIST,
+            verb="list",
+            resource="secrets",
+            namespace=namespace,
+        )
+        items = listing.get("items") or []
+        if not items:
+            return None
+        return {"apiVersion": "v1", "kind": "Secret", "metadata": dict(items[0].get("metadata") or {})}
 
     def _apply(self, info: KindInfo, namespace: str, obj: dict[str, Any], *, dry_run: bool) -> dict[str, Any]:
         name = obj["metadata"]["name"]
         query = {"fieldManager": FIELD_MANAGER, "fieldValidation": "Strict", "dryRun": "All" if dry_run else None}
+        secret = info.kind == "Secret"
         result = self.api.request(
             "PATCH",
             self._path(info, namespace, name),
             query=query,
             body=obj,
             content_type=APPLY_PATCH,
+            # A Secret's answer as metadata only: the values of keys not in the manifest never come back.
+            accept=ACCEPT_METADATA if secret else "application/json",
             verb="apply",
             resource=info.resource,
             namespace=namespace,
             name=name,
         )
+        if secret:  # what the user can see of it: metadata, and the keys they sent (values hidden)
+            result = {"apiVersion": "v1", "kind": "Secret", "metadata": dict(result.get("metadata") or {})}
+            for key in ("type", "data", "stringData"):
+                if key in obj:
+                    result[key] = obj[key]
         return masked(result) or {}
 
     def apply(

@@ -184,15 +184,19 @@ def test_namespace_and_kind_cannot_escape_the_route(h: HubUnderTest, ns: str) ->
 
 def test_secret_values_never_come_back(h: HubUnderTest, kube: k8s.ApiClient, ns: str) -> None:
     value = "s3cr3t-" + secrets.token_hex(8)
+    # A key someone else wrote: apply's answer would carry it unless asked for metadata only.
+    other = "0th3r-" + secrets.token_hex(8)
+    k8s.CoreV1Api(kube).create_namespaced_secret(ns, {"metadata": {"name": "creds"}, "stringData": {"other": other}})
     text = f"apiVersion: v1\nkind: Secret\nmetadata: {{name: creds}}\nstringData: {{password: {value}}}\n"
     for dry in (True, False):
         r = h.client.post(f"/api/v1/namespaces/{ns}/apply", json={"yaml": text, "dry_run": dry})
         assert r.status_code == 200, r.get_json()
-        assert value not in r.get_data(as_text=True)
+        assert value not in r.get_data(as_text=True) and other not in r.get_data(as_text=True)
+        assert "password: (hidden)" in r.get_json()["objects"][0]["diff"]
     live = k8s.CoreV1Api(kube).read_namespaced_secret("creds", ns)
-    assert "password" in live.data  # written for real
+    assert {"password", "other"} <= set(live.data)  # written for real, the other key kept
     r = h.client.post(f"/api/v1/namespaces/{ns}/apply", json={"yaml": text.replace(value, value + "x")})
     assert r.status_code == 200 and value not in r.get_data(as_text=True)
     entries, _ = h.hub.tenancy.audit_store.search(AuditFilter(), offset=0, limit=1000)
     applied = [e for e in entries if e.action == "cluster.apply" and "creds" in e.target]
-    assert applied and value not in repr(entries)
+    assert applied and value not in repr(entries) and other not in repr(entries)
