@@ -103,3 +103,12 @@ def test_the_cluster_parameter_opens_nothing_the_caller_does_not_hold_on_that_cl
         assert admin.get("/api/v1/nodes?cluster=ghost").status_code == 404
     finally:
         admin.delete("/api/v1/clusters/edge-3")
+
+
+def test_a_cluster_named_in_the_body_never_redirects_an_action(world: TenancyWorld) -> None:
+    admin = world.client("platform-admin")
+    r = admin.post("/api/v1/namespaces/ns-a1/workloads/deployment/web/scale", json={"replicas": 2, "cluster": "edge"})
+    assert r.status_code == 422 and r.get_json()["field"] == "cluster"
+    operator = world.client("project-operator")
+    r = operator.post("/api/v1/namespaces/ns-a1/workloads/deployment/web/scale", json={"replicas": 2, "cluster": "x"})
+    assert r.status_code == 422 and r.get_json()["field"] == "cluster"

@@ -24,7 +24,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from hub.collectors.cluster import ClusterService
 from hub.collectors.inventory import ListQuery, Page, decode_continue
-from hub.errors import BackendUnavailable, InvalidInput, NotFound
+from hub.errors import BackendUnavailable, InvalidInput, NotFound, Unprocessable
 from hub.model import iso_or_none
 from hub.scope import refusal
 from web.access import access_of, audit, audited_read, permission, scope
@@ -41,6 +41,10 @@ def cluster() -> ClusterService:
     or a 503 naming the API server when that cluster cannot be reached at all."""
     h = hub()
     name = request.args.get("cluster", "")
+    body = request.get_json(silent=True) if request.is_json else None
+    if isinstance(body, dict) and "cluster" in body and body["cluster"] != (name or h.clusters.implicit.name):
+        # Never act on one cluster while the caller meant another: the cluster is named in the query.
+        raise Unprocessable("name the cluster with the query parameter ?cluster=, not in the body", field="cluster")
     if name and name != h.clusters.implicit.name:
         return _added_cluster(name)
     service = h.cluster
