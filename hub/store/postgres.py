@@ -41,7 +41,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 
-from hub.errors import BackendUnavailable, ConfigError
+from hub.errors import BackendUnavailable, ConfigError, InvalidInput
 from hub.store.db import IntegrityError, Params, Row, run_migrations
 
 BACKEND = "state store (PostgreSQL)"
@@ -277,6 +277,10 @@ class PostgresDatabase:
     def _translate_error(self, exc: psycopg.Error) -> Exception:
         if isinstance(exc, pg_errors.IntegrityError):
             return IntegrityError(_first_line(exc))
+        if isinstance(exc, psycopg.DataError) and "NUL (0x00)" in str(exc):
+            # SQLite stores NUL in text, PostgreSQL refuses it. The web layer refuses NUL in every
+            # parameter, naming it; this is the backstop for text that reached a store another way.
+            return InvalidInput("text must not contain the NUL character (the state store cannot keep it)")
         if isinstance(exc, pg_errors.LockNotAvailable):
             return BackendUnavailable(BACKEND, f"another writer held the state for over {LOCK_TIMEOUT}")
         if isinstance(exc, _UNAVAILABLE):

@@ -147,3 +147,19 @@ def _admin_role() -> Any:
     from hub.tenancy.roles import PlatformRole
 
     return PlatformRole.ADMIN
+
+
+def test_text_with_nul_is_a_400_on_postgresql_not_a_500(pg_server: str) -> None:
+    """SQLite keeps NUL in text, PostgreSQL refuses it: the adapter answers the caller's mistake
+    (the web layer refuses NUL in every parameter first, naming it; this is the backstop)."""
+    from hub.errors import InvalidInput
+
+    with throwaway_database(pg_server) as url:
+        db = PostgresDatabase(url)
+        db.migrate()
+        with pytest.raises(InvalidInput):
+            db.query("SELECT value FROM meta WHERE key = ?", ("a\x00b",))
+        with pytest.raises(InvalidInput), db.transaction():
+            db.execute("INSERT INTO meta(key, value) VALUES (?, ?)", ("k", "a\x00b"))
+        assert db.query("SELECT key FROM meta") == []  # the store goes on, nothing half-written
+        db.close()
