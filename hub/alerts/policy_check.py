@@ -10,6 +10,7 @@ the one :class:`_Check` they share.
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
@@ -527,7 +528,7 @@ def _http_url_problem(url: str) -> str | None:
 
 
 def _parse_notification(c: _Check, value: Any, users: Collection[str] | None) -> Notification:
-    n = c.mapping(value, "notification", ("receivers", "window", "send_resolved", "language"))
+    n = c.mapping(value, "notification", ("receivers", "window", "send_resolved", "language", "group_by"))
     receivers: list[Receiver] = []
     seen: set[str] = set()
     for i, raw in enumerate(c.seq(n.get("receivers"), "notification.receivers", limit=MAX_RECEIVERS)):
@@ -614,7 +615,22 @@ def _parse_notification(c: _Check, value: Any, users: Collection[str] | None) ->
     language = (
         c.choice(n.get("language"), "notification.language", LANGUAGES) if n.get("language") is not None else None
     )
-    return Notification(receivers=tuple(receivers), window=window, send_resolved=send_resolved, language=language)
+    group_by: tuple[str, ...] | None = None
+    if n.get("group_by") is not None:
+        names: list[str] = []
+        for i, raw in enumerate(c.seq(n.get("group_by"), "notification.group_by", limit=MAX_GROUP_BY)):
+            if not isinstance(raw, str) or not _LABEL_NAME.fullmatch(raw):
+                c.add(f"notification.group_by[{i}]", "must be a label name (letters, digits and _, not a digit first)")
+            elif raw not in names:
+                names.append(raw)
+        group_by = tuple(names)
+    return Notification(
+        receivers=tuple(receivers), window=window, send_resolved=send_resolved, language=language, group_by=group_by
+    )
+
+
+MAX_GROUP_BY = 10
+_LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 
 
 def _parse_repeat(c: _Check, value: Any) -> tuple[tuple[str, RepeatRule], ...]:

@@ -348,6 +348,9 @@ class Notification:
     window: TimeWindow | None = None
     send_resolved: bool = True
     language: str | None = None
+    # labels this policy's notices are grouped by across policies (docs/alerting.md "Grouping
+    # across policies"); None: the hub's default for the level; "policy" names the policy itself
+    group_by: tuple[str, ...] | None = None
 
     def to_document(self, *, secrets: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {"receivers": [r.to_document(secrets=secrets) for r in self.receivers]}
@@ -356,6 +359,8 @@ class Notification:
         out["send_resolved"] = self.send_resolved
         if self.language:
             out["language"] = self.language
+        if self.group_by is not None:
+            out["group_by"] = list(self.group_by)
         return out
 
 

@@ -5,6 +5,7 @@ resolves one more; group state survives a new runner (a restart or another repli
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -307,3 +308,36 @@ def test_group_by_setting_overrides_per_level_and_refuses_what_it_cannot_read() 
     b = notice("b", policy="q", entity="shop/deployment/api", level="workload", tenant="shop", workload="api")
     assert grouping.group_labels(a, by_ns) == grouping.group_labels(b, by_ns)
     assert grouping.group_labels(a, SETTINGS) != grouping.group_labels(b, SETTINGS)
+
+
+def test_a_policy_names_its_own_group_by_and_bad_names_are_refused_by_field() -> None:
+    from hub.alerts.policy import PolicyInvalid, parse_policy
+
+    doc = node_doc()
+    doc["notification"]["group_by"] = ["policy", "node", "node"]
+    p = parse_policy(doc)
+    assert p.notification.group_by == ("policy", "node")
+    assert parse_policy(p.to_document()).notification.group_by == ("policy", "node")
+    assert parse_policy(node_doc()).notification.group_by is None and "group_by" not in p.to_document()["rules"][0]
+    doc["notification"]["group_by"] = ["node", "bad-name"]
+    with pytest.raises(PolicyInvalid) as err:
+        parse_policy(doc)
+    assert err.value.problems[0].path == "notification.group_by[1]"
+    # group_by [policy]: that policy's notices keep to themselves; the others still group by node
+    own = GroupSettings(wait=30, interval=300, per_policy={"p0": ("policy",)})
+    five = [notice(f"k{i}", policy=f"p{i}", entity="node-1") for i in range(5)]
+    labels = {grouping.group_id(grouping.group_labels(n, own)) for n in five}
+    assert len(labels) == 2
+
+
+def test_the_pipeline_reads_each_policys_group_by(tmp_path: Path) -> None:
+    w = grouped_world(tmp_path, GroupSettings(wait=30, interval=300))
+    doc = node_doc(name="node-alone", rule={"name": "alone-high", "consecutive": 1})
+    doc["notification"]["group_by"] = ["policy"]
+    w.add(doc, "p9")
+    w.values = {"node-1": 0.97}
+    w.tick(5)
+    # two groups with their own pace (released together at first, they share that message)
+    groups = sorted(json.loads(r["labels"]).get("policy", "node") for r in w.store.group_rows())
+    assert groups == ["node", "p9"]
+    assert sum("alone-high" in m.text for _, m in w.mails()) == 1

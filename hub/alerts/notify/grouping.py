@@ -59,6 +59,8 @@ class GroupSettings:
     wait: float = 30.0
     interval: float = 300.0
     group_by: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_GROUP_BY))
+    # policy id -> the policy's own ``notification.group_by`` (over the level's default)
+    per_policy: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -94,11 +96,15 @@ def parse_group_by(text: str) -> dict[str, tuple[str, ...]]:
 
 
 def group_labels(n: Notice, settings: GroupSettings) -> dict[str, str]:
-    """The group's labels of a notice: its tenant and level, and its ``group_by`` values."""
-    names = settings.group_by.get(n.level, DEFAULT_GROUP_BY.get(n.level, ()))
+    """The group's labels of a notice: its tenant and level, and its ``group_by`` values (the
+    policy's own, else its level's; ``policy`` stands for the policy itself, so
+    ``group_by: [policy]`` keeps a policy's notices to themselves)."""
+    names = settings.per_policy.get(n.policy_id)
+    if names is None:
+        names = settings.group_by.get(n.level, DEFAULT_GROUP_BY.get(n.level, ()))
     out = {"tenant": n.tenant, "level": n.level}
     for name in names:
-        value = n.labels.get(name, "")
+        value = n.policy_id if name == "policy" else n.labels.get(name, "")
         if not value and name in _ENTITY_LABELS:
             value = n.entity
         if not value and name == "namespace":

@@ -119,7 +119,9 @@ def process(inp: PipelineInput) -> PipelineOutput:
     grouped = grouping.Grouped(messages=messages)
     if inp.group_settings is not None:
         by_key = {n.key: n for n in gated.sendable}
-        grouped = grouping.group(messages, by_key, states=inp.groups, settings=inp.group_settings, now=now)
+        own = {pid: p.notification.group_by for pid, p in inp.policies.items() if p.notification.group_by is not None}
+        settings = replace(inp.group_settings, per_policy=own)
+        grouped = grouping.group(messages, by_key, states=inp.groups, settings=settings, now=now)
         messages = grouped.messages
     limited = quota.apply(
         messages, now=now, limit=inp.quota_per_hour, count_since=inp.count_since, exempt=inp.quota_exempt
