@@ -148,6 +148,10 @@ def build_openapi(app: Flask) -> dict[str, Any]:
             }
             for m in _CONVERTER.finditer(rule.rule)
         ]
+        if rule.endpoint.startswith("api_cluster.") and not rule.rule.startswith("/api/v1/clusters"):
+            # Several clusters: every cluster route addresses one cluster (docs/cluster.md "Several clusters").
+            params.append({"name": "cluster", "in": "query", "required": False, "schema": {"type": "string"},
+                           "description": "the cluster (default: the implicit cluster)"})  # fmt: skip
         doc = (view.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             op: dict[str, Any] = {
