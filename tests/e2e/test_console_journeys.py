@@ -349,6 +349,7 @@ def test_every_console_page_renders_for_an_admin_in_both_languages_within_the_bu
         ("monitoring", "/monitoring?level=nodes&metric=node_cpu_utilisation&metric=node_memory_utilisation&range=6h"),
         ("monitoring-components", "/monitoring?level=components&metric=apiserver_request_rate&range=1h"),
         ("rankings-workloads", "/rankings?level=workloads&window=24h&stat=max"),
+        ("components", "/components"),
         ("alerts", "/alerting"),
         ("policies", "/alerting/policies"),
         ("policy", f"/projects/{TENANT_NS}/alerting/policies/{hot_policy}"),
