@@ -171,7 +171,9 @@ class AlertSettings:
         default=30.0,
     )
     group_interval_seconds: float = _doc(
-        "Least seconds between two messages of one group (repeats follow their own schedule).", default=300.0
+        "Least seconds between two messages of one group (repeats follow their own schedule). Shorter than "
+        "Alertmanager's 5 minutes so a new alert in a group just told waits at most a minute.",
+        default=60.0,
     )
     delivery_seconds: float = _doc("Seconds between outbox delivery rounds.", default=5.0)
     retry_initial_seconds: float = _doc(

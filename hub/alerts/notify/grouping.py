@@ -57,7 +57,7 @@ class GroupSettings:
 
     enabled: bool = True
     wait: float = 30.0
-    interval: float = 300.0
+    interval: float = 60.0
     group_by: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_GROUP_BY))
     # policy id -> the policy's own ``notification.group_by`` (over the level's default)
     per_policy: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
