@@ -112,3 +112,23 @@ def test_a_cluster_named_in_the_body_never_redirects_an_action(world: TenancyWor
     operator = world.client("project-operator")
     r = operator.post("/api/v1/namespaces/ns-a1/workloads/deployment/web/scale", json={"replicas": 2, "cluster": "x"})
     assert r.status_code == 422 and r.get_json()["field"] == "cluster"
+
+
+def test_a_cluster_role_counts_on_its_own_cluster_only(world: TenancyWorld) -> None:
+    """cadmin is cluster admin on the implicit cluster; made viewer on edge-4 they read edge-4's
+    nodes but may not cordon there, although the route's permission holds on the implicit one."""
+    admin = world.client("platform-admin")
+    r = admin.post("/api/v1/clusters", json={"name": "edge-4", "connection": {"kubeconfig_path": "/nonexistent/k"}})
+    assert r.status_code == 201
+    t = world.tenancy
+    user = world.user("cluster-admin")
+    t.set_cluster_member("edge-4", user, "viewer", actor="test")
+    try:
+        client = world.client("cluster-admin")
+        assert client.get("/api/v1/nodes?cluster=edge-4").status_code == 503  # allowed; the cluster is down
+        r = client.post("/api/v1/nodes/kwok-node-0/cordon?cluster=edge-4")
+        assert r.status_code == 403 and "nodes:write" in r.get_json()["error"]
+        assert [c["name"] for c in client.get("/api/v1/clusters").get_json()["items"]] == ["default", "edge-4"]
+    finally:
+        t.set_cluster_member("edge-4", user, None, actor="test")
+        admin.delete("/api/v1/clusters/edge-4")
