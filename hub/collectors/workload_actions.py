@@ -14,6 +14,7 @@ from hub.collectors.inventory import (
     WORKLOAD_KINDS,
     workload_from_api,
 )
+from hub.collectors.revisions import ControllerRevisions
 from hub.collectors.watchcache import WatchCache
 from hub.errors import InvalidInput, Unprocessable
 from hub.model import RESTARTED_AT_ANNOTATION, Workload, iso_or_none
@@ -138,15 +139,24 @@ class WorkloadActions:
         return self._accept(k, obj)
 
     def rollback(self, namespace: str, kind: str, name: str, revision: Any = 0) -> dict[str, Any]:
-        """Roll a Deployment back to ``revision`` (0: the one before the current).
+        """Roll a Deployment, StatefulSet or DaemonSet back to ``revision`` (0: the one before the
+        current); the latter two through their ControllerRevisions (``revisions.py``).
 
         Like ``kubectl rollout undo``: copy the pod template of the ReplicaSet that carries that
         revision back into the Deployment. The patch names the resourceVersion it was computed
         from, so a concurrent change gives 409 instead of being silently overwritten.
         """
         k = workload_kind(kind)
+        if k in ("StatefulSet", "DaemonSet"):  # their history is ControllerRevisions (revisions.py)
+            patched, number = ControllerRevisions(self.api).rollback(k, namespace, name, revision)
+            out = self._accept(k, patched)
+            out["revision"] = number
+            return out
         if k != "Deployment":
-            raise Unprocessable(f"only deployments can be rolled back to a revision, not a {k}", field="kind")
+            raise Unprocessable(
+                f"only deployments, statefulsets and daemonsets can be rolled back to a revision, not a {k}",
+                field="kind",
+            )
         if revision is None:
             revision = 0
         if isinstance(revision, bool) or not isinstance(revision, int) or revision < 0:

@@ -200,3 +200,74 @@ def test_secret_values_never_come_back(h: HubUnderTest, kube: k8s.ApiClient, ns:
     entries, _ = h.hub.tenancy.audit_store.search(AuditFilter(), offset=0, limit=1000)
     applied = [e for e in entries if e.action == "cluster.apply" and "creds" in e.target]
     assert applied and value not in repr(entries) and other not in repr(entries)
+
+
+def statefulset(name: str, image: str) -> str:
+    return f"""apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: {name}}}
+spec:
+  serviceName: {name}
+  replicas: 1
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers: [{{name: db, image: "{image}"}}]
+"""
+
+
+def daemonset(name: str, image: str) -> str:
+    # a node selector no node has: the revisions exist, no pod lands on the shared sandbox's nodes
+    return f"""apiVersion: apps/v1
+kind: DaemonSet
+metadata: {{name: {name}}}
+spec:
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      nodeSelector: {{kubehub-test/none: "true"}}
+      containers: [{{name: agent, image: "{image}"}}]
+"""
+
+
+@pytest.mark.parametrize("kind", ["statefulset", "daemonset"])
+def test_rollback_through_controller_revisions(h: HubUnderTest, kube: k8s.ApiClient, ns: str, kind: str) -> None:
+    apps = k8s.AppsV1Api(kube)
+    make, read = {
+        "statefulset": (statefulset, apps.read_namespaced_stateful_set),
+        "daemonset": (daemonset, apps.read_namespaced_daemon_set),
+    }[kind]
+    name = f"hist-{kind}"
+    revisions = f"/api/v1/namespaces/{ns}/workloads/{kind}/{name}/revisions"
+    for image in ("busybox:1.35", "busybox:1.36"):
+        status, body = apply(h, ns, make(name, image), dry_run=False)
+        assert status == 200, body
+        wait_until(
+            lambda image=image: h.get(revisions)["items"] and h.get(revisions)["items"][0]["images"] == [image],
+            timeout=60,
+            what=f"a revision with {image}",
+        )
+    items = h.get(revisions)["items"]
+    assert [(i["revision"], i["images"], i["current"]) for i in items] == [
+        (2, ["busybox:1.36"], True),
+        (1, ["busybox:1.35"], False),
+    ]
+    r = h.client.post(f"/api/v1/namespaces/{ns}/workloads/{kind}/{name}/rollback", json={"revision": 7})
+    assert r.status_code == 422 and r.get_json()["field"] == "revision" and "1, 2" in r.get_json()["error"]
+
+    r = h.client.post(f"/api/v1/namespaces/{ns}/workloads/{kind}/{name}/rollback", json={})
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json()["revision"] == 1
+    # The API server's own object has the earlier pod template; the controller records it as
+    # the newest revision, as kubectl rollout undo leaves it.
+    assert read(name, ns).spec.template.spec.containers[0].image == "busybox:1.35"
+    wait_until(
+        lambda: (
+            [(i["revision"], i["images"], i["current"]) for i in h.get(revisions)["items"]][0]
+            == (3, ["busybox:1.35"], True)
+        ),
+        timeout=60,
+        what="revision 3 with the earlier image",
+    )

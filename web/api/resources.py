@@ -13,7 +13,9 @@ from typing import Any
 from flask import Blueprint, jsonify
 
 from hub.collectors.apply import Applier
-from hub.errors import InvalidInput
+from hub.collectors.revisions import ControllerRevisions
+from hub.collectors.workload_actions import workload_kind
+from hub.errors import InvalidInput, Unprocessable
 from web.access import permission, scope
 from web.api.cluster import cluster
 from web.util import hub, json_body
@@ -39,3 +41,18 @@ def apply_manifest(ns: str) -> Any:
         scope(), ns, body.get("yaml"), dry_run=dry_run, base_versions=base, audit=hub().tenancy.audit
     )
     return jsonify(out)
+
+
+@bp.get("/namespaces/<ns>/workloads/<kind>/<name>/revisions")
+@permission("workloads:read", namespace_arg="ns")
+def workload_revisions(ns: str, kind: str, name: str) -> Any:
+    """The rollout history of a deployment (its ReplicaSets), statefulset or daemonset (its
+    ControllerRevisions), newest first; ``POST …/rollback {"revision": n}`` goes back to one."""
+    k = workload_kind(kind)
+    if k == "Deployment":
+        items = cluster().get_workload(ns, kind, name).get("revisions", [])
+    elif k in ("StatefulSet", "DaemonSet"):
+        items = ControllerRevisions(cluster().api).history(k, ns, name)
+    else:
+        raise Unprocessable(f"a {k} has no revisions to roll back to", field="kind")
+    return jsonify({"kind": k, "namespace": ns, "name": name, "items": items})
