@@ -728,6 +728,8 @@ PATH_VALUES = {
     "pod": "web-0",
     "level": "pods",
     "token_id": "1",
+    "mapping_id": "1",  # an int converter: "x" would not route at all
+    "cluster": "default",
 }
 QUERY_NAMES = [
     "offset",
