@@ -48,6 +48,7 @@ MAX_MANIFEST_BYTES = 256 * 1024  # far above any hand-written manifest
 MAX_ITEMS = 20  # a List of more objects is a deployment pipeline's job, not a form's
 MAX_DEPTH = 40
 HIDDEN = "(hidden)"
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,10 @@ def masked(obj: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if obj is None or obj.get("kind") != "Secret":
         return dict(obj) if obj is not None else None
     out = dict(obj)
+    md = dict(out.get("metadata") or {})
+    if "annotations" in md:  # kubectl apply copies the values into this annotation
+        md["annotations"] = {k: v for k, v in dict(md["annotations"] or {}).items() if k != LAST_APPLIED}
+        out["metadata"] = md
     for key in ("data", "stringData"):
         if isinstance(out.get(key), dict):
             out[key] = {k: HIDDEN for k in out[key]}
@@ -265,7 +270,7 @@ def readable(obj: Mapping[str, Any] | None) -> str:
     annotations = {
         k: v
         for k, v in dict(md.get("annotations") or {}).items()
-        if k != "kubectl.kubernetes.io/last-applied-configuration" and not k.startswith(_CONTROLLER_ANNOTATIONS)
+        if k != LAST_APPLIED and not k.startswith(_CONTROLLER_ANNOTATIONS)
     }
     if annotations:
         md["annotations"] = annotations
@@ -310,7 +315,7 @@ def _status_body(exc: BaseException) -> dict[str, Any]:
 
 
 # ``.spec.replica: field not declared in schema`` (SSA) and ``unknown field "spec.replica"`` (strict decoding)
-_FIELD_IN_MESSAGE = re.compile(r"(?:^|[\s(\[,])(\.[A-Za-z0-9_.\[\]=-]+): ([^,\n\]]+)")
+_FIELD_IN_MESSAGE = re.compile(r"(?:^|[\s(\[,])(\.[A-Za-z0-9_.\[\]=\"/-]+): ([^,\n\]]+)")
 _UNKNOWN_FIELD = re.compile(r'unknown field "([^"]+)"')
 
 

@@ -133,6 +133,10 @@ def test_invalid_and_unknown_fields_are_named(h: HubUnderTest, ns: str) -> None:
     assert status == 422, body
     assert body["field"] == "spec.replicas" and any(p["field"] == "spec.replicas" for p in body["problems"])
 
+    status, body = apply(h, ns, CRONJOB.replace('command: ["true"]', "command: [true]"))
+    assert status == 422, body
+    assert body["field"] == 'spec.jobTemplate.spec.template.spec.containers[name="task"].command[0]', body
+
     status, body = apply(h, ns, manifest("typo", 1, extra="\n  replica: 4"))
     assert status == 422, body
     assert any(p["field"] == "spec.replica" for p in body["problems"]), body
@@ -265,9 +269,116 @@ def test_rollback_through_controller_revisions(h: HubUnderTest, kube: k8s.ApiCli
     assert read(name, ns).spec.template.spec.containers[0].image == "busybox:1.35"
     wait_until(
         lambda: (
-            [(i["revision"], i["images"], i["current"]) for i in h.get(revisions)["items"]][0]
+            next((i["revision"], i["images"], i["current"]) for i in h.get(revisions)["items"])
             == (3, ["busybox:1.35"], True)
         ),
         timeout=60,
         what="revision 3 with the earlier image",
     )
+
+
+SERVICE_AND_INGRESS = """apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Service
+  metadata: {name: front}
+  spec:
+    selector: {app: front}
+    ports: [{port: 80, targetPort: 8080}]
+- apiVersion: networking.k8s.io/v1
+  kind: Ingress
+  metadata: {name: front}
+  spec:
+    rules:
+    - host: front.example.test
+      http:
+        paths:
+        - {path: /, pathType: Prefix, backend: {service: {name: front, port: {number: 80}}}}
+"""
+
+
+def test_service_and_ingress_show_the_pods_behind_them(h: HubUnderTest, kube: k8s.ApiClient, ns: str) -> None:
+    status, body = apply(h, ns, manifest("front", 2), dry_run=False)
+    assert status == 200, body
+    status, body = apply(h, ns, SERVICE_AND_INGRESS, dry_run=False)
+    assert status == 200, body
+    assert [(o["kind"], o["action"]) for o in body["objects"]] == [("Service", "create"), ("Ingress", "create")]
+    core = k8s.CoreV1Api(kube)
+
+    def behind() -> set[str] | None:
+        expected = {
+            p.metadata.name
+            for p in core.list_namespaced_pod(ns, label_selector="app=front").items
+            if p.status.phase == "Running" and not p.metadata.deletion_timestamp
+        }
+        seen = {p["name"] for p in h.get(f"/api/v1/namespaces/{ns}/services/front")["pods"] if p["endpoint_ready"]}
+        return expected if len(expected) == 2 and seen == expected else None
+
+    pods = wait_until(behind, timeout=120, what="the service's two ready endpoints")
+    ingress = h.get(f"/api/v1/namespaces/{ns}/ingresses/front")
+    assert ingress["rules"][0]["host"] == "front.example.test"
+    assert {p["name"] for p in ingress["backends"][0]["pods"]} == pods
+    assert [i["name"] for i in h.get(f"/api/v1/namespaces/{ns}/ingresses")["items"]] == ["front"]
+
+
+CRONJOB = """apiVersion: batch/v1
+kind: CronJob
+metadata: {name: nightly}
+spec:
+  schedule: "0 3 1 1 *"
+  suspend: true
+  jobTemplate:
+    metadata: {labels: {app: nightly}}
+    spec:
+      template:
+        spec:
+          restartPolicy: Never
+          containers: [{name: task, image: busybox:1.36, command: ["true"]}]
+"""
+
+
+def test_cronjob_run_now_creates_a_job_and_suspend_resume(h: HubUnderTest, kube: k8s.ApiClient, ns: str) -> None:
+    status, body = apply(h, ns, CRONJOB, dry_run=False)
+    assert status == 200, body
+    batch = k8s.BatchV1Api(kube)
+    r = h.client.post(f"/api/v1/namespaces/{ns}/workloads/cronjob/nightly/run")
+    assert r.status_code == 201, r.get_json()
+    job = batch.read_namespaced_job(r.get_json()["job"], ns)
+    cronjob = batch.read_namespaced_cron_job("nightly", ns)
+    assert [o.uid for o in job.metadata.owner_references] == [cronjob.metadata.uid]
+    assert job.spec.template.spec.containers[0].image == "busybox:1.36"
+    assert job.metadata.labels["app"] == "nightly"
+
+    r = h.client.post(f"/api/v1/namespaces/{ns}/workloads/cronjob/nightly/resume")
+    assert r.status_code == 200 and r.get_json()["suspended"] is False
+    assert batch.read_namespaced_cron_job("nightly", ns).spec.suspend is False
+    r = h.client.post(f"/api/v1/namespaces/{ns}/workloads/cronjob/nightly/suspend")
+    assert r.status_code == 200 and batch.read_namespaced_cron_job("nightly", ns).spec.suspend is True
+    r = h.client.post(f"/api/v1/namespaces/{ns}/workloads/deployment/site/run")
+    assert r.status_code == 422 and r.get_json()["field"] == "kind"
+
+
+def test_autoscaler_created_for_a_workload_and_read_back(h: HubUnderTest, kube: k8s.ApiClient, ns: str) -> None:
+    status, body = apply(h, ns, manifest("scaled", 1), dry_run=False)
+    assert status == 200, body
+    url = f"/api/v1/namespaces/{ns}/workloads/deployment/scaled/autoscaler"
+    r = h.client.put(url, json={"min_replicas": 2, "max_replicas": 6, "cpu_utilization": 70})
+    assert r.status_code == 200, r.get_json()
+    assert (
+        r.get_json()["objects"][0]["action"] == "create"
+        and "averageUtilization: 70" in r.get_json()["objects"][0]["diff"]
+    )
+    r = h.client.put(url, json={"min_replicas": 7, "max_replicas": 6, "cpu_utilization": 70})
+    assert r.status_code == 422 and r.get_json()["field"] == "min_replicas"
+    r = h.client.put(url, json={"min_replicas": 2, "max_replicas": 6, "cpu_utilization": 70, "dry_run": False})
+    assert r.status_code == 200, r.get_json()
+
+    live = k8s.AutoscalingV2Api(kube).read_namespaced_horizontal_pod_autoscaler("scaled", ns)
+    assert (live.spec.min_replicas, live.spec.max_replicas) == (2, 6)
+    assert live.spec.metrics[0].resource.target.average_utilization == 70
+    view = h.get(f"/api/v1/namespaces/{ns}/autoscalers/scaled")
+    assert view["target"] == {"kind": "Deployment", "name": "scaled"}
+    assert (view["min_replicas"], view["max_replicas"]) == (2, 6)
+    assert view["metrics"][0]["name"] == "cpu" and view["metrics"][0]["target"]["averageUtilization"] == 70
+    assert [a["name"] for a in h.get(f"/api/v1/namespaces/{ns}/autoscalers")["items"]] == ["scaled"]

@@ -13,10 +13,11 @@ from typing import Any
 from flask import Blueprint, jsonify
 
 from hub.collectors.apply import Applier
+from hub.collectors.resources import AroundWorkloads
 from hub.collectors.revisions import ControllerRevisions
 from hub.collectors.workload_actions import workload_kind
 from hub.errors import InvalidInput, Unprocessable
-from web.access import permission, scope
+from web.access import audit, permission, scope
 from web.api.cluster import cluster
 from web.util import hub, json_body
 
@@ -56,3 +57,86 @@ def workload_revisions(ns: str, kind: str, name: str) -> Any:
     else:
         raise Unprocessable(f"a {k} has no revisions to roll back to", field="kind")
     return jsonify({"kind": k, "namespace": ns, "name": name, "items": items})
+
+
+def around() -> AroundWorkloads:
+    service = cluster()
+    return AroundWorkloads(service.api, pods_of=lambda ns: service.pods([ns]), owner_of=service.pod_workload)
+
+
+# -- services and ingresses ----------------------------------------------------------------------
+@bp.get("/namespaces/<ns>/services/<name>")
+@permission("workloads:read", namespace_arg="ns")
+def get_service(ns: str, name: str) -> Any:
+    """One Service and the pods behind it (selector and EndpointSlices; ``endpoint_ready`` says
+    whether each receives traffic)."""
+    return jsonify(around().service(ns, name))
+
+
+@bp.get("/namespaces/<ns>/ingresses")
+@permission("workloads:read", namespace_arg="ns")
+def list_ingresses(ns: str) -> Any:
+    """Ingresses of a namespace: class, hosts, paths and their backend Services, addresses."""
+    return jsonify({"items": around().ingresses(ns)})
+
+
+@bp.get("/namespaces/<ns>/ingresses/<name>")
+@permission("workloads:read", namespace_arg="ns")
+def get_ingress(ns: str, name: str) -> Any:
+    """One Ingress with each backend Service and the pods behind it."""
+    return jsonify(around().ingress(ns, name))
+
+
+# -- jobs and cronjobs ---------------------------------------------------------------------------
+@bp.post("/namespaces/<ns>/workloads/<kind>/<name>/run")
+@permission("workloads:write", namespace_arg="ns")
+def run_workload(ns: str, kind: str, name: str) -> Any:
+    """Run a cronjob now: a Job from its template, owned by it."""
+    if workload_kind(kind) != "CronJob":
+        raise Unprocessable(f"only a cronjob can be run now, not a {kind.lower()}", field="kind")
+    out = around().run_cronjob(ns, name)
+    audit("cluster.run", f"{ns}/{kind.lower()}/{name}", detail={"job": out["job"]})
+    return jsonify(out), 201
+
+
+@bp.post("/namespaces/<ns>/workloads/<kind>/<name>/suspend")
+@permission("workloads:write", namespace_arg="ns")
+def suspend_workload(ns: str, kind: str, name: str) -> Any:
+    """Suspend a cronjob (no new runs) or a job (its pods stop)."""
+    out = around().suspend(ns, kind, name, True)
+    audit("cluster.suspend", f"{ns}/{kind.lower()}/{name}")
+    return jsonify(out)
+
+
+@bp.post("/namespaces/<ns>/workloads/<kind>/<name>/resume")
+@permission("workloads:write", namespace_arg="ns")
+def resume_workload(ns: str, kind: str, name: str) -> Any:
+    """Resume a suspended cronjob or job."""
+    out = around().suspend(ns, kind, name, False)
+    audit("cluster.resume", f"{ns}/{kind.lower()}/{name}")
+    return jsonify(out)
+
+
+# -- horizontal pod autoscalers --------------------------------------------------------------------
+@bp.get("/namespaces/<ns>/autoscalers")
+@permission("workloads:read", namespace_arg="ns")
+def list_autoscalers(ns: str) -> Any:
+    """HorizontalPodAutoscalers (autoscaling/v2) of a namespace: target, replica range, and each
+    metric's current value against its target."""
+    return jsonify({"items": around().autoscalers(ns)})
+
+
+@bp.get("/namespaces/<ns>/autoscalers/<name>")
+@permission("workloads:read", namespace_arg="ns")
+def get_autoscaler(ns: str, name: str) -> Any:
+    """One HorizontalPodAutoscaler: current vs target per metric, replicas, conditions."""
+    return jsonify(around().autoscaler(ns, name))
+
+
+@bp.put("/namespaces/<ns>/workloads/<kind>/<name>/autoscaler")
+@permission("workloads:write", namespace_arg="ns")
+def set_autoscaler(ns: str, kind: str, name: str) -> Any:
+    """Create or edit a workload's autoscaler from the form: ``{"min_replicas": 2, "max_replicas":
+    10, "cpu_utilization": 70, "dry_run": true}``; answers as apply does (diff, 409, 422)."""
+    out = around().set_autoscaler(scope(), ns, kind, name, json_body(), audit=hub().tenancy.audit)
+    return jsonify(out)
