@@ -49,6 +49,7 @@ class Component:
     kind: str  # control-plane | exporter | monitoring | hub | delivery
     job: str = ""
     probe: str = ""
+    readyz: str = ""  # the component's own verbose readiness, read by the hub (API server)
 
     @property
     def primary(self) -> str:
@@ -56,7 +57,7 @@ class Component:
 
 
 COMPONENTS: tuple[Component, ...] = (
-    Component("apiserver", "control-plane", job="apiserver", probe="cluster"),
+    Component("apiserver", "control-plane", job="apiserver", probe="cluster", readyz="apiserver-readyz"),
     Component("etcd", "control-plane", job="etcd"),
     Component("kube-scheduler", "control-plane", job="kube-scheduler"),
     Component("kube-controller-manager", "control-plane", job="kube-controller-manager"),
@@ -83,6 +84,7 @@ class ProbeResult:
     detail: str = ""
     configured: bool = True
     last_ok: float | None = None
+    unknown: bool = False  # the hub may not ask (403): neither up nor down
 
 
 @dataclass(frozen=True)
@@ -331,6 +333,12 @@ class ComponentService:
                 checks.append(Check("hub", _probe_state(result), result.detail))
             if not comp.job:
                 history, floor = self.log.history(comp.probe, now)
+        if comp.readyz:
+            ready = probes.get(comp.readyz)
+            if ready is None:
+                checks.append(Check("readyz", "disabled", "not configured"))
+            else:
+                checks.append(Check("readyz", _probe_state(ready), ready.detail))
         state = worst(c.state for c in checks)
         primary = checks[0].state
         since, before = current_since(history, primary, floor)
@@ -349,9 +357,24 @@ class ComponentService:
         )
 
 
+def readyz_result(text: str, *, name: str = "apiserver-readyz") -> ProbeResult:
+    """A ``/readyz?verbose`` answer (``[+]ping ok`` / ``[-]etcd failed: reason withheld`` lines,
+    then ``readyz check passed`` or ``... failed``) as a probe result naming the failed checks."""
+    lines = [line.strip() for line in text.splitlines()]
+    passed = [line[3:].split(" ")[0] for line in lines if line.startswith("[+]")]
+    failed = [line[3:].split(" ")[0] for line in lines if line.startswith("[-]")]
+    if failed:
+        return ProbeResult(name, ok=False, detail=f"readyz: {', '.join(failed)} failed; {len(passed)} checks ok")
+    if not passed:
+        return ProbeResult(name, ok=False, detail="readyz: no checks in the answer")
+    return ProbeResult(name, ok=True, detail=f"readyz: all {len(passed)} checks ok")
+
+
 def _probe_state(r: ProbeResult) -> str:
     if not r.configured:
         return "disabled"
+    if r.unknown:
+        return "unknown"
     return "up" if r.ok else "down"
 
 

@@ -13,7 +13,8 @@ import smtplib
 import threading
 from typing import TYPE_CHECKING
 
-from hub.collectors.components import ComponentService, ProbeResult
+from hub.collectors.components import ComponentService, ProbeResult, readyz_result
+from hub.errors import HubError
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -38,6 +39,32 @@ def smtp_probe(settings: SmtpSettings) -> ProbeResult:
         return ProbeResult("smtp", ok=False, detail=f"{settings.host}:{settings.port}: {type(exc).__name__}: {exc}")
 
 
+def readyz_probe(hub: Hub) -> ProbeResult:
+    """The API server's own verbose readiness, as the hub's identity may read it (the
+    ``system:public-info-viewer`` role grants /readyz to everyone by default; a 401/403 is
+    "unknown", not "down")."""
+    name = "apiserver-readyz"
+    if hub.cluster is None:
+        return ProbeResult(name, ok=False, detail="no cluster configured", configured=False)
+    api = getattr(hub.cluster, "api", None)
+    if api is None or not hasattr(api, "request"):
+        return ProbeResult(name, ok=False, detail="the cluster adapter cannot read /readyz", unknown=True)
+    try:
+        text = api.request(
+            "GET", "/readyz", query={"verbose": "true"}, verb="get", resource="readyz", raw=True, accept="text/plain"
+        )
+    except HubError as exc:
+        status = getattr(exc, "status", None)
+        if status in (401, 403):
+            return ProbeResult(
+                name, ok=False, detail=f"the hub's identity may not read /readyz ({status})", unknown=True
+            )
+        if "[-]" in str(exc):  # a failing /readyz answers 500 with the verbose list
+            return readyz_result(str(exc), name=name)
+        return ProbeResult(name, ok=False, detail=f"/readyz: {exc}")
+    return readyz_result(str(text), name=name)
+
+
 def build(hub: Hub) -> None:
     def probes() -> list[ProbeResult]:
         out = []
@@ -53,9 +80,10 @@ def build(hub: Hub) -> None:
             detail = f"held by {leader}" if leader else "no replica holds the lease"
             out.append(ProbeResult("leader", ok=bool(leader), detail=detail))
         out.append(smtp_probe(hub.settings.smtp))
+        out.append(readyz_probe(hub))
         # readiness() publishes its probes as kubehub_backend_up; these two too, for the
         # component-smtp and component-leader-lease templates (rules/)
-        for r in out[-2:]:
+        for r in out[-3:-1]:
             if r.configured:
                 hub.metrics.backend_up.labels(r.name).set(1 if r.ok else 0)
         return out

@@ -122,7 +122,13 @@ def test_live_components_agree_with_prometheus_and_the_engines(sandbox: Sandbox,
             # seconds without a point are "unknown": exactly the steps Prometheus has no answer for
             unknown = sum(s["to"] - s["from"] for s in history if s["state"] == "unknown")
             assert unknown == pytest.approx(max(0.0, WINDOW - len(total_at) * STEP), abs=STEP + 1)
-        assert [c["state"] for c in got["apiserver"]["checks"]] == ["up", "up"]
+        # scraped, reached by the hub, and its own /readyz?verbose all checks ok
+        assert [(c["source"], c["state"]) for c in got["apiserver"]["checks"]] == [
+            ("prometheus", "up"),
+            ("hub", "up"),
+            ("readyz", "up"),
+        ]
+        assert re.fullmatch(r"readyz: all \d+ checks ok", got["apiserver"]["checks"][2]["detail"])
         for name in ("prometheus", "state-store", "log-store", "smtp", "leader-lease"):
             assert got[name]["state"] == "up", got[name]
             assert got[name]["since"] is not None and got[name]["since"] <= at

@@ -149,7 +149,7 @@ def test_service_combines_prometheus_and_probes() -> None:
     assert got["node-exporter"]["since_before_history"] is True
     # the API server: scraped up, but the hub's identity cannot reach it -> down, both shown
     assert got["apiserver"]["state"] == "down"
-    assert [c["state"] for c in got["apiserver"]["checks"]] == ["up", "down"]
+    assert [c["state"] for c in got["apiserver"]["checks"]] == ["up", "down", "disabled"]
     assert got["kube-scheduler"]["state"] == "unknown"
     assert got["alert-engine"]["lag_seconds"] == 42.0
     assert got["smtp"]["state"] == "disabled"
@@ -180,4 +180,28 @@ def test_probe_history_accrues_with_since() -> None:
     assert got["history"] == [
         {"from": 1000.0, "to": 1600.0, "state": "up"},
         {"from": 1600.0, "to": 2000.0, "state": "down"},
+    ]
+
+
+def test_readyz_verbose_answers_name_the_failed_checks() -> None:
+    from hub.collectors.components import readyz_result
+
+    ok = "[+]ping ok\n[+]log ok\n[+]etcd ok\nreadyz check passed\n"
+    assert readyz_result(ok) == ProbeResult("apiserver-readyz", ok=True, detail="readyz: all 3 checks ok")
+    bad = "[+]ping ok\n[-]etcd failed: reason withheld\n[+]informer-sync ok\nreadyz check failed\n"
+    r = readyz_result(bad)
+    assert not r.ok and r.detail == "readyz: etcd failed; 2 checks ok"
+    assert not readyz_result("<html>proxy error</html>").ok
+
+
+def test_a_readyz_the_hub_may_not_read_is_unknown_not_down() -> None:
+    probes = [
+        ProbeResult("cluster", ok=True, detail="v1.31"),
+        ProbeResult("apiserver-readyz", ok=False, detail="may not read /readyz (403)", unknown=True),
+    ]
+    got = _by_name(ComponentService(None, lambda: probes, clock=Clock(5000.0)).health())["apiserver"]
+    assert [(c["source"], c["state"]) for c in got["checks"]] == [
+        ("prometheus", "unknown"),
+        ("hub", "up"),
+        ("readyz", "unknown"),
     ]
