@@ -10,6 +10,7 @@ import pytest
 from hub.collectors.cluster import RESOURCE_KINDS, ClusterService
 from hub.collectors.watchcache import WatchCache
 from hub.scope import Scope
+from hub.store.audit import AuditFilter
 from hub.timeutil import FakeClock, iso
 from tests.unit.cluster_fakes import (
     FakeKube,
@@ -203,6 +204,27 @@ def test_secret_listing_has_names_and_labels_but_never_values(world: tuple[Tenan
     body = r.get_json()
     assert [s["name"] for s in body["items"]] == ["db-password"] and body["items"][0]["labels"] == {"team": "a"}
     assert "top-secret-value" not in r.get_data(as_text=True)
+
+
+def test_secret_values_applied_never_come_back_nor_reach_audit_or_logs(
+    world: tuple[TenancyWorld, Cluster], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Apply (issue 19) writes Secret values: they go to the API server and nowhere else."""
+    w, cluster = world
+    value = "applied-secret-value-93"
+    text = f"apiVersion: v1\nkind: Secret\nmetadata: {{name: db-password}}\nstringData: {{password: {value}}}\n"
+    client = w.client("project-operator")
+    with caplog.at_level("DEBUG"):
+        for dry_run in (True, False):
+            r = client.post("/api/v1/namespaces/ns-a1/apply", json={"yaml": text, "dry_run": dry_run})
+            assert r.status_code == 200, r.get_json()
+            assert value not in r.get_data(as_text=True)
+            assert "password: (hidden)" in r.get_json()["objects"][0]["diff"]
+    sent = [body for method, _, body in cluster.kube.requests if method == "PATCH"]
+    assert sent and all(b["stringData"] == {"password": value} for b in sent)  # it did go to Kubernetes
+    assert value not in caplog.text
+    entries, _ = w.hub.tenancy.audit_store.search(AuditFilter(), offset=0, limit=1000)
+    assert any(e.action == "cluster.apply" for e in entries) and value not in repr(entries)
 
 
 def test_when_the_api_server_is_down_reads_serve_the_cache_with_stale_since_and_writes_are_503(
