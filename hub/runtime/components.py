@@ -65,6 +65,42 @@ def readyz_probe(hub: Hub) -> ProbeResult:
     return readyz_result(str(text), name=name)
 
 
+def collector_probes(hub: Hub) -> list[ProbeResult]:
+    """The hub's two collectors: the watch cache of the implicit cluster (every kind listed
+    and watching; ``last_ok`` is the moment it lost the API server, so the answer's lag is how
+    stale the inventory is) and the log shipper (following containers; down while paused for
+    backpressure or failing)."""
+    out = []
+    cluster = hub.cluster
+    if cluster is None:
+        out.append(ProbeResult("inventory", ok=False, detail="no cluster configured", configured=False))
+    else:
+        stores = cluster.cache.stores
+        synced = sum(1 for st in stores.values() if st.synced.is_set())
+        stale = cluster.cache.stale_since()
+        detail = f"{synced}/{len(stores)} kinds loaded"
+        if stale is not None:
+            out.append(
+                ProbeResult("inventory", ok=False, detail=f"{detail}; watches lost the API server", last_ok=stale)
+            )
+        else:
+            out.append(ProbeResult("inventory", ok=synced == len(stores), detail=detail))
+    logs = hub.__dict__.get("logs")
+    shipper = getattr(logs, "shipper", None)
+    if shipper is None:
+        out.append(ProbeResult("log-shipper", ok=False, detail="log shipping is off", configured=False))
+    else:
+        st = shipper.status()
+        detail = f"{st.followed} containers followed, {st.spooled_lines} lines spooled, {st.delivered} delivered"
+        if st.paused:
+            out.append(ProbeResult("log-shipper", ok=False, detail=f"{detail}; paused: spool full"))
+        elif st.last_error:
+            out.append(ProbeResult("log-shipper", ok=False, detail=f"{detail}; {st.last_error}"))
+        else:
+            out.append(ProbeResult("log-shipper", ok=True, detail=detail))
+    return out
+
+
 def build(hub: Hub) -> None:
     def probes() -> list[ProbeResult]:
         out = []
@@ -81,10 +117,12 @@ def build(hub: Hub) -> None:
             out.append(ProbeResult("leader", ok=bool(leader), detail=detail))
         out.append(smtp_probe(hub.settings.smtp))
         out.append(readyz_probe(hub))
-        # readiness() publishes its probes as kubehub_backend_up; these two too, for the
-        # component-smtp and component-leader-lease templates (rules/)
-        for r in out[-3:-1]:
-            if r.configured:
+        out.extend(collector_probes(hub))
+        # readiness() publishes its probes as kubehub_backend_up; the others too, for the
+        # component templates of rules/ (component-smtp, component-leader-lease, ...)
+        published = {"leader", "smtp", "inventory", "log-shipper"}
+        for r in out:
+            if r.name in published and r.configured:
                 hub.metrics.backend_up.labels(r.name).set(1 if r.ok else 0)
         return out
 

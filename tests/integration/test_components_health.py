@@ -79,6 +79,7 @@ def test_live_components_agree_with_prometheus_and_the_engines(sandbox: Sandbox,
         deadline = time.monotonic() + 30
         while not hub.leader_status().get("leader") and time.monotonic() < deadline:
             time.sleep(0.2)
+        assert hub.cluster.cache.wait_synced(list(hub.cluster.cache.stores), 60) == []
         assert _get(app, headers["someone"])[0] == 403
         status, body = _get(app, headers["root"])
         assert status == 200, body
@@ -129,11 +130,12 @@ def test_live_components_agree_with_prometheus_and_the_engines(sandbox: Sandbox,
             ("readyz", "up"),
         ]
         assert re.fullmatch(r"readyz: all \d+ checks ok", got["apiserver"]["checks"][2]["detail"])
-        for name in ("prometheus", "state-store", "log-store", "smtp", "leader-lease"):
+        for name in ("prometheus", "state-store", "log-store", "smtp", "leader-lease", "inventory-collector"):
             assert got[name]["state"] == "up", got[name]
             assert got[name]["since"] is not None and got[name]["since"] <= at
         assert str(sandbox.smtp_port) in got["smtp"]["checks"][0]["detail"]
         assert got["alert-engine"]["state"] == "up"
+        assert got["log-shipper"]["state"] == "disabled"  # logs.ship is off for this hub
     finally:
         hub.close()
 
