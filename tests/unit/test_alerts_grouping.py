@@ -193,6 +193,15 @@ def test_tenants_and_receivers_are_never_grouped_together() -> None:
     ]
 
 
+def test_a_group_by_naming_tenant_or_level_cannot_widen_a_group_past_its_tenant() -> None:
+    sneaky = GroupSettings(per_policy={"pa": ("tenant", "level"), "pb": ("tenant", "level")})
+    w1 = notice("w1", policy="pa", entity="shop/deployment/web", level="workload", tenant="shop", workload="web")
+    w2 = notice("w2", policy="pb", entity="blog/deployment/web", level="workload", tenant="blog", workload="web")
+    assert grouping.group_labels(w1, sneaky)["tenant"] == "shop"
+    out = grouping.group(routed([w1, w2]), {"w1": w1, "w2": w2}, states={}, settings=sneaky, now=T0)
+    assert sorted((m.tenant, tuple(m.notices)) for m in out.messages) == [("blog", ("w2",)), ("shop", ("w1",))]
+
+
 def test_alertmanager_receivers_quota_digests_and_disabled_grouping_pass_through() -> None:
     five = [notice(f"k{i}", policy=f"p{i}", entity="node-1") for i in range(5)]
     am = routed(five, recipient="alertmanager:http://127.0.0.1:9093")

@@ -104,6 +104,8 @@ def group_labels(n: Notice, settings: GroupSettings) -> dict[str, str]:
         names = settings.group_by.get(n.level, DEFAULT_GROUP_BY.get(n.level, ()))
     out = {"tenant": n.tenant, "level": n.level}
     for name in names:
+        if name in out:  # never overwritten: a group_by cannot widen a group past its tenant
+            continue
         value = n.policy_id if name == "policy" else n.labels.get(name, "")
         if not value and name in _ENTITY_LABELS:
             value = n.entity
@@ -135,8 +137,8 @@ def group(
     if not settings.enabled:
         return Grouped(messages=list(messages))
     out = Grouped(messages=[])
-    # (recipient, group id, release or None for now) -> the first plan seen, the keys, labels
-    buckets: dict[tuple[str, str, float | None], tuple[MessagePlan, list[str], dict[str, str]]] = {}
+    # (recipient, tenant, group id, release or None for now) -> the first plan, the keys, labels
+    buckets: dict[tuple[str, str, str, float | None], tuple[MessagePlan, list[str], dict[str, str]]] = {}
     for m in messages:
         if _ungrouped(m):
             out.messages.append(m)
@@ -145,15 +147,14 @@ def group(
         for key in m.notices:
             n = notices.get(key)
             labels = group_labels(n, settings) if n is not None else {"tenant": m.tenant, "policy": m.policy_id}
-            bucket = (m.recipient, group_id(labels), release)
+            bucket = (m.recipient, m.tenant, group_id(labels), release)  # the routed tenant, always
             found = buckets.setdefault(bucket, (m, [], labels))
             if key not in found[1]:
                 found[1].append(key)
     # Each group's release; groups of one receiver and tenant released at the same instant share
     # one message (twenty hot nodes of one cycle: one email listing twenty groups, as before).
     carried: dict[tuple[str, str, float, str], tuple[MessagePlan, list[str], set[str], bool]] = {}
-    for (recipient, gid, release), (first, keys, labels) in buckets.items():
-        tenant = labels.get("tenant", first.tenant)
+    for (recipient, tenant, gid, release), (first, keys, labels) in buckets.items():
         if release is not None:
             at, joins, reason = release, False, first.reason
         else:
