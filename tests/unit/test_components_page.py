@@ -63,3 +63,15 @@ def test_every_component_template_loads_as_a_node_policy(world: TenancyWorld) ->
         r = client.post(f"/api/v1/alerting/policies/templates/component-{comp.name}", json={})
         assert r.status_code == 201, (comp.name, r.get_json())
         assert all(rule.get("expr") for rule in r.get_json()["rules"])
+
+
+def test_policy_pages_show_the_rule_metric_as_words(world: TenancyWorld) -> None:
+    client = world.client("platform-admin")
+    created = client.post("/api/v1/alerting/policies/templates/node-cpu", json={"name": "words-node-cpu"})
+    assert created.status_code == 201, created.get_json()
+    session, _ = world.session("platform-admin")
+    hover = '<abbr class="metric" title="node_cpu_utilisation">节点 CPU 使用率</abbr>'
+    listing = session.get("/alerting/policies?lang=zh", headers=HTML).get_data(as_text=True)
+    assert hover in listing
+    editor = session.get(f"/alerting/node-policies/{created.get_json()['id']}?lang=zh", headers=HTML)
+    assert hover in editor.get_data(as_text=True)
