@@ -258,6 +258,8 @@ def test_rollback_through_controller_revisions(h: HubUnderTest, kube: k8s.ApiCli
         (2, ["busybox:1.36"], True),
         (1, ["busybox:1.35"], False),
     ]
+    page = h.client.get(f"/projects/{ns}/workloads/{kind}/{name}").get_data(as_text=True)
+    assert '<option value="1">' in page and 'action="/projects/' in page  # the console offers revision 1
     r = h.client.post(f"/api/v1/namespaces/{ns}/workloads/{kind}/{name}/rollback", json={"revision": 7})
     assert r.status_code == 422 and r.get_json()["field"] == "revision" and "1, 2" in r.get_json()["error"]
 
@@ -382,3 +384,19 @@ def test_autoscaler_created_for_a_workload_and_read_back(h: HubUnderTest, kube: 
     assert (view["min_replicas"], view["max_replicas"]) == (2, 6)
     assert view["metrics"][0]["name"] == "cpu" and view["metrics"][0]["target"]["averageUtilization"] == 70
     assert [a["name"] for a in h.get(f"/api/v1/namespaces/{ns}/autoscalers")["items"]] == ["scaled"]
+
+
+def test_console_previews_the_diff_then_applies(h: HubUnderTest, kube: k8s.ApiClient, ns: str) -> None:
+    url = f"/projects/{ns}/apply"
+    r = h.client.post(url, data={"yaml": manifest("page", 1), "step": "preview"})
+    html = r.get_data(as_text=True)
+    assert r.status_code == 200, html
+    assert 'class="diff-add">+  replicas: 1</span>' in html and 'id="apply-button"' in html
+    base = html.split('name="base" value="', 1)[1].split('"', 1)[0]
+    r = h.client.post(url, data={"yaml": manifest("page", 1), "step": "apply", "base": base.replace("&#34;", '"')})
+    assert r.status_code == 303 and r.headers["Location"].endswith(f"/projects/{ns}/workloads/deployment/page")
+    assert k8s.AppsV1Api(kube).read_namespaced_deployment("page", ns).spec.replicas == 1
+    r = h.client.post(url, data={"yaml": manifest("page", -3), "step": "preview"})
+    assert r.status_code == 422 and "spec.replicas" in r.get_data(as_text=True)
+    r = h.client.get(f"{url}?kind=deployment&name=page")
+    assert r.status_code == 200 and "replicas: 1" in r.get_data(as_text=True)

@@ -327,11 +327,24 @@ def _register_areas() -> None:
         logs,
         metric_words,
         monitoring,
+        resources,
         roles,
         tenancy,
     )
 
-    for module in (cluster, clusters, tenancy, identity, roles, monitoring, components, metric_words, logs, alerting):
+    for module in (
+        cluster,
+        resources,
+        clusters,
+        tenancy,
+        identity,
+        roles,
+        monitoring,
+        components,
+        metric_words,
+        logs,
+        alerting,
+    ):
         bp.register_blueprint(module.bp)
 
 

@@ -12,6 +12,8 @@ from flask import Blueprint, request, url_for
 
 from hub.collectors.cluster import ClusterService
 from hub.collectors.inventory import ListQuery
+from hub.collectors.revisions import ControllerRevisions
+from hub.collectors.workload_actions import workload_kind
 from hub.errors import HubError, InvalidInput
 from web.access import audit, permission, require, scope
 from web.params import MAX_ID, integer, whole
@@ -25,8 +27,8 @@ KINDS = ("deployment", "statefulset", "daemonset", "job", "cronjob")
 # Actions each kind supports (docs/cluster.md "Actions"); others are not offered.
 ACTIONS_OF = {
     "deployment": ("scale", "restart", "rollback", "image", "delete"),
-    "statefulset": ("scale", "restart", "image", "delete"),
-    "daemonset": ("restart", "image", "delete"),
+    "statefulset": ("scale", "restart", "rollback", "image", "delete"),
+    "daemonset": ("restart", "rollback", "image", "delete"),
     "job": ("delete",),
     "cronjob": ("image", "delete"),
 }
@@ -105,6 +107,9 @@ def workloads() -> Any:
 def workload(ns: str, kind: str, name: str) -> Any:
     """One workload: health, charts, pods, revisions, events, and the actions the user may take."""
     detail = _read(lambda: _cluster().get_workload(ns, kind, name), None)
+    if detail is not None and kind in ("statefulset", "daemonset"):  # their ControllerRevisions, read live
+        history = ControllerRevisions(_cluster().api)
+        detail["revisions"] = attempt(lambda: history.history(workload_kind(kind), ns, name), [])
     actions = ACTIONS_OF.get(kind, ()) if can("workloads:write", namespace=ns) else ()
     return page("workload.html", ns=ns, kind=kind, name=name, w=detail, actions=actions)
 
