@@ -41,7 +41,8 @@ def cluster() -> ClusterService:
     or a 503 naming the API server when that cluster cannot be reached at all."""
     h = hub()
     name = request.args.get("cluster", "")
-    body = request.get_json(silent=True) if request.is_json else None
+    # The body through the hub's bounded decoder (a deeply nested one is a 400, not a RecursionError).
+    body = json_body(required=False) if request.is_json else None
     if isinstance(body, dict) and "cluster" in body and body["cluster"] != (name or h.clusters.implicit.name):
         # Never act on one cluster while the caller meant another: the cluster is named in the query.
         raise Unprocessable("name the cluster with the query parameter ?cluster=, not in the body", field="cluster")
