@@ -63,17 +63,19 @@ _LEADER = {
     },
     "required": ["replica", "leading"],
 }
-_BODIES: dict[str, dict[str, Any]] = {
-    "ops.readyz": {
-        "type": "object",
-        "required": ["ready", "backends", "leader"],
-        "properties": {
-            "ready": {"type": "boolean"},
-            "backends": {"type": "array", "items": {"type": "object"}},
-            "leader": _LEADER,
-        },
-    }
+_READY = {
+    "type": "object",
+    "required": ["ready", "backends", "leader"],
+    "properties": {
+        "ready": {"type": "boolean"},
+        "backends": {"type": "array", "items": {"type": "object"}},
+        "leader": _LEADER,
+    },
 }
+_BODIES: dict[str, dict[str, Any]] = {"ops.readyz": _READY, "ops.serving": _READY}
+# Probes outside /api/ that the document lists, and those among them answering 503 when not ready.
+_OPS_PATHS = frozenset({"/healthz", "/readyz", "/readyz/serving", "/metrics"})
+_READINESS = frozenset({"ops.readyz", "ops.serving"})
 
 
 def _success_statuses(view: Callable[..., Any]) -> list[str]:
@@ -110,7 +112,7 @@ def _responses(endpoint: str, view: Callable[..., Any], method: str, *, public: 
             content = {m: {"schema": schema} for m in media}
             out[status] = {"description": _DESCRIPTIONS.get(status, "success"), "content": content}
     errors = ["400"]
-    api = endpoint not in ("ops.healthz", "ops.readyz", "ops.metrics")
+    api = endpoint not in ("ops.healthz", "ops.metrics") and endpoint not in _READINESS
     if not public:
         errors += ["401", "403"]
     elif api:  # public API operations: logins answer 401 for bad credentials
@@ -123,7 +125,7 @@ def _responses(endpoint: str, view: Callable[..., Any], method: str, *, public: 
         errors.append("413")
     if api:
         errors += ["422", "429", "503"]
-    elif endpoint == "ops.readyz":
+    elif endpoint in _READINESS:
         errors.append("503")
     for status in errors:
         out[status] = {"description": _DESCRIPTIONS[status], **error}
@@ -134,7 +136,7 @@ def _responses(endpoint: str, view: Callable[..., Any], method: str, *, public: 
 def build_openapi(app: Flask) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
-        if not (rule.rule.startswith("/api/") or rule.rule in {"/healthz", "/readyz", "/metrics"}):
+        if not (rule.rule.startswith("/api/") or rule.rule in _OPS_PATHS):
             continue
         view = app.view_functions[rule.endpoint]
         access = getattr(view, "__kubehub_access__", None)

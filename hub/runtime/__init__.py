@@ -172,6 +172,13 @@ class Hub:
             local = self.leadership.fence()
             return {"replica": self.leadership.replica_id, "leading": local is not None, "reason": _one_line(exc)}
 
+    def serving(self) -> BackendStatus:
+        """Whether this replica can serve the console and API at all: the state store answers
+        (``/readyz/serving``, the load balancer's probe; the other backends only degrade pages)."""
+        status = self._probe_state()
+        self.metrics.backend_up.labels(status.name).set(1 if status.ok else 0)
+        return status
+
     def _probe_state(self) -> BackendStatus:
         try:
             self.db.query_one("SELECT 1")

@@ -133,7 +133,7 @@ def test_the_pod_runs_as_non_root_with_a_read_only_root_and_probes(values: dict[
     }
     assert {m["mountPath"] for m in c["volumeMounts"]} == {"/data", "/tmp"}  # the only writable places
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz/serving"
     assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
 
 

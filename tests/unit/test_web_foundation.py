@@ -23,6 +23,39 @@ def test_readyz_lists_the_state_backend(client) -> None:  # type: ignore[no-unty
     assert names["state"]["state"] == "ok"
 
 
+def test_readyz_serving_stays_ready_through_a_metrics_outage_and_not_a_state_store_one(
+    settings, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The load balancer's probe follows the state store only; /readyz follows every backend."""
+    from web import create_app
+
+    down = settings.replace(prometheus={"url": "http://127.0.0.1:9/"})
+    app = create_app(down, testing=True)
+    try:
+        client = app.test_client()
+        full = client.get("/readyz")
+        assert full.status_code == 503
+        assert {b["name"]: b["state"] for b in full.get_json()["backends"]}["prometheus"] == "unreachable"
+        serving = client.get("/readyz/serving")
+        assert serving.status_code == 200
+        body = serving.get_json()
+        assert body["ready"] is True
+        assert [b["name"] for b in body["backends"]] == ["state"]
+        assert "replica" in body["leader"]
+
+        hub = app.extensions["kubehub"]
+
+        def refused(*_args: object, **_kwargs: object) -> None:
+            raise OSError("connection refused")
+
+        monkeypatch.setattr(hub.db, "query_one", refused)
+        gone = client.get("/readyz/serving")
+        assert gone.status_code == 503
+        assert gone.get_json()["backends"][0] == {"name": "state", "state": "unreachable"}
+    finally:
+        app.extensions["kubehub"].close()
+
+
 def test_metrics_are_in_exposition_format(client) -> None:  # type: ignore[no-untyped-def]
     client.get("/healthz")
     r = client.get("/metrics")

@@ -45,6 +45,29 @@ def readyz() -> Any:
     return jsonify(body), 200 if ready else 503
 
 
+@bp.get("/readyz/serving")
+@public
+def serving() -> Any:
+    """Whether this replica can serve requests: 200 while the state store answers, else 503.
+
+    The readiness probe for a load balancer or a Kubernetes Service. ``/readyz`` answers 503
+    while *any* configured backend is down, and an outage of Prometheus, Elasticsearch or the
+    API server (often what the alerts are about) would then take every replica out of the
+    Service at once and darken the console; pages that need the missing backend answer 503
+    naming it instead. The body has the shape of ``/readyz``'s, with the state store only.
+    """
+    status = hub().serving()
+    principal = optional_principal()
+    admin = principal is not None and principal.is_platform_admin
+    backend = status.to_dict()
+    if not admin:
+        backend = {k: v for k, v in backend.items() if k not in ("detail", "reason")}
+    leader = hub().leader_status()
+    if not admin:
+        leader.pop("reason", None)
+    return jsonify({"ready": status.ok, "backends": [backend], "leader": leader}), 200 if status.ok else 503
+
+
 @bp.get("/metrics")
 @public
 def metrics() -> Any:
