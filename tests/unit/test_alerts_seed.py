@@ -36,7 +36,7 @@ def test_the_sandbox_seed_loads_every_template_once_with_project_members_as_rece
     first = seed_alerting(settings, STATE)
     again = seed_alerting(settings, STATE)
     templates = sorted(Path(__file__).resolve().parents[2].joinpath("rules").glob("*.yaml"))
-    node = [t for t in templates if t.name.startswith("node-")]
+    node = [t for t in templates if t.name.startswith(("node-", "component-"))]  # component health: node level
     workload = [t for t in templates if t.name.startswith("workload-")]
     # lead has no address in these credentials: reported, not hidden
     assert first == (
