@@ -14,6 +14,7 @@ from hub.collectors.inventory import (
     WORKLOAD_KINDS,
     workload_from_api,
 )
+from hub.collectors.quotas import Quotas, check_scale, pod_requests
 from hub.collectors.revisions import ControllerRevisions
 from hub.collectors.watchcache import WatchCache
 from hub.errors import InvalidInput, Unprocessable
@@ -104,6 +105,7 @@ class WorkloadActions:
             raise InvalidInput(f"replicas must be a whole number, got {replicas!r}", field="replicas")
         if not 0 <= replicas <= MAX_REPLICAS:
             raise InvalidInput(f"replicas must be between 0 and {MAX_REPLICAS}, got {replicas}", field="replicas")
+        self._check_quota(k, namespace, name, replicas)
         obj = self.api.request(
             "PATCH",
             self._path(k, namespace, name),
@@ -116,6 +118,23 @@ class WorkloadActions:
             fields={"spec.replicas": "replicas"},
         )
         return self._accept(k, obj)
+
+    def _check_quota(self, kind: str, namespace: str, name: str, replicas: int) -> None:
+        """A scale-up the namespace's ResourceQuotas would not admit is refused here, naming the
+        quota (Kubernetes itself would accept it and fail the pods later; see quotas.py)."""
+        quotas = Quotas(self.api)
+        found = quotas.quotas(namespace)
+        if not found:
+            return
+        live = self._get_live(kind, namespace, name)
+        spec = live.get("spec") or {}
+        current = int(spec.get("replicas", 1) or 0)
+        check_scale(
+            found,
+            what=f"scaling {kind.lower()} {namespace}/{name} from {current} to {replicas}",
+            added_pods=replicas - current,
+            per_pod=pod_requests(spec.get("template") or {}, quotas.default_requests(namespace)),
+        )
 
     def restart(self, namespace: str, kind: str, name: str) -> dict[str, Any]:
         """Replace every pod, as ``kubectl rollout restart`` does: a new template annotation makes

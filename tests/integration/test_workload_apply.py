@@ -400,3 +400,67 @@ def test_console_previews_the_diff_then_applies(h: HubUnderTest, kube: k8s.ApiCl
     assert r.status_code == 422 and "spec.replicas" in r.get_data(as_text=True)
     r = h.client.get(f"{url}?kind=deployment&name=page")
     assert r.status_code == 200 and "replicas: 1" in r.get_data(as_text=True)
+
+
+def test_workspace_admin_sets_a_quota_usage_shows_and_a_scale_up_beyond_it_is_refused(
+    h: HubUnderTest, kube: k8s.ApiClient
+) -> None:
+    from tests.integration.cluster_support import PASSWORD
+
+    tenancy = h.hub.tenancy
+    suffix = secrets.token_hex(3)
+    ws, ns, user = f"kh-quota-{suffix}", f"kh-quota-{suffix}", f"quota-admin-{suffix}"
+    tenancy.create_user(user, PASSWORD, platform_role="regular", email=f"{user}@example.com")
+    token = tenancy.issue_token(user, kind="named", name="quota").token
+    admin_headers = {"Authorization": f"Bearer {token}"}
+    r = h.client.post("/api/v1/workspaces", json={"name": ws, "admin": user})
+    assert r.status_code == 201, r.get_json()
+    core = k8s.CoreV1Api(kube)
+    try:
+        r = h.client.post(f"/api/v1/workspaces/{ws}/projects", json={"namespace": ns}, headers=admin_headers)
+        assert r.status_code == 201, r.get_json()
+        quota = {"pods": 3, "cpu": "1", "memory": "1Gi", "default_request": {"cpu": "100m", "memory": "64Mi"}}
+        r = h.client.put(
+            f"/api/v1/workspaces/{ws}/projects/{ns}/quota", json={**quota, "pods": "lots"}, headers=admin_headers
+        )
+        assert r.status_code == 400 and r.get_json()["field"] == "pods"
+        r = h.client.put(f"/api/v1/workspaces/{ws}/projects/{ns}/quota", json=quota, headers=admin_headers)
+        assert r.status_code == 200, r.get_json()
+        live = core.read_namespaced_resource_quota("kubehub-quota", ns)
+        assert live.spec.hard == {"pods": "3", "requests.cpu": "1", "requests.memory": "1Gi"}
+        assert core.read_namespaced_limit_range("kubehub-limits", ns).spec.limits[0].default_request == {
+            "cpu": "100m",
+            "memory": "64Mi",
+        }
+
+        # Two pods of 300m each (the second container takes the LimitRange's default 100m).
+        text = manifest("busy", 2).replace(
+            "        image: nginx:1.25\n",
+            "        image: nginx:1.25\n        resources: {requests: {cpu: 200m, memory: 64Mi}}\n"
+            "      - name: side\n        image: busybox:1.36\n",
+        )
+        status, body = apply(h, ns, text, dry_run=False)
+        assert status == 200, body
+
+        def used() -> dict | None:
+            q = core.read_namespaced_resource_quota("kubehub-quota", ns)
+            return q.status.used if q.status.used and q.status.used.get("pods") == "2" else None
+
+        outside = wait_until(used, timeout=120, what="the quota controller to count two pods")
+        view = h.get(f"/api/v1/namespaces/{ns}/quota")
+        (mine,) = view["quotas"]
+        assert {r["resource"]: r["used"] for r in mine["resources"]} == outside
+        assert outside["requests.cpu"] == "600m"
+
+        # 4 pods would need 1200m of cpu (quota 1): refused naming the quota and the resource.
+        r = h.client.post(f"/api/v1/namespaces/{ns}/workloads/deployment/busy/scale", json={"replicas": 4})
+        assert r.status_code == 422 and r.get_json()["field"] == "replicas", r.get_json()
+        assert "kubehub-quota" in r.get_json()["error"] and "requests.cpu" in r.get_json()["error"]
+        assert k8s.AppsV1Api(kube).read_namespaced_deployment("busy", ns).spec.replicas == 2
+        r = h.client.post(f"/api/v1/namespaces/{ns}/workloads/deployment/busy/scale", json={"replicas": 3})
+        assert r.status_code == 200, r.get_json()
+    finally:
+        try:
+            core.delete_namespace(ns)
+        except k8s.ApiException:
+            pass

@@ -13,10 +13,11 @@ from typing import Any
 from flask import Blueprint, jsonify
 
 from hub.collectors.apply import Applier
+from hub.collectors.quotas import Quotas
 from hub.collectors.resources import AroundWorkloads
 from hub.collectors.revisions import ControllerRevisions
 from hub.collectors.workload_actions import workload_kind
-from hub.errors import InvalidInput, Unprocessable
+from hub.errors import InvalidInput, NotFound, Unprocessable
 from web.access import audit, permission, scope
 from web.api.cluster import cluster
 from web.util import hub, json_body
@@ -139,4 +140,28 @@ def set_autoscaler(ns: str, kind: str, name: str) -> Any:
     """Create or edit a workload's autoscaler from the form: ``{"min_replicas": 2, "max_replicas":
     10, "cpu_utilization": 70, "dry_run": true}``; answers as apply does (diff, 409, 422)."""
     out = around().set_autoscaler(scope(), ns, kind, name, json_body(), audit=hub().tenancy.audit)
+    return jsonify(out)
+
+
+# -- project quotas ------------------------------------------------------------------------------------
+@bp.get("/namespaces/<ns>/quota")
+@permission("workloads:read", namespace_arg="ns")
+def project_quota(ns: str) -> Any:
+    """The project's ResourceQuotas as used against hard, and the containers' default requests."""
+    return jsonify(Quotas(cluster().api).usage(ns))
+
+
+@bp.put("/workspaces/<ws>/projects/<ns>/quota")
+@permission("projects:create", namespace_arg="ns", workspace_arg="ws")
+def set_project_quota(ws: str, ns: str) -> Any:
+    """Set a project's quota (workspace admins: whoever may create the workspace's projects):
+    ``{"cpu": "4", "memory": "8Gi", "pods": 20, "storage": "100Gi", "default_request": {"cpu":
+    "100m", "memory": "128Mi"}, "default_limit": {...}}``. A scale-up beyond it is refused naming it."""
+    project = hub().tenancy.project(ns)
+    if project is None or project.workspace != ws:
+        raise NotFound(f"no project {ns} in workspace {ws}")
+    body = json_body()
+    out = Quotas(cluster().api).set(ns, body)
+    keys = ("cpu", "memory", "pods", "storage", "default_request", "default_limit")
+    audit("project.quota", f"namespace/{ns}", detail={k: body[k] for k in keys if k in body})
     return jsonify(out)
