@@ -451,6 +451,8 @@ def test_workspace_admin_sets_a_quota_usage_shows_and_a_scale_up_beyond_it_is_re
         (mine,) = view["quotas"]
         assert {r["resource"]: r["used"] for r in mine["resources"]} == outside
         assert outside["requests.cpu"] == "600m"
+        page = h.client.get(f"/projects/{ns}", headers=admin_headers).get_data(as_text=True)
+        assert 'id="project-quota"' in page and "600m" in page and 'id="quota-form"' in page
 
         # 4 pods would need 1200m of cpu (quota 1): refused naming the quota and the resource.
         r = h.client.post(f"/api/v1/namespaces/{ns}/workloads/deployment/busy/scale", json={"replicas": 4})

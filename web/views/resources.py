@@ -13,10 +13,11 @@ from typing import Any
 from flask import Blueprint, request, url_for
 
 from hub.collectors.apply import Applier, ApplyConflict, ManifestInvalid
-from hub.errors import HubError, InvalidInput
-from web.access import permission, scope
+from hub.collectors.quotas import Quotas
+from hub.errors import HubError, InvalidInput, NotFound
+from web.access import audit, permission, scope
 from web.util import hub
-from web.views.common import _, attempt, done, page, require_cluster
+from web.views.common import _, attempt, can, done, failed, page, require_cluster
 
 bp = Blueprint("resources", __name__)
 
@@ -90,3 +91,38 @@ def apply_submit(ns: str) -> Any:
         base=json.dumps(versions),
     )
     return html, status
+
+
+# -- project quotas ------------------------------------------------------------------------------------
+@bp.app_context_processor
+def _quota_helper() -> dict[str, Any]:
+    """``project_quota(ns)`` for the project page: usage against quota, or None without a cluster
+    or for a caller who may not read the project's workloads."""
+
+    def project_quota(ns: str) -> dict[str, Any] | None:
+        if not can("workloads:read", namespace=ns) or hub().cluster is None:
+            return None
+        usage: dict[str, Any] | None = attempt(lambda: Quotas(require_cluster().api).usage(ns), None)
+        return usage
+
+    return {"project_quota": project_quota}
+
+
+@bp.post("/workspaces/<ws>/projects/<ns>/quota")
+@permission("projects:create", namespace_arg="ns", workspace_arg="ws")
+def set_quota(ws: str, ns: str) -> Any:
+    """The quota form of the project page (workspace admins)."""
+    target = url_for("views.tenancy.project", ns=ns)
+    form = request.form
+    body: dict[str, Any] = {k: form.get(k, "").strip() for k in ("cpu", "memory", "pods", "storage")}
+    request_defaults = {"cpu": form.get("default_cpu", "").strip(), "memory": form.get("default_memory", "").strip()}
+    body["default_request"] = {k: v for k, v in request_defaults.items() if v}
+    try:
+        project = hub().tenancy.project(ns)
+        if project is None or project.workspace != ws:
+            raise NotFound(f"no project {ns} in workspace {ws}")
+        Quotas(require_cluster().api).set(ns, body)
+    except HubError as exc:
+        return failed(exc, target)
+    audit("project.quota", f"namespace/{ns}", detail={k: v for k, v in body.items() if v})
+    return done(_("quota.saved", ns=ns), target)
