@@ -124,14 +124,21 @@ def check_scale(
             wanted = need * added_pods
             if have + wanted > limit:
                 over.append(
-                    f"{_fmt(wanted)} more {resource}, but quota {name} allows {hard[resource]} "
+                    f"{_fmt(resource, wanted)} more {resource}, but quota {name} allows {hard[resource]} "
                     f"and {used.get(resource, '0')} is used"
                 )
     if over:
         raise Unprocessable(f"{what} needs " + "; ".join(over), field="replicas")
 
 
-def _fmt(value: Decimal) -> str:
+def _fmt(resource: str, value: Decimal) -> str:
+    """A quantity as a person writes it: ``600m`` of cpu, ``192Mi`` of memory."""
+    if resource.endswith("cpu") and value != value.to_integral_value():
+        return f"{int(value * 1000)}m"
+    if resource.endswith(("memory", "storage")) and value >= 1024**2:
+        for unit, size in (("Gi", 1024**3), ("Mi", 1024**2)):
+            if value % size == 0:
+                return f"{int(value / size)}{unit}"
     return format(value.normalize(), "f")
 
 

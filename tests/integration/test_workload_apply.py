@@ -454,10 +454,10 @@ def test_workspace_admin_sets_a_quota_usage_shows_and_a_scale_up_beyond_it_is_re
         page = h.client.get(f"/projects/{ns}", headers=admin_headers).get_data(as_text=True)
         assert 'id="project-quota"' in page and "600m" in page and 'id="quota-form"' in page
 
-        # 4 pods would need 1200m of cpu (quota 1): refused naming the quota and the resource.
+        # 2 more pods need 600m more cpu (600m used of 1) and 2 more pods (2 of 3): refused naming both.
         r = h.client.post(f"/api/v1/namespaces/{ns}/workloads/deployment/busy/scale", json={"replicas": 4})
         assert r.status_code == 422 and r.get_json()["field"] == "replicas", r.get_json()
-        assert "kubehub-quota" in r.get_json()["error"] and "requests.cpu" in r.get_json()["error"]
+        assert "kubehub-quota" in r.get_json()["error"] and "600m more requests.cpu" in r.get_json()["error"]
         assert k8s.AppsV1Api(kube).read_namespaced_deployment("busy", ns).spec.replicas == 2
         r = h.client.post(f"/api/v1/namespaces/{ns}/workloads/deployment/busy/scale", json={"replicas": 3})
         assert r.status_code == 200, r.get_json()
