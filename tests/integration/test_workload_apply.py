@@ -359,6 +359,13 @@ def test_cronjob_run_now_creates_a_job_and_suspend_resume(h: HubUnderTest, kube:
     assert r.status_code == 200 and batch.read_namespaced_cron_job("nightly", ns).spec.suspend is True
     r = h.client.post(f"/api/v1/namespaces/{ns}/workloads/deployment/site/run")
     assert r.status_code == 422 and r.get_json()["field"] == "kind"
+    # The console's button does the same: a second Job owned by the CronJob.
+    r = h.client.post(f"/projects/{ns}/workloads/cronjob/nightly/run")
+    assert r.status_code == 303
+    owned = [
+        j for j in batch.list_namespaced_job(ns).items if j.metadata.owner_references[0].uid == cronjob.metadata.uid
+    ]
+    assert len(owned) == 2
 
 
 def test_autoscaler_created_for_a_workload_and_read_back(h: HubUnderTest, kube: k8s.ApiClient, ns: str) -> None:
@@ -384,6 +391,15 @@ def test_autoscaler_created_for_a_workload_and_read_back(h: HubUnderTest, kube: 
     assert (view["min_replicas"], view["max_replicas"]) == (2, 6)
     assert view["metrics"][0]["name"] == "cpu" and view["metrics"][0]["target"]["averageUtilization"] == 70
     assert [a["name"] for a in h.get(f"/api/v1/namespaces/{ns}/autoscalers")["items"]] == ["scaled"]
+    page = h.client.get(f"/projects/{ns}/workloads/deployment/scaled").get_data(as_text=True)
+    assert 'id="workload-autoscaler"' in page and "70 %" in page
+    r = h.client.post(
+        f"/projects/{ns}/workloads/deployment/scaled/autoscaler",
+        data={"min_replicas": "2", "max_replicas": "8", "cpu_utilization": "60"},
+    )
+    assert r.status_code == 303
+    live = k8s.AutoscalingV2Api(kube).read_namespaced_horizontal_pod_autoscaler("scaled", ns)
+    assert live.spec.max_replicas == 8 and live.spec.metrics[0].resource.target.average_utilization == 60
 
 
 def test_console_previews_the_diff_then_applies(h: HubUnderTest, kube: k8s.ApiClient, ns: str) -> None:

@@ -14,6 +14,7 @@ from flask import Blueprint, request, url_for
 
 from hub.collectors.apply import Applier, ApplyConflict, ManifestInvalid
 from hub.collectors.quotas import Quotas
+from hub.collectors.resources import AroundWorkloads
 from hub.errors import HubError, InvalidInput, NotFound
 from web.access import audit, permission, scope
 from web.util import hub
@@ -126,3 +127,63 @@ def set_quota(ws: str, ns: str) -> Any:
         return failed(exc, target)
     audit("project.quota", f"namespace/{ns}", detail={k: v for k, v in body.items() if v})
     return done(_("quota.saved", ns=ns), target)
+
+
+# -- cronjobs, jobs and autoscalers on the workload page ----------------------------------------------
+def _around() -> AroundWorkloads:
+    service = require_cluster()
+    return AroundWorkloads(service.api, pods_of=lambda ns: service.pods([ns]), owner_of=service.pod_workload)
+
+
+@bp.app_context_processor
+def _autoscaler_helper() -> dict[str, Any]:
+    """``workload_autoscaler(ns, kind, name)`` for the workload page: the HPA that scales it
+    (current vs target), or None."""
+
+    def workload_autoscaler(ns: str, kind: str, name: str) -> dict[str, Any] | None:
+        if kind not in ("deployment", "statefulset") or not can("workloads:read", namespace=ns):
+            return None
+        items: list[dict[str, Any]] = attempt(lambda: _around().autoscalers(ns), [])
+        return next(
+            (a for a in items if (a["target"]["kind"] or "").lower() == kind and a["target"]["name"] == name), None
+        )
+
+    return {"workload_autoscaler": workload_autoscaler}
+
+
+@bp.post("/projects/<ns>/workloads/<kind>/<name>/<any(run, suspend, resume):op>")
+@permission("workloads:write", namespace_arg="ns")
+def workload_job_action(ns: str, kind: str, name: str, op: str) -> Any:
+    """Run a cronjob now, or suspend/resume a cronjob or job."""
+    target = url_for("views.cluster.workload", ns=ns, kind=kind, name=name)
+    try:
+        if op == "run":
+            if kind != "cronjob":
+                raise InvalidInput(_("jobs.only_cronjobs"), field="kind")
+            out = _around().run_cronjob(ns, name)
+            audit("cluster.run", f"{ns}/{kind}/{name}", detail={"job": out["job"]})
+            return done(_("jobs.started", job=out["job"]), target)
+        _around().suspend(ns, kind, name, op == "suspend")
+        audit(f"cluster.{op}", f"{ns}/{kind}/{name}")
+    except HubError as exc:
+        return failed(exc, target)
+    return done(_("jobs." + ("suspended" if op == "suspend" else "resumed"), name=name), target)
+
+
+@bp.post("/projects/<ns>/workloads/<kind>/<name>/autoscaler")
+@permission("workloads:write", namespace_arg="ns")
+def workload_autoscaler_set(ns: str, kind: str, name: str) -> Any:
+    """The autoscaler form: min, max and CPU utilisation target, applied at once."""
+    target = url_for("views.cluster.workload", ns=ns, kind=kind, name=name)
+    form = request.form
+    try:
+        body: dict[str, Any] = {"dry_run": False}
+        for field in ("min_replicas", "max_replicas", "cpu_utilization"):
+            raw = (form.get(field) or "").strip()
+            if not raw.isdigit() or len(raw) > 6:
+                raise InvalidInput(_("workload.whole_number", field=field), field=field)
+            body[field] = int(raw)
+        _around().set_autoscaler(scope(), ns, kind, name, body, audit=hub().tenancy.audit)
+    except HubError as exc:
+        return failed(exc, target)
+    return done(_("autoscaler.saved", name=name), target)
