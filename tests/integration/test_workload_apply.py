@@ -322,6 +322,11 @@ def test_service_and_ingress_show_the_pods_behind_them(h: HubUnderTest, kube: k8
     assert ingress["rules"][0]["host"] == "front.example.test"
     assert {p["name"] for p in ingress["backends"][0]["pods"]} == pods
     assert [i["name"] for i in h.get(f"/api/v1/namespaces/{ns}/ingresses")["items"]] == ["front"]
+    listing = h.client.get(f"/projects/{ns}/services").get_data(as_text=True)
+    assert 'id="services-list"' in listing and ">front</a>" in listing
+    for path in (f"/projects/{ns}/services/front", f"/projects/{ns}/ingresses/front"):
+        r = h.client.get(path)
+        assert r.status_code == 200 and all(p in r.get_data(as_text=True) for p in pods), path
 
 
 CRONJOB = """apiVersion: batch/v1

@@ -13,6 +13,7 @@ from typing import Any
 from flask import Blueprint, request, url_for
 
 from hub.collectors.apply import Applier, ApplyConflict, ManifestInvalid
+from hub.collectors.inventory import ListQuery
 from hub.collectors.quotas import Quotas
 from hub.collectors.resources import AroundWorkloads
 from hub.errors import HubError, InvalidInput, NotFound
@@ -23,6 +24,7 @@ from web.views.common import _, attempt, can, done, failed, page, require_cluste
 bp = Blueprint("resources", __name__)
 
 WORKLOAD_PAGES = ("deployment", "statefulset", "daemonset", "job", "cronjob")
+ALL = ListQuery(limit=5000, offset=0, label_selector="", name="")
 
 
 def _applier() -> Applier:
@@ -187,3 +189,29 @@ def workload_autoscaler_set(ns: str, kind: str, name: str) -> Any:
     except HubError as exc:
         return failed(exc, target)
     return done(_("autoscaler.saved", name=name), target)
+
+
+# -- services and ingresses --------------------------------------------------------------------------
+@bp.get("/projects/<ns>/services")
+@permission("workloads:read", namespace_arg="ns")
+def services(ns: str) -> Any:
+    """A project's Services and Ingresses."""
+    listed = attempt(lambda: require_cluster().list_services(ns, ALL).to_dict(), {"items": []})
+    ingresses = attempt(lambda: _around().ingresses(ns), [])
+    return page("services.html", ns=ns, services=listed["items"], ingresses=ingresses, service=None, ingress=None)
+
+
+@bp.get("/projects/<ns>/services/<name>")
+@permission("workloads:read", namespace_arg="ns")
+def service(ns: str, name: str) -> Any:
+    """One Service and the pods behind it."""
+    detail = attempt(lambda: _around().service(ns, name), None)
+    return page("services.html", ns=ns, services=[], ingresses=[], service=detail, ingress=None)
+
+
+@bp.get("/projects/<ns>/ingresses/<name>")
+@permission("workloads:read", namespace_arg="ns")
+def ingress(ns: str, name: str) -> Any:
+    """One Ingress, its rules, and the pods behind each backend Service."""
+    detail = attempt(lambda: _around().ingress(ns, name), None)
+    return page("services.html", ns=ns, services=[], ingresses=[], service=None, ingress=detail)
