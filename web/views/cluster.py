@@ -109,7 +109,8 @@ def workload(ns: str, kind: str, name: str) -> Any:
     detail = _read(lambda: _cluster().get_workload(ns, kind, name), None)
     if detail is not None and kind in ("statefulset", "daemonset"):  # their ControllerRevisions, read live
         history = ControllerRevisions(_cluster().api)
-        detail["revisions"] = attempt(lambda: history.history(workload_kind(kind), ns, name), [])
+        none: list[dict[str, Any]] = []
+        detail["revisions"] = attempt(lambda: history.history(workload_kind(kind), ns, name), none)
     actions = ACTIONS_OF.get(kind, ()) if can("workloads:write", namespace=ns) else ()
     return page("workload.html", ns=ns, kind=kind, name=name, w=detail, actions=actions)
 

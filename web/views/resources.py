@@ -196,8 +196,9 @@ def workload_autoscaler_set(ns: str, kind: str, name: str) -> Any:
 @permission("workloads:read", namespace_arg="ns")
 def services(ns: str) -> Any:
     """A project's Services and Ingresses."""
-    listed = attempt(lambda: require_cluster().list_services(ns, ALL).to_dict(), {"items": []})
-    ingresses = attempt(lambda: _around().ingresses(ns), [])
+    none: list[dict[str, Any]] = []
+    listed: dict[str, Any] = attempt(lambda: require_cluster().list_services(ns, ALL).to_dict(), {"items": none})
+    ingresses: list[dict[str, Any]] = attempt(lambda: _around().ingresses(ns), none)
     return page("services.html", ns=ns, services=listed["items"], ingresses=ingresses, service=None, ingress=None)
 
 
