@@ -481,6 +481,10 @@ class Applier:
                     current=readable(current),
                     submitted=readable(obj),
                 )
+            # Kubernetes would accept the workload and refuse its pods later; say so now.
+            from hub.collectors.quotas import Quotas  # quotas builds on this module: imported here
+
+            Quotas(self.api).check_workload(obj, current, where=where)
             plans.append((info, obj, current))
         out: list[dict[str, Any]] = []
         for i, (info, obj, current) in enumerate(plans):

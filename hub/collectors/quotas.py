@@ -107,8 +107,9 @@ def check_scale(
     what: str,
     added_pods: int,
     per_pod: Mapping[str, Decimal],
+    field: str = "replicas",
 ) -> None:
-    """Refuse (422 ``replicas``, naming the quota and the resource) when ``added_pods`` more pods
+    """Refuse (422 ``field``, naming the quota and the resource) when ``added_pods`` more pods
     of ``per_pod`` each would exceed what a quota still admits."""
     if added_pods <= 0:
         return
@@ -128,7 +129,7 @@ def check_scale(
                     f"and {used.get(resource, '0')} is used"
                 )
     if over:
-        raise Unprocessable(f"{what} needs " + "; ".join(over), field="replicas")
+        raise Unprocessable(f"{what} needs " + "; ".join(over), field=field)
 
 
 def _fmt(resource: str, value: Decimal) -> str:
@@ -172,6 +173,30 @@ class Quotas:
                 if limit.get("type") == "Container":
                     out.update({k: str(v) for k, v in (limit.get("defaultRequest") or {}).items()})
         return out
+
+    def check_workload(self, obj: Mapping[str, Any], current: Mapping[str, Any] | None, *, where: str = "") -> None:
+        """Refuse a Deployment or StatefulSet whose apply would add pods the quotas would not
+        admit (as a scale-up; see :meth:`check_scale`)."""
+        if obj.get("kind") not in ("Deployment", "StatefulSet"):
+            return
+        md = obj.get("metadata") or {}
+        namespace, name = str(md.get("namespace") or ""), str(md.get("name") or "")
+        spec = obj.get("spec") or {}
+        wanted = spec.get("replicas", 1)
+        have = ((current or {}).get("spec") or {}).get("replicas", 0) if current is not None else 0
+        if not isinstance(wanted, int) or isinstance(wanted, bool) or not isinstance(have, int) or wanted <= have:
+            return
+        found = self.quotas(namespace)
+        if not found:
+            return
+        check_scale(
+            found,
+            what=f"{'creating' if current is None else 'applying'} {str(obj['kind']).lower()} {namespace}/{name} "
+            f"with {wanted} replicas",
+            added_pods=wanted - have,
+            per_pod=pod_requests(spec.get("template") or {}, self.default_requests(namespace)),
+            field=f"{where}spec.replicas",
+        )
 
     def usage(self, namespace: str) -> dict[str, Any]:
         """Every ResourceQuota of the namespace as used against hard, and the container defaults."""

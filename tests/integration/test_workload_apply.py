@@ -482,6 +482,10 @@ def test_workspace_admin_sets_a_quota_usage_shows_and_a_scale_up_beyond_it_is_re
         assert k8s.AppsV1Api(kube).read_namespaced_deployment("busy", ns).spec.replicas == 2
         r = h.client.post(f"/api/v1/namespaces/{ns}/workloads/deployment/busy/scale", json={"replicas": 3})
         assert r.status_code == 200, r.get_json()
+        # A new workload that would not fit is refused at the preview already, not left to fail its pods.
+        status, body = apply(h, ns, text.replace("busy", "more").replace("replicas: 2", "replicas: 1"))
+        assert status == 422 and body["field"] == "spec.replicas", body
+        assert "kubehub-quota" in body["error"] and "requests.cpu" in body["error"]
     finally:
         try:
             core.delete_namespace(ns)
