@@ -201,6 +201,12 @@ def test_secret_values_never_come_back(h: HubUnderTest, kube: k8s.ApiClient, ns:
     assert {"password", "other"} <= set(live.data)  # written for real, the other key kept
     r = h.client.post(f"/api/v1/namespaces/{ns}/apply", json={"yaml": text.replace(value, value + "x")})
     assert r.status_code == 200 and value not in r.get_data(as_text=True)
+    # The console's list and its editor: the Secret's name and metadata, never a value.
+    listing = h.client.get(f"/projects/{ns}/services").get_data(as_text=True)
+    assert "creds" in listing and "kind=secret&amp;name=creds" in listing
+    editor = h.client.get(f"/projects/{ns}/apply?kind=secret&name=creds")
+    assert editor.status_code == 200 and "name: creds" in editor.get_data(as_text=True)
+    assert value not in editor.get_data(as_text=True) and other not in editor.get_data(as_text=True)
     entries, _ = h.hub.tenancy.audit_store.search(AuditFilter(), offset=0, limit=1000)
     applied = [e for e in entries if e.action == "cluster.apply" and "creds" in e.target]
     assert applied and value not in repr(entries) and other not in repr(entries)

@@ -195,11 +195,23 @@ def workload_autoscaler_set(ns: str, kind: str, name: str) -> Any:
 @bp.get("/projects/<ns>/services")
 @permission("workloads:read", namespace_arg="ns")
 def services(ns: str) -> Any:
-    """A project's Services and Ingresses."""
+    """A project's Services and Ingresses, and its ConfigMaps and Secrets by name (to edit)."""
     none: list[dict[str, Any]] = []
     listed: dict[str, Any] = attempt(lambda: require_cluster().list_services(ns, ALL).to_dict(), {"items": none})
     ingresses: list[dict[str, Any]] = attempt(lambda: _around().ingresses(ns), none)
-    return page("services.html", ns=ns, services=listed["items"], ingresses=ingresses, service=None, ingress=None)
+    config: dict[str, Any] = {
+        "configmap": attempt(lambda: require_cluster().list_configmaps(ns, ALL).to_dict()["items"], none),
+        "secret": attempt(lambda: require_cluster().list_secrets(ns, ALL).to_dict()["items"], none),
+    }
+    return page(
+        "services.html",
+        ns=ns,
+        services=listed["items"],
+        ingresses=ingresses,
+        config=config,
+        service=None,
+        ingress=None,
+    )
 
 
 @bp.get("/projects/<ns>/services/<name>")
