@@ -80,3 +80,40 @@ def test_an_upload_shows_the_report_and_creates_the_policies(world: TenancyWorld
     assert "uploaded" in names
     viewer, _ = world.session("project-viewer")
     assert viewer.get(url, headers=HTML).status_code == 403
+
+
+def test_a_form_save_keeps_the_fields_the_form_does_not_show(world: TenancyWorld) -> None:
+    """group_by, a PromQL rule's labels and description: set through the API, kept by the form."""
+    client, csrf = world.session("project-operator")
+    created = world.hub.alerting.create_policy(
+        {
+            "name": "kept-fields",
+            "level": "workload",
+            "namespace": HOME_NAMESPACE,
+            "target": {"workloads": [{"kind": "*", "name": "*"}]},
+            "rules": [
+                {
+                    "name": "crash",
+                    "expr": "increase(kube_pod_container_status_restarts_total[5m]) > 2",
+                    "period": "1m",
+                    "for": "2m",
+                    "severity": "major",
+                    "labels": {"team": "checkout"},
+                    "description": "restarts of {{ $labels.pod }}",
+                }
+            ],
+            "notification": {"receivers": [{"email": "oncall@example.com"}], "group_by": ["namespace"]},
+        },
+        level="workload",
+        namespace=HOME_NAMESPACE,
+        actor="test",
+    )
+    data = form(csrf, "increase(kube_pod_container_status_restarts_total[5m]) > 3") | {"name": "kept-fields"}
+    r = client.post(f"/projects/{HOME_NAMESPACE}/alerting/policies/{created['id']}", data=data, headers=HTML)
+    assert r.status_code == 303, r.get_data(as_text=True)[:2000]
+    saved = world.hub.alerting.get_policy(created["id"], level="workload", namespace=HOME_NAMESPACE)
+    (rule,) = saved["rules"]
+    assert rule["expr"].endswith("> 3")  # the form's change
+    assert rule["labels"] == {"team": "checkout"} and rule["description"] == "restarts of {{ $labels.pod }}"
+    assert saved["notification"]["group_by"] == ["namespace"]
+    assert rule["summary"] == "{{ $labels.pod }} restarts"  # shown by the form: the form's value

@@ -145,6 +145,49 @@ def document_from_form(form: Any, *, level: str, namespace: str | None) -> dict[
     return doc
 
 
+# What the editor's fields show; a stored policy's other fields (a notification's group_by, a
+# PromQL rule's labels and description, fields added later) are kept by a form save.
+_FORM_TOP = frozenset(
+    {"name", "level", "description", "enabled", "namespace", "target", "rules", "notification", "repeat"}
+)
+_FORM_NOTIFICATION = frozenset({"receivers", "send_resolved", "window"})
+_FORM_RULE = {
+    "expr": frozenset({"name", "expr", "period", "severity", "for", "consecutive", "summary"}),
+    "metric": frozenset(
+        {"name", "metric", "aggregation", "comparator", "threshold", "unit", "period", "consecutive", "severity"}
+    ),
+}
+_STORED_ONLY = frozenset({"id", "version", "created_by", "created_at", "updated_by", "updated_at", "status"})
+
+
+def keep_what_the_form_does_not_show(document: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """The form's document plus the stored policy's fields the editor has no field for.
+
+    Saving through the form must not drop what the form cannot show: a field absent from the
+    form is carried over from the stored policy (a rule by its name, when it is still the same
+    kind of rule); a field the form shows, even emptied, is the form's.
+    """
+    out = dict(document)
+    for key, value in stored.items():
+        if key not in _FORM_TOP and key not in _STORED_ONLY and key not in out:
+            out[key] = value
+    old_note, new_note = stored.get("notification"), out.get("notification")
+    if isinstance(old_note, dict) and isinstance(new_note, dict):
+        kept = {k: v for k, v in old_note.items() if k not in _FORM_NOTIFICATION and k not in new_note}
+        out["notification"] = {**new_note, **kept}
+    old_rules = {r.get("name"): r for r in stored.get("rules") or [] if isinstance(r, dict)}
+    rules = []
+    for rule in out.get("rules") or []:
+        old = old_rules.get(rule.get("name")) if isinstance(rule, dict) else None
+        kind = "expr" if isinstance(rule, dict) and "expr" in rule else "metric"
+        if isinstance(old, dict) and ("expr" in old) == (kind == "expr"):
+            rule = {**rule, **{k: v for k, v in old.items() if k not in _FORM_RULE[kind] and k not in rule}}
+        rules.append(rule)
+    if "rules" in out:
+        out["rules"] = rules
+    return out
+
+
 def _problems_of(exc: HubError) -> dict[str, str]:
     if isinstance(exc, PolicyInvalid) and exc.problems:
         return {p.path or "(document)": p.message for p in exc.problems}
@@ -302,6 +345,8 @@ def _save(level: str, ns: str | None, pid: str | None) -> Any:
         ctype = "yaml"
     else:
         document = document_from_form(form, level=level, namespace=ns)
+        if pid:
+            document = keep_what_the_form_does_not_show(document, svc.get_policy(pid, level=level, namespace=ns))
         ctype = "json"
     try:
         if pid:
