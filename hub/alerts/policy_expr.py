@@ -134,7 +134,7 @@ def _humanize(value: float, base: float, prefixes: tuple[str, ...]) -> str:
 
 
 def parse_expr_rule(c: Any, r: Mapping[str, Any], path: str, level: str, namespace: str | None) -> Rule:
-    """Validate a PromQL rule (``c`` is policy_check's problem collector)."""
+    """Validate a PromQL rule (``c`` is policy_checker's problem collector)."""
     name = c.string(r.get("name"), f"{path}.name", required=True)
     expr = c.string(r.get("expr"), f"{path}.expr", required=True)
     if expr:
