@@ -22,6 +22,9 @@ and of vector-vector operations; a result without the namespace label (``sum by 
 beyond a week; selectors without a metric name (``{__name__=~"..."}``) or with
 ``__name__`` matchers besides the name; Prometheus 3's ``or`` inside braces; functions not on
 the allow-list (``info``, experimental ones); expressions over the length and depth limits.
+
+Over 400 lines because the printer must handle every node type of the PromQL tree and each
+refusal above in one place; split, a construct could slip through between modules.
 """
 
 from __future__ import annotations

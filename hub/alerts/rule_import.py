@@ -14,6 +14,9 @@ recording rule, a malformed entry), naming the file, group and rule.
 Export: policies as one ``PrometheusRule`` (one group per policy and period). A PromQL rule
 exports its expression as the hub evaluates it (a tenant's scoped); a catalogue rule the
 alerting rule docs/alerting.md "The same rule in Prometheus" gives.
+
+Over 400 lines because import reports on every rule (imported, changed and why, or refused
+and why) and export must give back what import reads; both sides share the same field rules.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ generated models for 20,000 pods and lets one code path serve every resource kin
 Everything that leaves this module is a plain dict, a domain object or a HubError:
 :func:`hub.collectors.k8s_errors.error_from_status` maps HTTP failures, connection failures
 become ``BackendUnavailable("kubernetes API server", ...)``.
+
+Just over 400 lines because it is the one importer of ``kubernetes``: choosing and opening
+the connection and every request, list page, watch and log read go through the client here.
 """
 
 from __future__ import annotations

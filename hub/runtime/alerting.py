@@ -15,6 +15,9 @@ validation) and ``alert_query`` (one PromQL per distinct key), the Prometheus ad
 and range queries (returning frames), the tenancy service's users (receiver validation and
 email addresses), platform admins (the hub's own meta-alert) and audit log, and the log store
 (evidence lines in alert emails, ``hub/runtime/evidence.py``).
+
+Over 400 lines because it is the alerting area's wiring: the engine's scheduler and the
+callables that join it to the other areas are built together from one ``Hub``.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ scoped here by the tenancy service: tenants see their projects' objects, platfor
 everything, including node-level alerts. Ids outside the scope are 404s, never 403s.
 
 Policy documents may be sent as JSON or, with ``Content-Type: application/yaml``, as YAML.
+
+A little over 400 lines because every alerting endpoint is a thin route, and each policy
+route exists at both homes (node and workload level) with its own permission.
 """
 
 from __future__ import annotations
