@@ -83,7 +83,8 @@ def test_an_upload_shows_the_report_and_creates_the_policies(world: TenancyWorld
 
 
 def test_a_form_save_keeps_the_fields_the_form_does_not_show(world: TenancyWorld) -> None:
-    """group_by, a PromQL rule's labels and description: set through the API, kept by the form."""
+    """A PromQL rule's labels and description: set through the API, kept by the form (group_by has
+    its own field now: tests/unit/test_console_policy_group_by.py)."""
     client, csrf = world.session("project-operator")
     created = world.hub.alerting.create_policy(
         {
@@ -102,7 +103,7 @@ def test_a_form_save_keeps_the_fields_the_form_does_not_show(world: TenancyWorld
                     "description": "restarts of {{ $labels.pod }}",
                 }
             ],
-            "notification": {"receivers": [{"email": "oncall@example.com"}], "group_by": ["namespace"]},
+            "notification": {"receivers": [{"email": "oncall@example.com"}]},
         },
         level="workload",
         namespace=HOME_NAMESPACE,
@@ -115,5 +116,4 @@ def test_a_form_save_keeps_the_fields_the_form_does_not_show(world: TenancyWorld
     (rule,) = saved["rules"]
     assert rule["expr"].endswith("> 3")  # the form's change
     assert rule["labels"] == {"team": "checkout"} and rule["description"] == "restarts of {{ $labels.pod }}"
-    assert saved["notification"]["group_by"] == ["namespace"]
     assert rule["summary"] == "{{ $labels.pod }} restarts"  # shown by the form: the form's value

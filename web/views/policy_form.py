@@ -120,6 +120,13 @@ def document_from_form(form: Any, *, level: str, namespace: str | None) -> dict[
             "end": form.get("window_end", ""),
             "timezone": form.get("window_timezone", "") or "UTC",
         }
+    # group_by (docs/alerting.md "Grouping across policies"): label names, blank for the level's
+    # default, "[]" for none (all of the tenant's notices of the level in one group).
+    group_by = form.get("group_by", "").strip()
+    if group_by == "[]":
+        notification["group_by"] = []
+    elif group_by:
+        notification["group_by"] = [n for n in re.split(r"[\s,]+", group_by) if n]
     doc["notification"] = notification
     repeat: dict[str, Any] = {}
     for severity in SEVERITIES:
@@ -136,12 +143,12 @@ def document_from_form(form: Any, *, level: str, namespace: str | None) -> dict[
     return doc
 
 
-# What the editor's fields show; a stored policy's other fields (a notification's group_by, a
-# PromQL rule's labels and description, fields added later) are kept by a form save.
+# What the editor's fields show; a stored policy's other fields (a PromQL rule's labels and
+# description, fields added later) are kept by a form save.
 _FORM_TOP = frozenset(
     {"name", "level", "description", "enabled", "namespace", "target", "rules", "notification", "repeat"}
 )
-_FORM_NOTIFICATION = frozenset({"receivers", "send_resolved", "window"})
+_FORM_NOTIFICATION = frozenset({"receivers", "send_resolved", "window", "group_by"})
 _FORM_RULE = {
     "expr": frozenset({"name", "expr", "period", "severity", "for", "consecutive", "summary"}),
     "metric": frozenset(
@@ -208,7 +215,11 @@ def _form_value(doc: dict[str, Any]) -> dict[str, Any]:
         elif isinstance(r, dict) and r.get("email"):
             receivers.append(str(r["email"]))
     window = (doc.get("notification") or {}).get("window") or {}
+    group_by = (doc.get("notification") or {}).get("group_by")
     return {
+        "group_by": ("[]" if not group_by else ", ".join(str(n) for n in group_by))
+        if isinstance(group_by, list)
+        else "",
         "target_workloads": "\n".join(workloads),
         "target_nodes": "\n".join(str(n) for n in target.get("nodes") or []),
         "receivers": "\n".join(receivers),
