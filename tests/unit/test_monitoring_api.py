@@ -144,6 +144,7 @@ def test_the_catalogue_lists_every_level_with_metrics_units_and_promql(env: dict
         "workloads",
         "pods",
         "containers",
+        "volumes",
         "components",
     ]
     assert levels["nodes"]["scope"] == "cluster" and levels["pods"]["scope"] == "tenant"

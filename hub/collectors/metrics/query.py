@@ -21,7 +21,7 @@ RATE_WINDOW = "5m"
 RATE_SECONDS = 300
 
 
-LEVELS = ("cluster", "nodes", "workspaces", "namespaces", "workloads", "pods", "containers", "components")
+LEVELS = ("cluster", "nodes", "workspaces", "namespaces", "workloads", "pods", "containers", "volumes", "components")
 
 
 # Policies and people say "node", the API says "nodes".
@@ -34,6 +34,9 @@ LEVEL_ALIASES = {
     "workload": "workloads",
     "pod": "pods",
     "container": "containers",
+    "volume": "volumes",
+    "pvc": "volumes",
+    "pvcs": "volumes",
     "component": "components",
 }
 
@@ -47,12 +50,14 @@ ENTITY_LABELS: dict[str, tuple[str, ...]] = {
     "workloads": ("namespace", "kind", "workload"),
     "pods": ("namespace", "pod"),
     "containers": ("namespace", "pod", "container"),
+    # A PersistentVolumeClaim, as the kubelet's volume statistics name it.
+    "volumes": ("namespace", "persistentvolumeclaim"),
     "components": (),
 }
 
 
 # Levels a tenant may query (scoped to their namespaces); the others need monitoring:cluster.
-TENANT_LEVELS = frozenset({"workspaces", "namespaces", "workloads", "pods", "containers"})
+TENANT_LEVELS = frozenset({"workspaces", "namespaces", "workloads", "pods", "containers", "volumes"})
 
 
 WORKLOAD_KINDS = ("deployment", "statefulset", "daemonset")
@@ -67,6 +72,7 @@ LEVEL_FILTERS: dict[str, frozenset[str]] = {
     "workloads": frozenset({"namespaces", "workspaces", "kinds", "workloads"}),
     "pods": frozenset({"namespaces", "workspaces", "nodes", "kinds", "workloads", "pods"}),
     "containers": frozenset({"namespaces", "workspaces", "nodes", "kinds", "workloads", "pods", "containers"}),
+    "volumes": frozenset({"namespaces", "workspaces"}),
     "components": frozenset(),
 }
 
@@ -126,6 +132,12 @@ SERIES_LABELS: dict[str, frozenset[str]] = {
     "kube_daemonset_status_desired_number_scheduled": frozenset({"namespace"}),
     "kube_daemonset_status_number_available": frozenset({"namespace"}),
     "kube_resourcequota": frozenset({"namespace"}),
+    # the kubelet's volume statistics, one series per mounted PersistentVolumeClaim
+    **{
+        f"kubelet_volume_stats_{name}": frozenset({"namespace"})
+        for name in ("used_bytes", "capacity_bytes", "available_bytes", "inodes", "inodes_used", "inodes_free")
+    },
+    "kube_pod_spec_volumes_persistentvolumeclaims_info": frozenset({"namespace", "pod"}),
     # control plane (cluster-scoped, admins only)
     "up": frozenset(),
     "etcd_server_has_leader": frozenset(),
@@ -272,7 +284,7 @@ class Query:
     def restrict(self, level: str, expr: str) -> str:
         """The final restriction for filters that cannot be pushed into every selector."""
         f = self.filters
-        if level in ("namespaces", "workloads", "pods", "containers") and f.workspaces:
+        if level in ("namespaces", "workloads", "pods", "containers", "volumes") and f.workspaces:
             expr = f"({expr}) and on (namespace) {self.ns_workspace()}"
         if level in ("pods", "containers"):
             if f.nodes:

@@ -31,6 +31,7 @@ from hub.collectors.metrics.nodes import (
     _sel,
 )
 from hub.collectors.metrics.query import ENTITY_LABELS, RATE_WINDOW, Metric, Template
+from hub.collectors.metrics.volumes import VOLUME_TABLE, per_namespace, per_workload
 
 
 def _build() -> list[Metric]:
@@ -204,6 +205,11 @@ def _build() -> list[Metric]:
         _restarts("namespace, pod, container"),
     )
 
+    for suffix, unit, words, template, agg in VOLUME_TABLE:
+        add("volumes", f"volume_{suffix}", unit, words, template)
+        add("workloads", f"workload_pvc_{suffix}", unit, words, per_workload(template, agg))
+        add("namespaces", f"namespace_pvc_{suffix}", unit, words, per_namespace(template, agg))
+
     for name, unit, words, template, labels in _COMPONENTS:
         add("components", name, unit, words, template, labels)
     return out
@@ -223,4 +229,5 @@ _ENTITIES: dict[str, Template] = {
     ),
     "pods": _raw_t("kube_pod_info"),
     "containers": _raw_t("kube_pod_container_status_restarts_total"),
+    "volumes": _raw_t("kubelet_volume_stats_capacity_bytes"),
 }
