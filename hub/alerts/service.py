@@ -8,7 +8,8 @@ tenants' ids; writes need ``alerts:write`` in the object's namespace (403 otherw
 
 One class in three files: this module holds policies, templates and backtests;
 :mod:`hub.alerts.service_alerts` alerts, history, comments and the outbox and
-:mod:`hub.alerts.service_silences` silences (mixins of :class:`AlertService`).
+:mod:`hub.alerts.service_silences` silences and :mod:`hub.alerts.service_inherited` workspace
+(inherited) policies with a project's effective view (mixins of :class:`AlertService`).
 
 Policy edits never drop in-flight alerts silently: each tracked (rule, entity) of the policy
 is carried over when its rule still exists with the same metric, aggregation and period and
@@ -43,6 +44,7 @@ from hub.alerts.policy import (
     parse_policy,
 )
 from hub.alerts.service_alerts import AlertsAndHistory
+from hub.alerts.service_inherited import InheritedPolicies
 from hub.alerts.service_silences import Silences
 from hub.errors import BackendUnavailable, InvalidInput, NotFound
 from hub.store.alerts import AlertStore, CycleWrite
@@ -75,7 +77,7 @@ def _policy_id() -> str:
     return "pol-" + secrets.token_hex(6)
 
 
-class AlertService(AlertsAndHistory, Silences):
+class AlertService(AlertsAndHistory, Silences, InheritedPolicies):
     def __init__(
         self,
         store: AlertStore,

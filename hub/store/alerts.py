@@ -21,6 +21,7 @@ from typing import Any
 
 from hub.errors import Conflict
 from hub.store.alerts_history import AlertRows
+from hub.store.alerts_inherited import InheritedRows
 from hub.store.alerts_outbox import OutboxRows
 from hub.store.alerts_rows import ACTIVE, ALERT_COLUMNS, CycleWrite, StaleCycle, in_clause
 from hub.store.alerts_silences import SilenceRows
@@ -29,9 +30,9 @@ from hub.store.db import IntegrityError, Row, StateStore
 __all__ = ["ACTIVE", "AlertStore", "CycleWrite", "StaleCycle"]
 
 
-class AlertStore(AlertRows, OutboxRows, SilenceRows):
+class AlertStore(AlertRows, OutboxRows, SilenceRows, InheritedRows):
     """The alerting area's repository: policies and the engine's state (here), the outbox,
-    alerts with their history, and silences (its mixins)."""
+    alerts with their history, silences and workspace (inherited) policies (its mixins)."""
 
     def __init__(self, db: StateStore) -> None:
         self.db = db
@@ -121,12 +122,21 @@ class AlertStore(AlertRows, OutboxRows, SilenceRows):
             args += vals
         return self.db.query(sql + " ORDER BY level, namespace, name", args)
 
-    def enabled_policy_rows(self) -> list[Row]:
-        return self.db.query("SELECT id, version, document FROM alert_policies WHERE enabled=1 ORDER BY id")
+    def enabled_policy_rows(self) -> list[Mapping[str, Any]]:
+        """What the engine evaluates: the enabled policies, and every enabled workspace policy
+        expanded into each project of its workspace (:mod:`hub.store.alerts_inherited`)."""
+        own: list[Mapping[str, Any]] = [
+            {"id": r["id"], "version": r["version"], "document": r["document"]}
+            for r in self.db.query("SELECT id, version, document FROM alert_policies WHERE enabled=1 ORDER BY id")
+        ]
+        return own + self.inherited_policy_rows()
 
     def generation(self) -> int:
+        """Changes whenever what :meth:`enabled_policy_rows` answers may change: a policy,
+        workspace policy or override write (alert_meta), or a project added, moved or removed
+        (the tenancy area's project generation). Both only grow, so their sum does too."""
         row = self.db.query_one("SELECT value FROM alert_meta WHERE key='generation'")
-        return int(row["value"]) if row else 0
+        return (int(row["value"]) if row else 0) + self.projects_generation()
 
     def _bump_generation(self) -> None:
         self.db.execute(
