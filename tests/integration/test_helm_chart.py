@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 
 from hub.settings import settings_table
 from tests.integration.deploy_support import (
@@ -39,7 +40,16 @@ def _env(objects: list[dict[str, Any]]) -> dict[str, Any]:
     return env
 
 
-@pytest.mark.parametrize("values", [{}, HA_VALUES, {**HA_VALUES, "rbac.manage": "false"}], ids=["sqlite", "ha", "ro"])
+# The node log collector switched on (a digest as `kubehub collector-token` prints one).
+COLLECTOR_VALUES = {"collector.enabled": "true", "collector.tokenSha256": "ab" * 32}
+COLLECTOR_MANIFEST = CHART.parents[2] / "deploy" / "kubernetes" / "collector.yaml"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{}, HA_VALUES, {**HA_VALUES, "rbac.manage": "false"}, {**HA_VALUES, **COLLECTOR_VALUES}],
+    ids=["sqlite", "ha", "ro", "collector"],
+)
 def test_helm_lint_is_clean(values: dict[str, str]) -> None:
     args = ["lint", "--strict", str(CHART)]
     if values:
@@ -110,6 +120,8 @@ def test_several_replicas_take_postgresql_from_a_secret_and_get_a_disruption_bud
         ({"replicaCount": "2", "database.existingSecret": "db"}, "logs.backend=elasticsearch"),
         ({"logs.backend": "elasticsearch"}, "elasticsearch.url"),
         ({"smtp.security": "ssl"}, "smtp.security"),
+        ({"collector.enabled": "true"}, "collector.tokenSha256"),
+        ({"collector.enabled": "true", "collector.tokenSha256": "not-a-digest"}, "collector.tokenSha256"),
     ],
 )
 def test_settings_that_cannot_work_fail_the_render_naming_the_value(values: dict[str, str], named: str) -> None:
@@ -174,3 +186,75 @@ def test_chart_and_manifest_grant_the_same_least_privilege_rules() -> None:
     sa = one(objects, "ServiceAccount")["metadata"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["name"], "namespace": "team-a"}]
     assert binding["roleRef"]["name"] == one(objects, "ClusterRole")["metadata"]["name"] == "team-a-hub-kubehub"
+
+
+def test_the_collector_is_off_by_default_and_the_hub_then_polls_logs_itself() -> None:
+    objects = render("kubehub", NS)
+    assert not [o for o in objects if o["kind"] in ("DaemonSet", "Namespace")]
+    env = _env(objects)
+    assert env["KUBEHUB_LOGS_SHIP"] == "true" and env["KUBEHUB_LOGS_COLLECTOR_TOKEN_SHA256"] == ""
+
+
+def test_the_collector_daemonset_gives_up_what_the_manifest_gives_up_in_a_namespace_allowing_hostpath() -> None:
+    objects = render("kubehub", NS, {**HA_VALUES, **COLLECTOR_VALUES})
+    ds = one(objects, "DaemonSet")
+    pod = ds["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    # deploy/kubernetes/collector.yaml is the reference the chart must match, field for field.
+    reference = [d for d in yaml.safe_load_all(COLLECTOR_MANIFEST.read_text(encoding="utf-8")) if d]
+    ref_pod = one(reference, "DaemonSet")["spec"]["template"]["spec"]
+    (ref_c,) = ref_pod["containers"]
+    for key in ("securityContext", "automountServiceAccountToken", "tolerations", "priorityClassName"):
+        assert pod[key] == ref_pod[key], key
+    # the chart maps the Secret's key (collector.tokenSecret.key) onto the file the manifest reads
+    token = next(v for v in pod["volumes"] if v["name"] == "token")
+    assert token["secret"].pop("items") == [{"key": "token", "path": "token"}]
+    assert pod["volumes"] == ref_pod["volumes"]
+    for key in ("securityContext", "volumeMounts", "env", "resources"):
+        assert c[key] == ref_c[key], key
+    # and, spelled out: uid 0 with nothing else, read-only /var/log/pods, every taint tolerated
+    assert pod["securityContext"]["runAsUser"] == 0
+    assert c["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert pod["automountServiceAccountToken"] is False
+    mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+    assert mounts["/var/log/pods"]["readOnly"] is True
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["pods"]["hostPath"]["path"] == "/var/log/pods"
+    assert "hostPath" in volumes["state"]
+    assert pod["tolerations"] == [{"operator": "Exists"}]
+    assert c["env"] == [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}]
+    assert "--hub-url=http://kubehub.kubehub-prod.svc:8080" in c["args"]
+    assert "--batch-wait=0.2" in c["args"]
+    # Its own namespace, created at the "privileged" level: hostPath is refused by baseline and
+    # restricted, and the hub's namespace stays restricted.
+    namespace = one(objects, "Namespace")
+    assert ds["metadata"]["namespace"] == namespace["metadata"]["name"] == "kubehub-collector"
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
+    accounts = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ServiceAccount"}
+    assert accounts[pod["serviceAccountName"]]["metadata"]["namespace"] == "kubehub-collector"
+    assert accounts[pod["serviceAccountName"]]["automountServiceAccountToken"] is False
+    # The hub takes the collectors' tokens and stops polling the API for logs (no line twice).
+    env = _env(objects)
+    assert env["KUBEHUB_LOGS_COLLECTOR_TOKEN_SHA256"] == COLLECTOR_VALUES["collector.tokenSha256"]
+    assert env["KUBEHUB_LOGS_SHIP"] == "false"
+    # The hub's NetworkPolicy lets the collectors' pods in.
+    peers = one(objects, "NetworkPolicy")["spec"]["ingress"][0]["from"]
+    assert {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kubehub-collector"}},
+        "podSelector": {"matchLabels": ds["spec"]["selector"]["matchLabels"]},
+    } in peers
+
+
+def test_the_collector_can_go_into_a_namespace_the_operator_manages() -> None:
+    values = {**COLLECTOR_VALUES, "collector.namespace": "node-agents", "collector.createNamespace": "false"}
+    values |= {"collector.batchWait": "1", "collector.priorityClassName": "agents"}
+    objects = render("kubehub", NS, values)
+    assert not [o for o in objects if o["kind"] == "Namespace"]
+    ds = one(objects, "DaemonSet")
+    assert ds["metadata"]["namespace"] == "node-agents"
+    assert ds["spec"]["template"]["spec"]["priorityClassName"] == "agents"
+    assert "--batch-wait=1" in ds["spec"]["template"]["spec"]["containers"][0]["args"]

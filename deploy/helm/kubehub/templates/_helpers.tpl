@@ -53,6 +53,27 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- default (printf "%s-secret-key" (include "kubehub.fullname" .)) .Values.secretKey.existingSecret -}}
 {{- end -}}
 
+{{/* The node log collector (templates/collector.yaml): its namespace, name and labels. */}}
+{{- define "kubehub.collectorNamespace" -}}
+{{- default .Release.Namespace .Values.collector.namespace -}}
+{{- end -}}
+
+{{- define "kubehub.collectorName" -}}
+{{- printf "%s-collector" (include "kubehub.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "kubehub.collectorSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "kubehub.name" . }}-collector
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "kubehub.collectorLabels" -}}
+{{ include "kubehub.collectorSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
 {{/* Refuse settings that would run several writers on local state. */}}
 {{- define "kubehub.validate" -}}
 {{- if and (gt (int .Values.replicaCount) 1) (include "kubehub.localState" .) -}}
@@ -63,6 +84,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 {{- if not (has .Values.logs.backend (list "embedded" "elasticsearch")) -}}
 {{- fail "logs.backend must be embedded or elasticsearch" -}}
+{{- end -}}
+{{- if and .Values.collector.enabled (not .Values.collector.tokenSha256) -}}
+{{- fail "collector.enabled needs collector.tokenSha256 (the digest `kubehub collector-token` prints): without it the hub's ingest is closed" -}}
+{{- end -}}
+{{- if and .Values.collector.tokenSha256 (not (regexMatch "^[0-9a-fA-F]{64}(,[0-9a-fA-F]{64})*$" .Values.collector.tokenSha256)) -}}
+{{- fail "collector.tokenSha256 must be a comma list of SHA-256 digests (64 hex digits each)" -}}
 {{- end -}}
 {{- if not (has .Values.smtp.security (list "none" "starttls" "tls")) -}}
 {{- fail "smtp.security must be none, starttls or tls" -}}
