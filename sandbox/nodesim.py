@@ -5,7 +5,8 @@ KWOK plays kubelets but has no node-exporter; this process watches the nodes thr
 serves, for each, the node-exporter series of docs/metrics-conventions.md with ``node`` and
 ``instance`` set to the node's name (Prometheus scrapes it with ``honor_labels``). Values come
 from :mod:`sandbox.model`: deterministic per node, shaped by the time of day, overridden by the
-node's ``kubehub.io/cpu`` / ``kubehub.io/memory`` annotations (utilisation 0..1).
+node's ``kubehub.io/cpu`` / ``kubehub.io/memory`` annotations (utilisation 0..1). It also serves
+the kubelet's volume statistics for the claims the StatefulSets declare (:mod:`sandbox.volsim`).
 
 Counters are integrated from the model and saved to a state file every few seconds, so they stay
 monotonic across restarts of this process; the backfill writes the same file with the values at
@@ -28,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from sandbox import model
+from sandbox import model, volsim
 
 Key = tuple[str, tuple[tuple[str, str], ...]]
 INTEGRATION_STEP = 60.0  # seconds per step when catching up over a gap (restart, backfill)
@@ -96,6 +97,7 @@ class NodeSim:
         self.counters: dict[str, dict[Key, float]] = {}
         self.last: dict[str, float] = {}
         self.synced = False
+        self.claims: list[volsim.Claim] = []  # declared by the StatefulSets (watch_statefulsets)
         self._load()
 
     def _load(self) -> None:
@@ -179,7 +181,9 @@ class NodeSim:
             out.append(f"# HELP {metric} {text} (simulated node)")
             out.append(f"# TYPE {metric} {kind}")
             out.extend(families[metric])
-        return "\n".join(out) + "\n"
+        with self.lock:
+            claims = list(self.claims)
+        return "\n".join(out) + "\n" + volsim.exposition(claims, now)
 
 
 def watch_nodes(sim: NodeSim, kubeconfig: str, stop: threading.Event) -> None:
@@ -210,6 +214,23 @@ def watch_nodes(sim: NodeSim, kubeconfig: str, stop: threading.Event) -> None:
         except Exception as exc:  # any API or transport error: keep serving, list and watch again
             print(f"node watch: {exc!r}; retrying", file=sys.stderr, flush=True)
             stop.wait(2)
+
+
+def watch_statefulsets(sim: NodeSim, kubeconfig: str, stop: threading.Event, every: float = 15.0) -> None:
+    """Keep the declared claims current: one StatefulSet LIST per round (few objects, no watch)."""
+    from sandbox.kube import KubeRest
+
+    api = KubeRest(Path(kubeconfig), pool=1)
+    while True:
+        try:
+            items = api.get("/apis/apps/v1/statefulsets")["items"]
+            claims = [c for sts in items for c in volsim.claims_of(sts)]
+            with sim.lock:
+                sim.claims = claims
+        except Exception as exc:  # keep the last known claims; the next round lists again
+            print(f"statefulset list: {exc!r}; retrying", file=sys.stderr, flush=True)
+        if stop.wait(every):
+            return
 
 
 def append_logs(pod_logs: Path, stop: threading.Event, every: float = 15.0, nodes: NodeLogs | None = None) -> None:
@@ -335,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     server = ThreadingHTTPServer((args.host, args.port), Handler)
     server.daemon_threads = True
     threading.Thread(target=watch_nodes, args=(sim, args.kubeconfig, stop), daemon=True).start()
+    threading.Thread(target=watch_statefulsets, args=(sim, args.kubeconfig, stop), daemon=True).start()
 
     def saver() -> None:
         while not stop.wait(15):
