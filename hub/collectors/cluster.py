@@ -348,12 +348,56 @@ class ClusterService(WorkloadActions):
         self.cache["namespaces"].offer(ns)
         return ns.created or (parse_timestamp((obj.get("metadata") or {}).get("creationTimestamp")) or 0.0)
 
-    def delete_namespace(self, name: str) -> None:
-        """Delete a project's namespace (and everything in it). A namespace already gone is fine."""
+    def delete_namespace(self, name: str) -> bool:
+        """Delete a project's namespace (and everything in it); False when it was already gone.
+
+        Other failures come back translated (403 the RBAC rule missing, 409, 503 naming the API
+        server): the caller must not unregister the project then, or its usage keeps counting
+        for a namespace nobody administers any more.
+        """
         try:
             self.api.request("DELETE", f"/api/v1/namespaces/{name}", verb="delete", resource="namespaces", name=name)
         except NotFound:
-            return
+            return False
+        return True
+
+    def namespace_contents(self, name: str) -> dict[str, Any]:
+        """What deleting ``name`` would take with it, for the typed confirmation's preview:
+        workloads, services, ConfigMap and Secret names (cache), PVC names (asked of the API
+        server, which the cache does not watch). Never a Secret's or ConfigMap's values."""
+
+        def names(store: str) -> list[str]:
+            return sorted(o.name for o in self.cache[store].values(name))
+
+        workloads = [
+            {"kind": kind, "name": n}
+            for kind, store in (
+                ("deployment", "deployments"),
+                ("statefulset", "statefulsets"),
+                ("daemonset", "daemonsets"),
+                ("job", "jobs"),
+                ("cronjob", "cronjobs"),
+            )
+            for n in names(store)
+        ]
+        listed = self.api.request(
+            "GET",
+            f"/api/v1/namespaces/{name}/persistentvolumeclaims",
+            verb="list",
+            resource="persistentvolumeclaims",
+            namespace=name,
+        )
+        claims = sorted(str((i.get("metadata") or {}).get("name") or "") for i in (listed or {}).get("items") or [])
+        return {
+            "namespace": name,
+            "exists": self.namespace_created(name) is not None,
+            "workloads": workloads,
+            "services": names("services"),
+            "configmaps": names("configmaps"),
+            "secrets": names("secrets"),
+            "persistentvolumeclaims": claims,
+            "pods": self.cache["pods"].count(name),
+        }
 
     # -- workloads ---------------------------------------------------------------------------------
     def _workload_dict(self, w: Workload) -> dict[str, Any]:

@@ -47,6 +47,10 @@ def build_service(db: Any, settings: Settings, *, clock: Clock | None = None, hu
         cluster = hub.cluster if hub is not None else None
         return None if cluster is None else cluster.namespace_uid(name)
 
+    def delete_namespace(name: str) -> bool | None:
+        cluster = hub.cluster if hub is not None else None
+        return None if cluster is None else cluster.delete_namespace(name)
+
     return TenancyService(
         db,
         auth=settings.auth,
@@ -55,6 +59,7 @@ def build_service(db: Any, settings: Settings, *, clock: Clock | None = None, hu
         ensure_namespace=ensure_namespace if hub is not None else None,
         namespace_created=namespace_created if hub is not None else None,
         namespace_uid=namespace_uid if hub is not None else None,
+        delete_namespace=delete_namespace if hub is not None else None,
         directory=LdapDirectory(settings.ldap) if settings.ldap.url else None,
         default_cluster=settings.clusters.default_name,
         cluster_names=_cluster_names(hub) if hub is not None else None,

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from hub.errors import Conflict, InvalidInput, NotFound, Unprocessable
+from hub.errors import Conflict, HubError, InvalidInput, NotFound, Unprocessable
 from hub.store.tenancy import ProjectRecord, TenancyStore, UserRecord, WorkspaceRecord
 from hub.tenancy import scope as rules
 from hub.tenancy.checks import _dns_label, _email, _text, _valid_username
@@ -26,7 +26,7 @@ from hub.tenancy.scope import LogFloors, Principal, Project, Scope
 from hub.timeutil import Clock
 
 if TYPE_CHECKING:
-    from hub.tenancy.service import EnsureNamespace, NamespaceCreated, NamespaceUid, _ProjectIndex
+    from hub.tenancy.service import DeleteNamespace, EnsureNamespace, NamespaceCreated, NamespaceUid, _ProjectIndex
 
 log = logging.getLogger("kubehub.tenancy")
 # The namespace label that makes a namespace a project of a workspace (KubeSphere's own, so a
@@ -41,6 +41,7 @@ class Directory:
         _ensure_namespace: EnsureNamespace | None
         _namespace_created: NamespaceCreated | None
         _namespace_uid: NamespaceUid | None
+        _delete_namespace: DeleteNamespace | None
 
         def _project_index(self) -> _ProjectIndex: ...
         def audit(
@@ -291,12 +292,35 @@ class Directory:
         self.audit(actor, "project.create", f"namespace/{ns}", "ok", detail)
         return Project(namespace=ns, workspace=workspace, created=floor, uid=uid)
 
-    def delete_project(self, namespace: str, *, actor: str = "system") -> None:
-        """Unregister a project (its memberships go with it). The namespace itself is left in
-        the cluster: deleting a tenant's workloads is not a side effect of tidying tenancy."""
+    def delete_project(self, namespace: str, *, actor: str = "system", confirm: object = None) -> bool | None:
+        """Delete a project: its namespace in the cluster first (everything in it goes, as on
+        the platform we follow), then its registration and memberships.
+
+        ``confirm`` must be the project's name (typed confirmation, 422 naming ``confirm``):
+        deleting a namespace is not undoable. When the namespace deletion fails (403, 409, 503
+        naming the API server) the project stays registered and the failure is audited: nothing
+        half-done without saying so. Returns whether a namespace was deleted (False: it was
+        already gone; None: no cluster connected, only the registration went).
+        """
+        if confirm != namespace:
+            raise Unprocessable(
+                f"confirm must be the project's name {namespace!r} to delete it and its namespace", field="confirm"
+            )
+        if self.store.project(namespace) is None:
+            raise NotFound(f"no project {namespace}")
+        deleted: bool | None = None
+        if self._delete_namespace is not None:
+            try:
+                deleted = self._delete_namespace(namespace)
+            except HubError as exc:
+                self.audit(
+                    actor, "project.delete", f"namespace/{namespace}", "error", {"error": str(exc), "registered": True}
+                )
+                raise
         if self.store.delete_project(namespace) == 0:
             raise NotFound(f"no project {namespace}")
-        self.audit(actor, "project.delete", f"namespace/{namespace}", "ok")
+        self.audit(actor, "project.delete", f"namespace/{namespace}", "ok", {"namespace_deleted": deleted})
+        return deleted
 
     def observe_namespace(self, namespace: str, *, created: float, uid: str | None = None) -> bool:
         """Record a namespace's creationTimestamp (and metadata.uid) as seen in the cluster

@@ -61,6 +61,9 @@ EnsureNamespace = Callable[[str, Mapping[str, str]], float | None]
 NamespaceCreated = Callable[[str], float | None]
 # The metadata.uid of a namespace, None if it does not exist or no cluster is connected.
 NamespaceUid = Callable[[str], str | None]
+# Deletes a project's namespace; False when it was already gone, None when no cluster is
+# connected. Raises the translated API server error (Forbidden, Conflict, BackendUnavailable).
+DeleteNamespace = Callable[[str], bool | None]
 
 # Token last-use times are written at most this often per token, so that every API call does
 # not turn into a write.
@@ -101,6 +104,7 @@ class TenancyService(SessionsAndTokens, Directory, ExternalIdentities, RoleAdmin
         ensure_namespace: EnsureNamespace | None = None,
         namespace_created: NamespaceCreated | None = None,
         namespace_uid: NamespaceUid | None = None,
+        delete_namespace: DeleteNamespace | None = None,
         directory: PasswordDirectory | None = None,
         default_cluster: str = DEFAULT_CLUSTER,
         cluster_names: Callable[[], Sequence[str]] | None = None,
@@ -122,6 +126,7 @@ class TenancyService(SessionsAndTokens, Directory, ExternalIdentities, RoleAdmin
         self._ensure_namespace = ensure_namespace
         self._namespace_created = namespace_created
         self._namespace_uid = namespace_uid
+        self._delete_namespace = delete_namespace
         self._dummy_hash: str | None = None
         self._local = threading.local()
         self._index: _ProjectIndex | None = None

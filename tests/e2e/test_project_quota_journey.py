@@ -95,6 +95,6 @@ def test_admin_sets_a_project_quota_and_sees_a_scale_up_refused(console: Console
         deployment = rest.get(kube.ns_path(ns, "deployments", group="apps", name="meter"))
         assert deployment["spec"]["replicas"] == 2
     finally:
-        tenancy.delete_project(ns)
+        tenancy.delete_project(ns, confirm=ns)
         tenancy.delete_workspace(ws)
         console.hub.cluster.delete_namespace(ns)

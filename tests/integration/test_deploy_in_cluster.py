@@ -354,7 +354,8 @@ def test_the_hub_as_the_service_account_reads_the_cluster_monitors_ships_logs_an
     hub.call("DELETE", path, expect=(200, 202, 204))
     hub.call("POST", f"/api/v1/workspaces/{workspace}/projects", json={"namespace": project}, expect=(201,))
     assert admin.get(f"/api/v1/namespaces/{project}") is not None
-    hub.call("DELETE", f"/api/v1/workspaces/{workspace}/projects/{project}", expect=(200, 202, 204))
+    hub.call("GET", f"/api/v1/workspaces/{workspace}/projects/{project}/deletion")  # lists its PVCs
+    hub.call("DELETE", f"/api/v1/workspaces/{workspace}/projects/{project}?confirm={project}", expect=(200,))
     node = sorted(api_nodes)[0]
     try:
         hub.call("POST", f"/api/v1/nodes/{node}/cordon")
@@ -382,6 +383,8 @@ def test_the_service_account_can_do_nothing_beyond_its_documented_rules(deployed
         ("patch", "nodes", ""),
         ("watch", "pods", ""),
         ("create", "namespaces", ""),
+        ("delete", "namespaces", ""),  # deleting a project deletes its namespace
+        ("list", "persistentvolumeclaims", ""),  # the project deletion preview
         ("patch", "deployments", "apps"),
         ("delete", "cronjobs", "batch"),
         ("list", "secrets", ""),  # names only: the hub asks for metadata (docs/cluster.md)
@@ -404,6 +407,8 @@ def test_the_service_account_can_do_nothing_beyond_its_documented_rules(deployed
         ("create", "rolebindings", "rbac.authorization.k8s.io", ns, ""),
         ("impersonate", "users", "", "", ""),
         ("delete", "persistentvolumes", "", "", ""),
+        ("delete", "persistentvolumeclaims", "", "retail-api", ""),
+        ("get", "persistentvolumeclaims", "", "retail-api", ""),
         ("update", "leases", "coordination.k8s.io", "kube-system", ""),
     ]
     for verb, resource, group, namespace, sub in denied:

@@ -159,7 +159,7 @@ def test_workspace_lifecycle(tenancy_world: TenancyWorld) -> None:
     p = owner.post("/api/v1/workspaces/ws-c/projects", json={"namespace": "team-c", "display_name": "Team C"})
     assert p.status_code == 201 and p.get_json()["workspace"] == "ws-c"
     assert admin.delete("/api/v1/workspaces/ws-c").status_code == 409
-    assert owner.delete("/api/v1/workspaces/ws-c/projects/team-c").status_code == 204
+    assert owner.delete("/api/v1/workspaces/ws-c/projects/team-c?confirm=team-c").status_code == 200
     assert admin.delete("/api/v1/workspaces/ws-c").status_code == 204
     assert admin.get("/api/v1/workspaces/ws-c").status_code == 404
 

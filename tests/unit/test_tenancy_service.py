@@ -359,7 +359,7 @@ def test_a_workspace_with_projects_cannot_be_deleted(svc: TenancyService) -> Non
     svc.create_project("ws-a", "team-a")
     with pytest.raises(Conflict):
         svc.delete_workspace("ws-a")
-    svc.delete_project("team-a")
+    svc.delete_project("team-a", confirm="team-a")
     svc.delete_workspace("ws-a")
     assert svc.workspace("ws-a") is None
 
@@ -392,7 +392,7 @@ def test_deleting_a_project_drops_its_memberships_from_the_scope(svc: TenancySer
     svc.create_workspace("ws-a")
     svc.create_project("ws-a", "team-a")
     svc.set_project_member("team-a", "alice", "admin")
-    svc.delete_project("team-a")
+    svc.delete_project("team-a", confirm="team-a")
     principal = svc.principal_for("alice")
     assert principal is not None
     assert svc.scope(principal).namespaces == {}

@@ -16,7 +16,7 @@ from hub.store.audit import AuditFilter
 from hub.timeutil import iso
 from web import params
 from web.access import current_principal, permission, scope, tenancy
-from web.util import int_param, json_body, list_response
+from web.util import hub, int_param, json_body, list_response
 
 bp = Blueprint("api_tenancy", __name__, url_prefix="/api/v1")
 
@@ -213,15 +213,38 @@ def create_project(ws: str) -> Any:
     return jsonify(_project_dict(record)), 201
 
 
-@bp.delete("/workspaces/<ws>/projects/<ns>")
-@permission("projects:delete", namespace_arg="ns", workspace_arg="ws")
-def delete_project(ws: str, ns: str) -> Any:
-    """Remove a project from the hub (its memberships go too; the namespace stays in the cluster)."""
+def _project_in(ws: str, ns: str) -> None:
     project = tenancy().project(ns)
     if project is None or project.workspace != ws:
         raise NotFound(f"no project {ns} in workspace {ws}")
-    tenancy().delete_project(ns, actor=current_principal().username)
-    return "", 204
+
+
+@bp.get("/workspaces/<ws>/projects/<ns>/deletion")
+@permission("projects:delete", namespace_arg="ns", workspace_arg="ws")
+def project_deletion_preview(ws: str, ns: str) -> Any:
+    """What deleting the project takes with it: workloads, services, ConfigMap and Secret names,
+    PVCs of its namespace (never values), and the ``confirm`` value the DELETE needs."""
+    _project_in(ws, ns)
+    cluster = hub().cluster
+    if cluster is None:
+        contents: dict[str, Any] = {"namespace": ns, "exists": False, "cluster": False}
+    else:
+        contents = {**cluster.namespace_contents(ns), "cluster": True}
+    return jsonify({**contents, "confirm": ns})
+
+
+@bp.delete("/workspaces/<ws>/projects/<ns>")
+@permission("projects:delete", namespace_arg="ns", workspace_arg="ws")
+def delete_project(ws: str, ns: str) -> Any:
+    """Delete a project and its namespace: ``?confirm=<project name>`` (typed confirmation, 422
+    naming ``confirm`` otherwise). When the API server refuses or is down, the project stays."""
+    _project_in(ws, ns)
+    body = request.get_json(silent=True) if request.content_length else None
+    confirm = request.args.get("confirm")
+    if confirm is None and isinstance(body, dict):
+        confirm = body.get("confirm")
+    deleted = tenancy().delete_project(ns, actor=current_principal().username, confirm=confirm)
+    return jsonify({"namespace": ns, "deleted": True, "namespace_deleted": deleted})
 
 
 # -- members -----------------------------------------------------------------------------------------

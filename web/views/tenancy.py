@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Blueprint, request, url_for
 
-from hub.errors import HubError, InvalidInput
+from hub.errors import HubError, InvalidInput, NotFound
 from hub.store.audit import AuditFilter
 from hub.tenancy.roles import ProjectRole, WorkspaceRole
 from hub.timeutil import parse_duration
@@ -149,7 +149,40 @@ def project(ns: str) -> Any:
         members=members,
         roles=PROJECT_ROLES,
         may_members=can("members:write", namespace=ns),
+        may_delete=record is not None and can("projects:delete", namespace=ns, workspace=record.workspace),
     )
+
+
+@bp.get("/workspaces/<ws>/projects/<ns>/delete")
+@permission("projects:delete", namespace_arg="ns", workspace_arg="ws")
+def project_delete_preview(ws: str, ns: str) -> Any:
+    """What deleting the project takes with it, and the typed-confirmation form."""
+    record = tenancy().project(ns)
+    if record is None or record.workspace != ws:
+        return failed(NotFound(f"no project {ns} in workspace {ws}"), url_for(".workspace", ws=ws))
+    cluster = common.hub().cluster
+    contents: dict[str, Any] | None = None
+    error = ""
+    if cluster is not None:
+        try:
+            contents = cluster.namespace_contents(ns)
+        except HubError as exc:
+            error = exc.message
+    return page("project_delete.html", ws=ws, ns=ns, contents=contents, error=error)
+
+
+@bp.post("/workspaces/<ws>/projects/<ns>/delete")
+@permission("projects:delete", namespace_arg="ns", workspace_arg="ws")
+def project_delete(ws: str, ns: str) -> Any:
+    """Delete the project and its namespace when the name is typed back."""
+    record = tenancy().project(ns)
+    try:
+        if record is None or record.workspace != ws:
+            raise NotFound(f"no project {ns} in workspace {ws}")
+        tenancy().delete_project(ns, actor=current_principal().username, confirm=request.form.get("confirm"))
+    except HubError as exc:
+        return failed(exc, url_for(".project_delete_preview", ws=ws, ns=ns))
+    return done(_("projects.deleted", name=ns), url_for(".workspace", ws=ws))
 
 
 @bp.post("/projects/<ns>/members")
