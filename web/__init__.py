@@ -32,6 +32,7 @@ BLUEPRINTS = [
     "web.api.components",
     "web.api.logs",
     "web.api.alerting",
+    "web.api.alerting_inherited",
     "web.views",
 ]
 

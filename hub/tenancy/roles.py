@@ -72,6 +72,8 @@ PERMISSION_DOCS: dict[str, str] = {
     "workspace-members:write": "add, change and remove workspace members",
     "projects:create": "create projects (namespaces) in the workspace",
     "projects:delete": "remove projects from the workspace",
+    "workspace-policies:read": "read the workspace's alert policies that its projects inherit",
+    "workspace-policies:write": "create, change and delete the workspace's inherited alert policies",
     # project (one namespace)
     "namespaces:read": "see the namespace and its quota",
     "workloads:read": "list and inspect workloads and their revisions",
@@ -147,10 +149,18 @@ PROJECT_ROLE_PERMISSIONS: dict[ProjectRole, frozenset[str]] = {
 
 # Permissions held on a workspace itself (not on its projects).
 WORKSPACE_ROLE_PERMISSIONS: dict[WorkspaceRole, frozenset[str]] = {
-    WorkspaceRole.VIEWER: frozenset({"workspaces:read", "workspace-members:read"}),
+    WorkspaceRole.VIEWER: frozenset({"workspaces:read", "workspace-members:read", "workspace-policies:read"}),
     WorkspaceRole.REGULAR: frozenset({"workspaces:read"}),
     WorkspaceRole.ADMIN: frozenset(
-        {"workspaces:read", "workspace-members:read", "workspace-members:write", "projects:create", "projects:delete"}
+        {
+            "workspaces:read",
+            "workspace-members:read",
+            "workspace-members:write",
+            "projects:create",
+            "projects:delete",
+            "workspace-policies:read",
+            "workspace-policies:write",
+        }
     ),
 }
 

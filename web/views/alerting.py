@@ -40,6 +40,10 @@ from web.views.alerting_common import (
     bp,
     plainnum,
 )
+from web.views.alerting_inherited import (  # noqa: F401 (importing registers the pages)
+    effective_policies,
+    workspace_policies,
+)
 from web.views.alerting_policies import (
     NEW_RULE,
     document_from_form,
