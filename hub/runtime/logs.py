@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from hub.collectors.logs.collection_store import LogCollectionStore
 from hub.collectors.logs.embedded import EmbeddedLogStore
 from hub.collectors.logs.service import LogService
 from hub.collectors.logs.shipper import ContainerRef, PodRef, Shipper
@@ -155,6 +156,7 @@ def build(hub: Hub) -> None:
             sink=service.write,
             directory=settings.data_dir / "logs",
             namespaces=shipped_namespaces(settings, hub.tenancy),
+            rules=LogCollectionStore(hub.db).rules,  # per-project collection settings
             interval=settings.logs.ship_interval,
             spool_max_lines=settings.logs.spool_max_lines,
             clock=hub.clock,

@@ -226,9 +226,9 @@ def test_ingest_stores_a_batch_once_however_often_it_is_sent(world: tuple[Tenanc
     w, token = world
     body = {"node": "node-1", "records": [record(offset=i * 50, message=f"m{i}") for i in range(20)]}
     r = post(w, body, token)
-    assert r.status_code == 200 and r.get_json() == {"received": 20, "new": 20}
+    assert r.status_code == 200 and r.get_json() == {"received": 20, "new": 20, "skipped": 0}
     r = post(w, body, token)
-    assert r.status_code == 200 and r.get_json() == {"received": 20, "new": 0}
+    assert r.status_code == 200 and r.get_json() == {"received": 20, "new": 0, "skipped": 0}
     found = w.client("platform-admin").get("/api/v1/logs", query_string={"namespaces": "ns-a1", "size": 100})
     assert sorted(i["message"] for i in found.get_json()["items"]) == sorted(f"m{i}" for i in range(20))
 

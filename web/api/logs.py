@@ -13,7 +13,10 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from hub.collectors.logs import nodewire
+from hub.collectors.logs.collection import DEFAULT, parse_settings
+from hub.collectors.logs.collection_store import LogCollectionStore
 from hub.collectors.logs.service import LogService
+from hub.errors import NotFound
 from web import params
 from web.access import bearer_token, current_principal, permission, public, scope
 from web.params import int_param
@@ -80,6 +83,35 @@ def apply_log_retention() -> Any:
     return jsonify({"dropped": dropped})
 
 
+@bp.get("/namespaces/<ns>/log-collection")
+@permission("logs:read", namespace_arg="ns")
+def get_log_collection(ns: str) -> Any:
+    """A project's log collection settings (defaults when never set) and the platform's maximum retention."""
+    stored = LogCollectionStore(hub().db).get(ns)
+    return jsonify(
+        {
+            "namespace": ns,
+            **(stored or DEFAULT).to_dict(),
+            "max_retention_days": logs().settings.logs.retention_days,
+        }
+    )
+
+
+@bp.put("/namespaces/<ns>/log-collection")
+@permission("members:write", namespace_arg="ns")
+def put_log_collection(ns: str) -> Any:
+    """Set a project's log collection (project admins): ``{"enabled","include","exclude","retention_days"}``;
+    ``retention_days`` beyond the platform's maximum is 422 naming it. Audited ``logs.collection``."""
+    if hub().tenancy.project(ns) is None:
+        raise NotFound(f"no project {ns}")
+    maximum = logs().settings.logs.retention_days
+    settings = parse_settings(params.json_body(), max_retention_days=maximum)
+    actor = current_principal().username
+    LogCollectionStore(hub().db).put(ns, settings, actor=actor, now=hub().clock.now())
+    hub().tenancy.audit(actor, "logs.collection", f"namespace/{ns}", "ok", settings.to_dict())
+    return jsonify({"namespace": ns, **settings.to_dict(), "max_retention_days": maximum})
+
+
 @bp.post("/logs/ingest")
 @public
 def ingest_logs() -> Any:
@@ -90,12 +122,16 @@ def ingest_logs() -> Any:
     its own credential. Body ``{"node", "records": [{"namespace", "pod", "pod_uid", "container",
     "stream", "time_ns", "message", "file", "offset"}]}`` (at most 5,000 records, 4 MiB: 413
     naming the field); bad fields are a 422 naming each. A record is identified by (file,
-    offset): a batch sent twice is stored once. Answers ``{"received", "new"}``.
+    offset): a batch sent twice is stored once. Records of containers their project does not
+    collect (per-project collection settings, docs/logs.md) are dropped, counted in ``skipped``.
+    Answers ``{"received", "new", "skipped"}``.
     """
     service = logs()
     nodewire.check_collector_token(bearer_token(), nodewire.parse_digests(service.settings.logs.collector_token_sha256))
     _, records = nodewire.decode_batch(
         params.json_body(), labels=nodewire.cluster_labels(getattr(hub(), "cluster", None))
     )
+    received = len(records)
+    records = nodewire.collected(records, LogCollectionStore(hub().db).rules())
     new = service.write(records) if records else 0
-    return jsonify({"received": len(records), "new": new})
+    return jsonify({"received": received, "new": new, "skipped": received - len(records)})

@@ -24,6 +24,7 @@ import secrets
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from hub.collectors.logs.collection import CollectionRules
 from hub.collectors.logs.nodecri import ContainerRef, Record, record_uid, workload_from_pod_name
 from hub.collectors.logs.store import MAX_MESSAGE_CHARS, LogRecord
 from hub.errors import HubError, Unauthenticated, Unprocessable
@@ -192,6 +193,12 @@ def decode_batch(body: Any, *, labels: Labels | None = None) -> tuple[str, list[
     if problems:
         raise RecordsRejected(problems)
     return node, out
+
+
+def collected(records: list[LogRecord], rules: CollectionRules) -> list[LogRecord]:
+    """The records whose project collects their container (per-project collection settings):
+    the node collector reads every container on its node, the hub decides what is stored."""
+    return [r for r in records if rules.admits(r.namespace, r.container)]
 
 
 def cluster_labels(cluster: Any) -> Labels:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from hub.collectors.logs.collection import EVERYTHING, CollectionRules
 from hub.collectors.logs.store import LogRecord, parse_rfc3339_ns
 from hub.errors import BackendUnavailable, HubError
 from hub.timeutil import Clock, SystemClock
@@ -204,6 +205,7 @@ class Shipper:
         sink: Callable[[Sequence[LogRecord]], int],
         directory: str | Path,
         namespaces: Callable[[], Sequence[str] | None] = lambda: None,
+        rules: Callable[[], CollectionRules] = lambda: EVERYTHING,
         interval: float = 10.0,
         spool_max_lines: int = 500_000,
         clock: Clock | None = None,
@@ -211,6 +213,7 @@ class Shipper:
         self.source = source
         self.sink = sink
         self.namespaces = namespaces
+        self.rules = rules  # per-project collection settings (collection.py), read every poll
         self.interval = interval
         self.spool_max_lines = spool_max_lines
         self.clock = clock or SystemClock()
@@ -274,10 +277,14 @@ class Shipper:
             return 0
         positions = self.positions()
         now = self.clock.now()
+        rules = self.rules()
         total = 0
         followed = 0
         for pod in pods:
             for container in pod.containers:
+                if not rules.admits(pod.namespace, container.name):
+                    self._skip_container(pod, container, now)
+                    continue
                 followed += 1
                 if spooled + total >= self.spool_max_lines:
                     self.paused = True
@@ -327,6 +334,20 @@ class Shipper:
                 self._db.execute("ROLLBACK")
                 raise
         return len(records)
+
+    def _skip_container(self, pod: PodRef, container: ContainerRef, now: float) -> None:
+        """A container its project does not collect: not read, and its position moved to now,
+        so that collecting it again later starts from then, never with the lines logged while
+        collection was off (those were not to be stored)."""
+        now_ns = int(now * 1e9)
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO positions(key, last_ns, seen, restarts, touched) VALUES (?, ?, 0, ?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET last_ns = max(last_ns, excluded.last_ns), "
+                "seen = CASE WHEN excluded.last_ns > last_ns THEN 0 ELSE seen END, "
+                "restarts = excluded.restarts, touched = excluded.touched",
+                (f"{pod.uid}/{container.name}", now_ns, container.restarts, now),
+            )
 
     def _read(self, pod: PodRef, container: str, since: float | None, *, previous: bool) -> str:
         try:
