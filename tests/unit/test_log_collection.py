@@ -165,3 +165,19 @@ def test_only_project_admins_change_the_settings(world: tuple[TenancyWorld, str]
     w, _ = world
     r = w.client(role).put("/api/v1/namespaces/ns-a1/log-collection", json={"enabled": False})
     assert r.status_code == 403
+
+
+def test_the_console_form_saves_and_refuses_retention_beyond_the_maximum(world: tuple[TenancyWorld, str]) -> None:
+    w, _ = world
+    client, csrf = w.session("project-admin")
+    page = client.get("/projects/ns-a1").get_data(as_text=True)
+    assert 'id="log-collection"' in page and 'name="exclude"' in page
+    url = "/projects/ns-a1/log-collection"
+    client.post(url, data={"csrf_token": csrf, "enabled": "on", "exclude": "istio-*", "retention_days": "9"})
+    assert w.client("project-admin").get("/api/v1/namespaces/ns-a1/log-collection").get_json()["exclude"] == []
+    client.post(url, data={"csrf_token": csrf, "exclude": "istio-*", "retention_days": "5"})
+    got = w.client("project-admin").get("/api/v1/namespaces/ns-a1/log-collection").get_json()
+    assert (got["enabled"], got["exclude"], got["retention_days"]) == (False, ["istio-*"], 5)
+    viewer, _ = w.session("project-viewer")
+    shown = viewer.get("/projects/ns-a1").get_data(as_text=True)
+    assert 'id="log-collection"' in shown and 'name="exclude"' not in shown

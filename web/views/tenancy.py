@@ -11,6 +11,8 @@ from typing import Any
 
 from flask import Blueprint, request, url_for
 
+from hub.collectors.logs.collection import DEFAULT, parse_settings
+from hub.collectors.logs.collection_store import LogCollectionStore
 from hub.errors import HubError, InvalidInput, NotFound
 from hub.store.audit import AuditFilter
 from hub.tenancy.roles import ProjectRole, WorkspaceRole
@@ -150,7 +152,35 @@ def project(ns: str) -> Any:
         roles=PROJECT_ROLES,
         may_members=can("members:write", namespace=ns),
         may_delete=record is not None and can("projects:delete", namespace=ns, workspace=record.workspace),
+        collection=(LogCollectionStore(common.hub().db).get(ns) or DEFAULT) if can("logs:read", ns) else None,
+        max_retention=common.hub().settings.logs.retention_days,
+        may_collection=can("members:write", namespace=ns),
     )
+
+
+@bp.post("/projects/<ns>/log-collection")
+@permission("members:write", namespace_arg="ns")
+def project_log_collection(ns: str) -> Any:
+    """Save the project's log collection settings (the API's rule and audit)."""
+    form = request.form
+    retention = (form.get("retention_days") or "").strip()
+    body: dict[str, Any] = {
+        "enabled": form.get("enabled") == "on",
+        "include": form.get("include", ""),
+        "exclude": form.get("exclude", ""),
+    }
+    try:
+        if retention:
+            if not retention.isdigit():
+                raise InvalidInput(_("logcollection.retention_number"), field="retention_days")
+            body["retention_days"] = int(retention)
+        settings = parse_settings(body, max_retention_days=common.hub().settings.logs.retention_days)
+        actor = current_principal().username
+        LogCollectionStore(common.hub().db).put(ns, settings, actor=actor, now=common.hub().clock.now())
+        tenancy().audit(actor, "logs.collection", f"namespace/{ns}", "ok", settings.to_dict())
+    except HubError as exc:
+        return failed(exc, url_for(".project", ns=ns))
+    return done(_("logcollection.saved"), url_for(".project", ns=ns))
 
 
 @bp.get("/workspaces/<ws>/projects/<ns>/delete")
