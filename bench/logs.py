@@ -20,6 +20,15 @@
    token, a three- and two-character Chinese word, each without a time range and some with
    the last hour or six hours, and a filter-only page of the last hour.
 
+   How the hub runs for the Elasticsearch searches (``--hub``): ``process`` (the default) serves
+   the hub as its own process, as deployed (``kubehub serve`` on a free loopback port over the
+   data directory the bench prepared, bench/hubproc.py), and the client times
+   ``GET /api/v1/logs`` on one keep-alive ``http.client`` connection against the raw DSL POSTed
+   the same way on another, decoding both answers: the only difference is the hub (its HTTP
+   server, authentication, parameters, scope, the audit entry, JSON). ``inprocess`` calls
+   ``LogService.search`` in this process with no HTTP on the hub's side, as earlier runs did.
+   The embedded store's searches are always in process (its raw side is SQL on local files).
+
 With ``--postgres`` (a superuser URL of a server's ``postgres`` database; bare: the sandbox's
 server) the embedded store's searches run again through a hub whose state (tenancy, scope,
 the audit entry every search writes) is in PostgreSQL instead of SQLite, over the same log
@@ -31,7 +40,7 @@ check, parameters, scope, the audit entry, JSON), and ``LogService.search`` alon
 
 The last line is ``logs: ratio=<hub p95 / raw ES p95> embedded_p95_ms=<...>
 embedded_ingest_lps=<...> es_ingest_lps=<...> fixed_ms_embedded=<median of hub - raw>
-fixed_ms_es=<same> fixed_ms=<the fixed cost per API request above>``. Goals (issues 7 and 13):
+fixed_ms_es=<same> fixed_ms=<the fixed cost per API request above> hub=<process|inprocess>``. Goals (issues 7 and 13):
 ratio <= 1.2, embedded p95 <= 25 ms at 1M lines, embedded ingest >= 20,000 lines/s, fixed_ms <= 1.
 Not a timed test: it reports, it does not assert.
 """
@@ -194,8 +203,9 @@ def make_hub(
     return build_hub(settings, clock=clock), clock
 
 
-def make_tenants(hub: Hub, clock: FakeClock) -> dict[str, Any]:
-    """The broad and narrow tenants' principals (through the tenancy service, as a request would)."""
+def make_tenants(hub: Hub, clock: FakeClock, tokens: dict[str, str] | None = None) -> dict[str, Any]:
+    """The broad and narrow tenants' principals (through the tenancy service, as a request would);
+    their API tokens go into ``tokens`` if given."""
     tenancy = hub.tenancy
     password = "Bench-password-1"
     tenancy.create_workspace("big")
@@ -218,6 +228,8 @@ def make_tenants(hub: Hub, clock: FakeClock) -> dict[str, Any]:
     for name in ("broad", "narrow"):
         token = tenancy.issue_token(name, kind="named", name="bench").token
         out[name] = tenancy.principal_from_token(token)
+        if tokens is not None:
+            tokens[name] = token
     clock.set(END + 60)
     return out
 
@@ -366,6 +378,72 @@ def measure(
     return hub_ms, raw_ms
 
 
+class HubHttp:
+    """``GET /api/v1/logs`` of a served hub on one keep-alive connection, decoded like
+    :class:`RawEs` decodes Elasticsearch's answer (the same client code on both sides)."""
+
+    def __init__(self, url: str) -> None:
+        parts = urllib.parse.urlsplit(url)
+        self.conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=60)
+
+    def run(self, token: str, args: dict[str, str]) -> dict[str, Any]:
+        self.conn.request(
+            "GET", "/api/v1/logs?" + urllib.parse.urlencode(args), headers={"Authorization": f"Bearer {token}"}
+        )
+        resp = self.conn.getresponse()
+        data = resp.read()
+        if resp.status != 200:
+            raise SystemExit(f"logs: bench: hub search failed with HTTP {resp.status}: {data[:200]!r}")
+        return json.loads(data)  # type: ignore[no-any-return]
+
+
+def measure_served(
+    hub: Hub,
+    url: str,
+    tenants: dict[str, Any],
+    tokens: dict[str, str],
+    reps: int,
+    raw_for: Callable[[Any, dict[str, str]], Callable[[], Any]],
+    *,
+    verbose: bool = False,
+) -> tuple[list[float], list[float]]:
+    """As :func:`measure`, with the hub's side an HTTP search of the hub served at ``url`` (its
+    own process); ``hub`` (idle, same data directory) only compiles the raw side's DSL."""
+    client = HubHttp(url)
+    cases = [(name, args) for name in tenants for args in query_mix()]
+    raws = {}
+    for name, args in cases:  # warm-up; and the two must agree before their speed means anything
+        raw = raw_for(tenants[name], args)
+        raws[(name, json.dumps(args))] = raw
+        mine = client.run(tokens[name], args)["total"]
+        theirs = raw()["hits"]["total"]["value"]
+        if mine != theirs:
+            print(f"logs: bench: {name} {args}: hub total {mine} != raw total {theirs}", file=sys.stderr)
+    hub_ms: list[float] = []
+    raw_ms: list[float] = []
+    per_case: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
+    for rep in range(reps):
+        for name, args in cases:
+            key = (name, json.dumps(args, ensure_ascii=False))
+            raw = raws[(name, json.dumps(args))]
+            mine_ms = per_case.setdefault(key, ([], []))
+            for which in (0, 1) if rep % 2 == 0 else (1, 0):
+                t0 = time.perf_counter()
+                if which == 0:
+                    client.run(tokens[name], args)
+                    mine_ms[0].append((time.perf_counter() - t0) * 1000)
+                else:
+                    raw()
+                    mine_ms[1].append((time.perf_counter() - t0) * 1000)
+            hub_ms.append(mine_ms[0][-1])
+            raw_ms.append(mine_ms[1][-1])
+    if verbose:
+        for (name, args_text), (h, r) in per_case.items():
+            hub_p50, raw_p50 = statistics.median(h), statistics.median(r)
+            print(f"    {name:6} {args_text:60} hub p50 {hub_p50:7.2f} ms  raw p50 {raw_p50:7.2f} ms")
+    return hub_ms, raw_ms
+
+
 def api_fixed_cost(hub: Hub, username: str, rounds: int = 200) -> tuple[float, float]:
     """The hub's own cost per log search, in process, with the store answering at once: (p50 of
     ``GET /api/v1/logs?q=...`` through the Flask app as ``username`` -- authentication, access
@@ -481,6 +559,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--es-url", default="", help="Elasticsearch URL (default: the sandbox's)")
     ap.add_argument("--verbose", action="store_true", help="print each query's medians")
     ap.add_argument(
+        "--hub",
+        choices=("process", "inprocess"),
+        default="process",
+        help="Elasticsearch searches through the hub served as its own `kubehub serve` process over "
+        "HTTP (default, as deployed), or LogService.search called in this process",
+    )
+    ap.add_argument(
         "--postgres",
         nargs="?",
         const="sandbox",
@@ -528,7 +613,8 @@ def main(argv: list[str] | None = None) -> int:
         hubs.append(es)
         es_lps = ingest(es, n)
         print(f"logs: elasticsearch ingest {es_lps:,.0f} lines/s through LogService.write ({es_url})", flush=True)
-        es_tenants = make_tenants(es, es_clock)
+        es_tokens: dict[str, str] = {}
+        es_tenants = make_tenants(es, es_clock, es_tokens)
 
         emb_hub, emb_rawv = measure(emb, emb_tenants, reps, embedded_raw(emb), verbose=args.verbose)
         print(
@@ -538,9 +624,34 @@ def main(argv: list[str] | None = None) -> int:
             f"p95={p(emb_rawv, 0.95):.2f}ms",
             flush=True,
         )
-        es_hub, es_rawv = measure(es, es_tenants, reps, es_raw(es, es_url), verbose=args.verbose)
+        if args.hub == "process":
+            from bench.hubproc import ServedHub
+
+            # The same data directory (tenancy, floors, tokens) and index prefix; retention is
+            # neither applied nor managed (the data is dated; the served hub's clock is real).
+            served = ServedHub(
+                work / "es",
+                {
+                    "LOGS_BACKEND": "elasticsearch",
+                    "LOGS_RETENTION_DAYS": "3650",
+                    "ELASTICSEARCH_URL": es_url,
+                    "ELASTICSEARCH_INDEX_PREFIX": prefix,
+                    "ELASTICSEARCH_TIMEOUT": "60",
+                    "ELASTICSEARCH_MANAGE_RETENTION": "false",
+                },
+            )
+            how = f"the hub as its own process (kubehub serve, pid {served.pid}), GET /api/v1/logs over HTTP"
+            try:
+                es_hub, es_rawv = measure_served(
+                    es, served.url, es_tenants, es_tokens, reps, es_raw(es, es_url), verbose=args.verbose
+                )
+            finally:
+                served.close()
+        else:
+            how = "LogService.search called in this process (no HTTP on the hub's side)"
+            es_hub, es_rawv = measure(es, es_tenants, reps, es_raw(es, es_url), verbose=args.verbose)
         print(
-            f"logs: elasticsearch search ({len(es_hub)} runs): hub p50={statistics.median(es_hub):.2f}ms "
+            f"logs: elasticsearch search, {how} ({len(es_hub)} runs): hub p50={statistics.median(es_hub):.2f}ms "
             f"p95={p(es_hub, 0.95):.2f}ms; same DSL raw p50={statistics.median(es_rawv):.2f}ms "
             f"p95={p(es_rawv, 0.95):.2f}ms",
             flush=True,
@@ -586,7 +697,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"logs: ratio={ratio:.2f} embedded_p95_ms={p(emb_hub, 0.95):.2f} "
             f"embedded_ingest_lps={emb_lps:.0f} es_ingest_lps={es_lps:.0f} "
-            f"fixed_ms_embedded={fixed_emb:.2f} fixed_ms_es={fixed_es:.2f} fixed_ms={api_ms:.3f}{pg_fields}"
+            f"fixed_ms_embedded={fixed_emb:.2f} fixed_ms_es={fixed_es:.2f} fixed_ms={api_ms:.3f}{pg_fields} "
+            f"hub={args.hub}"
         )
         return 0
     finally:
