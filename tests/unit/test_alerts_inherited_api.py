@@ -110,6 +110,8 @@ def test_the_console_pages_show_the_workspace_policy_and_the_project_effective_v
     assert r.status_code == 303, body_text(r)
     page = body_text(client.get("/workspaces/ws-a/alerting/policies"))
     assert "console-default" in page
+    assert "/workspaces/ws-a/alerting/policies" in body_text(client.get("/workspaces/ws-a"))
+    assert "/projects/ns-a2/alerting/effective" in body_text(client.get("/alerting/policies"))
     page = body_text(client.get("/projects/ns-a2/alerting/effective"))
     assert "console-default" in page and "ws-a" in page
     page_zh = body_text(client.get("/projects/ns-a2/alerting/effective?lang=zh"))
