@@ -9,6 +9,14 @@ run_once():
 4. writes everything in ONE transaction, refused if a policy changed meanwhile (then the
    cycle simply runs again on the new policies: the slot is still unevaluated).
 
+The tracked states stay in memory between cycles, as Prometheus keeps its alerts: they are
+read from the store once, and again whenever the store may hold something else — the policy
+generation changed (an edit closes states itself), the lease's fence changed (this replica
+became the leader, or leader again, and the previous leader wrote meanwhile), or a cycle failed
+before or at its commit (a refused, fenced-off or crashed write leaves memory and store apart,
+so the memory copy is dropped). Only the states whose restart-relevant content changed are
+written (:func:`hub.alerts.cycle_stages.must_persist` says what, and why that is enough).
+
 The query runner, the query builder and the clock are injected; this module knows no vendor.
 The pure steps between the engine and the store are in :mod:`hub.alerts.cycle_stages` (its
 names used elsewhere are re-exported here).
@@ -29,6 +37,7 @@ import pandas as pd
 
 from hub.alerts import engine
 from hub.alerts.cycle_stages import (
+    CHECKPOINT_SECONDS,
     META_ENTITY,
     META_POLICY_ID,
     META_RULE,
@@ -41,6 +50,7 @@ from hub.alerts.cycle_stages import (
     health_changes,
     hub_alerts,
     meta_policy,
+    must_persist,
     notice_rows,
     prunable,
     silence_from_row,
@@ -122,6 +132,7 @@ class CycleRunner:
         query_workers: int = QUERY_WORKERS,
         on_query: Callable[[FetchKey, float, BaseException | None], None] | None = None,
         group_settings: grouping.GroupSettings | None = None,
+        checkpoint_seconds: float = CHECKPOINT_SECONDS,
     ) -> None:
         self.group_settings = group_settings  # grouping across policies; None: one message per policy
         self.store = store
@@ -142,13 +153,32 @@ class CycleRunner:
         self._rules: list[CompiledRule] = []
         self._query_cache: dict[QueryKey, tuple[str, tuple[str, ...]]] = {}
         self._query_pool: ThreadPoolExecutor | None = None
+        self.checkpoint_seconds = checkpoint_seconds
+        # The tracked states in memory and the copies the store holds (None: read them again),
+        # valid for one policy generation under one fence.
+        self._tracked: dict[StateKey, EntityState] | None = None
+        self._saved: dict[StateKey, EntityState] = {}
+        self._tracked_for: tuple[int, Any] | None = None
+        self._fence: Any = None  # the last fence the states were read under
+        # policies whose tracked states (and alert records) are rewritten at the next commit
+        self._versions: dict[str, int] = {}
+        self._refresh: set[str] = set()
+        self._refresh_all = False
 
     # -- policies -----------------------------------------------------------------------------
     def policies(self) -> tuple[int, dict[str, Policy], list[CompiledRule]]:
         gen = self.store.generation()
         if gen != self._generation:
             policies: dict[str, Policy] = {}
-            for row in self.store.enabled_policy_rows():
+            rows = self.store.enabled_policy_rows()
+            versions = {str(row["id"]): int(row["version"]) for row in rows}
+            # An edited policy's carried-over alerts show its new name, threshold and query:
+            # their records are rewritten once (all of them at the runner's first load).
+            if self._generation is None:
+                self._refresh_all = True
+            self._refresh |= {pid for pid, v in versions.items() if self._versions.get(pid) != v}
+            self._versions = versions
+            for row in rows:
                 try:
                     policies[row["id"]] = parse_policy(json.loads(row["document"]))
                 except Exception:  # stored documents were validated on save; one bad row must not stop the rest
@@ -241,13 +271,56 @@ class CycleRunner:
         rules: list[CompiledRule],
         given: Mapping[FetchKey, Fetched | BaseException] | None,
     ) -> CycleReport:
+        try:
+            return self._cycle_tracked(gen, policies, rules, given)
+        except StaleCycle:
+            raise  # refused before writing anything: the memory copy still matches the store
+        except BaseException:
+            self.forget_states()  # the store may or may not hold this cycle's states: read them again
+            raise
+
+    def forget_states(self) -> None:
+        """Drop the in-memory states: the next cycle reads them from the store."""
+        self._tracked = None
+        self._saved = {}
+        self._tracked_for = None
+
+    def _tracked_states(self, gen: int) -> dict[StateKey, EntityState]:
+        """The tracked states: the memory copy, or the store's when the memory copy may differ
+        from it (another policy generation, another fence, none yet)."""
+        bound = getattr(self.store.db, "bound", None)
+        fence = bound() if callable(bound) else None
+        if self._tracked is None or self._tracked_for != (gen, fence):
+            memory, saved = self._tracked, self._saved
+            if fence != self._fence:  # a new term: what the last leader left is rewritten once
+                self._refresh_all = True
+                self._fence = fence
+                memory = None
+            stored = {
+                (r["policy_id"], r["rule"], r["entity"]): state_from_json(r["data"]) for r in self.store.state_rows()
+            }
+            # After a policy edit (same term): a state the edit left as this runner wrote it
+            # keeps its fresher evidence from memory.
+            self._tracked = {
+                k: memory[k] if memory is not None and k in memory and saved.get(k) == st else st
+                for k, st in stored.items()
+            }
+            self._saved = stored
+            self._tracked_for = (gen, fence)
+        return self._tracked
+
+    def _cycle_tracked(
+        self,
+        gen: int,
+        policies: dict[str, Policy],
+        rules: list[CompiledRule],
+        given: Mapping[FetchKey, Fetched | BaseException] | None,
+    ) -> CycleReport:
         now = self.clock.now()
         # 1. plan the due rules, run their queries (or take the replay's answers), evaluate
         plan = engine.plan(rules, now=now, last_slots=self.store.slots(), build_query=self._builder)
         results = dict(given) if given is not None else self._run_queries(plan)
-        tracked = {
-            (r["policy_id"], r["rule"], r["entity"]): state_from_json(r["data"]) for r in self.store.state_rows()
-        }
+        tracked = self._tracked_states(gen)
         ev = engine.evaluate(plan, results, tracked)
         # 2. close the states whose rule is gone; the hub's own alerts
         own = hub_alerts(
@@ -267,8 +340,10 @@ class CycleRunner:
         flaps = {(r["policy_id"], r["rule"], r["entity"]): FlapRecord.from_row(r) for r in self.store.flap_rows()}
         out = self._notify(own, flaps, query_text, now)
         # 4. everything in one transaction, refused if a policy changed meanwhile
-        w = self._write(plan, ev, tracked, own, out, flaps, query_text, now)
+        w, saved = self._write(plan, ev, own, out, flaps, query_text, now)
         self.store.commit_cycle(w, now=now, generation=gen)
+        self._tracked, self._saved = dict(out.states), saved
+        self._refresh, self._refresh_all = set(), False
         for p in out.problems:
             log.warning("alerting: %s", p)
         return CycleReport(
@@ -330,25 +405,34 @@ class CycleRunner:
         self,
         plan: engine.Plan,
         ev: Evaluation,
-        tracked: Mapping[StateKey, EntityState],
         own: Evaluated,
         out: pipeline.PipelineOutput,
         flaps: Mapping[StateKey, FlapRecord],
         query_text: Callable[[str, str], str],
         now: float,
-    ) -> CycleWrite:
-        """What the cycle changes: the states that changed, the alert records and history
-        events of the transitions, the notices and messages, the flap records, rule health."""
+    ) -> tuple[CycleWrite, dict[StateKey, EntityState]]:
+        """What the cycle changes: the states to persist (:func:`must_persist`) with their alert
+        records, the history events of the transitions, the notices and messages, the flap
+        records, rule health; and what the store holds of the states once it is committed."""
         states = out.states
-        changed = {k: s for k, s in states.items() if s is not tracked.get(k)}
+        saved = self._saved
+        refresh, everything = self._refresh, self._refresh_all
+        changed = {
+            k: s
+            for k, s in states.items()
+            if everything or k[0] in refresh or must_persist(s, saved.get(k), checkpoint=self.checkpoint_seconds)
+        }
+        gone = {k for k in own.ended if k not in states} | {k for k in saved if k not in states}
+        after = {k: s for k, s in saved.items() if k in states}
+        after.update(changed)
         alert_rows, alert_deletes, events = history.records(
             transitions=own.transitions, changed=changed, policies=own.policies, query_text=query_text, now=now
         )
         prune = set(prunable(flaps, own.policies, now))
-        return CycleWrite(
+        write = CycleWrite(
             slots=dict(plan.slots),
             upsert_states=[(k[0], k[1], k[2], s.alert_id, s.state, state_to_json(s)) for k, s in changed.items()],
-            delete_states=[k for k in own.ended if k not in states],
+            delete_states=sorted(gone),
             upsert_alerts=alert_rows,
             delete_alerts=alert_deletes,
             events=events + out.events,
@@ -363,3 +447,4 @@ class CycleRunner:
             ],
             delete_groups=list(out.expired_groups),
         )
+        return write, after

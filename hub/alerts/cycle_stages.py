@@ -5,7 +5,8 @@ After the engine, :func:`hub_alerts` closes the states whose rule is gone and tr
 own alerts (its metric source failing; alerts that reach nobody). Around the notification
 pipeline: :func:`tenants_of`, rule health to write (:func:`health_changes`), the flap records to
 forget (:func:`prunable`), closing transitions for policy edits (:func:`close_states`) and the
-rows of decided notices (:func:`notice_rows`); and the JSON of the tracked states. No I/O.
+rows of decided notices (:func:`notice_rows`); the JSON of the tracked states and which of them
+must be written (:func:`must_persist`). No I/O.
 """
 
 from __future__ import annotations
@@ -63,6 +64,52 @@ def state_to_json(st: EntityState) -> str:
     d = {name: getattr(st, name) for name in _STATE_FIELDS}
     d["labels"] = dict(st.labels)
     return json.dumps(d, separators=(",", ":"))
+
+
+# How stale the evidence of a persisted state may get (see :func:`must_persist`).
+CHECKPOINT_SECONDS = 300.0
+
+
+def persisted_content(st: EntityState) -> tuple[Any, ...]:
+    """What a restart must read back exactly to make the same decisions: the state, its
+    episode (alert id, started, since, fired, prior), the sends that drive repeats, the labels,
+    and the breach count while it decides pending -> firing. Left out: the evidence (samples,
+    last value, last breach, the firing count shown as periods) and ``last_eval`` — no
+    transition depends on them, they only describe the alert."""
+    counting = st.effective == "pending"
+    return (
+        st.state,
+        st.prior,
+        st.alert_id,
+        st.started_at,
+        st.since,
+        st.fired_at,
+        st.count if counting else None,
+        st.sends,
+        st.first_sent,
+        st.last_sent,
+        tuple(sorted(st.labels.items())),
+    )
+
+
+def must_persist(new: EntityState, saved: EntityState | None, *, checkpoint: float = CHECKPOINT_SECONDS) -> bool:
+    """Whether a tracked state must be written this cycle, ``saved`` being the copy in the store.
+
+    Why not every state every cycle: with tens of thousands of firing alerts, re-encoding and
+    upserting each state (and its alert record) every cycle was most of the hub's cost, while
+    Prometheus keeps its alert state in memory. The engine keeps its states in memory, so a
+    write only has to make a restart (kill -9, a new leader) decide the same: a state is
+    written when it is new or its :func:`persisted_content` changed. Its evidence (the
+    samples of the email chart, the last value and the periods shown on the alert) is written
+    with it, and otherwise refreshed once per ``checkpoint`` seconds of evaluation, so after a
+    restart it is at most that stale — and the next evaluations append to it again."""
+    if saved is None:
+        return True
+    if new is saved:
+        return False
+    if persisted_content(new) != persisted_content(saved):
+        return True
+    return new.last_eval - saved.last_eval >= checkpoint
 
 
 def state_from_json(text: str) -> EntityState:
