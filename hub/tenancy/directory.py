@@ -314,7 +314,7 @@ class Directory:
                 deleted = self._delete_namespace(namespace)
             except HubError as exc:
                 self.audit(
-                    actor, "project.delete", f"namespace/{namespace}", "error", {"error": str(exc), "registered": True}
+                    actor, "project.delete", f"namespace/{namespace}", "failed", {"error": str(exc), "registered": True}
                 )
                 raise
         if self.store.delete_project(namespace) == 0:

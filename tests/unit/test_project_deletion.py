@@ -98,7 +98,7 @@ def test_a_refused_or_failed_namespace_deletion_leaves_the_project_registered(
         svc.delete_project("team-a", actor="alice", confirm="team-a")
     assert svc.project("team-a") is not None
     entries, _ = svc.audit_log(ADMIN_SCOPE, AuditFilter(action="project.delete"))
-    assert len(entries) == 1 and entries[0].result == "error" and entries[0].detail["registered"] is True
+    assert len(entries) == 1 and entries[0].result == "failed" and entries[0].detail["registered"] is True
     assert error.message in entries[0].detail["error"]
 
 
