@@ -22,7 +22,7 @@ from web.views.common import attempt, page
 bp = Blueprint("monitoring", __name__)
 
 RANGES = (("1h", 3600), ("6h", 6 * 3600), ("24h", 24 * 3600), ("7d", 7 * 86400))
-RANKING_LEVELS = ("nodes", "workspaces", "namespaces", "workloads", "pods")
+RANKING_LEVELS = ("nodes", "workspaces", "namespaces", "workloads", "pods", "volumes")
 # The columns of a ranking table: the level's everyday metrics, in this order.
 RANKING_COLUMNS = {
     "nodes": (
@@ -57,6 +57,13 @@ RANKING_COLUMNS = {
         "workload_replicas_unavailable",
     ),
     "pods": ("pod_cpu_usage", "pod_memory_usage", "pod_cpu_usage_of_limits", "pod_container_restarts"),
+    "volumes": (
+        "volume_utilisation",
+        "volume_used_bytes",
+        "volume_capacity_bytes",
+        "volume_inodes_utilisation",
+        "volume_available_in_6h_bytes",
+    ),
 }
 WINDOWS = ("", "1h", "24h", "7d")
 # A window statistic is a subquery over the whole window per metric (about 100 ms each at
