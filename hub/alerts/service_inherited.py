@@ -18,13 +18,15 @@ from __future__ import annotations
 import json
 import math
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from hub.alerts.cycle import state_from_json
+from hub.alerts.engine import EntityState
 from hub.alerts.policy import Policy, PolicyInvalid, Problem, parse_policy
 from hub.errors import InvalidInput, NotFound, Unprocessable
-from hub.store.alerts import AlertStore
+from hub.store.alerts import AlertStore, CycleWrite
 from hub.store.alerts_inherited import expand_document, inherited_id
 from hub.timeutil import Clock, iso
 
@@ -39,6 +41,53 @@ class InheritedPolicies:
     parse: Callable[..., Policy]
     audit: Callable[[str, str, str, str, Mapping[str, Any]], None]
     policy_status: Callable[[str], dict[str, Any]]
+    _edit_effects: Callable[
+        [Policy, Policy, Sequence[EntityState]], tuple[list[EntityState], list[tuple[EntityState, str]]]
+    ]
+    _closing_write: Callable[[str, Policy, Sequence[tuple[EntityState, str]], float], CycleWrite | None]
+
+    # -- what an edit does to the alerts in flight -------------------------------------------------
+    def _ns_overrides(self, policy_id: str, namespace: str) -> dict[str, dict[str, Any]]:
+        return {
+            str(o["rule"]): {"disabled": bool(o["disabled"]), "threshold": o["threshold"]}
+            for o in self.store.overrides(namespace=namespace)
+            if o["policy_id"] == policy_id
+        }
+
+    @staticmethod
+    def _expansion(document: Mapping[str, Any], namespace: str, overrides: Mapping[str, Any]) -> Policy | None:
+        """The policy the engine evaluates in ``namespace``; None when it has no rule left (or
+        no longer parses): then there is nothing to carry an alert over to."""
+        try:
+            return parse_policy(expand_document(document, namespace, overrides))
+        except (PolicyInvalid, InvalidInput, ValueError):
+            return None
+
+    def _change_writes(
+        self,
+        policy_id: str,
+        namespaces: Sequence[str],
+        old_of: Callable[[str], Policy | None],
+        new_of: Callable[[str], Policy | None],
+        reason: str,
+        now: float,
+    ) -> list[CycleWrite]:
+        """Closing writes for the alerts a workspace-policy edit, an override or a deletion ends
+        in each project, through the same pipeline as a project policy's edit (history, notices
+        to whoever was told it fired); alerts whose rule still measures the same are carried."""
+        writes: list[CycleWrite] = []
+        for ns in namespaces:
+            eid = inherited_id(policy_id, ns)
+            states = [state_from_json(r["data"]) for r in self.store.state_rows(eid)]
+            old = old_of(ns) if states else None
+            if old is None:
+                continue
+            new = new_of(ns)
+            closing = [(st, reason) for st in states] if new is None else self._edit_effects(old, new, states)[1]
+            write = self._closing_write(eid, old, closing, now)
+            if write is not None:
+                writes.append(write)
+        return writes
 
     # -- workspace policies ------------------------------------------------------------------
     def _split_required(self, document: Any) -> tuple[Any, list[str] | bool]:
@@ -129,8 +178,23 @@ class InheritedPolicies:
     def update_workspace_policy(
         self, workspace: str, policy_id: str, document: Any, *, actor: str, content_type: str = "json"
     ) -> dict[str, Any]:
-        self._workspace_row(workspace, policy_id)
+        row = self._workspace_row(workspace, policy_id)
         policy, required = self._parse_workspace(document, content_type)
+        before = json.loads(row["document"])
+        after = policy.to_document(secrets=True)
+
+        def kept(ns: str) -> dict[str, Any]:  # a rule made required is enabled again
+            return {r: o for r, o in self._ns_overrides(policy_id, ns).items() if not (o["disabled"] and r in required)}
+
+        now = self.clock.now()
+        writes = self._change_writes(
+            policy_id,
+            self.store.workspace_namespaces(workspace),
+            lambda ns: self._expansion(before, ns, self._ns_overrides(policy_id, ns)),
+            lambda ns: self._expansion(after, ns, kept(ns)) if policy.enabled else None,
+            "the workspace policy was disabled" if not policy.enabled else "the workspace policy changed",
+            now,
+        )
         self.store.update_workspace_policy(
             policy_id,
             name=policy.name,
@@ -138,7 +202,8 @@ class InheritedPolicies:
             required=required,
             enabled=policy.enabled,
             actor=actor,
-            now=self.clock.now(),
+            now=now,
+            writes=writes,
         )
         self.audit(
             actor,
@@ -151,7 +216,17 @@ class InheritedPolicies:
 
     def delete_workspace_policy(self, workspace: str, policy_id: str, *, actor: str) -> dict[str, Any]:
         row = self._workspace_row(workspace, policy_id)
-        self.store.delete_workspace_policy(policy_id)
+        document = json.loads(row["document"])
+        now = self.clock.now()
+        writes = self._change_writes(
+            policy_id,
+            self.store.workspace_namespaces(workspace),
+            lambda ns: self._expansion(document, ns, self._ns_overrides(policy_id, ns)),
+            lambda ns: None,
+            "the workspace policy was deleted",
+            now,
+        )
+        self.store.delete_workspace_policy(policy_id, now=now, writes=writes)
         self.audit(
             actor, "workspace-policy.delete", f"workspace/{workspace}/policy/{policy_id}", "ok", {"name": row["name"]}
         )
@@ -195,8 +270,19 @@ class InheritedPolicies:
                 raise Unprocessable(
                     f"threshold {threshold} is not valid for rule {rule!r}: {exc}", field="threshold"
                 ) from exc
+        current = self._ns_overrides(policy_id, namespace)
+        changed = {**current, rule: {"disabled": disabled, "threshold": threshold}}
+        now = self.clock.now()
+        writes = self._change_writes(
+            policy_id,
+            [namespace],
+            lambda ns: self._expansion(document, ns, current),
+            lambda ns: self._expansion(document, ns, changed),
+            "the project disabled the rule",
+            now,
+        )
         self.store.put_override(
-            policy_id, namespace, rule, disabled=disabled, threshold=threshold, actor=actor, now=self.clock.now()
+            policy_id, namespace, rule, disabled=disabled, threshold=threshold, actor=actor, now=now, writes=writes
         )
         self.audit(
             actor,

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from hub.errors import Conflict
+from hub.store.alerts_rows import CycleWrite
 from hub.store.db import IntegrityError, Row, StateStore
 
 SEPARATOR = "@"
@@ -84,6 +85,13 @@ class InheritedRows:
     def _bump_generation(self) -> None:  # provided by AlertStore
         raise NotImplementedError
 
+    def _apply(self, w: CycleWrite, now: float) -> None:  # provided by AlertStore
+        raise NotImplementedError
+
+    def _apply_all(self, writes: Sequence[CycleWrite], now: float) -> None:
+        for w in writes:
+            self._apply(w, now)
+
     # -- workspace policies --------------------------------------------------------------------
     def insert_workspace_policy(
         self,
@@ -129,9 +137,13 @@ class InheritedRows:
         enabled: bool,
         actor: str,
         now: float,
+        writes: Sequence[CycleWrite] = (),
     ) -> None:
+        """Replace a workspace policy, applying the closing writes of the alerts the edit ends
+        in its projects (see the service), atomically."""
         try:
             with self.db.transaction():
+                self._apply_all(writes, now)
                 self.db.execute(
                     "UPDATE alert_workspace_policies SET name=?, document=?, required=?, enabled=?,"
                     " version=version+1, updated_by=?, updated_at=? WHERE id=?",
@@ -147,11 +159,14 @@ class InheritedRows:
         except IntegrityError as exc:
             raise Conflict(f"another workspace policy here is already named {name!r}", field="name") from exc
 
-    def delete_workspace_policy(self, policy_id: str) -> None:
-        """Delete a workspace policy with its overrides and the engine state of its expansions
-        (their alert records stay, as history)."""
+    def delete_workspace_policy(self, policy_id: str, *, now: float, writes: Sequence[CycleWrite] = ()) -> None:
+        """Delete a workspace policy with its overrides and the engine state of its expansions,
+        after the closing writes that end their alerts with a notice (the service builds them;
+        the records stay, as history). An alert no write closed (its document no longer parses)
+        is marked inactive all the same."""
         like = policy_id + SEPARATOR + "%"
         with self.db.transaction():
+            self._apply_all(writes, now)
             self.db.execute("DELETE FROM alert_states WHERE policy_id LIKE ?", (like,))
             self.db.execute("DELETE FROM alert_flaps WHERE policy_id LIKE ?", (like,))
             self.db.execute("DELETE FROM alert_rule_health WHERE rule_id LIKE ?", (like,))
@@ -177,8 +192,10 @@ class InheritedRows:
         threshold: float | None,
         actor: str,
         now: float,
+        writes: Sequence[CycleWrite] = (),
     ) -> None:
         with self.db.transaction():
+            self._apply_all(writes, now)
             self.db.execute(
                 "INSERT INTO alert_policy_overrides(policy_id, namespace, rule, disabled, threshold, updated_by,"
                 " updated_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT(policy_id, namespace, rule) DO UPDATE SET"
@@ -217,6 +234,12 @@ class InheritedRows:
             projects.setdefault(str(r["workspace"]), []).append(str(r["namespace"]))
         policies = self.db.query("SELECT * FROM alert_workspace_policies WHERE enabled=1 ORDER BY id")
         return expand([_plain(r) for r in policies], projects, [_plain(r) for r in self.overrides()])
+
+    def workspace_namespaces(self, workspace: str) -> list[str]:
+        return [
+            str(r["namespace"])
+            for r in self.db.query("SELECT namespace FROM projects WHERE workspace=? ORDER BY namespace", (workspace,))
+        ]
 
     def project_workspace(self, namespace: str) -> str | None:
         row = self.db.query_one("SELECT workspace FROM projects WHERE namespace=?", (namespace,))

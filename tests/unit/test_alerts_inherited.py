@@ -242,7 +242,27 @@ def test_deleting_the_workspace_policy_ends_its_alerts_in_every_project(world: W
     world.values = {"ns-a1/api": 0.9, "ns-a2/web": 0.9}
     world.tick()
     assert len(world.active()) == 2
+    ids = [a["id"] for a in world.active()]
     world.service.delete_workspace_policy("ws-a", pid, actor="wsadmin")
+    assert world.active() == []
+    for alert_id in ids:  # each ended through the pipeline, with its reason in the history
+        events, _ = world.store.events(namespaces=None, include_cluster=True, alert_id=alert_id)
+        assert any("the workspace policy was deleted" in str(e["reason"]) for e in events)
     world.tick()
     assert world.active() == []
     assert "cpu-default" not in _effective(world, "ns-a1")
+
+
+def test_disabling_a_firing_inherited_rule_closes_its_alert_in_that_project_with_history(world: World) -> None:
+    pid = world.service.create_workspace_policy("ws-a", ws_doc(), actor="wsadmin")["id"]
+    world.values = {"ns-a1/api": 0.9, "ns-a2/web": 0.9}
+    world.tick()
+    a1 = next(a for a in world.active() if a["namespace"] == "ns-a1")
+    world.service.put_override("ns-a1", pid, "cpu", {"disabled": True}, actor="alice")
+    assert [a["namespace"] for a in world.active()] == ["ns-a2"]  # closed at once, not at the next cycle
+    closed = world.store.alert(a1["id"])
+    assert closed is not None and not closed["active"]
+    events, _ = world.store.events(namespaces=["ns-a1"], include_cluster=False, alert_id=a1["id"])
+    assert any("its rule was removed from the policy" in str(e["reason"]) for e in events), [dict(e) for e in events]
+    world.tick()  # the engine agrees: ns-a1's rule is gone, ns-a2's alert still fires
+    assert [a["namespace"] for a in world.active()] == ["ns-a2"]
