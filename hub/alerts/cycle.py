@@ -19,7 +19,9 @@ written (:func:`hub.alerts.cycle_stages.must_persist` says what, and why that is
 
 The query runner, the query builder and the clock are injected; this module knows no vendor.
 The pure steps between the engine and the store are in :mod:`hub.alerts.cycle_stages` (its
-names used elsewhere are re-exported here).
+names used elsewhere are re-exported here). Over 400 lines because the memory copy of the
+states and the cycle that reads and commits it belong together: split apart, the rules of when
+the copy is valid would sit away from the writes that keep it so.
 """
 
 from __future__ import annotations
