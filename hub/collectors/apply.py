@@ -37,10 +37,11 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import yaml
 
+from hub.collectors.kube_request import KubeRequests
 from hub.errors import BackendUnavailable, Conflict, Forbidden, HubError, InvalidInput, NotFound, Unprocessable
 from hub.scope import Scope
 
@@ -105,25 +106,8 @@ _CONTROLLER_ANNOTATIONS = ("deployment.kubernetes.io/",)
 _VOLATILE_META = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink")
 
 
-class ApplyApi(Protocol):
-    """The one call of the Kubernetes adapter this needs (``KubeApi.request``)."""
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        verb: str,
-        resource: str,
-        namespace: str | None = None,
-        name: str | None = None,
-        query: Mapping[str, Any] | None = None,
-        body: Any = None,
-        content_type: str | None = None,
-        accept: str = "application/json",
-        fields: Mapping[str, str] | None = None,
-        raw: bool = False,
-    ) -> Any: ...
+# The one call of the Kubernetes adapter this needs (``KubeApi.request``).
+ApplyApi = KubeRequests
 
 
 class ManifestTooLarge(HubError):

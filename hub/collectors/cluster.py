@@ -45,6 +45,7 @@ from hub.collectors.inventory import (
     workload_to_dict,
 )
 from hub.collectors.k8s_errors import API_SERVER
+from hub.collectors.kube_request import KubeRequests
 from hub.collectors.watchcache import KubeSource, ListPage, ResourceKind, Store, WatchCache
 from hub.collectors.workload_actions import (
     _STORE_OF,
@@ -102,27 +103,10 @@ MAX_LOG_TAIL = 10_000
 LOG_LIMIT_BYTES = 2 * 1024 * 1024  # a log tail is for reading on screen, not for export
 
 
-class ClusterApi(KubeSource, Protocol):
+class ClusterApi(KubeSource, KubeRequests, Protocol):
     """What the service needs from the adapter (``KubeApi``), besides list/watch for the cache."""
 
     description: str
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        verb: str,
-        resource: str,
-        namespace: str | None = None,
-        name: str | None = None,
-        query: Mapping[str, Any] | None = None,
-        body: Any = None,
-        content_type: str | None = None,
-        accept: str = "application/json",
-        fields: Mapping[str, str] | None = None,
-        raw: bool = False,
-    ) -> Any: ...
 
     def read_log(self, namespace: str, pod: str, *, container: str, tail: int, limit_bytes: int) -> str: ...
 

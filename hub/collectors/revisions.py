@@ -14,31 +14,16 @@ so a concurrent change gives 409 instead of being overwritten.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
+from hub.collectors.kube_request import KubeRequests
 from hub.errors import InvalidInput, Unprocessable
 
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 _RESOURCE = {"StatefulSet": "statefulsets", "DaemonSet": "daemonsets"}
 
 
-class RevisionsApi(Protocol):
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        verb: str,
-        resource: str,
-        namespace: str | None = None,
-        name: str | None = None,
-        query: Mapping[str, Any] | None = None,
-        body: Any = None,
-        content_type: str | None = None,
-        accept: str = "application/json",
-        fields: Mapping[str, str] | None = None,
-        raw: bool = False,
-    ) -> Any: ...
+RevisionsApi = KubeRequests
 
 
 def _images(template: Mapping[str, Any]) -> list[str]:
