@@ -60,7 +60,9 @@ def test_on_call_sees_a_firing_alert_opens_its_evidence_comments_and_silences_it
     page.wait_for_selector("#evidence")
     evidence = page.inner_text("#evidence")
     assert "checkout-api" in evidence
-    assert "workload_cpu_usage" in evidence
+    # The metric as words, its catalogue id on hover (web/views/metric_words.py).
+    assert "Workload CPU usage" in evidence
+    assert page.locator('#evidence abbr.metric[title="workload_cpu_usage"]').count() == 1
     page.wait_for_selector("#evidence figure.chart canvas, #evidence figure.chart .err, #evidence figure.chart .muted")
     j.shot("evidence")
 

@@ -6,29 +6,17 @@ running or behind."""
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
 
 from hub.settings import load_settings
 from sandbox import oidc, prereqs
-from sandbox.config import PORT_OFFSETS
 from sandbox.core import Sandbox
+from tests.integration.test_sandbox_lifecycle import free_port_base
 from tests.unit.conftest_tenancy import build_world
 
 pytestmark = pytest.mark.integration
-
-
-def _free_base() -> int:
-    for base in range(21000, 28000, 1000):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", base + PORT_OFFSETS["oidc"]))
-            except OSError:
-                continue
-            return base
-    raise AssertionError("no free port base")
 
 
 def _uid_of(pid: int) -> int:
@@ -39,7 +27,7 @@ def _uid_of(pid: int) -> int:
 
 
 def test_the_oidc_component_alone_on_a_private_sandbox(tmp_path: Path) -> None:
-    sb = Sandbox(tmp_path / "sb", port_base=_free_base(), quiet=True)
+    sb = Sandbox(tmp_path / "sb", port_base=free_port_base(), quiet=True)
     try:
         files = oidc.ensure_component(sb)
         assert sb.healthy("oidc") and sb.url_of("oidc") == files.issuer
