@@ -150,3 +150,25 @@ def test_the_console_form_wants_the_name_typed_back(tenancy_world: TenancyWorld)
     assert tenancy_world.tenancy.project("ns-a2") is None
     viewer, _ = tenancy_world.session("project-admin")
     assert "/projects/ns-a1/delete" not in viewer.get("/projects/ns-a1").get_data(as_text=True)
+
+
+def test_the_project_page_answers_while_the_api_server_is_down_and_says_so_in_the_quota_panel(
+    tenancy_world: TenancyWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The quota panel reads the API server live; an outage stays inside the panel (the soak
+    found the whole page answering 503 naming no backend)."""
+    from hub.collectors import quotas
+
+    def down(self: object, ns: str) -> dict[str, object]:
+        raise BackendUnavailable("kubernetes API server", "connection refused")
+
+    class Cluster:
+        api = object()
+
+    monkeypatch.setattr(quotas.Quotas, "usage", down)
+    monkeypatch.setattr(tenancy_world.hub, "cluster", Cluster())
+    client, _csrf = tenancy_world.session("project-viewer")
+    r = client.get("/projects/ns-a1", headers={"Accept": "text/html"})
+    body = r.get_data(as_text=True)
+    assert r.status_code == 200
+    assert 'id="quota-unavailable"' in body and "connection refused" in body

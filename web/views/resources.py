@@ -16,7 +16,7 @@ from hub.collectors.apply import Applier, ApplyConflict, ManifestInvalid
 from hub.collectors.inventory import ListQuery
 from hub.collectors.quotas import Quotas
 from hub.collectors.resources import AroundWorkloads
-from hub.errors import HubError, InvalidInput, NotFound
+from hub.errors import BackendUnavailable, HubError, InvalidInput, NotFound
 from web.access import audit, permission, scope
 from web.util import hub
 from web.views.common import _, attempt, can, done, failed, page, require_cluster
@@ -105,7 +105,13 @@ def _quota_helper() -> dict[str, Any]:
     def project_quota(ns: str) -> dict[str, Any] | None:
         if not can("workloads:read", namespace=ns) or hub().cluster is None:
             return None
-        usage: dict[str, Any] | None = attempt(lambda: Quotas(require_cluster().api).usage(ns), None)
+        # Read live from the API server while the template renders (after the page's banners):
+        # an outage is said inside the panel and leaves the page's status alone; the rest of the
+        # project page comes from the hub's own store and watch cache and still answers.
+        try:
+            usage: dict[str, Any] = Quotas(require_cluster().api).usage(ns)
+        except BackendUnavailable as exc:
+            return {"quotas": [], "unavailable": exc.message}
         return usage
 
     return {"project_quota": project_quota}
