@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+import pytest
+
+from hub.store import Database, StateStore
+from hub.store.postgres import PostgresDatabase
 
 
 def server_url() -> str:
@@ -57,3 +63,37 @@ def terminate_connections(admin_url: str, database_url: str) -> int:
             (name,),
         ).fetchall()
     return sum(1 for (ok,) in rows if ok)
+
+
+# Fixtures of the suites that run on both engines (import them into the test module): a
+# PostgreSQL server once per module, and ``open_store`` parametrised over SQLite and PostgreSQL.
+@pytest.fixture(scope="module")
+def pg_server() -> str:
+    return server_url()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], StateStore]]:
+    opened: list[Any] = []
+    if request.param == "sqlite":
+
+        def open_sqlite() -> StateStore:
+            db = Database(tmp_path / "state.sqlite3")
+            opened.append(db)
+            return db
+
+        yield open_sqlite
+    else:
+        with throwaway_database(request.getfixturevalue("pg_server")) as url:
+
+            def open_pg() -> StateStore:
+                db = PostgresDatabase(url)
+                opened.append(db)
+                return db
+
+            yield open_pg
+            for db in opened:
+                db.close()
+            return
+    for db in opened:
+        db.close()
