@@ -1,4 +1,5 @@
-"""Workload writes of the cluster service (scale, restart, roll back, set image, delete): a part
+"""Workload writes of the cluster service (scale, restart, roll back, set image, probes and
+resources, delete): a part
 of :class:`~hub.collectors.cluster.ClusterService` (a mixin; the service holds the API client and
 the watch cache). Split out because writes go to the API server and reads to the cache: two
 different paths with different failure modes.
@@ -10,6 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from hub.collectors.container_settings import api_fields, container_views, parse_settings, patch_ops
 from hub.collectors.inventory import (
     WORKLOAD_KINDS,
     workload_from_api,
@@ -17,7 +19,7 @@ from hub.collectors.inventory import (
 from hub.collectors.quotas import Quotas, check_scale, pod_requests
 from hub.collectors.revisions import ControllerRevisions
 from hub.collectors.watchcache import WatchCache
-from hub.errors import InvalidInput, Unprocessable
+from hub.errors import Conflict, InvalidInput, Unprocessable
 from hub.model import RESTARTED_AT_ANNOTATION, Workload, iso_or_none
 from hub.timeutil import Clock
 
@@ -49,6 +51,7 @@ _SCALABLE = ("Deployment", "StatefulSet")
 _RESTARTABLE = ("Deployment", "StatefulSet", "DaemonSet")
 _PROPAGATION = {"background": "Background", "foreground": "Foreground", "orphan": "Orphan"}
 _IMAGE = re.compile(r"^[^\s]+\Z")
+_STATUS_RETRIES = 3  # status-only writes between a read and a patch; see set_container_settings
 MAX_REPLICAS = 10_000  # far above any real workload; catches typos such as 50000 for 5
 
 
@@ -288,6 +291,60 @@ class WorkloadActions:
             fields={"spec.template.spec.containers": "image", "spec.jobTemplate": "image"},
         )
         return self._accept(k, patched)
+
+    def container_settings(self, namespace: str, kind: str, name: str) -> dict[str, Any]:
+        """Each container's CPU/memory requests and limits and its probes, read live (the form
+        that edits them must start from what the API server has, not the cache)."""
+        k = workload_kind(kind)
+        obj = self._get_live(k, namespace, name)
+        rv = (obj.get("metadata") or {}).get("resourceVersion", "")
+        return {
+            "kind": kind.lower(),
+            "namespace": namespace,
+            "name": name,
+            "resource_version": rv,
+            "containers": container_views(k, obj),
+        }
+
+    def set_container_settings(self, namespace: str, kind: str, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Change one container's probes and/or resources (container_settings.py checks the body);
+        a JSON patch carrying the resourceVersion it was computed from, so a concurrent change
+        answers 409."""
+        k = workload_kind(kind)
+        if k == "Job":
+            raise Unprocessable("a Job's pod template cannot change; create a new job instead", field="kind")
+        settings = parse_settings(body)
+        what = f"{kind.lower()} {namespace}/{name}"
+        generation = None
+        for _try in range(_STATUS_RETRIES):
+            obj = self._get_live(k, namespace, name)
+            now = (obj.get("metadata") or {}).get("generation")
+            if generation is not None and now != generation:
+                raise Conflict(f"{what} was changed by someone else meanwhile; reload it and retry")
+            generation = now
+            try:
+                patched = self.api.request(
+                    "PATCH",
+                    self._path(k, namespace, name),
+                    body=patch_ops(k, obj, settings, what),
+                    content_type=JSON_PATCH,
+                    verb="patch",
+                    resource=_STORE_OF[k],
+                    namespace=namespace,
+                    name=name,
+                    fields=api_fields(k, obj, settings.container),
+                )
+            except Conflict:
+                # The controller writes status between our read and the patch (it does so right
+                # after each rollout); the spec is what matters, and an unchanged generation
+                # says nobody touched it: read again and retry.
+                continue
+            break
+        else:
+            raise Conflict(f"{what} kept changing while the hub tried to patch it; retry in a moment")
+        out = self._accept(k, patched)
+        out["containers"] = container_views(k, patched)
+        return out
 
     def delete_workload(self, namespace: str, kind: str, name: str, propagation: str = "background") -> dict[str, Any]:
         """Delete a workload and, unless ``orphan``, its pods (the garbage collector removes them:

@@ -347,6 +347,7 @@ def test_every_console_page_renders_for_an_admin_in_both_languages_within_the_bu
         ("project", f"/projects/{TENANT_NS}"),
         ("workloads", f"/workloads?ns={TENANT_NS}"),
         ("workload", f"/projects/{TENANT_NS}/workloads/deployment/checkout-api"),
+        ("containers", f"/projects/{TENANT_NS}/workloads/deployment/checkout-api/containers"),
         ("pod", f"/projects/{TENANT_NS}/pods/{pod}"),
         ("monitoring", "/monitoring?level=nodes&metric=node_cpu_utilisation&metric=node_memory_utilisation&range=6h"),
         ("monitoring-components", "/monitoring?level=components&metric=apiserver_request_rate&range=1h"),

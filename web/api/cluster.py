@@ -8,12 +8,12 @@ a previous page returned) or ``page`` (1-based), ``label_selector`` and ``name``
 
 Several clusters: every route here takes ``?cluster=<name>`` (reads and actions alike); without
 it, or with the implicit cluster's name, it is today's cluster, so existing clients are
-unchanged. An added cluster's namespaced routes are for platform admins until the scope carries
-the cluster (a namespace name may belong to another tenant there); its node routes for holders
-of the cluster permission on that cluster. An unknown cluster gets the same refusal as a foreign
-one for everybody but platform admins (404 naming ``cluster`` for them). The clusters
-themselves: ``/api/v1/clusters`` (platform admins add, change and remove; credentials are
-write-only).
+unchanged. An added cluster's namespaced routes are for the members of the project of that
+namespace *in that cluster* (the scope's view of the cluster; the same name elsewhere may be
+another tenant's); its node routes for holders of the cluster permission on that cluster. An
+unknown cluster gets the same refusal as a foreign one for everybody but platform admins (404
+naming ``cluster`` for them). The clusters themselves: ``/api/v1/clusters`` (platform admins
+add, change and remove; credentials are write-only).
 """
 
 from __future__ import annotations
@@ -64,7 +64,10 @@ def _added_cluster(name: str) -> ClusterService:
     # implicit one): a cluster admin of one cluster and viewer of another cordons only the first.
     access = access_of(request.endpoint or "")
     needed = (access.permission if access else None) or ("workloads:read" if namespaced else "nodes:read")
-    allowed = sc.all_namespaces or (not namespaced and sc.may_cluster(needed, name))
+    # A namespaced route's permission was checked on the project of that name *in this cluster*
+    # by web.access (its key carries the cluster), and the scope is this cluster's view.
+    held = sc.may(needed, (request.view_args or {})["ns"]) if namespaced else sc.may_cluster(needed, name)
+    allowed = sc.all_namespaces or held
     if not allowed:
         raise refusal(needed)  # unknown and foreign alike
     if name not in h.clusters.names():
@@ -197,6 +200,26 @@ def set_workload_image(ns: str, kind: str, name: str) -> Any:
     image = _body_field(body, "image")
     out = cluster().set_image(ns, kind, name, container, image)
     audit("cluster.image", f"{ns}/{kind}/{name}", detail={"container": container, "image": image})
+    return jsonify(out)
+
+
+@bp.get("/namespaces/<ns>/workloads/<kind>/<name>/containers")
+@permission("workloads:read", namespace_arg="ns")
+def get_container_settings(ns: str, kind: str, name: str) -> Any:
+    """Each container's CPU/memory requests and limits and its liveness/readiness probes, read live."""
+    return jsonify(cluster().container_settings(ns, kind, name))
+
+
+@bp.put("/namespaces/<ns>/workloads/<kind>/<name>/containers")
+@permission("workloads:write", namespace_arg="ns")
+def set_container_settings(ns: str, kind: str, name: str) -> Any:
+    """Change one container's probes and/or resources: ``{"container": "web", "resources":
+    {"requests": {"cpu": "100m"}, "limits": {"memory": "256Mi"}}, "liveness_probe": {"type": "http",
+    "path": "/healthz", "port": 8080}, "readiness_probe": null}``; an absent key leaves that part alone."""
+    body = json_body()
+    out = cluster().set_container_settings(ns, kind, name, body)
+    changed = sorted(k for k in ("resources", "liveness_probe", "readiness_probe") if k in body)
+    audit("cluster.containers", f"{ns}/{kind}/{name}", detail={"container": body.get("container"), "changed": changed})
     return jsonify(out)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from flask import Blueprint, request, url_for
 
 from hub.collectors.cluster import ClusterService
+from hub.collectors.container_settings import PROBE_TYPES, PROBES, RESOURCE_NAMES, TIMINGS
 from hub.collectors.inventory import ListQuery
 from hub.collectors.revisions import ControllerRevisions
 from hub.collectors.workload_actions import workload_kind
@@ -181,3 +182,67 @@ def pod(ns: str, pod: str) -> Any:
             None,
         )
     return page("pod.html", ns=ns, pod_name=pod, p=detail, log=log, container=container or "", tail=tail_n)
+
+
+# -- probes and resources ----------------------------------------------------------------------------
+PROBE_FORM_FIELDS = ("type", "path", "port", "command", *TIMINGS)
+
+
+def _settings_body(form: Any) -> dict[str, Any]:
+    """The form's inputs (named by the body's own field paths, so an error names the input) as the
+    JSON API's body: every resource entry (empty removes it) and both probes (type none removes)."""
+    body: dict[str, Any] = {
+        "container": form.get("container", ""),
+        "resources": {
+            g: {n: form.get(f"resources.{g}.{n}", "").strip() for n in RESOURCE_NAMES} for g in ("requests", "limits")
+        },
+    }
+    for probe in PROBES:
+        body[probe] = {f: form.get(f"{probe}.{f}", "").strip() for f in PROBE_FORM_FIELDS}
+    return body
+
+
+@bp.get("/projects/<ns>/workloads/<kind>/<name>/containers")
+@permission("workloads:read", namespace_arg="ns")
+def container_settings(ns: str, kind: str, name: str) -> Any:
+    """Probes and resources of a workload's containers: the live values in a form (read-only
+    without ``workloads:write``)."""
+    return _settings_page(ns, kind, name, None, None)
+
+
+@bp.post("/projects/<ns>/workloads/<kind>/<name>/containers")
+@permission("workloads:write", namespace_arg="ns")
+def container_settings_save(ns: str, kind: str, name: str) -> Any:
+    """Apply one container's form; a refused change is shown again as typed, with the message
+    next to the field it names and the error's status (400/409/422/503)."""
+    body = _settings_body(request.form)
+    try:
+        _cluster().set_container_settings(ns, kind, name, body)
+    except HubError as exc:
+        return _settings_page(ns, kind, name, exc, body)
+    audit(
+        "cluster.containers",
+        f"{ns}/{kind}/{name}",
+        detail={"container": body["container"], "changed": ["liveness_probe", "readiness_probe", "resources"]},
+    )
+    target = url_for(".workload", ns=ns, kind=kind, name=name)
+    return done(_("containers.saved", name=name, container=body["container"]), target)
+
+
+def _settings_page(ns: str, kind: str, name: str, problem: HubError | None, typed: dict[str, Any] | None) -> Any:
+    current = _read(lambda: _cluster().container_settings(ns, kind, name), None)
+    html, status = page(
+        "container_settings.html",
+        ns=ns,
+        kind=kind,
+        name=name,
+        current=current,
+        typed=typed,
+        problems={problem.field or "container": problem.message} if problem else {},
+        editable=can("workloads:write", namespace=ns) and kind != "job",
+        probe_types=("none", *PROBE_TYPES),
+        timings=tuple(TIMINGS),
+    )
+    if problem is not None and status == 200:
+        status = problem.status
+    return html, status
