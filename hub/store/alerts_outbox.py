@@ -114,20 +114,69 @@ class OutboxRows:
         return float(row["t"]) if row and row["t"] is not None else None
 
     def mark_sending(self, ids: Sequence[int], now: float) -> int:
+        return len(self.claim_sending(ids, now))
+
+    def claim_sending(self, ids: Sequence[int], now: float) -> list[int]:
+        """Mark waiting messages ``sending`` (committed, and fenced under a lease, before any of
+        them goes out: a new leader then knows a send may have been in flight); returns the
+        ids actually claimed, oldest first. One that is no longer waiting (a former leader's
+        late sent-mark landed meanwhile) is not claimed and so not sent again."""
         if not ids:
-            return 0
+            return []
         clause, vals = in_clause("id", list(ids))
         with self.db.transaction():
-            return self.db.execute(
+            self.db.execute(
                 f"UPDATE alert_outbox SET status='sending', updated_at=? WHERE status='waiting' AND {clause}",
                 [now, *vals],
             )
+            rows = self.db.query(f"SELECT id FROM alert_outbox WHERE status='sending' AND {clause} ORDER BY id", vals)
+        return [int(r["id"]) for r in rows]
+
+    def record_sent(self, msg_id: int, *, now: float, subject: str) -> bool:
+        """The mail server accepted the message: say so at once, in a commit of its own.
+
+        The time from the server's answer to this commit is the window in which a crash sends
+        the message twice, so nothing else rides along: one conditional row update, committed
+        without waiting for the writers' lock (``execute_alone``) and not fenced (a fact, not a
+        decision). The bookkeeping (notices delivered, ``sends``) follows in
+        :meth:`count_sent`; ``counted = 0`` marks it as still to do."""
+        return (
+            self.db.execute_alone(
+                "UPDATE alert_outbox SET status='sent', sent_at=?, updated_at=?, subject=?, attempts=attempts+1,"
+                " last_error='', counted=0 WHERE id=? AND status IN ('waiting', 'sending')",
+                (now, now, subject, msg_id),
+            )
+            > 0
+        )
+
+    def count_sent(self, now: float, ids: Sequence[int] | None = None) -> int:
+        """The bookkeeping of messages :meth:`record_sent` marked (``ids``, or every one still
+        uncounted: a leader may have died between the mark and this), in one transaction;
+        returns how many were counted. Each notice counts once (``delivered_at``)."""
+        if ids is None:
+            found = [int(r["id"]) for r in self.db.query("SELECT id FROM alert_outbox WHERE counted=0 ORDER BY id")]
+        else:
+            found = list(ids)
+        if not found:
+            return 0
+        counted: list[int] = []
+        with self.db.transaction():
+            for i in range(0, len(found), 500):
+                clause, vals = in_clause("id", found[i : i + 500])
+                counted += [
+                    int(r["id"])
+                    for r in self.db.query(f"SELECT id FROM alert_outbox WHERE counted=0 AND {clause}", vals)
+                ]
+            if counted:
+                self._count_delivered(counted, now)
+                self.db.executemany("UPDATE alert_outbox SET counted=1 WHERE id=?", [(i,) for i in counted])
+        return len(counted)
 
     def mark_sent(self, msg_id: int, *, now: float, subject: str) -> None:
         with self.db.transaction():
             self.db.execute(
                 "UPDATE alert_outbox SET status='sent', sent_at=?, updated_at=?, subject=?, attempts=attempts+1,"
-                " last_error='' WHERE id=?",
+                " last_error='' WHERE id=? AND status IN ('waiting', 'sending')",
                 (now, now, subject, msg_id),
             )
 
@@ -135,7 +184,7 @@ class OutboxRows:
         with self.db.transaction():
             self.db.execute(
                 "UPDATE alert_outbox SET status='waiting', attempts=attempts+1, next_attempt=?, last_error=?,"
-                " subject=?, updated_at=? WHERE id=?",
+                " subject=?, updated_at=? WHERE id=? AND status IN ('waiting', 'sending')",
                 (next_attempt, error[:500], subject, now, msg_id),
             )
 
@@ -143,13 +192,13 @@ class OutboxRows:
         with self.db.transaction():
             self.db.execute(
                 "UPDATE alert_outbox SET status='failed', attempts=attempts+1, last_error=?, subject=?, updated_at=?"
-                " WHERE id=?",
+                " WHERE id=? AND status IN ('waiting', 'sending')",
                 (error[:500], subject, now, msg_id),
             )
 
     def record_results(self, outcomes: Sequence[tuple[int, str, float, str, str]], *, now: float) -> None:
         """Outcomes of one delivery round in ONE transaction: (id, 'sent'|'retry'|'failed',
-        next attempt, error, subject)."""
+        next attempt, error, subject). A message that already left is not changed again."""
         sent = [(now, now, subject, msg_id) for msg_id, kind, _, _, subject in outcomes if kind == "sent"]
         retry = [
             (nxt, err[:500], subject, now, msg_id) for msg_id, kind, nxt, err, subject in outcomes if kind == "retry"
@@ -159,20 +208,20 @@ class OutboxRows:
             if sent:
                 self.db.executemany(
                     "UPDATE alert_outbox SET status='sent', sent_at=?, updated_at=?, subject=?, attempts=attempts+1,"
-                    " last_error='' WHERE id=?",
+                    " last_error='' WHERE id=? AND status IN ('waiting', 'sending')",
                     sent,
                 )
                 self._count_delivered([msg_id for *_, msg_id in sent], now)
             if retry:
                 self.db.executemany(
                     "UPDATE alert_outbox SET status='waiting', attempts=attempts+1, next_attempt=?, last_error=?,"
-                    " subject=?, updated_at=? WHERE id=?",
+                    " subject=?, updated_at=? WHERE id=? AND status IN ('waiting', 'sending')",
                     retry,
                 )
             if failed:
                 self.db.executemany(
                     "UPDATE alert_outbox SET status='failed', attempts=attempts+1, last_error=?, subject=?,"
-                    " updated_at=? WHERE id=?",
+                    " updated_at=? WHERE id=? AND status IN ('waiting', 'sending')",
                     failed,
                 )
 

@@ -69,6 +69,8 @@ class StateStore(Protocol):
 
     def executemany(self, sql: str, rows: Sequence[Params]) -> None: ...
 
+    def execute_alone(self, sql: str, params: Params = ()) -> int: ...
+
     def transaction(self) -> AbstractContextManager[Any]: ...
 
     def migrate(self) -> list[str]: ...
@@ -254,6 +256,11 @@ class Database:
 
     def executemany(self, sql: str, rows: Sequence[Params]) -> None:
         self._run(self._connect().executemany, sql, rows)
+
+    def execute_alone(self, sql: str, params: Params = ()) -> int:
+        """One statement committed on its own (PostgreSQL: without waiting for the writers'
+        lock). SQLite has one writer per file anyway, so here it is simply ``execute``."""
+        return self.execute(sql, params)
 
     def migrate(self) -> list[str]:
         """Apply every missing migration; returns 'area:version' of those applied."""

@@ -250,6 +250,12 @@ class FencedStore:
             return
         self.db.executemany(sql, rows)
 
+    def execute_alone(self, sql: str, params: Params = ()) -> int:
+        """Not fenced, on purpose: the one write that records a fact rather than a decision (the
+        mail server accepted a message). Refusing it to a former leader would only turn a
+        message that left into one the next leader sends again."""
+        return self.db.execute_alone(sql, params)
+
     def migrate(self) -> list[str]:
         return self.db.migrate()
 

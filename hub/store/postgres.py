@@ -398,6 +398,31 @@ class PostgresDatabase:
         if rows:
             self._run(sql, None, many=rows)
 
+    def execute_alone(self, sql: str, params: Params = ()) -> int:
+        """One statement committed on its own WITHOUT the writers' lock; inside a transaction it
+        joins it. Only for a write that is right by itself under PostgreSQL's row locks (one
+        row, conditional, idempotent) and must not queue behind another writer's transaction:
+        the outbox's mark that the mail server accepted a message, the one commit whose delay
+        is the window for a duplicate (docs/architecture.md "Several replicas"). Idempotent, so
+        a connection found dead is retried once on a new one."""
+        if getattr(self._local, "depth", 0):
+            return int(self._run(sql, params).rowcount)
+        again = False
+        while True:
+            reused = self._reused()
+            conn = self._connect()
+            try:
+                return int(conn.execute(translate(sql), _params(params)).rowcount)  # autocommit
+            except psycopg.Error as exc:
+                if not again and self._stale(conn, exc, reused):
+                    self._drop()
+                    again = True
+                    continue
+                translated = self._translate_error(exc)
+                if translated is exc:
+                    raise
+                raise translated from exc
+
     def migrate(self) -> list[str]:
         """Apply every missing migration (types mapped by :func:`ddl`)."""
 

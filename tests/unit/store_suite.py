@@ -694,6 +694,40 @@ def test_delivery_counts_each_alerts_firing_notices_once(store: StateStore) -> N
     assert rows["m1"]["status"] == "sent" and rows["m2"]["attempts"] == 2 and rows["m2"]["sent_at"] == T0 + 31
 
 
+def test_the_sent_mark_commits_alone_and_its_bookkeeping_is_completed_once_by_any_round(store: StateStore) -> None:
+    """record_sent is the commit right after the server's answer (nothing rides along); a leader
+    that died before count_sent leaves ``counted = 0``, which the next round completes once. A
+    message that left is never changed again, and is never claimed for sending again."""
+    alerts = AlertStore(store)
+    notices = [
+        {"key": k, "alert_id": a, "policy_id": "p1", "namespace": "", "kind": "firing", "at": T0, "status": "new",
+         "payload": "{}"}
+        for k, a in [("k1", "a1"), ("k2", "a2"), ("k3", "a2")]
+    ]  # fmt: skip
+    messages = [
+        {"mkey": f"m{i}", "tenant": "", "policy_id": "p1", "recipient": f"{i}@e", "language": "en", "notices": ks,
+         "not_before": T0, "message_id": f"<{i}@h>"}
+        for i, ks in enumerate([["k1"], ["k2"], ["k3", "k1"]])
+    ]  # fmt: skip
+    alerts.commit_cycle(CycleWrite(upsert_alerts=[_alert(1), _alert(2)], notices=notices, messages=messages), now=T0)
+    ids = {r["mkey"]: r["id"] for r in alerts.outbox()}
+    assert alerts.claim_sending([ids["m0"], ids["m1"]], T0) == [ids["m0"], ids["m1"]]
+    assert alerts.record_sent(ids["m0"], now=T0 + 1, subject="s0")
+    assert alerts.record_sent(ids["m2"], now=T0 + 1, subject="s2")  # a former leader's late mark: still true
+    # the sender "died" here: nothing counted yet
+    assert (alerts.alert("a1")["sends"], alerts.alert("a2")["sends"]) == (0, 0)  # type: ignore[index]
+    assert alerts.claim_sending([ids["m2"]], T0 + 2) == []  # it left: not claimed, so not sent again
+    assert alerts.count_sent(T0 + 2) == 2
+    assert alerts.count_sent(T0 + 3) == 0 and alerts.count_sent(T0 + 3, [ids["m0"]]) == 0
+    assert (alerts.alert("a1")["sends"], alerts.alert("a2")["sends"]) == (1, 1)  # type: ignore[index]
+    assert not alerts.record_sent(ids["m0"], now=T0 + 4, subject="again")  # already sent: unchanged
+    alerts.record_results([(ids["m0"], "retry", T0 + 30, "late refusal", "")], now=T0 + 4)
+    rows = {r["mkey"]: r for r in alerts.outbox()}
+    assert (rows["m0"]["status"], rows["m0"]["sent_at"], rows["m0"]["attempts"]) == ("sent", T0 + 1, 1)
+    assert rows["m1"]["status"] == "sending" and rows["m1"]["counted"] == 1
+    assert alerts.recover_sending(T0 + 5) == 1
+
+
 def test_a_large_batch_lands_as_row_by_row_would_even_with_repeated_keys(store: StateStore) -> None:
     rows = [(f"k{i % 40}", f"v{i}") for i in range(1200)]  # every key 30 times: the last one wins
     store.executemany(

@@ -12,9 +12,13 @@ them ``sending`` (committed) before talking to the server and ``sent`` right aft
   exactly-once is not promised.
 - each recipient gets its messages in order: a recipient whose earlier message is backing off
   gets nothing newer until it went out.
-- each message's outcome is committed as soon as the server answered it (``on_result``), not
-  at the end of the round, so a crash mid-round re-sends at most the one message whose answer
-  arrived in the last instant before the crash, not every message sent before it;
+- a message the server accepted is marked ``sent`` as soon as the answer arrives
+  (``on_result``), in a commit of its own that waits for no other writer
+  (``AlertStore.record_sent``), so a crash mid-round re-sends at most a message whose answer
+  arrived in the last instant before the crash, not every message sent before it. The
+  bookkeeping (notices delivered, each alert's ``sends``) follows at the end of the round
+  (``count_sent``; a crash before it leaves it to the next round, on any leader), as do
+  refusals and retries;
 - with several replicas, ``may_send`` travels with each message and the notifier asks it right
   before the message's DATA: a leader that lost its lease (paused, partitioned) sends nothing
   more, and its outcome writes are refused by the fencing token (``hub.store.leases``).
@@ -98,7 +102,9 @@ class Dispatcher:
         self.batch = batch
 
     def recover(self) -> int:
-        n = self.store.recover_sending(self.clock.now())
+        now = self.clock.now()
+        self.store.count_sent(now)  # sent before the last leader stopped, its bookkeeping not yet done
+        n = self.store.recover_sending(now)
         if n:
             log.warning("%d message(s) were being sent when the hub stopped; they go out again (same Message-ID)", n)
         return n
@@ -107,10 +113,12 @@ class Dispatcher:
         """Send one batch of due messages; returns what happened to them."""
         report = DeliveryReport()
         now = self.clock.now()
+        self.store.count_sent(now)  # a former leader's sent messages whose bookkeeping it did not finish
         rows = self.store.due_messages(now, self.batch)
         if not rows:
             return report
-        self.store.mark_sending([r["id"] for r in rows], now)
+        claimed = set(self.store.claim_sending([r["id"] for r in rows], now))
+        rows = [r for r in rows if r["id"] in claimed]
         keys = {r["id"]: json.loads(r["notices"]) for r in rows}
         payloads = {
             n["key"]: n["payload"] for n in self.store.notices_by_keys(sorted({k for ks in keys.values() for k in ks}))
@@ -137,14 +145,20 @@ class Dispatcher:
         by_message: dict[str, Any] = {p.message_id: row for row, p in items}
         by_message.update({c.message_id: row for row, c in calls})
         recorded: set[int] = set()
+        sent: list[int] = []
 
         def on_result(res: DeliveryResult) -> None:
+            # Only an acceptance is committed here, alone and at once (record_sent): the time
+            # until that commit is the window for a duplicate, and this call also holds up the
+            # other connections' answers. A refusal waits for the end of the round (a crash
+            # before then only leaves the message 'sending', to be sent again: never twice).
             row = by_message.get(res.message_id)
-            if row is None or row["id"] in recorded:
+            if row is None or row["id"] in recorded or not res.ok:
                 return
-            done = self.clock.now()
-            self.store.record_results([self._outcome(row, res, done, report)], now=done)
+            self.store.record_sent(row["id"], now=self.clock.now(), subject=res.subject)
+            report.sent += 1
             recorded.add(row["id"])
+            sent.append(row["id"])
 
         log.debug("outbox: sending %d message(s)", len(items))
         results = self.notifier.send([p for _, p in items], on_result=on_result) if items else []
@@ -158,6 +172,7 @@ class Dispatcher:
         ]
         if rest:
             self.store.record_results(rest, now=done)
+        self.store.count_sent(done, sent)
         return report
 
     def _outcome(
