@@ -18,6 +18,16 @@ cluster role, a cluster-level custom role) and ``default_cluster`` names the imp
 (``clusters.default_name``, :data:`DEFAULT_CLUSTER` unless configured); every cluster check
 names the cluster, defaulting to that one, so several clusters only add names.
 
+Several clusters: the scope keys namespaces by (cluster, namespace) (:attr:`Scope.keys`). The
+value :func:`hub.tenancy.scope.scope_for` returns is the *view* of the implicit cluster, and
+:meth:`Scope.for_cluster` gives the view of any other: its ``namespaces``, ``grants``, ``roles``
+and node-level checks are that cluster's only, by plain namespace name. So an area handed a
+cluster's view applies it exactly as before, and ``retail-api`` of cluster-2 (another tenant's)
+is simply not in the default view's allow-list, nor the other way round. A project of an added
+cluster is stored under the key ``<cluster>/<namespace>`` (:func:`project_key`; ``/`` never
+occurs in a namespace name), a project of the implicit cluster under its namespace as before,
+so a single-cluster install's rows and scopes are unchanged.
+
 No store, no clock: the property tests throw random memberships at it.
 """
 
@@ -30,6 +40,22 @@ from functools import cached_property
 from hub.errors import Forbidden
 
 DEFAULT_CLUSTER = "default"
+KEY_SEPARATOR = "/"  # never part of a namespace or cluster name (DNS-1123 labels)
+
+
+def project_key(cluster: str, namespace: str, default_cluster: str = DEFAULT_CLUSTER) -> str:
+    """The hub's key of the project of ``namespace`` in ``cluster`` ('' or the implicit cluster:
+    the namespace itself, so single-cluster rows keep their keys)."""
+    if not cluster or cluster == default_cluster:
+        return namespace
+    return f"{cluster}{KEY_SEPARATOR}{namespace}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """(cluster, namespace) of a project key; the cluster is '' for the implicit one."""
+    cluster, sep, namespace = key.partition(KEY_SEPARATOR)
+    return (cluster, namespace) if sep else ("", key)
+
 
 # A project permission asked about a node-level object (no namespace) is its node-level twin:
 # an alert of a node is read with node-alerts:read, not with a project's alerts:read.
@@ -81,17 +107,62 @@ class Scope:
     grants: Mapping[str, frozenset[str]] = field(default_factory=dict)
     cluster_grants: Mapping[str, frozenset[str]] = field(default_factory=dict)
     default_cluster: str = DEFAULT_CLUSTER
+    # Several clusters: which cluster this view is of ('' = the implicit one), every cluster's
+    # view by name (shared by all views of one scope), and the clusters the caller may pick:
+    # those of their projects, those granted to their workspaces, those of their cluster roles.
+    cluster_name: str = ""
+    views: Mapping[str, Scope] = field(default_factory=dict, repr=False)
+    granted_clusters: frozenset[str] = frozenset()
     _whole_floors: LogFloors | None = field(default=None, init=False, repr=False)
 
     @property
+    def at(self) -> str:
+        """The name of the cluster this view is of."""
+        return self.cluster_name or self.default_cluster
+
+    @property
     def cluster(self) -> bool:
-        """Whether the (default) cluster's nodes and their facts are visible (nodes:read)."""
+        """Whether this view's cluster's nodes and their facts are visible (nodes:read)."""
         return self.may_cluster("nodes:read")
 
     def may_cluster(self, permission: str, cluster: str | None = None) -> bool:
-        """Whether the caller holds a cluster-level ``permission`` on ``cluster`` (None: the
-        implicit cluster)."""
-        return self.all_namespaces or permission in self.cluster_grants.get(cluster or self.default_cluster, ())
+        """Whether the caller holds a cluster-level ``permission`` on ``cluster`` (None: this
+        view's cluster, the implicit one unless :meth:`for_cluster` chose another)."""
+        return self.all_namespaces or permission in self.cluster_grants.get(cluster or self.at, ())
+
+    def for_cluster(self, name: str | None) -> Scope:
+        """The view of cluster ``name`` (None or '': the implicit cluster): the same caller, the
+        namespaces and grants they hold *there*. A cluster they hold nothing in is an empty view
+        (sees no namespace, node checks answer by its cluster grants), never another's view, so
+        naming a cluster can only narrow."""
+        name = name or self.default_cluster
+        if name == self.at:
+            return self
+        view = self.views.get(name)
+        if view is not None:
+            return view
+        return Scope(
+            all_namespaces=self.all_namespaces,
+            namespaces={},
+            username=self.username,
+            cluster_grants=self.cluster_grants,
+            default_cluster=self.default_cluster,
+            cluster_name=name,
+            views=self.views,
+            granted_clusters=self.granted_clusters,
+        )
+
+    @cached_property
+    def keys(self) -> frozenset[tuple[str, str]]:
+        """Every (cluster, namespace) the caller reaches, over all clusters."""
+        views = dict(self.views) or {self.at: self}
+        return frozenset((c, ns) for c, v in views.items() for ns in v.namespaces)
+
+    def may_read_cluster(self, name: str) -> bool:
+        """Whether the caller may pick cluster ``name`` at all (a switcher entry): platform admins
+        every one; others a cluster of their projects, of their workspaces' grants, or of a
+        cluster role."""
+        return self.all_namespaces or name in self.granted_clusters or bool(self.cluster_grants.get(name))
 
     @cached_property
     def visible(self) -> tuple[str, ...] | None:

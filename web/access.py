@@ -22,9 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from flask import current_app, g, request, session
+from flask import current_app, g, has_request_context, request, session
 
 from hub.errors import Forbidden, Unauthenticated
+from hub.scope import project_key
 from hub.tenancy.credentials import csrf_for_session, same_secret
 from hub.tenancy.roles import ALL_PERMISSIONS
 from hub.tenancy.scope import Principal, Scope
@@ -123,12 +124,21 @@ def require(perm: str, *, namespace: str | None = None, workspace: str | None = 
     return principal
 
 
+def request_cluster() -> str:
+    """The cluster this request is about: ``?cluster=`` ('' = the implicit cluster). The one
+    place a request names its cluster; a header or a body field never picks one (a body's
+    ``cluster`` that differs is refused by the routes that read bodies), so a tenant cannot
+    reach another cluster's namespace of the same name by moving the name elsewhere."""
+    return request.args.get("cluster", "") if has_request_context() else ""
+
+
 def scope() -> Scope:
-    """The caller's scope for this request (built once, from the tenancy service's cache); the
+    """The caller's scope for this request (built once, from the tenancy service's cache), as
+    the view of the request's cluster (:func:`request_cluster`, ``Scope.for_cluster``); the
     services take it and enforce it, the web layer only passes it through."""
     cached: Scope | None = g.get("scope")
     if cached is None:
-        cached = tenancy().scope(current_principal())
+        cached = tenancy().scope(current_principal()).for_cluster(request_cluster() or None)
         g.scope = cached
     return cached
 
@@ -217,6 +227,9 @@ def enforce() -> None:
     args = request.view_args or {}
     namespace = args.get(access.namespace_arg) if access.namespace_arg else None
     workspace = args.get(access.workspace_arg) if access.workspace_arg else None
+    if namespace is not None and request_cluster():
+        # The project of that name in the named cluster (its own key), never the implicit one's.
+        namespace = project_key(request_cluster(), namespace, tenancy().default_cluster)
     tenancy().authorize(principal, access.permission, namespace=namespace, workspace=workspace)
 
 

@@ -45,6 +45,7 @@ class ProjectRecord:
     registered_at: float
     created_by: str
     namespace_uid: str = ""
+    cluster: str = ""  # '' = the implicit cluster (migration tenancy_clusters:1)
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ def _project(row: Any) -> ProjectRecord:
         registered_at=row["registered_at"],
         created_by=row["created_by"],
         namespace_uid=row["namespace_uid"],
+        cluster=row["cluster"],
     )
 
 
@@ -212,12 +214,39 @@ class TenancyStore:
         created_by: str,
         now: float,
         namespace_uid: str = "",
+        cluster: str = "",
     ) -> None:
         self.db.execute(
             "INSERT INTO projects(namespace, workspace, display_name, created, registered_at, created_by,"
-            " namespace_uid) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (namespace, workspace, display_name, created, now, created_by, namespace_uid),
+            " namespace_uid, cluster) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (namespace, workspace, display_name, created, now, created_by, namespace_uid, cluster),
         )
+
+    # -- clusters granted to workspaces (migration tenancy_clusters:1) ----------------------
+    def workspace_clusters(self) -> dict[str, frozenset[str]]:
+        """Every workspace's granted added clusters (the implicit cluster is everyone's)."""
+        out: dict[str, set[str]] = {}
+        for r in self.db.query("SELECT workspace, cluster FROM workspace_clusters"):
+            out.setdefault(r["workspace"], set()).add(r["cluster"])
+        return {w: frozenset(c) for w, c in out.items()}
+
+    def grant_cluster(self, workspace: str, cluster: str, *, actor: str, now: float) -> int:
+        return self.db.execute(
+            "INSERT INTO workspace_clusters(workspace, cluster, granted_at, granted_by) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (workspace, cluster) DO NOTHING",
+            (workspace, cluster, now, actor),
+        )
+
+    def revoke_cluster(self, workspace: str, cluster: str) -> int:
+        return self.db.execute(
+            "DELETE FROM workspace_clusters WHERE workspace = ? AND cluster = ?", (workspace, cluster)
+        )
+
+    def projects_in_cluster(self, workspace: str, cluster: str) -> int:
+        row = self.db.query_one(
+            "SELECT COUNT(*) AS n FROM projects WHERE workspace = ? AND cluster = ?", (workspace, cluster)
+        )
+        return int(row["n"]) if row else 0
 
     def set_project_created(self, namespace: str, created: float, namespace_uid: str | None = None) -> int:
         """Record the namespace's creation time (and UID when given); 0 when nothing changed."""

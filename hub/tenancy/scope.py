@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from hub.errors import Forbidden
-from hub.scope import DEFAULT_CLUSTER, LogFloors, Scope
+from hub.scope import DEFAULT_CLUSTER, LogFloors, Scope, split_key
 from hub.tenancy.roles import (
     CLUSTER_PERMISSIONS,
     CLUSTER_ROLE_PERMISSIONS,
@@ -72,6 +73,8 @@ class Project:
 
     ``created`` is the Kubernetes namespace's creationTimestamp and ``uid`` its metadata.uid
     when a cluster is connected, so a recreated namespace gets a new UID and a new log floor.
+    ``namespace`` is the project's key (:func:`hub.scope.project_key`): the namespace itself in
+    the implicit cluster, ``<cluster>/<namespace>`` in an added one.
     """
 
     namespace: str
@@ -79,13 +82,23 @@ class Project:
     created: float = 0.0
     uid: str = ""
 
+    @property
+    def cluster(self) -> str:
+        """The cluster the project lives in ('' for the implicit one)."""
+        return split_key(self.namespace)[0]
+
+    @property
+    def name(self) -> str:
+        """The Kubernetes namespace's own name, in its cluster."""
+        return split_key(self.namespace)[1]
+
 
 def log_floors(projects: Iterable[Project]) -> LogFloors:
     """The predecessor rule for reading these projects' logs as a tenant (see :class:`LogFloors`)."""
     projects = list(projects)
     return LogFloors(
-        created={p.namespace: float(p.created or 0.0) for p in projects},
-        uids={p.namespace: p.uid for p in projects if p.uid},
+        created={p.name: float(p.created or 0.0) for p in projects},
+        uids={p.name: p.uid for p in projects if p.uid},
     )
 
 
@@ -123,12 +136,21 @@ def custom_project_grants(principal: Principal, project: Project) -> tuple[froze
     return frozenset(perms), name
 
 
-def scope_for(principal: Principal, projects: Iterable[Project], *, default_cluster: str = DEFAULT_CLUSTER) -> Scope:
+def scope_for(
+    principal: Principal,
+    projects: Iterable[Project],
+    *,
+    default_cluster: str = DEFAULT_CLUSTER,
+    workspace_clusters: Mapping[str, Iterable[str]] | None = None,
+) -> Scope:
     """What ``principal`` may read and write among ``projects`` (every project the hub knows, or
-    at least every one the principal's memberships reach)."""
-    roles: dict[str, str] = {}
-    grants: dict[str, frozenset[str]] = {}
-    visible: list[Project] = []
+    at least every one the principal's memberships reach): the implicit cluster's view, with
+    every other cluster's view reachable through :meth:`Scope.for_cluster`.
+
+    ``workspace_clusters`` names the added clusters each workspace is granted (the implicit
+    cluster is every workspace's): a member of the workspace may pick them in the switcher even
+    before a project of theirs lives there."""
+    per_cluster: dict[str, dict[str, dict[str, Any]]] = {}
     for p in projects:
         role = project_role(principal, p)
         held = PROJECT_ROLE_PERMISSIONS[role] if role is not None else frozenset()
@@ -137,22 +159,43 @@ def scope_for(principal: Principal, projects: Iterable[Project], *, default_clus
             extra, custom_name = custom_project_grants(principal, p)
             held |= extra
             named = named or custom_name
+        if not held and not principal.is_platform_admin:
+            continue
+        view = per_cluster.setdefault(p.cluster or default_cluster, {})
+        ns = p.name
+        view.setdefault("namespaces", {})[ns] = p.created
+        view.setdefault("workspaces", {})[ns] = p.workspace
+        if p.uid:
+            view.setdefault("uids", {})[ns] = p.uid
         if held:
-            roles[p.namespace] = named or ""
-            grants[p.namespace] = held
-        if held or principal.is_platform_admin:
-            visible.append(p)
-    return Scope(
-        all_namespaces=principal.is_platform_admin,
-        namespaces={p.namespace: p.created for p in visible},
-        workspaces={p.namespace: p.workspace for p in visible},
-        uids={p.namespace: p.uid for p in visible if p.uid},
-        username=principal.username,
-        roles=roles,
-        grants=grants,
-        cluster_grants=cluster_grants(principal),
-        default_cluster=default_cluster,
-    )
+            view.setdefault("roles", {})[ns] = named or ""
+            view.setdefault("grants", {})[ns] = held
+    grants = cluster_grants(principal)
+    granted = set(per_cluster) | {default_cluster}
+    for workspace in principal.workspaces:
+        granted.update((workspace_clusters or {}).get(workspace, ()))
+    views: dict[str, Scope] = {}
+
+    def view_of(cluster: str) -> Scope:
+        parts = per_cluster.get(cluster, {})
+        return Scope(
+            all_namespaces=principal.is_platform_admin,
+            namespaces=parts.get("namespaces", {}),
+            workspaces=parts.get("workspaces", {}),
+            uids=parts.get("uids", {}),
+            username=principal.username,
+            roles=parts.get("roles", {}),
+            grants=parts.get("grants", {}),
+            cluster_grants=grants,
+            default_cluster=default_cluster,
+            cluster_name="" if cluster == default_cluster else cluster,
+            views=views,  # filled below: every view shares the one mapping
+            granted_clusters=frozenset(granted),
+        )
+
+    for cluster in sorted(set(per_cluster) | {default_cluster}):
+        views[cluster] = view_of(cluster)
+    return views[default_cluster]
 
 
 def has_permission(

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hub.errors import HubError
@@ -40,9 +40,10 @@ from hub.tenancy.credentials import (
     digest,
 )
 from hub.tenancy.custom_roles import RoleAdministration
-from hub.tenancy.directory import WORKSPACE_LABEL, Directory
+from hub.tenancy.directory import WORKSPACE_LABEL
 from hub.tenancy.external import ExternalIdentities, PasswordDirectory
 from hub.tenancy.mappings import parse_mappings_setting
+from hub.tenancy.placement import ClusterPlacement
 from hub.tenancy.roles import ClusterRole, PlatformRole, ProjectRole, WorkspaceRole
 from hub.tenancy.scope import CustomGrant, Principal, Project, Scope
 from hub.tenancy.sessions import IssuedToken, LoginThrottled, SessionsAndTokens
@@ -79,9 +80,12 @@ class _ProjectIndex:
     projects: tuple[Project, ...]
     by_namespace: Mapping[str, Project]
     by_workspace: Mapping[str, tuple[Project, ...]]
+    workspace_clusters: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, generation: int, projects: list[Project]) -> _ProjectIndex:
+    def build(
+        cls, generation: int, projects: list[Project], workspace_clusters: Mapping[str, frozenset[str]] | None = None
+    ) -> _ProjectIndex:
         by_workspace: dict[str, list[Project]] = {}
         for project in projects:
             by_workspace.setdefault(project.workspace, []).append(project)
@@ -90,10 +94,11 @@ class _ProjectIndex:
             projects=tuple(projects),
             by_namespace={p.namespace: p for p in projects},
             by_workspace={w: tuple(ps) for w, ps in by_workspace.items()},
+            workspace_clusters=dict(workspace_clusters or {}),
         )
 
 
-class TenancyService(SessionsAndTokens, Directory, ExternalIdentities, RoleAdministration):
+class TenancyService(SessionsAndTokens, ClusterPlacement, ExternalIdentities, RoleAdministration):
     def __init__(
         self,
         db: StateStore,
@@ -238,7 +243,12 @@ class TenancyService(SessionsAndTokens, Directory, ExternalIdentities, RoleAdmin
         if cached is not None and cached[0] == index.generation and cached[1] == principal:
             return cached[2]
         if principal.is_platform_admin:
-            scope = rules.scope_for(principal, index.projects, default_cluster=self.default_cluster)
+            scope = rules.scope_for(
+                principal,
+                index.projects,
+                default_cluster=self.default_cluster,
+                workspace_clusters=index.workspace_clusters,
+            )
         else:
             candidates: dict[str, Project] = {}
             for workspace in principal.workspaces:
@@ -253,7 +263,12 @@ class TenancyService(SessionsAndTokens, Directory, ExternalIdentities, RoleAdmin
                     candidates.update((p.namespace, p) for p in index.by_workspace.get(grant.target, ()))
                 elif grant.level == "project" and grant.target in index.by_namespace:
                     candidates[grant.target] = index.by_namespace[grant.target]
-            scope = rules.scope_for(principal, candidates.values(), default_cluster=self.default_cluster)
+            scope = rules.scope_for(
+                principal,
+                candidates.values(),
+                default_cluster=self.default_cluster,
+                workspace_clusters=index.workspace_clusters,
+            )
         if len(self._scopes) >= _SCOPE_CACHE_USERS:
             self._scopes.clear()  # a crude bound: the next requests rebuild what they use
         self._scopes[principal.username] = (index.generation, principal, scope)
@@ -279,7 +294,11 @@ class TenancyService(SessionsAndTokens, Directory, ExternalIdentities, RoleAdmin
             if index is None or index.generation != generation:
                 # Read the generation before the rows: a change in between makes the next call
                 # reload, never keeps a stale list.
-                index = _ProjectIndex.build(generation, [_as_project(r) for r in self.store.projects(None)])
+                index = _ProjectIndex.build(
+                    generation,
+                    [_as_project(r) for r in self.store.projects(None)],
+                    self.store.workspace_clusters(),
+                )
                 self._index = index
         return index
 

@@ -12,6 +12,7 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from hub.errors import InvalidInput, NotFound
+from hub.scope import split_key
 from hub.store.audit import AuditFilter
 from hub.timeutil import iso
 from web import params
@@ -37,8 +38,10 @@ def _user_dict(user: Any) -> dict[str, Any]:
 
 
 def _project_dict(record: Any, role: str | None = None) -> dict[str, Any]:
+    cluster, namespace = split_key(record.namespace)  # an added cluster's project: <cluster>/<ns>
     out = {
-        "namespace": record.namespace,
+        "namespace": namespace,
+        "cluster": cluster or tenancy().default_cluster,
         "workspace": record.workspace,
         "display_name": getattr(record, "display_name", ""),
         "created": iso(record.created),
@@ -186,6 +189,31 @@ def delete_workspace(ws: str) -> Any:
     return "", 204
 
 
+@bp.get("/workspaces/<ws>/clusters")
+@permission("workspaces:read", workspace_arg="ws")
+def list_workspace_clusters(ws: str) -> Any:
+    """The clusters the workspace's projects may live in: the implicit one and its grants."""
+    if tenancy().workspace(ws) is None:
+        raise NotFound(f"no workspace {ws}")
+    return list_response([{"name": c} for c in tenancy().workspace_clusters(ws)])
+
+
+@bp.put("/workspaces/<ws>/clusters/<cluster>")
+@permission("workspaces:create")  # platform admins: they create workspaces
+def grant_workspace_cluster(ws: str, cluster: str) -> Any:
+    """Grant the workspace a cluster (platform admins; idempotent)."""
+    tenancy().grant_cluster(ws, cluster, actor=current_principal().username)
+    return list_response([{"name": c} for c in tenancy().workspace_clusters(ws)])
+
+
+@bp.delete("/workspaces/<ws>/clusters/<cluster>")
+@permission("workspaces:create")  # platform admins: they create workspaces
+def revoke_workspace_cluster(ws: str, cluster: str) -> Any:
+    """Take a cluster back (409 while a project of the workspace lives there)."""
+    tenancy().revoke_cluster(ws, cluster, actor=current_principal().username)
+    return "", 204
+
+
 @bp.get("/workspaces/<ws>/projects")
 @permission("workspaces:read", workspace_arg="ws")
 def list_projects(ws: str) -> Any:
@@ -198,9 +226,10 @@ def list_projects(ws: str) -> Any:
 @bp.post("/workspaces/<ws>/projects")
 @permission("projects:create", workspace_arg="ws")
 def create_project(ws: str) -> Any:
-    """Create a project: ``{"namespace","display_name"}``; creates and labels the namespace (with a cluster)."""
+    """Create a project: ``{"namespace","display_name","cluster"}``; creates and labels the namespace
+    (with a cluster). ``cluster``: one the workspace is granted (absent: the implicit one)."""
     body = json_body()
-    _only_fields(body, {"namespace", "display_name"})
+    _only_fields(body, {"namespace", "display_name", "cluster"})
     principal = current_principal()
     project = tenancy().create_project(
         ws,
@@ -208,6 +237,7 @@ def create_project(ws: str) -> Any:
         display_name=body.get("display_name", ""),
         actor=principal.username,
         allow_default=scope().cluster,  # the namespace "default": platform admins, as the scope says
+        cluster=body.get("cluster"),
     )
     record = tenancy().project_record(project.namespace)
     return jsonify(_project_dict(record)), 201
