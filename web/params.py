@@ -327,6 +327,7 @@ def log_params(args: Mapping[str, Any]) -> LogParams:
         workloads=names(args, "workloads"),
         pods=names(args, "pods"),
         containers=names(args, "containers"),
+        clusters=names(args, "cluster"),
         q=q,
         text=parse_keywords(q),
         start=start,

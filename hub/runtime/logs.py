@@ -149,7 +149,14 @@ def shipped_namespaces(settings: Settings, tenancy: TenancyService) -> Callable[
 def build(hub: Hub) -> None:
     settings = hub.settings
     store = open_store(settings)
-    service = LogService(store=store, settings=settings, tenancy=hub.tenancy, clock=hub.clock, metrics=hub.metrics)
+    service = LogService(
+        store=store,
+        settings=settings,
+        tenancy=hub.tenancy,
+        clock=hub.clock,
+        metrics=hub.metrics,
+        cluster_names=lambda: hub.clusters.names(),
+    )
     if settings.logs.ship and hub.cluster is not None:
         service.shipper = Shipper(
             source=ClusterPodSource(lambda: hub.cluster),

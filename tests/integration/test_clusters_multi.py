@@ -12,24 +12,32 @@ second's by the ``cluster`` parameter. Stopping the second cluster's API server 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from werkzeug.serving import make_server
 
 from hub.clusters.secretbox import new_key
+from hub.collectors.logs.nodewire import new_collector_token
 from hub.runtime import Hub, build_hub
 from hub.settings import Settings
 from sandbox import kube
 from sandbox.clusters import CLUSTER_PORT_STRIDE
 from sandbox.config import PORT_OFFSETS
 from sandbox.core import Sandbox
+from sandbox.crilogs import ContainerLog, Oracle
 from sandbox.procs import port_in_use
 from tests.integration.cluster_support import FAST_AUTH, PASSWORD, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+COLLECTOR_TOKEN, COLLECTOR_DIGEST = new_collector_token()  # the node collectors' ingest credential
 
 
 def free_two_cluster_base() -> int:
@@ -58,7 +66,7 @@ def two_clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 def hub_and_clients(two_clusters: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hub, Any, Any]]:
     settings = Settings(data_dir=tmp_path_factory.mktemp("hub")).replace(
         kubernetes={"kubeconfig": str(two_clusters.kubeconfig), "request_timeout": 5.0},
-        logs={"ship": False},
+        logs={"ship": False, "collector_token_sha256": COLLECTOR_DIGEST},
         auth=dict(FAST_AUTH),
         clusters={"secret_key": new_key()},
     )
@@ -152,6 +160,116 @@ def test_inventory_per_cluster_and_the_same_namespace_name_for_two_tenants(
         assert not any(name in r.get_data(as_text=True) for name in second_ref)
     assert [c["name"] for c in tenant.get("/api/v1/clusters").get_json()["items"]] == ["default"]
     assert admin.get("/api/v1/namespaces/retail-api/workloads?cluster=nope").status_code == 404
+
+
+def write_pod_logs(kubeconfig: Path, root: Path, marker: str, oracle: Oracle) -> str:
+    """CRI files, as the kubelet keeps them, for the retail-api pods of one node of a cluster (the
+    cluster's own API server says which pods run there); returns that node's name."""
+    pods = [
+        p for p in kube.KubeRest(kubeconfig).list("/api/v1/namespaces/retail-api/pods") if p["spec"].get("nodeName")
+    ]
+    assert pods, f"no scheduled retail-api pod in {kubeconfig}"
+    node = pods[0]["spec"]["nodeName"]
+    for pod in pods:
+        if pod["spec"]["nodeName"] != node:
+            continue
+        meta = pod["metadata"]
+        container = pod["spec"]["containers"][0]["name"]
+        log = ContainerLog(root, "retail-api", meta["name"], meta["uid"], container, oracle=oracle)
+        for i in range(5):
+            log.write(f"{marker} {meta['name']} line {i}")
+        log.close()
+    return node
+
+
+def test_a_log_search_spans_both_clusters_and_a_tenant_never_reads_the_other_clusters_namespace(
+    two_clusters: Sandbox, hub_and_clients: tuple[Hub, Any, Any], tmp_path: Path
+) -> None:
+    """``kubehub collect-node`` of each cluster (real processes, ``--cluster`` for the second) ships
+    CRI files of that cluster's retail-api pods into the hub; the written records are the
+    reference. A search across clusters finds exactly them, each with its cluster; the tenant of
+    the first cluster's retail-api reads only the first cluster's lines by every parameter, and
+    the second cluster's tenant of the same-named namespace only the second's."""
+    hub, admin, tenant = hub_and_clients
+    if "cluster-2" not in hub.clusters.names():
+        assert add_second_cluster(admin, two_clusters).status_code == 201
+    t = hub.tenancy
+    t.create_workspace("logistics", actor="admin")
+    t.grant_cluster("logistics", "cluster-2", actor="admin")
+    t.create_project("logistics", "retail-api", actor="admin", cluster="cluster-2")
+    t.create_user("logistics-op", PASSWORD, email="lo@example.com")
+    t.set_project_member("cluster-2/retail-api", "logistics-op", "viewer", actor="admin")
+    other = admin.application.test_client()
+    other.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {t.issue_token('logistics-op', kind='named', name='mc').token}"
+    # Both clusters' watches must know the pods: the ingest labels lines from them.
+    wait_until(
+        lambda: admin.get("/api/v1/namespaces/retail-api/workloads?cluster=cluster-2").status_code == 200,
+        timeout=60,
+        what="cluster-2's workloads synced",
+    )
+
+    marker = f"mc{int(time.time())}"
+    oracles = {"default": Oracle(), "cluster-2": Oracle()}
+    kubeconfigs = {"default": two_clusters.kubeconfig, "cluster-2": two_clusters.site("cluster-2").kubeconfig}
+    server = make_server("127.0.0.1", 0, admin.application, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    procs = []
+    try:
+        for cluster, kubeconfig in kubeconfigs.items():
+            root = tmp_path / cluster / "pods"
+            node = write_pod_logs(kubeconfig, root, f"{marker} {cluster}", oracles[cluster])
+            args = [sys.executable, "-m", "hub.cli", "collect-node", f"--root={root}", f"--node={node}"]
+            args += [f"--state-dir={tmp_path / cluster / 'state'}", f"--hub-url=http://127.0.0.1:{server.port}"]
+            args += ["--discover-interval=0.3", "--poll-interval=0.1", "--flush-after=0.5"]
+            if cluster != "default":
+                args.append(f"--cluster={cluster}")  # the first names none: the implicit cluster
+            env = {**os.environ, "KUBEHUB_COLLECTOR_TOKEN": COLLECTOR_TOKEN}
+            procs.append(subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        expected = {(c, m) for c, o in oracles.items() for ms in o.records.values() for m in ms}
+
+        def found(client: Any, **query: str) -> Any:
+            r = client.get("/api/v1/logs", query_string={"q": marker, "size": 1000, **query})
+            return r.status_code, {(i["cluster"], i["message"]) for i in r.get_json().get("items", [])}
+
+        wait_until(lambda: found(admin)[1] == expected, timeout=60, what="both clusters' lines stored")
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=30)
+        server.shutdown()
+    first = {x for x in expected if x[0] == "default"}
+    second = expected - first
+    assert first and second
+    assert found(admin, cluster="cluster-2") == (200, second)
+    assert found(admin, cluster="default,cluster-2", namespaces="retail-api") == (200, expected)
+    assert found(tenant) == (200, first)
+    assert found(tenant, namespaces="retail-api", cluster="default") == (200, first)
+    assert found(other) == (200, second)
+    # Every way of naming the second cluster's retail-api is refused to the first's tenant (and
+    # an unknown cluster gets the same words), and no answer holds a line of it.
+    words = set()
+    for query in (
+        {"cluster": "cluster-2"},
+        {"cluster": "cluster-2", "namespaces": "retail-api"},
+        {"cluster": "default,cluster-2"},
+        {"cluster": "nope"},
+        {"namespaces": "cluster-2/retail-api"},
+    ):
+        for path in ("/api/v1/logs", "/api/v1/logs/histogram", "/api/v1/logs/export"):
+            r = tenant.get(path, query_string={"q": marker, **query})
+            assert r.status_code == 403, (path, query, r.status_code)
+            assert f"{marker} cluster-2" not in r.get_data(as_text=True)
+            if path == "/api/v1/logs" and "cluster" in query and "," not in query["cluster"]:
+                words.add(r.get_json()["error"].replace(query["cluster"], "X"))
+    assert len(words) == 1, words
+    r = tenant.get(
+        "/api/v1/logs/export", query_string={"q": marker, "format": "jsonl"}, headers={"X-Cluster": "cluster-2"}
+    )
+    assert r.status_code == 200 and f"{marker} default" in r.get_data(as_text=True)
+    assert f"{marker} cluster-2" not in r.get_data(as_text=True)
+    # ... nor the first cluster's retail-api to the second's tenant
+    r = other.get("/api/v1/logs", query_string={"q": marker, "cluster": "default", "namespaces": "retail-api"})
+    assert r.status_code == 403
 
 
 def test_a_cluster_whose_api_server_stops_is_stale_and_the_other_keeps_working(

@@ -105,7 +105,69 @@ def test_lines_carry_every_label_and_a_microsecond_time(corpus_store: LogStore) 
         "workload": "api",
         "node": "node-1",
         "message": "m01 ERROR connection refused to db:5432",
+        "cluster": "",  # written without one
     }
+
+
+# -- clusters -----------------------------------------------------------------------------------
+
+# The same namespace name in two clusters (two tenants), and lines that name no cluster (written
+# by a single-cluster hub): the oracle is the records themselves.
+CLUSTERED: list[LogRecord] = [
+    LogRecord(
+        time=DAY2 + 40_000 + i,
+        namespace=ns,
+        pod=f"{ns}-pod",
+        container="app",
+        message=f"c{i:02d} clustered {cluster or 'none'}",
+        pod_uid=f"uid-{cluster}-{ns}",
+        cluster=cluster,
+    )
+    for i, (cluster, ns) in enumerate(
+        [
+            ("", "team-a"),
+            ("default", "team-a"),
+            ("cluster-2", "team-a"),
+            ("cluster-2", "team-z"),
+            ("cluster-3", "team-a"),
+        ]
+        * 3
+    )
+]
+
+
+@pytest.mark.parametrize(
+    ("clusters", "visibility"),
+    [
+        (("", "default"), {"team-a": 0.0}),
+        (("cluster-2",), {"team-a": 0.0}),
+        (("cluster-2",), {"team-a": 0.0, "team-z": 0.0}),
+        (("cluster-2", "cluster-3"), None),
+        (("cluster-9",), None),
+        (("",), None),
+        (None, {"team-a": 0.0}),
+    ],
+)
+def test_a_query_sees_only_the_lines_of_its_clusters(
+    log_store: LogStore, clusters: tuple[str, ...] | None, visibility: dict[str, float] | None
+) -> None:
+    assert log_store.write(CLUSTERED) == len(CLUSTERED)
+    log_store.refresh()
+    want = [
+        r.message
+        for r in CLUSTERED
+        if (clusters is None or r.cluster in clusters) and (visibility is None or r.namespace in visibility)
+    ]
+    for text in ("", "clustered"):  # the plain and the keyword plans
+        got = log_store.search(q(visibility, text=text, clusters=clusters))
+        assert sorted(line.message for line in got.items) == sorted(want), (clusters, visibility, text)
+        assert got.total == len(want)
+        assert {line.cluster for line in got.items} <= set(clusters or ("", "default", "cluster-2", "cluster-3"))
+    counts = log_store.histogram(q(visibility, clusters=clusters), interval=86_400)
+    assert sum(b.count for b in counts) == len(want)
+    assert sorted(line.message for line in log_store.export(q(visibility, clusters=clusters), limit=100)) == sorted(
+        want
+    )
 
 
 # -- keywords ---------------------------------------------------------------------------------------

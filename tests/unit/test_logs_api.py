@@ -228,6 +228,7 @@ def test_search_answers_in_the_documented_shape(world: TenancyWorld) -> None:
     (item,) = body["items"]
     assert item == {
         "time": "2026-11-22T01:00:00.000000Z",
+        "cluster": "default",  # written without a cluster: the implicit one's
         "namespace": "ns-a1",
         "pod": "worker-6b7c8d9f5-a1xyz",
         "container": "sidecar",
@@ -297,7 +298,7 @@ def test_csv_export_is_an_attachment_without_colour_codes_or_formulas(world: Ten
     assert r.headers["Content-Disposition"].startswith('attachment; filename="kubehub-logs-')
     assert r.headers["Content-Type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(r.get_data(as_text=True))))
-    assert rows[0] == ["time", "namespace", "workload", "pod", "container", "node", "message"]
+    assert rows[0] == ["time", "namespace", "workload", "pod", "container", "node", "message", "cluster"]
     assert [row[6] for row in rows[1:]] == [
         "a1-1 ERROR 请求超时 connection refused",
         "a1-2 INFO payment 成功",

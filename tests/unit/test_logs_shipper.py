@@ -167,6 +167,7 @@ def test_lines_are_labelled_with_namespace_workload_pod_container_node_and_time(
     (line,) = store.search(LogQuery(visibility={"shop": 0.0})).items
     assert line.to_dict() == {
         "time": "2026-11-22T00:00:00.123457Z",
+        "cluster": "",  # the shipper names none: the hub's write path labels it (LogService.write)
         "namespace": "shop",
         "pod": "api-5d8f7c9b6-abcde",
         "container": "proxy",

@@ -243,6 +243,32 @@ def test_ingest_refuses_user_tokens_and_anonymous_callers(world: tuple[TenancyWo
     assert w.hub.logs.store.partitions() == [] or all(p.lines == 0 for p in w.hub.logs.store.partitions())
 
 
+def test_ingest_labels_lines_with_the_collectors_cluster(world: tuple[TenancyWorld, str]) -> None:
+    w, token = world  # lines from now on: the project's log floor is its creation
+    w.hub.clusters.add(
+        {"name": "cluster-2", "connection": {"mode": "kubeconfig", "kubeconfig_path": "/nonexistent"}}, actor="t"
+    )
+    r = post(
+        w,
+        {"node": "node-9", "cluster": "cluster-2", "records": [record(message="from two", time_ns=time.time_ns())]},
+        token,
+    )
+    assert r.status_code == 200, r.get_data(as_text=True)
+    r = post(w, {"node": "node-1", "records": [record(message="from one", offset=99, time_ns=time.time_ns())]}, token)
+    assert r.status_code == 200
+    admin = w.client("platform-admin")
+    every = admin.get("/api/v1/logs", query_string={"namespaces": "ns-a1", "size": 100}).get_json()["items"]
+    assert {(i["message"], i["cluster"]) for i in every} == {("from two", "cluster-2"), ("from one", "default")}
+    two = admin.get("/api/v1/logs", query_string={"cluster": "cluster-2", "size": 100}).get_json()["items"]
+    assert [i["message"] for i in two] == ["from two"]
+    # ns-a1 of cluster-2 is not the tenant's ns-a1: the operator of ns-a1 reads only the first
+    mine = w.client("project-operator").get("/api/v1/logs", query_string={"namespaces": "ns-a1", "size": 100})
+    assert [i["message"] for i in mine.get_json()["items"]] == ["from one"]
+    for bad in ("nope", "Bad_Name", 7):
+        r = post(w, {"node": "node-1", "cluster": bad, "records": [record()]}, token)
+        assert r.status_code == 422 and r.get_json()["field"] == "cluster", bad
+
+
 def test_ingest_bad_input_names_the_field(world: tuple[TenancyWorld, str]) -> None:
     w, token = world
     r = post(w, {"node": "node-1", "records": [record(), record(pod="UPPER")]}, token)

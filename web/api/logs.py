@@ -16,7 +16,7 @@ from hub.collectors.logs import nodewire
 from hub.collectors.logs.collection import DEFAULT, parse_settings
 from hub.collectors.logs.collection_store import LogCollectionStore
 from hub.collectors.logs.service import LogService
-from hub.errors import NotFound
+from hub.errors import NotFound, Unprocessable
 from web import params
 from web.access import bearer_token, current_principal, permission, public, scope
 from web.params import int_param
@@ -34,7 +34,9 @@ def logs() -> LogService:
 def search_logs() -> Any:
     """Search log lines of the namespaces the caller may read.
 
-    Parameters: namespaces, workloads, pods, containers (comma lists), q (keywords: a b = AND,
+    Parameters: cluster (a comma list of clusters; none: every cluster the caller may pick; a
+    namespace is read in each cluster with the caller's rights there), namespaces, workloads,
+    pods, containers (comma lists), q (keywords: a b = AND,
     a OR b, "exact phrase", Chinese text), start, end (epoch seconds or RFC 3339), sort=desc|asc,
     from, size. Answers {"items": [...], "total", "total_relation"}.
     """
@@ -112,6 +114,18 @@ def put_log_collection(ns: str) -> Any:
     return jsonify({"namespace": ns, **settings.to_dict(), "max_retention_days": maximum})
 
 
+def ingest_cluster(body: Any) -> Any:
+    """The cluster service whose watch cache labels an ingest batch (the body's ``cluster``,
+    default the implicit one); a cluster the hub does not know is a 422 naming ``cluster``."""
+    h = hub()
+    name = body.get("cluster") if isinstance(body, dict) else None
+    if not name or not isinstance(name, str) or name == logs().implicit_cluster:
+        return getattr(h, "cluster", None)
+    if name not in logs().cluster_names():
+        raise Unprocessable(f"no cluster {name[:80]!r} is known to this hub", field="cluster")
+    return h.cluster_services.get(name)
+
+
 @bp.post("/logs/ingest")
 @public
 def ingest_logs() -> Any:
@@ -122,15 +136,17 @@ def ingest_logs() -> Any:
     its own credential. Body ``{"node", "records": [{"namespace", "pod", "pod_uid", "container",
     "stream", "time_ns", "message", "file", "offset"}]}`` (at most 5,000 records, 4 MiB: 413
     naming the field); bad fields are a 422 naming each. A record is identified by (file,
-    offset): a batch sent twice is stored once. Records of containers their project does not
-    collect (per-project collection settings, docs/logs.md) are dropped, counted in ``skipped``.
+    offset): a batch sent twice is stored once. ``cluster`` (optional; a cluster the hub knows,
+    else a 422 naming it) labels every line; none: the implicit cluster. Records of containers
+    their project does not collect (per-project collection settings, docs/logs.md) are dropped,
+    counted in ``skipped``.
     Answers ``{"received", "new", "skipped"}``.
     """
     service = logs()
     nodewire.check_collector_token(bearer_token(), nodewire.parse_digests(service.settings.logs.collector_token_sha256))
-    _, records = nodewire.decode_batch(
-        params.json_body(), labels=nodewire.cluster_labels(getattr(hub(), "cluster", None))
-    )
+    body = params.json_body()
+    cluster = ingest_cluster(body)
+    _, records = nodewire.decode_batch(body, labels=nodewire.cluster_labels(cluster))
     received = len(records)
     records = nodewire.collected(records, LogCollectionStore(hub().db).rules())
     new = service.write(records) if records else 0

@@ -172,6 +172,7 @@ class ElasticsearchLogStore(QueryCompiler):
                 f.pod_uid: keyword,
                 "workload": keyword,
                 "namespace_uid": keyword,
+                "cluster": keyword,
             }
         else:  # the shape Fluent Bit's dynamic mapping produces, so both can share indices
             text_kw = {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}}
@@ -219,9 +220,10 @@ class ElasticsearchLogStore(QueryCompiler):
             template=body["template"],
             meta=body["_meta"],
         )
-        uid_field = self.fields.namespace_uid
-        if uid_field:
-            self._map_namespace_uid(uid_field, body["template"]["mappings"]["properties"][uid_field])
+        # Fields newer than some indices: mapped there too (a template only shapes new indices).
+        for added in (self.fields.namespace_uid, self.fields.cluster):
+            if added:
+                self._map_namespace_uid(added, body["template"]["mappings"]["properties"][added])
         if self.preset == "kubehub" and not self._words_checked:
             self._find_old_word_indices()
         self._template_ready = True
@@ -319,9 +321,12 @@ class ElasticsearchLogStore(QueryCompiler):
         return done
 
     def _map_namespace_uid(self, uid_field: str, mapping: dict[str, Any]) -> None:
-        """Add the namespace UID field to indices made before the template had it, so lines
-        written there today are told apart by UID at once (a template only shapes new
-        indices). Best effort: an index that cannot take it keeps the time floor for them."""
+        """Add the namespace UID field (or the cluster field) to indices made before the
+        template had it, so lines written there today are told apart by UID (by cluster) at
+        once (a template only shapes new indices). Best effort: an index that cannot take it
+        keeps the time floor for them; a cluster field that cannot be mapped there leaves those
+        lines unfindable by cluster, never visible to another cluster's tenant (the filter
+        asks for the field)."""
         try:
             self._es.indices.put_mapping(
                 index=self.pattern,
@@ -347,6 +352,8 @@ class ElasticsearchLogStore(QueryCompiler):
         _put(doc, f.pod_uid, rec.pod_uid)
         if f.namespace_uid and rec.namespace_uid:
             _put(doc, f.namespace_uid, rec.namespace_uid)
+        if f.cluster and rec.cluster:
+            _put(doc, f.cluster, rec.cluster)
         if f.workload:
             _put(doc, f.workload, rec.workload)
         _put(doc, f.message, message)
@@ -426,6 +433,7 @@ class ElasticsearchLogStore(QueryCompiler):
             message=strip_ansi(str(_get(src, f.message) or "")),
             workload=workload,
             node=str(_get(src, f.node) or ""),
+            cluster=str(_get(src, f.cluster) or "") if f.cluster else "",
         )
 
     def search(self, query: LogQuery) -> SearchResult:

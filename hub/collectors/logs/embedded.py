@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.collectors.logs.embedded_base import (  # noqa: F401  (re-exported: hub.collectors.logs.embedded_base holds them)
+    _CATALOG_ADD_CLUSTER,
     _CATALOG_ADD_NS_UID,
     _CATALOG_SCHEMA,
     _FILE,
@@ -129,6 +130,12 @@ class EmbeddedLogStore(EmbeddedWriting, EmbeddedPlanning):
                 for stmt in _CATALOG_ADD_NS_UID:
                     self._catalog.execute(stmt)
                 self._catalog.execute("COMMIT")
+                columns = {row[1] for row in self._catalog.execute("PRAGMA table_info(sources)")}
+            if "cluster" not in columns:
+                self._catalog.execute("BEGIN IMMEDIATE")
+                for stmt in _CATALOG_ADD_CLUSTER:
+                    self._catalog.execute(stmt)
+                self._catalog.execute("COMMIT")
         except (OSError, sqlite3.Error) as exc:
             raise BackendUnavailable(BACKEND, f"cannot open {self.directory}: {exc}") from exc
         self._write_lock = threading.Lock()
@@ -174,7 +181,8 @@ class EmbeddedLogStore(EmbeddedWriting, EmbeddedPlanning):
             self._ns_ids[name] = ns_id
         names = {v: k for k, v in self._ns_ids.items()}
         for row in cat.execute(
-            "SELECT id, ns, workload, pod, container, node, pod_uid, first_t, last_t, ns_uid FROM sources ORDER BY id"
+            "SELECT id, ns, workload, pod, container, node, pod_uid, first_t, last_t, ns_uid, cluster "
+            "FROM sources ORDER BY id"
         ):
             src = Source(row[0], names[row[1]], row[1], *row[2:])
             self._remember(src)
@@ -356,6 +364,7 @@ class EmbeddedLogStore(EmbeddedWriting, EmbeddedPlanning):
             message=message,
             workload=src.workload,
             node=src.node,
+            cluster=src.cluster,
         )
 
     def histogram(self, query: LogQuery, *, interval: float) -> list[Bucket]:

@@ -67,7 +67,8 @@ _CATALOG_SCHEMA = [
     "CREATE TABLE IF NOT EXISTS sources (id INTEGER PRIMARY KEY, ns INTEGER NOT NULL, workload TEXT NOT NULL, "
     "pod TEXT NOT NULL, container TEXT NOT NULL, node TEXT NOT NULL, pod_uid TEXT NOT NULL, "
     "first_t REAL NOT NULL, last_t REAL NOT NULL, ns_uid TEXT NOT NULL DEFAULT '', "
-    "UNIQUE (ns, pod, container, pod_uid, workload, node, ns_uid))",
+    "cluster TEXT NOT NULL DEFAULT '', "
+    "UNIQUE (ns, pod, container, pod_uid, workload, node, ns_uid, cluster))",
 ]
 
 
@@ -82,8 +83,20 @@ _CATALOG_ADD_NS_UID = [
 ]
 
 
-# (namespace, pod, container, pod UID, workload, node, namespace UID): what makes a source.
-SourceKey = tuple[str, str, str, str, str, str, str]
+# A catalog written before sources carried their cluster: rebuilt once the same way (ids kept;
+# every old source gets "", which reads as the implicit cluster: a single-cluster hub's lines
+# stay its cluster's, and a namespace of the same name in an added cluster is a new source).
+_CATALOG_ADD_CLUSTER = [
+    "ALTER TABLE sources RENAME TO sources_before_cluster",
+    _CATALOG_SCHEMA[1],
+    "INSERT INTO sources(id, ns, workload, pod, container, node, pod_uid, first_t, last_t, ns_uid, cluster) "
+    "SELECT id, ns, workload, pod, container, node, pod_uid, first_t, last_t, ns_uid, '' FROM sources_before_cluster",
+    "DROP TABLE sources_before_cluster",
+]
+
+
+# (namespace, pod, container, pod UID, workload, node, namespace UID, cluster): what makes a source.
+SourceKey = tuple[str, str, str, str, str, str, str, str]
 
 
 def _grams(run: str) -> list[str]:
@@ -154,7 +167,8 @@ class Source:
     """Where lines come from; ``first_t``/``last_t`` bound the times of its lines (never narrower).
 
     ``ns_uid`` is the UID of the namespace the lines were logged in, empty when the writer did
-    not know it (those lines are judged by the time floor)."""
+    not know it (those lines are judged by the time floor). ``cluster`` is the cluster the
+    lines were logged in."""
 
     id: int
     namespace: str
@@ -167,10 +181,20 @@ class Source:
     first_t: float
     last_t: float
     ns_uid: str = ""
+    cluster: str = ""  # "": written without one (the implicit cluster's)
 
     @property
     def key(self) -> SourceKey:
-        return (self.namespace, self.pod, self.container, self.pod_uid, self.workload, self.node, self.ns_uid)
+        return (
+            self.namespace,
+            self.pod,
+            self.container,
+            self.pod_uid,
+            self.workload,
+            self.node,
+            self.ns_uid,
+            self.cluster,
+        )
 
 
 @dataclass

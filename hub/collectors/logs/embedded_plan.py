@@ -38,8 +38,9 @@ class EmbeddedPlanning:
 
     # -- scope ----------------------------------------------------------------------------------
     def _scope(self, q: LogQuery) -> _Scope:
-        if q.visibility is None and not (q.workloads or q.pods or q.containers):
+        if q.visibility is None and q.clusters is None and not (q.workloads or q.pods or q.containers):
             return _Scope(unrestricted=True)
+        clusters = frozenset(q.clusters) if q.clusters is not None else None
         workloads = set(q.workloads)
         pods = set(q.pods)
         containers = set(q.containers)
@@ -54,6 +55,10 @@ class EmbeddedPlanning:
         filtered = bool(workloads or pods or containers)
         for ns, floor in namespaces.items():
             ids = self._by_ns.get(ns)
+            if ids and clusters is not None:
+                # The same namespace name in another cluster is another tenant's: only the
+                # asked clusters' sources, and never a whole-namespace tag (see _tags).
+                ids = [i for i in ids if sources[i].cluster in clusters]
             if not ids:
                 continue
             current = uids.get(ns, "")

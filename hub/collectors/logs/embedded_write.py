@@ -101,7 +101,16 @@ class EmbeddedWriting:
         new: list[tuple[SourceKey, float, float]] = []
         pending: dict[SourceKey, int] = {}
         for rec in records:
-            key = (rec.namespace, rec.pod, rec.container, rec.pod_uid, rec.workload, rec.node, rec.namespace_uid)
+            key = (
+                rec.namespace,
+                rec.pod,
+                rec.container,
+                rec.pod_uid,
+                rec.workload,
+                rec.node,
+                rec.namespace_uid,
+                rec.cluster,
+            )
             src_id = self._by_key.get(key)
             if src_id is None:
                 idx = pending.get(key)
@@ -126,8 +135,8 @@ class EmbeddedWriting:
                     if ns_id is None:
                         ns_id = int(cat.execute("INSERT INTO namespaces(name) VALUES (?)", (key[0],)).lastrowid or 0)
                     cur = cat.execute(
-                        "INSERT INTO sources(ns, pod, container, pod_uid, workload, node, ns_uid, first_t, last_t) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO sources(ns, pod, container, pod_uid, workload, node, ns_uid, cluster, "
+                        "first_t, last_t) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (ns_id, *key[1:], lo, hi),
                     )
                     created.append(int(cur.lastrowid or 0))
@@ -148,7 +157,20 @@ class EmbeddedWriting:
                 raise
             for (key, lo, hi), src_id in zip(new, created, strict=True):
                 self._remember(
-                    Source(src_id, key[0], self._ns_ids[key[0]], key[4], key[1], key[2], key[5], key[3], lo, hi, key[6])
+                    Source(
+                        src_id,
+                        key[0],
+                        self._ns_ids[key[0]],
+                        key[4],
+                        key[1],
+                        key[2],
+                        key[5],
+                        key[3],
+                        lo,
+                        hi,
+                        key[6],
+                        key[7],
+                    )
                 )
             for src in widened:
                 self._sources[src.id] = src

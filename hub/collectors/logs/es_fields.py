@@ -47,6 +47,9 @@ class FieldMap:
     workload: str | None  # None: derived from the pod name
     keyword: str = ""
     namespace_uid: str | None = None  # None: the documents do not know their namespace's UID
+    # None: the documents do not say their cluster (every line is the implicit cluster's); a
+    # document without the field (written before it existed) is the implicit cluster's too.
+    cluster: str | None = None
 
     def exact(self, name: str) -> str:
         return name + self.keyword
@@ -63,6 +66,7 @@ PRESETS: dict[str, FieldMap] = {
         pod_uid="pod_uid",
         workload="workload",
         namespace_uid="namespace_uid",
+        cluster="cluster",
     ),
     "kubesphere": FieldMap(
         time="time",

@@ -196,6 +196,8 @@ class QueryCompiler:
         scope = self._scope_clause(q)
         if scope is not None:
             filters.append(scope)
+        if q.clusters is not None:
+            filters.append(self._cluster_clause(q.clusters))
         if q.workloads:
             if f.workload:
                 filters.append({"terms": {f.exact(f.workload): list(q.workloads)}})
@@ -223,6 +225,22 @@ class QueryCompiler:
             filters.append(compile_text(q.text, self._term))
         return {"bool": {"filter": filters}}
 
+    def _cluster_clause(self, clusters: tuple[str, ...]) -> dict[str, Any]:
+        """Lines of these clusters; ``""`` is a line without the field (the implicit cluster's,
+        or every line of a preset whose documents name no cluster)."""
+        field = self.fields.cluster
+        named = sorted({c for c in clusters if c})
+        if field is None:
+            return {"match_all": {}} if "" in clusters else {"bool": {"must_not": [{"match_all": {}}]}}
+        should: list[dict[str, Any]] = []
+        if named:
+            should.append({"terms": {self.fields.exact(field): named}})
+        if "" in clusters:
+            should.append({"bool": {"must_not": [{"exists": {"field": field}}]}})
+        if not should:
+            return {"bool": {"must_not": [{"match_all": {}}]}}
+        return should[0] if len(should) == 1 else _any_of(should)
+
     def _term(self, text: str) -> dict[str, Any]:
         """One term's clause: its words as a phrase of ``words`` (see spaced_words); on indices
         of an older hub, a phrase of ``message`` by their standard analyzer."""
@@ -248,7 +266,7 @@ class QueryCompiler:
 
     def _source_fields(self) -> list[str]:
         f = self.fields
-        return [x for x in (f.time, f.message, f.namespace, f.pod, f.container, f.node, f.workload) if x]
+        return [x for x in (f.time, f.message, f.namespace, f.pod, f.container, f.node, f.workload, f.cluster) if x]
 
     def compile_search(self, q: LogQuery) -> dict[str, Any]:
         """The whole search body (for the store and for the benchmark's raw baseline)."""

@@ -18,7 +18,8 @@ from hub.collectors.logs.store import LogLine, iso_micro, strip_ansi
 from hub.errors import HubError
 
 FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
-COLUMNS = ("time", "namespace", "workload", "pod", "container", "node", "message")
+# The cluster comes last: files of single-cluster hubs kept their columns where they were.
+COLUMNS = ("time", "namespace", "workload", "pod", "container", "node", "message", "cluster")
 CHUNK_LINES = 500
 # Spreadsheet programs run a cell that starts with one of these as a formula.
 _FORMULA_START = ("=", "+", "@", "\t", "\r")
@@ -44,6 +45,7 @@ def _row(line: LogLine) -> list[str]:
         line.container,
         line.node,
         _cell(strip_ansi(line.message)),
+        line.cluster,
     ]
 
 
@@ -56,6 +58,7 @@ def _json(line: LogLine) -> str:
         "container": line.container,
         "node": line.node,
         "message": strip_ansi(line.message),
+        "cluster": line.cluster,
     }
     return json.dumps(doc, ensure_ascii=False) + "\n"
 

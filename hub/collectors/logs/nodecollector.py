@@ -58,16 +58,17 @@ class HubSink:
 
     name = "kubehub ingest"
 
-    def __init__(self, url: str, token: str, *, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, token: str, *, timeout: float = 10.0, cluster: str = "") -> None:
         self.url = url.rstrip("/") + "/api/v1/logs/ingest"
         self.token = token
         self.timeout = timeout
+        self.cluster = cluster  # "": the hub's implicit cluster
 
     def deliver(self, node: str, batch: Sequence[Item]) -> None:
-        body = json.dumps(
-            {"node": node, "records": [encode_record(ref, fid, rec) for ref, fid, rec in batch]},
-            ensure_ascii=False,
-        ).encode("utf-8")
+        doc: dict[str, Any] = {"node": node, "records": [encode_record(ref, fid, rec) for ref, fid, rec in batch]}
+        if self.cluster:
+            doc["cluster"] = self.cluster
+        body = json.dumps(doc, ensure_ascii=False).encode("utf-8")
         req = urllib.request.Request(
             self.url,
             data=body,
@@ -87,12 +88,13 @@ class HubSink:
 class StoreSink:
     """A log store written directly (Elasticsearch), without the hub in between."""
 
-    def __init__(self, store: LogStore) -> None:
+    def __init__(self, store: LogStore, *, cluster: str = "") -> None:
         self.store = store
         self.name = store.name
+        self.cluster = cluster  # "": read as the hub's implicit cluster
 
     def deliver(self, node: str, batch: Sequence[Item]) -> None:
-        self.store.write([to_log_record(ref, fid, rec, node=node) for ref, fid, rec in batch])
+        self.store.write([to_log_record(ref, fid, rec, node=node, cluster=self.cluster) for ref, fid, rec in batch])
 
 
 @dataclass(frozen=True)
@@ -235,6 +237,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="where positions.json is kept (a hostPath, so positions survive the pod)",
     )
     p.add_argument("--node", default=os.environ.get("NODE_NAME", ""), help="this node's name (default $NODE_NAME)")
+    p.add_argument(
+        "--cluster",
+        default=os.environ.get("KUBEHUB_CLUSTER", ""),
+        help="the name the hub knows this node's cluster by (default $KUBEHUB_CLUSTER; none: the hub's implicit "
+        "cluster); every line is labelled with it",
+    )
     p.add_argument("--hub-url", default=os.environ.get("KUBEHUB_URL", ""), help="ship to this hub's ingest endpoint")
     p.add_argument(
         "--token-file",
@@ -259,14 +267,16 @@ def build_from_args(args: argparse.Namespace) -> NodeCollector:
     if args.elasticsearch_url:
         from hub.collectors.logs.elasticsearch import ElasticsearchLogStore
 
-        sink = StoreSink(ElasticsearchLogStore(args.elasticsearch_url, index_prefix=args.index_prefix))
+        sink = StoreSink(
+            ElasticsearchLogStore(args.elasticsearch_url, index_prefix=args.index_prefix), cluster=args.cluster
+        )
     elif args.hub_url:
         token = os.environ.get("KUBEHUB_COLLECTOR_TOKEN", "")
         if args.token_file:
             token = Path(args.token_file).read_text().strip()
         if not token:
             raise HubError("a collector token is required: --token-file or $KUBEHUB_COLLECTOR_TOKEN")
-        sink = HubSink(args.hub_url, token)
+        sink = HubSink(args.hub_url, token, cluster=args.cluster)
     else:
         raise HubError("say where to ship: --hub-url (with a collector token) or --elasticsearch-url")
     state = Path(args.state_dir)

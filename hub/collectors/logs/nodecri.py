@@ -304,7 +304,14 @@ def workload_from_pod_name(pod: str) -> str:
 
 
 def to_log_record(
-    ref: ContainerRef, file_id: str, rec: Record, *, node: str, workload: str = "", namespace_uid: str = ""
+    ref: ContainerRef,
+    file_id: str,
+    rec: Record,
+    *,
+    node: str,
+    workload: str = "",
+    namespace_uid: str = "",
+    cluster: str = "",
 ) -> LogRecord:
     return LogRecord(
         time=rec.time_ns / 1e9,
@@ -317,6 +324,7 @@ def to_log_record(
         pod_uid=ref.pod_uid,
         uid=record_uid(ref, file_id, rec.start),
         namespace_uid=namespace_uid,
+        cluster=cluster,
     )
 
 

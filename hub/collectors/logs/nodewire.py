@@ -126,9 +126,16 @@ def _text(item: Mapping[str, Any], key: str, where: str, pattern: re.Pattern[str
 
 
 def decode_batch(body: Any, *, labels: Labels | None = None) -> tuple[str, list[LogRecord]]:
-    """Check an ingest body and turn it into store records; 413/422 name the field at fault."""
+    """Check an ingest body and turn it into store records; 413/422 name the field at fault.
+
+    ``cluster`` (optional) names the cluster the node belongs to; every record gets it (none:
+    the hub's write path labels the records with its implicit cluster). Whether the hub knows
+    the cluster is the route's business."""
     if not isinstance(body, dict):
         raise Unprocessable("the body must be a JSON object with node and records", field="body")
+    cluster = body.get("cluster", "")
+    if not isinstance(cluster, str) or (cluster and not _DNS_LABEL.match(cluster)):
+        raise Unprocessable("cluster must be a cluster's name", field="cluster")
     node = body.get("node")
     if not isinstance(node, str) or not _DNS_SUBDOMAIN.match(node):
         raise Unprocessable("node must be the node's name", field="node")
@@ -188,6 +195,7 @@ def decode_batch(body: Any, *, labels: Labels | None = None) -> tuple[str, list[
                 pod_uid=pod_uid,
                 uid=record_uid(ref, file_id, int(offset)),  # type: ignore[arg-type]
                 namespace_uid=ns_uid,
+                cluster=cluster,
             )
         )
     if problems:

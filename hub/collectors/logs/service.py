@@ -5,26 +5,45 @@ Every read takes the caller's :class:`hub.scope.Scope` and enforces it *before* 
 asked (a named namespace outside it is the one 403; every query carries
 ``LogQuery.visibility`` and the predecessor rule), so no code path reaches the store unscoped;
 every read is audited (``logs.search``, ``logs.histogram``, ``logs.export``) whatever its
-outcome. Built by ``hub/runtime/logs.py``, which also adapts the cluster service for the
-shipper.
+outcome.
+
+Several clusters: every line carries its cluster (``LogRecord.cluster``; lines written without
+one are the implicit cluster's). A read names clusters with ``cluster=`` or asks about every
+cluster the caller may pick; each cluster is asked with the caller's view of *that* cluster
+(:meth:`Scope.for_cluster`: the same namespace name there may be another tenant's), one store
+query per cluster, merged by time (:class:`ClusterPart`). A platform admin asking about every
+cluster is one unfiltered query, as before. Built by ``hub/runtime/logs.py``, which also
+adapts the cluster service for the shipper.
 """
 
 from __future__ import annotations
 
 import calendar
+import heapq
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from itertools import chain
+from itertools import chain, islice
 from typing import Any, Protocol
 
 from hub.collectors.logs import export as export_mod
 from hub.collectors.logs.shipper import Shipper
-from hub.collectors.logs.store import LogLine, LogParams, LogQuery, LogRecord, LogStore
-from hub.errors import Forbidden, HubError, InvalidInput
-from hub.scope import LogFloors, Scope
+from hub.collectors.logs.store import (
+    LogLine,
+    LogParams,
+    LogQuery,
+    LogRecord,
+    LogStore,
+    SearchResult,
+    bucket_bounds,
+    fill_buckets,
+)
+from hub.errors import Forbidden, HubError, InvalidInput, NotFound
+from hub.scope import LogFloors, Scope, refusal
 from hub.settings import Settings
 from hub.timeutil import Clock, format_duration, iso
 
@@ -55,6 +74,15 @@ class AuditLog(Protocol):
     ) -> int: ...
 
 
+@dataclass(frozen=True)
+class ClusterPart:
+    """One cluster's share of a read: the cluster's name and the store query scoped by the
+    caller's view of it (``name`` is "" for a platform admin's read over every cluster)."""
+
+    name: str
+    query: LogQuery
+
+
 class LogService:
     """Tenant-scoped reads, the write path, retention and the shipper of the logs area."""
 
@@ -67,8 +95,12 @@ class LogService:
         clock: Clock,
         metrics: Any = None,
         shipper: Shipper | None = None,
+        cluster_names: Callable[[], Sequence[str]] | None = None,
     ) -> None:
         self.store = store
+        # Every cluster the hub knows (the registry's names); a hub without the registry knows
+        # only its implicit cluster.
+        self._cluster_names = cluster_names
         self.settings = settings
         self.tenancy = tenancy
         self.clock = clock
@@ -98,6 +130,63 @@ class LogService:
         floors: LogFloors = scope.log_floors(restricted)
         return floors
 
+    @property
+    def implicit_cluster(self) -> str:
+        return self.settings.clusters.default_name
+
+    def cluster_names(self) -> list[str]:
+        names = list(self._cluster_names()) if self._cluster_names is not None else []
+        return names if self.implicit_cluster in names else [self.implicit_cluster, *names]
+
+    def labels(self, cluster: str) -> tuple[str, ...]:
+        """The stored cluster labels of ``cluster``'s lines ("" too for the implicit one)."""
+        return ("", cluster) if cluster == self.implicit_cluster else (cluster,)
+
+    def _cluster_parts(self, scope: Scope, params: LogParams) -> list[ClusterPart]:
+        """The read's clusters, each with the store query the caller's view of it allows.
+
+        A cluster named by a caller who may not pick it (or one that does not exist) is the
+        one refusal, the same words for both; platform admins get 404 naming ``cluster`` for
+        an unknown one. A named namespace must be readable in at least one of the clusters
+        asked (else the one 403 of :meth:`Scope.check`); a cluster where it is not is simply
+        not asked. With no cluster named, the clusters the caller may pick are asked.
+        """
+        known = self.cluster_names()
+        if params.clusters:
+            for name in params.clusters:
+                if name in known and scope.may_read_cluster(name):
+                    continue
+                if scope.all_namespaces:
+                    raise NotFound(f"no cluster {name!r}", field="cluster")
+                raise Forbidden(f"you lack the permission {READ_PERMISSION} in cluster {name}", field="cluster")
+            asked = list(params.clusters)
+        else:
+            if scope.all_namespaces and not params.namespaces:
+                # Every line of every cluster, lines of removed clusters too: one query.
+                return [ClusterPart("", params.to_query(None))]
+            asked = [c for c in known if scope.may_read_cluster(c)]
+        parts: list[ClusterPart] = []
+        readable: set[str] = set()
+        for name in asked:
+            view = scope.for_cluster(name)
+            wanted = [ns for ns in params.namespaces if view.may(READ_PERMISSION, ns)]
+            if params.namespaces and not wanted:
+                continue
+            readable.update(wanted)
+            restricted = view.named(READ_PERMISSION, wanted)
+            labels = self.labels(name)
+            if restricted is None:
+                parts.append(ClusterPart(name, params.to_query(None, clusters=labels)))
+                continue
+            if not restricted:
+                continue
+            floors: LogFloors = view.log_floors(restricted)
+            parts.append(ClusterPart(name, params.to_query(floors.created, floors.uids, clusters=labels)))
+        for ns in params.namespaces:
+            if ns not in readable:
+                raise refusal(READ_PERMISSION, ns)  # the same words as Scope.check
+        return parts
+
     def _audit(self, scope: Scope, action: str, result: str, params: LogParams | None, **extra: Any) -> None:
         detail: dict[str, Any] = dict(extra)
         if params is not None:
@@ -117,18 +206,63 @@ class LogService:
         except Exception:  # an audit failure is logged loudly but must not hide the answer's error
             log.exception("auditing %s by %s failed", action, actor)
 
-    def _scoped(self, scope: Scope, args: LogParams | Mapping[str, Any], action: str) -> tuple[LogParams, LogQuery]:
+    def _scoped(
+        self, scope: Scope, args: LogParams | Mapping[str, Any], action: str
+    ) -> tuple[LogParams, list[ClusterPart]]:
         if not isinstance(args, LogParams):  # query strings are read by web.params.log_params (bounded)
             raise TypeError(f"the logs service takes LogParams, got {type(args).__name__}")
         params = args
         try:
-            vis = self.visibility(scope, params)
-        except Forbidden as exc:
-            self._audit(scope, action, "denied", params, namespaces=list(params.namespaces), reason=exc.message)
+            parts = self._cluster_parts(scope, params)
+        except (Forbidden, NotFound) as exc:
+            self._audit(
+                scope,
+                action,
+                "denied",
+                params,
+                namespaces=list(params.namespaces),
+                clusters=list(params.clusters),
+                reason=exc.message,
+            )
             raise
-        if vis is None:
-            return params, params.to_query(None)
-        return params, params.to_query(vis.created, vis.uids)
+        return params, parts
+
+    def _part_detail(
+        self, params: LogParams, parts: Sequence[ClusterPart], shown: Sequence[LogLine] | None = None, **kw: Any
+    ) -> dict[str, Any]:
+        """The audit detail's reach over every cluster asked (see :meth:`_scope_detail`)."""
+        if len(parts) == 1:
+            detail = self._scope_detail(params, parts[0].query, shown, **kw)
+        else:
+            detail = {"clusters_detail": {p.name: self._scope_detail(params, p.query, None, **kw) for p in parts}}
+            if shown is not None:
+                detail["namespaces"] = sorted({line.namespace for line in shown})
+        names = [p.name for p in parts if p.name]
+        if names or params.clusters:
+            detail["clusters"] = names
+        return detail
+
+    def _named(self, line: LogLine) -> LogLine:
+        """A line as answered: its cluster by name (lines stored without one are the implicit's)."""
+        return line if line.cluster else replace(line, cluster=self.implicit_cluster)
+
+    def _search_parts(self, parts: Sequence[ClusterPart]) -> SearchResult:
+        if not parts:
+            return SearchResult(items=[], total=0)
+        if len(parts) == 1:
+            return self.store.search(parts[0].query)
+        # Each cluster's first from+size lines, merged by time, then the page cut from them.
+        first = parts[0].query
+        window = first.offset + first.size
+        results = [self.store.search(replace(p.query, offset=0, size=window)) for p in parts]
+        desc = first.sort == "desc"
+        merged = heapq.merge(*(r.items for r in results), key=lambda line: line.time, reverse=desc)
+        page = list(islice(merged, first.offset, window))
+        return SearchResult(
+            items=page,
+            total=sum(r.total for r in results),
+            total_exact=all(r.total_exact for r in results),
+        )
 
     @staticmethod
     def _scope_detail(
@@ -154,17 +288,17 @@ class LogService:
     # -- reads ------------------------------------------------------------------------------------
     def search(self, scope: Scope, args: LogParams | Mapping[str, Any]) -> dict[str, Any]:
         """``GET /api/v1/logs``: ``{"items": [...], "total": N, "total_relation": "eq"|"gte"}``."""
-        params, query = self._scoped(scope, args, "logs.search")
+        params, parts = self._scoped(scope, args, "logs.search")
         try:
-            result = self.store.search(query)
+            result = self._search_parts(parts)
         except HubError as exc:
-            self._audit(scope, "logs.search", "failed", params, reason=exc.message, **self._scope_detail(params, query))
+            self._audit(scope, "logs.search", "failed", params, reason=exc.message, **self._part_detail(params, parts))
             raise
         self._audit(
-            scope, "logs.search", "ok", params, total=result.total, **self._scope_detail(params, query, result.items)
+            scope, "logs.search", "ok", params, total=result.total, **self._part_detail(params, parts, result.items)
         )
         return {
-            "items": [line.to_dict() for line in result.items],
+            "items": [self._named(line).to_dict() for line in result.items],
             "total": result.total,
             "total_relation": "eq" if result.total_exact else "gte",
             "from": params.offset,
@@ -173,19 +307,27 @@ class LogService:
 
     def histogram(self, scope: Scope, args: LogParams | Mapping[str, Any]) -> dict[str, Any]:
         """``GET /api/v1/logs/histogram``: ``{"interval": "1m", "buckets": [{"time", "count"}], "total"}``."""
-        params, query = self._scoped(scope, args, "logs.histogram")
+        params, parts = self._scoped(scope, args, "logs.histogram")
         interval = params.interval or auto_interval(params.start, params.end)
         try:
-            buckets = self.store.histogram(query, interval=interval)
+            if len(parts) == 1:
+                buckets = self.store.histogram(parts[0].query, interval=interval)
+            else:
+                counts: dict[int, int] = defaultdict(int)
+                for part in parts:
+                    for b in self.store.histogram(part.query, interval=interval):
+                        counts[round(b.time / interval)] += b.count
+                query = parts[0].query if parts else params.to_query({})
+                buckets = fill_buckets(counts, interval, bucket_bounds(query, interval))
         except InvalidInput:
             raise
         except HubError as exc:
             self._audit(
-                scope, "logs.histogram", "failed", params, reason=exc.message, **self._scope_detail(params, query)
+                scope, "logs.histogram", "failed", params, reason=exc.message, **self._part_detail(params, parts)
             )
             raise
         total = sum(b.count for b in buckets)
-        self._audit(scope, "logs.histogram", "ok", params, total=total, **self._scope_detail(params, query))
+        self._audit(scope, "logs.histogram", "ok", params, total=total, **self._part_detail(params, parts))
         return {
             "interval": format_duration(interval),
             "buckets": [{"time": iso(b.time), "count": b.count} for b in buckets],
@@ -205,15 +347,21 @@ class LogService:
         limit = cap if limit is None else limit
         if not 1 <= limit <= cap:
             raise InvalidInput(f"limit must be between 1 and {cap}, got {limit}", field="limit")
-        params, query = self._scoped(scope, args, "logs.export")
-        lines = self.store.export(query, limit=limit + 1)
+        params, parts = self._scoped(scope, args, "logs.export")
+        streams = [self.store.export(p.query, limit=limit + 1) for p in parts]
+        merged: Iterator[LogLine] = (
+            streams[0]
+            if len(streams) == 1
+            else heapq.merge(*streams, key=lambda line: line.time, reverse=params.sort == "desc")
+        )
+        lines = (self._named(line) for line in islice(merged, limit + 1))
         try:
             first = next(lines, None)
         except HubError as exc:
-            detail = self._scope_detail(params, query, every=True)
+            detail = self._part_detail(params, parts, every=True)
             self._audit(scope, "logs.export", "failed", params, reason=exc.message, **detail)
             raise
-        detail = self._scope_detail(params, query, every=True)
+        detail = self._part_detail(params, parts, every=True)
         self._audit(scope, "logs.export", "ok", params, format=fmt, limit=limit, **detail)
         stream: Iterator[LogLine] = chain([first], lines) if first is not None else iter(())
         stamp = datetime.fromtimestamp(self.clock.now(), tz=UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -230,11 +378,13 @@ class LogService:
         return time.strftime("%Y-%m-%d", time.gmtime(self.clock.now() - (keep - 1) * 86_400))
 
     def write(self, records: Sequence[LogRecord]) -> int:
-        """The hub's write path (the shipper's sink): drops lines already past retention, then
-        writes; returns the number of new lines."""
+        """The hub's write path (the shipper's sink): drops lines already past retention, labels
+        lines that name no cluster with the implicit one (the hub's own shipper follows it),
+        then writes; returns the number of new lines."""
         cutoff = self.retention_cutoff()
         horizon = calendar.timegm(time.strptime(cutoff, "%Y-%m-%d"))
-        kept = [r for r in records if r.time >= horizon]
+        implicit = self.implicit_cluster
+        kept = [r if r.cluster else replace(r, cluster=implicit) for r in records if r.time >= horizon]
         written = self.store.write(kept) if kept else 0
         if self.metrics is not None and written:
             self.metrics.log_lines_shipped.inc(written)

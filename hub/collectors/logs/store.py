@@ -122,6 +122,10 @@ class LogRecord:
     ``namespace_uid`` is the ``metadata.uid`` of the namespace the line was logged in (the
     shipper knows it from the watch cache). It is what tells a namespace apart from an earlier
     one of the same name, whatever the line's time; empty when the writer did not know it.
+
+    ``cluster`` is the name of the cluster the line was logged in. Empty: the writer did not
+    say (lines of single-cluster installs and of hubs older than the cluster level), read as
+    the implicit cluster's. It is not part of the identity: a pod UID names one pod anywhere.
     """
 
     time: float
@@ -134,6 +138,7 @@ class LogRecord:
     pod_uid: str = ""
     uid: str = ""
     namespace_uid: str = ""
+    cluster: str = ""
 
     def identity(self) -> str:
         if self.uid:
@@ -152,10 +157,12 @@ class LogLine:
     message: str
     workload: str = ""
     node: str = ""
+    cluster: str = ""  # as stored: "" for lines written without one (the implicit cluster)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "time": iso_micro(self.time),
+            "cluster": self.cluster,
             "namespace": self.namespace,
             "pod": self.pod,
             "container": self.container,
@@ -181,10 +188,17 @@ class LogQuery:
     read in place) is shown when it is not older than the floor, the namespace's creation
     time. A namespace absent from ``namespace_uids`` (its UID unknown, or a store that keeps no
     UIDs) is judged by the floor alone.
+
+    ``clusters`` is the set of cluster labels a line must carry to be seen, None for any
+    cluster. ``""`` stands for lines stored without a cluster (they belong to the implicit
+    cluster, so a question about it names both ``""`` and its name). The visibility applies
+    within those clusters: a namespace name is one tenant's in one cluster only, so the logs
+    service asks one store query per cluster whenever the scope differs between clusters.
     """
 
     visibility: Mapping[str, float] | None
     namespace_uids: Mapping[str, str] = field(default_factory=dict)
+    clusters: tuple[str, ...] | None = None
     workloads: tuple[str, ...] = ()
     pods: tuple[str, ...] = ()
     containers: tuple[str, ...] = ()
@@ -272,6 +286,7 @@ class LogParams:
     workloads: tuple[str, ...] = ()
     pods: tuple[str, ...] = ()
     containers: tuple[str, ...] = ()
+    clusters: tuple[str, ...] = ()  # the clusters asked about; none: every one the caller may read
     q: str = ""
     text: Expr | None = None
     start: float | None = None
@@ -283,11 +298,16 @@ class LogParams:
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def to_query(
-        self, visibility: Mapping[str, float] | None, namespace_uids: Mapping[str, str] | None = None
+        self,
+        visibility: Mapping[str, float] | None,
+        namespace_uids: Mapping[str, str] | None = None,
+        *,
+        clusters: tuple[str, ...] | None = None,
     ) -> LogQuery:
         return LogQuery(
             visibility=visibility,
             namespace_uids=dict(namespace_uids or {}),
+            clusters=clusters,
             workloads=self.workloads,
             pods=self.pods,
             containers=self.containers,
