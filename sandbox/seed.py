@@ -487,6 +487,7 @@ class Seeder:
                         **{
                             k: {"type": "keyword", "ignore_above": 1024}
                             for k in (
+                                "cluster",
                                 "namespace",
                                 "namespace_uid",
                                 "pod",
@@ -529,6 +530,7 @@ class Seeder:
                         index = prefix + ts.strftime("%Y.%m.%d")
                         doc = {
                             "time": ts.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+                            "cluster": self.site.name,  # the cluster the line came from (docs/logs.md)
                             "namespace": w.namespace,
                             "namespace_uid": namespace_uids[w.namespace],
                             "pod": pod["metadata"]["name"],
