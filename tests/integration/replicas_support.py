@@ -178,6 +178,8 @@ class ReplicaSet:
     lease_seconds: float = 3.0
     tick_seconds: float = 1.0
     delivery_seconds: float = 1.0
+    kubeconfig: str = "none"  # a private API server's (test_replicas_apiserver_down.py), or none
+    extra_env: dict[str, str] = field(default_factory=dict)
     replicas: dict[str, Replica] = field(default_factory=dict)
     lines: queue.Queue[Line] = field(default_factory=queue.Queue)
     seen: list[Line] = field(default_factory=list)
@@ -188,7 +190,7 @@ class ReplicaSet:
             PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
             KUBEHUB_DATA_DIR=str(self.workdir / name),
             KUBEHUB_DATABASE_URL=self.database_url,
-            KUBEHUB_KUBERNETES_KUBECONFIG="none",
+            KUBEHUB_KUBERNETES_KUBECONFIG=self.kubeconfig,
             KUBEHUB_LOGS_SHIP="false",
             KUBEHUB_PROMETHEUS_URL=self.prometheus_url,
             KUBEHUB_SMTP_HOST="127.0.0.1",
@@ -203,6 +205,7 @@ class ReplicaSet:
             KUBEHUB_HTTP_PORT=str(port),
             KUBEHUB_LOG_LEVEL="debug",
         )
+        env.update(self.extra_env)
         return env
 
     def start(self, name: str) -> Replica:
@@ -313,6 +316,21 @@ class ReplicaSet:
             except subprocess.TimeoutExpired:
                 r.proc.kill()
                 r.proc.wait()
+
+
+def readyz(port: int) -> dict[str, Any] | None:
+    """A replica's /readyz body (200 or 503 alike), None while it does not listen yet."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as resp:
+            return dict(json.loads(resp.read()))
+    except urllib.error.HTTPError as exc:
+        return dict(json.loads(exc.read()))
+    except OSError:
+        return None
 
 
 def memory_policy(name: str, receiver: str, *, consecutive: int = 2) -> dict[str, Any]:

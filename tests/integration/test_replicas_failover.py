@@ -28,12 +28,9 @@ Lease 3 s, tick 1 s: about a minute.
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -51,6 +48,7 @@ from tests.integration.replicas_support import (
     SlowProxy,
     memory_policy,
     prometheus_workloads_above,
+    readyz,
     tally,
 )
 
@@ -61,17 +59,6 @@ LEASE = 3.0
 TICK = 1.0
 CONSECUTIVE = 2
 PERIOD = 10.0
-
-
-def readyz(port: int) -> dict | None:
-    """The replica's /readyz body (200 or 503 alike), None while it does not listen yet."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as resp:
-            return dict(json.loads(resp.read()))
-    except urllib.error.HTTPError as exc:
-        return dict(json.loads(exc.read()))
-    except OSError:
-        return None
 
 
 def test_three_replicas_fail_over_without_losing_or_duplicating_a_notice(
