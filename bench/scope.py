@@ -33,7 +33,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from hub.collectors.prometheus import empty_frame  # noqa: E402
+from hub.collectors.prometheus import Vector, empty_frame  # noqa: E402
 from hub.settings import Settings  # noqa: E402
 
 PROJECTS = 1300
@@ -72,6 +72,9 @@ class NoBackend:
 
     def many(self, specs: Sequence[Any], *, timeout: float | None = None) -> list[pd.DataFrame]:
         return [self._empty for _ in specs]
+
+    def vectors(self, specs: Sequence[Any], *, timeout: float | None = None) -> list[Vector]:
+        return [Vector() for _ in specs]
 
 
 def api_fixed_cost(app: Any, username: str, namespace: str, rounds: int) -> tuple[float, float, float]:

@@ -38,7 +38,7 @@ from hub.collectors.catalogue import (
     Filters,
 )
 from hub.collectors.monitoring_shared import TOTAL_TTL, SharedAnswers, TtlCache
-from hub.collectors.prometheus import QueryBackend, QuerySpec, label_names
+from hub.collectors.prometheus import QueryBackend, QuerySpec, Vector, label_names
 from hub.collectors.promql import promql_number, validate_names
 from hub.errors import BackendUnavailable, InvalidInput, Unprocessable
 from hub.scope import Scope
@@ -338,14 +338,16 @@ class MonitoringService:
         counted = self._totals.get((req.level, req.filters)) if live else None
         if universe_expr is not None and counted is None:
             specs.append(QuerySpec(f"count({universe_expr})", time=at))
-        answers = backend.many(specs, timeout=deadline.remaining())
+        # Vectors, not frames: the ranking reads a few dozen (labels, value) pairs (see
+        # hub.collectors.prometheus.Vector for what a frame would cost here).
+        answers = backend.vectors(specs, timeout=deadline.remaining())
         top = answers[0]
         if len(answers) > 1:
-            counted = int(answers[1]["value"].iloc[0]) if not answers[1].empty else 0
+            counted = int(answers[1].values[0]) if not answers[1].empty else 0
             if live:
                 self._totals.put((req.level, req.filters), counted)
         counted = counted or 0
-        values = rankings.last_values(top, keys)
+        values = rankings.label_values(top.metrics, top.values, keys)
         if not rankings.is_exact(values.values, needed=needed, fetched=fetched, descending=req.descending):
             # A tie at the page boundary may continue past what topk returned: fetch every
             # entity at least as good as the boundary value (bounded by the tie, not by the
@@ -353,20 +355,18 @@ class MonitoringService:
             # expression: equal values compare equal.
             boundary = rankings.boundary_of(values.values, needed=needed, descending=req.descending)
             comparison = ">=" if req.descending else "<="
-            top = backend.instant(
-                f"({expr}) {comparison} {promql_number(boundary)}", time=at, timeout=deadline.remaining()
-            )
-            values = rankings.last_values(top, keys)
+            tied = QuerySpec(f"({expr}) {comparison} {promql_number(boundary)}", time=at)
+            top = backend.vectors([tied], timeout=deadline.remaining())[0]
+            values = rankings.label_values(top.metrics, top.values, keys)
         universe: tuple[rankings.Key, ...] | None = None
         if values.with_values() < needed and universe_expr is not None:
             # The page reaches past the entities with a value: list the others (missing last).
-            universe = rankings.last_values(
-                backend.instant(universe_expr, time=at, timeout=deadline.remaining()), keys
-            ).keys
+            listed = backend.vectors([QuerySpec(universe_expr, time=at)], timeout=deadline.remaining())[0]
+            universe = rankings.label_values(listed.metrics, listed.values, keys).keys
         ranked = rankings.order(values, descending=req.descending, universe=universe or ())
         total = len(ranked) if universe is not None else max(counted, len(ranked))
         page = ranked.page(page=req.page, limit=req.limit).keys
-        frames: dict[str, pd.DataFrame | None] = {}
+        frames: dict[str, pd.DataFrame | Vector | None] = {}
         rest = list(req.metrics)
         if not req.is_range and req.sort_metric in rest:
             frames[req.sort_metric] = top  # _shape keeps the page's entities of it
@@ -412,7 +412,7 @@ class MonitoringService:
     def _shape(
         self,
         req: MonitoringRequest,
-        frames: Mapping[str, pd.DataFrame | None],
+        frames: Mapping[str, pd.DataFrame | Vector | None],
         *,
         page: Sequence[rankings.Key],
         total: int,
@@ -468,7 +468,7 @@ def _narrow(filters: Filters, keys: Sequence[str], page: Sequence[rankings.Key])
 
 
 def _series(
-    frame: pd.DataFrame | None, keys: Sequence[str], page: Sequence[rankings.Key]
+    frame: pd.DataFrame | Vector | None, keys: Sequence[str], page: Sequence[rankings.Key]
 ) -> tuple[list[dict[str, Any]], set[rankings.Key]]:
     """Frame -> API series and the entity keys they belong to. Levels with entities keep
     only the page's entities (an exact match of the whole key: a query narrowed to the page's
@@ -480,6 +480,14 @@ def _series(
     """
     if frame is None or frame.empty:
         return [], set()
+    if isinstance(frame, Vector):
+        return _vector_series(frame, keys, page)
+    return _frame_series(frame, keys, page)
+
+
+def _frame_series(
+    frame: pd.DataFrame, keys: Sequence[str], page: Sequence[rankings.Key]
+) -> tuple[list[dict[str, Any]], set[rankings.Key]]:
     labels = label_names(frame)
     ids = frame["series"].to_numpy()
     if len(ids) > 1 and bool((ids[1:] < ids[:-1]).any()):  # normally ordered by series, then time
@@ -510,6 +518,30 @@ def _series(
         if not keys:
             rank = tuple(sorted(row.items()))
         out.append((rank, row, [[t, v] for t, v in zip(ts[first:stop], values[first:stop], strict=True)]))
+    out.sort(key=lambda item: item[0])
+    return [{"labels": row, "values": points} for _, row, points in out], have
+
+
+def _vector_series(
+    vector: Vector, keys: Sequence[str], page: Sequence[rankings.Key]
+) -> tuple[list[dict[str, Any]], set[rankings.Key]]:
+    """:func:`_series` of an instant :class:`Vector`, with the same answer a frame of it gives:
+    labels in name order without empty ones, one ``[time, value]`` point (None for NaN/±Inf)."""
+    wanted = {key: n for n, key in enumerate(page)} if keys else {}
+    out: list[tuple[Any, dict[str, Any], list[list[Any]]]] = []
+    have: set[rankings.Key] = set()
+    for i, (labels, ts, value) in enumerate(zip(vector.metrics, vector.timestamps, vector.values, strict=True)):
+        row = {name: labels[name] for name in sorted(labels) if labels[name] != ""}
+        if keys:
+            key = tuple(labels.get(k, "") for k in keys)
+            position = wanted.get(key)
+            if position is None:
+                continue
+            have.add(key)
+            rank: Any = (position, i)
+        else:
+            rank = tuple(sorted(row.items()))
+        out.append((rank, row, [[ts, value if math.isfinite(value) else None]]))
     out.sort(key=lambda item: item[0])
     return [{"labels": row, "values": points} for _, row, points in out], have
 

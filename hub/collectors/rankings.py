@@ -19,7 +19,7 @@ boundary value (:func:`boundary_of`) and orders those.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +73,19 @@ def last_values(frame: pd.DataFrame, keys: Sequence[str]) -> Entities:
     if len(ends) != len(frame):
         tuples = [tuples[i] for i in ends]
         values = values[ends]
+    return _one_per_entity(tuples, values, keys)
+
+
+def label_values(label_sets: Sequence[Mapping[str, str]], values: Sequence[float], keys: Sequence[str]) -> Entities:
+    """:func:`last_values` of an instant answer held as one label set and one value per series
+    (the adapter's ``Vector``): the ranking's hot path, with no frame to build."""
+    if not label_sets:
+        return Entities((), np.empty(0))
+    tuples = [tuple(labels.get(k, "") for k in keys) for labels in label_sets]
+    return _one_per_entity(tuples, np.asarray(values, dtype=float), keys)
+
+
+def _one_per_entity(tuples: list[Key], values: np.ndarray, keys: Sequence[str]) -> Entities:
     if not keys:
         return Entities(tuple(tuples[:1]), values[:1])
     if len(set(tuples)) != len(tuples):  # rare: the same entity in two series

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from hub.collectors.prometheus import QuerySpec
+from hub.collectors.prometheus import QuerySpec, Vector, frame_vector
 from hub.errors import BackendUnavailable
 
 _MATCHER = re.compile(r'\b(namespace|pod)(=~|=)"((?:[^"\\]|\\.)*)"')
@@ -50,6 +50,9 @@ class FakeBackend:
 
     def many(self, specs: Sequence[QuerySpec], *, timeout: float | None = None) -> list[pd.DataFrame]:
         return [self._answer(s) for s in specs]
+
+    def vectors(self, specs: Sequence[QuerySpec], *, timeout: float | None = None) -> list[Vector]:
+        return [frame_vector(self._answer(s)) for s in specs]
 
     # -- evaluation ----------------------------------------------------------------------
     def _answer(self, spec: QuerySpec) -> pd.DataFrame:

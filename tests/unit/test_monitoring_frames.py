@@ -22,11 +22,14 @@ from hub.collectors.prometheus import (
     PrometheusClient,
     PrometheusQueryError,
     QuerySpec,
+    Vector,
     _translate,
+    frame_vector,
     label_names,
     matrix_frame,
     result_frame,
     vector_frame,
+    vector_of,
 )
 from hub.errors import BackendUnavailable
 
@@ -70,6 +73,32 @@ def test_empty_and_scalar_answers() -> None:
     assert empty.empty and list(empty.columns) == ["series", "timestamp", "value"]
     scalar = result_frame([5.0, "42"])
     assert scalar["value"].tolist() == [42.0] and label_names(scalar) == []
+
+
+def test_an_instant_answer_as_a_vector_keeps_labels_times_and_special_values() -> None:
+    answer = [
+        {"metric": {"namespace": "a", "pod": "p1"}, "value": [100.5, "1.25"]},
+        {"metric": {"namespace": "b"}, "value": [100, "NaN"]},
+        {"metric": {"namespace": "c", "pod": "p3"}, "value": [100.5, "-Inf"]},
+    ]
+    vector = vector_of(answer)
+    assert vector.metrics == ({"namespace": "a", "pod": "p1"}, {"namespace": "b"}, {"namespace": "c", "pod": "p3"})
+    assert vector.timestamps == (100.5, 100.0, 100.5) and all(type(t) is float for t in vector.timestamps)
+    assert vector.values[0] == 1.25 and np.isnan(vector.values[1]) and np.isneginf(vector.values[2])
+    # the frame of a vector is the frame of the same answer
+    frame, direct = vector.frame(), vector_frame(answer)
+    assert list(frame.columns) == list(direct.columns)
+    for column in frame.columns:
+        assert frame[column].tolist() == direct[column].tolist() or column == "value"
+    assert np.array_equal(frame["value"].to_numpy(), direct["value"].to_numpy(), equal_nan=True)
+    # and back: a series' labels without the empty ones (absent in PromQL)
+    back = frame_vector(direct)
+    assert back.metrics == vector.metrics and back.timestamps == vector.timestamps
+    assert vector_of([]) == Vector() and vector_of([]).empty
+    scalar = vector_of([5.0, "42"])
+    assert scalar.metrics == ({},) and scalar.values == (42.0,)
+    with pytest.raises(ValueError):
+        vector_of([{"metric": {}, "values": [[1, "1"]]}])  # a range answer is not an instant one
 
 
 def test_a_large_matrix_converts_without_losing_samples() -> None:
@@ -173,6 +202,11 @@ def test_instant_and_range_queries_come_back_as_frames_and_are_counted(api: str)
         assert [f["pod"].iloc[0] for f in frames] == ["a", "b", "p"]
         assert client.queries_sent == 5
         assert counted.count(("instant", "ok")) == 3 and counted.count(("range", "ok")) == 2
+        vectors = client.vectors([QuerySpec("d", time=1000), QuerySpec("e")])
+        assert [v.metrics for v in vectors] == [({"pod": "d"},), ({"pod": "e"},)] and vectors[0].values == (3.0,)
+        assert client.queries_sent == 7 and counted.count(("instant", "ok")) == 5
+        with pytest.raises(ValueError):
+            client.vectors([QuerySpec("f", start=0, end=10, step=5)])
         first = _Api.seen[0]
         assert first["time"] == ["1000.000"]
         # Prometheus gets its own evaluation timeout, in whole milliseconds

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hub.collectors.rankings import entity_values, page_of, rank, select, topk_is_exact
+from hub.collectors.rankings import entity_values, label_values, page_of, rank, select, topk_is_exact
 
 pytestmark = pytest.mark.unit
 
@@ -67,6 +67,16 @@ def test_entity_values_keep_one_row_per_entity() -> None:
     )
     out = entity_values(raw, KEYS)
     assert sorted(zip(out["pod"], out["value"], strict=True)) == [("p", 3.0), ("q", 2.0)]
+
+
+def test_label_sets_give_one_entry_per_entity_as_frames_do() -> None:
+    # an instant answer without a frame (the ranking's hot path): a duplicated entity keeps
+    # its larger value, a NaN loses to any value, an absent key label is ""
+    labels = [{"namespace": "a", "pod": "p"}, {"namespace": "a", "pod": "p"}, {"namespace": "b"}, {"pod": "r"}]
+    out = label_values(labels, [np.nan, 3.0, 2.0, 1.0], KEYS)
+    assert out.keys == (("a", "p"), ("b", ""), ("", "r"))
+    assert out.values.tolist() == [3.0, 2.0, 1.0]
+    assert label_values([], [], KEYS).keys == ()
 
 
 @pytest.mark.parametrize(
