@@ -143,6 +143,8 @@ def _nav() -> list[dict[str, Any]]:
             {"key": "nav.audit", "endpoint": "views.tenancy.audit"},
             {"key": "nav.clusters", "endpoint": "views.clusters.clusters"},
         ]
+    if len(hub().clusters.names()) > 1:  # the multi-cluster overview, for everyone who has a cluster
+        items.append({"key": "nav.clusters_overview", "endpoint": "views.switcher.overview"})
     if admin or scope().may_cluster("monitoring:cluster"):
         items.append({"key": "nav.components", "endpoint": "views.components.component_health"})
     current = request.endpoint or ""
@@ -329,6 +331,7 @@ def _register_areas() -> None:
         monitoring,
         resources,
         roles,
+        switcher,
         tenancy,
     )
 
@@ -336,6 +339,7 @@ def _register_areas() -> None:
         cluster,
         resources,
         clusters,
+        switcher,
         tenancy,
         identity,
         roles,
@@ -346,6 +350,7 @@ def _register_areas() -> None:
         alerting,
     ):
         bp.register_blueprint(module.bp)
+    bp.before_request(switcher.follow_choice)  # after the app's authentication (web/__init__.py)
 
 
 _register_areas()

@@ -20,8 +20,9 @@ from werkzeug.wrappers import Response
 
 from hub.collectors.cluster import ClusterService
 from hub.errors import BackendUnavailable, HubError
+from hub.scope import refusal
 from web import i18n
-from web.access import optional_principal, scope, tenancy
+from web.access import optional_principal, request_cluster, scope, tenancy
 from web.util import hub
 
 T = TypeVar("T")
@@ -76,9 +77,27 @@ def attempt(fn: Callable[[], T], default: T) -> T:
 
 
 def require_cluster() -> ClusterService:
-    """The cluster service, or a BackendUnavailable naming the API server (shown as a banner)
-    when the hub runs without a cluster; every other service is always there."""
-    cluster = hub().cluster
+    """The cluster service of the page's cluster (``?cluster=``, the switcher's choice; none:
+    the implicit one), or a BackendUnavailable naming the API server (shown as a banner) when
+    that cluster cannot be reached at all; every other service is always there.
+
+    An added cluster is the one refusal for a caller who may not pick it (unknown alike); its
+    node pages also need the node permission on *that* cluster (the route's decorator checked
+    the implicit one); namespaced pages were checked on the project of that cluster already."""
+    h = hub()
+    name = request_cluster()
+    if name and name != h.clusters.implicit.name:
+        view = scope()
+        if not view.may_read_cluster(name) or name not in h.clusters.names():
+            raise refusal("nodes:read")
+        if not (request.view_args or {}).get("ns") and request.endpoint != "views.cluster.workloads":
+            view.check_cluster("nodes:read", name)
+        service = h.cluster_services.get(name)
+        if service is None:
+            backend = f"kubernetes API server of cluster {name}"
+            raise BackendUnavailable(backend, h.cluster_errors.get(name, "not connected"))
+        return service
+    cluster = h.cluster
     if cluster is None:
         backend = "kubernetes API server"
         raise BackendUnavailable(backend, _("banner.not_configured", backend=backend))

@@ -82,6 +82,8 @@ def search() -> Any:
             if args.get(key):
                 params[key] = args[key].strip()
     params["sort"] = "asc" if args.get("sort") == "asc" else "desc"
+    if args.get("cluster", "").strip():  # the cluster switcher's choice (web/views/switcher.py)
+        params["cluster"] = args["cluster"].strip()
     offset = integer(args, "from", 0, lo=0, hi=MAX_WINDOW - PAGE_SIZE, lenient=True)
     searched = "search" in args or bool(q) or any(k in params for k in FILTERS)
     result: dict[str, Any] | None = None

@@ -1,0 +1,100 @@
+"""The console's cluster switcher and multi-cluster overview (web/views/switcher.py) in the
+tenancy world with a second cluster added: the switcher lists exactly the clusters a user may
+pick (platform admins every one, a workspace granted the cluster its members, nobody else), the
+choice is kept in the session and followed by the pages that list cluster objects, and the
+overview shows each pickable cluster once, a tenant's only theirs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hub.clusters.secretbox import new_key
+from tests.unit.conftest_tenancy import TenancyWorld, build_world
+
+pytestmark = pytest.mark.unit
+
+HTML = {"Accept": "text/html,application/xhtml+xml"}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TenancyWorld]:
+    w = build_world(Path(tmp_path_factory.mktemp("switcher")), settings={"clusters": {"secret_key": new_key()}})
+    yield w
+    w.hub.close()
+
+
+def switcher(body: str) -> list[str]:
+    block = re.search(r'<span class="clusters" id="cluster-switcher".*?</span>', body, re.S)
+    return re.findall(r'data-cluster="([^"]+)"', block.group(0)) if block else []
+
+
+def overview_rows(body: str) -> list[str]:
+    table = re.search(r'<table class="data" id="cluster-overview">.*?</table>', body, re.S)
+    assert table, body[:500]
+    return re.findall(r'<tr data-cluster="([^"]+)"', table.group(0))
+
+
+def test_one_cluster_shows_no_switcher(world: TenancyWorld) -> None:
+    client, _ = world.session("platform-admin")
+    body = client.get("/workloads", headers=HTML).get_data(as_text=True)
+    assert 'id="cluster-switcher"' not in body and "/clusters/overview" not in body
+
+
+def test_the_switcher_lists_the_pickable_clusters_and_its_choice_follows_the_user(world: TenancyWorld) -> None:
+    world.hub.clusters.add(
+        {"name": "cluster-2", "display_name": "Second", "connection": {"kubeconfig_path": "/nonexistent"}},
+        actor="test",
+    )
+    admin, _ = world.session("platform-admin")
+    body = admin.get("/nodes", headers=HTML).get_data(as_text=True)
+    assert switcher(body) == ["default", "cluster-2"] and "/clusters/overview" in body
+    # Picking cluster-2 on one page is remembered: the next listing page named without a cluster
+    # is sent to itself in cluster-2 (and says that cluster cannot be reached, naming it).
+    r = admin.get("/workloads?cluster=cluster-2", headers=HTML)
+    assert r.status_code in (200, 503) and "cluster-2" in r.get_data(as_text=True)
+    r = admin.get("/nodes?name=x", headers=HTML)
+    assert r.status_code == 302 and r.headers["Location"].endswith("/nodes?name=x&cluster=cluster-2")
+    r = admin.get("/nodes?name=x&cluster=cluster-2", headers=HTML)
+    assert "kubernetes API server of cluster cluster-2" in r.get_data(as_text=True)
+    assert admin.get("/clusters/overview", headers=HTML).status_code == 200  # not a listing: no redirect
+    # Picking the implicit cluster forgets the choice.
+    admin.get("/nodes?cluster=default", headers=HTML)
+    assert admin.get("/nodes", headers=HTML).status_code != 302  # (503: this world connects no cluster)
+
+    # A project operator of ns-a1 (default only) has nothing to switch to and cannot pick cluster-2.
+    tenant, _ = world.session("project-operator")
+    assert switcher(tenant.get("/workloads", headers=HTML).get_data(as_text=True)) == []
+    r = tenant.get("/workloads?cluster=cluster-2", headers=HTML)  # their view of cluster-2 is empty
+    assert r.status_code == 200 and ">ns-a1</option>" not in r.get_data(as_text=True)
+    assert ">ns-a1</option>" in tenant.get("/workloads?cluster=default", headers=HTML).get_data(as_text=True)
+    assert tenant.get("/workloads", headers=HTML).status_code != 302  # nothing remembered
+    assert overview_rows(tenant.get("/clusters/overview", headers=HTML).get_data(as_text=True)) == ["default"]
+
+    # Granting ws-a the cluster lets its members pick it; tenant-b (ws-b) still cannot.
+    world.hub.tenancy.grant_cluster("ws-a", "cluster-2", actor="test")
+    member, _ = world.session("workspace-admin")
+    assert switcher(member.get("/workloads", headers=HTML).get_data(as_text=True)) == ["default", "cluster-2"]
+    assert overview_rows(member.get("/clusters/overview", headers=HTML).get_data(as_text=True)) == [
+        "default",
+        "cluster-2",
+    ]
+    other, _ = world.session("tenant-b")
+    assert switcher(other.get("/workloads", headers=HTML).get_data(as_text=True)) == []
+    assert overview_rows(other.get("/clusters/overview", headers=HTML).get_data(as_text=True)) == ["default"]
+    assert other.get("/nodes?cluster=cluster-2", headers=HTML).status_code == 403
+
+
+def test_the_overview_shows_each_cluster_with_its_state(world: TenancyWorld) -> None:
+    if "cluster-2" not in world.hub.clusters.names():
+        world.hub.clusters.add({"name": "cluster-2", "connection": {"kubeconfig_path": "/nonexistent"}}, actor="t")
+    admin, _ = world.session("platform-admin")
+    body = admin.get("/clusters/overview", headers=HTML).get_data(as_text=True)
+    assert overview_rows(body) == ["default", "cluster-2"]
+    row = re.search(r'<tr data-cluster="cluster-2" data-state="([^"]+)">(.*?)</tr>', body, re.S)
+    assert row and row.group(1) == "unconfigured" and "/nonexistent" in row.group(2)
+    zh = admin.get("/clusters/overview?lang=zh", headers=HTML).get_data(as_text=True)
+    assert "多集群概览" in zh and "未连接" in zh
