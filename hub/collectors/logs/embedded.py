@@ -151,6 +151,9 @@ class EmbeddedLogStore(EmbeddedWriting, EmbeddedPlanning):
         # Earliest line of any source of a namespace: a floor at or before it hides nothing, so
         # the namespace's sources join the scope whole without looking at each one.
         self._ns_first: dict[str, float] = {}
+        # The cluster labels the sources of each namespace carry; a query whose clusters cover
+        # them all (a single-cluster hub's every query) takes the namespace's sources unfiltered.
+        self._ns_clusters: dict[str, frozenset[str]] = {}
         self._days: dict[str, _Day] = {}
         # Called with (day file, SQL with its parameters inlined) for every read statement when
         # set: the benchmark replays exactly these as its raw-SQL baseline; handy when debugging.
@@ -201,6 +204,7 @@ class EmbeddedLogStore(EmbeddedWriting, EmbeddedPlanning):
         self._by_key[src.key] = src.id
         self._by_ns[src.namespace].append(src.id)
         self._ns_uids[src.namespace] = self._ns_uids.get(src.namespace, frozenset()) | {src.ns_uid}
+        self._ns_clusters[src.namespace] = self._ns_clusters.get(src.namespace, frozenset()) | {src.cluster}
         self._ns_first[src.namespace] = min(self._ns_first.get(src.namespace, src.first_t), src.first_t)
 
     def _writer(self, day: _Day) -> sqlite3.Connection:

@@ -34,6 +34,7 @@ class EmbeddedPlanning:
         _ns_first: dict[str, float]
         _ns_ids: dict[str, int]
         _ns_uids: dict[str, frozenset[str]]
+        _ns_clusters: dict[str, frozenset[str]]
         _sources: dict[int, Source]
 
     # -- scope ----------------------------------------------------------------------------------
@@ -55,7 +56,7 @@ class EmbeddedPlanning:
         filtered = bool(workloads or pods or containers)
         for ns, floor in namespaces.items():
             ids = self._by_ns.get(ns)
-            if ids and clusters is not None:
+            if ids and clusters is not None and not self._ns_clusters.get(ns, frozenset()) <= clusters:
                 # The same namespace name in another cluster is another tenant's: only the
                 # asked clusters' sources, and never a whole-namespace tag (see _tags).
                 ids = [i for i in ids if sources[i].cluster in clusters]
