@@ -63,11 +63,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server = None
     if args.role in ("all", "web"):
         from web import create_app
+        from web.serving import LastIdleFirstDispatcher
 
         app = create_app(hub=the_hub)
+        # The most recently idle worker takes the next request (web/serving.py says why).
+        dispatcher = LastIdleFirstDispatcher()
+        dispatcher.set_thread_count(settings.http.threads)
         try:
-            server = create_server(app, host=settings.http.host, port=settings.http.port, threads=settings.http.threads)
+            server = create_server(
+                app,
+                host=settings.http.host,
+                port=settings.http.port,
+                threads=settings.http.threads,
+                _dispatcher=dispatcher,
+            )
         except OSError as exc:
+            dispatcher.shutdown()
             the_hub.close()
             raise HubError(
                 f"cannot listen on {settings.http.host}:{settings.http.port} ({exc.strerror}); "
