@@ -63,7 +63,7 @@ from hub.alerts.cycle_stages import (
 )
 from hub.alerts.engine import CompiledRule, EntityState, Evaluation, FetchKey, QueryBuilder, QueryKey
 from hub.alerts.engine_model import rule_metric
-from hub.alerts.notify import grouping, history, pipeline, reach
+from hub.alerts.notify import clusters, grouping, history, pipeline, reach
 from hub.alerts.notify.damping import FlapRecord
 from hub.alerts.policy import Policy, Receiver, parse_policy
 from hub.store.alerts import AlertStore, CycleWrite, StaleCycle
@@ -144,6 +144,9 @@ class CycleRunner:
         self.resolve_user = resolve_user
         self.explain_user = explain_user
         self.track_receivers = track_receivers  # the live engine; replays tell nobody, so they skip it
+        # The live engine's clusters the hub lost: name -> stale since (hub.alerts.notify.clusters);
+        # None (replays, hubs without the cluster registry): not tracked.
+        self.stale_clusters: Callable[[], Mapping[str, float]] | None = None
         self.admin_receivers = admin_receivers
         self.default_language = default_language
         self.quota_per_hour = quota_per_hour
@@ -162,6 +165,11 @@ class CycleRunner:
         self._saved: dict[StateKey, EntityState] = {}
         self._tracked_for: tuple[int, Any] | None = None
         self._fence: Any = None  # the last fence the states were read under
+        # The flap records, kept and re-read with the states (None: read them at the next cycle).
+        self._flaps: dict[StateKey, FlapRecord] | None = None
+        # Whether the memory copy of the states was checked for orphans (close_orphans) against
+        # the current policies: then only the keys new in a cycle need the check.
+        self._orphans_checked = False
         # policies whose tracked states (and alert records) are rewritten at the next commit
         self._versions: dict[str, int] = {}
         self._refresh: set[str] = set()
@@ -207,6 +215,8 @@ class CycleRunner:
                 return "(every alert query of the cycle)"
             if policy_id == reach.REACH_POLICY_ID:
                 return "(the receivers of every policy with firing alerts)"
+            if policy_id == clusters.STALE_POLICY_ID:
+                return "(the watch cache of every cluster: stale_since)"
             policy = policies.get(policy_id)
             rule = policy.rule(rule_name) if policy else None
             if policy is None or rule is None:
@@ -276,7 +286,10 @@ class CycleRunner:
         try:
             return self._cycle_tracked(gen, policies, rules, given)
         except StaleCycle:
-            raise  # refused before writing anything: the memory copy still matches the store
+            # Refused before writing anything: the states' memory copy still matches the store;
+            # the flap records were updated in place by the pipeline, so they are read again.
+            self._flaps = None
+            raise
         except BaseException:
             self.forget_states()  # the store may or may not hold this cycle's states: read them again
             raise
@@ -286,6 +299,8 @@ class CycleRunner:
         self._tracked = None
         self._saved = {}
         self._tracked_for = None
+        self._flaps = None
+        self._orphans_checked = False
 
     def _tracked_states(self, gen: int) -> dict[StateKey, EntityState]:
         """The tracked states: the memory copy, or the store's when the memory copy may differ
@@ -309,7 +324,20 @@ class CycleRunner:
             }
             self._saved = stored
             self._tracked_for = (gen, fence)
+            self._flaps = None  # whatever changed the states may have changed these too
+            self._orphans_checked = False
         return self._tracked
+
+    def _flap_records(self) -> dict[StateKey, FlapRecord]:
+        """The flap records: the memory copy, valid exactly as long as the states' (every other
+        writer of them — a policy edit or deletion — changes the policy generation), or the
+        store's. Why kept: one record per alert that ever fired, and parsing each row's JSON
+        every cycle cost as much as the state machine itself."""
+        if self._flaps is None:
+            self._flaps = {
+                (r["policy_id"], r["rule"], r["entity"]): FlapRecord.from_row(r) for r in self.store.flap_rows()
+            }
+        return self._flaps
 
     def _cycle_tracked(
         self,
@@ -324,6 +352,7 @@ class CycleRunner:
         results = dict(given) if given is not None else self._run_queries(plan)
         tracked = self._tracked_states(gen)
         ev = engine.evaluate(plan, results, tracked)
+        candidates = ev.states.keys() - tracked.keys() if self._orphans_checked else None
         # 2. close the states whose rule is gone; the hub's own alerts
         own = hub_alerts(
             ev,
@@ -334,17 +363,24 @@ class CycleRunner:
             period=self.tick_seconds,
             admins=self.admin_receivers(),
             track_receivers=self.track_receivers,
+            stale_clusters=self.stale_clusters() if self.stale_clusters is not None else None,
             resolve_user=self.resolve_user,
             explain_user=self.explain_user,
+            orphan_candidates=candidates,
         )
         # 3. the notification pipeline: notices, messages, flap records
         query_text = self.query_text(policies)
-        flaps = {(r["policy_id"], r["rule"], r["entity"]): FlapRecord.from_row(r) for r in self.store.flap_rows()}
+        flaps = self._flap_records()
         out = self._notify(own, flaps, query_text, now)
         # 4. everything in one transaction, refused if a policy changed meanwhile
         w, saved = self._write(plan, ev, own, out, flaps, query_text, now)
         self.store.commit_cycle(w, now=now, generation=gen)
         self._tracked, self._saved = dict(out.states), saved
+        self._orphans_checked = True
+        for key in w.delete_flaps:  # the memory copy of the flap records, as now stored
+            flaps.pop(key, None)
+        for row in w.upsert_flaps:
+            flaps[(row[0], row[1], row[2])].dirty = False
         self._refresh, self._refresh_all = set(), False
         for p in out.problems:
             log.warning("alerting: %s", p)

@@ -18,7 +18,7 @@ from typing import Any
 
 from hub.alerts import engine
 from hub.alerts.engine import EntityState, Evaluation, FetchKey, Transition, step_for
-from hub.alerts.notify import damping, reach
+from hub.alerts.notify import clusters, damping, reach
 from hub.alerts.notify.damping import FlapRecord
 from hub.alerts.notify.silence import Silence
 from hub.alerts.policy import Policy, Receiver
@@ -107,9 +107,32 @@ def must_persist(new: EntityState, saved: EntityState | None, *, checkpoint: flo
         return True
     if new is saved:
         return False
-    if persisted_content(new) != persisted_content(saved):
+    if _content_differs(new, saved):
         return True
     return new.last_eval - saved.last_eval >= checkpoint
+
+
+def _content_differs(a: EntityState, b: EntityState) -> bool:
+    """``persisted_content(a) != persisted_content(b)``, field by field with an early exit.
+
+    Why not the tuples: this runs for every tracked alert every cycle, and building two
+    11-tuples (with the sorted labels) per alert was a visible share of a steady cycle; the
+    labels are usually the very same mapping (the state machine carries it over)."""
+    if (
+        a.state != b.state
+        or a.prior != b.prior
+        or a.alert_id != b.alert_id
+        or a.started_at != b.started_at
+        or a.since != b.since
+        or a.fired_at != b.fired_at
+        or a.sends != b.sends
+        or a.first_sent != b.first_sent
+        or a.last_sent != b.last_sent
+    ):
+        return True
+    if (a.count if a.effective == "pending" else None) != (b.count if b.effective == "pending" else None):
+        return True
+    return a.labels is not b.labels and dict(a.labels) != dict(b.labels)
 
 
 def state_from_json(text: str) -> EntityState:
@@ -155,14 +178,17 @@ def hub_alerts(
     track_receivers: bool,
     resolve_user: Callable[[str, str | None], str | None],
     explain_user: Callable[[str, str | None], str] | None,
+    orphan_candidates: Iterable[StateKey] | None = None,
+    stale_clusters: Mapping[str, float] | None = None,
 ) -> Evaluated:
     """After the engine: close the states whose rule is gone, then the hub's own alerts — its
     metric source failing (any failed query this cycle) and, live only, firing alerts that
-    reach nobody (:mod:`hub.alerts.notify.reach`)."""
+    reach nobody (:mod:`hub.alerts.notify.reach`). ``orphan_candidates``: the only states that
+    may have lost their rule (see :func:`close_orphans`); None: every state."""
     states = ev.states
     transitions = list(ev.transitions)
     ended = list(ev.ended)
-    close_orphans(states, policies, now=now, transitions=transitions, ended=ended)
+    close_orphans(states, policies, now=now, transitions=transitions, ended=ended, candidates=orphan_candidates)
     meta = meta_policy(admins, period)
     all_policies = {**policies, META_POLICY_ID: meta}
     failed = [k for k, r in results.items() if isinstance(r, BaseException)]
@@ -175,6 +201,11 @@ def hub_alerts(
         )
         transitions += reach_tr
         ended += reach_ended
+    if stale_clusters is not None:  # the clusters the hub lost (hub.alerts.notify.clusters), live only
+        all_policies[clusters.STALE_POLICY_ID] = clusters.stale_policy(meta.notification.receivers, period)
+        stale_tr, stale_ended = clusters.track(states, stale_clusters, now=now, period=period)
+        transitions += stale_tr
+        ended += stale_ended
     return Evaluated(states=states, transitions=transitions, ended=ended, policies=all_policies, failed=failed)
 
 
@@ -184,6 +215,7 @@ def tenants_of(policies: Mapping[str, Policy]) -> dict[str, str]:
     tenants = {pid: (p.namespace or "cluster") for pid, p in policies.items()}
     tenants[META_POLICY_ID] = META_TENANT
     tenants[reach.REACH_POLICY_ID] = META_TENANT
+    tenants[clusters.STALE_POLICY_ID] = META_TENANT
     return tenants
 
 
@@ -208,11 +240,19 @@ def close_orphans(
     now: float,
     transitions: list[Transition],
     ended: list[tuple[str, str, str]],
+    candidates: Iterable[StateKey] | None = None,
 ) -> None:
     """Close the tracked states whose policy or rule no longer exists (a policy edit closes its
-    own; this catches the rest), in place: removed from ``states``, a transition each."""
-    for key, st in list(states.items()):
-        if key[0] in (META_POLICY_ID, reach.REACH_POLICY_ID):
+    own; this catches the rest), in place: removed from ``states``, a transition each.
+
+    ``candidates`` limits the check to those keys: the live cycle passes the keys that were not
+    tracked before this cycle when the states it tracked were already checked against these
+    same policies (a state that had its rule then still has it), so that a steady cycle does not
+    scan every tracked alert. None: check every state."""
+    keys = list(states) if candidates is None else [k for k in candidates if k in states]
+    for key in keys:
+        st = states[key]
+        if key[0] in (META_POLICY_ID, reach.REACH_POLICY_ID, clusters.STALE_POLICY_ID):
             continue
         policy = policies.get(key[0])
         if policy is None or policy.rule(key[1]) is None:

@@ -68,14 +68,16 @@ def aggregate(frame: pd.DataFrame, q: PlannedQuery) -> dict[str, pd.DataFrame]:
     if inside.empty:
         empty = pd.DataFrame({**{c: pd.Series([], dtype=object) for c in labels}, "value": pd.Series([], dtype=float)})
         return {agg: empty for agg in q.aggregations}
-    key = "series" if "series" in inside.columns else labels
-    grouped = inside.groupby(key, sort=False)
-    first = grouped[labels].first() if labels else None
+    grouped: Any = None
+    first: pd.DataFrame | None = None
     for agg in q.aggregations:
         if agg == "last":
             at_end = inside[np.abs(inside["timestamp"].to_numpy(dtype=float) - q.at) <= eps]
             out[agg] = at_end[[*labels, "value"]].reset_index(drop=True)
             continue
+        if grouped is None:  # only for a real aggregation: a "last" fetch (every PromQL rule's) needs no grouping
+            grouped = inside.groupby("series" if "series" in inside.columns else labels, sort=False)
+            first = grouped[labels].first() if labels else None
         values = _aggregated(grouped["value"], agg)
         part = first.copy() if first is not None else pd.DataFrame(index=values.index)
         part["value"] = values

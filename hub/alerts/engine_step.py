@@ -5,9 +5,8 @@ docstring (pending, firing, nodata, error, resolved) and the transitions it emit
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 
-from hub.alerts.engine_model import NODATA_CLOSE_MIN, SAMPLES_KEPT, EntityState, Transition, alert_id_for
+from hub.alerts.engine_model import NODATA_CLOSE_MIN, SAMPLES_KEPT, EntityState, Transition, alert_id_for, evolve
 
 
 def _with_sample(samples: tuple[tuple[float, float | None], ...], at: float, value: float | None) -> tuple:
@@ -53,27 +52,27 @@ def step(
 
     if obs == "error":
         if prev.state == "error":
-            return replace(prev, last_eval=at), None
-        new = replace(prev, state="error", prior=prev.state, since=at, last_eval=at)
+            return evolve(prev, last_eval=at), None
+        new = evolve(prev, state="error", prior=prev.state, since=at, last_eval=at)
         return new, _transition(new, prev.state, "error", at, None, "the metric query failed")
 
     base = prev
     recovered_from_error = prev.state == "error"
     if recovered_from_error:
-        base = replace(prev, state=prev.prior or "pending", prior=None)
+        base = evolve(prev, state=prev.prior or "pending", prior=None)
 
     samples = _with_sample(base.samples, at, value)
     cur = base.state
 
     def moved(new: EntityState | None, to: str, reason: str = "") -> tuple[EntityState | None, Transition | None]:
-        final = new if new is not None else replace(base, last_eval=at, samples=samples, last_value=value)
+        final = new if new is not None else evolve(base, last_eval=at, samples=samples, last_value=value)
         return new, _transition(final, prev.state, to, at, value, reason)
 
     if obs == "breach":
         count = base.count + 1
         if cur == "pending":
             if count >= consecutive:
-                new = replace(
+                new = evolve(
                     base,
                     state="firing",
                     count=count,
@@ -85,10 +84,10 @@ def step(
                     samples=samples,
                 )
                 return moved(new, "firing")
-            new = replace(base, count=count, last_breach=at, last_value=value, last_eval=at, samples=samples)
+            new = evolve(base, count=count, last_breach=at, last_value=value, last_eval=at, samples=samples)
             return (new, None) if not recovered_from_error else moved(new, "pending")
         if cur in ("firing", "nodata"):
-            new = replace(
+            new = evolve(
                 base,
                 state="firing",
                 count=count,
@@ -111,14 +110,12 @@ def step(
         if cur == "pending":
             return moved(None, "inactive", "no data broke the streak")
         if cur == "firing":
-            new = replace(
-                base, state="nodata", prior="firing", since=at, last_eval=at, last_value=None, samples=samples
-            )
+            new = evolve(base, state="nodata", prior="firing", since=at, last_eval=at, last_value=None, samples=samples)
             return moved(new, "nodata", "the entity returned no data")
         if cur == "nodata":
             if at - base.since >= max(NODATA_CLOSE_MIN, 10 * period):
                 return moved(None, "closed", "no data for too long; the entity is probably gone")
-            new = replace(base, last_eval=at, samples=samples)
+            new = evolve(base, last_eval=at, samples=samples)
             return (new, None) if not recovered_from_error else moved(new, "nodata")
     raise ValueError(f"unknown observation {obs!r} in state {cur!r}")
 

@@ -3,15 +3,16 @@ re-read from the store when it may hold something else (a new fence, a failed co
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import FrozenInstanceError, fields, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hub.alerts.cycle import CycleRunner
-from hub.alerts.cycle_stages import must_persist
-from hub.alerts.engine_model import EntityState
+from hub.alerts.cycle_stages import must_persist, persisted_content
+from hub.alerts.engine_model import EntityState, evolve
+from hub.alerts.notify.damping import FlapRecord
 from hub.store.alerts import AlertStore
 from hub.store.leases import Fence, FencedStore, LeaseStore
 from tests.unit.test_alerts_pipeline import World, node_doc
@@ -167,3 +168,99 @@ def test_an_edit_of_another_policy_keeps_the_evidence_held_in_memory(tmp_path: P
     w.store.update_policy("p2", name="other", document=doc, enabled=True, actor="test", now=w.clock.now())
     w.tick()
     assert len(w.runner._tracked[key].samples) == 4  # type: ignore[index]
+
+
+# A different value for every field of EntityState.
+OTHER: dict[str, Any] = {
+    "policy_id": "p2",
+    "rule": "mem",
+    "entity": "node-2",
+    "labels": {"node": "node-2"},
+    "state": "pending",
+    "alert_id": "a2",
+    "count": 9,
+    "started_at": 1.0,
+    "since": 2.0,
+    "last_eval": 3.0,
+    "prior": "firing",
+    "fired_at": None,
+    "last_breach": 4.0,
+    "last_value": None,
+    "samples": ((1.0, None),),
+    "sends": 2,
+    "first_sent": 5.0,
+    "last_sent": 6.0,
+}
+
+
+def test_evolve_builds_what_dataclasses_replace_builds() -> None:
+    assert set(OTHER) == {f.name for f in fields(EntityState)}
+    st = firing()
+    for name, value in OTHER.items():
+        assert evolve(st, **{name: value}) == replace(st, **{name: value}), name
+    got = evolve(st, **OTHER)
+    assert got == replace(st, **OTHER) and type(got) is EntityState
+    assert st == firing()  # the original is untouched
+    with pytest.raises(FrozenInstanceError):
+        got.state = "firing"  # type: ignore[misc]
+
+
+def test_must_persist_agrees_with_the_persisted_content() -> None:
+    """The field-by-field check decides exactly as comparing :func:`persisted_content` does."""
+    bases = [firing(), firing(state="pending", fired_at=None, count=1), firing(state="error", prior="pending")]
+    for saved in bases:
+        variants = [replace(saved, **{name: value}) for name, value in OTHER.items()]
+        variants += [
+            replace(saved, labels=dict(saved.labels)),  # equal labels, another mapping: no change
+            replace(saved, labels={**saved.labels, "extra": "x"}),
+            replace(saved, count=saved.count + 1),
+            replace(saved, last_eval=saved.last_eval + 300),
+            saved,
+        ]
+        for new in variants:
+            expected = persisted_content(new) != persisted_content(saved) or new.last_eval - saved.last_eval >= 300
+            assert must_persist(new, saved, checkpoint=300) == expected, (saved, new)
+
+
+def test_the_flap_records_kept_in_memory_are_what_the_store_holds(tmp_path: Path) -> None:
+    """The runner keeps the flap records between cycles; after every cycle they equal the
+    store's rows (held, holding, summarised, pruned), also across another policy's edit."""
+    w = World(tmp_path)
+    doc = node_doc(rule={"consecutive": 1})
+    doc["flap"] = {"changes": 4, "window": "10m"}
+    w.add(doc)
+    w.add(node_doc(name="other"), policy_id="p2")
+
+    def stored() -> dict[tuple[str, str, str], FlapRecord]:
+        return {(r["policy_id"], r["rule"], r["entity"]): FlapRecord.from_row(r) for r in w.store.flap_rows()}
+
+    seen_holding = False
+    for i in range(26):
+        w.values = {"node-1": 0.97 if i % 2 == 0 and i < 12 else 0.1}
+        if i == 8:
+            other = node_doc(name="other", rule={"threshold": 95})
+            w.store.update_policy("p2", name="other", document=other, enabled=True, actor="test", now=w.clock.now())
+        w.tick()
+        assert w.runner._flaps == stored(), i
+        seen_holding |= any(r.holding for r in stored().values())
+    assert seen_holding  # the pair was held (and counted) in between
+    assert stored() == {}  # settled, summarised, then forgotten
+    assert w.subjects()[-1].startswith("[FLAPPING·critical] node-1 cpu-high")
+
+
+def test_a_state_whose_policy_no_longer_parses_is_closed_once(tmp_path: Path) -> None:
+    """close_orphans checks every state after a policy change and only new keys in between."""
+    w = World(tmp_path)
+    w.add(node_doc(rule={"consecutive": 1}))
+    w.add(node_doc(name="other", rule={"consecutive": 1}), policy_id="p2")
+    w.values = {"node-1": 0.97}
+    w.tick(2)
+    assert len(w.store.state_rows()) == 2
+    # A stored document that no longer parses is skipped by the engine: its alert is an orphan.
+    w.db.execute("UPDATE alert_policies SET document=? WHERE id=?", ('{"broken": true}', "p2"))
+    same = node_doc(rule={"consecutive": 1})  # an edit that changes nothing, for the generation
+    w.store.update_policy("p1", name="node-pressure", document=same, enabled=True, actor="test", now=w.clock.now())
+    w.tick(3)
+    assert [r["policy_id"] for r in w.store.state_rows()] == ["p1"]
+    closed = w.db.query("SELECT reason FROM alert_events WHERE policy_id='p2' AND to_state='closed'")
+    assert [r["reason"] for r in closed] == ["its rule no longer exists"]
