@@ -135,7 +135,7 @@ def cmd_users_create_admin(args: argparse.Namespace) -> int:
 
 
 def cmd_collect_node(args: argparse.Namespace) -> int:
-    from hub.collectors.logs.nodecollector import run_from_args
+    from hub.collectors.logs.nodevolume import run_from_args
 
     _configure_logging("info")
     return run_from_args(args)
@@ -209,8 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="collect this node's container logs from /var/log/pods (run as a DaemonSet; docs/logs.md)",
     )
     from hub.collectors.logs.nodecollector import add_arguments as collector_arguments
+    from hub.collectors.logs.nodevolume import add_arguments as volume_arguments
 
     collector_arguments(p)
+    volume_arguments(p)
     p.set_defaults(func=cmd_collect_node)
 
     p = sub.add_parser("collector-token", help="make a collector token and print it with its SHA-256 digest")

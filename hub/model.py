@@ -210,6 +210,8 @@ class Pod:
     started: float | None = None
     # Effective request as the scheduler counts it: max(sum of containers, largest init container).
     requests: Resources = ZERO
+    # The kubehub.io/log-files annotation as written (volume log files; logs/nodevolume.py).
+    log_files: str = ""
 
     @property
     def key(self) -> tuple[str, str]:

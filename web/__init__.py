@@ -31,6 +31,7 @@ BLUEPRINTS = [
     "web.api.monitoring",
     "web.api.components",
     "web.api.logs",
+    "web.api.logs_volume",
     "web.api.alerting",
     "web.api.alerting_inherited",
     "web.views",

@@ -271,6 +271,7 @@ def pod_from_api(obj: Json) -> Pod:
         deleting=bool(md.get("deletionTimestamp")),
         started=parse_timestamp(st.get("startTime")),
         requests=effective_requests(containers, init, _resources(spec.get("overhead"))),
+        log_files=str((md.get("annotations") or {}).get("kubehub.io/log-files") or "")[:4096],
     )
 
 
