@@ -282,6 +282,18 @@ def _metric_table() -> Mapping[str, Any]:
     return {level: catalogue.units(level) for level in ("nodes", "workloads")}
 
 
+def stale_clusters(hub: Hub) -> dict[str, float]:
+    """Every cluster whose watch cache lost its API server, with since when: the implicit one's
+    and each added one's (the stale-cluster meta-alert, hub.alerts.notify.clusters)."""
+    out: dict[str, float] = {}
+    if hub.cluster is not None and (since := hub.cluster.cache.stale_since()):
+        out[hub.clusters.implicit.name] = since
+    for name, service in list(hub.cluster_services.items()):
+        if since := service.cache.stale_since():
+            out[name] = since
+    return out
+
+
 def build(hub: Hub) -> None:
     settings = hub.settings
     store = AlertStore(hub.db)
@@ -384,6 +396,7 @@ def build(hub: Hub) -> None:
                 on_query=on_query,
                 group_settings=group_settings(settings.alerts),
             )
+            runner.stale_clusters = lambda: stale_clusters(hub)
         # Always: webhook and Alertmanager receivers need no SMTP server (without one, email
         # messages wait in the outbox as "no SMTP server is configured", retried with back-off).
         http = HttpNotifier()
