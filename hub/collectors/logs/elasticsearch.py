@@ -66,6 +66,7 @@ from hub.collectors.logs.es_fields import (  # noqa: F401  (re-exported: hub.col
     compile_text,
     workload_of_pod,
 )
+from hub.collectors.logs.es_http import SearchConnections, usable
 from hub.collectors.logs.es_query import QueryCompiler
 from hub.collectors.logs.store import (
     MAX_MESSAGE_CHARS,
@@ -133,6 +134,8 @@ class ElasticsearchLogStore(QueryCompiler):
         self.preset = field_preset
         self.replicas = replicas
         self._es = client or Elasticsearch(url, request_timeout=timeout, max_retries=1, retry_on_timeout=False)
+        # Searches of a plain http URL skip the client's layers (hub/collectors/logs/es_http.py).
+        self._plain = SearchConnections(url, timeout) if client is None and usable(url) else None
         self._template_ready = False
         self.old_word_indices: list[str] = []  # written before the word rule (see _find_old_word_indices)
         self.upgrade_old_indices = upgrade_old_indices
@@ -439,14 +442,13 @@ class ElasticsearchLogStore(QueryCompiler):
     def search(self, query: LogQuery) -> SearchResult:
         if query.sees_nothing:
             return SearchResult(items=[], total=0)
-        resp = self._call(
-            "search",
-            self._es.search,
-            index=self.pattern,
-            body=self.encode_search(self.compile_search(query)),
-            ignore_unavailable=True,
-            allow_no_indices=True,
-        )
+        body = self.encode_search(self.compile_search(query))
+        if self._plain is not None:
+            resp: Any = self._plain.search(self.pattern, body)
+        else:
+            resp = self._call(
+                "search", self._es.search, index=self.pattern, body=body, ignore_unavailable=True, allow_no_indices=True
+            )
         hits = resp.get("hits", {})
         total = hits.get("total", {"value": 0, "relation": "eq"})
         return SearchResult(
@@ -574,6 +576,8 @@ class ElasticsearchLogStore(QueryCompiler):
         self._closing.set()
         if self._upgrader is not None:
             self._upgrader.join(timeout=30)
+        if self._plain is not None:
+            self._plain.close()
         self._es.close()
 
 

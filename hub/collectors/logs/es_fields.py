@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from hub.collectors.logs.query import And, Expr, Or, Term
 from hub.collectors.logs.store import (
+    _day_start,
     parse_rfc3339_ns,
 )
 
@@ -119,10 +120,21 @@ def _put(doc: dict[str, Any], path: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+# The form the hub writes (iso_micro): read by slicing, ~3x faster than the general parser
+# (a page of 50 lines is 50 of these on every search); anything else takes the general one.
+_WRITTEN = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", re.ASCII)
+
+
 def _parse_time(value: Any) -> float:
     if isinstance(value, int | float):
         return float(value) / 1000.0  # epoch_millis, the only numeric form ES dates take
     if isinstance(value, str):
+        if len(value) == 27 and _WRITTEN.fullmatch(value):
+            midnight = _day_start(int(value[:4]), int(value[5:7]), int(value[8:10]))
+            hour, minute, second = int(value[11:13]), int(value[14:16]), int(value[17:19])
+            if midnight is not None and hour <= 23 and minute <= 59 and second <= 59:
+                seconds = midnight + hour * 3600 + minute * 60 + second
+                return (seconds * 1_000_000_000 + int(value[20:26]) * 1000) / 1e9
         ns = parse_rfc3339_ns(value)
         if ns is not None:
             return ns / 1e9

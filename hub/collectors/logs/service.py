@@ -246,6 +246,14 @@ class LogService:
         """A line as answered: its cluster by name (lines stored without one are the implicit's)."""
         return line if line.cluster else replace(line, cluster=self.implicit_cluster)
 
+    def _item(self, line: LogLine, implicit: str) -> dict[str, Any]:
+        """``_named(line).to_dict()`` without copying the line (a frozen copy costs as much as
+        the whole dict: ~0.1 ms of a 50-line page)."""
+        item = line.to_dict()
+        if not item["cluster"]:
+            item["cluster"] = implicit
+        return item
+
     def _search_parts(self, parts: Sequence[ClusterPart]) -> SearchResult:
         if not parts:
             return SearchResult(items=[], total=0)
@@ -298,7 +306,7 @@ class LogService:
             scope, "logs.search", "ok", params, total=result.total, **self._part_detail(params, parts, result.items)
         )
         return {
-            "items": [self._named(line).to_dict() for line in result.items],
+            "items": [self._item(line, self.implicit_cluster) for line in result.items],
             "total": result.total,
             "total_relation": "eq" if result.total_exact else "gte",
             "from": params.offset,
