@@ -60,9 +60,10 @@ class ServedHub:
         deadline = time.monotonic() + 90
         while True:
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.close()
                 self._log.seek(0)
-                raise SystemExit(f"bench: kubehub serve did not answer /healthz:\n{self._log.read()[-2000:]}")
+                output = self._log.read()[-2000:]  # before close() closes the file
+                self.close()
+                raise SystemExit(f"bench: kubehub serve did not answer /healthz:\n{output}")
             try:
                 with urllib.request.urlopen(self.url + "/healthz", timeout=2) as answer:
                     if answer.status == 200:
