@@ -36,6 +36,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 from hub.errors import Forbidden
 
@@ -157,6 +158,36 @@ class Scope:
         """Every (cluster, namespace) the caller reaches, over all clusters."""
         views = dict(self.views) or {self.at: self}
         return frozenset((c, ns) for c, v in views.items() for ns in v.namespaces)
+
+    @cached_property
+    def keyed(self) -> Scope:
+        """One scope over every cluster with namespaces named by their project keys
+        (:func:`project_key`: plain in the implicit cluster, ``<cluster>/<ns>`` elsewhere), for
+        the areas whose stores key rows by project (alerting): ``retail-api`` and
+        ``cluster-2/retail-api`` are then two names, never confused. Node-level checks are the
+        implicit cluster's."""
+        views = dict(self.views) or {self.at: self}
+        default = self.default_cluster
+
+        def merged(attr: str) -> dict[str, Any]:
+            return {
+                project_key(c, ns, default): value
+                for c, view in sorted(views.items())
+                for ns, value in getattr(view, attr).items()
+            }
+
+        return Scope(
+            all_namespaces=self.all_namespaces,
+            namespaces=merged("namespaces"),
+            workspaces=merged("workspaces"),
+            uids=merged("uids"),
+            username=self.username,
+            roles=merged("roles"),
+            grants=merged("grants"),
+            cluster_grants=self.cluster_grants,
+            default_cluster=default,
+            granted_clusters=self.granted_clusters,
+        )
 
     def may_read_cluster(self, name: str) -> bool:
         """Whether the caller may pick cluster ``name`` at all (a switcher entry): platform admins

@@ -143,6 +143,23 @@ def scope() -> Scope:
     return cached
 
 
+def keyed_scope() -> Scope:
+    """The caller's scope over every cluster with namespaces named by project key
+    (``Scope.keyed``), for the areas whose rows are keyed by project (alerting): a request's
+    ``?cluster=`` never turns one cluster's namespace into another's there; the namespaced
+    routes get the project key as ``ns`` (:func:`keyed_namespace`)."""
+    return tenancy().scope(current_principal()).keyed
+
+
+def keyed_namespace() -> None:
+    """before_request of the areas keyed by project: ``ns`` of ``?cluster=X`` becomes the
+    project key ``X/ns`` (the implicit cluster: ``ns`` as it is). Runs after :func:`enforce`,
+    which checked the permission on that same project."""
+    cluster = request_cluster()
+    if cluster and request.view_args and "ns" in request.view_args:
+        request.view_args["ns"] = project_key(cluster, request.view_args["ns"], tenancy().default_cluster)
+
+
 def audit(action: str, target: str, result: str = "ok", detail: dict[str, Any] | None = None) -> None:
     """Audit an action of the current caller (log searches, exports, writes with detail)."""
     principal = g.get("principal")
@@ -230,7 +247,9 @@ def enforce() -> None:
     if namespace is not None and request_cluster():
         # The project of that name in the named cluster (its own key), never the implicit one's.
         namespace = project_key(request_cluster(), namespace, tenancy().default_cluster)
-    tenancy().authorize(principal, access.permission, namespace=namespace, workspace=workspace)
+    tenancy().authorize(
+        principal, access.permission, namespace=namespace, workspace=workspace, cluster=request_cluster() or None
+    )
 
 
 def audit_unsafe_request(response: Any) -> Any:

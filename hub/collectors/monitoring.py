@@ -11,6 +11,14 @@ The scope is enforced here (:meth:`MonitoringService.scoped`): it becomes
 ``catalogue.Query.s`` renders into every namespaced selector; this module never writes a
 matcher itself.
 
+Several clusters: the scope is the view of one cluster (``Scope.at``), so a request is about
+that cluster. ``sources`` (the runtime's, from the cluster registry) gives each cluster's query
+backend and, for a shared endpoint, the value of its ``cluster`` label, which becomes
+``filters.cluster_label`` (rendered into every selector by ``Query.s``); ``filters.cluster``
+keeps answers and cached totals of two clusters apart. ``monitoring_clusters.query_across``
+ranks the entities of several clusters in one table with a ``cluster`` label (each cluster asked
+as the caller's view of it, so with that cluster's own checks).
+
 Over 400 lines because request validation, the query plan (concurrent queries within one
 deadline), rankings and the answer's shape are one pipeline over the same frames.
 """
@@ -19,7 +27,7 @@ from __future__ import annotations
 
 import math
 import time as _time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -41,7 +49,7 @@ from hub.collectors.monitoring_shared import TOTAL_TTL, SharedAnswers, TtlCache
 from hub.collectors.prometheus import QueryBackend, QuerySpec, Vector, label_names
 from hub.collectors.promql import promql_number, validate_names
 from hub.errors import BackendUnavailable, InvalidInput, Unprocessable
-from hub.scope import Scope
+from hub.scope import DEFAULT_CLUSTER, Scope, refusal
 from hub.timeutil import Clock, format_duration
 
 # Request parameter -> (Filters field, Kubernetes name grammar).
@@ -70,6 +78,9 @@ CLUSTER_PERMISSION = "monitoring:cluster"  # cluster, node and control-plane lev
 MAX_LIMIT = 1000  # rows per page: beyond this a ranking is an export, not a page
 DEFAULT_LIMIT = 10
 DEFAULT_RANGE_POINTS = 240  # points per series when a range query gives no step
+# A cluster's name -> (its query backend, the value of its `cluster` label on a shared endpoint
+# or ''); raises NotFound naming ``cluster`` for an unknown one (the runtime's, from the registry).
+MetricsSources = Callable[[str], tuple[QueryBackend | None, str]]
 
 
 @dataclass(frozen=True)
@@ -136,7 +147,7 @@ def parse_request(
         catalogue.metric_names(level)
     )
 
-    filters: dict[str, tuple[str, ...]] = {}
+    filters: dict[str, Any] = {}  # Filters fields (the name tuples; cluster fields are the service's)
     for param, (target, grammar) in FILTER_PARAMS.items():
         values = _csv(args, param)
         if not values:
@@ -237,9 +248,13 @@ class MonitoringService:
         timeout: float = 10.0,
         max_points: int = 11000,
         share_seconds: float = 0.0,
+        sources: MetricsSources | None = None,
+        default_cluster: str = DEFAULT_CLUSTER,
     ) -> None:
         self.catalogue = catalogue
         self.backend = backend
+        self.sources = sources  # None: one cluster, ``backend`` (see the module docstring)
+        self.default_cluster = default_cluster
         self.clock = clock
         self.timeout = timeout
         self.max_points = max_points
@@ -275,10 +290,32 @@ class MonitoringService:
         """One range query as a long frame (labels..., series, timestamp, value)."""
         return self._backend().range(promql, start=start, end=end, step=step)
 
-    def _backend(self) -> QueryBackend:
+    def _backend(self, cluster: str = "") -> QueryBackend:
+        if cluster and self.sources is not None:  # an added cluster's own or shared endpoint
+            backend = self.sources(cluster)[0]
+            if backend is None:
+                raise BackendUnavailable(f"prometheus of cluster {cluster}", "the cluster has no metrics source")
+            return backend
         if self.backend is None:
             raise BackendUnavailable("prometheus", "not configured (set KUBEHUB_PROMETHEUS_URL)")
         return self.backend
+
+    def _in_cluster(self, req: MonitoringRequest, scope: Scope) -> MonitoringRequest:
+        """The request aimed at the scope's cluster: its label matcher when its series share an
+        endpoint, its name in the filters (cache keys). The implicit cluster without a label:
+        unchanged, as in a single-cluster install."""
+        name = scope.at
+        if self.sources is None:
+            if name != self.default_cluster:
+                raise refusal(READ_PERMISSION)  # no other cluster here: as a foreign one
+            return req
+        if name != self.default_cluster and not scope.may_read_cluster(name):
+            raise refusal(READ_PERMISSION)  # unknown and foreign alike
+        _backend, label = self.sources(name)
+        cluster = "" if name == self.default_cluster else name
+        if not cluster and not label:
+            return req
+        return replace(req, filters=replace(req.filters, cluster=cluster, cluster_label=label))
 
     # -- the endpoint ----------------------------------------------------------------------
     def scoped(self, req: MonitoringRequest, scope: Scope) -> MonitoringRequest:
@@ -288,9 +325,9 @@ class MonitoringService:
         namespace the caller may read. Cluster levels (also reached through an alias such as
         "node"): platform admins only."""
         if req.level in TENANT_LEVELS:
-            return req.with_namespaces(scope.named(READ_PERMISSION, req.filters.namespaces))
+            return self._in_cluster(req.with_namespaces(scope.named(READ_PERMISSION, req.filters.namespaces)), scope)
         scope.check_cluster(CLUSTER_PERMISSION)
-        return req
+        return self._in_cluster(req, scope)
 
     def query(self, req: MonitoringRequest, scope: Scope) -> dict[str, Any]:
         """Answer a request (API.md "Monitoring") as the caller whose scope this is. A live
@@ -325,7 +362,7 @@ class MonitoringService:
 
     def _ranked(self, req: MonitoringRequest, keys: tuple[str, ...], at: float, deadline: _Deadline) -> dict[str, Any]:
         assert req.sort_metric is not None and req.limit is not None
-        backend = self._backend()
+        backend = self._backend(req.filters.cluster)
         needed = req.page * req.limit
         fetched = needed + rankings.slack(needed)
         expr = self._value_expr(req, req.sort_metric, req.filters)
@@ -405,7 +442,7 @@ class MonitoringService:
                 specs.append(QuerySpec(self._value_expr(req, name, filters), time=at))
         if not specs:
             return {}
-        frames = self._backend().many(specs, timeout=deadline.remaining())
+        frames = self._backend(req.filters.cluster).many(specs, timeout=deadline.remaining())
         return dict(zip(metrics, frames, strict=True))
 
     # -- answer ----------------------------------------------------------------------------

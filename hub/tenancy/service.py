@@ -202,7 +202,13 @@ class TenancyService(SessionsAndTokens, ClusterPlacement, ExternalIdentities, Ro
 
     # ===================================================================== authorization
     def authorize(
-        self, principal: Principal, permission: str, *, namespace: str | None = None, workspace: str | None = None
+        self,
+        principal: Principal,
+        permission: str,
+        *,
+        namespace: str | None = None,
+        workspace: str | None = None,
+        cluster: str | None = None,
     ) -> None:
         """Raise Forbidden unless ``principal`` holds ``permission`` on the namespace or workspace.
 
@@ -216,8 +222,8 @@ class TenancyService(SessionsAndTokens, ClusterPlacement, ExternalIdentities, Ro
             rules.authorize(principal, permission, project=project)
         elif workspace is not None:
             rules.authorize(principal, permission, workspace=workspace)
-        else:
-            rules.authorize(principal, permission, cluster=self.default_cluster)
+        else:  # a cluster-level permission: on the cluster the request names (None: the implicit one)
+            rules.authorize(principal, permission, cluster=cluster or self.default_cluster)
 
     def can(
         self, principal: Principal, permission: str, *, namespace: str | None = None, workspace: str | None = None

@@ -141,3 +141,15 @@ def test_projects_live_in_a_granted_cluster_and_scopes_follow(svc: TenancyServic
     # A cluster with a project of the workspace stays granted.
     with pytest.raises(Exception, match="still has 1 project"):
         svc.revoke_cluster("payments", "cluster-2")
+
+
+def test_the_keyed_scope_names_projects_by_key_for_areas_keyed_by_project() -> None:
+    both = Principal("b", workspaces={"retail": WorkspaceRole.VIEWER, "payments": WorkspaceRole.VIEWER})
+    keyed = scope_for(both, PROJECTS).for_cluster("cluster-2").keyed
+    assert set(keyed.namespaces) == {"retail-api", "cluster-2/retail-api", "cluster-2/pay-db"}
+    assert keyed.may("alerts:read", "cluster-2/retail-api") and keyed.at == "default"
+    payments = scope_for(Principal("p", workspaces={"payments": WorkspaceRole.VIEWER}), PROJECTS)
+    # The other tenant's retail-api (the implicit cluster's) is not theirs under any view.
+    assert not payments.keyed.may("alerts:read", "retail-api")
+    assert not payments.for_cluster("cluster-2").keyed.may("alerts:read", "retail-api")
+    assert payments.keyed.named("alerts:read", None) == ["cluster-2/pay-db", "cluster-2/retail-api"]

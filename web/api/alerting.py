@@ -22,10 +22,12 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from hub.alerts.service import AlertService
-from web.access import current_principal, permission, scope
+from web.access import current_principal, keyed_namespace, permission
+from web.access import keyed_scope as scope  # alert rows are keyed by project (docs/tenancy.md)
 from web.util import csv_param, hub, int_param, json_body, list_response
 
 bp = Blueprint("api_alerting", __name__, url_prefix="/api/v1")
+bp.before_request(keyed_namespace)  # ?cluster=X: ns is the project X/ns
 
 
 def alerting() -> AlertService:

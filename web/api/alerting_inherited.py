@@ -16,11 +16,12 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from web.access import current_principal, permission
+from web.access import current_principal, keyed_namespace, permission
 from web.api.alerting import alerting
 from web.util import json_body, list_response
 
 bp = Blueprint("api_alerting_inherited", __name__, url_prefix="/api/v1")
+bp.before_request(keyed_namespace)  # ?cluster=X: ns is the project X/ns
 
 
 def _actor() -> str:

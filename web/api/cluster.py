@@ -350,7 +350,9 @@ def list_clusters() -> Any:
     sc = scope()
     if sc.all_namespaces:
         return jsonify({"items": [_cluster_view(n) for n in h.clusters.names()]})
-    names = [n for n in h.clusters.names() if n == h.clusters.implicit.name or sc.may_cluster("nodes:read", n)]
+    # The switcher's list: the implicit cluster, those of the caller's projects, of their
+    # workspaces' grants and of their cluster roles (Scope.may_read_cluster).
+    names = [n for n in h.clusters.names() if n == h.clusters.implicit.name or sc.may_read_cluster(n)]
     return jsonify({"items": [{"name": n, "display_name": h.clusters.get(n).display_name} for n in names]})
 
 

@@ -5,6 +5,10 @@ The cluster, nodes and components levels are cluster-wide and need ``monitoring:
 are open to every authenticated caller; the monitoring service enforces the caller's scope
 (``MonitoringService.scoped``: a named namespace outside it is the one 403), this module only
 passes it through.
+
+Several clusters: ``?cluster=<name>`` asks one cluster (the scope's view of it, web.access);
+``?clusters=a,b`` or ``?clusters=*`` one table over several (``monitoring_clusters.query_across``,
+a ``cluster`` label on every row; ``*``: every cluster the caller may pick).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from flask import Blueprint, jsonify, request
 
 from hub.collectors import monitoring
 from hub.collectors.catalogue import TENANT_LEVELS
+from hub.collectors.monitoring_clusters import query_across
+from hub.errors import InvalidInput
 from web import params
 from web.access import permission, scope
 from web.util import hub
@@ -30,7 +36,25 @@ def _service() -> monitoring.MonitoringService:
 
 def _answer(level: str) -> Any:
     service = _service()
-    return jsonify(service.query(params.monitoring_request(service, level, request.args), scope()))
+    req = params.monitoring_request(service, level, request.args)
+    if request.args.get("clusters") is not None:
+        return jsonify(query_across(service, req, scope(), _clusters()))
+    return jsonify(service.query(req, scope()))
+
+
+def _clusters() -> list[str]:
+    """The clusters a ``clusters=`` parameter names (``*``: every one the caller may pick)."""
+    if request.args.get("cluster"):
+        raise InvalidInput("give either cluster (one) or clusters (a table over several), not both", field="clusters")
+    sc = scope()
+    raw = request.args.get("clusters", "")
+    every = hub().clusters.names()
+    if raw.strip() == "*":
+        return [c for c in every if sc.may_read_cluster(c)]
+    names = list(dict.fromkeys(p.strip() for p in raw.split(",") if p.strip()))
+    if not names or len(names) > 50:
+        raise InvalidInput("clusters must be * or a comma list of 1 to 50 cluster names", field="clusters")
+    return names
 
 
 @bp.get("/monitoring/catalogue")

@@ -10,7 +10,8 @@ from typing import Any
 from flask import request, url_for
 
 from hub.errors import HubError
-from web.access import current_principal, permission, scope
+from web.access import current_principal, permission
+from web.access import keyed_scope as scope  # alert rows are keyed by project (docs/tenancy.md)
 from web.params import MAX_OFFSET, integer
 from web.views import common
 from web.views.alerting_common import ACTIVE_STATES, STATE_TABS, _none, _svc, bp

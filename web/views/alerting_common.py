@@ -9,9 +9,11 @@ from typing import Any
 from flask import Blueprint
 
 from hub.alerts.service import AlertService
+from web.access import keyed_namespace
 from web.util import hub
 
 bp = Blueprint("alerting", __name__)
+bp.before_request(keyed_namespace)  # ?cluster=X: ns is the project X/ns (alert rows are keyed by project)
 
 
 ACTIVE_STATES = ("firing", "pending", "nodata", "error")

@@ -175,6 +175,11 @@ class Filters:
     workloads: tuple[str, ...] = ()
     pods: tuple[str, ...] = ()
     containers: tuple[str, ...] = ()
+    # Several clusters: the cluster queried (its name, part of every cache key, never rendered)
+    # and, when its series share an endpoint with other clusters' (``metrics.mode = shared``),
+    # the value of their ``cluster`` label, matched by every selector. '' : no matcher.
+    cluster: str = ""
+    cluster_label: str = ""
 
     def narrowed(self, **names: Iterable[str]) -> Filters:
         """These filters further restricted to the given names (intersection semantics)."""
@@ -213,6 +218,8 @@ class Query:
             matchers.append(one_of("pod", f.pods).render())
         if "container" in labels and f.containers:
             matchers.append(one_of("container", f.containers).render())
+        if f.cluster_label:  # every series of a shared endpoint carries it (target label)
+            matchers.append(one_of("cluster", (f.cluster_label,)).render())
         return selector(series, matchers)
 
     def rate_of(self, series: str, *static: str) -> str:

@@ -1,0 +1,225 @@
+"""Several clusters in one hub: the scope keyed by (cluster, namespace), monitoring per cluster
+and across clusters, on a private two-cluster sandbox (``Sandbox.up_clusters_only``) with its
+own Prometheus scraping both clusters apart by a ``cluster`` label (as ``sandbox up --clusters
+2`` configures it, a shared Thanos/Mimir-like endpoint).
+
+- Cross-cluster node ranking: a platform admin's one table over both clusters equals
+  Prometheus's own evaluation of ``max by (cluster, node)`` over the raw series (the outside
+  reference), ranked, paged; each cluster's nodes are exactly that cluster's API server's.
+- Escape: ``retail-api`` exists in both clusters for two tenants (workspace retail in the
+  implicit cluster, workspace payments granted cluster-2). Neither reads the other's workloads,
+  metrics or alerts by the cluster in the query, in a header or in a body, and neither reads the
+  audit log at all.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from hub.clusters.secretbox import new_key
+from hub.runtime import Hub, build_hub
+from hub.settings import Settings
+from sandbox import kube
+from sandbox.core import Sandbox
+from tests.integration.cluster_support import FAST_AUTH, PASSWORD, wait_until
+from tests.integration.test_clusters_multi import free_two_cluster_base, workloads_of_api_server
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+USERS = ("admin", "retail-op", "pay-op", "c2-viewer")
+
+
+@pytest.fixture(scope="module")
+def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    sb = Sandbox(tmp_path_factory.mktemp("two-clusters-scope"), port_base=free_two_cluster_base(), quiet=True)
+    sb.config.nodes, sb.config.pods = 3, 16
+    t0 = time.monotonic()
+    try:
+        sb.up_clusters_only(2)
+        started: list[str] = []
+        sb._ensure("prometheus", sb._spec_prometheus(), started, timeout=120)
+        print(f"two clusters and their Prometheus up in {time.monotonic() - t0:.1f}s")
+        yield sb
+    finally:
+        sb.down()
+
+
+def prom(sb: Sandbox, expr: str) -> list[dict[str, Any]]:
+    r = requests.get(f"{sb.prometheus_url}/api/v1/query", params={"query": expr}, timeout=10)
+    r.raise_for_status()
+    return list(r.json()["data"]["result"])
+
+
+@pytest.fixture(scope="module")
+def world(two: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hub, dict[str, Any]]]:
+    settings = Settings(data_dir=tmp_path_factory.mktemp("hub")).replace(
+        kubernetes={"kubeconfig": str(two.kubeconfig), "request_timeout": 5.0},
+        prometheus={"url": two.prometheus_url},
+        logs={"ship": False},
+        auth=dict(FAST_AUTH),
+        clusters={"secret_key": new_key(), "default_metrics_label": "default"},
+    )
+    hub = build_hub(settings, background=True)
+    from web import create_app
+
+    app = create_app(hub=hub, testing=True)
+    t = hub.tenancy
+    t.create_user("admin", PASSWORD, platform_role="admin")
+    for user in USERS[1:]:
+        t.create_user(user, PASSWORD)
+    second = two.site("cluster-2")
+    hub.clusters.add(
+        {
+            "name": "cluster-2",
+            "connection": {"mode": "kubeconfig", "kubeconfig_path": str(second.kubeconfig)},
+            "metrics": {"mode": "shared", "url": two.prometheus_url, "label_value": "cluster-2"},
+        },
+        actor="admin",
+    )
+    t.create_workspace("retail", actor="admin")
+    t.create_project("retail", "retail-api", actor="admin")
+    t.set_project_member("retail-api", "retail-op", "operator", actor="admin")
+    t.create_workspace("payments", actor="admin")
+    t.grant_cluster("payments", "cluster-2", actor="admin")
+    t.create_project("payments", "retail-api", cluster="cluster-2", actor="admin")
+    t.set_project_member("cluster-2/retail-api", "pay-op", "operator", actor="admin")
+    t.set_cluster_member("cluster-2", "c2-viewer", "viewer", actor="admin")
+    clients = {}
+    for user in USERS:
+        client = app.test_client()
+        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {t.issue_token(user, kind='named', name='sc').token}"
+        clients[user] = client
+    # Both clusters' series are in: nodes (nodesim) and workloads (kube-state-metrics).
+    wait_until(
+        lambda: (
+            {r["metric"].get("cluster") for r in prom(two, 'count by (cluster) (node_memory_MemTotal_bytes{node!=""})')}
+            == {"default", "cluster-2"}
+        ),
+        timeout=90,
+        what="both clusters' node series",
+    )
+    wait_until(
+        lambda: len(prom(two, 'count by (cluster) (kube_pod_owner{namespace="retail-api"})')) == 2,
+        timeout=90,
+        what="both clusters' retail-api workloads",
+    )
+    try:
+        yield hub, clients
+    finally:
+        hub.close()
+
+
+def test_a_platform_admin_ranks_the_nodes_of_every_cluster_in_one_table(
+    two: Sandbox, world: tuple[Hub, dict[str, Any]]
+) -> None:
+    _hub, c = world
+    metric = "node_memory_total"
+    base = f"/api/v1/monitoring/nodes?clusters=*&metrics={metric}&sort_metric={metric}"
+    r = c["admin"].get(f"{base}&limit=1000")
+    assert r.status_code == 200, r.get_data(as_text=True)
+    body = r.get_json()
+    assert body["clusters"] == ["default", "cluster-2"] and body["unavailable"] == []
+    rows = [(s["labels"]["cluster"], s["labels"]["node"], s["values"][-1][1]) for s in body["results"][0]["series"]]
+    # The outside reference: Prometheus's own evaluation over the raw series, by cluster and node.
+    oracle = {
+        (x["metric"]["cluster"], x["metric"]["node"]): float(x["value"][1])
+        for x in prom(two, 'max by (cluster, node) (node_memory_MemTotal_bytes{node!=""})')
+    }
+    assert {(cl, n): v for cl, n, v in rows} == oracle and len(rows) == len(oracle)
+    values = [v for _, _, v in rows]
+    assert values == sorted(values, reverse=True)
+    # Each cluster's rows are exactly its own API server's nodes (same names in both clusters
+    # stay two rows).
+    for name, kubeconfig in (("default", two.kubeconfig), ("cluster-2", two.site("cluster-2").kubeconfig)):
+        ref = {n["metadata"]["name"] for n in kube.KubeRest(kubeconfig).list("/api/v1/nodes")}
+        assert {n for cl, n, _ in rows if cl == name} == ref
+    assert body["total"] == len(oracle)
+    # A page of the merged table is the same slice of Prometheus's order.
+    page = c["admin"].get(f"{base}&limit=2&page=2").get_json()
+    got = [s["values"][-1][1] for s in page["results"][0]["series"]]
+    assert got == sorted(oracle.values(), reverse=True)[2:4]
+    # One cluster by ?cluster=: only its nodes; a cluster-2 viewer reads cluster-2's, not the implicit one's.
+    one = c["c2-viewer"].get(f"/api/v1/monitoring/nodes?cluster=cluster-2&metrics={metric}")
+    assert one.status_code == 200, one.get_data(as_text=True)
+    assert {(s["labels"]["node"], s["values"][-1][1]) for s in one.get_json()["results"][0]["series"]} == {
+        (n, v) for (cl, n), v in oracle.items() if cl == "cluster-2"
+    }
+    assert c["c2-viewer"].get(f"/api/v1/monitoring/nodes?metrics={metric}").status_code == 403
+    assert c["retail-op"].get(f"/api/v1/monitoring/nodes?cluster=cluster-2&metrics={metric}").status_code == 403
+
+
+def _workload_names(answer: Any) -> set[str]:
+    return {s["labels"].get("workload", "") for r in answer.get_json()["results"] for s in r["series"]}
+
+
+def test_tenants_of_the_same_namespace_name_in_two_clusters_never_see_each_other(
+    two: Sandbox, world: tuple[Hub, dict[str, Any]]
+) -> None:
+    _hub, c = world
+    retail, pay = c["retail-op"], c["pay-op"]
+    first = workloads_of_api_server(two.kubeconfig, "retail-api")
+    second = workloads_of_api_server(two.site("cluster-2").kubeconfig, "retail-api")
+    assert first and second and not first & second
+
+    def names(r: Any) -> set[str]:
+        assert r.status_code == 200, r.get_data(as_text=True)
+        return {w["name"] for w in r.get_json()["items"] if w["kind"] in ("deployment", "statefulset", "daemonset")}
+
+    wl = "/api/v1/namespaces/retail-api/workloads"
+    wait_until(lambda: pay.get(f"{wl}?cluster=cluster-2").status_code == 200, timeout=60, what="cluster-2 synced")
+    wait_until(lambda: names(pay.get(f"{wl}?cluster=cluster-2")) == second, timeout=60, what="cluster-2 workloads")
+    assert names(retail.get(wl)) == first and names(retail.get(f"{wl}?cluster=default")) == first
+    leaks = second | first
+    for client, foreign_query, own in ((retail, "?cluster=cluster-2", first), (pay, "", second)):
+        other = leaks - own
+        # Workloads: the cluster in the query, or none (the implicit cluster's retail-api).
+        for q in (foreign_query, f"{foreign_query}{'&' if foreign_query else '?'}name=a", "?cluster=nope"):
+            r = client.get(f"{wl}{q}")
+            assert r.status_code == 403, (q, r.status_code)
+            assert not any(n in r.get_data(as_text=True) for n in other)
+        # A header never picks a cluster: the request is the implicit cluster's.
+        r = client.get(wl, headers={"X-Kubehub-Cluster": "cluster-2", "Cluster": "cluster-2"})
+        assert (r.status_code == 200 and names(r) == first) if client is retail else r.status_code == 403
+        # A body naming another cluster than the query's is refused before anything happens.
+        r = client.post(
+            f"{wl}/deployment/{sorted(own)[0]}/restart",
+            json={"cluster": "cluster-2" if client is retail else "default"},
+        )
+        assert r.status_code in (403, 422), r.status_code
+        # Metrics of the namespace, by the query's cluster and across clusters.
+        mon = "/api/v1/monitoring/workloads?namespaces=retail-api&metrics=workload_cpu_usage"
+        r = client.get(f"{mon}{'&cluster=cluster-2' if client is retail else ''}")
+        assert r.status_code == 403 and not any(n in r.get_data(as_text=True) for n in other)
+        # Across clusters: only clusters the caller may pick; a namespace named where the caller
+        # holds none is refused whole (the implicit cluster's retail-api for payments), as in one.
+        r = client.get(f"{mon}&clusters={'*' if client is retail else 'cluster-2'}")
+        assert r.status_code == 200 and not _workload_names(r) & other
+        assert client.get(f"{mon}&clusters=*").status_code == (200 if client is retail else 403)
+        r = client.get(f"{mon}&clusters=default,cluster-2")
+        assert r.status_code == 403
+        # Alerts and the audit log: by the query's cluster, a filter, or an id range.
+        for q in ("", "?cluster=cluster-2", "?cluster=default", "?namespace=retail-api&cluster=cluster-2"):
+            r = client.get(f"/api/v1/alerting/alerts{q}")
+            assert r.status_code in (200, 403) and not any(n in r.get_data(as_text=True) for n in other), q
+        for q in ("", "?cluster=cluster-2", "?namespace=retail-api"):
+            assert client.get(f"/api/v1/audit{q}").status_code == 403
+    # Their own metrics, each in their own cluster, exactly the API servers' workloads.
+    own_metrics = pay.get(
+        "/api/v1/monitoring/workloads?namespaces=retail-api&metrics=workload_pod_count&cluster=cluster-2"
+    )
+    assert own_metrics.status_code == 200 and _workload_names(own_metrics) <= second
+    mine = retail.get("/api/v1/monitoring/workloads?namespaces=retail-api&metrics=workload_pod_count")
+    assert mine.status_code == 200 and _workload_names(mine) <= first
+
+    # The implicit cluster's tenant and the cluster-2 tenant see only their own cluster in the switcher.
+    def switcher(client: Any) -> list[str]:
+        return [x["name"] for x in client.get("/api/v1/clusters").get_json()["items"]]
+
+    assert switcher(retail) == ["default"] and switcher(pay) == ["default", "cluster-2"]
+    assert switcher(c["c2-viewer"]) == ["default", "cluster-2"]
+    assert pay.put("/api/v1/workspaces/payments/clusters/cluster-2").status_code == 403  # grants: platform admins
