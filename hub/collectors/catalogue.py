@@ -183,6 +183,7 @@ class Catalogue:
         aggregation: str,
         period_seconds: float,
         namespace: str | None = None,
+        cluster_label: str = "",
     ) -> tuple[str, list[str]]:
         """ONE PromQL query giving, for every entity of ``level``, ``metric`` aggregated over
         the check period that ends at the evaluation time; and the entity label names.
@@ -194,7 +195,9 @@ class Catalogue:
         Evaluated at a slot's end (a multiple of the period) it is the value the alert engine
         compares: the same points, ``<agg>_over_time((m)[<period>-1ms:<step>])`` (the engine
         fetches ``m`` itself at those points and aggregates them for every rule at once). The
-        raw series are used, so it works over the backfill.
+        raw series are used, so it works over the backfill. ``cluster_label``: the value of the
+        ``cluster`` label of the evaluated cluster's series on a shared endpoint (every selector
+        matches it; '' : none), so one cluster's alerts never take in another's same-named nodes.
         """
         level = self.level(level)
         if aggregation not in AGGREGATIONS:
@@ -203,9 +206,10 @@ class Catalogue:
             )
         if period_seconds <= 0:
             raise InvalidInput("period must be positive", field="period")
-        filters = Filters()
+        filters = Filters(cluster_label=cluster_label)
         if namespace is not None:
-            filters = Filters(namespaces=(validate_name(namespace, grammar="label", field="namespace"),))
+            ns = validate_name(namespace, grammar="label", field="namespace")
+            filters = Filters(namespaces=(ns,), cluster_label=cluster_label)
         m = self.metric(level, metric, field="metric")
         inner = m.render(Query(filters))
         if aggregation == "last":

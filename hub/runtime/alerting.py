@@ -337,11 +337,14 @@ def build(hub: Hub) -> None:
         return out
 
     prom = hub.prometheus
+    own_label = hub.settings.clusters.default_metrics_label
 
     def build_query(
         level: str, metric: str, aggregation: str, period_seconds: float, namespace: str | None = None
     ) -> Any:
-        return catalogue.alert_query(level, metric, aggregation, period_seconds, namespace)
+        # The implicit cluster's series only, when its Prometheus also holds other clusters'
+        # (clusters.default_metrics_label; docs/alerting.md "Several clusters").
+        return catalogue.alert_query(level, metric, aggregation, period_seconds, namespace, cluster_label=own_label)
 
     def range_query(promql: str, start: float, end: float, step: float) -> pd.DataFrame:
         assert prom is not None
@@ -432,6 +435,8 @@ def build(hub: Hub) -> None:
             renderer=Renderer(
                 public_url=settings.public_url,
                 log_lines=evidence_lines(hub.logs.store, hub.cluster, t.project_log_floors),
+                cluster=hub.settings.clusters.default_name,
+                several_clusters=lambda: len(hub.clusters.names()) > 1,
             ),
             clock=hub.clock,
             retry_initial=settings.alerts.retry_initial_seconds,

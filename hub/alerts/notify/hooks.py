@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hub.alerts.notify.notice import Notice, format_threshold, format_value
+from hub.scope import split_key
 
 SIGNATURE_HEADER = "X-Kubehub-Signature"
 TIMESTAMP_HEADER = "X-Kubehub-Timestamp"
@@ -33,7 +34,7 @@ RESOLVING_KINDS = ("resolved", "closed")
 
 # Entity labels copied from the query's row: what tells on-call where (node, workload...). The
 # row's other labels (instance, job...) are the catalogue's plumbing, not the alert's identity.
-ENTITY_LABELS = ("node", "namespace", "workload", "kind", "pod", "container")
+ENTITY_LABELS = ("cluster", "node", "namespace", "workload", "kind", "pod", "container")
 
 
 def rfc3339(ts: float) -> str:
@@ -63,7 +64,11 @@ def alert_labels(
         if v:
             out[k] = str(v)
     if namespace:
-        out["namespace"] = namespace  # the policy's, whatever the row said (the tenant boundary)
+        # The policy's, whatever the row said (the tenant boundary); a project of an added
+        # cluster (key <cluster>/<ns>) as its namespace and its cluster.
+        cluster, out["namespace"] = split_key(namespace)
+        if cluster:
+            out["cluster"] = cluster
     return out
 
 

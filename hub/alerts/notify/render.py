@@ -25,6 +25,7 @@ from hub.alerts.engine import COMPARE
 from hub.alerts.notify import evidence
 from hub.alerts.notify.chart import sparkline
 from hub.alerts.notify.notice import Notice, format_threshold, format_value, short_entity
+from hub.scope import split_key
 from hub.timeutil import format_duration
 
 log = logging.getLogger("kubehub.alerts")
@@ -104,9 +105,20 @@ def _clip(text: str, size: int) -> str:
 
 
 class Renderer:
-    def __init__(self, *, public_url: str, log_lines: LogLines | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        public_url: str,
+        log_lines: LogLines | None = None,
+        cluster: str = "",
+        several_clusters: Callable[[], bool] | None = None,
+    ) -> None:
         self.public_url = public_url.rstrip("/")
         self.log_lines = log_lines
+        # Several clusters: every notice names its cluster (subject and body); ``cluster`` is the
+        # implicit cluster's name. A single-cluster hub's messages stay as they were.
+        self.cluster = cluster
+        self.several_clusters = several_clusters
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(TEMPLATES)),
             autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=False),
@@ -127,6 +139,9 @@ class Renderer:
         tag = f"[{w['kind'][lead.kind]}·{w['severity'][lead.severity]}]"
         if lead.kind in ("resolved", "closed"):
             tag = f"[{w['kind'][lead.kind]}]"
+        clusters = list(dict.fromkeys(c for c in map(self._cluster_of, ranked) if c))
+        if clusters:  # several clusters: which one, right after the state (what a phone shows)
+            tag += f" [{', '.join(clusters[:2])}{f' +{len(clusters) - 2}' if len(clusters) > 2 else ''}]"
         if len(notices) > 1:
             names = []
             for n in ranked:  # the most pressing first: that is what a phone shows
@@ -205,8 +220,17 @@ class Renderer:
             "console": f"{self.public_url}/alerting/alerts/{n.alert_id}",
             "logs": self._logs(n) if with_logs else [],
             "labels": sorted(n.labels.items()),
+            "cluster": self._cluster_of(n),
         }
         return item, chart
+
+    def _cluster_of(self, n: Notice) -> str:
+        """The cluster a notice is about ('' in a single-cluster hub): the alert's own ``cluster``
+        label (the meta-alert of a lost cluster), the cluster of its project's key, or the
+        implicit cluster."""
+        if self.several_clusters is None or not self.several_clusters():
+            return ""
+        return n.labels.get("cluster") or split_key(n.namespace or "")[0] or self.cluster
 
     def render(
         self, notices: Sequence[Notice], *, language: str = "en", reason: str = "", resent: bool = False
