@@ -72,6 +72,7 @@ PERMISSION_DOCS: dict[str, str] = {
     "workspace-members:write": "add, change and remove workspace members",
     "projects:create": "create projects (namespaces) in the workspace",
     "projects:delete": "remove projects from the workspace",
+    "quotas:write": "set a project's ResourceQuota and LimitRange (CPU, memory, pods, PVC storage)",
     "workspace-policies:read": "read the workspace's alert policies that its projects inherit",
     "workspace-policies:write": "create, change and delete the workspace's inherited alert policies",
     # project (one namespace)
@@ -89,6 +90,7 @@ PERMISSION_DOCS: dict[str, str] = {
     "alerts:write": "comment on alerts, create and remove silences",
     "members:read": "list the project's members",
     "members:write": "add, change and remove project members",
+    "log-collection:write": "choose what the project's logs collect (on/off, containers, retention)",
 }
 
 # Permissions held on a cluster (its nodes and node-level objects): platform admins, cluster
@@ -139,7 +141,7 @@ PROJECT_READ = frozenset(
     }
 )
 PROJECT_OPERATE = PROJECT_READ | {"workloads:write", "policies:write", "alerts:write"}
-PROJECT_ADMIN = PROJECT_OPERATE | {"members:write"}
+PROJECT_ADMIN = PROJECT_OPERATE | {"members:write", "log-collection:write"}
 
 PROJECT_ROLE_PERMISSIONS: dict[ProjectRole, frozenset[str]] = {
     ProjectRole.VIEWER: PROJECT_READ,
@@ -158,6 +160,7 @@ WORKSPACE_ROLE_PERMISSIONS: dict[WorkspaceRole, frozenset[str]] = {
             "workspace-members:write",
             "projects:create",
             "projects:delete",
+            "quotas:write",
             "workspace-policies:read",
             "workspace-policies:write",
         }

@@ -152,9 +152,9 @@ def project_quota(ns: str) -> Any:
 
 
 @bp.put("/workspaces/<ws>/projects/<ns>/quota")
-@permission("projects:create", namespace_arg="ns", workspace_arg="ws")
+@permission("quotas:write", namespace_arg="ns", workspace_arg="ws")
 def set_project_quota(ws: str, ns: str) -> Any:
-    """Set a project's quota (workspace admins: whoever may create the workspace's projects):
+    """Set a project's quota (``quotas:write``: workspace admins):
     ``{"cpu": "4", "memory": "8Gi", "pods": 20, "storage": "100Gi", "default_request": {"cpu":
     "100m", "memory": "128Mi"}, "default_limit": {...}}``. A scale-up beyond it is refused naming it."""
     project = hub().tenancy.project(ns)

@@ -118,7 +118,7 @@ def _quota_helper() -> dict[str, Any]:
 
 
 @bp.post("/workspaces/<ws>/projects/<ns>/quota")
-@permission("projects:create", namespace_arg="ns", workspace_arg="ws")
+@permission("quotas:write", namespace_arg="ns", workspace_arg="ws")
 def set_quota(ws: str, ns: str) -> Any:
     """The quota form of the project page (workspace admins)."""
     target = url_for("views.tenancy.project", ns=ns)

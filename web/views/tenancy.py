@@ -154,12 +154,12 @@ def project(ns: str) -> Any:
         may_delete=record is not None and can("projects:delete", namespace=ns, workspace=record.workspace),
         collection=(LogCollectionStore(common.hub().db).get(ns) or DEFAULT) if can("logs:read", ns) else None,
         max_retention=common.hub().settings.logs.retention_days,
-        may_collection=can("members:write", namespace=ns),
+        may_collection=can("log-collection:write", namespace=ns),
     )
 
 
 @bp.post("/projects/<ns>/log-collection")
-@permission("members:write", namespace_arg="ns")
+@permission("log-collection:write", namespace_arg="ns")
 def project_log_collection(ns: str) -> Any:
     """Save the project's log collection settings (the API's rule and audit)."""
     form = request.form
