@@ -67,6 +67,10 @@ def hub_and_clients(two_clusters: Sandbox, tmp_path_factory: pytest.TempPathFact
     settings = Settings(data_dir=tmp_path_factory.mktemp("hub")).replace(
         kubernetes={"kubeconfig": str(two_clusters.kubeconfig), "request_timeout": 5.0},
         logs={"ship": False, "collector_token_sha256": COLLECTOR_DIGEST},
+        # The alert engine runs (its stale-cluster meta-alert): no policies, so it never asks this
+        # Prometheus (nothing listens there) for anything.
+        prometheus={"url": "http://127.0.0.1:9", "timeout": 1.0},
+        alerts={"tick_seconds": 2.0},
         auth=dict(FAST_AUTH),
         clusters={"secret_key": new_key()},
     )
@@ -300,3 +304,12 @@ def test_a_cluster_whose_api_server_stops_is_stale_and_the_other_keeps_working(
     live = admin.get("/api/v1/namespaces/retail-api/workloads")
     assert live.status_code == 200 and live.get_json()["stale_since"] is None
     assert admin.get("/api/v1/nodes").get_json()["stale_since"] is None
+
+    # The hub's own meta-alert names the stopped cluster, and only it.
+    def meta_alerts() -> list[dict[str, Any]]:
+        items = admin.get("/api/v1/alerting/alerts").get_json()["items"]
+        return [a for a in items if a["policy"] == "kubehub-cluster-unreachable"]
+
+    (alert,) = wait_until(meta_alerts, timeout=60, what="the stale-cluster meta-alert")
+    assert alert["entity"] == "cluster/cluster-2" and alert["labels"]["cluster"] == "cluster-2"
+    assert alert["state"] == "firing" and alert["labels"]["stale_since"] == stale["cluster-2"]["stale_since"]
