@@ -5,8 +5,11 @@ The second cluster is added through the API with its kubeconfig's contents (seal
 shown back). Inventory is per cluster (``?cluster=``): the namespace ``retail-api`` exists in both
 clusters for two tenants, and each cluster's list is compared with what that cluster's own API
 server lists (the outside reference). A tenant of the first cluster's ``retail-api`` is refused the
-second's by the ``cluster`` parameter. Stopping the second cluster's API server makes it stale
-(``stale_since``) while the first stays live and keeps answering.
+second's by the ``cluster`` parameter. Logs: two real ``kubehub collect-node`` processes ship
+each cluster's lines; a search across clusters equals what was written, and neither tenant of
+``retail-api`` reads the other's. Stopping the second cluster's API server makes it stale
+(``stale_since``) while the first stays live and keeps answering, and the hub's own meta-alert
+names that cluster.
 """
 
 from __future__ import annotations
