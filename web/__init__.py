@@ -45,6 +45,13 @@ class _SessionInterface(SecureCookieSessionInterface):
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
 
+    def open_session(self, app: Flask, request: Any) -> Any:
+        # No session cookie (an API client with a bearer token): the empty session Flask would
+        # give, without building its signing serializer first (~0.05 ms per API request).
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
 
 def create_app(settings: Settings | None = None, hub: Hub | None = None, *, testing: bool = False) -> Flask:
     hub = hub or build_hub(settings)

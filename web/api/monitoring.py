@@ -36,8 +36,11 @@ def _service() -> monitoring.MonitoringService:
 
 def _answer(level: str) -> Any:
     service = _service()
-    req = params.monitoring_request(service, level, request.args)
-    if request.args.get("clusters") is not None:
+    # A plain dict of the first values: each absent parameter looked up in werkzeug's MultiDict
+    # raises and catches a BadRequestKeyError, and a request looks up about twenty.
+    args = request.args.to_dict()
+    req = params.monitoring_request(service, level, args)
+    if args.get("clusters") is not None:
         return jsonify(query_across(service, req, scope(), _clusters()))
     return jsonify(service.query(req, scope()))
 
