@@ -51,6 +51,16 @@ from tests.integration.replicas_support import Catcher, ReplicaSet, memory_polic
 NAMESPACES = ("retail-web", "retail-api", "analytics-etl", "analytics-db")
 
 
+def logged_at(text: str) -> float | None:
+    """The epoch time a replica stamped on its own log line (``%(asctime)s``, local time, ms),
+    so a slow reader (this process starved of CPU) does not stretch the figures it prints."""
+    try:
+        stamp = time.strptime(text[:19], "%Y-%m-%d %H:%M:%S")
+        return time.mktime(stamp) + int(text[20:23]) / 1000
+    except ValueError:
+        return None
+
+
 def p95(samples: list[float]) -> float:
     """Nearest rank: with 10 samples, the largest."""
     ordered = sorted(samples)
@@ -73,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     catcher.start()
     failovers: list[float] = []
     kill_times: list[float] = []
+    own_clock: list[tuple[float, float]] = []  # (lease taken, first cycle) after each kill, replica's stamps
+    wall_offset = time.time() - time.monotonic()
     with tempfile.TemporaryDirectory(prefix="kubehub-failover-") as tmp, throwaway_database() as url:
         work = Path(tmp)
         settings = Settings(data_dir=work / "web", database_url=url).replace(
@@ -117,10 +129,18 @@ def main(argv: list[str] | None = None) -> int:
                 kill_times.append(killed)
                 took = rs.takeover(leader, after=killed, timeout=args.lease + args.tick + 60)
                 failovers.append(took.at - killed)
+                killed_wall = killed + wall_offset
                 elected = rs.said(took.replica, " leads (lease token", after=killed)
+                lease_at = logged_at(elected[0].text) if elected else None
+                cycle_at = logged_at(took.text)
+                own = ""
+                if lease_at is not None and cycle_at is not None:
+                    own_clock.append((lease_at - killed_wall, cycle_at - killed_wall))
+                    own = f"; on its own log clock: lease {own_clock[-1][0]:.2f}s, cycle {own_clock[-1][1]:.2f}s"
                 print(
                     f"kill {k + 1}: {leader} killed, {took.replica} started a cycle after {failovers[-1]:.2f}s"
-                    + (f" (it took the lease after {elected[0].at - killed:.2f}s)" if elected else ""),
+                    + (f" (it took the lease after {elected[0].at - killed:.2f}s)" if elected else "")
+                    + own,
                     file=sys.stderr,
                 )
                 rs.start(f"r{next_name}")
@@ -152,6 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     if counts.detail["unsent"] or counts.detail["unknown"]:
         print(f"unsent={counts.detail['unsent']} unknown={counts.detail['unknown']}", file=sys.stderr)
+    if own_clock:
+        print(
+            f"on the replicas' own log clocks: p95 lease taken {p95([a for a, _ in own_clock]):.2f}s,"
+            f" first cycle {p95([b for _, b in own_clock]):.2f}s",
+            file=sys.stderr,
+        )
     # Each duplicate with who sent it when, relative to the nearest kill: the documented window
     # is the killed leader's copy within milliseconds before its kill, and the next leader's after.
     seen: dict[str, list[tuple[str, float]]] = {}
