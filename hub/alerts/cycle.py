@@ -210,7 +210,17 @@ class CycleRunner:
         return found
 
     def query_text(self, policies: Mapping[str, Policy]) -> Callable[[str, str], str]:
+        # Memoised per (policy, rule) for the cycle: every alert record written asks for it, and
+        # a rule may have thousands of alerts (the policies do not change within a cycle).
+        known: dict[tuple[str, str], str] = {}
+
         def text(policy_id: str, rule_name: str) -> str:
+            found = known.get((policy_id, rule_name))
+            if found is None:
+                found = known[(policy_id, rule_name)] = describe(policy_id, rule_name)
+            return found
+
+        def describe(policy_id: str, rule_name: str) -> str:
             if policy_id == META_POLICY_ID:
                 return "(every alert query of the cycle)"
             if policy_id == reach.REACH_POLICY_ID:

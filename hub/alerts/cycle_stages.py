@@ -12,6 +12,7 @@ must be written (:func:`must_persist`). No I/O.
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -56,12 +57,15 @@ def meta_policy(receivers: Sequence[Receiver], period: float) -> Policy:
 
 
 _STATE_FIELDS = tuple(f.name for f in fields(EntityState))
+_STATE_VALUES = operator.attrgetter(*_STATE_FIELDS)
 
 
 def state_to_json(st: EntityState) -> str:
     # Field by field rather than dataclasses.asdict: asdict deep-copies every sample tuple,
-    # which made it the largest cost of a replayed cycle. The JSON is the same.
-    d = {name: getattr(st, name) for name in _STATE_FIELDS}
+    # which made it the largest cost of a replayed cycle. The JSON is the same. One attrgetter
+    # call rather than a getattr per field: tens of thousands of states are encoded in a cycle
+    # where alerts start or fire.
+    d = dict(zip(_STATE_FIELDS, _STATE_VALUES(st), strict=True))
     d["labels"] = dict(st.labels)
     return json.dumps(d, separators=(",", ":"))
 

@@ -14,7 +14,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hub.alerts.engine_frames import COMPARE, _Frame, _keys_and_values, _present_labels, prepare_frame, target_mask
+from hub.alerts.engine_frames import (
+    COMPARE,
+    _Frame,
+    _keys_and_values,
+    _present_labels,
+    fresh_index,
+    prepare_frame,
+    target_mask,
+)
 from hub.alerts.engine_model import (
     KIND_LABELS,
     NAME_LABELS,
@@ -63,7 +71,8 @@ def aggregate(frame: pd.DataFrame, q: PlannedQuery) -> dict[str, pd.DataFrame]:
     labels = [c for c in frame.columns if c not in _VALUE_COLUMNS]
     eps = _TS_EPS
     ts = frame["timestamp"].to_numpy(dtype=float)
-    inside = frame[(ts > q.at - q.period + eps) & (ts <= q.at + eps)]
+    window = (ts > q.at - q.period + eps) & (ts <= q.at + eps)
+    inside = frame if window.all() else frame[window]  # a one-point fetch: every row (no copy)
     out: dict[str, pd.DataFrame] = {}
     if inside.empty:
         empty = pd.DataFrame({**{c: pd.Series([], dtype=object) for c in labels}, "value": pd.Series([], dtype=float)})
@@ -72,8 +81,9 @@ def aggregate(frame: pd.DataFrame, q: PlannedQuery) -> dict[str, pd.DataFrame]:
     first: pd.DataFrame | None = None
     for agg in q.aggregations:
         if agg == "last":
-            at_end = inside[np.abs(inside["timestamp"].to_numpy(dtype=float) - q.at) <= eps]
-            out[agg] = at_end[[*labels, "value"]].reset_index(drop=True)
+            at = np.abs(inside["timestamp"].to_numpy(dtype=float) - q.at) <= eps
+            at_end = inside if at.all() else inside[at]
+            out[agg] = fresh_index(at_end[[*labels, "value"]])
             continue
         if grouped is None:  # only for a real aggregation: a "last" fetch (every PromQL rule's) needs no grouping
             grouped = inside.groupby("series" if "series" in inside.columns else labels, sort=False)

@@ -196,7 +196,7 @@ class AlertStore(AlertRows, OutboxRows, SilenceRows, InheritedRows):
             db.executemany(
                 f"INSERT INTO alerts({cols}) VALUES ({','.join('?' * len(ALERT_COLUMNS))})"
                 f" ON CONFLICT(id) DO UPDATE SET {updates}",
-                [tuple(a.get(c) for c in ALERT_COLUMNS) for a in w.upsert_alerts],
+                [tuple(map(a.get, ALERT_COLUMNS)) for a in w.upsert_alerts],  # map: C speed per row
             )
         if w.events:
             db.executemany(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from hub.alerts import repeat
 from hub.alerts.engine import EntityState, Transition
-from hub.alerts.policy import Policy
+from hub.alerts.policy import Policy, RepeatRule
 
 StateKey = tuple[str, str, str]
 
@@ -47,19 +47,26 @@ def candidates(
             out.append(Candidate("nodata", st, f"{st.alert_id}:nodata:{t.at:.0f}", t.reason, transition=t))
         elif t.to_state == "firing" and t.from_state == "nodata" and st.sends > 0:
             out.append(Candidate("firing", st, f"{st.alert_id}:back:{t.at:.0f}", t.reason, transition=t))
+    # The repeat rule of each (policy, rule), looked up once per cycle rather than per alert
+    # (a rule has thousands of firing alerts at scale); None: the policy or rule is gone.
+    schedules: dict[tuple[str, str], RepeatRule | None] = {}
     for st in states.values():
         if st.state != "firing":
             continue
-        policy = policies.get(st.policy_id)
-        if policy is None:
-            continue
-        rule = policy.rule(st.rule)
-        if rule is None:
+        pair = (st.policy_id, st.rule)
+        if pair in schedules:
+            schedule = schedules[pair]
+        else:
+            policy = policies.get(st.policy_id)
+            rule = policy.rule(st.rule) if policy is not None else None
+            found = policy.repeat_for(rule.severity) if policy is not None and rule is not None else None
+            schedule = schedules[pair] = found
+        if schedule is None:
             continue
         if st.sends == 0:
             out.append(Candidate("firing", st, f"{st.alert_id}:firing:1", counts_as_send=True))
             continue
-        due = repeat.next_send_at(policy.repeat_for(rule.severity), sends=st.sends, last_sent=st.last_sent)
+        due = repeat.next_send_at(schedule, sends=st.sends, last_sent=st.last_sent)
         if due is not None and due <= now:
             n = st.sends + 1
             out.append(Candidate("repeat", st, f"{st.alert_id}:repeat:{n}", counts_as_send=True))
