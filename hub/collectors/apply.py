@@ -272,10 +272,17 @@ def readable(obj: Mapping[str, Any] | None) -> str:
 def fingerprint(current: Mapping[str, Any] | None) -> str | None:
     """What a preview was computed from, for the conflict check: a hash of the readable object.
     Not the resourceVersion, which every status update of a controller moves on; this moves
-    only when what a user edits (spec, labels, annotations, data) changes."""
+    only when what a user edits (spec, labels, annotations, data) changes.
+
+    A Secret's values are never read (readable hides them, and the hub's account has no ``get``
+    on Secrets), so its fingerprint would miss a change of a value: it takes the resourceVersion
+    too, which for a Secret moves only when someone writes it (no controller keeps a status)."""
     if current is None:
         return None
-    return hashlib.sha256(readable(current).encode("utf-8")).hexdigest()[:20]
+    text = readable(current)
+    if current.get("kind") == "Secret":
+        text += "\nresourceVersion: " + str((current.get("metadata") or {}).get("resourceVersion", ""))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
 
 
 def unified_diff(current: Mapping[str, Any] | None, result: Mapping[str, Any] | None, name: str) -> str:

@@ -8,6 +8,8 @@ Everything happens in a namespace of this module's own, deleted at the end.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -497,3 +499,83 @@ def test_workspace_admin_sets_a_quota_usage_shows_and_a_scale_up_beyond_it_is_re
             core.delete_namespace(ns)
         except k8s.ApiException:
             pass
+
+
+def test_secret_values_never_reach_the_hubs_logs_audit_or_answers_of_the_issue_19_routes(
+    h: HubUnderTest, kube: k8s.ApiClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The secret test above, extended to everything issue 19 added around a project: apply's
+    refusals and 409s, the project page and its deletion preview, services, quota and log
+    collection, the workload's probes-and-resources form. The hub's own log (every logger, at
+    DEBUG) and its audit are searched too."""
+    caplog.set_level(logging.DEBUG)
+    core, apps = k8s.CoreV1Api(kube), k8s.AppsV1Api(kube)
+    value, theirs = "n3v3r-" + secrets.token_hex(8), "th31rs-" + secrets.token_hex(8)
+    ws, ns = f"kh-sec-{secrets.token_hex(3)}", f"kh-sec-{secrets.token_hex(3)}"
+    assert h.client.post("/api/v1/workspaces", json={"name": ws}).status_code == 201
+    assert h.client.post(f"/api/v1/workspaces/{ws}/projects", json={"namespace": ns}).status_code == 201
+    answers: list[str] = []
+    try:
+        core.create_namespaced_secret(ns, {"metadata": {"name": "vault"}, "stringData": {"token": value}})
+        env = [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "vault", "key": "token"}}}]
+        pod = {
+            "containers": [{"name": "app", "image": "x:1", "env": env}],
+            "volumes": [{"name": "v", "secret": {"secretName": "vault"}}],
+        }
+        apps.create_namespaced_deployment(
+            ns,
+            {
+                "metadata": {"name": "uses-vault"},
+                "spec": {
+                    "selector": {"matchLabels": {"app": "v"}},
+                    "template": {"metadata": {"labels": {"app": "v"}}, "spec": pod},
+                },
+            },
+        )
+        text = f"apiVersion: v1\nkind: Secret\nmetadata: {{name: vault}}\nstringData: {{token: {value}x}}\n"
+        # Refused by the API server (a key it does not allow), and a 409 with both versions
+        r = h.client.post(f"/api/v1/namespaces/{ns}/apply", json={"yaml": text.replace("token:", "'bad key!':")})
+        assert r.status_code in (400, 422), r.get_json()
+        answers.append(r.get_data(as_text=True))
+        r = h.client.post(f"/api/v1/namespaces/{ns}/apply", json={"yaml": text})
+        assert r.status_code == 200, r.get_json()
+        seen = r.get_json()["objects"][0]["base_version"]
+        core.patch_namespaced_secret("vault", ns, {"stringData": {"token": theirs}})
+        r = h.client.post(
+            f"/api/v1/namespaces/{ns}/apply",
+            json={"yaml": text, "dry_run": False, "base_versions": {"Secret/vault": seen}},
+        )
+        assert r.status_code == 409, r.get_json()
+        answers.append(r.get_data(as_text=True))
+        for path in (
+            f"/api/v1/workspaces/{ws}/projects/{ns}/deletion",
+            f"/api/v1/namespaces/{ns}/secrets",
+            f"/api/v1/namespaces/{ns}/quota",
+            f"/api/v1/namespaces/{ns}/log-collection",
+            f"/api/v1/namespaces/{ns}/workloads/deployment/uses-vault",
+            f"/api/v1/namespaces/{ns}/workloads/deployment/uses-vault/containers",
+            f"/projects/{ns}",
+            f"/projects/{ns}/services",
+            f"/projects/{ns}/apply?kind=secret&name=vault",
+            f"/projects/{ns}/workloads/deployment/uses-vault",
+            f"/projects/{ns}/workloads/deployment/uses-vault/containers",
+        ):
+            r = h.client.get(path)
+            assert r.status_code == 200, (path, r.status_code)
+            answers.append(r.get_data(as_text=True))
+        r = h.client.put(
+            f"/api/v1/namespaces/{ns}/workloads/deployment/uses-vault/containers",
+            json={"container": "app", "resources": {"requests": {"cpu": "50m"}}},
+        )
+        assert r.status_code == 200, r.get_json()
+        answers.append(r.get_data(as_text=True))
+    finally:
+        h.client.delete(f"/api/v1/workspaces/{ws}/projects/{ns}?confirm={ns}")
+        with contextlib.suppress(k8s.ApiException):
+            core.delete_namespace(ns)
+    entries, _ = h.hub.tenancy.audit_store.search(AuditFilter(), offset=0, limit=5000)
+    for secret in (value, theirs):
+        assert not [a[:200] for a in answers if secret in a]
+        assert secret not in repr(entries)
+        assert secret not in caplog.text
+    assert any(e.action == "cluster.containers" and ns in e.target for e in entries)  # the audit was searched
