@@ -10,9 +10,10 @@
    Elasticsearch (the sandbox's, or ``--es-url``), and reports lines per second.
 3. Runs a fixed mix of searches for two tenants through the hub (``LogService.search``: parse,
    scope from the tenancy service, store query, audit entry, JSON-ready answer) and, in the
-   same run, the raw backend query: for Elasticsearch the identical DSL body POSTed with a
-   plain keep-alive HTTP connection, for the embedded store the identical SQL statements the
-   hub ran (captured with their parameters) on plain sqlite3 connections.
+   same run, the raw backend query: for Elasticsearch the identical DSL body the hub sent
+   (captured from its search, byte for byte) POSTed with a plain keep-alive HTTP connection,
+   for the embedded store the identical SQL statements the hub ran (captured with their
+   parameters) on plain sqlite3 connections.
 
    Tenants: "broad", a workspace admin of 1,200 namespaces (100 of them with data, about a
    third of all lines; two recreated during the data so their floors cut through it) and
@@ -504,11 +505,19 @@ def es_raw(hub: Hub, url: str) -> Callable[[Any, dict[str, str]], Callable[[], A
     raw = RawEs(url, store.pattern)
 
     def make(principal: Any, args: dict[str, str]) -> Callable[[], Any]:
-        params = log_params(args)
-        vis = service.visibility(hub.tenancy.scope(principal), params)
-        query = params.to_query(None) if vis is None else params.to_query(vis.created, vis.uids)
-        body = json.dumps(store.compile_search(query)).encode()
-        return lambda: raw.run(body)
+        # The very bodies the hub's search sends (one per cluster asked; the scope, cluster and
+        # keyword clauses included), captured from a search of this idle hub as the embedded
+        # side captures its SQL: the raw side asks Elasticsearch exactly what the hub asks.
+        bodies: list[bytes] = []
+        encode = store.encode_search
+        store.encode_search = lambda body: bodies.append(encode(body)) or bodies[-1]
+        try:
+            service.search(hub.tenancy.scope(principal), log_params(args))
+        finally:
+            del store.encode_search
+        if not bodies:
+            raise SystemExit(f"logs: bench: the hub's search {args} sent Elasticsearch nothing to replay")
+        return lambda: [raw.run(body) for body in bodies][-1]
 
     return make
 
