@@ -7,12 +7,14 @@ overview shows each pickable cluster once, a tenant's only theirs."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hub.clusters.secretbox import new_key
+from hub.collectors.logs.store import LogRecord
 from tests.unit.conftest_tenancy import TenancyWorld, build_world
 
 pytestmark = pytest.mark.unit
@@ -98,3 +100,23 @@ def test_the_overview_shows_each_cluster_with_its_state(world: TenancyWorld) -> 
     assert row and row.group(1) == "unconfigured" and "/nonexistent" in row.group(2)
     zh = admin.get("/clusters/overview?lang=zh", headers=HTML).get_data(as_text=True)
     assert "多集群概览" in zh and "未连接" in zh
+
+
+def test_log_lines_of_an_added_cluster_say_their_cluster(world: TenancyWorld) -> None:
+    if "cluster-2" not in world.hub.clusters.names():
+        world.hub.clusters.add({"name": "cluster-2", "connection": {"kubeconfig_path": "/nonexistent"}}, actor="t")
+    now = time.time()
+    world.hub.logs.write(
+        [
+            LogRecord(time=now, namespace="ns-a1", pod="p-1", container="c", message="marked two", cluster="cluster-2"),
+            LogRecord(time=now + 0.001, namespace="ns-a1", pod="p-1", container="c", message="marked one"),
+        ]
+    )
+    admin, _ = world.session("platform-admin")
+    body = admin.get("/logs?search=1&q=marked", headers=HTML).get_data(as_text=True)
+    two, one = (re.compile(rf"marked(</mark>)? {w}") for w in ("two", "one"))  # the term is highlighted
+    assert two.search(body) and one.search(body)
+    assert body.count('data-cluster="cluster-2"') >= 1 + 1  # the switcher's entry and the line's tag
+    assert "/pods/p-1?cluster=cluster-2" in body or "p-1?cluster=cluster-2" in body
+    only = admin.get("/logs?search=1&q=marked&cluster=cluster-2", headers=HTML).get_data(as_text=True)
+    assert two.search(only) and not one.search(only)

@@ -78,7 +78,7 @@ def follow_choice() -> Any:
 
 @bp.app_context_processor
 def _switcher_helpers() -> dict[str, Any]:
-    return {"cluster_switcher": cluster_switcher}
+    return {"cluster_switcher": cluster_switcher, "implicit_cluster": lambda: hub().clusters.implicit.name}
 
 
 def cluster_switcher() -> dict[str, Any] | None:
