@@ -22,7 +22,6 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, redirect, request, session
 
-from hub.collectors.inventory import ListQuery
 from hub.errors import HubError
 from hub.model import iso_or_none
 from hub.scope import Scope
@@ -133,9 +132,11 @@ def _row(name: str, whole: Scope) -> dict[str, Any]:
         row["stale_since"] = iso_or_none(stale)
         try:
             if view.may_cluster("nodes:read", name):
-                nodes = service.list_nodes(ListQuery(limit=5000, offset=0, label_selector="", name="")).to_dict()
-                row["nodes"] = nodes["total"]
-                row["nodes_ready"] = sum(1 for n in nodes["items"] if n.get("ready"))
+                # The cached objects, not the node table's view (which sums every pod's requests
+                # per node): the overview only counts.
+                nodes = service.nodes()
+                row["nodes"] = len(nodes)
+                row["nodes_ready"] = sum(1 for n in nodes if n.ready)
             visible = view.visible  # None: every namespace (platform admins)
             row["pods"] = len(service.pods(list(visible) if visible is not None else None))
         except HubError as exc:  # a cluster that cannot be read at all: said in its row
