@@ -6,6 +6,9 @@ own Prometheus scraping both clusters apart by a ``cluster`` label (as ``sandbox
 - Cross-cluster node ranking: a platform admin's one table over both clusters equals
   Prometheus's own evaluation of ``max by (cluster, node)`` over the raw series (the outside
   reference), ranked, paged; each cluster's nodes are exactly that cluster's API server's.
+- A node policy of the implicit cluster, evaluated by the hub's engine against the endpoint both
+  clusters share, fires on exactly that cluster's nodes (its API server's list), its query
+  matching the cluster's label, and its email names the cluster in the subject and the body.
 - Escape: ``retail-api`` exists in both clusters for two tenants (workspace retail in the
   implicit cluster, workspace payments granted cluster-2). Neither reads the other's workloads,
   metrics or alerts by the cluster in the query, in a header or in a body, and neither reads the
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from email.header import decode_header, make_header
 from typing import Any
 
 import pytest
@@ -25,24 +29,39 @@ from hub.clusters.secretbox import new_key
 from hub.runtime import Hub, build_hub
 from hub.settings import Settings
 from sandbox import kube
+from sandbox.clusters import CLUSTER_PORT_STRIDE
+from sandbox.config import PORT_OFFSETS
 from sandbox.core import Sandbox
+from sandbox.procs import port_in_use
+from tests.integration.alerts_support import mails_to, text_of
 from tests.integration.cluster_support import FAST_AUTH, PASSWORD, wait_until
-from tests.integration.test_clusters_multi import free_two_cluster_base, workloads_of_api_server
+from tests.integration.test_clusters_multi import workloads_of_api_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 USERS = ("admin", "retail-op", "pay-op", "c2-viewer")
 
 
+def free_base() -> int:
+    """A port base for two clusters, searched from the top of the range down (the other
+    two-cluster tests search from the bottom up, so concurrent runs do not race for one)."""
+    for base in range(28500, 20999, -500):
+        ports = [base + i * CLUSTER_PORT_STRIDE + off for i in (0, 1) for off in PORT_OFFSETS.values()]
+        if max(ports) < 32768 and not any(port_in_use(p) for p in ports):
+            return base
+    raise RuntimeError("no free port base for two clusters")
+
+
 @pytest.fixture(scope="module")
 def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    sb = Sandbox(tmp_path_factory.mktemp("two-clusters-scope"), port_base=free_two_cluster_base(), quiet=True)
+    sb = Sandbox(tmp_path_factory.mktemp("two-clusters-scope"), port_base=free_base(), quiet=True)
     sb.config.nodes, sb.config.pods = 3, 16
     t0 = time.monotonic()
     try:
         sb.up_clusters_only(2)
         started: list[str] = []
         sb._ensure("prometheus", sb._spec_prometheus(), started, timeout=120)
+        sb._ensure("smtp", sb._spec_smtp(), started)
         print(f"two clusters and their Prometheus up in {time.monotonic() - t0:.1f}s")
         yield sb
     finally:
@@ -63,6 +82,9 @@ def world(two: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
         logs={"ship": False},
         auth=dict(FAST_AUTH),
         clusters={"secret_key": new_key(), "default_metrics_label": "default"},
+        smtp={"host": two.smtp_host, "port": two.smtp_port, "sender": "kubehub-test@localhost"},
+        alerts={"tick_seconds": 5.0, "delivery_seconds": 1.0, "group_wait_seconds": 1.0},
+        http={"public_url": "http://console.example"},
     )
     hub = build_hub(settings, background=True)
     from web import create_app
@@ -223,3 +245,43 @@ def test_tenants_of_the_same_namespace_name_in_two_clusters_never_see_each_other
     assert switcher(retail) == ["default"] and switcher(pay) == ["default", "cluster-2"]
     assert switcher(c["c2-viewer"]) == ["default", "cluster-2"]
     assert pay.put("/api/v1/workspaces/payments/clusters/cluster-2").status_code == 403  # grants: platform admins
+
+
+def test_a_node_alert_of_one_cluster_fires_on_its_nodes_and_the_email_names_the_cluster(
+    two: Sandbox, world: tuple[Hub, dict[str, Any]]
+) -> None:
+    hub, c = world
+    to = "node-oncall@example.com"
+    policy = {
+        "name": "node-memory-any",
+        "level": "node",
+        "rules": [
+            {
+                "name": "mem",
+                "metric": "node_memory_utilisation",
+                "comparator": ">",
+                "threshold": 0,
+                "unit": "percent",
+                "period": "20s",
+                "consecutive": 1,
+                "severity": "critical",
+            }
+        ],
+        "notification": {"receivers": [{"email": to}]},
+    }
+    r = c["admin"].post("/api/v1/alerting/policies", json=policy)
+    assert r.status_code == 201, r.get_data(as_text=True)
+    nodes = {n["metadata"]["name"] for n in kube.KubeRest(two.kubeconfig).list("/api/v1/nodes")}
+
+    def firing() -> list[Any]:
+        rows, _ = hub.alerting.store.alerts(namespaces=None, include_cluster=True, active=True, limit=1000)
+        return [r for r in rows if r["state"] == "firing" and r["rule"] == "mem"]
+
+    rows = wait_until(lambda: len(firing()) >= len(nodes) and firing(), timeout=120, what="node alerts")
+    assert {r["entity"] for r in rows} == nodes
+    mail = wait_until(lambda: mails_to(two, to), timeout=60, what="the node alert's email")[0]
+    subject = str(make_header(decode_header(str(mail["Subject"]))))
+    assert "[default]" in subject, subject
+    assert "Cluster:       default" in text_of(mail)
+    # The engine's query matched the implicit cluster's label on the shared endpoint.
+    assert all('cluster="default"' in r["query"] for r in rows) and 'cluster="default"' in text_of(mail)
