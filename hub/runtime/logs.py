@@ -106,7 +106,7 @@ class _UnavailableStore:
     def _fail(self, *args: Any, **kwargs: Any) -> Any:
         raise BackendUnavailable(self.name, self.reason)
 
-    write = refresh = search = histogram = export = partitions = drop_before = probe = _fail
+    write = refresh = search = histogram = export = partitions = drop_before = drop_namespace_before = probe = _fail
 
     def close(self) -> None:
         pass
@@ -156,6 +156,11 @@ def build(hub: Hub) -> None:
         clock=hub.clock,
         metrics=hub.metrics,
         cluster_names=lambda: hub.clusters.names(),
+        project_retention=lambda: {
+            ns: s.retention_days
+            for ns, s in LogCollectionStore(hub.db).rules().by_namespace.items()
+            if s.retention_days is not None
+        },
     )
     if settings.logs.ship and hub.cluster is not None:
         service.shipper = Shipper(

@@ -50,6 +50,9 @@ class EmbeddedWriting:
 
         _sources: dict[int, Source]
         _write_lock: threading.Lock
+        _days: dict[str, _Day]
+        _days_lock: threading.Lock
+        _by_ns: dict[str, list[int]]
 
         def _writer(self, day: _Day) -> sqlite3.Connection: ...
 
@@ -229,6 +232,45 @@ class EmbeddedWriting:
             day.stats = stats
             day.lines += len(fresh)
         return len(fresh)
+
+    def drop_namespace_before(self, namespace: str, day: str) -> int:
+        """A project's own retention: delete its lines from the day files before ``day`` (the
+        platform's retention drops whole files; these keep the other projects' lines). The
+        full-text index is contentless, so each of its rows is removed with FTS5's ``delete``
+        command and the text it was indexed with (rebuilt from the stored message, as written)."""
+        sources = list(self._by_ns.get(namespace, ()))
+        if not sources:
+            return 0
+        removed = 0
+        with self._write_lock:
+            with self._days_lock:
+                days = sorted((d for d in self._days.values() if d.day < day and not d.dropped), key=lambda d: d.day)
+            for d in days:
+                present = [s for s in sources if d.stats.get(s)]
+                if not present:
+                    continue
+                wanted = json.dumps(present)
+                conn = self._writer(d)
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    rows = conn.execute(
+                        "SELECT id, src, message FROM logs WHERE src IN (SELECT value FROM json_each(?))", (wanted,)
+                    ).fetchall()
+                    conn.executemany(
+                        "INSERT INTO logs_fts(logs_fts, rowid, body, tag) VALUES ('delete', ?, ?, ?)",
+                        [(i, index_text(m), f"n{self._sources[s].ns_id} s{s}") for i, s, m in rows],
+                    )
+                    conn.execute("DELETE FROM logs WHERE src IN (SELECT value FROM json_each(?))", (wanted,))
+                    conn.execute("DELETE FROM stats WHERE src IN (SELECT value FROM json_each(?))", (wanted,))
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                d.lines -= sum(d.stats.get(s, 0) for s in present)
+                d.stats = {s: n for s, n in d.stats.items() if s not in present}
+                removed += len(rows)
+        return removed
 
     @staticmethod
     def _probe(conn: sqlite3.Connection, key: int, taken: dict[int, int]) -> int:

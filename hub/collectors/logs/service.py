@@ -96,8 +96,11 @@ class LogService:
         metrics: Any = None,
         shipper: Shipper | None = None,
         cluster_names: Callable[[], Sequence[str]] | None = None,
+        project_retention: Callable[[], Mapping[str, int]] | None = None,
     ) -> None:
         self.store = store
+        # namespace -> its project's own retention in days (log collection settings), when set
+        self._project_retention = project_retention
         # Every cluster the hub knows (the registry's names); a hub without the registry knows
         # only its implicit cluster.
         self._cluster_names = cluster_names
@@ -391,19 +394,43 @@ class LogService:
         then writes; returns the number of new lines."""
         cutoff = self.retention_cutoff()
         horizon = calendar.timegm(time.strptime(cutoff, "%Y-%m-%d"))
+        projects = {ns: calendar.timegm(time.strptime(c, "%Y-%m-%d")) for ns, c in self.project_cutoffs().items()}
         implicit = self.implicit_cluster
-        kept = [r if r.cluster else replace(r, cluster=implicit) for r in records if r.time >= horizon]
+        kept = [
+            r if r.cluster else replace(r, cluster=implicit)
+            for r in records
+            if r.time >= horizon and r.time >= projects.get(r.namespace, horizon)
+        ]
         written = self.store.write(kept) if kept else 0
         if self.metrics is not None and written:
             self.metrics.log_lines_shipped.inc(written)
         return written
 
+    def project_cutoffs(self) -> dict[str, str]:
+        """namespace -> first UTC day its project keeps, for projects whose own retention is
+        shorter than the platform's (a longer one cannot be set: 422 at the settings route)."""
+        if self._project_retention is None:
+            return {}
+        platform = max(1, self.settings.logs.retention_days)
+        now = self.clock.now()
+        return {
+            ns: time.strftime("%Y-%m-%d", time.gmtime(now - (max(1, days) - 1) * 86_400))
+            for ns, days in self._project_retention().items()
+            if days and days < platform
+        }
+
     def apply_retention(self, *, actor: str = "system") -> list[str]:
+        """The platform's retention (whole partitions), then each project's shorter one (its
+        lines in the partitions before its own cutoff); both audited ``logs.retention``."""
         if self.backend == "elasticsearch" and not self.settings.elasticsearch.manage_retention:
             return []
         dropped = self.store.drop_before(self.retention_cutoff())
         if dropped:
             self.tenancy.audit(actor, "logs.retention", "logs", "ok", {"dropped": dropped})
+        for ns, cutoff in sorted(self.project_cutoffs().items()):
+            lines = self.store.drop_namespace_before(ns, cutoff)
+            if lines:
+                self.tenancy.audit(actor, "logs.retention", f"namespace/{ns}", "ok", {"before": cutoff, "lines": lines})
         return dropped
 
     def stores(self) -> dict[str, Any]:

@@ -1,0 +1,61 @@
+"""A project's own log retention on the sandbox's real Elasticsearch 8: the retention job's
+delete-by-query removes that namespace's documents from the dated indices before its cutoff and
+nothing else (the indices stay for the other projects). The oracle is the records written,
+filtered by hand; the answer is read back through the store's ordinary search."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.collectors.logs.query import parse_keywords
+from hub.collectors.logs.service import LogService
+from hub.collectors.logs.store import LogQuery, LogRecord
+from hub.settings import Settings
+from hub.timeutil import FakeClock
+from tests.integration.logs_support import elasticsearch_url, throwaway_es_store
+
+pytestmark = pytest.mark.integration
+
+DAY = 86_400
+NOW = 1_795_219_200.0 + 12 * 3600  # 2026-11-21T12:00:00Z
+
+
+class Audit:
+    def __init__(self) -> None:
+        self.entries: list[tuple[str, str, dict[str, Any]]] = []
+
+    def audit(self, actor: str, action: str, target: str, result: str, detail: Any = None) -> int:
+        self.entries.append((action, target, dict(detail or {})))
+        return len(self.entries)
+
+
+def test_a_projects_retention_deletes_only_its_older_documents(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    es_url = elasticsearch_url(request)
+    written = [
+        LogRecord(time=NOW - age * DAY - i * 60, namespace=ns, pod=f"{ns}-0", container="app",
+                  message=f"needle age{age} line{i} of {ns}", pod_uid=f"uid-{ns}")
+        for age in range(4) for ns in ("short", "other") for i in range(3)
+    ]  # fmt: skip
+    with throwaway_es_store(es_url) as store:
+        store.write(written)
+        store.refresh()
+        audit = Audit()
+        settings = Settings(data_dir=tmp_path).replace(
+            logs={"backend": "elasticsearch", "retention_days": 30},
+            elasticsearch={"url": es_url, "manage_retention": True},
+        )
+        service = LogService(
+            store=store, settings=settings, tenancy=audit, clock=FakeClock(NOW), project_retention=lambda: {"short": 2}
+        )
+        service.apply_retention()
+        store.refresh()
+        horizon = NOW - 12 * 3600 - DAY  # 2026-11-20T00:00:00Z
+        expected = sorted(r.message for r in written if r.namespace != "short" or r.time >= horizon)
+        got = store.search(LogQuery(visibility=None, text=parse_keywords("needle"), size=1000))
+        assert sorted(line.message for line in got.items) == expected and got.total == len(expected)
+        assert len(store.partitions()) == 4  # whole indices stay: they hold the other project's lines
+        (entry,) = [e for e in audit.entries if e[1] == "namespace/short"]
+        assert entry[2]["lines"] == 6
