@@ -56,6 +56,10 @@ COMPONENTS = [
 PG_SUPERUSER = "kubehub"  # the server's superuser (trust authentication, loopback only)
 PG_HUB_DATABASE = "kubehub"  # the sandbox hub's database when it runs with --database postgresql
 MAX_HUB_REPLICAS = 9  # hub, hub-2 ... hub-9 on BASE+80..88 (BASE+90 is Prometheus)
+# The controller-manager's controllers: all but those needing a cloud or node IPAM. The
+# persistentvolume-binder is on: it binds the claims the node simulator provisions volumes for
+# (sandbox/volsim.py, the kubehub-sandbox StorageClass).
+KCM_CONTROLLERS = "*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle"
 NODE_LEASE_SECONDS = 40
 HEALTH_TIMEOUT_SECONDS = 10.0  # generous: the machine may be busy with builds and other tests
 UNHEALTHY_GRACE_SECONDS = 300.0
@@ -841,7 +845,7 @@ class Sandbox:
                 "--kube-api-burst=2000",
                 "--concurrent-replicaset-syncs=16",
                 "--concurrent-deployment-syncs=16",
-                "--controllers=*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle,-persistentvolume-binder",
+                f"--controllers={KCM_CONTROLLERS}",
             ],
             log=self._log(site.component("kube-controller-manager")),
             ports=[site.port("kube-controller-manager")],

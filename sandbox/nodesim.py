@@ -216,8 +216,9 @@ def watch_nodes(sim: NodeSim, kubeconfig: str, stop: threading.Event) -> None:
             stop.wait(2)
 
 
-def watch_statefulsets(sim: NodeSim, kubeconfig: str, stop: threading.Event, every: float = 15.0) -> None:
-    """Keep the declared claims current: one StatefulSet LIST per round (few objects, no watch)."""
+def watch_statefulsets(sim: NodeSim, kubeconfig: str, stop: threading.Event, every: float = 5.0) -> None:
+    """Keep the declared claims current: one StatefulSet LIST per round (few objects, no watch);
+    and provision the pending claims of the sandbox's StorageClass (:func:`volsim.provision`)."""
     from sandbox.kube import KubeRest
 
     api = KubeRest(Path(kubeconfig), pool=1)
@@ -229,6 +230,10 @@ def watch_statefulsets(sim: NodeSim, kubeconfig: str, stop: threading.Event, eve
                 sim.claims = claims
         except Exception as exc:  # keep the last known claims; the next round lists again
             print(f"statefulset list: {exc!r}; retrying", file=sys.stderr, flush=True)
+        try:
+            volsim.provision(api)
+        except Exception as exc:  # the next round tries again
+            print(f"volume provisioning: {exc!r}; retrying", file=sys.stderr, flush=True)
         if stop.wait(every):
             return
 

@@ -111,3 +111,72 @@ def exposition(claims: Iterable[Claim], t: float) -> str:
         if lines:
             out += [f"# HELP {name} {HELP[name]} (simulated kubelet)", f"# TYPE {name} gauge", *lines]
     return "\n".join(out) + ("\n" if out else "")
+
+
+# ---- a provisioner for the sandbox's StorageClass -------------------------------------------------
+# Nothing provisions volumes in the sandbox, so the node simulator plays an external provisioner
+# for one StorageClass: for every pending claim of that class it creates a PersistentVolume
+# already naming the claim (claimRef), and the controller-manager's persistentvolume-binder binds
+# the two, as it does for any external provisioner's volume. A Released volume of the class (its
+# claim deleted) is deleted, as the class's reclaimPolicy says. The volume is a hostPath nobody
+# mounts (KWOK runs no containers); the usage the kubelet would report comes from the claims' model
+# above, so the PVC pages and the kubelet_volume_* series have bound claims behind them.
+STORAGE_CLASS = "kubehub-sandbox"
+PROVISIONER = "kubehub.io/sandbox-provisioner"
+
+
+def storage_class() -> dict[str, Any]:
+    return {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {"name": STORAGE_CLASS},
+        "provisioner": PROVISIONER,
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": "Immediate",
+    }
+
+
+def pv_for(claim: dict[str, Any]) -> dict[str, Any] | None:
+    """The volume for a pending claim of the sandbox's class, pre-bound to it; None for others."""
+    md, spec = claim.get("metadata") or {}, claim.get("spec") or {}
+    phase = (claim.get("status") or {}).get("phase")
+    if spec.get("storageClassName") != STORAGE_CLASS or spec.get("volumeName") or phase not in (None, "Pending"):
+        return None
+    size = ((spec.get("resources") or {}).get("requests") or {}).get("storage") or "1Gi"
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {
+            "name": f"pvc-{md['uid']}",
+            "annotations": {"pv.kubernetes.io/provisioned-by": PROVISIONER},
+        },
+        "spec": {
+            "capacity": {"storage": size},
+            "accessModes": spec.get("accessModes") or ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Delete",
+            "storageClassName": STORAGE_CLASS,
+            "volumeMode": spec.get("volumeMode") or "Filesystem",
+            "claimRef": {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "namespace": md["namespace"],
+                "name": md["name"],
+                "uid": md["uid"],
+            },
+            "hostPath": {"path": f"/var/lib/kubehub-sandbox/volumes/{md['namespace']}/{md['name']}"},
+        },
+    }
+
+
+def provision(api: Any) -> tuple[int, int]:
+    """One round: volumes for the pending claims of the class, Released ones deleted; (made, deleted)."""
+    made = deleted = 0
+    for claim in api.list("/api/v1/persistentvolumeclaims"):
+        pv = pv_for(claim)
+        if pv is not None and api.create("/api/v1/persistentvolumes", pv):
+            made += 1
+    for pv in api.list("/api/v1/persistentvolumes"):
+        spec, status = pv.get("spec") or {}, pv.get("status") or {}
+        if spec.get("storageClassName") == STORAGE_CLASS and status.get("phase") == "Released":
+            deleted += api.delete(f"/api/v1/persistentvolumes/{pv['metadata']['name']}")
+    return made, deleted
