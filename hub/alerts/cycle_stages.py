@@ -58,6 +58,9 @@ def meta_policy(receivers: Sequence[Receiver], period: float) -> Policy:
 
 _STATE_FIELDS = tuple(f.name for f in fields(EntityState))
 _STATE_VALUES = operator.attrgetter(*_STATE_FIELDS)
+# json.dumps with non-default separators builds a new encoder per call; one encoder, reused,
+# writes the same text.
+_STATE_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 def state_to_json(st: EntityState) -> str:
@@ -67,7 +70,7 @@ def state_to_json(st: EntityState) -> str:
     # where alerts start or fire.
     d = dict(zip(_STATE_FIELDS, _STATE_VALUES(st), strict=True))
     d["labels"] = dict(st.labels)
-    return json.dumps(d, separators=(",", ":"))
+    return _STATE_ENCODER.encode(d)
 
 
 # How stale the evidence of a persisted state may get (see :func:`must_persist`).
