@@ -204,6 +204,11 @@ def test_tenants_of_the_same_namespace_name_in_two_clusters_never_see_each_other
             r = client.get(f"{wl}{q}")
             assert r.status_code == 403, (q, r.status_code)
             assert not any(n in r.get_data(as_text=True) for n in other)
+        # Events and alert policies of the namespace, by the query's cluster.
+        for path in ("events", "alerting/policies"):
+            r = client.get(f"/api/v1/namespaces/retail-api/{path}{foreign_query or '?cluster=default'}")
+            assert r.status_code == 403, (path, r.status_code)
+            assert not any(n in r.get_data(as_text=True) for n in other)
         # A header never picks a cluster: the request is the implicit cluster's.
         r = client.get(wl, headers={"X-Kubehub-Cluster": "cluster-2", "Cluster": "cluster-2"})
         assert (r.status_code == 200 and names(r) == first) if client is retail else r.status_code == 403
