@@ -8,9 +8,10 @@ sandbox's server and dropped afterwards), the sandbox's Prometheus, and a privat
 Workload policies keep arriving (one every 2 s, each with its own receiver), so notices are
 decided and delivered all along.
 
-Each round waits until a leader is at work, lets it run a random 1-4 s (so the kill lands at
-any point of a cycle, a delivery or a renewal, not where a test would time it), kill -9s it and
-starts a fresh replica in its place (as a Deployment would). Failover time is from the kill to
+Each round waits until a leader is at work and a follower is up (its lease loop started),
+lets the leader run a random 1-4 s (so the kill lands at any point of a cycle, a delivery or a
+renewal, not where a test would time it), kill -9s it and starts a fresh replica in its place
+(as a Deployment would). Failover time is from the kill to
 the first cycle the next leader starts (a cycle starts only under a valid lease). Expected: at
 most the lease plus one tick (the leader's last renewal was at most a third of the lease
 before the kill, a follower checks every tenth of it, and a new leader's first cycle runs at
@@ -74,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lease", type=float, default=3.0, help="leader lease, seconds")
     parser.add_argument("--tick", type=float, default=1.0, help="alert engine tick, seconds")
     parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument("--explain", action="store_true", help="print the replicas' log around a slow failover")
     args = parser.parse_args(argv)
     kills = 3 if args.quick else args.kills
     rng = random.Random(args.seed)
@@ -121,6 +123,15 @@ def main(argv: list[str] | None = None) -> int:
             feeder.start()
             next_name = 4
             for k in range(kills):
+                # A follower must be up to take over: the replica started after the previous
+                # kill needs 5-10 s to boot on 2 busy cores, and without this wait a few kills
+                # in a row leave only booting replicas, timing their boot, not a failover.
+                deadline = time.monotonic() + 120
+                while not any(
+                    rs.said(name, "starting leadership") for name in rs.live() if name != (rs.lease() or ("",))[0]
+                ):
+                    assert time.monotonic() < deadline, "no follower came up in 120 s"
+                    time.sleep(0.2)
                 time.sleep(rng.uniform(1.0, 4.0))
                 lease = rs.lease()
                 assert lease is not None
@@ -143,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
                     + own,
                     file=sys.stderr,
                 )
+                if failovers[-1] > args.lease + args.tick and args.explain:
+                    for ln in [x for x in rs.seen if killed - 0.5 <= x.at <= took.at][:80]:
+                        print(f"    {ln.at - killed:+7.3f} {ln.replica}: {ln.text[:200]}", file=sys.stderr)
                 rs.start(f"r{next_name}")
                 next_name += 1
             stop.set()
