@@ -154,6 +154,14 @@ def build_openapi(app: Flask) -> dict[str, Any]:
             # Several clusters: every cluster route addresses one cluster (docs/cluster.md "Several clusters").
             params.append({"name": "cluster", "in": "query", "required": False, "schema": {"type": "string"},
                            "description": "the cluster (default: the implicit cluster)"})  # fmt: skip
+        elif rule.endpoint.startswith(("api_monitoring.", "api_alerting")) and "catalogue" not in rule.rule:
+            # Monitoring and alerting take the cluster too (docs/multi-cluster.md); monitoring
+            # also a table over several clusters.
+            params.append({"name": "cluster", "in": "query", "required": False, "schema": {"type": "string"},
+                           "description": "the cluster (default: the implicit cluster)"})  # fmt: skip
+            if rule.endpoint.startswith("api_monitoring."):
+                params.append({"name": "clusters", "in": "query", "required": False, "schema": {"type": "string"},
+                               "description": "* or a comma list: one table over these clusters"})  # fmt: skip
         doc = (view.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             op: dict[str, Any] = {
