@@ -92,6 +92,11 @@ class LogSettings:
     ship_namespaces: str = _doc(
         "Comma list of namespaces the shipper follows. Empty: all namespaces of projects.", default=""
     )
+    ship_skip_clusters: str = _doc(
+        "Comma list of clusters the shipper does not follow because node collectors send their logs "
+        "(`kubehub collect-node`). Empty: it follows every cluster of the hub.",
+        default="",
+    )
     ship_interval: float = _doc("Seconds between shipper polls of each container.", default=10.0)
     spool_max_lines: int = _doc(
         "Lines the shipper may hold on disk while the log store is down; beyond this it stops reading "

@@ -1,6 +1,13 @@
 """Builds the logs area into the hub: ``hub.logs`` is a
 :class:`hub.collectors.logs.service.LogService` over the configured store, with the shipper fed
 from the cluster service (:class:`ClusterPodSource`) when shipping is on.
+
+Several clusters: the shipper follows every cluster of the registry that has a cluster service
+(the implicit one as "", each added one by name, over its own connection and watch cache),
+except those of ``logs.ship_skip_clusters`` (their node collectors send their lines). The set is
+asked again at every round of the shipper, so an added cluster is followed within a round and a
+removed one's poller stops. A cluster whose pod list is stale (its API server gone) fails its own
+rounds only, positions unmoved, and resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from hub.collectors.logs.store import (
     LogStore,
 )
 from hub.errors import BackendUnavailable
+from hub.scope import project_key, split_key
 from hub.settings import Settings
 
 if TYPE_CHECKING:
@@ -35,17 +43,28 @@ class ClusterPodSource:
     Looked up on every call, so a cluster service built or replaced later is picked up.
     """
 
-    def __init__(self, cluster: Callable[[], Any]) -> None:
+    def __init__(self, cluster: Callable[[], Any], *, name: str = "") -> None:
         self._cluster = cluster
+        self.name = name  # "" for the implicit cluster
 
     def _service(self) -> Any:
         cluster = self._cluster()
         if cluster is None:
-            raise BackendUnavailable("kubernetes API server", "no cluster is configured")
+            what = f"cluster {self.name} is not connected" if self.name else "no cluster is configured"
+            raise BackendUnavailable("kubernetes API server", what)
         return cluster
 
     def list_pods(self, namespaces: Sequence[str] | None) -> list[PodRef]:
         cluster = self._service()
+        # A stale pod list (the API server gone) would only send reads that fail, or follow pods
+        # that no longer exist: the round stops here, positions unmoved, until it is current.
+        stale = cluster.cache.stale_since(["pods"])
+        if stale is not None:
+            where = f"cluster {self.name}'s" if self.name else "the"
+            raise BackendUnavailable(
+                "kubernetes API server",
+                f"{where} pod list is stale since {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(stale))}",
+            )
         # Every line gets its namespace's UID from the same watch cache as the pod list.
         ns_uids = {ns.name: ns.uid for ns in cluster.namespaces()}
         out: list[PodRef] = []
@@ -146,6 +165,52 @@ def shipped_namespaces(settings: Settings, tenancy: TenancyService) -> Callable[
     return namespaces
 
 
+def cluster_namespaces(settings: Settings, tenancy: TenancyService) -> Callable[[str], Sequence[str] | None]:
+    """The namespaces the shipper follows in one cluster ("" the implicit one): the configured
+    list in every cluster, else the namespaces of that cluster's projects."""
+    configured = [n.strip() for n in settings.logs.ship_namespaces.split(",") if n.strip()]
+    implicit = settings.clusters.default_name
+
+    def namespaces(cluster: str) -> Sequence[str] | None:
+        if configured:
+            return configured
+        out = set()
+        for p in tenancy.projects():
+            owner, namespace = split_key(p.namespace)
+            if (owner or implicit) == (cluster or implicit):
+                out.add(namespace)
+        return sorted(out)
+
+    return namespaces
+
+
+def shipped_clusters(hub: Hub) -> Callable[[], dict[str, ClusterPodSource]]:
+    """The clusters the shipper follows now, each with its PodSource ("" is the implicit one)."""
+    settings = hub.settings
+    skip = {n.strip() for n in settings.logs.ship_skip_clusters.split(",") if n.strip()}
+    implicit = settings.clusters.default_name
+    sources: dict[str, ClusterPodSource] = {}
+
+    def source(name: str) -> ClusterPodSource:
+        if name not in sources:
+            if name:
+                sources[name] = ClusterPodSource(lambda: hub.cluster_services.get(name), name=name)
+            else:
+                sources[name] = ClusterPodSource(lambda: hub.cluster)
+        return sources[name]
+
+    def clusters() -> dict[str, ClusterPodSource]:
+        out: dict[str, ClusterPodSource] = {}
+        if hub.cluster is not None and implicit not in skip:
+            out[""] = source("")
+        for name in sorted(hub.cluster_services):
+            if name not in skip and name != implicit:
+                out[name] = source(name)
+        return out
+
+    return clusters
+
+
 def build(hub: Hub) -> None:
     settings = hub.settings
     store = open_store(settings)
@@ -162,12 +227,16 @@ def build(hub: Hub) -> None:
             if s.retention_days is not None
         },
     )
-    if settings.logs.ship and hub.cluster is not None:
+    if settings.logs.ship and (hub.cluster is not None or hub.clusters.names() != [settings.clusters.default_name]):
+        implicit = settings.clusters.default_name
         service.shipper = Shipper(
-            source=ClusterPodSource(lambda: hub.cluster),
+            source=ClusterPodSource(lambda: hub.cluster) if hub.cluster is not None else None,
+            sources=shipped_clusters(hub),
             sink=service.write,
             directory=settings.data_dir / "logs",
             namespaces=shipped_namespaces(settings, hub.tenancy),
+            cluster_namespaces=cluster_namespaces(settings, hub.tenancy),
+            project_key=lambda cluster, namespace: project_key(cluster, namespace, implicit),
             rules=LogCollectionStore(hub.db).rules,  # per-project collection settings
             interval=settings.logs.ship_interval,
             spool_max_lines=settings.logs.spool_max_lines,
@@ -176,4 +245,4 @@ def build(hub: Hub) -> None:
     hub.logs = service
 
 
-__all__ = ["ClusterPodSource", "build", "open_store"]
+__all__ = ["ClusterPodSource", "build", "cluster_namespaces", "open_store", "shipped_clusters"]

@@ -387,3 +387,143 @@ def test_parse_keeps_untimestamped_lines_with_the_previous_time() -> None:
     ]
     assert position == Position(last_ns=T0 + 5, seen=1, restarts=0)
     assert len({r.uid for r in records}) == 3
+
+
+# -- several clusters -------------------------------------------------------------------------------
+
+
+def stored_by_cluster(store: EmbeddedLogStore) -> Counter[tuple[str, str, str]]:
+    lines = store.export(LogQuery(visibility=None, sort="asc"), limit=1_000_000)
+    return Counter((line.cluster, line.pod, line.message) for line in lines)
+
+
+def two_cluster_shipper(
+    sources: dict[str, FakeCluster], store: EmbeddedLogStore, directory: Path, **kw: object
+) -> Shipper:
+    return Shipper(
+        sources=lambda: dict(sources),
+        sink=store.write,
+        directory=directory,
+        clock=FakeClock(T0 / 1e9),
+        interval=0.05,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_each_cluster_has_its_own_positions_and_labels_its_lines(store: EmbeddedLogStore, tmp_path: Path) -> None:
+    """The same pod (same namespace, name and even UID, as two fake clusters may well hold)
+    in two clusters: two positions, each cluster's lines labelled with it, each exactly once."""
+    first, second = FakeCluster(), FakeCluster()
+    emitted: Counter[tuple[str, str, str]] = Counter()
+    pods = {"": first.add_pod("shop", "web-1", "app"), "c2": second.add_pod("shop", "web-1", "app")}
+    for name, fake in (("", first), ("c2", second)):
+        for i in range(3):
+            fake.emit(pods[name], "app", T0 + i, f"{name or 'implicit'} line {i}")
+            emitted[(name, "web-1", f"{name or 'implicit'} line {i}")] += 1
+    shipper = two_cluster_shipper({"": first, "c2": second}, store, tmp_path / "ship")
+    assert shipper.poll_once() == 6
+    assert set(shipper.positions()) == {f"{pods[''].uid}/app", f"c2/{pods['c2'].uid}/app"}
+    # the second cluster logs more at the very nanosecond of the first one's last line: its own
+    # position must not skip it (a shared position would, having seen one line there already)
+    second.emit(pods["c2"], "app", T0 + 2, "c2 same instant")
+    emitted[("c2", "web-1", "c2 same instant")] += 1
+    assert shipper.poll_once() == 1
+    shipper.drain()
+    assert stored_by_cluster(store) == emitted
+    assert shipper.status().to_dict()["clusters"]["c2"]["followed_containers"] == 1
+
+
+def test_a_stale_cluster_pauses_alone_and_resumes_without_loss_or_repeat(
+    store: EmbeddedLogStore, tmp_path: Path
+) -> None:
+    first, second = FakeCluster(), FakeCluster()
+    a = first.add_pod("shop", "a", "app")
+    b = second.add_pod("shop", "b", "app")
+    first.emit(a, "app", T0, "a0")
+    second.emit(b, "app", T0, "b0")
+    shipper = two_cluster_shipper({"": first, "c2": second}, store, tmp_path / "ship")
+    assert shipper.poll_once() == 2
+    second.down = True
+    first.emit(a, "app", T0 + 1_000, "a1")
+    second.emit(b, "app", T0 + 1_000, "b1 (while its API server is gone)")
+    assert shipper.poll_once("c2") == 0
+    assert shipper.poll_once("") == 1  # the implicit cluster goes on
+    assert shipper.last_error.startswith("c2: listing pods") and shipper.cluster_status()[""]["last_error"] == ""
+    second.down = False
+    second.emit(b, "app", T0 + 2_000, "b2")
+    assert shipper.poll_once("c2") == 2
+    assert shipper.last_error == ""
+    shipper.drain()
+    assert stored_by_cluster(store) == Counter(
+        {
+            ("", "a", "a0"): 1,
+            ("", "a", "a1"): 1,
+            ("c2", "b", "b0"): 1,
+            ("c2", "b", "b1 (while its API server is gone)"): 1,
+            ("c2", "b", "b2"): 1,
+        }
+    )
+
+
+def test_pollers_follow_the_clusters_as_they_are_added_and_removed(store: EmbeddedLogStore, tmp_path: Path) -> None:
+    first, second = FakeCluster(), FakeCluster()
+    first.add_pod("shop", "a", "app")
+    b = second.add_pod("shop", "b", "app")
+    second.emit(b, "app", T0, "b0")
+    followed: dict[str, FakeCluster] = {"": first}
+    shipper = two_cluster_shipper(followed, store, tmp_path / "ship")
+    shipper.start()
+    try:
+        deadline = time.monotonic() + 10
+        while shipper.followed_clusters() != [""] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert shipper.followed_clusters() == [""]
+        followed["c2"] = second
+        while stored_by_cluster(store)[("c2", "b", "b0")] != 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert shipper.followed_clusters() == ["", "c2"]
+        del followed["c2"]
+        while shipper.followed_clusters() != [""] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert shipper.followed_clusters() == [""] and "c2" not in shipper.cluster_status()
+        reads = second.reads
+        second.emit(b, "app", T0 + 1, "b1 (after the cluster was removed)")
+        time.sleep(0.3)  # several rounds
+        assert second.reads == reads  # its poller stopped: never asked again
+    finally:
+        shipper.stop()
+    assert stored_by_cluster(store) == Counter({("c2", "b", "b0"): 1})
+
+
+def test_positions_and_spool_of_a_shipper_from_before_clusters_are_kept(
+    cluster: FakeCluster, store: EmbeddedLogStore, tmp_path: Path
+) -> None:
+    """Migration step 1 adds the cluster column; old rows are the implicit cluster's, and
+    ten-field spool rows (no cluster) are delivered as the implicit cluster's lines."""
+    import sqlite3
+
+    directory = tmp_path / "ship"
+    directory.mkdir()
+    pod = cluster.add_pod("shop", "web-1", "app")
+    db = sqlite3.connect(str(directory / "shipper.sqlite3"))
+    db.execute(
+        "CREATE TABLE positions (key TEXT PRIMARY KEY, last_ns INTEGER NOT NULL, "
+        "seen INTEGER NOT NULL, restarts INTEGER NOT NULL, touched REAL NOT NULL)"
+    )
+    db.execute(
+        "CREATE TABLE spool (seq INTEGER PRIMARY KEY AUTOINCREMENT, lines INTEGER NOT NULL, payload TEXT NOT NULL)"
+    )
+    db.execute("INSERT INTO positions VALUES (?, ?, 1, 0, ?)", (f"{pod.uid}/app", T0, T0 / 1e9))
+    old_row = [T0 / 1e9, "shop", "web-1", "app", "spooled before", "web", "n1", pod.uid, f"{pod.uid}/app/{T0}/0", ""]
+    db.execute("INSERT INTO spool(lines, payload) VALUES (1, ?)", (json.dumps([old_row]),))
+    db.commit()
+    db.close()
+    cluster.emit(pod, "app", T0, "spooled before")  # already read: the position says so
+    cluster.emit(pod, "app", T0 + 5, "new")
+    shipper = make_shipper(cluster, store.write, directory)
+    assert shipper.poll_once() == 1
+    assert shipper.positions()[f"{pod.uid}/app"].last_ns == T0 + 5
+    shipper.drain()
+    assert stored_by_cluster(store) == Counter({("", "web-1", "spooled before"): 1, ("", "web-1", "new"): 1})
+    reopened = make_shipper(cluster, store.write, directory)  # the step runs once
+    assert reopened.poll_once() == 0

@@ -19,6 +19,16 @@ appear are followed from the start of their log; positions of pods gone for a da
 The shipper knows nothing of the ``kubernetes`` package: it reads through :class:`PodSource`,
 which the runtime adapts from the cluster service.
 
+Several clusters: ``sources`` names a PodSource per followed cluster ("" is the implicit one),
+read again at every round, so clusters added later are followed and removed ones dropped. Each
+cluster has its own poller thread and its own state (followed, paused, last error): a cluster
+whose API server is gone fails its own rounds only (its positions do not move, so it resumes
+where it stopped), the others keep shipping. Positions carry their cluster (column ``cluster``,
+and the key ``<cluster>/<pod uid>/<container>`` for an added cluster; the implicit cluster keeps
+``<pod uid>/<container>`` so positions written before the cluster level stay valid), and every
+spooled line carries its cluster's label. One spool and one deliverer serve every cluster, so a
+removed cluster's lines already read are still delivered.
+
 Over 400 lines because following a container is one state machine (positions, restarts,
 rotations, the spool and its backpressure) whose parts share the same per-container record.
 """
@@ -29,8 +39,8 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -99,6 +109,7 @@ class ShipperStatus:
     paused: bool
     last_error: str
     delivered: int
+    clusters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # per followed cluster
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -107,6 +118,7 @@ class ShipperStatus:
             "paused_for_backpressure": self.paused,
             "last_error": self.last_error,
             "delivered_lines": self.delivered,
+            "clusters": {name: dict(v) for name, v in self.clusters.items()},
         }
 
 
@@ -116,12 +128,16 @@ def parse_lines(
     *,
     pod: PodRef,
     container: str,
+    cluster: str = "",
 ) -> tuple[list[LogRecord], Position | None]:
-    """The lines of ``text`` past ``position``, and the position after them."""
+    """The lines of ``text`` past ``position``, and the position after them (labelled ``cluster``)."""
     last = position.last_ns if position else -1
     seen = position.seen if position else 0
     skip = seen  # lines at exactly ``last`` that were shipped before
     restarts = position.restarts if position else 0
+    # An added cluster's lines name it in their uid too: the store's once-only rule must never
+    # take two clusters' lines for one (pod UIDs are unique by design, not by any check of ours).
+    prefix = f"{cluster}/" if cluster else ""
     out: list[LogRecord] = []
     current = last
     for raw in text.split("\n"):
@@ -158,8 +174,9 @@ def parse_lines(
                 workload=pod.workload,
                 node=pod.node,
                 pod_uid=pod.uid,
-                uid=f"{pod.uid}/{container}/{ns}/{ordinal}",
+                uid=f"{prefix}{pod.uid}/{container}/{ns}/{ordinal}",
                 namespace_uid=pod.namespace_uid,
+                cluster=cluster,
             )
         )
     if last < 0:
@@ -170,7 +187,10 @@ def parse_lines(
 def _encode(records: Sequence[LogRecord]) -> str:
     return json.dumps(
         [
-            [r.time, r.namespace, r.pod, r.container, r.message, r.workload, r.node, r.pod_uid, r.uid, r.namespace_uid]
+            [
+                *(r.time, r.namespace, r.pod, r.container, r.message, r.workload, r.node, r.pod_uid, r.uid),
+                *(r.namespace_uid, r.cluster),
+            ]
             for r in records
         ],
         ensure_ascii=False,
@@ -179,7 +199,8 @@ def _encode(records: Sequence[LogRecord]) -> str:
 
 def _decode(payload: str) -> list[LogRecord]:
     # Rows spooled before lines carried their namespace's UID have nine fields: they are
-    # delivered without one (and judged by the time floor).
+    # delivered without one (and judged by the time floor); rows spooled before the cluster
+    # level have ten and no cluster (the implicit one's, which the shipper alone followed).
     return [
         LogRecord(
             time=t,
@@ -192,27 +213,59 @@ def _decode(payload: str) -> list[LogRecord]:
             pod_uid=pu,
             uid=u,
             namespace_uid=str(rest[0]) if rest else "",
+            cluster=str(rest[1]) if len(rest) > 1 else "",
         )
         for t, ns, p, c, m, w, n, pu, u, *rest in json.loads(payload)
     ]
+
+
+@dataclass
+class _ClusterState:
+    """One followed cluster's poller: its thread, its stop signal and what it last saw."""
+
+    followed: int = 0
+    paused: bool = False
+    last_error: str = ""
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+
+def position_key(cluster: str, pod_uid: str, container: str) -> str:
+    """A position's key: the implicit cluster ("") keeps the key of single-cluster hubs."""
+    return f"{cluster}/{pod_uid}/{container}" if cluster else f"{pod_uid}/{container}"
 
 
 class Shipper:
     def __init__(
         self,
         *,
-        source: PodSource,
+        source: PodSource | None = None,
         sink: Callable[[Sequence[LogRecord]], int],
         directory: str | Path,
+        sources: Callable[[], Mapping[str, PodSource]] | None = None,
         namespaces: Callable[[], Sequence[str] | None] = lambda: None,
+        cluster_namespaces: Callable[[str], Sequence[str] | None] | None = None,
+        project_key: Callable[[str, str], str] = lambda _cluster, namespace: namespace,
         rules: Callable[[], CollectionRules] = lambda: EVERYTHING,
         interval: float = 10.0,
         spool_max_lines: int = 500_000,
         clock: Clock | None = None,
     ) -> None:
-        self.source = source
+        """``source``: the implicit cluster's pods (a single-cluster hub); ``sources``: every
+        followed cluster's, by name ("" for the implicit one), asked again at every round.
+        ``cluster_namespaces(cluster)`` overrides ``namespaces`` per cluster; ``project_key``
+        maps (cluster, namespace) to the key the collection rules are stored under."""
+        if sources is None:
+            if source is None:
+                raise ValueError("a shipper needs a source or sources")
+            fixed: dict[str, PodSource] = {"": source}
+            sources = lambda: fixed  # noqa: E731
+        self.sources = sources
+        self.source = source if source is not None else sources().get("")
         self.sink = sink
         self.namespaces = namespaces
+        self.cluster_namespaces = cluster_namespaces
+        self.project_key = project_key
         self.rules = rules  # per-project collection settings (collection.py), read every poll
         self.interval = interval
         self.spool_max_lines = spool_max_lines
@@ -232,14 +285,59 @@ class Shipper:
             "CREATE TABLE IF NOT EXISTS spool (seq INTEGER PRIMARY KEY AUTOINCREMENT, lines INTEGER NOT NULL, "
             "payload TEXT NOT NULL)"
         )
+        self._migrate()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.paused = False
-        self.last_error = ""
+        self._clusters: dict[str, _ClusterState] = {}
+        self._deliver_error = ""
         self.delivered = 0
-        self.followed = 0
+
+    def _migrate(self) -> None:
+        """Steps of this file's schema, by ``PRAGMA user_version`` (never edited, only added to).
+
+        1: positions carry their cluster ('' for the implicit one, which every older row is).
+        """
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if version < 1:
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(positions)")}
+            self._db.execute("BEGIN IMMEDIATE")
+            if "cluster" not in columns:
+                self._db.execute("ALTER TABLE positions ADD COLUMN cluster TEXT NOT NULL DEFAULT ''")
+            self._db.execute("PRAGMA user_version = 1")
+            self._db.execute("COMMIT")
+
+    def _state(self, cluster: str) -> _ClusterState:
+        state = self._clusters.get(cluster)
+        if state is None:
+            state = self._clusters.setdefault(cluster, _ClusterState())
+        return state
+
+    # Totals over the followed clusters (what /readyz and the stores page showed before clusters).
+    @property
+    def followed(self) -> int:
+        return sum(s.followed for s in list(self._clusters.values()))
+
+    @property
+    def paused(self) -> bool:
+        return any(s.paused for s in list(self._clusters.values()))
+
+    @property
+    def last_error(self) -> str:
+        errors = [
+            f"{c}: {s.last_error}" if c else s.last_error for c, s in sorted(self._clusters.items()) if s.last_error
+        ]
+        if self._deliver_error:
+            errors.append(self._deliver_error)
+        return "; ".join(errors)
+
+    def cluster_status(self) -> dict[str, dict[str, Any]]:
+        """Each followed cluster's poller ("" is the implicit cluster)."""
+        return {
+            c: {"followed_containers": s.followed, "paused_for_backpressure": s.paused, "last_error": s.last_error}
+            for c, s in sorted(self._clusters.items())
+        }
 
     # -- state ------------------------------------------------------------------------------------
     def positions(self) -> dict[str, Position]:
@@ -259,21 +357,30 @@ class Shipper:
             paused=self.paused,
             last_error=self.last_error,
             delivered=self.delivered,
+            clusters=self.cluster_status(),
         )
 
     # -- reading ----------------------------------------------------------------------------------
-    def poll_once(self) -> int:
-        """Read every followed container once; returns the number of lines spooled."""
+    def poll_once(self, cluster: str | None = None) -> int:
+        """Read every followed container of ``cluster`` once (None: of every followed cluster, one
+        after the other); returns the number of lines spooled."""
+        if cluster is None:
+            return sum(self.poll_once(name) for name in sorted(self.sources()))
+        source = self.sources().get(cluster)
+        if source is None:
+            return 0  # no longer followed (removed, or now served by node collectors)
+        state = self._state(cluster)
         spooled = self.spooled_lines()
         if spooled >= self.spool_max_lines:
-            self.paused = True
+            state.paused = True
             return 0
-        self.paused = False
+        state.paused = False
+        wanted = self.cluster_namespaces(cluster) if self.cluster_namespaces is not None else self.namespaces()
         try:
-            pods = self.source.list_pods(self.namespaces())
+            pods = source.list_pods(wanted)
         except HubError as exc:
-            self.last_error = f"listing pods: {exc.message}"
-            log.warning("log shipper: %s", self.last_error)
+            state.last_error = f"listing pods: {exc.message}"
+            log.warning("log shipper%s: %s", f" ({cluster})" if cluster else "", state.last_error)
             return 0
         positions = self.positions()
         now = self.clock.now()
@@ -282,38 +389,50 @@ class Shipper:
         followed = 0
         for pod in pods:
             for container in pod.containers:
-                if not rules.admits(pod.namespace, container.name):
-                    self._skip_container(pod, container, now)
+                if not rules.admits(self.project_key(cluster, pod.namespace), container.name):
+                    self._skip_container(cluster, pod, container, now)
                     continue
                 followed += 1
                 if spooled + total >= self.spool_max_lines:
-                    self.paused = True
+                    state.paused = True
                     break
+                key = position_key(cluster, pod.uid, container.name)
                 try:
-                    total += self._poll_container(pod, container, positions.get(f"{pod.uid}/{container.name}"), now)
+                    total += self._poll_container(source, cluster, pod, container, positions.get(key), now)
                 except BackendUnavailable as exc:
-                    self.last_error = exc.message
-                    log.warning("log shipper: %s", exc.message)
-                    self.followed = followed
+                    state.last_error = exc.message
+                    log.warning("log shipper%s: %s", f" ({cluster})" if cluster else "", exc.message)
+                    state.followed = followed
                     return total
-        self.followed = followed
+        state.followed = followed
+        state.last_error = ""  # a whole round went through: whatever failed before is over
         with self._lock:
-            self._db.execute("DELETE FROM positions WHERE touched < ?", (now - POSITION_TTL,))
+            self._db.execute("DELETE FROM positions WHERE cluster = ? AND touched < ?", (cluster, now - POSITION_TTL))
         if total:
             self._wake.set()
         return total
 
-    def _poll_container(self, pod: PodRef, container: ContainerRef, position: Position | None, now: float) -> int:
+    def _poll_container(
+        self,
+        source: PodSource,
+        cluster: str,
+        pod: PodRef,
+        container: ContainerRef,
+        position: Position | None,
+        now: float,
+    ) -> int:
         since = position.last_ns / 1e9 if position else None
         texts: list[str] = []
         if position is not None and container.restarts > position.restarts:
             # The container restarted since the last read: finish its previous instance first.
-            texts.append(self._read(pod, container.name, since, previous=True))
-        texts.append(self._read(pod, container.name, since, previous=False))
-        records, moved = parse_lines("\n".join(t for t in texts if t), position, pod=pod, container=container.name)
+            texts.append(self._read(source, pod, container.name, since, previous=True))
+        texts.append(self._read(source, pod, container.name, since, previous=False))
+        records, moved = parse_lines(
+            "\n".join(t for t in texts if t), position, pod=pod, container=container.name, cluster=cluster
+        )
         if moved is not None:
             moved = Position(last_ns=moved.last_ns, seen=moved.seen, restarts=container.restarts)
-        key = f"{pod.uid}/{container.name}"
+        key = position_key(cluster, pod.uid, container.name)
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -322,10 +441,11 @@ class Shipper:
                     self._db.execute("INSERT INTO spool(lines, payload) VALUES (?, ?)", (len(chunk), _encode(chunk)))
                 if moved is not None:
                     self._db.execute(
-                        "INSERT INTO positions(key, last_ns, seen, restarts, touched) VALUES (?, ?, ?, ?, ?) "
+                        "INSERT INTO positions(key, last_ns, seen, restarts, touched, cluster) "
+                        "VALUES (?, ?, ?, ?, ?, ?) "
                         "ON CONFLICT(key) DO UPDATE SET last_ns = excluded.last_ns, seen = excluded.seen, "
                         "restarts = excluded.restarts, touched = excluded.touched",
-                        (key, moved.last_ns, moved.seen, moved.restarts, now),
+                        (key, moved.last_ns, moved.seen, moved.restarts, now, cluster),
                     )
                 elif position is not None:
                     self._db.execute("UPDATE positions SET touched = ? WHERE key = ?", (now, key))
@@ -335,23 +455,23 @@ class Shipper:
                 raise
         return len(records)
 
-    def _skip_container(self, pod: PodRef, container: ContainerRef, now: float) -> None:
+    def _skip_container(self, cluster: str, pod: PodRef, container: ContainerRef, now: float) -> None:
         """A container its project does not collect: not read, and its position moved to now,
         so that collecting it again later starts from then, never with the lines logged while
         collection was off (those were not to be stored)."""
         now_ns = int(now * 1e9)
         with self._lock:
             self._db.execute(
-                "INSERT INTO positions(key, last_ns, seen, restarts, touched) VALUES (?, ?, 0, ?, ?) "
+                "INSERT INTO positions(key, last_ns, seen, restarts, touched, cluster) VALUES (?, ?, 0, ?, ?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET last_ns = max(last_ns, excluded.last_ns), "
                 "seen = CASE WHEN excluded.last_ns > last_ns THEN 0 ELSE seen END, "
                 "restarts = excluded.restarts, touched = excluded.touched",
-                (f"{pod.uid}/{container.name}", now_ns, container.restarts, now),
+                (position_key(cluster, pod.uid, container.name), now_ns, container.restarts, now, cluster),
             )
 
-    def _read(self, pod: PodRef, container: str, since: float | None, *, previous: bool) -> str:
+    def _read(self, source: PodSource, pod: PodRef, container: str, since: float | None, *, previous: bool) -> str:
         try:
-            return self.source.read_log(
+            return source.read_log(
                 namespace=pod.namespace, pod=pod.name, container=container, since_time=since, previous=previous
             )
         except BackendUnavailable:
@@ -378,6 +498,7 @@ class Shipper:
         with self._lock:
             self._db.execute("DELETE FROM spool WHERE seq <= ?", (upto,))
         self.delivered += len(batch)
+        self._deliver_error = ""
         return len(batch)
 
     def drain(self) -> int:
@@ -405,19 +526,63 @@ class Shipper:
         for t in self._threads:
             t.join(timeout=30)
         self._threads = []
+        for state in list(self._clusters.values()):
+            state.stop.set()
+        for state in list(self._clusters.values()):
+            if state.thread is not None:
+                state.thread.join(timeout=30)
+                state.thread = None
 
     def close(self) -> None:
         self.stop()
         with self._lock:
             self._db.close()
 
+    def followed_clusters(self) -> list[str]:
+        """The clusters a poller thread runs for now ("" is the implicit cluster)."""
+        return sorted(c for c, s in list(self._clusters.items()) if s.thread is not None and s.thread.is_alive())
+
+    def reconcile(self) -> None:
+        """One poller thread per cluster of ``sources``: started for a new cluster, stopped (its
+        state dropped) for one no longer there. Its spooled lines are delivered all the same."""
+        try:
+            wanted = set(self.sources())
+        except Exception:  # the registry may be unreadable for a moment: keep what runs
+            log.exception("log shipper: listing the clusters to follow failed")
+            return
+        for name, state in list(self._clusters.items()):
+            if name not in wanted:
+                state.stop.set()
+                if state.thread is not None:
+                    state.thread.join(timeout=30)
+                del self._clusters[name]
+                log.info("log shipper: no longer following cluster %s", name or "(implicit)")
+        for name in sorted(wanted):
+            state = self._state(name)
+            if state.thread is None or not state.thread.is_alive():
+                state.stop = threading.Event()
+                state.thread = threading.Thread(
+                    target=self._cluster_loop, args=(name, state.stop), name=f"log-shipper-poll-{name}", daemon=True
+                )
+                state.thread.start()
+
     def _poll_loop(self) -> None:
+        """Keeps one poller per followed cluster (each polls on its own: a cluster whose API
+        server hangs never delays another's reads)."""
         while not self._stop.is_set():
             try:
-                self.poll_once()
-            except Exception:  # a bug in one cycle must not end shipping for good
-                log.exception("log shipper poll failed")
+                self.reconcile()
+            except Exception:
+                log.exception("log shipper: following the clusters failed")
             self._stop.wait(self.interval)
+
+    def _cluster_loop(self, cluster: str, stop: threading.Event) -> None:
+        while not stop.is_set() and not self._stop.is_set():
+            try:
+                self.poll_once(cluster)
+            except Exception:  # a bug in one cycle must not end shipping for good
+                log.exception("log shipper poll failed%s", f" ({cluster})" if cluster else "")
+            stop.wait(self.interval)
 
     def _deliver_loop(self) -> None:
         backoff = 1.0
@@ -427,8 +592,8 @@ class Shipper:
                     backoff = 1.0
                     continue
             except HubError as exc:
-                self.last_error = f"delivering: {exc.message}"
-                log.warning("log shipper: %s; retrying in %.0fs", self.last_error, backoff)
+                self._deliver_error = f"delivering: {exc.message}"
+                log.warning("log shipper: %s; retrying in %.0fs", self._deliver_error, backoff)
                 self._stop.wait(backoff)
                 backoff = min(MAX_BACKOFF, backoff * 2)
                 continue
