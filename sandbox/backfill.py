@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
-from sandbox import kube, model
+from sandbox import kube, model, volsim
 from sandbox.procs import ComponentError
 
 if TYPE_CHECKING:
@@ -68,6 +68,9 @@ KSM_FAMILIES = {
     "kube_daemonset_status_number_unavailable", "kube_daemonset_labels",
     "kube_job_owner", "kube_job_status_succeeded", "kube_job_status_failed", "kube_job_complete",
     "kube_cronjob_info", "kube_cronjob_labels", "kube_resourcequota",
+    # claims and the pods that mount them (the per-workload PVC metrics join on the first)
+    "kube_pod_spec_volumes_persistentvolumeclaims_info", "kube_persistentvolumeclaim_info",
+    "kube_persistentvolumeclaim_status_phase", "kube_persistentvolumeclaim_resource_requests_storage_bytes",
 }  # fmt: skip
 CONTROL_PLANE_FAMILIES = {
     "etcd_server_has_leader", "etcd_server_leader_changes_seen_total", "etcd_server_proposals_committed_total",
@@ -305,6 +308,24 @@ def node_series(
                 yield Series(metric, {**ident, **dict(labels)}, values, step)
 
 
+def volume_series(
+    plan: Plan, live: dict[tuple[str, Labels], float], claims: Iterable[volsim.Claim], instance: str
+) -> Iterator[Series]:
+    """The kubelet's volume statistics of the declared claims over the day, from the model the
+    node simulator serves live (:mod:`sandbox.volsim`: a claim whose growth started before the
+    sandbox fills up in the history too), with the live label sets (``job``, ``instance`` as
+    the scrape sets them); a series not served live gets no history, so label sets stay equal."""
+    grid = plan.grid
+    for c in claims:
+        own = {"namespace": c.namespace, "persistentvolumeclaim": c.name}
+        key = tuple(sorted(own.items()))
+        points = [c.stats(float(t)) for t in grid]
+        for metric in volsim.HELP:
+            if (metric, key) in live:
+                values = np.array([p[metric] for p in points], dtype=float)
+                yield Series(metric, {"job": "node-exporter", "instance": instance, **own}, values, plan.step)
+
+
 # ---- inventory and control plane ------------------------------------------------------------------
 
 
@@ -451,9 +472,13 @@ def ensure_backfill(sb: Sandbox) -> None:
         sorted(node_objs, key=lambda n: int(n.rsplit("-", 1)[-1]) if n.rsplit("-", 1)[-1].isdigit() else 0),
     )
 
+    claims = [c for sts in api.list("/apis/apps/v1/statefulsets") for c in volsim.claims_of(sts)]
+    nodesim_instance = sb.url_of("nodesim").split("://", 1)[1].split("/", 1)[0]
+
     def everything() -> Iterator[Series]:
         yield from container_series(plan, kwok_scraped, pods, incidents)
         yield from node_series(plan, live_nodes, node_objs, incidents, scraped_at)
+        yield from volume_series(plan, live_nodes.get("", {}), claims, nodesim_instance)
         yield from held_series(plan, inventory, counters_grow=False)
         yield from held_series(plan, control, counters_grow=True)
         yield from held_series(plan, ups, counters_grow=False)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sandbox import kube, model
+from sandbox import kube, model, volsim
 from sandbox.procs import ComponentError, wait_for
 
 if TYPE_CHECKING:
@@ -72,6 +72,13 @@ class Workload:
     schedule: str = ""  # CronJob
     node_selector: dict[str, str] = field(default_factory=dict)
     image: str = "registry.example.com/demo/app:1.4.2"
+    # StatefulSets: a "data" claim of this size per replica (the kubehub-sandbox StorageClass, bound
+    # through the node simulator's provisioner), and its usage (sandbox/volsim.py's annotations):
+    # a flat share, and a growth per hour that started this many hours before seeding.
+    volume_claim: str = ""
+    volume_used: float | None = None
+    volume_growth: float = 0.0
+    volume_growth_hours: float = 0.0
 
 
 WORKLOADS: list[Workload] = [
@@ -90,7 +97,7 @@ WORKLOADS: list[Workload] = [
              memory_base=200 * MiB, style="web", image="registry.example.com/retail/payment-gateway:5.0.4"),
     Workload("retail-api", "orders-db", "StatefulSet", ("postgres",), weight=1.5, cpu_request="500m", cpu_limit="2",
              memory_request="1Gi", memory_limit="2Gi", cpu_base=0.3, memory_base=900 * MiB, style="db",
-             image="registry.example.com/db/postgres:16.4"),
+             image="registry.example.com/db/postgres:16.4", volume_claim="20Gi"),
     Workload("retail-api", "migrate-schema", "Job", ("migrate",), cpu_base=0.1, style="batch", lang="zh",
              image="registry.example.com/retail/migrations:3.2.0"),
     Workload("analytics-etl", "ingest-worker", "Deployment", ("worker",), weight=3, cpu_request="500m", cpu_limit="1",
@@ -104,7 +111,10 @@ WORKLOADS: list[Workload] = [
              image="registry.example.com/analytics/ingest:7.1.0"),
     Workload("analytics-db", "clickhouse", "StatefulSet", ("clickhouse",), weight=1.5, cpu_request="1", cpu_limit="2",
              memory_request="2Gi", memory_limit="4Gi", cpu_base=0.6, memory_base=2.2 * GiB,
-             hot_memory=3.7 * GiB, style="db", lang="zh", image="registry.example.com/db/clickhouse:24.8"),
+             hot_memory=3.7 * GiB, style="db", lang="zh", image="registry.example.com/db/clickhouse:24.8",
+             # Fills up: 20 % 20 h before seeding, +3.5 %/h, so full about 3 h after it; the
+             # "full within 6 h" template fires in the backfilled history (about 3 h before seeding).
+             volume_claim="50Gi", volume_used=0.2, volume_growth=0.035, volume_growth_hours=20),
     Workload("analytics-db", "query-gateway", "Deployment", ("gateway",), weight=2, cpu_base=0.1,
              memory_base=160 * MiB, style="web", image="registry.example.com/analytics/query-gateway:1.3.5"),
     Workload(SYSTEM_NAMESPACE, "log-collector", "DaemonSet", ("fluent-bit",), cpu_request="50m", cpu_limit="200m",
@@ -232,6 +242,7 @@ class Seeder:
         self.say(f"nodes{self.label}: {nodes} Ready ({created} created in {time.monotonic() - t0:.1f}s)")
 
         self._namespaces()
+        self.api.create("/apis/storage.k8s.io/v1/storageclasses", volsim.storage_class())
         plan = plan_replicas(pods, nodes, self.workloads)
         for w in self.workloads:
             self._workload(w, plan.get(w.name, 1))
@@ -307,6 +318,13 @@ class Seeder:
             annotations[model.ANN_CPU] = f"{w.hot_cpu:g}"
         if w.hot_memory is not None:
             annotations[model.ANN_MEMORY] = f"{int(w.hot_memory)}"
+        if w.volume_claim:
+            if w.volume_used is not None:
+                annotations[volsim.ANN_VOLUME_USED] = f"{w.volume_used:g}"
+            if w.volume_growth:
+                annotations[volsim.ANN_VOLUME_GROWTH] = f"{w.volume_growth:g}"
+                start = time.time() - w.volume_growth_hours * 3600
+                annotations[volsim.ANN_VOLUME_GROWTH_SINCE] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start))
         containers = [
             {
                 "name": c,
@@ -343,6 +361,12 @@ class Seeder:
         elif w.kind == "StatefulSet":
             spec = {"replicas": replicas, "selector": selector, "template": tpl, "serviceName": w.name,
                     "podManagementPolicy": "Parallel"}  # fmt: skip
+            if w.volume_claim:
+                spec["volumeClaimTemplates"] = [{
+                    "metadata": {"name": "data"},
+                    "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": volsim.STORAGE_CLASS,
+                             "resources": {"requests": {"storage": w.volume_claim}}},
+                }]  # fmt: skip
         elif w.kind == "DaemonSet":
             spec = {"selector": selector, "template": tpl}
         elif w.kind == "Job":

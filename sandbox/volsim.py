@@ -19,6 +19,7 @@ percent over the day.
 from __future__ import annotations
 
 import calendar
+import contextlib
 import time
 import zlib
 from collections.abc import Iterable
@@ -29,6 +30,9 @@ from sandbox import model
 
 ANN_VOLUME_USED = "kubehub.io/volume-used"
 ANN_VOLUME_GROWTH = "kubehub.io/volume-growth"
+# When the growth started (UTC, ``YYYY-MM-DDTHH:MM:SSZ``); default the StatefulSet's creation. The
+# seed starts one before the sandbox existed, so the backfilled history holds the growth too.
+ANN_VOLUME_GROWTH_SINCE = "kubehub.io/volume-growth-since"
 DEFAULT_CAPACITY = 10 * 1024**3
 BYTES_PER_INODE = 16 * 1024  # mkfs.ext4's default inode ratio
 BYTES_PER_FILE = 256 * 1024  # average file of a database volume
@@ -89,6 +93,9 @@ def claims_of(sts: dict[str, Any]) -> list[Claim]:
     used = model.parse_quantity(ann.get(ANN_VOLUME_USED))
     growth = model.parse_quantity(ann.get(ANN_VOLUME_GROWTH)) or 0.0
     since = _created(meta)
+    if ann.get(ANN_VOLUME_GROWTH_SINCE):
+        with contextlib.suppress(ValueError):
+            since = float(calendar.timegm(time.strptime(ann[ANN_VOLUME_GROWTH_SINCE], "%Y-%m-%dT%H:%M:%SZ")))
     out = []
     for tpl in spec.get("volumeClaimTemplates") or []:
         requests = ((tpl.get("spec") or {}).get("resources") or {}).get("requests") or {}

@@ -7,6 +7,7 @@ is the controller-manager: it, not our code, must bind the claim to the volume."
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 import urllib3
 
-from sandbox import volsim
+from sandbox import seed, volsim
 from sandbox.core import KCM_CONTROLLERS
 from tests.integration.cluster_support import ENGINES, ControlPlane, wait_until
 
@@ -113,3 +114,30 @@ def test_a_claim_of_the_sandbox_class_is_provisioned_bound_and_reclaimed(plane: 
         return not api.list("/api/v1/persistentvolumes")
 
     wait_until(reclaimed, timeout=90, interval=1.0, what="the released volume to be deleted")
+
+
+def test_the_seeded_statefulset_gets_its_claims_bound(plane: ControlPlane) -> None:
+    """The seed's own code makes the StatefulSet (volumeClaimTemplates of the StorageClass); the
+    controller-manager's StatefulSet controller makes the claims, the provisioner the volumes,
+    the binder binds them: what `make sandbox` needs before the StatefulSet's pods can schedule."""
+    api = Rest(plane)
+    wait_until(lambda: api.call("GET", "/api/v1/namespaces/default")[0] == 200, timeout=60, what="the API server")
+    api.create("/apis/storage.k8s.io/v1/storageclasses", volsim.storage_class())
+    (ch,) = [w for w in seed.WORKLOADS if w.name == "clickhouse"]
+    api.create("/api/v1/namespaces", {"metadata": {"name": ch.namespace}})
+    seeder = object.__new__(seed.Seeder)
+    seeder.api = api  # type: ignore[assignment]
+    seeder._workload(ch, 2)
+
+    def all_bound() -> list[dict[str, Any]] | None:
+        volsim.provision(api)
+        claims = api.list(f"/api/v1/namespaces/{ch.namespace}/persistentvolumeclaims")
+        return claims if len(claims) == 2 and all(c["status"].get("phase") == "Bound" for c in claims) else None
+
+    claims = wait_until(all_bound, timeout=90, interval=1.0, what="the StatefulSet's claims to be bound")
+    assert sorted(c["metadata"]["name"] for c in claims) == ["data-clickhouse-0", "data-clickhouse-1"]
+    assert {c["status"]["capacity"]["storage"] for c in claims} == {ch.volume_claim}
+    _, sts = api.call("GET", f"/apis/apps/v1/namespaces/{ch.namespace}/statefulsets/{ch.name}")
+    # the usage model reads the same object: growth started before the StatefulSet existed
+    (first, _second) = volsim.claims_of(sts)
+    assert first.since < time.time() - 19 * 3600 and first.growth == ch.volume_growth
