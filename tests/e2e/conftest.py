@@ -33,6 +33,7 @@ from hub.collectors.logs.store import LogRecord
 from hub.runtime import Hub, build_hub
 from hub.settings import Settings
 from sandbox.core import Sandbox
+from tests.conftest import world_database_url
 from tests.integration.alerts_support import prom_query, wait_until
 from tests.integration.conftest import sandbox  # noqa: F401  (the session fixture, re-exported here)
 
@@ -168,7 +169,7 @@ def console(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
     data = tmp_path_factory.mktemp("console-hub")
     port = _free_port()
-    settings = Settings(data_dir=data).replace(
+    settings = Settings(data_dir=data, database_url=world_database_url()).replace(
         kubernetes={"kubeconfig": str(sandbox.kubeconfig)},
         prometheus={"url": sandbox.prometheus_url, "timeout": 20.0},
         logs={"ship": False},

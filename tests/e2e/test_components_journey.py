@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from hub.settings import Settings
+from tests.conftest import world_database_url
 from tests.e2e.conftest import Console, Journey
 from tests.integration.test_components_health import _wait_up, private_prometheus  # noqa: F401
 
@@ -45,7 +46,7 @@ def own_console(private_prometheus: tuple[str, ThreadingHTTPServer], tmp_path: P
 
     url, _ = private_prometheus
     port = _free_port()
-    settings = Settings(data_dir=tmp_path / "hub").replace(
+    settings = Settings(data_dir=tmp_path / "hub", database_url=world_database_url()).replace(
         kubernetes={"kubeconfig": "none"},
         prometheus={"url": url, "timeout": 20.0},
         logs={"ship": False},

@@ -21,6 +21,7 @@ from hub.runtime import build_hub
 from hub.settings import Settings, load_settings
 from sandbox import ldap as sl
 from sandbox.core import Sandbox
+from tests.conftest import world_database_url
 from tests.e2e.conftest import Console, Journey
 
 pytestmark = pytest.mark.e2e
@@ -39,7 +40,8 @@ def ldap_console(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
-    settings = Settings(data_dir=Path(tmp_path_factory.mktemp("ldap-console"))).replace(
+    data_dir = Path(tmp_path_factory.mktemp("ldap-console"))
+    settings = Settings(data_dir=data_dir, database_url=world_database_url()).replace(
         kubernetes={"kubeconfig": "none"},
         logs={"ship": False},
         auth={"password_hash_memory_kib": 1024, "password_hash_time_cost": 1,

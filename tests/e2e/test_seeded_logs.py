@@ -24,6 +24,7 @@ import pytest
 from hub.runtime import build_hub
 from hub.settings import Settings
 from sandbox.core import Sandbox
+from tests.conftest import world_database_url
 from tests.e2e.conftest import Console, Journey, _free_port, _write_timings
 
 pytestmark = pytest.mark.e2e
@@ -48,7 +49,7 @@ def history_console(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) 
     data = tmp_path_factory.mktemp("history-hub")
     port = _free_port()
     projects = [ns for p in WORKSPACES.values() for ns in p]
-    settings = Settings(data_dir=data).replace(
+    settings = Settings(data_dir=data, database_url=world_database_url()).replace(
         kubernetes={"kubeconfig": str(sandbox.kubeconfig), "request_timeout": 30.0},
         prometheus={"url": sandbox.prometheus_url, "timeout": 20.0},
         logs={"ship": True, "ship_namespaces": ",".join(projects)},

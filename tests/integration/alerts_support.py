@@ -19,12 +19,13 @@ from hub.runtime import Hub, build_hub
 from hub.settings import Settings
 from sandbox.core import Sandbox
 from sandbox.kube import KubeRest
+from tests.conftest import world_database_url
 
 T = TypeVar("T")
 
 
 def hub_settings(sandbox: Sandbox, data_dir: Path, **alerts: Any) -> Settings:
-    return Settings(data_dir=data_dir).replace(
+    return Settings(data_dir=data_dir, database_url=world_database_url()).replace(
         kubernetes={"kubeconfig": "none"},
         logs={"ship": False},
         prometheus={"url": sandbox.prometheus_url, "timeout": 30.0},

@@ -29,6 +29,7 @@ from flask.testing import FlaskClient
 from hub.runtime import Hub, build_hub
 from hub.settings import Settings
 from sandbox.config import engines_dir
+from tests.conftest import world_database_url
 
 ENGINES = engines_dir() / "bin"  # where the sandbox builds and caches them
 PASSWORD = "Cluster-test-pass-7"
@@ -73,7 +74,7 @@ class HubUnderTest:
 
 def hub_for(kubeconfig: Path, data_dir: Path, **kubernetes: Any) -> HubUnderTest:
     """A hub (and a test client holding a platform admin's token) whose cluster is ``kubeconfig``."""
-    settings = Settings(data_dir=data_dir).replace(
+    settings = Settings(data_dir=data_dir, database_url=world_database_url()).replace(
         kubernetes={"kubeconfig": str(kubeconfig), "request_timeout": 5.0, **kubernetes},
         logs={"ship": False},
         auth=dict(FAST_AUTH),

@@ -32,6 +32,7 @@ from hub.settings import Settings
 from sandbox import kube
 from sandbox.core import Sandbox
 from sandbox.kube import KubeError, KubeRest
+from tests.conftest import world_database_url
 from tests.integration.alerts_support import mails_to, start_hub, subject_of, text_of, wait_until
 
 pytestmark = pytest.mark.integration
@@ -168,7 +169,7 @@ def test_evidence_lines_are_the_newest_before_the_notice_and_a_repeat_shows_newe
 ) -> None:
     ns, writer = scene
     address = f"evidence-{ns}@example.com"
-    settings = Settings(data_dir=tmp_path / "hub").replace(
+    settings = Settings(data_dir=tmp_path / "hub", database_url=world_database_url()).replace(
         kubernetes={"kubeconfig": str(sandbox.kubeconfig), "request_timeout": 20.0},
         logs={"ship": True, "ship_namespaces": ns, "ship_interval": 1.0, "retention_days": 3650},
         prometheus={"url": sandbox.prometheus_url, "timeout": 30.0},

@@ -15,7 +15,6 @@ import queue
 import random
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -30,6 +29,8 @@ from aiosmtpd.controller import Controller
 
 from hub.runtime import build_hub
 from hub.scope import Scope
+from hub.settings import Settings
+from hub.store.db import open_state_store
 from sandbox.core import Sandbox
 from tests.integration.alerts_support import hub_settings, mails_to, start_hub, subject_of, wait_until
 from tests.integration.cluster_support import CuttableProxy
@@ -94,13 +95,17 @@ class Catcher:
             self.controller = None
 
 
-def outbox(db_path: Path) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(db_path, timeout=30)
-    conn.row_factory = sqlite3.Row
+def state(settings: Settings, sql: str) -> list[Any]:
+    """Rows of the hub's state store, read as an outside observer (SQLite or PostgreSQL)."""
+    db = open_state_store(settings)
     try:
-        return conn.execute("SELECT * FROM alert_outbox ORDER BY id").fetchall()
+        return db.query(sql)
     finally:
-        conn.close()
+        db.close()
+
+
+def outbox(settings: Settings) -> list[Any]:
+    return state(settings, "SELECT * FROM alert_outbox ORDER BY id")
 
 
 def test_an_smtp_outage_delays_notices_and_then_delivers_each_once_in_order(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -113,22 +118,22 @@ def test_an_smtp_outage_delays_notices_and_then_delivers_each_once_in_order(sand
         # The server is down from the start: five policies fire one after another.
         for i, ns in enumerate((*NAMESPACES, "kubehub-system")):
             svc.create_policy(memory_policy(f"mem-{i}", receiver), level="workload", namespace=ns, actor="test")
-            wait_until(lambda n=i + 1: len(outbox(settings.state_db)) >= n, timeout=60, what=f"message {i + 1} queued")
+            wait_until(lambda n=i + 1: len(outbox(settings)) >= n, timeout=60, what=f"message {i + 1} queued")
         rows = wait_until(
-            lambda: [r for r in outbox(settings.state_db) if r["attempts"] > 0] or None,
+            lambda: [r for r in outbox(settings) if r["attempts"] > 0] or None,
             timeout=30,
             what="a failed delivery attempt",
         )
-        assert all(r["status"] == "waiting" for r in outbox(settings.state_db))
+        assert all(r["status"] == "waiting" for r in outbox(settings))
         assert "cannot connect" in rows[0]["last_error"]
         assert catcher.received == []
         catcher.start()
         wait_until(
-            lambda: all(r["status"] == "sent" for r in outbox(settings.state_db)),
+            lambda: all(r["status"] == "sent" for r in outbox(settings)),
             timeout=60,
             what="every message sent",
         )
-        expected = [r["message_id"] for r in outbox(settings.state_db)]
+        expected = [r["message_id"] for r in outbox(settings)]
         got = [mid for mid, rcpt in catcher.received if rcpt == receiver]
         assert len(expected) == 5
         assert got == expected  # once each, in the order they were queued
@@ -223,6 +228,7 @@ def test_kill_9_during_cycles_loses_and_duplicates_no_email(sandbox: Sandbox, tm
     env = {k: v for k, v in os.environ.items() if not k.startswith("KUBEHUB_")}
     env.update(
         KUBEHUB_DATA_DIR=str(settings.data_dir),
+        KUBEHUB_DATABASE_URL=settings.database_url,  # '': SQLite in the data directory
         KUBEHUB_KUBERNETES_KUBECONFIG="none",
         KUBEHUB_LOGS_SHIP="false",
         KUBEHUB_PROMETHEUS_URL=sandbox.prometheus_url,
@@ -290,8 +296,8 @@ def test_kill_9_during_cycles_loses_and_duplicates_no_email(sandbox: Sandbox, tm
 
         # Let the last life run until every repeat (3 sends, 1 minute apart) went out.
         def settled() -> bool:
-            rows = outbox(settings.state_db)
-            return bool(rows) and all(r["status"] == "sent" for r in rows) and _all_repeats_done(settings.state_db)
+            rows = outbox(settings)
+            return bool(rows) and all(r["status"] == "sent" for r in rows) and _all_repeats_done(settings)
 
         wait_until(settled, timeout=240, interval=2, what="all notices sent")
     finally:
@@ -301,7 +307,7 @@ def test_kill_9_during_cycles_loses_and_duplicates_no_email(sandbox: Sandbox, tm
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    rows = outbox(settings.state_db)
+    rows = outbox(settings)
     sent = {r["message_id"]: r for r in rows}
     assert len(sent) == len(rows)
     caught: list[str] = []
@@ -311,21 +317,13 @@ def test_kill_9_during_cycles_loses_and_duplicates_no_email(sandbox: Sandbox, tm
     assert len(caught) == len(set(caught))
     # And nothing was lost upstream of the outbox: each alert that fired was told once, then
     # repeated until its max_sends (3) while it kept firing.
-    conn = sqlite3.connect(settings.state_db)
-    try:
-        alerts = conn.execute("SELECT state, sends FROM alerts WHERE fired_at IS NOT NULL").fetchall()
-        kinds = dict(conn.execute("SELECT kind, COUNT(*) FROM alert_notices GROUP BY kind").fetchall())
-    finally:
-        conn.close()
+    alerts = [tuple(r) for r in state(settings, "SELECT state, sends FROM alerts WHERE fired_at IS NOT NULL")]
+    kinds = {r[0]: r[1] for r in state(settings, "SELECT kind, COUNT(*) FROM alert_notices GROUP BY kind")}
     assert alerts and all(sends == 3 for state, sends in alerts if state == "firing")
     assert kinds["firing"] == len(alerts)
     assert kinds["repeat"] == sum(sends - 1 for _, sends in alerts)
 
 
-def _all_repeats_done(db: Path) -> bool:
-    conn = sqlite3.connect(db, timeout=30)
-    try:
-        rows = conn.execute("SELECT sends FROM alerts WHERE state='firing'").fetchall()
-    finally:
-        conn.close()
+def _all_repeats_done(settings: Settings) -> bool:
+    rows = state(settings, "SELECT sends FROM alerts WHERE state='firing'")
     return bool(rows) and all(r[0] >= 3 for r in rows)

@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from hub.settings import Settings
+from tests.conftest import world_database_url
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +54,9 @@ def prom(request: pytest.FixtureRequest) -> str:
 def hub_app(prom: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from web import create_app
 
-    settings = Settings(data_dir=Path(tmp_path_factory.mktemp("cluster-roles"))).replace(
+    settings = Settings(
+        data_dir=Path(tmp_path_factory.mktemp("cluster-roles")), database_url=world_database_url()
+    ).replace(
         kubernetes={"kubeconfig": "none"},
         logs={"ship": False},
         alerts={"evaluate": False},

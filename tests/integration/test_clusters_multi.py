@@ -37,6 +37,7 @@ from sandbox.config import PORT_OFFSETS
 from sandbox.core import Sandbox
 from sandbox.crilogs import ContainerLog, Oracle
 from sandbox.procs import port_in_use
+from tests.conftest import world_database_url
 from tests.integration.cluster_support import FAST_AUTH, PASSWORD, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -67,7 +68,7 @@ def two_clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 
 @pytest.fixture(scope="module")
 def hub_and_clients(two_clusters: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hub, Any, Any]]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("hub")).replace(
+    settings = Settings(data_dir=tmp_path_factory.mktemp("hub"), database_url=world_database_url()).replace(
         kubernetes={"kubeconfig": str(two_clusters.kubeconfig), "request_timeout": 5.0},
         logs={"ship": False, "collector_token_sha256": COLLECTOR_DIGEST},
         # The alert engine runs (its stale-cluster meta-alert): no policies, so it never asks this
@@ -277,6 +278,85 @@ def test_a_log_search_spans_both_clusters_and_a_tenant_never_reads_the_other_clu
     # ... nor the first cluster's retail-api to the second's tenant
     r = other.get("/api/v1/logs", query_string={"q": marker, "cluster": "default", "namespaces": "retail-api"})
     assert r.status_code == 403
+
+
+def test_the_hubs_own_shipper_ships_the_second_clusters_pod_lines_under_its_name(
+    two_clusters: Sandbox, tmp_path: Path
+) -> None:
+    """A private hub (its own data directory and lease: the module's hub and the shared sandbox
+    are left alone) with the API poller on and cluster-2 registered: a line written into a
+    cluster-2 pod's log, which cluster-2's own API server serves (KWOK ClusterLogs over a CRI
+    file), is found by a search with cluster=cluster-2 and not under the implicit cluster."""
+    second = two_clusters.site("cluster-2")
+    api = kube.KubeRest(second.kubeconfig)
+    pods = [p for p in api.list("/api/v1/namespaces/retail-api/pods") if p["spec"].get("nodeName")]
+    assert pods, "no scheduled retail-api pod in cluster-2"
+    container = pods[0]["spec"]["containers"][0]["name"]
+    marker = f"shipc2x{int(time.time())}"
+    logfile = tmp_path / "cluster-2-retail-api.log"
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".000000000Z"
+    logfile.write_text(f"{stamp} stdout F {marker} written in cluster-2\n", encoding="utf-8")
+    kube.apply_cluster_object(
+        api,
+        {
+            "apiVersion": f"{kube.KWOK_GROUP}/{kube.KWOK_VERSION_API}",
+            "kind": "ClusterLogs",
+            "metadata": {"name": "shipper-test-retail-api"},
+            "spec": {
+                "selector": {"matchNamespaces": ["retail-api"]},
+                "logs": [{"containers": [container], "logsFile": str(logfile), "follow": True}],
+            },
+        },
+    )
+
+    def served() -> set[str]:
+        """The pods whose log cluster-2's own API server serves with the line: the reference."""
+        out = set()
+        for p in pods:
+            name = p["metadata"]["name"]
+            path = f"/api/v1/namespaces/retail-api/pods/{name}/log?container={container}"
+            if marker in api.http.request("GET", api.server + path).data.decode("utf-8", "replace"):
+                out.add(name)
+        return out
+
+    reference = wait_until(served, timeout=30, what="cluster-2's API server serving the written line")
+    settings = Settings(data_dir=tmp_path / "hub").replace(
+        kubernetes={"kubeconfig": str(two_clusters.kubeconfig), "request_timeout": 5.0},
+        logs={"ship": True, "ship_namespaces": "retail-api", "ship_interval": 0.5, "retention_days": 3650, "ship_skip_clusters": "cluster-2"},
+        prometheus={"url": "http://127.0.0.1:9", "timeout": 1.0},
+        auth=dict(FAST_AUTH),
+    )
+    hub = build_hub(settings, background=True)
+    try:
+        hub.clusters.add(
+            {
+                "name": "cluster-2",
+                "connection": {"mode": "kubeconfig", "kubeconfig_path": str(second.kubeconfig)},
+                "metrics": {"mode": "shared", "url": "http://127.0.0.1:9", "label_value": "cluster-2"},
+            },
+            actor="test",
+        )
+        from web import create_app
+
+        app = create_app(hub=hub, testing=True)
+        hub.tenancy.create_user("admin", PASSWORD, platform_role="admin", email="admin@example.com")
+        admin = app.test_client()
+        admin.environ_base["HTTP_AUTHORIZATION"] = (
+            f"Bearer {hub.tenancy.issue_token('admin', kind='named', name='ship').token}"
+        )
+
+        def found(cluster: str) -> set[tuple[str, str, str]]:
+            r = admin.get("/api/v1/logs", query_string={"q": marker, "cluster": cluster, "size": 100})
+            assert r.status_code == 200, r.get_data(as_text=True)
+            return {(i["cluster"], i["pod"], i["message"]) for i in r.get_json()["items"]}
+
+        want = {("cluster-2", pod, f"{marker} written in cluster-2") for pod in reference}
+        wait_until(lambda: found("cluster-2") == want, timeout=20, what="cluster-2 line shipped by the hub")
+        assert found("default") == set()
+        assert hub.logs.shipper is not None and hub.logs.shipper.followed_clusters() == ["", "cluster-2"]
+    finally:
+        hub.close()
+        api.delete("/apis/kwok.x-k8s.io/v1alpha1/clusterlogs/shipper-test-retail-api")
 
 
 def test_a_cluster_whose_api_server_stops_is_stale_and_the_other_keeps_working(

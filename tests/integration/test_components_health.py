@@ -27,6 +27,7 @@ import requests
 from hub.collectors.components import STEP, WINDOW, scrape_state
 from hub.settings import Settings
 from sandbox.core import Sandbox
+from tests.conftest import world_database_url
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +65,7 @@ def _prom(url: str, path: str, **params: Any) -> list[dict[str, Any]]:
 
 
 def test_live_components_agree_with_prometheus_and_the_engines(sandbox: Sandbox, tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "hub").replace(
+    settings = Settings(data_dir=tmp_path / "hub", database_url=world_database_url()).replace(
         kubernetes={"kubeconfig": str(sandbox.kubeconfig), "request_timeout": 20.0},
         logs={"ship": False},
         alerts={"evaluate": False},
@@ -204,7 +205,7 @@ def test_a_stopped_component_is_down_with_since(
 ) -> None:
     url, target = private_prometheus
     dead = _free_port()  # nothing listens there
-    settings = Settings(data_dir=tmp_path / "hub").replace(
+    settings = Settings(data_dir=tmp_path / "hub", database_url=world_database_url()).replace(
         kubernetes={"kubeconfig": "none"},
         logs={"ship": False},
         alerts={"evaluate": False},

@@ -26,6 +26,7 @@ from hub.tenancy.ldap_directory import LdapDirectory
 from hub.timeutil import FakeClock
 from sandbox import ldap as sl
 from sandbox.core import Sandbox
+from tests.conftest import world_database_url
 from tests.integration.cluster_support import FAST_AUTH, free_port_block
 
 pytestmark = pytest.mark.integration
@@ -111,7 +112,7 @@ class LdapHub:
 def make_hub(tmp: Path, instance: sl.LdapInstance, pki_dir: Path, **ldap: Any) -> LdapHub:
     env = sl.hub_env(instance, pki_dir)
     base = load_settings(env, config_file=os.devnull)
-    settings = Settings(data_dir=tmp).replace(
+    settings = Settings(data_dir=tmp, database_url=world_database_url()).replace(
         kubernetes={"kubeconfig": "none"},
         logs={"ship": False},
         auth={**FAST_AUTH, "group_mappings": base.auth.group_mappings},

@@ -15,6 +15,7 @@ from hub.collectors.logs.collection import CollectionSettings
 from hub.collectors.logs.collection_store import LogCollectionStore
 from hub.runtime import Hub, build_hub
 from hub.settings import Settings
+from tests.conftest import world_database_url
 from tests.integration.logs_support import sandbox_status
 from tests.integration.test_logs_shipper_kwok import NAMESPACE, served_lines, stored_lines
 
@@ -26,7 +27,7 @@ def hub(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Hub]:
     kubeconfig = sandbox_status(request).get("kubeconfig")
     if not kubeconfig:
         pytest.fail("the sandbox reports no kubeconfig")
-    settings = Settings(data_dir=tmp_path / "data").replace(
+    settings = Settings(data_dir=tmp_path / "data", database_url=world_database_url()).replace(
         kubernetes={"kubeconfig": str(kubeconfig), "request_timeout": 20.0},
         logs={"ship": True, "ship_namespaces": NAMESPACE, "retention_days": 3650},
     )

@@ -15,6 +15,7 @@ from hub.collectors.logs.service import LogService
 from hub.collectors.logs.store import LogQuery, LogRecord
 from hub.settings import Settings
 from hub.timeutil import FakeClock
+from tests.conftest import world_database_url
 from tests.integration.logs_support import elasticsearch_url, throwaway_es_store
 
 pytestmark = pytest.mark.integration
@@ -43,7 +44,7 @@ def test_a_projects_retention_deletes_only_its_older_documents(request: pytest.F
         store.write(written)
         store.refresh()
         audit = Audit()
-        settings = Settings(data_dir=tmp_path).replace(
+        settings = Settings(data_dir=tmp_path, database_url=world_database_url()).replace(
             logs={"backend": "elasticsearch", "retention_days": 30},
             elasticsearch={"url": es_url, "manage_retention": True},
         )

@@ -15,6 +15,7 @@ import pytest
 from hub.collectors.logs.store import LogQuery
 from hub.runtime import Hub, build_hub
 from hub.settings import Settings
+from tests.conftest import world_database_url
 from tests.integration.logs_support import sandbox_status
 
 pytestmark = pytest.mark.integration
@@ -28,7 +29,7 @@ def hub(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Hub]:
     kubeconfig = status.get("kubeconfig")
     if not kubeconfig:
         pytest.fail("the sandbox reports no kubeconfig")
-    settings = Settings(data_dir=tmp_path / "data").replace(
+    settings = Settings(data_dir=tmp_path / "data", database_url=world_database_url()).replace(
         kubernetes={"kubeconfig": str(kubeconfig), "request_timeout": 20.0},
         logs={"ship": True, "ship_namespaces": NAMESPACE, "retention_days": 3650},
     )

@@ -21,6 +21,7 @@ import requests
 
 from hub.collectors.catalogue import LEVELS, default_catalogue, resolution
 from hub.settings import Settings
+from tests.conftest import world_database_url
 
 pytestmark = pytest.mark.integration
 
@@ -102,7 +103,7 @@ def hub_app(prom: str, workspaces: dict[str, list[str]], tmp_path_factory: pytes
     from web import create_app
 
     data = Path(tmp_path_factory.mktemp("monitoring-hub"))
-    settings = Settings(data_dir=data).replace(
+    settings = Settings(data_dir=data, database_url=world_database_url()).replace(
         kubernetes={"kubeconfig": "none"},
         logs={"ship": False},
         alerts={"evaluate": False},
@@ -443,7 +444,7 @@ def test_prometheus_unreachable_is_a_503_naming_it(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-        settings = Settings(data_dir=tmp_path).replace(
+        settings = Settings(data_dir=tmp_path, database_url=world_database_url()).replace(
             kubernetes={"kubeconfig": "none"},
             logs={"ship": False},
             alerts={"evaluate": False},

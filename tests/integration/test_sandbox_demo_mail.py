@@ -24,6 +24,7 @@ from hub.settings import Settings
 from sandbox.core import Sandbox
 from sandbox.kube import KubeRest
 from sandbox.seed import Seeder, complete_credentials, load_credentials
+from tests.conftest import world_database_url
 from tests.integration.alerts_support import mails_to, start_hub, subject_of
 
 pytestmark = pytest.mark.integration
@@ -44,7 +45,7 @@ def test_a_fresh_sandbox_mails_the_seeded_alerts_to_the_demo_users(sandbox: Sand
     alerting_line = next(s for s in said if "alerting:" in s)
     assert "policies created from rules/" in alerting_line and "warnings" not in alerting_line, said
 
-    settings = Settings(data_dir=tmp_path / "hub").replace(
+    settings = Settings(data_dir=tmp_path / "hub", database_url=world_database_url()).replace(
         kubernetes={"kubeconfig": "none"},
         logs={"ship": False},
         prometheus={"url": sandbox.prometheus_url, "timeout": 30.0},

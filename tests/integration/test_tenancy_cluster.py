@@ -21,6 +21,7 @@ from hub.collectors.logs.store import LogParams, LogRecord
 from hub.runtime import Hub, build_hub
 from hub.settings import Settings
 from hub.tenancy.service import WORKSPACE_LABEL
+from tests.conftest import world_database_url
 from tests.integration.cluster_support import wait_until
 from tests.unit.conftest_tenancy import FAST_AUTH, assert_no_leak
 
@@ -47,7 +48,9 @@ def _kubeconfig(request: pytest.FixtureRequest) -> Path:
 
 @pytest.fixture(scope="module")
 def hub_and_client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("tenancy-it") / "data").replace(
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("tenancy-it") / "data", database_url=world_database_url()
+    ).replace(
         kubernetes={"kubeconfig": str(_kubeconfig(request)), "request_timeout": 10.0},
         logs={"ship": False},
         alerts={"evaluate": False},

@@ -35,6 +35,7 @@ from hub.runtime import build_hub
 from hub.settings import Settings
 from hub.timeutil import parse_time
 from sandbox import volsim
+from tests.conftest import world_database_url
 from tests.integration.test_alerts_reference import PROMETHEUS, PROMTOOL, _free_port
 from tests.integration.test_alerts_rule_import import write_openmetrics
 
@@ -192,7 +193,9 @@ def test_every_declared_claim_has_its_series(world: World) -> None:
 def app(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from web import create_app
 
-    settings = Settings(data_dir=Path(tmp_path_factory.mktemp("volumes-hub"))).replace(
+    settings = Settings(
+        data_dir=Path(tmp_path_factory.mktemp("volumes-hub")), database_url=world_database_url()
+    ).replace(
         kubernetes={"kubeconfig": "none"},
         logs={"ship": False},
         alerts={"evaluate": False},
@@ -255,7 +258,7 @@ def test_a_backtest_of_the_predictive_template_fires_when_prometheus_says_six_ho
     (rule,) = doc["rules"]
     period = 300
     assert (rule["period"], rule["consecutive"], rule["aggregation"]) == ("5m", 2, "max")
-    settings = Settings(data_dir=tmp_path).replace(
+    settings = Settings(data_dir=tmp_path, database_url=world_database_url()).replace(
         kubernetes={"kubeconfig": "none"}, logs={"ship": False}, prometheus={"url": world.url, "timeout": 30.0}
     )
     hub = build_hub(settings)

@@ -9,6 +9,7 @@ import pytest
 
 from hub.runtime import build_hub
 from hub.settings import Settings
+from tests.conftest import world_database_url
 
 pytestmark = pytest.mark.unit
 
@@ -22,7 +23,9 @@ KUBECONFIG = (
 def test_a_cluster_added_by_one_replica_is_built_by_the_other_and_removed_alike(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "edge.kubeconfig"
     kubeconfig.write_text(KUBECONFIG)
-    settings = Settings(data_dir=tmp_path / "data").replace(kubernetes={"kubeconfig": "none"}, logs={"ship": False})
+    settings = Settings(data_dir=tmp_path / "data", database_url=world_database_url()).replace(
+        kubernetes={"kubeconfig": "none"}, logs={"ship": False}
+    )
     a, b = build_hub(settings), build_hub(settings)
     try:
         a.clusters.add({"name": "edge", "connection": {"kubeconfig_path": str(kubeconfig)}}, actor="admin")
