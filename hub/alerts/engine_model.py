@@ -239,6 +239,7 @@ def compile_rules(policies: Iterable[tuple[str, Policy]]) -> list[CompiledRule]:
 
 
 PROMQL_PREFIX = "promql:"  # the "metric" of a PromQL rule's query key: the query itself
+CLUSTER_MARK = "@"  # "<metric>@<cluster>": a catalogue metric of an added cluster's nodes
 
 
 def rule_metric(policy: Policy, rule: Rule) -> str:
@@ -247,7 +248,9 @@ def rule_metric(policy: Policy, rule: Rule) -> str:
     cannot be scoped, so a refusal here means a stored document that no longer validates and
     the rule's query is one that returns nothing)."""
     if rule.expr is None:
-        return rule.metric
+        # A node policy of an added cluster: its own query key, "<metric>@<cluster>", which the
+        # runtime's query builder turns into that cluster's query (docs/multi-cluster.md).
+        return f"{rule.metric}{CLUSTER_MARK}{policy.cluster}" if policy.cluster else rule.metric
     if policy.level != "workload":
         return PROMQL_PREFIX + rule.expr
     from hub.alerts.promql_scope import PromQLRefused, scope_expression

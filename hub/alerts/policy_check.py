@@ -75,6 +75,7 @@ _POLICY_FIELDS = (
     "description",
     "level",
     "namespace",
+    "cluster",
     "enabled",
     "target",
     "rules",
@@ -137,6 +138,15 @@ def parse_policy(
         policy_ns = ns or None
     elif ns_value is not None:
         c.add("namespace", "only workload-level policies have a namespace; node-level policies cover the cluster")
+    # Several clusters: a node-level policy may name the cluster whose nodes it watches (absent:
+    # the implicit cluster); a workload policy's cluster is its project's (docs/multi-cluster.md).
+    cluster = c.string(doc.get("cluster"), "cluster")
+    if cluster and level != "node":
+        c.add("cluster", "only node-level policies name a cluster; a workload policy's cluster is its project's")
+    elif cluster and not _DNS_LABEL.match(cluster):
+        c.add("cluster", f"{_r(cluster)} is not a valid cluster name")
+    elif cluster and any(isinstance(r, dict) and "expr" in r for r in (doc.get("rules") or [])):
+        c.add("cluster", "a PromQL rule names its series itself: match the cluster label in its expression")
 
     target = _parse_target(c, doc.get("target"), level)
     metric_table = _metric_table(metrics, level)
@@ -171,6 +181,7 @@ def parse_policy(
         name=name,
         level=level,
         namespace=policy_ns,
+        cluster=cluster,
         rules=tuple(rules),
         target=target,
         notification=notification,

@@ -417,6 +417,7 @@ class Policy:
     flap: FlapDamping = field(default_factory=FlapDamping)
     description: str = ""
     enabled: bool = True
+    cluster: str = ""  # a node-level policy's cluster ('' : the implicit one)
 
     def repeat_for(self, severity: str) -> RepeatRule:
         return dict(self.repeat).get(severity, DEFAULT_REPEAT)
@@ -438,6 +439,8 @@ class Policy:
         out["level"] = self.level
         if self.namespace:
             out["namespace"] = self.namespace
+        if self.cluster:
+            out["cluster"] = self.cluster
         out["enabled"] = self.enabled
         out["target"] = self.target.to_document(self.level)
         out["rules"] = [r.to_document() for r in self.rules]

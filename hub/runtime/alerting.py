@@ -38,6 +38,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from hub.alerts.cycle import CycleReport, CycleRunner
 from hub.alerts.engine import FetchKey
+from hub.alerts.engine_model import CLUSTER_MARK
 from hub.alerts.jobs import BacktestJobs
 from hub.alerts.notify.email import SmtpNotifier
 from hub.alerts.notify.grouping import GroupSettings, parse_group_by
@@ -342,9 +343,28 @@ def build(hub: Hub) -> None:
     def build_query(
         level: str, metric: str, aggregation: str, period_seconds: float, namespace: str | None = None
     ) -> Any:
+        metric, _, cluster = metric.partition(CLUSTER_MARK)
+        if cluster:  # a node policy of an added cluster (engine_model.rule_metric)
+            return cluster_query(level, metric, aggregation, period_seconds, cluster)
         # The implicit cluster's series only, when its Prometheus also holds other clusters'
-        # (clusters.default_metrics_label; docs/alerting.md "Several clusters").
+        # (clusters.default_metrics_label; docs/multi-cluster.md).
         return catalogue.alert_query(level, metric, aggregation, period_seconds, namespace, cluster_label=own_label)
+
+    def cluster_query(level: str, metric: str, aggregation: str, period: float, cluster: str) -> Any:
+        """An added cluster's node query: on the endpoint the engine reads (prometheus.url) with
+        the cluster's label matched, every row labelled ``cluster`` (an entity label, so its
+        alerts are ``<cluster>/<node>`` and every notice names the cluster). A cluster whose
+        series are elsewhere (its own Prometheus) is a query error of the rule, said as such."""
+        source = hub.clusters.get(cluster).metrics  # NotFound for a cluster removed since
+        url = (hub.settings.prometheus.url or "").rstrip("/")
+        if source.mode != "shared" or source.url.rstrip("/") != url:
+            raise InvalidInput(
+                f"cluster {cluster}'s metrics are not on the endpoint the alert engine reads ({url or 'none'}): "
+                "node policies are evaluated for clusters sharing it",
+                field="cluster",
+            )
+        promql, labels = catalogue.alert_query(level, metric, aggregation, period, cluster_label=source.label_value)
+        return f'label_replace({promql}, "cluster", {json.dumps(cluster)}, "", "")', ["cluster", *labels]
 
     def range_query(promql: str, start: float, end: float, step: float) -> pd.DataFrame:
         assert prom is not None

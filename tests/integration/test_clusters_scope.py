@@ -17,6 +17,7 @@ own Prometheus scraping both clusters apart by a ``cluster`` label (as ``sandbox
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from email.header import decode_header, make_header
@@ -290,3 +291,30 @@ def test_a_node_alert_of_one_cluster_fires_on_its_nodes_and_the_email_names_the_
     assert "Cluster:       default" in text_of(mail)
     # The engine's query matched the implicit cluster's label on the shared endpoint.
     assert all('cluster="default"' in r["query"] for r in rows) and 'cluster="default"' in text_of(mail)
+
+    # The same policy bound to cluster-2: cluster-2's nodes, as <cluster>/<node>, its own email.
+    to2 = "c2-oncall@example.com"
+    bound = {
+        **policy,
+        "name": "node-memory-c2",
+        "cluster": "cluster-2",
+        "notification": {"receivers": [{"email": to2}]},
+    }
+    r = c["admin"].post("/api/v1/alerting/policies", json=bound)
+    assert r.status_code == 201, r.get_data(as_text=True)
+    assert '"cluster": "cluster-2"' in json.dumps(r.get_json())  # the stored document names it
+    second = {n["metadata"]["name"] for n in kube.KubeRest(two.site("cluster-2").kubeconfig).list("/api/v1/nodes")}
+
+    def of_c2() -> list[Any]:
+        return [r for r in firing() if r["policy_id"] != rows[0]["policy_id"]]
+
+    got = wait_until(lambda: len(of_c2()) >= len(second) and of_c2(), timeout=120, what="cluster-2 node alerts")
+    assert {r["entity"] for r in got} == {f"cluster-2/{n}" for n in second}
+    assert {json.loads(r["labels"]).get("cluster") for r in got} == {"cluster-2"}
+    mail2 = wait_until(lambda: mails_to(two, to2), timeout=60, what="cluster-2's node alert email")[0]
+    assert "[cluster-2]" in str(make_header(decode_header(str(mail2["Subject"]))))
+    assert "Cluster:       cluster-2" in text_of(mail2)
+    # A workload policy cannot name a cluster (its project's is its cluster), 400/422 naming it.
+    wrong = {**bound, "level": "workload", "namespace": "retail-api"}
+    r = c["admin"].post("/api/v1/alerting/policies", json=wrong)
+    assert r.status_code in (400, 422) and "cluster" in r.get_data(as_text=True)

@@ -71,3 +71,29 @@ def test_alert_queries_of_a_cluster_on_a_shared_endpoint_match_its_label() -> No
     assert "cluster=" not in plain
     ns, _ = c.alert_query("workload", "workload_cpu_usage", "avg", 60, namespace="shop", cluster_label="c2")
     assert 'namespace="shop"' in ns and 'cluster="c2"' in ns
+
+
+def test_a_node_policy_may_name_its_cluster_and_gets_a_query_key_of_its_own() -> None:
+    from hub.alerts.engine_model import compile_rules
+    from hub.alerts.policy import PolicyInvalid, parse_policy
+
+    doc: dict[str, Any] = {
+        "name": "mem",
+        "level": "node",
+        "cluster": "cluster-2",
+        "rules": [{"name": "m", "metric": "node_memory_utilisation", "comparator": ">", "threshold": 90,
+                   "unit": "percent", "period": "1m", "severity": "critical"}],
+    }  # fmt: skip
+    policy = parse_policy(doc)
+    assert policy.cluster == "cluster-2" and policy.to_document()["cluster"] == "cluster-2"
+    plain = parse_policy({k: v for k, v in doc.items() if k != "cluster"})
+    assert "cluster" not in plain.to_document()
+    keys = {r.key.metric for r in compile_rules([("a", policy), ("b", plain)])}
+    assert keys == {"node_memory_utilisation@cluster-2", "node_memory_utilisation"}
+    for bad, field in (
+        ({**doc, "level": "workload", "namespace": "shop"}, "cluster"),
+        ({**doc, "cluster": "Not_A_Name"}, "cluster"),
+    ):
+        with pytest.raises(PolicyInvalid) as refused:
+            parse_policy(bad)
+        assert any(p.path == field for p in refused.value.problems), refused.value.problems
