@@ -7,7 +7,8 @@ clusters for two tenants, and each cluster's list is compared with what that clu
 server lists (the outside reference). A tenant of the first cluster's ``retail-api`` is refused the
 second's by the ``cluster`` parameter. Logs: two real ``kubehub collect-node`` processes ship
 each cluster's lines; a search across clusters equals what was written, and neither tenant of
-``retail-api`` reads the other's. Stopping the second cluster's API server makes it stale
+``retail-api`` reads the other's; the hub's own API poller, in a private hub, ships a line of a
+cluster-2 pod under cluster-2 only. Stopping the second cluster's API server makes it stale
 (``stale_since``) while the first stays live and keeps answering, and the hub's own meta-alert
 names that cluster.
 """
