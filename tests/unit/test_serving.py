@@ -31,9 +31,19 @@ def served() -> Iterator[tuple[str, LastIdleFirstDispatcher]]:
     dispatcher = LastIdleFirstDispatcher()
     dispatcher.set_thread_count(4)
     server = create_server(_app, host="127.0.0.1", port=0, threads=4, _dispatcher=dispatcher)
-    runner = threading.Thread(target=server.run, daemon=True)
+    closed = threading.Event()
+
+    def run() -> None:
+        try:
+            server.run()
+        except OSError:  # its loop polls the socket close() closed, as in `kubehub serve`
+            if not closed.is_set():
+                raise
+
+    runner = threading.Thread(target=run, daemon=True)
     runner.start()
     yield f"http://127.0.0.1:{server.effective_port}", dispatcher
+    closed.set()
     server.close()
     dispatcher.shutdown()
     runner.join(timeout=5)
