@@ -192,6 +192,28 @@ def main(argv: list[str] | None = None) -> int:
             f" first cycle {p95([b for _, b in own_clock]):.2f}s",
             file=sys.stderr,
         )
+    # The duplicate window, measured: from the catcher's acceptance of a message (its DATA
+    # handler, before the 250 goes back) to the sender's own log line right after the sent-mark
+    # committed; a kill inside it sends the message twice.
+    # ("in N ms": the sent-mark's own commit, timed by the sender).
+    marked: dict[str, float] = {}
+    commits: list[float] = []
+    rs.drain_now()
+    for ln in rs.seen:
+        if " marked sent in " in ln.text and (at := logged_at(ln.text)) is not None:
+            mid, took_ms = ln.text.split("outbox: ", 1)[1].split(" marked sent in ")
+            marked.setdefault(mid, at)
+            commits.append(float(took_ms.split()[0]))
+    windows = sorted((marked[c.message_id] - (c.at + wall_offset)) * 1000 for c in caught if c.message_id in marked)
+    if windows:
+        commits.sort()
+        print(
+            f"sent-mark window (catcher's acceptance to the commit) over {len(windows)} messages:"
+            f" p50 {windows[len(windows) // 2]:.1f} ms, p95 {p95(windows):.1f} ms, max {windows[-1]:.1f} ms"
+            f" (log stamps have 1 ms resolution); of which the mark's own commit: p50"
+            f" {commits[len(commits) // 2]:.1f} ms, p95 {p95(commits):.1f} ms, max {commits[-1]:.1f} ms",
+            file=sys.stderr,
+        )
     # Each duplicate with who sent it when, relative to the nearest kill: the documented window
     # is the killed leader's copy within milliseconds before its kill, and the next leader's after.
     seen: dict[str, list[tuple[str, float]]] = {}
