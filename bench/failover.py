@@ -196,15 +196,19 @@ def main(argv: list[str] | None = None) -> int:
     # handler, before the 250 goes back) to the sender's own log line right after the sent-mark
     # committed; a kill inside it sends the message twice.
     # ("in N ms": the sent-mark's own commit, timed by the sender).
-    marked: dict[str, float] = {}
+    marked: dict[tuple[str, str], float] = {}  # (Message-ID, replica) -> when its mark committed
     commits: list[float] = []
     rs.drain_now()
     for ln in rs.seen:
         if " marked sent in " in ln.text and (at := logged_at(ln.text)) is not None:
             mid, took_ms = ln.text.split("outbox: ", 1)[1].split(" marked sent in ")
-            marked.setdefault(mid, at)
+            marked.setdefault((mid, ln.replica), at)
             commits.append(float(took_ms.split()[0]))
-    windows = sorted((marked[c.message_id] - (c.at + wall_offset)) * 1000 for c in caught if c.message_id in marked)
+    windows = sorted(
+        (marked[key] - (c.at + wall_offset)) * 1000
+        for c in caught
+        if (key := (c.message_id, c.sender.split("@")[0])) in marked
+    )
     if windows:
         commits.sort()
         print(
