@@ -30,7 +30,8 @@ spooled line carries its cluster's label. One spool and one deliverer serve ever
 removed cluster's lines already read are still delivered.
 
 Over 400 lines because following a container is one state machine (positions, restarts,
-rotations, the spool and its backpressure) whose parts share the same per-container record.
+rotations, the spool and its backpressure) whose parts share the same per-container record, and
+the per-cluster pollers share its one spool, positions table and deliverer.
 """
 
 from __future__ import annotations
