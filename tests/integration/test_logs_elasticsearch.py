@@ -153,6 +153,7 @@ def test_the_kubesphere_preset_reads_fluent_bit_indices_in_place(es_url: str) ->
         assert [i.to_dict() for i in result.items] == [
             {
                 "time": "2026-11-22T01:00:00.123457Z",
+                "cluster": "",  # fluent-bit documents name no cluster: the implicit one's
                 "namespace": "shop",
                 "pod": "api-7d9f8c6b5-x1a2b",
                 "container": "app",
