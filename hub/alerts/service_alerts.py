@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hub.alerts.cycle import META_POLICY_ID
+from hub.alerts.notify.clusters import STALE_POLICY_ID
 from hub.errors import Forbidden, InvalidInput, NotFound
 from hub.scope import Scope
 from hub.store.alerts import ACTIVE, AlertStore
@@ -76,20 +77,22 @@ class AlertsAndHistory:
             raise InvalidInput(f"state must be one of {', '.join(valid)}; got {', '.join(bad)}", field="state")
         rows, total = self.store.alerts(
             namespaces=scope.visible,
-            include_cluster=scope.may("alerts:read", None),  # node-alerts:read
+            include_cluster=_any_node_grant(scope),  # node-alerts:read on some cluster; rows filtered below
             states=list(states) or list(ACTIVE),
             policy_id=policy_id,
             limit=limit,
             offset=offset,
         )
-        return [self._alert_dict(r) for r in rows], total
+        kept = [r for r in rows if _node_row_visible(scope, r["namespace"], r["policy_id"], r["entity"], r["labels"])]
+        return [self._alert_dict(r) for r in kept], total - (len(rows) - len(kept))
 
     def _visible_alert(self, alert_id: str, scope: Scope) -> Any:
         row = self.store.alert(alert_id)
         if (
             row is None
-            or not scope.allows(row["namespace"])
+            or (row["namespace"] and not scope.allows(row["namespace"]))
             or (row["policy_id"] == META_POLICY_ID and not scope.may("alerts:read", None))
+            or not _node_row_visible(scope, row["namespace"], row["policy_id"], row["entity"], row["labels"])
         ):
             raise NotFound(f"no alert {alert_id!r}")
         return row
@@ -143,13 +146,27 @@ class AlertsAndHistory:
             self._visible_alert(alert_id, scope)
         rows, total = self.store.events(
             namespaces=scope.visible,
-            include_cluster=scope.may("alerts:read", None),  # node-alerts:read
+            include_cluster=_any_node_grant(scope),  # node-alerts:read on some cluster; rows filtered below
             alert_id=alert_id,
             since=parse_time(since, field="since") if since not in (None, "") else None,
             until=parse_time(until, field="until") if until not in (None, "") else None,
             limit=limit,
             offset=offset,
         )
+        # Node-level events of a cluster the caller holds no cluster role on are left out (their
+        # alert's labels name its cluster; read once per alert of the page).
+        labels_of: dict[str, str] = {}
+        kept = []
+        for e in rows:
+            if not e["namespace"] and not scope.all_namespaces:
+                if e["alert_id"] not in labels_of:
+                    alert = self.store.alert(e["alert_id"])
+                    labels_of[e["alert_id"]] = alert["labels"] if alert is not None else "{}"
+                if not _node_row_visible(scope, "", e["policy_id"], e["entity"] or "", labels_of[e["alert_id"]]):
+                    continue
+            kept.append(e)
+        total -= len(rows) - len(kept)
+        rows = kept
         latest = self.store.latest_comments([e["alert_id"] for e in rows])
         out = []
         for e in rows:
@@ -205,3 +222,21 @@ def _notice_dict(n: Any) -> dict[str, Any]:
         except (ValueError, AttributeError):
             out["undelivered"] = []
     return out
+
+
+def _node_row_visible(scope: Scope, namespace: str | None, policy_id: str, entity: str, labels: str) -> bool:
+    """Cluster roles apply per cluster: a node-level row (no namespace) of an added cluster is
+    visible with node-alerts:read on *that* cluster (its ``cluster`` label: a node policy bound
+    to it, or the meta-alert of a lost cluster), the implicit cluster's with it there. Project
+    rows are decided by the namespace filter, platform admins see all."""
+    if namespace or scope.all_namespaces:
+        return True
+    cluster = str(json.loads(labels or "{}").get("cluster") or "")
+    if not cluster and policy_id == STALE_POLICY_ID:
+        cluster = entity.partition("/")[2]
+    return scope.may_cluster("node-alerts:read", cluster or None)
+
+
+def _any_node_grant(scope: Scope) -> bool:
+    """Whether node-level rows may be visible at all: node-alerts:read on some cluster."""
+    return scope.all_namespaces or any("node-alerts:read" in held for held in scope.cluster_grants.values())

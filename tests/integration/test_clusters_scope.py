@@ -40,7 +40,7 @@ from tests.integration.test_clusters_multi import workloads_of_api_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-USERS = ("admin", "retail-op", "pay-op", "c2-viewer")
+USERS = ("admin", "retail-op", "pay-op", "c2-viewer", "c1-viewer")
 
 
 def free_base() -> int:
@@ -112,6 +112,7 @@ def world(two: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
     t.create_project("payments", "retail-api", cluster="cluster-2", actor="admin")
     t.set_project_member("cluster-2/retail-api", "pay-op", "operator", actor="admin")
     t.set_cluster_member("cluster-2", "c2-viewer", "viewer", actor="admin")
+    t.set_cluster_member("default", "c1-viewer", "viewer", actor="admin")
     clients = {}
     for user in USERS:
         client = app.test_client()
@@ -314,6 +315,12 @@ def test_a_node_alert_of_one_cluster_fires_on_its_nodes_and_the_email_names_the_
     mail2 = wait_until(lambda: mails_to(two, to2), timeout=60, what="cluster-2's node alert email")[0]
     assert "[cluster-2]" in str(make_header(decode_header(str(mail2["Subject"]))))
     assert "Cluster:       cluster-2" in text_of(mail2)
+    # Cluster roles apply per cluster: each cluster's viewer reads its own cluster's node alerts only.
+    for viewer, own in (("c1-viewer", {r["entity"] for r in rows}), ("c2-viewer", {r["entity"] for r in got})):
+        seen = c[viewer].get("/api/v1/alerting/alerts?limit=1000").get_json()["items"]
+        assert {a["entity"] for a in seen if a["rule"] == "mem"} == own, viewer
+        other = got[0] if viewer == "c1-viewer" else rows[0]
+        assert c[viewer].get(f"/api/v1/alerting/alerts/{other['id']}").status_code == 404
     # A workload policy cannot name a cluster (its project's is its cluster), 400/422 naming it.
     wrong = {**bound, "level": "workload", "namespace": "retail-api"}
     r = c["admin"].post("/api/v1/alerting/policies", json=wrong)
