@@ -234,7 +234,8 @@ class CycleRunner:
             if rule.expr is not None:  # the query as sent (a tenant's: scoped to the namespace)
                 return describe_query(rule_metric(policy, rule), rule.aggregation, rule.period)
             try:
-                metric = str(self._builder(policy.level, rule.metric, "last", rule.period)[0])
+                # rule_metric: an added cluster's policy names its own query (its cluster matched)
+                metric = str(self._builder(policy.level, rule_metric(policy, rule), "last", rule.period)[0])
             except Exception as exc:  # an unknown metric after a catalogue change: say so in the notice
                 return f"(no query: {exc})"
             return describe_query(metric, rule.aggregation, rule.period)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from hub.alerts.policy import Policy, Rule
+from hub.scope import split_key
 
 ACTIVE_STATES = ("pending", "firing", "nodata", "error")
 
@@ -239,7 +240,15 @@ def compile_rules(policies: Iterable[tuple[str, Policy]]) -> list[CompiledRule]:
 
 
 PROMQL_PREFIX = "promql:"  # the "metric" of a PromQL rule's query key: the query itself
-CLUSTER_MARK = "@"  # "<metric>@<cluster>": a catalogue metric of an added cluster's nodes
+CLUSTER_MARK = "@"  # "<metric>@<cluster>": a catalogue metric of an added cluster's nodes or workloads
+
+
+def rule_cluster(policy: Policy) -> str:
+    """The added cluster whose series a policy reads ('' : the implicit cluster's): a node
+    policy's ``cluster``, a workload policy's project's (its key ``<cluster>/<ns>``)."""
+    if policy.level == "workload":
+        return split_key(policy.namespace or "")[0]
+    return policy.cluster
 
 
 def rule_metric(policy: Policy, rule: Rule) -> str:
@@ -248,9 +257,12 @@ def rule_metric(policy: Policy, rule: Rule) -> str:
     cannot be scoped, so a refusal here means a stored document that no longer validates and
     the rule's query is one that returns nothing)."""
     if rule.expr is None:
-        # A node policy of an added cluster: its own query key, "<metric>@<cluster>", which the
-        # runtime's query builder turns into that cluster's query (docs/multi-cluster.md).
-        return f"{rule.metric}{CLUSTER_MARK}{policy.cluster}" if policy.cluster else rule.metric
+        # A policy of an added cluster (a node policy naming it, a workload policy of a project
+        # keyed <cluster>/<ns>): its own query key, "<metric>@<cluster>", which the runtime's
+        # query builder turns into that cluster's query, so the workload rules of one cluster's
+        # projects share one batched fetch (docs/multi-cluster.md).
+        cluster = rule_cluster(policy)
+        return f"{rule.metric}{CLUSTER_MARK}{cluster}" if cluster else rule.metric
     if policy.level != "workload":
         return PROMQL_PREFIX + rule.expr
     from hub.alerts.promql_scope import PromQLRefused, scope_expression

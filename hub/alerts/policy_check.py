@@ -36,6 +36,7 @@ from hub.alerts.policy_model import (
     Rule,
 )
 from hub.alerts.policy_yaml import _r, decode_policy_text
+from hub.scope import KEY_SEPARATOR
 
 # Re-exported: callers import these from here (hub.alerts.policy re-exports valid_timezone).
 __all__ = [
@@ -128,7 +129,8 @@ def parse_policy(
         ns = c.string(ns_value, "namespace")
         if ns_value is None:
             c.add("namespace", "is required for a workload-level policy (the project whose workloads it watches)")
-        elif ns and not _DNS_LABEL.match(ns):
+        elif ns and not all(_DNS_LABEL.match(part) for part in ns.split(KEY_SEPARATOR, 1)):
+            # A namespace, or a project of an added cluster keyed <cluster>/<ns> (hub.scope).
             c.add("namespace", f"{_r(ns)} is not a valid namespace name")
         elif namespace is not None and ns != namespace:
             c.add(

@@ -51,6 +51,7 @@ from hub.alerts.service import AlertService
 from hub.collectors.catalogue import default_catalogue
 from hub.errors import ConfigError, InvalidInput
 from hub.runtime.evidence import evidence_lines
+from hub.scope import KEY_SEPARATOR
 from hub.store.alerts import AlertStore
 from hub.store.leases import Fence, FencedStore, FencingLost
 from hub.timeutil import Clock
@@ -344,27 +345,35 @@ def build(hub: Hub) -> None:
         level: str, metric: str, aggregation: str, period_seconds: float, namespace: str | None = None
     ) -> Any:
         metric, _, cluster = metric.partition(CLUSTER_MARK)
-        if cluster:  # a node policy of an added cluster (engine_model.rule_metric)
+        if cluster:  # a policy of an added cluster (engine_model.rule_metric)
             return cluster_query(level, metric, aggregation, period_seconds, cluster)
         # The implicit cluster's series only, when its Prometheus also holds other clusters'
         # (clusters.default_metrics_label; docs/multi-cluster.md).
         return catalogue.alert_query(level, metric, aggregation, period_seconds, namespace, cluster_label=own_label)
 
     def cluster_query(level: str, metric: str, aggregation: str, period: float, cluster: str) -> Any:
-        """An added cluster's node query: on the endpoint the engine reads (prometheus.url) with
-        the cluster's label matched, every row labelled ``cluster`` (an entity label, so its
-        alerts are ``<cluster>/<node>`` and every notice names the cluster). A cluster whose
-        series are elsewhere (its own Prometheus) is a query error of the rule, said as such."""
+        """An added cluster's batched query: on the endpoint the engine reads (prometheus.url)
+        with the cluster's label matched by every selector (the owner/workload join included),
+        every row labelled ``cluster``. Node rows: ``cluster`` is an entity label, so the alerts
+        are ``<cluster>/<node>``. Workload rows: ``namespace`` becomes the project key
+        ``<cluster>/<ns>``, the only namespace the engine matches a workload policy of that
+        project against (``rows_for``), so a same-named namespace of another cluster never
+        contributes. A cluster whose series are elsewhere (its own Prometheus) is a query error
+        of the rule, said as such (the engine reads one endpoint)."""
         source = hub.clusters.get(cluster).metrics  # NotFound for a cluster removed since
         url = (hub.settings.prometheus.url or "").rstrip("/")
         if source.mode != "shared" or source.url.rstrip("/") != url:
             raise InvalidInput(
                 f"cluster {cluster}'s metrics are not on the endpoint the alert engine reads ({url or 'none'}): "
-                "node policies are evaluated for clusters sharing it",
+                "policies are evaluated for clusters sharing it",
                 field="cluster",
             )
         promql, labels = catalogue.alert_query(level, metric, aggregation, period, cluster_label=source.label_value)
-        return f'label_replace({promql}, "cluster", {json.dumps(cluster)}, "", "")', ["cluster", *labels]
+        promql = f'label_replace({promql}, "cluster", {json.dumps(cluster)}, "", "")'
+        if "namespace" in labels:
+            key = json.dumps(f"{cluster}{KEY_SEPARATOR}$1")  # hub.scope.project_key's form
+            return f'label_replace({promql}, "namespace", {key}, "namespace", "(.+)")', list(labels)
+        return promql, ["cluster", *labels]
 
     def range_query(promql: str, start: float, end: float, step: float) -> pd.DataFrame:
         assert prom is not None
