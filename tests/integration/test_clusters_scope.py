@@ -9,6 +9,8 @@ own Prometheus scraping both clusters apart by a ``cluster`` label (as ``sandbox
 - A node policy of the implicit cluster, evaluated by the hub's engine against the endpoint both
   clusters share, fires on exactly that cluster's nodes (its API server's list), its query
   matching the cluster's label, and its email names the cluster in the subject and the body.
+- Workload policies of ``retail-api`` in each cluster fire on that cluster's workloads only
+  (Prometheus's own evaluation with the cluster matched as the reference), the email naming it.
 - Escape: ``retail-api`` exists in both clusters for two tenants (workspace retail in the
   implicit cluster, workspace payments granted cluster-2). Neither reads the other's workloads,
   metrics or alerts by the cluster in the query, in a header or in a body, and neither reads the
@@ -27,6 +29,7 @@ import pytest
 import requests
 
 from hub.clusters.secretbox import new_key
+from hub.collectors.catalogue import default_catalogue
 from hub.runtime import Hub, build_hub
 from hub.settings import Settings
 from sandbox import kube
@@ -325,3 +328,57 @@ def test_a_node_alert_of_one_cluster_fires_on_its_nodes_and_the_email_names_the_
     wrong = {**bound, "level": "workload", "namespace": "retail-api"}
     r = c["admin"].post("/api/v1/alerting/policies", json=wrong)
     assert r.status_code in (400, 422) and "cluster" in r.get_data(as_text=True)
+
+
+def test_workload_policies_of_same_named_projects_fire_on_their_own_clusters_workloads(
+    two: Sandbox, world: tuple[Hub, dict[str, Any]]
+) -> None:
+    """A workload policy of cluster-2's ``retail-api`` fires on cluster-2's workloads only, its
+    email naming cluster-2; the implicit cluster's tenant's same policy on theirs only. Each set
+    equals Prometheus's own evaluation of the catalogue's expression with that cluster's label
+    matched (the outside reference) and that cluster's API server's workloads."""
+    hub, c = world
+    rule = {"name": "pods", "metric": "workload_pod_count", "comparator": ">", "threshold": 0,
+            "period": "20s", "consecutive": 1, "severity": "minor"}  # fmt: skip
+    made: dict[str, str] = {}
+    for user, query, to in (
+        ("pay-op", "?cluster=cluster-2", "pay@example.com"),
+        ("retail-op", "", "retail@example.com"),
+    ):
+        doc = {"name": "pods-any", "rules": [rule], "notification": {"receivers": [{"email": to}]}}
+        r = c[user].post(f"/api/v1/namespaces/retail-api/alerting/policies{query}", json=doc)
+        assert r.status_code == 201, r.get_data(as_text=True)
+        made[user] = r.get_json()["id"]
+
+    def firing(policy_id: str) -> list[Any]:
+        rows, _ = hub.alerting.store.alerts(namespaces=None, include_cluster=True, active=True, limit=1000)
+        return [r for r in rows if r["state"] == "firing" and r["policy_id"] == policy_id]
+
+    catalogue = default_catalogue()
+    for user, cluster, key, kubeconfig, to in (
+        ("pay-op", "cluster-2", "cluster-2/retail-api", two.site("cluster-2").kubeconfig, "pay@example.com"),
+        ("retail-op", "default", "retail-api", two.kubeconfig, "retail@example.com"),
+    ):
+        # The outside reference: Prometheus evaluating the same expression, the cluster matched.
+        expr, _ = catalogue.alert_query(
+            "workload", "workload_pod_count", "last", 20, "retail-api", cluster_label=cluster
+        )
+        oracle = {f"{key}/{x['metric']['kind']}/{x['metric']['workload']}" for x in prom(two, f"({expr}) > 0")}
+        names = workloads_of_api_server(kubeconfig, "retail-api")
+        assert oracle and {e.rsplit("/", 1)[1] for e in oracle} <= names
+        rows = wait_until(
+            lambda: {r["entity"] for r in firing(made[user])} >= oracle and firing(made[user]),  # noqa: B023
+            timeout=120,
+            what=f"{cluster}'s workload alerts",
+        )
+        assert {r["entity"] for r in rows} == oracle, (cluster, oracle)
+        assert {r["namespace"] for r in rows} == {key}
+        assert all(f'cluster="{cluster}"' in r["query"] for r in rows)
+        mail = wait_until(lambda: mails_to(two, to), timeout=60, what=f"{cluster}'s workload alert email")[0]  # noqa: B023
+        assert f"[{cluster}]" in str(make_header(decode_header(str(mail["Subject"]))))
+        assert f"Cluster:       {cluster}" in text_of(mail)
+        # Each tenant reads their own alerts through the API, never the other cluster's.
+        where = "&cluster=cluster-2" if cluster != "default" else ""
+        seen = c[user].get(f"/api/v1/alerting/alerts?namespace=retail-api&limit=1000{where}")
+        assert seen.status_code == 200, seen.get_data(as_text=True)
+        assert {a["entity"] for a in seen.get_json()["items"] if a["rule"] == "pods"} == oracle
