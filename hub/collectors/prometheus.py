@@ -12,6 +12,13 @@ Every failure is translated here: no answer within the timeout, a refused connec
 server-side overload becomes ``BackendUnavailable("prometheus", ...)`` (503); a query Prometheus
 rejects becomes :class:`PrometheusQueryError` (502) carrying Prometheus's message.
 
+Instant queries to a plain ``http://`` URL (no credentials, no proxy from the environment) are
+sent as a form ``POST`` over a keep-alive ``http.client`` connection per thread
+(``hub/collectors/keepalive_http.py``) instead of through the vendor client: on a ~2.5 ms
+``topk`` its requests session alone cost ~0.5 ms of CPU per query against ~0.09 ms, and a
+forwarding hub measured 5.2 ms p50 with it against 3.45 ms without. Answers and errors are
+the same on both paths; range queries and every other URL keep the vendor client.
+
 Over 400 lines because the two answer shapes (frames, vectors), their pure JSON parsers and
 the one client that sends every query and translates every failure belong to this one
 adapter, the only importer of the vendor library.
@@ -20,12 +27,14 @@ adapter, the only importer of the vendor library.
 from __future__ import annotations
 
 import ast
+import http.client
 import json
 import logging
 import os
 import re
 import threading
 import time as _time
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,6 +48,7 @@ import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
+from hub.collectors.keepalive_http import KeepAliveConnections, usable
 from hub.errors import BackendUnavailable, HubError
 
 log = logging.getLogger("kubehub.prometheus")
@@ -234,6 +244,12 @@ def label_names(frame: pd.DataFrame) -> list[str]:
 # ---------------------------------------------------------------------------------------
 
 _STATUS = re.compile(r"HTTP Status Code (\d+)")
+_FORM = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
+
+
+class _Refused(Exception):
+    """A plain-path answer other than 200, worded as the vendor client words it (so one
+    :func:`_translate` reads both)."""
 
 
 class PrometheusClient:
@@ -265,6 +281,11 @@ class PrometheusClient:
         self._clients: list[tuple[threading.Thread, PrometheusConnect]] = []
         # Few workers: Prometheus shares the machine's cores; more would only queue there.
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prometheus")
+        # Instant queries skip the vendor client when nothing it owns (TLS, credentials, an
+        # environment proxy) applies to the URL; see the module docstring.
+        self._plain: KeepAliveConnections | None = None
+        if usable(self.url) and not requests.utils.select_proxy(self.url, requests.utils.get_environ_proxies(self.url)):
+            self._plain = KeepAliveConnections(self.url, self.timeout)
 
     # -- plumbing -----------------------------------------------------------------------
     @property
@@ -305,9 +326,11 @@ class PrometheusClient:
 
     @property
     def open_clients(self) -> int:
-        """Clients still held (one per live thread that has queried); for tests and /metrics."""
+        """Clients and plain connections still held (one per live thread that has queried);
+        for tests and /metrics."""
         with self._lock:
-            return len(self._clients)
+            held = len(self._clients)
+        return held + (self._plain.open_connections if self._plain is not None else 0)
 
     def _count(self, kind: str, outcome: str) -> None:
         with self._lock:
@@ -329,7 +352,13 @@ class PrometheusClient:
         except requests.exceptions.RequestException as exc:
             self._count(kind, "error")
             raise BackendUnavailable(BACKEND, f"request to {self.url} failed: {exc}") from exc
-        except PrometheusApiClientException as exc:
+        except TimeoutError as exc:  # the plain path's (requests' own are caught above)
+            self._count(kind, "timeout")
+            raise BackendUnavailable(BACKEND, f"no answer from {self.url} within {budget:g} s") from exc
+        except (OSError, http.client.HTTPException) as exc:
+            self._count(kind, "unreachable")
+            raise BackendUnavailable(BACKEND, f"cannot connect to {self.url}") from exc
+        except (PrometheusApiClientException, _Refused) as exc:
             self._count(kind, "error")
             raise _translate(str(exc), promql) from exc
         except ValueError as exc:  # a body that is not the query API's JSON
@@ -352,9 +381,25 @@ class PrometheusClient:
             params = {"timeout": _server_timeout(budget)}
             if time is not None:
                 params["time"] = f"{time:.3f}"
+            if self._plain is not None:
+                return self._post_instant(promql, params, budget)
             return self._client().custom_query(promql, params=params, timeout=budget)
 
         return self._call("instant", promql, run, timeout)
+
+    def _post_instant(self, promql: str, params: dict[str, str], budget: float) -> Any:
+        """``POST /api/v1/query`` on this thread's keep-alive connection: the answer's
+        ``data.result``, as ``custom_query`` returns it. A refusal raises :class:`_Refused`
+        in the vendor's words; a body that is not the API's JSON, ValueError."""
+        assert self._plain is not None
+        body = urllib.parse.urlencode({"query": promql, **params}).encode()
+        status, data = self._plain.request("POST", "/api/v1/query", body, _FORM, timeout=budget)
+        if status != 200:
+            raise _Refused(f"HTTP Status Code {status} ({data!r})")
+        try:
+            return json.loads(data)["data"]["result"]
+        except (KeyError, TypeError) as exc:
+            raise ValueError("no data.result in the answer") from exc
 
     def range(
         self, promql: str, *, start: float, end: float, step: float, timeout: float | None = None
@@ -413,6 +458,8 @@ class PrometheusClient:
             for _, client in self._clients:
                 client.close()
             self._clients.clear()
+        if self._plain is not None:
+            self._plain.close()
 
     stop = close
 

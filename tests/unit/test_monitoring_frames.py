@@ -140,6 +140,7 @@ def test_prometheus_errors_are_translated(message: str, kind: int) -> None:
 
 
 class _Api(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as Prometheus's own server
     delay = 0.0
     seen: list[dict[str, list[str]]] = []
 
@@ -148,14 +149,22 @@ class _Api(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         url = urlparse(self.path)
-        params = parse_qs(url.query)
+        self._answer(url.path, parse_qs(url.query))
+
+    def do_POST(self) -> None:  # Prometheus takes the same parameters as a form body
+        url = urlparse(self.path)
+        form = self.rfile.read(int(self.headers["Content-Length"])).decode()
+        assert self.headers["Content-Type"] == "application/x-www-form-urlencoded"
+        self._answer(url.path, {**parse_qs(url.query), **parse_qs(form)})
+
+    def _answer(self, path: str, params: dict[str, list[str]]) -> None:
         type(self).seen.append(params)
         time.sleep(type(self).delay)
         query = params.get("query", [""])[0]
         if query == "bad(":
             body = {"status": "error", "errorType": "bad_data", "error": "parse error: unexpected end of input"}
             code = 400
-        elif url.path.endswith("/query_range"):
+        elif path.endswith("/query_range"):
             body = {
                 "status": "success",
                 "data": {"resultType": "matrix", "result": [{"metric": {"pod": "p"}, "values": [[1, "1"], [2, "2"]]}]},
