@@ -352,32 +352,41 @@ def build(hub: Hub) -> None:
         return catalogue.alert_query(level, metric, aggregation, period_seconds, namespace, cluster_label=own_label)
 
     def cluster_query(level: str, metric: str, aggregation: str, period: float, cluster: str) -> Any:
-        """An added cluster's batched query: on the endpoint the engine reads (prometheus.url)
-        with the cluster's label matched by every selector (the owner/workload join included),
-        every row labelled ``cluster``. Node rows: ``cluster`` is an entity label, so the alerts
-        are ``<cluster>/<node>``. Workload rows: ``namespace`` becomes the project key
-        ``<cluster>/<ns>``, the only namespace the engine matches a workload policy of that
-        project against (``rows_for``), so a same-named namespace of another cluster never
-        contributes. A cluster whose series are elsewhere (its own Prometheus) is a query error
-        of the rule, said as such (the engine reads one endpoint)."""
-        source = hub.clusters.get(cluster).metrics  # NotFound for a cluster removed since
-        url = (hub.settings.prometheus.url or "").rstrip("/")
-        if source.mode != "shared" or source.url.rstrip("/") != url:
-            raise InvalidInput(
-                f"cluster {cluster}'s metrics are not on the endpoint the alert engine reads ({url or 'none'}): "
-                "policies are evaluated for clusters sharing it",
-                field="cluster",
-            )
-        promql, labels = catalogue.alert_query(level, metric, aggregation, period, cluster_label=source.label_value)
+        """An added cluster's batched query: on a shared endpoint with the cluster's label
+        matched by every selector (the owner/workload join included), or on the cluster's own
+        Prometheus (``routes``: ``range_query`` sends it there), every row labelled ``cluster``.
+        Node rows: ``cluster`` is an entity label, so the alerts are ``<cluster>/<node>``.
+        Workload rows: ``namespace`` becomes the project key ``<cluster>/<ns>``, the only
+        namespace the engine matches a workload policy of that project against (``rows_for``),
+        so a same-named namespace of another cluster never contributes. A cluster without
+        metrics (``metrics.mode none``) is the rule's query error."""
+        # The cluster's metrics source, as monitoring reads it (NotFound for a cluster removed
+        # since): its backend (this endpoint's client, or its own Prometheus's) and the value
+        # of its cluster label on a shared endpoint ('' for its own Prometheus).
+        sources = getattr(getattr(hub, "monitoring", None), "sources", None)
+        backend, label = sources(cluster) if sources is not None else (None, "")
+        if backend is None:
+            raise InvalidInput(f"cluster {cluster} has no metrics source (metrics.mode none)", field="cluster")
+        promql, labels = catalogue.alert_query(level, metric, aggregation, period, cluster_label=label)
         promql = f'label_replace({promql}, "cluster", {json.dumps(cluster)}, "", "")'
         if "namespace" in labels:
             key = json.dumps(f"{cluster}{KEY_SEPARATOR}$1")  # hub.scope.project_key's form
-            return f'label_replace({promql}, "namespace", {key}, "namespace", "(.+)")', list(labels)
-        return promql, ["cluster", *labels]
+            promql = f'label_replace({promql}, "namespace", {key}, "namespace", "(.+)")'
+        else:
+            labels = ["cluster", *labels]
+        if backend is not prom:  # its own Prometheus: the fetch of this query goes there
+            routes[promql] = backend
+        return promql, labels
+
+    # An added cluster's query text (unique: it names the cluster) -> its own Prometheus; every
+    # other query runs on prometheus.url. The engine fetches by query text, so this is the only
+    # place that needs to know a fetch's endpoint.
+    routes: dict[str, Any] = {}
 
     def range_query(promql: str, start: float, end: float, step: float) -> pd.DataFrame:
-        assert prom is not None
-        return prom.range(promql, start=start, end=end, step=step)
+        backend = routes.get(promql, prom)
+        assert backend is not None
+        return backend.range(promql, start=start, end=end, step=step)
 
     service = AlertService(
         store,

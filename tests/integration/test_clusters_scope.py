@@ -382,3 +382,48 @@ def test_workload_policies_of_same_named_projects_fire_on_their_own_clusters_wor
         seen = c[user].get(f"/api/v1/alerting/alerts?namespace=retail-api&limit=1000{where}")
         assert seen.status_code == 200, seen.get_data(as_text=True)
         assert {a["entity"] for a in seen.get_json()["items"] if a["rule"] == "pods"} == oracle
+
+
+def test_a_cluster_with_its_own_prometheus_is_evaluated_on_it(two: Sandbox, world: tuple[Hub, dict[str, Any]]) -> None:
+    """A cluster whose metrics are its own Prometheus (``metrics.mode own``; here the same server
+    under another address, so the hub holds a second client): a node policy bound to it is
+    evaluated on that endpoint, without a cluster matcher, and fires on exactly the nodes
+    Prometheus's own evaluation of the same expression returns, as ``<cluster>/<node>``."""
+    hub, c = world
+    own_url = two.prometheus_url.replace("127.0.0.1", "localhost")
+    assert own_url != two.prometheus_url
+    hub.clusters.add(
+        {
+            "name": "cluster-3",
+            "connection": {"mode": "kubeconfig", "kubeconfig_path": str(two.site("cluster-2").kubeconfig)},
+            "metrics": {"mode": "own", "url": own_url},
+        },
+        actor="admin",
+    )
+    made = ""
+    try:
+        policy = {
+            "name": "node-memory-c3",
+            "level": "node",
+            "cluster": "cluster-3",
+            "rules": [{"name": "mem3", "metric": "node_memory_utilisation", "comparator": ">", "threshold": 0,
+                       "unit": "percent", "period": "20s", "consecutive": 1, "severity": "critical"}],
+        }  # fmt: skip
+        r = c["admin"].post("/api/v1/alerting/policies", json=policy)
+        assert r.status_code == 201, r.get_data(as_text=True)
+        made = r.get_json()["id"]
+        expr, _ = default_catalogue().alert_query("node", "node_memory_utilisation", "last", 20)
+        oracle = {f"cluster-3/{x['metric']['node']}" for x in prom(two, f"({expr}) > 0")}
+        assert oracle
+
+        def firing() -> list[Any]:
+            rows, _ = hub.alerting.store.alerts(namespaces=None, include_cluster=True, active=True, limit=1000)
+            return [r for r in rows if r["state"] == "firing" and r["rule"] == "mem3"]
+
+        rows = wait_until(lambda: {r["entity"] for r in firing()} >= oracle and firing(), timeout=120, what="c3")
+        assert {r["entity"] for r in rows} == oracle
+        assert all('cluster="' not in r["query"] for r in rows)  # its own Prometheus: no matcher
+    finally:
+        if made:
+            c["admin"].delete(f"/api/v1/alerting/policies/{made}")
+        hub.clusters.remove("cluster-3", actor="admin")
