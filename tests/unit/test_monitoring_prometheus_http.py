@@ -214,3 +214,23 @@ def test_no_server_and_a_silent_server_are_503s_naming_prometheus() -> None:
             assert info.value.backend == "prometheus" and "within 0.3 s" in info.value.message
         finally:
             client.close()
+
+
+def _matrix() -> bytes:
+    result = [{"metric": {"pod": "a"}, "values": [[1000, "1"], [1015, "NaN"], [1030, "+Inf"]]}]
+    return json.dumps({"status": "success", "data": {"resultType": "matrix", "result": result}}).encode()
+
+
+def test_range_queries_send_the_vendor_parameters_and_get_the_same_frame(server: _Server) -> None:
+    plain, vendor = _plain_and_vendor(server.url)
+    server.answer = (200, _matrix())
+    try:
+        ours = plain.range("rate(x[5m])", start=999.6, end=1030.4, step=15)
+        theirs = vendor.range("rate(x[5m])", start=999.6, end=1030.4, step=15)
+        (m1, path1, p1), (m2, path2, p2) = server.seen
+        assert (m1, m2) == ("POST", "GET") and path1 == path2 == "/api/v1/query_range"
+        assert p1 == p2 and p1["start"] == ["1000"] and p1["end"] == ["1030"] and p1["step"] == ["15"]
+        assert ours.equals(theirs) and len(ours) == 3
+    finally:
+        plain.close()
+        vendor.close()
