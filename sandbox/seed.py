@@ -598,14 +598,15 @@ class Seeder:
             path.write_text(json.dumps(creds, indent=2))
             path.chmod(0o600)
 
-    def seed_hub(self, *, data_dir: Path | None = None, state_dir: Path | None = None) -> None:
+    def seed_hub(self, *, data_dir: Path | None = None, state_dir: Path | None = None, database_url: str = "") -> None:
         """Create the demo users and built-in policies through the hub's own services.
 
         The hook: each entry of ``HUB_HOOKS`` names a function ``fn(settings, sandbox_state) ->
         str`` in the hub; it is called when it exists (``sandbox/hub_seed.py`` has the tenancy and
         alerting ones) and skipped with a notice otherwise. ``sandbox_state`` carries the credentials,
         workspaces and the policy directory. ``data_dir``/``state_dir`` point the hooks at
-        another hub's data and credentials (tests seed a hub of their own the same way).
+        another hub's data and credentials (tests seed a hub of their own the same way);
+        ``database_url`` at that hub's PostgreSQL state when it keeps it there.
         """
         import importlib
 
@@ -622,6 +623,8 @@ class Seeder:
         }
         if data_dir is None and self.sb.config.database == "postgresql":
             env["KUBEHUB_DATABASE_URL"] = self.sb.hub_database_url  # the sandbox hub's own state
+        if database_url:
+            env["KUBEHUB_DATABASE_URL"] = database_url
         env.update(self.sb.hub_cluster_env())
         settings = load_settings(env=env)
         state = {

@@ -26,6 +26,7 @@ import pytest
 from sandbox.core import Sandbox
 from sandbox.kube import KubeRest
 from sandbox.seed import Seeder, complete_credentials, load_credentials
+from tests.conftest import world_database_url
 
 pytestmark = pytest.mark.integration
 
@@ -51,11 +52,13 @@ def own_hub(sandbox: Sandbox, tmp_path: Path) -> Iterator[tuple[str, int, Path]]
     credentials.write_text(json.dumps(creds))
     seeder = Seeder(sandbox, KubeRest(sandbox.kubeconfig))
     seeder.say = lambda *a, **k: None  # type: ignore[method-assign]
-    seeder.seed_hub(data_dir=tmp_path / "hub", state_dir=state)
+    database_url = world_database_url()  # the run's state store: the seed writes where the hub reads
+    seeder.seed_hub(data_dir=tmp_path / "hub", state_dir=state, database_url=database_url)
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("KUBEHUB_")}
     env.update(
         KUBEHUB_DATA_DIR=str(tmp_path / "hub"),
+        KUBEHUB_DATABASE_URL=database_url,  # '': SQLite in the data directory
         KUBEHUB_HTTP_PORT=str(port),
         KUBEHUB_KUBERNETES_KUBECONFIG=str(sandbox.kubeconfig),
         KUBEHUB_PROMETHEUS_URL=sandbox.prometheus_url,

@@ -41,11 +41,12 @@ def test_a_fresh_sandbox_mails_the_seeded_alerts_to_the_demo_users(sandbox: Sand
     seeder = Seeder(sandbox, KubeRest(sandbox.kubeconfig))
     said: list[str] = []
     seeder.say = said.append  # type: ignore[method-assign]
-    seeder.seed_hub(data_dir=tmp_path / "hub", state_dir=state)
+    database_url = world_database_url()  # the run's state store: the seed writes where the hub reads
+    seeder.seed_hub(data_dir=tmp_path / "hub", state_dir=state, database_url=database_url)
     alerting_line = next(s for s in said if "alerting:" in s)
     assert "policies created from rules/" in alerting_line and "warnings" not in alerting_line, said
 
-    settings = Settings(data_dir=tmp_path / "hub", database_url=world_database_url()).replace(
+    settings = Settings(data_dir=tmp_path / "hub", database_url=database_url).replace(
         kubernetes={"kubeconfig": "none"},
         logs={"ship": False},
         prometheus={"url": sandbox.prometheus_url, "timeout": 30.0},
