@@ -119,6 +119,40 @@ def client(app):  # type: ignore[no-untyped-def]
     return app.test_client()
 
 
+@pytest.fixture(scope="session")
+def private_two_clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The run's private two-cluster sandbox (tests/integration/private_clusters.py), started the
+    first time a test asks for it and stopped at the end of the run: the multi-cluster modules of
+    every layer share it instead of starting a pair each."""
+    from tests.integration.private_clusters import two_clusters
+
+    with two_clusters(tmp_path_factory.mktemp("private-two-clusters")) as sb:
+        _private_pair["sb"] = sb
+        try:
+            yield sb
+        finally:
+            _private_pair.clear()
+
+
+_private_pair: dict[str, Any] = {}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Stop the private pair right after the last test of the run that uses it (its module's
+    fixtures torn down first), not at the end of the run: on a 2-core CI machine its dozen idle
+    processes would otherwise slow every test collected after it (pytest runs e2e first)."""
+    yield
+    sb = _private_pair.get("sb")
+    if sb is None or "private_two_clusters" not in getattr(item, "fixturenames", ()):
+        return
+    items = item.session.items
+    later = items[items.index(item) + 1 :] if item in items else []
+    if not any("private_two_clusters" in getattr(i, "fixturenames", ()) for i in later):
+        sb.down()
+        _private_pair.clear()
+
+
 # The tenancy world (two workspaces, four projects, a user and token per role) for any area's
 # scoping and escape tests; see docs/tenancy.md "Testing helpers".
 from tests.unit.conftest_tenancy import tenancy_world  # noqa: E402, F401

@@ -1,12 +1,13 @@
 """Issue 18 acceptance: the console's cluster level in headless Chromium.
 
 The e2e hub watches the shared sandbox's cluster; these journeys add a second, private cluster
-(``Sandbox.up_clusters_only(1)`` in a directory and on ports of its own: etcd, kube-apiserver,
-controller-manager, scheduler, KWOK, seeded with the sandbox's workloads, so the namespace
-``retail-api`` exists in both clusters with other pods and UIDs) as ``cluster-2``, and a tenant
-whose project ``retail-api`` lives there. Each cluster's own API server is the reference for
-what a page must list. Everything added is removed again at the end (the other journeys run
-against the same hub).
+as ``cluster-2``: the second cluster of the run's private two-cluster sandbox
+(``private_two_clusters``, tests/integration/private_clusters.py, shared with the integration
+tests' multi-cluster modules: etcd, kube-apiserver, controller-manager, scheduler, KWOK, seeded,
+so the namespace ``retail-api`` exists in both clusters with other workloads, pods and UIDs),
+and a tenant whose project ``retail-api`` lives there. Each cluster's own API server is the
+reference for what a page must list. Everything added is removed again at the end (the other
+journeys run against the same hub, and the next module against the same pair).
 
 1. An admin switches clusters in the header: the workloads and nodes pages follow the choice
    (kept in the session) and list what that cluster's API server lists.
@@ -27,10 +28,10 @@ from typing import Any
 import pytest
 
 from sandbox import kube
-from sandbox.config import PORT_OFFSETS
+from sandbox.clusters import ClusterSite
 from sandbox.core import Sandbox
-from sandbox.procs import port_in_use
 from tests.e2e.conftest import PAGE_BUDGET_MS, TENANT_NS, Console
+from tests.integration.private_clusters import ensure_live
 
 pytestmark = pytest.mark.e2e
 
@@ -41,14 +42,6 @@ SECOND_TENANT = "c2-viewer"
 SECOND_PASSWORD = "Far-second-cluster-7q"
 SECOND_WORKSPACE = "logistics-e2e"
 ONLY_SECOND = "second-only-api"  # a deployment of cluster-2's retail-api the first cluster lacks
-
-
-def _free_base() -> int:
-    for base in range(22000, 30000, 500):
-        ports = [base + off for off in PORT_OFFSETS.values()]
-        if max(ports) < 32768 and not any(port_in_use(p) for p in ports):
-            return base
-    raise RuntimeError("no free port base for the second cluster")
 
 
 def _wait(check: Any, *, timeout: float, what: str) -> Any:
@@ -63,16 +56,15 @@ def _wait(check: Any, *, timeout: float, what: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def second(console: Console, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    sb = Sandbox(tmp_path_factory.mktemp("second-cluster"), port_base=_free_base(), quiet=True)
-    sb.config.nodes, sb.config.pods = 2, 12
+def second(console: Console, private_two_clusters: Sandbox) -> Iterator[ClusterSite]:
+    sb = ensure_live(private_two_clusters).site(SECOND)
+    api = kube.KubeRest(sb.kubeconfig)
     hub = console.hub
     t = hub.tenancy
     try:
-        sb.up_clusters_only(1)
-        # Seeded like the sandbox (the same workload names): a deployment only this cluster has
-        # tells the two apart on every page.
-        kube.KubeRest(sb.kubeconfig).create(
+        # A deployment only this cluster has tells the two apart on every page (removed at the end:
+        # the pair is the run's).
+        api.create(
             kube.ns_path(TENANT_NS, "deployments", group="apps"),
             {
                 "apiVersion": "apps/v1",
@@ -117,12 +109,12 @@ def second(console: Console, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             lambda: t.delete_workspace(SECOND_WORKSPACE, actor="e2e"),
             lambda: t.delete_user(SECOND_TENANT, actor="e2e"),
             lambda: hub.clusters.remove(SECOND, actor="e2e"),
+            lambda: api.delete(kube.ns_path(TENANT_NS, "deployments", group="apps", name=ONLY_SECOND)),
         ):
             try:
                 undo()
             except Exception as exc:  # keep undoing the rest
                 print(f"cleanup: {exc!r}")
-        sb.down()
 
 
 def _api_workloads(kubeconfig: Path) -> set[str]:
@@ -158,7 +150,7 @@ def _assert_fast(j: Any) -> None:
 
 
 def test_an_admin_switches_clusters_and_the_lists_follow(
-    console: Console, journey: Any, second: Sandbox, sandbox: Sandbox
+    console: Console, journey: Any, second: ClusterSite, sandbox: Sandbox
 ) -> None:
     j = journey("mc-1-switch-clusters")
     page = j.page
@@ -194,7 +186,9 @@ def test_an_admin_switches_clusters_and_the_lists_follow(
     _assert_fast(j)
 
 
-def test_the_admins_multi_cluster_overview(console: Console, journey: Any, second: Sandbox, sandbox: Sandbox) -> None:
+def test_the_admins_multi_cluster_overview(
+    console: Console, journey: Any, second: ClusterSite, sandbox: Sandbox
+) -> None:
     j = journey("mc-2-overview")
     page = j.page
     j.login(ADMIN)
@@ -215,7 +209,7 @@ def test_the_admins_multi_cluster_overview(console: Console, journey: Any, secon
     _assert_fast(j)
 
 
-def test_tenants_see_only_their_clusters(console: Console, journey: Any, second: Sandbox) -> None:
+def test_tenants_see_only_their_clusters(console: Console, journey: Any, second: ClusterSite) -> None:
     second_ref = _api_workloads(second.kubeconfig)
 
     j = journey("mc-3-tenant-first-cluster")

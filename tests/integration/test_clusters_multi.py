@@ -1,5 +1,6 @@
-"""Several clusters in one hub, on a private two-cluster sandbox (``Sandbox.up_clusters_only``: the
-two clusters as ``kubehub sandbox up --clusters 2`` builds them, without the shared engines).
+"""Several clusters in one hub, on the run's private two-cluster sandbox (``private_two_clusters``,
+tests/integration/private_clusters.py: the two clusters as ``kubehub sandbox up --clusters 2``
+builds them, without the shared engines; started once per run for every multi-cluster module).
 
 The second cluster is added through the API with its kubeconfig's contents (sealed at rest, never
 shown back). Inventory is per cluster (``?cluster=``): the namespace ``retail-api`` exists in both
@@ -10,7 +11,7 @@ each cluster's lines; a search across clusters equals what was written, and neit
 ``retail-api`` reads the other's; the hub's own API poller, in a private hub, ships a line of a
 cluster-2 pod under cluster-2 only. Stopping the second cluster's API server makes it stale
 (``stale_since``) while the first stays live and keeps answering, and the hub's own meta-alert
-names that cluster.
+names that cluster; the API server is started again afterwards, for the modules after this one.
 """
 
 from __future__ import annotations
@@ -33,38 +34,20 @@ from hub.collectors.logs.nodewire import new_collector_token
 from hub.runtime import Hub, build_hub
 from hub.settings import Settings
 from sandbox import kube
-from sandbox.clusters import CLUSTER_PORT_STRIDE
-from sandbox.config import PORT_OFFSETS
 from sandbox.core import Sandbox
 from sandbox.crilogs import ContainerLog, Oracle
-from sandbox.procs import port_in_use
 from tests.conftest import world_database_url
 from tests.integration.cluster_support import FAST_AUTH, PASSWORD, wait_until
+from tests.integration.private_clusters import ensure_live
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 COLLECTOR_TOKEN, COLLECTOR_DIGEST = new_collector_token()  # the node collectors' ingest credential
 
 
-def free_two_cluster_base() -> int:
-    """A port base whose two clusters' ports are all free (below the ephemeral range)."""
-    for base in range(21000, 30000, 500):
-        ports = [base + i * CLUSTER_PORT_STRIDE + off for i in (0, 1) for off in PORT_OFFSETS.values()]
-        if max(ports) < 32768 and not any(port_in_use(p) for p in ports):
-            return base
-    raise RuntimeError("no free port base for two clusters")
-
-
 @pytest.fixture(scope="module")
-def two_clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    sb = Sandbox(tmp_path_factory.mktemp("two-clusters"), port_base=free_two_cluster_base(), quiet=True)
-    sb.config.nodes, sb.config.pods = 3, 16
-    t0 = time.monotonic()
-    try:
-        sb.up_clusters_only(2)
-        print(f"two clusters up and seeded in {time.monotonic() - t0:.1f}s")
-        yield sb
-    finally:
-        sb.down()
+def two_clusters(private_two_clusters: Sandbox) -> Sandbox:
+    """The run's pair, whole (an earlier module may have stopped a component of it)."""
+    return ensure_live(private_two_clusters)
 
 
 @pytest.fixture(scope="module")
@@ -377,23 +360,27 @@ def test_a_cluster_whose_api_server_stops_is_stale_and_the_other_keeps_working(
         timeout=60,
         what="cluster-2's workloads synced",
     )
-    # The module's last test: the fixture's teardown stops the rest, so nothing is restarted.
+    # The pair is the run's: its API server is started again afterwards, pass or fail (etcd keeps
+    # its data), so the modules after this one find cluster-2 as seeded.
     two_clusters.sup.stop("kube-apiserver@cluster-2")
-    stale = wait_until(
-        lambda: (s := state())["cluster-2"]["stale_since"] and s, timeout=90, what="cluster-2 stale_since"
-    )
-    assert stale["cluster-2"]["state"] == "stale" and stale["default"]["stale_since"] is None
-    r = admin.get("/api/v1/namespaces/retail-api/workloads?cluster=cluster-2")
-    assert r.status_code == 200 and r.get_json()["stale_since"]  # the last known state, said so
-    live = admin.get("/api/v1/namespaces/retail-api/workloads")
-    assert live.status_code == 200 and live.get_json()["stale_since"] is None
-    assert admin.get("/api/v1/nodes").get_json()["stale_since"] is None
+    try:
+        stale = wait_until(
+            lambda: (s := state())["cluster-2"]["stale_since"] and s, timeout=90, what="cluster-2 stale_since"
+        )
+        assert stale["cluster-2"]["state"] == "stale" and stale["default"]["stale_since"] is None
+        r = admin.get("/api/v1/namespaces/retail-api/workloads?cluster=cluster-2")
+        assert r.status_code == 200 and r.get_json()["stale_since"]  # the last known state, said so
+        live = admin.get("/api/v1/namespaces/retail-api/workloads")
+        assert live.status_code == 200 and live.get_json()["stale_since"] is None
+        assert admin.get("/api/v1/nodes").get_json()["stale_since"] is None
 
-    # The hub's own meta-alert names the stopped cluster, and only it.
-    def meta_alerts() -> list[dict[str, Any]]:
-        items = admin.get("/api/v1/alerting/alerts").get_json()["items"]
-        return [a for a in items if a["policy"] == "kubehub-cluster-unreachable"]
+        # The hub's own meta-alert names the stopped cluster, and only it.
+        def meta_alerts() -> list[dict[str, Any]]:
+            items = admin.get("/api/v1/alerting/alerts").get_json()["items"]
+            return [a for a in items if a["policy"] == "kubehub-cluster-unreachable"]
 
-    (alert,) = wait_until(meta_alerts, timeout=60, what="the stale-cluster meta-alert")
-    assert alert["entity"] == "cluster/cluster-2" and alert["labels"]["cluster"] == "cluster-2"
-    assert alert["state"] == "firing" and alert["labels"]["stale_since"] == stale["cluster-2"]["stale_since"]
+        (alert,) = wait_until(meta_alerts, timeout=60, what="the stale-cluster meta-alert")
+        assert alert["entity"] == "cluster/cluster-2" and alert["labels"]["cluster"] == "cluster-2"
+        assert alert["state"] == "firing" and alert["labels"]["stale_since"] == stale["cluster-2"]["stale_since"]
+    finally:
+        ensure_live(two_clusters)

@@ -1,7 +1,8 @@
 """Several clusters in one hub: the scope keyed by (cluster, namespace), monitoring per cluster
-and across clusters, on a private two-cluster sandbox (``Sandbox.up_clusters_only``) with its
-own Prometheus scraping both clusters apart by a ``cluster`` label (as ``sandbox up --clusters
-2`` configures it, a shared Thanos/Mimir-like endpoint).
+and across clusters, on the run's private two-cluster sandbox (``private_two_clusters``,
+tests/integration/private_clusters.py, shared with the other multi-cluster modules) with a
+Prometheus of this module's own scraping both clusters apart by a ``cluster`` label (as ``sandbox
+up --clusters 2`` configures it, a shared Thanos/Mimir-like endpoint) and an SMTP catcher.
 
 - Cross-cluster node ranking: a platform admin's one table over both clusters equals
   Prometheus's own evaluation of ``max by (cluster, node)`` over the raw series (the outside
@@ -33,12 +34,10 @@ from hub.collectors.catalogue import default_catalogue
 from hub.runtime import Hub, build_hub
 from hub.settings import Settings
 from sandbox import kube
-from sandbox.clusters import CLUSTER_PORT_STRIDE
-from sandbox.config import PORT_OFFSETS
 from sandbox.core import Sandbox
-from sandbox.procs import port_in_use
 from tests.integration.alerts_support import mails_to, text_of
 from tests.integration.cluster_support import FAST_AUTH, PASSWORD, wait_until
+from tests.integration.private_clusters import ensure_live, monitoring
 from tests.integration.test_clusters_multi import workloads_of_api_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -46,30 +45,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 USERS = ("admin", "retail-op", "pay-op", "c2-viewer", "c1-viewer")
 
 
-def free_base() -> int:
-    """A port base for two clusters, searched from the top of the range down (the other
-    two-cluster tests search from the bottom up, so concurrent runs do not race for one)."""
-    for base in range(28500, 20999, -500):
-        ports = [base + i * CLUSTER_PORT_STRIDE + off for i in (0, 1) for off in PORT_OFFSETS.values()]
-        if max(ports) < 32768 and not any(port_in_use(p) for p in ports):
-            return base
-    raise RuntimeError("no free port base for two clusters")
-
-
 @pytest.fixture(scope="module")
-def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    sb = Sandbox(tmp_path_factory.mktemp("two-clusters-scope"), port_base=free_base(), quiet=True)
-    sb.config.nodes, sb.config.pods = 3, 16
+def two(private_two_clusters: Sandbox) -> Iterator[Sandbox]:
+    """The run's pair, whole, with this module's Prometheus and SMTP catcher (stopped at its end)."""
     t0 = time.monotonic()
-    try:
-        sb.up_clusters_only(2)
-        started: list[str] = []
-        sb._ensure("prometheus", sb._spec_prometheus(), started, timeout=120)
-        sb._ensure("smtp", sb._spec_smtp(), started)
-        print(f"two clusters and their Prometheus up in {time.monotonic() - t0:.1f}s")
+    with monitoring(ensure_live(private_two_clusters)) as sb:
+        print(f"the two clusters' Prometheus up in {time.monotonic() - t0:.1f}s")
         yield sb
-    finally:
-        sb.down()
 
 
 def prom(sb: Sandbox, expr: str) -> list[dict[str, Any]]:
