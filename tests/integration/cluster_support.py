@@ -244,7 +244,10 @@ class ControlPlane:
         return revision
 
     def close(self) -> None:
-        for name in ("kube-apiserver", "etcd"):
+        # Whatever a test spawned beside the plane (a controller-manager, a scheduler) goes
+        # first, then the API server, etcd last: a leftover child outlives the test otherwise.
+        extras = [name for name in self.procs if name not in ("kube-apiserver", "etcd")]
+        for name in [*extras, "kube-apiserver", "etcd"]:
             proc = self.procs.pop(name, None)
             if proc is not None:
                 try:
