@@ -118,9 +118,14 @@ def optional_principal() -> Principal | None:
 
 
 def require(perm: str, *, namespace: str | None = None, workspace: str | None = None) -> Principal:
-    """Check a permission on a namespace or workspace taken from the query or body."""
+    """Check a permission on a namespace or workspace taken from the query or body, in the
+    request's cluster exactly as :func:`enforce` checks a route's own ``ns`` (the project of that
+    name in ``?cluster=``, never the implicit cluster's namesake)."""
     principal = current_principal()
-    tenancy().authorize(principal, perm, namespace=namespace, workspace=workspace)
+    cluster = request_cluster()
+    if namespace is not None and cluster:
+        namespace = project_key(cluster, namespace, tenancy().default_cluster)
+    tenancy().authorize(principal, perm, namespace=namespace, workspace=workspace, cluster=cluster or None)
     return principal
 
 
