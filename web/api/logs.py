@@ -102,8 +102,9 @@ def get_log_collection(ns: str) -> Any:
 @bp.put("/namespaces/<ns>/log-collection")
 @permission("log-collection:write", namespace_arg="ns")
 def put_log_collection(ns: str) -> Any:
-    """Set a project's log collection (``log-collection:write``: project admins): ``{"enabled","include","exclude","retention_days"}``;
-    ``retention_days`` beyond the platform's maximum is 422 naming it. Audited ``logs.collection``."""
+    """Set a project's log collection (``log-collection:write``: project admins):
+    ``{"enabled","include","exclude","retention_days"}``; ``retention_days`` beyond the
+    platform's maximum is 422 naming it. Audited ``logs.collection``."""
     if hub().tenancy.project(ns) is None:
         raise NotFound(f"no project {ns}")
     maximum = logs().settings.logs.retention_days

@@ -64,6 +64,7 @@ from hub.collectors.logs.es_fields import (  # noqa: F401  (re-exported: hub.col
     _pod_pattern,
     _put,
     compile_text,
+    index_template,
     workload_of_pod,
 )
 from hub.collectors.logs.es_http import SearchConnections, usable
@@ -161,54 +162,7 @@ class ElasticsearchLogStore(QueryCompiler):
 
     def template(self) -> dict[str, Any]:
         """The index template body: explicit mappings for the preset's fields."""
-        f = self.fields
-        if self.preset == "kubehub":
-            keyword = {"type": "keyword", "ignore_above": 1024}
-            properties: dict[str, Any] = {
-                f.time: {"type": "date_nanos"},
-                f.message: {"type": "text", "index": False},
-                WORDS_FIELD: {"type": "text", "analyzer": WORDS_ANALYZER, "norms": False},
-                f.namespace: keyword,
-                f.pod: keyword,
-                f.container: keyword,
-                f.node: keyword,
-                f.pod_uid: keyword,
-                "workload": keyword,
-                "namespace_uid": keyword,
-                "cluster": keyword,
-            }
-        else:  # the shape Fluent Bit's dynamic mapping produces, so both can share indices
-            text_kw = {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}}
-            properties = {
-                f.time: {"type": "date_nanos"},
-                f.message: {"type": "text", "analyzer": "standard"},
-                "kubernetes": {
-                    "properties": {
-                        "namespace_name": text_kw,
-                        "pod_name": text_kw,
-                        "container_name": text_kw,
-                        "host": text_kw,
-                        "pod_id": text_kw,
-                    }
-                },
-            }
-        settings: dict[str, Any] = {
-            "number_of_shards": 1,
-            "number_of_replicas": self.replicas,
-            "refresh_interval": "1s",
-        }
-        meta: dict[str, Any] = {"managed_by": "kubehub", "preset": self.preset}
-        mappings: dict[str, Any] = {"dynamic": False, "properties": properties}
-        if self.preset == "kubehub":
-            meta["words"] = WORDS_VERSION
-            mappings["_source"] = {"excludes": [WORDS_FIELD]}  # derived from message: not kept twice
-            mappings["_meta"] = {"kubehub_words": WORDS_VERSION}  # what _find_old_word_indices looks for
-        return {
-            "index_patterns": [self.pattern],
-            "priority": 90,
-            "template": {"settings": settings, "mappings": mappings},
-            "_meta": meta,
-        }
+        return index_template(self.preset, self.fields, self.pattern, self.replicas)
 
     def ensure_template(self) -> None:
         if self._template_ready:

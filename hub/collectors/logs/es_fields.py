@@ -15,6 +15,7 @@ from hub.collectors.logs.store import (
     _day_start,
     parse_rfc3339_ns,
 )
+from hub.collectors.logs.words import WORDS_VERSION
 
 BACKEND = "elasticsearch"
 
@@ -163,3 +164,56 @@ def compile_text(expr: Expr, term: Callable[[str], dict[str, Any]]) -> dict[str,
 
 def _any_of(clauses: list[dict[str, Any]]) -> dict[str, Any]:
     return {"bool": {"should": clauses, "minimum_should_match": 1}}
+
+
+def index_template(preset: str, f: FieldMap, pattern: str, replicas: int) -> dict[str, Any]:
+    """The index template body for ``pattern``: explicit mappings for the preset's fields (the
+    hub's own flat keywords and ``words``, or the shape Fluent Bit's dynamic mapping produces, so
+    both can share indices)."""
+    if preset == "kubehub":
+        keyword = {"type": "keyword", "ignore_above": 1024}
+        properties: dict[str, Any] = {
+            f.time: {"type": "date_nanos"},
+            f.message: {"type": "text", "index": False},
+            WORDS_FIELD: {"type": "text", "analyzer": WORDS_ANALYZER, "norms": False},
+            f.namespace: keyword,
+            f.pod: keyword,
+            f.container: keyword,
+            f.node: keyword,
+            f.pod_uid: keyword,
+            "workload": keyword,
+            "namespace_uid": keyword,
+            "cluster": keyword,
+        }
+    else:  # the shape Fluent Bit's dynamic mapping produces, so both can share indices
+        text_kw = {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}}
+        properties = {
+            f.time: {"type": "date_nanos"},
+            f.message: {"type": "text", "analyzer": "standard"},
+            "kubernetes": {
+                "properties": {
+                    "namespace_name": text_kw,
+                    "pod_name": text_kw,
+                    "container_name": text_kw,
+                    "host": text_kw,
+                    "pod_id": text_kw,
+                }
+            },
+        }
+    settings: dict[str, Any] = {
+        "number_of_shards": 1,
+        "number_of_replicas": replicas,
+        "refresh_interval": "1s",
+    }
+    meta: dict[str, Any] = {"managed_by": "kubehub", "preset": preset}
+    mappings: dict[str, Any] = {"dynamic": False, "properties": properties}
+    if preset == "kubehub":
+        meta["words"] = WORDS_VERSION
+        mappings["_source"] = {"excludes": [WORDS_FIELD]}  # derived from message: not kept twice
+        mappings["_meta"] = {"kubehub_words": WORDS_VERSION}  # what _find_old_word_indices looks for
+    return {
+        "index_patterns": [pattern],
+        "priority": 90,
+        "template": {"settings": settings, "mappings": mappings},
+        "_meta": meta,
+    }

@@ -36,7 +36,6 @@ the per-cluster pollers share its one spool, positions table and deliverer.
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import threading
@@ -46,6 +45,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hub.collectors.logs.collection import EVERYTHING, CollectionRules
+from hub.collectors.logs.spool_rows import decode_spooled, encode_spooled
 from hub.collectors.logs.store import LogRecord, parse_rfc3339_ns
 from hub.errors import BackendUnavailable, HubError
 from hub.timeutil import Clock, SystemClock
@@ -183,41 +183,6 @@ def parse_lines(
     if last < 0:
         return out, position
     return out, Position(last_ns=last, seen=seen, restarts=restarts)
-
-
-def _encode(records: Sequence[LogRecord]) -> str:
-    return json.dumps(
-        [
-            [
-                *(r.time, r.namespace, r.pod, r.container, r.message, r.workload, r.node, r.pod_uid, r.uid),
-                *(r.namespace_uid, r.cluster),
-            ]
-            for r in records
-        ],
-        ensure_ascii=False,
-    )
-
-
-def _decode(payload: str) -> list[LogRecord]:
-    # Rows spooled before lines carried their namespace's UID have nine fields: they are
-    # delivered without one (and judged by the time floor); rows spooled before the cluster
-    # level have ten and no cluster (the implicit one's, which the shipper alone followed).
-    return [
-        LogRecord(
-            time=t,
-            namespace=ns,
-            pod=p,
-            container=c,
-            message=m,
-            workload=w,
-            node=n,
-            pod_uid=pu,
-            uid=u,
-            namespace_uid=str(rest[0]) if rest else "",
-            cluster=str(rest[1]) if len(rest) > 1 else "",
-        )
-        for t, ns, p, c, m, w, n, pu, u, *rest in json.loads(payload)
-    ]
 
 
 @dataclass
@@ -439,7 +404,9 @@ class Shipper:
             try:
                 for i in range(0, len(records), DELIVER_BATCH):
                     chunk = records[i : i + DELIVER_BATCH]
-                    self._db.execute("INSERT INTO spool(lines, payload) VALUES (?, ?)", (len(chunk), _encode(chunk)))
+                    self._db.execute(
+                        "INSERT INTO spool(lines, payload) VALUES (?, ?)", (len(chunk), encode_spooled(chunk))
+                    )
                 if moved is not None:
                     self._db.execute(
                         "INSERT INTO positions(key, last_ns, seen, restarts, touched, cluster) "
@@ -493,7 +460,7 @@ class Shipper:
         for seq, lines, payload in rows:
             if batch and len(batch) + lines > DELIVER_BATCH:
                 break
-            batch.extend(_decode(payload))
+            batch.extend(decode_spooled(payload))
             upto = seq
         self.sink(batch)
         with self._lock:
