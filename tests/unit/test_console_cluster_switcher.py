@@ -120,3 +120,27 @@ def test_log_lines_of_an_added_cluster_say_their_cluster(world: TenancyWorld) ->
     assert "/pods/p-1?cluster=cluster-2" in body or "p-1?cluster=cluster-2" in body
     only = admin.get("/logs?search=1&q=marked&cluster=cluster-2", headers=HTML).get_data(as_text=True)
     assert two.search(only) and not one.search(only)
+
+
+def test_a_namespace_picked_by_query_is_checked_in_the_requests_cluster(tmp_path: Path) -> None:
+    """The workloads page takes its project from ``?ns=``: a tenant who holds ``ns-a1`` in the
+    implicit cluster and another project in cluster-2 must not list cluster-2's ``ns-a1`` (a
+    namesake of another tenant) by naming both; before the check followed ``?cluster=`` it was
+    checked on the implicit cluster's project and passed."""
+    w = build_world(tmp_path, settings={"clusters": {"secret_key": new_key()}})
+    try:
+        t = w.hub.tenancy
+        w.hub.clusters.add({"name": "cluster-2", "connection": {"kubeconfig_path": "/nonexistent"}}, actor="t")
+        t.grant_cluster("ws-b", "cluster-2", actor="t")
+        t.create_project("ws-b", "ns-a1", actor="t", cluster="cluster-2")  # the namesake, ws-b's
+        t.create_project("ws-b", "ns-c2", actor="t", cluster="cluster-2")
+        t.set_project_member("cluster-2/ns-c2", w.user("project-operator"), "operator", actor="t")
+        tenant, _ = w.session("project-operator")
+        refused = tenant.get("/workloads?ns=ns-a1&cluster=cluster-2", headers=HTML)
+        assert refused.status_code == 403, refused.status_code
+        # Their own project there passes the check (this world connects no cluster: 503 naming it).
+        own = tenant.get("/workloads?ns=ns-c2&cluster=cluster-2", headers=HTML)
+        assert own.status_code == 503 and "cluster cluster-2" in own.get_data(as_text=True)
+        assert tenant.get("/workloads?ns=ns-a1&cluster=default", headers=HTML).status_code != 403
+    finally:
+        w.hub.close()
