@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping, Sequence
 
-from hub.alerts import engine
 from hub.alerts.engine import EntityState, Transition
+from hub.alerts.notify.meta import step_observed
 from hub.alerts.policy import Policy, Receiver
 from hub.alerts.policy_model import hub_policy
 from hub.timeutil import iso
@@ -59,26 +59,4 @@ def track(
     for key, st in list(states.items()):
         if key[0] == STALE_POLICY_ID and key not in observed:
             observed[key] = ("ok", 0.0, dict(st.labels))
-    transitions: list[Transition] = []
-    ended: list[StateKey] = []
-    for key, (obs, value, labels) in observed.items():
-        new, tr = engine.step(
-            states.get(key),
-            obs,
-            at=now,
-            value=value,
-            consecutive=1,
-            period=period,
-            policy_id=STALE_POLICY_ID,
-            rule=STALE_RULE,
-            entity=key[2],
-            labels=labels,
-        )
-        if new is not None:
-            states[key] = new
-        elif key in states:
-            del states[key]
-            ended.append(key)
-        if tr is not None:
-            transitions.append(tr)
-    return transitions, ended
+    return step_observed(states, observed, policy_id=STALE_POLICY_ID, rule=STALE_RULE, now=now, period=period)

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 
-from hub.alerts import engine
 from hub.alerts.engine import EntityState, Transition
 from hub.alerts.notify import window
+from hub.alerts.notify.meta import step_observed
 from hub.alerts.policy import Policy, Receiver
 from hub.alerts.policy_model import hub_policy
 
@@ -93,29 +93,7 @@ def track(
     for key, st in list(states.items()):
         if key[0] == REACH_POLICY_ID and key not in observed:
             observed[key] = ("ok", 0.0, dict(st.labels))
-    transitions: list[Transition] = []
-    ended: list[StateKey] = []
-    for key, (obs, value, labels) in observed.items():
-        new, tr = engine.step(
-            states.get(key),
-            obs,
-            at=now,
-            value=value,
-            consecutive=1,
-            period=period,
-            policy_id=REACH_POLICY_ID,
-            rule=REACH_RULE,
-            entity=key[2],
-            labels=labels,
-        )
-        if new is not None:
-            states[key] = new
-        elif key in states:
-            del states[key]
-            ended.append(key)
-        if tr is not None:
-            transitions.append(tr)
-    return transitions, ended
+    return step_observed(states, observed, policy_id=REACH_POLICY_ID, rule=REACH_RULE, now=now, period=period)
 
 
 def receiver_warnings(
