@@ -621,6 +621,8 @@ class Sandbox:
                 say(f"{name}: stopped (--clusters {self.config.clusters})")
         self._wait_component("elasticsearch", timeout=180)
         seeder.seed_logs()
+        for site in self.sites[1:]:  # their pod logs, registered with their own KWOK
+            seed.Seeder(self, kube.KubeRest(site.kubeconfig), site=site).seed_logs()
         seeder.seed_credentials()
 
         from sandbox import backfill

@@ -38,26 +38,33 @@ def seed_tenancy(settings: Settings, state: Mapping[str, Any]) -> str:
                 projects += 1
         users = 0
         for cred in state.get("credentials") or []:
-            name, password = cred["username"], cred["password"]
-            role = cred.get("platform_role", "regular")
-            # Every demo user has an address (the sandbox's catcher takes any), so the seeded
-            # policies that name them as receivers actually mail them.
-            email = str(cred.get("email") or "")
-            if svc.user(name) is None:
-                svc.create_user(name, password, platform_role=role, email=email, actor="sandbox")
-            else:
-                svc.update_user(
-                    name, password=password, platform_role=role, email=email or None, disabled=False, actor="sandbox"
-                )
-            for ws, ws_role in (cred.get("workspaces") or {}).items():
-                svc.set_workspace_member(ws, name, ws_role, actor="sandbox")
-            for ns, ns_role in (cred.get("projects") or {}).items():
-                svc.set_project_member(ns, name, ns_role, actor="sandbox")
+            if cred.get("cluster"):
+                continue  # a further cluster's tenant: seed_clusters, once its workspace exists
+            _seed_user(svc, cred)
             users += 1
         svc.refresh_floors()
         return f"tenancy: {users} users, {len(workspaces)} workspaces, {projects} projects"
     finally:
         hub.close()
+
+
+def _seed_user(svc: Any, cred: Mapping[str, Any]) -> None:
+    """One demo user as the sandbox's credentials say (password, role, address, memberships)."""
+    name, password = cred["username"], cred["password"]
+    role = cred.get("platform_role", "regular")
+    # Every demo user has an address (the sandbox's catcher takes any), so the seeded
+    # policies that name them as receivers actually mail them.
+    email = str(cred.get("email") or "")
+    if svc.user(name) is None:
+        svc.create_user(name, password, platform_role=role, email=email, actor="sandbox")
+    else:
+        svc.update_user(
+            name, password=password, platform_role=role, email=email or None, disabled=False, actor="sandbox"
+        )
+    for ws, ws_role in (cred.get("workspaces") or {}).items():
+        svc.set_workspace_member(ws, name, ws_role, actor="sandbox")
+    for ns, ns_role in (cred.get("projects") or {}).items():
+        svc.set_project_member(ns, name, ns_role, actor="sandbox")
 
 
 def seed_alerting(settings: Settings, state: Mapping[str, Any]) -> str:
@@ -125,7 +132,11 @@ def seed_alerting(settings: Settings, state: Mapping[str, Any]) -> str:
 def seed_clusters(settings: Settings, state: Mapping[str, Any]) -> str:
     """The sandbox's further clusters (``--clusters 2``), added to the hub as an admin would:
     their kubeconfig files on disk (no credentials to seal) and the sandbox's one Prometheus as a
-    shared endpoint with their ``cluster`` label. Idempotent; nothing to do with one cluster."""
+    shared endpoint with their ``cluster`` label. Then their tenant: each cluster's workspaces
+    (``logistics``) created and granted the cluster, their projects placed in it (keyed
+    ``<cluster>/<namespace>``, so cluster-2's ``retail-api`` is not the first cluster's), and the
+    credentials marked with a ``cluster`` (``logistics-admin``) made users and members.
+    Idempotent; nothing to do with one cluster."""
     wanted = state.get("clusters") or []
     if not wanted:
         return "clusters: one cluster, nothing to add"
@@ -143,6 +154,22 @@ def seed_clusters(settings: Settings, state: Mapping[str, Any]) -> str:
             }
             hub.clusters.add(body, actor="sandbox")
             added += 1
-        return f"clusters: {len(wanted)} further cluster(s), {added} added"
+        svc = hub.tenancy
+        projects = users = 0
+        for c in wanted:
+            for ws, namespaces in (c.get("workspaces") or {}).items():
+                if svc.workspace(ws) is None:
+                    svc.create_workspace(ws, actor="sandbox")
+                svc.grant_cluster(ws, c["name"], actor="sandbox")  # idempotent
+                for ns in namespaces:
+                    key, _ = svc.placed_key(ws, ns, c["name"])
+                    if svc.project(key) is None:
+                        svc.create_project(ws, ns, cluster=c["name"], actor="sandbox")
+                    projects += 1
+        for cred in state.get("credentials") or []:
+            if cred.get("cluster"):
+                _seed_user(svc, cred)
+                users += 1
+        return f"clusters: {len(wanted)} further cluster(s), {added} added; {projects} projects, {users} users"
     finally:
         hub.close()

@@ -149,6 +149,15 @@ DEMO_USERS: list[dict[str, Any]] = [
 ]
 
 
+# The further clusters' tenant (``--clusters 2`` only): the admin of workspace ``logistics``.
+# ``cluster`` marks a user of an added cluster's workspace: seed_tenancy leaves it to
+# seed_clusters, which makes the workspace (it needs the cluster registered first).
+OTHER_DEMO_USERS: list[dict[str, Any]] = [
+    {"username": "logistics-admin", "platform_role": "regular", "workspaces": {"logistics": "admin"}, "projects": {},
+     "cluster": "cluster-2"},
+]  # fmt: skip
+
+
 DEMO_MAIL_DOMAIN = "demo.kubehub.test"  # the sandbox's SMTP catcher accepts any address
 
 
@@ -158,14 +167,17 @@ def demo_email(username: str) -> str:
     return f"{username}@{DEMO_MAIL_DOMAIN}"
 
 
-def complete_credentials(creds: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], bool]:
-    """The demo users' credentials with every user and email present (passwords generated for
-    new users); whether anything was added. Credentials written by an older sandbox gain their
-    addresses here, so `up` on an existing sandbox brings its users in line."""
+def complete_credentials(
+    creds: list[dict[str, Any]], users: list[dict[str, Any]] | None = None
+) -> tuple[list[dict[str, Any]], bool]:
+    """The demo users' credentials (``users``, default ``DEMO_USERS``) with every user and email
+    present (passwords generated for new users); whether anything was added. Credentials written
+    by an older sandbox gain their addresses here, so `up` on an existing sandbox brings its users
+    in line."""
     out = [dict(c) for c in creds]
     have = {c["username"] for c in out}
     changed = False
-    for user in DEMO_USERS:
+    for user in DEMO_USERS if users is None else users:
         if user["username"] not in have:
             out.append({**user, "password": secrets.token_urlsafe(12)})
             changed = True
@@ -439,41 +451,56 @@ class Seeder:
     # ---- logs -----------------------------------------------------------------------------------
 
     def seed_logs(self) -> None:
-        marker = self.sb.state_dir / "logs-seeded.json"
+        """A day of CRI log lines per container of this cluster, registered with its KWOK (so
+        ``kubectl logs`` and the hub's API poller read them). The first cluster's are also
+        indexed into Elasticsearch directly (its 24 h of history); a further cluster's reach the
+        hub through the hub's shipper only, which follows that cluster's project namespaces."""
+        primary = self.site.primary
+        marker = self.sb.state_dir / ("logs-seeded.json" if primary else f"logs-seeded-{self.site.name}.json")
         if marker.exists():
             self._ensure_cluster_logs()
             return
         t0 = time.monotonic()
         end = time.time()
         records: dict[tuple[str, str], list[LogRecord]] = {}
-        for w in WORKLOADS:
+        for w in self.workloads:
             for c in w.containers:
                 records[(w.namespace, c)] = list(generate_logs(w, c, end - 86400, end))
-                write_cri(self.sb.pod_logs_dir / w.namespace / f"{c}.log", records[(w.namespace, c)])
+                write_cri(self.site.pod_logs_dir / w.namespace / f"{c}.log", records[(w.namespace, c)])
         self._ensure_cluster_logs()
         lines = sum(len(v) for v in records.values())
-        self.say(f"logs: wrote {lines} log records for {len(records)} containers")
+        self.say(f"logs{self.label}: wrote {lines} log records for {len(records)} containers")
+        if not primary:
+            self._write_state(marker.name, {"records": lines, "end": end})
+            return
         docs = self.index_logs(records)
         self._write_state("logs-seeded.json", {"records": lines, "documents": docs, "end": end})
         self.say(f"logs: indexed {docs} documents into Elasticsearch in {time.monotonic() - t0:.1f}s")
 
-    def _ensure_cluster_logs(self) -> None:
+    def cluster_logs(self) -> list[dict[str, Any]]:
+        """KWOK's ClusterLogs objects of this cluster: one per namespace, each container's lines
+        read from this cluster's own pod-logs directory."""
         by_ns: dict[str, list[str]] = {}
-        for w in WORKLOADS:
+        for w in self.workloads:
             by_ns.setdefault(w.namespace, []).extend(w.containers)
-        for ns, containers in by_ns.items():
-            obj = {
+        return [
+            {
                 "apiVersion": f"{kube.KWOK_GROUP}/{kube.KWOK_VERSION_API}",
                 "kind": "ClusterLogs",
                 "metadata": {"name": f"sandbox-{ns}"},
                 "spec": {
                     "selector": {"matchNamespaces": [ns]},
                     "logs": [
-                        {"containers": [c], "logsFile": str(self.sb.pod_logs_dir / ns / f"{c}.log"), "follow": True}
+                        {"containers": [c], "logsFile": str(self.site.pod_logs_dir / ns / f"{c}.log"), "follow": True}
                         for c in containers
                     ],
                 },
             }
+            for ns, containers in by_ns.items()
+        ]
+
+    def _ensure_cluster_logs(self) -> None:
+        for obj in self.cluster_logs():
             kube.apply_cluster_object(self.api, obj)
 
     def index_logs(self, records: dict[tuple[str, str], list[LogRecord]], *, prefix: str = LOG_INDEX_PREFIX) -> int:
@@ -592,7 +619,10 @@ class Seeder:
 
     def seed_credentials(self) -> None:
         path = self.sb.state_dir / "credentials.json"
-        creds, changed = complete_credentials(load_credentials(self.sb.state_dir))
+        # The further clusters' tenant only when there are further clusters: a one-cluster
+        # sandbox's credentials are what they were.
+        users = DEMO_USERS + OTHER_DEMO_USERS if len(self.sb.sites) > 1 else DEMO_USERS
+        creds, changed = complete_credentials(load_credentials(self.sb.state_dir), users)
         if changed or not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(creds, indent=2))
@@ -634,7 +664,13 @@ class Seeder:
         }
         if len(self.sb.sites) > 1:  # only then: a one-cluster sandbox's state (and digest) is unchanged
             state["clusters"] = [
-                {"name": s.name, "kubeconfig": str(s.kubeconfig), "context": s.context} for s in self.sb.sites[1:]
+                {
+                    "name": s.name,
+                    "kubeconfig": str(s.kubeconfig),
+                    "context": s.context,
+                    "workspaces": {ws: list(projects) for ws, projects in OTHER_WORKSPACES.items()},
+                }
+                for s in self.sb.sites[1:]
             ]
         # The hooks are idempotent but not free: skip the ones already run with the same input
         # against the same hub state.

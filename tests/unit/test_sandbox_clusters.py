@@ -103,8 +103,8 @@ def test_the_sandbox_hub_gets_the_further_clusters_and_reads_prometheus_as_a_sha
     second = sb.site("cluster-2")
     state = {"clusters": [{"name": second.name, "kubeconfig": str(second.kubeconfig), "context": second.context}]}
     assert seed_clusters(settings, {}) == "clusters: one cluster, nothing to add"
-    assert seed_clusters(settings, state).endswith("1 added")
-    assert seed_clusters(settings, state).endswith("0 added")  # idempotent
+    assert " 1 added;" in seed_clusters(settings, state)
+    assert " 0 added;" in seed_clusters(settings, state)  # idempotent
     hub = build_hub(settings)
     try:
         added = hub.clusters.get("cluster-2")
@@ -113,3 +113,67 @@ def test_the_sandbox_hub_gets_the_further_clusters_and_reads_prometheus_as_a_sha
         assert hub.clusters.get("default").metrics.selector() == 'cluster="default"'
     finally:
         hub.close()
+
+
+def test_the_further_cluster_gets_its_tenant_in_the_hub_and_its_pod_logs_in_its_own_directory(tmp_path: Path) -> None:
+    """``--clusters 2``: the hook makes workspace ``logistics`` (granted cluster-2), its projects
+    keyed in cluster-2 (not the first cluster's same-named ``retail-api``) and its admin, on a real
+    store; run again it changes nothing. The credentials gain ``logistics-admin`` only with two
+    clusters, and cluster-2's KWOK reads its pod logs from its own directory."""
+    from hub.runtime import build_hub
+    from hub.settings import load_settings
+    from hub.tenancy.scope import Principal
+    from sandbox import seed
+    from sandbox.hub_seed import seed_clusters, seed_tenancy
+
+    one = Sandbox(tmp_path / "one", quiet=True)
+    seed.Seeder(one, None, site=one.primary).seed_credentials()  # type: ignore[arg-type]
+    assert [c["username"] for c in one.credentials] == [u["username"] for u in seed.DEMO_USERS]
+
+    sb = Sandbox(tmp_path / "sb", quiet=True)
+    sb.config.clusters = 2
+    seed.Seeder(sb, None, site=sb.primary).seed_credentials()  # type: ignore[arg-type]
+    creds = sb.credentials
+    logistics = next(c for c in creds if c["username"] == "logistics-admin")
+    assert logistics["workspaces"] == {"logistics": "admin"} and len(logistics["password"]) >= 12
+    env = {"KUBEHUB_DATA_DIR": str(tmp_path / "hub"), "KUBEHUB_KUBERNETES_KUBECONFIG": "none",
+           "KUBEHUB_PROMETHEUS_URL": sb.prometheus_url, **sb.hub_cluster_env()}  # fmt: skip
+    settings = load_settings(env=env)
+    second = sb.site("cluster-2")
+    state = {
+        "credentials": creds,
+        "workspaces": {ws: list(p) for ws, p in seed.WORKSPACES.items()},
+        "clusters": [{"name": second.name, "kubeconfig": str(second.kubeconfig), "context": second.context,
+                      "workspaces": {"logistics": ["retail-api", "logistics-routing"]}}],
+    }  # fmt: skip
+    assert seed_tenancy(settings, state).startswith(f"tenancy: {len(creds) - 1} users")  # not logistics-admin yet
+    first = seed_clusters(settings, state)
+    assert first == "clusters: 1 further cluster(s), 1 added; 2 projects, 1 users", first
+    assert seed_clusters(settings, state).endswith("0 added; 2 projects, 1 users")  # idempotent
+    hub = build_hub(settings)
+    try:
+        svc = hub.tenancy
+        assert svc.workspace_clusters("logistics") == ["default", "cluster-2"]
+        assert svc.workspace_clusters("retail") == ["default"]
+        assert sorted(p.namespace for p in svc.projects("logistics")) == [
+            "cluster-2/logistics-routing",
+            "cluster-2/retail-api",
+        ]
+        assert svc.project("retail-api").workspace == "retail"  # the first cluster's, untouched
+        assert svc.project("cluster-2/retail-api").workspace == "logistics"
+        assert svc.login("logistics-admin", logistics["password"]).name == "logistics-admin"
+        ws_roles, _ = svc.memberships_of("logistics-admin")
+        assert {k: str(v.value) for k, v in ws_roles.items()} == {"logistics": "admin"}
+        scope = svc.scope(Principal("logistics-admin", workspaces=ws_roles))
+        assert not scope.for_cluster("default").namespaces
+        assert set(scope.for_cluster("cluster-2").namespaces) == {"retail-api", "logistics-routing"}
+    finally:
+        hub.close()
+
+    objs = seed.Seeder(sb, None, site=second).cluster_logs()  # type: ignore[arg-type]
+    files = [entry["logsFile"] for o in objs for entry in o["spec"]["logs"]]
+    assert {o["spec"]["selector"]["matchNamespaces"][0] for o in objs} == {"retail-api", "logistics-routing",
+                                                                          seed.SYSTEM_NAMESPACE}  # fmt: skip
+    assert files and all(f.startswith(str(second.pod_logs_dir) + "/") for f in files)
+    primary = seed.Seeder(sb, None).cluster_logs()  # type: ignore[arg-type]
+    assert all(e["logsFile"].startswith(str(sb.pod_logs_dir) + "/") for o in primary for e in o["spec"]["logs"])
