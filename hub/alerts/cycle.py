@@ -62,7 +62,7 @@ from hub.alerts.cycle_stages import (
     track_metric_source,
 )
 from hub.alerts.engine import CompiledRule, EntityState, Evaluation, FetchKey, QueryBuilder, QueryKey
-from hub.alerts.engine_model import rule_metric
+from hub.alerts.engine_model import PROMQL_CLUSTER_PREFIX, PROMQL_PREFIX, rule_metric
 from hub.alerts.notify import clusters, grouping, history, pipeline, reach
 from hub.alerts.notify.damping import FlapRecord
 from hub.alerts.policy import Policy, Receiver, parse_policy
@@ -231,11 +231,16 @@ class CycleRunner:
             rule = policy.rule(rule_name) if policy else None
             if policy is None or rule is None:
                 return ""
-            if rule.expr is not None:  # the query as sent (a tenant's: scoped to the namespace)
-                return describe_query(rule_metric(policy, rule), rule.aggregation, rule.period)
+            metric_key = rule_metric(policy, rule)
+            if rule.expr is not None and not metric_key.startswith(PROMQL_CLUSTER_PREFIX):
+                # the query as sent (a tenant's: scoped to the namespace); an added cluster's
+                # project's is built by the runtime like its catalogue queries (below)
+                return describe_query(metric_key, rule.aggregation, rule.period)
             try:
                 # rule_metric: an added cluster's policy names its own query (its cluster matched)
-                metric = str(self._builder(policy.level, rule_metric(policy, rule), "last", rule.period)[0])
+                metric = str(self._builder(policy.level, metric_key, "last", rule.period)[0])
+                if rule.expr is not None:
+                    metric = PROMQL_PREFIX + metric
             except Exception as exc:  # an unknown metric after a catalogue change: say so in the notice
                 return f"(no query: {exc})"
             return describe_query(metric, rule.aggregation, rule.period)

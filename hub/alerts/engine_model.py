@@ -241,6 +241,15 @@ def compile_rules(policies: Iterable[tuple[str, Policy]]) -> list[CompiledRule]:
 
 PROMQL_PREFIX = "promql:"  # the "metric" of a PromQL rule's query key: the query itself
 CLUSTER_MARK = "@"  # "<metric>@<cluster>": a catalogue metric of an added cluster's nodes or workloads
+# "promql@<cluster>/<ns>:<expr>": a tenant's PromQL rule of a project in an added cluster; the
+# runtime's query builder scopes it to the namespace and to the cluster's series (its label on a
+# shared endpoint, or its own Prometheus), as it builds the cluster's catalogue queries.
+PROMQL_CLUSTER_PREFIX = "promql@"
+
+
+def is_promql(metric: str) -> bool:
+    """Whether a query key's metric is a PromQL rule's (its own query, one point per period)."""
+    return metric.startswith((PROMQL_PREFIX, PROMQL_CLUSTER_PREFIX))
 
 
 def rule_cluster(policy: Policy) -> str:
@@ -267,7 +276,11 @@ def rule_metric(policy: Policy, rule: Rule) -> str:
         return PROMQL_PREFIX + rule.expr
     from hub.alerts.promql_scope import PromQLRefused, scope_expression
 
+    cluster, namespace = split_key(policy.namespace or "")
     try:
+        if cluster:  # checked here (a cluster matcher included), built by the runtime
+            scope_expression(rule.expr, namespace, cluster_label=cluster)
+            return f"{PROMQL_CLUSTER_PREFIX}{policy.namespace}:{rule.expr}"
         return PROMQL_PREFIX + scope_expression(rule.expr, policy.namespace or "")
     except PromQLRefused as exc:
         return PROMQL_PREFIX + f"vector(0) unless vector(0) # refused: {str(exc)[:100].replace(chr(10), ' ')}"
@@ -276,7 +289,7 @@ def rule_metric(policy: Policy, rule: Rule) -> str:
 def fetch_step(metric: str, period: float) -> float:
     """A PromQL rule needs one point per period (its value at the slot's end); a catalogue
     metric the points of :func:`step_for`."""
-    return float(period) if metric.startswith(PROMQL_PREFIX) else step_for(period)
+    return float(period) if is_promql(metric) else step_for(period)
 
 
 def build_for(

@@ -23,6 +23,7 @@ from typing import Any
 
 from hub.alerts.policy_model import MAX_CONSECUTIVE, MAX_PERIOD, MIN_PERIOD, SEVERITIES, Rule
 from hub.alerts.promql_scope import PromQLRefused, parse_check, scope_expression
+from hub.scope import split_key
 from hub.timeutil import format_duration
 
 EXPR_RULE_FIELDS = (
@@ -140,7 +141,10 @@ def parse_expr_rule(c: Any, r: Mapping[str, Any], path: str, level: str, namespa
     if expr:
         try:
             if level == "workload":
-                scope_expression(expr, namespace or "default")
+                # A project of an added cluster (<cluster>/<ns>): checked with a cluster matcher,
+                # so a rule matching cluster itself is refused when saved, not when evaluated.
+                cluster, ns = split_key(namespace or "default")
+                scope_expression(expr, ns, cluster_label=cluster)
             else:
                 parse_check(expr)
         except PromQLRefused as exc:

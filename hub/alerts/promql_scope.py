@@ -175,11 +175,15 @@ def parse_check(expr: str) -> None:
     _parse(expr)
 
 
-def scope_expression(expr: str, namespace: str) -> str:
+def scope_expression(expr: str, namespace: str, cluster_label: str = "") -> str:
     """The expression with every selector forced to ``namespace``, printed from the parsed tree;
-    raises :class:`PromQLRefused` naming the construct otherwise."""
+    raises :class:`PromQLRefused` naming the construct otherwise. ``cluster_label``: the value
+    of the ``cluster`` label of the project's cluster on an endpoint shared by clusters; every
+    selector then also carries ``cluster="<value>"`` (a same-named namespace of another cluster
+    is never read), and a tenant's own matcher on ``cluster`` is refused (it could only try to
+    point the rule at another cluster)."""
     tree = _parse(expr)
-    text, kind = _Printer(namespace).node(tree, 0)
+    text, kind = _Printer(namespace, cluster_label).node(tree, 0)
     if kind.type != "vector":
         raise PromQLRefused(
             "expression", f"returns a {kind.type}; an alerting expression must return series (an instant vector)"
@@ -226,8 +230,9 @@ def _label(name: str, construct: str) -> str:
 class _Printer:
     """Prints a parsed tree back to PromQL with each selector scoped to one namespace."""
 
-    def __init__(self, namespace: str) -> None:
+    def __init__(self, namespace: str, cluster_label: str = "") -> None:
         self.ns = namespace
+        self.cluster = cluster_label
 
     def node(self, e: object, depth: int) -> tuple[str, _Kind]:
         if depth > MAX_DEPTH:
@@ -269,6 +274,10 @@ class _Printer:
             label = _label(m.name, "selector")
             if label == "namespace":
                 continue  # replaced by the project's namespace below
+            if label == "cluster" and self.cluster:
+                raise PromQLRefused(
+                    "cluster matcher", "the project's cluster is matched by the hub; a rule may not match cluster"
+                )
             if label == "__name__":
                 if m.op == pp.MatchOp.Equal and name is None:
                     name = m.value
@@ -283,6 +292,8 @@ class _Printer:
         if any(ch not in _LABEL_OK and ch != ":" for ch in name) or name[0].isdigit():
             raise PromQLRefused("selector", f"metric name {name!r} is not a plain metric name")
         parts.insert(0, f"namespace={quote(self.ns)}")
+        if self.cluster:
+            parts.insert(1, f"cluster={quote(self.cluster)}")
         return f"{name}{{{','.join(parts)}}}" + self.modifiers(e.offset, e.at)
 
     def modifiers(self, offset: dt.timedelta | None, at: object) -> str:

@@ -28,13 +28,14 @@ from typing import Any
 
 import yaml
 
-from hub.alerts.engine_model import rule_metric, step_for
+from hub.alerts.engine_model import PROMQL_CLUSTER_PREFIX, rule_metric, step_for
 from hub.alerts.policy_check import parse_policy
 from hub.alerts.policy_expr import template_problems
 from hub.alerts.policy_model import MAX_PERIOD, MAX_RULES, MIN_PERIOD, Policy, PolicyInvalid
 from hub.alerts.policy_yaml import _expanded_nodes, _PolicyLoader
 from hub.alerts.promql_scope import PromQLRefused, metric_names, parse_check, scope_expression
 from hub.errors import InvalidInput
+from hub.scope import split_key
 from hub.timeutil import format_duration, parse_duration
 
 MAX_FILE_BYTES = 2 * 1024 * 1024  # the community's whole Kubernetes rule set is ~0.3 MB
@@ -287,7 +288,9 @@ class _Importer:
         expr = str(raw["expr"]).strip()
         try:
             if self.o.level == "workload":
-                scoped = scope_expression(expr, self.o.namespace or "")
+                # a project of an added cluster (<cluster>/<ns>): its rules may not match cluster
+                cluster, ns = split_key(self.o.namespace or "")
+                scoped = scope_expression(expr, ns, cluster_label=cluster)
                 if scoped != expr:
                     item.reasons.append("the expression is evaluated scoped to the namespace")
             else:
@@ -457,6 +460,9 @@ def export_policies(
                 annotations: dict[str, str] = {}
                 if rule.expr is not None:
                     expr = rule_metric(policy, rule).removeprefix("promql:")
+                    if expr.startswith(PROMQL_CLUSTER_PREFIX):  # an added cluster's project: its
+                        # namespace's scope (the cluster's label value is the runtime's to add)
+                        expr = scope_expression(rule.expr, split_key(policy.namespace or "")[1])
                     labels.update(dict(rule.labels))
                     if rule.summary:
                         annotations["summary"] = rule.summary

@@ -38,7 +38,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from hub.alerts.cycle import CycleReport, CycleRunner
 from hub.alerts.engine import FetchKey
-from hub.alerts.engine_model import CLUSTER_MARK
+from hub.alerts.engine_model import CLUSTER_MARK, PROMQL_CLUSTER_PREFIX
 from hub.alerts.jobs import BacktestJobs
 from hub.alerts.notify.email import SmtpNotifier
 from hub.alerts.notify.grouping import GroupSettings, parse_group_by
@@ -47,11 +47,12 @@ from hub.alerts.notify.outbox import Dispatcher
 from hub.alerts.notify.render import Renderer
 from hub.alerts.notify.repost import AlertmanagerRepost
 from hub.alerts.policy import PolicyInvalid, Receiver, parse_policy
+from hub.alerts.promql_scope import scope_expression
 from hub.alerts.service import AlertService
 from hub.collectors.catalogue import default_catalogue
 from hub.errors import ConfigError, InvalidInput
 from hub.runtime.evidence import evidence_lines
-from hub.scope import KEY_SEPARATOR
+from hub.scope import KEY_SEPARATOR, split_key
 from hub.store.alerts import AlertStore
 from hub.store.leases import Fence, FencedStore, FencingLost
 from hub.timeutil import Clock
@@ -344,6 +345,8 @@ def build(hub: Hub) -> None:
     def build_query(
         level: str, metric: str, aggregation: str, period_seconds: float, namespace: str | None = None
     ) -> Any:
+        if metric.startswith(PROMQL_CLUSTER_PREFIX):  # a PromQL rule of an added cluster's project
+            return cluster_promql(metric[len(PROMQL_CLUSTER_PREFIX) :])
         metric, _, cluster = metric.partition(CLUSTER_MARK)
         if cluster:  # a policy of an added cluster (engine_model.rule_metric)
             return cluster_query(level, metric, aggregation, period_seconds, cluster)
@@ -363,10 +366,7 @@ def build(hub: Hub) -> None:
         # The cluster's metrics source, as monitoring reads it (NotFound for a cluster removed
         # since): its backend (this endpoint's client, or its own Prometheus's) and the value
         # of its cluster label on a shared endpoint ('' for its own Prometheus).
-        sources = getattr(getattr(hub, "monitoring", None), "sources", None)
-        backend, label = sources(cluster) if sources is not None else (None, "")
-        if backend is None:
-            raise InvalidInput(f"cluster {cluster} has no metrics source (metrics.mode none)", field="cluster")
+        backend, label = cluster_source(cluster)
         promql, labels = catalogue.alert_query(level, metric, aggregation, period, cluster_label=label)
         promql = f'label_replace({promql}, "cluster", {json.dumps(cluster)}, "", "")'
         if "namespace" in labels:
@@ -377,6 +377,32 @@ def build(hub: Hub) -> None:
         if backend is not prom:  # its own Prometheus: the fetch of this query goes there
             routes[promql] = backend
         return promql, labels
+
+    def cluster_source(cluster: str) -> tuple[Any, str]:
+        """The cluster's metrics source, as monitoring reads it (NotFound for a cluster removed
+        since): its backend (this endpoint's client, or its own Prometheus's) and the value of
+        its cluster label on a shared endpoint ('' for its own Prometheus)."""
+        sources = getattr(getattr(hub, "monitoring", None), "sources", None)
+        backend, label = sources(cluster) if sources is not None else (None, "")
+        if backend is None:
+            raise InvalidInput(f"cluster {cluster} has no metrics source (metrics.mode none)", field="cluster")
+        return backend, label
+
+    def cluster_promql(key_expr: str) -> Any:
+        """A tenant's PromQL rule of a project ``<cluster>/<ns>`` (``<project>:<expr>``, from
+        engine_model.rule_metric): every selector scoped to the namespace and, on a shared
+        endpoint, to the cluster's label (promql_scope; a rule matching ``cluster`` itself is
+        refused), or sent to the cluster's own Prometheus; ``namespace`` rewritten to the
+        project key as for its catalogue rules, so the rows carry it and only they match."""
+        project, _, expr = key_expr.partition(":")
+        cluster, namespace = split_key(project)
+        backend, label = cluster_source(cluster)
+        promql = scope_expression(expr, namespace, cluster_label=label)
+        key = json.dumps(f"{cluster}{KEY_SEPARATOR}$1")  # hub.scope.project_key's form
+        promql = f'label_replace({promql}, "namespace", {key}, "namespace", "(.+)")'
+        if backend is not prom:
+            routes[promql] = backend
+        return promql, ("*",)
 
     # An added cluster's query text (unique: it names the cluster) -> its own Prometheus; every
     # other query runs on prometheus.url. The engine fetches by query text, so this is the only

@@ -6,11 +6,13 @@ sandbox's Prometheus in tests/integration/test_alerts_promql_scope.py."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
+from typing import Any
 
 import promql_parser as pp
 import pytest
 
-from hub.alerts.engine_model import compile_rules
+from hub.alerts.engine_model import compile_rules, plan
 from hub.alerts.policy import PolicyInvalid, parse_policy
 from hub.alerts.policy_expr import consecutive_for, render_template
 from hub.alerts.promql_scope import PromQLRefused, scope_expression
@@ -203,3 +205,75 @@ def test_no_regular_expression_decides_scope() -> None:
     with open("hub/alerts/promql_scope.py", encoding="utf-8") as fh:
         source = fh.read()
     assert not re.search(r"^import re\b|^from re import", source, re.M)
+
+
+# -- a project of an added cluster (docs/multi-cluster.md) ---------------------------------------
+
+CLUSTER = "cluster-2"
+
+
+@pytest.mark.parametrize("expr", ACCEPTED)
+def test_on_a_shared_endpoint_every_selector_also_matches_the_cluster(expr: str) -> None:
+    scoped = scope_expression(expr, NS, cluster_label=CLUSTER)
+    selectors = _selectors(scoped)  # subqueries, both sides of binary operations, function arguments
+    assert selectors
+    for vs in selectors:
+        by_name: dict[str, list] = {}
+        for m in vs.matchers.matchers:
+            by_name.setdefault(m.name, []).append(m)
+        for label, value in (("namespace", NS), ("cluster", CLUSTER)):
+            (m,) = by_name[label]
+            assert (m.op, m.value) == (pp.MatchOp.Equal, value), (expr, scoped)
+    # Without a cluster label (the implicit cluster, or a cluster's own Prometheus): no matcher.
+    assert all(all(m.name != "cluster" for m in vs.matchers.matchers) for vs in _selectors(scope_expression(expr, NS)))
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        'kube_pod_info{cluster="default"}',
+        'kube_pod_info{cluster!="cluster-2"}',
+        'kube_pod_info{cluster=~".*"}',
+        'kube_pod_info{cluster!~"cluster-2"}',
+        'max_over_time((kube_pod_info{cluster="default"} > 0)[30m:1m])',
+        'kube_pod_info > on (namespace, pod) group_left kube_pod_info{cluster="default"}',
+        'sum by (namespace) (rate(container_cpu_usage_seconds_total{cluster=""}[5m]))',
+    ],
+)
+def test_a_rule_of_an_added_cluster_may_not_match_the_cluster(expr: str) -> None:
+    with pytest.raises(PromQLRefused) as info:
+        scope_expression(expr, NS, cluster_label=CLUSTER)
+    assert info.value.construct == "cluster matcher", str(info.value)
+    # Saved under the project's key it is refused with the field and the construct named...
+    with pytest.raises(PolicyInvalid) as refused:
+        parse_policy({**_policy("workload", expr), "namespace": f"{CLUSTER}/{NS}"})
+    body = refused.value.to_dict()
+    assert body["field"] == "rules[0].expr" and "cluster matcher" in body["error"]
+    # ...and one that no longer validates (stored before) compiles to a query returning nothing.
+    stored = parse_policy({**_policy("workload", "kube_pod_info > 0"), "namespace": f"{CLUSTER}/{NS}"})
+    rule = stored.rules[0]
+    forged = replace(stored, rules=(replace(rule, expr=expr),))
+    (cr,) = compile_rules([("id", forged)])
+    assert cr.key.metric.startswith("promql:vector(0) unless vector(0) # refused: cluster matcher")
+
+
+def test_a_rule_of_an_added_clusters_project_is_built_by_the_runtime() -> None:
+    p = parse_policy(
+        {**_policy("workload", 'kube_pod_info{namespace="x"} > 0', period="1m"), "namespace": f"{CLUSTER}/{NS}"}
+    )
+    (cr,) = compile_rules([("id", p)])
+    # The project key and the tenant's text: the runtime's query builder scopes it to the
+    # namespace and to the cluster's series (its label, or its own Prometheus).
+    assert cr.key.metric == f'promql@{CLUSTER}/{NS}:kube_pod_info{{namespace="x"}} > 0'
+    asked: list[str] = []
+
+    def build(level: str, metric: str, aggregation: str, period: float, namespace: str | None = None) -> Any:
+        asked.append(metric)
+        return "built", ("*",)
+
+    planned = plan([cr], now=1_795_000_020.0, last_slots={}, build_query=build)
+    (q,) = planned.queries
+    assert asked == [cr.key.metric] and q.promql == "built" and q.step == 60.0 and q.entity_labels == ("*",)
+    # The implicit cluster's project keeps the engine's own scoped text (no builder call).
+    (plain,) = compile_rules([("id", parse_policy(_policy("workload", "kube_pod_info > 0")))])
+    assert plain.key.metric == 'promql:kube_pod_info{namespace="retail-api"} > 0.0'
