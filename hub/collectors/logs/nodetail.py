@@ -148,6 +148,31 @@ class Followed:
     def idle(self) -> bool:
         return not self.inflight and all(g.pending_start is None for g in self.groupers.values())
 
+    def sent(self, rec: Record) -> None:
+        """``rec`` left for the store: positions stay before it until it is acknowledged."""
+        self.inflight[rec.start] = self.inflight.get(rec.start, 0) + 1
+
+    def acked(self, rec: Record) -> None:
+        """``rec`` is stored: positions may move past it."""
+        n = self.inflight.get(rec.start, 0) - 1
+        if n > 0:
+            self.inflight[rec.start] = n
+        else:
+            self.inflight.pop(rec.start, None)
+        if rec.end > self.acked_end.get(rec.stream, 0):
+            self.acked_end[rec.stream] = rec.end
+
+    def finish(self, emit: Callable[[Followed, Record], None] | None) -> None:
+        """Read to its end for good: flush the pending multi-line records (to ``emit``), close."""
+        for g in self.groupers.values():
+            for rec in g.flush():
+                if emit is not None:
+                    emit(self, rec)
+        self.finished = True
+        if self.fh is not None:
+            self.fh.close()
+            self.fh = None
+
 
 class PositionStore:
     """``positions.json``: where each file was read up to, written atomically."""
@@ -450,27 +475,14 @@ class NodeTail:
         return len(data)
 
     def _finish(self, f: Followed, emit: Emit | None = None) -> None:
-        for g in f.groupers.values():
-            for rec in g.flush():
-                if emit is not None:
-                    emit(f, rec)
-        f.finished = True
-        if f.fh is not None:
-            f.fh.close()
-            f.fh = None
+        f.finish(emit)
 
     # -- acknowledgements and positions -----------------------------------------------------------
     def sent(self, f: Followed, rec: Record) -> None:
-        f.inflight[rec.start] = f.inflight.get(rec.start, 0) + 1
+        f.sent(rec)
 
     def acked(self, f: Followed, rec: Record) -> None:
-        n = f.inflight.get(rec.start, 0) - 1
-        if n > 0:
-            f.inflight[rec.start] = n
-        else:
-            f.inflight.pop(rec.start, None)
-        if rec.end > f.acked_end.get(rec.stream, 0):
-            f.acked_end[rec.stream] = rec.end
+        f.acked(rec)
 
     def save_positions(self) -> None:
         """Persist every position; forget finished files that are gone and fully acknowledged."""

@@ -376,26 +376,13 @@ class VolumeTail:
         return len(data)
 
     def _finish(self, f: Followed, emit: Emit) -> None:
-        for g in f.groupers.values():
-            for rec in g.flush():
-                emit(f, rec)
-        f.finished = True
-        if f.fh is not None:
-            f.fh.close()
-            f.fh = None
+        f.finish(emit)
 
     def sent(self, f: Followed, rec: Record) -> None:
-        f.inflight[rec.start] = f.inflight.get(rec.start, 0) + 1
+        f.sent(rec)
 
     def acked(self, f: Followed, rec: Record) -> None:
-        """As :meth:`NodeTail.acked`: the record is stored; positions may move past it."""
-        n = f.inflight.get(rec.start, 0) - 1
-        if n > 0:
-            f.inflight[rec.start] = n
-        else:
-            f.inflight.pop(rec.start, None)
-        if rec.end > f.acked_end.get(rec.stream, 0):
-            f.acked_end[rec.stream] = rec.end
+        f.acked(rec)
 
     def save_positions(self) -> None:
         for fid in [k for k, f in self.files.items() if f.finished and f.gone and f.idle()]:
