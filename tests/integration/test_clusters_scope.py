@@ -366,6 +366,57 @@ def test_workload_policies_of_same_named_projects_fire_on_their_own_clusters_wor
         assert {a["entity"] for a in seen.get_json()["items"] if a["rule"] == "pods"} == oracle
 
 
+def test_a_tenants_promql_rule_of_an_added_clusters_project_reads_that_cluster_only(
+    two: Sandbox, world: tuple[Hub, dict[str, Any]]
+) -> None:
+    """A PromQL rule of cluster-2's ``retail-api`` fires on exactly the rows Prometheus's own
+    evaluation of the expression with the namespace and cluster-2's label matched returns (the
+    outside reference), its entities carrying the project key, never a pod of the implicit
+    cluster's same-named namespace; a rule matching ``cluster`` itself is refused naming it."""
+    hub, c = world
+    url = "/api/v1/namespaces/retail-api/alerting/policies?cluster=cluster-2"
+    expr = "max by (namespace, pod) (kube_pod_owner) > 0"
+    rule = {"name": "owned", "expr": expr, "period": "20s", "severity": "minor"}
+    sneaky = {**rule, "expr": 'max by (namespace, pod) (kube_pod_owner{cluster="default"}) > 0'}
+    bad = {"name": "sneaky", "rules": [sneaky], "notification": {"receivers": []}}
+    refused = c["pay-op"].post(url, json=bad)
+    assert refused.status_code == 422 and "cluster matcher" in refused.get_data(as_text=True), refused.get_data(
+        as_text=True
+    )
+    r = c["pay-op"].post(url, json={"name": "owned-c2", "rules": [rule], "notification": {"receivers": []}})
+    assert r.status_code == 201, r.get_data(as_text=True)
+    made = r.get_json()["id"]
+    try:
+        oracle = {
+            f"cluster-2/retail-api/{x['metric']['pod']}"
+            for x in prom(
+                two, 'max by (namespace, pod) (kube_pod_owner{namespace="retail-api",cluster="cluster-2"}) > 0'
+            )
+        }
+        implicit = {
+            x["metric"]["pod"]
+            for x in prom(two, 'max by (namespace, pod) (kube_pod_owner{namespace="retail-api",cluster="default"}) > 0')
+        }
+        assert oracle and implicit
+
+        def firing() -> list[Any]:
+            rows, _ = hub.alerting.store.alerts(namespaces=None, include_cluster=True, active=True, limit=1000)
+            return [r for r in rows if r["state"] == "firing" and r["policy_id"] == made]
+
+        rows = wait_until(lambda: {r["entity"] for r in firing()} >= oracle and firing(), timeout=120, what="promql c2")
+        assert {r["entity"] for r in rows} == oracle
+        assert {r["namespace"] for r in rows} == {"cluster-2/retail-api"}
+        assert all('cluster="cluster-2"' in r["query"] and 'namespace="retail-api"' in r["query"] for r in rows)
+        # Prometheus's own answer to the query as sent is the same set (the hub added no rows).
+        sent = rows[0]["query"].split(" period of: ", 1)[1]
+        assert {f"{x['metric']['namespace']}/{x['metric']['pod']}" for x in prom(two, sent)} == oracle
+        # The implicit cluster's tenant sees none of them.
+        seen = c["retail-op"].get("/api/v1/alerting/alerts?namespace=retail-api&limit=1000")
+        assert seen.status_code == 200 and not [a for a in seen.get_json()["items"] if a["rule"] == "owned"]
+    finally:
+        c["pay-op"].delete(f"/api/v1/namespaces/retail-api/alerting/policies/{made}?cluster=cluster-2")
+
+
 def test_a_cluster_with_its_own_prometheus_is_evaluated_on_it(two: Sandbox, world: tuple[Hub, dict[str, Any]]) -> None:
     """A cluster whose metrics are its own Prometheus (``metrics.mode own``; here the same server
     under another address, so the hub holds a second client): a node policy bound to it is
