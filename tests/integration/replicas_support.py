@@ -7,6 +7,11 @@ at will. Each replica logs at debug level; the lines the tests time their faults
 engine's ``alert cycle started`` / ``alert cycle committed``, the outbox's ``outbox: sending``
 and the lease loop's ``replica <name> leads``. Every line is stamped with the monotonic time
 the harness read it.
+
+Each replica's database session carries its name (``kubehub.replica``, set through the URL's
+``options``), so :func:`audit_writes` can record in the database itself who committed what
+under which lease: the failover test judges a former leader by that record, not by when its
+log lines happened to be read.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from dataclasses import dataclass, field
 from email import message_from_bytes
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from aiosmtpd.controller import Controller
@@ -189,7 +195,7 @@ class ReplicaSet:
         env.update(
             PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
             KUBEHUB_DATA_DIR=str(self.workdir / name),
-            KUBEHUB_DATABASE_URL=self.database_url,
+            KUBEHUB_DATABASE_URL=tagged_url(self.database_url, name),
             KUBEHUB_KUBERNETES_KUBECONFIG=self.kubeconfig,
             KUBEHUB_LOGS_SHIP="false",
             KUBEHUB_PROMETHEUS_URL=self.prometheus_url,
@@ -316,6 +322,79 @@ class ReplicaSet:
             except subprocess.TimeoutExpired:
                 r.proc.kill()
                 r.proc.wait()
+
+
+def tagged_url(url: str, replica: str) -> str:
+    """``url`` whose sessions carry ``kubehub.replica=<replica>`` (a custom setting the hub's
+    PostgreSQL adapter passes on with the URL's own ``options``), read by :func:`audit_writes`."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query["options"] = (query.get("options", "") + f" -c kubehub.replica={replica}").strip()
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query, quote_via=quote), parts.fragment))
+
+
+@dataclass(frozen=True)
+class Write:
+    """One row an alerting table got, as the database recorded it in the writing transaction."""
+
+    replica: str  # the writer's kubehub.replica ('' for a process that set none)
+    table: str
+    op: str
+    holder: str | None  # the background lease as that transaction saw it
+    token: int | None
+    at: float  # the database server's clock (epoch seconds) when the row was written
+    txid: int
+
+
+def audit_writes(database_url: str) -> None:
+    """Record every row written to the alerting tables (alert cycles, outbox, notices), with the
+    writer's replica name and the lease as the writing transaction saw it, in ``fence_audit``.
+
+    The record is written by a trigger inside the writer's own transaction: a write the fence
+    refused rolls back with its record, a committed one keeps it. So a former leader's commit
+    after another replica took the lease shows as a row whose writer is not the lease's
+    holder (or holds an older token), whenever its log line was printed or read."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE fence_audit (replica TEXT NOT NULL, tbl TEXT NOT NULL, op TEXT NOT NULL,"
+            " holder TEXT, token BIGINT, at DOUBLE PRECISION NOT NULL, txid BIGINT NOT NULL)"
+        )
+        conn.execute(
+            """
+            CREATE FUNCTION fence_audit_row() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                INSERT INTO fence_audit(replica, tbl, op, holder, token, at, txid)
+                SELECT COALESCE(current_setting('kubehub.replica', true), ''), TG_TABLE_NAME, TG_OP,
+                       l.holder, l.token, extract(epoch FROM clock_timestamp()), txid_current()
+                FROM (SELECT 1) one LEFT JOIN hub_leases l ON l.name = 'background';
+                RETURN NULL;
+            END $$
+            """
+        )
+        tables = [
+            str(r[0])
+            for r in conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+                " AND table_type = 'BASE TABLE' AND (table_name LIKE 'alert%' OR table_name = 'alerts')"
+            ).fetchall()
+        ]
+        assert "alert_outbox" in tables and "alerts" in tables, tables
+        for t in tables:
+            conn.execute(
+                f'CREATE TRIGGER fence_audit AFTER INSERT OR UPDATE OR DELETE ON "{t}"'
+                " FOR EACH ROW EXECUTE FUNCTION fence_audit_row()"
+            )
+
+
+def audited(database_url: str, replica: str) -> list[Write]:
+    """Every audited row ``replica`` committed, in the order written."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT replica, tbl, op, holder, token, at, txid FROM fence_audit WHERE replica = %s ORDER BY at",
+            (replica,),
+        ).fetchall()
+    return [Write(str(r[0]), str(r[1]), str(r[2]), r[3], None if r[4] is None else int(r[4]), float(r[5]), int(r[6]))
+            for r in rows]  # fmt: skip
 
 
 def readyz(port: int) -> dict[str, Any] | None:

@@ -9,7 +9,12 @@ One run, three faults, each timed on the leader's own log:
    the catcher holds the first message's MAIL FROM: messages are marked ``sending`` and none
    has been accepted yet);
 3. SIGSTOP the next leader in the middle of a delivery round, past its lease; another replica
-   takes over; SIGCONT: the old leader must commit nothing and send nothing.
+   takes over; SIGCONT: the old leader must commit nothing and send nothing. Its commits are
+   judged by what the database recorded in the committing transaction (a trigger on the
+   alerting tables notes the writer and the lease it saw, replicas_support.audit_writes), not
+   by when its log lines were read: a cycle frozen after its commit but before its log line
+   logs "committed" after SIGCONT without committing anything then. The same record must show
+   that leader's commits under its own token before the pause, or the judgement could not fail.
 
 After each fault another replica takes the lease within lease + one tick and starts its first
 cycle right away. New policies keep arriving from a web-side hub in the test process all
@@ -46,6 +51,8 @@ from tests.integration.replicas_support import (
     Catcher,
     ReplicaSet,
     SlowProxy,
+    audit_writes,
+    audited,
     memory_policy,
     prometheus_workloads_above,
     readyz,
@@ -77,6 +84,7 @@ def test_three_replicas_fail_over_without_losing_or_duplicating_a_notice(
             smtp={"host": "127.0.0.1", "port": catcher.port},
         )
         web = build_hub(settings)  # a web-side replica: migrates, writes policies, never leads
+        audit_writes(url)
         rs = ReplicaSet(url, prometheus.url, catcher.port, tmp_path, lease_seconds=LEASE, tick_seconds=TICK)
         created: list[str] = []
         stop_feeding = threading.Event()
@@ -143,6 +151,9 @@ def test_three_replicas_fail_over_without_losing_or_duplicating_a_notice(
 
             # 3. SIGSTOP past the lease, then SIGCONT
             leader = rs.replicas[took.replica]
+            held = rs.lease()
+            assert held is not None and held[0] == leader.name, (held, leader.name)
+            old_fence = (leader.name, held[1])
             rs.wait_line(
                 lambda ln: ln.replica == leader.name and "outbox: sending" in ln.text,
                 timeout=60,
@@ -163,7 +174,13 @@ def test_three_replicas_fail_over_without_losing_or_duplicating_a_notice(
                 what="the old leader noticing it lost the lease",
             )
             time.sleep(LEASE)
-            old_commits = rs.said(leader.name, "alert cycle committed", after=resumed)
+            old_logged = rs.said(leader.name, "alert cycle committed", after=resumed)
+            old_writes = audited(url, leader.name)
+            # a row the old leader committed while the lease was not (its name, its token): after
+            # the takeover whenever it was logged, as the database saw it at the commit
+            old_commits = sorted({w.txid for w in old_writes if (w.holder, w.token) != old_fence})
+            old_fenced_rows = [w for w in old_writes if (w.holder, w.token) != old_fence][:5]
+            old_commits_before = {w.txid for w in old_writes if (w.holder, w.token) == old_fence}
             old_sends = [c for c in catcher.snapshot() if c.at >= paused and c.sender.startswith(leader.name + "@")]
             refused = rs.said(leader.name, "not committed", after=resumed) + rs.said(
                 leader.name, "delivery round stopped", after=resumed
@@ -206,6 +223,7 @@ def test_three_replicas_fail_over_without_losing_or_duplicating_a_notice(
             f" (bound {LEASE + TICK:g})"
             f" mid_cycle={mid_cycle} mid_delivery={mid_delivery}"
             f" old_leader_after_sigcont: commits={len(old_commits)} sends={len(old_sends)} refused={len(refused)}"
+            f" logged_cycles={len(old_logged)} old_leader_commits_under_its_lease={len(old_commits_before)}"
         )
     assert counts.lost == 0 and counts.duplicated == 0, counts.detail
     assert counts.expected >= len(created) and not counts.detail["unknown"]
@@ -214,7 +232,8 @@ def test_three_replicas_fail_over_without_losing_or_duplicating_a_notice(
     assert all(e <= LEASE + TICK for e in elections), elections
     assert all(f <= LEASE + 2 * TICK for f in failovers), failovers
     assert mid_cycle and mid_delivery, "the kills landed where they were meant to"
-    assert old_commits == [] and old_sends == []
+    assert old_commits_before, "the audit saw none of the old leader's commits under its own lease"
+    assert old_commits == [] and old_sends == [], (old_fence, old_fenced_rows, old_sends)
     # consecutive counters resumed: every alert fired exactly (consecutive - 1) periods after the
     # slot of its first breach (times are slot ends), whichever leader evaluated each slot; a
     # leader that lost the counters would have started the count again
