@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from flask import current_app, g, has_request_context, request, session
 
-from hub.errors import Forbidden, Unauthenticated
+from hub.errors import Forbidden, NotFound, Unauthenticated
 from hub.scope import project_key
 from hub.tenancy.credentials import csrf_for_session, same_secret
 from hub.tenancy.roles import ALL_PERMISSIONS
@@ -159,10 +159,15 @@ def keyed_scope() -> Scope:
 def keyed_namespace() -> None:
     """before_request of the areas keyed by project: ``ns`` of ``?cluster=X`` becomes the
     project key ``X/ns`` (the implicit cluster: ``ns`` as it is). Runs after :func:`enforce`,
-    which checked the permission on that same project."""
+    which checked the permission on that same project. A cluster the hub does not know is 404
+    naming it (only callers who may reach every project get this far with one: for the others
+    the permission check already refused it, as it refuses a foreign cluster)."""
     cluster = request_cluster()
     if cluster and request.view_args and "ns" in request.view_args:
-        request.view_args["ns"] = project_key(cluster, request.view_args["ns"], tenancy().default_cluster)
+        service = tenancy()
+        if cluster not in service.known_clusters():
+            raise NotFound(f"no cluster {cluster!r}", field="cluster")
+        request.view_args["ns"] = project_key(cluster, request.view_args["ns"], service.default_cluster)
 
 
 def audit(action: str, target: str, result: str = "ok", detail: dict[str, Any] | None = None) -> None:

@@ -144,3 +144,27 @@ def test_a_namespace_picked_by_query_is_checked_in_the_requests_cluster(tmp_path
         assert tenant.get("/workloads?ns=ns-a1&cluster=default", headers=HTML).status_code != 403
     finally:
         w.hub.close()
+
+
+def test_an_alerting_route_of_an_unknown_cluster_is_404_naming_it(tmp_path: Path) -> None:
+    """The fuzzer created a policy as a platform admin under ``?cluster=nan``: a project key of a
+    cluster nobody registered, which no later request could reach. An unknown cluster is 404
+    naming ``cluster``; a tenant is refused as for a foreign cluster, before that."""
+    w = build_world(tmp_path)
+    try:
+        admin = w.client("platform-admin")
+        r = admin.post(
+            "/api/v1/namespaces/ns-a1/alerting/policies/templates/workload-cpu?cluster=nan", json={"name": "x"}
+        )
+        assert r.status_code == 404 and "cluster" in r.get_data(as_text=True), r.get_data(as_text=True)
+        listed = admin.get("/api/v1/alerting/policies?level=workload").get_data(as_text=True)
+        assert "nan/" not in listed and '"x"' not in listed
+        tenant = w.client("project-operator")
+        r = tenant.get("/api/v1/namespaces/ns-a1/alerting/policies?cluster=nan")
+        assert r.status_code == 403
+        r = admin.post(
+            "/api/v1/namespaces/ns-a1/alerting/policies/templates/workload-cpu?cluster=default", json={"name": "y"}
+        )
+        assert r.status_code == 201, r.get_data(as_text=True)
+    finally:
+        w.hub.close()
