@@ -8,7 +8,7 @@ different paths with different failure modes.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from hub.collectors.container_settings import api_fields, container_views, parse_settings, patch_ops
@@ -247,6 +247,27 @@ class WorkloadActions:
         )
         return self._accept(k, obj)
 
+    def _patch_spec(
+        self, k: str, namespace: str, name: str, attempt: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Run ``attempt`` (a JSON patch carrying the resourceVersion of the object it is given)
+        on the live object. The controller writes status between our read and the patch (it does
+        so right after each rollout or restart); the spec is what matters, and an unchanged
+        generation says nobody touched it: read again and retry. A changed generation is 409."""
+        what = f"{k.lower()} {namespace}/{name}"
+        generation = None
+        for _try in range(_STATUS_RETRIES):
+            obj = self._get_live(k, namespace, name)
+            now = (obj.get("metadata") or {}).get("generation")
+            if generation is not None and now != generation:
+                raise Conflict(f"{what} was changed by someone else meanwhile; reload it and retry")
+            generation = now
+            try:
+                return attempt(obj)
+            except Conflict:
+                continue
+        raise Conflict(f"{what} kept changing while the hub tried to patch it; retry in a moment")
+
     def set_image(self, namespace: str, kind: str, name: str, container: Any, image: Any) -> dict[str, Any]:
         """Change one container's image; the controller rolls it out."""
         k = workload_kind(kind)
@@ -256,40 +277,43 @@ class WorkloadActions:
             raise InvalidInput("container must name one of the workload's containers", field="container")
         if not isinstance(image, str) or not image or len(image) > 1024 or not _IMAGE.match(image):
             raise InvalidInput(f"image must be an image reference without spaces, got {image!r}", field="image")
-        obj = self._get_live(k, namespace, name)
-        spec = obj.get("spec") or {}
-        base = "/spec/template/spec"
-        pod_spec = (spec.get("template") or {}).get("spec") or {}
-        if k == "CronJob":
-            base = "/spec/jobTemplate/spec/template/spec"
-            pod_spec = (((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}).get("spec") or {}
-        path = None
-        names = []
-        for group in ("containers", "initContainers"):
-            for i, c in enumerate(pod_spec.get(group) or ()):
-                names.append(c.get("name"))
-                if c.get("name") == container:
-                    path = f"{base}/{group}/{i}/image"
-        if path is None:
-            raise Unprocessable(
-                f"{kind.lower()} {namespace}/{name} has no container {container!r}; it has {', '.join(names)}",
-                field="container",
+
+        def attempt(obj: dict[str, Any]) -> dict[str, Any]:
+            spec = obj.get("spec") or {}
+            base = "/spec/template/spec"
+            pod_spec = (spec.get("template") or {}).get("spec") or {}
+            if k == "CronJob":
+                base = "/spec/jobTemplate/spec/template/spec"
+                pod_spec = (((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}).get("spec") or {}
+            path = None
+            names = []
+            for group in ("containers", "initContainers"):
+                for i, c in enumerate(pod_spec.get(group) or ()):
+                    names.append(c.get("name"))
+                    if c.get("name") == container:
+                        path = f"{base}/{group}/{i}/image"
+            if path is None:
+                raise Unprocessable(
+                    f"{kind.lower()} {namespace}/{name} has no container {container!r}; it has {', '.join(names)}",
+                    field="container",
+                )
+            rv = (obj.get("metadata") or {}).get("resourceVersion", "")
+            return self.api.request(
+                "PATCH",
+                self._path(k, namespace, name),
+                body=[
+                    {"op": "replace", "path": path, "value": image},
+                    {"op": "replace", "path": "/metadata/resourceVersion", "value": rv},
+                ],
+                content_type=JSON_PATCH,
+                verb="patch",
+                resource=_STORE_OF[k],
+                namespace=namespace,
+                name=name,
+                fields={"spec.template.spec.containers": "image", "spec.jobTemplate": "image"},
             )
-        rv = (obj.get("metadata") or {}).get("resourceVersion", "")
-        patched = self.api.request(
-            "PATCH",
-            self._path(k, namespace, name),
-            body=[
-                {"op": "replace", "path": path, "value": image},
-                {"op": "replace", "path": "/metadata/resourceVersion", "value": rv},
-            ],
-            content_type=JSON_PATCH,
-            verb="patch",
-            resource=_STORE_OF[k],
-            namespace=namespace,
-            name=name,
-            fields={"spec.template.spec.containers": "image", "spec.jobTemplate": "image"},
-        )
+
+        patched = self._patch_spec(k, namespace, name, attempt)
         return self._accept(k, patched)
 
     def container_settings(self, namespace: str, kind: str, name: str) -> dict[str, Any]:
@@ -315,33 +339,21 @@ class WorkloadActions:
             raise Unprocessable("a Job's pod template cannot change; create a new job instead", field="kind")
         settings = parse_settings(body)
         what = f"{kind.lower()} {namespace}/{name}"
-        generation = None
-        for _try in range(_STATUS_RETRIES):
-            obj = self._get_live(k, namespace, name)
-            now = (obj.get("metadata") or {}).get("generation")
-            if generation is not None and now != generation:
-                raise Conflict(f"{what} was changed by someone else meanwhile; reload it and retry")
-            generation = now
-            try:
-                patched = self.api.request(
-                    "PATCH",
-                    self._path(k, namespace, name),
-                    body=patch_ops(k, obj, settings, what),
-                    content_type=JSON_PATCH,
-                    verb="patch",
-                    resource=_STORE_OF[k],
-                    namespace=namespace,
-                    name=name,
-                    fields=api_fields(k, obj, settings.container),
-                )
-            except Conflict:
-                # The controller writes status between our read and the patch (it does so right
-                # after each rollout); the spec is what matters, and an unchanged generation
-                # says nobody touched it: read again and retry.
-                continue
-            break
-        else:
-            raise Conflict(f"{what} kept changing while the hub tried to patch it; retry in a moment")
+
+        def attempt(obj: dict[str, Any]) -> dict[str, Any]:
+            return self.api.request(
+                "PATCH",
+                self._path(k, namespace, name),
+                body=patch_ops(k, obj, settings, what),
+                content_type=JSON_PATCH,
+                verb="patch",
+                resource=_STORE_OF[k],
+                namespace=namespace,
+                name=name,
+                fields=api_fields(k, obj, settings.container),
+            )
+
+        patched = self._patch_spec(k, namespace, name, attempt)
         out = self._accept(k, patched)
         out["containers"] = container_views(k, patched)
         return out
