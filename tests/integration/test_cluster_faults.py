@@ -6,6 +6,7 @@ private control plane (tests/integration/cluster_support.py), never on the share
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -270,6 +271,18 @@ def list_requests(plane: ControlPlane, resources: tuple[str, ...]) -> int:
     return total
 
 
+def stable_list_requests(plane: ControlPlane, resources: tuple[str, ...]) -> int:
+    """The LIST counter once it has not moved for 2 s: every informer's first list is done."""
+    last, since = list_requests(plane, resources), time.monotonic()
+    deadline = since + 30
+    while time.monotonic() - since < 2 and time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = list_requests(plane, resources)
+        if now != last:
+            last, since = now, time.monotonic()
+    return last
+
+
 def test_reads_are_answered_from_the_cache_without_a_list_per_request(
     plane: ControlPlane, core: k8s.CoreV1Api, tmp_path: Path
 ) -> None:
@@ -279,7 +292,7 @@ def test_reads_are_answered_from_the_cache_without_a_list_per_request(
         core.create_namespaced_config_map("no-lists", configmap("cm"))
         wait_until(lambda: "cm" in configmaps_seen(h, "no-lists")[0], what="first sync")
         watched = ("nodes", "namespaces", "pods", "configmaps", "events")
-        before = list_requests(plane, watched)
+        before = stable_list_requests(plane, watched)
         assert before >= len(watched)  # the counter works: the first sync listed each kind
         for _ in range(20):
             h.get("/api/v1/nodes")
@@ -287,6 +300,8 @@ def test_reads_are_answered_from_the_cache_without_a_list_per_request(
             h.get("/api/v1/namespaces/no-lists/pods")
             h.get("/api/v1/namespaces/no-lists/configmaps")
             h.get("/api/v1/namespaces/no-lists/events")
-        assert list_requests(plane, watched) == before
+        # a list per request would be 100; the counter is the API server's, so it also counts the
+        # control plane's own components, one of which relisted once in a CI run on a loaded machine
+        assert list_requests(plane, watched) - before < 5
     finally:
         h.close()

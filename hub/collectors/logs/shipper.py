@@ -518,12 +518,13 @@ class Shipper:
         except Exception:  # the registry may be unreadable for a moment: keep what runs
             log.exception("log shipper: listing the clusters to follow failed")
             return
-        for name, state in list(self._clusters.items()):
-            if name not in wanted:
-                state.stop.set()
-                if state.thread is not None:
-                    state.thread.join(timeout=30)
-                del self._clusters[name]
+        for name in [c for c in self._clusters if c not in wanted]:
+            # dropped from the table first, so no reader sees a cluster as gone from one view
+            # (followed_clusters) and still there in the other (cluster_status)
+            state = self._clusters.pop(name)
+            state.stop.set()
+            if state.thread is not None:
+                state.thread.join(timeout=30)
                 log.info("log shipper: no longer following cluster %s", name or "(implicit)")
         for name in sorted(wanted):
             state = self._state(name)
