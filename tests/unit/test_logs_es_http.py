@@ -6,55 +6,32 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 
 from hub.collectors.logs.es_http import SearchConnections, usable
 from hub.errors import BackendUnavailable
+from tests.loopback_http import LoopbackServer, QuietHandler
 
 
-class _Server:
+class _Server(LoopbackServer):
     """Answers each POST with the next planned (status, body); records what it was sent."""
 
     def __init__(self) -> None:
         self.plan: list[tuple[int, bytes]] = []
         self.seen: list[tuple[str, bytes, str]] = []
-        self.connections = 0
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
-
-            def setup(self) -> None:
-                super().setup()
-                outer.connections += 1
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 outer.seen.append((self.path, body, self.headers.get("Content-Type", "")))
-                status, answer = outer.plan.pop(0)
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
+                self.answer(*outer.plan.pop(0))
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture

@@ -7,12 +7,9 @@ query API (no mock of prometheus_api_client: the real client makes real requests
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
@@ -32,6 +29,7 @@ from hub.collectors.prometheus import (
     vector_of,
 )
 from hub.errors import BackendUnavailable
+from tests.loopback_http import LoopbackServer, QuietHandler
 
 pytestmark = pytest.mark.unit
 
@@ -139,13 +137,10 @@ def test_prometheus_errors_are_translated(message: str, kind: int) -> None:
 # -- the adapter over HTTP -------------------------------------------------------------------
 
 
-class _Api(BaseHTTPRequestHandler):
+class _Api(QuietHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as Prometheus's own server
     delay = 0.0
     seen: list[dict[str, list[str]]] = []
-
-    def log_message(self, *args: Any) -> None:
-        pass
 
     def do_GET(self) -> None:
         url = urlparse(self.path)
@@ -176,13 +171,8 @@ class _Api(BaseHTTPRequestHandler):
                 "data": {"resultType": "vector", "result": [{"metric": {"pod": query}, "value": [1, "3"]}]},
             }
             code = 200
-        data = json.dumps(body).encode()
         try:
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.answer(code, json.dumps(body).encode())
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (the timeout test): nothing to answer
 
@@ -191,12 +181,9 @@ class _Api(BaseHTTPRequestHandler):
 def api() -> Iterator[str]:
     _Api.delay = 0.0
     _Api.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Api)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    server = LoopbackServer(_Api)
+    yield server.url
+    server.close()
 
 
 def test_instant_and_range_queries_come_back_as_frames_and_are_counted(api: str) -> None:
@@ -243,19 +230,6 @@ def test_a_slow_prometheus_is_a_503_naming_it_within_the_timeout(api: str) -> No
         assert info.value.backend == "prometheus" and "within" in info.value.message
     finally:
         client.close()
-
-
-def test_an_unreachable_prometheus_is_a_503_naming_it() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # bound but never listening: connection refused
-        client = PrometheusClient(f"http://127.0.0.1:{port}", timeout=2)
-        try:
-            with pytest.raises(BackendUnavailable) as info:
-                client.probe()
-            assert "cannot connect" in info.value.message and info.value.status == 503
-        finally:
-            client.close()
 
 
 def test_clients_of_ended_threads_are_closed(api: str) -> None:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -18,23 +16,19 @@ import pytest
 
 from hub.collectors.prometheus import PrometheusClient, PrometheusQueryError, QuerySpec
 from hub.errors import BackendUnavailable
+from tests.loopback_http import LoopbackServer, QuietHandler
 
 
-class _Server:
+class _Server(LoopbackServer):
     """Answers every query with the planned (status, body), GET or POST; records what came."""
 
     def __init__(self) -> None:
         self.answer: tuple[int, bytes] = (200, b"")
         self.seen: list[tuple[str, str, dict[str, list[str]]]] = []
-        self.connections = 0
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
-
-            def setup(self) -> None:
-                super().setup()
-                outer.connections += 1
 
             def do_GET(self) -> None:
                 url = urlsplit(self.path)
@@ -47,26 +41,9 @@ class _Server:
 
             def _reply(self, path: str, params: dict[str, list[str]]) -> None:
                 outer.seen.append((self.command, path, params))
-                status, body = outer.answer
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.answer(*outer.answer)
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture
