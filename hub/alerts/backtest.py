@@ -107,11 +107,13 @@ def run_backtest(
     quota_per_hour: int = 0,
     policy_id: str = BACKTEST_ID,
     progress: Callable[[int, int], None] | None = None,
+    implicit_label: str = "",
 ) -> BacktestResult:
     """Replay ``policy`` over [start, end] and return its alerts and every email it would have sent.
 
     ``progress(done, total)`` hears how many slots are replayed, now and then (the console
-    shows it).
+    shows it). ``implicit_label``: the implicit cluster's ``cluster`` label on a shared
+    endpoint (engine_model.compile_rules), so a replay reads the series the live engine reads.
     """
     if not math.isfinite(start) or not math.isfinite(end):
         raise InvalidInput("start and end must be finite times", field="start")
@@ -130,7 +132,9 @@ def run_backtest(
     # Data: each distinct (metric, period) fetched once for the whole range (in a few pieces),
     # at the same points the live engine fetches period by period, then aggregated per slot.
     data: dict[tuple[str, float], SlotAggregates] = {}
-    for metric, period in sorted({(rule_metric(policy, r), r.period) for r in policy.rules}):
+    for metric, period in sorted(
+        {(rule_metric(policy, r, implicit_label=implicit_label), r.period) for r in policy.rules}
+    ):
         # The runner asks for the cluster-wide query (as live cycles batch every tenant); a
         # tenant's policy only ever reads its own namespace, so only that is fetched.
         asked, labels = build_for(build_query, policy.level, metric, period)
@@ -189,6 +193,7 @@ def run_backtest(
             default_language=default_language,
             quota_per_hour=quota_per_hour,
             query_workers=1,
+            implicit_label=implicit_label,
         )
         notifier = RecordingNotifier(clock=clock.now)
         dispatcher = Dispatcher(store=store, notifier=notifier, renderer=_SubjectsOnly(public_url=""), clock=clock)

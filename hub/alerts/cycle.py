@@ -135,6 +135,7 @@ class CycleRunner:
         on_query: Callable[[FetchKey, float, BaseException | None], None] | None = None,
         group_settings: grouping.GroupSettings | None = None,
         checkpoint_seconds: float = CHECKPOINT_SECONDS,
+        implicit_label: str = "",
     ) -> None:
         self.group_settings = group_settings  # grouping across policies; None: one message per policy
         self.store = store
@@ -153,6 +154,10 @@ class CycleRunner:
         self.tick_seconds = tick_seconds
         self.query_workers = query_workers
         self.on_query = on_query
+        # The implicit cluster's ``cluster`` label on a shared endpoint ('' : none), which its
+        # tenants' PromQL rules match (engine_model.compile_rules); a value, not the builder's,
+        # so replays and tests with their own builder compile the same keys.
+        self.implicit_label = implicit_label
         self._generation: int | None = None
         self._policies: dict[str, Policy] = {}
         self._rules: list[CompiledRule] = []
@@ -194,7 +199,7 @@ class CycleRunner:
                 except Exception:  # stored documents were validated on save; one bad row must not stop the rest
                     log.exception("stored policy %s no longer parses; skipped", row["id"])
             self._policies = policies
-            self._rules = engine.compile_rules(policies.items())
+            self._rules = engine.compile_rules(policies.items(), implicit_label=self.implicit_label)
             self._generation = gen
         return gen, self._policies, self._rules
 
@@ -231,7 +236,7 @@ class CycleRunner:
             rule = policy.rule(rule_name) if policy else None
             if policy is None or rule is None:
                 return ""
-            metric_key = rule_metric(policy, rule)
+            metric_key = rule_metric(policy, rule, implicit_label=self.implicit_label)
             if rule.expr is not None and not metric_key.startswith(PROMQL_CLUSTER_PREFIX):
                 # the query as sent (a tenant's: scoped to the namespace); an added cluster's
                 # project's is built by the runtime like its catalogue queries (below)

@@ -228,13 +228,18 @@ def alert_id_for(policy_id: str, rule: str, entity: str, started_at: float) -> s
     return hashlib.sha1(raw.encode()).hexdigest()[:16]
 
 
-def compile_rules(policies: Iterable[tuple[str, Policy]]) -> list[CompiledRule]:
+def compile_rules(policies: Iterable[tuple[str, Policy]], *, implicit_label: str = "") -> list[CompiledRule]:
+    """The enabled policies' rules with their query keys. ``implicit_label``: the value of the
+    ``cluster`` label of the implicit cluster's series on an endpoint shared by clusters
+    (``clusters.default_metrics_label``; '' when prometheus.url is its own Prometheus), so a
+    tenant's PromQL rule of an implicit-cluster project reads only that cluster's series."""
     out: list[CompiledRule] = []
     for policy_id, policy in policies:
         if not policy.enabled:
             continue
         for rule in policy.rules:
-            key = QueryKey(policy.level, rule_metric(policy, rule), rule.aggregation, rule.period)
+            metric = rule_metric(policy, rule, implicit_label=implicit_label)
+            key = QueryKey(policy.level, metric, rule.aggregation, rule.period)
             out.append(CompiledRule(policy_id=policy_id, policy=policy, rule=rule, key=key))
     return out
 
@@ -260,11 +265,19 @@ def rule_cluster(policy: Policy) -> str:
     return policy.cluster
 
 
-def rule_metric(policy: Policy, rule: Rule) -> str:
+def rule_metric(policy: Policy, rule: Rule, *, implicit_label: str = "") -> str:
     """What a rule fetches: its catalogue metric, or for a PromQL rule ``promql:<query>`` with
     a workload rule's query scoped to its namespace (``promql_scope``; validation refused what
     cannot be scoped, so a refusal here means a stored document that no longer validates and
-    the rule's query is one that returns nothing)."""
+    the rule's query is one that returns nothing).
+
+    ``implicit_label`` (see :func:`compile_rules`): a tenant's rule of an implicit-cluster
+    project also matches ``cluster="<label>"`` on every selector, and one matching ``cluster``
+    itself is refused, as an added cluster's project's are. Why here and not in the runtime's
+    query builder: the implicit project's query is the engine's own text (no builder call), and
+    without the label it would read the same-named namespace of every cluster on the endpoint.
+    Empty (a single-cluster hub, or prometheus.url is this cluster's own): the query is the
+    namespace-scoped text alone, unchanged."""
     if rule.expr is None:
         # A policy of an added cluster (a node policy naming it, a workload policy of a project
         # keyed <cluster>/<ns>): its own query key, "<metric>@<cluster>", which the runtime's
@@ -281,7 +294,7 @@ def rule_metric(policy: Policy, rule: Rule) -> str:
         if cluster:  # checked here (a cluster matcher included), built by the runtime
             scope_expression(rule.expr, namespace, cluster_label=cluster)
             return f"{PROMQL_CLUSTER_PREFIX}{policy.namespace}:{rule.expr}"
-        return PROMQL_PREFIX + scope_expression(rule.expr, policy.namespace or "")
+        return PROMQL_PREFIX + scope_expression(rule.expr, policy.namespace or "", cluster_label=implicit_label)
     except PromQLRefused as exc:
         return PROMQL_PREFIX + f"vector(0) unless vector(0) # refused: {str(exc)[:100].replace(chr(10), ' ')}"
 

@@ -43,10 +43,12 @@ from hub.alerts.policy import (
     decode_policy_text,
     parse_policy,
 )
+from hub.alerts.promql_scope import PromQLRefused, scope_expression
 from hub.alerts.service_alerts import AlertsAndHistory
 from hub.alerts.service_inherited import InheritedPolicies
 from hub.alerts.service_silences import Silences
 from hub.errors import BackendUnavailable, InvalidInput, NotFound
+from hub.scope import split_key
 from hub.store.alerts import AlertStore, CycleWrite
 from hub.timeutil import Clock, iso, parse_duration, parse_time
 
@@ -93,8 +95,12 @@ class AlertService(AlertsAndHistory, Silences, InheritedPolicies):
         templates_dir: str | Path | None = None,
         default_language: str = "en",
         quota_per_hour: int = 0,
+        implicit_label: str = "",
     ) -> None:
         self.store = store
+        # The implicit cluster's ``cluster`` label on a shared endpoint ('' : none): its
+        # tenants' PromQL rules match it (engine_model.compile_rules), in backtests too.
+        self.implicit_label = implicit_label
         self.clock = clock
         self.build_query = build_query
         self.range_query = range_query
@@ -134,7 +140,7 @@ class AlertService(AlertsAndHistory, Silences, InheritedPolicies):
                 where = "the project's alerting policies" if level == "workload" else "the cluster's alerting policies"
                 raise PolicyInvalid([Problem("level", f"must be {level!r} for {where}", lines.get("level"))])
             document = {**document, "level": level}
-        return parse_policy(
+        policy = parse_policy(
             document,
             metrics=metrics,
             users=users,
@@ -142,6 +148,27 @@ class AlertService(AlertsAndHistory, Silences, InheritedPolicies):
             extra_problems=extra,
             namespace=namespace if level == "workload" else None,
         )
+        self._check_implicit_cluster(policy, lines)
+        return policy
+
+    def _check_implicit_cluster(self, policy: Policy, lines: Mapping[str, int]) -> None:
+        """A tenant's PromQL rule of an implicit-cluster project on an endpoint shared by
+        clusters is evaluated with the implicit cluster's label matched; a rule matching
+        ``cluster`` itself is refused when saved (naming the field and the construct), as an
+        added cluster's project's rule is, instead of compiling to a query returning nothing."""
+        if not self.implicit_label or policy.level != "workload" or split_key(policy.namespace or "")[0]:
+            return
+        problems = []
+        for i, rule in enumerate(policy.rules):
+            if rule.expr is None:
+                continue
+            try:
+                scope_expression(rule.expr, policy.namespace or "", cluster_label=self.implicit_label)
+            except PromQLRefused as exc:
+                path = f"rules[{i}].expr"
+                problems.append(Problem(path, f"refused: {exc}", lines.get(path)))
+        if problems:
+            raise PolicyInvalid(problems)
 
     def _row(self, policy_id: str, *, level: str, namespace: str | None) -> Any:
         row = self.store.policy(policy_id)
@@ -474,6 +501,7 @@ class AlertService(AlertsAndHistory, Silences, InheritedPolicies):
             quota_per_hour=self.quota_per_hour,
             policy_id=pid,
             progress=progress,
+            implicit_label=self.implicit_label,
         )
         return {"policy": {"id": pid, "name": policy.name}, **result.to_dict()}
 

@@ -427,6 +427,7 @@ def build(hub: Hub) -> None:
         templates_dir=RULES_DIR,
         default_language=settings.alerts.language,
         quota_per_hour=settings.alerts.quota_per_hour,
+        implicit_label=own_label,
     )
     hub.alerting = service
     hub.backtest_jobs = BacktestJobs(hub.db, clock=hub.clock)
@@ -462,6 +463,9 @@ def build(hub: Hub) -> None:
                 tick_seconds=settings.alerts.tick_seconds,
                 on_query=on_query,
                 group_settings=group_settings(settings.alerts),
+                # the implicit cluster's tenants' PromQL rules match its label, as its catalogue
+                # queries do (build_query above); '' : unchanged single-cluster queries
+                implicit_label=own_label,
             )
             runner.stale_clusters = lambda: stale_clusters(hub)
         # Always: webhook and Alertmanager receivers need no SMTP server (without one, email
