@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -19,13 +20,17 @@ import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 from flask.testing import FlaskClient
+from kubernetes import client as k8s
 
+from hub.model import WORKSPACE_LABEL
 from hub.runtime import Hub, build_hub
 from hub.settings import Settings
 from sandbox.config import engines_dir
@@ -89,6 +94,40 @@ def hub_for(kubeconfig: Path, data_dir: Path, **kubernetes: Any) -> HubUnderTest
     client = app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
     return HubUnderTest(hub, client)
+
+
+def sandbox_kubeconfig(request: pytest.FixtureRequest) -> Path:
+    """The sandbox's kubeconfig: the session ``sandbox`` fixture's when there is one, else the running
+    sandbox's. KUBEHUB_TEST_KUBECONFIG points these tests at another cluster (e.g. a kwokctl one)."""
+    override = os.environ.get("KUBEHUB_TEST_KUBECONFIG")
+    if override:
+        return Path(override)
+    try:
+        sb: Any = request.getfixturevalue("sandbox")
+    except pytest.FixtureLookupError:
+        from sandbox.core import Sandbox
+
+        sb = Sandbox(quiet=True)
+        up = {c["name"] for c in sb.status()["components"] if c["state"] == "up"}
+        if not {"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"} <= up:
+            pytest.fail("the sandbox's control plane and KWOK must be up: run `kubehub sandbox up`")
+    return Path(sb["kubeconfig"] if isinstance(sb, dict) else sb.kubeconfig)
+
+
+@contextmanager
+def project_namespace(h: HubUnderTest, kube: k8s.ApiClient, prefix: str) -> Iterator[str]:
+    """A fresh namespace ``<prefix>-<random>`` of workspace ``<prefix>-ws``, created through the hub
+    as a project's would be, and deleted at the end (a module's own, so the sandbox's seeded
+    workloads are never touched)."""
+    name = f"{prefix}-{secrets.token_hex(3)}"
+    h.cluster.ensure_namespace(name, {WORKSPACE_LABEL: f"{prefix}-ws"})
+    try:
+        yield name
+    finally:
+        try:
+            k8s.CoreV1Api(kube).delete_namespace(name)
+        except k8s.ApiException:  # never created (its test failed) or already gone
+            pass
 
 
 def free_port_block(start: int, count: int) -> int:

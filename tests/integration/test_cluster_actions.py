@@ -7,19 +7,16 @@ namespace and node are deleted at the end.
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 
 from hub.errors import Conflict
 from hub.model import WORKSPACE_LABEL
-from tests.integration.cluster_support import HubUnderTest, hub_for, wait_until
+from tests.integration.cluster_support import HubUnderTest, project_namespace, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -27,53 +24,10 @@ OLD_IMAGE = "nginx:1.25"
 NEW_IMAGE = "nginx:1.27"
 
 
-def sandbox_kubeconfig(request: pytest.FixtureRequest) -> Path:
-    """The sandbox's kubeconfig: the session ``sandbox`` fixture's when there is one, else the running
-    sandbox's. KUBEHUB_TEST_KUBECONFIG points these tests at another cluster (e.g. a kwokctl one)."""
-    override = os.environ.get("KUBEHUB_TEST_KUBECONFIG")
-    if override:
-        return Path(override)
-    try:
-        sb: Any = request.getfixturevalue("sandbox")
-    except pytest.FixtureLookupError:
-        from sandbox.core import Sandbox
-
-        sb = Sandbox(quiet=True)
-        up = {c["name"] for c in sb.status()["components"] if c["state"] == "up"}
-        if not {"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"} <= up:
-            pytest.fail("the sandbox's control plane and KWOK must be up: run `kubehub sandbox up`")
-    return Path(sb["kubeconfig"] if isinstance(sb, dict) else sb.kubeconfig)
-
-
-@pytest.fixture(scope="module")
-def kubeconfig(request: pytest.FixtureRequest) -> Path:
-    return sandbox_kubeconfig(request)
-
-
-@pytest.fixture(scope="module")
-def kube(kubeconfig: Path) -> Iterator[k8s.ApiClient]:
-    api_client = k8s_config.new_client_from_config(config_file=str(kubeconfig))
-    yield api_client
-    api_client.close()
-
-
-@pytest.fixture(scope="module")
-def h(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubUnderTest]:
-    hub = hub_for(kubeconfig, tmp_path_factory.mktemp("cluster-actions") / "data", request_timeout=15.0)
-    yield hub
-    hub.close()
-
-
 @pytest.fixture(scope="module")
 def ns(h: HubUnderTest, kube: k8s.ApiClient) -> Iterator[str]:
-    """A fresh project namespace, created through the hub as a project's would be."""
-    name = f"kh-cluster-{secrets.token_hex(3)}"
-    h.cluster.ensure_namespace(name, {WORKSPACE_LABEL: "kh-cluster-ws"})
-    yield name
-    try:
-        k8s.CoreV1Api(kube).delete_namespace(name)
-    except k8s.ApiException:  # never created (its test failed) or already gone
-        pass
+    with project_namespace(h, kube, "kh-cluster") as name:
+        yield name
 
 
 def deployment(name: str, replicas: int, image: str = OLD_IMAGE) -> dict[str, Any]:

@@ -8,80 +8,58 @@ change into a 409. Everything happens in a namespace of this module's own, delet
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 
 from hub.collectors.container_settings import parse_settings, patch_ops
 from hub.errors import Conflict
-from hub.model import WORKSPACE_LABEL
 from hub.store.audit import AuditFilter
-from tests.integration.cluster_support import HubUnderTest, hub_for
-from tests.integration.test_cluster_actions import sandbox_kubeconfig
+from tests.integration.cluster_support import HubUnderTest, project_namespace
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 
-@pytest.fixture(scope="module")
-def kubeconfig(request: pytest.FixtureRequest) -> Path:
-    return sandbox_kubeconfig(request)
-
-
-@pytest.fixture(scope="module")
-def apps(kubeconfig: Path) -> Iterator[k8s.AppsV1Api]:
-    api_client = k8s_config.new_client_from_config(config_file=str(kubeconfig))
-    yield k8s.AppsV1Api(api_client)
-    api_client.close()
-
-
-@pytest.fixture(scope="module")
-def h(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubUnderTest]:
-    hub = hub_for(kubeconfig, tmp_path_factory.mktemp("containers") / "data", request_timeout=15.0)
-    yield hub
-    hub.close()
-
-
-@pytest.fixture(scope="module")
-def ns(h: HubUnderTest, apps: k8s.AppsV1Api) -> Iterator[str]:
-    name = f"kh-probes-{secrets.token_hex(3)}"
-    h.cluster.ensure_namespace(name, {WORKSPACE_LABEL: "kh-probes-ws"})
-    body = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "api"},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": "api"}},
-            "template": {
-                "metadata": {"labels": {"app": "api"}},
-                "spec": {
-                    "containers": [
-                        {
-                            "name": "web",
-                            "image": "nginx:1.25",
-                            "ports": [{"name": "http", "containerPort": 8080}],
-                            "resources": {"requests": {"cpu": "50m", "ephemeral-storage": "1Gi"}},
-                            "readinessProbe": {
-                                "httpGet": {"path": "/ready", "port": 8080, "scheme": "HTTP"},
-                                "successThreshold": 2,
-                            },
+_DEPLOYMENT = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "api"},
+    "spec": {
+        "replicas": 1,
+        "selector": {"matchLabels": {"app": "api"}},
+        "template": {
+            "metadata": {"labels": {"app": "api"}},
+            "spec": {
+                "containers": [
+                    {
+                        "name": "web",
+                        "image": "nginx:1.25",
+                        "ports": [{"name": "http", "containerPort": 8080}],
+                        "resources": {"requests": {"cpu": "50m", "ephemeral-storage": "1Gi"}},
+                        "readinessProbe": {
+                            "httpGet": {"path": "/ready", "port": 8080, "scheme": "HTTP"},
+                            "successThreshold": 2,
                         },
-                        {"name": "sidecar", "image": "busybox:1.36"},
-                    ]
-                },
+                    },
+                    {"name": "sidecar", "image": "busybox:1.36"},
+                ]
             },
         },
-    }
-    apps.create_namespaced_deployment(name, body)
-    yield name
-    try:
-        k8s.CoreV1Api(apps.api_client).delete_namespace(name)
-    except k8s.ApiException:
-        pass
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def apps(kube: k8s.ApiClient) -> k8s.AppsV1Api:
+    return k8s.AppsV1Api(kube)
+
+
+@pytest.fixture(scope="module")
+def ns(h: HubUnderTest, kube: k8s.ApiClient, apps: k8s.AppsV1Api) -> Iterator[str]:
+    with project_namespace(h, kube, "kh-probes") as name:
+        apps.create_namespaced_deployment(name, _DEPLOYMENT)
+        yield name
 
 
 def put(h: HubUnderTest, ns: str, body: dict) -> tuple[int, dict]:

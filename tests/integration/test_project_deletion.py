@@ -12,37 +12,20 @@ from __future__ import annotations
 
 import secrets
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 
 from tests.integration.cluster_support import HubUnderTest, hub_for, wait_until
-from tests.integration.test_cluster_actions import sandbox_kubeconfig
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
 @pytest.fixture(scope="module")
-def kubeconfig(request: pytest.FixtureRequest) -> Path:
-    return sandbox_kubeconfig(request)
-
-
-@pytest.fixture(scope="module")
-def core(kubeconfig: Path) -> Iterator[k8s.CoreV1Api]:
-    api_client = k8s_config.new_client_from_config(config_file=str(kubeconfig))
-    yield k8s.CoreV1Api(api_client)
-    api_client.close()
-
-
-@pytest.fixture(scope="module")
-def h(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubUnderTest]:
-    hub = hub_for(kubeconfig, tmp_path_factory.mktemp("project-deletion") / "data", request_timeout=15.0)
-    yield hub
-    hub.close()
+def core(kube: k8s.ApiClient) -> k8s.CoreV1Api:
+    return k8s.CoreV1Api(kube)
 
 
 def _fill(kubeconfig: Path, core: k8s.CoreV1Api, ns: str) -> None:

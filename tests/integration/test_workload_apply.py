@@ -12,48 +12,20 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 
-from hub.model import WORKSPACE_LABEL
 from hub.store.audit import AuditFilter
-from tests.integration.cluster_support import HubUnderTest, hub_for, wait_until
-from tests.integration.test_cluster_actions import sandbox_kubeconfig
+from tests.integration.cluster_support import HubUnderTest, project_namespace, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
 @pytest.fixture(scope="module")
-def kubeconfig(request: pytest.FixtureRequest) -> Path:
-    return sandbox_kubeconfig(request)
-
-
-@pytest.fixture(scope="module")
-def kube(kubeconfig: Path) -> Iterator[k8s.ApiClient]:
-    api_client = k8s_config.new_client_from_config(config_file=str(kubeconfig))
-    yield api_client
-    api_client.close()
-
-
-@pytest.fixture(scope="module")
-def h(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubUnderTest]:
-    hub = hub_for(kubeconfig, tmp_path_factory.mktemp("apply") / "data", request_timeout=15.0)
-    yield hub
-    hub.close()
-
-
-@pytest.fixture(scope="module")
 def ns(h: HubUnderTest, kube: k8s.ApiClient) -> Iterator[str]:
-    name = f"kh-apply-{secrets.token_hex(3)}"
-    h.cluster.ensure_namespace(name, {WORKSPACE_LABEL: "kh-apply-ws"})
-    yield name
-    try:
-        k8s.CoreV1Api(kube).delete_namespace(name)
-    except k8s.ApiException:
-        pass
+    with project_namespace(h, kube, "kh-apply") as name:
+        yield name
 
 
 def manifest(name: str, replicas: int, image: str = "nginx:1.25", extra: str = "") -> str:
