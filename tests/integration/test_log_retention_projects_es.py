@@ -6,7 +6,6 @@ filtered by hand; the answer is read back through the store's ordinary search.""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,20 +16,9 @@ from hub.settings import Settings
 from hub.timeutil import FakeClock
 from tests.conftest import world_database_url
 from tests.integration.logs_support import elasticsearch_url, throwaway_es_store
+from tests.unit.test_log_retention_projects import DAY, NOW, Audit  # the embedded store's test of the same job
 
 pytestmark = pytest.mark.integration
-
-DAY = 86_400
-NOW = 1_795_219_200.0 + 12 * 3600  # 2026-11-21T12:00:00Z
-
-
-class Audit:
-    def __init__(self) -> None:
-        self.entries: list[tuple[str, str, dict[str, Any]]] = []
-
-    def audit(self, actor: str, action: str, target: str, result: str, detail: Any = None) -> int:
-        self.entries.append((action, target, dict(detail or {})))
-        return len(self.entries)
 
 
 def test_a_projects_retention_deletes_only_its_older_documents(request: pytest.FixtureRequest, tmp_path: Path) -> None:
