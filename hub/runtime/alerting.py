@@ -483,6 +483,11 @@ def build(hub: Hub) -> None:
                 return None
             return next((r for r in policy.notification.receivers if r.key == recipient), None)
 
+        def implicit_cluster() -> str:
+            """The implicit cluster's name while the hub has several clusters: the ``cluster``
+            label of its alerts in webhook payloads and Alertmanager (the email names it too)."""
+            return settings.clusters.default_name if len(hub.clusters.names()) > 1 else ""
+
         if runner is not None:
             repost = AlertmanagerRepost(
                 store=engine_store,
@@ -491,6 +496,7 @@ def build(hub: Hub) -> None:
                 public_url=settings.public_url,
                 hold=hold,
                 may_send=may_send,
+                implicit_cluster=implicit_cluster,
             )
         dispatcher = Dispatcher(
             store=engine_store,
@@ -499,12 +505,13 @@ def build(hub: Hub) -> None:
             receiver=receiver,
             public_url=settings.public_url,
             alertmanager_hold=hold,
+            implicit_cluster=implicit_cluster,
             notifier=SmtpNotifier(settings.smtp),
             renderer=Renderer(
                 public_url=settings.public_url,
                 log_lines=evidence_lines(hub.logs.store, hub.cluster, t.project_log_floors),
                 cluster=hub.settings.clusters.default_name,
-                several_clusters=lambda: len(hub.clusters.names()) > 1,
+                several_clusters=lambda: bool(implicit_cluster()),
             ),
             clock=hub.clock,
             retry_initial=settings.alerts.retry_initial_seconds,

@@ -62,6 +62,31 @@ def test_webhook_labels_name_the_cluster_of_a_project_and_of_the_meta_alert() ->
     assert "cluster" not in implicit and implicit["namespace"] == "shop"
 
 
+def test_with_several_clusters_the_implicit_clusters_alerts_carry_its_name() -> None:
+    """As the email names it (Renderer._cluster_of): the row's cluster, the project's, else the
+    implicit cluster's name; '' (a single-cluster hub) adds nothing."""
+
+    def labels(n: Notice) -> dict[str, str]:
+        return dict(hooks.from_notice(n, public_url="", implicit_cluster="default").labels)
+
+    implicit = labels(notice(level="workload", namespace="shop"))
+    assert implicit["cluster"] == "default" and implicit["namespace"] == "shop"
+    assert labels(notice())["cluster"] == "default"  # a node policy of the implicit cluster
+    assert labels(notice(level="workload", namespace="cluster-2/shop"))["cluster"] == "cluster-2"
+    assert labels(notice(labels={"cluster": "cluster-3"}))["cluster"] == "cluster-3"
+    r = Renderer(public_url="http://hub", cluster="default", several_clusters=lambda: True)
+    for n in (notice(), notice(level="workload", namespace="shop"), notice(namespace="cluster-2/shop")):
+        assert f"[{labels(n)['cluster']}]" in r.render([n]).subject  # the email's cluster is the label's
+    row = {
+        "policy_name": "node-mem", "rule": "mem", "severity": "critical", "level": "workload", "namespace": "shop",
+        "entity": "shop/w", "labels": '{"namespace": "shop"}', "last_value": 0.95, "unit": "ratio",
+        "threshold": 0.9, "metric": "m", "comparator": ">", "query": "q", "fired_at": T0, "started_at": T0, "id": "a",
+    }  # fmt: skip
+    assert hooks.from_row(row, public_url="", implicit_cluster="default").labels["cluster"] == "default"
+    assert "cluster" not in hooks.from_row(row, public_url="").labels
+    assert "cluster" not in hooks.from_notice(notice(), public_url="", implicit_cluster="").labels
+
+
 def test_alert_queries_of_a_cluster_on_a_shared_endpoint_match_its_label() -> None:
     c = default_catalogue()
     query, _ = c.alert_query("node", "node_memory_utilisation", "avg", 60, cluster_label="default")

@@ -490,3 +490,43 @@ def test_the_per_cycle_repost_keeps_open_alerts_alive_and_drops_resolved_ones(tm
     w.tick()
     assert reposted() == []  # resolved: the outbox posted the resolves, no more re-posts
     assert all(r["path"] == "/api/v2/alerts" for r in hook.requests)
+
+
+def test_with_several_clusters_webhooks_and_alertmanager_name_the_implicit_cluster(tmp_path: Path, hook: Hook) -> None:
+    """In a hub of several clusters the implicit cluster's alerts carry ``cluster`` (its name)
+    in the webhook payload, the Alertmanager post and the per-cycle re-post (one label set, so
+    Alertmanager sees one alert); a single-cluster hub's payloads stay without it."""
+    from hub.alerts.notify.repost import AlertmanagerRepost
+
+    several = {"on": True}
+
+    def implicit() -> str:
+        return "default" if several["on"] else ""
+
+    w = HookWorld(tmp_path)
+    w.dispatcher.implicit_cluster = implicit
+    doc = node_doc(rule={"consecutive": 1})
+    doc["notification"]["receivers"] = [
+        {"webhook": hook.url, "secret": SECRET},
+        {"alertmanager": f"http://127.0.0.1:{hook.port}"},
+    ]
+    w.add(doc)
+    repost = AlertmanagerRepost(store=w.store, http=HttpNotifier(), clock=w.clock, public_url="http://hub.example",
+                                hold=240, implicit_cluster=implicit)  # fmt: skip
+    w.values = {"node-1": 0.97}
+    w.tick()
+    by_path = {r["path"]: json.loads(r["body"]) for r in hook.requests}
+    payload, [posted] = by_path["/hook"], by_path["/api/v2/alerts"]
+    [alert] = payload["alerts"]
+    assert alert["labels"]["cluster"] == "default" and payload["commonLabels"]["cluster"] == "default"
+    assert posted["labels"] == alert["labels"]
+    before = len(hook.requests)
+    assert repost.run().posted == 1
+    [[again]] = [json.loads(r["body"]) for r in hook.requests[before:]]
+    assert again["labels"] == posted["labels"]
+    # One cluster again (the added one removed): the labels are the single-cluster hub's.
+    several["on"] = False
+    w.values = {"node-2": 0.97}
+    w.tick()
+    later = [json.loads(r["body"]) for r in hook.requests[before + 1 :] if r["path"] == "/hook"]
+    assert later and all("cluster" not in a["labels"] for body in later for a in body["alerts"])

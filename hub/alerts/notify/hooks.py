@@ -50,7 +50,13 @@ def alert_labels(
     namespace: str | None,
     entity: str,
     labels: Mapping[str, str],
+    implicit_cluster: str = "",
 ) -> dict[str, str]:
+    """An alert's label set. ``implicit_cluster``: the implicit cluster's name in a hub of
+    several clusters ('' in a single-cluster hub): an alert that names no cluster otherwise (its
+    row's ``cluster`` label, its project's cluster) is the implicit cluster's and says so, as
+    every added cluster's alert does and as the email names it (render.Renderer._cluster_of), so
+    a chat adapter or an Alertmanager route can tell the clusters' alerts apart."""
     out = {
         "alertname": policy_name,
         "rule": rule,
@@ -69,6 +75,8 @@ def alert_labels(
         cluster, out["namespace"] = split_key(namespace)
         if cluster:
             out["cluster"] = cluster
+    if implicit_cluster and not out.get("cluster"):
+        out["cluster"] = implicit_cluster
     return out
 
 
@@ -121,7 +129,7 @@ def _summary(policy_name: str, rule: str, metric: str, value: str, comparator: s
     return f"{policy_name}/{rule}: {metric} is {value} ({comparator} {threshold}) on {where}"
 
 
-def from_notice(n: Notice, *, public_url: str) -> HookAlert:
+def from_notice(n: Notice, *, public_url: str, implicit_cluster: str = "") -> HookAlert:
     labels = alert_labels(
         policy_name=n.policy_name,
         rule=n.rule,
@@ -130,6 +138,7 @@ def from_notice(n: Notice, *, public_url: str) -> HookAlert:
         namespace=n.namespace,
         entity=n.entity,
         labels=n.labels,
+        implicit_cluster=implicit_cluster,
     )
     resolving = n.kind in RESOLVING_KINDS
     value = format_value(n.value, n.unit)
@@ -150,7 +159,7 @@ def from_notice(n: Notice, *, public_url: str) -> HookAlert:
     )
 
 
-def from_row(row: Mapping[str, Any], *, public_url: str) -> HookAlert:
+def from_row(row: Mapping[str, Any], *, public_url: str, implicit_cluster: str = "") -> HookAlert:
     """A firing alert as the store keeps it (the per-cycle re-post to Alertmanager)."""
     raw = row["labels"]
     labels = alert_labels(
@@ -161,6 +170,7 @@ def from_row(row: Mapping[str, Any], *, public_url: str) -> HookAlert:
         namespace=row["namespace"] or None,
         entity=row["entity"],
         labels=json.loads(raw) if isinstance(raw, str) else (raw or {}),
+        implicit_cluster=implicit_cluster,
     )
     value = format_value(row["last_value"], row["unit"])
     threshold = format_threshold(row["threshold"], row["unit"]) if row["threshold"] is not None else ""

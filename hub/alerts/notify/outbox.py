@@ -88,8 +88,12 @@ class Dispatcher:
         receiver: Callable[[str, str], Receiver | None] | None = None,
         public_url: str = "",
         alertmanager_hold: float = 300.0,
+        implicit_cluster: Callable[[], str] | None = None,
     ) -> None:
         self.may_send = may_send
+        # The implicit cluster's name while the hub has several clusters, else '' (read when a
+        # request is built): the label its alerts carry to webhooks and Alertmanager (hooks).
+        self.implicit_cluster = implicit_cluster
         self.http = http
         self.receiver = receiver
         self.public_url = public_url
@@ -224,7 +228,8 @@ class Dispatcher:
             found = self.receiver(row["policy_id"], row["recipient"]) if self.receiver else None
             if found is None:
                 raise LookupError("the policy no longer names this receiver")
-            alerts = [hooks.from_notice(n, public_url=self.public_url) for n in notices]
+            implicit = self.implicit_cluster() if self.implicit_cluster is not None else ""
+            alerts = [hooks.from_notice(n, public_url=self.public_url, implicit_cluster=implicit) for n in notices]
             kinds = ",".join(sorted({n.kind for n in notices}))
             subject = f"{len(alerts)} alert(s), {kinds}: {notices[0].policy_name}"
             timeout = found.timeout or DEFAULT_HTTP_TIMEOUT

@@ -53,8 +53,12 @@ class AlertmanagerRepost:
         public_url: str,
         hold: float,
         may_send: Callable[[], bool] | None = None,
+        implicit_cluster: Callable[[], str] | None = None,
     ) -> None:
         self.store = store
+        # As the outbox's (Dispatcher.implicit_cluster): the same label set, so Alertmanager
+        # sees one alert per hub alert whether the outbox or the re-post sent it.
+        self.implicit_cluster = implicit_cluster
         self.http = http
         self.clock = clock
         self.public_url = public_url
@@ -90,8 +94,13 @@ class AlertmanagerRepost:
             )
             firing[pid] = [r for r in rows if r["sends"] > 0 and r["fired_at"] is not None]
         items: list[PendingHttp] = []
+        implicit = self.implicit_cluster() if self.implicit_cluster is not None else ""
         for url, (timeout, ids) in sorted(targets.items()):
-            alerts = [hooks.from_row(r, public_url=self.public_url) for pid in ids for r in firing[pid]]
+            alerts = [
+                hooks.from_row(r, public_url=self.public_url, implicit_cluster=implicit)
+                for pid in ids
+                for r in firing[pid]
+            ]
             if not alerts:
                 continue
 
