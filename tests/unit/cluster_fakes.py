@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from hub.collectors.k8s_errors import API_SERVER
@@ -18,6 +19,19 @@ from hub.collectors.watchcache import ListPage, ResourceKind, WatchEvent, WatchE
 from hub.errors import BackendUnavailable
 
 _uids = itertools.count(1)
+
+UNREACHABLE_KUBECONFIG = (
+    "apiVersion: v1\nkind: Config\ncurrent-context: t\n"
+    "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+    "users: [{name: u, user: {token: 'x'}}]\ncontexts: [{name: t, context: {cluster: c, user: u}}]\n"
+)
+
+
+def unreachable_kubeconfig(path: Path) -> Path:
+    """Writes a valid kubeconfig (context ``t``) whose API server nothing listens on: a cluster the
+    runtime builds a service for without ever reaching it."""
+    path.write_text(UNREACHABLE_KUBECONFIG, encoding="utf-8")
+    return path
 
 
 def uid() -> str:

@@ -10,19 +10,13 @@ import pytest
 from hub.runtime import build_hub
 from hub.settings import Settings
 from tests.conftest import world_database_url
+from tests.unit.cluster_fakes import unreachable_kubeconfig
 
 pytestmark = pytest.mark.unit
 
-KUBECONFIG = (
-    "apiVersion: v1\nkind: Config\ncurrent-context: t\n"
-    "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
-    "users: [{name: u, user: {token: 'x'}}]\ncontexts: [{name: t, context: {cluster: c, user: u}}]\n"
-)
-
 
 def test_a_cluster_added_by_one_replica_is_built_by_the_other_and_removed_alike(tmp_path: Path) -> None:
-    kubeconfig = tmp_path / "edge.kubeconfig"
-    kubeconfig.write_text(KUBECONFIG)
+    kubeconfig = unreachable_kubeconfig(tmp_path / "edge.kubeconfig")
     settings = Settings(data_dir=tmp_path / "data", database_url=world_database_url()).replace(
         kubernetes={"kubeconfig": "none"}, logs={"ship": False}
     )

@@ -11,28 +11,28 @@ from typing import Any
 import pytest
 
 from hub.errors import BackendUnavailable
-from hub.runtime import build_hub
+from hub.runtime import Hub, build_hub
 from hub.runtime.logs import ClusterPodSource, cluster_namespaces
 from hub.settings import Settings
 from hub.tenancy.scope import Project
 from tests.conftest import world_database_url
+from tests.unit.cluster_fakes import unreachable_kubeconfig
 
 pytestmark = pytest.mark.unit
 
-KUBECONFIG = (
-    "apiVersion: v1\nkind: Config\ncurrent-context: t\n"
-    "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]\n"
-    "users: [{name: u, user: {token: 'x'}}]\ncontexts: [{name: t, context: {cluster: c, user: u}}]\n"
-)
+
+def shipping_hub(tmp_path: Path, skip_clusters: str) -> Hub:
+    """A hub shipping logs, its own cluster an unreachable one, leaving ``skip_clusters`` out."""
+    kubeconfig = unreachable_kubeconfig(tmp_path / "k.kubeconfig")
+    settings = Settings(data_dir=tmp_path / "data", database_url=world_database_url()).replace(
+        kubernetes={"kubeconfig": str(kubeconfig)}, logs={"ship": True, "ship_skip_clusters": skip_clusters}
+    )
+    return build_hub(settings)
 
 
 def test_the_shipper_follows_every_cluster_but_those_node_collectors_serve(tmp_path: Path) -> None:
+    hub = shipping_hub(tmp_path, "collected")
     kubeconfig = tmp_path / "k.kubeconfig"
-    kubeconfig.write_text(KUBECONFIG)
-    settings = Settings(data_dir=tmp_path / "data", database_url=world_database_url()).replace(
-        kubernetes={"kubeconfig": str(kubeconfig)}, logs={"ship": True, "ship_skip_clusters": "collected"}
-    )
-    hub = build_hub(settings)
     try:
         shipper = hub.logs.shipper
         assert shipper is not None
@@ -49,12 +49,7 @@ def test_the_shipper_follows_every_cluster_but_those_node_collectors_serve(tmp_p
 
 
 def test_the_implicit_cluster_can_be_left_to_node_collectors_too(tmp_path: Path) -> None:
-    kubeconfig = tmp_path / "k.kubeconfig"
-    kubeconfig.write_text(KUBECONFIG)
-    settings = Settings(data_dir=tmp_path / "data", database_url=world_database_url()).replace(
-        kubernetes={"kubeconfig": str(kubeconfig)}, logs={"ship": True, "ship_skip_clusters": "default"}
-    )
-    hub = build_hub(settings)
+    hub = shipping_hub(tmp_path, "default")
     try:
         assert hub.logs.shipper is not None and set(hub.logs.shipper.sources()) == set()
     finally:
