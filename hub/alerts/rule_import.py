@@ -122,6 +122,9 @@ class ImportOptions:
     default_severity: str = "major"
     default_interval: float = 60.0  # Prometheus's global evaluation_interval default
     receivers: tuple[Mapping[str, Any], ...] = ()
+    # The implicit cluster's ``cluster`` label on a shared endpoint ('' : none): an
+    # implicit-cluster project's rule matching cluster is then not importable (AlertService).
+    implicit_label: str = ""
 
 
 def policy_name(text: str) -> str:
@@ -290,7 +293,7 @@ class _Importer:
             if self.o.level == "workload":
                 # a project of an added cluster (<cluster>/<ns>): its rules may not match cluster
                 cluster, ns = split_key(self.o.namespace or "")
-                scoped = scope_expression(expr, ns, cluster_label=cluster)
+                scoped = scope_expression(expr, ns, cluster_label=cluster or self.o.implicit_label)
                 if scoped != expr:
                     item.reasons.append("the expression is evaluated scoped to the namespace")
             else:

@@ -139,3 +139,26 @@ def test_saving_a_rule_that_matches_cluster_is_refused_only_with_the_label() -> 
         assert labelled.parse(_policy("workload", "kube_pod_info > 0"), level="workload", namespace=NS)
     finally:
         db.close()
+
+
+def test_the_import_report_refuses_a_rule_matching_cluster_only_with_the_label() -> None:
+    from hub.alerts.rule_import import ImportOptions, import_rule_texts
+
+    text = """
+groups:
+  - name: apps
+    rules:
+      - alert: Elsewhere
+        expr: kube_pod_info{cluster="cluster-2"} > 0
+      - alert: Mine
+        expr: kube_pod_info > 0
+"""
+    labelled = import_rule_texts(
+        [("f.yaml", text)], ImportOptions(level="workload", namespace=NS, implicit_label=LABEL)
+    )
+    outcomes = {it.rule: it for it in labelled.items}
+    assert outcomes["Elsewhere"].outcome == "not_importable"
+    assert "cluster matcher" in " ".join(outcomes["Elsewhere"].reasons)
+    assert outcomes["Mine"].outcome in ("imported", "changed")
+    plain = import_rule_texts([("f.yaml", text)], ImportOptions(level="workload", namespace=NS))
+    assert {it.rule: it.outcome for it in plain.items}["Elsewhere"] != "not_importable"

@@ -352,6 +352,7 @@ def _import(level: str, namespace: str | None) -> Any:
         severity_map=mapping,
         default_severity=default_severity,
         default_interval=parse_duration(str(body.get("default_interval", "1m")), field="default_interval"),
+        implicit_label=alerting().implicit_label,
     )
     result = import_rule_texts(files, options)
     out = result.to_dict()

@@ -321,7 +321,8 @@ def _import_page(level: str, ns: str | None) -> Any:
             files.append((f.filename or "upload.yaml", data.decode("utf-8", "replace")))
         if request.form.get("text", "").strip():
             files.append(("pasted.yaml", request.form["text"]))
-        result = import_rule_texts(files, ImportOptions(level=level, namespace=ns))
+        options = ImportOptions(level=level, namespace=ns, implicit_label=_svc().implicit_label)
+        result = import_rule_texts(files, options)
         if request.form.get("apply"):
             for doc in result.policies:
                 try:
