@@ -14,7 +14,9 @@ without a ``cluster`` label) or from one **shared** Prometheus-compatible endpoi
 cluster's series apart by a label (``metrics.mode = shared``: the URL, and the value of the
 ``cluster`` label this cluster's series carry), as Thanos Query or Mimir setups do. Logs likewise:
 a store shared by clusters with every line labelled with its cluster (``logs.mode = shared``), or
-one store per cluster (``logs.mode = own`` with the store's URL).
+one store per cluster (``logs.mode = own``: an Elasticsearch URL and the prefix of the cluster's
+dated indices there, ``index_prefix``, so two clusters may also keep apart stores in one
+Elasticsearch).
 
 :func:`parse_cluster` validates an API body and names the field at fault in every error, in the
 request's own terms (``connection.kubeconfig``, ``metrics.label_value``).
@@ -82,11 +84,16 @@ class MetricsSource:
         return f'cluster="{self.label_value}"' if self.mode == "shared" else ""
 
 
+# The index name rule of the Elasticsearch store (lower case; the dated suffix follows).
+INDEX_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+
+
 @dataclass(frozen=True)
 class LogSource:
     mode: str  # shared | own
-    url: str = ""  # own: the store's URL
+    url: str = ""  # own: the cluster's Elasticsearch URL
     label_value: str = ""  # shared: the value of the `cluster` field of this cluster's lines
+    index_prefix: str = ""  # own: prefix of its dated indices ("": the hub's elasticsearch.index_prefix)
 
 
 @dataclass(frozen=True)
@@ -116,7 +123,12 @@ class Cluster:
                 "credentials": conn.credential_kind or "none",
             },
             "metrics": {"mode": self.metrics.mode, "url": self.metrics.url, "label_value": self.metrics.label_value},
-            "logs": {"mode": self.logs.mode, "url": self.logs.url, "label_value": self.logs.label_value},
+            "logs": {
+                "mode": self.logs.mode,
+                "url": self.logs.url,
+                "label_value": self.logs.label_value,
+                "index_prefix": self.logs.index_prefix,
+            },
             "created": self.created,
             "updated": self.updated,
         }
@@ -308,20 +320,31 @@ def _metrics(body: dict[str, Any]) -> MetricsSource:
 
 
 def _logs(body: dict[str, Any], cluster_name: str) -> LogSource:
-    _check_unknown(body, {"mode", "url", "label_value"}, "logs")
+    _check_unknown(body, {"mode", "url", "label_value", "index_prefix"}, "logs")
     mode = _str(body, "mode", "logs.mode", default="shared")
     if mode not in LOG_MODES:
         raise Unprocessable(f"logs.mode must be one of {', '.join(LOG_MODES)}", field="logs.mode")
     url = _str(body, "url", "logs.url")
     label = _str(body, "label_value", "logs.label_value", limit=64)
+    prefix = _str(body, "index_prefix", "logs.index_prefix", limit=64)
     if mode == "own":
         if not url:
             raise Unprocessable("logs.url is required with logs.mode own", field="logs.url")
         if label:
             raise Unprocessable("logs.label_value is only for logs.mode shared", field="logs.label_value")
-        return LogSource("own", _url(url, "logs.url"))
+        if urlsplit(url).username or urlsplit(url).password:
+            # the URL is shown back and audited: credentials have no place in it
+            raise Unprocessable("logs.url must not carry a user or password", field="logs.url")
+        if prefix and not INDEX_PREFIX_RE.match(prefix):
+            raise Unprocessable(
+                "logs.index_prefix must be lower-case letters, digits, '-', '_' or '.' (at most 63)",
+                field="logs.index_prefix",
+            )
+        return LogSource("own", _url(url, "logs.url"), index_prefix=prefix)
     if url:
         raise Unprocessable("logs.url is only for logs.mode own (shared uses the hub's log store)", field="logs.url")
+    if prefix:
+        raise Unprocessable("logs.index_prefix is only for logs.mode own", field="logs.index_prefix")
     label = label or cluster_name
     if not LABEL_VALUE_RE.match(label):
         raise Unprocessable("logs.label_value must be letters, digits, '-', '_' or '.'", field="logs.label_value")

@@ -73,7 +73,7 @@ def _from_record(r: ClusterRecord) -> Cluster:
         display_name=d.get("display_name") or r.name,
         connection=conn,
         metrics=MetricsSource(m["mode"], m.get("url", ""), m.get("label_value", "")),
-        logs=LogSource(lg["mode"], lg.get("url", ""), lg.get("label_value", "")),
+        logs=LogSource(lg["mode"], lg.get("url", ""), lg.get("label_value", ""), lg.get("index_prefix", "")),
         created=r.created,
         updated=r.updated,
     )

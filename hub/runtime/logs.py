@@ -8,17 +8,24 @@ except those of ``logs.ship_skip_clusters`` (their node collectors send their li
 asked again at every round of the shipper, so an added cluster is followed within a round and a
 removed one's poller stops. A cluster whose pod list is stale (its API server gone) fails its own
 rounds only, positions unmoved, and resumes where it stopped.
+
+One store per cluster: a registered cluster with ``logs.mode own`` gets its own Elasticsearch
+store (:class:`OwnStores`: its ``logs.url`` and ``logs.index_prefix``, the hub's other
+``elasticsearch.*`` settings), opened when the cluster is added or changed and closed when it
+is removed or turned back to ``shared``; the service writes and reads that cluster's lines there.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hub.collectors.logs.collection_store import LogCollectionStore
 from hub.collectors.logs.embedded import EmbeddedLogStore
+from hub.collectors.logs.fanout import ClusterLogStore
 from hub.collectors.logs.service import LogService
 from hub.collectors.logs.shipper import ContainerRef, PodRef, Shipper
 from hub.collectors.logs.store import (
@@ -29,6 +36,7 @@ from hub.scope import project_key, split_key
 from hub.settings import Settings
 
 if TYPE_CHECKING:
+    from hub.clusters.model import Cluster
     from hub.runtime import Hub
     from hub.tenancy.service import TenancyService
 
@@ -153,6 +161,102 @@ def open_store(settings: Settings) -> LogStore:
         return _UnavailableStore("embedded log store", exc.message)
 
 
+def open_own_store(settings: Settings, cluster: Cluster) -> LogStore:
+    """A cluster's own store (``logs.mode own``): Elasticsearch at its ``logs.url``, its indices
+    under its ``logs.index_prefix`` (else the hub's prefix), written by the hub (field preset
+    ``kubehub``), with the hub's timeout, replicas and retention settings."""
+    from hub.collectors.logs.elasticsearch import ElasticsearchLogStore
+
+    es = settings.elasticsearch
+    try:
+        inner: LogStore = ElasticsearchLogStore(
+            cluster.logs.url,
+            index_prefix=cluster.logs.index_prefix or es.index_prefix,
+            timeout=es.timeout,
+            replicas=es.replicas,
+            upgrade_old_indices=es.manage_retention,
+        )
+    except Exception as exc:  # a store that cannot even be built says why on every request
+        log.error("cluster %s's log store cannot be opened: %s", cluster.name, exc)
+        inner = _UnavailableStore("elasticsearch", str(exc))
+    return ClusterLogStore(cluster.name, inner)
+
+
+class OwnStores:
+    """cluster name -> its own store, for the clusters with ``logs.mode own``.
+
+    Kept in step with the registry: at once by its listener (changes made through this
+    replica), and by reading the registry again at most every ``refresh`` seconds (changes made
+    through another replica). A store is reopened only when its URL or prefix changed."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        clusters: Callable[[], Iterable[Cluster]],
+        *,
+        opener: Callable[[Settings, Cluster], LogStore] = open_own_store,
+        refresh: float = 10.0,
+    ) -> None:
+        self.settings = settings
+        self._clusters = clusters
+        self._opener = opener
+        self._refresh = refresh
+        self._lock = threading.Lock()
+        self._stores: dict[str, tuple[tuple[str, str], LogStore]] = {}
+        self._loaded_at: float | None = None
+
+    def __call__(self) -> Mapping[str, LogStore]:
+        now = time.monotonic()
+        if self._loaded_at is None or now - self._loaded_at >= self._refresh:
+            self.reload()
+        return {name: store for name, (_, store) in self._stores.items()}
+
+    def reload(self) -> None:
+        try:
+            clusters = list(self._clusters())
+        except Exception as exc:  # the state store down: keep the stores known
+            log.warning("reading the clusters' log sources failed: %s", exc)
+            return
+        with self._lock:
+            self._loaded_at = time.monotonic()
+            wanted = {c.name: c for c in clusters if c.logs.mode == "own" and not c.implicit}
+            for name in set(self._stores) - set(wanted):
+                self._drop(name)
+            for cluster in wanted.values():
+                self._put(cluster)
+
+    def changed(self, name: str, cluster: Cluster | None) -> None:
+        """The registry's listener: a cluster added, changed or removed here."""
+        with self._lock:
+            if cluster is None or cluster.logs.mode != "own" or cluster.implicit:
+                self._drop(name)
+            else:
+                self._put(cluster)
+
+    def _put(self, cluster: Cluster) -> None:
+        key = (cluster.logs.url, cluster.logs.index_prefix)
+        held = self._stores.get(cluster.name)
+        if held is not None and held[0] == key:
+            return
+        self._drop(cluster.name)
+        self._stores = {**self._stores, cluster.name: (key, self._opener(self.settings, cluster))}
+
+    def _drop(self, name: str) -> None:
+        held = self._stores.get(name)
+        if held is None:
+            return
+        self._stores = {n: v for n, v in self._stores.items() if n != name}
+        try:
+            held[1].close()
+        except Exception:
+            log.exception("closing cluster %s's log store failed", name)
+
+    def close(self) -> None:
+        with self._lock:
+            for name in list(self._stores):
+                self._drop(name)
+
+
 def shipped_namespaces(settings: Settings, tenancy: TenancyService) -> Callable[[], Sequence[str] | None]:
     """The namespaces the shipper follows: the configured list, else every project's namespace."""
     configured = [n.strip() for n in settings.logs.ship_namespaces.split(",") if n.strip()]
@@ -214,6 +318,8 @@ def shipped_clusters(hub: Hub) -> Callable[[], dict[str, ClusterPodSource]]:
 def build(hub: Hub) -> None:
     settings = hub.settings
     store = open_store(settings)
+    own = OwnStores(settings, hub.clusters.all)
+    hub.clusters.subscribe(own.changed)
     service = LogService(
         store=store,
         settings=settings,
@@ -226,6 +332,7 @@ def build(hub: Hub) -> None:
             for ns, s in LogCollectionStore(hub.db).rules().by_namespace.items()
             if s.retention_days is not None
         },
+        cluster_stores=own,
     )
     if settings.logs.ship and (hub.cluster is not None or hub.clusters.names() != [settings.clusters.default_name]):
         implicit = settings.clusters.default_name
@@ -245,4 +352,12 @@ def build(hub: Hub) -> None:
     hub.logs = service
 
 
-__all__ = ["ClusterPodSource", "build", "cluster_namespaces", "open_store", "shipped_clusters"]
+__all__ = [
+    "ClusterPodSource",
+    "OwnStores",
+    "build",
+    "cluster_namespaces",
+    "open_own_store",
+    "open_store",
+    "shipped_clusters",
+]

@@ -14,6 +14,12 @@ cluster the caller may pick; each cluster is asked with the caller's view of *th
 query per cluster, merged by time (:class:`ClusterPart`). A platform admin asking about every
 cluster is one unfiltered query, as before. Built by ``hub/runtime/logs.py``, which also
 adapts the cluster service for the shipper.
+
+One store per cluster: a cluster configured with its own store (``logs.mode own``) has its
+lines written there (:meth:`LogService.write` routes each line by its cluster) and read there;
+a read over several stores runs through :mod:`hub.collectors.logs.fanout` (bounded, and a store
+that is down either fails the read or is listed under ``unavailable``). Over 400 lines because
+every read's scoping, fan-out and audit go through the one service that enforces the scope.
 """
 
 from __future__ import annotations
@@ -25,12 +31,13 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from itertools import chain, islice
 from typing import Any, Protocol
 
 from hub.collectors.logs import export as export_mod
+from hub.collectors.logs.fanout import FanOut, StorePart, Unavailable, merge_search
 from hub.collectors.logs.shipper import Shipper
 from hub.collectors.logs.store import (
     LogLine,
@@ -42,7 +49,7 @@ from hub.collectors.logs.store import (
     bucket_bounds,
     fill_buckets,
 )
-from hub.errors import Forbidden, HubError, InvalidInput, NotFound
+from hub.errors import BackendUnavailable, Forbidden, HubError, InvalidInput, NotFound
 from hub.scope import LogFloors, Scope, refusal
 from hub.settings import Settings
 from hub.timeutil import Clock, format_duration, iso
@@ -74,13 +81,8 @@ class AuditLog(Protocol):
     ) -> int: ...
 
 
-@dataclass(frozen=True)
-class ClusterPart:
-    """One cluster's share of a read: the cluster's name and the store query scoped by the
-    caller's view of it (``name`` is "" for a platform admin's read over every cluster)."""
-
-    name: str
-    query: LogQuery
+# One cluster's share of a read: its name, its store and the query the caller's view allows.
+ClusterPart = StorePart
 
 
 class LogService:
@@ -97,8 +99,12 @@ class LogService:
         shipper: Shipper | None = None,
         cluster_names: Callable[[], Sequence[str]] | None = None,
         project_retention: Callable[[], Mapping[str, int]] | None = None,
+        cluster_stores: Callable[[], Mapping[str, LogStore]] | None = None,
     ) -> None:
         self.store = store
+        # cluster name -> its own store (logs.mode own); every other cluster's lines are in ``store``
+        self._cluster_stores = cluster_stores
+        self._fanout = FanOut()
         # namespace -> its project's own retention in days (log collection settings), when set
         self._project_retention = project_retention
         # Every cluster the hub knows (the registry's names); a hub without the registry knows
@@ -141,6 +147,14 @@ class LogService:
         names = list(self._cluster_names()) if self._cluster_names is not None else []
         return names if self.implicit_cluster in names else [self.implicit_cluster, *names]
 
+    def own_stores(self) -> Mapping[str, LogStore]:
+        """The clusters with a store of their own, each with it (none on a one-store hub)."""
+        return self._cluster_stores() if self._cluster_stores is not None else {}
+
+    def store_of(self, cluster: str) -> LogStore:
+        """Where ``cluster``'s lines are written and read ("" is the implicit cluster)."""
+        return self.own_stores().get(cluster or self.implicit_cluster, self.store)
+
     def labels(self, cluster: str) -> tuple[str, ...]:
         """The stored cluster labels of ``cluster``'s lines ("" too for the implicit one)."""
         return ("", cluster) if cluster == self.implicit_cluster else (cluster,)
@@ -164,9 +178,18 @@ class LogService:
                 raise Forbidden(f"you lack the permission {READ_PERMISSION} in cluster {name}", field="cluster")
             asked = list(params.clusters)
         else:
+            own = self.own_stores()
             if scope.all_namespaces and not params.namespaces:
-                # Every line of every cluster, lines of removed clusters too: one query.
-                return [ClusterPart("", params.to_query(None))]
+                # Every line of the shared store (lines of removed clusters too) in one query,
+                # and each cluster's own store.
+                return [
+                    ClusterPart("", self.store, params.to_query(None)),
+                    *(
+                        ClusterPart(c, own[c], params.to_query(None, clusters=self.labels(c)))
+                        for c in known
+                        if c in own
+                    ),
+                ]
             asked = [c for c in known if scope.may_read_cluster(c)]
         parts: list[ClusterPart] = []
         readable: set[str] = set()
@@ -178,13 +201,14 @@ class LogService:
             readable.update(wanted)
             restricted = view.named(READ_PERMISSION, wanted)
             labels = self.labels(name)
+            store = self.store_of(name)
             if restricted is None:
-                parts.append(ClusterPart(name, params.to_query(None, clusters=labels)))
+                parts.append(ClusterPart(name, store, params.to_query(None, clusters=labels)))
                 continue
             if not restricted:
                 continue
             floors: LogFloors = view.log_floors(restricted)
-            parts.append(ClusterPart(name, params.to_query(floors.created, floors.uids, clusters=labels)))
+            parts.append(ClusterPart(name, store, params.to_query(floors.created, floors.uids, clusters=labels)))
         for ns in params.namespaces:
             if ns not in readable:
                 raise refusal(READ_PERMISSION, ns)  # the same words as Scope.check
@@ -257,23 +281,22 @@ class LogService:
             item["cluster"] = implicit
         return item
 
-    def _search_parts(self, parts: Sequence[ClusterPart]) -> SearchResult:
+    def _search_parts(self, parts: Sequence[ClusterPart]) -> tuple[SearchResult, list[Unavailable]]:
         if not parts:
-            return SearchResult(items=[], total=0)
+            return SearchResult(items=[], total=0), []
         if len(parts) == 1:
-            return self.store.search(parts[0].query)
+            return parts[0].store.search(parts[0].query), []
         # Each cluster's first from+size lines, merged by time, then the page cut from them.
         first = parts[0].query
         window = first.offset + first.size
-        results = [self.store.search(replace(p.query, offset=0, size=window)) for p in parts]
-        desc = first.sort == "desc"
-        merged = heapq.merge(*(r.items for r in results), key=lambda line: line.time, reverse=desc)
-        page = list(islice(merged, first.offset, window))
-        return SearchResult(
-            items=page,
-            total=sum(r.total for r in results),
-            total_exact=all(r.total_exact for r in results),
-        )
+        got = self._fanout.run(parts, lambda p: p.store.search(replace(p.query, offset=0, size=window)))
+        result = merge_search(got.answers, offset=first.offset, size=first.size, desc=first.sort == "desc")
+        return result, got.unavailable
+
+    @staticmethod
+    def _left_out(unavailable: Sequence[Unavailable]) -> dict[str, Any]:
+        """The audit detail of a partial answer: which clusters were left out."""
+        return {"unavailable": [u.cluster for u in unavailable]} if unavailable else {}
 
     @staticmethod
     def _scope_detail(
@@ -301,35 +324,40 @@ class LogService:
         """``GET /api/v1/logs``: ``{"items": [...], "total": N, "total_relation": "eq"|"gte"}``."""
         params, parts = self._scoped(scope, args, "logs.search")
         try:
-            result = self._search_parts(parts)
+            result, unavailable = self._search_parts(parts)
         except HubError as exc:
             self._audit(scope, "logs.search", "failed", params, reason=exc.message, **self._part_detail(params, parts))
             raise
-        self._audit(
-            scope, "logs.search", "ok", params, total=result.total, **self._part_detail(params, parts, result.items)
-        )
+        detail = {**self._part_detail(params, parts, result.items), **self._left_out(unavailable)}
+        self._audit(scope, "logs.search", "ok", params, total=result.total, **detail)
         return {
             "items": [self._item(line, self.implicit_cluster) for line in result.items],
             "total": result.total,
             "total_relation": "eq" if result.total_exact else "gte",
             "from": params.offset,
             "size": params.size,
+            "partial": bool(unavailable),
+            "unavailable": [u.to_dict() for u in unavailable],
         }
 
     def histogram(self, scope: Scope, args: LogParams | Mapping[str, Any]) -> dict[str, Any]:
         """``GET /api/v1/logs/histogram``: ``{"interval": "1m", "buckets": [{"time", "count"}], "total"}``."""
         params, parts = self._scoped(scope, args, "logs.histogram")
         interval = params.interval or auto_interval(params.start, params.end)
+        unavailable: list[Unavailable] = []
         try:
             if len(parts) == 1:
-                buckets = self.store.histogram(parts[0].query, interval=interval)
+                buckets = parts[0].store.histogram(parts[0].query, interval=interval)
             else:
-                counts: dict[int, int] = defaultdict(int)
-                for part in parts:
-                    for b in self.store.histogram(part.query, interval=interval):
-                        counts[round(b.time / interval)] += b.count
                 query = parts[0].query if parts else params.to_query({})
-                buckets = fill_buckets(counts, interval, bucket_bounds(query, interval))
+                bounds = bucket_bounds(query, interval)  # a 400 before any store is asked
+                got = self._fanout.run(parts, lambda p: p.store.histogram(p.query, interval=interval))
+                unavailable = got.unavailable
+                counts: dict[int, int] = defaultdict(int)
+                for _part, answer in got.answers:
+                    for b in answer:
+                        counts[round(b.time / interval)] += b.count
+                buckets = fill_buckets(counts, interval, bounds)
         except InvalidInput:
             raise
         except HubError as exc:
@@ -338,11 +366,14 @@ class LogService:
             )
             raise
         total = sum(b.count for b in buckets)
-        self._audit(scope, "logs.histogram", "ok", params, total=total, **self._part_detail(params, parts))
+        detail = {**self._part_detail(params, parts), **self._left_out(unavailable)}
+        self._audit(scope, "logs.histogram", "ok", params, total=total, **detail)
         return {
             "interval": format_duration(interval),
             "buckets": [{"time": iso(b.time), "count": b.count} for b in buckets],
             "total": total,
+            "partial": bool(unavailable),
+            "unavailable": [u.to_dict() for u in unavailable],
         }
 
     def export(
@@ -351,6 +382,8 @@ class LogService:
         """``GET /api/v1/logs/export``: a streamed CSV or JSON-lines file, capped at ``logs.export_cap``.
 
         The first page is read before this returns, so an outage is a 503, not a broken file.
+        Over several stores, any store that is down is a 503: a file has no place to say that a
+        cluster's lines are missing.
         """
         if fmt not in export_mod.FORMATS:
             raise InvalidInput(f"format must be 'csv' or 'jsonl', got {fmt!r}", field="format")
@@ -359,7 +392,7 @@ class LogService:
         if not 1 <= limit <= cap:
             raise InvalidInput(f"limit must be between 1 and {cap}, got {limit}", field="limit")
         params, parts = self._scoped(scope, args, "logs.export")
-        streams = [self.store.export(p.query, limit=limit + 1) for p in parts]
+        streams = [p.store.export(p.query, limit=limit + 1) for p in parts]
         merged: Iterator[LogLine] = (
             streams[0]
             if len(streams) == 1
@@ -391,7 +424,11 @@ class LogService:
     def write(self, records: Sequence[LogRecord]) -> int:
         """The hub's write path (the shipper's sink): drops lines already past retention, labels
         lines that name no cluster with the implicit one (the hub's own shipper follows it),
-        then writes; returns the number of new lines."""
+        then writes each line to its cluster's store; returns the number of new lines.
+
+        A store that is down fails the whole batch after the other stores took their lines: the
+        shipper keeps the batch spooled and sends it again, and the stores that took it skip the
+        lines they hold (each line's uid)."""
         cutoff = self.retention_cutoff()
         horizon = calendar.timegm(time.strptime(cutoff, "%Y-%m-%d"))
         projects = {ns: calendar.timegm(time.strptime(c, "%Y-%m-%d")) for ns, c in self.project_cutoffs().items()}
@@ -401,9 +438,27 @@ class LogService:
             for r in records
             if r.time >= horizon and r.time >= projects.get(r.namespace, horizon)
         ]
-        written = self.store.write(kept) if kept else 0
+        written = self._write_routed(kept) if kept else 0
         if self.metrics is not None and written:
             self.metrics.log_lines_shipped.inc(written)
+        return written
+
+    def _write_routed(self, records: Sequence[LogRecord]) -> int:
+        own = self.own_stores()
+        if not own:
+            return self.store.write(records)
+        by_store: dict[int, tuple[LogStore, list[LogRecord]]] = {}
+        for r in records:
+            store = own.get(r.cluster, self.store)
+            by_store.setdefault(id(store), (store, []))[1].append(r)
+        written, failure = 0, None
+        for store, batch in by_store.values():
+            try:
+                written += store.write(batch)
+            except BackendUnavailable as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
         return written
 
     def project_cutoffs(self) -> dict[str, str]:
@@ -427,6 +482,15 @@ class LogService:
         dropped = self.store.drop_before(self.retention_cutoff())
         if dropped:
             self.tenancy.audit(actor, "logs.retention", "logs", "ok", {"dropped": dropped})
+        for name, store in sorted(self.own_stores().items()):
+            try:
+                gone = store.drop_before(self.retention_cutoff())
+            except BackendUnavailable as exc:  # that cluster's store only; the next run tries again
+                log.warning("log retention of cluster %s: %s", name, exc.message)
+                continue
+            if gone:
+                self.tenancy.audit(actor, "logs.retention", f"cluster/{name}", "ok", {"dropped": gone})
+            dropped = dropped + gone
         for ns, cutoff in sorted(self.project_cutoffs().items()):
             lines = self.store.drop_namespace_before(ns, cutoff)
             if lines:
@@ -445,6 +509,20 @@ class LogService:
             "total_lines": sum(p.lines for p in parts),
             "total_bytes": sum(p.bytes for p in parts),
             "shipper": self.shipper.status().to_dict() if self.shipper is not None else None,
+            "cluster_stores": {name: self._own_sizes(store) for name, store in sorted(self.own_stores().items())},
+        }
+
+    @staticmethod
+    def _own_sizes(store: LogStore) -> dict[str, Any]:
+        """A cluster's own store for the sizes view: its partitions, or why it cannot say."""
+        try:
+            parts = store.partitions()
+        except BackendUnavailable as exc:
+            return {"error": exc.message}
+        return {
+            "partitions": [p.to_dict() for p in parts],
+            "total_lines": sum(p.lines for p in parts),
+            "total_bytes": sum(p.bytes for p in parts),
         }
 
     def probe(self) -> str:
@@ -491,4 +569,8 @@ class LogService:
         if self._retention_thread is not None:
             self._retention_thread.join(timeout=10)
             self._retention_thread = None
+        self._fanout.close()
+        closing = getattr(self._cluster_stores, "close", None)
+        if callable(closing):  # the clusters' own stores, when the runtime's holder owns them
+            closing()
         self.store.close()
