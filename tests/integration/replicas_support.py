@@ -36,6 +36,8 @@ import psycopg
 from aiosmtpd.controller import Controller
 
 from hub.collectors.catalogue import default_catalogue
+from hub.runtime import Hub, build_hub
+from hub.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -449,6 +451,62 @@ def prometheus_workloads_above(prometheus_url: str, namespace: str) -> int:
         data = json.loads(resp.read())
     assert data["status"] == "success", data
     return len(data["data"]["result"])
+
+
+NAMESPACES = ("retail-web", "retail-api", "analytics-etl", "analytics-db")  # seeded, with workloads
+
+
+def web_side_hub(database_url: str, data_dir: Path, prometheus_url: str, smtp_port: int) -> Hub:
+    """A hub in the test process on the replicas' database: it migrates it and writes policies
+    as the web side of a deployment would, and never leads (it runs no alert loop)."""
+    settings = Settings(data_dir=data_dir, database_url=database_url).replace(
+        kubernetes={"kubeconfig": "none"},
+        logs={"ship": False},
+        prometheus={"url": prometheus_url},
+        smtp={"host": "127.0.0.1", "port": smtp_port},
+    )
+    return build_hub(settings)
+
+
+class PolicyFeed:
+    """New memory policies arriving while the replicas run, one per call of :meth:`add`, each in
+    the next of :data:`NAMESPACES` and named ``<prefix>-<run>-<i>``; :meth:`settled` says whether
+    each one raised as many firing alerts as Prometheus finds workloads above the threshold
+    there (the outside reference) and every queued message is sent."""
+
+    def __init__(self, web: Hub, prefix: str, run: str, *, consecutive: int) -> None:
+        self.web, self.prefix, self.run, self.consecutive = web, prefix, run, consecutive
+        self.created: list[str] = []  # the namespace of each policy added, in order
+        self._lock = threading.Lock()  # the test's thread and a feeder thread may both add
+
+    def add(self) -> str:
+        with self._lock:
+            i = len(self.created)
+            ns = NAMESPACES[i % len(NAMESPACES)]
+            self.web.alerting.create_policy(
+                memory_policy(f"{self.prefix}-{self.run}-{i}", f"oncall-{self.run}-{i}@example.com",
+                              consecutive=self.consecutive),
+                level="workload",
+                namespace=ns,
+                actor="test",
+            )  # fmt: skip
+            self.created.append(ns)
+            return f"{self.prefix}-{self.run}-{i}"
+
+    def settled(self, database_url: str, reference: dict[str, int]) -> bool:
+        """``reference``: Prometheus's count of workloads above the threshold per namespace."""
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            firing = dict(
+                conn.execute(
+                    "SELECT policy_id, COUNT(*) FROM alerts WHERE state='firing' GROUP BY policy_id"
+                ).fetchall()
+            )
+            waiting = conn.execute("SELECT COUNT(*) FROM alert_outbox WHERE status<>'sent'").fetchone()
+        with self._lock:
+            created = list(self.created)
+        policies = {p["name"]: p for p in self.web.alerting.store.policies()}
+        counts = [firing.get(policies[f"{self.prefix}-{self.run}-{i}"]["id"], 0) for i in range(len(created))]
+        return counts == [reference[ns] for ns in created] and waiting is not None and waiting[0] == 0
 
 
 @dataclass

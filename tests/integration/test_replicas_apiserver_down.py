@@ -18,7 +18,6 @@ About a minute (a private control plane starts in ~10-20 s).
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -27,25 +26,24 @@ from typing import Any
 import psycopg
 import pytest
 
-from hub.runtime import build_hub
-from hub.settings import Settings
 from sandbox.core import Sandbox
 from sandbox.prereqs import ensure_engines
 from tests.integration.alerts_support import wait_until
 from tests.integration.cluster_support import ENGINES, ControlPlane
 from tests.integration.pg_support import throwaway_database
 from tests.integration.replicas_support import (
+    NAMESPACES,
     Catcher,
+    PolicyFeed,
     ReplicaSet,
-    memory_policy,
     prometheus_workloads_above,
     readyz,
     tally,
+    web_side_hub,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-NAMESPACES = ("retail-web", "retail-api", "analytics-etl", "analytics-db")
 LEASE = 3.0
 TICK = 1.0
 
@@ -72,13 +70,7 @@ def test_alerts_are_evaluated_and_delivered_while_the_api_server_is_down(
     try:
         plane.start()
         with throwaway_database() as url:
-            settings = Settings(data_dir=tmp_path / "web", database_url=url).replace(
-                kubernetes={"kubeconfig": "none"},
-                logs={"ship": False},
-                prometheus={"url": sandbox.prometheus_url},
-                smtp={"host": "127.0.0.1", "port": catcher.port},
-            )
-            web = build_hub(settings)  # a web-side replica: migrates, writes policies, never leads
+            web = web_side_hub(url, tmp_path / "web", sandbox.prometheus_url, catcher.port)
             rs = ReplicaSet(
                 url,
                 sandbox.prometheus_url,
@@ -89,40 +81,17 @@ def test_alerts_are_evaluated_and_delivered_while_the_api_server_is_down(
                 kubeconfig=str(plane.kubeconfig),
                 extra_env={"KUBEHUB_KUBERNETES_REQUEST_TIMEOUT": "3"},
             )
-            created: list[str] = []
-            lock = threading.Lock()
-
-            def add_policy() -> str:
-                with lock:
-                    i = len(created)
-                    ns = NAMESPACES[i % len(NAMESPACES)]
-                    web.alerting.create_policy(
-                        memory_policy(f"kdown-{run}-{i}", f"oncall-{run}-{i}@example.com", consecutive=1),
-                        level="workload",
-                        namespace=ns,
-                        actor="test",
-                    )
-                    created.append(ns)
-                    return f"kdown-{run}-{i}"
-
+            policies = PolicyFeed(web, "kdown", run, consecutive=1)
+            created = policies.created
             reference = {ns: prometheus_workloads_above(sandbox.prometheus_url, ns) for ns in NAMESPACES}
 
             def settled() -> bool:
-                with psycopg.connect(url, autocommit=True) as conn:
-                    firing = dict(
-                        conn.execute(
-                            "SELECT policy_id, COUNT(*) FROM alerts WHERE state='firing' GROUP BY policy_id"
-                        ).fetchall()
-                    )
-                    waiting = conn.execute("SELECT COUNT(*) FROM alert_outbox WHERE status<>'sent'").fetchone()
-                policies = {p["name"]: p for p in web.alerting.store.policies()}
-                counts = [firing.get(policies[f"kdown-{run}-{i}"]["id"], 0) for i in range(len(created))]
-                return counts == [reference[ns] for ns in created] and waiting is not None and waiting[0] == 0
+                return policies.settled(url, reference)
 
             outage: dict[str, Any] = {}
             began = time.monotonic()
             try:
-                add_policy()
+                policies.add()
                 for name in ("r1", "r2", "r3"):
                     rs.start(name)
                 leader = rs.leader(timeout=90)
@@ -140,7 +109,7 @@ def test_alerts_are_evaluated_and_delivered_while_the_api_server_is_down(
                         what=f"{r.name} seeing the API server down",
                     )
                 outage["seen_down_s"] = time.monotonic() - stopped
-                during = [add_policy() for _ in range(3)]
+                during = [policies.add() for _ in range(3)]
                 wait_until(
                     settled, timeout=120, interval=1, what="the policies added during the outage fired and delivered"
                 )

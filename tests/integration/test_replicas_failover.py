@@ -42,26 +42,25 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from hub.runtime import build_hub
-from hub.settings import Settings
 from sandbox.core import Sandbox
 from tests.integration.alerts_support import wait_until
 from tests.integration.pg_support import throwaway_database
 from tests.integration.replicas_support import (
+    NAMESPACES,
     Catcher,
+    PolicyFeed,
     ReplicaSet,
     SlowProxy,
     audit_writes,
     audited,
-    memory_policy,
     prometheus_workloads_above,
     readyz,
     tally,
+    web_side_hub,
 )
 
 pytestmark = pytest.mark.integration
 
-NAMESPACES = ("retail-web", "retail-api", "analytics-etl", "analytics-db")
 LEASE = 3.0
 TICK = 1.0
 CONSECUTIVE = 2
@@ -77,39 +76,23 @@ def test_three_replicas_fail_over_without_losing_or_duplicating_a_notice(
     catcher.start()
     prometheus = SlowProxy(sandbox.prometheus_url, delay=0.3)  # a cycle lasts long enough to be hit
     with throwaway_database() as url:
-        settings = Settings(data_dir=tmp_path / "web", database_url=url).replace(
-            kubernetes={"kubeconfig": "none"},
-            logs={"ship": False},
-            prometheus={"url": sandbox.prometheus_url},
-            smtp={"host": "127.0.0.1", "port": catcher.port},
-        )
-        web = build_hub(settings)  # a web-side replica: migrates, writes policies, never leads
+        web = web_side_hub(url, tmp_path / "web", sandbox.prometheus_url, catcher.port)
         audit_writes(url)
         rs = ReplicaSet(url, prometheus.url, catcher.port, tmp_path, lease_seconds=LEASE, tick_seconds=TICK)
-        created: list[str] = []
+        policies = PolicyFeed(web, "mem", run, consecutive=CONSECUTIVE)
+        created = policies.created
         stop_feeding = threading.Event()
-
-        def add_policy() -> None:
-            i = len(created)
-            ns = NAMESPACES[i % len(NAMESPACES)]
-            web.alerting.create_policy(
-                memory_policy(f"mem-{run}-{i}", f"oncall-{run}-{i}@example.com", consecutive=CONSECUTIVE),
-                level="workload",
-                namespace=ns,
-                actor="test",
-            )
-            created.append(ns)
 
         def feed() -> None:  # notices keep coming while the faults happen
             while not stop_feeding.wait(3.0):
-                add_policy()
+                policies.add()
 
         feeder = threading.Thread(target=feed, daemon=True)
         failovers: list[float] = []  # fault -> the next leader's first cycle
         elections: list[float] = []  # fault -> the next leader took the lease
         try:
             for _ in range(2):
-                add_policy()
+                policies.add()
             for name in ("r1", "r2", "r3"):
                 rs.start(name)
             leader = rs.leader(timeout=90)
@@ -191,19 +174,12 @@ def test_three_replicas_fail_over_without_losing_or_duplicating_a_notice(
             feeder.join()
             reference = {ns: prometheus_workloads_above(sandbox.prometheus_url, ns) for ns in NAMESPACES}
 
-            def settled() -> bool:
-                with psycopg.connect(url, autocommit=True) as conn:
-                    firing = dict(
-                        conn.execute(
-                            "SELECT policy_id, COUNT(*) FROM alerts WHERE state='firing' GROUP BY policy_id"
-                        ).fetchall()
-                    )
-                    waiting = conn.execute("SELECT COUNT(*) FROM alert_outbox WHERE status<>'sent'").fetchone()
-                policies = {p["name"]: p for p in web.alerting.store.policies()}
-                counts = [firing.get(policies[f"mem-{run}-{i}"]["id"], 0) for i in range(len(created))]
-                return counts == [reference[ns] for ns in created] and waiting is not None and waiting[0] == 0
-
-            wait_until(settled, timeout=120, interval=2, what="every policy fired and every message sent")
+            wait_until(
+                lambda: policies.settled(url, reference),
+                timeout=120,
+                interval=2,
+                what="every policy fired and every message sent",
+            )
             counts_alerts = sum(reference[ns] for ns in created)
             time.sleep(2 * TICK)
             counts = tally(url, catcher)
