@@ -53,8 +53,11 @@ def _body_from_form() -> dict[str, Any]:
         conn["credentials"] = "none"
     metrics: dict[str, Any] = {"mode": f.get("metrics_mode", "none")}
     logs: dict[str, Any] = {"mode": f.get("logs_mode", "shared")}
-    for target, prefix in ((metrics, "metrics_"), (logs, "logs_")):
-        for key in ("url", "label_value"):
+    for target, prefix, keys in (
+        (metrics, "metrics_", ("url", "label_value")),
+        (logs, "logs_", ("url", "label_value", "index_prefix")),
+    ):
+        for key in keys:
             if f.get(prefix + key, "").strip():
                 target[key] = f[prefix + key]
     body: dict[str, Any] = {"connection": conn, "metrics": metrics, "logs": logs}
