@@ -38,7 +38,8 @@ def search_logs() -> Any:
     namespace is read in each cluster with the caller's rights there), namespaces, workloads,
     pods, containers (comma lists), q (keywords: a b = AND,
     a OR b, "exact phrase", Chinese text), start, end (epoch seconds or RFC 3339), sort=desc|asc,
-    from, size. Answers {"items": [...], "total", "total_relation"}.
+    from, size. Answers {"items": [...], "total", "total_relation", "partial", "unavailable"}
+    (unavailable: the clusters whose own log store did not answer while another store did).
     """
     return jsonify(logs().search(scope(), params.log_params(request.args)))
 
