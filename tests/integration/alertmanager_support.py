@@ -34,7 +34,7 @@ class Notifications:
 
         class Handler(QuietHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = self.body()
                 sink.received.append(json.loads(body))
                 self.answer(200, content_type=None)
 
@@ -57,7 +57,7 @@ class CountingProxy:
 
         class Handler(QuietHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = self.body()
                 req = urllib.request.Request(
                     proxy.target + self.path, data=body, headers={"Content-Type": "application/json"}, method="POST"
                 )

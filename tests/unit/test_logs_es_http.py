@@ -27,7 +27,7 @@ class _Server(LoopbackServer):
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
+                body = self.body()
                 outer.seen.append((self.path, body, self.headers.get("Content-Type", "")))
                 self.answer(*outer.plan.pop(0))
 
@@ -36,9 +36,8 @@ class _Server(LoopbackServer):
 
 @pytest.fixture
 def server() -> Iterator[_Server]:
-    s = _Server()
-    yield s
-    s.close()
+    with _Server() as s:
+        yield s
 
 
 def _hits(total: int) -> bytes:

@@ -181,9 +181,8 @@ class _Api(QuietHandler):
 def api() -> Iterator[str]:
     _Api.delay = 0.0
     _Api.seen = []
-    server = LoopbackServer(_Api)
-    yield server.url
-    server.close()
+    with LoopbackServer(_Api) as server:
+        yield server.url
 
 
 def test_instant_and_range_queries_come_back_as_frames_and_are_counted(api: str) -> None:

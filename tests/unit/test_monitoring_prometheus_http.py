@@ -35,7 +35,7 @@ class _Server(LoopbackServer):
                 self._reply(url.path, parse_qs(url.query))
 
             def do_POST(self) -> None:
-                form = self.rfile.read(int(self.headers["Content-Length"])).decode()
+                form = self.body().decode()
                 assert self.headers["Content-Type"] == "application/x-www-form-urlencoded"
                 self._reply(urlsplit(self.path).path, parse_qs(form))
 
@@ -48,9 +48,8 @@ class _Server(LoopbackServer):
 
 @pytest.fixture
 def server() -> Iterator[_Server]:
-    s = _Server()
-    yield s
-    s.close()
+    with _Server() as s:
+        yield s
 
 
 def _vector(*pods: str) -> bytes:
