@@ -3,19 +3,32 @@ cluster's, run for cluster-2's site against cluster-2's own API server (the run'
 ``private_two_clusters``). The reference is what cluster-2's API server serves for a pod's log
 (KWOK reading the CRI file): the lines written under cluster-2's own pod-logs directory, for
 cluster-2's workloads (``courier-api``), and none under the first cluster's directory. The module
-removes its ClusterLogs objects, files and marker again (the pair is shared)."""
+removes its ClusterLogs objects, files and marker again (the pair is shared).
+
+End to end: a private hub (its own data directory and embedded store) with the API poller on and
+cluster-2 registered ships those files, as the node simulator keeps them, under cluster-2: a
+search scoped to cluster-2 finds exactly the lines of the file (counted hour by hour, and line by
+line over the last minutes), one scoped to the implicit cluster finds none of them."""
 
 from __future__ import annotations
 
 import shutil
+import time
+from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from hub.collectors.logs.store import parse_rfc3339_ns
+from hub.runtime import build_hub
+from hub.settings import Settings
 from sandbox import kube, seed
 from sandbox.clusters import ClusterSite
 from sandbox.core import Sandbox
-from tests.integration.cluster_support import wait_until
+from tests.conftest import world_database_url
+from tests.integration.cluster_support import FAST_AUTH, PASSWORD, wait_until
 from tests.integration.private_clusters import ensure_live
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -68,3 +81,93 @@ def test_cluster_2_serves_its_own_seeded_pod_logs(seeded: tuple[Sandbox, Cluster
         assert seeder.api.get(kube.kwok_path("clusterlogs", n))["spec"]["logs"][0]["logsFile"].startswith(
             str(second.pod_logs_dir)
         )
+
+
+def file_lines(logfile: Path, before: float) -> list[tuple[int, str]]:
+    """The oracle: (time in microseconds, message) of every whole CRI line of the file older than
+    ``before``, read from the file itself."""
+    out = []
+    for raw in logfile.read_text(encoding="utf-8").split("\n")[:-1]:  # a line still being written is left out
+        stamp, _stream, _tag, message = raw.split(" ", 3)
+        ns = parse_rfc3339_ns(stamp)
+        assert ns is not None, raw
+        if ns < before * 1e9:
+            out.append((round(ns / 1000), message))
+    return out
+
+
+def test_the_hub_ships_cluster_2s_pod_log_files_under_cluster_2_only(
+    seeded: tuple[Sandbox, ClusterSite, seed.Seeder], tmp_path: Path
+) -> None:
+    """The node simulator's files of cluster-2 (seeded a day back, appended every 15 s), served by
+    cluster-2's KWOK, reach a hub that follows both clusters: found under cluster-2, never under
+    the implicit cluster."""
+    sb, second, seeder = seeded
+    logfile = second.pod_logs_dir / "retail-api" / "api.log"
+    pods = sorted(
+        p["metadata"]["name"]
+        for p in seeder.api.list("/api/v1/namespaces/retail-api/pods")
+        if p["spec"].get("nodeName") and any(c["name"] == "api" for c in p["spec"]["containers"])
+    )
+    assert pods, "no scheduled pod with an api container in cluster-2's retail-api"
+    pod = pods[0]
+    settings = Settings(data_dir=tmp_path / "hub", database_url=world_database_url()).replace(
+        kubernetes={"kubeconfig": str(sb.kubeconfig), "request_timeout": 5.0},
+        logs={"ship": True, "ship_namespaces": "retail-api", "ship_interval": 0.5, "retention_days": 3650},
+        prometheus={"url": "http://127.0.0.1:9", "timeout": 1.0},
+        auth=dict(FAST_AUTH),
+    )
+    hub = build_hub(settings, background=True)
+    try:
+        hub.clusters.add(
+            {
+                "name": "cluster-2",
+                "connection": {"mode": "kubeconfig", "kubeconfig_path": str(second.kubeconfig)},
+                "metrics": {"mode": "none"},
+            },
+            actor="test",
+        )
+        from web import create_app
+
+        app = create_app(hub=hub, testing=True)
+        hub.tenancy.create_user("admin", PASSWORD, platform_role="admin", email="admin@example.com")
+        admin = app.test_client()
+        admin.environ_base["HTTP_AUTHORIZATION"] = (
+            f"Bearer {hub.tenancy.issue_token('admin', kind='named', name='e2e').token}"
+        )
+
+        def get(path: str, **query: Any) -> dict[str, Any]:
+            r = admin.get(path, query_string={"namespaces": "retail-api", "containers": "api", **query})
+            assert r.status_code == 200, r.get_data(as_text=True)
+            body: dict[str, Any] = r.get_json()
+            return body
+
+        # Lines older than a minute ago are all in the file now (the simulator appends the last
+        # 15 s at each round); whole hours from the first line to that minute.
+        cutoff = int(time.time()) - 60
+        oracle = file_lines(logfile, cutoff)
+        assert len(oracle) > 100, len(oracle)
+        start = int(oracle[0][0] // 3_600_000_000 * 3600)
+        counts = Counter(int(t // 3_600_000_000 * 3600) for t, _ in oracle)
+        want = [counts.get(h, 0) for h in range(start, cutoff, 3600)]
+
+        def hourly(cluster: str) -> list[int]:
+            body = get("/api/v1/logs/histogram", cluster=cluster, pods=pod, start=start, end=cutoff, interval="1h")
+            return [b["count"] for b in body["buckets"]]
+
+        wait_until(lambda: hourly("cluster-2") == want, timeout=50, what="cluster-2's file shipped up to the cutoff")
+        # line by line over the last ten minutes before the cutoff (fewer than a page)
+        recent = [(t, m) for t, m in oracle if t >= (cutoff - 600) * 1_000_000]
+        body = get("/api/v1/logs", cluster="cluster-2", pods=pod, start=cutoff - 600, end=cutoff, size=1000)
+        assert body["total"] == len(recent) and body["total_relation"] == "eq"
+        assert Counter(i["message"] for i in body["items"]) == Counter(m for _, m in recent)
+        assert {(i["cluster"], i["pod"]) for i in body["items"]} <= {("cluster-2", pod)}
+        # the implicit cluster: none of these lines, by the same filters or by a line's own words
+        assert hourly("default") == [0] * len(want)
+        newest = oracle[-1][1].replace("\\", "\\\\").replace('"', '\\"')
+        for cluster, found in (("cluster-2", True), ("default", False)):
+            items = get("/api/v1/logs", cluster=cluster, q=f'"{newest}"', start=start, end=cutoff, size=1000)["items"]
+            assert any(i["message"] == oracle[-1][1] for i in items) is found, (cluster, items[:3])
+            assert all(i["cluster"] == "cluster-2" for i in items)
+    finally:
+        hub.close()
