@@ -193,6 +193,9 @@ def test_a_down_store_among_others_is_named_and_the_rest_stands(world: World) ->
             list(world.service.export(caller, LogParams()).chunks)
     entry = world.service.tenancy.entries[-3]  # type: ignore[attr-defined]
     assert entry[1] == "logs.search" and entry[3]["unavailable"] == ["cluster-2"]
+    assert entry[3]["clusters"] == ["default", "cluster-2", "cluster-3"]  # the tenant's read
+    admins = [e for e in world.service.tenancy.entries if e[0] == "admin" and e[1] == "logs.search"]  # type: ignore[attr-defined]
+    assert admins[-1][3]["clusters"] == ["*", "cluster-2"]  # the shared store whole, and cluster-2's own
     # every store asked is down: no answer to stand on
     world.stores["cluster-3"] = ClusterLogStore("cluster-3", Down())  # type: ignore[arg-type]
     world.service.store = Down()  # type: ignore[assignment]

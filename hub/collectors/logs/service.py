@@ -264,7 +264,8 @@ class LogService:
             detail = {"clusters_detail": {p.name: self._scope_detail(params, p.query, None, **kw) for p in parts}}
             if shown is not None:
                 detail["namespaces"] = sorted({line.namespace for line in shown})
-        names = [p.name for p in parts if p.name]
+        # "*": a platform admin's read of the whole shared store beside the clusters' own stores
+        names = [p.name or "*" for p in parts if p.name or len(parts) > 1]
         if names or params.clusters:
             detail["clusters"] = names
         return detail
