@@ -239,11 +239,40 @@ def test_tenants_of_the_same_namespace_name_in_two_clusters_never_see_each_other
     assert pay.put("/api/v1/workspaces/payments/clusters/cluster-2").status_code == 403  # grants: platform admins
 
 
+class _Hook:
+    """A webhook receiver on 127.0.0.1 keeping every JSON body it was posted (answers 200)."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from threading import Thread
+
+        self.bodies: list[dict[str, Any]] = []
+        bodies = self.bodies
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                bodies.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0))))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def test_a_node_alert_of_one_cluster_fires_on_its_nodes_and_the_email_names_the_cluster(
     two: Sandbox, world: tuple[Hub, dict[str, Any]]
 ) -> None:
     hub, c = world
     to = "node-oncall@example.com"
+    hook = _Hook()  # a webhook receiver on loopback: each cluster's alerts carry its name as `cluster`
     policy = {
         "name": "node-memory-any",
         "level": "node",
@@ -259,7 +288,7 @@ def test_a_node_alert_of_one_cluster_fires_on_its_nodes_and_the_email_names_the_
                 "severity": "critical",
             }
         ],
-        "notification": {"receivers": [{"email": to}]},
+        "notification": {"receivers": [{"email": to}, {"webhook": hook.url}]},
     }
     r = c["admin"].post("/api/v1/alerting/policies", json=policy)
     assert r.status_code == 201, r.get_data(as_text=True)
@@ -284,7 +313,7 @@ def test_a_node_alert_of_one_cluster_fires_on_its_nodes_and_the_email_names_the_
         **policy,
         "name": "node-memory-c2",
         "cluster": "cluster-2",
-        "notification": {"receivers": [{"email": to2}]},
+        "notification": {"receivers": [{"email": to2}, {"webhook": hook.url}]},
     }
     r = c["admin"].post("/api/v1/alerting/policies", json=bound)
     assert r.status_code == 201, r.get_data(as_text=True)
@@ -300,6 +329,22 @@ def test_a_node_alert_of_one_cluster_fires_on_its_nodes_and_the_email_names_the_
     mail2 = wait_until(lambda: mails_to(two, to2), timeout=60, what="cluster-2's node alert email")[0]
     assert "[cluster-2]" in str(make_header(decode_header(str(mail2["Subject"]))))
     assert "Cluster:       cluster-2" in text_of(mail2)
+
+    # The webhook payloads (Alertmanager's format) name each alert's cluster as its email does:
+    # the implicit cluster's by its name, cluster-2's by its own.
+    def hooked() -> dict[str, set[str]] | None:
+        out: dict[str, set[str]] = {}
+        for body in list(hook.bodies):
+            for a in body["alerts"]:
+                out.setdefault(a["labels"].get("cluster", ""), set()).add(a["labels"]["node"])
+        whole = len(out.get("default", ())) >= len(nodes) and len(out.get("cluster-2", ())) >= len(second)
+        return out if whole else None
+
+    try:
+        seen_hook = wait_until(hooked, timeout=60, what="webhook posts")
+    finally:
+        hook.stop()
+    assert seen_hook == {"default": nodes, "cluster-2": second}
     # Cluster roles apply per cluster: each cluster's viewer reads its own cluster's node alerts only.
     for viewer, own in (("c1-viewer", {r["entity"] for r in rows}), ("c2-viewer", {r["entity"] for r in got})):
         seen = c[viewer].get("/api/v1/alerting/alerts?limit=1000").get_json()["items"]
@@ -372,9 +417,15 @@ def test_a_tenants_promql_rule_of_an_added_clusters_project_reads_that_cluster_o
     """A PromQL rule of cluster-2's ``retail-api`` fires on exactly the rows Prometheus's own
     evaluation of the expression with the namespace and cluster-2's label matched returns (the
     outside reference), its entities carrying the project key, never a pod of the implicit
-    cluster's same-named namespace; a rule matching ``cluster`` itself is refused naming it."""
+    cluster's same-named namespace; a rule matching ``cluster`` itself is refused naming it.
+
+    The same expression of the implicit cluster's ``retail-api`` (its tenant, another workspace)
+    fires on exactly the rows of Prometheus's evaluation with the namespace and the implicit
+    cluster's label (``clusters.default_metrics_label``), none of cluster-2's same-named
+    namespace (before: its query matched the namespace only and read both clusters' pods)."""
     hub, c = world
     url = "/api/v1/namespaces/retail-api/alerting/policies?cluster=cluster-2"
+    here = "/api/v1/namespaces/retail-api/alerting/policies"
     expr = "max by (namespace, pod) (kube_pod_owner) > 0"
     rule = {"name": "owned", "expr": expr, "period": "20s", "severity": "minor"}
     sneaky = {**rule, "expr": 'max by (namespace, pod) (kube_pod_owner{cluster="default"}) > 0'}
@@ -383,9 +434,19 @@ def test_a_tenants_promql_rule_of_an_added_clusters_project_reads_that_cluster_o
     assert refused.status_code == 422 and "cluster matcher" in refused.get_data(as_text=True), refused.get_data(
         as_text=True
     )
+    # The implicit cluster's tenant may not point its rule at cluster-2's series either.
+    reach = {**rule, "expr": 'max by (namespace, pod) (kube_pod_owner{cluster="cluster-2"}) > 0'}
+    refused = c["retail-op"].post(here, json={**bad, "rules": [reach]})
+    assert refused.status_code == 422 and "cluster matcher" in refused.get_data(as_text=True), refused.get_data(
+        as_text=True
+    )
     r = c["pay-op"].post(url, json={"name": "owned-c2", "rules": [rule], "notification": {"receivers": []}})
     assert r.status_code == 201, r.get_data(as_text=True)
     made = r.get_json()["id"]
+    mine = {**rule, "name": "own-pods"}
+    r = c["retail-op"].post(here, json={"name": "owned-c1", "rules": [mine], "notification": {"receivers": []}})
+    assert r.status_code == 201, r.get_data(as_text=True)
+    made_here = r.get_json()["id"]
     try:
         oracle = {
             f"cluster-2/retail-api/{x['metric']['pod']}"
@@ -393,17 +454,21 @@ def test_a_tenants_promql_rule_of_an_added_clusters_project_reads_that_cluster_o
                 two, 'max by (namespace, pod) (kube_pod_owner{namespace="retail-api",cluster="cluster-2"}) > 0'
             )
         }
-        implicit = {
-            x["metric"]["pod"]
+        oracle_here = {
+            f"retail-api/{x['metric']['pod']}"
             for x in prom(two, 'max by (namespace, pod) (kube_pod_owner{namespace="retail-api",cluster="default"}) > 0')
         }
-        assert oracle and implicit
+        pods_c2 = {e.rsplit("/", 1)[1] for e in oracle}
+        # Different workloads are seeded in the two namespaces: a leak would show as entities.
+        assert oracle and oracle_here and not pods_c2 & {e.rsplit("/", 1)[1] for e in oracle_here}
 
-        def firing() -> list[Any]:
+        def firing(policy_id: str) -> list[Any]:
             rows, _ = hub.alerting.store.alerts(namespaces=None, include_cluster=True, active=True, limit=1000)
-            return [r for r in rows if r["state"] == "firing" and r["policy_id"] == made]
+            return [r for r in rows if r["state"] == "firing" and r["policy_id"] == policy_id]
 
-        rows = wait_until(lambda: {r["entity"] for r in firing()} >= oracle and firing(), timeout=120, what="promql c2")
+        rows = wait_until(
+            lambda: {r["entity"] for r in firing(made)} >= oracle and firing(made), timeout=120, what="promql c2"
+        )
         assert {r["entity"] for r in rows} == oracle
         assert {r["namespace"] for r in rows} == {"cluster-2/retail-api"}
         assert all('cluster="cluster-2"' in r["query"] and 'namespace="retail-api"' in r["query"] for r in rows)
@@ -413,8 +478,28 @@ def test_a_tenants_promql_rule_of_an_added_clusters_project_reads_that_cluster_o
         # The implicit cluster's tenant sees none of them.
         seen = c["retail-op"].get("/api/v1/alerting/alerts?namespace=retail-api&limit=1000")
         assert seen.status_code == 200 and not [a for a in seen.get_json()["items"] if a["rule"] == "owned"]
+
+        # The implicit cluster's rule: its namespace and its cluster label, nothing of cluster-2.
+        rows = wait_until(
+            lambda: {r["entity"] for r in firing(made_here)} >= oracle_here and firing(made_here),
+            timeout=120,
+            what="promql implicit",
+        )
+        assert {r["entity"] for r in rows} == oracle_here
+        assert {r["namespace"] for r in rows} == {"retail-api"}
+        assert all('cluster="default"' in r["query"] and 'namespace="retail-api"' in r["query"] for r in rows)
+        sent = rows[0]["query"].split(" period of: ", 1)[1]
+        assert {f"{x['metric']['namespace']}/{x['metric']['pod']}" for x in prom(two, sent)} == oracle_here
+        seen = c["retail-op"].get("/api/v1/alerting/alerts?namespace=retail-api&limit=1000")
+        assert seen.status_code == 200
+        listed = {a["entity"] for a in seen.get_json()["items"] if a["rule"] == "own-pods" and a["state"] == "firing"}
+        assert listed == oracle_here
+        # cluster-2's tenant sees none of them.
+        seen = c["pay-op"].get("/api/v1/alerting/alerts?namespace=retail-api&cluster=cluster-2&limit=1000")
+        assert seen.status_code == 200 and not [a for a in seen.get_json()["items"] if a["rule"] == "own-pods"]
     finally:
         c["pay-op"].delete(f"/api/v1/namespaces/retail-api/alerting/policies/{made}?cluster=cluster-2")
+        c["retail-op"].delete(f"{here}/{made_here}")
 
 
 def test_a_cluster_with_its_own_prometheus_is_evaluated_on_it(two: Sandbox, world: tuple[Hub, dict[str, Any]]) -> None:
