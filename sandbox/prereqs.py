@@ -9,6 +9,7 @@ a cold machine spends minutes here.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pwd
 import re
@@ -52,10 +53,25 @@ def kwok_kustomize() -> Path:
     return engines_dir() / "kwok-kustomize"
 
 
-def ensure_engines(say: Say) -> None:
-    """Build whichever Go engine is missing; the script skips the ones already cached."""
+def _engines_missing() -> list[str]:
+    """The engine binaries not yet built; all present but no ``.complete`` marker (the script's
+    last step) counts as unfinished, so a build still under way is never taken for done."""
     missing = [b for b in ENGINE_BINARIES if not engine(b).exists()]
-    if not missing and kwok_kustomize().exists():
+    if not missing and not (kwok_kustomize().exists() and (engines_dir() / ".complete").exists()):
+        return ["kwok-kustomize"]
+    return missing
+
+
+def ensure_engines(say: Say) -> None:
+    """Build whichever Go engine is missing; the script skips the ones already cached.
+
+    One build at a time per cache, under a file lock: ``scripts/test.sh`` starts the build in
+    the background at the start of a full run, so that a cold machine's minutes of compiling
+    overlap the lint and the unit tests; the sandbox fixture's call then waits for that build
+    and finds its binaries, instead of starting a second build beside it.
+    """
+    missing = _engines_missing()
+    if not missing:
         return
     script = Path(__file__).parent / "engines" / "build-go-engines.sh"
     env = dict(os.environ)
@@ -67,10 +83,22 @@ def ensure_engines(say: Say) -> None:
             f"Go is needed to build {', '.join(missing)} (install Go >= 1.24 from https://go.dev/dl or "
             "`apt-get install golang-go`, then run `kubehub sandbox up` again)",
         )
-    say(f"building Go engines {', '.join(missing)} into {engines_dir()} (cold: ~10 min on 2 cores)")
-    argv = ["bash", str(script), str(engines_dir()), K8S_VERSION, ETCD_VERSION, KWOK_VERSION, KSM_VERSION, HELM_VERSION]
     log = cache_root() / "engines-build.log"
     log.parent.mkdir(parents=True, exist_ok=True)
+    with open(cache_root() / "engines.lock", "a", encoding="utf-8") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"waiting for the Go engines build another process runs (its log: {log})")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        missing = _engines_missing()
+        if missing:
+            _build_engines(say, script, env, missing, log)
+
+
+def _build_engines(say: Say, script: Path, env: dict[str, str], missing: list[str], log: Path) -> None:
+    say(f"building Go engines {', '.join(missing)} into {engines_dir()} (cold: ~10 min on 2 cores)")
+    argv = ["bash", str(script), str(engines_dir()), K8S_VERSION, ETCD_VERSION, KWOK_VERSION, KSM_VERSION, HELM_VERSION]
     with open(log, "w", encoding="utf-8") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE, text=True, env=env)
         assert proc.stderr is not None

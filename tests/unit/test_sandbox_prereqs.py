@@ -44,3 +44,55 @@ def test_version_strings_are_found_in_program_output() -> None:
     assert prereqs.binary_version(["echo", "Kubernetes v1.34.4"]) == "v1.34.4"
     assert prereqs.binary_version(["echo", "prometheus, version 2.42.0+ds (branch: debian/sid)"]) == "2.42.0+ds"
     assert prereqs.binary_version(["/nonexistent/binary"]) == "unknown"
+
+
+def test_a_second_caller_waits_for_the_build_under_way_and_does_not_build_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """scripts/test.sh builds the engines in the background while the sandbox fixture may ask for
+    them too: the second caller waits on the lock, then finds the binaries the first one built."""
+    import fcntl
+    import threading
+
+    monkeypatch.setenv("KUBEHUB_CACHE_DIR", str(tmp_path / "cache"))
+    bin_dir = tmp_path / "gobin"
+    bin_dir.mkdir()
+    (bin_dir / "go").write_text("#!/bin/sh\n")
+    (bin_dir / "go").chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    builds: list[list[str]] = []
+    monkeypatch.setattr(prereqs, "_build_engines", lambda say, script, env, missing, log: builds.append(missing))
+    said: list[str] = []
+    prereqs.cache_root().mkdir(parents=True)
+    with open(prereqs.cache_root() / "engines.lock", "a") as held:  # the build under way
+        fcntl.flock(held, fcntl.LOCK_EX)
+        waiter = threading.Thread(target=prereqs.ensure_engines, args=(said.append,))
+        waiter.start()
+        for _ in range(200):
+            if said:
+                break
+            threading.Event().wait(0.01)
+        assert said and said[0].startswith("waiting for the Go engines build"), said
+        assert waiter.is_alive()
+        for name in prereqs.ENGINE_BINARIES:  # what the first build leaves behind
+            prereqs.engine(name).parent.mkdir(parents=True, exist_ok=True)
+            prereqs.engine(name).write_text("")
+        prereqs.kwok_kustomize().mkdir()
+        (prereqs.engines_dir() / ".complete").write_text("")
+        fcntl.flock(held, fcntl.LOCK_UN)
+    waiter.join(timeout=10)
+    assert not waiter.is_alive()
+    assert builds == []
+
+
+def test_binaries_without_the_scripts_completion_marker_are_not_taken_for_done(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("KUBEHUB_CACHE_DIR", str(tmp_path))
+    for name in prereqs.ENGINE_BINARIES:
+        prereqs.engine(name).parent.mkdir(parents=True, exist_ok=True)
+        prereqs.engine(name).write_text("")
+    prereqs.kwok_kustomize().mkdir()
+    assert prereqs._engines_missing() != []
+    (prereqs.engines_dir() / ".complete").write_text("")
+    assert prereqs._engines_missing() == []
