@@ -324,3 +324,23 @@ def test_the_own_log_source_is_validated_field_by_field() -> None:
         with pytest.raises(Unprocessable) as bad:
             parse_cluster({**base, "logs": logs})
         assert bad.value.field == where, logs
+
+
+def test_the_console_names_the_cluster_whose_store_did_not_answer(tmp_path: Path) -> None:
+    """The logs page over a partial answer: the lines that came, and a banner naming the cluster."""
+    from tests.unit.conftest_tenancy import build_world
+
+    w = build_world(tmp_path)
+    try:
+        w.hub.clusters.add({"name": "cluster-2", "connection": {"mode": "in-cluster"}}, actor="test")
+        now = int(w.hub.clock.now())
+        assert w.hub.logs.write([LogRecord(now - 30, "team-x", "p", "app", "from the shared store", pod_uid="u")]) == 1
+        w.hub.logs._cluster_stores = lambda: {"cluster-2": ClusterLogStore("cluster-2", Down())}  # type: ignore[arg-type,return-value]
+        client, _ = w.session("platform-admin")
+        r = client.get(f"/logs?search=1&start={now - 60}&end={now + 60}", headers={"Accept": "text/html"})
+        body = r.get_data(as_text=True)
+        assert r.status_code == 200 and "from the shared store" in body
+        assert 'class="banner warn" data-unavailable-cluster="cluster-2"' in body
+        assert "Lines of cluster cluster-2 are missing" in body and "connection refused" in body
+    finally:
+        w.hub.close()
