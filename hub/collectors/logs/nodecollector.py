@@ -23,7 +23,6 @@ import argparse
 import json
 import logging
 import os
-import signal
 import threading
 import time
 import urllib.error
@@ -260,6 +259,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-wait", type=float, default=0.2, help="seconds a record may wait for others to fill a batch")
 
 
+def collector_token(args: argparse.Namespace) -> str:
+    """The token the collector shows the hub: ``--token-file``'s content, else $KUBEHUB_COLLECTOR_TOKEN."""
+    if args.token_file:
+        return Path(args.token_file).read_text().strip()
+    return os.environ.get("KUBEHUB_COLLECTOR_TOKEN", "")
+
+
 def build_from_args(args: argparse.Namespace) -> NodeCollector:
     if not args.node:
         raise HubError("--node (or $NODE_NAME, from the downward API's spec.nodeName) is required")
@@ -271,9 +277,7 @@ def build_from_args(args: argparse.Namespace) -> NodeCollector:
             ElasticsearchLogStore(args.elasticsearch_url, index_prefix=args.index_prefix), cluster=args.cluster
         )
     elif args.hub_url:
-        token = os.environ.get("KUBEHUB_COLLECTOR_TOKEN", "")
-        if args.token_file:
-            token = Path(args.token_file).read_text().strip()
+        token = collector_token(args)
         if not token:
             raise HubError("a collector token is required: --token-file or $KUBEHUB_COLLECTOR_TOKEN")
         sink = HubSink(args.hub_url, token, cluster=args.cluster)
@@ -295,17 +299,3 @@ def build_from_args(args: argparse.Namespace) -> NodeCollector:
         discover_interval=args.discover_interval,
         batch_wait=args.batch_wait,
     )
-
-
-def run_from_args(args: argparse.Namespace) -> int:
-    collector = build_from_args(args)
-    stop = threading.Event()
-
-    def _stop(*_: Any) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    log.info("collecting %s on node %s into %s", args.root, args.node, collector.sink.name)
-    collector.run(stop)
-    return 0

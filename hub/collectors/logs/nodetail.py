@@ -58,6 +58,7 @@ from hub.collectors.logs.nodecri import (
     FLUSH_AFTER,
     MAX_RECORD_BYTES,
     ContainerRef,
+    CriLine,
     Record,
     StreamGrouper,
     iter_lines,
@@ -161,6 +162,56 @@ class Followed:
             self.inflight.pop(rec.start, None)
         if rec.end > self.acked_end.get(rec.stream, 0):
             self.acked_end[rec.stream] = rec.end
+
+    # -- reading: the same for a CRI file and a volume file; only what a line is differs ----------
+    def read(self, limit: int) -> bytes:
+        """Up to ``limit`` bytes from the offset; b"" when there are none or the file cannot be
+        read (logged: the next poll tries again). Takes the first-line fingerprint once it can."""
+        assert self.fh is not None
+        try:
+            self.fh.seek(self.offset)
+            data = self.fh.read(limit)
+        except OSError as exc:
+            log.warning("cannot read %s: %s", self.path, exc)
+            return b""
+        if data and not self.head:
+            self.head = head_of(self.fh)
+            self.fh.seek(self.offset + len(data))
+        return data
+
+    def feed(
+        self,
+        line: CriLine,
+        now: float,
+        emit: Callable[[Followed, Record], None],
+        *,
+        max_record_bytes: int,
+        flush_after: float,
+    ) -> None:
+        """One line to its stream's grouper (made on the stream's first line); complete records to ``emit``."""
+        g = self.groupers.get(line.stream)
+        if g is None:
+            g = self.groupers[line.stream] = StreamGrouper(
+                line.stream, max_record_bytes=max_record_bytes, flush_after=flush_after
+            )
+        for rec in g.feed(line, now):
+            emit(self, rec)
+
+    def flush_due(self, now: float, emit: Callable[[Followed, Record], None]) -> None:
+        """Records held for a continuation that did not come within ``flush_after``, to ``emit``."""
+        for g in self.groupers.values():
+            for rec in g.flush_due(now):
+                emit(self, rec)
+
+    def advance(self, data: bytes, consumed: int, limit: int, now: float) -> None:
+        """Moves the offset past the ``consumed`` bytes of complete lines of ``data``. A read of
+        ``limit`` bytes holding no line end is one line longer than a read: what is there is
+        taken as a cut line, rather than stall on it."""
+        if consumed == 0 and len(data) >= limit:
+            consumed = len(data)
+        self.offset += consumed
+        if consumed:
+            self.last_growth = now
 
     def finish(self, emit: Callable[[Followed, Record], None] | None) -> None:
         """Read to its end for good: flush the pending multi-line records (to ``emit``), close."""
@@ -425,9 +476,7 @@ class NodeTail:
                 continue
             if used < budget and f.fh is not None:
                 used += self._read(f, now, emit, min(READ_CHUNK, budget - used))
-            for g in f.groupers.values():
-                for rec in g.flush_due(now):
-                    emit(f, rec)
+            f.flush_due(now, emit)
             if used >= budget:
                 continue
             if f.last_growth >= now:
@@ -438,18 +487,7 @@ class NodeTail:
         return used
 
     def _read(self, f: Followed, now: float, emit: Emit, limit: int) -> int:
-        assert f.fh is not None
-        try:
-            f.fh.seek(f.offset)
-            data = f.fh.read(limit)
-        except OSError as exc:
-            log.warning("cannot read %s: %s", f.path, exc)
-            return 0
-        if not data:
-            return 0
-        if not f.head:
-            f.head = head_of(f.fh)
-            f.fh.seek(f.offset + len(data))
+        data = f.read(limit)
         consumed = 0
         for raw, start in iter_lines(data, f.offset):
             consumed = start + len(raw) - f.offset
@@ -459,19 +497,8 @@ class NodeTail:
                 continue
             if start < f.skip.get(line.stream, 0):
                 continue  # already stored before a restart
-            g = f.groupers.get(line.stream)
-            if g is None:
-                g = f.groupers[line.stream] = StreamGrouper(
-                    line.stream, max_record_bytes=self.max_record_bytes, flush_after=self.flush_after
-                )
-            for rec in g.feed(line, now):
-                emit(f, rec)
-        if consumed == 0 and len(data) >= limit:
-            # One line longer than a read: take what is there as a cut line, rather than stall.
-            consumed = len(data)
-        f.offset += consumed
-        if consumed:
-            f.last_growth = now
+            f.feed(line, now, emit, max_record_bytes=self.max_record_bytes, flush_after=self.flush_after)
+        f.advance(data, consumed, limit, now)
         return len(data)
 
     def _finish(self, f: Followed, emit: Emit | None = None) -> None:

@@ -61,7 +61,6 @@ from hub.collectors.logs.nodecri import (
     ContainerRef,
     CriLine,
     Record,
-    StreamGrouper,
     iter_lines,
 )
 from hub.collectors.logs.nodetail import READ_CHUNK, Emit, Followed, NodeTail, PositionStore, file_id, head_of
@@ -316,9 +315,7 @@ class VolumeTail:
                 continue
             if used < budget and f.fh is not None:
                 used += self._read(f, now, emit, min(READ_CHUNK, budget - used))
-            for g in f.groupers.values():
-                for rec in g.flush_due(now):
-                    emit(f, rec)
+            f.flush_due(now, emit)
             if f.gone and f.last_growth < now and now - f.last_growth >= self.finish_wait:
                 self._finish(f, emit)
         if self._new_times:
@@ -337,15 +334,12 @@ class VolumeTail:
                 f.offset, f.skip, f.acked_end, f.groupers = 0, {}, {}, {}
                 f.head = head_of(f.fh)
                 self._times[f.fid] = {}
-            f.fh.seek(f.offset)
-            data = f.fh.read(limit)
         except OSError as exc:
             log.warning("cannot read %s: %s", f.path, exc)
             return 0
+        data = f.read(limit)
         if not data:
             return 0
-        if not f.head:
-            f.head = head_of(f.fh)
         read_ns = int(self.wall() * 1e9)
         times = self._times.setdefault(f.fid, {})
         consumed = 0
@@ -361,18 +355,8 @@ class VolumeTail:
             line = CriLine(
                 time_ns, "stdout", False, text[:-1] if text.endswith("\r") else text, start, start + len(raw)
             )
-            g = f.groupers.get("stdout")
-            if g is None:
-                g = f.groupers["stdout"] = StreamGrouper(
-                    "stdout", max_record_bytes=self.max_record_bytes, flush_after=self.flush_after
-                )
-            for rec in g.feed(line, now):
-                emit(f, rec)
-        if consumed == 0 and len(data) >= limit:
-            consumed = len(data)  # one line longer than a read: taken as a cut line, not a stall
-        f.offset += consumed
-        if consumed:
-            f.last_growth = now
+            f.feed(line, now, emit, max_record_bytes=self.max_record_bytes, flush_after=self.flush_after)
+        f.advance(data, consumed, limit, now)
         return len(data)
 
     def _finish(self, f: Followed, emit: Emit) -> None:
@@ -473,15 +457,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run_from_args(args: argparse.Namespace) -> int:
     """``kubehub collect-node``: the CRI collector, with the volume files added when it ships to
     a hub (the hub is what knows which pods ask; straight to Elasticsearch there is no one to ask)."""
-    from hub.collectors.logs.nodecollector import build_from_args
+    from hub.collectors.logs.nodecollector import build_from_args, collector_token
 
     collector = build_from_args(args)
     if args.hub_url and args.volume_files == "on":
-        token = os.environ.get("KUBEHUB_COLLECTOR_TOKEN", "")
-        if args.token_file:
-            token = Path(args.token_file).read_text().strip()
         wanted = HubVolumeFiles(
-            args.hub_url, token, args.node, cluster=getattr(args, "cluster", ""), refresh=args.volume_refresh
+            args.hub_url,
+            collector_token(args),
+            args.node,
+            cluster=getattr(args, "cluster", ""),
+            refresh=args.volume_refresh,
         )
         volumes = VolumeTail(
             Path(args.kubelet_root),
