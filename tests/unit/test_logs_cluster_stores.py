@@ -19,7 +19,7 @@ import pytest
 
 from hub.clusters.model import Cluster, Connection, LogSource, MetricsSource, parse_cluster
 from hub.collectors.logs.embedded import EmbeddedLogStore
-from hub.collectors.logs.fanout import MAX_STORE_FANOUT, ClusterLogStore, FanOut, StorePart
+from hub.collectors.logs.fanout import MAX_STORE_FANOUT, ClusterLogStore, FanOut, StorePart, merge_search
 from hub.collectors.logs.service import LogService
 from hub.collectors.logs.store import Bucket, LogLine, LogParams, LogQuery, LogRecord, Partition, SearchResult
 from hub.errors import BackendUnavailable, Unprocessable
@@ -344,3 +344,15 @@ def test_the_console_names_the_cluster_whose_store_did_not_answer(tmp_path: Path
         assert "Lines of cluster cluster-2 are missing" in body and "connection refused" in body
     finally:
         w.hub.close()
+
+
+def test_a_total_over_several_stores_is_capped_as_one_stores() -> None:
+    """600 + 600 exact matches in two stores say 1000/gte, as one store holding the 1,200 would."""
+    line = LogLine(T0, "ns", "p", "c", "m")
+    parts = [StorePart(c, Slow(), LogQuery(visibility=None)) for c in ("a", "b")]
+    for totals, want in (((600, 600), (1000, False)), ((600, 400), (1000, True)), ((1000, 0), (1000, True))):
+        answers = [(p, SearchResult(items=[line], total=t)) for p, t in zip(parts, totals, strict=True)]
+        got = merge_search(answers, offset=0, size=1, desc=True)
+        assert (got.total, got.total_exact) == want, totals
+    answers = [(parts[0], SearchResult(items=[], total=1000, total_exact=False)), (parts[1], SearchResult([], 0))]
+    assert merge_search(answers, offset=0, size=1, desc=True).total_exact is False

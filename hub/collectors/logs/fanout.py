@@ -26,7 +26,16 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Generic, TypeVar
 
-from hub.collectors.logs.store import Bucket, LogLine, LogQuery, LogRecord, LogStore, Partition, SearchResult
+from hub.collectors.logs.store import (
+    TOTAL_CAP,
+    Bucket,
+    LogLine,
+    LogQuery,
+    LogRecord,
+    LogStore,
+    Partition,
+    SearchResult,
+)
 from hub.errors import BackendUnavailable
 
 # Distinct stores asked at the same time by one service (a thread each); further ones queue.
@@ -207,10 +216,12 @@ def merge_search(
 ) -> SearchResult:
     """One page out of each part's first ``offset + size`` lines (as asked by the caller),
     merged by time: the page a single store holding every part's lines would give (lines of
-    the same time keep the parts' order), ``total`` their sum."""
+    the same time keep the parts' order). ``total`` is their sum, exact up to
+    :data:`~hub.collectors.logs.store.TOTAL_CAP` and "at least" that beyond it, as one store
+    counts."""
     merged = heapq.merge(*(r.items for _, r in answers), key=lambda line: line.time, reverse=desc)
+    total = sum(r.total for _, r in answers)
+    exact = all(r.total_exact for _, r in answers) and total <= TOTAL_CAP
     return SearchResult(
-        items=list(islice(merged, offset, offset + size)),
-        total=sum(r.total for _, r in answers),
-        total_exact=all(r.total_exact for _, r in answers),
+        items=list(islice(merged, offset, offset + size)), total=min(total, TOTAL_CAP), total_exact=exact
     )
