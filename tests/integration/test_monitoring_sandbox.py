@@ -485,6 +485,24 @@ def _scheduler_has_attempted(sandbox: Any) -> Any:
         "spec": {"containers": [{"name": "c", "image": "probe"}]},
     }
     api.create_namespaced_pod("default", body)
-    time.sleep(25)  # two scrape intervals of the sandbox's Prometheus (10 s) and some slack
+    # The module's evaluation time (``at``) is 20 s back: wait until Prometheus holds, at that
+    # time, the two samples a rate over the catalogue's 5-minute window needs of both scheduler
+    # series (two scrapes after the first attempt on a fresh scheduler; at once on a sandbox
+    # that has scheduled pods before), rather than a fixed two scrape intervals.
+    prom = str(sandbox.prometheus_url)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        at = int(time.time()) - 20
+        ready = all(
+            requests.get(
+                f"{prom}/api/v1/query",
+                params={"query": f'count_over_time({series}{{job="kube-scheduler"}}[5m]) >= 2', "time": at},
+                timeout=10,
+            ).json()["data"]["result"]
+            for series in ("scheduler_schedule_attempts_total", "scheduler_scheduling_attempt_duration_seconds_bucket")
+        )
+        if ready:
+            break
+        time.sleep(1)
     yield
     api.delete_namespaced_pod(name, "default")
