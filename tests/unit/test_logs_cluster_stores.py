@@ -356,3 +356,51 @@ def test_a_total_over_several_stores_is_capped_as_one_stores() -> None:
         assert (got.total, got.total_exact) == want, totals
     answers = [(parts[0], SearchResult(items=[], total=1000, total_exact=False)), (parts[1], SearchResult([], 0))]
     assert merge_search(answers, offset=0, size=1, desc=True).total_exact is False
+
+
+def test_the_shipper_delivers_the_other_clusters_while_one_store_is_down(tmp_path: Path) -> None:
+    """Spooled lines of two clusters, cluster-2's older, its own store down: the background
+    deliverer holds cluster-2 back and delivers the implicit cluster's lines to the shared store
+    (before, one failing batch held up every cluster's); once cluster-2's store is back, its lines
+    land there, each line once."""
+    from hub.collectors.logs.shipper import Shipper
+    from tests.unit.test_logs_shipper import T0 as NS0
+    from tests.unit.test_logs_shipper import FakeCluster
+
+    w = World(tmp_path)
+    w.stores["cluster-2"] = ClusterLogStore("cluster-2", Down())  # type: ignore[arg-type]
+    first, second = FakeCluster(), FakeCluster()
+    a, b = first.add_pod("team-a", "a", "app"), second.add_pod("team-a", "b", "app")
+    for i in range(3):
+        second.emit(b, "app", NS0 + i, f"second {i}")
+        first.emit(a, "app", NS0 + i, f"first {i}")
+    shipper = Shipper(
+        sources=lambda: {"": first, "cluster-2": second},
+        sink=w.service.write,
+        directory=tmp_path / "ship",
+        interval=3600,  # polled by hand below; only the deliverer runs in the background
+        clock=FakeClock(NS0 / 1e9),
+    )
+    try:
+        assert shipper.poll_once("cluster-2") == 3 and shipper.poll_once("") == 3  # cluster-2's rows first
+        shipper.start()
+
+        def shared() -> set[str]:
+            w.shared.refresh()
+            return stored(w.shared)
+
+        deadline = time.monotonic() + 10
+        while shared() != {"first 0", "first 1", "first 2"} and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert shared() == {"first 0", "first 1", "first 2"}
+        assert shipper.held_clusters() == ["cluster-2"] and shipper.spooled_lines() == 3
+        assert "log store of cluster cluster-2" in shipper.last_error
+        w.stores["cluster-2"] = ClusterLogStore("cluster-2", w.own_inner)
+        deadline = time.monotonic() + 10  # held back 1 s after the first failure, then 2 s
+        while shipper.spooled_lines() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert stored(w.own_inner) == {"second 0", "second 1", "second 2"}
+        assert w.own_inner.search(LogQuery(visibility=None)).total == 3 and shipper.held_clusters() == []
+    finally:
+        shipper.close()
+        w.service.stop()

@@ -27,7 +27,10 @@ where it stopped), the others keep shipping. Positions carry their cluster (colu
 and the key ``<cluster>/<pod uid>/<container>`` for an added cluster; the implicit cluster keeps
 ``<pod uid>/<container>`` so positions written before the cluster level stay valid), and every
 spooled line carries its cluster's label. One spool and one deliverer serve every cluster, so a
-removed cluster's lines already read are still delivered.
+removed cluster's lines already read are still delivered. Each spool row holds one cluster's
+lines (column ``cluster``) and each store write one cluster's rows: when a write fails (that
+cluster's own store is down, docs/logs.md "One store per cluster"), the background deliverer
+holds that cluster back (1 s, doubling to ``MAX_BACKOFF``) and goes on delivering the others'.
 
 Over 400 lines because following a container is one state machine (positions, restarts,
 rotations, the spool and its backpressure) whose parts share the same per-container record, and
@@ -39,13 +42,14 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from hub.collectors.logs.collection import EVERYTHING, CollectionRules
-from hub.collectors.logs.spool_rows import decode_spooled, encode_spooled
+from hub.collectors.logs.spool_rows import create_tables, decode_spooled, encode_spooled
 from hub.collectors.logs.store import LogRecord, parse_rfc3339_ns
 from hub.errors import BackendUnavailable, HubError
 from hub.timeutil import Clock, SystemClock
@@ -243,36 +247,15 @@ class Shipper:
         )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # the spool is the only copy of a line once read
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS positions (key TEXT PRIMARY KEY, last_ns INTEGER NOT NULL, "
-            "seen INTEGER NOT NULL, restarts INTEGER NOT NULL, touched REAL NOT NULL)"
-        )
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS spool (seq INTEGER PRIMARY KEY AUTOINCREMENT, lines INTEGER NOT NULL, "
-            "payload TEXT NOT NULL)"
-        )
-        self._migrate()
+        create_tables(self._db)  # positions and spool, with their schema steps
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
         self._clusters: dict[str, _ClusterState] = {}
         self._deliver_error = ""
+        self._held: dict[str, tuple[float, float]] = {}  # cluster -> (held until, monotonic; backoff)
         self.delivered = 0
-
-    def _migrate(self) -> None:
-        """Steps of this file's schema, by ``PRAGMA user_version`` (never edited, only added to).
-
-        1: positions carry their cluster ('' for the implicit one, which every older row is).
-        """
-        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
-        if version < 1:
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(positions)")}
-            self._db.execute("BEGIN IMMEDIATE")
-            if "cluster" not in columns:
-                self._db.execute("ALTER TABLE positions ADD COLUMN cluster TEXT NOT NULL DEFAULT ''")
-            self._db.execute("PRAGMA user_version = 1")
-            self._db.execute("COMMIT")
 
     def _state(self, cluster: str) -> _ClusterState:
         state = self._clusters.get(cluster)
@@ -405,7 +388,8 @@ class Shipper:
                 for i in range(0, len(records), DELIVER_BATCH):
                     chunk = records[i : i + DELIVER_BATCH]
                     self._db.execute(
-                        "INSERT INTO spool(lines, payload) VALUES (?, ?)", (len(chunk), encode_spooled(chunk))
+                        "INSERT INTO spool(lines, payload, cluster) VALUES (?, ?, ?)",
+                        (len(chunk), encode_spooled(chunk), cluster),
                     )
                 if moved is not None:
                     self._db.execute(
@@ -448,26 +432,53 @@ class Shipper:
             return ""  # not found, not started yet, no previous instance: nothing to read now
 
     # -- delivering -------------------------------------------------------------------------------
-    def deliver_once(self) -> int:
-        """Write the oldest spooled batches to the store; returns lines delivered. Raises the
-        store's BackendUnavailable (the spool keeps the lines)."""
+    def deliver_once(self, skip: Sequence[str] = ()) -> int:
+        """Write the oldest spooled rows of one cluster (the oldest row's, none of ``skip``) to
+        the store; returns lines delivered. Raises the store's BackendUnavailable (the spool
+        keeps the lines, and the cluster is held back from the background deliverer)."""
+        marks = ",".join("?" * len(skip))
         with self._lock:
-            rows = self._db.execute("SELECT seq, lines, payload FROM spool ORDER BY seq LIMIT 64").fetchall()
+            rows = self._db.execute(
+                f"SELECT seq, lines, payload, cluster FROM spool WHERE cluster NOT IN ({marks}) ORDER BY seq LIMIT 64",
+                tuple(skip),
+            ).fetchall()
         if not rows:
             return 0
+        cluster = rows[0][3]
         batch: list[LogRecord] = []
-        upto = rows[0][0]
-        for seq, lines, payload in rows:
+        seqs: list[int] = []
+        for seq, lines, payload, row_cluster in rows:
+            if row_cluster != cluster:
+                continue
             if batch and len(batch) + lines > DELIVER_BATCH:
                 break
             batch.extend(decode_spooled(payload))
-            upto = seq
-        self.sink(batch)
+            seqs.append(seq)
+        try:
+            self.sink(batch)
+        except HubError:
+            backoff = min(MAX_BACKOFF, self._held.get(cluster, (0.0, 0.5))[1] * 2)
+            self._held[cluster] = (time.monotonic() + backoff, backoff)
+            raise
+        self._held.pop(cluster, None)
         with self._lock:
-            self._db.execute("DELETE FROM spool WHERE seq <= ?", (upto,))
+            self._db.execute(f"DELETE FROM spool WHERE seq IN ({','.join('?' * len(seqs))})", seqs)
         self.delivered += len(batch)
-        self._deliver_error = ""
+        if not self._held:
+            self._deliver_error = ""
         return len(batch)
+
+    def held_clusters(self) -> list[str]:
+        """The clusters whose delivery waits after a failed write ("" is the implicit one)."""
+        now = time.monotonic()
+        return sorted(c for c, (until, _) in list(self._held.items()) if until > now)
+
+    def _deliverable(self, skip: Sequence[str]) -> bool:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT 1 FROM spool WHERE cluster NOT IN ({','.join('?' * len(skip))}) LIMIT 1", tuple(skip)
+            ).fetchone()
+        return row is not None
 
     def drain(self) -> int:
         """Deliver until the spool is empty (or the store fails)."""
@@ -557,11 +568,13 @@ class Shipper:
         backoff = 1.0
         while not self._stop.is_set():
             try:
-                if self.deliver_once():
+                if self.deliver_once(skip=self.held_clusters()):
                     backoff = 1.0
                     continue
             except HubError as exc:
                 self._deliver_error = f"delivering: {exc.message}"
+                if self._deliverable(self.held_clusters()):
+                    continue  # another cluster's lines go on while this one's store is held back
                 log.warning("log shipper: %s; retrying in %.0fs", self._deliver_error, backoff)
                 self._stop.wait(backoff)
                 backoff = min(MAX_BACKOFF, backoff * 2)
