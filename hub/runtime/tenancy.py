@@ -3,7 +3,9 @@
 The cluster service is built after this one (``AREAS`` order), so the namespace callables
 handed to the tenancy service look ``hub.cluster`` up when called, not now. With a cluster,
 projects get real namespaces, real creation times and UIDs; without one (``hub.cluster`` is
-None) projects are only recorded.
+None) projects are only recorded. A project of an added cluster gets its namespace in that
+cluster's API server, through the cluster's own service (``hub.cluster_services``, connected
+with the registry's unsealed credentials); its failures name that cluster.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from hub.errors import HubError
+from hub.errors import BackendUnavailable, HubError
 from hub.settings import AuthSettings, Settings, secret_from_env
 from hub.store import StateStore, open_state_store
 from hub.tenancy.credentials import PasswordHashing
@@ -63,7 +65,56 @@ def build_service(db: Any, settings: Settings, *, clock: Clock | None = None, hu
         directory=LdapDirectory(settings.ldap) if settings.ldap.url else None,
         default_cluster=settings.clusters.default_name,
         cluster_names=_cluster_names(hub) if hub is not None else None,
+        cluster_namespaces=_cluster_namespaces(hub) if hub is not None else None,
     )
+
+
+class _AddedClusterNamespaces:
+    """An added cluster's namespace calls (:class:`hub.tenancy.placement.ClusterNamespaces`),
+    whose 503s name that cluster: "kubernetes API server" alone would send an operator to the
+    hub's own cluster."""
+
+    def __init__(self, service: Any, name: str) -> None:
+        self.service = service
+        self.backend = f"kubernetes API server of cluster {name}"
+
+    def _named(self, exc: BackendUnavailable) -> BackendUnavailable:
+        reason = exc.message.removeprefix(f"{exc.backend} is unavailable: ")
+        return BackendUnavailable(self.backend, reason)
+
+    def ensure_namespace(self, name: str, labels: Mapping[str, str]) -> float:
+        try:
+            return float(self.service.ensure_namespace(name, labels))
+        except BackendUnavailable as exc:
+            raise self._named(exc) from exc
+
+    def namespace_uid(self, name: str) -> str | None:
+        try:
+            uid = self.service.namespace_uid(name)
+        except BackendUnavailable as exc:
+            raise self._named(exc) from exc
+        return str(uid) if uid else None
+
+    def delete_namespace(self, name: str) -> bool:
+        try:
+            return bool(self.service.delete_namespace(name))
+        except BackendUnavailable as exc:
+            raise self._named(exc) from exc
+
+
+def _cluster_namespaces(hub: Hub) -> Any:
+    """The namespace calls of an added cluster by name, looked up when asked (the cluster area
+    is built after this one, and its services are rebuilt as clusters change); a cluster that
+    could not be connected at all is 503 naming it, with the reason the registry recorded."""
+
+    def namespaces(name: str) -> _AddedClusterNamespaces:
+        service = hub.cluster_services.get(name)
+        if service is None:
+            reason = hub.cluster_errors.get(name, "not connected")
+            raise BackendUnavailable(f"kubernetes API server of cluster {name}", reason)
+        return _AddedClusterNamespaces(service, name)
+
+    return namespaces
 
 
 def _cluster_names(hub: Hub) -> Any:

@@ -308,19 +308,22 @@ class Directory:
             )
         if self.store.project(namespace) is None:
             raise NotFound(f"no project {namespace}")
-        deleted: bool | None = None
-        if self._delete_namespace is not None:
-            try:
-                deleted = self._delete_namespace(namespace)
-            except HubError as exc:
-                self.audit(
-                    actor, "project.delete", f"namespace/{namespace}", "failed", {"error": str(exc), "registered": True}
-                )
-                raise
+        try:
+            deleted = self._delete_project_namespace(namespace)
+        except HubError as exc:
+            self.audit(
+                actor, "project.delete", f"namespace/{namespace}", "failed", {"error": str(exc), "registered": True}
+            )
+            raise
         if self.store.delete_project(namespace) == 0:
             raise NotFound(f"no project {namespace}")
         self.audit(actor, "project.delete", f"namespace/{namespace}", "ok", {"namespace_deleted": deleted})
         return deleted
+
+    def _delete_project_namespace(self, namespace: str) -> bool | None:
+        """The implicit cluster's namespace deleted (None: no cluster connected); the cluster
+        placement routes an added cluster's project to that cluster's API server."""
+        return self._delete_namespace(namespace) if self._delete_namespace is not None else None
 
     def observe_namespace(self, namespace: str, *, created: float, uid: str | None = None) -> bool:
         """Record a namespace's creationTimestamp (and metadata.uid) as seen in the cluster

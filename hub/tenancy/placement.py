@@ -7,20 +7,39 @@ cluster, ``cluster-2/retail-api`` in cluster-2, so the two are two projects, pos
 tenants, with their own members, policies and alerts, and the scope keeps them apart
 (:meth:`hub.scope.Scope.for_cluster`). Kept apart from ``directory.py`` (which is at its size
 limit) as the tenancy service's mixin for the cluster level.
+
+A project of an added cluster gets its namespace in *that* cluster's API server, exactly as the
+implicit cluster's projects do in theirs (created or adopted, labelled with the workspace,
+refused 409 when it carries another workspace's label, deleted with the project): the runtime
+hands in ``cluster_namespaces``, which gives the added cluster's :class:`ClusterNamespaces` (its
+own connection, credentials unsealed by the registry) or raises a 503 naming that cluster.
+Without it (no runtime, unit tests) the project is only recorded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hub.errors import Conflict, NotFound, Unprocessable
-from hub.scope import project_key
+from hub.scope import project_key, split_key
 from hub.store.tenancy import TenancyStore
 from hub.tenancy.checks import _dns_label, _text
-from hub.tenancy.directory import Directory
+from hub.tenancy.directory import WORKSPACE_LABEL, Directory
 from hub.tenancy.scope import Project
 from hub.timeutil import Clock
+
+
+class ClusterNamespaces(Protocol):
+    """The namespace calls of one added cluster's API server (the runtime's ClusterService of
+    it satisfies this; the tenancy area never imports the cluster adapter). Failures come back
+    as HubErrors: 409 for a namespace another workspace holds, 503 naming the cluster."""
+
+    def ensure_namespace(self, name: str, labels: Mapping[str, str]) -> float: ...
+
+    def namespace_uid(self, name: str) -> str | None: ...
+
+    def delete_namespace(self, name: str) -> bool: ...
 
 
 class ClusterPlacement(Directory):
@@ -32,6 +51,7 @@ class ClusterPlacement(Directory):
         clock: Clock
         default_cluster: str
         _cluster_names: Callable[[], Sequence[str]] | None
+        _cluster_namespaces: Callable[[str], ClusterNamespaces] | None
 
         def audit(
             self, actor: str, action: str, target: str, result: str, detail: Mapping[str, Any] | None = None
@@ -51,9 +71,11 @@ class ClusterPlacement(Directory):
         cluster: object = None,
     ) -> Project:
         """:meth:`Directory.create_project`, in ``cluster`` (None: the implicit one, exactly as
-        before). In an added cluster the project is recorded under its key; its namespace is
-        not created there by the hub (that cluster's own admins make it), and its creation
-        time is the registration's until the cluster's watch reports the namespace."""
+        before). In an added cluster the project is recorded under its key, and its namespace is
+        created (or adopted) in that cluster's API server with the same workspace label; its
+        creationTimestamp and UID become the project's ``created`` and ``uid``. A namespace
+        there under another workspace's label is 409 (that workspace unnamed); an API server
+        that does not answer is 503 naming the cluster, and nothing is recorded then."""
         if cluster in (None, "", self.default_cluster):
             return super().create_project(
                 workspace,
@@ -70,11 +92,25 @@ class ClusterPlacement(Directory):
         if self.store.workspace(workspace) is None:
             raise NotFound(f"no workspace {workspace}")
         key, in_cluster = self.placed_key(workspace, ns, cluster)
+        taken = Conflict(f"namespace {ns} is already a project in cluster {in_cluster}", field="namespace")
+        if self.store.project(key) is not None:
+            raise taken
+        stamp: float | None = None
+        uid = ""
+        if self._cluster_namespaces is not None:
+            api = self._cluster_namespaces(in_cluster)
+            try:
+                stamp = api.ensure_namespace(ns, {WORKSPACE_LABEL: workspace})
+            except Conflict:
+                # That cluster knows the namespace under another workspace's label (or it is
+                # being deleted): refused without naming the other workspace.
+                raise taken from None
+            uid = api.namespace_uid(ns) or ""
         now = self.clock.now()
-        floor = created if created is not None else now
+        floor = stamp if stamp is not None else (created if created is not None else now)
         with self.store.transaction():
             if self.store.project(key) is not None:
-                raise Conflict(f"namespace {ns} is already a project in cluster {in_cluster}", field="namespace")
+                raise taken
             self.store.insert_project(
                 namespace=key,
                 workspace=workspace,
@@ -82,16 +118,23 @@ class ClusterPlacement(Directory):
                 created=floor,
                 created_by=actor,
                 now=now,
+                namespace_uid=uid,
                 cluster=in_cluster,
             )
-        self.audit(
-            actor,
-            "project.create",
-            f"namespace/{key}",
-            "ok",
-            {"workspace": workspace, "cluster": in_cluster, "created": floor},
-        )
-        return Project(namespace=key, workspace=workspace, created=floor)
+        detail = {"workspace": workspace, "cluster": in_cluster, "created": floor, **({"uid": uid} if uid else {})}
+        self.audit(actor, "project.create", f"namespace/{key}", "ok", detail)
+        return Project(namespace=key, workspace=workspace, created=floor, uid=uid)
+
+    def _delete_project_namespace(self, key: str) -> bool | None:
+        """The namespace of the project ``key`` deleted in its own cluster's API server: an
+        added cluster's through ``cluster_namespaces`` (None: none given, only the record goes),
+        the implicit cluster's as :class:`Directory` does."""
+        cluster, namespace = split_key(key)
+        if not cluster:
+            return super()._delete_project_namespace(key)
+        if self._cluster_namespaces is None:
+            return None
+        return self._cluster_namespaces(cluster).delete_namespace(namespace)
 
     def workspace_clusters(self, workspace: str) -> list[str]:
         """The clusters a workspace's projects may live in: the implicit one and its grants."""

@@ -43,7 +43,7 @@ from hub.tenancy.custom_roles import RoleAdministration
 from hub.tenancy.directory import WORKSPACE_LABEL
 from hub.tenancy.external import ExternalIdentities, PasswordDirectory
 from hub.tenancy.mappings import parse_mappings_setting
-from hub.tenancy.placement import ClusterPlacement
+from hub.tenancy.placement import ClusterNamespaces, ClusterPlacement
 from hub.tenancy.roles import ClusterRole, PlatformRole, ProjectRole, WorkspaceRole
 from hub.tenancy.scope import CustomGrant, Principal, Project, Scope
 from hub.tenancy.sessions import IssuedToken, LoginThrottled, SessionsAndTokens
@@ -113,6 +113,7 @@ class TenancyService(SessionsAndTokens, ClusterPlacement, ExternalIdentities, Ro
         directory: PasswordDirectory | None = None,
         default_cluster: str = DEFAULT_CLUSTER,
         cluster_names: Callable[[], Sequence[str]] | None = None,
+        cluster_namespaces: Callable[[str], ClusterNamespaces] | None = None,
     ) -> None:
         self.store = TenancyStore(db)
         self.identity = IdentityStore(db)
@@ -121,6 +122,8 @@ class TenancyService(SessionsAndTokens, ClusterPlacement, ExternalIdentities, Ro
         # and every cluster's (the cluster registry's, when the runtime has one).
         self.default_cluster = default_cluster
         self._cluster_names = cluster_names
+        # An added cluster's namespace calls, for its projects (hub/tenancy/placement.py).
+        self._cluster_namespaces = cluster_namespaces
         # Sign-in against a directory (hub/tenancy/external.py); None: local users only.
         self.directory = directory
         self.audit_store = AuditStore(db)

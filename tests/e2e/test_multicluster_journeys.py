@@ -40,7 +40,9 @@ OPERATOR = "api-operator"  # project operator of retail-api in the first cluster
 SECOND = "cluster-2"
 SECOND_TENANT = "c2-viewer"
 SECOND_PASSWORD = "Far-second-cluster-7q"
-SECOND_WORKSPACE = "logistics-e2e"
+# The workspace cluster-2's retail-api is labelled with (sandbox/seed.py OTHER_WORKSPACES): the hub
+# adopts that namespace for its own workspace only (another workspace would get 409).
+SECOND_WORKSPACE = "logistics"
 ONLY_SECOND = "second-only-api"  # a deployment of cluster-2's retail-api the first cluster lacks
 
 

@@ -16,6 +16,7 @@ names that cluster; the API server is started again afterwards, for the modules 
 
 from __future__ import annotations
 
+import calendar
 import json
 import os
 import subprocess
@@ -343,6 +344,71 @@ def test_the_hubs_own_shipper_ships_the_second_clusters_pod_lines_under_its_name
         api.delete("/apis/kwok.x-k8s.io/v1alpha1/clusterlogs/shipper-test-retail-api")
 
 
+def namespace_in(kubeconfig: Path, name: str) -> dict[str, Any] | None:
+    """The namespace as that cluster's own API server has it (None: it has none of that name)."""
+    try:
+        found: dict[str, Any] = kube.KubeRest(kubeconfig).get(f"/api/v1/namespaces/{name}")
+    except kube.KubeError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return found
+
+
+def test_a_workspace_admin_creates_and_deletes_a_project_in_cluster_2_on_its_api_server(
+    two_clusters: Sandbox, hub_and_clients: tuple[Hub, Any, Any]
+) -> None:
+    """A project of an added cluster gets its namespace in that cluster's API server (labelled
+    with the workspace, its creation time and UID recorded), none in the implicit cluster's;
+    a namespace another workspace holds there is 409 without naming that workspace; deleting
+    the project (typed confirmation) deletes the namespace in cluster-2. The reference is each
+    cluster's own API server."""
+    hub, admin, _tenant = hub_and_clients
+    if "cluster-2" not in hub.clusters.names():
+        assert add_second_cluster(admin, two_clusters).status_code == 201
+    second = two_clusters.site("cluster-2")
+    t = hub.tenancy
+    assert admin.put("/api/v1/workspaces/retail/clusters/cluster-2").status_code in (200, 204)
+    t.create_user("retail-ws-admin", PASSWORD, email="wsa@example.com")
+    t.set_workspace_member("retail", "retail-ws-admin", "admin", actor="admin")
+    ws_admin = admin.application.test_client()
+    token = t.issue_token("retail-ws-admin", kind="named", name="mc").token
+    ws_admin.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    ns = f"mc-made-{os.getpid()}-{int(time.time()) % 100000}"
+    assert namespace_in(second.kubeconfig, ns) is None and namespace_in(two_clusters.kubeconfig, ns) is None
+
+    r = ws_admin.post("/api/v1/workspaces/retail/projects", json={"namespace": ns, "cluster": "cluster-2"})
+    assert r.status_code == 201, r.get_data(as_text=True)
+    assert r.get_json()["namespace"] == ns and r.get_json()["cluster"] == "cluster-2"
+    made = namespace_in(second.kubeconfig, ns)
+    assert made is not None and made["metadata"]["labels"]["kubesphere.io/workspace"] == "retail"
+    assert namespace_in(two_clusters.kubeconfig, ns) is None  # never in the implicit cluster
+    record = t.project_record(f"cluster-2/{ns}")
+    assert record is not None and record.namespace_uid == made["metadata"]["uid"]
+    stamp = calendar.timegm(time.strptime(made["metadata"]["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ"))
+    assert abs(record.created - stamp) < 1.0, (record.created, made["metadata"]["creationTimestamp"])
+
+    # cluster-2's logistics-routing is labelled with workspace logistics (the seed): refused,
+    # that workspace unnamed, nothing recorded.
+    taken = ws_admin.post(
+        "/api/v1/workspaces/retail/projects", json={"namespace": "logistics-routing", "cluster": "cluster-2"}
+    )
+    assert taken.status_code == 409 and taken.get_json()["field"] == "namespace", taken.get_data(as_text=True)
+    assert "workspace logistics" not in taken.get_data(as_text=True)
+    assert t.project_record("cluster-2/logistics-routing") is None
+
+    preview = ws_admin.get(f"/api/v1/workspaces/retail/projects/{ns}/deletion?cluster=cluster-2")
+    assert preview.status_code == 200, preview.get_data(as_text=True)
+    assert preview.get_json()["exists"] is True and preview.get_json()["confirm"] == f"cluster-2/{ns}"
+    wrong = ws_admin.delete(f"/api/v1/workspaces/retail/projects/{ns}?cluster=cluster-2&confirm={ns}x")
+    assert wrong.status_code == 422 and namespace_in(second.kubeconfig, ns) is not None
+    gone = ws_admin.delete(f"/api/v1/workspaces/retail/projects/{ns}?cluster=cluster-2&confirm=cluster-2/{ns}")
+    assert gone.status_code == 200, gone.get_data(as_text=True)
+    assert gone.get_json()["namespace_deleted"] is True and t.project_record(f"cluster-2/{ns}") is None
+    wait_until(lambda: namespace_in(second.kubeconfig, ns) is None, timeout=60, what=f"{ns} gone from cluster-2")
+    assert namespace_in(two_clusters.kubeconfig, ns) is None
+
+
 def test_a_cluster_whose_api_server_stops_is_stale_and_the_other_keeps_working(
     two_clusters: Sandbox, hub_and_clients: tuple[Hub, Any, Any]
 ) -> None:
@@ -382,5 +448,14 @@ def test_a_cluster_whose_api_server_stops_is_stale_and_the_other_keeps_working(
         (alert,) = wait_until(meta_alerts, timeout=60, what="the stale-cluster meta-alert")
         assert alert["entity"] == "cluster/cluster-2" and alert["labels"]["cluster"] == "cluster-2"
         assert alert["state"] == "firing" and alert["labels"]["stale_since"] == stale["cluster-2"]["stale_since"]
+
+        # A project can be placed in cluster-2 only through its API server: 503 naming cluster-2,
+        # nothing recorded; the implicit cluster's projects are still made.
+        if "cluster-2" not in hub.tenancy.workspace_clusters("retail"):
+            hub.tenancy.grant_cluster("retail", "cluster-2", actor="admin")
+        down = admin.post("/api/v1/workspaces/retail/projects", json={"namespace": "mc-down", "cluster": "cluster-2"})
+        assert down.status_code == 503, down.get_data(as_text=True)
+        assert "cluster cluster-2" in down.get_json()["backend"]
+        assert hub.tenancy.project_record("cluster-2/mc-down") is None
     finally:
         ensure_live(two_clusters)

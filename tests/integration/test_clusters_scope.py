@@ -13,7 +13,7 @@ up --clusters 2`` configures it, a shared Thanos/Mimir-like endpoint) and an SMT
 - Workload policies of ``retail-api`` in each cluster fire on that cluster's workloads only
   (Prometheus's own evaluation with the cluster matched as the reference), the email naming it.
 - Escape: ``retail-api`` exists in both clusters for two tenants (workspace retail in the
-  implicit cluster, workspace payments granted cluster-2). Neither reads the other's workloads,
+  implicit cluster, workspace logistics granted cluster-2). Neither reads the other's workloads,
   metrics or alerts by the cluster in the query, in a header or in a body, and neither reads the
   audit log at all.
 """
@@ -92,9 +92,11 @@ def world(two: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
     t.create_workspace("retail", actor="admin")
     t.create_project("retail", "retail-api", actor="admin")
     t.set_project_member("retail-api", "retail-op", "operator", actor="admin")
-    t.create_workspace("payments", actor="admin")
-    t.grant_cluster("payments", "cluster-2", actor="admin")
-    t.create_project("payments", "retail-api", cluster="cluster-2", actor="admin")
+    # logistics: the workspace cluster-2's retail-api is labelled with (the hub creates or adopts
+    # a project's namespace in its cluster, and refuses one another workspace holds there).
+    t.create_workspace("logistics", actor="admin")
+    t.grant_cluster("logistics", "cluster-2", actor="admin")
+    t.create_project("logistics", "retail-api", cluster="cluster-2", actor="admin")
     t.set_project_member("cluster-2/retail-api", "pay-op", "operator", actor="admin")
     t.set_cluster_member("cluster-2", "c2-viewer", "viewer", actor="admin")
     t.set_cluster_member("default", "c1-viewer", "viewer", actor="admin")
@@ -210,7 +212,7 @@ def test_tenants_of_the_same_namespace_name_in_two_clusters_never_see_each_other
         r = client.get(f"{mon}{'&cluster=cluster-2' if client is retail else ''}")
         assert r.status_code == 403 and not any(n in r.get_data(as_text=True) for n in other)
         # Across clusters: only clusters the caller may pick; a namespace named where the caller
-        # holds none is refused whole (the implicit cluster's retail-api for payments), as in one.
+        # holds none is refused whole (the implicit cluster's retail-api for logistics), as in one.
         r = client.get(f"{mon}&clusters={'*' if client is retail else 'cluster-2'}")
         assert r.status_code == 200 and not _workload_names(r) & other
         assert client.get(f"{mon}&clusters=*").status_code == (200 if client is retail else 403)
@@ -236,7 +238,7 @@ def test_tenants_of_the_same_namespace_name_in_two_clusters_never_see_each_other
 
     assert switcher(retail) == ["default"] and switcher(pay) == ["default", "cluster-2"]
     assert switcher(c["c2-viewer"]) == ["default", "cluster-2"]
-    assert pay.put("/api/v1/workspaces/payments/clusters/cluster-2").status_code == 403  # grants: platform admins
+    assert pay.put("/api/v1/workspaces/logistics/clusters/cluster-2").status_code == 403  # grants: platform admins
 
 
 class _Hook:

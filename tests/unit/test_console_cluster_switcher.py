@@ -16,6 +16,7 @@ import pytest
 from hub.clusters.secretbox import new_key
 from hub.collectors.logs.store import LogRecord
 from tests.unit.conftest_tenancy import TenancyWorld, build_world
+from tests.unit.namespace_fakes import patch_runtime
 
 pytestmark = pytest.mark.unit
 
@@ -122,11 +123,14 @@ def test_log_lines_of_an_added_cluster_say_their_cluster(world: TenancyWorld) ->
     assert two.search(only) and not one.search(only)
 
 
-def test_a_namespace_picked_by_query_is_checked_in_the_requests_cluster(tmp_path: Path) -> None:
+def test_a_namespace_picked_by_query_is_checked_in_the_requests_cluster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The workloads page takes its project from ``?ns=``: a tenant who holds ``ns-a1`` in the
     implicit cluster and another project in cluster-2 must not list cluster-2's ``ns-a1`` (a
     namesake of another tenant) by naming both; before the check followed ``?cluster=`` it was
     checked on the implicit cluster's project and passed."""
+    patch_runtime(monkeypatch)  # cluster-2's namespaces (it has no API server here) in memory
     w = build_world(tmp_path, settings={"clusters": {"secret_key": new_key()}})
     try:
         t = w.hub.tenancy

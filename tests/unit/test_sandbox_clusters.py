@@ -115,7 +115,9 @@ def test_the_sandbox_hub_gets_the_further_clusters_and_reads_prometheus_as_a_sha
         hub.close()
 
 
-def test_the_further_cluster_gets_its_tenant_in_the_hub_and_its_pod_logs_in_its_own_directory(tmp_path: Path) -> None:
+def test_the_further_cluster_gets_its_tenant_in_the_hub_and_its_pod_logs_in_its_own_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``--clusters 2``: the hook makes workspace ``logistics`` (granted cluster-2), its projects
     keyed in cluster-2 (not the first cluster's same-named ``retail-api``) and its admin, on a real
     store; run again it changes nothing. The credentials gain ``logistics-admin`` only with two
@@ -125,6 +127,10 @@ def test_the_further_cluster_gets_its_tenant_in_the_hub_and_its_pod_logs_in_its_
     from hub.tenancy.scope import Principal
     from sandbox import seed
     from sandbox.hub_seed import seed_clusters, seed_tenancy
+    from tests.unit.namespace_fakes import patch_runtime
+
+    # cluster-2's API server is not running here: its namespace calls go to an in-memory stand-in.
+    stand_ins = patch_runtime(monkeypatch)
 
     one = Sandbox(tmp_path / "one", quiet=True)
     seed.Seeder(one, None, site=one.primary).seed_credentials()  # type: ignore[arg-type]
@@ -150,6 +156,9 @@ def test_the_further_cluster_gets_its_tenant_in_the_hub_and_its_pod_logs_in_its_
     first = seed_clusters(settings, state)
     assert first == "clusters: 1 further cluster(s), 1 added; 2 projects, 1 users", first
     assert seed_clusters(settings, state).endswith("0 added; 2 projects, 1 users")  # idempotent
+    # The projects' namespaces were made (or adopted) in cluster-2 with the workspace's label.
+    labelled = {"kubesphere.io/workspace": "logistics"}
+    assert stand_ins["cluster-2"].namespaces == {"retail-api": labelled, "logistics-routing": labelled}
     hub = build_hub(settings)
     try:
         svc = hub.tenancy

@@ -11,15 +11,18 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from hub.errors import InvalidInput, NotFound
+from hub.errors import BackendUnavailable, InvalidInput, NotFound, Unprocessable
 from hub.scope import split_key
 from hub.store.audit import AuditFilter
 from hub.timeutil import iso
 from web import params
-from web.access import current_principal, permission, scope, tenancy
+from web.access import current_principal, keyed_namespace, permission, request_cluster, scope, tenancy
 from web.util import hub, int_param, json_body, list_response
 
 bp = Blueprint("api_tenancy", __name__, url_prefix="/api/v1")
+# ?cluster=X: a route's ns is the project X/ns, the one web.access checked the permission on
+# (without it, a project's routes acted on the implicit cluster's namesake of another tenant).
+bp.before_request(keyed_namespace)
 
 _USER_FIELDS = {"display_name", "email", "platform_role", "disabled", "password"}
 
@@ -230,6 +233,10 @@ def create_project(ws: str) -> Any:
     (with a cluster). ``cluster``: one the workspace is granted (absent: the implicit one)."""
     body = json_body()
     _only_fields(body, {"namespace", "display_name", "cluster"})
+    cluster = body.get("cluster")
+    asked = request_cluster()  # the permission was checked with ?cluster=; it must be the same cluster
+    if asked and cluster not in (None, asked):
+        raise Unprocessable("the body's cluster differs from ?cluster=; name one cluster", field="cluster")
     principal = current_principal()
     project = tenancy().create_project(
         ws,
@@ -237,7 +244,7 @@ def create_project(ws: str) -> Any:
         display_name=body.get("display_name", ""),
         actor=principal.username,
         allow_default=scope().cluster,  # the namespace "default": platform admins, as the scope says
-        cluster=body.get("cluster"),
+        cluster=cluster if cluster is not None else (asked or None),
     )
     record = tenancy().project_record(project.namespace)
     return jsonify(_project_dict(record)), 201
@@ -255,11 +262,17 @@ def project_deletion_preview(ws: str, ns: str) -> Any:
     """What deleting the project takes with it: workloads, services, ConfigMap and Secret names,
     PVCs of its namespace (never values), and the ``confirm`` value the DELETE needs."""
     _project_in(ws, ns)
-    cluster = hub().cluster
+    in_cluster, name = split_key(ns)  # an added cluster's project (?cluster=): its own API server
+    h = hub()
+    cluster = h.cluster_services.get(in_cluster) if in_cluster else h.cluster
+    if in_cluster and cluster is None:
+        raise BackendUnavailable(
+            f"kubernetes API server of cluster {in_cluster}", h.cluster_errors.get(in_cluster, "not connected")
+        )
     if cluster is None:
-        contents: dict[str, Any] = {"namespace": ns, "exists": False, "cluster": False}
+        contents: dict[str, Any] = {"namespace": name, "exists": False, "cluster": False}
     else:
-        contents = {**cluster.namespace_contents(ns), "cluster": True}
+        contents = {**cluster.namespace_contents(name), "cluster": True}
     return jsonify({**contents, "confirm": ns})
 
 
@@ -267,14 +280,18 @@ def project_deletion_preview(ws: str, ns: str) -> Any:
 @permission("projects:delete", namespace_arg="ns", workspace_arg="ws")
 def delete_project(ws: str, ns: str) -> Any:
     """Delete a project and its namespace: ``?confirm=<project name>`` (typed confirmation, 422
-    naming ``confirm`` otherwise). When the API server refuses or is down, the project stays."""
+    naming ``confirm`` otherwise; an added cluster's project, ``?cluster=X``, is named
+    ``X/<namespace>``). The namespace goes in the project's own cluster; when that API server
+    refuses or is down (503 naming it), the project stays."""
     _project_in(ws, ns)
     body = request.get_json(silent=True) if request.content_length else None
     confirm = request.args.get("confirm")
     if confirm is None and isinstance(body, dict):
         confirm = body.get("confirm")
     deleted = tenancy().delete_project(ns, actor=current_principal().username, confirm=confirm)
-    return jsonify({"namespace": ns, "deleted": True, "namespace_deleted": deleted})
+    in_cluster, name = split_key(ns)
+    cluster = in_cluster or tenancy().default_cluster
+    return jsonify({"namespace": name, "cluster": cluster, "deleted": True, "namespace_deleted": deleted})
 
 
 # -- members -----------------------------------------------------------------------------------------
