@@ -30,6 +30,7 @@ from hub.tenancy.credentials import csrf_for_session, same_secret
 from hub.tenancy.roles import ALL_PERMISSIONS
 from hub.tenancy.scope import Principal, Scope
 from hub.tenancy.service import TenancyService
+from web import params
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -133,8 +134,30 @@ def request_cluster() -> str:
     """The cluster this request is about: ``?cluster=`` ('' = the implicit cluster). The one
     place a request names its cluster; a header or a body field never picks one (a body's
     ``cluster`` that differs is refused by the routes that read bodies), so a tenant cannot
-    reach another cluster's namespace of the same name by moving the name elsewhere."""
-    return request.args.get("cluster", "") if has_request_context() else ""
+    reach another cluster's namespace of the same name by moving the name elsewhere.
+
+    Read through :func:`web.params.request_clusters` (a cluster name, once; 400 naming
+    ``cluster`` otherwise). On the log search, whose ``cluster`` may list several, a list is
+    '' here: that service takes each listed cluster's view itself."""
+    if not has_request_context():
+        return ""
+    named = params.request_clusters()
+    return named[0] if len(named) == 1 else ""
+
+
+def check_known_clusters(principal: Principal) -> None:
+    """A named cluster the hub does not know is 404 naming ``cluster``, for the callers who may
+    reach every cluster (platform admins), after the route's permission check: for anyone else
+    that check (or the route's service) already refused it exactly as a foreign cluster, so an
+    unknown name never tells a tenant which clusters exist."""
+    named = params.request_clusters()
+    if not named:
+        return
+    service = tenancy()
+    known = set(service.known_clusters())
+    unknown = [n for n in named if n not in known]
+    if unknown and service.scope(principal).all_namespaces:
+        raise NotFound(f"no cluster {unknown[0]!r}", field="cluster")
 
 
 def scope() -> Scope:
@@ -250,6 +273,7 @@ def enforce() -> None:
         raise Unauthenticated("the API token is invalid, expired or revoked")
     principal = current_principal()
     if access.permission is None:
+        check_known_clusters(principal)
         return
     args = request.view_args or {}
     namespace = args.get(access.namespace_arg) if access.namespace_arg else None
@@ -260,6 +284,7 @@ def enforce() -> None:
     tenancy().authorize(
         principal, access.permission, namespace=namespace, workspace=workspace, cluster=request_cluster() or None
     )
+    check_known_clusters(principal)
 
 
 def audit_unsafe_request(response: Any) -> Any:

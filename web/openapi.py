@@ -23,6 +23,20 @@ from typing import Any
 from flask import Flask
 
 import hub
+from hub.clusters.model import NAME_RE as CLUSTER_NAME_RE
+from web.params import CLUSTER_LIST_ENDPOINTS, MAX_CLUSTERS
+
+
+def _cluster_param() -> dict[str, Any]:
+    """?cluster= of a route that acts on one cluster: a name by the registry's rule (web.params.clusters)."""
+    return {
+        "name": "cluster",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "pattern": CLUSTER_NAME_RE.pattern, "maxLength": 40},
+        "description": "the cluster (default: the implicit cluster); an unknown one is 404 naming cluster",
+    }
+
 
 _CONVERTER = re.compile(r"<(?:(?P<conv>[a-z]+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
@@ -150,15 +164,22 @@ def build_openapi(app: Flask) -> dict[str, Any]:
             }
             for m in _CONVERTER.finditer(rule.rule)
         ]
-        if rule.endpoint.startswith("api_cluster.") and not rule.rule.startswith("/api/v1/clusters"):
-            # Several clusters: every cluster route addresses one cluster (docs/cluster.md "Several clusters").
-            params.append({"name": "cluster", "in": "query", "required": False, "schema": {"type": "string"},
-                           "description": "the cluster (default: the implicit cluster)"})  # fmt: skip
+        if rule.endpoint in CLUSTER_LIST_ENDPOINTS:
+            # The log search reads several clusters (web.params.clusters: names, at most MAX_CLUSTERS).
+            params.append({"name": "cluster", "in": "query", "required": False,
+                           "schema": {"type": "string", "maxLength": MAX_CLUSTERS * 41},
+                           "description": f"a comma list of at most {MAX_CLUSTERS} cluster names "
+                                          "(default: every cluster the caller may pick)"})  # fmt: skip
+        elif (rule.endpoint.startswith("api_cluster.") and not rule.rule.startswith("/api/v1/clusters")) or (
+            rule.endpoint.startswith("api_tenancy.") and ("<ns>" in rule.rule or rule.rule.endswith("/projects"))
+        ):
+            # Several clusters: every cluster route addresses one cluster (docs/cluster.md "Several
+            # clusters"); so do a project's tenancy routes (the project of that name in it).
+            params.append(_cluster_param())
         elif rule.endpoint.startswith(("api_monitoring.", "api_alerting")) and "catalogue" not in rule.rule:
             # Monitoring and alerting take the cluster too (docs/multi-cluster.md); monitoring
             # also a table over several clusters.
-            params.append({"name": "cluster", "in": "query", "required": False, "schema": {"type": "string"},
-                           "description": "the cluster (default: the implicit cluster)"})  # fmt: skip
+            params.append(_cluster_param())
             if rule.endpoint.startswith("api_monitoring."):
                 params.append({"name": "clusters", "in": "query", "required": False, "schema": {"type": "string"},
                                "description": "* or a comma list: one table over these clusters"})  # fmt: skip

@@ -22,6 +22,7 @@ from typing import Any
 
 from flask import request
 
+from hub.clusters.model import NAME_RE as CLUSTER_NAME_RE
 from hub.collectors.logs.query import parse_keywords
 from hub.collectors.logs.store import MAX_PAGE_SIZE, MAX_WINDOW, LogParams
 from hub.collectors.monitoring import MonitoringRequest
@@ -36,6 +37,13 @@ MAX_PARAM_CHARS = 64 * 1024  # one query parameter or form field
 MAX_OFFSET = 1_000_000_000  # paging offsets (alerts, history, outbox, audit)
 MAX_ID = 2**63 - 1  # row ids: SQLite INTEGER
 MAX_NAMES = 5000  # values of one comma list
+MAX_CLUSTERS = 50  # clusters of one ?cluster= list (log search) or ?clusters= (cross-cluster tables)
+# The routes whose ?cluster= may be a comma list (the log search reads several clusters); every
+# other route acts on one cluster and refuses a list (tests/unit/test_cluster_param.py checks
+# that each of these endpoints exists).
+CLUSTER_LIST_ENDPOINTS = frozenset(
+    {"api_logs.search_logs", "api_logs.log_histogram", "api_logs.export_logs", "views.logs.search"}
+)
 
 _WHOLE = re.compile(r"[+-]?[0-9]{1,19}", re.ASCII)
 _PLAIN_SECONDS = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?", re.ASCII)
@@ -83,6 +91,48 @@ def names(args: Mapping[str, Any], name: str, *, limit: int = MAX_NAMES) -> tupl
 def csv_param(name: str) -> list[str]:
     """A comma-list query parameter of the current request."""
     return list(names(request.args, name))
+
+
+# -- clusters -----------------------------------------------------------------------------------
+def clusters(args: Any, *, many: bool = True, name: str = "cluster") -> tuple[str, ...]:
+    """``?cluster=`` (or ``name``: the monitoring tables' ``clusters``), checked: given once,
+    each value a cluster name by the registry's own rule (:data:`hub.clusters.model.NAME_RE`:
+    1-40 lowercase letters, digits or '-'), a comma list of
+    at most :data:`MAX_CLUSTERS` when ``many``, else one name. Empty: none named (the implicit
+    cluster). Every refusal is a 400 naming the parameter; whether a cluster *exists* is the
+    permission check's business (web.access), which knows who may learn it."""
+    if hasattr(args, "getlist"):
+        values = list(args.getlist(name))
+    else:  # a plain mapping (the console's own parameters; test clients' lists are one list)
+        value = args.get(name)
+        values = [",".join(str(v) for v in value)] if isinstance(value, list | tuple) else [value]
+    values = [v for v in values if v is not None]
+    if not values:
+        return ()
+    if len(values) > 1:
+        raise InvalidInput(f"give {name} once (a comma list names several)", field=name)
+    raw = str(values[0])
+    if len(raw) > MAX_CLUSTERS * 41:
+        raise InvalidInput(f"{name} may have at most {MAX_CLUSTERS * 41} characters, got {len(raw)}", field=name)
+    items = tuple(dict.fromkeys(p.strip() for p in raw.split(",") if p.strip()))
+    if len(items) > (MAX_CLUSTERS if many else 1):
+        if not many:
+            raise InvalidInput(f"{name} names one cluster here (a comma list is for the log search)", field=name)
+        raise InvalidInput(f"{name}: at most {MAX_CLUSTERS} clusters, got {len(items)}", field=name)
+    for item in items:
+        if not CLUSTER_NAME_RE.match(item):
+            raise InvalidInput(
+                f"{name} must hold cluster names (1-40 lowercase letters, digits or '-', starting and ending "
+                f"with a letter or digit), got {_short(item)}",
+                field=name,
+            )
+    return items
+
+
+def request_clusters() -> tuple[str, ...]:
+    """The current request's ``?cluster=`` through :func:`clusters`: a list only on the routes
+    of :data:`CLUSTER_LIST_ENDPOINTS`."""
+    return clusters(request.args, many=request.endpoint in CLUSTER_LIST_ENDPOINTS)
 
 
 # -- numbers ------------------------------------------------------------------------------------
@@ -292,6 +342,7 @@ def check_request() -> None:
     for name, value in _items(request.args):
         check_text(name, "query parameter name", max_chars=200)
         check_text(value, name)
+    request_clusters()  # every route's ?cluster=, in this one place
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         for name, value in _items(request.form):
             check_text(name, "form field name", max_chars=200)
@@ -327,7 +378,7 @@ def log_params(args: Mapping[str, Any]) -> LogParams:
         workloads=names(args, "workloads"),
         pods=names(args, "pods"),
         containers=names(args, "containers"),
-        clusters=names(args, "cluster"),
+        clusters=clusters(args),
         q=q,
         text=parse_keywords(q),
         start=start,

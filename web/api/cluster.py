@@ -27,7 +27,7 @@ from hub.collectors.inventory import ListQuery, Page, decode_continue
 from hub.errors import BackendUnavailable, InvalidInput, NotFound, Unprocessable
 from hub.model import iso_or_none
 from hub.scope import refusal
-from web.access import access_of, audit, audited_read, permission, scope
+from web.access import access_of, audit, audited_read, permission, request_cluster, scope
 from web.util import hub, int_param, json_body
 
 bp = Blueprint("api_cluster", __name__, url_prefix="/api/v1")
@@ -40,7 +40,7 @@ def cluster() -> ClusterService:
     """The service of the cluster the request names (``?cluster=``, default the implicit one),
     or a 503 naming the API server when that cluster cannot be reached at all."""
     h = hub()
-    name = request.args.get("cluster", "")
+    name = request_cluster()
     # The body through the hub's bounded decoder (a deeply nested one is a 400, not a RecursionError).
     body = json_body(required=False) if request.is_json else None
     if isinstance(body, dict) and "cluster" in body and body["cluster"] != (name or h.clusters.implicit.name):

@@ -16,7 +16,7 @@ from flask import Blueprint, jsonify, request
 from hub.collectors.logs import nodevolume, nodewire
 from hub.collectors.logs.collection_store import LogCollectionStore
 from hub.errors import BackendUnavailable, InvalidInput, NotFound
-from web.access import bearer_token, public
+from web.access import bearer_token, public, request_cluster
 from web.util import hub
 
 bp = Blueprint("api_logs_volume", __name__, url_prefix="/api/v1")
@@ -35,7 +35,7 @@ def ingest_volume_files() -> Any:
     node = request.args.get("node", "")
     if not node or len(node) > 253:
         raise InvalidInput("node must name the collector's node", field="node")
-    name = request.args.get("cluster", "")
+    name = request_cluster()  # a cluster's name (web.params), or '' for the implicit one
     if name and name != h.clusters.implicit.name:
         if name not in h.clusters.names():
             raise NotFound(f"no cluster {name[:80]!r} is known to this hub", field="cluster")

@@ -22,7 +22,7 @@ from hub.collectors.catalogue import TENANT_LEVELS
 from hub.collectors.monitoring_clusters import query_across
 from hub.errors import InvalidInput
 from web import params
-from web.access import permission, scope
+from web.access import permission, request_cluster, scope
 from web.util import hub
 
 bp = Blueprint("api_monitoring", __name__, url_prefix="/api/v1")
@@ -47,15 +47,15 @@ def _answer(level: str) -> Any:
 
 def _clusters() -> list[str]:
     """The clusters a ``clusters=`` parameter names (``*``: every one the caller may pick)."""
-    if request.args.get("cluster"):
+    if request_cluster():
         raise InvalidInput("give either cluster (one) or clusters (a table over several), not both", field="clusters")
     sc = scope()
     raw = request.args.get("clusters", "")
     every = hub().clusters.names()
     if raw.strip() == "*":
         return [c for c in every if sc.may_read_cluster(c)]
-    names = list(dict.fromkeys(p.strip() for p in raw.split(",") if p.strip()))
-    if not names or len(names) > 50:
+    names = list(params.clusters(request.args, name="clusters"))  # names by the registry's rule, at most 50
+    if not names:
         raise InvalidInput("clusters must be * or a comma list of 1 to 50 cluster names", field="clusters")
     return names
 
