@@ -273,7 +273,29 @@ class PositionStore:
 Emit = Callable[[Followed, Record], None]
 
 
-class NodeTail:
+class FileTail:
+    """What every tail does alike, whatever its files are (CRI or volume): the acknowledgement
+    bookkeeping lives on the :class:`Followed` file itself, and closing closes each open file."""
+
+    files: dict[str, Followed]
+
+    def _finish(self, f: Followed, emit: Emit | None = None) -> None:
+        f.finish(emit)
+
+    def sent(self, f: Followed, rec: Record) -> None:
+        f.sent(rec)
+
+    def acked(self, f: Followed, rec: Record) -> None:
+        f.acked(rec)
+
+    def close(self) -> None:
+        for f in self.files.values():
+            if f.fh is not None:
+                f.fh.close()
+                f.fh = None
+
+
+class NodeTail(FileTail):
     """Every CRI log file under ``root`` (``/var/log/pods``), followed with positions."""
 
     def __init__(
@@ -501,16 +523,7 @@ class NodeTail:
         f.advance(data, consumed, limit, now)
         return len(data)
 
-    def _finish(self, f: Followed, emit: Emit | None = None) -> None:
-        f.finish(emit)
-
-    # -- acknowledgements and positions -----------------------------------------------------------
-    def sent(self, f: Followed, rec: Record) -> None:
-        f.sent(rec)
-
-    def acked(self, f: Followed, rec: Record) -> None:
-        f.acked(rec)
-
+    # -- positions --------------------------------------------------------------------------------
     def save_positions(self) -> None:
         """Persist every position; forget finished files that are gone and fully acknowledged."""
         wall = time.time()
@@ -524,9 +537,3 @@ class NodeTail:
         self.gz_done &= self._gz_seen  # compressed files the kubelet removed need no memory
         self.done_heads = {h: t for h, t in self.done_heads.items() if wall - t < DONE_MEMORY}
         self.positions.save(files, set(self.gz_done), self.done_heads)
-
-    def close(self) -> None:
-        for f in self.files.values():
-            if f.fh is not None:
-                f.fh.close()
-                f.fh = None

@@ -63,7 +63,7 @@ from hub.collectors.logs.nodecri import (
     Record,
     iter_lines,
 )
-from hub.collectors.logs.nodetail import READ_CHUNK, Emit, Followed, NodeTail, PositionStore, file_id, head_of
+from hub.collectors.logs.nodetail import READ_CHUNK, Emit, FileTail, Followed, NodeTail, PositionStore, file_id, head_of
 
 log = logging.getLogger("kubehub.collector")
 
@@ -208,7 +208,7 @@ class HubVolumeFiles:
         return self.last
 
 
-class VolumeTail:
+class VolumeTail(FileTail):
     """The volume log files of the pods ``wanted`` names, under ``<kubelet root>/pods``."""
 
     def __init__(
@@ -359,15 +359,6 @@ class VolumeTail:
         f.advance(data, consumed, limit, now)
         return len(data)
 
-    def _finish(self, f: Followed, emit: Emit) -> None:
-        f.finish(emit)
-
-    def sent(self, f: Followed, rec: Record) -> None:
-        f.sent(rec)
-
-    def acked(self, f: Followed, rec: Record) -> None:
-        f.acked(rec)
-
     def save_positions(self) -> None:
         for fid in [k for k, f in self.files.items() if f.finished and f.gone and f.idle()]:
             del self.files[fid]
@@ -382,12 +373,6 @@ class VolumeTail:
             del self._times[fid]
         files.update(self._stored)
         self.positions.save(files, set())
-
-    def close(self) -> None:
-        for f in self.files.values():
-            if f.fh is not None:
-                f.fh.close()
-                f.fh = None
 
 
 class TailSet:
@@ -418,8 +403,8 @@ class TailSet:
             used += t.poll(now, emit, max(0, budget - used))
         return used
 
-    # The acknowledgement bookkeeping lives on the Followed file itself, so either tail's
-    # methods serve a file of either kind.
+    # The acknowledgement bookkeeping lives on the Followed file itself (FileTail), so either
+    # tail's methods serve a file of either kind.
     def sent(self, f: Followed, rec: Record) -> None:
         self.tails[0].sent(f, rec)
 
