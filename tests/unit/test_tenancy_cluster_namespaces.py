@@ -195,5 +195,29 @@ def test_project_routes_with_a_cluster_act_on_that_clusters_project(
         assert r.status_code == 503 and "cluster cluster-2" in r.get_json()["backend"], r.get_data(as_text=True)
         assert t.project_record("cluster-2/ns-b9") is None
         assert bob
+
+        # The console's project forms likewise: the page of cluster-2's ns-a1, its members form
+        # and its deletion act on cluster-2's project, never on the implicit cluster's ns-a1.
+        stand_ins["cluster-2"].down = False
+        t.create_project("ws-b", "ns-a1", actor="t", cluster="cluster-2")
+        console, csrf = w.session("tenant-b")
+        html = {"Accept": "text/html"}
+        page = console.get("/projects/ns-a1?cluster=cluster-2", headers=html).get_data(as_text=True)
+        assert "/projects/ns-a1/members?cluster=cluster-2" in page
+        r = console.post(
+            "/projects/ns-a1/members?cluster=cluster-2",
+            data={"csrf_token": csrf, "user": "regular", "role": "viewer"},
+            headers=html,
+        )
+        assert r.status_code in (302, 303), r.status_code
+        assert "regular" in [u for u, _ in t.project_members("cluster-2/ns-a1")]
+        assert "regular" not in [u for u, _ in t.project_members("ns-a1")]
+        r = console.post(
+            "/workspaces/ws-b/projects/ns-a1/delete?cluster=cluster-2",
+            data={"csrf_token": csrf, "confirm": "cluster-2/ns-a1"},
+            headers=html,
+        )
+        assert r.status_code in (302, 303) and t.project_record("cluster-2/ns-a1") is None
+        assert t.project_record("ns-a1") is not None and stand_ins["cluster-2"].deleted == ["ns-a1", "ns-a1"]
     finally:
         w.hub.close()

@@ -14,10 +14,11 @@ from flask import Blueprint, request, url_for
 from hub.collectors.logs.collection import DEFAULT, parse_settings
 from hub.collectors.logs.collection_store import LogCollectionStore
 from hub.errors import HubError, InvalidInput, NotFound
+from hub.scope import project_key
 from hub.store.audit import AuditFilter
 from hub.tenancy.roles import ProjectRole, WorkspaceRole
 from hub.timeutil import parse_duration
-from web.access import current_principal, permission, scope, tenancy
+from web.access import current_principal, permission, request_cluster, scope, tenancy
 from web.params import MAX_OFFSET, integer, path_id, time
 from web.views import common
 from web.views.common import _, back, can, done, failed, page
@@ -137,21 +138,30 @@ def workspace_member(ws: str) -> Any:
 
 
 # -- projects ------------------------------------------------------------------------------------
+def _key(ns: str) -> str:
+    """The project ``ns`` of the request's ``?cluster=``: its key, the one web.access checked the
+    route's permission on (acting on the implicit cluster's namesake instead would let a tenant
+    of X/ns change another tenant's ns)."""
+    return project_key(request_cluster(), ns, tenancy().default_cluster)
+
+
 @bp.get("/projects/<ns>")
 @permission("namespaces:read", namespace_arg="ns")
 def project(ns: str) -> Any:
     """A project: links to its workloads, logs, charts and policies, and its members."""
     svc = tenancy()
-    record = svc.project(ns)
-    members = [{"user": u, "role": r.value} for u, r in svc.project_members(ns)] if can("members:read", ns) else None
+    key = _key(ns)
+    record = svc.project(key)
+    members = [{"user": u, "role": r.value} for u, r in svc.project_members(key)] if can("members:read", key) else None
     return page(
         "project.html",
         ns=ns,
+        cluster=request_cluster() or None,
         record=record,
         members=members,
         roles=PROJECT_ROLES,
-        may_members=can("members:write", namespace=ns),
-        may_delete=record is not None and can("projects:delete", namespace=ns, workspace=record.workspace),
+        may_members=can("members:write", namespace=key),
+        may_delete=record is not None and can("projects:delete", namespace=key, workspace=record.workspace),
         collection=(LogCollectionStore(common.hub().db).get(ns) or DEFAULT) if can("logs:read", ns) else None,
         max_retention=common.hub().settings.logs.retention_days,
         may_collection=can("log-collection:write", namespace=ns),
@@ -187,10 +197,13 @@ def project_log_collection(ns: str) -> Any:
 @permission("projects:delete", namespace_arg="ns", workspace_arg="ws")
 def project_delete_preview(ws: str, ns: str) -> Any:
     """What deleting the project takes with it, and the typed-confirmation form."""
-    record = tenancy().project(ns)
+    record = tenancy().project(_key(ns))
     if record is None or record.workspace != ws:
         return failed(NotFound(f"no project {ns} in workspace {ws}"), url_for(".workspace", ws=ws))
-    cluster = common.hub().cluster
+    h = common.hub()
+    in_cluster = request_cluster()
+    added = in_cluster and in_cluster != h.clusters.implicit.name
+    cluster = h.cluster_services.get(in_cluster) if added else h.cluster
     contents: dict[str, Any] | None = None
     error = ""
     if cluster is not None:
@@ -198,20 +211,31 @@ def project_delete_preview(ws: str, ns: str) -> Any:
             contents = cluster.namespace_contents(ns)
         except HubError as exc:
             error = exc.message
-    return page("project_delete.html", ws=ws, ns=ns, contents=contents, error=error)
+    if added and cluster is None:
+        error = f"kubernetes API server of cluster {in_cluster} is unavailable"
+    return page(
+        "project_delete.html",
+        ws=ws,
+        ns=ns,
+        cluster=in_cluster or None,
+        confirm=_key(ns),
+        contents=contents,
+        error=error,
+    )
 
 
 @bp.post("/workspaces/<ws>/projects/<ns>/delete")
 @permission("projects:delete", namespace_arg="ns", workspace_arg="ws")
 def project_delete(ws: str, ns: str) -> Any:
     """Delete the project and its namespace when the name is typed back."""
-    record = tenancy().project(ns)
+    key = _key(ns)
+    record = tenancy().project(key)
     try:
         if record is None or record.workspace != ws:
             raise NotFound(f"no project {ns} in workspace {ws}")
-        tenancy().delete_project(ns, actor=current_principal().username, confirm=request.form.get("confirm"))
+        tenancy().delete_project(key, actor=current_principal().username, confirm=request.form.get("confirm"))
     except HubError as exc:
-        return failed(exc, url_for(".project_delete_preview", ws=ws, ns=ns))
+        return failed(exc, url_for(".project_delete_preview", ws=ws, ns=ns, cluster=request_cluster() or None))
     return done(_("projects.deleted", name=ns), url_for(".workspace", ws=ws))
 
 
@@ -223,11 +247,11 @@ def project_member(ns: str) -> Any:
     try:
         if not user:
             raise InvalidInput(_("members.user_required"), field="user")
-        tenancy().set_project_member(ns, user, role, actor=current_principal().username)
+        tenancy().set_project_member(_key(ns), user, role, actor=current_principal().username)
     except HubError as exc:
-        return failed(exc, url_for(".project", ns=ns))
+        return failed(exc, url_for(".project", ns=ns, cluster=request_cluster() or None))
     key = "members.set" if role else "members.removed"
-    return done(_(key, user=user, role=role or ""), url_for(".project", ns=ns))
+    return done(_(key, user=user, role=role or ""), url_for(".project", ns=ns, cluster=request_cluster() or None))
 
 
 # -- users (platform admins) -------------------------------------------------------------------------
