@@ -16,7 +16,8 @@ import re
 import shutil
 import subprocess
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sandbox.config import (
@@ -31,6 +32,8 @@ from sandbox.config import (
 )
 from sandbox.procs import ComponentError
 
+# What the sandbox runs. Helm runs only in the chart tests (tests/integration/deploy_support.py):
+# ensure_helm builds it apart, so that a cold machine's sandbox need not wait for its ~4 CPU-minutes.
 ENGINE_BINARIES = (
     "kube-apiserver",
     "kube-controller-manager",
@@ -38,7 +41,6 @@ ENGINE_BINARIES = (
     "etcd",
     "kwok",
     "kube-state-metrics",
-    "helm",
 )
 ES_USER = "kubehub"
 
@@ -63,7 +65,7 @@ def _engines_missing() -> list[str]:
 
 
 def ensure_engines(say: Say) -> None:
-    """Build whichever Go engine is missing; the script skips the ones already cached.
+    """Build whichever Go engine the sandbox runs is missing; the script skips the ones cached.
 
     One build at a time per cache, under a file lock: ``scripts/test.sh`` starts the build in
     the background at the start of a full run, so that a cold machine's minutes of compiling
@@ -73,7 +75,28 @@ def ensure_engines(say: Say) -> None:
     missing = _engines_missing()
     if not missing:
         return
-    script = Path(__file__).parent / "engines" / "build-go-engines.sh"
+    env = _go_env(missing)
+    with _build_lock("engines", say):
+        missing = _engines_missing()
+        if missing:
+            _build_engines(say, env, missing, cache_root() / "engines-build.log", with_helm=False)
+
+
+def ensure_helm(say: Say) -> Path:
+    """The helm binary, built by the same script once the sandbox's engines are there (under a
+    lock of its own, so a caller waits for a build of it under way rather than racing it)."""
+    path = engine("helm")
+    if path.exists():
+        return path
+    ensure_engines(say)
+    env = _go_env(["helm"])
+    with _build_lock("helm", say):
+        if not path.exists():
+            _build_engines(say, env, ["helm"], cache_root() / "helm-build.log", with_helm=True)
+    return path
+
+
+def _go_env(missing: list[str]) -> dict[str, str]:
     env = dict(os.environ)
     if not shutil.which("go") and Path("/usr/local/go/bin/go").exists():
         env["PATH"] = "/usr/local/go/bin" + os.pathsep + env.get("PATH", "")  # the go.dev tarball's place
@@ -83,22 +106,27 @@ def ensure_engines(say: Say) -> None:
             f"Go is needed to build {', '.join(missing)} (install Go >= 1.24 from https://go.dev/dl or "
             "`apt-get install golang-go`, then run `kubehub sandbox up` again)",
         )
-    log = cache_root() / "engines-build.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(cache_root() / "engines.lock", "a", encoding="utf-8") as lock:
+    return env
+
+
+@contextmanager
+def _build_lock(what: str, say: Say) -> Iterator[None]:
+    cache_root().mkdir(parents=True, exist_ok=True)
+    with open(cache_root() / f"{what}.lock", "a", encoding="utf-8") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            say(f"waiting for the Go engines build another process runs (its log: {log})")
+            say(f"waiting for the {what} build another process runs (its log: {cache_root() / what}-build.log)")
             fcntl.flock(lock, fcntl.LOCK_EX)
-        missing = _engines_missing()
-        if missing:
-            _build_engines(say, script, env, missing, log)
+        yield
 
 
-def _build_engines(say: Say, script: Path, env: dict[str, str], missing: list[str], log: Path) -> None:
+def _build_engines(say: Say, env: dict[str, str], missing: list[str], log: Path, *, with_helm: bool) -> None:
     say(f"building Go engines {', '.join(missing)} into {engines_dir()} (cold: ~10 min on 2 cores)")
-    argv = ["bash", str(script), str(engines_dir()), K8S_VERSION, ETCD_VERSION, KWOK_VERSION, KSM_VERSION, HELM_VERSION]
+    script = Path(__file__).parent / "engines" / "build-go-engines.sh"
+    argv = ["bash", str(script), str(engines_dir()), K8S_VERSION, ETCD_VERSION, KWOK_VERSION, KSM_VERSION]
+    if with_helm:
+        argv.append(HELM_VERSION)
     with open(log, "w", encoding="utf-8") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE, text=True, env=env)
         assert proc.stderr is not None

@@ -53,9 +53,9 @@ def image_env() -> dict[str, str]:
 
 
 def helm_binary() -> Path:
-    path = prereqs.engine("helm")
-    if not path.exists():
-        prereqs.ensure_engines(lambda line: print(f"[engines] {line}", flush=True))
+    """helm from the engines cache; built (or waited for: scripts/test.sh builds it in the
+    background while the first integration tests run) when missing."""
+    path = prereqs.ensure_helm(lambda line: print(f"[engines] {line}", flush=True))
     assert path.exists(), f"helm was not built into {path}"
     return path
 

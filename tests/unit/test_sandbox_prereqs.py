@@ -61,7 +61,7 @@ def test_a_second_caller_waits_for_the_build_under_way_and_does_not_build_again(
     (bin_dir / "go").chmod(0o755)
     monkeypatch.setenv("PATH", str(bin_dir))
     builds: list[list[str]] = []
-    monkeypatch.setattr(prereqs, "_build_engines", lambda say, script, env, missing, log: builds.append(missing))
+    monkeypatch.setattr(prereqs, "_build_engines", lambda say, env, missing, log, **kw: builds.append(missing))
     said: list[str] = []
     prereqs.cache_root().mkdir(parents=True)
     with open(prereqs.cache_root() / "engines.lock", "a") as held:  # the build under way
@@ -72,7 +72,7 @@ def test_a_second_caller_waits_for_the_build_under_way_and_does_not_build_again(
             if said:
                 break
             threading.Event().wait(0.01)
-        assert said and said[0].startswith("waiting for the Go engines build"), said
+        assert said and said[0].startswith("waiting for the engines build"), said
         assert waiter.is_alive()
         for name in prereqs.ENGINE_BINARIES:  # what the first build leaves behind
             prereqs.engine(name).parent.mkdir(parents=True, exist_ok=True)
@@ -96,3 +96,35 @@ def test_binaries_without_the_scripts_completion_marker_are_not_taken_for_done(
     assert prereqs._engines_missing() != []
     (prereqs.engines_dir() / ".complete").write_text("")
     assert prereqs._engines_missing() == []
+
+
+def test_helm_is_built_apart_once_the_sandboxs_engines_are_there(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The sandbox does not wait for helm (only the chart tests run it): ensure_engines never
+    builds it, ensure_helm builds it alone after the sandbox's engines."""
+    monkeypatch.setenv("KUBEHUB_CACHE_DIR", str(tmp_path / "cache"))
+    bin_dir = tmp_path / "gobin"
+    bin_dir.mkdir()
+    (bin_dir / "go").write_text("#!/bin/sh\n")
+    (bin_dir / "go").chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    assert "helm" not in prereqs.ENGINE_BINARIES
+    builds: list[tuple[list[str], bool]] = []
+
+    def build(say: object, env: object, missing: list[str], log: Path, *, with_helm: bool) -> None:
+        builds.append((missing, with_helm))
+        for name in [*prereqs.ENGINE_BINARIES, *(["helm"] if with_helm else [])]:
+            prereqs.engine(name).parent.mkdir(parents=True, exist_ok=True)
+            prereqs.engine(name).write_text("")
+        prereqs.kwok_kustomize().mkdir(exist_ok=True)
+        (prereqs.engines_dir() / ".complete").write_text("")
+
+    monkeypatch.setattr(prereqs, "_build_engines", build)
+    prereqs.ensure_engines(lambda _: None)
+    assert builds == [(list(prereqs.ENGINE_BINARIES), False)]
+    assert not prereqs.engine("helm").exists()
+    assert prereqs.ensure_helm(lambda _: None) == prereqs.engine("helm")
+    assert builds[1:] == [(["helm"], True)]
+    prereqs.ensure_helm(lambda _: None)  # cached: no third build
+    assert len(builds) == 2
