@@ -122,7 +122,7 @@ def _build_lock(what: str, say: Say) -> Iterator[None]:
 
 
 def _build_engines(say: Say, env: dict[str, str], missing: list[str], log: Path, *, with_helm: bool) -> None:
-    say(f"building Go engines {', '.join(missing)} into {engines_dir()} (cold: ~10 min on 2 cores)")
+    say(f"building Go engines {', '.join(missing)} into {engines_dir()} (cold: ~6 min on a quiet 2-core machine)")
     script = Path(__file__).parent / "engines" / "build-go-engines.sh"
     argv = ["bash", str(script), str(engines_dir()), K8S_VERSION, ETCD_VERSION, KWOK_VERSION, KSM_VERSION]
     if with_helm:
