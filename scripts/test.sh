@@ -3,24 +3,25 @@
 # the sandbox, started on demand by the pytest fixture) and e2e (real Chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/bootstrap.sh
-say() { printf '[test %4ss] %s\n' "$SECONDS" "$*"; }
-export PATH="$PWD/.venv/bin:$PATH"
 mkdir -p artifacts
 # A cold machine must build the Go engines before the first integration test (minutes of
-# compiling on 2 cores). A full run starts that build now, at nice 19 (it takes only CPU time the
-# tests leave idle), in a session of its own, so it overlaps the lint and the single-threaded unit
-# tests; the sandbox fixture then waits for it on the lock in sandbox/prereqs.py instead of
-# building them itself. Helm, which only the chart tests run, is built after the sandbox's
-# engines, while the first integration tests (mostly waiting on alert timings) run. Warm, it
-# returns at once.
+# compiling on 2 cores). A full run starts that build first, at nice 19 (it takes only CPU time
+# the rest leaves idle), in a session of its own, so it overlaps the bootstrap (pip), the lint
+# and the single-threaded unit tests; sandbox/prereqs.py needs only the standard library, so the
+# system Python runs it before the venv exists. The sandbox fixture then waits for it on the lock
+# in sandbox/prereqs.py instead of building the engines itself. Helm, which only the chart tests
+# run, is built after the sandbox's engines, while the first integration tests (mostly waiting on
+# alert timings) run. Warm, it returns at once.
 engines_pid=
 if [ $# -eq 0 ]; then
-  setsid nice -n 19 python -c 'import sandbox.prereqs as p; p.ensure_engines(print); p.ensure_helm(print)' \
+  setsid nice -n 19 "${PYTHON:-python3}" -u -c 'import sandbox.prereqs as p; p.ensure_engines(print); p.ensure_helm(print)' \
     >artifacts/engines-early.log 2>&1 &
   engines_pid=$!
   trap '[ -z "$engines_pid" ] || kill -- "-$engines_pid" 2>/dev/null || true' EXIT
 fi
+scripts/bootstrap.sh
+say() { printf '[test %4ss] %s\n' "$SECONDS" "$*"; }
+export PATH="$PWD/.venv/bin:$PATH"
 say "ruff"
 ruff check hub web sandbox tests bench
 ruff format --check hub web sandbox tests bench
