@@ -57,6 +57,10 @@ _DESCRIPTIONS = {
 }
 # Routes that take a collector token (``khc_…``) instead of a user's session or API token.
 _COLLECTOR_ROUTES = frozenset({"api_logs.ingest_logs"})
+# Other routes of one project that take ?cluster= (the project of that name in that cluster).
+_PROJECT_CLUSTER_ROUTES = frozenset(
+    {"api_logs.get_log_collection", "api_logs.put_log_collection", "api_logs_volume.ingest_volume_files"}
+)
 # Content types of successful answers that are not JSON.
 _MEDIA = {"ops.metrics": ("text/plain",), "api_logs.export_logs": ("text/csv", "application/x-ndjson")}
 
@@ -170,8 +174,10 @@ def build_openapi(app: Flask) -> dict[str, Any]:
                            "schema": {"type": "string", "maxLength": MAX_CLUSTERS * 41},
                            "description": f"a comma list of at most {MAX_CLUSTERS} cluster names "
                                           "(default: every cluster the caller may pick)"})  # fmt: skip
-        elif (rule.endpoint.startswith("api_cluster.") and not rule.rule.startswith("/api/v1/clusters")) or (
-            rule.endpoint.startswith("api_tenancy.") and ("<ns>" in rule.rule or rule.rule.endswith("/projects"))
+        elif (
+            (rule.endpoint.startswith("api_cluster.") and not rule.rule.startswith("/api/v1/clusters"))
+            or (rule.endpoint.startswith("api_tenancy.") and ("<ns>" in rule.rule or rule.rule.endswith("/projects")))
+            or rule.endpoint in _PROJECT_CLUSTER_ROUTES
         ):
             # Several clusters: every cluster route addresses one cluster (docs/cluster.md "Several
             # clusters"); so do a project's tenancy routes (the project of that name in it).

@@ -32,7 +32,7 @@ from hub.collectors.logs.store import (
     LogStore,
 )
 from hub.errors import BackendUnavailable
-from hub.scope import project_key, split_key
+from hub.scope import split_key
 from hub.settings import Settings
 
 if TYPE_CHECKING:
@@ -327,9 +327,9 @@ def build(hub: Hub) -> None:
         clock=hub.clock,
         metrics=hub.metrics,
         cluster_names=lambda: hub.clusters.names(),
-        project_retention=lambda: {
-            ns: s.retention_days
-            for ns, s in LogCollectionStore(hub.db).rules().by_namespace.items()
+        project_retention=lambda: {  # by project key: cluster-2's shop is cluster-2/shop
+            key: s.retention_days
+            for key, s in LogCollectionStore(hub.db).rules().by_project.items()
             if s.retention_days is not None
         },
         cluster_stores=own,
@@ -343,8 +343,7 @@ def build(hub: Hub) -> None:
             directory=settings.data_dir / "logs",
             namespaces=shipped_namespaces(settings, hub.tenancy),
             cluster_namespaces=cluster_namespaces(settings, hub.tenancy),
-            project_key=lambda cluster, namespace: project_key(cluster, namespace, implicit),
-            rules=LogCollectionStore(hub.db).rules,  # per-project collection settings
+            rules=LogCollectionStore(hub.db, implicit=implicit).rules,  # per-project settings, by project key
             interval=settings.logs.ship_interval,
             spool_max_lines=settings.logs.spool_max_lines,
             clock=hub.clock,

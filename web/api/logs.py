@@ -14,11 +14,12 @@ from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from hub.collectors.logs import nodewire
 from hub.collectors.logs.collection import DEFAULT, parse_settings
-from hub.collectors.logs.collection_store import LogCollectionStore
+from hub.collectors.logs.collection_store import LogCollectionStore, audit_detail
 from hub.collectors.logs.service import LogService
 from hub.errors import NotFound, Unprocessable
+from hub.scope import project_key
 from web import params
-from web.access import bearer_token, current_principal, permission, public, scope
+from web.access import bearer_token, current_principal, permission, public, request_cluster, scope
 from web.params import int_param
 from web.util import hub
 
@@ -86,34 +87,52 @@ def apply_log_retention() -> Any:
     return jsonify({"dropped": dropped})
 
 
+def collection_store() -> LogCollectionStore:
+    """The per-project collection settings, keyed by project key (docs/logs.md)."""
+    return LogCollectionStore(hub().db, implicit=logs().implicit_cluster)
+
+
+def collection_project(ns: str) -> str:
+    """The key of the project ``ns`` of the request's ``?cluster=`` (the one the route's
+    permission was checked on): reading or writing the bare name instead would reach the
+    implicit cluster's namesake, another tenant's project."""
+    return project_key(request_cluster(), ns, logs().implicit_cluster)
+
+
+def collection_answer(ns: str, settings: Any) -> dict[str, Any]:
+    cluster = request_cluster() or logs().implicit_cluster
+    return {
+        "namespace": ns,
+        "cluster": cluster,
+        **settings.to_dict(),
+        "max_retention_days": logs().settings.logs.retention_days,
+    }
+
+
 @bp.get("/namespaces/<ns>/log-collection")
 @permission("logs:read", namespace_arg="ns")
 def get_log_collection(ns: str) -> Any:
-    """A project's log collection settings (defaults when never set) and the platform's maximum retention."""
-    stored = LogCollectionStore(hub().db).get(ns)
-    return jsonify(
-        {
-            "namespace": ns,
-            **(stored or DEFAULT).to_dict(),
-            "max_retention_days": logs().settings.logs.retention_days,
-        }
-    )
+    """A project's log collection settings (defaults when never set) and the platform's maximum
+    retention; ``?cluster=`` for the project of that name in an added cluster."""
+    return jsonify(collection_answer(ns, collection_store().get(collection_project(ns)) or DEFAULT))
 
 
 @bp.put("/namespaces/<ns>/log-collection")
 @permission("log-collection:write", namespace_arg="ns")
 def put_log_collection(ns: str) -> Any:
     """Set a project's log collection (``log-collection:write``: project admins):
-    ``{"enabled","include","exclude","retention_days"}``; ``retention_days`` beyond the
+    ``{"enabled","include","exclude","retention_days"}`` (any other field, ``cluster`` too, is
+    400 naming it: only ``?cluster=`` names the cluster); ``retention_days`` beyond the
     platform's maximum is 422 naming it. Audited ``logs.collection``."""
-    if hub().tenancy.project(ns) is None:
+    key = collection_project(ns)
+    if hub().tenancy.project(key) is None:
         raise NotFound(f"no project {ns}")
     maximum = logs().settings.logs.retention_days
     settings = parse_settings(params.json_body(), max_retention_days=maximum)
     actor = current_principal().username
-    LogCollectionStore(hub().db).put(ns, settings, actor=actor, now=hub().clock.now())
-    hub().tenancy.audit(actor, "logs.collection", f"namespace/{ns}", "ok", settings.to_dict())
-    return jsonify({"namespace": ns, **settings.to_dict(), "max_retention_days": maximum})
+    collection_store().put(key, settings, actor=actor, now=hub().clock.now())
+    hub().tenancy.audit(actor, "logs.collection", f"namespace/{key}", "ok", audit_detail(key, settings))
+    return jsonify(collection_answer(ns, settings))
 
 
 def ingest_cluster(body: Any) -> Any:
@@ -150,6 +169,6 @@ def ingest_logs() -> Any:
     cluster = ingest_cluster(body)
     _, records = nodewire.decode_batch(body, labels=nodewire.cluster_labels(cluster))
     received = len(records)
-    records = nodewire.collected(records, LogCollectionStore(hub().db).rules())
+    records = nodewire.collected(records, collection_store().rules())
     new = service.write(records) if records else 0
     return jsonify({"received": received, "new": new, "skipped": received - len(records)})

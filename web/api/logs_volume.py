@@ -45,5 +45,7 @@ def ingest_volume_files() -> Any:
     if cluster is None:
         raise BackendUnavailable("kubernetes API server", "no cluster is connected, so no pod is known")
     pods = [p for p in cluster.pods() if p.node == node]
-    wanted = nodevolume.wanted_on_node(pods, LogCollectionStore(h.db).rules().admits)
+    rules = LogCollectionStore(h.db, implicit=h.clusters.implicit.name).rules()
+    # Each pod is judged by its own cluster's project of that name (never the implicit namesake).
+    wanted = nodevolume.wanted_on_node(pods, lambda ns, container: rules.admits_in(name, ns, container))
     return jsonify({"node": node, "pods": [w.to_dict() for w in wanted]})

@@ -12,7 +12,7 @@ from typing import Any
 from flask import Blueprint, request, url_for
 
 from hub.collectors.logs.collection import DEFAULT, parse_settings
-from hub.collectors.logs.collection_store import LogCollectionStore
+from hub.collectors.logs.collection_store import LogCollectionStore, audit_detail
 from hub.errors import HubError, InvalidInput, NotFound
 from hub.scope import project_key
 from hub.store.audit import AuditFilter
@@ -162,9 +162,9 @@ def project(ns: str) -> Any:
         roles=PROJECT_ROLES,
         may_members=can("members:write", namespace=key),
         may_delete=record is not None and can("projects:delete", namespace=key, workspace=record.workspace),
-        collection=(LogCollectionStore(common.hub().db).get(ns) or DEFAULT) if can("logs:read", ns) else None,
+        collection=(LogCollectionStore(common.hub().db).get(key) or DEFAULT) if can("logs:read", key) else None,
         max_retention=common.hub().settings.logs.retention_days,
-        may_collection=can("log-collection:write", namespace=ns),
+        may_collection=can("log-collection:write", namespace=key),
     )
 
 
@@ -186,11 +186,12 @@ def project_log_collection(ns: str) -> Any:
             body["retention_days"] = int(retention)
         settings = parse_settings(body, max_retention_days=common.hub().settings.logs.retention_days)
         actor = current_principal().username
-        LogCollectionStore(common.hub().db).put(ns, settings, actor=actor, now=common.hub().clock.now())
-        tenancy().audit(actor, "logs.collection", f"namespace/{ns}", "ok", settings.to_dict())
+        key = _key(ns)  # the project the permission was checked on, never the implicit namesake
+        LogCollectionStore(common.hub().db).put(key, settings, actor=actor, now=common.hub().clock.now())
+        tenancy().audit(actor, "logs.collection", f"namespace/{key}", "ok", audit_detail(key, settings))
     except HubError as exc:
-        return failed(exc, url_for(".project", ns=ns))
-    return done(_("logcollection.saved"), url_for(".project", ns=ns))
+        return failed(exc, url_for(".project", ns=ns, cluster=request_cluster() or None))
+    return done(_("logcollection.saved"), url_for(".project", ns=ns, cluster=request_cluster() or None))
 
 
 @bp.get("/workspaces/<ws>/projects/<ns>/delete")

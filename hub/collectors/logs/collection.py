@@ -7,6 +7,12 @@ same rule, :meth:`CollectionRules.admits`: the API poller (``shipper.py``) befor
 container, the node collector's ingest route before it stores a batch. A project without
 settings is collected whole (the behaviour before the settings existed).
 
+Settings belong to a project, and a project lives in one cluster: they are keyed by the
+project's key (:func:`hub.scope.project_key`: ``shop`` in the implicit cluster, so single-cluster
+rows keep their keys, ``cluster-2/shop`` in cluster-2). A line is judged by the key of the
+cluster it was logged in, so a project's settings never reach a same-named namespace of
+another cluster, which may be another tenant's.
+
 Pure: no store, no clock; the runtime loads the rows and builds a :class:`CollectionRules`.
 """
 
@@ -19,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hub.errors import InvalidInput, Unprocessable
+from hub.scope import DEFAULT_CLUSTER, project_key
 
 MAX_PATTERNS = 50
 _PATTERN = re.compile(r"^[a-z0-9*?\[\]!-]{1,63}\Z")  # a container name, with shell wildcards
@@ -100,12 +107,18 @@ def parse_settings(body: Mapping[str, Any], *, max_retention_days: int) -> Colle
 
 @dataclass(frozen=True)
 class CollectionRules:
-    """Every project's settings; namespaces without a row are collected whole."""
+    """Every project's settings by project key; projects without a row are collected whole."""
 
-    by_namespace: Mapping[str, CollectionSettings]
+    by_project: Mapping[str, CollectionSettings]
+    implicit: str = DEFAULT_CLUSTER  # the implicit cluster's name (its projects' keys are bare)
 
-    def admits(self, namespace: str, container: str) -> bool:
-        return self.by_namespace.get(namespace, DEFAULT).collects(container)
+    def admits(self, key: str, container: str) -> bool:
+        """Whether the project ``key`` (a project key, not a bare name) collects ``container``."""
+        return self.by_project.get(key, DEFAULT).collects(container)
+
+    def admits_in(self, cluster: str, namespace: str, container: str) -> bool:
+        """:meth:`admits` for ``namespace`` of ``cluster`` ('' or the implicit one's name)."""
+        return self.admits(project_key(cluster, namespace, self.implicit), container)
 
 
 EVERYTHING = CollectionRules({})

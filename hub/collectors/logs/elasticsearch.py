@@ -511,19 +511,23 @@ class ElasticsearchLogStore(QueryCompiler):
             )
         return sorted(out, key=lambda p: p.day)
 
-    def drop_namespace_before(self, namespace: str, day: str) -> int:
+    def drop_namespace_before(self, namespace: str, day: str, *, clusters: tuple[str, ...] | None = None) -> int:
         """A project's retention: delete its namespace's documents in the dated indices before
         ``day`` (whole indices stay: they hold the other projects' lines). By ids found with a
         search and deleted in bulk, not ``_delete_by_query``: that needs the reindex module,
-        which slim Elasticsearch builds (the sandbox's among them) leave out."""
+        which slim Elasticsearch builds (the sandbox's among them) leave out. ``clusters``: only
+        the documents of these cluster labels (the search's own cluster clause)."""
         older = ",".join(p.name for p in self.partitions() if p.day < day)
+        query: dict[str, Any] = {"term": {self.fields.namespace: namespace}}
+        if clusters is not None:
+            query = {"bool": {"filter": [query, self._cluster_clause(clusters)]}}
         removed = 0
         while older:
             resp: Any = self._call(
                 "finding a project's old lines",
                 self._es.search,
                 index=older,
-                query={"term": {self.fields.namespace: namespace}},
+                query=query,
                 size=1000,
                 source=False,
                 sort=["_doc"],

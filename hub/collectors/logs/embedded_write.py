@@ -233,12 +233,15 @@ class EmbeddedWriting:
             day.lines += len(fresh)
         return len(fresh)
 
-    def drop_namespace_before(self, namespace: str, day: str) -> int:
+    def drop_namespace_before(self, namespace: str, day: str, *, clusters: tuple[str, ...] | None = None) -> int:
         """A project's own retention: delete its lines from the day files before ``day`` (the
         platform's retention drops whole files; these keep the other projects' lines). The
         full-text index is contentless, so each of its rows is removed with FTS5's ``delete``
-        command and the text it was indexed with (rebuilt from the stored message, as written)."""
-        sources = list(self._by_ns.get(namespace, ()))
+        command and the text it was indexed with (rebuilt from the stored message, as written).
+        ``clusters``: only the sources of these cluster labels (each source has one)."""
+        sources = [
+            s for s in self._by_ns.get(namespace, ()) if clusters is None or self._sources[s].cluster in clusters
+        ]
         if not sources:
             return 0
         removed = 0

@@ -95,8 +95,8 @@ class ClusterLogStore:
     def drop_before(self, day: str) -> list[str]:
         return self._call(self.inner.drop_before, day)
 
-    def drop_namespace_before(self, namespace: str, day: str) -> int:
-        return self._call(self.inner.drop_namespace_before, namespace, day)
+    def drop_namespace_before(self, namespace: str, day: str, *, clusters: tuple[str, ...] | None = None) -> int:
+        return self._call(self.inner.drop_namespace_before, namespace, day, clusters=clusters)
 
     def probe(self) -> str:
         return self._call(self.inner.probe)

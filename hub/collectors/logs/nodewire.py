@@ -205,8 +205,10 @@ def decode_batch(body: Any, *, labels: Labels | None = None) -> tuple[str, list[
 
 def collected(records: list[LogRecord], rules: CollectionRules) -> list[LogRecord]:
     """The records whose project collects their container (per-project collection settings):
-    the node collector reads every container on its node, the hub decides what is stored."""
-    return [r for r in records if rules.admits(r.namespace, r.container)]
+    the node collector reads every container on its node, the hub decides what is stored. A
+    record is judged by the project of its own cluster (its ``cluster`` label), never by a
+    same-named project of another cluster."""
+    return [r for r in records if rules.admits_in(r.cluster, r.namespace, r.container)]
 
 
 def cluster_labels(cluster: Any) -> Labels:

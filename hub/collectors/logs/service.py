@@ -50,7 +50,7 @@ from hub.collectors.logs.store import (
     fill_buckets,
 )
 from hub.errors import BackendUnavailable, Forbidden, HubError, InvalidInput, NotFound
-from hub.scope import LogFloors, Scope, refusal
+from hub.scope import LogFloors, Scope, refusal, split_key
 from hub.settings import Settings
 from hub.timeutil import Clock, format_duration, iso
 
@@ -463,7 +463,7 @@ class LogService:
         return written
 
     def project_cutoffs(self) -> dict[str, str]:
-        """namespace -> first UTC day its project keeps, for projects whose own retention is
+        """project key -> first UTC day its project keeps, for projects whose own retention is
         shorter than the platform's (a longer one cannot be set: 422 at the settings route)."""
         if self._project_retention is None:
             return {}
@@ -492,10 +492,21 @@ class LogService:
             if gone:
                 self.tenancy.audit(actor, "logs.retention", f"cluster/{name}", "ok", {"dropped": gone})
             dropped = dropped + gone
-        for ns, cutoff in sorted(self.project_cutoffs().items()):
-            lines = self.store.drop_namespace_before(ns, cutoff)
+        for key, cutoff in sorted(self.project_cutoffs().items()):
+            # The project's own lines only: its cluster's store, its cluster's labels (the same
+            # name in another cluster is another project, possibly another tenant's).
+            cluster, ns = split_key(key)
+            name = cluster or self.implicit_cluster
+            try:
+                lines = self.store_of(name).drop_namespace_before(ns, cutoff, clusters=self.labels(name))
+            except BackendUnavailable as exc:
+                log.warning("log retention of project %s: %s", key, exc.message)
+                continue
             if lines:
-                self.tenancy.audit(actor, "logs.retention", f"namespace/{ns}", "ok", {"before": cutoff, "lines": lines})
+                detail: dict[str, Any] = {"before": cutoff, "lines": lines}
+                if cluster:
+                    detail.update(cluster=cluster, namespace=ns)
+                self.tenancy.audit(actor, "logs.retention", f"namespace/{key}", "ok", detail)
         return dropped
 
     def stores(self) -> dict[str, Any]:

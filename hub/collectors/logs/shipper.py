@@ -215,7 +215,6 @@ class Shipper:
         sources: Callable[[], Mapping[str, PodSource]] | None = None,
         namespaces: Callable[[], Sequence[str] | None] = lambda: None,
         cluster_namespaces: Callable[[str], Sequence[str] | None] | None = None,
-        project_key: Callable[[str, str], str] = lambda _cluster, namespace: namespace,
         rules: Callable[[], CollectionRules] = lambda: EVERYTHING,
         interval: float = 10.0,
         spool_max_lines: int = 500_000,
@@ -223,8 +222,9 @@ class Shipper:
     ) -> None:
         """``source``: the implicit cluster's pods (a single-cluster hub); ``sources``: every
         followed cluster's, by name ("" for the implicit one), asked again at every round.
-        ``cluster_namespaces(cluster)`` overrides ``namespaces`` per cluster; ``project_key``
-        maps (cluster, namespace) to the key the collection rules are stored under."""
+        ``cluster_namespaces(cluster)`` overrides ``namespaces`` per cluster; ``rules`` are asked
+        about each container by its own cluster's project (:meth:`CollectionRules.admits_in`),
+        never by a same-named project of another cluster."""
         if sources is None:
             if source is None:
                 raise ValueError("a shipper needs a source or sources")
@@ -235,7 +235,6 @@ class Shipper:
         self.sink = sink
         self.namespaces = namespaces
         self.cluster_namespaces = cluster_namespaces
-        self.project_key = project_key
         self.rules = rules  # per-project collection settings (collection.py), read every poll
         self.interval = interval
         self.spool_max_lines = spool_max_lines
@@ -338,7 +337,7 @@ class Shipper:
         followed = 0
         for pod in pods:
             for container in pod.containers:
-                if not rules.admits(self.project_key(cluster, pod.namespace), container.name):
+                if not rules.admits_in(cluster, pod.namespace, container.name):
                     self._skip_container(cluster, pod, container, now)
                     continue
                 followed += 1

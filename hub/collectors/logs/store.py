@@ -269,9 +269,12 @@ class LogStore(Protocol):
         """Drop whole partitions of days before ``day`` (YYYY-MM-DD); returns their names."""
         ...
 
-    def drop_namespace_before(self, namespace: str, day: str) -> int:
+    def drop_namespace_before(self, namespace: str, day: str, *, clusters: tuple[str, ...] | None = None) -> int:
         """Delete one namespace's lines in the partitions of days before ``day`` (a project's own
-        retention, shorter than the platform's); returns how many lines went."""
+        retention, shorter than the platform's); returns how many lines went. ``clusters``: only
+        the lines carrying one of these cluster labels (``""``: lines stored without one, as in
+        :class:`LogQuery`), so a project's retention leaves a same-named namespace of another
+        cluster alone; None: whatever their cluster."""
         ...
 
     def probe(self) -> str: ...
