@@ -13,8 +13,8 @@ from flask import Blueprint, request, url_for
 
 from hub.collectors.logs.collection import DEFAULT, parse_settings
 from hub.collectors.logs.collection_store import LogCollectionStore, audit_detail
-from hub.errors import HubError, InvalidInput, NotFound
-from hub.scope import project_key
+from hub.errors import HubError, InvalidInput, NotFound, Unprocessable
+from hub.scope import project_key, split_key
 from hub.store.audit import AuditFilter
 from hub.tenancy.roles import ProjectRole, WorkspaceRole
 from hub.timeutil import parse_duration
@@ -91,10 +91,13 @@ def workspace(ws: str) -> Any:
     """A workspace: its projects (those the user reaches), members, and the admin's forms."""
     svc = tenancy()
     record = svc.workspace(ws)
-    projects = [
-        {"namespace": p.namespace, "created": p.created, "role": role or ""}
-        for p, role in svc.visible_project_records(scope(), ws)
-    ]
+    projects = []
+    # Every cluster's projects, by project key (an added cluster's is cluster/ns), each linked
+    # with its cluster: the request cluster's view alone never held an added cluster's keys.
+    for p, role in svc.visible_project_records(svc.scope(current_principal()).keyed, ws):
+        in_cluster, name = split_key(p.namespace)
+        projects.append({"namespace": name, "cluster": in_cluster or None, "created": p.created, "role": role or ""})
+    may_create = can("projects:create", workspace=ws)
     members = None
     if can("workspace-members:read", workspace=ws):
         members = [{"user": u, "role": r.value} for u, r in svc.workspace_members(ws)]
@@ -106,19 +109,33 @@ def workspace(ws: str) -> Any:
         members=members,
         roles=WORKSPACE_ROLES,
         may_members=can("workspace-members:write", workspace=ws),
-        may_create=can("projects:create", workspace=ws),
+        may_create=may_create,
+        # A cluster select only when the workspace is granted clusters beside the implicit one:
+        # those only (the implicit one first); the create route validates the choice again.
+        clusters=svc.workspace_clusters(ws) if may_create and record is not None else [],
+        implicit=svc.default_cluster,
     )
 
 
 @bp.post("/workspaces/<ws>/projects")
 @permission("projects:create", workspace_arg="ws")
 def project_create(ws: str) -> Any:
+    """Create a project in the form's cluster (none: the implicit one). The choice goes through
+    the tenancy service's own check (a cluster the workspace is not granted is 422 naming
+    ``cluster``), as the API's does; a ``?cluster=`` differing from it is refused likewise."""
     namespace = (request.form.get("namespace") or "").strip()
+    chosen = (request.form.get("cluster") or "").strip()
+    asked = request_cluster()
     try:
-        tenancy().create_project(ws, namespace, actor=current_principal().username)
+        if asked and chosen and chosen != asked:
+            raise Unprocessable(_("projects.cluster_differs"), field="cluster")
+        in_cluster = chosen or asked
+        if in_cluster == tenancy().default_cluster:
+            in_cluster = ""
+        tenancy().create_project(ws, namespace, actor=current_principal().username, cluster=in_cluster or None)
     except HubError as exc:
         return failed(exc, url_for(".workspace", ws=ws))
-    return done(_("projects.created", name=namespace), url_for(".project", ns=namespace))
+    return done(_("projects.created", name=namespace), url_for(".project", ns=namespace, cluster=in_cluster or None))
 
 
 @bp.post("/workspaces/<ws>/members")
