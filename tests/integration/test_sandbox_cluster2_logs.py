@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from hub.collectors.logs.store import parse_rfc3339_ns
+from hub.collectors.logs.query import parse_keywords
+from hub.collectors.logs.store import LogQuery, parse_rfc3339_ns
 from hub.runtime import build_hub
 from hub.settings import Settings
 from sandbox import kube, seed
@@ -171,3 +172,106 @@ def test_the_hub_ships_cluster_2s_pod_log_files_under_cluster_2_only(
             assert all(i["cluster"] == "cluster-2" for i in items)
     finally:
         hub.close()
+
+
+def test_a_cluster_2_project_with_collection_off_ships_nothing_while_its_namesake_ships(
+    seeded: tuple[Sandbox, ClusterSite, seed.Seeder], tmp_path: Path
+) -> None:
+    """``retail-api`` is workspace logistics' project in cluster-2 and workspace retail's in the
+    implicit cluster. Logistics' admin turns collection off through the settings route with
+    ``?cluster=cluster-2`` (before the settings were keyed by project, that switched off
+    retail's project instead, and cluster-2's lines kept coming). A hub following both
+    clusters then ships the implicit cluster's retail-api lines (a CRI file of this test's,
+    served by the implicit cluster's KWOK) and none of cluster-2's (its seeded files), though
+    its poller has gone over cluster-2's containers (their positions are there)."""
+    sb, second, _seeder = seeded
+    first = kube.KubeRest(sb.kubeconfig)
+    now = time.time()
+    marker = f"implicit-collection-{int(now)}"
+    logfile = tmp_path / "implicit-api.log"
+    seed.write_cri(logfile, [seed.LogRecord(t=now - 30 + i, level="INFO", message=f"{marker} {i}") for i in range(20)])
+    logs_obj = {
+        "apiVersion": f"{kube.KWOK_GROUP}/{kube.KWOK_VERSION_API}",
+        "kind": "ClusterLogs",
+        "metadata": {"name": "kubehub-test-collection"},
+        "spec": {
+            "selector": {"matchNamespaces": ["retail-api"]},
+            "logs": [{"containers": ["api"], "logsFile": str(logfile), "follow": True}],
+        },
+    }
+    url = world_database_url()
+
+    def settings(ship: bool) -> Settings:
+        return Settings(data_dir=tmp_path / "hub", database_url=url).replace(
+            kubernetes={"kubeconfig": str(sb.kubeconfig), "request_timeout": 5.0},
+            logs={"ship": ship, "ship_namespaces": "retail-api", "ship_interval": 0.5, "retention_days": 3650},
+            prometheus={"url": "http://127.0.0.1:9", "timeout": 1.0},
+            auth=dict(FAST_AUTH),
+        )
+
+    from web import create_app
+
+    kube.apply_cluster_object(first, logs_obj)
+    try:
+        # The tenants and the setting, through the route, before any line is shipped.
+        hub = build_hub(settings(False), background=True)
+        try:
+            hub.clusters.add(
+                {
+                    "name": "cluster-2",
+                    "connection": {"mode": "kubeconfig", "kubeconfig_path": str(second.kubeconfig)},
+                    "metrics": {"mode": "none"},
+                },
+                actor="test",
+            )
+            t = hub.tenancy
+            t.create_user("courier", PASSWORD, email="courier@example.com")
+            t.create_workspace("retail")
+            t.create_workspace("logistics", admin="courier")
+            t.grant_cluster("logistics", "cluster-2", actor="test")
+            t.create_project("retail", "retail-api", actor="test")
+            t.create_project("logistics", "retail-api", actor="test", cluster="cluster-2")
+            client = create_app(hub=hub, testing=True).test_client()
+            client.environ_base["HTTP_AUTHORIZATION"] = (
+                f"Bearer {t.issue_token('courier', kind='named', name='t').token}"
+            )
+            path = "/api/v1/namespaces/retail-api/log-collection"
+            assert client.put(path, json={"enabled": False}).status_code == 403  # retail's, not theirs
+            r = client.put(f"{path}?cluster=cluster-2", json={"enabled": False})
+            assert r.status_code == 200 and r.get_json()["cluster"] == "cluster-2", r.get_data(as_text=True)
+        finally:
+            hub.close()
+
+        hub = build_hub(settings(True), background=True)
+        try:
+            shipper = hub.logs.shipper
+            assert shipper is not None
+
+            def count(cluster: str, **query: Any) -> int:
+                q = LogQuery(visibility={"retail-api": 0.0}, clusters=hub.logs.labels(cluster), **query)
+                return hub.logs.store_of(cluster).search(q).total
+
+            pods = [
+                p
+                for p in first.list("/api/v1/namespaces/retail-api/pods")
+                if p["spec"].get("nodeName") and any(c["name"] == "api" for c in p["spec"]["containers"])
+            ]
+            assert pods, "no scheduled pod with an api container in the implicit cluster's retail-api"
+            wait_until(
+                lambda: count("default", text=parse_keywords(marker)) == 20 * len(pods),
+                timeout=60,
+                what="the implicit cluster's retail-api lines shipped",
+            )
+            wait_until(
+                lambda: any(k.startswith("cluster-2/") for k in shipper.positions()),
+                timeout=30,
+                what="cluster-2's poller going over its retail-api containers",
+            )
+            shipper.poll_once("cluster-2")  # one more whole round of cluster-2 after that
+            shipper.drain()
+            assert count("cluster-2") == 0
+            assert shipper.cluster_status()["cluster-2"]["followed_containers"] == 0
+        finally:
+            hub.close()
+    finally:
+        first.delete(kube.kwok_path("clusterlogs", "kubehub-test-collection"))
