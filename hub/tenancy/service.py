@@ -348,7 +348,7 @@ class TenancyService(SessionsAndTokens, ClusterPlacement, ExternalIdentities, Ro
         if isinstance(clean.get("namespace"), str):
             namespaces.append(clean["namespace"])
         if target.startswith("namespace/"):
-            namespaces.append(target.split("/", 2)[1])
+            namespaces.append(_target_namespace(target))
         entry_id = self.audit_store.append(
             at=self.clock.now(),
             actor=actor,
@@ -373,3 +373,18 @@ class TenancyService(SessionsAndTokens, ClusterPlacement, ExternalIdentities, Ro
         permission, so a tenant is refused even filtered to their own namespace."""
         scope.check_cluster("audit:read")
         return self.audit_store.search(flt, offset=offset, limit=limit)
+
+
+# What follows a project's key in an audit target (namespace/<key>/<kind>/<id>).
+_TARGET_KINDS = frozenset({"member", "pod", "policy", "silence", "alert"})
+
+
+def _target_namespace(target: str) -> str:
+    """The namespace of a ``namespace/<key>[/<kind>/<id>]`` target. A project's key is its
+    namespace in the implicit cluster and ``<cluster>/<namespace>`` in an added one, so the
+    second part is the namespace unless it names what follows the key (the first part alone
+    would file cluster-2's entries under a namespace called ``cluster-2``)."""
+    parts = target.split("/")[1:]
+    if len(parts) >= 2 and parts[1] not in _TARGET_KINDS:
+        return parts[1]
+    return parts[0]

@@ -471,6 +471,17 @@ def test_audit_entries_drop_secret_looking_keys_and_index_namespaces(svc: Tenanc
     assert svc.audit_log(ADMIN_SCOPE, AuditFilter(action="%"))[1] == 0, "LIKE wildcards in filters are literal"
 
 
+def test_audit_files_an_added_clusters_entry_under_its_namespace_not_the_cluster(svc: TenancyService) -> None:
+    # targets name a project by its key: <ns> in the implicit cluster, <cluster>/<ns> in an added one
+    svc.audit("ann", "project.create", "namespace/cluster-2/shop", "ok")
+    svc.audit("ann", "policy.update", "namespace/cluster-2/shop/policy/7", "ok")
+    svc.audit("bob", "policy.update", "namespace/shop/policy/8", "ok")
+    svc.audit("bob", "member.add", "namespace/policy/member/eve", "ok")  # a namespace called policy
+    assert svc.audit_log(ADMIN_SCOPE, AuditFilter(namespace="shop"))[1] == 3
+    assert svc.audit_log(ADMIN_SCOPE, AuditFilter(namespace="cluster-2"))[1] == 0
+    assert svc.audit_log(ADMIN_SCOPE, AuditFilter(namespace="policy"))[0][0].actor == "bob"
+
+
 # -- the scope cache and the receivers of notices ---------------------------------------------------
 def _fresh_scope(svc: TenancyService, user: str) -> Any:
     """The oracle: the scope built from scratch by the pure rule over every project."""
