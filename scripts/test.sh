@@ -17,7 +17,9 @@ if [ $# -eq 0 ]; then
   setsid nice -n 19 "${PYTHON:-python3}" -u -c 'import sandbox.prereqs as p; p.ensure_engines(print); p.ensure_helm(print)' \
     >artifacts/engines-early.log 2>&1 &
   engines_pid=$!
-  trap '[ -z "$engines_pid" ] || kill -- "-$engines_pid" 2>/dev/null || true' EXIT
+  # Only while bash still counts it running (`jobs -r`): pid_max is 32768 here, so a finished
+  # build's pid may belong to another process group (a sandbox component's) by the run's end.
+  trap 'for j in $(jobs -rp); do [ "$j" != "$engines_pid" ] || kill -- "-$j" 2>/dev/null || true; done' EXIT
 fi
 scripts/bootstrap.sh
 say() { printf '[test %4ss] %s\n' "$SECONDS" "$*"; }
