@@ -920,7 +920,7 @@ class Sandbox:
         env = {"PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""), "PYTHONUNBUFFERED": "1"}
         # The code's digest is part of the command line, so that `up` restarts our own Python
         # components when the sandbox's code changed (see _ensure).
-        argv = [sys.executable, "-m", module, *args]
+        argv = [_interpreter(), "-m", module, *args]
         return ProcSpec(name=name, argv=argv, log=self._log(name), env=env, ports=ports, stamp=code_digest("sandbox"))
 
     def _stale_python_components(self, *, with_hub: bool) -> list[str]:
@@ -1299,6 +1299,16 @@ class Sandbox:
 
     def wait_up(self, timeout: float = 60) -> bool:
         return wait_for(self.is_up, timeout=timeout, interval=1)
+
+
+def _interpreter() -> str:
+    """This environment's Python under one name. A venv answers to both ``bin/python`` and
+    ``bin/python3``; ``make test`` ran as one and ``make test-postgres`` as the other, so the next
+    ``up`` saw another command line and restarted the sandbox's Python components."""
+    named = Path(sys.prefix) / "bin" / "python"
+    if sys.prefix != sys.base_prefix and named.exists():
+        return str(named)
+    return sys.executable
 
 
 def code_digest(*packages: str) -> str:

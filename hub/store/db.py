@@ -190,7 +190,7 @@ class Database:
                 target, uri = f"file:kubehub-mem-{id(self)}?mode=memory&cache=shared", True
             conn = sqlite3.connect(target, timeout=30, isolation_level=None, check_same_thread=False, uri=uri)
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
+            _switch_to_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA busy_timeout=30000")
@@ -297,3 +297,23 @@ def _split_sql(script: str) -> list[str]:
     if rest:
         statements.append(rest)
     return statements
+
+
+def _switch_to_wal(conn: sqlite3.Connection, *, wait_seconds: float = 30.0) -> None:
+    """``PRAGMA journal_mode=WAL``, waiting while another connection holds the lock it needs.
+
+    Switching a file's journal mode takes an exclusive lock, and SQLite may answer "database is
+    locked" at once instead of through the busy handler (three stores opening one new file at
+    once met it in a test run), so it is retried here for as long as ``busy_timeout`` would wait.
+    """
+    deadline = time.monotonic() + wait_seconds
+    delay = 0.01
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc).lower() or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
