@@ -19,7 +19,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+from hub.settings import Settings
 from sandbox.clusters import CLUSTER_PORT_STRIDE
 from sandbox.config import PORT_OFFSETS
 from sandbox.core import Sandbox
@@ -73,3 +75,29 @@ def monitoring(sb: Sandbox) -> Iterator[Sandbox]:
     finally:
         for name in reversed(started):
             sb.sup.stop(name)
+
+
+def shipping_settings(data_dir: Path, kubeconfig: Path, *, ship: bool = True) -> Settings:
+    """A hub of the implicit cluster that ships retail-api's lines every half second, keeps them
+    (retention far beyond the seeded history) and has no Prometheus (an unused port)."""
+    from tests.conftest import world_database_url
+    from tests.integration.cluster_support import FAST_AUTH
+
+    return Settings(data_dir=data_dir, database_url=world_database_url()).replace(
+        kubernetes={"kubeconfig": str(kubeconfig), "request_timeout": 5.0},
+        logs={"ship": ship, "ship_namespaces": "retail-api", "ship_interval": 0.5, "retention_days": 3650},
+        prometheus={"url": "http://127.0.0.1:9", "timeout": 1.0},
+        auth=dict(FAST_AUTH),
+    )
+
+
+def add_cluster_two(hub: Any, kubeconfig: Path, metrics: dict[str, Any] | None = None) -> None:
+    """Register the pair's second cluster with ``hub`` (no metrics source unless given)."""
+    hub.clusters.add(
+        {
+            "name": "cluster-2",
+            "connection": {"mode": "kubeconfig", "kubeconfig_path": str(kubeconfig)},
+            "metrics": metrics or {"mode": "none"},
+        },
+        actor="test",
+    )

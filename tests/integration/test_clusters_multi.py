@@ -39,7 +39,7 @@ from sandbox.core import Sandbox
 from sandbox.crilogs import ContainerLog, Oracle
 from tests.conftest import world_database_url
 from tests.integration.cluster_support import FAST_AUTH, PASSWORD, wait_until
-from tests.integration.private_clusters import ensure_live
+from tests.integration.private_clusters import add_cluster_two, ensure_live, shipping_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 COLLECTOR_TOKEN, COLLECTOR_DIGEST = new_collector_token()  # the node collectors' ingest credential
@@ -305,21 +305,10 @@ def test_the_hubs_own_shipper_ships_the_second_clusters_pod_lines_under_its_name
         return out
 
     reference = wait_until(served, timeout=30, what="cluster-2's API server serving the written line")
-    settings = Settings(data_dir=tmp_path / "hub", database_url=world_database_url()).replace(
-        kubernetes={"kubeconfig": str(two_clusters.kubeconfig), "request_timeout": 5.0},
-        logs={"ship": True, "ship_namespaces": "retail-api", "ship_interval": 0.5, "retention_days": 3650},
-        prometheus={"url": "http://127.0.0.1:9", "timeout": 1.0},
-        auth=dict(FAST_AUTH),
-    )
-    hub = build_hub(settings, background=True)
+    hub = build_hub(shipping_settings(tmp_path / "hub", two_clusters.kubeconfig), background=True)
     try:
-        hub.clusters.add(
-            {
-                "name": "cluster-2",
-                "connection": {"mode": "kubeconfig", "kubeconfig_path": str(second.kubeconfig)},
-                "metrics": {"mode": "shared", "url": "http://127.0.0.1:9", "label_value": "cluster-2"},
-            },
-            actor="test",
+        add_cluster_two(
+            hub, second.kubeconfig, {"mode": "shared", "url": "http://127.0.0.1:9", "label_value": "cluster-2"}
         )
         from web import create_app
 

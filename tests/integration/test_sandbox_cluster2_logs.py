@@ -28,9 +28,8 @@ from hub.settings import Settings
 from sandbox import kube, seed
 from sandbox.clusters import ClusterSite
 from sandbox.core import Sandbox
-from tests.conftest import world_database_url
-from tests.integration.cluster_support import FAST_AUTH, PASSWORD, wait_until
-from tests.integration.private_clusters import ensure_live
+from tests.integration.cluster_support import PASSWORD, wait_until
+from tests.integration.private_clusters import add_cluster_two, ensure_live, shipping_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -112,22 +111,9 @@ def test_the_hub_ships_cluster_2s_pod_log_files_under_cluster_2_only(
     )
     assert pods, "no scheduled pod with an api container in cluster-2's retail-api"
     pod = pods[0]
-    settings = Settings(data_dir=tmp_path / "hub", database_url=world_database_url()).replace(
-        kubernetes={"kubeconfig": str(sb.kubeconfig), "request_timeout": 5.0},
-        logs={"ship": True, "ship_namespaces": "retail-api", "ship_interval": 0.5, "retention_days": 3650},
-        prometheus={"url": "http://127.0.0.1:9", "timeout": 1.0},
-        auth=dict(FAST_AUTH),
-    )
-    hub = build_hub(settings, background=True)
+    hub = build_hub(shipping_settings(tmp_path / "hub", sb.kubeconfig), background=True)
     try:
-        hub.clusters.add(
-            {
-                "name": "cluster-2",
-                "connection": {"mode": "kubeconfig", "kubeconfig_path": str(second.kubeconfig)},
-                "metrics": {"mode": "none"},
-            },
-            actor="test",
-        )
+        add_cluster_two(hub, second.kubeconfig)
         from web import create_app
 
         app = create_app(hub=hub, testing=True)
@@ -199,15 +185,9 @@ def test_a_cluster_2_project_with_collection_off_ships_nothing_while_its_namesak
             "logs": [{"containers": ["api"], "logsFile": str(logfile), "follow": True}],
         },
     }
-    url = world_database_url()
 
     def settings(ship: bool) -> Settings:
-        return Settings(data_dir=tmp_path / "hub", database_url=url).replace(
-            kubernetes={"kubeconfig": str(sb.kubeconfig), "request_timeout": 5.0},
-            logs={"ship": ship, "ship_namespaces": "retail-api", "ship_interval": 0.5, "retention_days": 3650},
-            prometheus={"url": "http://127.0.0.1:9", "timeout": 1.0},
-            auth=dict(FAST_AUTH),
-        )
+        return shipping_settings(tmp_path / "hub", sb.kubeconfig, ship=ship)
 
     from web import create_app
 
@@ -216,14 +196,7 @@ def test_a_cluster_2_project_with_collection_off_ships_nothing_while_its_namesak
         # The tenants and the setting, through the route, before any line is shipped.
         hub = build_hub(settings(False), background=True)
         try:
-            hub.clusters.add(
-                {
-                    "name": "cluster-2",
-                    "connection": {"mode": "kubeconfig", "kubeconfig_path": str(second.kubeconfig)},
-                    "metrics": {"mode": "none"},
-                },
-                actor="test",
-            )
+            add_cluster_two(hub, second.kubeconfig)
             t = hub.tenancy
             t.create_user("courier", PASSWORD, email="courier@example.com")
             t.create_workspace("retail")
