@@ -749,7 +749,9 @@ class Sandbox:
         if not self.sup.alive(name):
             last = tail(log, 1).strip()
             raise ComponentError(name, f"exited during start-up ({last[-200:] or 'no output'})", log)
-        raise ComponentError(name, f"not healthy after {timeout:.0f}s", log)
+        last = tail(log, 1).strip()
+        said = last[-200:] or "none"
+        raise ComponentError(name, f"not healthy after {timeout:.0f}s (last line of its log: {said})", log)
 
     # ---- process specs --------------------------------------------------------------------------
 
