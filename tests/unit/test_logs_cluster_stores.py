@@ -29,6 +29,7 @@ from hub.tenancy.roles import PlatformRole, ProjectRole
 from hub.tenancy.scope import Principal, Project, scope_for
 from hub.timeutil import FakeClock
 from tests.unit.test_logs_clusters import Audit
+from tests.unit.test_logs_clusters import rec as cluster_line
 
 T0 = 1_795_219_200.0  # 2026-11-21T00:00:00Z
 CLUSTERS = ["default", "cluster-2", "cluster-3"]
@@ -40,15 +41,8 @@ PROJECTS = [
 
 
 def rec(i: int, cluster: str, ns: str) -> LogRecord:
-    return LogRecord(
-        time=T0 + i * 3.0 + (0.5 if cluster == "cluster-2" else 0.0),  # no two lines share a time
-        namespace=ns,
-        pod=f"{ns}-pod",
-        container="app",
-        message=f"line{i:03d} {cluster or 'unlabelled'} {ns}",
-        pod_uid=f"uid-{cluster or 'default'}-{ns}",
-        cluster=cluster,
-    )
+    # Every 3 s, cluster-2's half a second later: no two lines share a time.
+    return cluster_line(i, cluster, ns, at=T0 + i * 3.0 + (0.5 if cluster == "cluster-2" else 0.0))
 
 
 LINES = [

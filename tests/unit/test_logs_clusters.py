@@ -44,9 +44,10 @@ class Audit:
         return len(self.entries)
 
 
-def rec(i: int, cluster: str, ns: str) -> LogRecord:
+def rec(i: int, cluster: str, ns: str, *, at: float | None = None) -> LogRecord:
+    """Line ``i`` of ``ns`` in ``cluster`` (its pod and uid named after both), at ``at`` or i * 7 s."""
     return LogRecord(
-        time=T0 + i * 7.0,
+        time=T0 + i * 7.0 if at is None else at,
         namespace=ns,
         pod=f"{ns}-pod",
         container="app",
