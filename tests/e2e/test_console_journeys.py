@@ -16,23 +16,13 @@ import pytest
 
 from hub.collectors.inventory import ListQuery
 from tests.e2e.conftest import ARTIFACTS, OTHER_NS, PAGE_BUDGET_MS, TENANT_NS, Console
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.e2e
 
 OPERATOR = "api-operator"  # project operator of retail-api (the on-call engineer and tenant)
 ADMIN = "admin"
 OTHER_TENANT = "etl-viewer"  # project viewer of analytics-etl, in the other workspace
-
-
-def _retry(check: Any, *, timeout: float, interval: float = 3.0, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 def _assert_fast(j: Any) -> None:
@@ -53,7 +43,7 @@ def test_on_call_sees_a_firing_alert_opens_its_evidence_comments_and_silences_it
         row = page.locator("#firing-alerts tr", has_text="e2e-checkout-cpu")
         return row.count() > 0 and "firing" in row.first.inner_text().lower()
 
-    _retry(firing_row, timeout=300, interval=5, what="the checkout-api CPU alert to fire on the overview")
+    wait_until(firing_row, timeout=300, interval=5, what="the checkout-api CPU alert to fire on the overview")
     j.shot("overview-firing")
 
     page.locator("#firing-alerts a", has_text="e2e-checkout-cpu").first.click()
@@ -201,7 +191,7 @@ def test_admin_views_node_and_project_rankings_over_24h_then_scales_a_workload_a
             running = page.locator("#pods-table tbody tr", has_text="Running").count()
             return running == target
 
-        _retry(pods_followed, timeout=120, what=f"{target} running pods of payment-gateway")
+        wait_until(pods_followed, timeout=120, interval=3.0, what=f"{target} running pods of payment-gateway")
         j.shot("pods-followed")
     finally:
         j.goto(workload)
@@ -209,9 +199,10 @@ def test_admin_views_node_and_project_rankings_over_24h_then_scales_a_workload_a
         page.click("#scale-submit")
         j.confirm()
         page.wait_for_selector(".flash")
-    _retry(
+    wait_until(
         lambda: j.goto(workload) and page.locator("#pods-table tbody tr").count() == before,
         timeout=120,
+        interval=3.0,
         what="payment-gateway back to its replica count",
     )
     j.shot("restored")
@@ -425,16 +416,17 @@ def test_admin_changes_image_rolls_back_restarts_and_deletes_a_workload_and_cord
 
             return check
 
-        _retry(ready("2 of 2 ready"), timeout=120, what=f"{name} to have 2 ready pods")
+        wait_until(ready("2 of 2 ready"), timeout=120, interval=3.0, what=f"{name} to have 2 ready pods")
         j.shot("workload")
 
         page.fill("input[name=image]", "registry.example.com/e2e/web:2.0")
         page.locator("form[action$='/image'] button").click()
         j.confirm()
         assert "registry.example.com/e2e/web:2.0" in page.inner_text(".flash.ok")
-        _retry(
+        wait_until(
             lambda: j.goto(url) and page.locator("select[name=revision] option").count() >= 1,
             timeout=120,
+            interval=3.0,
             what="a second revision to roll back from",
         )
         j.shot("image-changed")

@@ -20,7 +20,6 @@ journeys run against the same hub, and the next module against the same pair).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from sandbox.clusters import ClusterSite
 from sandbox.core import Sandbox
 from tests.e2e.conftest import PAGE_BUDGET_MS, TENANT_NS, Console
 from tests.integration.private_clusters import ensure_live
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -44,17 +44,6 @@ SECOND_PASSWORD = "Far-second-cluster-7q"
 # adopts that namespace for its own workspace only (another workspace would get 409).
 SECOND_WORKSPACE = "logistics"
 ONLY_SECOND = "second-only-api"  # a deployment of cluster-2's retail-api the first cluster lacks
-
-
-def _wait(check: Any, *, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(1.0)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +86,7 @@ def second(console: Console, private_two_clusters: Sandbox) -> Iterator[ClusterS
         t.create_user(SECOND_TENANT, SECOND_PASSWORD, email="c2@example.com")
         t.set_project_member(f"{SECOND}/{TENANT_NS}", SECOND_TENANT, "viewer", actor="e2e")
         console.passwords[SECOND_TENANT] = SECOND_PASSWORD
-        _wait(
+        wait_until(
             lambda: (s := hub.cluster_services.get(SECOND)) is not None and s.cache.stale_since() is None
             and _api_workloads(sb.kubeconfig) <= _hub_workloads(hub, SECOND),
             timeout=120,

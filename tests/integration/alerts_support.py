@@ -6,22 +6,20 @@ from __future__ import annotations
 
 import json
 import mailbox
-import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from email.message import Message
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from hub.runtime import Hub, build_hub
 from hub.settings import Settings
 from sandbox.core import Sandbox
 from sandbox.kube import KubeRest
 from tests.conftest import world_database_url
-
-T = TypeVar("T")
+from tests.polling import wait_until  # noqa: F401  (re-exported: the alert tests import it from here)
 
 
 def hub_settings(sandbox: Sandbox, data_dir: Path, **alerts: Any) -> Settings:
@@ -91,18 +89,6 @@ def subject_of(msg: Message) -> str:
     from email.header import decode_header, make_header
 
     return str(make_header(decode_header(str(msg.get("Subject", "")))))
-
-
-def wait_until(check: Callable[[], T], *, timeout: float, interval: float = 1.0, what: str = "") -> T:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        last = check()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}: last {last!r}")
-        time.sleep(interval)
 
 
 @contextmanager

@@ -18,7 +18,6 @@ import socket
 import ssl
 import subprocess
 import threading
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,6 +33,7 @@ from hub.model import WORKSPACE_LABEL
 from hub.runtime import Hub, build_hub
 from hub.settings import Settings
 from sandbox.config import engines_dir
+from tests import polling
 from tests.conftest import world_database_url
 
 ENGINES = engines_dir() / "bin"  # where the sandbox builds and caches them
@@ -43,20 +43,8 @@ T = TypeVar("T")
 
 
 def wait_until(check: Callable[[], T], *, timeout: float = 60.0, interval: float = 0.5, what: str = "") -> T:
-    """Poll ``check`` until it returns something truthy; fail with ``what`` and the last value."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            last = check()
-        except AssertionError as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}: last {last!r}")
-        time.sleep(interval)
+    """tests.polling.wait_until, polling twice a second by default (engines answer quickly)."""
+    return polling.wait_until(check, timeout=timeout, interval=interval, what=what)
 
 
 @dataclass
