@@ -13,6 +13,7 @@ from sandbox.clusters import CLUSTER_PORT_STRIDE, MAX_CLUSTERS, max_port_offset
 from sandbox.config import DEFAULT_NODES, DEFAULT_PODS, DEFAULT_PORT_BASE, PORT_OFFSETS
 from sandbox.core import Sandbox
 from sandbox.procs import ComponentError
+from sandbox.tenants import MAX_TENANTS, SCALE_PROFILE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,6 +56,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"Kubernetes clusters (default 1; remembered; at most {MAX_CLUSTERS}); each further one has its own "
         f"control plane, KWOK, kube-state-metrics and nodesim on ports BASE+{CLUSTER_PORT_STRIDE}*i+offset",
     )
+    up.add_argument(
+        "--tenants",
+        type=int,
+        help="workspaces of the scale tenancy, each with 3 projects, 10 users and about 10 policies "
+        "(default 0: the demo tenancy only; remembered; see docs/sandbox.md)",
+    )
+    up.add_argument(
+        "--profile",
+        choices=("scale",),
+        help="scale: --nodes 1000 --pods 20000 --tenants 100 (each overridable by its own option)",
+    )
     up.add_argument("--json", action="store_true", help="print the status as JSON when done")
 
     p = sub.add_parser("down", help="stop every process of the sandbox (state is kept)")
@@ -64,6 +76,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p = sub.add_parser("reset", help="stop the sandbox and delete its state (built engines and downloads are kept)")
     common(p)
+
+
+def apply_profile(args: argparse.Namespace) -> None:
+    """``--profile scale`` sets what it implies (SCALE_PROFILE) where no option said otherwise."""
+    if getattr(args, "profile", None) == "scale":
+        for key, value in SCALE_PROFILE.items():
+            if getattr(args, key) is None:
+                setattr(args, key, value)
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -83,6 +103,10 @@ def run(args: argparse.Namespace) -> int:
             if args.pods is not None and args.pods < 1:
                 print("kubehub sandbox: --pods must be at least 1", file=sys.stderr)
                 return 2
+            apply_profile(args)
+            if args.tenants is not None and not 0 <= args.tenants <= MAX_TENANTS:
+                print(f"kubehub sandbox: --tenants must be within 0..{MAX_TENANTS}", file=sys.stderr)
+                return 2
             if args.clusters is not None and not 1 <= args.clusters <= MAX_CLUSTERS:
                 print(f"kubehub sandbox: --clusters must be within 1..{MAX_CLUSTERS}", file=sys.stderr)
                 return 2
@@ -99,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
                 database=args.database,
                 replicas=args.replicas,
                 clusters=args.clusters,
+                tenants=args.tenants,
             )
             if args.json:
                 print(json.dumps(status, indent=2, ensure_ascii=False))
@@ -143,6 +168,12 @@ def summary(status: dict[str, Any]) -> str:
     for c in status.get("clusters", [])[1:]:
         lines.append(f"  cluster {c['name']}: kubeconfig {c['kubeconfig']} (API server {c['api_server']})")
     lines.append(f"  mailbox:    {status['mailbox']}  (Maildir; new mail under new/)")
+    tenants = status.get("tenants")
+    if tenants:
+        lines.append(
+            f"  tenants:    {tenants['workspaces']} workspaces, {tenants['projects']} projects, {tenants['users']} "
+            f"users, {tenants['policies']} policies (logins: {tenants['credentials']})"
+        )
     if status.get("hub_database"):
         lines.append(f"  hub state:  {status['hub_database']}")
     if status.get("hub_url"):

@@ -84,6 +84,7 @@ class SandboxConfig:
     database: str = "sqlite"  # where the sandbox's hub keeps its state: sqlite | postgresql
     replicas: int = 1  # hub replicas; more than one runs them on PostgreSQL (ports hub, hub+1, ...)
     clusters: int = 1  # Kubernetes clusters (sandbox/clusters.py); the second one on ports BASE+1000+offset
+    tenants: int = 0  # workspaces of the scale tenancy (sandbox/tenants.py); 0: the demo tenancy only
     extra: dict[str, str] = field(default_factory=dict)
 
     def port(self, name: str) -> int:
@@ -97,7 +98,7 @@ class SandboxConfig:
             return None
         known = {
             k: raw[k]
-            for k in ("port_base", "nodes", "pods", "hub", "database", "replicas", "clusters", "extra")
+            for k in ("port_base", "nodes", "pods", "hub", "database", "replicas", "clusters", "tenants", "extra")
             if k in raw
         }
         return SandboxConfig(**known)

@@ -492,6 +492,21 @@ class Sandbox:
             "hub_url": self.hub_url if "hub" in expected else None,
             "hub_replicas": [self.url_of(n) for n in self.hub_replicas()] if "hub" in expected else [],
             "rss_mb": round(sum(c["rss_mb"] for c in comps), 1),
+            **self._tenants_status(),
+        }
+
+    def _tenants_status(self) -> dict[str, Any]:
+        """``tenants`` of ``status``: the scale tenancy's size and logins file (absent by default)."""
+        if not self.config.tenants:
+            return {}
+        from sandbox.seed import TENANT_CREDENTIALS
+        from sandbox.tenants import plan_tenancy
+
+        return {
+            "tenants": {
+                **plan_tenancy(self.config.tenants).summary(),
+                "credentials": str(self.state_dir / TENANT_CREDENTIALS),
+            }
         }
 
     def _expected_components(self) -> list[str]:
@@ -530,13 +545,15 @@ class Sandbox:
     def up(self, *, nodes: int | None = None, pods: int | None = None, hub: bool | None = None,
            port_base: int | None = None, skip_hub: bool = False,
            database: str | None = None, replicas: int | None = None,
-           clusters: int | None = None) -> dict[str, Any]:  # fmt: skip
+           clusters: int | None = None, tenants: int | None = None) -> dict[str, Any]:  # fmt: skip
         """Bring every component up (reusing running ones) and seed what is missing.
 
         ``database`` ("sqlite" or "postgresql") is where the sandbox's hub keeps its state;
         PostgreSQL runs either way (it is light, and the store tests use it).
         ``nodes``, ``pods``, ``hub``, ``database`` and ``port_base`` are remembered in the sandbox directory;
         ``clusters`` is how many Kubernetes clusters run (remembered; see sandbox/clusters.py).
+        ``tenants`` is how many workspaces the scale tenancy has (remembered; 0, the default, seeds
+        the demo tenancy only; see sandbox/tenants.py).
         ``skip_hub`` leaves the hub alone this once (the test fixture: tests start their own hubs,
         and a hub under development must not keep the engines from coming up).
         """
@@ -565,6 +582,12 @@ class Sandbox:
                         "kube-apiserver", f"--clusters must be within 1..{clustersmod.MAX_CLUSTERS}, got {clusters}"
                     )
                 self.config.clusters = clusters
+            if tenants is not None:
+                from sandbox.tenants import MAX_TENANTS
+
+                if not 0 <= tenants <= MAX_TENANTS:
+                    raise ComponentError("hub", f"--tenants must be within 0..{MAX_TENANTS}, got {tenants}")
+                self.config.tenants = tenants
             self.config.save(self.dir / "sandbox.json")
             started: list[str] = []
             try:
@@ -591,6 +614,12 @@ class Sandbox:
         ):
             say("every component is already up")
             self._reload_prometheus_if_changed()  # e.g. a rule file changed
+            if self._tenants_pending():  # `up --tenants N` on a running sandbox: seed them now
+                seeder = seed.Seeder(self, kube.KubeRest(self.kubeconfig))
+                seeder.seed_cluster()
+                seeder.seed_credentials()
+                if with_hub:
+                    seeder.seed_hub()
             return
         prereqs.ensure_debian_packages(say)
         prereqs.ensure_engines(say)
@@ -644,6 +673,16 @@ class Sandbox:
                     self.say(f"{name}: stopped (--replicas {self.config.replicas})")
             self._reload_prometheus_if_changed()  # now with the hub's own target
             seeder.seed_hub()
+
+    def _tenants_pending(self) -> bool:
+        """Whether the scale tenancy asked for (``--tenants``) is not seeded in the cluster yet."""
+        if not self.config.tenants:
+            return False
+        try:
+            seeded = json.loads((self.state_dir / "seed-timing.json").read_text()).get("tenants", 0)
+        except (OSError, ValueError):
+            seeded = 0
+        return bool(seeded != self.config.tenants)
 
     def up_clusters_only(self, clusters: int = 2) -> list[ClusterSite]:
         """Only the Kubernetes clusters (control plane, KWOK, kube-state-metrics, nodesim), seeded:

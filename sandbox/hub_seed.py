@@ -173,3 +173,97 @@ def seed_clusters(settings: Settings, state: Mapping[str, Any]) -> str:
         return f"clusters: {len(wanted)} further cluster(s), {added} added; {projects} projects, {users} users"
     finally:
         hub.close()
+
+
+def seed_tenants(settings: Settings, state: Mapping[str, Any]) -> str:
+    """The scale tenancy (``--tenants N``, sandbox/tenants.py): its workspaces, projects, users,
+    role bindings and policies, through the hub's own services (the validation a user's request
+    gets). Only what :func:`sandbox.tenants.plan_changes` finds missing is created, so a second
+    run creates nothing. The users' passwords are hashed at a lower argon2id cost than the hub's
+    (``SEED_HASH_*``): the hub re-hashes each at its own cost on first sign-in."""
+    import dataclasses
+    import json
+    import time
+    from pathlib import Path
+
+    from sandbox import tenants as plan_mod
+
+    spec = state.get("tenants") or {}
+    count = int(spec.get("workspaces") or 0)
+    if count <= 0:
+        return "tenants: none"
+    plan = plan_mod.plan_tenancy(count)
+    creds = {c["username"]: c for c in json.loads(Path(spec["credentials"]).read_text())}
+    auth = dataclasses.replace(
+        settings.auth,
+        password_hash_memory_kib=min(settings.auth.password_hash_memory_kib, plan_mod.SEED_HASH_MEMORY_KIB),
+        password_hash_time_cost=min(settings.auth.password_hash_time_cost, plan_mod.SEED_HASH_TIME_COST),
+    )
+    hub = build_hub(dataclasses.replace(settings, auth=auth))
+    try:
+        t0 = time.monotonic()
+        svc, alerting = hub.tenancy, hub.alerting
+        users = {u.name: u.platform_role for u in svc.users()}
+        ws_roles: dict[str, dict[str, str]] = {}
+        ns_roles: dict[str, dict[str, str]] = {}
+        for u in plan.users:
+            if u.username in users:
+                w, n = svc.memberships_of(u.username)
+                ws_roles[u.username] = {k: str(v) for k, v in w.items()}
+                ns_roles[u.username] = {k: str(v) for k, v in n.items()}
+        policies = {("node", "", p["name"]) for p in alerting.list_policies(level="node")}
+        for project in plan.projects:
+            policies |= {
+                ("workload", project.namespace, p["name"])
+                for p in alerting.list_policies(level="workload", namespace=project.namespace)
+            }
+        have = plan_mod.Existing(
+            workspaces=frozenset(w.name for w in svc.workspaces()),
+            projects=frozenset(p.namespace for p in svc.projects()),
+            users=users,
+            workspace_roles=ws_roles,
+            project_roles=ns_roles,
+            policies=frozenset(policies),
+        )
+        todo = plan_mod.plan_changes(plan, have)
+        read = time.monotonic() - t0
+        for ws in todo.workspaces:
+            svc.create_workspace(ws, actor="sandbox")
+        for project in todo.projects:
+            svc.create_project(project.workspace, project.namespace, actor="sandbox")
+        t_users = time.monotonic()
+        for user in todo.users:
+            cred = creds[user.username]
+            svc.create_user(
+                user.username, cred["password"], platform_role=user.platform_role, email=cred["email"], actor="sandbox"
+            )
+        t_users = time.monotonic() - t_users
+        for name, role in todo.platform_roles:
+            svc.update_user(name, platform_role=role, actor="sandbox")
+        for ws, name, role in todo.workspace_members:
+            svc.set_workspace_member(ws, name, role, actor="sandbox")
+        for ns, name, role in todo.project_members:
+            svc.set_project_member(ns, name, role, actor="sandbox")
+        t_policies = time.monotonic()
+        templates = {t["template"]: t for t in alerting.templates()}
+        warnings: set[str] = set()
+        for p in todo.policies:
+            out = alerting.create_policy(
+                plan_mod.policy_document(p, templates),
+                level=p.level,
+                namespace=p.namespace or None,
+                actor="sandbox",
+            )
+            warnings |= {w["warning"] for w in out.get("warnings") or []}
+        t_policies = time.monotonic() - t_policies
+        made = todo.counts()
+        told = f"; warnings: {'; '.join(sorted(warnings))}" if warnings else ""
+        total = plan.summary()
+        return (
+            f"tenants: {total['workspaces']} workspaces, {total['projects']} projects, {total['users']} users, "
+            f"{total['policies']} policies; created {made['workspaces']} workspaces, {made['projects']} projects, "
+            f"{made['users']} users ({t_users:.1f}s), {made['bindings']} role bindings, {made['policies']} policies "
+            f"({t_policies:.1f}s); reading what exists took {read:.1f}s{told}"
+        )
+    finally:
+        hub.close()

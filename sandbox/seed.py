@@ -37,6 +37,7 @@ from sandbox.procs import ComponentError, wait_for
 if TYPE_CHECKING:
     from sandbox.clusters import ClusterSite
     from sandbox.core import Sandbox
+    from sandbox.tenants import TenancyPlan
 
 WORKSPACE_LABEL = "kubesphere.io/workspace"
 SEED_LABEL = "kubehub.io/sandbox"  # on every seeded object, so that tests find them
@@ -158,6 +159,7 @@ OTHER_DEMO_USERS: list[dict[str, Any]] = [
 ]  # fmt: skip
 
 
+TENANT_CREDENTIALS = "tenant-credentials.json"  # the scale tenancy's logins (--tenants)
 DEMO_MAIL_DOMAIN = "demo.kubehub.test"  # the sandbox's SMTP catcher accepts any address
 
 
@@ -188,9 +190,9 @@ def complete_credentials(
     return out, changed
 
 
-def load_credentials(state_dir: Path) -> list[dict[str, Any]]:
+def load_credentials(state_dir: Path, name: str = "credentials.json") -> list[dict[str, Any]]:
     try:
-        return list(json.loads((state_dir / "credentials.json").read_text()))
+        return list(json.loads((state_dir / name).read_text()))
     except (OSError, ValueError):
         return []
 
@@ -233,6 +235,10 @@ class Seeder:
         self.workloads = WORKLOADS if primary else OTHER_WORKLOADS
         self.n_nodes, self.n_pods = self.site.nodes, self.site.pods
         self.label = "" if primary else f" [{self.site.name}]"
+        # The scale tenancy (--tenants N, sandbox/tenants.py): the first cluster's only; None by default.
+        tenants = getattr(sandbox.config, "tenants", 0) if primary else 0
+        self.tenancy = tenancy_plan(tenants) if tenants else None
+        self.tenant_workloads = self.tenancy.workloads if self.tenancy else []
 
     def _component_log(self, name: str) -> Path:
         return self.sb.logs_dir / f"{self.site.component(name)}.log"
@@ -255,12 +261,15 @@ class Seeder:
 
         self._namespaces()
         self.api.create("/apis/storage.k8s.io/v1/storageclasses", volsim.storage_class())
-        plan = plan_replicas(pods, nodes, self.workloads)
+        plan = plan_replicas(pods, nodes, self.workloads + self.tenant_workloads)
         for w in self.workloads:
             self._workload(w, plan.get(w.name, 1))
+        self._tenant_objects(plan)
         self._wait_workloads(plan)
         elapsed = time.monotonic() - t0
-        record = {"nodes": nodes, "pods": pods, "seconds": round(elapsed, 1)}
+        record: dict[str, Any] = {"nodes": nodes, "pods": pods, "seconds": round(elapsed, 1)}
+        if self.tenancy:
+            record["tenants"] = len(self.tenancy.workspaces)
         if self.site.primary:
             self._write_state("seed-timing.json", record)
         else:
@@ -288,6 +297,25 @@ class Seeder:
             for ns in projects:
                 self._namespace(ns, {WORKSPACE_LABEL: ws})
         self._namespace(SYSTEM_NAMESPACE, {})
+
+    def _tenant_objects(self, plan: dict[str, int]) -> None:
+        """The scale tenancy's namespaces and Deployments (``--tenants``), created in parallel:
+        300 namespaces with their quotas and 300 Deployments one by one would take a minute."""
+        if not self.tenancy:
+            return
+        from sandbox.tenants import TENANT_LABEL
+
+        t0 = time.monotonic()
+        projects = self.tenancy.projects
+        kube.parallel(lambda p: self._namespace(p.namespace, {WORKSPACE_LABEL: p.workspace, TENANT_LABEL: "true"}),
+                      projects)  # fmt: skip
+        kube.parallel(lambda p: self._workload(p.workload, plan.get(p.workload.name, 1), {TENANT_LABEL: "true"}),
+                      projects)  # fmt: skip
+        pods = sum(plan.get(w.name, 0) for w in self.tenant_workloads)
+        self.say(
+            f"tenants: {len(self.tenancy.workspaces)} workspaces, {len(projects)} project namespaces and "
+            f"Deployments ({pods} of the pods) in {time.monotonic() - t0:.1f}s"
+        )
 
     def _namespace(self, name: str, labels: dict[str, str]) -> None:
         body = {
@@ -363,8 +391,12 @@ class Seeder:
             "spec": spec,
         }
 
-    def _workload(self, w: Workload, replicas: int) -> None:
-        meta = {"name": w.name, "namespace": w.namespace, "labels": {WORKLOAD_LABEL: w.name, SEED_LABEL: "true"}}
+    def _workload(self, w: Workload, replicas: int, labels: dict[str, str] | None = None) -> None:
+        meta = {
+            "name": w.name,
+            "namespace": w.namespace,
+            "labels": {WORKLOAD_LABEL: w.name, SEED_LABEL: "true", **(labels or {})},
+        }
         selector = {"matchLabels": {WORKLOAD_LABEL: w.name}}
         tpl = self._pod_template(w)
         spec: dict[str, Any]
@@ -442,6 +474,17 @@ class Seeder:
             else:
                 ready += st.get("numberAvailable", 0)
                 complete &= 0 < st.get("desiredNumberScheduled", 0) <= st.get("numberAvailable", 0)
+        if self.tenant_workloads:  # one list for the tenants' hundreds of Deployments
+            from sandbox.tenants import TENANT_LABEL
+
+            wanted = {w.name: plan[w.name] for w in self.tenant_workloads}
+            for d in self.api.list("/apis/apps/v1/deployments", labelSelector=f"{TENANT_LABEL}=true"):
+                want = wanted.pop(d["metadata"]["name"], None)
+                if want is not None:
+                    available = d.get("status", {}).get("availableReplicas", 0)
+                    ready += available
+                    complete &= available >= want
+            complete &= not wanted
         return ready, complete
 
     def pods(self) -> list[dict[str, Any]]:
@@ -627,6 +670,15 @@ class Seeder:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(creds, indent=2))
             path.chmod(0o600)
+        if self.tenancy:  # the scale tenancy's logins, kept apart: `status` lists the demo's only
+            from sandbox.tenants import credentials as tenant_credentials
+
+            path = self.sb.state_dir / TENANT_CREDENTIALS
+            known = load_credentials(self.sb.state_dir, TENANT_CREDENTIALS)
+            creds = tenant_credentials(self.tenancy, known, lambda: secrets.token_urlsafe(12))
+            if creds != known:
+                path.write_text(json.dumps(creds, indent=1))
+                path.chmod(0o600)
 
     def seed_hub(self, *, data_dir: Path | None = None, state_dir: Path | None = None, database_url: str = "") -> None:
         """Create the demo users and built-in policies through the hub's own services.
@@ -672,6 +724,11 @@ class Seeder:
                 }
                 for s in self.sb.sites[1:]
             ]
+        hooks = list(HUB_HOOKS)
+        tenants = getattr(self.sb.config, "tenants", 0)
+        if tenants:  # only then: the default sandbox's state (and digest) is unchanged
+            state["tenants"] = {"workspaces": tenants, "credentials": str(states / TENANT_CREDENTIALS)}
+            hooks += SCALE_HOOKS
         # The hooks are idempotent but not free: skip the ones already run with the same input
         # against the same hub state.
         marker = states / "hub-seeded.json"
@@ -684,7 +741,7 @@ class Seeder:
         fresh = not settings.database_url and not (hub_data / "state.sqlite3").exists()
         if done.get("digest") != digest or done.get("database", target) != target or fresh:
             done = {"digest": digest, "database": target, "hooks": []}
-        for module_name, fn_name in HUB_HOOKS:
+        for module_name, fn_name in hooks:
             hook = f"{module_name}.{fn_name}"
             if hook in done["hooks"]:
                 continue
@@ -710,6 +767,15 @@ HUB_HOOKS: list[tuple[str, str]] = [
     ("sandbox.hub_seed", "seed_alerting"),
     ("sandbox.hub_seed", "seed_clusters"),
 ]
+# ... and with --tenants (sandbox/tenants.py) only.
+SCALE_HOOKS: list[tuple[str, str]] = [("sandbox.hub_seed", "seed_tenants")]
+
+
+def tenancy_plan(count: int) -> TenancyPlan:
+    """The scale tenancy's plan (sandbox/tenants.py imports this module, so it is imported late)."""
+    from sandbox.tenants import plan_tenancy
+
+    return plan_tenancy(count)
 
 
 # ---- log generation ---------------------------------------------------------------------------
