@@ -27,7 +27,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -297,16 +297,41 @@ def stale_clusters(hub: Hub) -> dict[str, float]:
     return out
 
 
+class _Receivers(Collection[str]):
+    """The users who may receive a policy's notices, asked one name at a time.
+
+    A save names a few receivers; listing every user who may receive them first resolved each
+    user's principal (six queries), which made one policy save cost O(users): 70 ms at 1,000 users
+    on SQLite, over a second on PostgreSQL (the sandbox's scale tenancy, docs/sandbox.md).
+    """
+
+    def __init__(self, tenancy: Any, namespace: str | None) -> None:
+        self._tenancy = tenancy
+        self._namespace = namespace
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        user = self._tenancy.user(name)
+        return user is not None and not user.disabled and bool(self._tenancy.may_receive(name, self._namespace))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([u.name for u in self._tenancy.users() if u.name in self])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 def build(hub: Hub) -> None:
     settings = hub.settings
     store = AlertStore(hub.db)
     catalogue = default_catalogue()
     t = hub.tenancy
 
-    def users(namespace: str | None) -> list[str]:
+    def users(namespace: str | None) -> Collection[str]:
         """Users who may receive a policy's notices: anyone for node policies (admins write
         those), the users who may read alerts in the project for workload policies."""
-        return [u.name for u in t.users() if not u.disabled and t.may_receive(u.name, namespace)]
+        return _Receivers(t, namespace)
 
     def resolve_user(name: str, namespace: str | None) -> str | None:
         """A receiver user's address at send time; None once they may not see the project's
