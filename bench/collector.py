@@ -206,27 +206,20 @@ class Hub:
 
 
 # -- the API server's own counters ---------------------------------------------------------------------------
-_REQ = re.compile(r"^apiserver_request_total\{([^}]*)\} ([0-9.e+]+)$")
-
-
 def pod_reads(kubeconfig: str) -> tuple[float, float]:
-    """(GET+LIST on pods, GET on pods/log) so far, from the kube-apiserver's apiserver_request_total."""
-    from sandbox.kube import KubeRest
+    """(GET+LIST on pods, reads of pods/log) so far, from the kube-apiserver's apiserver_request_total.
+    The API server files a log read under the verb CONNECT (measured: the sandbox hub's poller),
+    so that verb counts too."""
+    from bench.apiserver import request_totals
 
-    api = KubeRest(Path(kubeconfig), pool=1)
-    text = api.http.request("GET", api.server + "/metrics").data.decode()
     pods = logs = 0.0
-    for line in text.splitlines():
-        m = _REQ.match(line)
-        if not m:
+    for (verb, resource, subresource), count in request_totals(kubeconfig).items():
+        if resource != "pods" or verb not in ("GET", "LIST", "CONNECT"):
             continue
-        labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
-        if labels.get("resource") != "pods" or labels.get("verb") not in ("GET", "LIST"):
-            continue
-        if labels.get("subresource") == "log":
-            logs += float(m.group(2))
-        elif not labels.get("subresource"):
-            pods += float(m.group(2))
+        if subresource == "log":
+            logs += count
+        elif not subresource:
+            pods += count
     return pods + logs, logs
 
 

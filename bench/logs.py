@@ -41,7 +41,8 @@ check, parameters, scope, the audit entry, JSON), and ``LogService.search`` alon
 
 The last line is ``logs: ratio=<hub p95 / raw ES p95> embedded_p95_ms=<...>
 embedded_ingest_lps=<...> es_ingest_lps=<...> fixed_ms_embedded=<median of hub - raw>
-fixed_ms_es=<same> fixed_ms=<the fixed cost per API request above> hub=<process|inprocess>``. Goals (issues 7 and 13):
+fixed_ms_es=<same> fixed_ms=<the fixed cost per API request above> embedded_mb_per_m=<disk per
+million lines, embedded> es_mb_per_m=<same, Elasticsearch, unmerged> hub=<process|inprocess>``. Goals (issues 7 and 13):
 ratio <= 1.2, embedded p95 <= 25 ms at 1M lines, embedded ingest >= 20,000 lines/s, fixed_ms <= 1.
 Not a timed test: it reports, it does not assert.
 """
@@ -621,7 +622,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         hubs.append(es)
         es_lps = ingest(es, n)
-        print(f"logs: elasticsearch ingest {es_lps:,.0f} lines/s through LogService.write ({es_url})", flush=True)
+        # Right after ingest and a refresh (segments not force-merged), as a store that was just
+        # written holds them: the disk figure of docs/scale.md, per million lines.
+        es_mb = sum(p.bytes for p in es.logs.store.partitions()) / 1e6
+        print(
+            f"logs: elasticsearch ingest {es_lps:,.0f} lines/s through LogService.write ({es_url}; {es_mb:.0f} MB)",
+            flush=True,
+        )
         es_tokens: dict[str, str] = {}
         es_tenants = make_tenants(es, es_clock, es_tokens)
 
@@ -707,7 +714,7 @@ def main(argv: list[str] | None = None) -> int:
             f"logs: ratio={ratio:.2f} embedded_p95_ms={p(emb_hub, 0.95):.2f} "
             f"embedded_ingest_lps={emb_lps:.0f} es_ingest_lps={es_lps:.0f} "
             f"fixed_ms_embedded={fixed_emb:.2f} fixed_ms_es={fixed_es:.2f} fixed_ms={api_ms:.3f}{pg_fields} "
-            f"hub={args.hub}"
+            f"embedded_mb_per_m={size_mb * 1e6 / n:.0f} es_mb_per_m={es_mb * 1e6 / n:.0f} hub={args.hub}"
         )
         return 0
     finally:
