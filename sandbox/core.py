@@ -614,12 +614,13 @@ class Sandbox:
         ):
             say("every component is already up")
             self._reload_prometheus_if_changed()  # e.g. a rule file changed
-            if self._tenants_pending():  # `up --tenants N` on a running sandbox: seed them now
+            if self.config.tenants:  # `up --tenants N` on a running sandbox: seed what is missing now
                 seeder = seed.Seeder(self, kube.KubeRest(self.kubeconfig))
-                seeder.seed_cluster()
+                if self._tenants_pending():
+                    seeder.seed_cluster()
                 seeder.seed_credentials()
                 if with_hub:
-                    seeder.seed_hub()
+                    seeder.seed_hub()  # skips the hooks already run with the same input
             return
         prereqs.ensure_debian_packages(say)
         prereqs.ensure_engines(say)
