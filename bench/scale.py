@@ -1,30 +1,31 @@
 """How cost grows: the whole hub on a private sandbox at one of three sizes (issue 15, docs/scale.md).
 
     .venv/bin/python bench/scale.py --size small|medium|large [--port-base 25000] [--dir D] [--keep]
-                                    [--window 90] [--skip alerts,monitoring,inventory,logs] [--json FILE]
+                                    [--tenants T] [--window 90] [--skip alerts,monitoring,inventory,logs]
+                                    [--json FILE]
 
 Sizes (rules and log lines in proportion to the cluster, as issue 15 asks):
 
-    size    nodes   pods    rules (tenants x 100)  log lines  memory it needs
-    tiny       10     100     100                    20,000     4 GiB   (a check of this script)
-    small     100   2,000   1,000                   100,000     5 GiB
-    medium    300   6,000   3,000                   300,000     8 GiB
-    large   1,000  20,000  10,000                 1,000,000    16 GiB   (~15 min to come up)
+    size    nodes   pods    tenants  bench rules  log lines  memory it needs
+    tiny       10     100      1       100        20,000     4 GiB   (a check of this script)
+    small     100   2,000     10     1,000       100,000     5 GiB
+    medium    300   6,000     30     3,000       300,000     8 GiB
+    large   1,000  20,000    100    10,000     1,000,000    16 GiB   (~15 min to come up)
 
 What it does, in order, saying each step as it starts (long steps say what they wait for):
 
 1. ``up``: a PRIVATE sandbox (never the shared one) in ``--dir`` (default a fresh temporary
    directory) at ``--port-base`` (default 25000) with the hub, brought up as ``kubehub sandbox up
-   --nodes N --pods P`` does (sandbox/core.py); the wall time of that one call is ``up_s``. When
-   the sandbox offers a scale-tenancy option (``Sandbox.up`` takes a parameter naming tenancy),
-   it is turned on and the output says so.
-2. memory: every component's RSS (its whole process group, ``status --json`` ``rss_mb``) and the
-   total; Prometheus's head series (``/api/v1/status/tsdb``).
-3. at rest, hub running (``--window`` seconds, at least 60): the hub's CPU (utime+stime of its
-   process group from /proc, as cores) and RSS (sampled every 5 s), its rule engine's cycles
+   --nodes N --pods P --tenants T`` does (sandbox/core.py; T tenant workspaces of 3 projects, 10
+   users and ~11 policies each, in proportion: 10, 30, 100; ``--tenants`` overrides); the wall
+   time of that one call is ``up_s``.
+2. at rest, hub running (``--window`` seconds, at least 60, after 30 s): the hub's CPU
+   (utime+stime of its process group from /proc, as cores) and RSS (sampled every 5 s), its rule engine's cycles
    (``kubehub_alert_cycle_seconds`` from the hub's /metrics: count, mean wall, cycles in error),
    Prometheus's CPU, and the API server's requests (``apiserver_request_total`` by verb, resource
    and subresource; watches counted apart: a watch is one long request).
+3. memory, at the end of that window: every component's RSS (its whole process group, ``status
+   --json`` ``rss_mb``) and the total; Prometheus's head series (``/api/v1/status/tsdb``).
 4. hub stopped, the same window again: the API server's and Prometheus's rates without the hub.
    ``hub_api_rps`` is the difference (requests per second the hub causes, watches aside), and
    the resources that make most of it are printed.
@@ -45,7 +46,7 @@ What it does, in order, saying each step as it starts (long steps say what they 
 
 Output: a Markdown table row (the header first) and, as the last line,
 ``scale: size=<s> nodes=<n> pods=<n> up_s=<...> rss_gib=<...> ... load=<1-min load at the start>/<highest seen>``.
-A figure that could not be measured is ``nan`` and the reason is printed above. Exit status 2
+A figure that could not be measured is ``–`` and the reason is printed above. Exit status 2
 when the sandbox did not come up or the machine lacks the memory, else 0. Not part of ``make
 test`` or ``make bench``: ``make bench-scale`` runs the three sizes in turn.
 
@@ -91,7 +92,7 @@ class Size:
     name: str
     nodes: int
     pods: int
-    tenants: int  # x RULES_PER_TENANT rules for the alert cycle
+    tenants: int  # sandbox up --tenants; x RULES_PER_TENANT rules for the alert cycle
     lines: int  # log lines for bench/logs.py
     need_gib: float  # memory available before it starts
     rank_iterations: int  # ranking requests per side in bench/monitoring.py
@@ -175,27 +176,37 @@ def api_rates(before: dict[Key, float], after: dict[Key, float], seconds: float)
 # ---- the steps ---------------------------------------------------------------------------------
 
 
-def tenancy_option() -> dict[str, bool]:
-    """The scale-tenancy switch of ``Sandbox.up`` when the sandbox has one (another change adds
-    it); an empty dict when it does not."""
-    names = [n for n in inspect.signature(Sandbox.up).parameters if "tenan" in n]
-    return {names[0]: True} if names else {}
+def tenancy_option(tenants: int) -> dict[str, int]:
+    """``tenants=N`` for ``Sandbox.up`` (the sandbox's scale tenancy, ``kubehub sandbox up
+    --tenants N``), or nothing with a sandbox that predates it or when N is 0."""
+    return {"tenants": tenants} if tenants and "tenants" in inspect.signature(Sandbox.up).parameters else {}
 
 
-def bring_up(sb: Sandbox, size: Size, results: dict[str, Any]) -> bool:
-    option = tenancy_option()
-    results["tenancy_at_scale"] = bool(option)
+def bring_up(sb: Sandbox, size: Size, tenants: int, results: dict[str, Any]) -> bool:
+    option = tenancy_option(tenants)
+    results["tenants"] = option.get("tenants", 0)
     say(
         f"up: private sandbox in {sb.dir}, port base {sb.config.port_base}: {size.nodes} nodes, {size.pods} pods, "
-        f"with the hub; {'scale tenancy on (' + next(iter(option)) + ')' if option else 'default tenancy'}"
+        f"with the hub; "
+        + (f"{tenants} tenant workspaces (--tenants {tenants})" if option else "the demo tenancy only")
         + ("; at this size this takes about 15 minutes" if size.nodes >= 1000 else "")
     )
     for attempt in (1, 2):
         started = time.monotonic()
         try:
-            sb.up(nodes=size.nodes, pods=size.pods, hub=True, **option)  # type: ignore[arg-type]
+            status = sb.up(nodes=size.nodes, pods=size.pods, hub=True, **option)  # type: ignore[arg-type]
             results["up_s"] = time.monotonic() - started
-            say(f"up: done in {results['up_s']:.0f} s")
+            seeded = status.get("tenants") or {}
+            results["tenancy"] = {k: seeded.get(k) for k in ("workspaces", "projects", "users", "policies")}
+            say(
+                f"up: done in {results['up_s']:.0f} s"
+                + (
+                    f"; tenancy: {seeded.get('workspaces')} workspaces, {seeded.get('projects')} projects, "
+                    f"{seeded.get('users')} users, {seeded.get('policies')} policies"
+                    if seeded
+                    else ""
+                )
+            )
             return True
         except Exception as exc:
             say(f"up: failed ({exc})")
@@ -230,6 +241,7 @@ def measure_rest(sb: Sandbox, window: float, results: dict[str, Any]) -> None:
     hub_pid, prom_pid = sb.sup.pid("hub"), sb.sup.pid("prometheus")
     if hub_pid is None or prom_pid is None:
         say("at rest: the hub or Prometheus is not running; skipped")
+        measure_memory(sb, results)
         return
     kubeconfig = sb.kubeconfig
     say("at rest: waiting 30 s for the hub's first cycles, then measuring")
@@ -279,6 +291,7 @@ def measure_rest(sb: Sandbox, window: float, results: dict[str, Any]) -> None:
         f"API server {on['rps']:.2f} requests/s (watches aside); Prometheus {on['prom_cpu']:.3f} cores"
     )
 
+    measure_memory(sb, results)  # after minutes of scraping and the hub's work, before the hub stops
     say(f"hub stopped: the same {window:.0f} s without it (the API server's other clients, Prometheus alone)")
     sb.sup.stop("hub")
     time.sleep(5)
@@ -414,6 +427,7 @@ COLUMNS = [  # (header, key, format)
     ("size", "size", "{}"),
     ("nodes", "nodes", "{:,}"),
     ("pods", "pods", "{:,}"),
+    ("tenants", "tenants", "{}"),
     ("up s", "up_s", "{:.0f}"),
     ("RSS GiB", "rss_gib", "{:.1f}"),
     ("Prometheus GiB", "prom_rss_gib", "{:.1f}"),
@@ -460,7 +474,7 @@ def report(results: dict[str, Any]) -> None:
     fields = " ".join(f"{k}={cell(r.get(k), '{:.3g}' if isinstance(r.get(k), float) else '{}')}" for k in SUMMARY)
     print(
         f"scale: size={r['size']} nodes={r['nodes']} pods={r['pods']} {fields} "
-        f"tenancy_at_scale={str(r.get('tenancy_at_scale', False)).lower()} load={r['load']}",
+        f"tenants={r.get('tenants', 0)} load={r['load']}",
         flush=True,
     )
 
@@ -473,6 +487,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="leave the sandbox running (hub restarted) afterwards")
     ap.add_argument("--window", type=float, default=90.0, help="seconds of each at-rest window (at least 60)")
     ap.add_argument("--skip", default="", help=f"comma list of benches not to run: {','.join(BENCHES)}")
+    ap.add_argument(
+        "--tenants", type=int, help="tenant workspaces seeded (sandbox up --tenants; default: the size's, 0: none)"
+    )
     ap.add_argument("--json", help="also write the figures to this file")
     ap.add_argument("--force", action="store_true", help="start even with less memory available than the size needs")
     args = ap.parse_args(argv)
@@ -512,9 +529,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     code = 0
     try:
-        if not bring_up(sb, size, results):
+        if not bring_up(sb, size, size.tenants if args.tenants is None else args.tenants, results):
             return 2
-        measure_memory(sb, results)
         measure_rest(sb, window, results)
         run_benches(sb, size, skip, results)
     except KeyboardInterrupt:
