@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     up.add_argument(
         "--tenants",
         type=int,
-        help="workspaces of the scale tenancy, each with 3 projects, 10 users and about 10 policies "
+        help="workspaces of the scale tenancy, each with 3 projects, 10 users and about 11 policies "
         "(default 0: the demo tenancy only; remembered; see docs/sandbox.md)",
     )
     up.add_argument(
