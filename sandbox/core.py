@@ -1337,6 +1337,11 @@ class Sandbox:
         # A health check may miss on a loaded machine: look twice before going through `up`.
         if not sb.engines_up() and not wait_for(sb.engines_up, timeout=20, interval=5):
             sb.up(skip_hub=True)
+        elif sb._stale_python_components(with_hub=False):
+            # Our own Python components (node simulator, mail catcher) started from another
+            # checkout or older code: the tests must run against this tree's, so `up` restarts
+            # them now rather than a test's own `up` in the middle of the run.
+            sb.up(skip_hub=True)
         return sb
 
     def wait_up(self, timeout: float = 60) -> bool:
