@@ -32,7 +32,7 @@ from sandbox import oidc as oidcmod
 from sandbox import pki, prereqs
 from sandbox.clusters import CLUSTER_COMPONENTS, ClusterSite
 from sandbox.config import SCRAPE_INTERVAL_SECONDS, SandboxConfig
-from sandbox.procs import ComponentError, ProcSpec, Supervisor, rss_bytes, tail, wait_for
+from sandbox.procs import ComponentError, ProcSpec, Supervisor, process_snapshot, rss_bytes, tail, wait_for
 
 # Order of `status` and of starting; `down` stops in reverse.
 COMPONENTS = [
@@ -790,8 +790,10 @@ class Sandbox:
             last = tail(log, 1).strip()
             raise ComponentError(name, f"exited during start-up ({last[-200:] or 'no output'})", log)
         last = tail(log, 1).strip()
+        pid = self.sup.pid(name)
+        doing = process_snapshot(pid) if pid else "gone"
         said = last[-200:] or "none"
-        raise ComponentError(name, f"not healthy after {timeout:.0f}s (last line of its log: {said})", log)
+        raise ComponentError(name, f"not healthy after {timeout:.0f}s ({doing}; last line of its log: {said})", log)
 
     # ---- process specs --------------------------------------------------------------------------
 

@@ -255,6 +255,22 @@ class Supervisor:
         return True
 
 
+def process_snapshot(pid: int) -> str:
+    """What a process that runs but does not answer is doing, in a few words: its state, the
+    kernel function it waits in, its threads and the CPU time it has used (a component spinning
+    on the CPU and one waiting on a lock or the network look alike from outside otherwise)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        wchan = Path(f"/proc/{pid}/wchan").read_text().strip()
+    except OSError:
+        return "gone"
+    rest = stat[stat.rindex(")") + 2 :].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(rest[11]) + int(rest[12])) / ticks
+    waits = f", waiting in {wchan}" if wchan not in ("", "0") else ""  # "0": hidden in containers
+    return f"state {rest[0]}{waits}, {rest[17]} threads, {cpu:.1f} s of CPU"
+
+
 def _reap() -> None:
     """Collect exited children of this process (components started by this same command)."""
     while True:

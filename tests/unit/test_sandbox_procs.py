@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.procs import ComponentError, ProcSpec, Supervisor, group_members, port_in_use
+from sandbox.procs import ComponentError, ProcSpec, Supervisor, group_members, port_in_use, process_snapshot
 
 pytestmark = pytest.mark.unit
 
@@ -58,3 +58,25 @@ def test_a_port_in_use_is_refused_with_the_port_and_the_way_out(tmp_path: Path) 
             )
     assert f"port {port}" in str(err.value) and "--port-base" in str(err.value)
     assert not port_in_use(port)
+
+
+def test_a_component_that_runs_but_does_not_answer_is_described_by_what_it_does(tmp_path: Path) -> None:
+    sup = Supervisor(tmp_path / "run")
+    spinning = sup.start(ProcSpec(name="spin", argv=["python3", "-c", "while True: pass"], log=tmp_path / "spin.log"))
+    sleeping = sup.start(ProcSpec(name="nap", argv=["sleep", "30"], log=tmp_path / "nap.log"))
+    try:
+        deadline = time.monotonic() + 30
+
+        def cpu_of(snapshot: str) -> float:
+            return float(snapshot.rsplit(", ", 1)[1].split(" s of CPU")[0])
+
+        while cpu_of(process_snapshot(spinning)) < 0.3 and time.monotonic() < deadline:
+            time.sleep(0.2)  # on a loaded machine it gets the CPU slowly
+        busy, idle = process_snapshot(spinning), process_snapshot(sleeping)
+        assert busy.startswith("state R") and "1 threads" in busy
+        assert cpu_of(busy) >= 0.3
+        assert idle.startswith("state S") and cpu_of(idle) < 0.1
+    finally:
+        sup.stop("spin")
+        sup.stop("nap")
+    assert process_snapshot(spinning) == "gone"
