@@ -24,7 +24,6 @@ import secrets
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ import requests
 
 from sandbox.core import Sandbox
 from tests.integration.deploy_support import HA_VALUES, KubeAdmin, manifest, one, render
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -169,21 +169,6 @@ class HubProcess:
         return self.call("GET", path, params=params)
 
 
-def _wait(check: Any, *, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except AssertionError as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}: {last!r}")
-
-
 @pytest.fixture(scope="module")
 def hub_as_service_account(
     deployed: Deployed, sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory
@@ -236,7 +221,7 @@ def hub_as_service_account(
             except requests.ConnectionError:
                 return False
 
-        _wait(up, timeout=90, what="kubehub serve /healthz")
+        wait_until(up, timeout=90, interval=0.5, what="kubehub serve /healthz")
         r = requests.post(base + "/api/v1/auth/token", json={"username": "admin", "password": PASSWORD}, timeout=30)
         assert r.status_code == 200, r.text
         yield HubProcess(base, r.json()["token"], log)
@@ -267,7 +252,7 @@ def test_the_hub_as_the_service_account_reads_the_cluster_monitors_ships_logs_an
         assert not pending, pending  # shown by the timeout: which kind, and the API server's reason
         return resources if len(resources) == 13 else None
 
-    _wait(fresh, timeout=60, what="every watched kind loaded")
+    wait_until(fresh, timeout=60, interval=0.5, what="every watched kind loaded")
     ready = requests.get(hub.base + "/readyz", timeout=10).json()
     states = {b["name"]: b["state"] for b in ready["backends"]}
     assert states["cluster"] == "ok" and set(states.values()) <= {"ok", "disabled"}, states
@@ -295,7 +280,7 @@ def test_the_hub_as_the_service_account_reads_the_cluster_monitors_ships_logs_an
         found = hub.get("/api/v1/logs", namespaces=LOG_NAMESPACE)
         return found if found.get("total", len(found.get("items", found.get("hits", [])))) else None
 
-    _wait(shipped, timeout=60, what=f"shipped log lines of {LOG_NAMESPACE}")
+    wait_until(shipped, timeout=60, interval=0.5, what=f"shipped log lines of {LOG_NAMESPACE}")
 
     # Alerting: a node policy from a built-in template, made to fire on every node (memory above
     # 0 %), is evaluated by the rule engine: one alert per node Prometheus has memory series for.
@@ -322,7 +307,7 @@ def test_the_hub_as_the_service_account_reads_the_cluster_monitors_ships_logs_an
         nodes = {a["labels"].get("node") for a in items if a["policy_id"] == created["id"] and a["active"]}
         return nodes if nodes == shown else None
 
-    _wait(alerted, timeout=60, what="an alert per node from the new policy")
+    wait_until(alerted, timeout=60, interval=0.5, what="an alert per node from the new policy")
 
     # Management actions of every kind, on objects of the test's own namespace.
     probe = {
@@ -345,7 +330,12 @@ def test_the_hub_as_the_service_account_reads_the_cluster_monitors_ships_logs_an
     hub.call("POST", "/api/v1/workspaces", json={"name": workspace}, expect=(201,))
     hub.call("POST", f"/api/v1/workspaces/{workspace}/projects", json={"namespace": deployed.namespace}, expect=(201,))
     path = f"/api/v1/namespaces/{deployed.namespace}/workloads/deployment/probe"
-    _wait(lambda: hub.call("GET", path, expect=(200, 404)), timeout=30, what="the probe deployment in the cache")
+    wait_until(
+        lambda: hub.call("GET", path, expect=(200, 404)),
+        timeout=30,
+        interval=0.5,
+        what="the probe deployment in the cache",
+    )
     hub.call("POST", path + "/scale", json={"replicas": 0})
     hub.call("POST", path + "/restart")
     hub.call("POST", path + "/image", json={"container": "main", "image": "registry.example/probe:2"})
