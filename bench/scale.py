@@ -297,6 +297,11 @@ def measure_rest(sb: Sandbox, window: float, results: dict[str, Any]) -> None:
     time.sleep(5)
     off = window_of(False)
     results["hub_api_rps"] = max(0.0, on["rps"] - off["rps"])
+    if on["rps"] < off["rps"]:
+        say(
+            "hub stopped: the API server served more without the hub than with it: its other clients varied "
+            "more than the hub's share, so the difference says nothing; read the per-resource figures below"
+        )
     results["prom_cpu_base"] = off["prom_cpu"]
     results["hub_prom_cpu"] = on["prom_cpu"] - off["prom_cpu"]
     keys = {k: v - off["keys"].get(k, 0.0) for k, v in on["keys"].items() if k[0] != "WATCH"}
@@ -471,7 +476,7 @@ def report(results: dict[str, Any]) -> None:
     print("| " + " | ".join(h for h, _, _ in COLUMNS) + " |")
     print("|" + "---|" * len(COLUMNS))
     print("| " + " | ".join(cell(r.get(k), f) for _, k, f in COLUMNS) + " |")
-    fields = " ".join(f"{k}={cell(r.get(k), '{:.3g}' if isinstance(r.get(k), float) else '{}')}" for k in SUMMARY)
+    fields = " ".join(f"{k}={cell(r.get(k), '{:.4g}' if isinstance(r.get(k), float) else '{}')}" for k in SUMMARY)
     print(
         f"scale: size={r['size']} nodes={r['nodes']} pods={r['pods']} {fields} "
         f"tenants={r.get('tenants', 0)} load={r['load']}",
