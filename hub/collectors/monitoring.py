@@ -9,7 +9,9 @@ with its one bounded parser (``web.params``) and passes the caller's :class:`hub
 The scope is enforced here (:meth:`MonitoringService.scoped`): it becomes
 ``MonitoringRequest.filters.namespaces`` (None: every namespace; a tuple: exactly these), which
 ``catalogue.Query.s`` renders into every namespaced selector; this module never writes a
-matcher itself.
+matcher itself. A live ranking is the exception that proves it: it is answered from the level's
+table, one evaluation over every namespace (:mod:`hub.collectors.monitoring_view`), and the
+scope is then applied here by keeping only the caller's namespaces' entities.
 
 Several clusters: the scope is the view of one cluster (``Scope.at``), so a request is about
 that cluster. ``sources`` (the runtime's, from the cluster registry) gives each cluster's query
@@ -31,7 +33,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from hub.collectors import rankings
@@ -45,8 +46,10 @@ from hub.collectors.catalogue import (
     EmptyScope,
     Filters,
 )
+from hub.collectors.monitoring_series import missing_of, series_of
 from hub.collectors.monitoring_shared import TOTAL_TTL, SharedAnswers, TtlCache
-from hub.collectors.prometheus import QueryBackend, QuerySpec, Vector, label_names
+from hub.collectors.monitoring_view import RankingTable, answerable, build_table, table_filters
+from hub.collectors.prometheus import QueryBackend, QuerySpec, Vector
 from hub.collectors.promql import promql_number, validate_names
 from hub.errors import BackendUnavailable, InvalidInput, Unprocessable
 from hub.scope import DEFAULT_CLUSTER, Scope, refusal
@@ -248,6 +251,7 @@ class MonitoringService:
         timeout: float = 10.0,
         max_points: int = 11000,
         share_seconds: float = 0.0,
+        table_seconds: float | None = None,
         sources: MetricsSources | None = None,
         default_cluster: str = DEFAULT_CLUSTER,
     ) -> None:
@@ -259,7 +263,10 @@ class MonitoringService:
         self.timeout = timeout
         self.max_points = max_points
         self._totals = TtlCache(clock, TOTAL_TTL)
-        self.shared = SharedAnswers(clock, share_seconds)
+        self.shared: SharedAnswers[dict[str, Any]] = SharedAnswers(clock, share_seconds)
+        self.views: SharedAnswers[RankingTable] = SharedAnswers(
+            clock, share_seconds if table_seconds is None else table_seconds, size=64
+        )
 
     # The web layer's parser reads numbers and times, then hands names over to :meth:`build`.
     filter_params = tuple(FILTER_PARAMS)
@@ -362,6 +369,10 @@ class MonitoringService:
 
     def _ranked(self, req: MonitoringRequest, keys: tuple[str, ...], at: float, deadline: _Deadline) -> dict[str, Any]:
         assert req.sort_metric is not None and req.limit is not None
+        if self.views.ttl > 0 and answerable(
+            req.level, req.filters, sort_metric=req.sort_metric, window=req.window, is_range=req.is_range, time=req.time
+        ):
+            return self._ranked_from_table(req, keys, at, deadline)
         backend = self._backend(req.filters.cluster)
         needed = req.page * req.limit
         fetched = needed + rankings.slack(needed)
@@ -413,6 +424,31 @@ class MonitoringService:
             frames.update(self._fetch(req, rest, narrowed, at, deadline))
         return self._shape(req, {m: frames.get(m) for m in req.metrics}, page=page, total=total)
 
+    def _ranked_from_table(
+        self, req: MonitoringRequest, keys: tuple[str, ...], at: float, deadline: _Deadline
+    ) -> dict[str, Any]:
+        """A live ranking from the level's table (:mod:`hub.collectors.monitoring_view`),
+        evaluated once for the whole cluster and narrowed here to the caller's namespaces."""
+        assert req.sort_metric is not None and req.limit is not None
+        whole = table_filters(req.filters)
+        metric = req.sort_metric
+
+        def evaluate() -> RankingTable:
+            listed = self.catalogue.entities_expr(req.level, whole)
+            specs = [QuerySpec(f"({self.catalogue.expr(req.level, metric, whole)}) >= -Inf", time=at)]
+            specs += [QuerySpec(listed, time=at)] if listed is not None else []
+            answers = self._backend(req.filters.cluster).vectors(specs, timeout=deadline.remaining())
+            return build_table(req.level, answers[0], answers[1] if listed else None, at=at)
+
+        table = self.views.get((req.level, metric, whole), evaluate, wait=deadline.remaining())
+        ranked = table.select(req.filters.namespaces, descending=req.descending)
+        page = ranked.page(page=req.page, limit=req.limit).keys
+        frames: dict[str, pd.DataFrame | Vector | None] = {metric: table.vector(page)}
+        rest = [name for name in req.metrics if name != metric]
+        if rest and page:  # the page's other metrics, at the table's time
+            frames.update(self._fetch(req, rest, _narrow(req.filters, keys, page), table.at, deadline))
+        return self._shape(req, {m: frames.get(m) for m in req.metrics}, page=page, total=len(ranked))
+
     # -- queries ---------------------------------------------------------------------------
     def _value_expr(self, req: MonitoringRequest, metric: str, filters: Filters) -> str:
         """What a ranking orders by: the instant value, the window stat, or for a range
@@ -460,8 +496,8 @@ class MonitoringService:
         for name in req.metrics:
             metric = self.catalogue.metric(req.level, name)
             frame = frames.get(name)
-            series, have = _series(frame, keys, page)
-            missing = _missing(have, keys, page)
+            series, have = series_of(frame, keys, page)
+            missing = missing_of(have, keys, page)
             if not keys and not series and total:
                 missing = [{}]
             partial = partial or bool(missing)
@@ -502,89 +538,3 @@ def _narrow(filters: Filters, keys: Sequence[str], page: Sequence[rankings.Key])
             at = list(keys).index(label)
             names[field_name] = sorted({str(key[at]) for key in page if key[at]})
     return filters.narrowed(**names)
-
-
-def _series(
-    frame: pd.DataFrame | Vector | None, keys: Sequence[str], page: Sequence[rankings.Key]
-) -> tuple[list[dict[str, Any]], set[rankings.Key]]:
-    """Frame -> API series and the entity keys they belong to. Levels with entities keep
-    only the page's entities (an exact match of the whole key: a query narrowed to the page's
-    names may return pods named alike in other namespaces) in page order; levels without
-    entities order their series by labels.
-
-    Plain lists from the frame's numpy columns: a page is a few dozen series, for which
-    pandas indexing per series would cost more than the answer is worth.
-    """
-    if frame is None or frame.empty:
-        return [], set()
-    if isinstance(frame, Vector):
-        return _vector_series(frame, keys, page)
-    return _frame_series(frame, keys, page)
-
-
-def _frame_series(
-    frame: pd.DataFrame, keys: Sequence[str], page: Sequence[rankings.Key]
-) -> tuple[list[dict[str, Any]], set[rankings.Key]]:
-    labels = label_names(frame)
-    ids = frame["series"].to_numpy()
-    if len(ids) > 1 and bool((ids[1:] < ids[:-1]).any()):  # normally ordered by series, then time
-        frame = frame.sort_values(["series", "timestamp"], kind="mergesort")
-        ids = frame["series"].to_numpy()
-    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]).tolist()
-    ends = [*starts[1:], len(ids)]
-    ts = frame["timestamp"].to_numpy(dtype=float).tolist()
-    raw = frame["value"].to_numpy(dtype=float)
-    shown = raw.astype(object)
-    shown[~np.isfinite(raw)] = None  # JSON has no NaN/Inf
-    values = shown.tolist()
-    columns = {label: frame[label].to_numpy(dtype=object) for label in labels}
-    missing_label = np.full(len(ids), "", dtype=object)
-    key_columns = [columns.get(k, missing_label) for k in keys]
-    wanted = {key: n for n, key in enumerate(page)} if keys else {}
-    out: list[tuple[Any, dict[str, Any], list[list[Any]]]] = []
-    have: set[rankings.Key] = set()
-    for i, (first, stop) in enumerate(zip(starts, ends, strict=True)):
-        if keys:
-            key = tuple(column[first] for column in key_columns)
-            position = wanted.get(key)
-            if position is None:
-                continue
-            have.add(key)
-            rank: Any = (position, i)
-        row = {label: column[first] for label, column in columns.items() if column[first] != ""}
-        if not keys:
-            rank = tuple(sorted(row.items()))
-        out.append((rank, row, [[t, v] for t, v in zip(ts[first:stop], values[first:stop], strict=True)]))
-    out.sort(key=lambda item: item[0])
-    return [{"labels": row, "values": points} for _, row, points in out], have
-
-
-def _vector_series(
-    vector: Vector, keys: Sequence[str], page: Sequence[rankings.Key]
-) -> tuple[list[dict[str, Any]], set[rankings.Key]]:
-    """:func:`_series` of an instant :class:`Vector`, with the same answer a frame of it gives:
-    labels in name order without empty ones, one ``[time, value]`` point (None for NaN/±Inf)."""
-    wanted = {key: n for n, key in enumerate(page)} if keys else {}
-    out: list[tuple[Any, dict[str, Any], list[list[Any]]]] = []
-    have: set[rankings.Key] = set()
-    for i, (labels, ts, value) in enumerate(zip(vector.metrics, vector.timestamps, vector.values, strict=True)):
-        row = {name: labels[name] for name in sorted(labels) if labels[name] != ""}
-        if keys:
-            key = tuple(labels.get(k, "") for k in keys)
-            position = wanted.get(key)
-            if position is None:
-                continue
-            have.add(key)
-            rank: Any = (position, i)
-        else:
-            rank = tuple(sorted(row.items()))
-        out.append((rank, row, [[ts, value if math.isfinite(value) else None]]))
-    out.sort(key=lambda item: item[0])
-    return [{"labels": row, "values": points} for _, row, points in out], have
-
-
-def _missing(have: set[rankings.Key], keys: Sequence[str], page: Sequence[rankings.Key]) -> list[dict[str, str]]:
-    """Entities of the page for which the metric has no series."""
-    if not keys:
-        return []
-    return [dict(zip(keys, (str(v) for v in key), strict=True)) for key in dict.fromkeys(page) if key not in have]

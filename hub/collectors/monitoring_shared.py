@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from hub.errors import BackendUnavailable
 from hub.timeutil import Clock
@@ -47,9 +47,16 @@ class TtlCache:
 # Prometheus one evaluation per few seconds, not one per user). Values carry their evaluation
 # time, so a shared answer says how old it is. 0 turns sharing off (the unit tests' default).
 SHARE_SECONDS = 5.0
+# Seconds a live ranking's table (one evaluation of a metric over every entity of a level,
+# hub.collectors.monitoring_view) answers every caller's ranking, whatever their scope, page or
+# order: the same age a shared answer may have. 0 turns tables off (rankings then send a topk).
+TABLE_SECONDS = SHARE_SECONDS
 
 
-class SharedAnswers:
+T = TypeVar("T")
+
+
+class SharedAnswers(Generic[T]):
     """Live answers per scoped request for ``ttl`` seconds, computed once when several callers
     ask at the same moment (the others wait for the first one's answer, at most the request
     timeout; a failure is not kept and each waiter then asks for itself). The key is the
@@ -59,18 +66,19 @@ class SharedAnswers:
 
     def __init__(self, clock: Clock, ttl: float, size: int = 512) -> None:
         self._clock, self.ttl, self._size = clock, ttl, size
-        self._items: dict[Hashable, tuple[float, dict[str, Any]]] = {}
+        self._items: dict[Hashable, tuple[float, T]] = {}
         self._pending: dict[Hashable, threading.Event] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable, compute: Callable[[], dict[str, Any]], wait: float) -> dict[str, Any]:
+    def get(self, key: Hashable, compute: Callable[[], T], wait: float) -> T:
         if self.ttl <= 0:
             return compute()
+        mine: threading.Event | None = None
         while True:
             with self._lock:
                 found = self._items.get(key)
                 if found is not None and found[0] >= self._clock.now():
-                    return dict(found[1])
+                    return _copy(found[1])
                 pending = self._pending.get(key)
                 if pending is None:
                     mine = self._pending[key] = threading.Event()
@@ -78,14 +86,15 @@ class SharedAnswers:
             if not pending.wait(wait):  # the first caller's query outlived our whole budget
                 raise BackendUnavailable("prometheus", f"no complete answer within {wait:g} s")
             with self._lock:
-                if key not in self._items:  # it failed: ask for ourselves
+                if key not in self._items:  # it failed: ask for ourselves, unshared
                     break
         try:
             body = compute()
         finally:
-            with self._lock:
-                self._pending.pop(key, None)
-            mine.set()
+            if mine is not None:
+                with self._lock:
+                    self._pending.pop(key, None)
+                mine.set()
         with self._lock:
             if len(self._items) >= self._size:
                 now = self._clock.now()
@@ -93,4 +102,10 @@ class SharedAnswers:
                 if len(self._items) >= self._size:
                     self._items.clear()
             self._items[key] = (self._clock.now() + self.ttl, body)
-        return dict(body)
+        return _copy(body)
+
+
+def _copy(value: T) -> T:
+    """A caller's own copy of a kept answer's top level (the web layer may add to a body);
+    anything else kept here (a ranking table) is frozen and handed out as is."""
+    return dict(value) if isinstance(value, dict) else value  # type: ignore[return-value]

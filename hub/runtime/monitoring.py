@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from hub.collectors.catalogue import default_catalogue
 from hub.collectors.monitoring import MetricsSources, MonitoringService
-from hub.collectors.monitoring_shared import SHARE_SECONDS
+from hub.collectors.monitoring_shared import SHARE_SECONDS, TABLE_SECONDS
 from hub.collectors.prometheus import PrometheusClient, QueryBackend
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ def build(hub: Hub) -> None:
         timeout=settings.timeout,
         max_points=settings.max_points,
         share_seconds=SHARE_SECONDS,
+        table_seconds=TABLE_SECONDS,
         sources=sources(hub, client),
         default_cluster=hub.settings.clusters.default_name,
     )

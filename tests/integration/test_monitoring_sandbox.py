@@ -354,6 +354,35 @@ def test_a_live_ranking_is_prometheus_topk_at_the_time_it_carries(hub_app: Any, 
     assert [s["values"][0][1] for s in series] == pytest.approx([-v for v, _, _ in want], rel=1e-9)
 
 
+@pytest.mark.parametrize("metric", sorted(RAW_POD_RANKINGS))
+@pytest.mark.parametrize("sort_type", ["desc", "asc"])
+def test_a_tenants_live_ranking_is_prometheus_topk_over_their_namespace_only(
+    hub_app: Any, prom: str, metric: str, sort_type: str
+) -> None:
+    """A live ranking comes from one evaluation over every namespace, narrowed by the service
+    (hub.collectors.monitoring_view): it must equal Prometheus's own topk/bottomk of the
+    expression with the tenant's namespace matcher, at the time the answer carries, with the
+    same total as Prometheus's count of the tenant's pods; and an admin asking in between
+    (every namespace, the same table) must not widen the tenant's next answer."""
+    mine = hub_app.config["mine"]["tenant-one"]
+    pick = "topk" if sort_type == "desc" else "bottomk"
+    ask = {"metrics": metric, "sort_metric": metric, "sort_type": sort_type, "limit": 3}
+    status, wide = api(hub_app, "root", "/api/v1/monitoring/pods", **ask)
+    assert status == 200, wide
+    status, body = api(hub_app, "tenant-one", "/api/v1/monitoring/pods", **ask)
+    assert status == 200, body
+    assert wide["total"] > body["total"] > 0
+    series = body["results"][0]["series"]
+    assert series and namespaces_of(body) == {mine}
+    when = series[0]["values"][0][0]
+    scoped = RAW_POD_RANKINGS[metric].replace('container!="POD"}', f'container!="POD",namespace="{mine}"}}')
+    want = _ordered_by_prometheus(prom, pick, 3, scoped, when)
+    assert [s["values"][0][1] for s in series] == pytest.approx(
+        [-v if sort_type == "desc" else v for v, _, _ in want], rel=1e-9
+    )
+    assert body["total"] == raw(prom, f'count(kube_pod_info{{namespace="{mine}"}})', when)["value"].iloc[0]
+
+
 # ---- tenants never see each other ---------------------------------------------------------------
 
 

@@ -67,8 +67,19 @@ def test_a_tenant_sees_only_their_namespaces(env: dict) -> None:
     status, body = env["get"]("alice", "/api/v1/monitoring/pods?metrics=pod_cpu_usage&sort_metric=pod_cpu_usage")
     assert status == 200
     assert namespaces_in(body) == {"team-a"} and body["total"] == 2
+    # A live ranking is one evaluation over every namespace (the level's table), narrowed by the
+    # service to the caller's; anything else is sent with the caller's namespaces as matchers.
     for spec in env["backend"].sent:
-        assert 'namespace="team-a"' in spec.promql and "team-b" not in spec.promql
+        assert "team-b" not in spec.promql
+        assert 'namespace="team-a"' in spec.promql or "namespace=" not in spec.promql
+    status, body = env["get"](
+        "alice", "/api/v1/monitoring/pods?metrics=pod_cpu_usage,pod_memory_usage&sort_metric=pod_cpu_usage"
+    )
+    assert status == 200 and namespaces_in(body) == {"team-a"} and body["total"] == 2
+    status, body = env["get"](
+        "alice", "/api/v1/monitoring/pods?metrics=pod_cpu_usage&sort_metric=pod_cpu_usage&limit=1&page=3"
+    )
+    assert status == 200 and body["total"] == 2 and body["results"][0]["series"] == []
 
 
 @pytest.mark.parametrize("query", ["namespaces=team-c", "namespaces=team-b,team-c", "namespaces=team-a,team-c"])

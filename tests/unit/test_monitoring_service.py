@@ -242,17 +242,15 @@ def test_a_live_answer_is_shared_for_a_few_seconds_by_callers_of_the_same_scope_
     svc, backend = shared_service({CPU: {k: float(i) for i, k in enumerate(pods)}}, pods)
     ask = {"metrics": "pod_cpu_usage", "sort_metric": "pod_cpu_usage", "limit": 5}
     first = run(svc, "pods", scope=["a"], **ask)
-    assert series_names(first) == ["a/p2", "a/p1"]
+    assert series_names(first) == ["a/p2", "a/p1"] and first["total"] == 2
     sent = len(backend.sent)
     assert run(svc, "pods", scope=["a"], **ask) == first  # the same scope: no new query
     assert len(backend.sent) == sent
-    other = run(svc, "pods", scope=["b"], **ask)  # another scope never gets a's answer
-    assert series_names(other) == ["b/q1"] and len(backend.sent) > sent
+    other = run(svc, "pods", scope=["b"], **ask)  # another scope never gets a's entities
+    assert series_names(other) == ["b/q1"] and other["total"] == 1
     assert series_names(run(svc, "pods", **ask)) == ["b/q1", "a/p2", "a/p1"]  # nor the admin's
-    sent = len(backend.sent)
-    run(svc, "pods", scope=["a"], **{**ask, "page": 2})  # another page is another request
-    assert len(backend.sent) > sent
-    sent = len(backend.sent)
+    assert run(svc, "pods", scope=["a"], **{**ask, "page": 2})["results"][0]["series"] == []
+    assert len(backend.sent) == sent  # every scope and page from the one table
     svc.clock.advance(6)  # type: ignore[attr-defined]
     run(svc, "pods", scope=["a"], **ask)
     assert len(backend.sent) > sent  # older than share_seconds: evaluated again
@@ -262,6 +260,35 @@ def test_a_live_answer_is_shared_for_a_few_seconds_by_callers_of_the_same_scope_
         run(svc, "pods", scope=["a"], **ask, time=NOW - 60)
         counts.append(len(backend.sent) - sent)
     assert counts[0] == counts[1] > 0
+
+
+def test_a_live_ranking_is_one_unscoped_evaluation_narrowed_to_each_callers_namespaces() -> None:
+    pods = [("a", "p1"), ("a", "p2"), ("b", "q1"), ("c", "idle")]
+    values = {("a", "p1"): 3.0, ("a", "p2"): 1.0, ("b", "q1"): 2.0}  # c/idle: listed, no value
+    svc, backend = shared_service({CPU: values}, pods)
+    ask = {"metrics": "pod_cpu_usage", "sort_metric": "pod_cpu_usage", "limit": 2}
+    body = run(svc, "pods", scope=["a", "c"], **ask)
+    assert series_names(body) == ["a/p1", "a/p2"] and body["total"] == 3
+    sent = [q.promql for q in backend.sent]
+    assert len(sent) == 2 and not any("topk" in q or 'namespace=~"' in q for q in sent)  # every namespace
+    last = run(svc, "pods", scope=["a", "c"], **{**ask, "page": 2})
+    assert last["results"][0]["series"] == [] and last["results"][0]["missing"] == [{"namespace": "c", "pod": "idle"}]
+    up = run(svc, "pods", scope=["b", "a"], **{**ask, "sort_type": "asc"})
+    assert series_names(up) == ["a/p2", "b/q1"]
+    assert run(svc, "pods", scope=[], **ask)["total"] == 0
+    both = run(svc, "pods", scope=["b"], metrics="pod_cpu_usage,pod_memory_usage", sort_metric="pod_cpu_usage")
+    assert series_names(both) == ["b/q1"] and 'namespace="b",pod="q1"' in backend.sent[-1].promql  # the page only
+    assert len(backend.sent) == 3  # the table once; the other metric for the page
+
+
+def test_requests_a_table_cannot_answer_are_evaluated_per_request() -> None:
+    pods = [("a", "p1"), ("b", "q1")]
+    svc, backend = shared_service({CPU: {("a", "p1"): 1.0, ("b", "q1"): 2.0}}, pods)
+    base = {"metrics": "pod_cpu_usage", "sort_metric": "pod_cpu_usage", "limit": 2}
+    for extra in ({"pods": "p1"}, {"window": "1h"}, {"time": NOW - 60}):
+        sent = len(backend.sent)
+        run(svc, "pods", scope=["a"], **base, **extra)
+        assert any(q.promql.startswith(("topk(", "bottomk(")) for q in backend.sent[sent:]), extra
 
 
 def test_callers_asking_at_once_share_one_evaluation_and_a_failure_is_not_kept() -> None:
@@ -285,7 +312,7 @@ def test_callers_asking_at_once_share_one_evaluation_and_a_failure_is_not_kept()
     for t in threads:
         t.join(10)
     assert len(bodies) == 4 and all(series_names(b) == ["ns/p29", "ns/p28", "ns/p27"] for b in bodies)
-    assert [q.promql.split("(")[0] for q in backend.sent] == ["topk", "count"]  # one evaluation
+    assert len(backend.sent) == 2 and not backend.sent[0].promql.startswith("topk")  # one evaluation
 
     svc2, backend2 = shared_service({CPU: {k: 1.0 for k in PODS}}, PODS)
     backend2.fail = unavailable()

@@ -1,0 +1,121 @@
+"""Live rankings answered from one table per (cluster, level, metric) instead of one PromQL
+evaluation per caller (pure: no I/O; the monitoring service fetches and keeps the tables).
+
+Why: a hub that sends Prometheus a ``topk`` for every ranking request pays, on top of
+Prometheus's own work, an HTTP hop, authentication, scope and JSON for each caller, and each
+tenant's ranking is a different query, so nothing is shared between them. A live ranking of a
+namespaced level (pods, workloads, containers, namespaces, volumes) orders entities by their
+value, and an entity's value does not depend on which other namespaces the query was narrowed
+to (every template aggregates by at least ``namespace``). So one unscoped evaluation of the
+metric for every entity of the cluster, kept while it is at most ``share_seconds`` old (the same
+age a shared answer may have), answers every caller: each one's scope is applied here, in the
+service, by keeping only the entities of the caller's namespaces. Tenants never see each
+other's entities, and values outside a caller's namespaces never reach an answer.
+
+What a table does not answer (the service evaluates per request instead): a window statistic,
+a range, an explicit ``time=``, any filter other than namespaces, and a narrowed request at a
+level whose entities have no namespace (workspaces: a workspace's value is the sum over the
+namespaces the caller sees, which an unscoped evaluation would not give).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from hub.collectors import rankings
+from hub.collectors.catalogue import ENTITY_LABELS, Filters
+from hub.collectors.prometheus import Vector
+
+# Filters fields a table cannot apply (anything but namespaces and the cluster's identity).
+_OTHER_FILTERS = ("nodes", "workspaces", "kinds", "workloads", "pods", "containers")
+
+
+def answerable(
+    level: str,
+    filters: Filters,
+    *,
+    sort_metric: str | None,
+    window: float | None,
+    is_range: bool,
+    time: float | None,
+) -> bool:
+    """Whether a ranking request with these parts is answered from a table (see the module
+    docstring for why the others are not)."""
+    if sort_metric is None or window is not None or is_range or time is not None:
+        return False
+    if any(getattr(filters, name) for name in _OTHER_FILTERS):
+        return False
+    keys = ENTITY_LABELS.get(level)
+    if not keys:
+        return False
+    return filters.namespaces is None or "namespace" in keys
+
+
+def table_filters(filters: Filters) -> Filters:
+    """The filters of a table's one evaluation: the cluster's identity, every namespace."""
+    return Filters(cluster=filters.cluster, cluster_label=filters.cluster_label)
+
+
+@dataclass(frozen=True)
+class RankingTable:
+    """Every entity of one level with the metric's value at ``at`` (those Prometheus listed
+    without a value ranked last, by name), in both orders, and each entity's series as the
+    answer shows it."""
+
+    keys: tuple[str, ...]
+    at: float
+    descending: rankings.Entities
+    ascending: rankings.Entities
+    series: Mapping[rankings.Key, tuple[Mapping[str, str], float, float]] = field(repr=False)
+
+    def select(self, namespaces: Sequence[str] | None, *, descending: bool) -> rankings.Entities:
+        """The entities of ``namespaces`` (None: all) in rank order. Order is by (missing,
+        value, name) for every entity, so a subset keeps the order the whole table has."""
+        ordered = self.descending if descending else self.ascending
+        if namespaces is None:
+            return ordered
+        at = self.keys.index("namespace")
+        wanted = frozenset(namespaces)
+        kept = [i for i, key in enumerate(ordered.keys) if key[at] in wanted]
+        return rankings.Entities(tuple(ordered.keys[i] for i in kept), ordered.values[kept])
+
+    def vector(self, page: Sequence[rankings.Key]) -> Vector:
+        """The series of the page's entities that have one (the others are the answer's
+        ``missing``), as the instant answer of a per-request evaluation would hold them."""
+        found = [self.series[key] for key in page if key in self.series]
+        return Vector(
+            tuple(labels for labels, _, _ in found),
+            tuple(ts for _, ts, _ in found),
+            tuple(value for _, _, value in found),
+        )
+
+
+def build_table(level: str, values: Vector, universe: Vector | None, *, at: float) -> RankingTable:
+    """A table from the metric's answer (NaN already dropped by the query) and, when the level
+    lists its entities, that list (their value is ignored)."""
+    keys = ENTITY_LABELS[level]
+    entities = rankings.label_values(values.metrics, values.values, keys)
+    listed: tuple[rankings.Key, ...] = ()
+    if universe is not None and not universe.empty:
+        listed = rankings.label_values(universe.metrics, universe.values, keys).keys
+    series: dict[rankings.Key, tuple[Mapping[str, str], float, float]] = {}
+    chosen = dict(zip(entities.keys, entities.values.tolist(), strict=True))
+    for labels, ts, value in zip(values.metrics, values.timestamps, values.values, strict=True):
+        key = tuple(labels.get(k, "") for k in keys)
+        if key not in series and _same(chosen.get(key), value):  # the entity's kept series
+            series[key] = (labels, ts, value)
+    return RankingTable(
+        keys=keys,
+        at=at,
+        descending=rankings.order(entities, descending=True, universe=listed),
+        ascending=rankings.order(entities, descending=False, universe=listed),
+        series=series,
+    )
+
+
+def _same(kept: float | None, value: float) -> bool:
+    if kept is None:
+        return False
+    return kept == value or (math.isnan(kept) and math.isnan(value))
