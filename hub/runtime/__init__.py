@@ -90,7 +90,7 @@ class Hub:
     oidc: OidcClient | None = field(init=False, default=None)  # single sign-on, when configured
     cluster: ClusterService | None = field(init=False, default=None)  # the implicit cluster's
     clusters: ClusterRegistry = field(init=False)  # every cluster: the implicit one and the added ones
-    cluster_services: dict[str, ClusterService] = field(default_factory=dict)  # the added clusters'
+    added_clusters: dict[str, ClusterService] = field(default_factory=dict)  # the added clusters'
     cluster_errors: dict[str, str] = field(default_factory=dict)  # added clusters that cannot be configured
     cluster_reconciler: ClusterReconciler | None = field(init=False, default=None)
     background_started: bool = False

@@ -291,7 +291,7 @@ def stale_clusters(hub: Hub) -> dict[str, float]:
     out: dict[str, float] = {}
     if hub.cluster is not None and (since := hub.cluster.cache.stale_since()):
         out[hub.clusters.implicit.name] = since
-    for name, service in list(hub.cluster_services.items()):
+    for name, service in list(hub.added_clusters.items()):
         if since := service.cache.stale_since():
             out[name] = since
     return out

@@ -8,7 +8,7 @@ is told each namespace's creation time and UID as the watch sees them (a recreat
 moves its project's log floor and UID).
 
 Several clusters: ``hub.clusters`` is the :class:`~hub.clusters.service.ClusterRegistry` (the
-implicit cluster of the settings plus the ones admins added), and ``hub.cluster_services`` maps
+implicit cluster of the settings plus the ones admins added), and ``hub.added_clusters`` maps
 every *added* cluster's name to its own ClusterService (own connection, own watch cache), built
 here and rebuilt, started or stopped whenever the registry changes. ``hub.cluster`` stays the
 implicit cluster's service, so single-cluster installs and today's routes are unchanged. A
@@ -76,7 +76,7 @@ def _build_registry(hub: Hub) -> None:
 
 
 class ClusterReconciler:
-    """Keeps ``hub.cluster_services`` in step with the stored clusters.
+    """Keeps ``hub.added_clusters`` in step with the stored clusters.
 
     Another replica (or ``kubehub`` run elsewhere against the same database) may add, change or
     remove a cluster; this replica learns of it on its next round (every ``interval`` seconds
@@ -99,7 +99,7 @@ class ClusterReconciler:
             wanted = {c.name: c for c in hub.clusters.all() if not c.implicit}
             stale = [n for n in self.built if n not in wanted or wanted[n].updated != self.built[n] or n == changed]
             for name in stale:
-                old = hub.cluster_services.pop(name, None)
+                old = hub.added_clusters.pop(name, None)
                 if old is not None:
                     old.stop()
                 hub.cluster_errors.pop(name, None)
@@ -110,12 +110,12 @@ class ClusterReconciler:
                 self.built[name] = cluster.updated
                 service = _service_for(hub, cluster)
                 if service is not None:
-                    hub.cluster_services[name] = service
+                    hub.added_clusters[name] = service
                     if hub.background_started:
                         service.start()
 
     def start(self) -> None:
-        for service in list(self.hub.cluster_services.values()):
+        for service in list(self.hub.added_clusters.values()):
             service.start()
         self._thread = threading.Thread(target=self._loop, name="cluster-registry", daemon=True)
         self._thread.start()
@@ -131,7 +131,7 @@ class ClusterReconciler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        for service in list(self.hub.cluster_services.values()):
+        for service in list(self.hub.added_clusters.values()):
             service.stop()
 
 

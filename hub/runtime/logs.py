@@ -298,7 +298,7 @@ def shipped_clusters(hub: Hub) -> Callable[[], dict[str, ClusterPodSource]]:
     def source(name: str) -> ClusterPodSource:
         if name not in sources:
             if name:
-                sources[name] = ClusterPodSource(lambda: hub.cluster_services.get(name), name=name)
+                sources[name] = ClusterPodSource(lambda: hub.added_clusters.get(name), name=name)
             else:
                 sources[name] = ClusterPodSource(lambda: hub.cluster)
         return sources[name]
@@ -307,7 +307,7 @@ def shipped_clusters(hub: Hub) -> Callable[[], dict[str, ClusterPodSource]]:
         out: dict[str, ClusterPodSource] = {}
         if hub.cluster is not None and implicit not in skip:
             out[""] = source("")
-        for name in sorted(hub.cluster_services):
+        for name in sorted(hub.added_clusters):
             if name not in skip and name != implicit:
                 out[name] = source(name)
         return out

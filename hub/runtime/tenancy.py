@@ -4,7 +4,7 @@ The cluster service is built after this one (``AREAS`` order), so the namespace 
 handed to the tenancy service look ``hub.cluster`` up when called, not now. With a cluster,
 projects get real namespaces, real creation times and UIDs; without one (``hub.cluster`` is
 None) projects are only recorded. A project of an added cluster gets its namespace in that
-cluster's API server, through the cluster's own service (``hub.cluster_services``, connected
+cluster's API server, through the cluster's own service (``hub.added_clusters``, connected
 with the registry's unsealed credentials); its failures name that cluster.
 """
 
@@ -108,7 +108,7 @@ def _cluster_namespaces(hub: Hub) -> Any:
     could not be connected at all is 503 naming it, with the reason the registry recorded."""
 
     def namespaces(name: str) -> _AddedClusterNamespaces:
-        service = hub.cluster_services.get(name)
+        service = hub.added_clusters.get(name)
         if service is None:
             reason = hub.cluster_errors.get(name, "not connected")
             raise BackendUnavailable(f"kubernetes API server of cluster {name}", reason)

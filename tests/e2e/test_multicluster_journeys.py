@@ -87,7 +87,7 @@ def second(console: Console, private_two_clusters: Sandbox) -> Iterator[ClusterS
         t.set_project_member(f"{SECOND}/{TENANT_NS}", SECOND_TENANT, "viewer", actor="e2e")
         console.passwords[SECOND_TENANT] = SECOND_PASSWORD
         wait_until(
-            lambda: (s := hub.cluster_services.get(SECOND)) is not None and s.cache.stale_since() is None
+            lambda: (s := hub.added_clusters.get(SECOND)) is not None and s.cache.stale_since() is None
             and _api_workloads(sb.kubeconfig) <= _hub_workloads(hub, SECOND),
             timeout=120,
             what="cluster-2 watched and synced",
@@ -116,7 +116,7 @@ def _api_workloads(kubeconfig: Path) -> set[str]:
 def _hub_workloads(hub: Any, cluster: str) -> set[str]:
     from hub.collectors.inventory import ListQuery
 
-    service = hub.cluster_services.get(cluster) if cluster != "default" else hub.cluster
+    service = hub.added_clusters.get(cluster) if cluster != "default" else hub.cluster
     try:
         page = service.list_workloads(TENANT_NS, ListQuery(limit=5000, offset=0, label_selector="", name=""))
     except Exception:

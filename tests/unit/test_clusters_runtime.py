@@ -24,22 +24,22 @@ def test_a_cluster_added_by_one_replica_is_built_by_the_other_and_removed_alike(
     try:
         a.clusters.add({"name": "edge", "connection": {"kubeconfig_path": str(kubeconfig)}}, actor="admin")
         a.clusters.add({"name": "broken", "connection": {"kubeconfig_path": str(tmp_path / "missing")}}, actor="x")
-        assert set(a.cluster_services) == {"edge"} and "does not exist" in a.cluster_errors["broken"]
-        assert b.cluster_services == {}  # b has not looked yet
+        assert set(a.added_clusters) == {"edge"} and "does not exist" in a.cluster_errors["broken"]
+        assert b.added_clusters == {}  # b has not looked yet
         assert b.cluster_reconciler is not None
         b.cluster_reconciler.reconcile()
-        assert set(b.cluster_services) == {"edge"} and "broken" in b.cluster_errors
-        first = b.cluster_services["edge"]
+        assert set(b.added_clusters) == {"edge"} and "broken" in b.cluster_errors
+        first = b.added_clusters["edge"]
         b.cluster_reconciler.reconcile()
-        assert b.cluster_services["edge"] is first  # unchanged: not rebuilt
+        assert b.added_clusters["edge"] is first  # unchanged: not rebuilt
         a.clusters.edit("edge", {"connection": {"kubeconfig_path": str(kubeconfig), "context": "t"}}, actor="admin")
         b.cluster_reconciler.reconcile()
-        assert b.cluster_services["edge"] is not first  # its stored time moved: rebuilt
+        assert b.added_clusters["edge"] is not first  # its stored time moved: rebuilt
         a.clusters.remove("edge", actor="admin")
         a.clusters.remove("broken", actor="admin")
-        assert a.cluster_services == {} and a.cluster_errors == {}
+        assert a.added_clusters == {} and a.cluster_errors == {}
         b.cluster_reconciler.reconcile()
-        assert b.cluster_services == {} and b.cluster_errors == {}
+        assert b.added_clusters == {} and b.cluster_errors == {}
     finally:
         a.close()
         b.close()

@@ -72,7 +72,7 @@ def _added_cluster(name: str) -> ClusterService:
         raise refusal(needed)  # unknown and foreign alike
     if name not in h.clusters.names():
         raise NotFound(f"no cluster {name!r}", field="cluster")
-    service = h.cluster_services.get(name)
+    service = h.added_clusters.get(name)
     if service is None:
         reason = h.cluster_errors.get(name, "not connected")
         raise BackendUnavailable(f"kubernetes API server of cluster {name}", reason)
@@ -328,7 +328,7 @@ def _cluster_view(name: str) -> dict[str, Any]:
     h = hub()
     c = h.clusters.get(name)
     out = c.to_dict()
-    service = h.cluster if c.implicit else h.cluster_services.get(name)
+    service = h.cluster if c.implicit else h.added_clusters.get(name)
     if service is None:
         out["state"] = "unconfigured" if c.implicit else "error"
         out["error"] = "no connection configured" if c.implicit else h.cluster_errors.get(name, "not connected")

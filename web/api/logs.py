@@ -144,7 +144,7 @@ def ingest_cluster(body: Any) -> Any:
         return getattr(h, "cluster", None)
     if name not in logs().cluster_names():
         raise Unprocessable(f"no cluster {name[:80]!r} is known to this hub", field="cluster")
-    return h.cluster_services.get(name)
+    return h.added_clusters.get(name)
 
 
 @bp.post("/logs/ingest")

@@ -39,7 +39,7 @@ def ingest_volume_files() -> Any:
     if name and name != h.clusters.implicit.name:
         if name not in h.clusters.names():
             raise NotFound(f"no cluster {name[:80]!r} is known to this hub", field="cluster")
-        cluster = h.cluster_services.get(name)
+        cluster = h.added_clusters.get(name)
     else:
         cluster = h.cluster
     if cluster is None:

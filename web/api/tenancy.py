@@ -264,7 +264,7 @@ def project_deletion_preview(ws: str, ns: str) -> Any:
     _project_in(ws, ns)
     in_cluster, name = split_key(ns)  # an added cluster's project (?cluster=): its own API server
     h = hub()
-    cluster = h.cluster_services.get(in_cluster) if in_cluster else h.cluster
+    cluster = h.added_clusters.get(in_cluster) if in_cluster else h.cluster
     if in_cluster and cluster is None:
         raise BackendUnavailable(
             f"kubernetes API server of cluster {in_cluster}", h.cluster_errors.get(in_cluster, "not connected")

@@ -29,7 +29,7 @@ def _views() -> list[dict[str, Any]]:
     for c in h.clusters.all():
         d = c.to_dict()
         d["describe"] = c.connection.describe()
-        service = h.cluster if c.implicit else h.cluster_services.get(c.name)
+        service = h.cluster if c.implicit else h.added_clusters.get(c.name)
         if service is None:
             d["state"], d["stale_since"] = ("unconfigured" if c.implicit else "error"), None
             d["error"] = "" if c.implicit else h.cluster_errors.get(c.name, "")

@@ -92,7 +92,7 @@ def require_cluster() -> ClusterService:
             raise refusal("nodes:read")
         if not (request.view_args or {}).get("ns") and request.endpoint != "views.cluster.workloads":
             view.check_cluster("nodes:read", name)
-        service = h.cluster_services.get(name)
+        service = h.added_clusters.get(name)
         if service is None:
             backend = f"kubernetes API server of cluster {name}"
             raise BackendUnavailable(backend, h.cluster_errors.get(name, "not connected"))

@@ -114,7 +114,7 @@ def _row(name: str, whole: Scope) -> dict[str, Any]:
     h = hub()
     c = h.clusters.get(name)
     view = whole.for_cluster(name)
-    service = h.cluster if c.implicit else h.cluster_services.get(name)
+    service = h.cluster if c.implicit else h.added_clusters.get(name)
     row: dict[str, Any] = {
         "name": name,
         "display_name": c.display_name or name,

@@ -221,7 +221,7 @@ def project_delete_preview(ws: str, ns: str) -> Any:
     h = common.hub()
     in_cluster = request_cluster()
     added = in_cluster and in_cluster != h.clusters.implicit.name
-    cluster = h.cluster_services.get(in_cluster) if added else h.cluster
+    cluster = h.added_clusters.get(in_cluster) if added else h.cluster
     contents: dict[str, Any] | None = None
     error = ""
     if cluster is not None:
