@@ -20,7 +20,6 @@ import logging
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,6 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from hub.collectors.k8s_errors import connection_error, error_from_status
-from hub.collectors.kube_decode import list_head
 from hub.collectors.watchcache import ListPage, ResourceKind, WatchEvent, WatchExpired
 from hub.errors import ConfigError
 from hub.settings import KubernetesSettings
@@ -307,9 +305,6 @@ class KubeApi:
             raise error_from_status(resp.status, data, verb="list", resource=kind.name) from ApiException(
                 status=resp.status, reason=resp.reason, body=data
             )
-        if kind.decode_list is not None:  # items decoded later, by the cache, from the bytes
-            rv, token = list_head(data)
-            return ListPage([], rv, token, decode=partial(kind.decode_list, data))
         doc = json.loads(data)
         meta = doc.get("metadata") or {}
         return ListPage(doc.get("items") or [], meta.get("resourceVersion", ""), meta.get("continue") or None)
