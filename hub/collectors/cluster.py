@@ -45,6 +45,7 @@ from hub.collectors.inventory import (
     workload_to_dict,
 )
 from hub.collectors.k8s_errors import API_SERVER
+from hub.collectors.kube_decode import decode_pod_list
 from hub.collectors.kube_request import KubeRequests
 from hub.collectors.watchcache import KubeSource, ListPage, ResourceKind, Store, WatchCache
 from hub.collectors.workload_actions import (
@@ -74,7 +75,15 @@ def _pod_node(p: Pod) -> list[str]:
 RESOURCE_KINDS: tuple[ResourceKind, ...] = (
     ResourceKind("nodes", "Node", "/api/v1", False, node_from_api),
     ResourceKind("namespaces", "Namespace", "/api/v1", False, namespace_from_api),
-    ResourceKind("pods", "Pod", "/api/v1", True, pod_from_api, indexes={"owner": _owner_uids, "node": _pod_node}),
+    ResourceKind(
+        "pods",
+        "Pod",
+        "/api/v1",
+        True,
+        pod_from_api,
+        indexes={"owner": _owner_uids, "node": _pod_node},
+        decode_list=decode_pod_list,
+    ),
     ResourceKind("deployments", "Deployment", "/apis/apps/v1", True, partial(workload_from_api, "Deployment")),
     ResourceKind("statefulsets", "StatefulSet", "/apis/apps/v1", True, partial(workload_from_api, "StatefulSet")),
     ResourceKind("daemonsets", "DaemonSet", "/apis/apps/v1", True, partial(workload_from_api, "DaemonSet")),
