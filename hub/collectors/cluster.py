@@ -148,6 +148,12 @@ class ClusterService(WorkloadActions):
         # listing then costs a lookup per node until the node or a pod on it changes. Callers
         # must copy a view before adding keys to it.
         self._node_views: dict[str, tuple[Node, int, dict[str, Any], str]] = {}
+        # (namespace, name) -> (pod object, its workload, its dict, that dict as JSON): a pod
+        # listing costs a lookup per pod until the pod or its owner's answer changes.
+        self._pod_views: dict[tuple[str, str], tuple[Pod, tuple[str, str] | None, dict[str, Any], str]] = {}
+        # (kind, namespace) -> (the namespace's version in the store, its objects sorted by name):
+        # pages of a listing cut a window instead of sorting the namespace again.
+        self._sorted_views: dict[tuple[str, str], tuple[int, list[Any]]] = {}
 
     # -- lifecycle (Hub.start_background / Hub.close / readiness) ---------------------------------
     def start(self) -> None:
@@ -218,6 +224,30 @@ class ClusterService(WorkloadActions):
         events.sort(key=lambda e: e.last_seen or 0, reverse=True)
         return [e.to_dict() for e in events[:50]]  # the latest 50: the detail page shows recent history
 
+    def _sorted(self, store: str, namespace: str) -> list[Any]:
+        """The objects of a namespace ("" for nodes) sorted by name, kept until it changes.
+        Shared between requests: callers must not change the list."""
+        st = self.cache[store]
+        version = st.namespace_version(namespace)  # read before the values: a change meanwhile only re-sorts
+        cached = self._sorted_views.get((store, namespace))
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        ordered = sorted(st.values(namespace), key=lambda o: o.name)
+        if len(self._sorted_views) > 4096:
+            self._sorted_views.clear()  # forget namespaces that went away
+        self._sorted_views[(store, namespace)] = (version, ordered)
+        return ordered
+
+    def _pod_view(self, pod: Pod) -> tuple[Pod, tuple[str, str] | None, dict[str, Any], str]:
+        workload = self._owner_of(pod)
+        cached = self._pod_views.get(pod.key)
+        if cached is not None and cached[0] is pod and cached[1] == workload:
+            return cached
+        view = pod_to_dict(pod, workload=workload)
+        entry = (pod, workload, view, encode_json(view))
+        self._pod_views[pod.key] = entry
+        return entry
+
     def _namespace_exists(self, namespace: str) -> None:
         if self.cache["namespaces"].get("", namespace) is None:
             raise NotFound(f"namespace {namespace} was not found")
@@ -227,7 +257,7 @@ class ClusterService(WorkloadActions):
         stale = self._ready("nodes", "pods")
         pods = self.cache["pods"]
         window, total, token = select(
-            self.cache["nodes"].values(), query, labels_of=lambda n: n.labels, name_of=lambda n: n.name
+            self._sorted("nodes", ""), query, labels_of=lambda n: n.labels, name_of=lambda n: n.name, presorted=True
         )
         if len(self._node_views) > 2 * self.cache["nodes"].count() + 100:
             self._node_views.clear()  # forget nodes that left the cluster
@@ -442,18 +472,23 @@ class ClusterService(WorkloadActions):
         (url kind, name) and follows owner references."""
         stale = self._ready("namespaces", "pods", "replicasets", "jobs")
         self._namespace_exists(namespace)
-        pods: Iterable[Pod] = self.cache["pods"].values(namespace)
+        pods: Iterable[Pod] = self._sorted("pods", namespace)
         if workload is not None:
             k = workload_kind(workload[0])
             w = self._workload(k, namespace, workload[1])
-            pods = self._pods_of(w) if w is not None else []
+            pods = self._pods_of(w) if w is not None else []  # sorted by name too
         if node:
             pods = [p for p in pods if p.node == node]
         if status:
             want = status.lower()
             pods = [p for p in pods if p.phase.lower() == want or p.status.lower() == want]
-        window, total, token = select(pods, query, labels_of=lambda p: p.labels, name_of=lambda p: p.name)
-        return Page([pod_to_dict(p, workload=self._owner_of(p)) for p in window], total, token, stale)
+        window, total, token = select(
+            pods, query, labels_of=lambda p: p.labels, name_of=lambda p: p.name, presorted=True
+        )
+        if len(self._pod_views) > 2 * self.cache["pods"].count() + 100:
+            self._pod_views.clear()  # forget pods that were deleted
+        views = [self._pod_view(p) for p in window]
+        return Page([v[2] for v in views], total, token, stale, encoded=[v[3] for v in views])
 
     def get_pod(self, namespace: str, name: str) -> dict[str, Any]:
         stale = self._ready("pods", "replicasets", "jobs", "events")

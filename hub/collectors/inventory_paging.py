@@ -196,15 +196,22 @@ def select(
     name_of: Callable[[T], str],
     sort_key: Callable[[T], Any] | None = None,
     reverse: bool = False,
+    presorted: bool = False,
 ) -> tuple[list[T], int, str | None]:
     """Filter by label selector and name, sort (by name unless told), and cut the requested window.
 
+    ``presorted``: ``objects`` come in the order asked for already (a listing the caller keeps
+    sorted), so filtering keeps it and no sort is needed.
     Returns (window, total matching, continue token or None when this is the last window).
     """
-    match = parse_label_selector(query.label_selector)
     needle = query.name.lower()
-    chosen = [o for o in objects if (not needle or needle in name_of(o).lower()) and match(labels_of(o))]
-    chosen.sort(key=sort_key or name_of, reverse=reverse)
+    if not needle and not query.label_selector.strip() and presorted:
+        chosen = objects if isinstance(objects, list) else list(objects)
+    else:
+        match = parse_label_selector(query.label_selector)
+        chosen = [o for o in objects if (not needle or needle in name_of(o).lower()) and match(labels_of(o))]
+    if not presorted:
+        chosen.sort(key=sort_key or name_of, reverse=reverse)
     total = len(chosen)
     end = query.offset + query.limit
     window = chosen[query.offset : end]

@@ -111,6 +111,9 @@ class Store:
         # Per index value, the tick of its last change: lets readers cache what they derive
         # from a bucket (a node's requested resources) until that bucket changes.
         self._changed: dict[str, dict[str, int]] = {n: {} for n in kind.indexes}
+        # Per namespace ("" for cluster-scoped kinds), the tick of its last change: lets readers
+        # keep a sorted listing of a namespace until something in it changes.
+        self._ns_changed: dict[str, int] = {}
         self._tick = 0
         self.synced = threading.Event()
         self.resource_version = ""
@@ -129,6 +132,8 @@ class Store:
             self._remove_locked(key)
         self._objects[key] = obj
         self._by_ns.setdefault(key[0], {})[key[1]] = obj
+        self._tick += 1
+        self._ns_changed[key[0]] = self._tick
         for name, fn in self.kind.indexes.items():
             idx = self._index[name]
             changed = self._changed[name]
@@ -146,6 +151,8 @@ class Store:
             ns_map.pop(key[1], None)
             if not ns_map:
                 del self._by_ns[key[0]]
+        self._tick += 1
+        self._ns_changed[key[0]] = self._tick
         for name, fn in self.kind.indexes.items():
             idx = self._index[name]
             changed = self._changed[name]
@@ -170,6 +177,9 @@ class Store:
                 for value in changed:  # the tick keeps growing, so no old value can come back
                     self._tick += 1
                     changed[value] = self._tick
+            for ns in self._ns_changed:
+                self._tick += 1
+                self._ns_changed[ns] = self._tick
             for obj in objects:
                 self._add_locked(obj)
             self.resource_version = resource_version
@@ -216,6 +226,11 @@ class Store:
     def index_version(self, index: str, value: str) -> int:
         """Changes whenever the bucket of ``value`` changes (an object added, removed or replaced)."""
         return self._changed[index].get(value, 0)
+
+    def namespace_version(self, namespace: str) -> int:
+        """Changes whenever an object of ``namespace`` ("" for cluster-scoped kinds) is added,
+        removed or replaced."""
+        return self._ns_changed.get(namespace, 0)
 
     def index_keys(self, index: str) -> list[str]:
         with self._lock:
