@@ -50,8 +50,8 @@ class ServedHub:
             KUBEHUB_LOG_LEVEL="warning",
             KUBEHUB_LOGS_SHIP="false",
             KUBEHUB_ALERTS_EVALUATE="false",
-            **{f"KUBEHUB_{k}": v for k, v in settings.items()},
         )
+        env.update({f"KUBEHUB_{k}": v for k, v in settings.items()})  # the caller wins (inbox.py: evaluate)
         code = f"{preamble}\nimport sys\nfrom hub.cli import main\nsys.exit(main(['serve', '--role', {role!r}]))\n"
         self._log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 -- closed in close()
         self.proc = subprocess.Popen(
