@@ -133,6 +133,10 @@ class ElasticsearchLogStore(QueryCompiler):
         self.pattern = f"{index_prefix}-*"
         self.fields = PRESETS[field_preset]
         self.preset = field_preset
+        f = self.fields
+        # Every field an answer line reads is a top-level key, workload and cluster included (_line).
+        self._flat = all(n and "." not in n for n in (f.time, f.message, f.namespace, f.pod, f.container,
+                                                      f.node, f.workload, f.cluster))  # fmt: skip
         self.replicas = replicas
         self._es = client or Elasticsearch(url, request_timeout=timeout, max_retries=1, retry_on_timeout=False)
         # Searches of a plain http URL skip the client's layers (hub/collectors/logs/es_http.py).
@@ -380,6 +384,20 @@ class ElasticsearchLogStore(QueryCompiler):
 
     def _line(self, src: Mapping[str, Any]) -> LogLine:
         f = self.fields
+        if self._flat and type(src) is dict:
+            # The hub's own preset: every field read is a top-level key, so plain lookups give
+            # _get's values at a fraction of its cost (50 hits a page, on every search).
+            get = src.get
+            return LogLine(
+                time=_parse_time(get(f.time)),
+                namespace=str(get(f.namespace) or ""),
+                pod=str(get(f.pod) or ""),
+                container=str(get(f.container) or ""),
+                message=strip_ansi(str(get(f.message) or "")),
+                workload=str(get(f.workload or "") or ""),
+                node=str(get(f.node) or ""),
+                cluster=str(get(f.cluster or "") or ""),
+            )
         pod = str(_get(src, f.pod) or "")
         workload = str(_get(src, f.workload) or "") if f.workload else workload_of_pod(pod)
         return LogLine(

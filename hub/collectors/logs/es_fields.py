@@ -124,6 +124,9 @@ def _put(doc: dict[str, Any], path: str, value: Any) -> None:
 # The form the hub writes (iso_micro): read by slicing, ~3x faster than the general parser
 # (a page of 50 lines is 50 of these on every search); anything else takes the general one.
 _WRITTEN = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", re.ASCII)
+# "YYYY-MM-DD" -> that day's first second (a page's lines fall on a day or two: one dict
+# lookup instead of three int() and the calendar sum per line; bounded, cleared when full).
+_MIDNIGHTS: dict[str, int] = {}
 
 
 def _parse_time(value: Any) -> float:
@@ -131,7 +134,13 @@ def _parse_time(value: Any) -> float:
         return float(value) / 1000.0  # epoch_millis, the only numeric form ES dates take
     if isinstance(value, str):
         if len(value) == 27 and _WRITTEN.fullmatch(value):
-            midnight = _day_start(int(value[:4]), int(value[5:7]), int(value[8:10]))
+            midnight = _MIDNIGHTS.get(value[:10])
+            if midnight is None:
+                midnight = _day_start(int(value[:4]), int(value[5:7]), int(value[8:10]))
+                if midnight is not None:
+                    if len(_MIDNIGHTS) >= 4096:
+                        _MIDNIGHTS.clear()
+                    _MIDNIGHTS[value[:10]] = midnight
             hour, minute, second = int(value[11:13]), int(value[14:16]), int(value[17:19])
             if midnight is not None and hour <= 23 and minute <= 59 and second <= 59:
                 seconds = midnight + hour * 3600 + minute * 60 + second
