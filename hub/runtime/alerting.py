@@ -29,12 +29,14 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
 
 from hub.alerts.cycle import CycleReport, CycleRunner
 from hub.alerts.engine import FetchKey
@@ -73,6 +75,43 @@ def _builtin_rules_dir() -> Path:
 
 RULES_DIR = _builtin_rules_dir()
 STUCK_CYCLES = 5
+# Seconds after each multiple of alerts.tick_seconds (counted from the epoch) at which a cycle
+# starts: period slots end at multiples of their period, so with ticks on that grid a slot whose
+# period is a multiple of the tick is evaluated this long after it closed, instead of anywhere up
+# to a whole tick later depending on when the process started (bench/inbox.py measured 10 s of a
+# 40 s alert-to-inbox delay that way). One second leaves a scrape that began just before the
+# slot's end time to land in Prometheus.
+TICK_OFFSET = 1.0
+WAKE_MARGIN = 0.05  # seconds after a message's due time its own delivery round starts
+
+
+class _GridTrigger(IntervalTrigger):
+    """APScheduler's interval trigger, but every fire time is on its grid (``start_date`` + k x
+    interval), also after a run off the grid (the first cycle at start) or a late one: the
+    stock trigger counts the next run from the previous one and would keep the start's phase."""
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        after = now if previous_fire_time is None else max(now, previous_fire_time + timedelta(microseconds=1))
+        return super().get_next_fire_time(None, after)
+
+
+def cycle_trigger(tick_seconds: float, offset: float = TICK_OFFSET) -> IntervalTrigger:
+    """The cycles' schedule: every ``tick_seconds``, at ``offset`` past each multiple of it."""
+    return _GridTrigger(seconds=tick_seconds, start_date=datetime.fromtimestamp(offset, UTC), timezone="UTC")
+
+
+def delivery_wake(due: float | None, *, hub_now: float, wall_now: float, regular_next: float | None) -> float | None:
+    """When (wall clock) to run an extra delivery round for the outbox's next due message:
+    ``due`` is on the hub's clock, the scheduler runs on the wall clock. None when nothing waits
+    or the regular round comes first. Why: a message released ``group_wait`` after its cycle
+    otherwise waits for the next ``alerts.delivery_seconds`` round, up to a whole interval
+    (bench/inbox.py saw 5 s when a round ran a few ms before the release)."""
+    if due is None:
+        return None
+    at = wall_now + max(0.0, due - hub_now) + WAKE_MARGIN
+    if regular_next is not None and regular_next <= at:
+        return None
+    return at
 
 
 def group_settings(alerts: AlertSettings) -> GroupSettings | None:
@@ -170,6 +209,8 @@ class AlertEngine:
                 )
             self.last_report = report
             self.last_ok = self.clock.now()
+            if report.messages:
+                self._wake_delivery()
             if self.repost is not None:
                 try:  # Alertmanager wants firing alerts re-posted each cycle (notify/repost.py)
                     self.repost.run()
@@ -185,6 +226,25 @@ class AlertEngine:
                 report.wall_seconds,
             )
             return report
+
+    def _wake_delivery(self) -> None:
+        """A delivery round at the outbox's next due time, when the regular round would come
+        later (:func:`delivery_wake`)."""
+        sched = self.scheduler
+        if sched is None or self.dispatcher is None:
+            return
+        try:
+            regular = sched.get_job("alert-delivery")
+            regular_next = regular.next_run_time.timestamp() if regular and regular.next_run_time else None
+            at = delivery_wake(
+                self.store.next_due_time(), hub_now=self.clock.now(), wall_now=time.time(), regular_next=regular_next
+            )
+            if at is not None and regular is not None:
+                # the regular round moves earlier (and keeps its interval from there): no
+                # one-off job that shutdown could race with
+                sched.modify_job("alert-delivery", next_run_time=datetime.fromtimestamp(at, UTC))
+        except Exception:  # the regular rounds still deliver
+            log.exception("could not schedule the next delivery round")
 
     def deliver(self) -> None:
         if self.dispatcher is None:
@@ -228,11 +288,11 @@ class AlertEngine:
         if self.runner is not None:
             sched.add_job(
                 self.cycle,
-                "interval",
-                seconds=self.tick_seconds,
+                cycle_trigger(self.tick_seconds),
                 id="alert-cycle",
                 misfire_grace_time=max(1, int(self.tick_seconds / 2)),
-                # the first cycle right away, not one tick after start (a new leader's at once)
+                # the first cycle right away, not at the next tick (a new leader's at once); the
+                # ticks after it are on the grid (cycle_trigger)
                 next_run_time=_soon(0.0 if self.fenced is not None else 1.0),
             )
         if self.dispatcher is not None:
