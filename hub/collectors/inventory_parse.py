@@ -75,9 +75,18 @@ def _timestamp(text: str) -> float | None:
 
 _SHARED: dict[Any, Any] = {}
 _SHARED_LABELS: dict[tuple[tuple[Any, Any], ...], dict[str, str]] = {}
-_SHARED_MAX = 1 << 15  # entries; past it the table starts again (shared values stay shared)
+_SHARED_MAX = 1 << 14  # entries; past it the table starts again (shared values stay shared)
 
 V = TypeVar("V")
+
+
+def forget_shared() -> None:
+    """Empty the tables of shared values and the parse caches (for measurements)."""
+    _SHARED.clear()
+    _SHARED_LABELS.clear()
+    _timestamp.cache_clear()
+    cpu_millis.cache_clear()
+    memory_bytes.cache_clear()
 
 
 def shared(value: V) -> V:

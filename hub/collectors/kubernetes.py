@@ -289,13 +289,17 @@ class KubeApi:
         return json.loads(data) if data else {}
 
     # -- KubeSource ------------------------------------------------------------------------------
-    def list_page(self, kind: ResourceKind, *, limit: int, continue_token: str | None) -> ListPage:
+    def list_page(
+        self, kind: ResourceKind, *, limit: int, continue_token: str | None, resource_version: str = ""
+    ) -> ListPage:
         accept = ACCEPT_METADATA_LIST if kind.metadata_only else "application/json"
+        # A continued page carries its version in the token; the server refuses both.
+        rv = None if continue_token or not resource_version else resource_version
         try:
             resp = self._send(
                 "GET",
                 f"{kind.api}/{kind.name}",
-                query={"limit": limit, "continue": continue_token},
+                query={"limit": limit, "continue": continue_token, "resourceVersion": rv},
                 accept=accept,
                 # a page of 500 pods can take a while on a loaded server
                 read_timeout=max(self.request_timeout, 60.0),

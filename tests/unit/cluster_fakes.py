@@ -234,6 +234,7 @@ class FakeKube:
         self.compacted = 0  # versions below this answer 410 Gone
         self.down = False
         self.list_calls: dict[str, int] = defaultdict(int)
+        self.list_versions: dict[str, list[str]] = defaultdict(list)  # resource_version of each LIST page
         self.watch_calls: dict[str, int] = defaultdict(int)
         self.bookmarks = False
         self.requests: list[tuple[str, str, Any]] = []
@@ -265,9 +266,12 @@ class FakeKube:
         if self.down:
             raise BackendUnavailable(API_SERVER, f"{verb} {resource} got no answer (connection refused)")
 
-    def list_page(self, kind: ResourceKind, *, limit: int, continue_token: str | None) -> ListPage:
+    def list_page(
+        self, kind: ResourceKind, *, limit: int, continue_token: str | None, resource_version: str = ""
+    ) -> ListPage:
         self._check_up("list", kind.name)
         self.list_calls[kind.name] += 1
+        self.list_versions[kind.name].append(resource_version)
         items = [self.objects[kind.name][k] for k in sorted(self.objects[kind.name])]
         start = int(continue_token or 0)
         window = items[start : start + limit]

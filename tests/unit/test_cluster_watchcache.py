@@ -65,6 +65,9 @@ def test_gone_resource_version_relists_and_drops_objects_deleted_meanwhile() -> 
     cache.step("nodes")
     assert names_in(cache, "nodes") == ["b", "d"]
     assert kube.list_calls["nodes"] == 2
+    # The first LIST may come from the server's watch cache (version "0"); the one after 410
+    # asks for the latest state.
+    assert kube.list_versions["nodes"] == ["0", ""]
 
 
 def test_an_unreachable_server_marks_the_kind_stale_and_backs_off_while_keeping_objects() -> None:

@@ -187,10 +187,14 @@ class PagedSource:
         self.pages = pages
         self.expire_once = expire_once
         self.calls: list[str | None] = []
+        self.versions: list[str] = []
         self.threads: set[str] = set()
 
-    def list_page(self, kind: ResourceKind, *, limit: int, continue_token: str | None) -> ListPage:
+    def list_page(
+        self, kind: ResourceKind, *, limit: int, continue_token: str | None, resource_version: str = ""
+    ) -> ListPage:
         self.calls.append(continue_token)
+        self.versions.append(resource_version)
         self.threads.add(threading.current_thread().name)
         i = int(continue_token or 0)
         if i == 1 and self.expire_once:
@@ -218,4 +222,6 @@ def test_the_cache_lists_decoded_pages_fetching_ahead_and_starts_over_when_a_tok
     assert sorted(p.name for p in cache["pods"].values()) == sorted(p["metadata"]["name"] for pg in pages for p in pg)
     assert cache["pods"].resource_version == "50" and cache["pods"].synced.is_set()
     assert source.calls == [None, "1", None, "1", "2"]  # the expired token: the list started over
+    # The first LIST takes the server's cached state; once its snapshot expired, the latest.
+    assert source.versions == ["0", "", "", "", ""]
     assert all(name.startswith("kubehub-list-pods") for name in source.threads)  # fetched by the helper
