@@ -4,13 +4,14 @@ consecutive + 2 s, measured from the slot's end to the catcher's receipt).
 What "the slot's end" is in kubehub's engine (``hub/alerts/engine_model.py``): a rule of period
 ``P`` is evaluated on epoch-aligned slots ``(T - P, T]`` with ``T`` a multiple of ``P``; a
 PromQL rule reads one point per slot, the expression's value AT ``T``. A scheduler tick (every
-``alerts.tick_seconds``, phase set by the process start, not by the slots) evaluates the latest
-slot that closed since the last cycle. ``consecutive = c`` means c evaluated slots in a row
-breach. So the reference instant of an alert is **the first slot end T_c at which the
-expression has returned the entity at c consecutive slot ends** — read afterwards from
-Prometheus's own answer (a range query of the same expression at the slot ends, step P), not
-from the hub. The delay is the catcher's receipt (the mtime of the message's Maildir file,
-written by the catcher as it accepts DATA) minus T_c.
+``alerts.tick_seconds``, on the epoch grid of the tick 1 s past each multiple; before 20da4b7 at
+the phase of the process's start) evaluates the latest slot that closed since the last cycle.
+``consecutive = c`` means c evaluated slots in a row breach. So the reference instant of an
+alert is **the first slot end T_c at which the expression has returned the entity at c
+consecutive slot ends** — read afterwards from Prometheus's own answer (a range query of the
+same expression at the slot ends, step P), not from the hub. The delay is the catcher's
+receipt (the mtime of the message's Maildir file, written by the catcher as it accepts DATA)
+minus T_c.
 
 Setting, all private and on loopback (port base 27000 by default): a synthetic exporter (a
 thread of this process) serves ``kubehub_inbox_level{node=...}`` for N "nodes"; a private
@@ -294,7 +295,7 @@ def pct(values: list[float], q: float) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="4 nodes instead of 8 (16 alerts, about 4 minutes)")
+    parser.add_argument("--quick", action="store_true", help="4 nodes instead of 8 (16 alerts, about 5 minutes)")
     parser.add_argument("--period", type=int, default=30, help="rule period in seconds (default 30)")
     parser.add_argument("--consecutive", type=int, default=2, help="breaching periods before firing (default 2)")
     parser.add_argument("--tick", type=float, default=None, help="alerts.tick_seconds (default: the hub's, 15)")
