@@ -63,7 +63,7 @@ def parse_timestamp(text: str | None) -> float | None:
     return _timestamp(text)
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=1024)
 def _timestamp(text: str) -> float | None:
     # Cached: the API gives seconds, and the pods of a rollout share their creation and
     # condition times, so a LIST repeats the same texts (and the cache keeps one float each).
@@ -75,7 +75,7 @@ def _timestamp(text: str) -> float | None:
 
 _SHARED: dict[Any, Any] = {}
 _SHARED_LABELS: dict[tuple[tuple[Any, Any], ...], dict[str, str]] = {}
-_SHARED_MAX = 1 << 14  # entries; past it the table starts again (shared values stay shared)
+_SHARED_MAX = 1 << 12  # entries; past it the table starts again (shared values stay shared)
 
 V = TypeVar("V")
 

@@ -166,7 +166,7 @@ class _Table(Generic[K, V]):
     records never repeat (every pod started at another second) empties it now and then, and the
     keys it holds never exceed ``size``."""
 
-    def __init__(self, build: Callable[[K], V], size: int = 2048) -> None:
+    def __init__(self, build: Callable[[K], V], size: int = 512) -> None:
         self._build = build
         self._size = size
         self._map: dict[K, V] = {}
