@@ -20,7 +20,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -407,12 +406,11 @@ class WatchCache:
         # read from etcd), in one answer. The watch then brings the cache up to date. Later
         # LISTs (after 410 Gone, the periodic resync) ask for the latest state.
         rv = "0" if store.last_sync is None else ""
-        with ThreadPoolExecutor(1, thread_name_prefix=f"kubehub-list-{kind.name}") as fetcher:
-            while True:
-                objects, page = self._list_pages(kind, fetcher, rv)
-                if page is not None:
-                    break
-                rv = ""  # the paged snapshot expired: start over at the latest state
+        while True:
+            objects, page = self._list_pages(kind, rv)
+            if page is not None:
+                break
+            rv = ""  # the paged snapshot expired: start over at the latest state
         store.replace(objects, page.resource_version)
         if self._listeners[store.kind.name]:
             for obj in objects:
@@ -423,27 +421,48 @@ class WatchCache:
         store.synced.set()
         self._mark_ok(store)
 
-    def _list_pages(
-        self, kind: ResourceKind, fetcher: ThreadPoolExecutor, rv: str
-    ) -> tuple[list[Any], ListPage | None]:
+    def _fetch_ahead(self, kind: ResourceKind, token: str | None, rv: str = "") -> Callable[[], ListPage]:
+        """Start fetching a page on a daemon thread (a LIST in flight must not hold up the
+        process's exit, as an executor's thread would); returns a call that waits for it."""
+        box: dict[str, Any] = {}
+        done = threading.Event()
+
+        def fetch() -> None:
+            try:
+                box["page"] = self.source.list_page(
+                    kind, limit=self.page_size, continue_token=token, resource_version=rv
+                )
+            except BaseException as exc:  # handed to the waiting thread, which raises it
+                box["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=fetch, name=f"kubehub-list-{kind.name}", daemon=True).start()
+
+        def result() -> ListPage:
+            done.wait()
+            if "error" in box:
+                raise box["error"]
+            page: ListPage = box["page"]
+            return page
+
+        return result
+
+    def _list_pages(self, kind: ResourceKind, rv: str) -> tuple[list[Any], ListPage | None]:
         """(objects, last page); (…, None) when the paged snapshot expired mid-way (start over)."""
         objects: list[Any] = []
-        ahead: Future[ListPage] = fetcher.submit(
-            self.source.list_page, kind, limit=self.page_size, continue_token=None, resource_version=rv
-        )
+        ahead = self._fetch_ahead(kind, None, rv)
         first = True
         while True:
             try:
-                page = ahead.result()
+                page = ahead()
             except WatchExpired:
                 if first:
                     raise
                 return [], None
             first = False
             if page.continue_token:
-                ahead = fetcher.submit(
-                    self.source.list_page, kind, limit=self.page_size, continue_token=page.continue_token
-                )
+                ahead = self._fetch_ahead(kind, page.continue_token)
             if page.decode is not None:
                 objects.extend(page.decode())
             else:
