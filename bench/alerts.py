@@ -49,12 +49,13 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from bench.exposition import exposition_server  # noqa: E402
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -131,19 +132,7 @@ def run_exporter(port: int, nodes: int, pods: int, namespaces: int) -> None:
             out.append(f'node_load5{{node="{name}"}} {4 * busy:.2f}\n')
         return "".join(out).encode()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            data = body()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+    exposition_server(port, body).serve_forever()
 
 
 def run_smtp_sink(port: int) -> None:

@@ -60,13 +60,14 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from email.policy import default as default_policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.exposition import exposition_server  # noqa: E402
 from bench.hubproc import ServedHub  # noqa: E402
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
@@ -104,23 +105,14 @@ def level(node: Node, t: float, period: float, top: int) -> int:
 def serve_exporter(port: int, nodes: list[Node], period: float, top: int) -> ThreadingHTTPServer:
     """The synthetic exporter: each node's staircase at the moment of the scrape."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            now = time.time()
-            body = f"# TYPE {METRIC} gauge\n" + "".join(
-                f'{METRIC}{{node="{n.name}"}} {level(n, now, period, top)}\n' for n in nodes
-            )
-            data = body.encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def body() -> bytes:
+        now = time.time()
+        text = f"# TYPE {METRIC} gauge\n" + "".join(
+            f'{METRIC}{{node="{n.name}"}} {level(n, now, period, top)}\n' for n in nodes
+        )
+        return text.encode()
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server = exposition_server(port, body)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
