@@ -96,12 +96,13 @@ class SharedAnswers(Generic[T]):
                     self._pending.pop(key, None)
                 mine.set()
         with self._lock:
+            # Expired answers go at every store, not only when full: a ranking table of a
+            # 20,000-pod level is megabytes, and nobody may read it after its ttl.
+            now = self._clock.now()
+            self._items = {k: v for k, v in self._items.items() if v[0] >= now}
             if len(self._items) >= self._size:
-                now = self._clock.now()
-                self._items = {k: v for k, v in self._items.items() if v[0] >= now}
-                if len(self._items) >= self._size:
-                    self._items.clear()
-            self._items[key] = (self._clock.now() + self.ttl, body)
+                self._items.clear()
+            self._items[key] = (now + self.ttl, body)
         return _copy(body)
 
 

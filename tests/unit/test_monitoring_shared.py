@@ -55,3 +55,12 @@ def test_an_answer_is_kept_for_ttl_seconds_and_handed_out_as_a_copy() -> None:
     assert shared.get("k", lambda: {"n": 2}, wait=1) == {"n": 1}
     clock.advance(6)
     assert shared.get("k", lambda: {"n": 2}, wait=1) == {"n": 2}
+
+
+def test_expired_answers_are_dropped_when_another_is_stored() -> None:
+    clock = FakeClock(1000.0)
+    shared: SharedAnswers[dict[str, int]] = SharedAnswers(clock, ttl=5.0)
+    shared.get("old", lambda: {"n": 1}, wait=1)
+    clock.advance(6)
+    shared.get("new", lambda: {"n": 2}, wait=1)
+    assert list(shared._items) == ["new"]  # the expired one no longer holds its memory
