@@ -47,11 +47,11 @@ from hub.collectors.catalogue import (
     Filters,
 )
 from hub.collectors.monitoring_series import missing_of, series_of
-from hub.collectors.monitoring_shared import TOTAL_TTL, SharedAnswers, TtlCache
+from hub.collectors.monitoring_shared import TABLES_KEPT, TOTAL_TTL, SharedAnswers, TtlCache
 from hub.collectors.monitoring_view import RankingTable, answerable, build_table, table_filters
 from hub.collectors.prometheus import QueryBackend, QuerySpec, Vector
 from hub.collectors.promql import promql_number, validate_names
-from hub.errors import BackendUnavailable, InvalidInput, Unprocessable
+from hub.errors import BackendUnavailable, HubError, InvalidInput, Unprocessable
 from hub.scope import DEFAULT_CLUSTER, Scope, refusal
 from hub.timeutil import Clock, format_duration
 
@@ -264,9 +264,9 @@ class MonitoringService:
         self.max_points = max_points
         self._totals = TtlCache(clock, TOTAL_TTL)
         self.shared: SharedAnswers[dict[str, Any]] = SharedAnswers(clock, share_seconds)
-        self.views: SharedAnswers[RankingTable] = SharedAnswers(
-            clock, share_seconds if table_seconds is None else table_seconds, size=64
-        )
+        table_ttl = share_seconds if table_seconds is None else table_seconds
+        self.views: SharedAnswers[RankingTable] = SharedAnswers(clock, table_ttl, size=TABLES_KEPT)
+        self._table_failed = TtlCache(clock, table_ttl)
 
     # The web layer's parser reads numbers and times, then hands names over to :meth:`build`.
     filter_params = tuple(FILTER_PARAMS)
@@ -341,9 +341,23 @@ class MonitoringService:
         request (no ``time=``, not a range) is answered from the answer of the same scoped
         request if one is at most ``share_seconds`` old (:class:`~hub.collectors.monitoring_shared.SharedAnswers`)."""
         req = self.scoped(req, scope)
+        if self._from_table(req):
+            return self._answer(req)  # the table is what is shared (and it says how old it is)
         if req.time is None and not req.is_range:
             return self.shared.get(req, lambda: self._answer(req), wait=self.timeout)
         return self._answer(req)
+
+    def _from_table(self, req: MonitoringRequest) -> bool:
+        if self.views.ttl <= 0 or req.filters.namespaces == ():
+            return False
+        if req.filters.namespaces is not None and self._table_failed.get(self._table_key(req)) is not None:
+            return False  # its table failed a moment ago: this narrowed caller is asked per request
+        return answerable(
+            req.level, req.filters, sort_metric=req.sort_metric, window=req.window, is_range=req.is_range, time=req.time
+        )
+
+    def _table_key(self, req: MonitoringRequest) -> tuple[str, str | None, Filters]:
+        return (req.level, req.sort_metric, table_filters(req.filters))
 
     def _answer(self, req: MonitoringRequest) -> dict[str, Any]:
         keys = ENTITY_LABELS[req.level]
@@ -369,10 +383,13 @@ class MonitoringService:
 
     def _ranked(self, req: MonitoringRequest, keys: tuple[str, ...], at: float, deadline: _Deadline) -> dict[str, Any]:
         assert req.sort_metric is not None and req.limit is not None
-        if self.views.ttl > 0 and answerable(
-            req.level, req.filters, sort_metric=req.sort_metric, window=req.window, is_range=req.is_range, time=req.time
-        ):
-            return self._ranked_from_table(req, keys, at, deadline)
+        if self._from_table(req):
+            try:
+                return self._ranked_from_table(req, keys, at, deadline)
+            except HubError:
+                if req.filters.namespaces is None:
+                    raise  # every namespace: the same query as per request, the same error
+                self._table_failed.put(self._table_key(req), 1)
         backend = self._backend(req.filters.cluster)
         needed = req.page * req.limit
         fetched = needed + rankings.slack(needed)
@@ -440,7 +457,7 @@ class MonitoringService:
             answers = self._backend(req.filters.cluster).vectors(specs, timeout=deadline.remaining())
             return build_table(req.level, answers[0], answers[1] if listed else None, at=at)
 
-        table = self.views.get((req.level, metric, whole), evaluate, wait=deadline.remaining())
+        table = self.views.get(self._table_key(req), evaluate, wait=deadline.remaining())
         ranked = table.select(req.filters.namespaces, descending=req.descending)
         page = ranked.page(page=req.page, limit=req.limit).keys
         frames: dict[str, pd.DataFrame | Vector | None] = {metric: table.vector(page)}

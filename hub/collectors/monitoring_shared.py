@@ -51,6 +51,8 @@ SHARE_SECONDS = 5.0
 # hub.collectors.monitoring_view) answers every caller's ranking, whatever their scope, page or
 # order: the same age a shared answer may have. 0 turns tables off (rankings then send a topk).
 TABLE_SECONDS = SHARE_SECONDS
+# Ranking tables kept at once (the most recently stored; a 20,000-pod table is about 12 MiB).
+TABLES_KEPT = 16
 
 
 T = TypeVar("T")
@@ -90,19 +92,25 @@ class SharedAnswers(Generic[T]):
                     break
         try:
             body = compute()
-        finally:
+        except BaseException:
             if mine is not None:
                 with self._lock:
                     self._pending.pop(key, None)
                 mine.set()
+            raise
         with self._lock:
-            # Expired answers go at every store, not only when full: a ranking table of a
-            # 20,000-pod level is megabytes, and nobody may read it after its ttl.
+            # Stored before the waiters wake (they then find it), and expired answers go at
+            # every store, not only when full: a ranking table of a 20,000-pod level is
+            # megabytes, and nobody may read it after its ttl. When full, the oldest goes.
             now = self._clock.now()
             self._items = {k: v for k, v in self._items.items() if v[0] >= now}
-            if len(self._items) >= self._size:
-                self._items.clear()
+            while len(self._items) >= self._size:
+                del self._items[min(self._items, key=lambda k: self._items[k][0])]
             self._items[key] = (now + self.ttl, body)
+            if mine is not None:
+                self._pending.pop(key, None)
+        if mine is not None:
+            mine.set()
         return _copy(body)
 
 

@@ -13,9 +13,12 @@ service, by keeping only the entities of the caller's namespaces. Tenants never 
 other's entities, and values outside a caller's namespaces never reach an answer.
 
 What a table does not answer (the service evaluates per request instead): a window statistic,
-a range, an explicit ``time=``, any filter other than namespaces, and a narrowed request at a
-level whose entities have no namespace (workspaces: a workspace's value is the sum over the
-namespaces the caller sees, which an unscoped evaluation would not give).
+a range, an explicit ``time=``, any filter other than namespaces, a narrowed request at a level
+whose entities have no namespace (workspaces: a workspace's value is the sum over the
+namespaces the caller sees, which an unscoped evaluation would not give) or whose templates join
+across series (``JOINED_LEVELS``). A narrowed caller whose table could not be evaluated (any
+error: a limit a whole-cluster query meets, a refused query) is answered per request within
+their own namespaces instead, and never sees the table's error.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from hub.collectors import rankings
 from hub.collectors.catalogue import ENTITY_LABELS, Filters
@@ -30,6 +34,13 @@ from hub.collectors.prometheus import Vector
 
 # Filters fields a table cannot apply (anything but namespaces and the cluster's identity).
 _OTHER_FILTERS = ("nodes", "workspaces", "kinds", "workloads", "pods", "containers")
+# Levels whose templates join series with ``group_left`` (pods to their owners, claims to the
+# workloads mounting them): Prometheus refuses such a query whole when any namespace has two
+# series in one match group (a pod with two owner references, a claim two workloads mount),
+# naming their labels. Unscoped, one tenant's objects would fail every tenant's ranking and show
+# them in the error, so a narrowed ranking of these levels is evaluated with the caller's
+# namespaces as matchers, per request.
+JOINED_LEVELS = frozenset({"workloads"})
 
 
 def answerable(
@@ -50,7 +61,9 @@ def answerable(
     keys = ENTITY_LABELS.get(level)
     if not keys:
         return False
-    return filters.namespaces is None or "namespace" in keys
+    if filters.namespaces is None:
+        return True
+    return "namespace" in keys and level not in JOINED_LEVELS
 
 
 def table_filters(filters: Filters) -> Filters:
@@ -106,13 +119,11 @@ def build_table(level: str, values: Vector, universe: Vector | None, *, at: floa
         key = tuple(labels.get(k, "") for k in keys)
         if key not in series and _same(chosen.get(key), value):  # the entity's kept series
             series[key] = (labels, ts, value)
-    return RankingTable(
-        keys=keys,
-        at=at,
-        descending=rankings.order(entities, descending=True, universe=listed),
-        ascending=rankings.order(entities, descending=False, universe=listed),
-        series=series,
-    )
+    descending = rankings.order(entities, descending=True, universe=listed)
+    ascending = rankings.order(entities, descending=False, universe=listed)
+    for ordered in (descending, ascending):  # shared by every caller: nobody may change it
+        ordered.values.flags.writeable = False
+    return RankingTable(keys=keys, at=at, descending=descending, ascending=ascending, series=MappingProxyType(series))
 
 
 def _same(kept: float | None, value: float) -> bool:

@@ -320,3 +320,42 @@ def test_callers_asking_at_once_share_one_evaluation_and_a_failure_is_not_kept()
         run(svc2, "pods", **ask)
     backend2.fail = None
     assert len(run(svc2, "pods", **ask)["results"][0]["series"]) == 3  # the failure was not shared
+
+
+def test_a_narrowed_caller_whose_table_fails_is_answered_per_request_and_never_sees_its_error() -> None:
+    """A whole-cluster evaluation can fail where the caller's own would not (another tenant's
+    objects, a limit): the tenant then gets their own namespaces' ranking, not the error that
+    names other namespaces; the table is not tried again for 5 s; an admin (every namespace)
+    gets the error, as a per-request query would give."""
+    from hub.collectors.prometheus import PrometheusQueryError
+
+    pods = [("a", "p1"), ("b", "q1")]
+    svc, backend = shared_service({CPU: {("a", "p1"): 1.0, ("b", "q1"): 2.0}}, pods)
+    answer = backend._answer
+
+    def refuse_unscoped(spec: Any) -> Any:
+        if "namespace=" not in spec.promql:
+            raise PrometheusQueryError(
+                'duplicate series for the match group {namespace="b", secret="x"}', query=spec.promql
+            )
+        return answer(spec)
+
+    backend._answer = refuse_unscoped  # type: ignore[method-assign]
+    ask = {"metrics": "pod_cpu_usage", "sort_metric": "pod_cpu_usage", "limit": 5}
+    body = run(svc, "pods", scope=["a"], **ask)
+    assert series_names(body) == ["a/p1"] and body["total"] == 1
+    assert "secret" not in repr(body) and 'namespace="b"' not in repr(body)
+    sent = len(backend.sent)
+    run(svc, "pods", scope=["a"], **{**ask, "sort_type": "asc"})
+    assert all("namespace=" in q.promql for q in backend.sent[sent:])  # the table not tried again
+    with pytest.raises(PrometheusQueryError):
+        run(svc, "pods", **ask)
+
+
+def test_a_narrowed_workloads_ranking_is_never_taken_from_a_table() -> None:
+    """Workload templates join pods to owners (group_left): unscoped, one namespace's objects
+    could fail every tenant's query, so a tenant's workloads ranking carries their matchers."""
+    svc, backend = shared_service({CPU: {k: float(i) for i, k in enumerate(PODS)}}, PODS)
+    ask = {"metrics": "workload_cpu_usage", "sort_metric": "workload_cpu_usage", "limit": 3}
+    run(svc, "workloads", scope=["ns"], **ask)
+    assert backend.sent and all('namespace="ns"' in q.promql for q in backend.sent)

@@ -64,3 +64,14 @@ def test_expired_answers_are_dropped_when_another_is_stored() -> None:
     clock.advance(6)
     shared.get("new", lambda: {"n": 2}, wait=1)
     assert list(shared._items) == ["new"]  # the expired one no longer holds its memory
+
+
+def test_when_full_the_oldest_answer_goes_not_all_of_them() -> None:
+    clock = FakeClock(1000.0)
+    shared: SharedAnswers[dict[str, int]] = SharedAnswers(clock, ttl=5.0, size=2)
+    shared.get("a", lambda: {"n": 1}, wait=1)
+    clock.advance(1)
+    shared.get("b", lambda: {"n": 2}, wait=1)
+    clock.advance(1)
+    shared.get("c", lambda: {"n": 3}, wait=1)
+    assert sorted(shared._items) == ["b", "c"]
