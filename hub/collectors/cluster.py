@@ -18,36 +18,30 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from functools import partial
 from typing import Any, Protocol
 
+from hub.collectors.cluster_kinds import RESOURCE_KINDS
 from hub.collectors.inventory import (
     WORKLOAD_KINDS,
     ListQuery,
     Page,
-    config_meta_from_api,
     deployment_revisions,
     encode_json,
-    event_from_api,
     namespace_from_api,
     node_allocation,
     node_from_api,
     node_to_dict,
     parse_timestamp,
-    pod_from_api,
     pod_to_dict,
     pods_of_workload,
     select,
-    service_from_api,
     top_owner,
-    workload_from_api,
     workload_health,
     workload_to_dict,
 )
 from hub.collectors.k8s_errors import API_SERVER
-from hub.collectors.kube_decode import decode_pod_list
 from hub.collectors.kube_request import KubeRequests
-from hub.collectors.watchcache import KubeSource, ListPage, ResourceKind, Store, WatchCache
+from hub.collectors.watchcache import KubeSource, ListPage, Store, WatchCache
 from hub.collectors.workload_actions import (
     _STORE_OF,
     MERGE_PATCH,
@@ -58,54 +52,6 @@ from hub.errors import BackendUnavailable, Conflict, HubError, InvalidInput, Not
 from hub.model import WORKSPACE_LABEL, Event, Namespace, Node, Pod, Workload, iso_or_none
 from hub.scope import Scope
 from hub.timeutil import Clock
-
-
-def _owner_uids(obj: Any) -> list[str]:
-    return [o.uid for o in obj.owners]
-
-
-def _event_object(e: Event) -> list[str]:
-    return [f"{e.object_kind}/{e.object_name}"]
-
-
-def _pod_node(p: Pod) -> list[str]:
-    return [p.node] if p.node else []
-
-
-RESOURCE_KINDS: tuple[ResourceKind, ...] = (
-    ResourceKind("nodes", "Node", "/api/v1", False, node_from_api),
-    ResourceKind("namespaces", "Namespace", "/api/v1", False, namespace_from_api),
-    ResourceKind(
-        "pods",
-        "Pod",
-        "/api/v1",
-        True,
-        pod_from_api,
-        indexes={"owner": _owner_uids, "node": _pod_node},
-        decode_list=decode_pod_list,
-    ),
-    ResourceKind("deployments", "Deployment", "/apis/apps/v1", True, partial(workload_from_api, "Deployment")),
-    ResourceKind("statefulsets", "StatefulSet", "/apis/apps/v1", True, partial(workload_from_api, "StatefulSet")),
-    ResourceKind("daemonsets", "DaemonSet", "/apis/apps/v1", True, partial(workload_from_api, "DaemonSet")),
-    ResourceKind(
-        "replicasets",
-        "ReplicaSet",
-        "/apis/apps/v1",
-        True,
-        partial(workload_from_api, "ReplicaSet"),
-        indexes={"owner": _owner_uids},
-    ),
-    ResourceKind(
-        "jobs", "Job", "/apis/batch/v1", True, partial(workload_from_api, "Job"), indexes={"owner": _owner_uids}
-    ),
-    ResourceKind("cronjobs", "CronJob", "/apis/batch/v1", True, partial(workload_from_api, "CronJob")),
-    ResourceKind("services", "Service", "/api/v1", True, service_from_api),
-    ResourceKind(
-        "configmaps", "ConfigMap", "/api/v1", True, partial(config_meta_from_api, "ConfigMap"), metadata_only=True
-    ),
-    ResourceKind("secrets", "Secret", "/api/v1", True, partial(config_meta_from_api, "Secret"), metadata_only=True),
-    ResourceKind("events", "Event", "/api/v1", True, event_from_api, indexes={"object": _event_object}),
-)
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")  # \Z, not $: no trailing newline
 MAX_LOG_TAIL = 10_000

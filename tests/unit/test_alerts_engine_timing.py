@@ -19,7 +19,8 @@ import pytest
 
 from hub.alerts.notify.outbox import DeliveryReport
 from hub.metrics import HubMetrics
-from hub.runtime.alerting import TICK_OFFSET, WAKE_MARGIN, AlertEngine, cycle_trigger, delivery_wake
+from hub.runtime.alert_schedule import TICK_OFFSET, WAKE_MARGIN, cycle_trigger, delivery_wake
+from hub.runtime.alerting import AlertEngine
 
 pytestmark = pytest.mark.unit
 
