@@ -236,10 +236,12 @@ class ProviderFiles:
 
     def _ensure_keys(self) -> None:
         """The first signing key, made here rather than by the provider at its first start.
-        Every hung start seen in CI (Node 20 stopping right after oidc-provider's runtime warning,
-        main thread in a futex wait) was a first start, the one that makes the key with
-        ``generateKeyPairSync``; a provider that finds ``keys.json`` skips that step. Same form as
-        the provider's own keys: an RSA-2048 private JWK with ``kid``, RS256, ``use: sig``."""
+        Every hung start seen in CI was a first start, the one that makes the key with Node's
+        ``generateKeyPairSync``: gdb on one (2026-12-06) showed the main thread deadlocked on
+        its own lock, a garbage collection during the JWK export running a weak callback that
+        destroys a ``KeyGenJob`` and takes the job's mutex again (Node 20). A provider that
+        finds ``keys.json`` skips that step. Same form as the provider's own keys: an RSA-2048
+        private JWK with ``kid``, RS256, ``use: sig``."""
         if self.keys_file.exists():
             return
         from cryptography.hazmat.primitives.asymmetric import rsa
@@ -404,6 +406,7 @@ class RunningProvider:
             out.write(f"[kubehub] no answer in 20 s ({_threads(self.proc)}); starting it once more\n")
         self.stop()
         if not self._try_start(max(1.0, deadline - time.monotonic())):
+            self.stop()  # a hung provider must not outlive the test that started it
             last = self.log.read_text(errors="replace").strip().splitlines()[-1:] if self.log.exists() else []
             raise ComponentError("oidc", f"not answering after {timeout:.0f}s (last line: {last})", self.log)
 
