@@ -56,6 +56,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.exposition import exposition_server  # noqa: E402
+from bench.hubproc import stop_processes  # noqa: E402
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -230,14 +231,7 @@ class Stack:
         http_json(f"{self.prom_url}/-/reload", data=b"")
 
     def stop(self) -> None:
-        for p in reversed(self.procs):
-            if p.poll() is None:
-                p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(self.procs)
 
 
 def tenant_policies(tenants: int, rules: int) -> list[tuple[str, dict[str, Any]]]:

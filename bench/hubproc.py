@@ -26,6 +26,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
+def stop_processes(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Stop a bench's private processes, last started first: SIGTERM to all, then up to 20 s
+    each to exit, then SIGKILL."""
+    for p in reversed(procs):
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=10)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -68,7 +68,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.exposition import exposition_server  # noqa: E402
-from bench.hubproc import ServedHub  # noqa: E402
+from bench.hubproc import ServedHub, stop_processes  # noqa: E402
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 METRIC = "kubehub_inbox_level"
@@ -163,15 +163,7 @@ class Stack:
         raise SystemExit(f"inbox bench: Prometheus or the catcher did not start; see {self.work / 'procs.log'}")
 
     def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=10)
+        stop_processes(self.procs)
 
 
 def prepare_hub(data_dir: Path, prom_url: str) -> str:
