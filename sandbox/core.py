@@ -1129,7 +1129,10 @@ class Sandbox:
         """Start the OIDC provider, once more if its first start hangs. Node 20 sometimes stops at
         start-up right after oidc-provider's runtime warning, its main thread in a futex wait with
         no CPU used (seen three times in CI, always on a fresh start; the next start came up in
-        under a second), so a start that has not answered in 20 s is stopped and made again."""
+        under a second), so a start that has not answered in 20 s is stopped and made again. gdb
+        later showed the cause, Node's ``generateKeyPairSync`` deadlocking while making the first
+        key; all keys are now made in Python (``sandbox.oidc.new_signing_key``) and this retry
+        stays only as a safety net."""
         spec = oidcmod.prepare_sandbox(self, self.say)
         try:
             self._ensure("oidc", spec, started, timeout=20)

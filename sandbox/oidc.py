@@ -15,7 +15,7 @@ loopback. As root it runs as the unprivileged sandbox user, like Elasticsearch a
 with its files where that user can read them.
 
 ``ProviderFiles`` writes one provider's configuration; the sandbox component and the tests'
-private copies (which stop it, rotate its keys) both use it. The module is a little over 400
+private copies (which stop it, rotate its keys) both use it. The module is about 500
 lines because it keeps one provider's whole life together (install, certificate, files, the
 component, a private copy's process), so that the component and the tests' copies cannot drift.
 """
@@ -158,8 +158,9 @@ class User:
 
 class ProviderFiles:
     """The files of one provider instance in ``dir``: ``config.json`` (clients, users with their
-    passwords: mode 0600), ``keys.json`` (private signing keys: the first made here, later ones by ``rotate()``) and the
-    TLS pair. ``spec()`` is the process to run; ``rotate()`` puts a new signing key first."""
+    passwords: mode 0600), ``keys.json`` (private signing keys, all made here by
+    ``new_signing_key``; the provider only reads them) and the TLS pair. ``spec()`` is the
+    process to run; ``rotate()`` puts a new signing key first."""
 
     def __init__(
         self, dir: Path, *, port: int, tls: tuple[Path, Path] | None, name: str = "kubehub sandbox SSO"
@@ -235,34 +236,24 @@ class ProviderFiles:
         tmp.replace(self.config_file)
 
     def _ensure_keys(self) -> None:
-        """The first signing key, made here rather than by the provider at its first start.
-        Every hung start seen in CI was a first start, the one that makes the key with Node's
-        ``generateKeyPairSync``: gdb on one (2026-12-06) showed the main thread deadlocked on
-        its own lock, a garbage collection during the JWK export running a weak callback that
-        destroys a ``KeyGenJob`` and takes the job's mutex again (Node 20). A provider that
-        finds ``keys.json`` skips that step. Same form as the provider's own keys: an RSA-2048
-        private JWK with ``kid``, RS256, ``use: sig``."""
-        if self.keys_file.exists():
-            return
-        from cryptography.hazmat.primitives.asymmetric import rsa
+        """The first signing key, made here (``new_signing_key``) rather than by the provider."""
+        if not self.keys_file.exists():
+            self._write_keys([new_signing_key()])
 
-        numbers = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_numbers()
-        public = numbers.public_numbers
+    def signing_keys(self) -> list[dict[str, str]]:
+        """The private JWKs in ``keys.json``, the one that signs first."""
+        return list(json.loads(self.keys_file.read_text(encoding="utf-8"))["keys"])
 
-        def b64(value: int) -> str:
-            raw = value.to_bytes((value.bit_length() + 7) // 8 or 1, "big")
-            return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-        jwk = {
-            "kty": "RSA", "n": b64(public.n), "e": b64(public.e), "d": b64(numbers.d),
-            "p": b64(numbers.p), "q": b64(numbers.q), "dp": b64(numbers.dmp1),
-            "dq": b64(numbers.dmq1), "qi": b64(numbers.iqmp),
-            "kid": base64.urlsafe_b64encode(secrets.token_bytes(9)).rstrip(b"=").decode(),
-            "alg": "RS256", "use": "sig",
-        }  # fmt: skip
+    def _write_keys(self, keys: list[dict[str, str]]) -> None:
+        """Replace ``keys.json`` at once (the provider never reads half a file), mode 0600, with
+        the old file's owner (as root, the unprivileged user that runs the provider)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.keys_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"keys": [jwk]}, indent=1), encoding="utf-8")
+        tmp.write_text(json.dumps({"keys": keys}, indent=1), encoding="utf-8")
         tmp.chmod(0o600)
+        if os.geteuid() == 0 and self.keys_file.exists():
+            st = self.keys_file.stat()
+            os.chown(tmp, st.st_uid, st.st_gid)
         tmp.replace(self.keys_file)
 
     def read(self) -> dict[str, Any]:
@@ -298,14 +289,13 @@ class ProviderFiles:
             stamp=hashlib.sha256(script.read_bytes() + self.config_file.read_bytes()).hexdigest()[:12],
         )
 
-    def rotate(self, home: Path) -> str:
-        """A new signing key first in ``keys.json`` (the previous one stays published); takes
-        effect when the provider starts again. Returns the new key id."""
-        node = shutil.which("node") or "node"
-        argv = [node, str(home / "provider.mjs"), "--modules", str(home / "node_modules"),
-                "--config", str(self.config_file), "--rotate"]  # fmt: skip
-        out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60).stdout
-        return out.strip().splitlines()[-1]
+    def rotate(self) -> str:
+        """A new signing key (``new_signing_key``) first in ``keys.json``; the previous one stays
+        published so that ID tokens it signed still verify, older ones are retired. Takes effect
+        when the provider starts again (it reads the file at start only). Returns the new key id."""
+        fresh = new_signing_key()
+        self._write_keys([fresh, *self.signing_keys()][:2])
+        return fresh["kid"]
 
     def chown(self, user: str | None) -> None:
         if not user or os.geteuid() != 0:
@@ -315,6 +305,32 @@ class ProviderFiles:
         pw = pwd.getpwnam(user)
         for path in [self.dir, *self.dir.iterdir()]:
             os.chown(path, pw.pw_uid, pw.pw_gid)
+
+
+def new_signing_key() -> dict[str, str]:
+    """A new RSA-2048 private JWK with a fresh ``kid``, RS256, ``use: sig``: the form
+    oidc-provider takes in its ``jwks`` option. Every signing key, the first and each rotated
+    one, is made here and never by the provider: Node 20's ``generateKeyPairSync`` can deadlock.
+    gdb on a provider hung at start (2026-12-06) showed its main thread waiting on its own lock:
+    a garbage collection during the JWK export ran a weak callback that destroys a ``KeyGenJob``
+    and takes that job's mutex again. Every hung start seen in CI was one that made a key, and
+    a test that rotated keys through Node could hang the same way (one CI run lost an hour)."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    numbers = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_numbers()
+    public = numbers.public_numbers
+
+    def b64(value: int) -> str:
+        raw = value.to_bytes((value.bit_length() + 7) // 8 or 1, "big")
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    return {
+        "kty": "RSA", "n": b64(public.n), "e": b64(public.e), "d": b64(numbers.d),
+        "p": b64(numbers.p), "q": b64(numbers.q), "dp": b64(numbers.dmp1),
+        "dq": b64(numbers.dmq1), "qi": b64(numbers.iqmp),
+        "kid": base64.urlsafe_b64encode(secrets.token_bytes(9)).rstrip(b"=").decode(),
+        "alg": "RS256", "use": "sig",
+    }  # fmt: skip
 
 
 def sandbox_files(sb: Any) -> ProviderFiles:
@@ -397,8 +413,9 @@ class RunningProvider:
     def start(self, timeout: float = 60.0) -> None:
         """Start it and wait until it answers. A first start that runs but has not answered in
         20 s is stopped and made once more, as the sandbox does (Sandbox._ensure_oidc): Node 20
-        sometimes stops at start-up right after oidc-provider's runtime warning, its main thread
-        in a futex wait; what each of its threads was doing goes to the log first."""
+        used to stop at start-up right after oidc-provider's runtime warning, its main thread
+        in a futex wait (``generateKeyPairSync``, see ``new_signing_key``: no longer called, the
+        retry stays as a safety net); what each of its threads was doing goes to the log first."""
         deadline = time.monotonic() + timeout
         if self._try_start(min(20.0, timeout)):
             return

@@ -3,17 +3,19 @@
 // built-in "dev interactions" accept any password, which would make the SSO tests meaningless).
 //
 // Usage:
-//   node provider.mjs --modules DIR --config FILE            serve (config: see sandbox/oidc.py)
-//   node provider.mjs --modules DIR --config FILE --rotate   put a new signing key first in the
-//                                                            key file (the old one stays published
-//                                                            for tokens already issued), then exit
+//   node provider.mjs --modules DIR --config FILE   serve (config: see sandbox/oidc.py)
+//
+// The signing keys are read from the key file at start and never made here: sandbox/oidc.py
+// writes the first one and each rotated one (Python's `cryptography`). Node 20's synchronous
+// RSA key generation could deadlock on its own KeyGenJob mutex when a garbage collection during
+// the JWK export destroyed a KeyGenJob; that hung providers at start (see new_signing_key there).
 //
 // Consent is given automatically for the configured clients (they are first-party: the hub), so
 // a login is one form. Logout is the package's RP-initiated logout (end_session_endpoint).
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { createHash, generateKeyPairSync, randomBytes, timingSafeEqual } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -22,40 +24,20 @@ const { values: args } = parseArgs({
   options: {
     modules: { type: 'string' },
     config: { type: 'string' },
-    rotate: { type: 'boolean', default: false },
   },
 });
 if (!args.modules || !args.config) {
-  console.error('usage: provider.mjs --modules NODE_MODULES_DIR --config CONFIG.json [--rotate]');
+  console.error('usage: provider.mjs --modules NODE_MODULES_DIR --config CONFIG.json');
   process.exit(2);
 }
 const config = JSON.parse(readFileSync(args.config, 'utf8'));
 
-function newKey() {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const jwk = privateKey.export({ format: 'jwk' });
-  return { ...jwk, kid: randomBytes(9).toString('base64url'), alg: 'RS256', use: 'sig' };
-}
-
-function writeKeys(keys) {
-  const tmp = `${config.keys_file}.tmp`;
-  writeFileSync(tmp, JSON.stringify({ keys }, null, 1), { mode: 0o600 });
-  renameSync(tmp, config.keys_file);
-}
-
 function loadKeys() {
-  if (!existsSync(config.keys_file)) writeKeys([newKey()]);
+  if (!existsSync(config.keys_file)) {
+    console.error(`no signing keys in ${config.keys_file}: sandbox/oidc.py (ProviderFiles.write) makes them`);
+    process.exit(2);
+  }
   return JSON.parse(readFileSync(config.keys_file, 'utf8')).keys;
-}
-
-if (args.rotate) {
-  // The new key signs from the next start on; the previous one stays in the JWKS so ID tokens
-  // it signed still verify. Older ones are retired.
-  const keys = loadKeys();
-  const fresh = newKey();
-  writeKeys([fresh, ...keys].slice(0, 2));
-  console.log(fresh.kid);
-  process.exit(0);
 }
 
 const { default: Provider } = await import(pathToFileURL(join(args.modules, 'oidc-provider', 'lib', 'index.js')).href);

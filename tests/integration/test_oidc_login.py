@@ -352,7 +352,7 @@ def test_key_rotation_is_followed_with_one_jwks_refetch(stack: Stack) -> None:
     hub_client = stack.world.hub.oidc
     assert hub_client is not None
     before = hub_client.jwks_fetches
-    new_kid = stack.provider.files.rotate(stack.provider.home)
+    new_kid = stack.provider.files.rotate()
     stack.provider.restart()
     b = _sso_login(stack, "olivia", "olivia-pass-1")
     assert _me(b, stack).json()["platform_role"] == "admin"
