@@ -12,6 +12,7 @@ Over 400 lines because each attack case needs its own walk through the provider'
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -347,18 +348,37 @@ def test_claims_only_in_userinfo_are_fetched_from_it(stack: Stack) -> None:
         stack.provider.restart()
 
 
+def _kid_of(token: str) -> str:
+    header = token.split(".")[0]
+    return str(json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4)))["kid"])
+
+
 def test_key_rotation_is_followed_with_one_jwks_refetch(stack: Stack) -> None:
     _sso_login(stack, "sam", "sam-pass-2")  # the hub has the current keys cached
     hub_client = stack.world.hub.oidc
     assert hub_client is not None
     before = hub_client.jwks_fetches
+    early = _adapter(stack)
+    code, verifier, early_nonce = _code_for(stack, early, "sam", "sam-pass-2")
+    old_token = early.finish(code=code, code_verifier=verifier, nonce=early_nonce).id_token
+    old_kid = _kid_of(old_token)
+    # the sandbox makes the key (Python), the provider only serves it after its restart
     new_kid = stack.provider.files.rotate()
+    assert new_kid != old_kid
     stack.provider.restart()
     b = _sso_login(stack, "olivia", "olivia-pass-1")
     assert _me(b, stack).json()["platform_role"] == "admin"
     assert hub_client.jwks_fetches == before + 1
     keys = requests.get(stack.provider.files.issuer + "/jwks", verify=stack.ca).json()["keys"]
-    assert next(k["kid"] for k in keys) == new_kid and len(keys) == 2  # the old key stays published
+    assert [k["kid"] for k in keys] == [new_kid, old_kid]  # the old key stays published
+    written = {k["kid"]: k["n"] for k in stack.provider.files.signing_keys()}
+    assert {k["kid"]: k["n"] for k in keys} == written and not any("d" in k for k in keys)
+    late = _adapter(stack)
+    code, verifier, nonce = _code_for(stack, late, "sam", "sam-pass-2")
+    assert _kid_of(late.finish(code=code, code_verifier=verifier, nonce=nonce).id_token) == new_kid
+    # an ID token signed before the rotation still verifies against the keys served after it
+    claims, _ = _adapter(stack).validate_id_token(old_token, nonce=early_nonce)
+    assert claims["preferred_username"] == "sam"
     _sso_login(stack, "noel", "noel-pass-4")
     assert hub_client.jwks_fetches == before + 1  # the new key is cached now
 
