@@ -8,10 +8,12 @@ checks it, and rotation keeps the new key first and the previous one published."
 from __future__ import annotations
 
 import base64
+import os
 import stat
 import subprocess
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -77,3 +79,14 @@ def test_the_provider_program_never_makes_a_key() -> None:
     """Node 20's key generation can deadlock; the program only reads ``keys.json``."""
     source = (oidc.SOURCE / "provider.mjs").read_text(encoding="utf-8")
     assert "generateKey" not in source and "--rotate" not in source and "keys_file" in source
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file to another user")
+def test_rotation_as_root_keeps_the_key_file_readable_by_the_providers_user(tmp_path: Path) -> None:
+    """As root the provider runs as the unprivileged sandbox user; a ``keys.json`` left to root
+    (mode 0600) would stop its next start."""
+    files = _files(tmp_path)
+    os.chown(files.keys_file, 65534, 65534)
+    files.rotate()
+    st = files.keys_file.stat()
+    assert (st.st_uid, st.st_gid) == (65534, 65534) and stat.S_IMODE(st.st_mode) == 0o600
