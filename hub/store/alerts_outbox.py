@@ -98,11 +98,17 @@ class OutboxRows:
 
     def due_messages(self, now: float, limit: int) -> list[Row]:
         """Waiting messages whose time has come, oldest first, skipping any recipient whose
-        earlier message is backing off (so each recipient gets its notices in order)."""
+        earlier message is backing off (so each recipient gets its notices in order).
+
+        The backing-off messages are found once (their first id per recipient) and joined,
+        rather than looked for under every waiting row: that correlated subquery scanned the
+        waiting rows once per waiting row (72 ms per batch with 1,000 waiting, bench/alerts.py)."""
         return self.db.query(
-            "SELECT * FROM alert_outbox o WHERE o.status='waiting' AND o.not_before<=? AND o.next_attempt<=?"
-            " AND NOT EXISTS (SELECT 1 FROM alert_outbox p WHERE p.recipient=o.recipient AND p.status='waiting'"
-            " AND p.id<o.id AND p.attempts>0 AND p.next_attempt>?) ORDER BY o.id LIMIT ?",
+            "WITH backing AS (SELECT recipient, MIN(id) AS first FROM alert_outbox"
+            " WHERE status='waiting' AND attempts>0 AND next_attempt>? GROUP BY recipient)"
+            " SELECT o.* FROM alert_outbox o LEFT JOIN backing b ON b.recipient=o.recipient"
+            " WHERE o.status='waiting' AND o.not_before<=? AND o.next_attempt<=?"
+            " AND (b.first IS NULL OR o.id<=b.first) ORDER BY o.id LIMIT ?",
             (now, now, now, limit),
         )
 

@@ -30,7 +30,11 @@ _PLTE = _chunk(b"PLTE", bytes(c for rgb in PALETTE for c in rgb))
 
 
 def _png(pixels: np.ndarray) -> bytes:
-    """Palette indices (h, w) as a PNG: every scanline with filter byte 0 (none)."""
+    """Palette indices (h, w) as a PNG: every scanline with filter byte 0 (none).
+
+    zlib level 3, not the default 6: on a sparkline it takes 0.06 ms instead of 0.3 ms for
+    about 190 more bytes (550 instead of 365), and the compression was a quarter of the chart's
+    cost in the outbox's send rate (bench/alerts.py)."""
     height, width = pixels.shape
     raw = np.zeros((height, width + 1), dtype=np.uint8)
     raw[:, 1:] = pixels
@@ -39,7 +43,7 @@ def _png(pixels: np.ndarray) -> bytes:
         b"\x89PNG\r\n\x1a\n"
         + _chunk(b"IHDR", header)
         + _PLTE
-        + _chunk(b"IDAT", zlib.compress(raw.tobytes(), 6))
+        + _chunk(b"IDAT", zlib.compress(raw.tobytes(), 3))
         + _chunk(b"IEND", b"")
     )
 

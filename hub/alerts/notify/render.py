@@ -126,6 +126,8 @@ class Renderer:
             lstrip_blocks=True,
             keep_trailing_newline=True,
             undefined=jinja2.StrictUndefined,
+            # The templates ship with the code: no stat of both files for every message rendered.
+            auto_reload=False,
         )
 
     # -- subject ------------------------------------------------------------------------------
