@@ -63,3 +63,11 @@ def test_non_ascii_address_stays_readable() -> None:
     data, _ = _parsed("s", recipient="值班@例子.中国")
     msg = message_from_string(data.decode(), policy=policy.SMTPUTF8)  # headers are UTF-8 text
     assert msg["To"].addresses[0].addr_spec == "值班@例子.中国"  # type: ignore[attr-defined]
+
+
+def test_ascii_display_name_with_specials_beside_a_non_ascii_address_stays_one_name() -> None:
+    email = OutgoingEmail("<m3@kubehub>", '"Ops, \\"Night\\" Team" <值班@例子.中国>', "s", "t", "<p>h</p>")
+    data = serialize_message(email, sender="hub@example.org")
+    msg = message_from_string(data.decode(), policy=policy.SMTPUTF8)
+    (only,) = msg["To"].addresses  # type: ignore[attr-defined]
+    assert (only.display_name, only.addr_spec) == ('Ops, "Night" Team', "值班@例子.中国")

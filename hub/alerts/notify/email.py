@@ -74,6 +74,9 @@ def _encoded(text: str) -> str:
     return "\r\n ".join(words)
 
 
+_SPECIALS = set('()<>@,:;."[]\\')  # RFC 5322 specials: a display name holding one is quoted
+
+
 def _address(text: str) -> str:
     """An address header (From, To): only a display name is encoded. An encoded word around
     the whole ``Name <addr>`` hid the address from every reader. A non-ASCII address itself
@@ -84,7 +87,11 @@ def _address(text: str) -> str:
     name, addr = parseaddr(text)
     if not addr:
         return _encoded(text)
-    return f"{_encoded(name)} <{addr}>" if name else addr
+    if not name:
+        return addr
+    if name.isascii() and any(c in _SPECIALS for c in name):  # "Hub, Inc." stays one name
+        name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"{_encoded(name)} <{addr}>"
 
 
 def _base64(data: bytes) -> bytes:
