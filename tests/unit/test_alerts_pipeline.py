@@ -473,3 +473,33 @@ def test_stored_policy_documents_are_the_canonical_form(tmp_path: Path) -> None:
     row = w.store.policy("p1")
     assert row is not None
     assert json.loads(row["document"])["rules"][0]["period"] == "1m"
+
+
+def test_a_notice_for_several_recipients_is_rendered_once_per_language(tmp_path: Path) -> None:
+    """One message per recipient, but the rendering (text, HTML, chart) is the notice's: it is
+    drawn once per delivery round and language, and each message keeps its own recipient and
+    Message-ID."""
+    w = World(tmp_path)
+    renders: list[str] = []
+
+    class CountingRenderer(Renderer):
+        def render(self, notices: Sequence[Any], **kw: Any) -> Any:
+            renders.append(kw.get("language", "en"))
+            return super().render(notices, **kw)
+
+    w.dispatcher.renderer = CountingRenderer(public_url="http://hub.example")
+    receivers = [{"email": f"oncall-{i}@example.com"} for i in range(3)]
+    receivers.append({"email": "ops-cn@example.com", "language": "zh"})
+    w.add(node_doc(notification={"receivers": receivers, "send_resolved": True}))
+    w.values = {"node-1": 0.97}
+    w.tick(3)
+    mails = [m for _, m in w.mails()]
+    assert sorted(m.recipient for m in mails) == sorted(r["email"] for r in receivers)
+    assert len({m.message_id for m in mails}) == 4
+    english = [m for m in mails if m.recipient != "ops-cn@example.com"]
+    assert {(m.subject, m.text, m.html, m.images) for m in english} == {
+        (english[0].subject, english[0].text, english[0].html, english[0].images)
+    }
+    chinese = next(m for m in mails if m.recipient == "ops-cn@example.com")
+    assert chinese.subject.startswith("[告警·") and chinese.images
+    assert sorted(renders) == ["en", "zh"]

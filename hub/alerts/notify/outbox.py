@@ -50,7 +50,7 @@ from hub.alerts.notify.delivery import (
     PendingHttp,
 )
 from hub.alerts.notify.notice import Notice
-from hub.alerts.notify.render import Renderer
+from hub.alerts.notify.render import Rendered, Renderer
 from hub.alerts.notify.retry import backoff
 from hub.alerts.policy_model import HTTP_SCHEMES, Receiver
 from hub.store.alerts import AlertStore
@@ -131,6 +131,7 @@ class Dispatcher:
         outcomes: list[tuple[int, str, float, str, str]] = []
         items: list[tuple[Any, PendingEmail]] = []
         calls: list[tuple[Any, PendingHttp]] = []
+        rendered: dict[tuple[Any, ...], Rendered] = {}  # this round's renderings (see _builder)
         for row in rows:
             found = [payloads[k] for k in keys[row["id"]] if k in payloads]
             if not found:
@@ -143,7 +144,9 @@ class Dispatcher:
                 call = PendingHttp(row["message_id"], row["recipient"], self._http_builder(row, found), self.may_send)
                 calls.append((row, call))
                 continue
-            pending = PendingEmail(row["message_id"], row["recipient"], self._builder(row, found), self.may_send)
+            pending = PendingEmail(
+                row["message_id"], row["recipient"], self._builder(row, found, rendered), self.may_send
+            )
             items.append((row, pending))
         if outcomes:
             self.store.record_results(outcomes, now=now)
@@ -198,14 +201,25 @@ class Dispatcher:
         report.failed += 1
         return (row["id"], "failed", 0.0, res.error, res.subject)
 
-    def _builder(self, row: Any, payloads: list[str]) -> Callable[[], OutgoingEmail]:
-        """Renders the message when the notifier is about to send it (see PendingEmail)."""
+    def _builder(
+        self, row: Any, payloads: list[str], cache: dict[tuple[Any, ...], Rendered]
+    ) -> Callable[[], OutgoingEmail]:
+        """Renders the message when the notifier is about to send it (see PendingEmail).
+
+        A notice going to several recipients is one message per recipient with the same
+        notices: ``cache`` (one per round) renders it, text, HTML and charts, once for all of
+        them. The rendering depends on nothing else than the key (the recipient is only in
+        the headers below)."""
 
         def build() -> OutgoingEmail:
             notices = [Notice.from_json(p) for p in payloads]
-            rendered = self.renderer.render(
-                notices, language=row["language"], reason=row["reason"], resent=bool(row["resent"])
-            )
+            key = (tuple(payloads), row["language"], row["reason"], bool(row["resent"]))
+            rendered = cache.get(key)
+            if rendered is None:
+                rendered = self.renderer.render(
+                    notices, language=row["language"], reason=row["reason"], resent=bool(row["resent"])
+                )
+                cache[key] = rendered
             alerts = ",".join(sorted({n.alert_id for n in notices}))
             return OutgoingEmail(
                 message_id=row["message_id"],
