@@ -87,6 +87,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"kubehub {hub.__version__} serving on {settings.public_url}", file=sys.stderr, flush=True)
 
     stop = threading.Event()
+    if server is not None:
+        from web.serving import settle_collector
+
+        settle_collector()  # after start: web/serving.py says why
 
     def _stop(signum: int, frame: Any) -> None:
         stop.set()

@@ -16,7 +16,7 @@ from flask.sessions import SecureCookieSessionInterface
 from hub.runtime import Hub, build_hub
 from hub.settings import Settings
 from hub.store.meta import get_or_create_secret
-from web import access, errors, params, ratelimit
+from web import access, errors, json_answers, params, ratelimit
 
 # Blueprint modules, one per area; each exposes ``bp``.
 BLUEPRINTS = [
@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None, *, test
         MAX_CONTENT_LENGTH=params.MAX_BODY_BYTES,
         TESTING=testing,
     )
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    json_answers.install(app)
     app.session_interface = _SessionInterface()
     app.extensions["kubehub"] = hub
     errors.register(app)

@@ -92,11 +92,6 @@ def _human(value: Any, unit: str = "") -> str:
     return f"{_num(number, 3)} {unit}".strip()
 
 
-@bp.before_app_request
-def _choose_language() -> None:
-    lang()
-
-
 @bp.after_app_request
 def _remember_language_and_time(response: Any) -> Any:
     """Keep a ``?lang=`` choice in a cookie; report the server time of every answer.

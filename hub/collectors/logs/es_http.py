@@ -10,7 +10,9 @@ request on a bare connection (measured in one process, load average 8 on 2 cores
 retention, probes) keeps using the client.
 
 Only plain ``http://`` URLs without credentials take this path (:func:`usable`); HTTPS and
-URLs with a user go through the client, which owns TLS and authentication settings. The
+URLs with a user go through the client, which owns TLS and authentication settings. The answer
+is decoded by msgspec (about twice as fast as ``json.loads`` on a page of hits; a search's
+answer is the largest document the hub reads per request). The
 connection per thread and the one retry on a connection the server closed while idle (a search
 changes nothing) are ``hub/collectors/keepalive_http.py``'s, shared with the Prometheus
 adapter; any other failure is the caller's to report, as the client's would be.
@@ -19,9 +21,10 @@ adapter; any other failure is the caller's to report, as the client's would be.
 from __future__ import annotations
 
 import http.client
-import json
 from collections.abc import Mapping
 from typing import Any
+
+import msgspec
 
 from hub.collectors.keepalive_http import KeepAliveConnections, usable
 from hub.errors import BackendUnavailable
@@ -50,8 +53,8 @@ class SearchConnections(KeepAliveConnections):
             detail = str(exc) or type(exc).__name__
             raise BackendUnavailable(BACKEND, f"search failed: {detail} ({self.url})") from exc
         try:
-            answer = json.loads(data)
-        except ValueError:
+            answer = msgspec.json.decode(data)
+        except ValueError:  # msgspec's DecodeError is one
             answer = None
         if status >= 400 or not isinstance(answer, dict):
             raise BackendUnavailable(BACKEND, f"search failed with HTTP {status}: {_reason(answer, data)}")
