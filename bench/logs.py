@@ -42,7 +42,11 @@ check, parameters, scope, the audit entry, JSON), and ``LogService.search`` alon
 The last line is ``logs: ratio=<hub p95 / raw ES p95> embedded_p95_ms=<...>
 embedded_ingest_lps=<...> es_ingest_lps=<...> fixed_ms_embedded=<median of hub - raw>
 fixed_ms_es=<same> fixed_ms=<the fixed cost per API request above> embedded_mb_per_m=<disk per
-million lines, embedded> es_mb_per_m=<same, Elasticsearch, unmerged> hub=<process|inprocess>``. Goals (issues 7 and 13):
+million lines, embedded> es_mb_per_m=<same, Elasticsearch, unmerged> hub=<process|inprocess>``,
+and with ``--hub process`` two more: ``inprocess_ratio=<the same searches through LogService.search
+in this process, p95 over raw p95>`` and ``served_floor_ms=<p50 of the served hub's GET /healthz
+minus p50 of Elasticsearch's GET />``, which together say how much of ``ratio`` is the hub's own
+work and how much is one more HTTP hop through a Python server. Goals (issues 7 and 13):
 ratio <= 1.2, embedded p95 <= 25 ms at 1M lines, embedded ingest >= 20,000 lines/s, fixed_ms <= 1.
 Not a timed test: it reports, it does not assert.
 """
@@ -399,6 +403,31 @@ class HubHttp:
         return json.loads(data)  # type: ignore[no-any-return]
 
 
+def served_floor(hub_url: str, es_url: str, rounds: int = 300) -> tuple[float, float]:
+    """p50 (ms) of ``GET /healthz`` of the served hub and of Elasticsearch's ``GET /``, interleaved,
+    each on its own keep-alive connection and decoded: what one HTTP request through the hub's
+    server (waitress, Flask, the request hooks) costs before any work, against the backend's own
+    cheapest answer."""
+    hub_parts, es_parts = urllib.parse.urlsplit(hub_url), urllib.parse.urlsplit(es_url)
+    conns = (
+        (http.client.HTTPConnection(hub_parts.hostname or "127.0.0.1", hub_parts.port or 80, timeout=30), "/healthz"),
+        (http.client.HTTPConnection(es_parts.hostname or "127.0.0.1", es_parts.port or 9200, timeout=30), "/"),
+    )
+    times: tuple[list[float], list[float]] = ([], [])
+    for i in range(rounds + 20):
+        for which in (0, 1) if i % 2 == 0 else (1, 0):
+            conn, path = conns[which]
+            t0 = time.perf_counter()
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            json.loads(resp.read())
+            if i >= 20:  # the first requests warm both connections
+                times[which].append((time.perf_counter() - t0) * 1000)
+    for conn, _ in conns:
+        conn.close()
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
 def measure_served(
     hub: Hub,
     url: str,
@@ -661,9 +690,29 @@ def main(argv: list[str] | None = None) -> int:
                 es_hub, es_rawv = measure_served(
                     es, served.url, es_tenants, es_tokens, reps, es_raw(es, es_url), verbose=args.verbose
                 )
+                floor = served_floor(served.url, es_url)
             finally:
                 served.close()
+            in_hub, in_raw = measure(es, es_tenants, reps, es_raw(es, es_url))
+            print(
+                f"logs: the same searches with LogService.search called in this process ({len(in_hub)} runs): "
+                f"hub p50={statistics.median(in_hub):.2f}ms p95={p(in_hub, 0.95):.2f}ms; raw "
+                f"p50={statistics.median(in_raw):.2f}ms p95={p(in_raw, 0.95):.2f}ms (ratio "
+                f"{p(in_hub, 0.95) / p(in_raw, 0.95):.2f})",
+                flush=True,
+            )
+            print(
+                f"logs: the served floor: GET /healthz of the served hub p50={floor[0]:.2f}ms vs "
+                f"Elasticsearch's GET / p50={floor[1]:.2f}ms on the same kind of connection: an HTTP "
+                f"request through the hub's server and Flask costs {floor[0] - floor[1]:.2f} ms more "
+                "before any search",
+                flush=True,
+            )
+            served_fields = (
+                f" inprocess_ratio={p(in_hub, 0.95) / p(in_raw, 0.95):.2f} served_floor_ms={floor[0] - floor[1]:.2f}"
+            )
         else:
+            served_fields = ""
             how = "LogService.search called in this process (no HTTP on the hub's side)"
             es_hub, es_rawv = measure(es, es_tenants, reps, es_raw(es, es_url), verbose=args.verbose)
         print(
@@ -714,7 +763,7 @@ def main(argv: list[str] | None = None) -> int:
             f"logs: ratio={ratio:.2f} embedded_p95_ms={p(emb_hub, 0.95):.2f} "
             f"embedded_ingest_lps={emb_lps:.0f} es_ingest_lps={es_lps:.0f} "
             f"fixed_ms_embedded={fixed_emb:.2f} fixed_ms_es={fixed_es:.2f} fixed_ms={api_ms:.3f}{pg_fields} "
-            f"embedded_mb_per_m={size_mb * 1e6 / n:.0f} es_mb_per_m={es_mb * 1e6 / n:.0f} hub={args.hub}"
+            f"embedded_mb_per_m={size_mb * 1e6 / n:.0f} es_mb_per_m={es_mb * 1e6 / n:.0f} hub={args.hub}{served_fields}"
         )
         return 0
     finally:
