@@ -270,6 +270,15 @@ class SmtpNotifier:
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             return DeliveryResult(message_id, ok=False, retry=True, error=f"connection lost: {exc}", subject=subject)
 
+    async def _prepare(self, item: Sendable) -> tuple[OutgoingEmail, bytes] | Exception:
+        """The message rendered and serialised, or why that failed (returned, not raised: a
+        rendering done ahead must not end its task with an exception nobody reads)."""
+        try:
+            e = materialise(item)
+            return e, serialize_message(e, sender=self.settings.sender)
+        except Exception as exc:
+            return exc
+
     async def _send_group(self, group: list[Sendable], on_result: OnResult | None = None) -> list[DeliveryResult]:
         client = self._client()
         try:
@@ -280,8 +289,21 @@ class SmtpNotifier:
         out: list[DeliveryResult] = []
         blocked: set[str] = set()  # recipients with a deferred message: later ones wait (order)
         broken: str | None = None
+        # Each message is rendered one turn ahead, in a task that runs as soon as this
+        # connection awaits the server's answers to the message before it: the rendering fills
+        # that wait instead of following it (bench/alerts.py: with the rendering in line, both
+        # connections were often waiting at once). The lease is still asked right before DATA.
+        ahead: dict[int, asyncio.Task[tuple[OutgoingEmail, bytes] | Exception]] = {}
+
+        def render_ahead(k: int) -> None:
+            if k < len(group) and group[k].recipient not in blocked:
+                ahead[k] = asyncio.ensure_future(self._prepare(group[k]))
+
         try:
-            for item in group:
+            for k, item in enumerate(group):
+                task = ahead.pop(k, None)
+                if task is not None and (broken is not None or item.recipient in blocked):
+                    task.cancel()  # rendered for nothing (or not yet): this message waits
                 if broken is not None:
                     out.append(DeliveryResult(item.message_id, ok=False, retry=True, error=broken))
                     continue
@@ -289,14 +311,13 @@ class SmtpNotifier:
                     why = "an earlier message to this recipient is waiting"
                     out.append(DeliveryResult(item.message_id, ok=False, retry=True, error=why))
                     continue
-                try:
-                    # Rendered here, just before its turn: while this connection renders, the
-                    # other connections' messages are on the wire.
-                    e = materialise(item)
-                    msg = serialize_message(e, sender=self.settings.sender)
-                except Exception as exc:  # a rendering bug keeps the message for a later try
-                    out.append(DeliveryResult(item.message_id, ok=False, retry=True, error=f"rendering failed: {exc}"))
+                prepared = await task if task is not None else await self._prepare(item)
+                if isinstance(prepared, Exception):  # a rendering bug keeps the message for a later try
+                    why = f"rendering failed: {prepared}"
+                    out.append(DeliveryResult(item.message_id, ok=False, retry=True, error=why))
                     continue
+                e, msg = prepared
+                render_ahead(k + 1)
                 client.guard = item.may_send if isinstance(item, PendingEmail) else None
                 out.append(await self._send_one(client, e.recipient, msg, e.message_id, e.subject, blocked))
                 if on_result is not None:
@@ -304,6 +325,8 @@ class SmtpNotifier:
                 if out[-1].error.startswith(("the server refused the sender", "connection lost")):
                     broken = out[-1].error
         finally:
+            for task in ahead.values():  # a message left unsent after a broken connection
+                task.cancel()
             try:
                 if client.is_connected:
                     await client.quit()
