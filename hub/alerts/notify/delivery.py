@@ -28,8 +28,9 @@ class OutgoingEmail:
 
 @dataclass(frozen=True)
 class PendingEmail:
-    """An email rendered only when its turn to be sent comes: the notifier calls ``build`` right
-    before sending, so rendering one message overlaps the SMTP round trip of another."""
+    """An email rendered only when its turn to be sent comes: the SMTP notifier calls ``build``
+    while its connection sends the message before it, so rendering one message overlaps the
+    SMTP round trips of another."""
 
     message_id: str
     recipient: str
