@@ -72,26 +72,19 @@ class LastIdleFirstDispatcher(ThreadedTaskDispatcher):
                     wake.notify()
 
 
-# Allocations of container objects between two collections of the youngest generation (CPython's
-# default is 700). See :func:`settle_collector`.
-YOUNG_COLLECTION_EVERY = 20_000
-
-
 def settle_collector() -> None:
-    """Tune CPython's cyclic garbage collector for a long-running server, once it has started.
+    """Move the objects made at start out of the cyclic garbage collector's sight, once the
+    server has started.
 
-    Why: a log search's answer (50 lines) allocates a few thousand dicts, lists and strings.
-    With the default threshold of 700 the collector ran several times inside each request and
-    promoted the request's live objects, so a generation-1 collection (1-5 ms) fell on about one
-    request in 18, and a full collection walked every object made at start (56-72 ms). Measured
-    in the hub served by bench/logs.py (660 searches, gc callbacks): 405 young and 37
-    generation-1 collections, 97 ms in all; with objects made at start frozen and the young
-    generation collected every 20,000 allocations, 15 collections of ~3 ms, 53 ms in all, on one
-    request in 44 -- out of the 95th percentile that the latency goals are stated in.
-
-    Objects made at start (modules, the app, the caches' first contents) are moved out of the
-    collector's sight with ``gc.freeze()``; cycles among them were collected just before.
+    Why: a full collection walks every tracked object, and a started hub holds ~141,000 of them
+    (modules, the app, the services, the caches' first contents) that live as long as the
+    process. Measured on a served hub over an empty data directory: a full collection took
+    84 ms, during which every request waits for the interpreter; after ``gc.freeze()`` it took
+    0.1 ms. Full collections are rare (the youngest generations, collected every 700 net
+    allocations, cost 0.1-1.1 ms: 15 and 2 of them during 526 log searches of bench/logs.py),
+    but one that runs while requests are in flight delays all of them. Cycles among the objects
+    made at start are collected just before they are frozen; the collector's thresholds stay
+    CPython's.
     """
     gc.collect()
     gc.freeze()
-    gc.set_threshold(YOUNG_COLLECTION_EVERY)
