@@ -65,8 +65,12 @@ def _pgrp(pid: int) -> int | None:
     except OSError:
         return None
     rest = raw[raw.rindex(")") + 2 :].split()
-    if rest[0] == "Z":
-        return None  # a zombie holds no resources; its parent reaps it
+    if rest[0] == "Z" and int(rest[17]) <= 1:
+        # A zombie holds no resources; its parent reaps it. But a multi-threaded process whose
+        # main thread has exited shows its leader as a zombie while the other threads still run
+        # their exit, and its files (a listening socket) close only when the last one ends:
+        # counted as gone then, a stop returned early and the next start found the port taken.
+        return None
     return int(rest[2])
 
 

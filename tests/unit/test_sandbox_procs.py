@@ -80,3 +80,40 @@ def test_a_component_that_runs_but_does_not_answer_is_described_by_what_it_does(
         sup.stop("spin")
         sup.stop("nap")
     assert process_snapshot(spinning) == "gone"
+
+
+def test_a_process_whose_main_thread_exited_is_a_member_while_its_other_threads_run(tmp_path: Path) -> None:
+    """Node's main thread can exit before its worker threads: the leader then reads as a zombie
+    in /proc while the process still holds its files (its listening socket). ci12's OIDC restart
+    test found its port taken because a stop counted such a process as gone."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    port_file = tmp_path / "port"
+    code = (
+        "import ctypes, socket, threading, time\n"
+        "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
+        f"open({str(port_file)!r}, 'w').write(str(s.getsockname()[1]))\n"
+        "threading.Thread(target=time.sleep, args=(60,)).start()\n"
+        "ctypes.CDLL(None).pthread_exit(None)\n"  # the main thread ends; the sleeper keeps the process
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        state = ""
+        while time.monotonic() < deadline:
+            stat = Path(f"/proc/{proc.pid}/stat").read_text()
+            state = stat[stat.rindex(")") + 2 :].split()[0]
+            if state == "Z" and port_file.exists() and port_file.read_text():
+                break
+            time.sleep(0.05)
+        assert state == "Z", "the leader never read as a zombie"
+        port = int(port_file.read_text())
+        assert port_in_use(port)  # the process still holds its socket ...
+        assert group_members(proc.pid) == [proc.pid]  # ... so it is not gone
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    assert group_members(proc.pid) == []
