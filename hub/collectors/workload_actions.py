@@ -8,6 +8,7 @@ different paths with different failure modes.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -51,7 +52,11 @@ _SCALABLE = ("Deployment", "StatefulSet")
 _RESTARTABLE = ("Deployment", "StatefulSet", "DaemonSet")
 _PROPAGATION = {"background": "Background", "foreground": "Foreground", "orphan": "Orphan"}
 _IMAGE = re.compile(r"^[^\s]+\Z")
-_STATUS_RETRIES = 3  # status-only writes between a read and a patch; see set_container_settings
+# Status-only writes between a read and a patch (see _patch_spec): the controller writes a
+# rollout's status several times within a second or two of a change (ci13: three immediate
+# retries all met one, a 409 for a form saved right after the previous save), so the retries
+# wait a little longer each time, 1.55 s in all.
+_STATUS_RETRY_PAUSES = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)
 MAX_REPLICAS = 10_000  # far above any real workload; catches typos such as 50000 for 5
 
 
@@ -256,7 +261,9 @@ class WorkloadActions:
         generation says nobody touched it: read again and retry. A changed generation is 409."""
         what = f"{k.lower()} {namespace}/{name}"
         generation = None
-        for _try in range(_STATUS_RETRIES):
+        for pause in _STATUS_RETRY_PAUSES:
+            if pause:
+                time.sleep(pause)
             obj = self._get_live(k, namespace, name)
             now = (obj.get("metadata") or {}).get("generation")
             if generation is not None and now != generation:
