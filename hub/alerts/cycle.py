@@ -326,8 +326,7 @@ class CycleRunner:
     def _tracked_states(self, gen: int) -> dict[StateKey, EntityState]:
         """The tracked states: the memory copy, or the store's when the memory copy may differ
         from it (another policy generation, another fence, none yet)."""
-        bound = getattr(self.store.db, "bound", None)
-        fence = bound() if callable(bound) else None
+        fence = self.store.bound_fence()
         if self._tracked is None or self._tracked_for != (gen, fence):
             memory, saved = self._tracked, self._saved
             if fence != self._fence:  # a new term: what the last leader left is rewritten once

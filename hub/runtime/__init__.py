@@ -76,15 +76,17 @@ class Hub:
     only through this; each area's ``hub/runtime/<area>.py`` ``build(hub)`` sets its own.
 
     The optional ones are None when the backend they need is not configured (no cluster, no
-    Prometheus); the web layer answers 503 naming that backend.
+    Prometheus); the web layer answers 503 naming that backend. The others are unset until their
+    area's build() ran; code that may run before then (the hub's own lists below, a callable an
+    earlier area was handed) asks the ``built_*`` method, None until then.
     """
 
     settings: Settings
     db: StateStore
     metrics: HubMetrics
-    clock: Clock = field(default_factory=SystemClock)
     # The lease loop: the background work that must run once runs on its holder only.
-    leadership: Leadership = field(init=False)
+    leadership: Leadership
+    clock: Clock = field(default_factory=SystemClock)
     # Area services, set by the area's build() in AREAS order (later areas use earlier ones).
     tenancy: TenancyService = field(init=False)
     oidc: OidcClient | None = field(init=False, default=None)  # single sign-on, when configured
@@ -105,6 +107,32 @@ class Hub:
     _threads: list[threading.Thread] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
 
+    # -- the services of areas that may not be built yet (None until then) --------------------
+    def built_clusters(self) -> ClusterRegistry | None:
+        """The cluster registry once the cluster area built it (tenancy is built before it)."""
+        try:
+            return self.clusters
+        except AttributeError:  # a field(init=False) without default is unset until assigned
+            return None
+
+    def built_logs(self) -> LogService | None:
+        try:
+            return self.logs
+        except AttributeError:
+            return None
+
+    def built_backtest_jobs(self) -> BacktestJobs | None:
+        try:
+            return self.backtest_jobs
+        except AttributeError:
+            return None
+
+    def built_alert_engine(self) -> AlertEngine | None:
+        try:
+            return self.alert_engine
+        except AttributeError:
+            return None
+
     def _probed(self) -> list[tuple[str, Probed]]:
         """The services /readyz lists, by the name it shows (the optional ones when configured)."""
         out: list[tuple[str, Probed]] = []
@@ -114,10 +142,10 @@ class Hub:
             out.append(("prometheus", self.prometheus))
         if self.oidc is not None:
             out.append(("oidc", self.oidc))
-        if "logs" in self.__dict__:
-            out.append(("logs", self.logs))
-        if "alert_engine" in self.__dict__:
-            out.append(("alert-engine", self.alert_engine))
+        if (logs := self.built_logs()) is not None:
+            out.append(("logs", logs))
+        if (engine := self.built_alert_engine()) is not None:
+            out.append(("alert-engine", engine))
         return out
 
     def _background(self) -> list[tuple[str, Background]]:
@@ -129,22 +157,21 @@ class Hub:
             out.append(("cluster", self.cluster))
         if self.cluster_reconciler is not None:  # the added clusters' services, and their registry loop
             out.append(("clusters", self.cluster_reconciler))
-        if "backtest_jobs" in self.__dict__:
-            out.append(("backtest-jobs", _StopOnly(self.backtest_jobs)))
+        if (jobs := self.built_backtest_jobs()) is not None:
+            out.append(("backtest-jobs", _StopOnly(jobs)))
         if self.component_probes is not None:
             out.append(("component-probes", self.component_probes))
-        if "leadership" in self.__dict__:
-            out.append(("leadership", _LeaseLoop(self.leadership, self._leader_work())))
+        out.append(("leadership", _LeaseLoop(self.leadership, self._leader_work())))
         return out
 
     def _leader_work(self) -> list[tuple[str, Background]]:
         """The work that must run once across replicas (log shipping and retention, the rule
         engine and outbox delivery), started and stopped with the lease."""
         out: list[tuple[str, Background]] = []
-        if "logs" in self.__dict__:
-            out.append(("logs", _Paused(self.logs)))
-        if "alert_engine" in self.__dict__:
-            out.append(("alert-engine", self.alert_engine))
+        if (logs := self.built_logs()) is not None:
+            out.append(("logs", _Paused(logs)))
+        if (engine := self.built_alert_engine()) is not None:
+            out.append(("alert-engine", engine))
         return out
 
     # -- readiness ------------------------------------------------------------------------
@@ -201,9 +228,9 @@ class Hub:
                 service.stop()
             except Exception:  # shutting down: log and go on with the others
                 log.exception("stopping a service failed")
-        if "logs" in self.__dict__:
+        if (logs := self.built_logs()) is not None:
             try:
-                self.logs.stop()  # closes the log store (the shipper was paused with the lease)
+                logs.stop()  # closes the log store (the shipper was paused with the lease)
             except Exception:
                 log.exception("stopping the log service failed")
         self.db.close()
@@ -268,8 +295,10 @@ def build_hub(settings: Settings | None = None, *, clock: Clock | None = None, b
         raise ConfigError("KUBEHUB_DATA_DIR", f"cannot create {settings.data_dir}: {exc.strerror}") from exc
     db = open_state_store(settings)
     db.migrate()
-    hub = Hub(settings=settings, db=db, metrics=HubMetrics(), clock=clock or SystemClock())
-    hub.leadership = _leadership(hub)
+    metrics = HubMetrics()
+    clock = clock or SystemClock()
+    leadership = _leadership(settings, db, metrics, clock)
+    hub = Hub(settings=settings, db=db, metrics=metrics, leadership=leadership, clock=clock)
     for module in AREAS:
         importlib.import_module(f"hub.runtime.{module}").build(hub)
     if background:
@@ -277,11 +306,9 @@ def build_hub(settings: Settings | None = None, *, clock: Clock | None = None, b
     return hub
 
 
-def _leadership(hub: Hub) -> Leadership:
+def _leadership(settings: Settings, db: StateStore, metrics: HubMetrics, clock: Clock) -> Leadership:
     from hub.runtime.leadership import Leadership, default_replica_id
     from hub.store.leases import LeaseStore
-
-    metrics = hub.metrics
 
     def publish(status: Any) -> None:
         metrics.leader.set(1 if status.leading else 0)
@@ -290,12 +317,12 @@ def _leadership(hub: Hub) -> Leadership:
         metrics.leader_since.set(status.since or 0)
         metrics.lease_token.set(status.token or 0)
 
-    settings = hub.settings.leader
+    leader = settings.leader
     return Leadership(
-        LeaseStore(hub.db),
-        replica_id=settings.replica_id or default_replica_id(),
-        lease_seconds=settings.lease_seconds,
-        clock=hub.clock,
+        LeaseStore(db),
+        replica_id=leader.replica_id or default_replica_id(),
+        lease_seconds=leader.lease_seconds,
+        clock=clock,
         on_change=publish,
     )
 

@@ -430,7 +430,7 @@ def build(hub: Hub) -> None:
         """The cluster's metrics source, as monitoring reads it (NotFound for a cluster removed
         since): its backend (this endpoint's client, or its own Prometheus's) and the value of
         its cluster label on a shared endpoint ('' for its own Prometheus)."""
-        sources = getattr(getattr(hub, "monitoring", None), "sources", None)
+        sources = hub.monitoring.sources  # the monitoring area is built before this one
         backend, label = sources(cluster) if sources is not None else (None, "")
         if backend is None:
             raise InvalidInput(f"cluster {cluster} has no metrics source (metrics.mode none)", field="cluster")

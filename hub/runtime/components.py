@@ -46,11 +46,8 @@ def readyz_probe(hub: Hub) -> ProbeResult:
     name = "apiserver-readyz"
     if hub.cluster is None:
         return ProbeResult(name, ok=False, detail="no cluster configured", configured=False)
-    api = getattr(hub.cluster, "api", None)
-    if api is None or not hasattr(api, "request"):
-        return ProbeResult(name, ok=False, detail="the cluster adapter cannot read /readyz", unknown=True)
     try:
-        text = api.request(
+        text = hub.cluster.api.request(
             "GET", "/readyz", query={"verbose": "true"}, verb="get", resource="readyz", raw=True, accept="text/plain"
         )
     except HubError as exc:
@@ -85,8 +82,8 @@ def collector_probes(hub: Hub) -> list[ProbeResult]:
             )
         else:
             out.append(ProbeResult("inventory", ok=synced == len(stores), detail=detail))
-    logs = hub.__dict__.get("logs")
-    shipper = getattr(logs, "shipper", None)
+    logs = hub.built_logs()
+    shipper = logs.shipper if logs is not None else None
     if shipper is None:
         out.append(ProbeResult("log-shipper", ok=False, detail="log shipping is off", configured=False))
     else:
@@ -104,9 +101,9 @@ def collector_probes(hub: Hub) -> list[ProbeResult]:
 def build(hub: Hub) -> None:
     def probes() -> list[ProbeResult]:
         out = []
-        engine = hub.__dict__.get("alert_engine")
+        engine = hub.built_alert_engine()
         for st in hub.readiness():
-            last_ok = getattr(engine, "last_ok", None) if st.name == "alert-engine" else None
+            last_ok = engine.last_ok if engine is not None and st.name == "alert-engine" else None
             out.append(ProbeResult(st.name, ok=st.ok, detail=st.detail, last_ok=last_ok))
         lease = hub.leader_status()
         leader = lease.get("leader")

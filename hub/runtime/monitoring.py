@@ -55,7 +55,7 @@ def sources(hub: Hub, own: PrometheusClient | None) -> MetricsSources:
     lock = threading.Lock()
 
     def source(name: str) -> tuple[QueryBackend | None, str]:
-        registry = getattr(hub, "clusters", None)
+        registry = hub.built_clusters()
         if registry is None:
             return own, ""
         metrics = registry.get(name).metrics  # NotFound naming cluster for an unknown one

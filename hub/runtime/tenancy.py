@@ -121,7 +121,7 @@ def _cluster_names(hub: Hub) -> Any:
     """Every cluster's name, looked up when asked: the registry is built after this area."""
 
     def names() -> list[str]:
-        registry = getattr(hub, "clusters", None)
+        registry = hub.built_clusters()
         return list(registry.names()) if registry is not None else []
 
     return names

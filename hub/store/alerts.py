@@ -26,6 +26,7 @@ from hub.store.alerts_outbox import OutboxRows
 from hub.store.alerts_rows import ACTIVE, ALERT_COLUMNS, CycleWrite, StaleCycle, in_clause
 from hub.store.alerts_silences import SilenceRows
 from hub.store.db import IntegrityError, Row, StateStore
+from hub.store.leases import Fence, FencedStore
 
 __all__ = ["ACTIVE", "AlertStore", "CycleWrite", "StaleCycle"]
 
@@ -36,6 +37,11 @@ class AlertStore(AlertRows, OutboxRows, SilenceRows, InheritedRows):
 
     def __init__(self, db: StateStore) -> None:
         self.db = db
+
+    def bound_fence(self) -> Fence | None:
+        """The fence this thread's unit of work acts under, when this is the engine's store (over
+        a :class:`FencedStore`); None over the plain store (the console's, a backtest's)."""
+        return self.db.bound() if isinstance(self.db, FencedStore) else None
 
     # -- policies ---------------------------------------------------------------------------
     def insert_policy(

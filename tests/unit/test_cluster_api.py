@@ -379,3 +379,17 @@ def test_every_log_tail_is_audited_like_a_log_search(world: tuple[TenancyWorld, 
     assert len(failed) == 1 and "sidecar" in failed[0].detail["reason"] and failed[0].namespaces == ("ns-a1",)
     denied = [e for e in entries if e.result == "denied"]
     assert len(denied) == 1 and denied[0].namespaces == ("ns-b1",) and denied[0].detail["status"] == 403
+
+
+def test_the_console_cordons_and_uncordons_a_node(world: tuple[TenancyWorld, Cluster]) -> None:
+    """The console's node actions (web/views/cluster.py node_action): each route calls its own
+    ClusterService method, which patches the node's ``spec.unschedulable`` (None removes it)."""
+    w, cluster = world
+    client, csrf = w.session("platform-admin")
+    for action, unschedulable in (("cordon", True), ("uncordon", None)):
+        cluster.kube.requests.clear()
+        r = client.post(f"/nodes/node-1/{action}", data={"csrf_token": csrf})
+        assert r.status_code in (302, 303), r.get_data(as_text=True)
+        assert [(m, p, b["spec"]) for m, p, b in cluster.kube.requests] == [
+            ("PATCH", "/api/v1/nodes/node-1", {"unschedulable": unschedulable})
+        ]

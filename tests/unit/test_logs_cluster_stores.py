@@ -69,18 +69,34 @@ class Down:
         pass
 
 
+class HeldStores:
+    """The clusters' own stores as the runtime hands them to the service (``ClusterStores``, as
+    ``OwnStores``): a dict the tests change; closing is counted (the fixture closes the stores)."""
+
+    def __init__(self, stores: dict[str, Any]) -> None:
+        self.stores = stores
+        self.closed = 0
+
+    def __call__(self) -> Mapping[str, Any]:
+        return self.stores
+
+    def close(self) -> None:
+        self.closed += 1
+
+
 class World:
     def __init__(self, tmp_path: Path) -> None:
         self.shared = EmbeddedLogStore(tmp_path / "shared")
         self.own_inner = EmbeddedLogStore(tmp_path / "own")
         self.stores: dict[str, Any] = {"cluster-2": ClusterLogStore("cluster-2", self.own_inner)}
+        self.held = HeldStores(self.stores)
         self.service = LogService(
             store=self.shared,
             settings=Settings(data_dir=tmp_path).replace(logs={"retention_days": 3650}),
             tenancy=Audit(),
             clock=FakeClock(T0 + 3600),
             cluster_names=lambda: CLUSTERS,
-            cluster_stores=lambda: self.stores,
+            cluster_stores=self.held,
         )
 
 
@@ -196,6 +212,14 @@ def test_a_down_store_among_others_is_named_and_the_rest_stands(world: World) ->
     with pytest.raises(BackendUnavailable) as all_down:
         world.service.search(ADMIN, LogParams())
     assert "log store of cluster cluster-2" in all_down.value.backend
+
+
+def test_stopping_the_service_closes_the_clusters_own_stores(tmp_path: Path) -> None:
+    w = World(tmp_path)
+    assert w.held.closed == 0
+    w.service.stop()
+    assert w.held.closed == 1
+    w.own_inner.close()
 
 
 def test_a_batch_with_a_down_store_is_refused_and_lands_once_when_sent_again(tmp_path: Path) -> None:
@@ -329,7 +353,7 @@ def test_the_console_names_the_cluster_whose_store_did_not_answer(tmp_path: Path
         w.hub.clusters.add({"name": "cluster-2", "connection": {"mode": "in-cluster"}}, actor="test")
         now = int(w.hub.clock.now())
         assert w.hub.logs.write([LogRecord(now - 30, "team-x", "p", "app", "from the shared store", pod_uid="u")]) == 1
-        w.hub.logs._cluster_stores = lambda: {"cluster-2": ClusterLogStore("cluster-2", Down())}  # type: ignore[arg-type,return-value]
+        w.hub.logs._cluster_stores = HeldStores({"cluster-2": ClusterLogStore("cluster-2", Down())})  # type: ignore[arg-type]
         client, _ = w.session("platform-admin")
         r = client.get(f"/logs?search=1&start={now - 60}&end={now + 60}", headers={"Accept": "text/html"})
         body = r.get_data(as_text=True)

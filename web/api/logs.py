@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
+from hub.collectors.cluster import ClusterService
 from hub.collectors.logs import nodewire
 from hub.collectors.logs.collection import DEFAULT, parse_settings
 from hub.collectors.logs.collection_store import LogCollectionStore, audit_detail
@@ -135,13 +136,13 @@ def put_log_collection(ns: str) -> Any:
     return jsonify(collection_answer(ns, settings))
 
 
-def ingest_cluster(body: Any) -> Any:
+def ingest_cluster(body: Any) -> ClusterService | None:
     """The cluster service whose watch cache labels an ingest batch (the body's ``cluster``,
     default the implicit one); a cluster the hub does not know is a 422 naming ``cluster``."""
     h = hub()
     name = body.get("cluster") if isinstance(body, dict) else None
     if not name or not isinstance(name, str) or name == logs().implicit_cluster:
-        return getattr(h, "cluster", None)
+        return h.cluster
     if name not in logs().cluster_names():
         raise Unprocessable(f"no cluster {name[:80]!r} is known to this hub", field="cluster")
     return h.added_clusters.get(name)

@@ -77,7 +77,8 @@ def node_action(node: str, action: str) -> Any:
     """Cordon or uncordon, then back to the node with the result."""
     target = back(url_for(".node", node=node))
     try:
-        out = getattr(_cluster(), action)(node)
+        cluster = _cluster()
+        out = cluster.cordon(node) if action == "cordon" else cluster.uncordon(node)
     except HubError as exc:
         return failed(exc, target)
     audit(f"cluster.{action}", f"node/{node}")

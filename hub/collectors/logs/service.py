@@ -40,6 +40,7 @@ from hub.collectors.logs import export as export_mod
 from hub.collectors.logs.fanout import FanOut, StorePart, Unavailable, merge_search
 from hub.collectors.logs.shipper import Shipper
 from hub.collectors.logs.store import (
+    ClusterStores,
     LogLine,
     LogParams,
     LogQuery,
@@ -99,7 +100,7 @@ class LogService:
         shipper: Shipper | None = None,
         cluster_names: Callable[[], Sequence[str]] | None = None,
         project_retention: Callable[[], Mapping[str, int]] | None = None,
-        cluster_stores: Callable[[], Mapping[str, LogStore]] | None = None,
+        cluster_stores: ClusterStores | None = None,
     ) -> None:
         self.store = store
         # cluster name -> its own store (logs.mode own); every other cluster's lines are in ``store``
@@ -582,7 +583,6 @@ class LogService:
             self._retention_thread.join(timeout=10)
             self._retention_thread = None
         self._fanout.close()
-        closing = getattr(self._cluster_stores, "close", None)
-        if callable(closing):  # the clusters' own stores, when the runtime's holder owns them
-            closing()
+        if self._cluster_stores is not None:  # the clusters' own stores
+            self._cluster_stores.close()
         self.store.close()

@@ -282,6 +282,16 @@ class LogStore(Protocol):
     def close(self) -> None: ...
 
 
+class ClusterStores(Protocol):
+    """The clusters with a store of their own (``logs.mode own``), each with it: asked at each
+    read and write (the runtime's ``OwnStores`` follows the cluster registry); closed with the
+    log service that was handed them."""
+
+    def __call__(self) -> Mapping[str, LogStore]: ...
+
+    def close(self) -> None: ...
+
+
 # -- request parsing shared by the API and the console ---------------------------------------------
 
 
