@@ -11,8 +11,9 @@ import importlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from hub.errors import ConfigError
 from hub.metrics import HubMetrics
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from hub.tenancy.service import TenancyService
 
 log = logging.getLogger("kubehub")
+T = TypeVar("T")
 
 
 @dataclass
@@ -110,28 +112,16 @@ class Hub:
     # -- the services of areas that may not be built yet (None until then) --------------------
     def built_clusters(self) -> ClusterRegistry | None:
         """The cluster registry once the cluster area built it (tenancy is built before it)."""
-        try:
-            return self.clusters
-        except AttributeError:  # a field(init=False) without default is unset until assigned
-            return None
+        return _once_set(lambda: self.clusters)
 
     def built_logs(self) -> LogService | None:
-        try:
-            return self.logs
-        except AttributeError:
-            return None
+        return _once_set(lambda: self.logs)
 
     def built_backtest_jobs(self) -> BacktestJobs | None:
-        try:
-            return self.backtest_jobs
-        except AttributeError:
-            return None
+        return _once_set(lambda: self.backtest_jobs)
 
     def built_alert_engine(self) -> AlertEngine | None:
-        try:
-            return self.alert_engine
-        except AttributeError:
-            return None
+        return _once_set(lambda: self.alert_engine)
 
     def _probed(self) -> list[tuple[str, Probed]]:
         """The services /readyz lists, by the name it shows (the optional ones when configured)."""
@@ -275,6 +265,15 @@ class _Paused:
 
     def stop(self) -> None:
         self.logs.pause()
+
+
+def _once_set(read: Callable[[], T]) -> T | None:
+    """The value ``read`` returns, or None while the attribute it reads is unset (a dataclass
+    ``field(init=False)`` without a default has no value until its area's build() assigns one)."""
+    try:
+        return read()
+    except AttributeError:
+        return None
 
 
 def _one_line(exc: BaseException) -> str:
