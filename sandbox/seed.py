@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sandbox import kube, model, volsim
+from sandbox import kube, model, volsim, workload_report
 from sandbox.procs import ComponentError, wait_for
 
 if TYPE_CHECKING:
@@ -432,12 +432,12 @@ class Seeder:
             if self.api.get(path)["spec"].get("replicas") != replicas:
                 self.api.patch(path, {"spec": {"replicas": replicas}})
 
+    def _daemon_nodes(self, w: Workload) -> int:
+        """The nodes a seeded DaemonSet runs on: the edge nodes (every fifth) or all."""
+        return len([i for i in range(self.n_nodes) if i % 5 == 0]) if w.node_selector else self.n_nodes
+
     def _wait_workloads(self, plan: dict[str, int]) -> None:
-        target = sum(plan.values())
-        nodes = self.n_nodes
-        for w in self.workloads:
-            if w.kind == "DaemonSet":
-                target += len([i for i in range(nodes) if i % 5 == 0]) if w.node_selector else nodes
+        target = sum(plan.values()) + sum(self._daemon_nodes(w) for w in self.workloads if w.kind == "DaemonSet")
         deadline_s = 120 + target * 0.1
         t0 = time.monotonic()
         self.say(f"workloads: waiting for ~{target} pods to be ready and every Deployment available")
@@ -453,39 +453,46 @@ class Seeder:
             time.sleep(1 if target < 2000 else 3)
         raise ComponentError(
             self.site.component("kube-controller-manager"),
-            f"workloads not ready after {deadline_s:.0f}s ({last}/{target} pods ready)",
+            f"workloads not ready after {deadline_s:.0f}s ({last}/{target} pods ready)" + self._stuck(plan),
             self._component_log("kube-controller-manager"),
         )
 
+    def _stuck(self, plan: dict[str, int]) -> str:
+        """The incomplete workloads, their pods and claims, one per line after a newline
+        (sandbox/workload_report.py); what went wrong asking, if anything did."""
+        try:
+            lines = workload_report.describe(self.api, self._workload_states(plan))
+        except Exception as exc:  # the timeout is the error; this only explains it
+            lines = [f"(could not describe the incomplete workloads: {exc!r:.200})"]
+        return "".join(f"\n  {line}" for line in lines)
+
     def _workload_progress(self, plan: dict[str, int]) -> tuple[int, bool]:
         """Ready pods according to the controllers' status (cheap: no pod list), and whether all are."""
-        ready, complete = 0, True
+        states = self._workload_states(plan)
+        return sum(s.ready for s in states), all(s.complete for s in states)
+
+    def _workload_states(self, plan: dict[str, int]) -> list[workload_report.WorkloadState]:
+        """Each Deployment's, StatefulSet's and DaemonSet's progress (one GET each; one list for
+        the scale tenancy's Deployments)."""
+        states = []
         for w in self.workloads:
             if w.kind not in ("Deployment", "StatefulSet", "DaemonSet"):
                 continue
-            plural = w.kind.lower() + "s"
-            st = self.api.get(kube.ns_path(w.namespace, plural, group="apps", name=w.name)).get("status", {})
-            if w.kind == "Deployment":
-                ready += st.get("availableReplicas", 0)
-                complete &= st.get("availableReplicas", 0) >= plan[w.name]
-            elif w.kind == "StatefulSet":
-                ready += st.get("readyReplicas", 0)
-                complete &= st.get("readyReplicas", 0) >= plan[w.name]
-            else:
-                ready += st.get("numberAvailable", 0)
-                complete &= 0 < st.get("desiredNumberScheduled", 0) <= st.get("numberAvailable", 0)
+            obj = self.api.get(kube.ns_path(w.namespace, w.kind.lower() + "s", group="apps", name=w.name))
+            states.append(workload_report.state_of(w.kind, obj, plan.get(w.name) or self._daemon_nodes(w)))
         if self.tenant_workloads:  # one list for the tenants' hundreds of Deployments
             from sandbox.tenants import TENANT_LABEL
 
-            wanted = {w.name: plan[w.name] for w in self.tenant_workloads}
+            wanted = {(w.namespace, w.name): plan[w.name] for w in self.tenant_workloads}
             for d in self.api.list("/apis/apps/v1/deployments", labelSelector=f"{TENANT_LABEL}=true"):
-                want = wanted.pop(d["metadata"]["name"], None)
+                want = wanted.pop((d["metadata"]["namespace"], d["metadata"]["name"]), None)
                 if want is not None:
-                    available = d.get("status", {}).get("availableReplicas", 0)
-                    ready += available
-                    complete &= available >= want
-            complete &= not wanted
-        return ready, complete
+                    states.append(workload_report.state_of("Deployment", d, want))
+            states.extend(
+                workload_report.WorkloadState("Deployment", ns, name, want, 0, False, ("not found",))
+                for (ns, name), want in wanted.items()
+            )
+        return states
 
     def pods(self) -> list[dict[str, Any]]:
         """Every seeded pod (raw JSON)."""
