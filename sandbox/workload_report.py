@@ -6,8 +6,10 @@ failed CI run is gone by the time anyone looks. So the timeout's message names e
 workload (kind, namespace/name, wanted vs ready, the workload's own failing conditions) and, for
 its pods that are not ready, the phase and the reason and message of the ``Ready`` and
 ``PodScheduled`` conditions that are not True; for a StatefulSet with volumeClaimTemplates, the
-phase of each claim it declares (``<template>-<statefulset>-<ordinal>``). One pod list (and one
-claim list when a StatefulSet with claims is among them) answers for all of them.
+phase of each claim it declares (``<template>-<statefulset>-<ordinal>``); for one with fewer pods
+than it wants, its latest Warning event (a refused pod creation: a StatefulSet or DaemonSet has no
+condition for that). One pod list answers for all of them, and one Warning event list and one claim
+list when needed.
 """
 
 from __future__ import annotations
@@ -113,6 +115,14 @@ def _pod_line(pod: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _event_time(ev: dict[str, Any] | None) -> str:
+    if ev is None:
+        return ""
+    return str(
+        ev.get("lastTimestamp") or ev.get("eventTime") or (ev.get("metadata") or {}).get("creationTimestamp") or ""
+    )
+
+
 def _is_ready(pod: dict[str, Any]) -> bool:
     conds = (pod.get("status") or {}).get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
@@ -130,6 +140,16 @@ def describe(api: Lister, states: list[WorkloadState]) -> list[str]:
         meta = pod.get("metadata") or {}
         key = (meta.get("namespace", ""), (meta.get("labels") or {}).get(WORKLOAD_LABEL, ""))
         pods_by.setdefault(key, []).append(pod)
+    # A controller that cannot create pods says why in a Warning event on the workload (a
+    # StatefulSet or DaemonSet has no ReplicaFailure condition): the latest one of each, for
+    # the workloads with fewer pods than they want.
+    events: dict[tuple[str, str, str], dict[str, Any]] = {}
+    if any(len(pods_by.get((s.namespace, s.name), [])) < s.wanted for s in stuck):
+        for ev in api.list("/api/v1/events", fieldSelector="type=Warning"):
+            io = ev.get("involvedObject") or {}
+            about = (io.get("kind", ""), io.get("namespace", ""), io.get("name", ""))
+            if _event_time(ev) >= _event_time(events.get(about)):
+                events[about] = ev
     claims: dict[tuple[str, str], str] = {}
     if any(s.claim_templates for s in stuck):
         for pvc in api.list("/api/v1/persistentvolumeclaims"):
@@ -145,6 +165,9 @@ def describe(api: Lister, states: list[WorkloadState]) -> list[str]:
         unready = [p for p in pods if not _is_ready(p)]
         if not pods:
             lines.append("  no pods")
+        warning = events.get((s.kind, s.namespace, s.name))
+        if warning is not None and len(pods) < s.wanted:
+            lines.append("  " + _cut(f"event {warning.get('reason', '')}: {warning.get('message', '')}"))
         for p in unready[:MAX_PODS]:
             lines.append(f"  {_pod_line(p)}")
         if len(unready) > MAX_PODS:

@@ -30,6 +30,7 @@ class FakeKube:
         self.objects: dict[str, dict[str, Any]] = {}
         self.pods: list[dict[str, Any]] = []
         self.claims: list[dict[str, Any]] = []
+        self.events: list[dict[str, Any]] = []
         self.lists: list[tuple[str, dict[str, Any]]] = []
 
     def get(self, path: str, **params: Any) -> Any:
@@ -37,6 +38,9 @@ class FakeKube:
 
     def list(self, path: str, **params: Any) -> list[dict[str, Any]]:
         self.lists.append((path, params))
+        if path == "/api/v1/events":
+            assert params == {"fieldSelector": "type=Warning"}
+            return [e for e in self.events if e["type"] == "Warning"]
         items = {"/api/v1/pods": self.pods, "/api/v1/persistentvolumeclaims": self.claims}[path]
         sel = params.get("labelSelector", "")
         m = re.fullmatch(r"(\S+) in \((.*)\)", sel)
@@ -62,9 +66,14 @@ def _pod(ns: str, name: str, workload: str, phase: str, conditions: list[dict[st
     }
 
 
+def _io(kind: str, ns: str, name: str) -> dict[str, str]:
+    return {"kind": kind, "namespace": ns, "name": name}
+
+
 def _cluster(plan: dict[str, int]) -> FakeKube:
-    """Every seeded workload complete except three: clickhouse (its pod unschedulable, its claim
-    Pending), edge-proxy (its pod running but not ready) and cart (creation refused: no pods)."""
+    """Every seeded workload complete except four: clickhouse (its pod unschedulable, its claim
+    Pending), edge-proxy (its pod running but not ready), cart (creation refused: no pods, a
+    ReplicaFailure condition) and orders-db (creation refused: no pods, no claim, Warning events)."""
     api = FakeKube()
     for w in seed.WORKLOADS:
         if w.kind not in ("Deployment", "StatefulSet", "DaemonSet"):
@@ -77,6 +86,8 @@ def _cluster(plan: dict[str, int]) -> FakeKube:
         else:
             status = {"desiredNumberScheduled": want, "numberAvailable": want}
         if w.name == "clickhouse":
+            status = {"readyReplicas": 0}
+        if w.name == "orders-db":
             status = {"readyReplicas": 0}
         if w.name == "edge-proxy":
             status = {"desiredNumberScheduled": 1, "numberAvailable": 0}
@@ -103,6 +114,18 @@ def _cluster(plan: dict[str, int]) -> FakeKube:
         # A complete workload's pods are not asked for.
         _pod("retail-web", "storefront-1", "storefront", "Pending", []),
     ]  # fmt: skip
+    refused = 'create Pod orders-db-0 in StatefulSet orders-db failed error: pods "orders-db-0" is forbidden: {}'
+    api.events = [
+        {"type": "Warning", "reason": "FailedCreate", "message": refused.format("status unknown for quota"),
+         "lastTimestamp": "2026-12-06T06:42:09Z", "involvedObject": _io("StatefulSet", "retail-api", "orders-db")},
+        {"type": "Warning", "reason": "FailedCreate", "message": refused.format("exceeded quota: project-quota"),
+         "lastTimestamp": "2026-12-06T06:42:10Z", "involvedObject": _io("StatefulSet", "retail-api", "orders-db")},
+        {"type": "Normal", "reason": "SuccessfulCreate", "message": "create Pod orders-db-0",
+         "lastTimestamp": "2026-12-06T06:42:11Z", "involvedObject": _io("StatefulSet", "retail-api", "orders-db")},
+        # Not one of the stuck workloads' (a ReplicaSet of the same name).
+        {"type": "Warning", "reason": "FailedCreate", "message": "a ReplicaSet's",
+         "lastTimestamp": "2026-12-06T06:43:00Z", "involvedObject": _io("ReplicaSet", "retail-api", "orders-db")},
+    ]  # fmt: skip
     api.claims = [
         {"metadata": {"namespace": "analytics-db", "name": "data-clickhouse-0"}, "status": {"phase": "Pending"}}
     ]
@@ -127,7 +150,7 @@ def test_the_timeout_names_the_stuck_workloads_their_pods_and_claims(
     with pytest.raises(ComponentError) as err:
         seeder._wait_workloads(plan)
     lines = err.value.reason.splitlines()
-    assert lines[0] == "workloads not ready after 122s (16/20 pods ready)"
+    assert lines[0] == "workloads not ready after 122s (15/20 pods ready)"
     assert lines[1:] == [
         "  Deployment retail-web/cart: 0/2 ready",
         "    Available=False MinimumReplicasUnavailable: Deployment does not have minimum availability.",
@@ -137,15 +160,19 @@ def test_the_timeout_names_the_stuck_workloads_their_pods_and_claims(
         "  DaemonSet retail-web/edge-proxy: 0/1 ready (desiredNumberScheduled 1)",
         "    pod edge-proxy-abcde Running on kwok-node-0; Ready=False ContainersNotReady: containers with unready "
         "status: [envoy]",
+        "  StatefulSet retail-api/orders-db: 0/1 ready",
+        "    no pods",
+        '    event FailedCreate: create Pod orders-db-0 in StatefulSet orders-db failed error: pods "orders-db-0" is '
+        "forbidden: exceeded quota: project-quota",  # the latest Warning of the StatefulSet's own
+        "    claims: data-orders-db-0 missing",
         "  StatefulSet analytics-db/clickhouse: 0/1 ready",
         "    pod clickhouse-0 Pending; PodScheduled=False Unschedulable: 0/4 nodes are available: pod has unbound "
         "immediate PersistentVolumeClaims. preemption: 0/4 nodes are available: 4 Preemptio...; "
         "no Ready condition",  # a long message is cut
         "    claims: data-clickhouse-0 Pending",
     ]
-    # One pod list for the three (by their label), one claim list.
-    pod_lists = [p for p, _ in api.lists if p == "/api/v1/pods"]
-    assert len(pod_lists) == 1 and len(api.lists) == 2
+    # One pod list for the four (by their label), one Warning event list, one claim list.
+    assert sorted(p for p, _ in api.lists) == ["/api/v1/events", "/api/v1/persistentvolumeclaims", "/api/v1/pods"]
     assert str(err.value).endswith(f"(log: {seeder._component_log('kube-controller-manager')})")
 
 
