@@ -29,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from sandbox import model, volsim
+from sandbox import kwoknudge, model, volsim
 
 Key = tuple[str, tuple[tuple[str, str], ...]]
 INTEGRATION_STEP = 60.0  # seconds per step when catching up over a gap (restart, backfill)
@@ -218,10 +218,12 @@ def watch_nodes(sim: NodeSim, kubeconfig: str, stop: threading.Event) -> None:
 
 def watch_statefulsets(sim: NodeSim, kubeconfig: str, stop: threading.Event, every: float = 5.0) -> None:
     """Keep the declared claims current: one StatefulSet LIST per round (few objects, no watch);
-    and provision the pending claims of the sandbox's StorageClass (:func:`volsim.provision`)."""
+    provision the pending claims of the sandbox's StorageClass (:func:`volsim.provision`); and
+    touch the pods KWOK missed while it was taking the node leases over (sandbox/kwoknudge.py)."""
     from sandbox.kube import KubeRest
 
     api = KubeRest(Path(kubeconfig), pool=1)
+    nudged: dict[str, float] = {}
     while True:
         try:
             items = api.get("/apis/apps/v1/statefulsets")["items"]
@@ -234,6 +236,12 @@ def watch_statefulsets(sim: NodeSim, kubeconfig: str, stop: threading.Event, eve
             volsim.provision(api)
         except Exception as exc:  # the next round tries again
             print(f"volume provisioning: {exc!r}; retrying", file=sys.stderr, flush=True)
+        try:
+            touched = kwoknudge.nudge_missed_pods(api, nudged)
+            if touched:
+                print(f"kwok: touched {touched} pod(s) bound but still Pending", file=sys.stderr, flush=True)
+        except Exception as exc:  # the next round tries again
+            print(f"pending pods: {exc!r}; retrying", file=sys.stderr, flush=True)
         if stop.wait(every):
             return
 
