@@ -48,7 +48,7 @@ from hub.alerts.service_alerts import AlertsAndHistory
 from hub.alerts.service_inherited import InheritedPolicies
 from hub.alerts.service_silences import Silences
 from hub.errors import BackendUnavailable, InvalidInput, NotFound
-from hub.scope import split_key
+from hub.scope import Scope, split_key
 from hub.store.alerts import AlertStore, CycleWrite
 from hub.timeutil import Clock, iso, parse_duration, parse_time
 
@@ -207,6 +207,16 @@ class AlertService(AlertsAndHistory, Silences, InheritedPolicies):
         namespaces = [namespace or ""] if level == "workload" else None
         rows = self.store.policies(level=level, namespaces=namespaces)
         return [self._policy_dict(r) for r in rows]
+
+    def workload_policy_page(self, scope: Scope, *, offset: int = 0, limit: int = 100) -> dict[str, Any]:
+        """The workload policies of every project where ``scope`` holds ``policies:read``
+        (platform admins: every project) in one read, by project, name and id: ``items`` (``limit``
+        from ``offset``), their ``total``, and the projects in reach with none (``empty``), each
+        to be offered a first one. The console's policy list; 300 projects read one by one took
+        0.6 s of server time (docs/scale.md)."""
+        namespaces = scope.named("policies:read", None)  # None: no filter (platform admins)
+        rows, total, empty = self.store.workload_policy_page(namespaces, offset=max(offset, 0), limit=limit)
+        return {"items": [self._policy_dict(r) for r in rows], "total": total, "empty": empty}
 
     def get_policy(self, policy_id: str, *, level: str, namespace: str | None = None) -> dict[str, Any]:
         return self._policy_dict(self._row(policy_id, level=level, namespace=namespace), with_status=True)

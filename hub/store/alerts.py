@@ -128,6 +128,32 @@ class AlertStore(AlertRows, OutboxRows, SilenceRows, InheritedRows):
             args += vals
         return self.db.query(sql + " ORDER BY level, namespace, name", args)
 
+    def workload_policy_page(
+        self, namespaces: Sequence[str] | None, *, offset: int, limit: int
+    ) -> tuple[list[Row], int, list[str]]:
+        """One page of the workload policies of the registered projects within ``namespaces``
+        (None: every project), by namespace, name and id: ``limit`` of them from ``offset``,
+        how many there are in all, and the projects within ``namespaces`` that have none."""
+        where, args = "1=1", list[Any]()
+        if namespaces is not None:
+            where, args = in_clause("p.namespace", list(namespaces))
+        counts = self.db.query(
+            "SELECT p.namespace AS namespace, COUNT(a.id) AS n FROM projects p"
+            " LEFT JOIN alert_policies a ON a.namespace = p.namespace AND a.level = 'workload'"
+            f" WHERE {where} GROUP BY p.namespace ORDER BY p.namespace",
+            args,
+        )
+        total = sum(int(r["n"]) for r in counts)
+        empty = [str(r["namespace"]) for r in counts if not int(r["n"])]
+        if offset >= total or limit <= 0:
+            return [], total, empty
+        rows = self.db.query(
+            "SELECT a.* FROM alert_policies a JOIN projects p ON p.namespace = a.namespace"
+            f" WHERE a.level = 'workload' AND {where} ORDER BY a.namespace, a.name, a.id LIMIT ? OFFSET ?",
+            [*args, limit, offset],
+        )
+        return rows, total, empty
+
     def enabled_policy_rows(self) -> list[Mapping[str, Any]]:
         """What the engine evaluates: the enabled policies, and every enabled workspace policy
         expanded into each project of its workspace (:mod:`hub.store.alerts_inherited`)."""
