@@ -16,8 +16,9 @@ is carried over when its rule still exists with the same metric, aggregation and
 the entity is still a target; otherwise it is closed, with a notice to whoever was told it
 fired. Deleting or disabling a policy closes all of them the same way.
 
-Just over 400 lines because policy writes carry their in-flight alerts over (the edit effects
-and the closing write) and that bookkeeping belongs with the writes.
+About 530 lines because policy writes carry their in-flight alerts over (the edit effects
+and the closing write) and that bookkeeping belongs with the writes, and because the console's
+policy page is read here in one scoped call (its page of policies and the projects' counts).
 """
 
 from __future__ import annotations

@@ -254,6 +254,7 @@ class MonitoringService:
         table_seconds: float | None = None,
         sources: MetricsSources | None = None,
         default_cluster: str = DEFAULT_CLUSTER,
+        spawn: Callable[[Callable[[], None]], object] | None = None,
     ) -> None:
         self.catalogue = catalogue
         self.backend = backend
@@ -265,7 +266,9 @@ class MonitoringService:
         self._totals = TtlCache(clock, TOTAL_TTL)
         self.shared: SharedAnswers[dict[str, Any]] = SharedAnswers(clock, share_seconds)
         table_ttl = share_seconds if table_seconds is None else table_seconds
-        self.views: SharedAnswers[RankingTable] = SharedAnswers(clock, table_ttl, size=TABLES_KEPT)
+        # ``spawn`` runs a job on a background thread: a table in use is then built again
+        # before it expires (refresh ahead), so a busy ranking never waits for its table.
+        self.views: SharedAnswers[RankingTable] = SharedAnswers(clock, table_ttl, size=TABLES_KEPT, spawn=spawn)
         self._table_failed = TtlCache(clock, table_ttl)
 
     # The web layer's parser reads numbers and times, then hands names over to :meth:`build`.
@@ -450,14 +453,19 @@ class MonitoringService:
         whole = table_filters(req.filters)
         metric = req.sort_metric
 
-        def evaluate() -> RankingTable:
+        def evaluate(at: float, timeout: float) -> RankingTable:
             listed = self.catalogue.entities_expr(req.level, whole)
             specs = [QuerySpec(f"({self.catalogue.expr(req.level, metric, whole)}) >= -Inf", time=at)]
             specs += [QuerySpec(listed, time=at)] if listed is not None else []
-            answers = self._backend(req.filters.cluster).vectors(specs, timeout=deadline.remaining())
+            answers = self._backend(req.filters.cluster).vectors(specs, timeout=timeout)
             return build_table(req.level, answers[0], answers[1] if listed else None, at=at)
 
-        table = self.views.get(self._table_key(req), evaluate, wait=deadline.remaining())
+        table = self.views.get(
+            self._table_key(req),
+            lambda: evaluate(at, deadline.remaining()),
+            wait=deadline.remaining(),
+            renew=lambda: evaluate(self.clock.now(), self.timeout),  # away from this request
+        )
         ranked = table.select(req.filters.namespaces, descending=req.descending)
         page = ranked.page(page=req.page, limit=req.limit).keys
         frames: dict[str, pd.DataFrame | Vector | None] = {metric: table.vector(page)}

@@ -5,6 +5,7 @@ that module stays a pipeline of one request."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
@@ -56,6 +57,7 @@ TABLES_KEPT = 16
 
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class SharedAnswers(Generic[T]):
@@ -66,30 +68,66 @@ class SharedAnswers(Generic[T]):
     hold the caller's namespaces, so two callers share an answer only when it would be the
     same for both: tenants never see each other's."""
 
-    def __init__(self, clock: Clock, ttl: float, size: int = 512) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        ttl: float,
+        size: int = 512,
+        *,
+        spawn: Callable[[Callable[[], None]], object] | None = None,
+        renew_margin: float | None = None,
+    ) -> None:
         self._clock, self.ttl, self._size = clock, ttl, size
+        # Refresh ahead (issue 15): an answer used when its remaining life is shorter than its
+        # lead -- 1.5 times as long as it last took to compute, at least ``renew_margin``
+        # (a tenth of the ttl unless told), at most half the ttl -- is computed again by
+        # ``spawn`` (which runs a job on another thread) while it is still handed out, so a key
+        # in use is renewed before it expires and no caller waits for it. The age limit stays
+        # ``ttl``: a renewal slower than the time left is waited for as before. A key nobody
+        # uses is not renewed. No ``spawn``: no refresh ahead (the unit tests' default).
+        self._spawn = spawn
+        self._margin = ttl / 10 if renew_margin is None else renew_margin
         self._items: dict[Hashable, tuple[float, T]] = {}
+        self._took: dict[Hashable, float] = {}  # seconds each kept answer took to compute
         self._pending: dict[Hashable, threading.Event] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable, compute: Callable[[], T], wait: float) -> T:
+    def get(self, key: Hashable, compute: Callable[[], T], wait: float, *, renew: Callable[[], T] | None = None) -> T:
+        """The answer for ``key``: a kept one at most ``ttl`` old, or ``compute()``'s (computed
+        once for every caller asking meanwhile). ``renew`` computes it away from any request
+        (its own clock and timeout) for a refresh ahead; without it none is made."""
         if self.ttl <= 0:
             return compute()
         mine: threading.Event | None = None
         while True:
+            renewal: threading.Event | None = None
             with self._lock:
                 found = self._items.get(key)
-                if found is not None and found[0] >= self._clock.now():
-                    return _copy(found[1])
-                pending = self._pending.get(key)
-                if pending is None:
-                    mine = self._pending[key] = threading.Event()
-                    break
-            if not pending.wait(wait):  # the first caller's query outlived our whole budget
+                now = self._clock.now()
+                if found is not None and found[0] >= now:
+                    expires, kept = found
+                    lead = min(self.ttl / 2, max(self._margin, 1.5 * self._took.get(key, 0.0)))
+                    due = now >= expires - lead
+                    if due and renew is not None and self._spawn is not None and key not in self._pending:
+                        renewal = self._pending[key] = threading.Event()
+                    fresh = True
+                else:
+                    fresh = False
+                    waiting = self._pending.get(key)
+                    if waiting is None:
+                        mine = self._pending[key] = threading.Event()
+                        break
+            if fresh:
+                if renewal is not None and renew is not None:
+                    self._start_renewal(key, renew, renewal)
+                return _copy(kept)
+            assert waiting is not None
+            if not waiting.wait(wait):  # the first caller's query outlived our whole budget
                 raise BackendUnavailable("prometheus", f"no complete answer within {wait:g} s")
             with self._lock:
                 if key not in self._items:  # it failed: ask for ourselves, unshared
                     break
+        started = self._clock.now()
         try:
             body = compute()
         except BaseException:
@@ -98,6 +136,10 @@ class SharedAnswers(Generic[T]):
                     self._pending.pop(key, None)
                 mine.set()
             raise
+        self._store(key, body, mine, self._clock.now() - started)
+        return _copy(body)
+
+    def _store(self, key: Hashable, body: T, mine: threading.Event | None, took: float) -> None:
         with self._lock:
             # Stored before the waiters wake (they then find it), and expired answers go at
             # every store, not only when full: a ranking table of a 20,000-pod level is
@@ -107,11 +149,34 @@ class SharedAnswers(Generic[T]):
             while len(self._items) >= self._size:
                 del self._items[min(self._items, key=lambda k: self._items[k][0])]
             self._items[key] = (now + self.ttl, body)
+            self._took = {k: v for k, v in self._took.items() if k in self._items}
+            self._took[key] = took
             if mine is not None:
                 self._pending.pop(key, None)
         if mine is not None:
             mine.set()
-        return _copy(body)
+
+    def _start_renewal(self, key: Hashable, renew: Callable[[], T], event: threading.Event) -> None:
+        def job() -> None:
+            started = self._clock.now()
+            try:
+                body = renew()
+            except BaseException:  # the kept answer serves until its ttl; then a caller asks itself
+                log.debug("renewing a shared answer failed", exc_info=True)
+                with self._lock:
+                    self._pending.pop(key, None)
+                event.set()
+                return
+            self._store(key, body, event, self._clock.now() - started)
+
+        assert self._spawn is not None
+        try:
+            self._spawn(job)
+        except Exception:  # e.g. the pool is shut down: no renewal; callers compute at expiry
+            log.debug("could not start renewing a shared answer", exc_info=True)
+            with self._lock:
+                self._pending.pop(key, None)
+            event.set()
 
 
 def _copy(value: T) -> T:

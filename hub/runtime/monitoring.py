@@ -8,11 +8,16 @@ Several clusters: the monitoring service asks :func:`sources` for a cluster's ba
 read from the cluster registry (``hub.clusters``) at each request, so an admin's change to a
 cluster's metrics source applies at once. A URL equal to ``prometheus.url`` reuses the hub's own
 client; another URL gets one client of its own, kept per URL.
+
+Ranking tables in use are built again ahead of their expiry on two threads of their own
+(``kubehub-table-renewal``): long-lived, so that their store connections are opened once; a
+renewal running at exit delays it by at most the Prometheus timeout.
 """
 
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from hub.collectors.catalogue import default_catalogue
@@ -45,6 +50,7 @@ def build(hub: Hub) -> None:
         table_seconds=TABLE_SECONDS,
         sources=sources(hub, client),
         default_cluster=hub.settings.clusters.default_name,
+        spawn=ThreadPoolExecutor(max_workers=2, thread_name_prefix="kubehub-table-renewal").submit,
     )
 
 

@@ -281,6 +281,28 @@ def test_a_live_ranking_is_one_unscoped_evaluation_narrowed_to_each_callers_name
     assert len(backend.sent) == 3  # the table once; the other metric for the page
 
 
+def test_a_table_in_use_is_rebuilt_ahead_at_its_own_time_and_callers_keep_the_current_one() -> None:
+    pods = [("a", "p1"), ("b", "q1")]
+    backend = FakeBackend({CPU: {("a", "p1"): 1.0, ("b", "q1"): 2.0}}, pods)
+    jobs: list[Any] = []
+    svc = MonitoringService(
+        Catalogue(), backend, clock=FakeClock(NOW), max_points=1000, share_seconds=5.0, spawn=jobs.append
+    )
+    ask = {"metrics": "pod_cpu_usage", "sort_metric": "pod_cpu_usage", "limit": 2}
+    first = run(svc, "pods", scope=["a"], **ask)
+    sent = len(backend.sent)
+    svc.clock.advance(4.6)  # type: ignore[attr-defined]
+    assert run(svc, "pods", scope=["b"], **ask)["results"][0]["series"][0]["values"][0][0] == NOW  # the kept table
+    assert len(backend.sent) == sent and len(jobs) == 1  # its rebuild was handed to the background
+    svc.clock.advance(0.2)  # type: ignore[attr-defined]
+    jobs.pop()()  # runs a moment later, and evaluates at that moment
+    assert len(backend.sent) == sent + 2 and [q.time for q in backend.sent[sent:]] == [pytest.approx(NOW + 4.8)] * 2
+    again = run(svc, "pods", scope=["a"], **ask)
+    assert again["results"][0]["series"][0]["values"][0][0] == pytest.approx(NOW + 4.8)
+    assert len(backend.sent) == sent + 2
+    assert series_names(again) == series_names(first) == ["a/p1"]
+
+
 def test_requests_a_table_cannot_answer_are_evaluated_per_request() -> None:
     pods = [("a", "p1"), ("b", "q1")]
     svc, backend = shared_service({CPU: {("a", "p1"): 1.0, ("b", "q1"): 2.0}}, pods)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -75,3 +76,128 @@ def test_when_full_the_oldest_answer_goes_not_all_of_them() -> None:
     clock.advance(1)
     shared.get("c", lambda: {"n": 3}, wait=1)
     assert sorted(shared._items) == ["b", "c"]
+
+
+class _Jobs:
+    """A spawn that keeps the jobs, run when the test says (a background thread, made visible)."""
+
+    def __init__(self) -> None:
+        self.jobs: list[object] = []
+
+    def __call__(self, job: object) -> None:
+        self.jobs.append(job)
+
+    def run_all(self) -> None:
+        jobs, self.jobs = self.jobs, []
+        for job in jobs:
+            job()  # type: ignore[operator]
+
+
+def test_an_answer_in_use_is_renewed_ahead_once_and_never_handed_out_past_its_ttl() -> None:
+    clock, jobs = FakeClock(1000.0), _Jobs()
+    shared: SharedAnswers[dict[str, int]] = SharedAnswers(clock, ttl=5.0, spawn=jobs)
+    built = iter(range(1, 100))
+
+    def fresh() -> dict[str, float]:
+        return {"n": next(built), "at": clock.now()}
+
+    assert shared.get("k", fresh, wait=1, renew=fresh)["n"] == 1
+    clock.advance(4.4)  # it took no time to compute: renewed only in the last tenth of its life
+    assert shared.get("k", fresh, wait=1, renew=fresh)["n"] == 1 and jobs.jobs == []
+    clock.advance(0.2)  # 4.6 s old: handed out at once, and one renewal starts
+    assert shared.get("k", fresh, wait=1, renew=fresh)["n"] == 1
+    assert shared.get("k", fresh, wait=1, renew=fresh)["n"] == 1
+    assert len(jobs.jobs) == 1  # one renewal for any number of callers meanwhile
+    clock.advance(0.2)
+    jobs.run_all()  # the renewal, evaluated 4.8 s after the first
+    answer = shared.get("k", fresh, wait=1, renew=fresh)
+    assert answer == {"n": 2, "at": pytest.approx(1004.8)} and jobs.jobs == []
+    clock.advance(5.5)  # unused until past its ttl: never handed out, the caller evaluates
+    assert shared.get("k", fresh, wait=1, renew=fresh)["n"] == 3
+
+
+def test_an_answer_slow_to_compute_is_renewed_earlier_but_never_before_half_its_ttl() -> None:
+    clock, jobs = FakeClock(1000.0), _Jobs()
+    shared: SharedAnswers[dict[str, int]] = SharedAnswers(clock, ttl=5.0, spawn=jobs)
+
+    def slow(n: int, seconds: float) -> Callable[[], dict[str, int]]:
+        def compute() -> dict[str, int]:
+            clock.advance(seconds)
+            return {"n": n}
+
+        return compute
+
+    shared.get("k", slow(1, 1.0), wait=5, renew=slow(2, 1.0))  # took 1 s: lead 1.5 s
+    clock.advance(3.4)
+    shared.get("k", slow(9, 0), wait=5, renew=slow(2, 1.0))
+    assert jobs.jobs == []
+    clock.advance(0.2)  # 1.4 s left
+    shared.get("k", slow(9, 0), wait=5, renew=slow(2, 4.0))
+    assert len(jobs.jobs) == 1
+    jobs.run_all()  # took 4 s: its lead would be 6 s, held to half the ttl
+    clock.advance(2.4)
+    shared.get("k", slow(9, 0), wait=5, renew=slow(3, 0))
+    assert jobs.jobs == []
+    clock.advance(0.2)
+    assert shared.get("k", slow(9, 0), wait=5, renew=slow(3, 0)) == {"n": 2}
+    assert len(jobs.jobs) == 1
+
+
+def test_without_renew_or_spawn_nothing_is_renewed_ahead() -> None:
+    clock, jobs = FakeClock(1000.0), _Jobs()
+    plain: SharedAnswers[dict[str, int]] = SharedAnswers(clock, ttl=5.0)
+    with_spawn: SharedAnswers[dict[str, int]] = SharedAnswers(clock, ttl=5.0, spawn=jobs)
+    plain.get("k", lambda: {"n": 1}, wait=1, renew=lambda: {"n": 2})
+    with_spawn.get("k", lambda: {"n": 1}, wait=1)
+    clock.advance(4.9)
+    assert plain.get("k", lambda: {"n": 9}, wait=1, renew=lambda: {"n": 2}) == {"n": 1}
+    assert with_spawn.get("k", lambda: {"n": 9}, wait=1) == {"n": 1}
+    assert jobs.jobs == []
+
+
+def test_a_failed_renewal_is_not_kept_and_callers_past_the_ttl_evaluate_for_themselves() -> None:
+    clock, jobs = FakeClock(1000.0), _Jobs()
+    shared: SharedAnswers[dict[str, int]] = SharedAnswers(clock, ttl=5.0, spawn=jobs)
+
+    def failing() -> dict[str, int]:
+        raise BackendUnavailable("prometheus", "down")
+
+    shared.get("k", lambda: {"n": 1}, wait=1, renew=failing)
+    clock.advance(4.6)
+    assert shared.get("k", lambda: {"n": 9}, wait=1, renew=failing) == {"n": 1}
+    jobs.run_all()  # fails: the kept answer stays until its ttl
+    assert shared.get("k", lambda: {"n": 9}, wait=1, renew=failing) == {"n": 1}
+    assert len(jobs.jobs) == 1  # the next use after the failure tries again
+    jobs.run_all()  # and fails again
+    clock.advance(1)  # past the ttl: the caller evaluates, nothing failed is handed out
+    assert shared.get("k", lambda: {"n": 9}, wait=1, renew=failing) == {"n": 9}
+
+
+def test_a_caller_past_the_ttl_waits_for_the_renewal_in_flight_instead_of_evaluating_again() -> None:
+    clock = FakeClock(1000.0)
+    started, release = threading.Event(), threading.Event()
+    evaluations: list[str] = []
+
+    def slow_renewal() -> dict[str, int]:
+        evaluations.append("renewal")
+        started.set()
+        release.wait(5)
+        return {"n": 2}
+
+    def spawn(job: object) -> None:
+        threading.Thread(target=job).start()  # type: ignore[arg-type]
+
+    shared: SharedAnswers[dict[str, int]] = SharedAnswers(clock, ttl=5.0, spawn=spawn)
+    shared.get("k", lambda: {"n": 1}, wait=1, renew=slow_renewal)
+    clock.advance(4.6)
+    assert shared.get("k", lambda: {"n": 9}, wait=1, renew=slow_renewal) == {"n": 1}
+    assert started.wait(5)
+    clock.advance(1)  # expired while the renewal runs
+    got: dict[str, object] = {}
+    waiter = threading.Thread(target=lambda: got.setdefault("v", shared.get("k", lambda: {"n": 9}, wait=5)))
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive()
+    release.set()
+    waiter.join(5)
+    assert got["v"] == {"n": 2} and evaluations == ["renewal"]
