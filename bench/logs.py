@@ -435,44 +435,51 @@ def measure_served(
     tokens: dict[str, str],
     reps: int,
     raw_for: Callable[[Any, dict[str, str]], Callable[[], Any]],
+    relay_for: Callable[[Any, dict[str, str]], Callable[[], Any]],
     *,
     verbose: bool = False,
-) -> tuple[list[float], list[float]]:
+) -> tuple[list[float], list[float], list[float]]:
     """As :func:`measure`, with the hub's side an HTTP search of the hub served at ``url`` (its
-    own process); ``hub`` (idle, same data directory) only compiles the raw side's DSL."""
+    own process); ``hub`` (idle, same data directory) only compiles the raw side's DSL. A third
+    side sends the raw side's very request through a do-nothing relay process (bench/relay.py):
+    the floor of any separate process on that path. The three take turns in a rotating order.
+    Returns the hub's, the raw and the relayed times (ms)."""
     client = HubHttp(url)
     cases = [(name, args) for name in tenants for args in query_mix()]
-    raws = {}
-    for name, args in cases:  # warm-up; and the two must agree before their speed means anything
+    raws, relayed = {}, {}
+    for name, args in cases:  # warm-up; and the three must agree before their speed means anything
         raw = raw_for(tenants[name], args)
         raws[(name, json.dumps(args))] = raw
+        relayed[(name, json.dumps(args))] = relay_for(tenants[name], args)
         mine = client.run(tokens[name], args)["total"]
         theirs = raw()["hits"]["total"]["value"]
-        if mine != theirs:
-            print(f"logs: bench: {name} {args}: hub total {mine} != raw total {theirs}", file=sys.stderr)
-    hub_ms: list[float] = []
-    raw_ms: list[float] = []
-    per_case: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
+        via = relayed[(name, json.dumps(args))]()["hits"]["total"]["value"]
+        if not mine == theirs == via:
+            print(f"logs: bench: {name} {args}: hub total {mine}, raw {theirs}, relayed {via}", file=sys.stderr)
+    times: tuple[list[float], list[float], list[float]] = ([], [], [])
+    per_case: dict[tuple[str, str], tuple[list[float], list[float], list[float]]] = {}
+    orders = ((0, 1, 2), (1, 2, 0), (2, 0, 1))
     for rep in range(reps):
         for name, args in cases:
             key = (name, json.dumps(args, ensure_ascii=False))
-            raw = raws[(name, json.dumps(args))]
-            mine_ms = per_case.setdefault(key, ([], []))
-            for which in (0, 1) if rep % 2 == 0 else (1, 0):
+            sides = (
+                lambda: client.run(tokens[name], args),  # noqa: B023 -- called in this iteration
+                raws[(name, json.dumps(args))],
+                relayed[(name, json.dumps(args))],
+            )
+            mine_ms = per_case.setdefault(key, ([], [], []))
+            for which in orders[rep % 3]:
                 t0 = time.perf_counter()
-                if which == 0:
-                    client.run(tokens[name], args)
-                    mine_ms[0].append((time.perf_counter() - t0) * 1000)
-                else:
-                    raw()
-                    mine_ms[1].append((time.perf_counter() - t0) * 1000)
-            hub_ms.append(mine_ms[0][-1])
-            raw_ms.append(mine_ms[1][-1])
+                sides[which]()
+                mine_ms[which].append((time.perf_counter() - t0) * 1000)
+                times[which].append(mine_ms[which][-1])
     if verbose:
-        for (name, args_text), (h, r) in per_case.items():
-            hub_p50, raw_p50 = statistics.median(h), statistics.median(r)
-            print(f"    {name:6} {args_text:60} hub p50 {hub_p50:7.2f} ms  raw p50 {raw_p50:7.2f} ms")
-    return hub_ms, raw_ms
+        for (name, args_text), (h, r, v) in per_case.items():
+            print(
+                f"    {name:6} {args_text:60} hub p50 {statistics.median(h):7.2f} ms  raw p50 "
+                f"{statistics.median(r):7.2f} ms  relayed p50 {statistics.median(v):7.2f} ms"
+            )
+    return times
 
 
 def api_fixed_cost(hub: Hub, username: str, rounds: int = 200) -> tuple[float, float]:
@@ -529,10 +536,12 @@ def embedded_raw(hub: Hub) -> Callable[[Any, dict[str, str]], Callable[[], Any]]
     return make
 
 
-def es_raw(hub: Hub, url: str) -> Callable[[Any, dict[str, str]], Callable[[], Any]]:
+def es_raw(hub: Hub, url: str, *, via: str = "") -> Callable[[Any, dict[str, str]], Callable[[], Any]]:
+    """The hub's own Elasticsearch requests, replayed raw against ``url`` (or ``via`` a relay
+    in front of it, bench/relay.py) on one keep-alive connection."""
     service = hub.logs
     store = service.store
-    raw = RawEs(url, store.pattern)
+    raw = RawEs(via or url, store.pattern)
 
     def make(principal: Any, args: dict[str, str]) -> Callable[[], Any]:
         # The very bodies the hub's search sends (one per cluster asked; the scope, cluster and
@@ -671,6 +680,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.hub == "process":
             from bench.hubproc import ServedHub
+            from bench.relay import Relay
 
             # The same data directory (tenancy, floors, tokens) and index prefix; retention is
             # neither applied nor managed (the data is dated; the served hub's clock is real).
@@ -685,14 +695,23 @@ def main(argv: list[str] | None = None) -> int:
                     "ELASTICSEARCH_MANAGE_RETENTION": "false",
                 },
             )
+            relay = Relay(es_url)
             how = f"the hub as its own process (kubehub serve, pid {served.pid}), GET /api/v1/logs over HTTP"
             try:
-                es_hub, es_rawv = measure_served(
-                    es, served.url, es_tenants, es_tokens, reps, es_raw(es, es_url), verbose=args.verbose
+                es_hub, es_rawv, es_relayed = measure_served(
+                    es,
+                    served.url,
+                    es_tenants,
+                    es_tokens,
+                    reps,
+                    es_raw(es, es_url),
+                    es_raw(es, es_url, via=relay.url),
+                    verbose=args.verbose,
                 )
                 floor = served_floor(served.url, es_url)
             finally:
                 served.close()
+                relay.close()
             in_hub, in_raw = measure(es, es_tenants, reps, es_raw(es, es_url))
             print(
                 f"logs: the same searches with LogService.search called in this process ({len(in_hub)} runs): "
@@ -708,8 +727,17 @@ def main(argv: list[str] | None = None) -> int:
                 "before any search",
                 flush=True,
             )
+            print(
+                f"logs: the same DSL through a do-nothing relay process (bench/relay.py), interleaved with the "
+                f"two above: p50={statistics.median(es_relayed):.2f}ms p95={p(es_relayed, 0.95):.2f}ms, i.e. "
+                f"{p(es_relayed, 0.95) / p(es_rawv, 0.95):.2f}x the raw p95 before any work; the served hub's p95 "
+                f"is {p(es_hub, 0.95) / p(es_relayed, 0.95):.2f}x the relay's",
+                flush=True,
+            )
             served_fields = (
                 f" inprocess_ratio={p(in_hub, 0.95) / p(in_raw, 0.95):.2f} served_floor_ms={floor[0] - floor[1]:.2f}"
+                f" relay_ratio={p(es_relayed, 0.95) / p(es_rawv, 0.95):.2f}"
+                f" over_relay={p(es_hub, 0.95) / p(es_relayed, 0.95):.2f}"
             )
         else:
             served_fields = ""
