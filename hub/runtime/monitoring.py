@@ -10,14 +10,16 @@ cluster's metrics source applies at once. A URL equal to ``prometheus.url`` reus
 client; another URL gets one client of its own, kept per URL.
 
 Ranking tables in use are built again ahead of their expiry on two threads of their own
-(``kubehub-table-renewal``): long-lived, so that their store connections are opened once; a
-renewal running at exit delays it by at most the Prometheus timeout.
+(``kubehub-table-renewal``, :class:`Renewals`): started at the first renewal and kept, so that
+their connections are opened once; daemon threads, so a renewal in flight never holds up exit.
 """
 
 from __future__ import annotations
 
+import logging
+import queue
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from hub.collectors.catalogue import default_catalogue
@@ -27,6 +29,8 @@ from hub.collectors.prometheus import PrometheusClient, QueryBackend
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
+
+log = logging.getLogger(__name__)
 
 
 def build(hub: Hub) -> None:
@@ -50,7 +54,7 @@ def build(hub: Hub) -> None:
         table_seconds=TABLE_SECONDS,
         sources=sources(hub, client),
         default_cluster=hub.settings.clusters.default_name,
-        spawn=ThreadPoolExecutor(max_workers=2, thread_name_prefix="kubehub-table-renewal").submit,
+        spawn=Renewals("kubehub-table-renewal", workers=2),
     )
 
 
@@ -78,3 +82,31 @@ def sources(hub: Hub, own: PrometheusClient | None) -> MetricsSources:
         return client, label
 
     return source
+
+
+class Renewals:
+    """Runs jobs on ``workers`` daemon threads, started at the first job (a hub that never ranks
+    from a table starts none). Jobs handle their own errors (SharedAnswers' renewals do)."""
+
+    def __init__(self, name: str, *, workers: int) -> None:
+        self._name, self._workers = name, workers
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._started = False
+        self._lock = threading.Lock()
+
+    def __call__(self, job: Callable[[], None]) -> None:
+        self._jobs.put(job)
+        if not self._started:
+            with self._lock:
+                if not self._started:
+                    for n in range(self._workers):
+                        threading.Thread(target=self._run, name=f"{self._name}-{n}", daemon=True).start()
+                    self._started = True
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            try:
+                job()
+            except Exception:  # a job that did not handle its own error must not end the thread
+                log.exception("a background job failed")
