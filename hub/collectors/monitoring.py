@@ -48,7 +48,7 @@ from hub.collectors.catalogue import (
 )
 from hub.collectors.monitoring_series import missing_of, series_of
 from hub.collectors.monitoring_shared import TABLES_KEPT, TOTAL_TTL, SharedAnswers, TtlCache
-from hub.collectors.monitoring_view import RankingTable, answerable, build_table, table_filters
+from hub.collectors.monitoring_view import RankingTable, answerable, build_table, table_filters, window_table_ttl
 from hub.collectors.prometheus import QueryBackend, QuerySpec, Vector
 from hub.collectors.promql import promql_number, validate_names
 from hub.errors import BackendUnavailable, HubError, InvalidInput, Unprocessable
@@ -359,8 +359,9 @@ class MonitoringService:
             req.level, req.filters, sort_metric=req.sort_metric, window=req.window, is_range=req.is_range, time=req.time
         )
 
-    def _table_key(self, req: MonitoringRequest) -> tuple[str, str | None, Filters]:
-        return (req.level, req.sort_metric, table_filters(req.filters))
+    def _table_key(self, req: MonitoringRequest) -> tuple[str, str | None, float | None, str | None, Filters]:
+        window = (req.window, req.stat) if req.window is not None else (None, None)
+        return (req.level, req.sort_metric, *window, table_filters(req.filters))
 
     def _answer(self, req: MonitoringRequest) -> dict[str, Any]:
         keys = ENTITY_LABELS[req.level]
@@ -455,17 +456,28 @@ class MonitoringService:
 
         def evaluate(at: float, timeout: float) -> RankingTable:
             listed = self.catalogue.entities_expr(req.level, whole)
-            specs = [QuerySpec(f"({self.catalogue.expr(req.level, metric, whole)}) >= -Inf", time=at)]
+            specs = [QuerySpec(f"({self._value_expr(req, metric, whole)}) >= -Inf", time=at)]
             specs += [QuerySpec(listed, time=at)] if listed is not None else []
             answers = self._backend(req.filters.cluster).vectors(specs, timeout=timeout)
             return build_table(req.level, answers[0], answers[1] if listed else None, at=at)
 
-        table = self.views.get(
-            self._table_key(req),
-            lambda: evaluate(at, deadline.remaining()),
-            wait=deadline.remaining(),
-            renew=lambda: evaluate(self.clock.now(), self.timeout),  # away from this request
-        )
+        if req.window is not None:
+            # Right until its subquery step ends (monitoring_view.window_table_ttl); a rebuild
+            # ahead would only evaluate the same points again, so the next step's first caller
+            # builds it.
+            table = self.views.get(
+                self._table_key(req),
+                lambda: evaluate(at, deadline.remaining()),
+                wait=deadline.remaining(),
+                ttl=window_table_ttl(req.window, at),
+            )
+        else:
+            table = self.views.get(
+                self._table_key(req),
+                lambda: evaluate(at, deadline.remaining()),
+                wait=deadline.remaining(),
+                renew=lambda: evaluate(self.clock.now(), self.timeout),  # away from this request
+            )
         ranked = table.select(req.filters.namespaces, descending=req.descending)
         page = ranked.page(page=req.page, limit=req.limit).keys
         frames: dict[str, pd.DataFrame | Vector | None] = {metric: table.vector(page)}

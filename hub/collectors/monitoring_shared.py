@@ -92,10 +92,20 @@ class SharedAnswers(Generic[T]):
         self._pending: dict[Hashable, threading.Event] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable, compute: Callable[[], T], wait: float, *, renew: Callable[[], T] | None = None) -> T:
+    def get(
+        self,
+        key: Hashable,
+        compute: Callable[[], T],
+        wait: float,
+        *,
+        renew: Callable[[], T] | None = None,
+        ttl: float | None = None,
+    ) -> T:
         """The answer for ``key``: a kept one at most ``ttl`` old, or ``compute()``'s (computed
         once for every caller asking meanwhile). ``renew`` computes it away from any request
-        (its own clock and timeout) for a refresh ahead; without it none is made."""
+        (its own clock and timeout) for a refresh ahead; without it none is made. ``ttl``
+        (seconds, when given) is how long this computation is kept instead of the instance's
+        (a window statistic is kept until its step ends; sharing off still computes every time)."""
         if self.ttl <= 0:
             return compute()
         mine: threading.Event | None = None
@@ -136,10 +146,10 @@ class SharedAnswers(Generic[T]):
                     self._pending.pop(key, None)
                 mine.set()
             raise
-        self._store(key, body, mine, self._clock.now() - started)
+        self._store(key, body, mine, self._clock.now() - started, self.ttl if ttl is None else ttl)
         return _copy(body)
 
-    def _store(self, key: Hashable, body: T, mine: threading.Event | None, took: float) -> None:
+    def _store(self, key: Hashable, body: T, mine: threading.Event | None, took: float, ttl: float) -> None:
         with self._lock:
             # Stored before the waiters wake (they then find it), and expired answers go at
             # every store, not only when full: a ranking table of a 20,000-pod level is
@@ -148,7 +158,7 @@ class SharedAnswers(Generic[T]):
             self._items = {k: v for k, v in self._items.items() if v[0] >= now}
             while len(self._items) >= self._size:
                 del self._items[min(self._items, key=lambda k: self._items[k][0])]
-            self._items[key] = (now + self.ttl, body)
+            self._items[key] = (now + ttl, body)
             self._took = {k: v for k, v in self._took.items() if k in self._items}
             self._took[key] = took
             if mine is not None:
@@ -167,7 +177,7 @@ class SharedAnswers(Generic[T]):
                     self._pending.pop(key, None)
                 event.set()
                 return
-            self._store(key, body, event, self._clock.now() - started)
+            self._store(key, body, event, self._clock.now() - started, self.ttl)
 
         assert self._spawn is not None
         try:

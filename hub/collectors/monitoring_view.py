@@ -12,8 +12,14 @@ age a shared answer may have), answers every caller: each one's scope is applied
 service, by keeping only the entities of the caller's namespaces. Tenants never see each
 other's entities, and values outside a caller's namespaces never reach an answer.
 
-What a table does not answer (the service evaluates per request instead): a window statistic,
-a range, an explicit ``time=``, any filter other than namespaces, a narrowed request at a level
+A ranking by a window statistic (``window=24h&stat=max``) has tables of its own, one per
+(metric, window, stat), kept until the window's subquery step ends (:func:`window_table_ttl`):
+Prometheus evaluates a subquery's inner expression at multiples of its step, so every evaluation
+time within one step sees the same points, and a 24 h ranking, an evaluation of every entity's
+series at 288 points, is made once per 5 minutes for every caller instead of once per request.
+
+What a table does not answer (the service evaluates per request instead): a range, an explicit
+``time=``, any filter other than namespaces, a narrowed request at a level
 whose entities have no namespace (workspaces: a workspace's value is the sum over the
 namespaces the caller sees, which an unscoped evaluation would not give) or whose templates join
 across series (``JOINED_LEVELS``). A narrowed caller whose table could not be evaluated (any
@@ -29,7 +35,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from hub.collectors import rankings
-from hub.collectors.catalogue import ENTITY_LABELS, Filters
+from hub.collectors.catalogue import ENTITY_LABELS, Filters, resolution
 from hub.collectors.prometheus import Vector
 
 # Filters fields a table cannot apply (anything but namespaces and the cluster's identity).
@@ -54,7 +60,7 @@ def answerable(
 ) -> bool:
     """Whether a ranking request with these parts is answered from a table (see the module
     docstring for why the others are not)."""
-    if sort_metric is None or window is not None or is_range or time is not None:
+    if sort_metric is None or is_range or time is not None:
         return False
     if any(getattr(filters, name) for name in _OTHER_FILTERS):
         return False
@@ -64,6 +70,14 @@ def answerable(
     if filters.namespaces is None:
         return True
     return "namespace" in keys and level not in JOINED_LEVELS
+
+
+def window_table_ttl(window: float, now: float) -> float:
+    """Seconds a table of a window statistic evaluated at ``now`` stays right: until the end of
+    the subquery step ``now`` falls in (the catalogue's :func:`~hub.collectors.catalogue.resolution`,
+    the step :meth:`~hub.collectors.catalogue.Catalogue.window_expr` uses), at least one second."""
+    step = resolution(window)
+    return max(1.0, (math.floor(now / step) + 1) * step - now)
 
 
 def table_filters(filters: Filters) -> Filters:

@@ -303,11 +303,38 @@ def test_a_table_in_use_is_rebuilt_ahead_at_its_own_time_and_callers_keep_the_cu
     assert series_names(again) == series_names(first) == ["a/p1"]
 
 
+def test_a_window_ranking_is_one_table_per_subquery_step_shared_by_every_caller() -> None:
+    pods = [("a", "p1"), ("a", "p2"), ("b", "q1")]
+    values = {("a", "p1"): 3.0, ("a", "p2"): 1.0, ("b", "q1"): 2.0}
+    svc, backend = shared_service({CPU: values}, pods)
+    ask = {"metrics": "pod_cpu_usage", "sort_metric": "pod_cpu_usage", "limit": 1, "window": "1h", "stat": "max"}
+    assert NOW % 15 == 0  # 1h windows use a 15 s step; the requests below start a step
+    first = run(svc, "pods", scope=["a"], **ask)
+    assert series_names(first) == ["a/p1"] and first["total"] == 2
+    sent = [q.promql for q in backend.sent]
+    assert len(sent) == 2 and sent[0].startswith("(max_over_time(") and "[3600s:15s]" in sent[0]
+    assert not any('namespace=~"' in q or 'namespace="' in q for q in sent)  # every namespace, once
+    svc.clock.advance(14)  # type: ignore[attr-defined]
+    assert series_names(run(svc, "pods", scope=["b"], **ask)) == ["b/q1"]  # another scope, same table
+    assert series_names(run(svc, "pods", **{**ask, "page": 2})) == ["b/q1"]  # the admin's page 2
+    assert series_names(run(svc, "pods", scope=["a"], **{**ask, "sort_type": "asc"})) == ["a/p2"]
+    assert len(backend.sent) == 2
+    other = run(svc, "pods", scope=["a"], **{**ask, "stat": "avg"})  # another statistic: its own table
+    assert series_names(other) == ["a/p1"] and backend.sent[-2].promql.startswith("(avg_over_time(")
+    svc.clock.advance(2)  # the next step: the same points no longer
+    run(svc, "pods", scope=["a"], **ask)
+    assert len(backend.sent) == 6 and backend.sent[-2].time == NOW + 16
+    workloads = {"metrics": "workload_cpu_usage", "sort_metric": "workload_cpu_usage", "limit": 1, "window": "1h"}
+    sent_before = len(backend.sent)
+    run(svc, "workloads", scope=["a"], **workloads)  # a narrowed workloads ranking: never a table
+    assert any(q.promql.startswith("topk(") for q in backend.sent[sent_before:])
+
+
 def test_requests_a_table_cannot_answer_are_evaluated_per_request() -> None:
     pods = [("a", "p1"), ("b", "q1")]
     svc, backend = shared_service({CPU: {("a", "p1"): 1.0, ("b", "q1"): 2.0}}, pods)
     base = {"metrics": "pod_cpu_usage", "sort_metric": "pod_cpu_usage", "limit": 2}
-    for extra in ({"pods": "p1"}, {"window": "1h"}, {"time": NOW - 60}):
+    for extra in ({"pods": "p1"}, {"time": NOW - 60}, {"window": "1h", "pods": "p1"}):
         sent = len(backend.sent)
         run(svc, "pods", scope=["a"], **base, **extra)
         assert any(q.promql.startswith(("topk(", "bottomk(")) for q in backend.sent[sent:]), extra
@@ -381,3 +408,13 @@ def test_a_narrowed_workloads_ranking_is_never_taken_from_a_table() -> None:
     ask = {"metrics": "workload_cpu_usage", "sort_metric": "workload_cpu_usage", "limit": 3}
     run(svc, "workloads", scope=["ns"], **ask)
     assert backend.sent and all('namespace="ns"' in q.promql for q in backend.sent)
+
+
+def test_a_window_table_is_kept_until_its_subquery_step_ends() -> None:
+    from hub.collectors.monitoring_view import window_table_ttl
+
+    day = 86_400.0  # a 24 h window: 5-minute steps
+    assert window_table_ttl(day, 1_800_000_000.0) == 300.0  # at a step's start: the whole step
+    assert window_table_ttl(day, 1_800_000_120.0) == 180.0
+    assert window_table_ttl(day, 1_800_000_299.5) == 1.0  # never less than a second
+    assert window_table_ttl(3600.0, 1_800_000_007.0) == 8.0  # a 1 h window: 15-second steps
