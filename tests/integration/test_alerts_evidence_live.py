@@ -118,8 +118,10 @@ def scene(sandbox: Sandbox, tmp_path: Path) -> Iterator[tuple[str, Writer]]:
     api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     try:
         kube.apply_cluster_object(api, logs_obj)
+        # 4 cores: a new pod's 5-minute CPU rate is its samples so far over 300 s, so it passes the
+        # policy's 300m after about 23 s of them (90 s at 1 core); the policy fires only on this.
         api.create(
-            f"/apis/apps/v1/namespaces/{ns}/deployments", workload("Deployment", ns, "web", {"kubehub.io/cpu": "1"})
+            f"/apis/apps/v1/namespaces/{ns}/deployments", workload("Deployment", ns, "web", {"kubehub.io/cpu": "4"})
         )
         api.create(f"/apis/apps/v1/namespaces/{ns}/statefulsets", workload("StatefulSet", ns, "db", {}))
 
