@@ -1,6 +1,7 @@
 """The hub under test as its own process, as it is deployed: ``kubehub serve`` (waitress) on a
 free loopback port, for the benches that compare the hub's answer time with the raw backend
-query (bench/monitoring.py, bench/logs.py).
+query (bench/monitoring.py, bench/logs.py); and a do-nothing relay process (:class:`Relay`) that
+bench/logs.py times beside it.
 
 Why a process: a hub served from a thread of the bench shares the bench's interpreter (and its
 GIL) with the load-generating client, so the client's own work is charged to the hub's column
@@ -14,13 +15,16 @@ is switched off through the ordinary ``KUBEHUB_*`` settings.
 
 from __future__ import annotations
 
+import http.client
 import os
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -98,3 +102,71 @@ class ServedHub:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
         self._log.close()
+
+
+def serve_relay(backend_url: str, port: int) -> None:
+    """A do-nothing HTTP relay: the floor of any service answered between a client and its
+    backend (bench/logs.py, ``--hub process``). A hub served as its own process puts one more
+    process and one more HTTP exchange between the client and the backend than the raw query
+    has; timing this relay beside the hub and the raw query splits the served ratio into what
+    any separate process costs and what the hub adds. It reads one request (``Content-Length``
+    body), sends it unchanged (method, path, body, Content-Type) on one keep-alive
+    ``http.client`` connection to the backend, and answers the backend's status and bytes with
+    ``TCP_NODELAY`` set, as the hub's server (waitress) does. Standard library only; one
+    thread, for one client connection at a time (``python bench/hubproc.py --relay URL PORT``)."""
+    parts = urllib.parse.urlsplit(backend_url)
+    backend = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=60)
+
+    class Forward(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as the clients on both sides use it
+        disable_nagle_algorithm = True  # else the answer's two writes meet the client's delayed ACK
+
+        def _forward(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else None
+            headers = {"Content-Type": self.headers.get("Content-Type") or "application/json"}
+            backend.request(self.command, self.path, body=body, headers=headers)
+            answer = backend.getresponse()
+            data = answer.read()
+            self.send_response(answer.status)
+            self.send_header("Content-Type", answer.getheader("Content-Type") or "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = _forward
+
+        def log_message(self, format: str, *args: object) -> None:
+            return None
+
+    HTTPServer(("127.0.0.1", port), Forward).serve_forever()
+
+
+class Relay:
+    """:func:`serve_relay` to ``backend_url`` as a child process on a free loopback port."""
+
+    def __init__(self, backend_url: str) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([sys.executable, __file__, "--relay", backend_url, str(self.port)])
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.close()
+                    raise SystemExit("bench: the relay did not start") from None
+                time.sleep(0.05)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--relay"]:  # `make bench` runs this file with --quick: no-op
+    serve_relay(sys.argv[2], int(sys.argv[3]))

@@ -441,7 +441,7 @@ def measure_served(
 ) -> tuple[list[float], list[float], list[float]]:
     """As :func:`measure`, with the hub's side an HTTP search of the hub served at ``url`` (its
     own process); ``hub`` (idle, same data directory) only compiles the raw side's DSL. A third
-    side sends the raw side's very request through a do-nothing relay process (bench/relay.py):
+    side sends the raw side's very request through a do-nothing relay process (bench/hubproc.py, Relay):
     the floor of any separate process on that path. The three take turns in a rotating order.
     Returns the hub's, the raw and the relayed times (ms)."""
     client = HubHttp(url)
@@ -538,7 +538,7 @@ def embedded_raw(hub: Hub) -> Callable[[Any, dict[str, str]], Callable[[], Any]]
 
 def es_raw(hub: Hub, url: str, *, via: str = "") -> Callable[[Any, dict[str, str]], Callable[[], Any]]:
     """The hub's own Elasticsearch requests, replayed raw against ``url`` (or ``via`` a relay
-    in front of it, bench/relay.py) on one keep-alive connection."""
+    in front of it, bench/hubproc.py's Relay) on one keep-alive connection."""
     service = hub.logs
     store = service.store
     raw = RawEs(via or url, store.pattern)
@@ -679,8 +679,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         if args.hub == "process":
-            from bench.hubproc import ServedHub
-            from bench.relay import Relay
+            from bench.hubproc import Relay, ServedHub
 
             # The same data directory (tenancy, floors, tokens) and index prefix; retention is
             # neither applied nor managed (the data is dated; the served hub's clock is real).
@@ -728,8 +727,8 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             print(
-                f"logs: the same DSL through a do-nothing relay process (bench/relay.py), interleaved with the "
-                f"two above: p50={statistics.median(es_relayed):.2f}ms p95={p(es_relayed, 0.95):.2f}ms, i.e. "
+                f"logs: the same DSL through a do-nothing relay process (bench/hubproc.py Relay), interleaved with "
+                f"the two above: p50={statistics.median(es_relayed):.2f}ms p95={p(es_relayed, 0.95):.2f}ms, i.e. "
                 f"{p(es_relayed, 0.95) / p(es_rawv, 0.95):.2f}x the raw p95 before any work; the served hub's p95 "
                 f"is {p(es_hub, 0.95) / p(es_relayed, 0.95):.2f}x the relay's",
                 flush=True,

@@ -140,6 +140,21 @@ def timed(fn: Callable[[], Any]) -> float:
     return (time.perf_counter() - started) * 1000
 
 
+def alternate(hub: Callable[[], Any], raw: Callable[[], Any], rounds: int) -> tuple[list[float], list[float]]:
+    """``rounds`` timings (ms) of each, alternating which goes first so that neither always
+    meets a warmer Prometheus."""
+    hub_ms: list[float] = []
+    raw_ms: list[float] = []
+    for turn in range(rounds):
+        if turn % 2:
+            raw_ms.append(timed(raw))
+            hub_ms.append(timed(hub))
+        else:
+            hub_ms.append(timed(hub))
+            raw_ms.append(timed(raw))
+    return hub_ms, raw_ms
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few iterations (CI)")
@@ -255,17 +270,7 @@ def main(argv: list[str] | None = None) -> int:
                 for _ in range(3):  # warm both paths (connections, caches)
                     hub_side()
                     raw_topk()
-                hub_side_ms: list[float] = []
-                raw_side_ms: list[float] = []
-                for i in range(rounds):
-                    # Alternate which goes first so neither always meets a warmer Prometheus.
-                    if i % 2:
-                        raw_side_ms.append(timed(raw_topk))
-                        hub_side_ms.append(timed(hub_side))
-                    else:
-                        hub_side_ms.append(timed(hub_side))
-                        raw_side_ms.append(timed(raw_topk))
-                return hub_side_ms, raw_side_ms
+                return alternate(hub_side, raw_topk, rounds)
 
             service = hub.monitoring
 
@@ -339,15 +344,7 @@ def main(argv: list[str] | None = None) -> int:
                     prom(expr, start=start, end=end, step=step)
 
             points = len(hub_chart()["results"][0]["series"][0]["values"]) if hub_chart()["results"][0]["series"] else 0
-            chart_hub_ms: list[float] = []
-            chart_raw_ms: list[float] = []
-            for turn in range(chart_rounds):  # interleaved, each side first every other time
-                if turn % 2:
-                    chart_raw_ms.append(timed(raw_chart))
-                    chart_hub_ms.append(timed(hub_chart))
-                else:
-                    chart_hub_ms.append(timed(hub_chart))
-                    chart_raw_ms.append(timed(raw_chart))
+            chart_hub_ms, chart_raw_ms = alternate(hub_chart, raw_chart, chart_rounds)
             # The hub's own fixed cost per API request (auth, access check, scope, audit hooks,
             # JSON), in process with an empty query backend (bench/scope.py has the method).
             from bench.scope import api_fixed_cost
