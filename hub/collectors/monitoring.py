@@ -355,9 +355,7 @@ class MonitoringService:
             return False
         if req.filters.namespaces is not None and self._table_failed.get(self._table_key(req)) is not None:
             return False  # its table failed a moment ago: this narrowed caller is asked per request
-        return answerable(
-            req.level, req.filters, sort_metric=req.sort_metric, window=req.window, is_range=req.is_range, time=req.time
-        )
+        return answerable(req.level, req.filters, sort_metric=req.sort_metric, is_range=req.is_range, time=req.time)
 
     def _table_key(self, req: MonitoringRequest) -> tuple[str, str | None, float | None, str | None, Filters]:
         window = (req.window, req.stat) if req.window is not None else (None, None)
@@ -461,23 +459,17 @@ class MonitoringService:
             answers = self._backend(req.filters.cluster).vectors(specs, timeout=timeout)
             return build_table(req.level, answers[0], answers[1] if listed else None, at=at)
 
-        if req.window is not None:
-            # Right until its subquery step ends (monitoring_view.window_table_ttl); a rebuild
-            # ahead would only evaluate the same points again, so the next step's first caller
-            # builds it.
-            table = self.views.get(
-                self._table_key(req),
-                lambda: evaluate(at, deadline.remaining()),
-                wait=deadline.remaining(),
-                ttl=window_table_ttl(req.window, at),
-            )
-        else:
-            table = self.views.get(
-                self._table_key(req),
-                lambda: evaluate(at, deadline.remaining()),
-                wait=deadline.remaining(),
-                renew=lambda: evaluate(self.clock.now(), self.timeout),  # away from this request
-            )
+        # A window statistic's table is right until its subquery step ends (monitoring_view.
+        # window_table_ttl); rebuilt ahead it would only evaluate the same points again, so the
+        # next step's first caller builds it. Any other is rebuilt ahead, away from this request.
+        window = req.window
+        table = self.views.get(
+            self._table_key(req),
+            lambda: evaluate(at, deadline.remaining()),
+            wait=deadline.remaining(),
+            renew=None if window is not None else lambda: evaluate(self.clock.now(), self.timeout),
+            ttl=None if window is None else window_table_ttl(window, at),
+        )
         ranked = table.select(req.filters.namespaces, descending=req.descending)
         page = ranked.page(page=req.page, limit=req.limit).keys
         frames: dict[str, pd.DataFrame | Vector | None] = {metric: table.vector(page)}

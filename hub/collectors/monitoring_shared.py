@@ -142,9 +142,7 @@ class SharedAnswers(Generic[T]):
             body = compute()
         except BaseException:
             if mine is not None:
-                with self._lock:
-                    self._pending.pop(key, None)
-                mine.set()
+                self._release(key, mine)
             raise
         self._store(key, body, mine, self._clock.now() - started, self.ttl if ttl is None else ttl)
         return _copy(body)
@@ -173,9 +171,7 @@ class SharedAnswers(Generic[T]):
                 body = renew()
             except BaseException:  # the kept answer serves until its ttl; then a caller asks itself
                 log.debug("renewing a shared answer failed", exc_info=True)
-                with self._lock:
-                    self._pending.pop(key, None)
-                event.set()
+                self._release(key, event)
                 return
             self._store(key, body, event, self._clock.now() - started, self.ttl)
 
@@ -184,9 +180,13 @@ class SharedAnswers(Generic[T]):
             self._spawn(job)
         except Exception:  # e.g. the pool is shut down: no renewal; callers compute at expiry
             log.debug("could not start renewing a shared answer", exc_info=True)
-            with self._lock:
-                self._pending.pop(key, None)
-            event.set()
+            self._release(key, event)
+
+    def _release(self, key: Hashable, event: threading.Event) -> None:
+        """A computation of ``key`` ended without an answer: its waiters wake and ask for themselves."""
+        with self._lock:
+            self._pending.pop(key, None)
+        event.set()
 
 
 def _copy(value: T) -> T:

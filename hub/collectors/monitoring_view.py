@@ -54,7 +54,6 @@ def answerable(
     filters: Filters,
     *,
     sort_metric: str | None,
-    window: float | None,
     is_range: bool,
     time: float | None,
 ) -> bool:
