@@ -48,7 +48,14 @@ from hub.collectors.catalogue import (
 )
 from hub.collectors.monitoring_series import missing_of, series_of
 from hub.collectors.monitoring_shared import TABLES_KEPT, TOTAL_TTL, SharedAnswers, TtlCache
-from hub.collectors.monitoring_view import RankingTable, answerable, build_table, table_filters, window_table_ttl
+from hub.collectors.monitoring_view import (
+    RankingTable,
+    answerable,
+    build_table,
+    table_filters,
+    window_table_budget,
+    window_table_ttl,
+)
 from hub.collectors.prometheus import QueryBackend, QuerySpec, Vector
 from hub.collectors.promql import promql_number, validate_names
 from hub.errors import BackendUnavailable, HubError, InvalidInput, Unprocessable
@@ -461,14 +468,20 @@ class MonitoringService:
 
         # A window statistic's table is right until its subquery step ends (monitoring_view.
         # window_table_ttl); rebuilt ahead it would only evaluate the same points again, so the
-        # next step's first caller builds it. Any other is rebuilt ahead, away from this request.
+        # next step's first caller builds it -- in the background, with up to a step's time
+        # (window_table_budget): at scale one evaluation can outlast a request, and it is then
+        # kept for the callers after it. Any other table is rebuilt ahead, away from this request.
+        # A tenant waits for a window table being built half its budget: it can still be
+        # answered per request from its own namespaces (_ranked), which costs far less.
         window = req.window
+        narrowed = window is not None and req.filters.namespaces is not None
         table = self.views.get(
             self._table_key(req),
             lambda: evaluate(at, deadline.remaining()),
-            wait=deadline.remaining(),
+            wait=deadline.remaining() / 2 if narrowed else deadline.remaining(),
             renew=None if window is not None else lambda: evaluate(self.clock.now(), self.timeout),
             ttl=None if window is None else window_table_ttl(window, at),
+            background=None if window is None else lambda: evaluate(at, window_table_budget(window, self.timeout)),
         )
         ranked = table.select(req.filters.namespaces, descending=req.descending)
         page = ranked.page(page=req.page, limit=req.limit).keys

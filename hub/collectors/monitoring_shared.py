@@ -90,6 +90,8 @@ class SharedAnswers(Generic[T]):
         self._items: dict[Hashable, tuple[float, T]] = {}
         self._took: dict[Hashable, float] = {}  # seconds each kept answer took to compute
         self._pending: dict[Hashable, threading.Event] = {}
+        # the last background computation's error per key, for the callers that waited for it
+        self._failures: dict[Hashable, Exception] = {}
         self._lock = threading.Lock()
 
     def get(
@@ -100,15 +102,27 @@ class SharedAnswers(Generic[T]):
         *,
         renew: Callable[[], T] | None = None,
         ttl: float | None = None,
+        background: Callable[[], T] | None = None,
     ) -> T:
         """The answer for ``key``: a kept one at most ``ttl`` old, or ``compute()``'s (computed
         once for every caller asking meanwhile). ``renew`` computes it away from any request
         (its own clock and timeout) for a refresh ahead; without it none is made. ``ttl``
-        (seconds, when given) is how long this computation is kept instead of the instance's
-        (a window statistic is kept until its step ends; sharing off still computes every time)."""
+        (seconds, when given) is how long this computation is kept instead of the instance's,
+        counted from when it started (a window statistic is right until its step ends however
+        long it took; sharing off still computes every time).
+
+        ``background`` (with ``spawn``) computes a missing answer away from the request, with
+        its own longer budget, instead of ``compute``: the caller waits for it at most ``wait``
+        like any other caller, and when that is not enough the computation goes on and is kept
+        for the next caller (issue 15: a 24 h window ranking over 20,000 pods took Prometheus
+        longer than one request's timeout, so built inside the request it was abandoned every
+        time and never answered). A background computation that fails is not kept; the callers
+        waiting for it get its error rather than starting another one each."""
         if self.ttl <= 0:
             return compute()
         mine: threading.Event | None = None
+        waiting: threading.Event | None = None
+        detached = background is not None and self._spawn is not None
         while True:
             renewal: threading.Event | None = None
             with self._lock:
@@ -124,19 +138,32 @@ class SharedAnswers(Generic[T]):
                 else:
                     fresh = False
                     waiting = self._pending.get(key)
+                    started_here = waiting is None
                     if waiting is None:
-                        mine = self._pending[key] = threading.Event()
-                        break
+                        waiting = mine = self._pending[key] = threading.Event()
+                        self._failures.pop(key, None)
+                        if not detached:
+                            break
             if fresh:
                 if renewal is not None and renew is not None:
                     self._start_renewal(key, renew, renewal)
                 return _copy(kept)
             assert waiting is not None
-            if not waiting.wait(wait):  # the first caller's query outlived our whole budget
-                raise BackendUnavailable("prometheus", f"no complete answer within {wait:g} s")
+            if started_here and background is not None:
+                until = None if ttl is None else self._clock.now() + ttl
+                self._start_background(key, background, waiting, until)
+            if not waiting.wait(wait):  # the computation outlived our whole budget
+                still = " (it goes on, and its answer is kept: ask again shortly)" if detached else ""
+                raise BackendUnavailable("prometheus", f"no complete answer within {wait:g} s{still}")
             with self._lock:
-                if key not in self._items:  # it failed: ask for ourselves, unshared
-                    break
+                if key in self._items:
+                    continue  # found kept at the loop's top
+                failure = self._failures.get(key) if detached else None
+            if failure is not None:
+                raise failure
+            if not detached:  # it failed: ask for ourselves, unshared
+                mine = None
+                break
         started = self._clock.now()
         try:
             body = compute()
@@ -144,10 +171,11 @@ class SharedAnswers(Generic[T]):
             if mine is not None:
                 self._release(key, mine)
             raise
-        self._store(key, body, mine, self._clock.now() - started, self.ttl if ttl is None else ttl)
+        now = self._clock.now()
+        self._store(key, body, mine, now - started, now + self.ttl if ttl is None else started + ttl)
         return _copy(body)
 
-    def _store(self, key: Hashable, body: T, mine: threading.Event | None, took: float, ttl: float) -> None:
+    def _store(self, key: Hashable, body: T, mine: threading.Event | None, took: float, expires: float) -> None:
         with self._lock:
             # Stored before the waiters wake (they then find it), and expired answers go at
             # every store, not only when full: a ranking table of a 20,000-pod level is
@@ -156,7 +184,7 @@ class SharedAnswers(Generic[T]):
             self._items = {k: v for k, v in self._items.items() if v[0] >= now}
             while len(self._items) >= self._size:
                 del self._items[min(self._items, key=lambda k: self._items[k][0])]
-            self._items[key] = (now + ttl, body)
+            self._items[key] = (expires, body)
             self._took = {k: v for k, v in self._took.items() if k in self._items}
             self._took[key] = took
             if mine is not None:
@@ -173,13 +201,45 @@ class SharedAnswers(Generic[T]):
                 log.debug("renewing a shared answer failed", exc_info=True)
                 self._release(key, event)
                 return
-            self._store(key, body, event, self._clock.now() - started, self.ttl)
+            now = self._clock.now()
+            self._store(key, body, event, now - started, now + self.ttl)
 
         assert self._spawn is not None
         try:
             self._spawn(job)
         except Exception:  # e.g. the pool is shut down: no renewal; callers compute at expiry
             log.debug("could not start renewing a shared answer", exc_info=True)
+            self._release(key, event)
+
+    def _start_background(
+        self, key: Hashable, compute: Callable[[], T], event: threading.Event, expires: float | None
+    ) -> None:
+        """Runs ``compute`` for ``key`` on ``spawn``: kept (until ``expires``, else for the ttl
+        from when it started) or, failing, its error handed to the callers waiting for it."""
+
+        def job() -> None:
+            started = self._clock.now()
+            try:
+                body = compute()
+            except Exception as exc:
+                with self._lock:
+                    self._failures[key] = exc
+                    while len(self._failures) > self._size:
+                        del self._failures[next(iter(self._failures))]
+                self._release(key, event)
+                return
+            now = self._clock.now()
+            until = expires if expires is not None else started + self.ttl
+            # Kept a second at least, even when it took longer than its life: the callers
+            # waiting for it take it rather than start it again.
+            self._store(key, body, event, now - started, max(until, now + 1.0))
+
+        assert self._spawn is not None
+        try:
+            self._spawn(job)
+        except Exception as exc:  # e.g. the pool is shut down: the callers waiting get why
+            with self._lock:
+                self._failures[key] = BackendUnavailable("prometheus", f"could not start the computation: {exc}")
             self._release(key, event)
 
     def _release(self, key: Hashable, event: threading.Event) -> None:

@@ -79,6 +79,17 @@ def window_table_ttl(window: float, now: float) -> float:
     return max(1.0, (math.floor(now / step) + 1) * step - now)
 
 
+# Seconds a window statistic's table may take to build away from the request that wanted it
+# (at most: a step shorter than this bounds it, as the table is only right until its step ends).
+WINDOW_BUILD_SECONDS = 60.0
+
+
+def window_table_budget(window: float, timeout: float) -> float:
+    """Seconds the background build of a window statistic's table may take: its subquery step,
+    at most :data:`WINDOW_BUILD_SECONDS`, never less than one request's ``timeout``."""
+    return max(timeout, min(float(resolution(window)), WINDOW_BUILD_SECONDS))
+
+
 def table_filters(filters: Filters) -> Filters:
     """The filters of a table's one evaluation: the cluster's identity, every namespace."""
     return Filters(cluster=filters.cluster, cluster_label=filters.cluster_label)

@@ -418,3 +418,36 @@ def test_a_window_table_is_kept_until_its_subquery_step_ends() -> None:
     assert window_table_ttl(day, 1_800_000_120.0) == 180.0
     assert window_table_ttl(day, 1_800_000_299.5) == 1.0  # never less than a second
     assert window_table_ttl(3600.0, 1_800_000_007.0) == 8.0  # a 1 h window: 15-second steps
+
+
+def test_a_window_table_slower_than_a_request_is_built_on_and_kept_for_the_callers_after_it() -> None:
+    """Issue 15: at 20,000 pods one evaluation of a 24 h window outlasts a request's timeout;
+    built in the request it was abandoned every time and the ranking never answered."""
+    from collections.abc import Callable, Sequence
+
+    from hub.collectors.prometheus import QuerySpec, Vector
+
+    class Recording(FakeBackend):
+        timeouts: list[float | None] = []
+
+        def vectors(self, specs: Sequence[QuerySpec], *, timeout: float | None = None) -> list[Vector]:
+            self.timeouts.append(timeout)
+            return super().vectors(specs, timeout=timeout)
+
+    pods = [("a", "p1"), ("a", "p2"), ("b", "q1")]
+    backend = Recording({CPU: {("a", "p1"): 3.0, ("a", "p2"): 1.0, ("b", "q1"): 2.0}}, pods)
+    jobs: list[Callable[[], None]] = []
+    svc = MonitoringService(
+        Catalogue(), backend, clock=FakeClock(NOW), timeout=0.05, max_points=1000, share_seconds=5.0, spawn=jobs.append
+    )
+    ask = {"metrics": "pod_cpu_usage", "sort_metric": "pod_cpu_usage", "limit": 1, "window": "24h", "stat": "max"}
+    with pytest.raises(BackendUnavailable, match="goes on"):  # the admin's whole-cluster ranking
+        run(svc, "pods", **ask)
+    assert backend.sent == [] and len(jobs) == 1  # the table's build waits for its thread
+    tenant_answer = run(svc, "pods", scope=["b"], **ask)  # a tenant is answered per request meanwhile
+    assert series_names(tenant_answer) == ["b/q1"] and len(jobs) == 1
+    sent = len(backend.sent)
+    jobs.pop()()  # the build, with a 24 h window's budget: its 5-minute step, at most 60 s
+    assert backend.timeouts[-1] == 60.0 and len(backend.sent) == sent + 2
+    assert series_names(run(svc, "pods", **ask)) == ["a/p1"]  # kept: the next caller gets it
+    assert len(backend.sent) == sent + 2 and jobs == []

@@ -201,3 +201,76 @@ def test_a_caller_past_the_ttl_waits_for_the_renewal_in_flight_instead_of_evalua
     release.set()
     waiter.join(5)
     assert got["v"] == {"n": 2} and evaluations == ["renewal"]
+
+
+def test_a_background_computation_outliving_its_caller_goes_on_and_is_kept_for_the_next() -> None:
+    clock, jobs = FakeClock(1000.0), _Jobs()
+    shared: SharedAnswers[dict[str, int]] = SharedAnswers(clock, ttl=5.0, spawn=jobs)
+    asked: list[str] = []
+
+    def in_request() -> dict[str, int]:
+        asked.append("request")
+        return {"n": 9}
+
+    def built() -> dict[str, int]:
+        asked.append("background")
+        clock.advance(30)  # longer than any request may wait
+        return {"n": 1}
+
+    with pytest.raises(BackendUnavailable, match="goes on"):
+        shared.get("k", in_request, wait=0.01, ttl=300, background=built)
+    with pytest.raises(BackendUnavailable):  # a caller meanwhile waits for it, starts nothing
+        shared.get("k", in_request, wait=0.01, ttl=300, background=built)
+    assert len(jobs.jobs) == 1
+    jobs.run_all()
+    assert shared.get("k", in_request, wait=0.01, ttl=300, background=built) == {"n": 1}
+    assert asked == ["background"]
+    # kept until 300 s after it started (1000 + 300), not after it ended
+    clock.advance(1300.0 - clock.now() - 0.5)
+    assert shared.get("k", in_request, wait=0.01, ttl=300, background=built) == {"n": 1}
+    clock.advance(1.0)
+    with pytest.raises(BackendUnavailable):
+        shared.get("k", in_request, wait=0.01, ttl=300, background=built)
+    assert len(jobs.jobs) == 1 and asked == ["background"]
+
+
+def test_callers_waiting_for_a_failed_background_computation_get_its_error_and_nothing_is_kept() -> None:
+    clock = FakeClock(1000.0)
+    release = threading.Event()
+    runs: list[int] = []
+
+    def failing() -> dict[str, int]:
+        runs.append(1)
+        release.wait(5)
+        raise BackendUnavailable("prometheus", "query timed out after 60 s")
+
+    def spawn(job: Callable[[], None]) -> None:
+        threading.Thread(target=job).start()
+
+    shared: SharedAnswers[dict[str, int]] = SharedAnswers(clock, ttl=5.0, spawn=spawn)
+    errors: list[str] = []
+
+    def caller() -> None:
+        try:
+            shared.get("k", lambda: {"n": 9}, wait=5, ttl=300, background=failing)
+        except BackendUnavailable as exc:
+            errors.append(exc.message)
+
+    callers = [threading.Thread(target=caller) for _ in range(3)]
+    for c in callers:
+        c.start()
+    for c in callers:
+        c.join(0.2)
+    release.set()
+    for c in callers:
+        c.join(5)
+    assert runs == [1]  # one computation for the three
+    assert errors == ["prometheus is unavailable: query timed out after 60 s"] * 3
+    with pytest.raises(BackendUnavailable):  # not kept: the next caller starts another
+        shared.get("k", lambda: {"n": 9}, wait=5, ttl=300, background=failing)
+    assert runs == [1, 1]
+
+
+def test_without_spawn_a_background_computation_is_made_in_the_request() -> None:
+    shared: SharedAnswers[dict[str, int]] = SharedAnswers(FakeClock(1000.0), ttl=5.0)
+    assert shared.get("k", lambda: {"n": 1}, wait=1, ttl=300, background=lambda: {"n": 2}) == {"n": 1}
