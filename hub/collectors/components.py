@@ -5,8 +5,8 @@ workload well?", and the answer comes from two places that each see only part of
 
 * **Prometheus** scrapes the control plane and the exporters (``up{job=...}``, the jobs of
   deploy/prometheus/prometheus-sandbox.yml). Their state now is an instant query and their
-  24 h history one range query per answer (``sum``/``count`` of ``up`` by job), so history
-  costs the hub nothing to keep.
+  24 h history range queries of ``sum``/``count`` of ``up`` by job, kept between answers and
+  extended by the new points only (:mod:`hub.collectors.components_history`).
 * **The hub's own probes** (the same ones /readyz runs: the state store, the log store, the
   rule engine with its last completed cycle, SMTP, the leader lease, the API server as the
   hub's identity reaches it, Prometheus itself). Prometheus has no history of these, so the
@@ -26,9 +26,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import pandas as pd
-
-from hub.collectors.prometheus import QueryBackend, QuerySpec
+from hub.collectors.components_history import ScrapedHistory
+from hub.collectors.prometheus import QueryBackend
 from hub.timeutil import Clock
 
 PERMISSION = "monitoring:cluster"
@@ -250,9 +249,11 @@ class ComponentService:
     timeout: float = 10.0
     components: tuple[Component, ...] = COMPONENTS
     log: ProbeLog = field(init=False)
+    scraped: ScrapedHistory = field(init=False)  # kept between answers: components_history says why
 
     def __post_init__(self) -> None:
         self.log = ProbeLog(started=self.clock.now())
+        self.scraped = ScrapedHistory(window=WINDOW, step=STEP)
 
     # -- hub probes ------------------------------------------------------------------------
     def record_probes(self, now: float | None = None) -> dict[str, ProbeResult]:
@@ -270,22 +271,16 @@ class ComponentService:
         if self.prometheus is None or not jobs:
             return {}, {}, "Prometheus is not configured"
         selector = f'up{{job=~"{"|".join(jobs)}"}}'
-        up, count = f"sum by (job) ({selector})", f"count by (job) ({selector})"
-        # One pair of range queries ending now: its last point is the current state, so the
-        # state and its since come from the same answer (an instant query beside it could
-        # disagree for a second and leave the since undefined).
         try:
-            frames = self.prometheus.many(
-                [QuerySpec(q, start=now - WINDOW, end=now, step=STEP) for q in (up, count)], timeout=self.timeout
-            )
+            current, points = self.scraped.read(self.prometheus, selector, now, timeout=self.timeout)
         except Exception as exc:  # Prometheus down: every scraped component is unknown, said why
             return {}, {}, f"Prometheus does not answer: {_one_line(exc)}"
-        current = {}
-        for job in jobs:
-            ups, counts = _job_points(frames[0], job), _job_points(frames[1], job)
-            if now in counts:
-                current[job] = (ups.get(now, 0.0), counts[now])
-        history = {job: _job_history(frames[0], frames[1], job, start=now - WINDOW, end=now) for job in jobs}
+        history = {
+            job: segments(
+                [(t, scrape_state(up, n)) for t, (up, n) in points.get(job, [])], start=now - WINDOW, end=now, step=STEP
+            )
+            for job in jobs
+        }
         return current, history, ""
 
     def health(self) -> dict[str, Any]:
@@ -378,19 +373,6 @@ def _probe_state(r: ProbeResult) -> str:
     if r.unknown:
         return "unknown"
     return "up" if r.ok else "down"
-
-
-def _job_points(frame: pd.DataFrame, job: str) -> dict[float, float]:
-    if frame.empty or "job" not in frame.columns:
-        return {}
-    rows = frame[frame["job"] == job]
-    return {float(t): float(v) for t, v in zip(rows["timestamp"], rows["value"], strict=True)}
-
-
-def _job_history(up: pd.DataFrame, count: pd.DataFrame, job: str, *, start: float, end: float) -> list[Segment]:
-    ups, counts = _job_points(up, job), _job_points(count, job)
-    points = [(t, scrape_state(ups.get(t, 0.0), counts[t])) for t in sorted(counts)]
-    return segments(points, start=start, end=end, step=STEP)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -112,7 +112,8 @@ def test_live_components_agree_with_prometheus_and_the_engines(sandbox: Sandbox,
             history = comp["history"]
             assert history and history[-1]["to"] == pytest.approx(at) and history[-1]["state"] == "up"
             assert comp["since"] == history[-1]["from"] or history[-2]["state"] == "up"
-            params = {"start": at - WINDOW, "end": at, "step": STEP}  # the service's own points
+            # the service's own points: the minute grid (multiples of STEP) over the window
+            params = {"start": (at - WINDOW) // STEP * STEP, "end": at, "step": STEP}
             sums = _prom(sandbox.prometheus_url, "query_range", query=f'sum(up{{job="{comp["job"]}"}})', **params)
             totals = _prom(sandbox.prometheus_url, "query_range", query=f'count(up{{job="{comp["job"]}"}})', **params)
             total_at = {float(t): float(v) for t, v in totals[0]["values"]}

@@ -127,10 +127,12 @@ def _by_name(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_service_combines_prometheus_and_probes() -> None:
-    now = 200_000.0
-    start = now - WINDOW
-    etcd = [(start + i * STEP, 1.0 if i < 1000 else 0.0, 1.0) for i in range(int(WINDOW / STEP) + 1)]
-    nodes = [(start + i * STEP, 2.0, 3.0) for i in range(int(WINDOW / STEP) + 1)]
+    now = 200_000.0  # not on the minute grid: the history's points are (multiples of STEP)
+    first = (now - WINDOW) // STEP * STEP  # the grid point whose minute holds the window's start
+    grid = [first + i * STEP for i in range(int(WINDOW / STEP) + 1)]
+    assert grid[-1] <= now < grid[-1] + STEP
+    etcd = [(t, 1.0 if i < 1000 else 0.0, 1.0) for i, t in enumerate(grid)]
+    nodes = [(t, 2.0, 3.0) for t in grid]
     prom = FakePrometheus({"etcd": etcd, "node-exporter": nodes, "apiserver": [(now, 1.0, 1.0)]})
     probes = [
         ProbeResult("cluster", ok=False, detail="ConnectionError: refused"),
@@ -142,7 +144,7 @@ def test_service_combines_prometheus_and_probes() -> None:
     body = service.health()
     got = _by_name(body)
     assert got["etcd"]["state"] == "down"
-    assert got["etcd"]["since"] == start + 1000 * STEP
+    assert got["etcd"]["since"] == grid[1000]
     assert got["etcd"]["since_before_history"] is False
     assert got["node-exporter"]["state"] == "degraded"
     assert got["node-exporter"]["checks"][0]["targets_up"] == 2
@@ -154,7 +156,9 @@ def test_service_combines_prometheus_and_probes() -> None:
     assert got["alert-engine"]["lag_seconds"] == 42.0
     assert got["smtp"]["state"] == "disabled"
     assert got["log-store"]["state"] == "disabled"
-    assert len(prom.sent) == 2  # two range queries, whatever the number of jobs
+    # the state now and the 24 h history: two instant and two range queries, whatever the jobs
+    assert [spec.start is None for spec in prom.sent] == [True, True, False, False]
+    assert prom.sent[2].start == grid[0] and prom.sent[2].end == grid[-1]
 
 
 def test_prometheus_down_makes_scraped_components_unknown_not_down() -> None:
@@ -205,3 +209,36 @@ def test_a_readyz_the_hub_may_not_read_is_unknown_not_down() -> None:
         ("hub", "up"),
         ("readyz", "unknown"),
     ]
+
+
+def test_the_scraped_history_is_kept_and_only_its_unsettled_points_are_asked_again() -> None:
+    from hub.collectors.components_history import ScrapedHistory
+
+    now = 200_000.0
+    table = {"etcd": [(float(t), 1.0, 1.0) for t in range(109_980, 200_160, 60)]}
+    prom = FakePrometheus(table)
+    history = ScrapedHistory(window=WINDOW, step=STEP)
+
+    def ranges() -> list[tuple[float | None, float | None]]:
+        asked = [(spec.start, spec.end) for spec in prom.sent if spec.start is not None]
+        prom.sent.clear()
+        return asked
+
+    current, points = history.read(prom, 'up{job=~"etcd"}', now, timeout=1)
+    assert current == {"etcd": (1.0, 1.0)}
+    assert ranges() == [(113_580.0, 199_980.0)] * 2  # the minute grid over the window
+    assert len(points["etcd"]) == 1441 + 1 and points["etcd"][-1][0] == now
+    later = now + 100
+    _, points = history.read(prom, 'up{job=~"etcd"}', later, timeout=1)
+    # kept for good: what was at least two steps old when asked (up to 199,860); the rest again
+    assert ranges() == [(199_920.0, 200_100.0)] * 2
+    assert points["etcd"][0][0] == 113_700.0 and len(points["etcd"]) == 1441 + 1  # the oldest gone
+    table["etcd"] = [(t, 0.0, 1.0) if t >= 199_920 else (t, u, n) for t, u, n in table["etcd"]]
+    current, points = history.read(prom, 'up{job=~"etcd"}', later + 1, timeout=1)
+    assert ranges() == [(200_040.0, 200_100.0)] * 2  # up to 199,980 kept by the last read
+    assert current == {"etcd": (0.0, 1.0)} and [p[1][0] for p in points["etcd"][-4:]] == [1.0, 0.0, 0.0, 0.0]
+    # 199,980 as it was asked at 200,100 (kept); 200,040 and 200,100 asked again: the change shows
+    history.read(prom, 'up{job=~"etcd|apiserver"}', later + 2, timeout=1)  # other jobs: asked anew
+    assert ranges() == [(113_700.0, 200_100.0)] * 2
+    history.read(prom, 'up{job=~"etcd|apiserver"}', later - 500, timeout=1)  # the clock went back
+    assert ranges() == [(113_160.0, 199_560.0)] * 2
