@@ -266,6 +266,12 @@ class ComponentService:
         return results
 
     # -- scraped components ------------------------------------------------------------------
+    def keep_history(self, now: float | None = None) -> None:
+        """Extends the kept history of the scraped components to ``now`` (the runtime's timer
+        calls it at start and every minute, so a page view finds it all but the last minutes
+        and never waits for a whole day's range; a failure is the next answer's to report)."""
+        self._scraped(float(int(self.clock.now() if now is None else now)))
+
     def _scraped(self, now: float) -> tuple[dict[str, tuple[float, float]], dict[str, list[Segment]], str]:
         jobs = sorted({c.job for c in self.components if c.job})
         if self.prometheus is None or not jobs:

@@ -4,11 +4,14 @@ The service itself is pure (hub/collectors/components.py); here it gets its two 
 Prometheus client, and the hub's probes — the /readyz probes, the leader lease and an SMTP
 check (connect and read the relay's 220 greeting with the standard library's ``smtplib``: no
 login, no mail, so a probe never sends anything). A daemon thread records the probes every
-``PROBE_SECONDS`` so the hub-probed components' history accrues between page views.
+``PROBE_SECONDS`` so the hub-probed components' history accrues between page views, and keeps
+the scraped components' history (kept in memory, hub/collectors/components_history.py) up to
+date at start and on every tick, so a page view asks Prometheus for a minute or two of it.
 """
 
 from __future__ import annotations
 
+import logging
 import smtplib
 import threading
 from typing import TYPE_CHECKING
@@ -19,6 +22,8 @@ from hub.errors import HubError
 if TYPE_CHECKING:
     from hub.runtime import Hub
     from hub.settings import SmtpSettings
+
+log = logging.getLogger(__name__)
 
 PROBE_SECONDS = 60.0
 
@@ -128,7 +133,8 @@ def build(hub: Hub) -> None:
 
 
 class ProbeTimer:
-    """Records the probes every ``PROBE_SECONDS`` (every replica: each keeps its own log)."""
+    """Records the probes every ``PROBE_SECONDS`` (every replica: each keeps its own log), and
+    keeps the scraped components' history up to date at start and on every tick."""
 
     def __init__(self, service: ComponentService, seconds: float = PROBE_SECONDS) -> None:
         self.service = service
@@ -142,11 +148,19 @@ class ProbeTimer:
         self._thread.start()
 
     def _run(self) -> None:
+        self._keep_history()  # at start: the first page view does not wait for 24 h of history
         while not self._stop.wait(self.seconds):
             try:
                 self.service.record_probes()
             except Exception:  # a probe that raises is a bug; the next tick tries again
-                continue
+                pass
+            self._keep_history()
+
+    def _keep_history(self) -> None:
+        try:
+            self.service.keep_history()
+        except Exception:  # a bug; the next tick (or the next answer) tries again
+            log.exception("keeping the scraped components' history failed")
 
     def stop(self) -> None:
         self._stop.set()

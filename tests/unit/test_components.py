@@ -242,3 +242,16 @@ def test_the_scraped_history_is_kept_and_only_its_unsettled_points_are_asked_aga
     assert ranges() == [(113_700.0, 200_100.0)] * 2
     history.read(prom, 'up{job=~"etcd|apiserver"}', later - 500, timeout=1)  # the clock went back
     assert ranges() == [(113_160.0, 199_560.0)] * 2
+
+
+def test_the_timer_keeps_the_history_so_an_answer_asks_only_its_last_minutes() -> None:
+    now = 200_000.0
+    prom = FakePrometheus({"etcd": [(float(t), 1.0, 1.0) for t in range(109_980, 200_160, 60)]})
+    clock = Clock(now - 600)
+    service = ComponentService(prom, lambda: [], clock=clock)
+    service.keep_history()  # what the runtime's timer does at start
+    assert next((s.start, s.end) for s in prom.sent if s.start is not None) == (112_980.0, 199_380.0)
+    prom.sent.clear()
+    clock.t = now
+    service.health()
+    assert [(s.start, s.end) for s in prom.sent if s.start is not None] == [(199_320.0, 199_980.0)] * 2
