@@ -45,6 +45,7 @@ from hub.collectors.catalogue import (
     Catalogue,
     EmptyScope,
     Filters,
+    resolution,
 )
 from hub.collectors.monitoring_series import missing_of, series_of
 from hub.collectors.monitoring_shared import TABLES_KEPT, TOTAL_TTL, SharedAnswers, TtlCache
@@ -470,7 +471,9 @@ class MonitoringService:
         # window_table_ttl); rebuilt ahead it would only evaluate the same points again, so the
         # next step's first caller builds it -- in the background, with up to a step's time
         # (window_table_budget): at scale one evaluation can outlast a request, and it is then
-        # kept for the callers after it. Any other table is rebuilt ahead, away from this request.
+        # kept for the callers after it, for a step after its end if it ended past its own
+        # step (its answer's time says how old). Any other table is rebuilt ahead, away from
+        # this request.
         # A tenant waits for a window table being built half its budget: it can still be
         # answered per request from its own namespaces (_ranked), which costs far less.
         window = req.window
@@ -482,6 +485,7 @@ class MonitoringService:
             renew=None if window is not None else lambda: evaluate(self.clock.now(), self.timeout),
             ttl=None if window is None else window_table_ttl(window, at),
             background=None if window is None else lambda: evaluate(at, window_table_budget(window, self.timeout)),
+            kept_after=1.0 if window is None else float(resolution(window)),
         )
         ranked = table.select(req.filters.namespaces, descending=req.descending)
         page = ranked.page(page=req.page, limit=req.limit).keys

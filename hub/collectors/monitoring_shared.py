@@ -103,6 +103,7 @@ class SharedAnswers(Generic[T]):
         renew: Callable[[], T] | None = None,
         ttl: float | None = None,
         background: Callable[[], T] | None = None,
+        kept_after: float = 1.0,
     ) -> T:
         """The answer for ``key``: a kept one at most ``ttl`` old, or ``compute()``'s (computed
         once for every caller asking meanwhile). ``renew`` computes it away from any request
@@ -117,7 +118,9 @@ class SharedAnswers(Generic[T]):
         for the next caller (issue 15: a 24 h window ranking over 20,000 pods took Prometheus
         longer than one request's timeout, so built inside the request it was abandoned every
         time and never answered). A background computation that fails is not kept; the callers
-        waiting for it get its error rather than starting another one each."""
+        waiting for it get its error rather than starting another one each. One that ends after
+        its ``ttl`` is kept ``kept_after`` seconds from its end all the same (its answer says
+        when it was evaluated), or no caller would ever get a computation longer than its life."""
         if self.ttl <= 0:
             return compute()
         mine: threading.Event | None = None
@@ -151,7 +154,7 @@ class SharedAnswers(Generic[T]):
             assert waiting is not None
             if started_here and background is not None:
                 until = None if ttl is None else self._clock.now() + ttl
-                self._start_background(key, background, waiting, until)
+                self._start_background(key, background, waiting, until, kept_after)
             if not waiting.wait(wait):  # the computation outlived our whole budget
                 still = " (it goes on, and its answer is kept: ask again shortly)" if detached else ""
                 raise BackendUnavailable("prometheus", f"no complete answer within {wait:g} s{still}")
@@ -212,16 +215,23 @@ class SharedAnswers(Generic[T]):
             self._release(key, event)
 
     def _start_background(
-        self, key: Hashable, compute: Callable[[], T], event: threading.Event, expires: float | None
+        self,
+        key: Hashable,
+        compute: Callable[[], T],
+        event: threading.Event,
+        expires: float | None,
+        kept_after: float,
     ) -> None:
         """Runs ``compute`` for ``key`` on ``spawn``: kept (until ``expires``, else for the ttl
-        from when it started) or, failing, its error handed to the callers waiting for it."""
+        from when it started, and at least ``kept_after`` from its end) or, failing, its error
+        handed to the callers waiting for it. Logged either way: it may take minutes."""
 
         def job() -> None:
             started = self._clock.now()
             try:
                 body = compute()
             except Exception as exc:
+                log.warning("a background computation failed after %.1f s: %s", self._clock.now() - started, exc)
                 with self._lock:
                     self._failures[key] = exc
                     while len(self._failures) > self._size:
@@ -230,9 +240,8 @@ class SharedAnswers(Generic[T]):
                 return
             now = self._clock.now()
             until = expires if expires is not None else started + self.ttl
-            # Kept a second at least, even when it took longer than its life: the callers
-            # waiting for it take it rather than start it again.
-            self._store(key, body, event, now - started, max(until, now + 1.0))
+            log.info("a background computation took %.1f s; kept %.0f s", now - started, max(until - now, kept_after))
+            self._store(key, body, event, now - started, max(until, now + kept_after))
 
         assert self._spawn is not None
         try:

@@ -274,3 +274,22 @@ def test_callers_waiting_for_a_failed_background_computation_get_its_error_and_n
 def test_without_spawn_a_background_computation_is_made_in_the_request() -> None:
     shared: SharedAnswers[dict[str, int]] = SharedAnswers(FakeClock(1000.0), ttl=5.0)
     assert shared.get("k", lambda: {"n": 1}, wait=1, ttl=300, background=lambda: {"n": 2}) == {"n": 1}
+
+
+def test_a_background_computation_ending_past_its_life_is_kept_for_kept_after_seconds_from_its_end() -> None:
+    clock, jobs = FakeClock(1000.0), _Jobs()
+    shared: SharedAnswers[dict[str, int]] = SharedAnswers(clock, ttl=5.0, spawn=jobs)
+
+    def built() -> dict[str, int]:
+        clock.advance(30)  # its step ended 10 s after it started
+        return {"n": 1}
+
+    with pytest.raises(BackendUnavailable):
+        shared.get("k", lambda: {"n": 9}, wait=0.01, ttl=10, background=built, kept_after=300)
+    jobs.run_all()
+    clock.advance(299)  # 1,329: 300 s after its end less one
+    assert shared.get("k", lambda: {"n": 9}, wait=0.01, ttl=10, background=built, kept_after=300) == {"n": 1}
+    clock.advance(2)
+    with pytest.raises(BackendUnavailable):  # gone: the next one is started
+        shared.get("k", lambda: {"n": 9}, wait=0.01, ttl=10, background=built, kept_after=300)
+    assert len(jobs.jobs) == 1
