@@ -340,7 +340,9 @@ class PrometheusClient:
             self._on_query(kind, outcome)
 
     def _call(self, kind: str, promql: str, fn: Callable[[float], Any], timeout: float | None) -> Any:
-        budget = self.timeout if timeout is None else max(0.1, min(timeout, self.timeout))
+        # ``timeout``: what is left of a request's budget, or a longer one asked for on purpose
+        # by work done away from any request (a window ranking's table, monitoring_view).
+        budget = self.timeout if timeout is None else max(0.1, timeout)
         started = _time.perf_counter()
         try:
             data = fn(budget)

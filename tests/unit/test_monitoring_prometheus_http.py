@@ -210,3 +210,13 @@ def test_range_queries_send_the_vendor_parameters_and_get_the_same_frame(server:
     finally:
         plain.close()
         vendor.close()
+
+
+def test_a_longer_timeout_asked_on_purpose_reaches_prometheus(server: _Server) -> None:
+    """Work away from any request (a window ranking's table) may ask for more than the client's
+    own timeout; a request's remaining budget is shorter and is sent as it is."""
+    plain, _vendor = _plain_and_vendor(server.url)
+    server.answer = (200, _vector("a"))
+    plain.vector("x", timeout=120)
+    plain.vector("x", timeout=2)
+    assert [seen[2]["timeout"] for seen in server.seen[-2:]] == [["120000ms"], ["2000ms"]]
