@@ -75,7 +75,11 @@ class PrometheusSettings:
         "Prometheus base URL, e.g. http://prometheus:9090. Empty: monitoring and alerting are off.",
         default="",
     )
-    timeout: float = _doc("Seconds before a PromQL query is abandoned (answered with 503).", default=10.0)
+    timeout: float = _doc(
+        "Seconds a request waits for Prometheus before it is answered 503 (a window ranking's table "
+        "goes on building in the background, up to its step and at most 120 s: docs/monitoring.md).",
+        default=10.0,
+    )
     max_points: int = _doc(
         "Largest number of points a range query may ask for per series ((end-start)/step).", default=11000
     )
