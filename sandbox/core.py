@@ -661,7 +661,16 @@ class Sandbox:
             backfill.ensure_backfill(self)  # only before Prometheus's first start
         elif not (self.dir / "prometheus" / "data").exists():
             say("backfill: skipped (the history is written for one cluster only; --clusters > 1 starts empty)")
-        self._ensure("prometheus", self._spec_prometheus(), started, timeout=120)
+        from sandbox import promcfg
+
+        replay = promcfg.replay_bytes(self.dir / "prometheus" / "data")
+        prometheus_wait = promcfg.start_timeout(replay)
+        if prometheus_wait > promcfg.START_SECONDS and not self.sup.alive("prometheus"):
+            say(
+                f"prometheus: {replay / 1e9:.1f} GB of write-ahead log to replay; "
+                f"waiting up to {prometheus_wait:.0f}s for it to be ready"
+            )
+        self._ensure("prometheus", self._spec_prometheus(), started, timeout=prometheus_wait)
         self._reload_prometheus_if_changed()
         self._ensure("alertmanager", self._spec_alertmanager(), started, timeout=60)
         if with_hub:

@@ -141,3 +141,27 @@ def write_config(sb: Sandbox, path: Path) -> Path:
             "prometheus", f"generated configuration invalid: {proc.stdout + proc.stderr}".strip(), path
         )
     return path
+
+
+# Prometheus answers its readiness check only after it has replayed its write-ahead log and
+# head chunks. At the large profile (1,000 nodes, 20,000 pods) they hold about 2 GB and a
+# restart took over 120 s of CPU before Prometheus was ready (2026-12-06), so a fixed wait
+# failed an `up` that would have succeeded: the wait grows with what there is to replay.
+START_SECONDS = 120.0
+REPLAY_BYTES_PER_SECOND = 4 * 1024 * 1024  # a slow replay: 2 cores under load
+MAX_START_SECONDS = 1800.0
+
+
+def replay_bytes(data_dir: Path) -> int:
+    """Bytes of write-ahead log and head chunks Prometheus replays at start (0 when new)."""
+    total = 0
+    for part in ("wal", "chunks_head"):
+        folder = data_dir / part
+        if folder.is_dir():
+            total += sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    return total
+
+
+def start_timeout(replay: int) -> float:
+    """Seconds to wait for Prometheus to be ready with ``replay`` bytes to replay."""
+    return min(MAX_START_SECONDS, START_SECONDS + replay / REPLAY_BYTES_PER_SECOND)
