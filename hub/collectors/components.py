@@ -266,11 +266,16 @@ class ComponentService:
         return results
 
     # -- scraped components ------------------------------------------------------------------
-    def keep_history(self, now: float | None = None) -> None:
-        """Extends the kept history of the scraped components to ``now`` (the runtime's timer
+    def keep_history(self) -> None:
+        """Extends the kept history of the scraped components to now (the runtime's timer
         calls it at start and every minute, so a page view finds it all but the last minutes
         and never waits for a whole day's range; a failure is the next answer's to report)."""
-        self._scraped(float(int(self.clock.now() if now is None else now)))
+        self._scraped(self._second())
+
+    def _second(self) -> float:
+        """Now in whole seconds: the adapter sends range bounds in whole seconds, and the
+        history's last point must fall on ``now`` exactly."""
+        return float(int(self.clock.now()))
 
     def _scraped(self, now: float) -> tuple[dict[str, tuple[float, float]], dict[str, list[Segment]], str]:
         jobs = sorted({c.job for c in self.components if c.job})
@@ -290,9 +295,7 @@ class ComponentService:
         return current, history, ""
 
     def health(self) -> dict[str, Any]:
-        # Whole seconds: the adapter sends range bounds in whole seconds, and the range's last
-        # point must fall on ``now`` exactly
-        now = float(int(self.clock.now()))
+        now = self._second()
         probes = self.record_probes(now)
         current, scraped_history, prom_reason = self._scraped(now)
         out = []

@@ -467,15 +467,14 @@ class MonitoringService:
             answers = self._backend(req.filters.cluster).vectors(specs, timeout=timeout)
             return build_table(req.level, answers[0], answers[1] if listed else None, at=at)
 
-        # A window statistic's table is right until its subquery step ends (monitoring_view.
-        # window_table_ttl); rebuilt ahead it would only evaluate the same points again, so the
-        # next step's first caller builds it -- in the background, with up to a step's time
-        # (window_table_budget): at scale one evaluation can outlast a request, and it is then
-        # kept for the callers after it, for a step after its end if it ended past its own
-        # step (its answer's time says how old). Any other table is rebuilt ahead, away from
-        # this request.
-        # A tenant waits for a window table being built half its budget: it can still be
-        # answered per request from its own namespaces (_ranked), which costs far less.
+        # Any table but a window statistic's is rebuilt ahead, away from this request. A window
+        # statistic's is right until its subquery step ends (monitoring_view.window_table_ttl):
+        # rebuilt ahead it would only evaluate the same points again, so the next step's first
+        # caller starts it -- in the background, with up to a step's time (window_table_budget),
+        # as at scale one evaluation can outlast a request -- and it is kept for the callers
+        # after it, a step past its end if it ended after its step (its answer's time says how
+        # old). A tenant waits for it half its budget: _ranked can still answer from the
+        # tenant's own namespaces, which costs far less.
         window = req.window
         narrowed = window is not None and req.filters.namespaces is not None
         table = self.views.get(
