@@ -60,6 +60,7 @@ from hub.collectors.logs.es_fields import (  # noqa: F401  (re-exported: hub.col
     T,
     _any_of,
     _get,
+    _parse_stamp,
     _parse_time,
     _pod_pattern,
     _put,
@@ -388,8 +389,9 @@ class ElasticsearchLogStore(QueryCompiler):
             # The hub's own preset: every field read is a top-level key, so plain lookups give
             # _get's values at a fraction of its cost (50 hits a page, on every search).
             get = src.get
+            seconds, stamp = _parse_stamp(get(f.time))
             return LogLine(
-                time=_parse_time(get(f.time)),
+                time=seconds,
                 namespace=str(get(f.namespace) or ""),
                 pod=str(get(f.pod) or ""),
                 container=str(get(f.container) or ""),
@@ -397,11 +399,13 @@ class ElasticsearchLogStore(QueryCompiler):
                 workload=str(get(f.workload or "") or ""),
                 node=str(get(f.node) or ""),
                 cluster=str(get(f.cluster or "") or ""),
+                stamp=stamp,
             )
         pod = str(_get(src, f.pod) or "")
         workload = str(_get(src, f.workload) or "") if f.workload else workload_of_pod(pod)
+        seconds, stamp = _parse_stamp(_get(src, f.time))
         return LogLine(
-            time=_parse_time(_get(src, f.time)),
+            time=seconds,
             namespace=str(_get(src, f.namespace) or ""),
             pod=pod,
             container=str(_get(src, f.container) or ""),
@@ -409,6 +413,7 @@ class ElasticsearchLogStore(QueryCompiler):
             workload=workload,
             node=str(_get(src, f.node) or ""),
             cluster=str(_get(src, f.cluster) or "") if f.cluster else "",
+            stamp=stamp,
         )
 
     def search(self, query: LogQuery) -> SearchResult:

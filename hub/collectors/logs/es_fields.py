@@ -130,8 +130,14 @@ _MIDNIGHTS: dict[str, int] = {}
 
 
 def _parse_time(value: Any) -> float:
+    return _parse_stamp(value)[0]
+
+
+def _parse_stamp(value: Any) -> tuple[float, str]:
+    """A stored time as epoch seconds, with the text itself when it is in the form the hub
+    writes (which :func:`iso_micro` would give back for those seconds), else ""."""
     if isinstance(value, int | float):
-        return float(value) / 1000.0  # epoch_millis, the only numeric form ES dates take
+        return float(value) / 1000.0, ""  # epoch_millis, the only numeric form ES dates take
     if isinstance(value, str):
         if len(value) == 27 and _WRITTEN.fullmatch(value):
             midnight = _MIDNIGHTS.get(value[:10])
@@ -144,11 +150,11 @@ def _parse_time(value: Any) -> float:
             hour, minute, second = int(value[11:13]), int(value[14:16]), int(value[17:19])
             if midnight is not None and hour <= 23 and minute <= 59 and second <= 59:
                 seconds = midnight + hour * 3600 + minute * 60 + second
-                return (seconds * 1_000_000_000 + int(value[20:26]) * 1000) / 1e9
+                return (seconds * 1_000_000_000 + int(value[20:26]) * 1000) / 1e9, value
         ns = parse_rfc3339_ns(value)
         if ns is not None:
-            return ns / 1e9
-    return 0.0
+            return ns / 1e9, ""
+    return 0.0, ""
 
 
 WORDS_FIELD = "words"  # the message's words, cut by the hub (hub.collectors.logs.words)

@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from hub.collectors.logs.store import LogLine, iso_micro, strip_ansi
+from hub.collectors.logs.store import LogLine, strip_ansi
 from hub.errors import HubError
 
 FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
@@ -38,7 +38,7 @@ def _cell(text: str) -> str:
 
 def _row(line: LogLine) -> list[str]:
     return [
-        iso_micro(line.time),
+        line.iso_time(),
         line.namespace,
         line.workload,
         line.pod,
@@ -51,7 +51,7 @@ def _row(line: LogLine) -> list[str]:
 
 def _json(line: LogLine) -> str:
     doc = {
-        "time": iso_micro(line.time),
+        "time": line.iso_time(),
         "namespace": line.namespace,
         "workload": line.workload,
         "pod": line.pod,
