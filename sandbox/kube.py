@@ -92,6 +92,11 @@ class KubeRest:
     def patch(self, path: str, body: dict[str, Any]) -> Any:
         return self.request("PATCH", path, body, content_type="application/merge-patch+json")
 
+    def patch_status(self, path: str, body: dict[str, Any]) -> Any:
+        """A strategic merge patch (a status subresource's lists, such as a pod's conditions, are
+        merged by their key rather than replaced)."""
+        return self.request("PATCH", path, body, content_type="application/strategic-merge-patch+json")
+
     def put(self, path: str, body: dict[str, Any]) -> Any:
         return self.request("PUT", path, body)
 

@@ -13,13 +13,23 @@ change. The node simulator runs :func:`nudge_missed_pods` every few seconds (san
 A pod is touched only after it has been bound and Pending for :data:`MISSED_AFTER_S` (KWOK's fast
 stages run a bound pod within a second or two here) and at most once per :data:`RENUDGE_S`, at
 most :data:`MAX_PER_ROUND` a round, so a pod that is meant to stay Pending costs a patch a minute.
+
+The second gap is readiness (:func:`repair_unready_pods`). When a node's lease lapses (KWOK
+starved of CPU at scale), the node lifecycle controller marks the node's pods ``Ready=False``
+(its ``MarkPodsNotReady``) and leaves ``ContainersReady=True``. A kubelet would report its pods
+ready again once its node is back; KWOK plays a pod's ready stage once, so those pods stay
+unready for good, their Deployments unavailable, and ``sandbox up`` waited on them until its
+deadline (docs/sandbox.md). The node simulator therefore does the kubelet's part: for each node
+that became Ready again, and once over every running pod when it starts, it sets ``Ready=True``
+on the running pods whose containers are ready, whose readiness gates hold and that are not
+being deleted.
 """
 
 from __future__ import annotations
 
 import calendar
 import time
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any, Protocol
 
 NUDGE_ANNOTATION = "kubehub.io/kwok-nudged"
@@ -34,6 +44,8 @@ class PodApi(Protocol):
     def list(self, path: str, **params: Any) -> list[dict[str, Any]]: ...
 
     def patch(self, path: str, body: dict[str, Any]) -> Any: ...
+
+    def patch_status(self, path: str, body: dict[str, Any]) -> Any: ...
 
 
 def _epoch(stamp: str) -> float:
@@ -87,3 +99,50 @@ def nudge_missed_pods(api: PodApi, nudged: MutableMapping[str, float], now: floa
     for uid in [u for u in nudged if u not in live]:
         del nudged[uid]  # gone or no longer Pending
     return touched
+
+
+def _stamp(now: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+
+
+def left_unready(pod: Mapping[str, Any]) -> bool:
+    """A running pod that is not Ready although its containers are and its readiness gates hold:
+    what the node lifecycle controller leaves behind (see the module docstring)."""
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    status = pod.get("status") or {}
+    if status.get("phase") != "Running":
+        return False
+    conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+    if conditions.get("Ready") != "False" or conditions.get("ContainersReady") != "True":
+        return False
+    gates = [g.get("conditionType") for g in (pod.get("spec") or {}).get("readinessGates") or []]
+    return all(conditions.get(gate) == "True" for gate in gates)
+
+
+def repair_unready_pods(
+    api: PodApi, nodes: Iterable[str] = (), *, everywhere: bool = False, now: float | None = None
+) -> int:
+    """Set ``Ready=True`` on the pods :func:`left_unready` finds on ``nodes`` (one LIST per node),
+    or on every node (one LIST of the running pods); returns how many were set."""
+    now = time.time() if now is None else now
+    if everywhere:
+        pods = api.list("/api/v1/pods", fieldSelector="status.phase=Running")
+    else:
+        pods = [
+            p
+            for node in sorted(set(nodes))
+            for p in api.list("/api/v1/pods", fieldSelector=f"spec.nodeName={node},status.phase=Running")
+        ]
+    repaired = 0
+    for pod in pods:
+        if not left_unready(pod):
+            continue
+        meta = pod["metadata"]
+        # A strategic merge: the conditions list is merged by type, the others are kept.
+        api.patch_status(
+            f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status",
+            {"status": {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": _stamp(now)}]}},
+        )
+        repaired += 1
+    return repaired

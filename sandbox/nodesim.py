@@ -98,6 +98,10 @@ class NodeSim:
         self.last: dict[str, float] = {}
         self.synced = False
         self.claims: list[volsim.Claim] = []  # declared by the StatefulSets (watch_statefulsets)
+        # Each node's last seen Ready condition, and the nodes seen going from not Ready to
+        # Ready since the last take_recovered() (their pods may need Ready again: kwoknudge).
+        self.ready: dict[str, bool] = {}
+        self.recovered: set[str] = set()
         self._load()
 
     def _load(self) -> None:
@@ -139,10 +143,25 @@ class NodeSim:
             else:
                 self._advance_one(name, now)
             self.nodes[name] = (prof, cpu, mem)
+            ready = any(
+                c.get("type") == "Ready" and c.get("status") == "True"
+                for c in (obj.get("status") or {}).get("conditions") or []
+            )
+            if ready and self.ready.get(name) is False:
+                self.recovered.add(name)
+            self.ready[name] = ready
+
+    def take_recovered(self) -> set[str]:
+        """The nodes that became Ready again since the last call."""
+        with self.lock:
+            taken, self.recovered = self.recovered, set()
+        return taken
 
     def drop_node(self, name: str) -> None:
         with self.lock:
             self.nodes.pop(name, None)
+            self.ready.pop(name, None)
+            self.recovered.discard(name)
             self.counters.pop(name, None)
             self.last.pop(name, None)
 
@@ -219,11 +238,14 @@ def watch_nodes(sim: NodeSim, kubeconfig: str, stop: threading.Event) -> None:
 def watch_statefulsets(sim: NodeSim, kubeconfig: str, stop: threading.Event, every: float = 5.0) -> None:
     """Keep the declared claims current: one StatefulSet LIST per round (few objects, no watch);
     provision the pending claims of the sandbox's StorageClass (:func:`volsim.provision`); and
-    touch the pods KWOK missed while it was taking the node leases over (sandbox/kwoknudge.py)."""
+    touch the pods KWOK missed while it was taking the node leases over, and make ready again
+    the pods the node lifecycle controller marked not ready while a node's lease had lapsed: on
+    the nodes that became Ready again, and on every node in the first round (sandbox/kwoknudge.py)."""
     from sandbox.kube import KubeRest
 
     api = KubeRest(Path(kubeconfig), pool=1)
     nudged: dict[str, float] = {}
+    swept = False
     while True:
         try:
             items = api.get("/apis/apps/v1/statefulsets")["items"]
@@ -242,6 +264,16 @@ def watch_statefulsets(sim: NodeSim, kubeconfig: str, stop: threading.Event, eve
                 print(f"kwok: touched {touched} pod(s) bound but still Pending", file=sys.stderr, flush=True)
         except Exception as exc:  # the next round tries again
             print(f"pending pods: {exc!r}; retrying", file=sys.stderr, flush=True)
+        recovered = sim.take_recovered()
+        try:
+            repaired = kwoknudge.repair_unready_pods(api, recovered, everywhere=not swept)
+            swept = True
+            if repaired:
+                print(f"kwok: set Ready on {repaired} unready pod(s)", file=sys.stderr, flush=True)
+        except Exception as exc:  # those nodes are looked at again next round
+            with sim.lock:
+                sim.recovered |= recovered
+            print(f"unready pods: {exc!r}; retrying", file=sys.stderr, flush=True)
         if stop.wait(every):
             return
 
