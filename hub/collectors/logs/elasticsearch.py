@@ -61,7 +61,6 @@ from hub.collectors.logs.es_fields import (  # noqa: F401  (re-exported: hub.col
     _any_of,
     _get,
     _parse_stamp,
-    _parse_time,
     _pod_pattern,
     _put,
     compile_text,

@@ -129,10 +129,6 @@ _WRITTEN = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", re.ASCII)
 _MIDNIGHTS: dict[str, int] = {}
 
 
-def _parse_time(value: Any) -> float:
-    return _parse_stamp(value)[0]
-
-
 def _parse_stamp(value: Any) -> tuple[float, str]:
     """A stored time as epoch seconds, with the text itself when it is in the form the hub
     writes (which :func:`iso_micro` would give back for those seconds), else ""."""

@@ -169,7 +169,7 @@ class LogLine:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "time": self.stamp or iso_micro(self.time),
+            "time": self.iso_time(),
             "cluster": self.cluster,
             "namespace": self.namespace,
             "pod": self.pod,
