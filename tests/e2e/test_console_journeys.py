@@ -357,6 +357,11 @@ def test_every_console_page_renders_for_an_admin_in_both_languages_within_the_bu
         response = j.goto(path)
         assert response is not None and response.status == 200, (path, response and response.status)
         page.wait_for_load_state("networkidle")
+        if label == "pod":  # the log tail comes after the page: the console's script reads it
+            page.wait_for_selector("section[data-log]", timeout=30_000)
+            tail = page.locator("section[data-log]")
+            assert tail.get_attribute("data-log") == "filled", tail.inner_text()
+            assert page.locator("section[data-log] p.empty").count() or page.locator("#log-tail").inner_text().strip()
         j.shot(label)
     _assert_fast(j)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -328,6 +329,46 @@ def test_log_tail_names_a_missing_container(world: tuple[TenancyWorld, Cluster])
     assert r.status_code == 422 and r.get_json()["field"] == "container"
     r = client.get("/api/v1/namespaces/ns-a1/pods/web-5d9-0/log?tail=0")
     assert r.status_code == 400 and r.get_json()["field"] == "tail"
+
+
+def test_the_pod_page_comes_first_and_names_its_log_tail_for_the_script_a_form_reads_it_itself(
+    world: tuple[TenancyWorld, Cluster],
+) -> None:
+    """The tail is the kubelet's answer (seconds on a busy node): the page is answered from the
+    watch cache without it, carrying the API address the console's script reads; the tail's own
+    form (tail or container named) reads it before answering, and works without the script."""
+    from hub.store.audit import AuditFilter
+
+    w, cluster = world
+    reads: list[tuple[str, str, str, int]] = []
+    real = cluster.kube.read_log
+
+    def counted(namespace: str, pod: str, *, container: str, tail: int, limit_bytes: int) -> str:
+        reads.append((namespace, pod, container, tail))
+        return real(namespace, pod, container=container, tail=tail, limit_bytes=limit_bytes)
+
+    cluster.kube.read_log = counted  # type: ignore[method-assign]
+    cluster.kube.logs[("ns-a1", "web-5d9-0", "app")] = "one\ntwo\nthree\n"
+    viewer = w.client("project-viewer")
+    html = viewer.get("/projects/ns-a1/pods/web-5d9-0", headers={"Accept": "text/html"}).get_data(as_text=True)
+    assert reads == []
+    src = re.search(r'data-log-src="([^"]+)"', html)
+    assert src and src.group(1) == "/api/v1/namespaces/ns-a1/pods/web-5d9-0/log?tail=100"
+    assert "<pre" in html and "three" not in html
+    entries, _ = w.tenancy.audit_log(ADMIN_SCOPE, AuditFilter(action="pods.log"))
+    assert entries == []  # nothing was read, nothing audited
+
+    # The script's read: the API route, audited there.
+    assert viewer.get(src.group(1)).get_json()["lines"] == ["one", "two", "three"]
+    assert reads == [("ns-a1", "web-5d9-0", "app", 100)]
+
+    # The form: read before the answer, the lines in the page, no address for the script.
+    html = viewer.get("/projects/ns-a1/pods/web-5d9-0?tail=2&container=app", headers={"Accept": "text/html"})
+    text = html.get_data(as_text=True)
+    assert "data-log-src" not in text and "two\nthree" in text
+    assert reads[-1] == ("ns-a1", "web-5d9-0", "app", 2)
+    entries, _ = w.tenancy.audit_log(ADMIN_SCOPE, AuditFilter(action="pods.log"))
+    assert len(entries) == 2
 
 
 def test_node_listings_follow_pod_and_node_changes_despite_caching(world: tuple[TenancyWorld, Cluster]) -> None:

@@ -248,6 +248,36 @@
     });
   }
 
+  // A pod's log tail is read after the page (web/views/cluster.py pod): the same API read,
+  // its lines as text, the container it read marked in the picker; a refusal or an outage is
+  // the API's own message in place of the lines.
+  function setupLogTail() {
+    document.querySelectorAll("pre[data-log-src]").forEach(function (pre) {
+      const section = pre.closest("section") || pre;
+      getJSON(pre.dataset.logSrc).then(function (body) {
+        const lines = body.lines || [];
+        const picker = document.getElementById("log-container");
+        if (picker && body.container) picker.value = body.container;
+        if (lines.length) {
+          pre.textContent = lines.join("\n") + "\n";
+          pre.scrollTop = pre.scrollHeight; // a tail: the newest lines in view
+        } else {
+          const empty = document.createElement("p");
+          empty.className = "empty";
+          empty.textContent = pre.dataset.empty || T.no_data || "";
+          pre.replaceWith(empty);
+        }
+        section.dataset.log = "filled";
+      }).catch(function (err) {
+        const problem = document.createElement("span");
+        problem.className = "err";
+        problem.textContent = (T.error || "Error") + ": " + err.message;
+        pre.replaceChildren(problem);
+        section.dataset.log = "failed";
+      });
+    });
+  }
+
   const RANGE_SECONDS = { "15m": 900, "1h": 3600, "6h": 21600, "24h": 86400, "7d": 604800 };
   const PALETTE = ["#2f6fde", "#e48a1b", "#1d8a4e", "#c62f2f", "#7b4fc9", "#0f9aa8", "#b0577e", "#6b7785"];
 
@@ -421,6 +451,7 @@
     setupTiles();
     setupRankings();
     setupFills();
+    setupLogTail();
     setupCharts();
     setupPolicyEditor();
   }

@@ -16,11 +16,11 @@ from hub.collectors.inventory import ListQuery
 from hub.collectors.revisions import ControllerRevisions
 from hub.collectors.workload_actions import workload_kind
 from hub.errors import HubError, InvalidInput
-from web.access import audit, permission, require, scope
+from web.access import audit, permission, request_cluster, require, scope
 from web.params import MAX_ID, integer, whole
 from web.util import hub
 from web.views import common
-from web.views.common import _, attempt, back, can, done, failed, page, require_cluster
+from web.views.common import _, attempt, back, can, done, failed, page, require_cluster, url_with
 
 bp = Blueprint("cluster", __name__)
 
@@ -170,19 +170,33 @@ def workload_action(ns: str, kind: str, name: str, action: str) -> Any:
 @bp.get("/projects/<ns>/pods/<pod>")
 @permission("pods:read", namespace_arg="ns")
 def pod(ns: str, pod: str) -> Any:
-    """One pod: containers, conditions, events and (with ``pods:log``) the tail of a container's log."""
+    """One pod: containers, conditions, events and (with ``pods:log``) the tail of a container's log.
+
+    The tail is the kubelet's answer through the API server, which can take seconds when a node
+    is busy (docs/scale.md: p50 448 ms, up to 4 s on the scale sandbox) while the rest of the
+    page comes from the watch cache in a millisecond. So the page is sent first with the tail's
+    API address (``log_src``) and the console's script fills it in (the same read, audited the
+    same way). A request that names ``tail`` or ``container`` (the tail's own form, which works
+    without the script too) reads it before answering, as before.
+    """
     detail = _read(lambda: _cluster().get_pod(ns, pod), None)
     log = None
+    log_src = None
     container = request.args.get("container") or None
     tail_n = integer(request.args, "tail", 100, lo=1, hi=10_000, lenient=True)
     if detail and can("pods:log", namespace=ns):
-        log = attempt(
-            lambda: _cluster().read_pod_log(
-                scope(), ns, pod, container=container, tail=tail_n, audit=hub().tenancy.audit
-            ),
-            None,
-        )
-    return page("pod.html", ns=ns, pod_name=pod, p=detail, log=log, container=container or "", tail=tail_n)
+        if "tail" in request.args or "container" in request.args:
+            log = attempt(
+                lambda: _cluster().read_pod_log(
+                    scope(), ns, pod, container=container, tail=tail_n, audit=hub().tenancy.audit
+                ),
+                None,
+            )
+        else:
+            log_src = url_with("api_cluster.pod_log", {"tail": tail_n, "cluster": request_cluster()}, ns=ns, pod=pod)
+    return page(
+        "pod.html", ns=ns, pod_name=pod, p=detail, log=log, log_src=log_src, container=container or "", tail=tail_n
+    )
 
 
 # -- probes and resources ----------------------------------------------------------------------------
