@@ -19,7 +19,6 @@ import json
 import re
 import shutil
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from sandbox.core import Sandbox
 from tests.conftest import world_database_url
 from tests.integration.alerts_support import prom_query, wait_until
 from tests.integration.conftest import sandbox  # noqa: F401  (the session fixture, re-exported here)
+from tests.waitress_thread import serving
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "artifacts" / "e2e"
@@ -185,20 +185,14 @@ def console(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Itera
     hub = build_hub(settings, background=True)
     app = create_app(hub=hub)
     server = create_server(app, host="127.0.0.1", port=port, threads=6)
-    thread = threading.Thread(target=server.run, name="e2e-hub", daemon=True)
-    thread.start()
     console = Console(
         hub=hub, url=f"http://127.0.0.1:{port}", passwords={c["username"]: c["password"] for c in credentials}
     )
     try:
-        console.log_lines = _seed_logs(hub)
-        yield console
+        with serving(server, "e2e-hub"):
+            console.log_lines = _seed_logs(hub)
+            yield console
     finally:
-        # Let the worker threads finish before the socket map goes, or they write to a closed
-        # trigger pipe on the way out.
-        server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
-        server.close()
-        thread.join(timeout=10)
         hub.close()
         _write_timings(console.timings)
 

@@ -13,8 +13,6 @@ projects, over the day before their namespaces existed, in headless Chromium.
 
 from __future__ import annotations
 
-import errno
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -27,6 +25,7 @@ from hub.settings import Settings
 from sandbox.core import Sandbox
 from tests.conftest import world_database_url
 from tests.e2e.conftest import Console, Journey, _free_port, _write_timings
+from tests.waitress_thread import serving
 
 pytestmark = pytest.mark.e2e
 
@@ -69,29 +68,13 @@ def history_console(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) 
     print(f"shipped {shipped} lines of {len(projects)} namespaces in {time.monotonic() - t0:.1f}s")
     app = create_app(hub=hub)
     server = create_server(app, host="127.0.0.1", port=port, threads=4)
-    stopping = threading.Event()
-
-    def serve() -> None:
-        # close() from this fixture shuts the sockets under the loop's select(): EBADF then is
-        # the stop itself (ci22 reported it as an unhandled thread exception at teardown).
-        try:
-            server.run()
-        except OSError as exc:
-            if not (stopping.is_set() and exc.errno == errno.EBADF):
-                raise
-
-    thread = threading.Thread(target=serve, name="e2e-history-hub", daemon=True)
-    thread.start()
     console = Console(
         hub=hub, url=f"http://127.0.0.1:{port}", passwords={c["username"]: c["password"] for c in credentials}
     )
     try:
-        yield console
+        with serving(server, "e2e-history-hub"):
+            yield console
     finally:
-        stopping.set()
-        server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
-        server.close()
-        thread.join(timeout=10)
         hub.close()
         _write_timings(console.timings)
 

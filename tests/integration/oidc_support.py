@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import requests
 from hub.timeutil import FakeClock
 from sandbox import oidc
 from tests.unit.conftest_tenancy import TenancyWorld, build_world
+from tests.waitress_thread import serving
 
 CLIENT_ID = "kubehub-it"
 CLIENT_SECRET = "it-secret-" + "x" * 20
@@ -104,13 +104,9 @@ def run_stack(base: Path) -> Iterator[Stack]:
         },
     )
     server = create_server(world.app, host="127.0.0.1", port=hub_port, threads=4)
-    thread = threading.Thread(target=server.run, name="oidc-hub", daemon=True)
-    thread.start()
     try:
-        yield Stack(provider=provider, world=world, clock=clock, hub_url=hub_url)
+        with serving(server, "oidc-hub"):
+            yield Stack(provider=provider, world=world, clock=clock, hub_url=hub_url)
     finally:
-        server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
-        server.close()
-        thread.join(timeout=10)
         world.hub.close()
         provider.stop()

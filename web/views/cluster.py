@@ -117,7 +117,7 @@ def workload(ns: str, kind: str, name: str) -> Any:
     actions the user may take."""
     detail = _read(lambda: _cluster().get_workload(ns, kind, name), None)
     offset = integer(request.args, "from", 0, lo=0, hi=MAX_OFFSET, lenient=True)
-    pods: dict[str, Any] = {"offset": offset, "size": WORKLOAD_PODS_PAGE, "total": 0, "rows": []}
+    pods: dict[str, Any] = {"offset": offset, "total": 0, "rows": []}
     if detail is not None:
         every = detail.get("pods") or []
         pods.update(total=len(every), rows=every[offset : offset + WORKLOAD_PODS_PAGE])
