@@ -57,6 +57,7 @@ from hub.collectors.monitoring_view import (
     window_table_budget,
     window_table_ttl,
 )
+from hub.collectors.monitoring_window import STEPPED_LEVELS, SteppedWindows
 from hub.collectors.prometheus import QueryBackend, QuerySpec, Vector
 from hub.collectors.promql import promql_number, validate_names
 from hub.errors import BackendUnavailable, HubError, InvalidInput, Unprocessable
@@ -278,6 +279,7 @@ class MonitoringService:
         # before it expires (refresh ahead), so a busy ranking never waits for its table.
         self.views: SharedAnswers[RankingTable] = SharedAnswers(clock, table_ttl, size=TABLES_KEPT, spawn=spawn)
         self._table_failed = TtlCache(clock, table_ttl)
+        self.windows = SteppedWindows()  # kept points of window tables (monitoring_window)
 
     # The web layer's parser reads numbers and times, then hands names over to :meth:`build`.
     filter_params = tuple(FILTER_PARAMS)
@@ -462,10 +464,22 @@ class MonitoringService:
 
         def evaluate(at: float, timeout: float) -> RankingTable:
             listed = self.catalogue.entities_expr(req.level, whole)
-            specs = [QuerySpec(f"({self._value_expr(req, metric, whole)}) >= -Inf", time=at)]
-            specs += [QuerySpec(listed, time=at)] if listed is not None else []
-            answers = self._backend(req.filters.cluster).vectors(specs, timeout=timeout)
-            return build_table(req.level, answers[0], answers[1] if listed else None, at=at)
+            specs = [QuerySpec(listed, time=at)] if listed is not None else []
+            deadline, stepped = _Deadline(timeout), req.window is not None and req.level in STEPPED_LEVELS
+            if not stepped:  # a stepped window's values come from kept points (monitoring_window)
+                specs.insert(0, QuerySpec(f"({self._value_expr(req, metric, whole)}) >= -Inf", time=at))
+            backend = self._backend(req.filters.cluster)
+            values = None
+            if stepped:
+                assert req.window is not None
+                key = (req.filters.cluster, whole.cluster_label, req.level, metric, req.window)
+                values = self.windows.statistic(
+                    key, self.catalogue, backend, whole, window=req.window, stat=req.stat, at=at,
+                    remaining=deadline.remaining, now=self.clock.now,
+                )  # fmt: skip
+            answers = backend.vectors(specs, timeout=deadline.remaining() if stepped else timeout)
+            values = answers.pop(0) if values is None else values
+            return build_table(req.level, values, answers[0] if listed else None, at=at)
 
         # Any table but a window statistic's is rebuilt ahead, away from this request. A window
         # statistic's is right until its subquery step ends (monitoring_view.window_table_ttl):

@@ -1,0 +1,255 @@
+"""A window statistic's ranking table from kept points instead of one subquery per step (no I/O
+of its own: the monitoring service passes in the query backend that asks Prometheus).
+
+Why: a live ranking by a window statistic (``window=24h&stat=avg``) is one table per subquery
+step (:mod:`hub.collectors.monitoring_view`), and each table was one evaluation of
+``avg_over_time((e)[1d:5m])``, i.e. of ``e`` at 288 times. At 20,000 pods one such evaluation of
+the workload level (every pod's rate joined to its owner) took Prometheus 104 s at load 7, more
+than any request may wait and close to what a background build may take, so the 24 h workload
+ranking never came. The next step's table needs 287 of the same 288 points. So the points are
+kept here, per (cluster, level, metric, window), and a table asks Prometheus only for the points
+it does not hold yet -- the first time the whole window in range queries of
+:data:`CHUNK_STEPS` points each (each well inside a request's timeout, and each kept as soon as
+it came, so a build cut short by its budget leaves its progress to the next one), then one or
+two points per step.
+
+Why the answer is the subquery's: Prometheus 2.x evaluates ``(e)[w:s]`` at time ``t`` at the
+multiples of ``s`` in ``[t - w, t]`` (both ends included), and a range query of ``e`` with its
+start and end on those multiples and step ``s`` evaluates ``e`` at exactly those times. The
+statistics then follow PromQL's ``*_over_time`` rules: ``avg`` is NaN when any point is NaN,
+``max``/``min`` skip NaN points unless every point is NaN, a quantile sorts NaN first and
+interpolates at rank ``q·(n−1)``. The integration test compares the table's values with
+Prometheus's own subquery at the same time.
+
+A point is kept for good once it was evaluated :data:`SETTLE_SECONDS` after its time (scrapes
+that came late can no longer change it); a younger one is asked for again by the next table.
+Only the levels of :data:`STEPPED_LEVELS` keep points: their entities are objects (nodes,
+workloads, namespaces), hundreds to a few thousand; a pod level would keep 20,000 series × 288
+points, so pods and containers keep the subquery.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from hub.collectors.catalogue import STATS, Catalogue, Filters, resolution
+from hub.collectors.prometheus import QueryBackend, Vector
+
+STEPPED_LEVELS = frozenset({"nodes", "workspaces", "namespaces", "workloads"})
+# Points per range query while filling a window: 24 five-minute points are 2 h of a 24 h window,
+# about 9 s of Prometheus at the measurement above; each chunk is kept when it arrives.
+CHUNK_STEPS = 24
+# Seconds after its time from which a point is final (two scrapes of the slowest usual interval).
+SETTLE_SECONDS = 120.0
+# Window point sets kept (least recently used dropped first): a few metrics × windows × clusters.
+KEPT_WINDOWS = 32
+
+_LABEL_SKIP = frozenset({"series", "timestamp", "value"})
+
+Identity = tuple[tuple[str, str], ...]  # a series' labels, sorted
+# (cluster, its cluster label on a shared endpoint, level, metric, window seconds)
+WindowKey = tuple[str, str, str, str, float]
+
+
+@dataclass(frozen=True)
+class _Point:
+    """Every series' value at one time of the grid."""
+
+    series: tuple[Identity, ...]
+    values: np.ndarray
+    final: bool
+
+
+def grid(at: float, window: float, step: int) -> list[int]:
+    """The times (whole seconds) at which Prometheus evaluates ``(e)[window:step]`` at ``at``:
+    the multiples of ``step`` in ``[at - window, at]``, in milliseconds as Prometheus compares."""
+    at_ms = math.floor(at * 1000)
+    step_ms = step * 1000
+    first = -((-(at_ms - round(window * 1000))) // step_ms) * step_ms  # ceil to the step
+    last = (at_ms // step_ms) * step_ms
+    return [t // 1000 for t in range(first, last + 1, step_ms)]
+
+
+class WindowPoints:
+    """The points of one (cluster, level, metric, window) kept between tables (thread-safe)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+        self._points: dict[int, _Point] = {}
+        self._lock = threading.Lock()
+
+    def wanted(self, times: list[int]) -> list[tuple[int, int]]:
+        """(start, end) of the range queries that fetch the times not kept for good: runs of
+        consecutive grid times, at most :data:`CHUNK_STEPS` points each."""
+        with self._lock:
+            todo = [t for t in times if not (t in self._points and self._points[t].final)]
+        chunks: list[tuple[int, int]] = []
+        for t in todo:
+            if chunks and t == chunks[-1][1] + self.step and (t - chunks[-1][0]) // self.step < CHUNK_STEPS:
+                chunks[-1] = (chunks[-1][0], t)
+            else:
+                chunks.append((t, t))
+        return chunks
+
+    def put(self, start: int, end: int, frame: pd.DataFrame, *, evaluated_at: float) -> None:
+        """Keep a range answer's points for every grid time in ``[start, end]`` (a time where
+        no series had a value is kept too, as empty)."""
+        by_time: dict[int, tuple[list[Identity], list[float]]] = {t: ([], []) for t in range(start, end + 1, self.step)}
+        if not frame.empty:
+            labels = [c for c in frame.columns if c not in _LABEL_SKIP]
+            identities = _identities(frame, labels)
+            stamps = np.rint(frame["timestamp"].to_numpy(dtype=float)).astype(np.int64)
+            for identity, stamp, value in zip(identities, stamps, frame["value"].to_numpy(dtype=float), strict=True):
+                slot = by_time.get(int(stamp))
+                if slot is not None:
+                    slot[0].append(identity)
+                    slot[1].append(value)
+        with self._lock:
+            for t, (series, values) in by_time.items():
+                final = evaluated_at - t >= SETTLE_SECONDS
+                self._points[t] = _Point(tuple(series), np.asarray(values, dtype=float), final)
+
+    def forget_before(self, first: int) -> None:
+        """Drop the points older than the window's first time."""
+        with self._lock:
+            for t in [t for t in self._points if t < first]:
+                del self._points[t]
+
+    def statistic(self, times: list[int], stat: str, *, at: float) -> Vector:
+        """``stat`` over the points at ``times`` for every series with at least one of them, as
+        the instant answer of ``<stat>_over_time((e)[window:step]) >= -Inf`` at ``at`` (NaN
+        results dropped). Every time must be kept (:meth:`wanted` returned nothing)."""
+        with self._lock:
+            points = [self._points[t] for t in times]
+        index: dict[Identity, int] = {}
+        for point in points:
+            for identity in point.series:
+                index.setdefault(identity, len(index))
+        matrix = np.full((len(index), len(points)), np.nan)
+        present = np.zeros((len(index), len(points)), dtype=bool)
+        for column, point in enumerate(points):
+            rows = np.fromiter((index[i] for i in point.series), dtype=np.int64, count=len(point.series))
+            matrix[rows, column] = point.values
+            present[rows, column] = True
+        values = over_time(matrix, present, stat)
+        keep = ~np.isnan(values)
+        identities = [identity for identity, kept in zip(index, keep, strict=True) if kept]
+        return Vector(
+            tuple(dict(identity) for identity in identities),
+            tuple(at for _ in identities),
+            tuple(float(v) for v in values[keep]),
+        )
+
+
+def over_time(matrix: np.ndarray, present: np.ndarray, stat: str) -> np.ndarray:
+    """Per row, ``stat`` over the row's present points with PromQL's NaN rules (module
+    docstring); a row without points is NaN."""
+    how = STATS[stat]
+    counts = present.sum(axis=1)
+    out = np.full(matrix.shape[0], np.nan)
+    has = counts > 0
+    if isinstance(how, float):
+        for row in np.flatnonzero(has):
+            out[row] = _quantile(how, matrix[row, present[row]])
+        return out
+    if how == "avg":
+        summed = np.where(present, matrix, 0.0).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[has] = summed[has] / counts[has]
+        return out
+    pick = np.fmax if how == "max" else np.fmin  # NaN skipped unless both are NaN
+    filler = -np.inf if how == "max" else np.inf
+    seen = np.where(present & ~np.isnan(matrix), matrix, np.nan)
+    reduced = pick.reduce(np.where(np.isnan(seen), filler, seen), axis=1)
+    any_value = (present & ~np.isnan(matrix)).any(axis=1)
+    out[has] = np.where(any_value[has], reduced[has], np.nan)
+    return out
+
+
+def _quantile(q: float, values: np.ndarray) -> float:
+    """PromQL's quantile of points: NaN sorted first, linear between the two nearest ranks."""
+    ordered = np.concatenate([values[np.isnan(values)], np.sort(values[~np.isnan(values)])])
+    rank = q * (len(ordered) - 1)
+    lower = max(0, math.floor(rank))
+    upper = min(len(ordered) - 1, lower + 1)
+    weight = rank - math.floor(rank)
+    return float(ordered[lower] * (1 - weight) + ordered[upper] * weight)
+
+
+def _identities(frame: pd.DataFrame, labels: list[str]) -> list[Identity]:
+    """Each row's label set (sorted pairs, absent labels left out), one tuple per series."""
+    columns = [frame[c].to_numpy(dtype=object) for c in labels]
+    if "series" in frame.columns:
+        out: list[Identity] = []
+        known: dict[int, Identity] = {}
+        for row, series in enumerate(frame["series"].to_numpy()):
+            identity = known.get(int(series))
+            if identity is None:
+                identity = known[int(series)] = _row_identity(labels, columns, row)
+            out.append(identity)
+        return out
+    return [_row_identity(labels, columns, row) for row in range(len(frame))]
+
+
+def _row_identity(labels: list[str], columns: list[np.ndarray], row: int) -> Identity:
+    pairs = ((name, column[row]) for name, column in zip(labels, columns, strict=True))
+    return tuple(sorted((name, value) for name, value in pairs if isinstance(value, str) and value))
+
+
+class SteppedWindows:
+    """The kept points of every stepped window ranking (bounded: :data:`KEPT_WINDOWS` sets)."""
+
+    def __init__(self) -> None:
+        self._sets: OrderedDict[WindowKey, WindowPoints] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def points(self, key: WindowKey, step: int) -> WindowPoints:
+        with self._lock:
+            found = self._sets.get(key)
+            if found is None or found.step != step:
+                found = self._sets[key] = WindowPoints(step)
+            self._sets.move_to_end(key)
+            while len(self._sets) > KEPT_WINDOWS:
+                self._sets.popitem(last=False)
+            return found
+
+    def statistic(
+        self,
+        key: WindowKey,
+        catalogue: Catalogue,
+        backend: QueryBackend,
+        filters: Filters,
+        *,
+        window: float,
+        stat: str,
+        at: float,
+        remaining: Callable[[], float],
+        now: Callable[[], float],
+    ) -> Vector:
+        """``stat`` over the window ending at ``at`` for every series of the metric ``key``
+        names, asking ``backend`` for the points not kept for
+        good, in range queries each given what is ``remaining`` of the caller's budget. A failed
+        query raises; the chunks that came before it stay kept."""
+        _, _, level, metric, _ = key
+        step = resolution(window)
+        inner = catalogue.expr(level, metric, filters, rate_seconds=2 * step)  # window_expr's inner
+        points = self.points(key, step)
+        times = grid(at, window, step)
+        if times:  # a window's worth before this one stays for a build still under way
+            points.forget_before(times[0] - round(window))
+        for start, end in _each(points.wanted(times)):
+            frame = backend.range(inner, start=start, end=end, step=step, timeout=remaining())
+            points.put(start, end, frame, evaluated_at=now())
+        return points.statistic(times, stat, at=at)
+
+
+def _each(chunks: list[tuple[int, int]]) -> Iterator[tuple[int, int]]:
+    # Newest first: a build cut short still leaves the points every next table needs.
+    yield from reversed(chunks)

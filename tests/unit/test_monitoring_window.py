@@ -1,0 +1,176 @@
+"""Window statistics from kept points (hub/collectors/monitoring_window.py): the grid is the
+subquery's, the statistics follow PromQL's rules, and a table asks only for the points it does
+not hold for good. Prometheus itself is the reference in
+tests/integration/test_monitoring_sandbox.py; these pin the rules with hand-computed values."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hub.collectors.catalogue import Catalogue, Filters
+from hub.collectors.monitoring_window import CHUNK_STEPS, SETTLE_SECONDS, SteppedWindows, grid, over_time
+from hub.collectors.prometheus import Vector
+from hub.errors import BackendUnavailable
+
+pytestmark = pytest.mark.unit
+
+DAY = 86_400.0
+T0 = 1_800_000_000  # a multiple of 300
+
+
+def test_the_grid_is_the_multiples_of_the_step_in_the_window_both_ends_included() -> None:
+    inside = grid(T0 + 120.5, DAY, 300)
+    assert len(inside) == 288 and inside[0] == T0 - DAY + 300 and inside[-1] == T0
+    on_a_step = grid(float(T0), DAY, 300)  # a window ending on a step holds both ends
+    assert len(on_a_step) == 289 and on_a_step[0] == T0 - DAY and on_a_step[-1] == T0
+    assert grid(T0 + 14.999, 3600.0, 15) == list(range(T0 - 3600 + 15, T0 + 1, 15))
+
+
+def rows(*cells: Sequence[float | None]) -> tuple[np.ndarray, np.ndarray]:
+    """A matrix from rows of points, None where the series has no point at that time."""
+    matrix = np.array([[np.nan if c is None else c for c in row] for row in cells], dtype=float)
+    present = np.array([[c is not None for c in row] for row in cells])
+    return matrix, present
+
+
+def test_statistics_follow_promql_rules_for_nan_and_missing_points() -> None:
+    matrix, present = rows(
+        [1.0, 2.0, None, 6.0],  # plain
+        [1.0, math.nan, 3.0, None],  # one NaN point
+        [math.nan, math.nan, None, None],  # only NaN
+        [None, None, None, None],  # no point in the window
+    )
+    avg = over_time(matrix, present, "avg")
+    assert avg[0] == 3.0 and math.isnan(avg[1]) and math.isnan(avg[2]) and math.isnan(avg[3])
+    assert over_time(matrix, present, "max")[:2].tolist() == [6.0, 3.0]
+    assert over_time(matrix, present, "min")[:2].tolist() == [1.0, 1.0]
+    assert math.isnan(over_time(matrix, present, "max")[2]) and math.isnan(over_time(matrix, present, "min")[3])
+    # quantile: rank q*(n-1) between the two nearest ranks, NaN sorted first
+    p50 = over_time(matrix, present, "p50")
+    assert p50[0] == 2.0  # ranks 0..2 of (1, 2, 6): rank 1
+    assert p50[1] == 1.0  # (NaN, 1, 3): rank 1 is 1
+    p90 = over_time(matrix, present, "p90")
+    assert p90[0] == pytest.approx(2.0 * 0.2 + 6.0 * 0.8)
+    assert math.isnan(p90[3])
+
+
+class RangeBackend:
+    """Answers range queries with ``value(series, t)`` for every series at every step, and
+    records them; ``fail_at`` makes that call (0-based) fail."""
+
+    def __init__(
+        self, series: Sequence[dict[str, str]], value: Callable[[int, int], float | None], fail_at: int | None = None
+    ) -> None:
+        self.series = list(series)
+        self.value = value
+        self.calls: list[tuple[int, int, float]] = []
+        self.fail_at = fail_at
+
+    def range(
+        self, promql: str, *, start: float, end: float, step: float, timeout: float | None = None
+    ) -> pd.DataFrame:
+        if self.fail_at is not None and len(self.calls) == self.fail_at:
+            self.calls.append((int(start), int(end), step))
+            raise BackendUnavailable("prometheus", "timed out")
+        self.calls.append((int(start), int(end), step))
+        data: dict[str, list] = {"namespace": [], "workload": [], "series": [], "timestamp": [], "value": []}
+        for i, labels in enumerate(self.series):
+            for t in range(int(start), int(end) + 1, int(step)):
+                v = self.value(i, t)
+                if v is None:
+                    continue
+                data["namespace"].append(labels["namespace"])
+                data["workload"].append(labels["workload"])
+                data["series"].append(i)
+                data["timestamp"].append(float(t))
+                data["value"].append(v)
+        return pd.DataFrame(data)
+
+    def instant(self, *args: object, **kwargs: object) -> pd.DataFrame:
+        raise AssertionError("a stepped window asks for ranges only")
+
+    many = vectors = instant
+
+
+SERIES = [{"namespace": "a", "workload": "api"}, {"namespace": "b", "workload": "db"}]
+
+
+def value(i: int, t: int) -> float | None:
+    if i == 1 and t < T0 - 6 * 3600:
+        return None  # db exists only for the last six hours
+    return float((t // 300) % 7 + 10 * i)
+
+
+def expected(at: float, stat: str) -> dict[str, float]:
+    out = {}
+    for i, labels in enumerate(SERIES):
+        points = [v for t in grid(at, DAY, 300) if (v := value(i, t)) is not None]
+        out[labels["workload"]] = {"avg": np.mean, "max": np.max}[stat](points)
+    return out
+
+
+def as_dict(vector: Vector) -> dict[str, float]:
+    return {m["workload"]: v for m, v in zip(vector.metrics, vector.values, strict=True)}
+
+
+def ask(
+    windows: SteppedWindows, backend: RangeBackend, at: float, stat: str = "avg", now: float | None = None
+) -> Vector:
+    key = ("default", "", "workloads", "workload_cpu_usage", DAY)
+    return windows.statistic(
+        key, Catalogue(), backend, Filters(), window=DAY, stat=stat, at=at,  # type: ignore[arg-type]
+        remaining=lambda: 9.0, now=lambda: at if now is None else now,
+    )  # fmt: skip
+
+
+def test_the_first_table_asks_for_the_window_in_chunks_newest_first_and_the_next_step_for_its_new_points() -> None:
+    backend = RangeBackend(SERIES, value)
+    windows = SteppedWindows()
+    at = T0 + 200.0
+    first = ask(windows, backend, at)
+    assert as_dict(first) == pytest.approx(expected(at, "avg"), rel=1e-12)
+    assert len(backend.calls) == 288 // CHUNK_STEPS
+    assert backend.calls[0] == (T0 - (CHUNK_STEPS - 1) * 300, T0, 300)  # the newest points first
+    assert all(end - start == (CHUNK_STEPS - 1) * 300 for start, end, _ in backend.calls)
+    assert first.timestamps == (at, at)
+    # The same window's other statistic, within the step: nothing asked.
+    assert as_dict(ask(windows, backend, at, "max")) == pytest.approx(expected(at, "max"))
+    assert len(backend.calls) == 288 // CHUNK_STEPS
+    # The next step: its one new point only (the newest point before it was evaluated 200 s
+    # after its time, long enough to be final).
+    assert SETTLE_SECONDS <= 200.0
+    later = T0 + 300 + 30.0
+    assert as_dict(ask(windows, backend, later)) == pytest.approx(expected(later, "avg"), rel=1e-12)
+    assert backend.calls[-1] == (T0 + 300, T0 + 300, 300) and len(backend.calls) == 288 // CHUNK_STEPS + 1
+    # Evaluated only 30 s after its time, the newest point is asked for again by the next table.
+    again = later + 60.0
+    ask(windows, backend, again)
+    assert backend.calls[-1] == (T0 + 300, T0 + 300, 300) and len(backend.calls) == 288 // CHUNK_STEPS + 2
+
+
+def test_a_chunk_that_fails_raises_and_the_chunks_before_it_are_kept() -> None:
+    backend = RangeBackend(SERIES, value, fail_at=2)
+    windows = SteppedWindows()
+    at = T0 + 200.0
+    with pytest.raises(BackendUnavailable):
+        ask(windows, backend, at)
+    assert len(backend.calls) == 3
+    backend.fail_at = None
+    assert as_dict(ask(windows, backend, at)) == pytest.approx(expected(at, "avg"), rel=1e-12)
+    assert len(backend.calls) == 3 + 288 // CHUNK_STEPS - 2  # the two kept chunks were not asked again
+
+
+def test_a_series_with_a_nan_point_is_left_out_of_an_average_and_kept_in_a_maximum() -> None:
+    def with_nan(i: int, t: int) -> float | None:
+        return math.nan if (i == 0 and t == T0) else value(i, t)
+
+    windows = SteppedWindows()
+    backend = RangeBackend(SERIES, with_nan)
+    avg = as_dict(ask(windows, backend, T0 + 200.0))
+    assert set(avg) == {"db"}  # api's average is NaN: dropped, as `>= -Inf` drops it
+    assert set(as_dict(ask(windows, backend, T0 + 200.0, "max"))) == {"api", "db"}
