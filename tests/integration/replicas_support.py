@@ -138,7 +138,7 @@ class Catcher:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         msg = message_from_bytes(envelope.original_content or envelope.content)
-        alerts = tuple(a for a in str(msg.get("X-Kubehub-Alerts", "")).split(",") if a)
+        alerts = tuple(a.strip() for a in str(msg.get("X-Kubehub-Alerts", "")).split(",") if a.strip())
         with self.lock:
             for rcpt in envelope.rcpt_tos:
                 self.caught.append(

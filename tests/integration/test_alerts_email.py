@@ -88,6 +88,22 @@ def test_messages_arrive_whole_with_text_html_and_inline_chart(smtp: Any) -> Non
     )
 
 
+def test_a_notice_listing_hundreds_of_alerts_is_accepted_by_a_real_smtp_server(smtp: Any) -> None:
+    """Found on the scale sandbox: a notice grouping hundreds of alerts named them all on one
+    ``X-Kubehub-Alerts`` line, and aiosmtpd refused the message for good ("500 Line too long",
+    RFC 5321 4.5.3.1.6). The header is now folded at its spaces and reads back whole."""
+    handler, port = smtp
+    ids = ", ".join(f"{i:04d}-{'a' * 32}" for i in range(400))
+    one = mail("a@example.com", 7)
+    long = OutgoingEmail(
+        one.message_id, one.recipient, one.subject, one.text, one.html, one.images, (("X-Kubehub-Alerts", ids),)
+    )
+    results = SmtpNotifier(SmtpSettings(host="127.0.0.1", port=port)).send([long])
+    assert [r.ok for r in results] == [True], results
+    got = handler.messages[0]["X-Kubehub-Alerts"]
+    assert [a.strip() for a in str(got).split(",")] == [a.strip() for a in ids.split(",")]
+
+
 def test_a_refused_address_is_final_a_full_mailbox_is_retried_and_keeps_order(smtp: Any) -> None:
     handler, port = smtp
     notifier = SmtpNotifier(SmtpSettings(host="127.0.0.1", port=port, connections=1))

@@ -71,3 +71,22 @@ def test_ascii_display_name_with_specials_beside_a_non_ascii_address_stays_one_n
     msg = message_from_string(data.decode(), policy=policy.SMTPUTF8)
     (only,) = msg["To"].addresses  # type: ignore[attr-defined]
     assert (only.display_name, only.addr_spec) == ('Ops, "Night" Team', "值班@例子.中国")
+
+
+def test_a_long_ascii_header_is_folded_at_its_spaces_and_reads_back_exactly() -> None:
+    """A notice grouping 300 alerts lists them all in ``X-Kubehub-Alerts``: unfolded that was one
+    line of ~11,000 characters, which SMTP servers refuse (RFC 5321 4.5.3.1.6, 1,000 with CRLF)."""
+    ids = ", ".join(f"a{i:05d}-{'f' * 28}" for i in range(300))
+    email = OutgoingEmail(
+        "<m1@kubehub>", "oncall@example.org", "cpu high", "text", "<p>html</p>", headers=(("X-Kubehub-Alerts", ids),)
+    )
+    data = serialize_message(email, sender="hub@example.org")
+    head = data.split(b"\r\n\r\n", 1)[0]
+    assert max(len(line) for line in head.split(b"\r\n")) <= 78
+    assert message_from_bytes(data, policy=policy.default)["X-Kubehub-Alerts"] == ids
+    word = "x" * 90  # one word longer than a line stays whole on its own line (no space to fold at)
+    email = OutgoingEmail("<m2@kubehub>", "oncall@example.org", f"a {word} b", "t", "<p>h</p>")
+    assert (
+        message_from_bytes(serialize_message(email, sender="hub@example.org"), policy=policy.default)["Subject"]
+        == f"a {word} b"
+    )

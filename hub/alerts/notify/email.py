@@ -50,9 +50,34 @@ def _header(text: str) -> str:
 _WORD_BYTES = 39
 
 
-def _encoded(text: str) -> str:
-    """A header value: as is when ASCII, else RFC 2047 base64 encoded words (Chinese subjects,
-    and the "·" of every alert subject), one per folded line.
+# Characters of a folded header line (RFC 5322 section 2.1.1: at most 78 before the CRLF).
+_FOLD = 76
+
+
+def _folded(text: str, taken: int = 0) -> str:
+    """A long ASCII header value folded at its spaces (RFC 5322 section 2.2.3); unfolding gives
+    the value back. Unfolded, a notice grouping hundreds of alerts put them all on one
+    ``X-Kubehub-Alerts`` line, past the 1,000 characters SMTP allows (RFC 5321 4.5.3.1.6): the
+    server refused the message for good. ``text`` has single spaces (:func:`_header`); ``taken``
+    is what the first line holds before it (the header's name, a colon and a space)."""
+    if taken + len(text) <= _FOLD:
+        return text
+    lines: list[str] = []
+    line = ""
+    for word in text.split(" "):
+        if line and len(line) + 1 + len(word) > _FOLD - (0 if lines else taken):
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    lines.append(line)
+    return "\r\n ".join(lines)
+
+
+def _encoded(text: str, taken: int = 0) -> str:
+    """A header value: as is when ASCII (folded when long: :func:`_folded`), else RFC 2047
+    base64 encoded words (Chinese subjects, and the "·" of every alert subject), one per folded
+    line.
 
     Written here rather than through :class:`email.header.Header`, which measures every
     character under both encodings to pick the shorter one: 1.4 ms per subject, more than the
@@ -61,7 +86,7 @@ def _encoded(text: str) -> str:
     (RFC 2047 section 6.2), so the value reads back exactly."""
     text = _header(text)
     if text.isascii():
-        return text
+        return _folded(text, taken)
     data = text.encode()
     words = []
     start = 0
@@ -112,13 +137,13 @@ def serialize_message(email: OutgoingEmail, *, sender: str) -> bytes:
     head = [
         f"From: {_address(sender)}",
         f"To: {_address(email.recipient)}",
-        f"Subject: {_encoded(email.subject)}",
+        f"Subject: {_encoded(email.subject, len('Subject: '))}",
         f"Message-ID: {_header(email.message_id)}",
         f"Date: {formatdate(usegmt=True)}",
         "MIME-Version: 1.0",
         "Auto-Submitted: auto-generated",  # RFC 3834: vacation responders stay quiet
         "X-Auto-Response-Suppress: All",
-        *(f"{_header(name)}: {_encoded(value)}" for name, value in email.headers),
+        *(f"{_header(name)}: {_encoded(value, len(_header(name)) + 2)}" for name, value in email.headers),
         f'Content-Type: multipart/alternative; boundary="{alt}"',
     ]
     out = [("\r\n".join(head) + "\r\n\r\n").encode()]

@@ -220,7 +220,7 @@ class Dispatcher:
                     notices, language=row["language"], reason=row["reason"], resent=bool(row["resent"])
                 )
                 cache[key] = rendered
-            alerts = ",".join(sorted({n.alert_id for n in notices}))
+            alerts = ", ".join(sorted({n.alert_id for n in notices}))  # foldable at its spaces
             return OutgoingEmail(
                 message_id=row["message_id"],
                 recipient=row["recipient"],
