@@ -745,7 +745,9 @@ class Sandbox:
         self._ensure(name("kube-scheduler"), self._spec_scheduler(site), started, timeout=90)
         self._ensure(name("kwok"), self._spec_kwok(site), started, timeout=60)
         self._ensure(name("kube-state-metrics"), self._spec_ksm(site), started, timeout=60)
-        self._ensure(name("nodesim"), self._spec_nodesim(site), started, timeout=30)
+        # nodesim is healthy once it has listed every node: at 1,000 nodes, right after the API
+        # server started over 20,000 pods, that list alone took over 30 s once.
+        self._ensure(name("nodesim"), self._spec_nodesim(site), started, timeout=30 + self.config.nodes // 10)
 
     def _reload_prometheus_if_changed(self) -> None:
         """A running Prometheus keeps its configuration; reload it when ``up`` changed it (e.g. --hub)."""
