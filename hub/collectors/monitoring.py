@@ -459,40 +459,48 @@ class MonitoringService:
         """A live ranking from the level's table (:mod:`hub.collectors.monitoring_view`),
         evaluated once for the whole cluster and narrowed here to the caller's namespaces."""
         assert req.sort_metric is not None and req.limit is not None
-        whole = table_filters(req.filters)
         metric = req.sort_metric
+        table = self._table(req, metric, at, deadline)
+        ranked = table.select(req.filters.namespaces, descending=req.descending)
+        page = ranked.page(page=req.page, limit=req.limit).keys
+        frames: dict[str, pd.DataFrame | Vector | None] = {metric: table.vector(page)}
+        rest = [name for name in req.metrics if name != metric]
+        if rest and page and req.window is not None and req.level in STEPPED_LEVELS:
+            # Each other column of a stepped window ranking is a table of its own (the one a
+            # ranking by it uses): narrowed to the page, the subquery still joins every pod.
+            frames.update({name: self._table(req, name, at, deadline).vector(page) for name in rest})
+        elif rest and page:  # the page's other metrics, at the table's time
+            frames.update(self._fetch(req, rest, _narrow(req.filters, keys, page), table.at, deadline))
+        return self._shape(req, {m: frames.get(m) for m in req.metrics}, page=page, total=len(ranked))
+
+    def _table(self, req: MonitoringRequest, metric: str, at: float, deadline: _Deadline) -> RankingTable:
+        """The table of ``metric`` at the request's level (and window), evaluated or kept."""
+        whole = table_filters(req.filters)
 
         def evaluate(at: float, timeout: float) -> RankingTable:
             listed = self.catalogue.entities_expr(req.level, whole)
-            specs = [QuerySpec(listed, time=at)] if listed is not None else []
-            deadline, stepped = _Deadline(timeout), req.window is not None and req.level in STEPPED_LEVELS
-            if not stepped:  # a stepped window's values come from kept points (monitoring_window)
-                specs.insert(0, QuerySpec(f"({self._value_expr(req, metric, whole)}) >= -Inf", time=at))
-            backend = self._backend(req.filters.cluster)
-            values = None
-            if stepped:
-                assert req.window is not None
+            deadline, backend, values = _Deadline(timeout), self._backend(req.filters.cluster), None
+            if req.window is not None and req.level in STEPPED_LEVELS:  # from kept points (monitoring_window)
                 key = (req.filters.cluster, whole.cluster_label, req.level, metric, req.window)
                 values = self.windows.statistic(
                     key, self.catalogue, backend, whole, window=req.window, stat=req.stat, at=at,
                     remaining=deadline.remaining, now=self.clock.now,
                 )  # fmt: skip
-            answers = backend.vectors(specs, timeout=deadline.remaining() if stepped else timeout)
+            specs = [QuerySpec(f"({self._value_expr(req, metric, whole)}) >= -Inf", time=at)] if values is None else []
+            specs += [QuerySpec(listed, time=at)] if listed is not None else []
+            answers = backend.vectors(specs, timeout=timeout if values is None else deadline.remaining())
             values = answers.pop(0) if values is None else values
             return build_table(req.level, values, answers[0] if listed else None, at=at)
 
         # Any table but a window statistic's is rebuilt ahead, away from this request. A window
-        # statistic's is right until its subquery step ends (monitoring_view.window_table_ttl):
-        # rebuilt ahead it would only evaluate the same points again, so the next step's first
-        # caller starts it -- in the background, with up to a step's time (window_table_budget),
-        # as at scale one evaluation can outlast a request -- and it is kept for the callers
-        # after it, a step past its end if it ended after its step (its answer's time says how
-        # old). A tenant waits for it half its budget: _ranked can still answer from the
-        # tenant's own namespaces, which costs far less.
+        # statistic's is right until its subquery step ends (window_table_ttl): the next step's
+        # first caller starts it in the background with up to a step's time, kept for the callers
+        # after it, a step past its end if it ended after its step. A tenant waits half its
+        # budget: _ranked can answer from the tenant's own namespaces, which costs far less.
         window = req.window
         narrowed = window is not None and req.filters.namespaces is not None
-        table = self.views.get(
-            self._table_key(req),
+        return self.views.get(
+            self._table_key(replace(req, sort_metric=metric)),
             lambda: evaluate(at, deadline.remaining()),
             wait=deadline.remaining() / 2 if narrowed else deadline.remaining(),
             renew=None if window is not None else lambda: evaluate(self.clock.now(), self.timeout),
@@ -500,13 +508,6 @@ class MonitoringService:
             background=None if window is None else lambda: evaluate(at, window_table_budget(window, self.timeout)),
             kept_after=1.0 if window is None else float(resolution(window)),
         )
-        ranked = table.select(req.filters.namespaces, descending=req.descending)
-        page = ranked.page(page=req.page, limit=req.limit).keys
-        frames: dict[str, pd.DataFrame | Vector | None] = {metric: table.vector(page)}
-        rest = [name for name in req.metrics if name != metric]
-        if rest and page:  # the page's other metrics, at the table's time
-            frames.update(self._fetch(req, rest, _narrow(req.filters, keys, page), table.at, deadline))
-        return self._shape(req, {m: frames.get(m) for m in req.metrics}, page=page, total=len(ranked))
 
     # -- queries ---------------------------------------------------------------------------
     def _value_expr(self, req: MonitoringRequest, metric: str, filters: Filters) -> str:

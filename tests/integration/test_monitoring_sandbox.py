@@ -418,32 +418,38 @@ def test_a_live_window_ranking_comes_from_one_table_per_step_and_is_prometheus_t
     assert status == 200 and namespaces_of(again) == {mine}  # the admin's call did not widen it
 
 
-@pytest.mark.parametrize(("level", "metric"), [("workloads", "workload_cpu_usage"), ("nodes", "node_cpu_utilisation")])
+@pytest.mark.parametrize(
+    ("level", "metrics"),
+    [("workloads", ("workload_cpu_usage", "workload_memory_usage")), ("nodes", ("node_cpu_utilisation", "node_load1"))],
+)
 @pytest.mark.parametrize("stat", ["avg", "max", "p95"])
 def test_a_window_ranking_from_kept_points_is_prometheus_own_subquery(
-    hub_app: Any, prom: str, level: str, metric: str, stat: str
+    hub_app: Any, prom: str, level: str, metrics: tuple[str, str], stat: str
 ) -> None:
     """Issue 15: a whole-cluster window ranking of an object level is computed from points the
-    hub keeps between tables, fetched with range queries (hub/collectors/monitoring_window.py).
-    Its values must be what Prometheus's own ``<stat>_over_time((e)[1h:15s])`` gives at the
-    time the answer carries, entity by entity, and in the same order."""
-    ask = {"metrics": metric, "sort_metric": metric, "window": "1h", "stat": stat, "limit": 100}
+    hub keeps between tables, fetched with range queries (hub/collectors/monitoring_window.py),
+    and so is its other column (a table of its own). Each column's values must be what
+    Prometheus's own ``<stat>_over_time((e)[1h:15s])`` gives at the time the answer carries,
+    entity by entity, and the rows must be in the order of the first column."""
+    ask = {"metrics": ",".join(metrics), "sort_metric": metrics[0], "window": "1h", "stat": stat, "limit": 100}
     status, body = api(hub_app, "root", f"/api/v1/monitoring/{level}", **ask)
     assert status == 200, body
-    series = body["results"][0]["series"]
-    assert series, body
-    when = series[0]["values"][0][0]
-    assert time.time() - 60 < when <= time.time()
     keys = ENTITY_LABELS[level]
-    expr = CATALOGUE.window_expr(level, metric, stat=stat, window_seconds=3600.0)
-    assert "[3600s:15s]" in expr  # the subquery the kept points stand for
-    want = raw(prom, expr, when).dropna(subset=["value"])
-    want_values = {tuple(r[k] for k in keys): r["value"] for _, r in want.iterrows()}
-    got = {tuple(s["labels"][k] for k in keys): s["values"][0][1] for s in series}
-    assert got.keys() == want_values.keys()
-    assert got == pytest.approx(want_values, rel=1e-9)
-    order = sorted(want_values, key=lambda k: (-want_values[k], k))
-    assert [tuple(s["labels"][k] for k in keys) for s in series] == order
+    for column, metric in enumerate(metrics):
+        series = body["results"][column]["series"]
+        assert series, body
+        when = series[0]["values"][0][0]  # each column's table carries its own time
+        assert time.time() - 60 < when <= time.time()
+        expr = CATALOGUE.window_expr(level, metric, stat=stat, window_seconds=3600.0)
+        assert "[3600s:15s]" in expr  # the subquery the kept points stand for
+        want = raw(prom, expr, when).dropna(subset=["value"])
+        want_values = {tuple(r[k] for k in keys): r["value"] for _, r in want.iterrows()}
+        got = {tuple(s["labels"][k] for k in keys): s["values"][0][1] for s in series}
+        assert got.keys() == want_values.keys(), metric
+        assert got == pytest.approx(want_values, rel=1e-9), metric
+        if column == 0:
+            order = sorted(want_values, key=lambda k: (-want_values[k], k))
+            assert [tuple(s["labels"][k] for k in keys) for s in series] == order
 
 
 # ---- tenants never see each other ---------------------------------------------------------------
