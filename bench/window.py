@@ -29,11 +29,9 @@ near the raw query. Not a timed test: it reports, it does not assert.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,27 +41,13 @@ import requests
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.monitoring import sandbox_prometheus  # noqa: E402
 from hub.collectors.catalogue import ENTITY_LABELS, Filters, default_catalogue, resolution  # noqa: E402
 from hub.collectors.monitoring_window import SteppedWindows  # noqa: E402
 from hub.collectors.prometheus import PrometheusClient  # noqa: E402
 from hub.timeutil import parse_duration  # noqa: E402
 
 METRIC = {"workloads": "workload_cpu_usage", "nodes": "node_cpu_utilisation", "namespaces": "namespace_cpu_usage"}
-
-
-def sandbox_prometheus() -> str | None:
-    out = subprocess.run(
-        [sys.executable, "-m", "hub.cli", "sandbox", "status", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=REPO,
-    )
-    try:
-        return json.loads(out.stdout).get("prometheus_url") or None
-    except ValueError:
-        return None
 
 
 def raw_stat(session: requests.Session, url: str, promql: str, at: float, keys: tuple[str, ...]) -> dict | None:
@@ -87,10 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--level", default="workloads", choices=sorted(METRIC))
     ap.add_argument("--window", default="24h")
     args = ap.parse_args(argv)
-    url = args.prometheus or sandbox_prometheus()
-    if not url:
-        print("window: no Prometheus; start the sandbox (kubehub sandbox up) or pass --prometheus", file=sys.stderr)
-        return 2
+    url = args.prometheus or sandbox_prometheus()  # exits saying so when the sandbox's is down
     steps = max(2, args.steps) if args.steps else (6 if args.quick else 12)
     window = parse_duration(args.window)
     step = resolution(window)
