@@ -69,7 +69,8 @@ class _Point:
 
 def grid(at: float, window: float, step: int) -> list[int]:
     """The times (whole seconds) at which Prometheus evaluates ``(e)[window:step]`` at ``at``:
-    the multiples of ``step`` in ``[at - window, at]``, in milliseconds as Prometheus compares."""
+    the multiples of ``step`` in ``[at - window, at]``, worked out in milliseconds, the
+    resolution at which Prometheus compares them."""
     at_ms = math.floor(at * 1000)
     step_ms = step * 1000
     first = -((-(at_ms - round(window * 1000))) // step_ms) * step_ms  # ceil to the step
@@ -125,7 +126,7 @@ class WindowPoints:
     def statistic(self, times: list[int], stat: str, *, at: float) -> Vector:
         """``stat`` over the points at ``times`` for every series with at least one of them, as
         the instant answer of ``<stat>_over_time((e)[window:step]) >= -Inf`` at ``at`` (NaN
-        results dropped). Every time must be kept (:meth:`wanted` returned nothing)."""
+        results dropped). Every time must have been fetched (:meth:`put`), final or not."""
         with self._lock:
             points = [self._points[t] for t in times]
         index: dict[Identity, int] = {}
