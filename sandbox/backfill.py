@@ -29,6 +29,7 @@ import ssl
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -402,7 +403,14 @@ def ensure_backfill(sb: Sandbox) -> None:
 
     def scrape_kwok(node: str) -> tuple[str, list[tuple[str, dict[str, str]]]]:
         url = f"{sb.url_of('kwok')}{kube.CADVISOR_PATH.replace('{nodeName}', node)}"
-        return node, [(n, lab) for n, lab, _ in parse(_get(url, ctx))]
+        try:
+            return node, [(n, lab) for n, lab, _ in parse(_get(url, ctx))]
+        except urllib.error.HTTPError as exc:
+            if exc.code != 404:
+                raise
+            # KWOK answers 404 for a node it does not manage yet (seen right after `up` restarted
+            # it after a crash): no series yet, so the wait below asks again.
+            return node, []
 
     # KWOK fills its per-node pod lists a moment after the pods run: wait until it serves a CPU
     # series for every running container, or the history would miss the pods it did not list yet.
