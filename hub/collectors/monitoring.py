@@ -479,16 +479,16 @@ class MonitoringService:
 
         def evaluate(at: float, timeout: float) -> RankingTable:
             listed = self.catalogue.entities_expr(req.level, whole)
-            deadline, backend, values = _Deadline(timeout), self._backend(req.filters.cluster), None
+            budget, backend, values = _Deadline(timeout), self._backend(req.filters.cluster), None
             if req.window is not None and req.level in STEPPED_LEVELS:  # from kept points (monitoring_window)
                 key = (req.filters.cluster, whole.cluster_label, req.level, metric, req.window)
                 values = self.windows.statistic(
                     key, self.catalogue, backend, whole, window=req.window, stat=req.stat, at=at,
-                    remaining=deadline.remaining, now=self.clock.now,
+                    remaining=budget.remaining, now=self.clock.now,
                 )  # fmt: skip
             specs = [QuerySpec(f"({self._value_expr(req, metric, whole)}) >= -Inf", time=at)] if values is None else []
             specs += [QuerySpec(listed, time=at)] if listed is not None else []
-            answers = backend.vectors(specs, timeout=timeout if values is None else deadline.remaining())
+            answers = backend.vectors(specs, timeout=timeout if values is None else budget.remaining())
             values = answers.pop(0) if values is None else values
             return build_table(req.level, values, answers[0] if listed else None, at=at)
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -165,13 +165,12 @@ def over_time(matrix: np.ndarray, present: np.ndarray, stat: str) -> np.ndarray:
         with np.errstate(invalid="ignore", divide="ignore"):
             out[has] = summed[has] / counts[has]
         return out
-    pick = np.fmax if how == "max" else np.fmin  # NaN skipped unless both are NaN
-    filler = -np.inf if how == "max" else np.inf
-    seen = np.where(present & ~np.isnan(matrix), matrix, np.nan)
-    reduced = pick.reduce(np.where(np.isnan(seen), filler, seen), axis=1)
-    any_value = (present & ~np.isnan(matrix)).any(axis=1)
-    out[has] = np.where(any_value[has], reduced[has], np.nan)
-    return out
+    # max/min skip NaN points: the matrix is NaN where a row has no point too, so a row's valid
+    # values are its non-NaN cells, and a row without any is NaN.
+    valid = ~np.isnan(matrix)
+    reduce = np.max if how == "max" else np.min
+    reduced = reduce(np.where(valid, matrix, -np.inf if how == "max" else np.inf), axis=1)
+    return np.where(valid.any(axis=1), reduced, np.nan)
 
 
 def _quantile(q: float, values: np.ndarray) -> float:
@@ -245,12 +244,8 @@ class SteppedWindows:
         times = grid(at, window, step)
         if times:  # a window's worth before this one stays for a build still under way
             points.forget_before(times[0] - round(window))
-        for start, end in _each(points.wanted(times)):
+        # Newest first: a build cut short still leaves the points every next table needs.
+        for start, end in reversed(points.wanted(times)):
             frame = backend.range(inner, start=start, end=end, step=step, timeout=remaining())
             points.put(start, end, frame, evaluated_at=now())
         return points.statistic(times, stat, at=at)
-
-
-def _each(chunks: list[tuple[int, int]]) -> Iterator[tuple[int, int]]:
-    # Newest first: a build cut short still leaves the points every next table needs.
-    yield from reversed(chunks)
