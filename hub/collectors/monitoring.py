@@ -47,7 +47,7 @@ from hub.collectors.catalogue import (
     Filters,
     resolution,
 )
-from hub.collectors.monitoring_series import missing_of, series_of
+from hub.collectors.monitoring_series import entity_union, missing_of, narrow_to_page, series_of
 from hub.collectors.monitoring_shared import TABLES_KEPT, TOTAL_TTL, SharedAnswers, TtlCache
 from hub.collectors.monitoring_view import (
     RankingTable,
@@ -74,16 +74,6 @@ FILTER_PARAMS: dict[str, tuple[str, str]] = {
     "workloads": ("workloads", "subdomain"),
     "pods": ("pods", "subdomain"),
     "containers": ("containers", "label"),
-}
-# Filters field -> the entity label it restricts (used to narrow a query to one page).
-FILTER_LABEL = {
-    "nodes": "node",
-    "workspaces": "workspace",
-    "namespaces": "namespace",
-    "kinds": "kind",
-    "workloads": "workload",
-    "pods": "pod",
-    "containers": "container",
 }
 READ_PERMISSION = "monitoring:read"  # tenant levels, per namespace
 CLUSTER_PERMISSION = "monitoring:cluster"  # cluster, node and control-plane levels
@@ -385,7 +375,7 @@ class MonitoringService:
             frames = self._fetch(req, req.metrics, req.filters, at, deadline)
         except EmptyScope:
             return self._shape(req, {m: None for m in req.metrics}, page=(), total=0)
-        ordered = _entity_union(frames.values(), keys)
+        ordered = entity_union(frames.values(), keys)
         total = len(ordered) if keys else (1 if any(f is not None and not f.empty for f in frames.values()) else 0)
         page = ordered
         if req.limit is not None and keys:
@@ -449,7 +439,7 @@ class MonitoringService:
             frames[req.sort_metric] = top  # _shape keeps the page's entities of it
             rest.remove(req.sort_metric)
         if rest and page:
-            narrowed = _narrow(req.filters, keys, page)
+            narrowed = narrow_to_page(req.filters, keys, page)
             frames.update(self._fetch(req, rest, narrowed, at, deadline))
         return self._shape(req, {m: frames.get(m) for m in req.metrics}, page=page, total=total)
 
@@ -460,21 +450,56 @@ class MonitoringService:
         evaluated once for the whole cluster and narrowed here to the caller's namespaces."""
         assert req.sort_metric is not None and req.limit is not None
         metric = req.sort_metric
+        rest = [name for name in req.metrics if name != metric]
+        if rest and req.window is not None and req.level in STEPPED_LEVELS:
+            for name in rest:  # built beside the first column's, not after it
+                self.views.start(self._table_key(replace(req, sort_metric=name)), **self._window_build(req, name, at))
         table = self._table(req, metric, at, deadline)
         ranked = table.select(req.filters.namespaces, descending=req.descending)
         page = ranked.page(page=req.page, limit=req.limit).keys
         frames: dict[str, pd.DataFrame | Vector | None] = {metric: table.vector(page)}
-        rest = [name for name in req.metrics if name != metric]
         if rest and page and req.window is not None and req.level in STEPPED_LEVELS:
             # Each other column of a stepped window ranking is a table of its own (the one a
             # ranking by it uses): narrowed to the page, the subquery still joins every pod.
             frames.update({name: self._table(req, name, at, deadline).vector(page) for name in rest})
         elif rest and page:  # the page's other metrics, at the table's time
-            frames.update(self._fetch(req, rest, _narrow(req.filters, keys, page), table.at, deadline))
+            frames.update(self._fetch(req, rest, narrow_to_page(req.filters, keys, page), table.at, deadline))
         return self._shape(req, {m: frames.get(m) for m in req.metrics}, page=page, total=len(ranked))
 
     def _table(self, req: MonitoringRequest, metric: str, at: float, deadline: _Deadline) -> RankingTable:
         """The table of ``metric`` at the request's level (and window), evaluated or kept."""
+        evaluate = self._table_evaluation(req, metric)
+        # Any table but a window statistic's is rebuilt ahead, away from this request. A window
+        # statistic's is right until its subquery step ends (_window_build). A tenant waits half
+        # its budget: _ranked can answer from the tenant's own namespaces, which costs far less.
+        window = req.window
+        narrowed = window is not None and req.filters.namespaces is not None
+        return self.views.get(
+            self._table_key(replace(req, sort_metric=metric)),
+            lambda: evaluate(at, deadline.remaining()),
+            wait=deadline.remaining() / 2 if narrowed else deadline.remaining(),
+            renew=None if window is not None else lambda: evaluate(self.clock.now(), self.timeout),
+            **({} if window is None else self._window_build(req, metric, at)),
+        )
+
+    def _window_build(self, req: MonitoringRequest, metric: str, at: float) -> dict[str, Any]:
+        """How a window statistic's table is built and kept (SharedAnswers' arguments): right
+        until its subquery step ends (window_table_ttl); the step's first caller starts it in the
+        background with up to a step's time, kept a step past its end if it ended after its
+        step; and handed out a step longer while the next step's is built, so that only the
+        first caller after a restart waits for one (each answer says when it was evaluated)."""
+        assert req.window is not None
+        evaluate, step = self._table_evaluation(req, metric), float(resolution(req.window))
+        budget = window_table_budget(req.window, self.timeout)
+        return {
+            "ttl": window_table_ttl(req.window, at),
+            "background": lambda: evaluate(at, budget),
+            "kept_after": step,
+            "stale_for": step,
+        }
+
+    def _table_evaluation(self, req: MonitoringRequest, metric: str) -> Callable[[float, float], RankingTable]:
+        """One evaluation of the table of ``metric`` (at a time, within a timeout)."""
         whole = table_filters(req.filters)
 
         def evaluate(at: float, timeout: float) -> RankingTable:
@@ -492,22 +517,7 @@ class MonitoringService:
             values = answers.pop(0) if values is None else values
             return build_table(req.level, values, answers[0] if listed else None, at=at)
 
-        # Any table but a window statistic's is rebuilt ahead, away from this request. A window
-        # statistic's is right until its subquery step ends (window_table_ttl): the next step's
-        # first caller starts it in the background with up to a step's time, kept for the callers
-        # after it, a step past its end if it ended after its step. A tenant waits half its
-        # budget: _ranked can answer from the tenant's own namespaces, which costs far less.
-        window = req.window
-        narrowed = window is not None and req.filters.namespaces is not None
-        return self.views.get(
-            self._table_key(replace(req, sort_metric=metric)),
-            lambda: evaluate(at, deadline.remaining()),
-            wait=deadline.remaining() / 2 if narrowed else deadline.remaining(),
-            renew=None if window is not None else lambda: evaluate(self.clock.now(), self.timeout),
-            ttl=None if window is None else window_table_ttl(window, at),
-            background=None if window is None else lambda: evaluate(at, window_table_budget(window, self.timeout)),
-            kept_after=1.0 if window is None else float(resolution(window)),
-        )
+        return evaluate
 
     # -- queries ---------------------------------------------------------------------------
     def _value_expr(self, req: MonitoringRequest, metric: str, filters: Filters) -> str:
@@ -579,22 +589,3 @@ class MonitoringService:
         elif req.is_range and req.sort_metric:
             body["stat"] = req.stat
         return body
-
-
-def _entity_union(frames: Any, keys: Sequence[str]) -> list[rankings.Key]:
-    """Every entity present in any of the frames, sorted by name."""
-    found: set[rankings.Key] = set()
-    for frame in frames:
-        if frame is not None and not frame.empty and keys:
-            found.update(rankings.key_tuples(frame, keys))
-    return sorted(found)
-
-
-def _narrow(filters: Filters, keys: Sequence[str], page: Sequence[rankings.Key]) -> Filters:
-    """``filters`` further restricted to the names on one page (then joined exactly)."""
-    names: dict[str, list[str]] = {}
-    for field_name, label in FILTER_LABEL.items():
-        if label in keys:
-            at = list(keys).index(label)
-            names[field_name] = sorted({str(key[at]) for key in page if key[at]})
-    return filters.narrowed(**names)

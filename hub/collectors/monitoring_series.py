@@ -1,6 +1,7 @@
 """How the monitoring answer shows series (pure): a frame or an instant vector becomes the API's
 ``series`` list, keeping only a ranking page's entities in page order, and the page's entities
-without a series become ``missing``. Apart from :mod:`hub.collectors.monitoring` so that module
+without a series become ``missing``; and which entities a page has (``entity_union``,
+``narrow_to_page``). Apart from :mod:`hub.collectors.monitoring` so that module
 stays the request pipeline (and under 600 lines)."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from hub.collectors import rankings
+from hub.collectors.catalogue import Filters
 from hub.collectors.prometheus import Vector, label_names
 
 
@@ -100,3 +102,34 @@ def missing_of(have: set[rankings.Key], keys: Sequence[str], page: Sequence[rank
     if not keys:
         return []
     return [dict(zip(keys, (str(v) for v in key), strict=True)) for key in dict.fromkeys(page) if key not in have]
+
+
+# Filters field -> the entity label it restricts (used to narrow a query to one page).
+FILTER_LABEL = {
+    "nodes": "node",
+    "workspaces": "workspace",
+    "namespaces": "namespace",
+    "kinds": "kind",
+    "workloads": "workload",
+    "pods": "pod",
+    "containers": "container",
+}
+
+
+def entity_union(frames: Any, keys: Sequence[str]) -> list[rankings.Key]:
+    """Every entity present in any of the frames, sorted by name."""
+    found: set[rankings.Key] = set()
+    for frame in frames:
+        if frame is not None and not frame.empty and keys:
+            found.update(rankings.key_tuples(frame, keys))
+    return sorted(found)
+
+
+def narrow_to_page(filters: Filters, keys: Sequence[str], page: Sequence[rankings.Key]) -> Filters:
+    """``filters`` further restricted to the names on one page (then joined exactly)."""
+    names: dict[str, list[str]] = {}
+    for field_name, label in FILTER_LABEL.items():
+        if label in keys:
+            at = list(keys).index(label)
+            names[field_name] = sorted({str(key[at]) for key in page if key[at]})
+    return filters.narrowed(**names)

@@ -88,6 +88,9 @@ class SharedAnswers(Generic[T]):
         self._spawn = spawn
         self._margin = ttl / 10 if renew_margin is None else renew_margin
         self._items: dict[Hashable, tuple[float, T]] = {}
+        # Until when an expired answer may still be handed out while its next one is computed
+        # in the background (``get``'s ``stale_for``); kept answers without it are gone at expiry.
+        self._stale_until: dict[Hashable, float] = {}
         self._took: dict[Hashable, float] = {}  # seconds each kept answer took to compute
         self._pending: dict[Hashable, threading.Event] = {}
         # the last background computation's error per key, for the callers that waited for it
@@ -104,6 +107,7 @@ class SharedAnswers(Generic[T]):
         ttl: float | None = None,
         background: Callable[[], T] | None = None,
         kept_after: float = 1.0,
+        stale_for: float = 0.0,
     ) -> T:
         """The answer for ``key``: a kept one at most ``ttl`` old, or ``compute()``'s (computed
         once for every caller asking meanwhile). ``renew`` computes it away from any request
@@ -120,7 +124,13 @@ class SharedAnswers(Generic[T]):
         time and never answered). A background computation that fails is not kept; the callers
         waiting for it get its error rather than starting another one each. One that ends after
         its ``ttl`` is kept ``kept_after`` seconds from its end all the same (its answer says
-        when it was evaluated), or no caller would ever get a computation longer than its life."""
+        when it was evaluated), or no caller would ever get a computation longer than its life.
+
+        ``stale_for`` (seconds, with ``background`` and ``spawn``): a background computation's
+        answer stays this long past its expiry to be handed out, at once, to the callers that
+        come while the next one is computed (the first of them starts it); nobody waits for a
+        computation while an answer that recent is kept. Every answer says when it was
+        evaluated, so it is at most its life, its build time and ``stale_for`` old."""
         if self.ttl <= 0:
             return compute()
         mine: threading.Event | None = None
@@ -128,6 +138,7 @@ class SharedAnswers(Generic[T]):
         detached = background is not None and self._spawn is not None
         while True:
             renewal: threading.Event | None = None
+            stale: tuple[float, T] | None = None
             with self._lock:
                 found = self._items.get(key)
                 now = self._clock.now()
@@ -140,6 +151,8 @@ class SharedAnswers(Generic[T]):
                     fresh = True
                 else:
                     fresh = False
+                    if found is not None and detached and self._stale_until.get(key, 0.0) >= now:
+                        stale = found
                     waiting = self._pending.get(key)
                     started_here = waiting is None
                     if waiting is None:
@@ -154,7 +167,9 @@ class SharedAnswers(Generic[T]):
             assert waiting is not None
             if started_here and background is not None:
                 until = None if ttl is None else self._clock.now() + ttl
-                self._start_background(key, background, waiting, until, kept_after)
+                self._start_background(key, background, waiting, until, kept_after, stale_for)
+            if stale is not None:  # the previous answer, while the next one is computed
+                return _copy(stale[1])
             if not waiting.wait(wait):  # the computation outlived our whole budget
                 still = " (it goes on, and its answer is kept: ask again shortly)" if detached else ""
                 raise BackendUnavailable("prometheus", f"no complete answer within {wait:g} s{still}")
@@ -178,16 +193,51 @@ class SharedAnswers(Generic[T]):
         self._store(key, body, mine, now - started, now + self.ttl if ttl is None else started + ttl)
         return _copy(body)
 
-    def _store(self, key: Hashable, body: T, mine: threading.Event | None, took: float, expires: float) -> None:
+    def start(
+        self,
+        key: Hashable,
+        background: Callable[[], T],
+        *,
+        ttl: float | None = None,
+        kept_after: float = 1.0,
+        stale_for: float = 0.0,
+    ) -> None:
+        """Starts ``background`` for ``key`` as :meth:`get` would, without waiting for it: when
+        no answer of ``key`` is fresh and none is being computed (a ranking's other columns, so
+        that a caller needing several answers waits for the slowest, not for their sum)."""
+        if self.ttl <= 0 or self._spawn is None:
+            return
+        with self._lock:
+            found = self._items.get(key)
+            if (found is not None and found[0] >= self._clock.now()) or key in self._pending:
+                return
+            event = self._pending[key] = threading.Event()
+            self._failures.pop(key, None)
+        until = None if ttl is None else self._clock.now() + ttl
+        self._start_background(key, background, event, until, kept_after, stale_for)
+
+    def _store(
+        self,
+        key: Hashable,
+        body: T,
+        mine: threading.Event | None,
+        took: float,
+        expires: float,
+        stale_for: float = 0.0,
+    ) -> None:
         with self._lock:
             # Stored before the waiters wake (they then find it), and expired answers go at
             # every store, not only when full: a ranking table of a 20,000-pod level is
-            # megabytes, and nobody may read it after its ttl. When full, the oldest goes.
+            # megabytes, and nobody may read it after its ttl (or its stale time, when it has
+            # one). When full, the oldest goes.
             now = self._clock.now()
-            self._items = {k: v for k, v in self._items.items() if v[0] >= now}
+            self._items = {k: v for k, v in self._items.items() if max(v[0], self._stale_until.get(k, 0.0)) >= now}
             while len(self._items) >= self._size:
                 del self._items[min(self._items, key=lambda k: self._items[k][0])]
             self._items[key] = (expires, body)
+            self._stale_until = {k: v for k, v in self._stale_until.items() if k in self._items and k != key}
+            if stale_for > 0:
+                self._stale_until[key] = expires + stale_for
             self._took = {k: v for k, v in self._took.items() if k in self._items}
             self._took[key] = took
             if mine is not None:
@@ -221,10 +271,12 @@ class SharedAnswers(Generic[T]):
         event: threading.Event,
         expires: float | None,
         kept_after: float,
+        stale_for: float = 0.0,
     ) -> None:
         """Runs ``compute`` for ``key`` on ``spawn``: kept (until ``expires``, else for the ttl
-        from when it started, and at least ``kept_after`` from its end) or, failing, its error
-        handed to the callers waiting for it. Logged either way: it may take minutes."""
+        from when it started, and at least ``kept_after`` from its end; handed out ``stale_for``
+        longer while its successor is computed) or, failing, its error handed to the callers
+        waiting for it. Logged either way: it may take minutes."""
 
         def job() -> None:
             started = self._clock.now()
@@ -241,7 +293,7 @@ class SharedAnswers(Generic[T]):
             now = self._clock.now()
             until = expires if expires is not None else started + self.ttl
             log.info("a background computation took %.1f s; kept %.0f s", now - started, max(until - now, kept_after))
-            self._store(key, body, event, now - started, max(until, now + kept_after))
+            self._store(key, body, event, now - started, max(until, now + kept_after), stale_for)
 
         assert self._spawn is not None
         try:

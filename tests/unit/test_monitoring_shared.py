@@ -293,3 +293,78 @@ def test_a_background_computation_ending_past_its_life_is_kept_for_kept_after_se
     with pytest.raises(BackendUnavailable):  # gone: the next one is started
         shared.get("k", lambda: {"n": 9}, wait=0.01, ttl=10, background=built, kept_after=300)
     assert len(jobs.jobs) == 1
+
+
+def test_past_its_life_an_answer_with_stale_time_is_handed_out_while_the_next_is_computed() -> None:
+    """Issue 15: the first caller of a window table's next step got nothing until the next
+    build ended (at scale 7-16 s, sometimes past the request's timeout). With ``stale_for`` it
+    gets the previous step's table at once, the next one is built once meanwhile, and nothing
+    is handed out past ``stale_for`` after its expiry."""
+    clock, jobs = FakeClock(1000.0), _Jobs()
+    shared: SharedAnswers[dict[str, int]] = SharedAnswers(clock, ttl=5.0, spawn=jobs)
+    builds = iter(range(1, 10))
+
+    def built() -> dict[str, int]:
+        return {"n": next(builds)}
+
+    def ask() -> dict[str, int]:
+        return shared.get("k", lambda: {"n": -1}, wait=0.01, ttl=300, background=built, stale_for=300)
+
+    with pytest.raises(BackendUnavailable):  # nothing kept yet: the first caller waits
+        ask()
+    jobs.run_all()
+    assert ask() == {"n": 1}
+    clock.advance(300.5)  # its step ended: the next caller starts the next build and is not kept waiting
+    assert ask() == {"n": 1} and len(jobs.jobs) == 1
+    assert ask() == {"n": 1} and len(jobs.jobs) == 1  # one build for every caller meanwhile
+    jobs.run_all()
+    assert ask() == {"n": 2} and not jobs.jobs
+    clock.advance(300 + 300 + 1)  # past its life and its stale time: never handed out again
+    with pytest.raises(BackendUnavailable):
+        ask()
+    jobs.run_all()
+    assert ask() == {"n": 3}
+
+
+def test_a_stale_answer_whose_next_build_failed_is_still_handed_out_and_the_build_retried_once_per_caller() -> None:
+    clock, jobs = FakeClock(1000.0), _Jobs()
+    shared: SharedAnswers[dict[str, int]] = SharedAnswers(clock, ttl=5.0, spawn=jobs)
+    outcomes: list[dict[str, int] | Exception] = [{"n": 1}, BackendUnavailable("prometheus", "timed out"), {"n": 2}]
+
+    def built() -> dict[str, int]:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def ask() -> dict[str, int]:
+        return shared.get("k", lambda: {"n": -1}, wait=0.01, ttl=10, background=built, stale_for=60)
+
+    with pytest.raises(BackendUnavailable):
+        ask()
+    jobs.run_all()
+    clock.advance(11)
+    assert ask() == {"n": 1}
+    jobs.run_all()  # the next build fails: the previous answer still serves, its error is not kept
+    assert ask() == {"n": 1} and len(jobs.jobs) == 1  # and the next caller starts another
+    jobs.run_all()
+    assert ask() == {"n": 2}
+
+
+def test_start_builds_in_the_background_only_what_is_neither_fresh_nor_being_built() -> None:
+    clock, jobs = FakeClock(1000.0), _Jobs()
+    shared: SharedAnswers[dict[str, int]] = SharedAnswers(clock, ttl=5.0, spawn=jobs)
+    shared.start("k", lambda: {"n": 1}, ttl=30)
+    shared.start("k", lambda: {"n": 9}, ttl=30)  # already being built
+    assert len(jobs.jobs) == 1
+    jobs.run_all()
+    shared.start("k", lambda: {"n": 9}, ttl=30)  # fresh
+    assert not jobs.jobs
+    assert shared.get("k", lambda: {"n": -1}, wait=0.01, ttl=30, background=lambda: {"n": -2}) == {"n": 1}
+    clock.advance(31)
+    shared.start("k", lambda: {"n": 2}, ttl=30)
+    jobs.run_all()
+    assert shared.get("k", lambda: {"n": -1}, wait=0.01, ttl=30, background=lambda: {"n": -2}) == {"n": 2}
+    unspawned: SharedAnswers[dict[str, int]] = SharedAnswers(clock, ttl=5.0)
+    unspawned.start("k", lambda: {"n": 1})  # no background threads: nothing to start
+    assert unspawned._items == {} and unspawned._pending == {}
