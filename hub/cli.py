@@ -88,8 +88,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     if server is not None:
-        from web.serving import settle_collector
+        from web.serving import compile_templates, settle_collector
 
+        compile_templates(app)  # before the first request: web/serving.py says why
         settle_collector()  # after start: web/serving.py says why
 
     def _stop(signum: int, frame: Any) -> None:

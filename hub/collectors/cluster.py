@@ -210,6 +210,18 @@ class ClusterService(WorkloadActions):
         views = [self._node_view(n, pods) for n in window]
         return Page([v[2] for v in views], total, token, stale, encoded=[v[3] for v in views])
 
+    def node_summary(self) -> dict[str, Any]:
+        """The overview's counts (total, ready, cordoned, names not ready) from the cached nodes
+        alone: a list's per-node views (allocation, JSON) cost ~0.5 s cold at 1,000 nodes."""
+        stale, nodes = self._ready("nodes"), self._sorted("nodes", "")
+        return {
+            "total": len(nodes),
+            "ready": sum(1 for n in nodes if n.ready),
+            "cordoned": sum(1 for n in nodes if n.unschedulable),
+            "not_ready": [n.name for n in nodes if not n.ready],
+            "stale_since": iso_or_none(stale),
+        }
+
     def _node_view(self, node: Node, pods: Store) -> tuple[Node, int, dict[str, Any], str]:
         version = pods.index_version("node", node.name)
         cached = self._node_views.get(node.name)

@@ -113,3 +113,23 @@ def test_node_listing_follows_a_new_node() -> None:
     cache.step("nodes")
     names = [n["name"] for n in service.list_nodes(ListQuery(limit=10)).items]
     assert names == sorted(n.name for n in cache["nodes"].values()) and "node-00" in names
+
+
+def test_the_overview_node_summary_counts_what_the_node_listing_shows() -> None:
+    """The overview's tile reads counts from the cached nodes (not the list's per-node views);
+    the listing itself is the reference, after nodes change readiness and are cordoned."""
+    kube, cache, service = setup()
+    not_ready = [{"type": "Ready", "status": "False", "reason": "KubeletNotReady", "message": "down"}]
+    kube.put("nodes", node_json("node-1", conditions=not_ready))
+    kube.put("nodes", node_json("node-2", unschedulable=True))
+    kube.put("nodes", node_json("node-9", conditions=not_ready, unschedulable=True))
+    cache.step("nodes")
+    listed = service.list_nodes(ListQuery(limit=5000)).to_dict()["items"]
+    assert service.node_summary() == {
+        "total": len(listed),
+        "ready": sum(1 for n in listed if n["ready"]),
+        "cordoned": sum(1 for n in listed if n["unschedulable"]),
+        "not_ready": [n["name"] for n in listed if not n["ready"]],
+        "stale_since": None,
+    }
+    assert service.node_summary()["not_ready"] == ["node-1", "node-9"]

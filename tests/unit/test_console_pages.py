@@ -397,3 +397,15 @@ def test_the_users_page_shows_a_hundred_users_at_a_time_with_links_to_the_others
         assert re.findall(r'<tr class="[^"]*"><td>([^<\s]+)', odd) == everyone[:USERS_PAGE]
     finally:
         w.hub.close()
+
+
+def test_serve_compiles_every_console_template_before_the_first_request(world: TenancyWorld) -> None:
+    """``kubehub serve`` compiles the templates at start (web/serving.py), so no page's first
+    visit after a restart pays for it; each one must compile (a broken one fails here)."""
+    from web.serving import compile_templates
+
+    env = world.app.jinja_env
+    on_disk = sorted(p.name for p in (Path(__file__).resolve().parents[2] / "web" / "templates").rglob("*.html"))
+    assert compile_templates(world.app) == len(on_disk) > 40
+    loaded = env.cache
+    assert loaded is not None and {key[1] for key in loaded} >= set(on_disk)

@@ -285,19 +285,9 @@ def _replicas() -> list[dict[str, Any]]:
 
 
 def _nodes_summary() -> dict[str, Any]:
-    from hub.collectors.inventory import ListQuery
-
-    cluster = common.require_cluster()
-    page = cluster.list_nodes(ListQuery(limit=5000, offset=0, label_selector="", name=""))
-    body = page.to_dict()
-    common.note_stale(body)
-    items = body["items"]
-    return {
-        "total": len(items),
-        "ready": sum(1 for n in items if n.get("ready")),
-        "cordoned": sum(1 for n in items if n.get("unschedulable")),
-        "not_ready": [n["name"] for n in items if not n.get("ready")],
-    }
+    summary = common.require_cluster().node_summary()
+    common.note_stale(summary)
+    return summary
 
 
 def visible_projects() -> list[dict[str, Any]]:
