@@ -1,5 +1,5 @@
 # The README's two commands live here; everything else is ordinary `kubehub` usage.
-.PHONY: sandbox test unit down bench soak test-postgres bench-scale
+.PHONY: sandbox test unit down bench soak test-postgres bench-scale e2e-scale
 
 sandbox:
 	@scripts/bootstrap.sh
@@ -38,3 +38,12 @@ soak:
 bench-scale:
 	@scripts/bootstrap.sh
 	@for s in small medium large; do .venv/bin/python bench/scale.py --size $$s || exit 1; done
+
+# The console's tour in Chromium against a scale sandbox's own hub, at most 300 ms of server
+# time per page (issue 15, docs/scale.md). The sandbox must be up with its hub, e.g.
+#   kubehub sandbox up --dir /tmp/scale --port-base 25000 --nodes 1000 --pods 20000
+#   make e2e-scale KUBEHUB_SANDBOX_DIR=/tmp/scale
+e2e-scale:
+	@test -n "$(KUBEHUB_SANDBOX_DIR)" || { echo "make e2e-scale KUBEHUB_SANDBOX_DIR=<the scale sandbox's directory>"; exit 2; }
+	@KUBEHUB_SANDBOX_DIR=$(KUBEHUB_SANDBOX_DIR) KUBEHUB_E2E_HUB=sandbox KUBEHUB_E2E_PAGE_BUDGET_MS=$${KUBEHUB_E2E_PAGE_BUDGET_MS:-300} \
+		.venv/bin/pytest -q tests/e2e/test_console_journeys.py -k every_console_page

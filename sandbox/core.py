@@ -1281,6 +1281,11 @@ class Sandbox:
         """``hub`` on its port, ``hub-N`` on the next ones (BASE+80, +81, +82...)."""
         return self.port("hub") + (int(name.split("-", 1)[1]) - 1 if name.startswith("hub-") else 0)
 
+    def hub_environment(self) -> dict[str, str]:
+        """The environment the sandbox's hub is started with (its settings, for a tool or a test
+        that reads the same state: tests/e2e/conftest.py with ``KUBEHUB_E2E_HUB=sandbox``)."""
+        return dict(self._spec_hub().env or {})
+
     def _spec_hub(self, name: str = "hub") -> ProcSpec:
         data_dir = self.hub_data_dir if name == "hub" else self.dir / f"{name}-data"
         data_dir.mkdir(parents=True, exist_ok=True)

@@ -11,11 +11,19 @@ journeys' counts are exactly those lines.
 Each journey saves a screenshot per step to ``artifacts/e2e/<journey>/NN-step.png`` and every
 page the browser loads records the hub's own ``Server-Timing``; the session writes the slowest
 pages to ``artifacts/e2e/server-timing.json``.
+
+Two settings run the same journeys against a bigger cluster (issue 15: the console's budget on
+the scale sandbox, ``make e2e-scale``): ``KUBEHUB_E2E_PAGE_BUDGET_MS`` (server time per page, 1 to
+60,000; default 1,000, issue 9's budget) and ``KUBEHUB_E2E_HUB=sandbox``: the browser then uses
+the sandbox's own served hub (``kubehub sandbox up`` started it, with that sandbox's tenancy,
+policies and kept tables) instead of one started here, and the fixtures' direct calls go to a
+hub object over the same state without background work.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import socket
@@ -52,7 +60,26 @@ CHROMIUM_ARGS = [
 TENANT_NS = "retail-api"
 OTHER_NS = "analytics-etl"
 HOT_WORKLOAD = "checkout-api"  # the sandbox runs it hot (kubehub.io/cpu), so a CPU policy fires
-PAGE_BUDGET_MS = 1000.0  # issue 9: no console page takes more than 1 s of server time
+
+
+def _page_budget_ms() -> float:
+    """Server time allowed per page: issue 9's 1 s unless ``KUBEHUB_E2E_PAGE_BUDGET_MS`` says."""
+    text = os.environ.get("KUBEHUB_E2E_PAGE_BUDGET_MS", "1000")
+    try:
+        budget = float(text)
+    except ValueError:
+        raise pytest.UsageError(f"KUBEHUB_E2E_PAGE_BUDGET_MS must be milliseconds, not {text!r}") from None
+    if not 1 <= budget <= 60_000:
+        raise pytest.UsageError(f"KUBEHUB_E2E_PAGE_BUDGET_MS must be 1 to 60000, not {text!r}")
+    return budget
+
+
+PAGE_BUDGET_MS = _page_budget_ms()  # issue 9: no console page takes more than 1 s of server time
+LOGIN_BUDGET_MS = 1000.0  # the login form's answer (an argon2id verification): Journey.login_ms
+
+
+def _is_login(timing: dict[str, Any]) -> bool:
+    return bool(timing["method"] == "POST" and timing["url"].split("?")[0] == "/login")
 
 
 def _free_port() -> int:
@@ -167,6 +194,12 @@ def console(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Itera
     from sandbox.seed import WORKSPACES
     from web import create_app
 
+    served = os.environ.get("KUBEHUB_E2E_HUB", "")
+    if served not in ("", "sandbox"):
+        raise pytest.UsageError(f"KUBEHUB_E2E_HUB must be 'sandbox' or unset, not {served!r}")
+    if served:
+        yield from _sandbox_console(sandbox)
+        return
     data = tmp_path_factory.mktemp("console-hub")
     port = _free_port()
     settings = Settings(data_dir=data, database_url=world_database_url()).replace(
@@ -192,6 +225,23 @@ def console(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Itera
         with serving(server, "e2e-hub"):
             console.log_lines = _seed_logs(hub)
             yield console
+    finally:
+        hub.close()
+        _write_timings(console.timings)
+
+
+def _sandbox_console(sb: Sandbox) -> Iterator[Console]:
+    """The sandbox's own served hub (``KUBEHUB_E2E_HUB=sandbox``): its URL and demo logins, and a
+    hub object over its state (its settings, no background work) for the fixtures' direct calls."""
+    from hub.settings import load_settings
+
+    if not sb.is_up():
+        raise pytest.UsageError(f"KUBEHUB_E2E_HUB=sandbox: the sandbox in {sb.dir} is not up with its hub")
+    hub = build_hub(load_settings(sb.hub_environment()), background=False)
+    console = Console(hub=hub, url=sb.hub_url, passwords={c["username"]: c["password"] for c in sb.credentials})
+    try:
+        console.log_lines = _seed_logs(hub)
+        yield console
     finally:
         hub.close()
         _write_timings(console.timings)
@@ -302,8 +352,15 @@ class Journey:
             self.page.click("#confirm-ok")
 
     def slowest_ms(self) -> float:
-        # Every document counts, the pages a form POST returns too (a backtest's result page).
-        mine = [t["server_ms"] for t in self.console.timings if t["journey"] == self.name]
+        """The slowest page: every document counts, the pages a form POST returns too (a
+        backtest's result page), except the login form's answer (:meth:`login_ms`)."""
+        mine = [t["server_ms"] for t in self.console.timings if t["journey"] == self.name and not _is_login(t)]
+        return max(mine, default=0.0)
+
+    def login_ms(self) -> float:
+        """The slowest answer to the login form: an argon2id verification (64 MiB), slow by
+        design, so it keeps issue 9's 1 s (LOGIN_BUDGET_MS) whatever the page budget."""
+        mine = [t["server_ms"] for t in self.console.timings if t["journey"] == self.name and _is_login(t)]
         return max(mine, default=0.0)
 
     def close(self) -> None:

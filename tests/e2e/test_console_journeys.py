@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from hub.collectors.inventory import ListQuery
-from tests.e2e.conftest import ARTIFACTS, OTHER_NS, PAGE_BUDGET_MS, TENANT_NS, Console
+from tests.e2e.conftest import ARTIFACTS, LOGIN_BUDGET_MS, OTHER_NS, PAGE_BUDGET_MS, TENANT_NS, Console
 from tests.polling import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -28,6 +28,7 @@ OTHER_TENANT = "etl-viewer"  # project viewer of analytics-etl, in the other wor
 def _assert_fast(j: Any) -> None:
     slowest = j.slowest_ms()
     assert 0 < slowest < PAGE_BUDGET_MS, f"{j.name}: slowest page took {slowest:.0f} ms of server time"
+    assert j.login_ms() < LOGIN_BUDGET_MS, f"{j.name}: the login took {j.login_ms():.0f} ms of server time"
 
 
 def test_on_call_sees_a_firing_alert_opens_its_evidence_comments_and_silences_it(

@@ -126,7 +126,7 @@ def test_each_demo_tenant_finds_the_seeded_history_of_its_projects(
             marks = [m.lower() for m in page.locator("#log-lines mark").all_inner_texts()]
             assert term.strip('"').lower() in marks
             j.shot(f"{n + 1}-{'chinese' if n == 0 else 'phrase'}")
-        slowest = j.slowest_ms()
+        slowest = max(j.slowest_ms(), j.login_ms())
         assert 0 < slowest < 1000.0, f"slowest page took {slowest:.0f} ms of server time"
     finally:
         j.close()
