@@ -451,9 +451,6 @@ class MonitoringService:
         assert req.sort_metric is not None and req.limit is not None
         metric = req.sort_metric
         rest = [name for name in req.metrics if name != metric]
-        if rest and req.window is not None and req.level in STEPPED_LEVELS:
-            for name in rest:  # built beside the first column's, not after it
-                self.views.start(self._table_key(replace(req, sort_metric=name)), **self._window_build(req, name, at))
         table = self._table(req, metric, at, deadline)
         ranked = table.select(req.filters.namespaces, descending=req.descending)
         page = ranked.page(page=req.page, limit=req.limit).keys

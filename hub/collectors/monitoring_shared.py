@@ -193,29 +193,6 @@ class SharedAnswers(Generic[T]):
         self._store(key, body, mine, now - started, now + self.ttl if ttl is None else started + ttl)
         return _copy(body)
 
-    def start(
-        self,
-        key: Hashable,
-        background: Callable[[], T],
-        *,
-        ttl: float | None = None,
-        kept_after: float = 1.0,
-        stale_for: float = 0.0,
-    ) -> None:
-        """Starts ``background`` for ``key`` as :meth:`get` would, without waiting for it: when
-        no answer of ``key`` is fresh and none is being computed (a ranking's other columns, so
-        that a caller needing several answers waits for the slowest, not for their sum)."""
-        if self.ttl <= 0 or self._spawn is None:
-            return
-        with self._lock:
-            found = self._items.get(key)
-            if (found is not None and found[0] >= self._clock.now()) or key in self._pending:
-                return
-            event = self._pending[key] = threading.Event()
-            self._failures.pop(key, None)
-        until = None if ttl is None else self._clock.now() + ttl
-        self._start_background(key, background, event, until, kept_after, stale_for)
-
     def _store(
         self,
         key: Hashable,

@@ -451,28 +451,3 @@ def test_a_window_table_slower_than_a_request_is_built_on_and_kept_for_the_calle
     assert backend.timeouts[-1] == 120.0 and len(backend.sent) == sent + 2
     assert series_names(run(svc, "pods", **ask)) == ["a/p1"]  # kept: the next caller gets it
     assert len(backend.sent) == sent + 2 and jobs == []
-
-
-def test_a_window_ranking_with_several_columns_starts_every_column_table_before_waiting() -> None:
-    """Issue 15: after a restart the tables of a window ranking's columns were built one after
-    another (the first caller waited for their sum, minutes at 20,000 pods); they now start
-    together, each once, and a second caller starts none."""
-    from collections.abc import Callable
-
-    jobs: list[Callable[[], None]] = []
-    svc = MonitoringService(
-        Catalogue(), FakeBackend({}, []), clock=FakeClock(NOW), timeout=0.05, share_seconds=5.0, spawn=jobs.append
-    )
-    ask = {
-        "metrics": "workload_cpu_usage,workload_memory_usage,workload_net_bytes_received",
-        "sort_metric": "workload_memory_usage",
-        "limit": 10,
-        "window": "24h",
-        "stat": "avg",
-    }
-    with pytest.raises(BackendUnavailable, match="goes on"):
-        run(svc, "workloads", **ask)
-    assert len(jobs) == 3  # the sort column's and the two others', none run yet
-    with pytest.raises(BackendUnavailable, match="goes on"):
-        run(svc, "workloads", **ask)
-    assert len(jobs) == 3

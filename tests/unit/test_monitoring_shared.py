@@ -349,22 +349,3 @@ def test_a_stale_answer_whose_next_build_failed_is_still_handed_out_and_the_buil
     assert ask() == {"n": 1} and len(jobs.jobs) == 1  # and the next caller starts another
     jobs.run_all()
     assert ask() == {"n": 2}
-
-
-def test_start_builds_in_the_background_only_what_is_neither_fresh_nor_being_built() -> None:
-    clock, jobs = FakeClock(1000.0), _Jobs()
-    shared: SharedAnswers[dict[str, int]] = SharedAnswers(clock, ttl=5.0, spawn=jobs)
-    shared.start("k", lambda: {"n": 1}, ttl=30)
-    shared.start("k", lambda: {"n": 9}, ttl=30)  # already being built
-    assert len(jobs.jobs) == 1
-    jobs.run_all()
-    shared.start("k", lambda: {"n": 9}, ttl=30)  # fresh
-    assert not jobs.jobs
-    assert shared.get("k", lambda: {"n": -1}, wait=0.01, ttl=30, background=lambda: {"n": -2}) == {"n": 1}
-    clock.advance(31)
-    shared.start("k", lambda: {"n": 2}, ttl=30)
-    jobs.run_all()
-    assert shared.get("k", lambda: {"n": -1}, wait=0.01, ttl=30, background=lambda: {"n": -2}) == {"n": 2}
-    unspawned: SharedAnswers[dict[str, int]] = SharedAnswers(clock, ttl=5.0)
-    unspawned.start("k", lambda: {"n": 1})  # no background threads: nothing to start
-    assert unspawned._items == {} and unspawned._pending == {}
