@@ -10,6 +10,8 @@ view never has to think about hostile input again. Times and durations use the c
 
 The builders at the end (:func:`log_params`, :func:`monitoring_request`) turn a whole query
 string into the typed request the logs and monitoring services take.
+
+Just over 400 lines because the point of the module is that every reader is here, in one place.
 """
 
 from __future__ import annotations

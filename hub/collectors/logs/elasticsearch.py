@@ -63,6 +63,7 @@ from hub.collectors.logs.es_fields import (  # noqa: F401  (re-exported: hub.col
     _parse_stamp,
     _pod_pattern,
     _put,
+    bulk_item_reason,
     compile_text,
     index_template,
     workload_of_pod,
@@ -350,9 +351,9 @@ class ElasticsearchLogStore(QueryCompiler):
                 continue  # this line is already stored
             elif status == 429 or status >= 500:
                 # the cluster is overloaded or a shard is down: let the caller retry the batch
-                raise BackendUnavailable(BACKEND, f"bulk write rejected with HTTP {status}: {_item_reason(result)}")
+                raise BackendUnavailable(BACKEND, f"bulk write rejected with HTTP {status}: {bulk_item_reason(result)}")
             else:
-                rejected.append(_item_reason(result))
+                rejected.append(bulk_item_reason(result))
         if rejected:
             log.warning("elasticsearch refused %d log line(s), e.g. %s", len(rejected), rejected[0])
         return created
@@ -595,10 +596,3 @@ def _reason(exc: ApiError) -> str:
     if isinstance(err, Mapping):
         return str(err.get("reason") or err.get("type") or exc.message)
     return str(err or exc.message)
-
-
-def _item_reason(result: Mapping[str, Any]) -> str:
-    err = result.get("error")
-    if isinstance(err, Mapping):
-        return f"{err.get('type', '')}: {err.get('reason', '')}"
-    return str(err)

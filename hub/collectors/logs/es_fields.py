@@ -228,3 +228,11 @@ def index_template(preset: str, f: FieldMap, pattern: str, replicas: int) -> dic
         "template": {"settings": settings, "mappings": mappings},
         "_meta": meta,
     }
+
+
+def bulk_item_reason(result: Mapping[str, Any]) -> str:
+    """Why the bulk API refused one line (its item's ``error``), for the log and the error."""
+    err = result.get("error")
+    if isinstance(err, Mapping):
+        return f"{err.get('type', '')}: {err.get('reason', '')}"
+    return str(err)
