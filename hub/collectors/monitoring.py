@@ -450,11 +450,11 @@ class MonitoringService:
         evaluated once for the whole cluster and narrowed here to the caller's namespaces."""
         assert req.sort_metric is not None and req.limit is not None
         metric = req.sort_metric
-        rest = [name for name in req.metrics if name != metric]
         table = self._table(req, metric, at, deadline)
         ranked = table.select(req.filters.namespaces, descending=req.descending)
         page = ranked.page(page=req.page, limit=req.limit).keys
         frames: dict[str, pd.DataFrame | Vector | None] = {metric: table.vector(page)}
+        rest = [name for name in req.metrics if name != metric]
         if rest and page and req.window is not None and req.level in STEPPED_LEVELS:
             # Each other column of a stepped window ranking is a table of its own (the one a
             # ranking by it uses): narrowed to the page, the subquery still joins every pod.
@@ -476,17 +476,19 @@ class MonitoringService:
             lambda: evaluate(at, deadline.remaining()),
             wait=deadline.remaining() / 2 if narrowed else deadline.remaining(),
             renew=None if window is not None else lambda: evaluate(self.clock.now(), self.timeout),
-            **({} if window is None else self._window_build(req, metric, at)),
+            **({} if window is None else self._window_build(req, at, evaluate)),
         )
 
-    def _window_build(self, req: MonitoringRequest, metric: str, at: float) -> dict[str, Any]:
+    def _window_build(
+        self, req: MonitoringRequest, at: float, evaluate: Callable[[float, float], RankingTable]
+    ) -> dict[str, Any]:
         """How a window statistic's table is built and kept (SharedAnswers' arguments): right
         until its subquery step ends (window_table_ttl); the step's first caller starts it in the
         background with up to a step's time, kept a step past its end if it ended after its
         step; and handed out a step longer while the next step's is built, so that only the
         first caller after a restart waits for one (each answer says when it was evaluated)."""
         assert req.window is not None
-        evaluate, step = self._table_evaluation(req, metric), float(resolution(req.window))
+        step = float(resolution(req.window))
         budget = window_table_budget(req.window, self.timeout)
         return {
             "ttl": window_table_ttl(req.window, at),
