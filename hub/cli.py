@@ -88,8 +88,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     if server is not None:
+        from hub.runtime.monitoring import restore_windows
         from web.serving import compile_templates, settle_collector
 
+        restore_windows(the_hub)  # a restart does not ask Prometheus for whole windows again
         compile_templates(app)  # before the first request: web/serving.py says why
         settle_collector()  # after start: web/serving.py says why
 
@@ -110,6 +112,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if not stop.is_set():
             raise
     finally:
+        if server is not None:
+            from hub.runtime.monitoring import keep_windows
+
+            keep_windows(the_hub)
         the_hub.close()
     return 0
 

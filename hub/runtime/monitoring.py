@@ -12,13 +12,21 @@ client; another URL gets one client of its own, kept per URL.
 Ranking tables in use are built again ahead of their expiry on two threads of their own
 (``kubehub-table-renewal``, :class:`Renewals`): started at the first renewal and kept, so that
 their connections are opened once; daemon threads, so a renewal in flight never holds up exit.
+
+The window tables' kept points (hub/collectors/monitoring_window.py) outlive a restart:
+``kubehub serve`` calls :func:`restore_windows` before it serves and :func:`keep_windows` when it
+stops, with :data:`WINDOWS_FILE` in the data directory. The file is a cache: one that cannot be
+read is set aside with a warning and the points are asked for again; a hub killed without a
+clean stop starts from the last file it wrote.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -31,6 +39,8 @@ if TYPE_CHECKING:
     from hub.runtime import Hub
 
 log = logging.getLogger(__name__)
+
+WINDOWS_FILE = "monitoring-windows.npz"
 
 
 def build(hub: Hub) -> None:
@@ -110,3 +120,41 @@ class Renewals:
                 job()
             except Exception:  # a job that did not handle its own error must not end the thread
                 log.exception("a background job failed")
+
+
+def restore_windows(hub: Hub) -> int:
+    """Take back the window points the last ``kubehub serve`` kept; how many points. A file that
+    is not a snapshot of this version is renamed ``*.unreadable`` (one, replaced each time) and
+    nothing is restored."""
+    path = hub.settings.data_dir / WINDOWS_FILE
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return 0
+    except OSError as exc:
+        log.warning("window points not restored: cannot read %s (%s)", path, exc.strerror)
+        return 0
+    started = time.perf_counter()
+    try:
+        count = hub.monitoring.windows.restore(data)
+    except ValueError as exc:
+        log.warning("window points not restored from %s, set aside as .unreadable: %s", path, exc)
+        try:
+            os.replace(path, path.with_name(path.name + ".unreadable"))
+        except OSError as moved:
+            log.warning("cannot set %s aside (%s)", path, moved.strerror)
+        return 0
+    log.info("restored %d window points from %s in %.2f s", count, path, time.perf_counter() - started)
+    return count
+
+
+def keep_windows(hub: Hub) -> None:
+    """Write the window points' snapshot for the next start (a whole new file, then renamed over
+    the old one, so a stop cut short leaves the previous file whole)."""
+    path = hub.settings.data_dir / WINDOWS_FILE
+    temporary = path.with_name(path.name + ".new")
+    try:
+        temporary.write_bytes(hub.monitoring.windows.snapshot())
+        os.replace(temporary, path)
+    except OSError as exc:
+        log.warning("window points not kept: cannot write %s (%s)", path, exc.strerror)

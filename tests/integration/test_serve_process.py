@@ -32,8 +32,8 @@ def _env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:
         KUBEHUB_HTTP_PORT=str(port),
         KUBEHUB_KUBERNETES_KUBECONFIG="none",
         KUBEHUB_LOG_LEVEL="warning",
-        **extra,
     )
+    env.update(extra)  # the caller's settings win
     return env
 
 
@@ -120,3 +120,46 @@ def test_a_port_in_use_says_how_to_choose_another(tmp_path: Path) -> None:
         )
     assert done.returncode == 1
     assert "--port" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_window_points_are_restored_at_start_and_written_again_at_a_clean_stop(tmp_path: Path) -> None:
+    """The window tables' kept points outlive a restart (hub/runtime/monitoring.py): the served
+    process reads the file at start and writes it again when SIGTERM stops it."""
+    from hub.collectors.monitoring_window import SteppedWindows
+    from hub.runtime.monitoring import WINDOWS_FILE
+    from tests.unit.test_monitoring_window import SERIES, T0, RangeBackend, ask, value
+
+    kept = SteppedWindows()
+    ask(kept, RangeBackend(SERIES, value), T0 + 200.0)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    path = data_dir / WINDOWS_FILE
+    path.write_bytes(kept.snapshot())
+    os.utime(path, ns=(0, 0))
+    written = path.stat().st_mtime_ns
+    port = _free_port()
+    proc = subprocess.Popen(
+        [*KUBEHUB, "serve"],
+        env=_env(data_dir, port, KUBEHUB_LOG_LEVEL="info"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if _get(f"http://127.0.0.1:{port}/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline and proc.poll() is None, "kubehub serve did not answer /healthz"
+            time.sleep(0.2)
+    finally:
+        proc.terminate()
+        output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, output
+    assert "restored 288 window points" in output
+    assert path.stat().st_mtime_ns != written  # written again at the stop
+    again = SteppedWindows()
+    assert again.restore(path.read_bytes()) == 288

@@ -174,3 +174,94 @@ def test_a_series_with_a_nan_point_is_left_out_of_an_average_and_kept_in_a_maxim
     avg = as_dict(ask(windows, backend, T0 + 200.0))
     assert set(avg) == {"db"}  # api's average is NaN: dropped, as `>= -Inf` drops it
     assert set(as_dict(ask(windows, backend, T0 + 200.0, "max"))) == {"api", "db"}
+
+
+def test_a_snapshot_brings_back_the_final_points_so_a_restarted_hub_asks_for_none_of_them() -> None:
+    at = T0 + 200.0  # every point evaluated at least 200 s after its time: all final
+    first = SteppedWindows()
+    ask(first, RangeBackend(SERIES, value), at)
+    data = first.snapshot()
+    restarted, backend = SteppedWindows(), RangeBackend(SERIES, value)
+    assert restarted.restore(data) == 288
+    for stat in ("avg", "max"):
+        assert as_dict(ask(restarted, backend, at, stat)) == pytest.approx(expected(at, stat), rel=1e-12)
+    assert backend.calls == []
+    later = T0 + 300 + 200.0  # the next step: its new point only
+    assert as_dict(ask(restarted, backend, later)) == pytest.approx(expected(later, "avg"), rel=1e-12)
+    assert backend.calls == [(T0 + 300, T0 + 300, 300)]
+
+
+def test_a_point_not_yet_final_is_left_out_of_the_snapshot_and_asked_for_after_the_restart() -> None:
+    at = T0 + 200.0
+    first = SteppedWindows()
+    ask(first, RangeBackend(SERIES, value), at, now=T0 + 30.0)  # the newest point only 30 s old
+    restarted, backend = SteppedWindows(), RangeBackend(SERIES, value)
+    assert restarted.restore(first.snapshot()) == 287
+    assert as_dict(ask(restarted, backend, at)) == pytest.approx(expected(at, "avg"), rel=1e-12)
+    assert backend.calls == [(T0, T0, 300)]
+
+
+def test_points_kept_for_another_expression_are_not_used() -> None:
+    key = ("default", "", "workloads", "workload_cpu_usage", DAY)
+    first = SteppedWindows()
+    ask(first, RangeBackend(SERIES, value), T0 + 200.0)
+    restarted = SteppedWindows()
+    restarted.restore(first.snapshot())
+    times = grid(T0 + 200.0, DAY, 300)
+    # The catalogue now gives another inner expression (say, a recorded series): a new set.
+    assert restarted.points(key, 300, "sum by (workload) (recorded:cpu)").wanted(times) != []
+    backend = RangeBackend(SERIES, value)
+    ask(restarted, backend, T0 + 200.0)  # and back to the first expression: asked again as well
+    assert len(backend.calls) == 288 // CHUNK_STEPS
+
+
+MISMATCHED = {
+    "key": ["c", "", "nodes", "m", 3600.0],
+    "step": 15,
+    "expr": "e",
+    "series": [[["node", "n1"]]],
+    "times": [15],
+    "counts": [2],  # two points said, one in the arrays
+    "arrays": 0,
+}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"not a snapshot", b"PK\x03\x04 truncated zip"],
+    ids=["empty", "text", "broken-zip"],
+)
+def test_bytes_that_are_not_a_snapshot_are_refused_and_change_nothing(data: bytes) -> None:
+    windows = SteppedWindows()
+    ask(windows, RangeBackend(SERIES, value), T0 + 200.0)
+    before = windows.snapshot()
+    with pytest.raises(ValueError, match="not a window snapshot"):
+        windows.restore(data)
+    assert windows.snapshot() == before
+
+
+def test_an_archive_of_another_shape_or_with_pickled_objects_is_refused() -> None:
+    import io
+    import json
+
+    def archive(**arrays: np.ndarray) -> bytes:
+        out = io.BytesIO()
+        np.savez(out, **arrays)
+        return out.getvalue()
+
+    def head(doc: object) -> np.ndarray:
+        return np.frombuffer(json.dumps(doc).encode(), dtype=np.uint8)
+
+    refused = [
+        archive(other=np.zeros(3)),  # no manifest
+        archive(manifest=head({"format": 999, "sets": []})),  # another format
+        archive(manifest=np.array([{"format": 1}], dtype=object)),  # a pickle
+        archive(  # a manifest whose counts do not match its arrays
+            manifest=head({"format": 1, "sets": [MISMATCHED]}),
+            rows0=np.zeros(1, dtype=np.int64),
+            values0=np.zeros(1),
+        ),
+    ]
+    for data in refused:
+        with pytest.raises(ValueError, match="snapshot"):
+            SteppedWindows().restore(data)
