@@ -1262,10 +1262,15 @@ class Sandbox:
                 "--web.enable-admin-api",
                 f"--web.external-url={self.prometheus_url}",
                 "--log.level=warn",
+                # Each query may hold up to --query.max-samples (50 M) samples; twenty at once
+                # (the default) is more memory than this machine has beside a 1.25 M-series head.
+                # Queries past four wait in Prometheus's queue instead of failing.
+                f"--query.max-concurrency={PROMETHEUS_QUERY_CONCURRENCY}",
             ],
             cwd=pdir,
             log=self._log("prometheus"),
             ports=[self.port("prometheus")],
+            env={"GOMEMLIMIT": prometheus_memory_limit()},
         )
 
     def hub_cluster_env(self) -> dict[str, str]:
@@ -1417,3 +1422,22 @@ def scrape_interval() -> int:
 
 
 Callback = Callable[[str], None]
+
+
+# Queries Prometheus evaluates at once in the sandbox (docs/sandbox.md "Prometheus's memory").
+PROMETHEUS_QUERY_CONCURRENCY = 4
+
+
+def prometheus_memory_limit(total_bytes: int | None = None) -> str:
+    """Go's soft memory limit for the sandbox's Prometheus: half of this machine's memory.
+
+    Why: Go collects garbage when the heap has doubled since the last collection (GOGC=100), so
+    a Prometheus holding 8 GB of live head at the scale profile grows towards 16 GB before it
+    collects; on 2026-12-06 the kernel killed it at 17.5 GB on this 24 GiB machine. Near the
+    limit Go collects sooner (taking at most half the CPU for it) instead."""
+    if total_bytes is None:
+        try:
+            total_bytes = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError):
+            total_bytes = 8 << 30
+    return f"{max(1, total_bytes // 2 >> 20)}MiB"
