@@ -46,6 +46,7 @@ import zipfile
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -235,10 +236,10 @@ class SteppedWindows:
                 self._sets.popitem(last=False)
             return found
 
-    def snapshot(self) -> bytes:
-        """The final points of every set as an ``.npz`` archive: a JSON manifest (per set its
-        key, step, expression, series and times) and, per set, the series index and value of
-        every point, time after time. Points not yet final are left out."""
+    def snapshot(self, out: BinaryIO) -> None:
+        """Write the final points of every set to ``out`` as an ``.npz`` archive: a JSON manifest
+        (per set its key, step, expression, series and times) and, per set, the series index and
+        value of every point, time after time. Points not yet final are left out."""
         with self._lock:
             sets = list(self._sets.items())
         manifest: list[dict[str, object]] = []
@@ -248,10 +249,17 @@ class SteppedWindows:
                 final = sorted(((t, p) for t, p in kept._points.items() if p.final), key=lambda tp: tp[0])
             if not final:
                 continue
+            # Consecutive points mostly hold the same series: their index rows are made once.
             index: dict[Identity, int] = {}
+            rows: list[np.ndarray] = []
+            last: tuple[Identity, ...] | None = None
             for _, point in final:
-                for identity in point.series:
-                    index.setdefault(identity, len(index))
+                if point.series != last:
+                    for identity in point.series:
+                        index.setdefault(identity, len(index))
+                    made = np.fromiter((index[i] for i in point.series), dtype=np.int32, count=len(point.series))
+                    last = point.series
+                rows.append(made)
             manifest.append(
                 {
                     "key": list(key),
@@ -260,25 +268,21 @@ class SteppedWindows:
                     "series": [[list(pair) for pair in identity] for identity in index],
                     "times": [t for t, _ in final],
                     "counts": [len(p.series) for _, p in final],
+                    "arrays": n,
                 }
             )
-            total = sum(len(p.series) for _, p in final)
-            rows = (index[i] for _, p in final for i in p.series)
-            arrays[f"rows{n}"] = np.fromiter(rows, dtype=np.int64, count=total)
+            arrays[f"rows{n}"] = np.concatenate(rows)
             arrays[f"values{n}"] = np.concatenate([p.values for _, p in final]).astype(float)
-            manifest[-1]["arrays"] = n
         head = json.dumps({"format": SNAPSHOT_FORMAT, "sets": manifest}).encode()
-        out = io.BytesIO()
         arrays["manifest"] = np.frombuffer(head, dtype=np.uint8)
         np.savez(out, allow_pickle=False, **arrays)
-        return out.getvalue()
 
-    def restore(self, data: bytes) -> int:
+    def restore(self, source: bytes | BinaryIO) -> int:
         """Take back the sets of :meth:`snapshot` (kept ones of the same key are replaced); the
         number of points restored. Raises ValueError for bytes that are not such a snapshot;
         nothing is changed then."""
         try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            with np.load(io.BytesIO(source) if isinstance(source, bytes) else source, allow_pickle=False) as archive:
                 head = json.loads(archive["manifest"].tobytes())
                 found = head.get("format") if isinstance(head, dict) else None
                 if found != SNAPSHOT_FORMAT:
@@ -289,12 +293,18 @@ class SteppedWindows:
                     key: WindowKey = (str(cluster), str(label), str(level), str(metric), float(window))
                     kept = WindowPoints(int(entry["step"]), str(entry["expr"]))
                     series = [tuple((str(n), str(v)) for n, v in identity) for identity in entry["series"]]
-                    rows = archive[f"rows{entry['arrays']}"]
-                    values = archive[f"values{entry['arrays']}"]
+                    rows = archive[f"rows{entry['arrays']}"].tolist()  # plain ints: a fast lookup each
+                    values = archive[f"values{entry['arrays']}"].astype(float)
+                    if rows and min(rows) < 0:
+                        raise ValueError("a negative series index")
+                    shown: list[int] = []
                     at = 0
+                    ids: tuple[Identity, ...] = ()
                     for t, count in zip(entry["times"], entry["counts"], strict=True):
-                        ids = tuple(series[int(r)] for r in rows[at : at + count])
-                        kept._points[int(t)] = _Point(ids, np.array(values[at : at + count], dtype=float), True)
+                        part = rows[at : at + count]
+                        if len(part) != len(ids) or part != shown:  # else the same series as before
+                            ids, shown = tuple([series[r] for r in part]), part
+                        kept._points[int(t)] = _Point(ids, values[at : at + count].copy(), True)
                         at += count
                     if at != len(rows) or len(rows) != len(values):
                         raise ValueError("its arrays do not match its manifest")

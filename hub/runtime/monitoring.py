@@ -127,16 +127,15 @@ def restore_windows(hub: Hub) -> int:
     is not a snapshot of this version is renamed ``*.unreadable`` (one, replaced each time) and
     nothing is restored."""
     path = hub.settings.data_dir / WINDOWS_FILE
+    started = time.perf_counter()
     try:
-        data = path.read_bytes()
+        with path.open("rb") as source:
+            count = hub.monitoring.windows.restore(source)
     except FileNotFoundError:
         return 0
     except OSError as exc:
         log.warning("window points not restored: cannot read %s (%s)", path, exc.strerror)
         return 0
-    started = time.perf_counter()
-    try:
-        count = hub.monitoring.windows.restore(data)
     except ValueError as exc:
         log.warning("window points not restored from %s, set aside as .unreadable: %s", path, exc)
         try:
@@ -154,7 +153,10 @@ def keep_windows(hub: Hub) -> None:
     path = hub.settings.data_dir / WINDOWS_FILE
     temporary = path.with_name(path.name + ".new")
     try:
-        temporary.write_bytes(hub.monitoring.windows.snapshot())
+        started = time.perf_counter()
+        with temporary.open("wb") as out:
+            hub.monitoring.windows.snapshot(out)
         os.replace(temporary, path)
+        log.info("kept the window points in %s in %.2f s", path, time.perf_counter() - started)
     except OSError as exc:
         log.warning("window points not kept: cannot write %s (%s)", path, exc.strerror)

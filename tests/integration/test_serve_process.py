@@ -127,14 +127,14 @@ def test_window_points_are_restored_at_start_and_written_again_at_a_clean_stop(t
     process reads the file at start and writes it again when SIGTERM stops it."""
     from hub.collectors.monitoring_window import SteppedWindows
     from hub.runtime.monitoring import WINDOWS_FILE
-    from tests.unit.test_monitoring_window import SERIES, T0, RangeBackend, ask, value
+    from tests.unit.test_monitoring_window import SERIES, T0, RangeBackend, ask, snapshot_bytes, value
 
     kept = SteppedWindows()
     ask(kept, RangeBackend(SERIES, value), T0 + 200.0)
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     path = data_dir / WINDOWS_FILE
-    path.write_bytes(kept.snapshot())
+    path.write_bytes(snapshot_bytes(kept))
     os.utime(path, ns=(0, 0))
     written = path.stat().st_mtime_ns
     port = _free_port()

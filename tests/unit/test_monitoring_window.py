@@ -5,6 +5,7 @@ tests/integration/test_monitoring_sandbox.py; these pin the rules with hand-comp
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Callable, Sequence
 
@@ -176,11 +177,17 @@ def test_a_series_with_a_nan_point_is_left_out_of_an_average_and_kept_in_a_maxim
     assert set(as_dict(ask(windows, backend, T0 + 200.0, "max"))) == {"api", "db"}
 
 
+def snapshot_bytes(windows: SteppedWindows) -> bytes:
+    out = io.BytesIO()
+    windows.snapshot(out)
+    return out.getvalue()
+
+
 def test_a_snapshot_brings_back_the_final_points_so_a_restarted_hub_asks_for_none_of_them() -> None:
     at = T0 + 200.0  # every point evaluated at least 200 s after its time: all final
     first = SteppedWindows()
     ask(first, RangeBackend(SERIES, value), at)
-    data = first.snapshot()
+    data = snapshot_bytes(first)
     restarted, backend = SteppedWindows(), RangeBackend(SERIES, value)
     assert restarted.restore(data) == 288
     for stat in ("avg", "max"):
@@ -196,7 +203,7 @@ def test_a_point_not_yet_final_is_left_out_of_the_snapshot_and_asked_for_after_t
     first = SteppedWindows()
     ask(first, RangeBackend(SERIES, value), at, now=T0 + 30.0)  # the newest point only 30 s old
     restarted, backend = SteppedWindows(), RangeBackend(SERIES, value)
-    assert restarted.restore(first.snapshot()) == 287
+    assert restarted.restore(snapshot_bytes(first)) == 287
     assert as_dict(ask(restarted, backend, at)) == pytest.approx(expected(at, "avg"), rel=1e-12)
     assert backend.calls == [(T0, T0, 300)]
 
@@ -206,7 +213,7 @@ def test_points_kept_for_another_expression_are_not_used() -> None:
     first = SteppedWindows()
     ask(first, RangeBackend(SERIES, value), T0 + 200.0)
     restarted = SteppedWindows()
-    restarted.restore(first.snapshot())
+    restarted.restore(snapshot_bytes(first))
     times = grid(T0 + 200.0, DAY, 300)
     # The catalogue now gives another inner expression (say, a recorded series): a new set.
     assert restarted.points(key, 300, "sum by (workload) (recorded:cpu)").wanted(times) != []
@@ -234,14 +241,13 @@ MISMATCHED = {
 def test_bytes_that_are_not_a_snapshot_are_refused_and_change_nothing(data: bytes) -> None:
     windows = SteppedWindows()
     ask(windows, RangeBackend(SERIES, value), T0 + 200.0)
-    before = windows.snapshot()
+    before = snapshot_bytes(windows)
     with pytest.raises(ValueError, match="not a window snapshot"):
         windows.restore(data)
-    assert windows.snapshot() == before
+    assert snapshot_bytes(windows) == before
 
 
 def test_an_archive_of_another_shape_or_with_pickled_objects_is_refused() -> None:
-    import io
     import json
 
     def archive(**arrays: np.ndarray) -> bytes:
