@@ -1262,10 +1262,6 @@ class Sandbox:
                 "--web.enable-admin-api",
                 f"--web.external-url={self.prometheus_url}",
                 "--log.level=warn",
-                # Each query may hold up to --query.max-samples (50 M) samples; twenty at once
-                # (the default) is more memory than this machine has beside a 1.25 M-series head.
-                # Queries past four wait in Prometheus's queue instead of failing.
-                f"--query.max-concurrency={PROMETHEUS_QUERY_CONCURRENCY}",
             ],
             cwd=pdir,
             log=self._log("prometheus"),
@@ -1422,10 +1418,6 @@ def scrape_interval() -> int:
 
 
 Callback = Callable[[str], None]
-
-
-# Queries Prometheus evaluates at once in the sandbox (docs/sandbox.md "Prometheus's memory").
-PROMETHEUS_QUERY_CONCURRENCY = 4
 
 
 def prometheus_memory_limit(total_bytes: int | None = None) -> str:
