@@ -44,6 +44,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from waitress import create_server
 
     from hub.runtime import build_hub
+    from hub.runtime.monitoring import keep_windows, restore_windows
 
     settings = load_settings(config_file=args.config)
     changes: dict[str, Any] = {}
@@ -88,7 +89,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     if server is not None:
-        from hub.runtime.monitoring import restore_windows
         from web.serving import compile_templates, settle_collector
 
         restore_windows(the_hub)  # a restart does not ask Prometheus for whole windows again
@@ -113,8 +113,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise
     finally:
         if server is not None:
-            from hub.runtime.monitoring import keep_windows
-
             keep_windows(the_hub)
         the_hub.close()
     return 0

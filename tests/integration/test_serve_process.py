@@ -45,27 +45,33 @@ def _get(url: str) -> tuple[int, str, str]:
         return e.code, e.headers.get("Content-Type", ""), e.read().decode()
 
 
-@pytest.fixture
-def served(tmp_path: Path):  # type: ignore[no-untyped-def]
+def _serve(data_dir: Path, **env: str) -> tuple[subprocess.Popen[str], str]:
+    """``kubehub serve`` on ``data_dir`` and a free port, once it answers /healthz (the test
+    fails with its output if it does not within 60 s): the process and its base URL."""
     port = _free_port()
     proc = subprocess.Popen(
         [*KUBEHUB, "serve"],
-        env=_env(tmp_path / "data", port, KUBEHUB_PROMETHEUS_URL="http://127.0.0.1:9"),
+        env=_env(data_dir, port, **env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and proc.poll() is None:
         try:
             if _get(base + "/healthz")[0] == 200:
-                break
+                return proc, base
         except OSError:
             time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("kubehub serve did not answer /healthz: " + (proc.stdout.read() if proc.stdout else ""))
+    proc.kill()
+    output, _ = proc.communicate(timeout=30)
+    pytest.fail("kubehub serve did not answer /healthz: " + output)
+
+
+@pytest.fixture
+def served(tmp_path: Path):  # type: ignore[no-untyped-def]
+    proc, base = _serve(tmp_path / "data", KUBEHUB_PROMETHEUS_URL="http://127.0.0.1:9")
     yield base
     proc.terminate()
     proc.wait(timeout=20)
@@ -137,27 +143,9 @@ def test_window_points_are_restored_at_start_and_written_again_at_a_clean_stop(t
     path.write_bytes(snapshot_bytes(kept))
     os.utime(path, ns=(0, 0))
     written = path.stat().st_mtime_ns
-    port = _free_port()
-    proc = subprocess.Popen(
-        [*KUBEHUB, "serve"],
-        env=_env(data_dir, port, KUBEHUB_LOG_LEVEL="info"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if _get(f"http://127.0.0.1:{port}/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline and proc.poll() is None, "kubehub serve did not answer /healthz"
-            time.sleep(0.2)
-    finally:
-        proc.terminate()
-        output, _ = proc.communicate(timeout=30)
+    proc, _ = _serve(data_dir, KUBEHUB_LOG_LEVEL="info")
+    proc.terminate()
+    output, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, output
     assert "restored 288 window points" in output
     assert path.stat().st_mtime_ns != written  # written again at the stop
