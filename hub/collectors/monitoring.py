@@ -54,6 +54,7 @@ from hub.collectors.monitoring_view import (
     answerable,
     build_table,
     table_filters,
+    window_metrics,
     window_table_budget,
     window_table_ttl,
 )
@@ -205,6 +206,8 @@ def parse_request(
         raise InvalidInput("window applies to instant queries; a range query ranks over its own span", field="window")
     if args.get("stat") and window is None and start is None:
         raise InvalidInput("stat needs a window (e.g. window=24h&stat=p95)", field="stat")
+    if window is not None:
+        metrics = window_metrics(metrics, named=bool(names), sort_metric=sort_metric)
 
     return MonitoringRequest(
         level=level,

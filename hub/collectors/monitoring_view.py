@@ -37,6 +37,7 @@ from types import MappingProxyType
 from hub.collectors import rankings
 from hub.collectors.catalogue import ENTITY_LABELS, Filters, resolution
 from hub.collectors.prometheus import Vector
+from hub.errors import Unprocessable
 
 # Filters fields a table cannot apply (anything but namespaces and the cluster's identity).
 _OTHER_FILTERS = ("nodes", "workspaces", "kinds", "workloads", "pods", "containers")
@@ -84,6 +85,28 @@ def window_table_ttl(window: float, now: float) -> float:
 # Prometheus's own default query timeout (--query.timeout, 2 minutes): on the large sandbox
 # (20,000 pods, load 7) one evaluation of a 24 h workload ranking took 104 s.
 WINDOW_BUILD_SECONDS = 120.0
+
+
+# Metrics one window request may name. Each is its own evaluation over the whole window (a table
+# of kept points for a ranking of an object level, a subquery otherwise), and at 20,000 pods the
+# first one of a 24 h workload window costs Prometheus minutes: the API's default of every metric
+# (28 at the workload level) never answered there (docs/scale.md, "Large, ninth look").
+WINDOW_METRICS = 4
+
+
+def window_metrics(metrics: tuple[str, ...], *, named: bool, sort_metric: str | None) -> tuple[str, ...]:
+    """The metrics a window request computes: those it ``named`` (at most :data:`WINDOW_METRICS`,
+    else a 422 naming ``metrics``), or when it named none only what it ranks by (unsorted: the
+    first of the level's ``metrics``)."""
+    if not named:
+        return (sort_metric or metrics[0],)
+    if len(metrics) > WINDOW_METRICS:
+        raise Unprocessable(
+            f"a window statistic is evaluated over the whole window for each metric: at most {WINDOW_METRICS} "
+            f"metrics per window request, got {len(metrics)}",
+            field="metrics",
+        )
+    return metrics
 
 
 def window_table_budget(window: float, timeout: float) -> float:

@@ -120,6 +120,35 @@ def test_a_window_ranking_asks_prometheus_for_the_stat_over_the_window() -> None
     assert backend.sent[0].time == NOW
 
 
+def test_a_window_request_without_metrics_computes_only_what_it_ranks_by() -> None:
+    """At scale each window metric is minutes of Prometheus the first time; the default of every
+    metric of the level (10 for pods) never answered there."""
+    svc, backend = service({CPU: {k: float(i) for i, k in enumerate(PODS)}}, PODS)
+    body = run(svc, "pods", sort_metric="pod_cpu_usage", window="24h", stat="max", limit=3)
+    assert [r["metric"] for r in body["results"]] == ["pod_cpu_usage"]
+    assert all(MEM not in q.promql for q in backend.sent)
+    unsorted = monitoring_request(svc, "pods", {"window": "1h"})
+    assert unsorted.metrics == (svc.catalogue.metric_names("pods")[0],)
+    instant = monitoring_request(svc, "pods", {"sort_metric": "pod_cpu_usage"})
+    assert instant.metrics == tuple(svc.catalogue.metric_names("pods"))  # no window: every metric, as before
+
+
+def test_a_window_request_naming_too_many_metrics_is_a_422_naming_metrics() -> None:
+    from hub.collectors.monitoring_view import WINDOW_METRICS
+
+    svc, backend = service({}, [])
+    names = svc.catalogue.metric_names("workloads")
+    allowed = ",".join(names[:WINDOW_METRICS])
+    assert monitoring_request(svc, "workloads", {"metrics": allowed, "window": "24h"}).metrics == tuple(
+        names[:WINDOW_METRICS]
+    )
+    with pytest.raises(Unprocessable) as info:
+        run(svc, "workloads", metrics=",".join(names[: WINDOW_METRICS + 1]), window="24h")
+    assert info.value.field == "metrics" and f"at most {WINDOW_METRICS}" in info.value.message
+    assert backend.sent == []
+    assert len(monitoring_request(svc, "workloads", {"metrics": ",".join(names)}).metrics) == len(names)
+
+
 def test_a_range_ranking_orders_by_the_stat_over_the_range_and_returns_the_series() -> None:
     svc, backend = service({CPU: {k: float(i) for i, k in enumerate(PODS)}}, PODS)
     body = run(
