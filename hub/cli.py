@@ -98,7 +98,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def _stop(signum: int, frame: Any) -> None:
         stop.set()
         if server is not None:
-            server.close()
+            from web.serving import drain
+
+            server.close()  # no new connections; the open ones close as their requests end
+            threading.Thread(target=drain, args=(server,), name="kubehub-drain", daemon=True).start()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)

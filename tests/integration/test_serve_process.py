@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
@@ -151,3 +152,22 @@ def test_window_points_are_restored_at_start_and_written_again_at_a_clean_stop(t
     assert path.stat().st_mtime_ns != written  # written again at the stop
     again = SteppedWindows()
     assert again.restore(path.read_bytes()) == 288
+
+
+def test_an_idle_keep_alive_connection_does_not_hold_a_stopping_hub(tmp_path: Path) -> None:
+    """SIGTERM stops the hub while a client keeps an idle connection open (a browser, a scraper):
+    waitress's loop ran while any connection was open, so this hub never exited (web/serving.py
+    ``drain``), and under Kubernetes it would have been killed before it kept its state."""
+    proc, base = _serve(tmp_path / "data", KUBEHUB_PROMETHEUS_URL="http://127.0.0.1:9", KUBEHUB_LOG_LEVEL="info")
+    idle = http.client.HTTPConnection("127.0.0.1", int(base.rsplit(":", 1)[1]), timeout=30)
+    idle.request("GET", "/healthz")
+    assert idle.getresponse().read()  # answered; the connection stays open
+    proc.terminate()
+    try:
+        output, _ = proc.communicate(timeout=25)  # the drain closes idle connections at once
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("kubehub serve still ran 25 s after SIGTERM with one idle connection open")
+    assert proc.returncode == 0, output
+    assert "kept the window points" in output  # its clean stop ran
+    assert idle.sock is not None and idle.sock.recv(1) == b""
