@@ -91,6 +91,12 @@ class BackendUnavailable(HubError):
         return body
 
 
+class StillComputing(BackendUnavailable):
+    """A computation longer than the caller's wait (a window ranking's first table at scale) goes
+    on in the background and its answer is kept for the next caller. The API answers it like any
+    503; the console shows it as work under way and reloads, since nothing is down."""
+
+
 class ConfigError(HubError):
     """A setting is wrong; the message names the setting (``KUBEHUB_...``)."""
 

@@ -230,9 +230,14 @@ class _Deadline:
     """One time budget for all queries of a request, so a slow Prometheus costs the caller at
     most the configured timeout (plus our own small overhead), not a timeout per query."""
 
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
+    def __init__(self, seconds: float, table_wait: float | None = None) -> None:
+        self.seconds, self.table_wait = seconds, table_wait
         self.until = _time.monotonic() + seconds
+
+    def for_table(self) -> float:
+        """How long to wait for a ranking table: what is left, at most ``table_wait``."""
+        left = self.remaining()
+        return left if self.table_wait is None else min(left, self.table_wait)
 
     def remaining(self) -> float:
         left = self.until - _time.monotonic()
@@ -342,13 +347,15 @@ class MonitoringService:
         scope.check_cluster(CLUSTER_PERMISSION)
         return self._in_cluster(req, scope)
 
-    def query(self, req: MonitoringRequest, scope: Scope) -> dict[str, Any]:
+    def query(self, req: MonitoringRequest, scope: Scope, *, table_wait: float | None = None) -> dict[str, Any]:
         """Answer a request (API.md "Monitoring") as the caller whose scope this is. A live
         request (no ``time=``, not a range) is answered from the answer of the same scoped
-        request if one is at most ``share_seconds`` old (:class:`~hub.collectors.monitoring_shared.SharedAnswers`)."""
+        request if one is at most ``share_seconds`` old (:class:`~hub.collectors.monitoring_shared.SharedAnswers`).
+        ``table_wait``: at most this long (not the whole timeout) for a ranking table still
+        being built, then StillComputing (the console's page shows that, and reloads)."""
         req = self.scoped(req, scope)
         if self._from_table(req):
-            return self._answer(req)  # the table is what is shared (and it says how old it is)
+            return self._answer(req, table_wait)  # the table is what is shared (and says how old it is)
         if req.time is None and not req.is_range:
             return self.shared.get(req, lambda: self._answer(req), wait=self.timeout)
         return self._answer(req)
@@ -364,9 +371,9 @@ class MonitoringService:
         window = (req.window, req.stat) if req.window is not None else (None, None)
         return (req.level, req.sort_metric, *window, table_filters(req.filters))
 
-    def _answer(self, req: MonitoringRequest) -> dict[str, Any]:
+    def _answer(self, req: MonitoringRequest, table_wait: float | None = None) -> dict[str, Any]:
         keys = ENTITY_LABELS[req.level]
-        deadline = _Deadline(self.timeout)
+        deadline = _Deadline(self.timeout, table_wait)
         if req.filters.namespaces == ():
             # The caller may see no namespace of this request: answer empty without a query.
             return self._shape(req, {m: None for m in req.metrics}, page=(), total=0)
@@ -477,7 +484,7 @@ class MonitoringService:
         return self.views.get(
             self._table_key(replace(req, sort_metric=metric)),
             lambda: evaluate(at, deadline.remaining()),
-            wait=deadline.remaining() / 2 if narrowed else deadline.remaining(),
+            wait=deadline.for_table() / 2 if narrowed else deadline.for_table(),
             renew=None if window is not None else lambda: evaluate(self.clock.now(), self.timeout),
             **({} if window is None else self._window_build(req, at, evaluate)),
         )

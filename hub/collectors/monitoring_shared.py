@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
 
-from hub.errors import BackendUnavailable
+from hub.errors import BackendUnavailable, StillComputing
 from hub.timeutil import Clock
 
 # Seconds a live ranking's entity count is reused: the inventory changes on the scale of
@@ -171,8 +171,12 @@ class SharedAnswers(Generic[T]):
             if stale is not None:  # the previous answer, while the next one is computed
                 return _copy(stale[1])
             if not waiting.wait(wait):  # the computation outlived our whole budget
-                still = " (it goes on, and its answer is kept: ask again shortly)" if detached else ""
-                raise BackendUnavailable("prometheus", f"no complete answer within {wait:g} s{still}")
+                if detached:
+                    raise StillComputing(
+                        "prometheus",
+                        f"no complete answer within {wait:g} s (it goes on, and its answer is kept: ask again shortly)",
+                    )
+                raise BackendUnavailable("prometheus", f"no complete answer within {wait:g} s")
             with self._lock:
                 if key in self._items:
                     continue  # found kept at the loop's top

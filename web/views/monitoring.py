@@ -13,6 +13,7 @@ from typing import Any
 from flask import Blueprint, request
 
 from hub.collectors.catalogue import ENTITY_LABELS, TENANT_LEVELS
+from hub.errors import StillComputing
 from web.access import permission, scope
 from web.params import integer, monitoring_request
 from web.util import hub
@@ -70,6 +71,12 @@ WINDOWS = ("", "1h", "24h", "7d")
 # default scale, several times that under load), so window rankings compute the first two
 # columns, plus the sort column when it is another one, to stay well inside a second.
 WINDOW_COLUMNS = 2
+# Seconds a window ranking's page waits for a table still being built (at 20,000 pods the first
+# one takes minutes, docs/scale.md); then it says the ranking is being computed and reloads
+# itself every RELOAD_SECONDS, instead of holding the browser for the request's whole timeout
+# and then showing Prometheus as down.
+WINDOW_PAGE_WAIT = 2.0
+RELOAD_SECONDS = 10
 STATS = ("avg", "max", "min", "p50", "p90", "p95", "p99")
 
 
@@ -145,7 +152,17 @@ def rankings() -> Any:
         query |= {"window": window, "stat": stat or "p95"}
     if args.get("namespaces") and level in TENANT_LEVELS and level != "workspaces":
         query["namespaces"] = args["namespaces"]
-    body = attempt(lambda: _query(level, query), None)
+    computing = False
+
+    def ranked() -> dict[str, Any] | None:
+        nonlocal computing
+        try:
+            return _query(level, query, table_wait=WINDOW_PAGE_WAIT if window else None)
+        except StillComputing:
+            computing = True
+            return None
+
+    body = attempt(ranked, None)
     rows, units = _rows(level, body, sort)
     return page(
         "rankings.html",
@@ -168,14 +185,16 @@ def rankings() -> Any:
         keys=ENTITY_LABELS[level],
         namespaces=common.visible_namespaces("monitoring:read"),
         ns_filter=args.get("namespaces", ""),
+        computing=computing,
+        reload_seconds=RELOAD_SECONDS,
     )
 
 
-def _query(level: str, args: dict[str, str]) -> dict[str, Any]:
+def _query(level: str, args: dict[str, str], *, table_wait: float | None = None) -> dict[str, Any]:
     """The same path as ``GET /api/v1/monitoring/<level>``: parse, then the service answers
-    within the caller's scope."""
+    within the caller's scope (waiting at most ``table_wait`` for a table still being built)."""
     svc = hub().monitoring
-    result: dict[str, Any] = svc.query(monitoring_request(svc, level, args), scope())
+    result: dict[str, Any] = svc.query(monitoring_request(svc, level, args), scope(), table_wait=table_wait)
     return result
 
 
