@@ -4,12 +4,14 @@ embedded store: restarts lose and repeat nothing, outages spool, a full spool pa
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -374,6 +376,35 @@ def test_background_threads_ship_until_stopped(cluster: FakeCluster, store: Embe
     finally:
         shipper.close()
     assert stored(store) == Counter(["hello"])
+
+
+def test_stop_ends_a_poll_round_between_pods(cluster: FakeCluster, store: EmbeddedLogStore, tmp_path: Path) -> None:
+    """A round at 20,000 containers takes minutes; stop() waited 30 s for it and then closed the
+    database under it (the scale sandbox's hub took 33 s to stop). The round now ends at the
+    next pod once stopping, keeping the positions of what it read."""
+    pods = [cluster.add_pod("shop", f"web-{n:02d}", "app") for n in range(40)]
+    for n, pod in enumerate(pods):
+        cluster.emit(pod, "app", T0 + n, f"line {n}")
+    shipper = make_shipper(cluster, store.write, tmp_path / "ship")
+    stopped = threading.Event()
+
+    def stop_soon() -> None:
+        shipper.stop()
+        stopped.set()
+
+    reading = cluster.read_log
+
+    def read_log(**kw: Any) -> str:
+        if cluster.reads == 2:  # the third read: stop() is called while this round is under way
+            threading.Thread(target=stop_soon, daemon=True).start()
+            time.sleep(0.3)
+        return reading(**kw)
+
+    cluster.read_log = read_log  # type: ignore[method-assign]
+    shipper.start()
+    assert stopped.wait(20)
+    assert cluster.reads <= 4  # not the whole round of 40
+    shipper.close()
 
 
 def test_parse_keeps_untimestamped_lines_with_the_previous_time() -> None:
