@@ -100,6 +100,13 @@ QueryRunner = Callable[[str, float, float, float], Fetched]
 QUERY_WORKERS = 4  # Prometheus evaluates queries in parallel; a few at once cut the cycle's wall time
 
 
+class CycleStopped(Exception):
+    """The hub began stopping while a cycle's queries ran: the cycle ends before it writes
+    anything, as a cycle killed there would, and the next one (or the next leader) evaluates
+    its slots. Why: at scale a cycle's queries take up to their timeout, and waiting for them
+    made a stopping hub outlast Kubernetes's grace period."""
+
+
 @dataclass
 class CycleReport:
     now: float
@@ -154,6 +161,7 @@ class CycleRunner:
         self.tick_seconds = tick_seconds
         self.query_workers = query_workers
         self.on_query = on_query
+        self.stopping: Callable[[], bool] = lambda: False  # the live engine's: is the hub stopping?
         # The implicit cluster's ``cluster`` label on a shared endpoint ('' : none), which its
         # tenants' PromQL rules match (engine_model.compile_rules); a value, not the builder's,
         # so replays and tests with their own builder compile the same keys.
@@ -273,6 +281,8 @@ class CycleRunner:
 
     def _run_queries(self, plan: engine.Plan) -> dict[FetchKey, Fetched | BaseException]:
         def one(q: engine.PlannedQuery) -> tuple[FetchKey, Fetched | BaseException]:
+            if self.stopping():  # the queries not yet sent are not sent
+                return q.key, CycleStopped()
             t0 = time.perf_counter()
             try:
                 frame: Fetched | BaseException = self.run_query(q.promql, q.start, q.at, q.step)
@@ -370,6 +380,8 @@ class CycleRunner:
         # 1. plan the due rules, run their queries (or take the replay's answers), evaluate
         plan = engine.plan(rules, now=now, last_slots=self.store.slots(), build_query=self._builder)
         results = dict(given) if given is not None else self._run_queries(plan)
+        if given is None and self.stopping():
+            raise CycleStopped("the hub is stopping: this cycle's slots are evaluated by the next one")
         tracked = self._tracked_states(gen)
         ev = engine.evaluate(plan, results, tracked)
         candidates = ev.states.keys() - tracked.keys() if self._orphans_checked else None

@@ -37,7 +37,7 @@ import pandas as pd
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from hub.alerts.cycle import CycleReport, CycleRunner
+from hub.alerts.cycle import CycleReport, CycleRunner, CycleStopped
 from hub.alerts.engine import FetchKey
 from hub.alerts.engine_model import CLUSTER_MARK, PROMQL_CLUSTER_PREFIX
 from hub.alerts.jobs import BacktestJobs
@@ -129,6 +129,9 @@ class AlertEngine:
         self.started_at: float | None = None
         self.missed_cycles = 0
         self._lock = threading.Lock()
+        self._stopping = threading.Event()  # set by stop(): a cycle under way ends before it writes
+        if runner is not None:
+            runner.stopping = self._stopping.is_set
 
     @contextmanager
     def _acting(self) -> Iterator[bool]:
@@ -157,6 +160,9 @@ class AlertEngine:
             except FencingLost as exc:
                 self.metrics.alert_cycles.labels("fenced").inc()
                 log.warning("alert cycle not committed: %s", exc)
+                return None
+            except CycleStopped as exc:
+                log.info("alert cycle not committed: %s", exc)
                 return None
             except Exception:
                 self.metrics.alert_cycles.labels("failed").inc()
@@ -272,9 +278,11 @@ class AlertEngine:
 
     def stop(self) -> None:
         if self.scheduler is not None:
+            self._stopping.set()  # the cycle under way (if any) ends after its queries in flight
             self.scheduler.shutdown(wait=True)
             self.scheduler = None
             self.started_at = None
+            self._stopping.clear()  # a leader again later starts afresh
 
     def probe(self) -> str:
         if self.runner is None:

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from hub.alerts.cycle import CycleRunner
+from hub.alerts.cycle import CycleRunner, CycleStopped
 from hub.alerts.notify.delivery import DeliveryResult, OutgoingEmail, RecordingNotifier
 from hub.alerts.notify.outbox import Dispatcher
 from hub.alerts.notify.render import Renderer
@@ -165,6 +165,38 @@ def test_a_breach_fires_after_consecutive_periods_and_one_email_carries_the_evid
     # The API record of the alert
     rows, total = w.store.alerts(namespaces=None, include_cluster=True, states=["firing"])
     assert total == 1 and rows[0]["entity"] == "node-1" and rows[0]["sends"] == 1
+
+
+def test_a_cycle_the_hub_stops_during_writes_nothing_and_the_next_one_evaluates_its_slot(tmp_path: Path) -> None:
+    """Stopping the hub ends a cycle after its queries in flight (at scale they take up to their
+    timeout, and waiting for them all outlasted Kubernetes's grace period). Nothing of it is
+    written, as with a kill there, so the next cycle evaluates the same slot."""
+    w = World(tmp_path)
+    w.add(node_doc(rule={"consecutive": 1}))
+    w.add(node_doc(name="memory", rule={"consecutive": 1, "metric": "node_memory_utilisation"}), policy_id="p2")
+    w.values = {"node-1": 0.97}
+    stopping = False
+    asked = w.run_query
+
+    def run_query(promql: str, start: float, at: float, step: float) -> pd.DataFrame:
+        nonlocal stopping
+        stopping = True  # the hub begins stopping while this first query runs
+        return asked(promql, start, at, step)
+
+    w.runner.run_query = run_query
+    w.runner.stopping = lambda: stopping
+    w.runner.query_workers = 1  # one query at a time: the second is not sent
+    with pytest.raises(CycleStopped):
+        w.runner.run_once()
+    assert len(w.queries) == 1
+    assert w.store.alerts(namespaces=None, include_cluster=True, states=["firing"])[1] == 0
+    assert w.store.slots() == {}  # no slot marked evaluated
+    stopping, w.runner.run_query, w.queries = False, asked, []
+    w.runner.run_once()  # the next start (or the next leader): the same slot, evaluated now
+    w.dispatcher.deliver_all_due()
+    assert len(w.queries) == 2
+    assert w.store.alerts(namespaces=None, include_cluster=True, states=["firing"])[1] == 2
+    assert len(w.mails()) == 2  # one per policy, each once
 
 
 def test_a_recovery_sends_a_resolve_notice_only_to_those_told_it_fired(tmp_path: Path) -> None:
