@@ -16,7 +16,6 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
@@ -116,14 +115,7 @@ def settle_collector() -> None:
 DRAIN_SECONDS = 10.0
 
 
-def drain(
-    server: Any,
-    *,
-    within: float = DRAIN_SECONDS,
-    pause: float = 0.1,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-) -> None:
+def drain(server: Any, *, within: float = DRAIN_SECONDS, pause: float = 0.1) -> None:
     """After ``server.close()``: close each of waitress's connections once it has no request
     under way and nothing left to send, and every one still open after ``within`` seconds.
 
@@ -134,15 +126,15 @@ def drain(
     with one idle connection. The loop closes a marked connection on its next pass (within
     waitress's one-second loop timeout). Runs on a thread of its own; returns when no
     connection is left or after marking the late ones."""
-    deadline = clock() + within
+    deadline = time.monotonic() + within
     while True:
         channels = list(server.active_channels.values())
         if not channels:
             return
-        late = clock() >= deadline
+        late = time.monotonic() >= deadline
         for channel in channels:
             if late or (not channel.requests and not channel.total_outbufs_len):
                 channel.will_close = True
         if late:
             return
-        sleep(pause)
+        time.sleep(pause)
