@@ -302,13 +302,13 @@ class MonitoringService:
 
     def instant(self, promql: str, *, time: float | None = None) -> pd.DataFrame:
         """One instant query as a long frame (labels..., series, timestamp, value)."""
-        return self._backend().instant(promql, time=time)
+        return self.backend_of().instant(promql, time=time)
 
     def range(self, promql: str, *, start: float, end: float, step: float) -> pd.DataFrame:
         """One range query as a long frame (labels..., series, timestamp, value)."""
-        return self._backend().range(promql, start=start, end=end, step=step)
+        return self.backend_of().range(promql, start=start, end=end, step=step)
 
-    def _backend(self, cluster: str = "") -> QueryBackend:
+    def backend_of(self, cluster: str = "") -> QueryBackend:
         if cluster and self.sources is not None:  # an added cluster's own or shared endpoint
             backend = self.sources(cluster)[0]
             if backend is None:
@@ -402,7 +402,7 @@ class MonitoringService:
                 if req.filters.namespaces is None:
                     raise  # every namespace: the same query as per request, the same error
                 self._table_failed.put(self._table_key(req), 1)
-        backend = self._backend(req.filters.cluster)
+        backend = self.backend_of(req.filters.cluster)
         needed = req.page * req.limit
         fetched = needed + rankings.slack(needed)
         expr = self._value_expr(req, req.sort_metric, req.filters)
@@ -513,7 +513,7 @@ class MonitoringService:
 
         def evaluate(at: float, timeout: float) -> RankingTable:
             listed = self.catalogue.entities_expr(req.level, whole)
-            budget, backend, values = _Deadline(timeout), self._backend(req.filters.cluster), None
+            budget, backend, values = _Deadline(timeout), self.backend_of(req.filters.cluster), None
             if req.window is not None and req.level in STEPPED_LEVELS:  # from kept points (monitoring_window)
                 key = (req.filters.cluster, whole.cluster_label, req.level, metric, req.window)
                 values = self.windows.statistic(
@@ -557,7 +557,7 @@ class MonitoringService:
                 specs.append(QuerySpec(self._value_expr(req, name, filters), time=at))
         if not specs:
             return {}
-        frames = self._backend(req.filters.cluster).many(specs, timeout=deadline.remaining())
+        frames = self.backend_of(req.filters.cluster).many(specs, timeout=deadline.remaining())
         return dict(zip(metrics, frames, strict=True))
 
     # -- answer ----------------------------------------------------------------------------

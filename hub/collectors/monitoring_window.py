@@ -53,6 +53,7 @@ import pandas as pd
 
 from hub.collectors.catalogue import STATS, Catalogue, Filters, resolution
 from hub.collectors.prometheus import QueryBackend, Vector
+from hub.errors import HubError
 
 STEPPED_LEVELS = frozenset({"nodes", "workspaces", "namespaces", "workloads"})
 # Points per range query while filling a window: 24 five-minute points are 2 h of a 24 h window,
@@ -164,6 +165,11 @@ class WindowPoints:
         )
 
 
+def _time_left(until: float, now: Callable[[], float]) -> Callable[[], float]:
+    """Seconds left until ``until`` (at least a millisecond: a query then fails at once)."""
+    return lambda: max(0.001, until - now())
+
+
 def over_time(matrix: np.ndarray, present: np.ndarray, stat: str) -> np.ndarray:
     """Per row, ``stat`` over the row's present points with PromQL's NaN rules (module
     docstring); a row without points is NaN."""
@@ -235,6 +241,40 @@ class SteppedWindows:
             while len(self._sets) > KEPT_WINDOWS:
                 self._sets.popitem(last=False)
             return found
+
+    def keys(self) -> list[WindowKey]:
+        """The keys of the sets kept, least recently used first."""
+        with self._lock:
+            return list(self._sets)
+
+    def catch_up(
+        self,
+        catalogue: Catalogue,
+        backend_of: Callable[[str], QueryBackend],
+        *,
+        at: float,
+        now: Callable[[], float],
+        budget: float,
+    ) -> tuple[int, list[str]]:
+        """Ask for the points every kept set lacks for its window ending ``at`` (after a restart:
+        those since the last stop), each set within ``budget`` seconds; how many sets are whole,
+        and why each other one is not. Why: the points a restart read back end at the stop, so
+        the first ranking after it waited for the rest (20-40 s at 20,000 pods under load,
+        docs/scale.md); asked for here, at start, that caller finds them kept."""
+        whole, problems = 0, []
+        for key in self.keys():
+            cluster, label, level, metric, window = key
+            remaining = _time_left(now() + budget, now)
+            try:
+                self.statistic(
+                    key, catalogue, backend_of(cluster), Filters(cluster=cluster, cluster_label=label),
+                    window=window, stat="max", at=at, remaining=remaining, now=now,
+                )  # fmt: skip
+            except HubError as exc:
+                problems.append(f"{level}/{metric} over {window:g} s: {exc.message}")
+                continue
+            whole += 1
+        return whole, problems
 
     def snapshot(self, out: BinaryIO) -> None:
         """Write the final points of every set to ``out`` as an ``.npz`` archive: a JSON manifest

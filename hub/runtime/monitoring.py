@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 from hub.collectors.catalogue import default_catalogue
 from hub.collectors.monitoring import MetricsSources, MonitoringService
 from hub.collectors.monitoring_shared import SHARE_SECONDS, TABLE_SECONDS
+from hub.collectors.monitoring_view import WINDOW_BUILD_SECONDS
 from hub.collectors.prometheus import PrometheusClient, QueryBackend
 
 if TYPE_CHECKING:
@@ -144,7 +145,32 @@ def restore_windows(hub: Hub) -> int:
             log.warning("cannot set %s aside (%s)", path, moved.strerror)
         return 0
     log.info("restored %d window points from %s in %.2f s", count, path, time.perf_counter() - started)
+    if count:
+        threading.Thread(target=catch_up_windows, args=(hub,), name="kubehub-window-catch-up", daemon=True).start()
     return count
+
+
+def catch_up_windows(hub: Hub) -> int:
+    """Ask Prometheus, once after a restore, for the points each restored set lacks up to now
+    (SteppedWindows.catch_up says why), each set within a window build's budget; how many
+    sets are whole. Runs on a thread of its own while the hub serves; logs what it did."""
+    monitoring = hub.monitoring
+    started = time.perf_counter()
+    try:
+        whole, problems = monitoring.windows.catch_up(
+            monitoring.catalogue,
+            monitoring.backend_of,
+            at=monitoring.clock.now(),
+            now=monitoring.clock.now,
+            budget=WINDOW_BUILD_SECONDS,
+        )
+    except Exception:  # a bug here must not end the process; the rankings fill the points anyway
+        log.exception("catching up the restored window points failed")
+        return 0
+    for problem in problems:
+        log.warning("window points not caught up: %s", problem)
+    log.info("caught up %d restored window point sets in %.1f s", whole, time.perf_counter() - started)
+    return whole
 
 
 def keep_windows(hub: Hub) -> None:

@@ -208,6 +208,47 @@ def test_a_point_not_yet_final_is_left_out_of_the_snapshot_and_asked_for_after_t
     assert backend.calls == [(T0, T0, 300)]
 
 
+def test_catching_up_after_a_restore_asks_for_the_points_since_the_stop_and_the_next_table_for_none() -> None:
+    """What ``kubehub serve`` does after reading the points back (hub/runtime/monitoring.py):
+    the first ranking after a restart no longer waits for the points since the stop."""
+    at = T0 + 200.0
+    first = SteppedWindows()
+    ask(first, RangeBackend(SERIES, value), at)
+    restarted, backend = SteppedWindows(), RangeBackend(SERIES, value)
+    restarted.restore(snapshot_bytes(first))
+    later = T0 + 600 + 200.0  # restarted two steps after the stop
+    clusters: list[str] = []
+
+    def backend_of(cluster: str) -> RangeBackend:
+        clusters.append(cluster)
+        return backend
+
+    caught = restarted.catch_up(Catalogue(), backend_of, at=later, now=lambda: later, budget=9.0)  # type: ignore[arg-type]
+    assert caught == (1, []) and clusters == ["default"]
+    assert backend.calls == [(T0 + 300, T0 + 600, 300)]  # the two new points, nothing before
+    backend.calls.clear()
+    assert as_dict(ask(restarted, backend, later)) == pytest.approx(expected(later, "avg"), rel=1e-12)
+    assert backend.calls == []
+
+
+def test_a_set_that_cannot_be_caught_up_is_reported_and_the_others_are_caught_up() -> None:
+    at = T0 + 200.0
+    windows, backend = SteppedWindows(), RangeBackend(SERIES, value)
+    ask(windows, backend, at)
+    east = ("east", "", "nodes", "node_load1", DAY)
+    windows.points(east, 300, "x")  # a set of a cluster whose Prometheus is gone
+
+    def backend_of(cluster: str) -> RangeBackend:
+        if cluster == "east":
+            raise BackendUnavailable("prometheus of cluster east", "the cluster has no metrics source")
+        return backend
+
+    later = T0 + 300 + 200.0
+    whole, problems = windows.catch_up(Catalogue(), backend_of, at=later, now=lambda: later, budget=9.0)  # type: ignore[arg-type]
+    assert whole == 1 and len(problems) == 1
+    assert problems[0].startswith("nodes/node_load1 over 86400 s: prometheus of cluster east is unavailable")
+
+
 def test_points_kept_for_another_expression_are_not_used() -> None:
     key = ("default", "", "workloads", "workload_cpu_usage", DAY)
     first = SteppedWindows()

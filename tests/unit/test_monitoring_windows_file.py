@@ -7,12 +7,14 @@ start in tests/integration/test_serve_process.py."""
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 
 from hub.runtime import build_hub
 from hub.runtime.monitoring import WINDOWS_FILE, keep_windows, restore_windows
 from hub.settings import Settings
+from hub.timeutil import FakeClock
 from tests.unit.test_monitoring_window import SERIES, T0, RangeBackend, ask, value
 
 pytestmark = pytest.mark.unit
@@ -53,3 +55,32 @@ def test_a_file_that_cannot_be_read_is_set_aside_with_a_warning(
         assert restore_windows(hub) == 0 and path.exists()
     finally:
         hub.close()
+
+
+def test_a_restored_hub_asks_at_once_for_the_points_since_its_stop(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """restore_windows starts the catch-up (SteppedWindows.catch_up) on a thread of its own, so
+    the first ranking after a restart finds the points since the stop already kept."""
+    first = build_hub(settings)
+    try:
+        ask(first.monitoring.windows, RangeBackend(SERIES, value), T0 + 200.0)
+        keep_windows(first)
+    finally:
+        first.close()
+    second = build_hub(settings, clock=FakeClock(T0 + 800.0))  # restarted two steps later
+    try:
+        backend = RangeBackend(SERIES, value)
+        second.monitoring.backend_of = lambda cluster="": backend  # type: ignore[method-assign]
+        with caplog.at_level(logging.INFO, logger="hub.runtime.monitoring"):
+            assert restore_windows(second) == 288
+            deadline = time.monotonic() + 30
+            while "caught up" not in caplog.text and time.monotonic() < deadline:
+                time.sleep(0.02)
+        assert "caught up 1 restored window point sets" in caplog.text
+        assert backend.calls == [(T0 + 300, T0 + 600, 300)]
+        backend.calls.clear()
+        ask(second.monitoring.windows, backend, T0 + 800.0)
+        assert backend.calls == []
+    finally:
+        second.close()
