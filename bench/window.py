@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         raw_ms.append((time.perf_counter() - t0) * 1000)
         t0 = time.perf_counter()
         got = windows.statistic(
-            key, catalogue, client, whole, window=window, stat="avg", at=at,
+            key, catalogue, client, whole, stat="avg", at=at,
             remaining=lambda: 300.0, now=time.time,
         )  # fmt: skip
         hub_ms.append((time.perf_counter() - t0) * 1000)

@@ -517,7 +517,7 @@ class MonitoringService:
             if req.window is not None and req.level in STEPPED_LEVELS:  # from kept points (monitoring_window)
                 key = (req.filters.cluster, whole.cluster_label, req.level, metric, req.window)
                 values = self.windows.statistic(
-                    key, self.catalogue, backend, whole, window=req.window, stat=req.stat, at=at,
+                    key, self.catalogue, backend, whole, stat=req.stat, at=at,
                     remaining=budget.remaining, now=self.clock.now,
                 )  # fmt: skip
             specs = [QuerySpec(f"({self._value_expr(req, metric, whole)}) >= -Inf", time=at)] if values is None else []

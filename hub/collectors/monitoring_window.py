@@ -266,9 +266,9 @@ class SteppedWindows:
             cluster, label, level, metric, window = key
             remaining = _time_left(now() + budget, now)
             try:
-                self.statistic(
+                self._filled(
                     key, catalogue, backend_of(cluster), Filters(cluster=cluster, cluster_label=label),
-                    window=window, stat="max", at=at, remaining=remaining, now=now,
+                    at=at, remaining=remaining, now=now,
                 )  # fmt: skip
             except HubError as exc:
                 problems.append(f"{level}/{metric} over {window:g} s: {exc.message}")
@@ -366,17 +366,27 @@ class SteppedWindows:
         backend: QueryBackend,
         filters: Filters,
         *,
-        window: float,
         stat: str,
         at: float,
         remaining: Callable[[], float],
         now: Callable[[], float],
     ) -> Vector:
-        """``stat`` over the window ending at ``at`` for every series of the metric ``key``
-        names, asking ``backend`` for the points not kept for
+        """``stat`` over the window ending at ``at`` for every series of the metric and window
+        ``key`` names, asking ``backend`` for the points not kept for
         good, in range queries each given what is ``remaining`` of the caller's budget. A failed
         query raises; the chunks that came before it stay kept."""
-        _, _, level, metric, _ = key
+        points, times = self._filled(key, catalogue, backend, filters, at=at, remaining=remaining, now=now)
+        return points.statistic(times, stat, at=at)
+
+    # fmt: off
+    def _filled(
+        self, key: WindowKey, catalogue: Catalogue, backend: QueryBackend, filters: Filters, *,
+        at: float, remaining: Callable[[], float], now: Callable[[], float],
+    ) -> tuple[WindowPoints, list[int]]:
+        # fmt: on
+        """The set of ``key`` with every point of its window ending at ``at`` asked for, and
+        that window's times (:meth:`statistic` says how)."""
+        _, _, level, metric, window = key
         step = resolution(window)
         inner = catalogue.expr(level, metric, filters, rate_seconds=2 * step)  # window_expr's inner
         points = self.points(key, step, inner)
@@ -387,4 +397,4 @@ class SteppedWindows:
         for start, end in reversed(points.wanted(times)):
             frame = backend.range(inner, start=start, end=end, step=step, timeout=remaining())
             points.put(start, end, frame, evaluated_at=now())
-        return points.statistic(times, stat, at=at)
+        return points, times

@@ -124,7 +124,7 @@ def ask(
 ) -> Vector:
     key = ("default", "", "workloads", "workload_cpu_usage", DAY)
     return windows.statistic(
-        key, Catalogue(), backend, Filters(), window=DAY, stat=stat, at=at,  # type: ignore[arg-type]
+        key, Catalogue(), backend, Filters(), stat=stat, at=at,  # type: ignore[arg-type]
         remaining=lambda: 9.0, now=lambda: at if now is None else now,
     )  # fmt: skip
 

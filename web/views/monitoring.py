@@ -152,17 +152,15 @@ def rankings() -> Any:
         query |= {"window": window, "stat": stat or "p95"}
     if args.get("namespaces") and level in TENANT_LEVELS and level != "workspaces":
         query["namespaces"] = args["namespaces"]
-    computing = False
 
-    def ranked() -> dict[str, Any] | None:
-        nonlocal computing
+    def ranked() -> tuple[dict[str, Any] | None, bool]:  # (the answer, still being computed)
         try:
-            return _query(level, query, table_wait=WINDOW_PAGE_WAIT if window else None)
+            return _query(level, query, table_wait=WINDOW_PAGE_WAIT if window else None), False
         except StillComputing:
-            computing = True
-            return None
+            return None, True
 
-    body = attempt(ranked, None)
+    nothing: tuple[dict[str, Any] | None, bool] = (None, False)
+    body, computing = attempt(ranked, nothing)
     rows, units = _rows(level, body, sort)
     return page(
         "rankings.html",
