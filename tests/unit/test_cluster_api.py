@@ -409,6 +409,48 @@ def test_a_workloads_page_shows_its_pods_a_hundred_at_a_time(world: tuple[Tenanc
     assert "1–100 / 250" in text
 
 
+def test_the_nodes_page_shows_a_hundred_nodes_at_a_time(world: tuple[TenancyWorld, Cluster]) -> None:
+    """1,000 nodes rendered whole were 690 KB and up to 335 ms of server time on the scale
+    sandbox: the page shows 100 rows by name, the count of all, and links to the pages beside
+    it; the name filter is kept in those links."""
+    from tests.unit.cluster_fakes import node_json
+    from web.views.cluster import NODES_PAGE
+
+    w, cluster = world
+    for i in range(250):
+        cluster.kube.put("nodes", node_json(f"pager-{i:03d}"))
+    cluster.sync()
+    admin = w.client("platform-admin")
+    try:
+        every = [n["name"] for n in admin.get("/api/v1/nodes?limit=1000").get_json()["items"]]
+        assert len(every) > 250 and NODES_PAGE == 100
+
+        def rows(query: str) -> tuple[list[str], str]:
+            html = admin.get(f"/nodes{query}", headers={"Accept": "text/html"})
+            assert html.status_code == 200
+            text = html.get_data(as_text=True)
+            table = text.split('id="nodes-table"', 1)[1].split("</table>", 1)[0] if 'id="nodes-table"' in text else ""
+            return re.findall(r'data-node="([^"]+)"', table), text
+
+        first, text = rows("")
+        assert first == every[:100]
+        assert f"1–100 / {len(every)}" in text
+        assert 'href="/nodes?from=100"' in text and "from=0" not in text
+        second, text = rows("?from=100")
+        assert second == every[100:200] and 'href="/nodes?from=0"' in text and 'href="/nodes?from=200"' in text
+        filtered, text = rows("?name=pager-&from=100")  # the filter is kept in the links
+        assert filtered == [f"pager-{i:03d}" for i in range(100, 200)]
+        assert 'href="/nodes?name=pager-&amp;from=200"' in text and "101–200 / 250" in text
+        beyond, text = rows("?name=pager-&from=900")  # past the end: no rows, a way back to the last page
+        assert beyond == [] and 'href="/nodes?name=pager-&amp;from=200"' in text and 'class="empty"' not in text
+        _, text = rows("?from=x")  # a console page is lenient: the first page
+        assert f"1–100 / {len(every)}" in text
+    finally:
+        for i in range(250):
+            cluster.kube.remove("nodes", "", f"pager-{i:03d}")
+        cluster.sync()
+
+
 def test_node_listings_follow_pod_and_node_changes_despite_caching(world: tuple[TenancyWorld, Cluster]) -> None:
     w, cluster = world
     client = w.client("platform-admin")

@@ -53,14 +53,30 @@ def _read(fn: Any, default: Any) -> Any:
 
 
 # -- nodes ---------------------------------------------------------------------------------------
+# Nodes per page of /nodes: 1,000 nodes rendered whole were a 690 KB page and 67-335 ms of
+# server time on the scale sandbox at load 5 (docs/scale.md, "Large, tenth look"), and the
+# browser then asked for two metrics of every one of them; 100 a page, as /users does.
+NODES_PAGE = 100
+
+
 @bp.get("/nodes")
 @permission("nodes:read")
 def nodes() -> Any:
-    """Every node with readiness, roles, and requested vs allocatable bars."""
+    """The nodes (by name, a page of them: ``from``) with readiness, roles, and requested vs
+    allocatable bars."""
     name = request.args.get("name", "")
-    query = ListQuery(limit=5000, offset=0, label_selector="", name=name)
+    offset = integer(request.args, "from", 0, lo=0, hi=MAX_OFFSET, lenient=True)
+    query = ListQuery(limit=NODES_PAGE, offset=offset, label_selector="", name=name)
     body = _read(lambda: _cluster().list_nodes(query), {"items": [], "total": 0})
-    return page("nodes.html", nodes=body["items"], total=body["total"], name=name)
+    here = {"cluster": request_cluster(), "name": name}
+    total = body["total"]
+    pager: dict[str, Any] = {"offset": offset, "shown": len(body["items"])}
+    if offset > 0:  # from beyond the end (a hand-edited ?from=), "previous" is the last page
+        last = (max(total - 1, 0) // NODES_PAGE) * NODES_PAGE
+        pager["previous"] = url_with(".nodes", {**here, "from": max(min(offset - NODES_PAGE, last), 0)})
+    if offset + NODES_PAGE < total:
+        pager["next"] = url_with(".nodes", {**here, "from": offset + NODES_PAGE})
+    return page("nodes.html", nodes=body["items"], total=total, name=name, pager=pager)
 
 
 @bp.get("/nodes/<node>")
