@@ -34,6 +34,9 @@ plain arrays and a JSON manifest, no pickles) and :meth:`SteppedWindows.restore`
 so a restarted hub does not spend its first minutes (5.5-6.5 min at 20,000 pods, docs/scale.md)
 asking Prometheus for whole windows again. ``kubehub serve`` writes them at shutdown
 (hub/runtime/monitoring.py).
+
+About 410 lines because the points, the statistics over them and their snapshot share one
+private layout (:class:`_Point`, the grid) that no other module should see.
 """
 
 from __future__ import annotations
@@ -75,11 +78,12 @@ WindowKey = tuple[str, str, str, str, float]
 
 @dataclass(frozen=True)
 class _Point:
-    """Every series' value at one time of the grid."""
+    """Every series' value at one time of the grid, and when Prometheus was asked for it."""
 
     series: tuple[Identity, ...]
     values: np.ndarray
     final: bool
+    evaluated_at: float = math.inf  # restored points are final, whenever they were asked for
 
 
 def grid(at: float, window: float, step: int) -> list[int]:
@@ -103,10 +107,15 @@ class WindowPoints:
         self._lock = threading.Lock()
 
     def wanted(self, times: list[int]) -> list[tuple[int, int]]:
-        """(start, end) of the range queries that fetch the times not kept for good: runs of
-        consecutive grid times, at most :data:`CHUNK_STEPS` points each."""
+        """(start, end) of the range queries that fetch the times a table over ``times`` lacks:
+        runs of consecutive grid times, at most :data:`CHUNK_STEPS` points each. A point not
+        kept for good is asked for again unless it was asked for at the window's newest time or
+        later: a table is the answer for its whole subquery step (monitoring.py keeps it until
+        the step ends), so a point asked for within that step is as good as one asked for now
+        (and the points a restart's catch-up asked for serve the first table after it)."""
+        newest = times[-1] if times else math.inf
         with self._lock:
-            todo = [t for t in times if not (t in self._points and self._points[t].final)]
+            todo = [t for t in times if not ((p := self._points.get(t)) and (p.final or p.evaluated_at >= newest))]
         chunks: list[tuple[int, int]] = []
         for t in todo:
             if chunks and t == chunks[-1][1] + self.step and (t - chunks[-1][0]) // self.step < CHUNK_STEPS:
@@ -131,7 +140,7 @@ class WindowPoints:
         with self._lock:
             for t, (series, values) in by_time.items():
                 final = evaluated_at - t >= SETTLE_SECONDS
-                self._points[t] = _Point(tuple(series), np.asarray(values, dtype=float), final)
+                self._points[t] = _Point(tuple(series), np.asarray(values, dtype=float), final, evaluated_at)
 
     def forget_before(self, first: int) -> None:
         """Drop the points older than the window's first time."""
