@@ -292,6 +292,44 @@ def test_a_store_outage_spools_lines_and_delivers_them_after_recovery(
     assert sum(stored(store).values()) == 12
 
 
+def test_the_spooled_count_is_the_spools_own_across_a_restart_and_partial_deliveries(
+    cluster: FakeCluster, store: EmbeddedLogStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The count is kept beside the spool (a sum over it was a scan of every batch, twice per
+    /components view at scale); it must stay the spool's own sum."""
+    import sqlite3
+
+    from hub.collectors.logs import shipper as shipper_module
+
+    monkeypatch.setattr(shipper_module, "DELIVER_BATCH", 10)  # a write takes one row of 7 at a time
+    pod = cluster.add_pod("shop", "web-1", "app")
+    state = {"down": True}
+
+    def sink(records: Sequence[LogRecord]) -> int:
+        if state["down"]:
+            raise BackendUnavailable("elasticsearch", "connection refused")
+        return store.write(records)
+
+    def in_spool() -> int:
+        with sqlite3.connect(tmp_path / "ship" / "shipper.sqlite3") as db:
+            return int(db.execute("SELECT coalesce(sum(lines), 0) FROM spool").fetchone()[0])
+
+    first = make_shipper(cluster, sink, tmp_path / "ship")
+    for round_ in range(5):
+        for i in range(7):
+            cluster.emit(pod, "app", T0 + (round_ * 10 + i) * 1_000_000_000, f"r{round_} l{i}")
+        first.poll_once()
+    assert first.spooled_lines() == in_spool() == 35
+    first.close()
+    second = make_shipper(cluster, sink, tmp_path / "ship")
+    assert second.spooled_lines() == 35  # read back from the spool at start
+    state["down"] = False
+    delivered = second.deliver_once(skip=[])
+    assert delivered == 7 and second.spooled_lines() == in_spool() == 28
+    assert second.drain() == 28 and second.spooled_lines() == in_spool() == 0
+    second.close()
+
+
 def test_a_full_spool_pauses_reading_until_the_store_catches_up(
     cluster: FakeCluster, store: EmbeddedLogStore, tmp_path: Path
 ) -> None:
