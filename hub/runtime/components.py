@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from hub.collectors.components import ComponentService, ProbeResult, readyz_result
 from hub.errors import HubError
+from hub.runtime.probing import started
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -105,21 +106,27 @@ def collector_probes(hub: Hub) -> list[ProbeResult]:
 
 def build(hub: Hub) -> None:
     def probes() -> list[ProbeResult]:
+        # The probes outside readiness go to the probe pool first, then readiness sends its own
+        # there from this thread: all at the same time, and no pool thread waits on another.
+        lease_of = started(hub.leader_status)
+        smtp = started(lambda: smtp_probe(hub.settings.smtp))
+        readyz = started(lambda: readyz_probe(hub))
+        collectors = started(lambda: collector_probes(hub))
         out = []
         engine = hub.built_alert_engine()
         for st in hub.readiness():
             last_ok = engine.last_ok if engine is not None and st.name == "alert-engine" else None
             out.append(ProbeResult(st.name, ok=st.ok, detail=st.detail, last_ok=last_ok))
-        lease = hub.leader_status()
+        lease = lease_of()
         leader = lease.get("leader")
         if "reason" in lease:
             out.append(ProbeResult("leader", ok=False, detail=str(lease["reason"])))
         else:
             detail = f"held by {leader}" if leader else "no replica holds the lease"
             out.append(ProbeResult("leader", ok=bool(leader), detail=detail))
-        out.append(smtp_probe(hub.settings.smtp))
-        out.append(readyz_probe(hub))
-        out.extend(collector_probes(hub))
+        out.append(smtp())
+        out.append(readyz())
+        out.extend(collectors())
         # readiness() publishes its probes as kubehub_backend_up; the others too, for the
         # component templates of rules/ (component-smtp, component-leader-lease, ...)
         published = {"leader", "smtp", "inventory", "log-shipper"}
