@@ -27,8 +27,8 @@ deadline), rankings and the answer's shape are one pipeline over the same frames
 
 from __future__ import annotations
 
+import contextlib
 import math
-import time as _time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -48,7 +48,7 @@ from hub.collectors.catalogue import (
     resolution,
 )
 from hub.collectors.monitoring_series import entity_union, missing_of, narrow_to_page, series_of
-from hub.collectors.monitoring_shared import TABLES_KEPT, TOTAL_TTL, SharedAnswers, TtlCache
+from hub.collectors.monitoring_shared import TABLES_KEPT, TOTAL_TTL, Deadline, SharedAnswers, TtlCache
 from hub.collectors.monitoring_view import (
     RankingTable,
     answerable,
@@ -226,26 +226,6 @@ def parse_request(
     )
 
 
-class _Deadline:
-    """One time budget for all queries of a request, so a slow Prometheus costs the caller at
-    most the configured timeout (plus our own small overhead), not a timeout per query."""
-
-    def __init__(self, seconds: float, table_wait: float | None = None) -> None:
-        self.seconds, self.table_wait = seconds, table_wait
-        self.until = _time.monotonic() + seconds
-
-    def for_table(self) -> float:
-        """How long to wait for a ranking table: what is left, at most ``table_wait``."""
-        left = self.remaining()
-        return left if self.table_wait is None else min(left, self.table_wait)
-
-    def remaining(self) -> float:
-        left = self.until - _time.monotonic()
-        if left <= 0:
-            raise BackendUnavailable("prometheus", f"no complete answer within {self.seconds:g} s")
-        return left
-
-
 class MonitoringService:
     """Runs monitoring requests against a query backend (Prometheus, or a test's fake)."""
 
@@ -373,7 +353,7 @@ class MonitoringService:
 
     def _answer(self, req: MonitoringRequest, table_wait: float | None = None) -> dict[str, Any]:
         keys = ENTITY_LABELS[req.level]
-        deadline = _Deadline(self.timeout, table_wait)
+        deadline = Deadline(self.timeout, table_wait)
         if req.filters.namespaces == ():
             # The caller may see no namespace of this request: answer empty without a query.
             return self._shape(req, {m: None for m in req.metrics}, page=(), total=0)
@@ -393,7 +373,7 @@ class MonitoringService:
             page = ordered[start : start + req.limit]
         return self._shape(req, frames, page=page, total=total)
 
-    def _ranked(self, req: MonitoringRequest, keys: tuple[str, ...], at: float, deadline: _Deadline) -> dict[str, Any]:
+    def _ranked(self, req: MonitoringRequest, keys: tuple[str, ...], at: float, deadline: Deadline) -> dict[str, Any]:
         assert req.sort_metric is not None and req.limit is not None
         if self._from_table(req):
             try:
@@ -454,26 +434,32 @@ class MonitoringService:
         return self._shape(req, {m: frames.get(m) for m in req.metrics}, page=page, total=total)
 
     def _ranked_from_table(
-        self, req: MonitoringRequest, keys: tuple[str, ...], at: float, deadline: _Deadline
+        self, req: MonitoringRequest, keys: tuple[str, ...], at: float, deadline: Deadline
     ) -> dict[str, Any]:
         """A live ranking from the level's table (:mod:`hub.collectors.monitoring_view`),
-        evaluated once for the whole cluster and narrowed here to the caller's namespaces."""
+        evaluated once for the whole cluster and narrowed here to the caller's namespaces. Each
+        other column of a stepped window ranking is a table of its own (narrowed to the page, its
+        subquery would still join every pod). Their builds start before the sort metric's table
+        is waited for: started only once it was kept, a page whose tables were all missing (after
+        a restart) showed "still computing" once per column, each a build after the one before."""
         assert req.sort_metric is not None and req.limit is not None
         metric = req.sort_metric
+        rest = [name for name in req.metrics if name != metric]
+        stepped = bool(rest) and req.window is not None and req.level in STEPPED_LEVELS
+        for name in rest if stepped else ():
+            with contextlib.suppress(HubError):  # still computing (a failure is the call below's to raise)
+                self._table(req, name, at, Deadline(self.timeout, table_wait=0.0))
         table = self._table(req, metric, at, deadline)
         ranked = table.select(req.filters.namespaces, descending=req.descending)
         page = ranked.page(page=req.page, limit=req.limit).keys
         frames: dict[str, pd.DataFrame | Vector | None] = {metric: table.vector(page)}
-        rest = [name for name in req.metrics if name != metric]
-        if rest and page and req.window is not None and req.level in STEPPED_LEVELS:
-            # Each other column of a stepped window ranking is a table of its own (the one a
-            # ranking by it uses): narrowed to the page, the subquery still joins every pod.
+        if stepped and page:
             frames.update({name: self._table(req, name, at, deadline).vector(page) for name in rest})
         elif rest and page:  # the page's other metrics, at the table's time
             frames.update(self._fetch(req, rest, narrow_to_page(req.filters, keys, page), table.at, deadline))
         return self._shape(req, {m: frames.get(m) for m in req.metrics}, page=page, total=len(ranked))
 
-    def _table(self, req: MonitoringRequest, metric: str, at: float, deadline: _Deadline) -> RankingTable:
+    def _table(self, req: MonitoringRequest, metric: str, at: float, deadline: Deadline) -> RankingTable:
         """The table of ``metric`` at the request's level (and window), evaluated or kept."""
         evaluate = self._table_evaluation(req, metric)
         # Any table but a window statistic's is rebuilt ahead, away from this request. A window
@@ -513,7 +499,7 @@ class MonitoringService:
 
         def evaluate(at: float, timeout: float) -> RankingTable:
             listed = self.catalogue.entities_expr(req.level, whole)
-            budget, backend, values = _Deadline(timeout), self.backend_of(req.filters.cluster), None
+            budget, backend, values = Deadline(timeout), self.backend_of(req.filters.cluster), None
             if req.window is not None and req.level in STEPPED_LEVELS:  # from kept points (monitoring_window)
                 key = (req.filters.cluster, whole.cluster_label, req.level, metric, req.window)
                 values = self.windows.statistic(
@@ -539,7 +525,7 @@ class MonitoringService:
         return self.catalogue.expr(req.level, metric, filters)
 
     def _fetch(
-        self, req: MonitoringRequest, metrics: Sequence[str], filters: Filters, at: float, deadline: _Deadline
+        self, req: MonitoringRequest, metrics: Sequence[str], filters: Filters, at: float, deadline: Deadline
     ) -> dict[str, pd.DataFrame | None]:
         specs = []
         for name in metrics:

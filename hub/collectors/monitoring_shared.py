@@ -1,12 +1,14 @@
 """Short-lived answers the monitoring service keeps between requests (pure, clock passed in):
 a live ranking's entity count per level, filters and scope, and whole live answers shared by
-callers whose scoped request is the same. Apart from :mod:`hub.collectors.monitoring` so
-that module stays a pipeline of one request."""
+callers whose scoped request is the same; and the one time budget (:class:`Deadline`) that a
+request's queries and its waits for those answers share. Apart from
+:mod:`hub.collectors.monitoring` so that module stays a pipeline of one request."""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time as _time
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
 
@@ -295,3 +297,23 @@ def _copy(value: T) -> T:
     """A caller's own copy of a kept answer's top level (the web layer may add to a body);
     anything else kept here (a ranking table) is frozen and handed out as is."""
     return dict(value) if isinstance(value, dict) else value  # type: ignore[return-value]
+
+
+class Deadline:
+    """One time budget for all queries of a request, so a slow Prometheus costs the caller at
+    most the configured timeout (plus our own small overhead), not a timeout per query."""
+
+    def __init__(self, seconds: float, table_wait: float | None = None) -> None:
+        self.seconds, self.table_wait = seconds, table_wait
+        self.until = _time.monotonic() + seconds
+
+    def for_table(self) -> float:
+        """How long to wait for a ranking table: what is left, at most ``table_wait``."""
+        left = self.remaining()
+        return left if self.table_wait is None else min(left, self.table_wait)
+
+    def remaining(self) -> float:
+        left = self.until - _time.monotonic()
+        if left <= 0:
+            raise BackendUnavailable("prometheus", f"no complete answer within {self.seconds:g} s")
+        return left

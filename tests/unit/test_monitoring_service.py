@@ -480,3 +480,31 @@ def test_a_window_table_slower_than_a_request_is_built_on_and_kept_for_the_calle
     assert backend.timeouts[-1] == 120.0 and len(backend.sent) == sent + 2
     assert series_names(run(svc, "pods", **ask)) == ["a/p1"]  # kept: the next caller gets it
     assert len(backend.sent) == sent + 2 and jobs == []
+
+
+def test_every_column_of_a_stepped_window_ranking_starts_building_at_the_first_request() -> None:
+    """After a restart at 20,000 pods the console's 24 h workload ranking said "still computing"
+    once per column: the other columns' tables were asked for only once the sort metric's was
+    kept, each then a build of its own. Now all start at the first request."""
+    from collections.abc import Callable
+
+    from hub.errors import StillComputing
+
+    jobs: list[Callable[[], None]] = []
+    backend = FakeBackend({}, [])
+    svc = MonitoringService(
+        Catalogue(), backend, clock=FakeClock(NOW), timeout=0.05, max_points=1000, share_seconds=5.0, spawn=jobs.append
+    )
+    ask = {
+        "metrics": "workload_cpu_usage,workload_memory_usage,workload_pod_count",
+        "sort_metric": "workload_cpu_usage",
+        "limit": 10,
+        "window": "24h",
+        "stat": "max",
+    }
+    with pytest.raises(StillComputing):
+        run(svc, "workloads", **ask)
+    assert len(jobs) == 3 and backend.sent == []  # one build per column, none run yet
+    with pytest.raises(StillComputing):
+        run(svc, "workloads", **ask)
+    assert len(jobs) == 3  # the same builds, not new ones
