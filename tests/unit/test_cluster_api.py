@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -371,6 +372,16 @@ def test_the_pod_page_comes_first_and_names_its_log_tail_for_the_script_a_form_r
     assert len(entries) == 2
 
 
+def table_rows(client: Any, url: str, table_id: str, pattern: str) -> tuple[list[str], str]:
+    """A console page (200): what ``pattern`` captures in its table ``table_id`` (none when the
+    page has no such table), and the page's text."""
+    html = client.get(url, headers={"Accept": "text/html"})
+    assert html.status_code == 200
+    text = html.get_data(as_text=True)
+    table = text.split(f'id="{table_id}"', 1)[1].split("</table>", 1)[0] if f'id="{table_id}"' in text else ""
+    return re.findall(pattern, table), text
+
+
 def test_a_workloads_page_shows_its_pods_a_hundred_at_a_time(world: tuple[TenancyWorld, Cluster]) -> None:
     """A Deployment of 1,564 pods rendered whole took up to 1.4 s of server time (docs/scale.md):
     the page shows 100 rows, the count of all, and links to the pages beside it."""
@@ -390,11 +401,8 @@ def test_a_workloads_page_shows_its_pods_a_hundred_at_a_time(world: tuple[Tenanc
     assert len(every) == 250 and WORKLOAD_PODS_PAGE == 100
 
     def rows(query: str) -> tuple[list[str], str]:
-        html = viewer.get(f"/projects/ns-a1/workloads/deployment/web{query}", headers={"Accept": "text/html"})
-        assert html.status_code == 200
-        text = html.get_data(as_text=True)
-        table = text.split('id="pods-table"', 1)[1].split("</table>", 1)[0] if 'id="pods-table"' in text else ""
-        return re.findall(r'/pods/(web-5d9-\d+)"', table), text
+        url = f"/projects/ns-a1/workloads/deployment/web{query}"
+        return table_rows(viewer, url, "pods-table", r'/pods/(web-5d9-\d+)"')
 
     first, text = rows("")
     assert first == [p["name"] for p in every[:100]]
@@ -426,11 +434,7 @@ def test_the_nodes_page_shows_a_hundred_nodes_at_a_time(world: tuple[TenancyWorl
         assert len(every) > 250 and NODES_PAGE == 100
 
         def rows(query: str) -> tuple[list[str], str]:
-            html = admin.get(f"/nodes{query}", headers={"Accept": "text/html"})
-            assert html.status_code == 200
-            text = html.get_data(as_text=True)
-            table = text.split('id="nodes-table"', 1)[1].split("</table>", 1)[0] if 'id="nodes-table"' in text else ""
-            return re.findall(r'data-node="([^"]+)"', table), text
+            return table_rows(admin, f"/nodes{query}", "nodes-table", r'data-node="([^"]+)"')
 
         first, text = rows("")
         assert first == every[:100]

@@ -7,7 +7,7 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -266,16 +266,23 @@ def test_kill_and_restart_loses_no_line_and_repeats_none(
     third.close()
 
 
-def test_a_store_outage_spools_lines_and_delivers_them_after_recovery(
-    cluster: FakeCluster, store: EmbeddedLogStore, tmp_path: Path
-) -> None:
-    pod = cluster.add_pod("shop", "web-1", "app")
-    state = {"down": True}
+def outage_sink(store: EmbeddedLogStore, state: dict[str, bool]) -> Callable[[Sequence[LogRecord]], int]:
+    """The shipper's sink writing to ``store``, refusing as Elasticsearch would while ``state["down"]``."""
 
     def sink(records: Sequence[LogRecord]) -> int:
         if state["down"]:
             raise BackendUnavailable("elasticsearch", "connection refused")
         return store.write(records)
+
+    return sink
+
+
+def test_a_store_outage_spools_lines_and_delivers_them_after_recovery(
+    cluster: FakeCluster, store: EmbeddedLogStore, tmp_path: Path
+) -> None:
+    pod = cluster.add_pod("shop", "web-1", "app")
+    state = {"down": True}
+    sink = outage_sink(store, state)
 
     shipper = make_shipper(cluster, sink, tmp_path / "ship")
     for round_ in range(3):
@@ -304,11 +311,7 @@ def test_the_spooled_count_is_the_spools_own_across_a_restart_and_partial_delive
     monkeypatch.setattr(shipper_module, "DELIVER_BATCH", 10)  # a write takes one row of 7 at a time
     pod = cluster.add_pod("shop", "web-1", "app")
     state = {"down": True}
-
-    def sink(records: Sequence[LogRecord]) -> int:
-        if state["down"]:
-            raise BackendUnavailable("elasticsearch", "connection refused")
-        return store.write(records)
+    sink = outage_sink(store, state)
 
     def in_spool() -> int:
         with sqlite3.connect(tmp_path / "ship" / "shipper.sqlite3") as db:
