@@ -1,4 +1,4 @@
-"""The hub's backend probes asked at the same time, on one pool of threads the hub keeps.
+"""The hub's backend probes asked at the same time, on a few threads the hub keeps.
 
 Why: each probe is a round trip to its own backend (the state store, the API server,
 Prometheus, the OIDC provider, the log store, SMTP). Asked one after the other, /readyz and
@@ -6,29 +6,53 @@ Prometheus, the OIDC provider, the log store, SMTP). Asked one after the other, 
 median was its probes, most of it Prometheus's answer with the others queued behind it. Asked
 together, a caller waits for the slowest one only.
 
-Why one long-lived pool: starting threads for each view cost ~12 ms at that load. Its size
-bounds how many probes run at once across every caller; each probe has its own timeout. Only
-leaf calls go to the pool (a call that waits on other pool work could take every thread and
-wait forever), so :func:`together` must not be called from a probe.
+Why kept threads: starting threads for each view cost ~12 ms at that load. Why daemon threads
+of our own rather than a ``ThreadPoolExecutor``: the executor's threads are joined when the
+interpreter exits, so a probe waiting out its timeout (up to 10 s) would hold up a stopping
+``kubehub serve``, which must be gone well inside Kubernetes's 30 s grace period. At most
+:data:`PROBE_THREADS` probes run at once across every caller; each has its own timeout. Only
+leaf calls come here (a call that waits on other probes could take every thread and wait
+forever), so :func:`together` must not be called from a probe.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from concurrent.futures import Future
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 PROBE_THREADS = 16
 
-_pool = ThreadPoolExecutor(max_workers=PROBE_THREADS, thread_name_prefix="probe")
+_work: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
+_threads: list[threading.Thread] = []
+_threads_lock = threading.Lock()
+
+
+def _serve() -> None:
+    while True:
+        call, future = _work.get()
+        if not future.set_running_or_notify_cancel():
+            continue
+        try:
+            future.set_result(call())
+        except BaseException as exc:  # handed to the caller, as a pool would
+            future.set_exception(exc)
 
 
 def started(call: Callable[[], T]) -> Callable[[], T]:
-    """``call`` started on the pool; calling what this returns waits for its result (or raises
-    its exception)."""
-    return _pool.submit(call).result
+    """``call`` started on a probe thread; calling what this returns waits for its result (or
+    raises its exception)."""
+    with _threads_lock:
+        while len(_threads) < PROBE_THREADS:  # all started at the first use; idle, they only wait
+            _threads.append(threading.Thread(target=_serve, name=f"probe-{len(_threads)}", daemon=True))
+            _threads[-1].start()
+    future: Future[T] = Future()
+    _work.put((call, future))
+    return future.result
 
 
 def together(calls: Sequence[Callable[[], T]]) -> list[T]:

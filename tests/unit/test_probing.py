@@ -38,3 +38,26 @@ def test_a_started_call_runs_while_the_caller_works_and_its_error_comes_when_ask
     assert running.wait(10)  # it ran before anyone asked for its result
     with pytest.raises(RuntimeError, match="no answer"):
         wait()
+
+
+def test_a_probe_still_waiting_does_not_hold_up_a_stopping_process() -> None:
+    """A probe waiting out its timeout must not keep ``kubehub serve`` from exiting (with a
+    ``ThreadPoolExecutor`` the interpreter joins the probe's thread at exit)."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    code = (
+        "import threading, time\n"
+        "from hub.runtime.probing import started\n"
+        "running = threading.Event()\n"
+        "started(lambda: (running.set(), time.sleep(60)))\n"
+        "assert running.wait(10)\n"
+    )
+    began = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], timeout=50, capture_output=True
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert time.monotonic() - began < 30  # not the probe's 60 s
