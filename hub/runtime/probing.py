@@ -25,7 +25,9 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-PROBE_THREADS = 16
+# A /components view asks 10 probes; more threads would also mean more state-store connections
+# (one per thread that ran a state probe, closed with the store).
+PROBE_THREADS = 8
 
 _work: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
 _threads: list[threading.Thread] = []
