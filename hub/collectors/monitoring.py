@@ -51,17 +51,19 @@ from hub.collectors.monitoring_series import entity_union, missing_of, narrow_to
 from hub.collectors.monitoring_shared import TABLES_KEPT, TOTAL_TTL, Deadline, SharedAnswers, TtlCache
 from hub.collectors.monitoring_view import (
     RankingTable,
+    WindowTableUse,
     answerable,
     build_table,
     table_filters,
     window_metrics,
     window_table_budget,
     window_table_ttl,
+    window_table_uses,
 )
 from hub.collectors.monitoring_window import STEPPED_LEVELS, SteppedWindows
 from hub.collectors.prometheus import QueryBackend, QuerySpec, Vector
 from hub.collectors.promql import promql_number, validate_names
-from hub.errors import BackendUnavailable, HubError, InvalidInput, Unprocessable
+from hub.errors import BackendUnavailable, HubError, InvalidInput, StillComputing, Unprocessable
 from hub.scope import DEFAULT_CLUSTER, Scope, refusal
 from hub.timeutil import Clock, format_duration
 
@@ -264,8 +266,7 @@ class MonitoringService:
     max_limit = MAX_LIMIT
 
     def build(self, level: str, args: Mapping[str, str], **numbers: Any) -> MonitoringRequest:
-        """Validate a request whose numbers, times and durations are already read (see
-        :func:`parse_request`)."""
+        """Validate a request whose numbers, times and durations are already read (see :func:`parse_request`)."""
         return parse_request(self.catalogue, level, args, now=self.clock.now(), max_points=self.max_points, **numbers)
 
     # -- what the runtime hands to other areas (alerting) ------------------------------
@@ -314,6 +315,19 @@ class MonitoringService:
         if not cluster and not label:
             return req
         return replace(req, filters=replace(req.filters, cluster=cluster, cluster_label=label))
+
+    def window_tables(self) -> list[WindowTableUse]:
+        """The window statistics' tables kept now (hub/runtime/monitoring.py keeps the list)."""
+        return window_table_uses(self.views.kept_keys())
+
+    def start_window_table(self, use: WindowTableUse) -> None:
+        """Start building ``use``'s table as its first caller would (InvalidInput: not known)."""
+        args = {"metrics": use.metric, "sort_metric": use.metric, "stat": use.stat}
+        req = self.build(use.level, args, limit=1, window=use.window)
+        label = self.sources(use.cluster or self.default_cluster)[1] if self.sources is not None else ""
+        req = replace(req, filters=Filters(cluster=use.cluster, cluster_label=label))
+        with contextlib.suppress(StillComputing):
+            self._table(req, use.metric, self.clock.now(), Deadline(self.timeout, table_wait=0.0))
 
     # -- the endpoint ----------------------------------------------------------------------
     def scoped(self, req: MonitoringRequest, scope: Scope) -> MonitoringRequest:

@@ -99,6 +99,14 @@ class SharedAnswers(Generic[T]):
         self._failures: dict[Hashable, Exception] = {}
         self._lock = threading.Lock()
 
+    def kept_keys(self) -> list[Hashable]:
+        """The keys whose answers are kept now (still handed out, fresh or stale), the latest
+        to expire first."""
+        with self._lock:
+            now = self._clock.now()
+            kept = [(max(v[0], self._stale_until.get(k, 0.0)), k) for k, v in self._items.items()]
+        return [k for until, k in sorted(kept, key=lambda uk: -uk[0]) if until >= now]
+
     def get(
         self,
         key: Hashable,

@@ -30,9 +30,10 @@ their own namespaces instead, and never sees the table's error.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from hub.collectors import rankings
 from hub.collectors.catalogue import ENTITY_LABELS, Filters, resolution
@@ -118,6 +119,35 @@ def window_table_budget(window: float, timeout: float) -> float:
 def table_filters(filters: Filters) -> Filters:
     """The filters of a table's one evaluation: the cluster's identity, every namespace."""
     return Filters(cluster=filters.cluster, cluster_label=filters.cluster_label)
+
+
+@dataclass(frozen=True)
+class WindowTableUse:
+    """A window statistic's table as its key names it, without the answer: what a stopping hub
+    writes down so that the next one builds the same tables again (hub/runtime/monitoring.py).
+    ``cluster`` "" is the implicit cluster."""
+
+    level: str
+    metric: str
+    window: float
+    stat: str
+    cluster: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "level": self.level,
+            "metric": self.metric,
+            "window": self.window,
+            "stat": self.stat,
+            "cluster": self.cluster,
+        }
+
+
+def window_table_uses(keys: Sequence[Hashable]) -> list[WindowTableUse]:
+    """The window statistics' tables among the monitoring service's table keys (``(level,
+    metric, window, stat, filters)``; a table of no window has None there)."""
+    uses = [k for k in keys if isinstance(k, tuple) and len(k) == 5 and k[1] is not None and k[2] is not None]
+    return [WindowTableUse(level, metric, window, stat, f.cluster) for level, metric, window, stat, f in uses]
 
 
 @dataclass(frozen=True)
