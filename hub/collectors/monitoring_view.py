@@ -33,7 +33,6 @@ import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
 
 from hub.collectors import rankings
 from hub.collectors.catalogue import ENTITY_LABELS, Filters, resolution
@@ -132,15 +131,6 @@ class WindowTableUse:
     window: float
     stat: str
     cluster: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "level": self.level,
-            "metric": self.metric,
-            "window": self.window,
-            "stat": self.stat,
-            "cluster": self.cluster,
-        }
 
 
 def window_table_uses(keys: Sequence[Hashable]) -> list[WindowTableUse]:

@@ -33,6 +33,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from hub.collectors.catalogue import default_catalogue
@@ -188,13 +189,10 @@ def read_window_tables(hub: Hub) -> list[WindowTableUse]:
             "window tables not rebuilt: %s is not a list of tables of at most %d bytes", path, TABLES_FILE_MAX_BYTES
         )
         return []
-    uses = [use for entry in entries[:TABLES_KEPT] if (use := _table_use(entry)) is not None]
-    if len(uses) < min(len(entries), TABLES_KEPT):
-        log.warning(
-            "window tables: %d entries of %s skipped (not a table's shape)",
-            min(len(entries), TABLES_KEPT) - len(uses),
-            path,
-        )
+    considered = entries[:TABLES_KEPT]
+    uses = [use for entry in considered if (use := _table_use(entry)) is not None]
+    if len(uses) < len(considered):
+        log.warning("window tables: %d entries of %s skipped (not a table's shape)", len(considered) - len(uses), path)
     return uses
 
 
@@ -223,9 +221,9 @@ def catch_up_windows(hub: Hub, uses: Sequence[WindowTableUse] = ()) -> int:
         try:
             monitoring.start_window_table(use)
         except HubError as exc:  # a metric no longer in the catalogue, a cluster removed...
-            log.warning("window table %s not rebuilt: %s", use.to_dict(), exc.message)
+            log.warning("window table %s not rebuilt: %s", asdict(use), exc.message)
         except Exception:  # a bug here must not end the thread before the other tables
-            log.exception("window table %s not rebuilt", use.to_dict())
+            log.exception("window table %s not rebuilt", asdict(use))
     if uses:
         log.info(
             "started building %d window tables kept at the last stop (%.1f s after the restore)",
@@ -271,7 +269,7 @@ def keep_windows(hub: Hub) -> None:
     tables = hub.settings.data_dir / TABLES_FILE
     try:
         fresh = tables.with_name(tables.name + ".new")
-        fresh.write_text(json.dumps([use.to_dict() for use in hub.monitoring.window_tables()]), encoding="utf-8")
+        fresh.write_text(json.dumps([asdict(use) for use in hub.monitoring.window_tables()]), encoding="utf-8")
         os.replace(fresh, tables)
     except OSError as exc:
         log.warning("window tables in use not kept: cannot write %s (%s)", tables, exc.strerror)
