@@ -83,6 +83,12 @@ class PrometheusSettings:
     max_points: int = _doc(
         "Largest number of points a range query may ask for per series ((end-start)/step).", default=11000
     )
+    components_wait: float = _doc(
+        "Seconds the components page and API wait for Prometheus's live reading of the scraped "
+        "components before they show the newest kept one (at most 2 minutes old, its time given); "
+        "the live reading goes on for the next view. At prometheus.timeout or more: always live.",
+        default=0.15,
+    )
 
 
 @dataclass(frozen=True)
@@ -504,6 +510,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError("KUBEHUB_ALERTS_LANGUAGE", "must be 'en' or 'zh'")
     if not 0 < s.http.port < 65536:
         raise ConfigError("KUBEHUB_HTTP_PORT", f"must be a TCP port, got {s.http.port}")
+    if not 0 <= s.prometheus.components_wait <= 600:
+        raise ConfigError("KUBEHUB_PROMETHEUS_COMPONENTS_WAIT", "must be between 0 and 600 seconds")
     if not s.rate_limits.window > 0:
         raise ConfigError("KUBEHUB_RATE_LIMITS_WINDOW", f"must be more than 0 seconds, got {s.rate_limits.window}")
     if not s.leader.lease_seconds > 0:

@@ -10,9 +10,13 @@ workload well?", and the answer comes from two places that each see only part of
 * **The hub's own probes** (the same ones /readyz runs: the state store, the log store, the
   rule engine with its last completed cycle, SMTP, the leader lease, the API server as the
   hub's identity reaches it, Prometheus itself). Prometheus has no history of these, so the
-  service records each probe's state changes in a bounded in-memory log (:class:`ProbeLog`,
-  at most ``MAX_CHANGES`` per component and 24 h): per replica, lost on restart, which the
-  answer says (``history_since``).
+  service records each probe's state changes in a bounded in-memory log (``ProbeLog`` of
+  :mod:`hub.collectors.components_history`, at most ``MAX_CHANGES`` per component and 24 h):
+  per replica, lost on restart, which the answer says (``history_since``).
+
+Prometheus is the slowest of these sources when it is loaded (an instant query of ``up`` took
+93-305 ms on the scale sandbox at load 8), so an answer waits ``live_wait`` for its live reading
+and otherwise shows the newest kept one, with its time (``scraped_time``).
 
 Pure apart from the two narrow inputs it is given (a :class:`~hub.collectors.prometheus.
 QueryBackend` and a callable returning probe results); the clock is passed in.
@@ -20,21 +24,29 @@ QueryBackend` and a callable returning probe results); the clock is passed in.
 
 from __future__ import annotations
 
-import threading
-from collections import deque
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from hub.collectors.components_history import ScrapedHistory
+from hub.collectors.components_history import (
+    WINDOW,
+    Counts,
+    ProbeLog,
+    ScrapedHistory,
+    Segment,
+    current_since,
+    segments,
+)
 from hub.collectors.prometheus import QueryBackend
 from hub.timeutil import Clock
 
 PERMISSION = "monitoring:cluster"
-WINDOW = 24 * 3600.0
 STEP = 60.0  # history resolution of the scraped components: 1,440 points per job per answer
-MAX_CHANGES = 512  # per hub-probed component: a probe flapping every minute fills 8.5 h of it
+# The oldest reading of the scraped components an answer may show when Prometheus is slow: the
+# runtime reads them every minute (hub/runtime/components.py), so two of its ticks.
+LATEST_LIMIT = 120.0
 
 # Worse first: a component's state is the worst of its checks.
 STATES = ("down", "degraded", "unknown", "up", "disabled")
@@ -87,18 +99,6 @@ class ProbeResult:
     configured: bool = True
     last_ok: float | None = None
     unknown: bool = False  # the hub may not ask (403): neither up nor down
-
-
-@dataclass(frozen=True)
-class Segment:
-    """A run of one state over [start, end)."""
-
-    start: float
-    end: float
-    state: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"from": self.start, "to": self.end, "state": self.state}
 
 
 @dataclass(frozen=True)
@@ -163,82 +163,6 @@ def scrape_state(targets_up: float, targets: float) -> str:
     return "down" if targets_up <= 0 else "degraded"
 
 
-def segments(points: Sequence[tuple[float, str]], *, start: float, end: float, step: float) -> list[Segment]:
-    """Runs of equal state from time-ordered (time, state) points, each point standing for
-    [t, t + step). A missing point (no series: Prometheus saw no target of the job then) is
-    "unknown". Clipped to [start, end]; a point at ``end`` (the current state) is kept as a
-    zero-length run when it differs from the one before, so the current state always has one."""
-    out: list[Segment] = []
-
-    def push(a: float, b: float, state: str) -> None:
-        a, b = max(a, start), min(b, end)
-        if b < a or (b == a and a != end):
-            return  # outside the window; a point at ``end`` itself stays, as a zero-length run
-        if out and out[-1].state == state and abs(out[-1].end - a) < 1e-6:
-            out[-1] = Segment(out[-1].start, b, state)
-        elif out and out[-1].end > a:
-            out.append(Segment(out[-1].end, b, state))
-        else:
-            out.append(Segment(a, b, state))
-
-    cursor = start
-    for t, state in points:
-        if t - cursor > 1e-6:
-            push(cursor, t, "unknown")
-        push(t, t + step, state)
-        cursor = t + step
-    if end - cursor > 1e-6:
-        push(cursor, end, "unknown")
-    return out
-
-
-def current_since(history: Sequence[Segment], state: str, floor: float) -> tuple[float | None, bool]:
-    """When the current state's run began (the last segment of another state ends there), and
-    whether it began at or before ``floor`` (the earliest history known)."""
-    if not history or history[-1].state != state:
-        return None, False
-    since = history[-1].start
-    for seg in reversed(history[:-1]):
-        if seg.state != state:
-            break
-        since = seg.start
-    return since, since <= floor + 1e-6
-
-
-class ProbeLog:
-    """State changes of the hub-probed components, bounded (``MAX_CHANGES`` per component,
-    ``WINDOW`` of age, the last change before the window kept as the run's start)."""
-
-    def __init__(self, *, started: float, max_changes: int = MAX_CHANGES) -> None:
-        self.started = started
-        self._max = max_changes
-        self._changes: dict[str, deque[tuple[float, str]]] = {}
-        self._lock = threading.Lock()
-
-    def record(self, name: str, state: str, now: float) -> None:
-        with self._lock:
-            log = self._changes.setdefault(name, deque(maxlen=self._max))
-            if not log or log[-1][1] != state:
-                log.append((now, state))
-            while len(log) > 1 and log[1][0] <= now - WINDOW:
-                log.popleft()
-
-    def history(self, name: str, now: float) -> tuple[list[Segment], float]:
-        """(segments from the changes, the earliest time the log covers for this component)."""
-        with self._lock:
-            log = list(self._changes.get(name, ()))
-        if not log:
-            return [], now
-        floor = max(log[0][0], now - WINDOW)
-        out = []
-        for i, (t, state) in enumerate(log):
-            last = i + 1 == len(log)
-            end = now if last else log[i + 1][0]
-            if end > floor or last:  # the current run, even if it began this instant
-                out.append(Segment(max(t, floor), max(end, t), state))
-        return out, floor
-
-
 @dataclass
 class ComponentService:
     """Answers GET /api/v1/components. ``prometheus`` None: scraped components are
@@ -248,6 +172,10 @@ class ComponentService:
     probes: Callable[[], Sequence[ProbeResult]]
     clock: Clock
     timeout: float = 10.0
+    # Seconds an answer waits for Prometheus's live reading of the scraped components before it
+    # shows the newest kept one (at most LATEST_LIMIT old, its time in ``scraped_time``); at
+    # ``timeout`` or more an answer always waits for the live one.
+    live_wait: float = 0.15
     components: tuple[Component, ...] = COMPONENTS
     log: ProbeLog = field(init=False)
     scraped: ScrapedHistory = field(init=False)  # kept between answers: components_history says why
@@ -282,37 +210,66 @@ class ComponentService:
         history's last point must fall on ``now`` exactly."""
         return float(int(self.clock.now()))
 
-    def _scraped(self, now: float) -> tuple[dict[str, tuple[float, float]], dict[str, list[Segment]], str]:
-        jobs = sorted({c.job for c in self.components if c.job})
+    def _jobs(self) -> list[str]:
+        return sorted({c.job for c in self.components if c.job})
+
+    def _scraped(self, now: float) -> tuple[Mapping[str, Counts], dict[str, list[Segment]], str, float]:
+        """(each job's counts at ``now``, each job's history, why Prometheus gave none, ``now``)."""
+        jobs = self._jobs()
         if self.prometheus is None or not jobs:
-            return {}, {}, "Prometheus is not configured"
+            return {}, {}, "Prometheus is not configured", now
         selector = f'up{{job=~"{"|".join(jobs)}"}}'
         try:
             current, points = self.scraped.read(self.prometheus, selector, now, timeout=self.timeout)
         except Exception as exc:  # Prometheus down: every scraped component is unknown, said why
-            return {}, {}, f"Prometheus does not answer: {_one_line(exc)}"
-        history = {
+            return {}, {}, f"Prometheus does not answer: {_one_line(exc)}", now
+        return current, self._histories(points, start=now - WINDOW, end=now), "", now
+
+    def _histories(
+        self, points: Mapping[str, Sequence[tuple[float, Counts]]], *, start: float, end: float
+    ) -> dict[str, list[Segment]]:
+        return {
             job: segments(
-                [(t, scrape_state(up, n)) for t, (up, n) in points.get(job, [])], start=now - WINDOW, end=now, step=STEP
+                [(t, scrape_state(up, n)) for t, (up, n) in points.get(job, [])], start=start, end=end, step=STEP
             )
-            for job in jobs
+            for job in self._jobs()
         }
-        return current, history, ""
+
+    def _live_or_latest(
+        self,
+        pending: Future[tuple[Mapping[str, Counts], dict[str, list[Segment]], str, float]],
+        now: float,
+        began: float,
+    ) -> tuple[Mapping[str, Counts], dict[str, list[Segment]], str, float]:
+        """The live reading if it comes within ``live_wait`` of ``began`` (monotonic), else the
+        newest kept one when it is at most LATEST_LIMIT old; without one, the live reading
+        however long it takes (up to ``timeout``). The live reading goes on in the background
+        and is kept, so the next answer finds a newer one."""
+        latest = self.scraped.latest
+        if self.live_wait >= self.timeout or latest is None or now - latest.at > LATEST_LIMIT:
+            return pending.result()
+        try:
+            return pending.result(timeout=max(0.0, self.live_wait - (time.monotonic() - began)))
+        except TimeoutError:
+            return latest.current, self._histories(latest.points, start=now - WINDOW, end=latest.at), "", latest.at
 
     def health(self) -> dict[str, Any]:
         """Every component's state and 24 h history. The hub's probes (a round trip to each
         backend) and the scraped components' Prometheus queries are asked at the same time:
         one after the other they were 114 and 133 ms of a 310 ms page on the scale sandbox at
-        load 8 (docs/scale.md, "Large, seventh look")."""
+        load 8 (docs/scale.md, "Large, seventh look"). ``scraped_time`` is when the scraped
+        components were read: ``time`` itself unless Prometheus was slow (:meth:`_live_or_latest`)."""
+        began = time.monotonic()
         now = self._second()
         scraped = self._beside.submit(self._scraped, now)
         probes = self.record_probes(now)
-        current, scraped_history, prom_reason = scraped.result()
+        current, scraped_history, prom_reason, read_at = self._live_or_latest(scraped, now, began)
         out = []
         for comp in self.components:
             out.append(self._one(comp, now, probes, current, scraped_history, prom_reason).to_dict())
         return {
             "time": now,
+            "scraped_time": read_at,
             "window_seconds": WINDOW,
             "step_seconds": STEP,
             "history_since": self.log.started,

@@ -135,7 +135,10 @@ def build(hub: Hub) -> None:
                 hub.metrics.backend_up.labels(r.name).set(1 if r.ok else 0)
         return out
 
-    hub.components = ComponentService(hub.prometheus, probes, clock=hub.clock, timeout=hub.settings.prometheus.timeout)
+    prom = hub.settings.prometheus
+    hub.components = ComponentService(
+        hub.prometheus, probes, clock=hub.clock, timeout=prom.timeout, live_wait=prom.components_wait
+    )
     hub.component_probes = ProbeTimer(hub.components)
 
 

@@ -48,7 +48,8 @@ def own_console(private_prometheus: tuple[str, ThreadingHTTPServer], tmp_path: P
     port = _free_port()
     settings = Settings(data_dir=tmp_path / "hub", database_url=world_database_url()).replace(
         kubernetes={"kubeconfig": "none"},
-        prometheus={"url": url, "timeout": 20.0},
+        # components_wait = timeout: always the live reading, as it is compared with Prometheus
+        prometheus={"url": url, "timeout": 20.0, "components_wait": 20.0},
         logs={"ship": False},
         alerts={"evaluate": False},
         smtp={"host": "127.0.0.1", "port": _free_port(), "timeout": 2.0},

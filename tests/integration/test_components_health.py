@@ -69,7 +69,8 @@ def test_live_components_agree_with_prometheus_and_the_engines(sandbox: Sandbox,
         kubernetes={"kubeconfig": str(sandbox.kubeconfig), "request_timeout": 20.0},
         logs={"ship": False},
         alerts={"evaluate": False},
-        prometheus={"url": sandbox.prometheus_url, "timeout": 30.0},
+        # components_wait = timeout: always the live reading, as it is compared with Prometheus
+        prometheus={"url": sandbox.prometheus_url, "timeout": 30.0, "components_wait": 30.0},
         smtp={"host": sandbox.smtp_host, "port": sandbox.smtp_port},
         auth=FAST_HASH,
     )
@@ -210,7 +211,8 @@ def test_a_stopped_component_is_down_with_since(
         kubernetes={"kubeconfig": "none"},
         logs={"ship": False},
         alerts={"evaluate": False},
-        prometheus={"url": url, "timeout": 20.0},
+        # components_wait = timeout: always the live reading, as it is compared with Prometheus
+        prometheus={"url": url, "timeout": 20.0, "components_wait": 20.0},
         smtp={"host": "127.0.0.1", "port": dead, "timeout": 2.0},
         auth=FAST_HASH,
     )

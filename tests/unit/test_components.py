@@ -3,6 +3,7 @@ service over a fake QueryBackend of our own interface (hub/collectors/components
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 
 from hub.collectors.components import (
+    LATEST_LIMIT,
     STEP,
     WINDOW,
     ComponentService,
@@ -255,3 +257,74 @@ def test_the_timer_keeps_the_history_so_an_answer_asks_only_its_last_minutes() -
     clock.t = now
     service.health()
     assert [(s.start, s.end) for s in prom.sent if s.start is not None] == [(199_320.0, 199_980.0)] * 2
+
+
+class SlowPrometheus(FakePrometheus):
+    """A FakePrometheus whose answers wait until ``release`` is set (while ``hold`` is)."""
+
+    def __init__(self, table: dict[str, list[tuple[float, float, float]]]) -> None:
+        super().__init__(table)
+        self.hold = threading.Event()
+        self.release = threading.Event()
+        self.answered = threading.Event()
+
+    def many(self, specs: Sequence[QuerySpec], *, timeout: float | None = None) -> list[pd.DataFrame]:
+        if self.hold.is_set():
+            assert self.release.wait(10), "the test never released the held answer"
+        try:
+            return super().many(specs, timeout=timeout)
+        finally:
+            self.answered.set()
+
+
+def test_a_slow_prometheus_gives_the_newest_reading_with_its_time_and_the_next_answer_the_live_one() -> None:
+    start = 200_000.0
+    table = {"etcd": [(float(t), 1.0, 1.0) for t in range(109_980, 200_160, 60)]}
+    prom = SlowPrometheus(table)
+    clock = Clock(start)
+    service = ComponentService(prom, lambda: [], clock=clock, live_wait=1.0)
+    first = service.health()  # quick: live
+    assert first["scraped_time"] == first["time"] == start
+    assert _by_name(first)["etcd"]["state"] == "up"
+
+    # etcd goes down; Prometheus now takes longer than the wait
+    table["etcd"] = [(t, 0.0 if t >= 200_000 else u, n) for t, u, n in table["etcd"]]
+    prom.hold.set()
+    prom.answered.clear()
+    clock.t = start + 30
+    slow = service.health()
+    assert slow["time"] == start + 30 and slow["scraped_time"] == start  # the reading of 30 s ago
+    etcd = _by_name(slow)["etcd"]
+    assert etcd["state"] == "up" and etcd["history"][-1]["to"] == start  # as it was read, no later
+    assert etcd["checks"][0]["targets_up"] == 1
+
+    # the live reading went on in the background; once in, the next answer is live again
+    prom.release.set()
+    assert prom.answered.wait(5)
+    prom.hold.clear()
+    clock.t = start + 31
+    live = service.health()
+    assert live["scraped_time"] == live["time"] == start + 31
+    assert _by_name(live)["etcd"]["state"] == "down"
+
+
+def test_without_a_recent_reading_an_answer_waits_for_the_live_one() -> None:
+    prom = SlowPrometheus({"etcd": [(199_980.0, 1.0, 1.0)]})
+    clock = Clock(200_000.0)
+    service = ComponentService(prom, lambda: [], clock=clock, live_wait=0.01)
+    service.health()
+    # older than LATEST_LIMIT: the kept reading is not shown, the live one is awaited
+    clock.t = 200_000.0 + LATEST_LIMIT + 1
+    prom.hold.set()
+    threading.Timer(0.2, prom.release.set).start()
+    body = service.health()
+    assert body["scraped_time"] == body["time"] == clock.t
+    # a wait of the whole timeout means always live: no reading is shown instead
+    prom.release.clear()
+    always = ComponentService(prom, lambda: [], clock=clock, timeout=0.5, live_wait=0.5)
+    prom.hold.clear()
+    always.health()
+    prom.hold.set()
+    threading.Timer(0.1, prom.release.set).start()
+    body = always.health()
+    assert body["scraped_time"] == body["time"]

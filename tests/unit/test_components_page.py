@@ -75,3 +75,32 @@ def test_policy_pages_show_the_rule_metric_as_words(world: TenancyWorld) -> None
     assert hover in listing
     editor = session.get(f"/alerting/node-policies/{created.get_json()['id']}?lang=zh", headers=HTML)
     assert hover in editor.get_data(as_text=True)
+
+
+def test_a_slow_prometheus_is_said_on_the_page_and_in_the_api(world: TenancyWorld) -> None:
+    from hub.collectors.components import ComponentService
+    from tests.unit.test_components import Clock, SlowPrometheus
+
+    hub = world.hub
+    prom = SlowPrometheus({"etcd": [(float(t), 1.0, 1.0) for t in range(109_980, 200_160, 60)]})
+    clock = Clock(200_000.0)
+    kept = hub.components
+    hub.components = ComponentService(prom, lambda: [], clock=clock, live_wait=0.5)
+    try:
+        client, _ = world.session("platform-admin")
+        body = client.get("/components?lang=en", headers=HTML).get_data(as_text=True)
+        assert 'id="components-scraped-earlier"' not in body  # live
+        prom.hold.set()
+        clock.t += 42
+        body = client.get("/components?lang=en", headers=HTML).get_data(as_text=True)
+        assert re.search(
+            r'id="components-scraped-earlier">Prometheus had not answered within 0.5 s, .* 42 s earlier', body
+        )
+        assert 'data-component="etcd" data-state="up"' in body
+        body = client.get("/components?lang=zh", headers=HTML).get_data(as_text=True)
+        assert "42 秒前读取" in body
+        api = world.client("platform-admin").get("/api/v1/components").get_json()
+        assert api["time"] - api["scraped_time"] == 42
+    finally:
+        prom.release.set()
+        hub.components = kept

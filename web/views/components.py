@@ -42,9 +42,12 @@ def strip(history: list[dict[str, Any]], start: float, end: float) -> list[dict[
 @permission(components.PERMISSION)
 def component_health() -> Any:
     """Each component's state, the checks behind it and its 24 h history."""
-    body = hub().components.health()
+    service = hub().components
+    body = service.health()
     end = body["time"]
     start = end - body["window_seconds"]
     rows = [{**c, "cls": STATE_CLASS[c["state"]], "strip": strip(c["history"], start, end)} for c in body["components"]]
     ticks = [start + i * (end - start) / 4 for i in range(5)]
-    return page("components.html", rows=rows, body=body, ticks=ticks, state_class=STATE_CLASS)
+    return page(
+        "components.html", rows=rows, body=body, ticks=ticks, state_class=STATE_CLASS, live_wait=service.live_wait
+    )
