@@ -24,6 +24,7 @@ QueryBackend` and a callable returning probe results); the clock is passed in.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -47,6 +48,10 @@ STEP = 60.0  # history resolution of the scraped components: 1,440 points per jo
 # The oldest reading of the scraped components an answer may show when Prometheus is slow: the
 # runtime reads them every minute (hub/runtime/components.py), so two of its ticks.
 LATEST_LIMIT = 120.0
+
+# A reading of the scraped components: each job's counts, each job's history, why Prometheus
+# gave none ("" when it answered), and the time it was read at.
+Scraped = tuple[Mapping[str, Counts], dict[str, list[Segment]], str, float]
 
 # Worse first: a component's state is the worst of its checks.
 STATES = ("down", "degraded", "unknown", "up", "disabled")
@@ -182,11 +187,18 @@ class ComponentService:
     # Where health() reads the scraped components while it probes: kept, because starting a
     # thread for each view cost ~12 ms at 20,000 pods under load 8.
     _beside: ThreadPoolExecutor = field(init=False)
+    # The live reading under way, if any: a view that finds one joins it instead of asking
+    # Prometheus again (views that stop waiting would otherwise queue readings without bound).
+    _in_flight: Future[Scraped] | None = field(init=False, default=None)
+    _flight_lock: threading.Lock = field(init=False)
+    _jobs: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         self.log = ProbeLog(started=self.clock.now())
         self.scraped = ScrapedHistory(window=WINDOW, step=STEP)
         self._beside = ThreadPoolExecutor(max_workers=4, thread_name_prefix="components-scraped")
+        self._flight_lock = threading.Lock()
+        self._jobs = tuple(sorted({c.job for c in self.components if c.job}))
 
     # -- hub probes ------------------------------------------------------------------------
     def record_probes(self, now: float | None = None) -> dict[str, ProbeResult]:
@@ -210,12 +222,9 @@ class ComponentService:
         history's last point must fall on ``now`` exactly."""
         return float(int(self.clock.now()))
 
-    def _jobs(self) -> list[str]:
-        return sorted({c.job for c in self.components if c.job})
-
-    def _scraped(self, now: float) -> tuple[Mapping[str, Counts], dict[str, list[Segment]], str, float]:
+    def _scraped(self, now: float) -> Scraped:
         """(each job's counts at ``now``, each job's history, why Prometheus gave none, ``now``)."""
-        jobs = self._jobs()
+        jobs = self._jobs
         if self.prometheus is None or not jobs:
             return {}, {}, "Prometheus is not configured", now
         selector = f'up{{job=~"{"|".join(jobs)}"}}'
@@ -232,15 +241,17 @@ class ComponentService:
             job: segments(
                 [(t, scrape_state(up, n)) for t, (up, n) in points.get(job, [])], start=start, end=end, step=STEP
             )
-            for job in self._jobs()
+            for job in self._jobs
         }
 
-    def _live_or_latest(
-        self,
-        pending: Future[tuple[Mapping[str, Counts], dict[str, list[Segment]], str, float]],
-        now: float,
-        began: float,
-    ) -> tuple[Mapping[str, Counts], dict[str, list[Segment]], str, float]:
+    def _live_reading(self, now: float) -> Future[Scraped]:
+        """The live reading under way, or a new one asked at ``now``."""
+        with self._flight_lock:
+            if self._in_flight is None or self._in_flight.done():
+                self._in_flight = self._beside.submit(self._scraped, now)
+            return self._in_flight
+
+    def _live_or_latest(self, pending: Future[Scraped], now: float, began: float) -> Scraped:
         """The live reading if it comes within ``live_wait`` of ``began`` (monotonic), else the
         newest kept one when it is at most LATEST_LIMIT old; without one, the live reading
         however long it takes (up to ``timeout``). The live reading goes on in the background
@@ -261,7 +272,7 @@ class ComponentService:
         components were read: ``time`` itself unless Prometheus was slow (:meth:`_live_or_latest`)."""
         began = time.monotonic()
         now = self._second()
-        scraped = self._beside.submit(self._scraped, now)
+        scraped = self._live_reading(now)
         probes = self.record_probes(now)
         current, scraped_history, prom_reason, read_at = self._live_or_latest(scraped, now, began)
         out = []

@@ -4,6 +4,7 @@ service over a fake QueryBackend of our own interface (hub/collectors/components
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -267,8 +268,10 @@ class SlowPrometheus(FakePrometheus):
         self.hold = threading.Event()
         self.release = threading.Event()
         self.answered = threading.Event()
+        self.calls = 0  # readings asked for, counted before any is held
 
     def many(self, specs: Sequence[QuerySpec], *, timeout: float | None = None) -> list[pd.DataFrame]:
+        self.calls += 1
         if self.hold.is_set():
             assert self.release.wait(10), "the test never released the held answer"
         try:
@@ -328,3 +331,25 @@ def test_without_a_recent_reading_an_answer_waits_for_the_live_one() -> None:
     threading.Timer(0.1, prom.release.set).start()
     body = always.health()
     assert body["scraped_time"] == body["time"]
+
+
+def test_views_during_a_slow_reading_join_it_instead_of_asking_prometheus_again() -> None:
+    start = 200_000.0
+    prom = SlowPrometheus({"etcd": [(float(t), 1.0, 1.0) for t in range(109_980, 200_160, 60)]})
+    clock = Clock(start)
+    service = ComponentService(prom, lambda: [], clock=clock, live_wait=0.5)
+    service.health()  # the first, live: a reading is kept
+    prom.hold.set()
+    for i in range(1, 4):
+        clock.t = start + i
+        assert service.health()["scraped_time"] == start
+    time.sleep(0.2)  # time for any reading queued behind the held one to reach Prometheus
+    assert prom.calls == 2  # the held reading is the only one asked since the first: none queued
+    prom.release.set()
+    in_flight = service._in_flight
+    assert in_flight is not None
+    in_flight.result(timeout=5)
+    prom.hold.clear()
+    clock.t = start + 10
+    assert service.health()["scraped_time"] == start + 10  # once it is in, a view asks anew
+    assert prom.calls == 3
