@@ -98,7 +98,9 @@ class ClusterRegistry:
         return [self.implicit, *(_from_record(r) for r in self.store.all() if r.name != self.implicit.name)]
 
     def names(self) -> list[str]:
-        return [c.name for c in self.all()]
+        """As :meth:`all`'s names, without reading and parsing each cluster's spec (log and
+        metrics reads ask this on every request)."""
+        return [self.implicit.name, *(n for n in self.store.names() if n != self.implicit.name)]
 
     def get(self, name: str) -> Cluster:
         if name == self.implicit.name:

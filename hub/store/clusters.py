@@ -32,6 +32,9 @@ class ClusterStore:
         rows = self.db.query("SELECT name, spec, sealed, created, updated FROM hub_clusters ORDER BY name")
         return [ClusterRecord(r["name"], r["spec"], r["sealed"], r["created"], r["updated"]) for r in rows]
 
+    def names(self) -> list[str]:
+        return [r["name"] for r in self.db.query("SELECT name FROM hub_clusters ORDER BY name")]
+
     def get(self, name: str) -> ClusterRecord | None:
         r = self.db.query_one("SELECT name, spec, sealed, created, updated FROM hub_clusters WHERE name = ?", (name,))
         return None if r is None else ClusterRecord(r["name"], r["spec"], r["sealed"], r["created"], r["updated"])

@@ -197,6 +197,12 @@ class TenancyStore:
         row = self.db.query_one("SELECT gen FROM project_generation WHERE id = 1")
         return int(row["gen"]) if row else 0
 
+    def identity_generation(self) -> int:
+        """A number that changes whenever a user's role, disabled flag or source, or any role
+        binding changes (see migration tenancy_roles:2)."""
+        row = self.db.query_one("SELECT gen FROM identity_generation WHERE id = 1")
+        return int(row["gen"]) if row else 0
+
     def projects(self, workspace: str | None = None) -> list[ProjectRecord]:
         if workspace is None:
             rows = self.db.query("SELECT * FROM projects ORDER BY namespace")

@@ -49,7 +49,9 @@ class CustomGrant:
 class Principal:
     """An authenticated caller and its memberships, as loaded for one request.
 
-    Loaded fresh per request, so a revoked membership takes effect at the next request.
+    Loaded per request, or kept while no role write happened anywhere (the identity
+    generation, ``TenancyService._vouched_principal``), so a revoked membership takes effect
+    at the next request.
     ``projects`` holds direct project memberships only; workspace roles reach further through
     :func:`project_role`.
     """

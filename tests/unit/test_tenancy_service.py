@@ -524,6 +524,47 @@ def test_the_cached_scope_follows_membership_and_project_writes(svc: TenancyServ
     assert "team-c" not in fourth.namespaces and _same(fourth, _fresh_scope(svc, "alice"))
 
 
+def test_a_kept_principal_follows_every_role_write_even_another_process(svc: TenancyService) -> None:
+    """A token's principal is kept between requests; each write that can change it, made
+    straight in the store as another process would, is seen at the very next request."""
+    svc.create_user("alice", PW)
+    svc.create_workspace("ws")
+    svc.create_project("ws", "team-a")
+    token = svc.issue_token("alice", kind="named", name="t").token
+    first = svc.principal_from_token(token)
+    assert first is not None and svc.principal_from_token(token) is first, "the next request reuses it"
+    sql = svc.store.db.execute
+    sql("UPDATE users SET last_login_at = 1, display_name = 'A' WHERE name = 'alice'")
+    assert svc.principal_from_token(token) is first, "a write that changes no role keeps it"
+
+    steps: list[tuple[str, tuple[Any, ...]]] = [
+        ("INSERT INTO project_members(namespace, username, role) VALUES (?, ?, ?)", ("team-a", "alice", "viewer")),
+        ("UPDATE project_members SET role = ? WHERE username = ?", ("operator", "alice")),
+        ("INSERT INTO workspace_members(workspace, username, role) VALUES (?, ?, ?)", ("ws", "alice", "viewer")),
+        ("INSERT INTO cluster_members(cluster, username, role) VALUES (?, ?, ?)", ("default", "alice", "viewer")),
+        (
+            "INSERT INTO custom_roles(name, level, permissions, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+            ("reader", "project", '["logs:read"]', T0, T0),
+        ),
+        ("INSERT INTO custom_role_bindings(role, username, target) VALUES (?, ?, ?)", ("reader", "alice", "team-a")),
+        ("UPDATE custom_roles SET permissions = ? WHERE name = ?", ('["logs:read", "metrics:read"]', "reader")),
+        ("UPDATE users SET platform_role = ? WHERE name = ?", ("admin", "alice")),
+        ("DELETE FROM workspace_members WHERE username = ?", ("alice",)),
+        ("DELETE FROM custom_roles WHERE name = ?", ("reader",)),  # its binding goes by cascade
+    ]
+    before = first
+    for statement, args in steps:
+        sql(statement, args)
+        now = svc.principal_from_token(token)
+        assert now is not None and now is not before, statement
+        assert now == svc.principal_for("alice", via_token=True), statement  # as built from the rows
+        before = now
+    assert before.is_platform_admin and not before.custom and not before.workspaces
+    assert before.projects == {"team-a": ProjectRole.OPERATOR}
+    sql("UPDATE users SET disabled = 1 WHERE name = 'alice'")
+    assert svc.principal_from_token(token) is None, "a user disabled by another process is out at once"
+
+
 def test_notice_receivers_are_decided_by_the_scope(svc: TenancyService) -> None:
     """Who may receive a project's notices is the scope's alerts:read, the same rule as the API."""
     for user in ("viewer", "outsider", "gone"):
