@@ -561,6 +561,9 @@ def test_a_kept_principal_follows_every_role_write_even_another_process(svc: Ten
         before = now
     assert before.is_platform_admin and not before.custom and not before.workspaces
     assert before.projects == {"team-a": ProjectRole.OPERATOR}
+    sql("DELETE FROM projects WHERE namespace = ?", ("team-a",))  # the membership goes by cascade
+    after = svc.principal_from_token(token)
+    assert after is not None and not after.projects and after == svc.principal_for("alice", via_token=True)
     sql("UPDATE users SET disabled = 1 WHERE name = 'alice'")
     assert svc.principal_from_token(token) is None, "a user disabled by another process is out at once"
 
