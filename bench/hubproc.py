@@ -1,7 +1,7 @@
 """The hub under test as its own process, as it is deployed: ``kubehub serve`` (waitress) on a
 free loopback port, for the benches that compare the hub's answer time with the raw backend
-query (bench/monitoring.py, bench/logs.py); and a do-nothing relay process (:class:`Relay`) that
-bench/logs.py times beside it.
+query (bench/monitoring.py, bench/logs.py); and two do-nothing relay processes (:class:`Relay`)
+that bench/logs.py times beside it: a bare one, and the same forwarding in Flask on waitress.
 
 Why a process: a hub served from a thread of the bench shares the bench's interpreter (and its
 GIL) with the load-generating client, so the client's own work is charged to the hub's column
@@ -142,15 +142,57 @@ def serve_relay(backend_url: str, port: int) -> None:
     HTTPServer(("127.0.0.1", port), Forward).serve_forever()
 
 
-class Relay:
-    """:func:`serve_relay` to ``backend_url`` as a child process on a free loopback port."""
+def serve_framework_relay(backend_url: str, port: int, threads: int) -> None:
+    """:func:`serve_relay`'s forwarding as a Flask view served by waitress with the hub's thread
+    count: the floor of any hub built on the mandated web framework and served as its own
+    process, before it does any work of its own (no authentication, scope, audit or JSON of its
+    own: the backend's bytes are the answer). Timed beside the hub, it splits the served ratio
+    into what the framework and server cost and what the hub's own code adds. One keep-alive
+    ``http.client`` connection to the backend per worker thread."""
+    import threading
 
-    def __init__(self, backend_url: str) -> None:
+    from flask import Flask, Response, request
+    from waitress import serve
+
+    parts = urllib.parse.urlsplit(backend_url)
+    per_thread = threading.local()
+    app = Flask("framework_relay")
+
+    @app.route("/", defaults={"path": ""}, methods=["GET", "POST"])
+    @app.route("/<path:path>", methods=["GET", "POST"])
+    def forward(path: str) -> Response:
+        backend = getattr(per_thread, "backend", None)
+        if backend is None:
+            backend = per_thread.backend = http.client.HTTPConnection(
+                parts.hostname or "127.0.0.1", parts.port or 80, timeout=60
+            )
+        query = request.query_string.decode("latin-1")
+        backend.request(
+            request.method,
+            "/" + path + ("?" + query if query else ""),
+            body=request.get_data() or None,
+            headers={"Content-Type": request.content_type or "application/json"},
+        )
+        answer = backend.getresponse()
+        data = answer.read()
+        return Response(data, status=answer.status, content_type=answer.getheader("Content-Type") or "application/json")
+
+    serve(app, host="127.0.0.1", port=port, threads=threads, _quiet=True)
+
+
+class Relay:
+    """:func:`serve_relay` to ``backend_url`` as a child process on a free loopback port; with
+    ``framework=True`` :func:`serve_framework_relay` instead (``threads`` worker threads)."""
+
+    def __init__(self, backend_url: str, *, framework: bool = False, threads: int = 8) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = int(s.getsockname()[1])
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([sys.executable, __file__, "--relay", backend_url, str(self.port)])
+        mode = ["--relay", backend_url, str(self.port)]
+        if framework:
+            mode = ["--framework-relay", backend_url, str(self.port), str(threads)]
+        self.proc = subprocess.Popen([sys.executable, __file__, *mode])
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -170,3 +212,5 @@ class Relay:
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--relay"]:  # `make bench` runs this file with --quick: no-op
     serve_relay(sys.argv[2], int(sys.argv[3]))
+elif __name__ == "__main__" and sys.argv[1:2] == ["--framework-relay"]:
+    serve_framework_relay(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))

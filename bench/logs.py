@@ -46,7 +46,11 @@ million lines, embedded> es_mb_per_m=<same, Elasticsearch, unmerged> hub=<proces
 and with ``--hub process`` two more: ``inprocess_ratio=<the same searches through LogService.search
 in this process, p95 over raw p95>`` and ``served_floor_ms=<p50 of the served hub's GET /healthz
 minus p50 of Elasticsearch's GET />``, which together say how much of ``ratio`` is the hub's own
-work and how much is one more HTTP hop through a Python server. Goals (issues 7 and 13):
+work and how much is one more HTTP hop through a Python server; and ``relay_ratio`` /
+``over_relay`` (the raw DSL through a bare relay process, and the hub over it) and
+``framework_ratio`` / ``over_framework`` (the raw DSL forwarded by a Flask view on waitress that
+does nothing else, bench/hubproc.py: the floor of any hub on this framework served as its own
+process, and the hub over it). Goals (issues 7 and 13):
 ratio <= 1.2, embedded p95 <= 25 ms at 1M lines, embedded ingest >= 20,000 lines/s, fixed_ms <= 1.
 Not a timed test: it reports, it does not assert.
 """
@@ -68,7 +72,7 @@ import tempfile
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -436,50 +440,50 @@ def measure_served(
     tokens: dict[str, str],
     reps: int,
     raw_for: Callable[[Any, dict[str, str]], Callable[[], Any]],
-    relay_for: Callable[[Any, dict[str, str]], Callable[[], Any]],
+    vias_for: Sequence[Callable[[Any, dict[str, str]], Callable[[], Any]]],
     *,
     verbose: bool = False,
-) -> tuple[list[float], list[float], list[float]]:
+) -> list[list[float]]:
     """As :func:`measure`, with the hub's side an HTTP search of the hub served at ``url`` (its
-    own process); ``hub`` (idle, same data directory) only compiles the raw side's DSL. A third
-    side sends the raw side's very request through a do-nothing relay process (bench/hubproc.py, Relay):
-    the floor of any separate process on that path. The three take turns in a rotating order.
-    Returns the hub's, the raw and the relayed times (ms)."""
+    own process); ``hub`` (idle, same data directory) only compiles the raw side's DSL. Each of
+    ``vias_for`` sends the raw side's very request through another process in front of
+    Elasticsearch (bench/hubproc.py, Relay): the floor of any separate process on that path, and
+    of any hub built on the same framework and server. All sides take turns in a rotating order.
+    Returns the hub's times, the raw ones and each via's (ms), in that order."""
     client = HubHttp(url)
     cases = [(name, args) for name in tenants for args in query_mix()]
-    raws, relayed = {}, {}
-    for name, args in cases:  # warm-up; and the three must agree before their speed means anything
-        raw = raw_for(tenants[name], args)
-        raws[(name, json.dumps(args))] = raw
-        relayed[(name, json.dumps(args))] = relay_for(tenants[name], args)
+    raws: dict[tuple[str, str], Callable[[], Any]] = {}
+    vias: dict[tuple[str, str], list[Callable[[], Any]]] = {}
+    for name, args in cases:  # warm-up; and every side must agree before their speed means anything
+        key = (name, json.dumps(args))
+        raws[key] = raw_for(tenants[name], args)
+        vias[key] = [via_for(tenants[name], args) for via_for in vias_for]
         mine = client.run(tokens[name], args)["total"]
-        theirs = raw()["hits"]["total"]["value"]
-        via = relayed[(name, json.dumps(args))]()["hits"]["total"]["value"]
-        if not mine == theirs == via:
-            print(f"logs: bench: {name} {args}: hub total {mine}, raw {theirs}, relayed {via}", file=sys.stderr)
-    times: tuple[list[float], list[float], list[float]] = ([], [], [])
-    per_case: dict[tuple[str, str], tuple[list[float], list[float], list[float]]] = {}
-    orders = ((0, 1, 2), (1, 2, 0), (2, 0, 1))
+        theirs = [side()["hits"]["total"]["value"] for side in (raws[key], *vias[key])]
+        if any(total != mine for total in theirs):
+            print(f"logs: bench: {name} {args}: hub total {mine}, raw and relayed {theirs}", file=sys.stderr)
+    sides_n = 2 + len(vias_for)
+    times: list[list[float]] = [[] for _ in range(sides_n)]
+    per_case: dict[tuple[str, str], list[list[float]]] = {}
     for rep in range(reps):
         for name, args in cases:
-            key = (name, json.dumps(args, ensure_ascii=False))
-            sides = (
+            key = (name, json.dumps(args))
+            sides = [
                 lambda: client.run(tokens[name], args),  # noqa: B023 -- called in this iteration
-                raws[(name, json.dumps(args))],
-                relayed[(name, json.dumps(args))],
-            )
-            mine_ms = per_case.setdefault(key, ([], [], []))
-            for which in orders[rep % 3]:
+                raws[key],
+                *vias[key],
+            ]
+            mine_ms = per_case.setdefault((name, json.dumps(args, ensure_ascii=False)), [[] for _ in range(sides_n)])
+            for step in range(sides_n):
+                which = (step + rep) % sides_n
                 t0 = time.perf_counter()
                 sides[which]()
                 mine_ms[which].append((time.perf_counter() - t0) * 1000)
                 times[which].append(mine_ms[which][-1])
     if verbose:
-        for (name, args_text), (h, r, v) in per_case.items():
-            print(
-                f"    {name:6} {args_text:60} hub p50 {statistics.median(h):7.2f} ms  raw p50 "
-                f"{statistics.median(r):7.2f} ms  relayed p50 {statistics.median(v):7.2f} ms"
-            )
+        for (name, args_text), columns in per_case.items():
+            medians = "  ".join(f"{statistics.median(c):7.2f}" for c in columns)
+            print(f"    {name:6} {args_text:60} p50 ms (hub, raw, relayed...): {medians}")
     return times
 
 
@@ -702,22 +706,24 @@ def main(argv: list[str] | None = None) -> int:
                 },
             )
             relay = Relay(es_url)
+            framework = Relay(es_url, framework=True, threads=Settings().http.threads)
             how = f"the hub as its own process (kubehub serve, pid {served.pid}), GET /api/v1/logs over HTTP"
             try:
-                es_hub, es_rawv, es_relayed = measure_served(
+                es_hub, es_rawv, es_relayed, es_framework = measure_served(
                     es,
                     served.url,
                     es_tenants,
                     es_tokens,
                     reps,
                     es_raw(es, es_url),
-                    es_raw(es, es_url, via=relay.url),
+                    [es_raw(es, es_url, via=relay.url), es_raw(es, es_url, via=framework.url)],
                     verbose=args.verbose,
                 )
                 floor = served_floor(served.url, es_url)
             finally:
                 served.close()
                 relay.close()
+                framework.close()
             settle_collector()
             in_hub, in_raw = measure(es, es_tenants, reps, es_raw(es, es_url))
             print(
@@ -741,10 +747,21 @@ def main(argv: list[str] | None = None) -> int:
                 f"is {p(es_hub, 0.95) / p(es_relayed, 0.95):.2f}x the relay's",
                 flush=True,
             )
+            print(
+                f"logs: the same DSL forwarded by a Flask view on waitress with nothing else to do "
+                f"(bench/hubproc.py serve_framework_relay), interleaved with the three above: "
+                f"p50={statistics.median(es_framework):.2f}ms p95={p(es_framework, 0.95):.2f}ms, i.e. "
+                f"{p(es_framework, 0.95) / p(es_rawv, 0.95):.2f}x the raw p95: the floor of any hub on this framework "
+                f"served as its own process; the served hub's p95 is {p(es_hub, 0.95) / p(es_framework, 0.95):.2f}x "
+                f"it (p50 {statistics.median(es_hub) - statistics.median(es_framework):.2f} ms more)",
+                flush=True,
+            )
             served_fields = (
                 f" inprocess_ratio={p(in_hub, 0.95) / p(in_raw, 0.95):.2f} served_floor_ms={floor[0] - floor[1]:.2f}"
                 f" relay_ratio={p(es_relayed, 0.95) / p(es_rawv, 0.95):.2f}"
                 f" over_relay={p(es_hub, 0.95) / p(es_relayed, 0.95):.2f}"
+                f" framework_ratio={p(es_framework, 0.95) / p(es_rawv, 0.95):.2f}"
+                f" over_framework={p(es_hub, 0.95) / p(es_framework, 0.95):.2f}"
             )
         else:
             served_fields = ""
