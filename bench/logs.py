@@ -741,15 +741,15 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             print(
-                f"logs: the same DSL through a do-nothing relay process (bench/hubproc.py Relay), interleaved with "
-                f"the two above: p50={statistics.median(es_relayed):.2f}ms p95={p(es_relayed, 0.95):.2f}ms, i.e. "
-                f"{p(es_relayed, 0.95) / p(es_rawv, 0.95):.2f}x the raw p95 before any work; the served hub's p95 "
+                f"logs: the same DSL through a do-nothing relay process (bench/hubproc.py Relay), interleaved with the "
+                f"hub and the raw query: p50={statistics.median(es_relayed):.2f}ms p95={p(es_relayed, 0.95):.2f}ms, "
+                f"i.e. {p(es_relayed, 0.95) / p(es_rawv, 0.95):.2f}x the raw p95 before any work; the served hub's p95 "
                 f"is {p(es_hub, 0.95) / p(es_relayed, 0.95):.2f}x the relay's",
                 flush=True,
             )
             print(
                 f"logs: the same DSL forwarded by a Flask view on waitress with nothing else to do "
-                f"(bench/hubproc.py serve_framework_relay), interleaved with the three above: "
+                f"(bench/hubproc.py serve_framework_relay), interleaved with the hub, the raw query and the relay: "
                 f"p50={statistics.median(es_framework):.2f}ms p95={p(es_framework, 0.95):.2f}ms, i.e. "
                 f"{p(es_framework, 0.95) / p(es_rawv, 0.95):.2f}x the raw p95: the floor of any hub on this framework "
                 f"served as its own process; the served hub's p95 is {p(es_hub, 0.95) / p(es_framework, 0.95):.2f}x "
