@@ -62,19 +62,41 @@ class IdentityStore:
         """Make ``username``'s memberships exactly these (existing workspaces/projects only).
 
         Called inside the caller's transaction for a directory user: the directory owns them.
+        Only what differs is written (:func:`sync_user_roles`).
         """
-        self.db.execute("DELETE FROM workspace_members WHERE username = ?", (username,))
-        self.db.execute("DELETE FROM project_members WHERE username = ?", (username,))
-        for ws, role in sorted(workspaces.items()):
-            if self.db.query_one("SELECT 1 FROM workspaces WHERE name = ?", (ws,)):
-                self.db.execute(
-                    "INSERT INTO workspace_members(workspace, username, role) VALUES (?, ?, ?)", (ws, username, role)
-                )
-        for ns, role in sorted(projects.items()):
-            if self.db.query_one("SELECT 1 FROM projects WHERE namespace = ?", (ns,)):
-                self.db.execute(
-                    "INSERT INTO project_members(namespace, username, role) VALUES (?, ?, ?)", (ns, username, role)
-                )
+        existing_ws = {
+            ws: role
+            for ws, role in workspaces.items()
+            if self.db.query_one("SELECT 1 FROM workspaces WHERE name = ?", (ws,))
+        }
+        existing_ns = {
+            ns: role
+            for ns, role in projects.items()
+            if self.db.query_one("SELECT 1 FROM projects WHERE namespace = ?", (ns,))
+        }
+        sync_user_roles(self.db, "workspace_members", "workspace", username, existing_ws)
+        sync_user_roles(self.db, "project_members", "namespace", username, existing_ns)
+
+
+# The tables of (<key>, username, role) rows that sync_user_roles keeps, with their key column.
+_ROLE_KEYS = {"workspace_members": "workspace", "project_members": "namespace", "cluster_members": "cluster"}
+
+
+def sync_user_roles(db: StateStore, table: str, key: str, username: str, wanted: Mapping[str, str]) -> None:
+    """Make ``username``'s rows of ``table`` exactly ``wanted`` (key -> role), writing only the
+    rows that differ. Why: a directory user's roles are set again at every sign-in and re-check,
+    and each write moves the identity generation (migration tenancy_roles:2), which makes every
+    replica rebuild every kept principal; a re-check that changes nothing now writes nothing."""
+    if _ROLE_KEYS.get(table) != key:
+        raise ValueError(f"no role table {table}({key})")
+    current = {r[key]: r["role"] for r in db.query(f"SELECT {key}, role FROM {table} WHERE username = ?", (username,))}
+    for gone in sorted(current.keys() - wanted.keys()):
+        db.execute(f"DELETE FROM {table} WHERE {key} = ? AND username = ?", (gone, username))
+    for name, role in sorted(wanted.items()):
+        if name not in current:
+            db.execute(f"INSERT INTO {table}({key}, username, role) VALUES (?, ?, ?)", (name, username, role))
+        elif current[name] != role:
+            db.execute(f"UPDATE {table} SET role = ? WHERE {key} = ? AND username = ?", (role, name, username))
 
 
 def _row(row: Any) -> GroupMappingRow:

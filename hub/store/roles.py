@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hub.store.db import StateStore
+from hub.store.identity import sync_user_roles
 
 
 @dataclass(frozen=True)
@@ -62,11 +63,7 @@ class RoleStore:
     def replace_cluster_roles(self, username: str, clusters: Mapping[str, str]) -> None:
         """Make ``username``'s cluster roles exactly these (a directory user's, inside the caller's
         transaction: the directory owns them)."""
-        self.db.execute("DELETE FROM cluster_members WHERE username = ?", (username,))
-        for cluster, role in sorted(clusters.items()):
-            self.db.execute(
-                "INSERT INTO cluster_members(cluster, username, role) VALUES (?, ?, ?)", (cluster, username, role)
-            )
+        sync_user_roles(self.db, "cluster_members", "cluster", username, clusters)
 
     # -- custom roles -------------------------------------------------------------------------
     def custom_roles(self) -> list[CustomRoleRow]:
@@ -121,9 +118,14 @@ class RoleStore:
 
     def replace_bindings_of_user(self, username: str, bindings: list[tuple[str, str]]) -> None:
         """Make ``username``'s custom role bindings exactly these (role, target) pairs (a
-        directory user's, inside the caller's transaction: the directory owns them)."""
-        self.db.execute("DELETE FROM custom_role_bindings WHERE username = ?", (username,))
-        for role, target in sorted(set(bindings)):
+        directory user's, inside the caller's transaction: the directory owns them). Only what
+        differs is written, as :func:`hub.store.identity.sync_user_roles` says why."""
+        rows = self.db.query("SELECT role, target FROM custom_role_bindings WHERE username = ?", (username,))
+        current = {(r["role"], r["target"]) for r in rows}
+        wanted = set(bindings)
+        for role, target in sorted(current - wanted):
+            self.unbind(role, username, target)
+        for role, target in sorted(wanted - current):
             self.db.execute(
                 "INSERT INTO custom_role_bindings(role, username, target) VALUES (?, ?, ?)", (role, username, target)
             )

@@ -181,6 +181,30 @@ def test_a_recheck_refreshes_roles_and_a_down_directory_is_trusted_one_more_inte
         svc.principal_from_token(token)
 
 
+def test_a_sign_in_that_changes_no_role_writes_no_role(svc: TenancyService, directory: ScriptedDirectory) -> None:
+    """Each role write moves the identity generation, which makes every replica rebuild every
+    kept principal: a directory user signing in again with the same groups must not write."""
+    svc.create_custom_role({"name": "reader", "level": "project", "permissions": ["logs:read"]}, actor="root")
+    svc.create_group_mapping(
+        {"group": "auditors", "level": "project", "target": "retail-api", "role": "custom:reader"}, actor="root"
+    )
+    svc.login("ann", "ann-secret")
+    kept = svc.store.identity_generation()
+    svc.login("ann", "ann-secret")
+    assert svc.store.identity_generation() == kept, "the same groups again: nothing written"
+    before = svc.principal_for("ann")
+    assert before is not None and before.custom and before.projects
+
+    directory.add("ann", "ann-secret", "devs")  # left auditors and oncall
+    svc.login("ann", "ann-secret")
+    assert svc.store.identity_generation() != kept
+    after = svc.principal_for("ann")
+    assert after is not None and not after.custom
+    workspaces, projects = svc.memberships_of("ann")
+    assert {w: r.value for w, r in workspaces.items()} == {"retail": "regular"}
+    assert {n: r.value for n, r in projects.items()} == {}
+
+
 def test_admins_disable_directory_users_here_and_cannot_give_them_passwords(
     svc: TenancyService, directory: ScriptedDirectory
 ) -> None:
