@@ -74,21 +74,20 @@ class IdentityStore:
             for ns, role in projects.items()
             if self.db.query_one("SELECT 1 FROM projects WHERE namespace = ?", (ns,))
         }
-        sync_user_roles(self.db, "workspace_members", "workspace", username, existing_ws)
-        sync_user_roles(self.db, "project_members", "namespace", username, existing_ns)
+        sync_user_roles(self.db, "workspace_members", username, existing_ws)
+        sync_user_roles(self.db, "project_members", username, existing_ns)
 
 
 # The tables of (<key>, username, role) rows that sync_user_roles keeps, with their key column.
 _ROLE_KEYS = {"workspace_members": "workspace", "project_members": "namespace", "cluster_members": "cluster"}
 
 
-def sync_user_roles(db: StateStore, table: str, key: str, username: str, wanted: Mapping[str, str]) -> None:
+def sync_user_roles(db: StateStore, table: str, username: str, wanted: Mapping[str, str]) -> None:
     """Make ``username``'s rows of ``table`` exactly ``wanted`` (key -> role), writing only the
     rows that differ. Why: a directory user's roles are set again at every sign-in and re-check,
     and each write moves the identity generation (migration tenancy_roles:2), which makes every
     replica rebuild every kept principal; a re-check that changes nothing now writes nothing."""
-    if _ROLE_KEYS.get(table) != key:
-        raise ValueError(f"no role table {table}({key})")
+    key = _ROLE_KEYS[table]
     current = {r[key]: r["role"] for r in db.query(f"SELECT {key}, role FROM {table} WHERE username = ?", (username,))}
     for gone in sorted(current.keys() - wanted.keys()):
         db.execute(f"DELETE FROM {table} WHERE {key} = ? AND username = ?", (gone, username))

@@ -63,7 +63,7 @@ class RoleStore:
     def replace_cluster_roles(self, username: str, clusters: Mapping[str, str]) -> None:
         """Make ``username``'s cluster roles exactly these (a directory user's, inside the caller's
         transaction: the directory owns them)."""
-        sync_user_roles(self.db, "cluster_members", "cluster", username, clusters)
+        sync_user_roles(self.db, "cluster_members", username, clusters)
 
     # -- custom roles -------------------------------------------------------------------------
     def custom_roles(self) -> list[CustomRoleRow]:

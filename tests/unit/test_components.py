@@ -276,6 +276,18 @@ class SlowPrometheus(FakePrometheus):
         return super().many(specs, timeout=timeout)
 
 
+def _release_and_go_live(service: ComponentService, prom: SlowPrometheus) -> None:
+    """Let the held reading finish and wait for the service to keep it (not for Prometheus's
+    answer: a view before the service has kept it joins that reading); from then on views wait
+    for their own live reading, however loaded the machine."""
+    prom.release.set()
+    in_flight = service._in_flight
+    assert in_flight is not None
+    in_flight.result(timeout=5)
+    prom.hold.clear()
+    service.live_wait = service.timeout
+
+
 def test_a_slow_prometheus_gives_the_newest_reading_with_its_time_and_the_next_answer_the_live_one() -> None:
     start = 200_000.0
     table = {"etcd": [(float(t), 1.0, 1.0) for t in range(109_980, 200_160, 60)]}
@@ -297,14 +309,7 @@ def test_a_slow_prometheus_gives_the_newest_reading_with_its_time_and_the_next_a
     assert etcd["checks"][0]["targets_up"] == 1
 
     # the live reading went on in the background; once in, the next answer is live again
-    # (waited for as the service's reading, not Prometheus's answer: a view before the service
-    # has kept it joins that reading, which was asked at start + 30)
-    prom.release.set()
-    in_flight = service._in_flight
-    assert in_flight is not None
-    in_flight.result(timeout=5)
-    prom.hold.clear()
-    service.live_wait = service.timeout  # however loaded the machine, this view waits for its reading
+    _release_and_go_live(service, prom)
     clock.t = start + 31
     live = service.health()
     assert live["scraped_time"] == live["time"] == start + 31
@@ -345,12 +350,7 @@ def test_views_during_a_slow_reading_join_it_instead_of_asking_prometheus_again(
         assert service.health()["scraped_time"] == start
     time.sleep(0.2)  # time for any reading queued behind the held one to reach Prometheus
     assert prom.calls == 2  # the held reading is the only one asked since the first: none queued
-    prom.release.set()
-    in_flight = service._in_flight
-    assert in_flight is not None
-    in_flight.result(timeout=5)
-    prom.hold.clear()
-    service.live_wait = service.timeout  # however loaded the machine, this view waits for its reading
+    _release_and_go_live(service, prom)
     clock.t = start + 10
     assert service.health()["scraped_time"] == start + 10  # once it is in, a view asks anew
     assert prom.calls == 3
