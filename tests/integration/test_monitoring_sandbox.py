@@ -9,6 +9,7 @@ namespaces as Prometheus reports them.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Iterator
@@ -44,9 +45,9 @@ NO_SANDBOX_VOLUMES = {m.name for m in CATALOGUE.metrics("volumes")} | {
 }
 
 
-def _prometheus_url(request: pytest.FixtureRequest) -> str:
+def _running_sandbox(request: pytest.FixtureRequest) -> Any:
     try:
-        sb: Any = request.getfixturevalue("sandbox")
+        return request.getfixturevalue("sandbox")
     except pytest.FixtureLookupError:
         from sandbox.core import Sandbox
 
@@ -54,12 +55,22 @@ def _prometheus_url(request: pytest.FixtureRequest) -> str:
         up = {c["name"] for c in sb.status()["components"] if c["state"] == "up"}
         if "prometheus" not in up:
             pytest.fail("the sandbox's Prometheus must be up: run `kubehub sandbox up`")
-    return str(sb["prometheus_url"] if isinstance(sb, dict) else sb.prometheus_url)
+        return sb
 
 
 @pytest.fixture(scope="module")
 def prom(request: pytest.FixtureRequest) -> str:
-    return _prometheus_url(request)
+    return str(_running_sandbox(request).prometheus_url)
+
+
+@pytest.fixture(scope="module")
+def backfill(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The window the sandbox wrote as history before Prometheus first started (``start``/``end``).
+
+    A sandbox kept up for days has live data after ``end`` only where Prometheus was running, so
+    a test that needs history reads it from here rather than counting hours back from now."""
+    record: dict[str, Any] = json.loads((_running_sandbox(request).state_dir / "backfill.json").read_text())
+    return record
 
 
 @pytest.fixture(scope="module")
@@ -237,11 +248,15 @@ def test_node_memory_utilisation_and_workload_replicas_agree_with_raw_gauges(
 # ---- rankings -----------------------------------------------------------------------------------
 
 
-def test_a_window_ranking_over_backfilled_history_matches_the_raw_history(hub_app: Any, prom: str, at: float) -> None:
-    when = float(int(at) - 6 * 3600)  # well inside the 24 h backfill, before the sandbox started
+def test_a_window_ranking_over_backfilled_history_matches_the_raw_history(
+    hub_app: Any, prom: str, backfill: dict[str, Any]
+) -> None:
+    # Four hours before the history ends: the whole 2 h window (and each rate's 5 m) lies inside
+    # it, however long ago the sandbox was created or stopped.
+    when = float(int(backfill["end"]) - 4 * 3600)
     window = 7200.0
     present = raw(prom, "count(container_cpu_usage_seconds_total)", when)
-    assert not present.empty and present["value"].iloc[0] > 0, "no backfilled history six hours ago"
+    assert not present.empty and present["value"].iloc[0] > 0, "no backfilled history four hours before its end"
     status, body = api(
         hub_app, "root", "/api/v1/monitoring/pods",
         metrics="pod_cpu_usage", sort_metric="pod_cpu_usage", window="2h", stat="max", limit=5, time=when,
