@@ -155,6 +155,59 @@ def alternate(hub: Callable[[], Any], raw: Callable[[], Any], rounds: int) -> tu
     return hub_ms, raw_ms
 
 
+def workload_chart(
+    client: requests.Session,
+    hub_base: str,
+    token: str,
+    prometheus: str,
+    target: tuple[str, str],
+    *,
+    start: float,
+    end: float,
+    step: float = 300.0,
+) -> tuple[Callable[[], dict], list[Callable[[], None]]]:
+    """A Deployment's CPU and memory chart over ``[start, end]``: the call asking the hub
+    (``GET /api/v1/monitoring/workloads`` with start/end/step) and, raw, one call per catalogue
+    expression the chart is made of, each a range query sent straight to Prometheus; all through
+    ``client`` (bench/chart.py times these too)."""
+    namespace, name = target
+    params = {
+        "metrics": "workload_cpu_usage,workload_memory_usage",
+        "namespaces": namespace,
+        "kind": "deployment",
+        "workloads": name,
+        "start": str(start),
+        "end": str(end),
+        "step": str(int(step)),
+    }
+    filters = Filters(namespaces=(namespace,), kinds=("deployment",), workloads=(name,))
+    catalogue = default_catalogue()
+    exprs = [
+        catalogue.expr("workloads", m, filters, rate_seconds=2 * step)
+        for m in ("workload_cpu_usage", "workload_memory_usage")
+    ]
+    auth = {"Authorization": f"Bearer {token}"}
+
+    def hub_chart() -> dict:
+        answer = client.get(f"{hub_base}/api/v1/monitoring/workloads", params=params, headers=auth, timeout=60)
+        answer.raise_for_status()
+        return answer.json()  # type: ignore[no-any-return]
+
+    def raw_query(expr: str) -> Callable[[], None]:
+        def send() -> None:
+            answer = client.get(
+                f"{prometheus}/api/v1/query_range",
+                params={"query": expr, "start": start, "end": end, "step": step},
+                timeout=60,
+            )
+            answer.raise_for_status()
+            answer.json()
+
+        return send
+
+    return hub_chart, [raw_query(expr) for expr in exprs]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few iterations (CI)")
@@ -312,36 +365,13 @@ def main(argv: list[str] | None = None) -> int:
 
             # 24 h chart of one workload: through the hub, and the same expressions sent raw.
             end = float(int(time.time()))
-            start, step = end - 86400, 300.0
-            ns, name = target
-            chart_params = {
-                "metrics": "workload_cpu_usage,workload_memory_usage",
-                "namespaces": ns,
-                "kind": "deployment",
-                "workloads": name,
-                "start": str(start),
-                "end": str(end),
-                "step": str(int(step)),
-            }
-            catalogue = default_catalogue()
-            filters = Filters(namespaces=(ns,), kinds=("deployment",), workloads=(name,))
-            exprs = [
-                catalogue.expr("workloads", m, filters, rate_seconds=2 * step)
-                for m in ("workload_cpu_usage", "workload_memory_usage")
-            ]
-
-            chart_auth = {"Authorization": f"Bearer {shared_token}"}
-
-            def hub_chart() -> dict:
-                answer = client.get(
-                    f"{shared_base}/api/v1/monitoring/workloads", params=chart_params, headers=chart_auth, timeout=60
-                )
-                answer.raise_for_status()
-                return answer.json()
+            hub_chart, raw_queries = workload_chart(
+                client, shared_base, shared_token, prometheus, target, start=end - 86400, end=end
+            )
 
             def raw_chart() -> None:
-                for expr in exprs:
-                    prom(expr, start=start, end=end, step=step)
+                for send in raw_queries:
+                    send()
 
             points = len(hub_chart()["results"][0]["series"][0]["values"]) if hub_chart()["results"][0]["series"] else 0
             chart_hub_ms, chart_raw_ms = alternate(hub_chart, raw_chart, chart_rounds)
@@ -389,7 +419,8 @@ def main(argv: list[str] | None = None) -> int:
         f"raw topk p50={statistics.median(floor_raw_ms):.1f} ms p95={p95(floor_raw_ms):.1f} ms"
     )
     print(
-        f"24h chart of deployment {ns}/{name} ({points} points, 2 metrics): hub p95={p95(chart_hub_ms):.1f} ms, "
+        f"24h chart of deployment {target[0]}/{target[1]} ({points} points, 2 metrics): "
+        f"hub p95={p95(chart_hub_ms):.1f} ms, "
         f"raw p95={p95(chart_raw_ms):.1f} ms"
     )
     print(
