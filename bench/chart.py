@@ -18,7 +18,8 @@ scrape targets):
   pod a little different) and ``container_memory_working_set_bytes`` every ``--sample-step``
   seconds (300; a day of 20,000 pods at 60 s is 58 M samples for these two alone), and
   ``kube_pod_owner``; per ReplicaSet ``kube_replicaset_owner`` and per Deployment
-  ``kube_deployment_spec_replicas``, every 240 s (the sandbox backfill's inventory step);
+  ``kube_deployment_spec_replicas``, every 240 s or the sample step if longer (the sandbox
+  backfill's inventory step);
 * written with ``promtool tsdb create-blocks-from openmetrics``, one file per 2-hour block
   (sandbox/backfill.py's writer).
 
