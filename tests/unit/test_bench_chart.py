@@ -4,32 +4,18 @@ sandbox's Prometheus holds, counters that only grow, and the whole day filled.""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from bench import chart
 from sandbox.backfill import HISTORY, Plan
 
 pytestmark = pytest.mark.unit
 
-REPO = Path(__file__).resolve().parents[2]
 
-
-@pytest.fixture(scope="module")
-def chart() -> Any:
-    spec = importlib.util.spec_from_file_location("kubehub_bench_chart", REPO / "bench" / "chart.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_every_pod_joins_its_deployment_and_the_day_is_whole(chart: Any) -> None:
+def test_every_pod_joins_its_deployment_and_the_day_is_whole() -> None:
     plan = Plan(end=1_800_000_000 // 3600 * 3600, step=300)
     series = list(chart.history(125, plan))
     by_name: dict[str, list[Any]] = {}
