@@ -228,10 +228,16 @@ def test_rollback_through_controller_revisions(h: HubUnderTest, kube: k8s.ApiCli
     for image in ("busybox:1.35", "busybox:1.36"):
         status, body = apply(h, ns, make(name, image), dry_run=False)
         assert status == 200, body
+        # The controller writes the revision, then the workload's status naming it: the cache may
+        # hold the first before the second, so wait for both (the newest revision is current).
         wait_until(
-            lambda image=image: h.get(revisions)["items"] and h.get(revisions)["items"][0]["images"] == [image],
+            lambda image=image: (
+                (newest := next(iter(h.get(revisions)["items"]), None)) is not None
+                and newest["images"] == [image]
+                and newest["current"]
+            ),
             timeout=60,
-            what=f"a revision with {image}",
+            what=f"a current revision with {image}",
         )
     items = h.get(revisions)["items"]
     assert [(i["revision"], i["images"], i["current"]) for i in items] == [
