@@ -242,14 +242,14 @@ def main(argv: list[str] | None = None) -> int:
             # A raw client could send the two range queries at once too, as the hub does: timed as
             # a third side (two sessions, one per query), so the ratio is not read as the hub's
             # work being cheaper than Prometheus's.
-            own_sessions = [
-                workload_chart(requests.Session(), hub_proc.url, token, prometheus, target, **span)[1][i]
-                for i in range(len(raw_queries))
-            ]
-            pool = ThreadPoolExecutor(max_workers=len(own_sessions))
+            own_session_queries = []
+            for i in range(len(raw_queries)):
+                _, queries = workload_chart(requests.Session(), hub_proc.url, token, prometheus, target, **span)
+                own_session_queries.append(queries[i])  # query i, sent from a session of its own
+            pool = ThreadPoolExecutor(max_workers=len(own_session_queries))
 
             def raw_at_once() -> None:
-                for done in [pool.submit(send) for send in own_sessions]:
+                for done in [pool.submit(send) for send in own_session_queries]:
                     done.result()
 
             sides: list[tuple[list[float], Callable[[], object]]] = [
