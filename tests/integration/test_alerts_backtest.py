@@ -91,7 +91,11 @@ def test_backtest_over_the_backfilled_day_equals_a_live_style_replay(sandbox: Sa
     try:
         svc = hub.alerting
         policy = svc.create_policy(policy_doc(), level="workload", namespace="retail-web", actor="test")
-        end = math.floor(time.time() / PERIOD) * PERIOD - PERIOD  # every scrape of the last slot has landed
+        # The backfilled day itself (state/backfill.json), not the last 24 h: on a sandbox kept up
+        # for days those are live data, with gaps where Prometheus was stopped and without the
+        # day's hot periods that make both rules fire and resolve.
+        backfill = json.loads((sandbox.state_dir / "backfill.json").read_text())
+        end = math.floor(backfill["end"] / PERIOD) * PERIOD
         start = end - 86400
         started = time.perf_counter()
         bt = svc.backtest(policy["id"], level="workload", namespace="retail-web", start=start, end=end)
