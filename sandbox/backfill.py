@@ -385,6 +385,17 @@ def write_windows(series: Iterable[Series], plan: Plan, out_dir: Path) -> tuple[
     return sorted(paths), samples
 
 
+RECORD = "backfill.json"  # under the sandbox's state directory, written once with the history
+
+
+def read_record(state_dir: Path) -> dict[str, Any]:
+    """What :func:`ensure_backfill` wrote: the history's ``start`` and ``end`` (epoch seconds),
+    its ``step``, sample count and hot ``incidents``. Tests that need history read its window
+    here: on a sandbox kept up for days, "hours before now" is live data with gaps."""
+    record: dict[str, Any] = json.loads((state_dir / RECORD).read_text())
+    return record
+
+
 def ensure_backfill(sb: Sandbox) -> None:
     """Write the 24 h history into <sandbox>/prometheus/data unless Prometheus ever ran there."""
     data = sb.dir / "prometheus" / "data"
@@ -522,5 +533,5 @@ def ensure_backfill(sb: Sandbox) -> None:
         "seconds": round(time.monotonic() - t0, 1),
         "incidents": [inc.__dict__ for inc in incidents],
     }
-    (sb.state_dir / "backfill.json").write_text(json.dumps(record, indent=2))
+    (sb.state_dir / RECORD).write_text(json.dumps(record, indent=2))
     say(f"backfill: 24 h of history ready in {time.monotonic() - t0:.1f}s")

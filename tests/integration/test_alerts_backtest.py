@@ -30,6 +30,7 @@ from hub.runtime import build_hub
 from hub.store import Database
 from hub.store.alerts import AlertStore
 from hub.timeutil import FakeClock, parse_time
+from sandbox.backfill import read_record
 from sandbox.core import Sandbox
 from tests.integration.alerts_support import hub_settings
 
@@ -94,7 +95,7 @@ def test_backtest_over_the_backfilled_day_equals_a_live_style_replay(sandbox: Sa
         # The backfilled day itself (state/backfill.json), not the last 24 h: on a sandbox kept up
         # for days those are live data, with gaps where Prometheus was stopped and without the
         # day's hot periods that make both rules fire and resolve.
-        backfill = json.loads((sandbox.state_dir / "backfill.json").read_text())
+        backfill = read_record(sandbox.state_dir)
         end = math.floor(backfill["end"] / PERIOD) * PERIOD
         start = end - 86400
         started = time.perf_counter()

@@ -9,7 +9,6 @@ namespaces as Prometheus reports them.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ import requests
 
 from hub.collectors.catalogue import ENTITY_LABELS, LEVELS, default_catalogue, resolution
 from hub.settings import Settings
+from sandbox.backfill import read_record
 from tests.conftest import world_database_url
 
 pytestmark = pytest.mark.integration
@@ -69,8 +69,7 @@ def backfill(request: pytest.FixtureRequest) -> dict[str, Any]:
 
     A sandbox kept up for days has live data after ``end`` only where Prometheus was running, so
     a test that needs history reads it from here rather than counting hours back from now."""
-    record: dict[str, Any] = json.loads((_running_sandbox(request).state_dir / "backfill.json").read_text())
-    return record
+    return read_record(_running_sandbox(request).state_dir)
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ from elasticsearch import Elasticsearch
 from kubernetes import client, config
 
 from hub.collectors.logs.words import spaced_words
+from sandbox.backfill import read_record
 from sandbox.core import COMPONENTS, Sandbox
 from sandbox.kube import KubeRest
 from sandbox.seed import SEED_LABEL, WORKLOADS, WORKSPACES
@@ -191,7 +192,7 @@ def test_control_plane_series_are_present(sandbox: Sandbox) -> None:
 def test_prometheus_holds_24_hours_of_history_joinable_with_the_live_series(
     sandbox: Sandbox, kube: client.ApiClient
 ) -> None:
-    backfill = json.loads((sandbox.state_dir / "backfill.json").read_text())
+    backfill = read_record(sandbox.state_dir)
     # Pods of CronJob runs come and go; compare the series of pods that still exist.
     pods = {(p.metadata.namespace, p.metadata.name) for p in client.CoreV1Api(kube).list_pod_for_all_namespaces().items}
     assert backfill["end"] - backfill["start"] >= 86400
