@@ -218,7 +218,7 @@ def hub_as_service_account(
             assert proc.poll() is None, log.read_text()
             try:
                 return requests.get(base + "/healthz", timeout=2).status_code == 200
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening, or still starting
                 return False
 
         wait_until(up, timeout=90, interval=0.5, what="kubehub serve /healthz")

@@ -148,7 +148,7 @@ def test_the_wheel_in_a_fresh_virtualenv_serves_as_an_unprivileged_user(workdir:
             try:
                 if requests.get(base + "/healthz", timeout=2).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening, or still starting
                 pass
             assert time.monotonic() < deadline, (workdir / "serve.log").read_text()
             time.sleep(0.2)
