@@ -16,7 +16,10 @@ Measured, each as the p95 of full listings (every page of 500):
     and the same LIST with the JSON left undecoded (the floor of any client).
   * the client's share of the hub's node listing: the same pages fetched once, then only decoded
     with ``json.loads`` (``nodes_decode_ratio`` = its p95 / the typed LIST's p95: the floor of the
-    nodes ratio for this client, whatever the hub does, as long as the answer carries the same).
+    nodes ratio for this client, whatever the hub does, as long as the answer carries the same);
+    and those pages cut to the fields the console's nodes page shows (name, readiness, cordoned,
+    roles, requested vs allocatable), then decoded (``nodes_page_decode_ratio``: the floor of a
+    listing that carries nothing more than that page reads).
 Also: the cache's initial sync time (every kind the hub watches, as the hub starts), and its
 memory per 10,000 pods: tracemalloc over decoding the pods' LIST pages the way the cache does
 (``ResourceKind.decode_list``, from the bytes) and storing them, counting only what stays alive,
@@ -292,6 +295,20 @@ def raw_json_listing(list_fn: Callable[..., Any], *args: Any) -> int:
             return count
 
 
+# What the console's nodes page (web/templates/nodes.html) reads of each node.
+NODES_PAGE_FIELDS = ("name", "ready", "unschedulable", "roles", "allocation")
+
+
+def page_fields_only(pages: list[bytes]) -> list[bytes]:
+    """The hub's node pages with each item cut to ``NODES_PAGE_FIELDS`` (the rest of the page as is)."""
+    out = []
+    for data in pages:
+        doc = json.loads(data)
+        doc["items"] = [{k: item[k] for k in NODES_PAGE_FIELDS} for item in doc["items"]]
+        out.append(json.dumps(doc).encode())
+    return out
+
+
 def _restamped(data: bytes, first: int) -> bytes:
     """The page with every timestamp of every pod made different from all others: the worst
     case for the cache's sharing of equal conditions and statuses (the pods filled here were all
@@ -415,9 +432,11 @@ def main(argv: list[str] | None = None) -> int:
                 # hub_listing decodes them. No change inside the hub can bring its listing under
                 # this without changing what the answer carries.
                 node_pages = hub_pages(h.client, nodes_path)
+                page_only = page_fields_only(node_pages)
                 results = {
                     "hub nodes": timed(lambda: hub_listing(h.client, nodes_path), iterations),
                     "hub decode": timed(lambda: [json.loads(p) for p in node_pages], iterations),
+                    "page decode": timed(lambda: [json.loads(p) for p in page_only], iterations),
                     "raw nodes": timed(lambda: raw_listing(core.list_node), iterations),
                     "json nodes": timed(lambda: raw_json_listing(core.list_node), iterations),
                     "hub pods": timed(lambda: hub_listing(h.client, pods_path), iterations),
@@ -444,12 +463,18 @@ def main(argv: list[str] | None = None) -> int:
     nodes_ratio = p95(results["hub nodes"]) / p95(results["raw nodes"])
     pods_ratio = p95(results["hub pods"]) / p95(results["raw pods"])
     decode_ratio = p95(results["hub decode"]) / p95(results["raw nodes"])
+    page_decode_ratio = p95(results["page decode"]) / p95(results["raw nodes"])
+    say(
+        f"node answer: {sum(map(len, node_pages)) / n_nodes:.0f} bytes a node; cut to the nodes page's "
+        f"fields {sum(map(len, page_only)) / n_nodes:.0f}"
+    )
     json_ratio = max(
         p95(results["hub nodes"]) / p95(results["json nodes"]), p95(results["hub pods"]) / p95(results["json pods"])
     )
     say(
         f"inventory: ratio={max(nodes_ratio, pods_ratio):.3f} nodes_ratio={nodes_ratio:.3f} "
         f"pods_ratio={pods_ratio:.3f} json_ratio={json_ratio:.3f} nodes_decode_ratio={decode_ratio:.3f} "
+        f"nodes_page_decode_ratio={page_decode_ratio:.3f} "
         f"nodes={n_nodes} busy_pods={n_busy} "
         f"sync_s={sync_s:.2f} mem_mib_per_10k_pods={memory / 2**20:.1f} "
         f"mem_unique_times_mib_per_10k_pods={memory_unique / 2**20:.1f} "
