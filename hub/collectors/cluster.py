@@ -30,6 +30,7 @@ from hub.collectors.inventory import (
     namespace_from_api,
     node_allocation,
     node_from_api,
+    node_list_item,
     node_to_dict,
     parse_timestamp,
     pod_to_dict,
@@ -227,7 +228,7 @@ class ClusterService(WorkloadActions):
         cached = self._node_views.get(node.name)
         if cached is not None and cached[0] is node and cached[1] == version:
             return cached
-        view = node_to_dict(node, node_allocation(node, pods.by_index("node", node.name)))
+        view = node_list_item(node, node_allocation(node, pods.by_index("node", node.name)))
         entry = (node, version, view, encode_json(view))
         self._node_views[node.name] = entry
         return entry

@@ -43,6 +43,8 @@ from hub.collectors.inventory_parse import (
 from hub.collectors.inventory_views import (
     deployment_revisions,
     node_allocation,
+    node_list_item,
+    node_problems,
     node_to_dict,
     pod_to_dict,
     pods_of_workload,
@@ -70,6 +72,8 @@ __all__ = [
     "namespace_from_api",
     "node_allocation",
     "node_from_api",
+    "node_list_item",
+    "node_problems",
     "node_to_dict",
     "parse_label_selector",
     "parse_quantity",

@@ -142,6 +142,50 @@ def test_nodes_show_requested_against_allocatable(world: tuple[TenancyWorld, Clu
     assert detail["pods"][0]["workload"] == {"kind": "deployment", "name": "web"}
 
 
+def test_the_node_listing_carries_the_table_and_the_detail_carries_everything(
+    world: tuple[TenancyWorld, Cluster],
+) -> None:
+    w, cluster = world
+    client = w.client("platform-admin")
+    pressure = [
+        {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "posting ready status"},
+        {"type": "MemoryPressure", "status": "True", "reason": "KubeletHasInsufficientMemory", "message": "low"},
+        {"type": "DiskPressure", "status": "False", "reason": "KubeletHasNoDiskPressure", "message": "fine"},
+    ]
+    cluster.kube.put("nodes", node_json("node-1", conditions=pressure))
+    cluster.sync()
+    items = {n["name"]: n for n in client.get("/api/v1/nodes").get_json()["items"]}
+    listed = items["node-1"]
+    table = {"name", "ready", "unschedulable", "roles", "internal_ip", "kubelet_version", "created", "allocation"}
+    assert set(listed) == table | {"problems"}
+    assert listed["ready"] is True
+    assert listed["problems"] == [
+        {"type": "MemoryPressure", "status": "True", "reason": "KubeletHasInsufficientMemory"}
+    ]
+    detail = client.get("/api/v1/nodes/node-1").get_json()
+    assert [c["type"] for c in detail["conditions"]] == ["Ready", "MemoryPressure", "DiskPressure"]
+    assert {"labels", "taints", "capacity", "os_image", "uid"} <= set(detail)
+    assert detail["allocation"] == listed["allocation"]
+    for key in set(listed) - {"problems"}:
+        assert detail[key] == listed[key], key
+
+
+def test_a_node_that_stopped_reporting_lists_every_condition_as_a_problem() -> None:
+    from hub.collectors.inventory import node_problems
+    from hub.model import Condition, Node
+
+    unknown = tuple(Condition(t, "Unknown", "NodeStatusUnknown") for t in ("Ready", "MemoryPressure", "PIDPressure"))
+    node = Node(name="n", uid="u", resource_version="1", created=0.0, conditions=unknown)
+    assert [p["type"] for p in node_problems(node)] == ["Ready", "MemoryPressure", "PIDPressure"]
+    healthy = tuple(Condition(t, s) for t, s in (("Ready", "True"), ("NetworkUnavailable", "False"), ("Hung", "False")))
+    assert node_problems(Node(name="n", uid="u", resource_version="1", created=0.0, conditions=healthy)) == []
+    not_ready = (Condition("Ready", "False", "KubeletNotReady"), Condition("NetworkUnavailable", "True", "NoRoute"))
+    assert node_problems(Node(name="n", uid="u", resource_version="1", created=0.0, conditions=not_ready)) == [
+        {"type": "Ready", "status": "False", "reason": "KubeletNotReady"},
+        {"type": "NetworkUnavailable", "status": "True", "reason": "NoRoute"},
+    ]
+
+
 def test_lists_page_with_limit_and_continue(world: tuple[TenancyWorld, Cluster]) -> None:
     w, _ = world
     client = w.client("platform-admin")

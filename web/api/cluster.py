@@ -109,7 +109,9 @@ def _body_field(body: dict[str, Any], name: str, *, required: bool = True) -> An
 @bp.get("/nodes")
 @permission("nodes:read")
 def list_nodes() -> Any:
-    """Nodes with readiness, taints, conditions and requested vs allocatable resources."""
+    """Nodes as a table shows them: readiness, cordoned, roles, the conditions that are not
+    healthy (``problems``) and requested vs allocatable; labels, taints and every condition
+    with its message are in ``GET /nodes/{node}``; ``label_selector`` filters by labels."""
     return page_response(cluster().list_nodes(list_query()))
 
 
