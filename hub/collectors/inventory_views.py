@@ -178,23 +178,18 @@ def node_list_item(node: Node, allocation: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def node_to_dict(node: Node, allocation: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "name": node.name,
-        "ready": node.ready,
-        "unschedulable": node.unschedulable,
-        "roles": node.roles,
-        "internal_ip": node.internal_ip,
-        "labels": dict(node.labels),
-        "taints": [t.to_dict() for t in node.taints],
-        "conditions": [c.to_dict() for c in node.conditions],
-        "capacity": node.capacity.to_dict(),
-        "allocation": dict(allocation),
-        "kubelet_version": node.kubelet_version,
-        "os_image": node.os_image,
-        "container_runtime": node.container_runtime,
-        "created": iso_or_none(node.created),
-        "uid": node.uid,
-    }
+    """The whole node (its detail, a cordon's answer): the listing's item and everything else."""
+    out = node_list_item(node, allocation)
+    out.update(
+        labels=dict(node.labels),
+        taints=[t.to_dict() for t in node.taints],
+        conditions=[c.to_dict() for c in node.conditions],
+        capacity=node.capacity.to_dict(),
+        os_image=node.os_image,
+        container_runtime=node.container_runtime,
+        uid=node.uid,
+    )
+    return out
 
 
 def pod_to_dict(pod: Pod, *, workload: tuple[str, str] | None = None, detail: bool = False) -> dict[str, Any]:
